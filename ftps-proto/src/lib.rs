@@ -1,0 +1,66 @@
+//! # ftps-proto
+//!
+//! The sans-IO core of [ftps](https://example.invalid/ftps): FTP over TLS as RFC 959,
+//! RFC 2228 and RFC 4217 define it, with the extensions of RFC 2389, 2428, 2640, 3659 and
+//! 7151. This crate never opens a socket or a file, never spawns a thread and never reads
+//! a clock; runtime adapters do that and feed it bytes.
+//!
+//! This release holds the stateless codec:
+//!
+//! | module | what it reads and writes |
+//! |---|---|
+//! | [`framing`] | control-channel bytes to bounded lines (CRLF, Telnet IAC, resync) |
+//! | [`command`] | every command verb, typed; parse and encode |
+//! | [`reply`] | reply codes, single- and multi-line replies, a bounded decoder |
+//! | [`address`] | PORT/EPRT arguments, 227 and 229 reply texts |
+//! | [`listing`] | LIST lines: Unix `ls -l`, MS-DOS (IIS), EPLF |
+//! | [`facts`] | MLSD/MLST entries and facts |
+//! | [`feature`] | the FEAT reply |
+//! | [`time`] | `YYYYMMDDHHMMSS[.f]` timestamps |
+//!
+//! ```
+//! use ftps_proto::{Command, LineFramer, Reply, ReplyDecoder};
+//!
+//! // Server side: frame the bytes, parse each line.
+//! let mut framer = LineFramer::default();
+//! let lines = framer.decode_all(b"USER alice\r\nRETR notes.txt\r\n");
+//! let cmd = Command::parse(lines[1].as_ref().unwrap()).unwrap();
+//! assert_eq!(cmd.verb(), "RETR");
+//!
+//! // Client side: decode replies as they arrive, in any chunking.
+//! let mut decoder = ReplyDecoder::default();
+//! let mut input: &[u8] = b"211-Features:\r\n EPSV\r\n211 End\r\n";
+//! let mut replies = Vec::new();
+//! while let (used, Some(reply)) = decoder.decode(input) {
+//!     input = &input[used..];
+//!     replies.push(reply.unwrap());
+//! }
+//! assert_eq!(replies[0].lines().len(), 3);
+//! ```
+//!
+//! Every parser returns a typed error for bad input and never panics; every buffer is
+//! bounded (see [`LineFramer`] and [`ReplyLimits`]).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod address;
+pub mod command;
+mod error;
+pub mod facts;
+pub mod feature;
+pub mod framing;
+pub mod listing;
+pub mod reply;
+mod text;
+pub mod time;
+
+pub use command::{Command, CommandError, CommandErrorKind, ProtectionLevel, RepresentationType};
+pub use error::ParseError;
+pub use facts::{Fact, MlsxEntry};
+pub use feature::Features;
+pub use framing::{FrameError, LineFramer};
+pub use listing::{EntryKind, ListEntry};
+pub use reply::{Reply, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
+pub use text::{Password, Pathname, Text, Token, Username};
+pub use time::Timestamp;

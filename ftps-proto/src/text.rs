@@ -1,0 +1,216 @@
+//! Validated text arguments: pathnames, free text, tokens and passwords.
+//!
+//! Every type here refuses CR, LF and NUL, so no value that reaches the encoder can end a
+//! command line early and smuggle in a second command (RFC 959 §4.1.3: `<pathname>` and
+//! `<string>` are made of `<char>`, any ASCII except CR and LF; NUL is refused as well,
+//! because the Telnet NVT gives it a meaning and file systems refuse it).
+
+use crate::error::ParseError;
+use std::fmt;
+
+/// True if `s` holds no byte that could end or corrupt a control-channel line.
+fn is_line_safe(s: &str) -> bool {
+    !s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+}
+
+fn check_text(what: &'static str, s: &str, allow_empty: bool) -> Result<(), ParseError> {
+    if !allow_empty && s.is_empty() {
+        return Err(ParseError::new(what, "is empty"));
+    }
+    if !is_line_safe(s) {
+        return Err(ParseError::new(what, "contains CR, LF or NUL"));
+    }
+    Ok(())
+}
+
+/// Defines a newtype over `String` whose constructor runs a validation function.
+macro_rules! validated_string {
+    ($(#[$meta:meta])* $name:ident, $what:literal, $check:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates `value`; see the type's documentation for the rules.
+            pub fn new(value: impl Into<String>) -> Result<Self, ParseError> {
+                let value = value.into();
+                let check: fn(&str) -> Result<String, ParseError> = $check;
+                check(&value).map(Self)
+            }
+
+            /// The value as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// Gives the inner string back.
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = ParseError;
+            fn try_from(value: &str) -> Result<Self, ParseError> {
+                Self::new(value)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ParseError;
+            fn try_from(value: String) -> Result<Self, ParseError> {
+                Self::new(value)
+            }
+        }
+
+        #[cfg(feature = "arbitrary")]
+        impl<'a> arbitrary::Arbitrary<'a> for $name {
+            fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+                let raw: String = u.arbitrary()?;
+                let cleaned: String = raw
+                    .chars()
+                    .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+                    .collect();
+                Self::new(cleaned).map_err(|_| arbitrary::Error::IncorrectFormat)
+            }
+        }
+    };
+}
+
+validated_string!(
+    /// A pathname argument (RFC 959 §4.1.3 `<pathname>`): non-empty UTF-8 (RFC 2640) with
+    /// no CR, LF or NUL. Any other character, leading and trailing spaces included, is kept
+    /// as it is: file names may contain them.
+    Pathname,
+    "pathname",
+    |s| check_text("pathname", s, false).map(|()| s.to_owned())
+);
+
+validated_string!(
+    /// A free-text argument (RFC 959 `<string>`), as taken by SITE, HELP, ACCT, ADAT, MIC,
+    /// CONF, ENC, LANG, HOST and OPTS: non-empty, no CR, LF or NUL.
+    Text,
+    "text argument",
+    |s| check_text("text argument", s, false).map(|()| s.to_owned())
+);
+
+validated_string!(
+    /// A user name for USER: non-empty, no CR, LF or NUL.
+    Username,
+    "user name",
+    |s| check_text("user name", s, false).map(|()| s.to_owned())
+);
+
+validated_string!(
+    /// A keyword such as an AUTH mechanism (`TLS`, `SSL`) or the command named by OPTS:
+    /// non-empty printable ASCII without spaces, stored in upper case (keywords are
+    /// case-insensitive, RFC 959 §5.3).
+    Token,
+    "keyword",
+    |s| {
+        if s.is_empty() {
+            return Err(ParseError::new("keyword", "is empty"));
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ParseError::new("keyword", "is not printable ASCII without spaces"));
+        }
+        Ok(s.to_ascii_uppercase())
+    }
+);
+
+impl fmt::Debug for Pathname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pathname({:?})", self.0)
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Text({:?})", self.0)
+    }
+}
+
+impl fmt::Debug for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Username({:?})", self.0)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({:?})", self.0)
+    }
+}
+
+impl fmt::Display for Pathname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A password for PASS. It may be empty (anonymous logins send one), must hold no CR, LF
+/// or NUL, and is never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Validates `value`: no CR, LF or NUL.
+    pub fn new(value: impl Into<String>) -> Result<Self, ParseError> {
+        let value = value.into();
+        check_text("password", &value, true)?;
+        Ok(Self(value))
+    }
+
+    /// The secret itself. Call this only where the password must be used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Password {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let raw: String = u.arbitrary()?;
+        Self::new(raw.replace(['\r', '\n', '\0'], "")).map_err(|_| arbitrary::Error::IncorrectFormat)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pathname_refuses_line_breaks_and_nul() {
+        assert!(Pathname::new("a\r\nDELE b").is_err());
+        assert!(Pathname::new("a\nb").is_err());
+        assert!(Pathname::new("a\0b").is_err());
+        assert!(Pathname::new("").is_err());
+        assert_eq!(Pathname::new(" spaced name ").unwrap().as_str(), " spaced name ");
+    }
+
+    #[test]
+    fn token_is_upper_case() {
+        assert_eq!(Token::new("tls").unwrap().as_str(), "TLS");
+        assert!(Token::new("T LS").is_err());
+    }
+
+    #[test]
+    fn password_is_redacted() {
+        let p = Password::new("hunter2").unwrap();
+        assert_eq!(format!("{p:?}"), "Password(<redacted>)");
+        assert!(Password::new("").is_ok());
+        assert!(Password::new("x\r\nUSER y").is_err());
+    }
+}

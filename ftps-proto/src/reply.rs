@@ -452,6 +452,12 @@ impl ReplyDecoder {
         Self { framer: LineFramer::new(limits.max_line), limits, pending: None }
     }
 
+    /// How many bytes of partial replies are held: never more than
+    /// `max_line + 1 + max_bytes` of the limits.
+    pub fn held_bytes(&self) -> usize {
+        self.framer.buffered() + self.pending.as_ref().map_or(0, |p| p.bytes)
+    }
+
     /// True if no partial reply is held.
     pub fn is_idle(&self) -> bool {
         self.pending.is_none() && self.framer.is_at_boundary()

@@ -44,8 +44,10 @@ impl std::error::Error for EprtError {}
 fn host_port(input: &str) -> IResult<&str, SocketAddrV4> {
     let byte = |i| preceded(space0, dec_u8).parse(i);
     let comma = |i| preceded(space0, char(',')).parse(i);
-    let (rest, (a, _, b, _, c, _, d, _, p1, _, p2)) =
-        (byte, comma, byte, comma, byte, comma, byte, comma, byte, comma, byte).parse(input)?;
+    let (rest, (a, _, b, _, c, _, d, _, p1, _, p2)) = (
+        byte, comma, byte, comma, byte, comma, byte, comma, byte, comma, byte,
+    )
+        .parse(input)?;
     let port = u16::from(p1) << 8 | u16::from(p2);
     Ok((rest, SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), port)))
 }
@@ -70,8 +72,11 @@ pub fn parse_eprt_argument(input: &str) -> Result<SocketAddr, EprtError> {
     let syntax = |reason| EprtError::Syntax(ParseError::new("EPRT argument", reason));
     let input = input.trim();
     let delim = input.chars().next().ok_or(syntax("is empty"))?;
-    if !(delim.is_ascii_graphic()) || delim.is_ascii_alphanumeric() || delim == '.' || delim == ':' {
-        return Err(syntax("delimiter must be printable ASCII, not a digit or address character"));
+    if !(delim.is_ascii_graphic()) || delim.is_ascii_alphanumeric() || delim == '.' || delim == ':'
+    {
+        return Err(syntax(
+            "delimiter must be printable ASCII, not a digit or address character",
+        ));
     }
     let fields: Vec<&str> = input.split(delim).collect();
     // "" proto addr port "" around four delimiters.
@@ -86,7 +91,10 @@ pub fn parse_eprt_argument(input: &str) -> Result<SocketAddr, EprtError> {
         _ => return Err(syntax("network protocol is not a number")),
     };
     let ip: IpAddr = match proto {
-        1 => addr.parse::<Ipv4Addr>().map(IpAddr::V4).map_err(|_| syntax("bad IPv4 address"))?,
+        1 => addr
+            .parse::<Ipv4Addr>()
+            .map(IpAddr::V4)
+            .map_err(|_| syntax("bad IPv4 address"))?,
         2 => addr
             .parse::<std::net::Ipv6Addr>()
             .map(IpAddr::V6)
@@ -114,13 +122,14 @@ pub fn parse_pasv_reply(text: &str) -> Result<SocketAddrV4, ParseError> {
     let bytes = text.as_bytes();
     for (i, b) in bytes.iter().enumerate() {
         let starts_number = b.is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit());
-        if starts_number {
-            if let Ok((_, addr)) = host_port(&text[i..]) {
-                return Ok(addr);
-            }
+        if starts_number && let Ok((_, addr)) = host_port(&text[i..]) {
+            return Ok(addr);
         }
     }
-    Err(ParseError::new("PASV reply", "no h1,h2,h3,h4,p1,p2 address in the text"))
+    Err(ParseError::new(
+        "PASV reply",
+        "no h1,h2,h3,h4,p1,p2 address in the text",
+    ))
 }
 
 /// The text of a 227 reply for `addr`: `Entering Passive Mode (h1,h2,h3,h4,p1,p2).`
@@ -131,9 +140,15 @@ pub fn format_pasv_reply(addr: SocketAddrV4) -> String {
 /// `(<d><d><d><port><d>)`, any delimiter that is printable and not a digit.
 fn epsv_port(input: &str) -> IResult<&str, u16> {
     let (rest, _) = char('(').parse(input)?;
-    let delim = rest.chars().next().filter(|c| c.is_ascii_graphic() && !c.is_ascii_digit());
+    let delim = rest
+        .chars()
+        .next()
+        .filter(|c| c.is_ascii_graphic() && !c.is_ascii_digit());
     let Some(d) = delim else {
-        return Err(nom::Err::Error(nom::error::Error::new(rest, nom::error::ErrorKind::Char)));
+        return Err(nom::Err::Error(nom::error::Error::new(
+            rest,
+            nom::error::ErrorKind::Char,
+        )));
     };
     let (rest, (_, _, _, port, _, _)) = (
         char(d),
@@ -151,10 +166,10 @@ fn epsv_port(input: &str) -> IResult<&str, u16> {
 /// text. The host is, by RFC 2428 §3, the one of the control connection.
 pub fn parse_epsv_reply(text: &str) -> Result<u16, ParseError> {
     for (i, c) in text.char_indices() {
-        if c == '(' {
-            if let Ok((_, port)) = epsv_port(&text[i..]) {
-                return Ok(port);
-            }
+        if c == '('
+            && let Ok((_, port)) = epsv_port(&text[i..])
+        {
+            return Ok(port);
         }
     }
     Err(ParseError::new("EPSV reply", "no (|||port|) in the text"))
@@ -194,10 +209,22 @@ mod tests {
             parse_eprt_argument("!1!127.0.0.2!21!").unwrap(),
             "127.0.0.2:21".parse().unwrap()
         );
-        assert_eq!(parse_eprt_argument("|3|x|1|"), Err(EprtError::UnsupportedProtocol(3)));
-        assert!(matches!(parse_eprt_argument("|1|::1|21|"), Err(EprtError::Syntax(_))));
-        assert!(matches!(parse_eprt_argument("|1|1.2.3.4|70000|"), Err(EprtError::Syntax(_))));
-        assert!(matches!(parse_eprt_argument("|1|1.2.3.4|21"), Err(EprtError::Syntax(_))));
+        assert_eq!(
+            parse_eprt_argument("|3|x|1|"),
+            Err(EprtError::UnsupportedProtocol(3))
+        );
+        assert!(matches!(
+            parse_eprt_argument("|1|::1|21|"),
+            Err(EprtError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_eprt_argument("|1|1.2.3.4|70000|"),
+            Err(EprtError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_eprt_argument("|1|1.2.3.4|21"),
+            Err(EprtError::Syntax(_))
+        ));
         let v6: SocketAddr = "[::1]:2121".parse().unwrap();
         assert_eq!(parse_eprt_argument(&format_eprt_argument(v6)).unwrap(), v6);
     }

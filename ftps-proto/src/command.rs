@@ -213,9 +213,7 @@ pub enum Command {
         value: Option<Text>,
     },
     /// EPRT: active data connection, IPv4 or IPv6 (RFC 2428).
-    Eprt(
-        #[cfg_attr(feature = "arbitrary", arbitrary(with = arbitrary_socket_addr))] SocketAddr,
-    ),
+    Eprt(#[cfg_attr(feature = "arbitrary", arbitrary(with = arbitrary_socket_addr))] SocketAddr),
     /// EPSV: extended passive mode (RFC 2428).
     Epsv(EpsvMode),
     /// SIZE: the size of a file (RFC 3659 §4).
@@ -282,7 +280,10 @@ pub struct CommandError {
 
 impl CommandError {
     fn new(verb: &str, kind: CommandErrorKind) -> Self {
-        Self { verb: Some(verb.to_owned()), kind }
+        Self {
+            verb: Some(verb.to_owned()),
+            kind,
+        }
     }
 
     /// The verb, upper-cased and cut to 16 characters, when the line had one.
@@ -300,7 +301,9 @@ impl CommandError {
         match self.kind {
             CommandErrorKind::Syntax | CommandErrorKind::UnknownVerb => ReplyCode::SYNTAX_ERROR,
             CommandErrorKind::UnsupportedParameter => ReplyCode::PARAMETER_NOT_IMPLEMENTED,
-            CommandErrorKind::UnsupportedNetworkProtocol => ReplyCode::NETWORK_PROTOCOL_NOT_SUPPORTED,
+            CommandErrorKind::UnsupportedNetworkProtocol => {
+                ReplyCode::NETWORK_PROTOCOL_NOT_SUPPORTED
+            }
             _ => ReplyCode::SYNTAX_ERROR_IN_ARGUMENTS,
         }
     }
@@ -316,7 +319,9 @@ impl fmt::Display for CommandError {
             CommandErrorKind::UnexpectedArgument => write!(f, "{verb} takes no argument"),
             CommandErrorKind::InvalidArgument(e) => write!(f, "{verb}: {e}"),
             CommandErrorKind::NotUtf8 => write!(f, "{verb}: argument is not UTF-8"),
-            CommandErrorKind::UnsupportedParameter => write!(f, "{verb}: parameter not implemented"),
+            CommandErrorKind::UnsupportedParameter => {
+                write!(f, "{verb}: parameter not implemented")
+            }
             CommandErrorKind::UnsupportedNetworkProtocol => {
                 write!(f, "{verb}: network protocol not supported")
             }
@@ -362,11 +367,13 @@ impl<'a> Arg<'a> {
     }
 
     fn required(&self) -> Result<&'a str, CommandError> {
-        self.verbatim().ok_or_else(|| self.err(CommandErrorKind::MissingArgument))
+        self.verbatim()
+            .ok_or_else(|| self.err(CommandErrorKind::MissingArgument))
     }
 
     fn required_trimmed(&self) -> Result<&'a str, CommandError> {
-        self.trimmed().ok_or_else(|| self.err(CommandErrorKind::MissingArgument))
+        self.trimmed()
+            .ok_or_else(|| self.err(CommandErrorKind::MissingArgument))
     }
 
     fn path(&self) -> Result<Pathname, CommandError> {
@@ -395,7 +402,8 @@ impl<'a> Arg<'a> {
         if !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.invalid(ParseError::new(what, "not a decimal number")));
         }
-        s.parse().map_err(|_| self.invalid(ParseError::new(what, "out of range")))
+        s.parse()
+            .map_err(|_| self.invalid(ParseError::new(what, "out of range")))
     }
 
     /// A one-letter keyword argument, upper-cased.
@@ -428,7 +436,9 @@ fn representation_type(arg: &Arg<'_>) -> Result<RepresentationType, CommandError
         "I" if rest.is_none() => Ok(RepresentationType::Image),
         "L" => {
             let size = rest.ok_or_else(|| arg.err(CommandErrorKind::MissingArgument))?;
-            Ok(RepresentationType::Local(arg.number(size.trim(), "byte size")?))
+            Ok(RepresentationType::Local(
+                arg.number(size.trim(), "byte size")?,
+            ))
         }
         "I" => Err(arg.err(CommandErrorKind::UnexpectedArgument)),
         _ => Err(arg.err(CommandErrorKind::UnsupportedParameter)),
@@ -440,7 +450,8 @@ impl Command {
     ///
     /// [`LineFramer`]: crate::LineFramer
     pub fn parse(line: &[u8]) -> Result<Self, CommandError> {
-        let parsed: nom::IResult<&[u8], (&[u8], Option<&[u8]>)> = (
+        type VerbAndArgument<'a> = (&'a [u8], Option<&'a [u8]>);
+        let parsed: nom::IResult<&[u8], VerbAndArgument<'_>> = (
             take_while1(|b: u8| b.is_ascii_alphabetic()),
             opt(preceded(tag(&b" "[..]), rest)),
         )
@@ -476,7 +487,8 @@ impl Command {
             "REIN" => arg.none().map(|()| C::Rein)?,
             "QUIT" => arg.none().map(|()| C::Quit)?,
             "PORT" => C::Port(
-                address::parse_port_argument(arg.required_trimmed()?).map_err(|e| arg.invalid(e))?,
+                address::parse_port_argument(arg.required_trimmed()?)
+                    .map_err(|e| arg.invalid(e))?,
             ),
             "PASV" => arg.none().map(|()| C::Pasv)?,
             "TYPE" => C::Type(representation_type(arg)?),
@@ -547,17 +559,20 @@ impl Command {
                 };
                 C::Opts {
                     name: Token::new(name).map_err(|e| arg.invalid(e))?,
-                    value: options.map(Text::new).transpose().map_err(|e| arg.invalid(e))?,
+                    value: options
+                        .map(Text::new)
+                        .transpose()
+                        .map_err(|e| arg.invalid(e))?,
                 }
             }
-            "EPRT" => C::Eprt(address::parse_eprt_argument(arg.required_trimmed()?).map_err(
-                |e| match e {
+            "EPRT" => C::Eprt(
+                address::parse_eprt_argument(arg.required_trimmed()?).map_err(|e| match e {
                     EprtError::UnsupportedProtocol(_) => {
                         arg.err(CommandErrorKind::UnsupportedNetworkProtocol)
                     }
                     EprtError::Syntax(e) => arg.invalid(e),
-                },
-            )?),
+                })?,
+            ),
             "EPSV" => C::Epsv(match arg.trimmed() {
                 None => EpsvMode::Any,
                 Some("1") => EpsvMode::Ipv4,
@@ -662,13 +677,25 @@ impl Command {
             C::User(u) => f.write_str(u.as_str()),
             C::Pass(p) if redact => f.write_str(if p.expose().is_empty() { "" } else { "****" }),
             C::Pass(p) => f.write_str(p.expose()),
-            C::Acct(t) | C::Site(t) | C::Adat(t) | C::Mic(t) | C::Conf(t) | C::Enc(t) | C::Host(t) => {
-                f.write_str(t.as_str())
-            }
-            C::Cwd(p) | C::Smnt(p) | C::Retr(p) | C::Stor(p) | C::Appe(p) | C::Rnfr(p)
-            | C::Rnto(p) | C::Dele(p) | C::Rmd(p) | C::Mkd(p) | C::Size(p) | C::Mdtm(p) => {
-                f.write_str(p.as_str())
-            }
+            C::Acct(t)
+            | C::Site(t)
+            | C::Adat(t)
+            | C::Mic(t)
+            | C::Conf(t)
+            | C::Enc(t)
+            | C::Host(t) => f.write_str(t.as_str()),
+            C::Cwd(p)
+            | C::Smnt(p)
+            | C::Retr(p)
+            | C::Stor(p)
+            | C::Appe(p)
+            | C::Rnfr(p)
+            | C::Rnto(p)
+            | C::Dele(p)
+            | C::Rmd(p)
+            | C::Mkd(p)
+            | C::Size(p)
+            | C::Mdtm(p) => f.write_str(p.as_str()),
             C::Stou(p) | C::List(p) | C::Nlst(p) | C::Stat(p) | C::Mlst(p) | C::Mlsd(p) => {
                 p.as_ref().map_or(Ok(()), |p| f.write_str(p.as_str()))
             }
@@ -699,20 +726,37 @@ impl Command {
                 ProtectionLevel::Confidential => "E",
                 ProtectionLevel::Private => "P",
             }),
-            C::Allo { size, record_size: None } => write!(f, "{size}"),
-            C::Allo { size, record_size: Some(r) } => write!(f, "{size} R {r}"),
+            C::Allo {
+                size,
+                record_size: None,
+            } => write!(f, "{size}"),
+            C::Allo {
+                size,
+                record_size: Some(r),
+            } => write!(f, "{size} R {r}"),
             C::Rest(n) => write!(f, "{n}"),
             C::Pbsz(n) => write!(f, "{n}"),
             C::Auth(t) => f.write_str(t.as_str()),
             C::Opts { name, value: None } => f.write_str(name.as_str()),
-            C::Opts { name, value: Some(v) } => write!(f, "{} {}", name.as_str(), v.as_str()),
+            C::Opts {
+                name,
+                value: Some(v),
+            } => write!(f, "{} {}", name.as_str(), v.as_str()),
             C::Epsv(EpsvMode::Any) => Ok(()),
             C::Epsv(EpsvMode::Ipv4) => f.write_str("1"),
             C::Epsv(EpsvMode::Ipv6) => f.write_str("2"),
             C::Epsv(EpsvMode::All) => f.write_str("ALL"),
             C::Mfmt { modified, path } => write!(f, "{modified} {}", path.as_str()),
-            C::Cdup | C::Rein | C::Quit | C::Pasv | C::Abor | C::Pwd | C::Syst | C::Noop
-            | C::Ccc | C::Feat => Ok(()),
+            C::Cdup
+            | C::Rein
+            | C::Quit
+            | C::Pasv
+            | C::Abor
+            | C::Pwd
+            | C::Syst
+            | C::Noop
+            | C::Ccc
+            | C::Feat => Ok(()),
         }
     }
 

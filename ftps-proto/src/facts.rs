@@ -98,7 +98,10 @@ pub enum Fact {
 
 impl Fact {
     fn parse(name: &str, value: &str) -> Self {
-        let other = || Self::Other { name: name.to_owned(), value: value.to_owned() };
+        let other = || Self::Other {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        };
         let number = |v: &str| v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty();
         match name.to_ascii_lowercase().as_str() {
             "type" => Self::Type(FileType::parse(value)),
@@ -107,7 +110,9 @@ impl Fact {
             "create" => Timestamp::parse(value).map_or_else(|_| other(), Self::Create),
             "perm" => Self::Perm(value.to_owned()),
             "unique" => Self::Unique(value.to_owned()),
-            "unix.mode" if value.bytes().all(|b| (b'0'..=b'7').contains(&b)) && !value.is_empty() => {
+            "unix.mode"
+                if value.bytes().all(|b| (b'0'..=b'7').contains(&b)) && !value.is_empty() =>
+            {
                 u32::from_str_radix(value, 8).map_or_else(|_| other(), Self::UnixMode)
             }
             _ => other(),
@@ -144,7 +149,9 @@ impl MlsxEntry {
     pub fn parse(line: &str) -> Result<Self, ParseError> {
         let err = |reason| ParseError::new("MLSx entry", reason);
         let line = line.trim_end_matches(['\r', '\n']);
-        let (facts, pathname) = line.split_once(' ').ok_or(err("no space before the pathname"))?;
+        let (facts, pathname) = line
+            .split_once(' ')
+            .ok_or(err("no space before the pathname"))?;
         if pathname.is_empty() {
             return Err(err("no pathname"));
         }
@@ -153,7 +160,9 @@ impl MlsxEntry {
         }
         let mut parsed = Vec::new();
         if !facts.is_empty() {
-            let body = facts.strip_suffix(';').ok_or(err("facts do not end with ';'"))?;
+            let body = facts
+                .strip_suffix(';')
+                .ok_or(err("facts do not end with ';'"))?;
             for fact in body.split(';') {
                 let (name, value) = fact.split_once('=').ok_or(err("fact without '='"))?;
                 if name.is_empty() {
@@ -162,7 +171,10 @@ impl MlsxEntry {
                 parsed.push(Fact::parse(name, value));
             }
         }
-        Ok(Self { facts: parsed, pathname: pathname.to_owned() })
+        Ok(Self {
+            facts: parsed,
+            pathname: pathname.to_owned(),
+        })
     }
 
     /// Parses the entry line of an MLST reply's inner line, which RFC 3659 §7.2 starts with
@@ -232,14 +244,18 @@ impl fmt::Display for MlsxEntry {
 
 /// Parses an MLSD listing: one entry per non-empty line.
 pub fn parse_mlsd(text: &str) -> impl Iterator<Item = Result<MlsxEntry, ParseError>> + '_ {
-    text.lines().filter(|l| !l.trim().is_empty()).map(MlsxEntry::parse)
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(MlsxEntry::parse)
 }
 
 #[cfg(feature = "arbitrary")]
 impl<'a> arbitrary::Arbitrary<'a> for MlsxEntry {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
         let clean = |s: String, forbidden: &[char]| -> String {
-            s.chars().filter(|c| !forbidden.contains(c) && !matches!(c, '\r' | '\n' | '\0')).collect()
+            s.chars()
+                .filter(|c| !forbidden.contains(c) && !matches!(c, '\r' | '\n' | '\0'))
+                .collect()
         };
         let value_forbidden = [';', ' '];
         let mut facts = Vec::new();
@@ -269,7 +285,10 @@ impl<'a> arbitrary::Arbitrary<'a> for MlsxEntry {
         if name.is_empty() {
             return Err(arbitrary::Error::IncorrectFormat);
         }
-        Ok(Self { facts, pathname: name })
+        Ok(Self {
+            facts,
+            pathname: name,
+        })
     }
 }
 
@@ -301,7 +320,8 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
-        let line = "type=dir;size=4096;modify=20261122024025;perm=flcdmpe;UNIX.mode=0755;x.y=z; 日本語";
+        let line =
+            "type=dir;size=4096;modify=20261122024025;perm=flcdmpe;UNIX.mode=0755;x.y=z; 日本語";
         let e = MlsxEntry::parse(line).unwrap();
         assert_eq!(e.to_string(), line);
         assert_eq!(MlsxEntry::parse(&e.to_string()).unwrap(), e);
@@ -309,7 +329,12 @@ mod tests {
 
     #[test]
     fn malformed_entries() {
-        for line in ["type=file;size=1;", "type=file;size=1 ", "type=file size=1; x", "=1; x"] {
+        for line in [
+            "type=file;size=1;",
+            "type=file;size=1 ",
+            "type=file size=1; x",
+            "=1; x",
+        ] {
             assert!(MlsxEntry::parse(line).is_err(), "{line}");
         }
         // A bad typed value is kept, not fatal.

@@ -47,9 +47,15 @@ impl Features {
     pub fn push(&mut self, name: &str, params: &str) -> Result<(), ParseError> {
         let bad = |s: &str| s.contains(['\r', '\n', '\0']);
         if name.is_empty() || name.contains(' ') || bad(name) || bad(params) {
-            return Err(ParseError::new("feature", "empty label, or a space, CR, LF or NUL"));
+            return Err(ParseError::new(
+                "feature",
+                "empty label, or a space, CR, LF or NUL",
+            ));
         }
-        self.features.push(Feature { name: name.to_ascii_uppercase(), params: params.to_owned() });
+        self.features.push(Feature {
+            name: name.to_ascii_uppercase(),
+            params: params.to_owned(),
+        });
         Ok(())
     }
 
@@ -98,7 +104,9 @@ impl Features {
 
     /// True if a feature with this label (any case) is listed.
     pub fn supports(&self, name: &str) -> bool {
-        self.features.iter().any(|f| f.name.eq_ignore_ascii_case(name))
+        self.features
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// The parameters of the first feature with this label.
@@ -136,8 +144,14 @@ impl Features {
                 .split(';')
                 .filter(|f| !f.is_empty())
                 .map(|f| match f.strip_suffix('*') {
-                    Some(name) => MlstFactName { name: name.to_owned(), enabled: true },
-                    None => MlstFactName { name: f.to_owned(), enabled: false },
+                    Some(name) => MlstFactName {
+                        name: name.to_owned(),
+                        enabled: true,
+                    },
+                    None => MlstFactName {
+                        name: f.to_owned(),
+                        enabled: false,
+                    },
                 })
                 .collect(),
         )

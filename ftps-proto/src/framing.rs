@@ -177,7 +177,12 @@ impl LineFramer {
                     }
                     if self.line.len() > self.max_line {
                         self.line.clear();
-                        return (pos, Some(Err(FrameError::LineTooLong { limit: self.max_line })));
+                        return (
+                            pos,
+                            Some(Err(FrameError::LineTooLong {
+                                limit: self.max_line,
+                            })),
+                        );
                     }
                     return (pos, Some(Ok(std::mem::take(&mut self.line))));
                 }
@@ -196,7 +201,9 @@ impl LineFramer {
             self.line.clear();
             self.line.shrink_to(self.max_line + 1);
             self.discarding = true;
-            return Some(FrameError::LineTooLong { limit: self.max_line });
+            return Some(FrameError::LineTooLong {
+                limit: self.max_line,
+            });
         }
         self.line.extend_from_slice(bytes);
         None
@@ -229,20 +236,30 @@ mod tests {
     fn crlf_and_bare_lf_end_lines() {
         assert_eq!(
             lines(b"NOOP\r\nPWD\nQUIT\r\n"),
-            vec![Ok(b"NOOP".to_vec()), Ok(b"PWD".to_vec()), Ok(b"QUIT".to_vec())]
+            vec![
+                Ok(b"NOOP".to_vec()),
+                Ok(b"PWD".to_vec()),
+                Ok(b"QUIT".to_vec())
+            ]
         );
     }
 
     #[test]
     fn bare_cr_stays_inside_the_line() {
-        assert_eq!(lines(b"USER a\rPASS b\r\n"), vec![Ok(b"USER a\rPASS b".to_vec())]);
+        assert_eq!(
+            lines(b"USER a\rPASS b\r\n"),
+            vec![Ok(b"USER a\rPASS b".to_vec())]
+        );
     }
 
     #[test]
     fn telnet_sequences_are_removed_and_iac_iac_is_data() {
         // IAC IP IAC DM ABOR, IAC DO 1, IAC IAC.
         let input = b"\xff\xf4\xff\xf2ABOR\r\n\xff\xfd\x01NO\xff\xffOP\r\n";
-        assert_eq!(lines(input), vec![Ok(b"ABOR".to_vec()), Ok(b"NO\xffOP".to_vec())]);
+        assert_eq!(
+            lines(input),
+            vec![Ok(b"ABOR".to_vec()), Ok(b"NO\xffOP".to_vec())]
+        );
     }
 
     #[test]
@@ -251,7 +268,10 @@ mod tests {
         input.extend_from_slice(b"\r\nNOOP\r\n");
         assert_eq!(
             lines(&input),
-            vec![Err(FrameError::LineTooLong { limit: 16 }), Ok(b"NOOP".to_vec())]
+            vec![
+                Err(FrameError::LineTooLong { limit: 16 }),
+                Ok(b"NOOP".to_vec())
+            ]
         );
     }
 
@@ -260,14 +280,21 @@ mod tests {
         let ok = [vec![b'a'; 16], b"\r\n".to_vec()].concat();
         assert_eq!(lines(&ok), vec![Ok(vec![b'a'; 16])]);
         let long = [vec![b'a'; 17], b"\r\n".to_vec()].concat();
-        assert_eq!(lines(&long), vec![Err(FrameError::LineTooLong { limit: 16 })]);
+        assert_eq!(
+            lines(&long),
+            vec![Err(FrameError::LineTooLong { limit: 16 })]
+        );
         let long_lf = [vec![b'a'; 17], b"\n".to_vec()].concat();
-        assert_eq!(lines(&long_lf), vec![Err(FrameError::LineTooLong { limit: 16 })]);
+        assert_eq!(
+            lines(&long_lf),
+            vec![Err(FrameError::LineTooLong { limit: 16 })]
+        );
     }
 
     #[test]
     fn one_byte_at_a_time_gives_the_same_lines() {
-        let input = b"US\xff\xffER x\r\n\xff\xfb\x03PASS y\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\nQUIT\r\n";
+        let input =
+            b"US\xff\xffER x\r\n\xff\xfb\x03PASS y\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\nQUIT\r\n";
         let whole = lines(input);
         let mut framer = LineFramer::new(16);
         let mut split = Vec::new();

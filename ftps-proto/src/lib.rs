@@ -64,3 +64,8 @@ pub use listing::{EntryKind, ListEntry};
 pub use reply::{Reply, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
 pub use text::{Password, Pathname, Text, Token, Username};
 pub use time::Timestamp;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -66,7 +66,11 @@ impl ListTime {
         }
         let this_year = now.year();
         let ahead = (self.month, self.day) > (now.month(), now.day().saturating_add(1));
-        if ahead { this_year.saturating_sub(1) } else { this_year }
+        if ahead {
+            this_year.saturating_sub(1)
+        } else {
+            this_year
+        }
     }
 
     /// The date as a [`Timestamp`], with [`resolve_year`](Self::resolve_year) for a
@@ -139,11 +143,15 @@ fn is_total_line(line: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit()))
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 
 fn month(token: &str) -> Option<u8> {
-    let lower = token.to_ascii_lowercase();
-    MONTHS.iter().position(|m| *m == lower).map(|i| i as u8 + 1)
+    MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(token))
+        .map(|i| i as u8 + 1)
 }
 
 fn all_digits(s: &str) -> bool {
@@ -153,9 +161,15 @@ fn all_digits(s: &str) -> bool {
 /// `hh:mm` (one or two digits for the hour).
 fn clock(input: &str) -> IResult<&str, (u8, u8)> {
     let (rest, (h, _, m)) = (
-        map_res(take_while_m_n(1, 2, |c: char| c.is_ascii_digit()), str::parse::<u8>),
+        map_res(
+            take_while_m_n(1, 2, |c: char| c.is_ascii_digit()),
+            str::parse::<u8>,
+        ),
         char(':'),
-        map_res(take_while_m_n(2, 2, |c: char| c.is_ascii_digit()), str::parse::<u8>),
+        map_res(
+            take_while_m_n(2, 2, |c: char| c.is_ascii_digit()),
+            str::parse::<u8>,
+        ),
     )
         .parse(input)?;
     Ok((rest, (h, m)))
@@ -164,14 +178,25 @@ fn clock(input: &str) -> IResult<&str, (u8, u8)> {
 /// Reads `month day year-or-time` from three tokens.
 fn unix_date(mon: &str, day: &str, last: &str) -> Option<ListTime> {
     let month = month(mon)?;
-    let day: u8 = day.parse().ok().filter(|d| (1..=31).contains(d) && all_digits(day))?;
+    let day: u8 = day
+        .parse()
+        .ok()
+        .filter(|d| (1..=31).contains(d) && all_digits(day))?;
     if last.len() == 4 && all_digits(last) {
-        return Some(ListTime { year: last.parse().ok(), month, day, time: None });
+        return Some(ListTime {
+            year: last.parse().ok(),
+            month,
+            day,
+            time: None,
+        });
     }
     match clock(last) {
-        Ok(("", (h, m))) if h < 24 && m < 60 => {
-            Some(ListTime { year: None, month, day, time: Some((h, m, 0)) })
-        }
+        Ok(("", (h, m))) if h < 24 && m < 60 => Some(ListTime {
+            year: None,
+            month,
+            day,
+            time: Some((h, m, 0)),
+        }),
         _ => None,
     }
 }
@@ -218,15 +243,30 @@ fn parse_unix(line: &str) -> Result<ListEntry, ParseError> {
                 && all_digits(tokens[i - 1].0)
         })
         .ok_or(err("no date"))?;
-    let modified = unix_date(tokens[date_at].0, tokens[date_at + 1].0, tokens[date_at + 2].0);
+    let modified = unix_date(
+        tokens[date_at].0,
+        tokens[date_at + 1].0,
+        tokens[date_at + 2].0,
+    );
     let name_start = tokens[date_at + 2].1 + 1;
-    let full_name = line.get(name_start..).filter(|n| !n.is_empty()).ok_or(err("no name"))?;
+    let full_name = line
+        .get(name_start..)
+        .filter(|n| !n.is_empty())
+        .ok_or(err("no name"))?;
 
     // Before the date: links, owner, [group], size or "major, minor".
     let before = &tokens[1..date_at];
     let is_device = date_at >= 2 && tokens[date_at - 2].0.ends_with(',');
-    let size_index = if is_device { before.len() - 2 } else { before.len() - 1 };
-    let size = if is_device { None } else { before[size_index].0.parse().ok() };
+    let size_index = if is_device {
+        before.len() - 2
+    } else {
+        before.len() - 1
+    };
+    let size = if is_device {
+        None
+    } else {
+        before[size_index].0.parse().ok()
+    };
     let columns = &before[..size_index];
     let (owner, group) = match columns {
         [links, owner, group, ..] if all_digits(links.0) => (Some(owner.0), Some(group.0)),
@@ -253,7 +293,13 @@ fn parse_unix(line: &str) -> Result<ListEntry, ParseError> {
 
 /// `MM-DD-YY` or `MM-DD-YYYY`.
 fn dos_date(input: &str) -> IResult<&str, (u16, u8, u8)> {
-    let two = |i| map_res(take_while_m_n(2, 2, |c: char| c.is_ascii_digit()), str::parse::<u8>).parse(i);
+    let two = |i| {
+        map_res(
+            take_while_m_n(2, 2, |c: char| c.is_ascii_digit()),
+            str::parse::<u8>,
+        )
+        .parse(i)
+    };
     let (rest, (m, _, d, _, y)) = (
         two,
         char('-'),
@@ -264,9 +310,16 @@ fn dos_date(input: &str) -> IResult<&str, (u16, u8, u8)> {
         .parse(input)?;
     let year = match y.len() {
         // The usual pivot: 70-99 are 19xx, 00-69 are 20xx.
-        2 => y.parse::<u16>().map(|v| if v < 70 { 2000 + v } else { 1900 + v }),
+        2 => y
+            .parse::<u16>()
+            .map(|v| if v < 70 { 2000 + v } else { 1900 + v }),
         4 => y.parse::<u16>(),
-        _ => return Err(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Digit))),
+        _ => {
+            return Err(nom::Err::Error(nom::error::Error::new(
+                input,
+                nom::error::ErrorKind::Digit,
+            )));
+        }
     }
     .map_err(|_| nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Digit)))?;
     Ok((rest, (year, m, d)))
@@ -276,11 +329,17 @@ fn dos_date(input: &str) -> IResult<&str, (u16, u8, u8)> {
 fn dos_time(input: &str) -> IResult<&str, (u8, u8)> {
     let (rest, ((h, m), pm)) = (
         clock,
-        alt((map(tag_no_case("AM"), |_| false), map(tag_no_case("PM"), |_| true))),
+        alt((
+            map(tag_no_case("AM"), |_| false),
+            map(tag_no_case("PM"), |_| true),
+        )),
     )
         .parse(input)?;
     if !(1..=12).contains(&h) || m > 59 {
-        return Err(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Verify)));
+        return Err(nom::Err::Error(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::Verify,
+        )));
     }
     Ok((rest, (h % 12 + if pm { 12 } else { 0 }, m)))
 }
@@ -288,27 +347,49 @@ fn dos_time(input: &str) -> IResult<&str, (u8, u8)> {
 fn parse_dos(line: &str) -> Result<ListEntry, ParseError> {
     let size_or_dir = alt((
         map(tag("<DIR>"), |_| None),
-        map(map_res(take_while1(|c: char| c.is_ascii_digit()), str::parse::<u64>), Some),
+        map(
+            map_res(take_while1(|c: char| c.is_ascii_digit()), str::parse::<u64>),
+            Some,
+        ),
     ));
-    let parsed: IResult<&str, _> =
-        (dos_date, space1, dos_time, space1, size_or_dir, char(' '), rest).parse(line);
+    let parsed: IResult<&str, _> = (
+        dos_date,
+        space1,
+        dos_time,
+        space1,
+        size_or_dir,
+        char(' '),
+        rest,
+    )
+        .parse(line);
     let (_, ((year, month, day), _, (hour, minute), _, size, _, name)) =
         parsed.map_err(|_| ParseError::new("LIST line", "not in the MS-DOS form"))?;
     let name = name.trim_start();
     if name.is_empty() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return Err(ParseError::new("LIST line", "bad MS-DOS date or no name"));
     }
-    let kind = if size.is_none() { EntryKind::Directory } else { EntryKind::File };
+    let kind = if size.is_none() {
+        EntryKind::Directory
+    } else {
+        EntryKind::File
+    };
     Ok(ListEntry {
         size,
-        modified: Some(ListTime { year: Some(year), month, day, time: Some((hour, minute, 0)) }),
+        modified: Some(ListTime {
+            year: Some(year),
+            month,
+            day,
+            time: Some((hour, minute, 0)),
+        }),
         ..ListEntry::new(name, kind)
     })
 }
 
 fn parse_eplf(line: &str) -> Result<ListEntry, ParseError> {
     let err = |reason| ParseError::new("EPLF line", reason);
-    let (facts, name) = line[1..].split_once('\t').ok_or(err("no TAB before the name"))?;
+    let (facts, name) = line[1..]
+        .split_once('\t')
+        .ok_or(err("no TAB before the name"))?;
     if name.is_empty() {
         return Err(err("no name"));
     }
@@ -347,30 +428,76 @@ mod tests {
 
     #[test]
     fn unix_forms() {
-        let e = ListEntry::parse("-rw-r--r--    1 1001     1001           24 Mar 04  2019 hello.txt").unwrap();
-        assert_eq!((e.name.as_str(), e.kind, e.size), ("hello.txt", EntryKind::File, Some(24)));
-        assert_eq!(e.modified, Some(ListTime { year: Some(2019), month: 3, day: 4, time: None }));
-        assert_eq!((e.owner.as_deref(), e.group.as_deref()), (Some("1001"), Some("1001")));
+        let e =
+            ListEntry::parse("-rw-r--r--    1 1001     1001           24 Mar 04  2019 hello.txt")
+                .unwrap();
+        assert_eq!(
+            (e.name.as_str(), e.kind, e.size),
+            ("hello.txt", EntryKind::File, Some(24))
+        );
+        assert_eq!(
+            e.modified,
+            Some(ListTime {
+                year: Some(2019),
+                month: 3,
+                day: 4,
+                time: None
+            })
+        );
+        assert_eq!(
+            (e.owner.as_deref(), e.group.as_deref()),
+            (Some("1001"), Some("1001"))
+        );
 
-        let l = ListEntry::parse("lrwxrwxrwx   1 alice    alice           9 Nov 22 02:40 link-to-hello -> hello.txt").unwrap();
-        assert_eq!((l.name.as_str(), l.kind), ("link-to-hello", EntryKind::Symlink));
+        let l = ListEntry::parse(
+            "lrwxrwxrwx   1 alice    alice           9 Nov 22 02:40 link-to-hello -> hello.txt",
+        )
+        .unwrap();
+        assert_eq!(
+            (l.name.as_str(), l.kind),
+            ("link-to-hello", EntryKind::Symlink)
+        );
         assert_eq!(l.link_target.as_deref(), Some("hello.txt"));
         assert_eq!(l.modified.unwrap().time, Some((2, 40, 0)));
 
-        let s = ListEntry::parse("-rw-r--r--   1 alice    alice           3 Nov 22 02:40 with space.txt").unwrap();
+        let s = ListEntry::parse(
+            "-rw-r--r--   1 alice    alice           3 Nov 22 02:40 with space.txt",
+        )
+        .unwrap();
         assert_eq!(s.name, "with space.txt");
 
-        let d = ListEntry::parse("crw-rw-rw-    1 0        0          1,   3 Jan 01  2024 null").unwrap();
-        assert_eq!((d.kind, d.size, d.name.as_str()), (EntryKind::Other, None, "null"));
+        let d = ListEntry::parse("crw-rw-rw-    1 0        0          1,   3 Jan 01  2024 null")
+            .unwrap();
+        assert_eq!(
+            (d.kind, d.size, d.name.as_str()),
+            (EntryKind::Other, None, "null")
+        );
 
-        let g = ListEntry::parse("-rw-r--r--    1 user          123 Mar 01 12:00 no-group-column.txt").unwrap();
-        assert_eq!((g.owner.as_deref(), g.group, g.size), (Some("user"), None, Some(123)));
+        let g =
+            ListEntry::parse("-rw-r--r--    1 user          123 Mar 01 12:00 no-group-column.txt")
+                .unwrap();
+        assert_eq!(
+            (g.owner.as_deref(), g.group, g.size),
+            (Some("user"), None, Some(123))
+        );
 
-        let a = ListEntry::parse("drwxr-xr-x+   3 user     group        4096 Mar 01 12:00 dir-with-acl").unwrap();
-        assert_eq!((a.kind, a.name.as_str()), (EntryKind::Directory, "dir-with-acl"));
+        let a = ListEntry::parse(
+            "drwxr-xr-x+   3 user     group        4096 Mar 01 12:00 dir-with-acl",
+        )
+        .unwrap();
+        assert_eq!(
+            (a.kind, a.name.as_str()),
+            (EntryKind::Directory, "dir-with-acl")
+        );
 
-        let sp = ListEntry::parse("lrwxrwxrwx    1 user     group          11 Mar 01 12:00 spaced name -> target file").unwrap();
-        assert_eq!((sp.name.as_str(), sp.link_target.as_deref()), ("spaced name", Some("target file")));
+        let sp = ListEntry::parse(
+            "lrwxrwxrwx    1 user     group          11 Mar 01 12:00 spaced name -> target file",
+        )
+        .unwrap();
+        assert_eq!(
+            (sp.name.as_str(), sp.link_target.as_deref()),
+            ("spaced name", Some("target file"))
+        );
 
         // A file named like a date stays whole.
         let tricky = ListEntry::parse("-rw-r--r--   1 a b 5 Jan  1  2020 Feb 2 2021 x").unwrap();
@@ -381,11 +508,23 @@ mod tests {
     fn dos_forms() {
         let d = ListEntry::parse("01-04-20  03:15PM       <DIR>          Backups").unwrap();
         assert_eq!((d.kind, d.name.as_str()), (EntryKind::Directory, "Backups"));
-        assert_eq!(d.modified, Some(ListTime { year: Some(2020), month: 1, day: 4, time: Some((15, 15, 0)) }));
+        assert_eq!(
+            d.modified,
+            Some(ListTime {
+                year: Some(2020),
+                month: 1,
+                day: 4,
+                time: Some((15, 15, 0))
+            })
+        );
         let f = ListEntry::parse("02-29-24  12:00AM           5368709120 big image.iso").unwrap();
-        assert_eq!((f.size, f.name.as_str()), (Some(5_368_709_120), "big image.iso"));
+        assert_eq!(
+            (f.size, f.name.as_str()),
+            (Some(5_368_709_120), "big image.iso")
+        );
         assert_eq!(f.modified.unwrap().time, Some((0, 0, 0)));
-        let old = ListEntry::parse("07-01-99  11:59PM                    0 empty file.txt").unwrap();
+        let old =
+            ListEntry::parse("07-01-99  11:59PM                    0 empty file.txt").unwrap();
         assert_eq!(old.modified.unwrap().year, Some(1999));
         let four = ListEntry::parse("11-22-2026  09:05AM                 1024 report.csv").unwrap();
         assert_eq!(four.modified.unwrap().year, Some(2026));
@@ -404,17 +543,37 @@ mod tests {
     #[test]
     fn year_resolution() {
         let now = Timestamp::parse("20261122030000").unwrap();
-        let recent = ListTime { year: None, month: 11, day: 22, time: Some((2, 40, 0)) };
+        let recent = ListTime {
+            year: None,
+            month: 11,
+            day: 22,
+            time: Some((2, 40, 0)),
+        };
         assert_eq!(recent.resolve_year(&now), 2026);
-        let last_year = ListTime { year: None, month: 12, day: 24, time: Some((1, 0, 0)) };
+        let last_year = ListTime {
+            year: None,
+            month: 12,
+            day: 24,
+            time: Some((1, 0, 0)),
+        };
         assert_eq!(last_year.resolve_year(&now), 2025);
     }
 
     #[test]
     fn garbage_is_an_error() {
-        for line in ["", "hello", "-rw-r--r-- 1 a b 5", "+nofacts", "13-45-20 01:00PM 1 x", "total 12x"] {
+        for line in [
+            "",
+            "hello",
+            "-rw-r--r-- 1 a b 5",
+            "+nofacts",
+            "13-45-20 01:00PM 1 x",
+            "total 12x",
+        ] {
             assert!(ListEntry::parse(line).is_err(), "{line}");
         }
-        assert_eq!(parse_listing("total 8\r\n\r\n-rw-r--r-- 1 a b 5 Jan  1  2020 x\r\n").count(), 1);
+        assert_eq!(
+            parse_listing("total 8\r\n\r\n-rw-r--r-- 1 a b 5 Jan  1  2020 x\r\n").count(),
+            1
+        );
     }
 }

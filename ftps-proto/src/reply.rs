@@ -151,7 +151,11 @@ reply_codes! {
 impl ReplyCode {
     /// The code if it is three digits with a first digit of 1 to 6.
     pub const fn new(code: u16) -> Option<Self> {
-        if code >= 100 && code <= 699 { Some(Self(code)) } else { None }
+        if code >= 100 && code <= 699 {
+            Some(Self(code))
+        } else {
+            None
+        }
     }
 
     /// The numeric value.
@@ -241,7 +245,10 @@ fn pad_inner(line: String) -> String {
 impl Reply {
     /// A single-line reply.
     pub fn new(code: ReplyCode, text: &str) -> Self {
-        Self { code, lines: vec![sanitize(text)] }
+        Self {
+            code,
+            lines: vec![sanitize(text)],
+        }
     }
 
     /// A reply of the given lines; one line gives the single-line form, none gives one
@@ -361,7 +368,11 @@ pub struct ReplyLimits {
 
 impl Default for ReplyLimits {
     fn default() -> Self {
-        Self { max_line: 8192, max_lines: 10_000, max_bytes: 1 << 20 }
+        Self {
+            max_line: 8192,
+            max_lines: 10_000,
+            max_bytes: 1 << 20,
+        }
     }
 }
 
@@ -436,7 +447,9 @@ fn head(line: &[u8]) -> Option<(Head, &[u8])> {
     let parsed: nom::IResult<&[u8], (&[u8], Option<u8>)> =
         (take_while_m_n(3, 3, |b: u8| b.is_ascii_digit()), opt(u8)).parse(line);
     let (rest, (digits, sep)) = parsed.ok()?;
-    let value = digits.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    let value = digits
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
     let code = ReplyCode::new(value)?;
     match sep {
         None => Some((Head::Last(code), rest)),
@@ -449,7 +462,11 @@ fn head(line: &[u8]) -> Option<(Head, &[u8])> {
 impl ReplyDecoder {
     /// A decoder with the given limits.
     pub fn new(limits: ReplyLimits) -> Self {
-        Self { framer: LineFramer::new(limits.max_line), limits, pending: None }
+        Self {
+            framer: LineFramer::new(limits.max_line),
+            limits,
+            pending: None,
+        }
     }
 
     /// How many bytes of partial replies are held: never more than
@@ -490,9 +507,16 @@ impl ReplyDecoder {
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         match self.pending.take() {
             None => match head(line) {
-                Some((Head::Last(code), rest)) => Some(Ok(Reply { code, lines: vec![text(rest)] })),
+                Some((Head::Last(code), rest)) => Some(Ok(Reply {
+                    code,
+                    lines: vec![text(rest)],
+                })),
                 Some((Head::First(code), rest)) => {
-                    self.pending = Some(Pending { code, lines: vec![text(rest)], bytes: rest.len() });
+                    self.pending = Some(Pending {
+                        code,
+                        lines: vec![text(rest)],
+                        bytes: rest.len(),
+                    });
                     None
                 }
                 None => {
@@ -502,9 +526,8 @@ impl ReplyDecoder {
             },
             Some(mut pending) => {
                 let digits = pending.code.digits();
-                let is_last = line.len() >= 3
-                    && line[..3] == digits
-                    && (line.len() == 3 || line[3] == b' ');
+                let is_last =
+                    line.len() >= 3 && line[..3] == digits && (line.len() == 3 || line[3] == b' ');
                 if pending.lines.len() >= self.limits.max_lines {
                     return Some(Err(ReplyError::TooManyLines));
                 }
@@ -514,7 +537,10 @@ impl ReplyDecoder {
                 }
                 if is_last {
                     pending.lines.push(text(line.get(4..).unwrap_or_default()));
-                    Some(Ok(Reply { code: pending.code, lines: pending.lines }))
+                    Some(Ok(Reply {
+                        code: pending.code,
+                        lines: pending.lines,
+                    }))
                 } else {
                     pending.lines.push(pad_inner(text(line)));
                     self.pending = Some(pending);
@@ -545,7 +571,8 @@ mod tests {
 
     #[test]
     fn inner_lines_with_digits_and_other_codes_do_not_end_the_reply() {
-        let input = b"214-Help\r\n200 is not the end\r\n214-nor this\r\n2140 nor this\r\n214 End\r\n";
+        let input =
+            b"214-Help\r\n200 is not the end\r\n214-nor this\r\n2140 nor this\r\n214 End\r\n";
         let r = Reply::parse(input).unwrap();
         assert_eq!(r.lines().len(), 5);
         assert_eq!(r.lines()[1], " 200 is not the end");
@@ -555,15 +582,30 @@ mod tests {
     #[test]
     fn bare_code_ends_a_reply() {
         assert_eq!(Reply::parse(b"226\r\n").unwrap().lines(), [""]);
-        assert_eq!(Reply::parse(b"226-a\r\n226\r\n").unwrap().lines(), ["a", ""]);
+        assert_eq!(
+            Reply::parse(b"226-a\r\n226\r\n").unwrap().lines(),
+            ["a", ""]
+        );
     }
 
     #[test]
     fn invalid_codes_are_errors() {
-        for input in [&b"999 no\r\n"[..], b"099 no\r\n", b"22 no\r\n", b"220Welcome\r\n", b"hello\r\n"] {
-            assert!(matches!(Reply::parse(input), Err(ReplyError::InvalidCode(_))), "{input:?}");
+        for input in [
+            &b"999 no\r\n"[..],
+            b"099 no\r\n",
+            b"22 no\r\n",
+            b"220Welcome\r\n",
+            b"hello\r\n",
+        ] {
+            assert!(
+                matches!(Reply::parse(input), Err(ReplyError::InvalidCode(_))),
+                "{input:?}"
+            );
         }
-        assert_eq!(Reply::parse(b"220 ok\r\n221 x\r\n"), Err(ReplyError::TrailingData));
+        assert_eq!(
+            Reply::parse(b"220 ok\r\n221 x\r\n"),
+            Err(ReplyError::TrailingData)
+        );
         assert_eq!(Reply::parse(b"220-ok\r\n"), Err(ReplyError::Incomplete));
     }
 
@@ -577,12 +619,23 @@ mod tests {
 
     #[test]
     fn limits_hold() {
-        let limits = ReplyLimits { max_line: 64, max_lines: 4, max_bytes: 100 };
+        let limits = ReplyLimits {
+            max_line: 64,
+            max_lines: 4,
+            max_bytes: 100,
+        };
         let mut d = ReplyDecoder::new(limits);
         let (_, r) = d.decode(b"211-a\r\nb\r\nc\r\nd\r\ne\r\n211 End\r\n");
         assert_eq!(r, Some(Err(ReplyError::TooManyLines)));
         let mut d = ReplyDecoder::new(limits);
-        let long = [b"211-a\r\n".to_vec(), vec![b'x'; 60], b"\r\n".to_vec(), vec![b'y'; 60], b"\r\n".to_vec()].concat();
+        let long = [
+            b"211-a\r\n".to_vec(),
+            vec![b'x'; 60],
+            b"\r\n".to_vec(),
+            vec![b'y'; 60],
+            b"\r\n".to_vec(),
+        ]
+        .concat();
         assert_eq!(d.decode(&long).1, Some(Err(ReplyError::TooLarge)));
         let mut d = ReplyDecoder::new(limits);
         assert_eq!(d.decode(&[b'2'; 100]).1, Some(Err(ReplyError::LineTooLong)));

@@ -183,7 +183,8 @@ impl fmt::Debug for Password {
 impl<'a> arbitrary::Arbitrary<'a> for Password {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
         let raw: String = u.arbitrary()?;
-        Self::new(raw.replace(['\r', '\n', '\0'], "")).map_err(|_| arbitrary::Error::IncorrectFormat)
+        Self::new(raw.replace(['\r', '\n', '\0'], ""))
+            .map_err(|_| arbitrary::Error::IncorrectFormat)
     }
 }
 
@@ -197,7 +198,10 @@ mod tests {
         assert!(Pathname::new("a\nb").is_err());
         assert!(Pathname::new("a\0b").is_err());
         assert!(Pathname::new("").is_err());
-        assert_eq!(Pathname::new(" spaced name ").unwrap().as_str(), " spaced name ");
+        assert_eq!(
+            Pathname::new(" spaced name ").unwrap().as_str(),
+            " spaced name "
+        );
     }
 
     #[test]

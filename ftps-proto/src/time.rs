@@ -33,7 +33,9 @@ pub(crate) fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         _ => 0,
     }
@@ -65,7 +67,15 @@ impl Timestamp {
         if nanosecond >= 1_000_000_000 {
             return Err(ParseError::new(WHAT, "fraction out of range"));
         }
-        Ok(Self { year, month, day, hour, minute, second, nanosecond })
+        Ok(Self {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanosecond,
+        })
     }
 
     /// Parses `YYYYMMDDHHMMSS` with an optional fraction of up to nine digits (more digits
@@ -154,7 +164,13 @@ impl fmt::Display for Timestamp {
 }
 
 fn digits<T: std::str::FromStr>(n: usize) -> impl FnMut(&str) -> IResult<&str, T> {
-    move |i| map_res(take_while_m_n(n, n, |c: char| c.is_ascii_digit()), str::parse::<T>).parse(i)
+    move |i| {
+        map_res(
+            take_while_m_n(n, n, |c: char| c.is_ascii_digit()),
+            str::parse::<T>,
+        )
+        .parse(i)
+    }
 }
 
 /// `time-val` of RFC 3659 §2.3.
@@ -166,12 +182,17 @@ pub(crate) fn time_val(input: &str) -> IResult<&str, Result<Timestamp, ParseErro
         digits::<u8>(2),
         digits::<u8>(2),
         digits::<u8>(2),
-        opt(preceded(char('.'), take_while1(|c: char| c.is_ascii_digit()))),
+        opt(preceded(
+            char('.'),
+            take_while1(|c: char| c.is_ascii_digit()),
+        )),
     )
         .parse(input)?;
     let nanosecond = match fraction {
         None => Ok(0),
-        Some(f) if f.len() <= 9 => Ok(f.parse::<u32>().unwrap_or(0) * 10u32.pow(9 - f.len() as u32)),
+        Some(f) if f.len() <= 9 => {
+            Ok(f.parse::<u32>().unwrap_or(0) * 10u32.pow(9 - f.len() as u32))
+        }
         Some(_) => Err(ParseError::new(WHAT, "fraction longer than nine digits")),
     };
     let ts = nanosecond.and_then(|ns| Timestamp::new(year, month, day, hour, minute, second, ns));
@@ -229,7 +250,10 @@ mod tests {
     fn parses_mdtm_values() {
         let t = Timestamp::parse("20190304050607").unwrap();
         assert_eq!((t.year(), t.month(), t.day()), (2019, 3, 4));
-        assert_eq!((t.hour(), t.minute(), t.second(), t.nanosecond()), (5, 6, 7, 0));
+        assert_eq!(
+            (t.hour(), t.minute(), t.second(), t.nanosecond()),
+            (5, 6, 7, 0)
+        );
         assert_eq!(t.to_string(), "20190304050607");
         let f = Timestamp::parse("20191231235959.25").unwrap();
         assert_eq!(f.nanosecond(), 250_000_000);
@@ -252,7 +276,13 @@ mod tests {
         let t = Timestamp::from_unix(824_255_902).unwrap();
         assert_eq!(t.to_string(), "19960213235822");
         assert_eq!(t.to_unix(), 824_255_902);
-        assert_eq!(Timestamp::from_unix(0).unwrap().to_string(), "19700101000000");
-        assert_eq!(Timestamp::parse("20261122024025").unwrap().to_unix(), 1_795_315_225);
+        assert_eq!(
+            Timestamp::from_unix(0).unwrap().to_string(),
+            "19700101000000"
+        );
+        assert_eq!(
+            Timestamp::parse("20261122024025").unwrap().to_unix(),
+            1_795_315_225
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Known-answer tests for every command verb: parse, encode, aliases, errors.
 
+#![allow(clippy::unwrap_used)] // Tests and benches fail loudly on purpose.
+
 use ftps_proto::command::{EpsvMode, FileStructure, TextFormat, TransferMode};
 use ftps_proto::{
     Command, CommandErrorKind, Password, Pathname, ProtectionLevel, RepresentationType, Text,
@@ -18,7 +20,10 @@ fn table() -> Vec<(&'static str, Command)> {
     use Command as C;
     vec![
         ("USER alice", C::User(Username::new("alice").unwrap())),
-        ("PASS s3cret word", C::Pass(Password::new("s3cret word").unwrap())),
+        (
+            "PASS s3cret word",
+            C::Pass(Password::new("s3cret word").unwrap()),
+        ),
         ("PASS ", C::Pass(Password::new("").unwrap())),
         ("ACCT billing", C::Acct(t("billing"))),
         ("CWD /pub/with space ", C::Cwd(p("/pub/with space "))),
@@ -26,11 +31,23 @@ fn table() -> Vec<(&'static str, Command)> {
         ("SMNT /mnt", C::Smnt(p("/mnt"))),
         ("REIN", C::Rein),
         ("QUIT", C::Quit),
-        ("PORT 127,0,0,1,117,94", C::Port("127.0.0.1:30046".parse().unwrap())),
+        (
+            "PORT 127,0,0,1,117,94",
+            C::Port("127.0.0.1:30046".parse().unwrap()),
+        ),
         ("PASV", C::Pasv),
-        ("TYPE A", C::Type(RepresentationType::Ascii(TextFormat::NonPrint))),
-        ("TYPE A T", C::Type(RepresentationType::Ascii(TextFormat::Telnet))),
-        ("TYPE E C", C::Type(RepresentationType::Ebcdic(TextFormat::CarriageControl))),
+        (
+            "TYPE A",
+            C::Type(RepresentationType::Ascii(TextFormat::NonPrint)),
+        ),
+        (
+            "TYPE A T",
+            C::Type(RepresentationType::Ascii(TextFormat::Telnet)),
+        ),
+        (
+            "TYPE E C",
+            C::Type(RepresentationType::Ebcdic(TextFormat::CarriageControl)),
+        ),
         ("TYPE I", C::Type(RepresentationType::Image)),
         ("TYPE L 8", C::Type(RepresentationType::Local(8))),
         ("STRU F", C::Stru(FileStructure::File)),
@@ -42,8 +59,20 @@ fn table() -> Vec<(&'static str, Command)> {
         ("STOU", C::Stou(None)),
         ("STOU hint.txt", C::Stou(Some(p("hint.txt")))),
         ("APPE log.txt", C::Appe(p("log.txt"))),
-        ("ALLO 1024", C::Allo { size: 1024, record_size: None }),
-        ("ALLO 1024 R 128", C::Allo { size: 1024, record_size: Some(128) }),
+        (
+            "ALLO 1024",
+            C::Allo {
+                size: 1024,
+                record_size: None,
+            },
+        ),
+        (
+            "ALLO 1024 R 128",
+            C::Allo {
+                size: 1024,
+                record_size: Some(128),
+            },
+        ),
         ("REST 18446744073709551615", C::Rest(u64::MAX)),
         ("RNFR a", C::Rnfr(p("a"))),
         ("RNTO b", C::Rnto(p("b"))),
@@ -76,10 +105,31 @@ fn table() -> Vec<(&'static str, Command)> {
         ("CONF abc", C::Conf(t("abc"))),
         ("ENC abc", C::Enc(t("abc"))),
         ("FEAT", C::Feat),
-        ("OPTS UTF8 ON", C::Opts { name: Token::new("UTF8").unwrap(), value: Some(t("ON")) }),
-        ("OPTS MLST type;size;", C::Opts { name: Token::new("MLST").unwrap(), value: Some(t("type;size;")) }),
-        ("OPTS MLST", C::Opts { name: Token::new("MLST").unwrap(), value: None }),
-        ("EPRT |1|132.235.1.2|6275|", C::Eprt("132.235.1.2:6275".parse().unwrap())),
+        (
+            "OPTS UTF8 ON",
+            C::Opts {
+                name: Token::new("UTF8").unwrap(),
+                value: Some(t("ON")),
+            },
+        ),
+        (
+            "OPTS MLST type;size;",
+            C::Opts {
+                name: Token::new("MLST").unwrap(),
+                value: Some(t("type;size;")),
+            },
+        ),
+        (
+            "OPTS MLST",
+            C::Opts {
+                name: Token::new("MLST").unwrap(),
+                value: None,
+            },
+        ),
+        (
+            "EPRT |1|132.235.1.2|6275|",
+            C::Eprt("132.235.1.2:6275".parse().unwrap()),
+        ),
         ("EPRT |2|::1|2121|", C::Eprt("[::1]:2121".parse().unwrap())),
         ("EPSV", C::Epsv(EpsvMode::Any)),
         ("EPSV 1", C::Epsv(EpsvMode::Ipv4)),
@@ -93,7 +143,10 @@ fn table() -> Vec<(&'static str, Command)> {
         ("MLSD sub", C::Mlsd(Some(p("sub")))),
         (
             "MFMT 20190304050607 hello.txt",
-            C::Mfmt { modified: Timestamp::parse("20190304050607").unwrap(), path: p("hello.txt") },
+            C::Mfmt {
+                modified: Timestamp::parse("20190304050607").unwrap(),
+                path: p("hello.txt"),
+            },
         ),
         ("LANG", C::Lang(None)),
         ("LANG ja", C::Lang(Some(t("ja")))),
@@ -105,15 +158,26 @@ fn table() -> Vec<(&'static str, Command)> {
 fn every_verb_parses_and_encodes() {
     let table = table();
     for (line, value) in &table {
-        assert_eq!(&Command::parse(line.as_bytes()).unwrap(), value, "parse {line}");
-        assert_eq!(value.to_bytes(), format!("{line}\r\n").into_bytes(), "encode {line}");
+        assert_eq!(
+            &Command::parse(line.as_bytes()).unwrap(),
+            value,
+            "parse {line}"
+        );
+        assert_eq!(
+            value.to_bytes(),
+            format!("{line}\r\n").into_bytes(),
+            "encode {line}"
+        );
     }
     // The issue's list: RFC 959, 2228, 2389, 2428, 3659, 2640, 7151, MFMT.
     let verbs = "USER PASS ACCT CWD CDUP SMNT REIN QUIT PORT PASV TYPE STRU MODE RETR STOR STOU APPE \
                  ALLO REST RNFR RNTO ABOR DELE RMD MKD PWD LIST NLST SITE SYST STAT HELP NOOP AUTH \
                  ADAT PROT PBSZ CCC MIC CONF ENC FEAT OPTS EPRT EPSV SIZE MDTM MLST MLSD LANG HOST MFMT";
     for verb in verbs.split_whitespace() {
-        assert!(table.iter().any(|(_, c)| c.verb() == verb), "no test for {verb}");
+        assert!(
+            table.iter().any(|(_, c)| c.verb() == verb),
+            "no test for {verb}"
+        );
     }
 }
 
@@ -139,7 +203,11 @@ fn verbs_are_case_insensitive_and_aliases_map() {
     ];
     for (input, canonical) in cases {
         let cmd = Command::parse(input.as_bytes()).unwrap_or_else(|e| panic!("{input}: {e}"));
-        assert_eq!(cmd.to_bytes(), format!("{canonical}\r\n").into_bytes(), "{input}");
+        assert_eq!(
+            cmd.to_bytes(),
+            format!("{canonical}\r\n").into_bytes(),
+            "{input}"
+        );
     }
 }
 
@@ -180,7 +248,12 @@ fn errors_map_to_reply_codes() {
     ];
     for (line, code) in cases {
         let err = Command::parse(line).expect_err(&String::from_utf8_lossy(line));
-        assert_eq!(err.reply_code().get(), *code, "{:?}: {err}", String::from_utf8_lossy(line));
+        assert_eq!(
+            err.reply_code().get(),
+            *code,
+            "{:?}: {err}",
+            String::from_utf8_lossy(line)
+        );
     }
     let unknown = Command::parse(b"SOMEVERYLONGUNKNOWNVERBNAME x").unwrap_err();
     assert_eq!(unknown.kind(), &CommandErrorKind::UnknownVerb);

@@ -1,6 +1,8 @@
 //! Known-answer tests on real servers' control-channel transcripts and listings
 //! (`tests/transcripts/`, see its README).
 
+#![allow(clippy::unwrap_used)] // Tests and benches fail loudly on purpose.
+
 use ftps_proto::address::{parse_epsv_reply, parse_pasv_reply};
 use ftps_proto::listing::{EntryKind, parse_listing};
 use ftps_proto::{
@@ -44,7 +46,12 @@ fn unescape(s: &str) -> Vec<u8> {
 }
 
 fn load(name: &'static str, text: &str) -> Transcript {
-    let mut t = Transcript { name, server: Vec::new(), client: Vec::new(), data: Vec::new() };
+    let mut t = Transcript {
+        name,
+        server: Vec::new(),
+        client: Vec::new(),
+        data: Vec::new(),
+    };
     for line in text.lines() {
         if let Some(s) = line.strip_prefix("S: ") {
             t.server.extend(unescape(s));
@@ -53,10 +60,11 @@ fn load(name: &'static str, text: &str) -> Transcript {
         } else if let Some(rest) = line.strip_prefix("# data of ") {
             let command = rest.split(" (").next().unwrap().to_owned();
             t.data.push((command, Vec::new()));
-        } else if !line.is_empty() && !line.starts_with('#') {
-            if let Some((_, data)) = t.data.last_mut() {
-                data.extend(unescape(line));
-            }
+        } else if !line.is_empty()
+            && !line.starts_with('#')
+            && let Some((_, data)) = t.data.last_mut()
+        {
+            data.extend(unescape(line));
         }
     }
     t
@@ -66,9 +74,15 @@ fn transcripts() -> Vec<Transcript> {
     vec![
         load("vsftpd", include_str!("transcripts/vsftpd-3.0.3.txt")),
         load("proftpd", include_str!("transcripts/proftpd-1.3.8.txt")),
-        load("pure-ftpd", include_str!("transcripts/pure-ftpd-1.0.50.txt")),
+        load(
+            "pure-ftpd",
+            include_str!("transcripts/pure-ftpd-1.0.50.txt"),
+        ),
         load("pyftpdlib", include_str!("transcripts/pyftpdlib-2.2.0.txt")),
-        load("inetutils", include_str!("transcripts/inetutils-ftpd-2.4.txt")),
+        load(
+            "inetutils",
+            include_str!("transcripts/inetutils-ftpd-2.4.txt"),
+        ),
     ]
 }
 
@@ -105,7 +119,11 @@ fn replies(t: &Transcript) -> Vec<(Option<String>, Reply)> {
             current = None;
         }
     }
-    assert!(commands.next().is_none(), "{}: fewer replies than commands", t.name);
+    assert!(
+        commands.next().is_none(),
+        "{}: fewer replies than commands",
+        t.name
+    );
     out
 }
 
@@ -116,13 +134,23 @@ fn five_servers_replies_decode_in_any_chunking() {
     for t in &all {
         let whole = decode_in_chunks(&t.server, t.server.len());
         for chunk in [1, 2, 3, 7, 64] {
-            assert_eq!(decode_in_chunks(&t.server, chunk), whole, "{} chunk {chunk}", t.name);
+            assert_eq!(
+                decode_in_chunks(&t.server, chunk),
+                whole,
+                "{} chunk {chunk}",
+                t.name
+            );
         }
         // Greeting plus one final reply per command, plus the 1xx preliminaries.
         let preliminary = whole.iter().filter(|r| r.code().is_preliminary()).count();
         assert_eq!(whole.len(), 1 + t.client.len() + preliminary, "{}", t.name);
         for reply in &whole {
-            assert_eq!(&Reply::parse(&reply.to_bytes()).unwrap(), reply, "{}", t.name);
+            assert_eq!(
+                &Reply::parse(&reply.to_bytes()).unwrap(),
+                reply,
+                "{}",
+                t.name
+            );
         }
         assert_eq!(whole[0].code(), ReplyCode::SERVICE_READY, "{}", t.name);
     }
@@ -138,22 +166,38 @@ fn known_answers_per_command() {
                 "FEAT" if code == 211 => {
                     let f = Features::from_reply(&reply).unwrap();
                     assert!(f.supports("EPSV") && f.supports("SIZE"), "{}", t.name);
-                    assert!(f.auth_mechanisms().contains(&"TLS".to_owned()), "{}", t.name);
+                    assert!(
+                        f.auth_mechanisms().contains(&"TLS".to_owned()),
+                        "{}",
+                        t.name
+                    );
                     assert!(f.rest_stream(), "{}", t.name);
                     if t.name != "vsftpd" {
-                        assert!(f.supports("MLST") && f.mlst_facts().unwrap().iter().any(|f| f.enabled));
+                        assert!(
+                            f.supports("MLST") && f.mlst_facts().unwrap().iter().any(|f| f.enabled)
+                        );
                     }
                 }
                 "PASV" => {
                     assert_eq!(code, 227);
-                    assert_eq!(parse_pasv_reply(reply.first_line()).unwrap().ip().octets(), [127, 0, 0, 1]);
+                    assert_eq!(
+                        parse_pasv_reply(reply.first_line()).unwrap().ip().octets(),
+                        [127, 0, 0, 1]
+                    );
                 }
                 "EPSV" => {
                     assert_eq!(code, 229);
-                    assert!(parse_epsv_reply(reply.first_line()).unwrap() > 1024, "{}", t.name);
+                    assert!(
+                        parse_epsv_reply(reply.first_line()).unwrap() > 1024,
+                        "{}",
+                        t.name
+                    );
                 }
                 "MDTM hello.txt" => {
-                    assert_eq!(Timestamp::parse(reply.first_line()).unwrap().to_string(), "20190304050607");
+                    assert_eq!(
+                        Timestamp::parse(reply.first_line()).unwrap().to_string(),
+                        "20190304050607"
+                    );
                 }
                 "SIZE hello.txt" => assert_eq!(reply.first_line(), "24"),
                 "MLST hello.txt" if code == 250 => {
@@ -199,14 +243,21 @@ fn list_data_parses() {
             let text = String::from_utf8(data.clone()).unwrap();
             match command.as_str() {
                 "LIST" | "LIST -a" => {
-                    let entries: Vec<ListEntry> = parse_listing(&text).map(Result::unwrap).collect();
+                    let entries: Vec<ListEntry> =
+                        parse_listing(&text).map(Result::unwrap).collect();
                     assert!(entries.len() >= 9, "{} {command}", t.name);
                     let find = |n: &str| entries.iter().find(|e| e.name == n).unwrap();
                     assert_eq!(find("hello.txt").size, Some(24));
                     let hello_date = find("hello.txt").modified.unwrap();
-                    assert_eq!((hello_date.year, hello_date.month, hello_date.day), (Some(2019), 3, 4));
+                    assert_eq!(
+                        (hello_date.year, hello_date.month, hello_date.day),
+                        (Some(2019), 3, 4)
+                    );
                     assert_eq!(find("link-to-hello").kind, EntryKind::Symlink);
-                    assert_eq!(find("link-to-hello").link_target.as_deref(), Some("hello.txt"));
+                    assert_eq!(
+                        find("link-to-hello").link_target.as_deref(),
+                        Some("hello.txt")
+                    );
                     assert_eq!(find("with space.txt").size, Some(3));
                     assert_eq!(find("日本語").kind, EntryKind::Directory);
                     assert_eq!(find("sub").kind, EntryKind::Directory);
@@ -216,7 +267,11 @@ fn list_data_parses() {
                     assert!(entries.len() >= 9, "{}", t.name);
                     let hello = entries.iter().find(|e| e.pathname == "hello.txt").unwrap();
                     assert_eq!(hello.size(), Some(24));
-                    assert!(entries.iter().any(|e| e.pathname == "日本語" && e.file_type().unwrap().is_dir()));
+                    assert!(
+                        entries
+                            .iter()
+                            .any(|e| e.pathname == "日本語" && e.file_type().unwrap().is_dir())
+                    );
                     for e in &entries {
                         assert_eq!(MlsxEntry::parse(&e.to_string()).unwrap(), *e);
                     }
@@ -237,5 +292,11 @@ fn other_formats_parse() {
         .map(|l| ListEntry::parse(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect();
     assert_eq!(entries.len(), 15);
-    assert_eq!(entries.iter().filter(|e| e.kind == EntryKind::Directory).count(), 4);
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Directory)
+            .count(),
+        4
+    );
 }

@@ -1,1 +1,45 @@
-fn main() {}
+//! Project automation. Run `cargo xtask help` for the tasks.
+
+mod bench;
+mod ci;
+mod fuzz;
+mod io_check;
+mod run;
+
+use std::process::ExitCode;
+
+const HELP: &str = "\
+cargo xtask <task>
+
+tasks:
+  ci                      everything CI checks, in order: fmt, clippy, tests, docs,
+                          the ftps-proto no-IO proof, a fuzz smoke run of every target
+  fuzz [TARGET] [--time S]
+                          run one fuzz target (or all) for S seconds each (default 60)
+  fuzz-smoke              every fuzz target for a bounded number of runs (part of ci)
+  io-check                the ftps-proto no-IO proof alone (part of ci)
+  bench [--quick]         criterion benchmarks of the parsers
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::run(),
+        Some("fuzz") => fuzz::run_long(&args[1..]),
+        Some("fuzz-smoke") => fuzz::smoke(),
+        Some("io-check") => io_check::run(),
+        Some("bench") => bench::run(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task {other:?}\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -98,7 +98,7 @@ pub(crate) fn smoke() -> Result<(), String> {
         )?;
     }
     eprintln!(
-        "fuzz smoke: {} targets, {SMOKE_RUNS} runs each, no failure",
+        "fuzz smoke: {} targets, up to {SMOKE_RUNS} runs or {SMOKE_SECONDS} s each, no failure",
         targets.len()
     );
     Ok(())

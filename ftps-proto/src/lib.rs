@@ -5,7 +5,7 @@
 //! 7151. This crate never opens a socket or a file, never spawns a thread and never reads
 //! a clock; runtime adapters do that and feed it bytes.
 //!
-//! This release holds the stateless codec:
+//! It holds the stateless codec and the server session:
 //!
 //! | module | what it reads and writes |
 //! |---|---|
@@ -17,6 +17,9 @@
 //! | [`facts`] | MLSD/MLST entries and facts |
 //! | [`feature`] | the FEAT reply |
 //! | [`time`] | `YYYYMMDDHHMMSS[.f]` timestamps |
+//! | [`path`] | virtual paths resolved inside a root, `..` clamped |
+//! | [`ascii`] | TYPE A line-ending conversion |
+//! | [`server`] | the server session state machine |
 //!
 //! ```
 //! use ftps_proto::{Command, LineFramer, Reply, ReplyDecoder};
@@ -45,13 +48,16 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod ascii;
 pub mod command;
 mod error;
 pub mod facts;
 pub mod feature;
 pub mod framing;
 pub mod listing;
+pub mod path;
 pub mod reply;
+pub mod server;
 mod text;
 pub mod time;
 
@@ -61,7 +67,9 @@ pub use facts::{Fact, MlsxEntry};
 pub use feature::Features;
 pub use framing::{FrameError, LineFramer};
 pub use listing::{EntryKind, ListEntry};
+pub use path::VirtualPath;
 pub use reply::{Reply, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
+pub use server::ServerSession;
 pub use text::{Password, Pathname, Text, Token, Username};
 pub use time::Timestamp;
 

@@ -1,0 +1,131 @@
+//! Server configuration: TLS policies (as IIS FTP names them), limits and timeouts.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// How a listener starts its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsMode {
+    /// Plain connection; the client may upgrade with `AUTH TLS` (RFC 4217 §4).
+    Explicit,
+    /// TLS from the first byte (the deprecated port-990 form).
+    Implicit,
+}
+
+/// What the control channel must be protected for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ControlTlsPolicy {
+    /// Plain text is allowed throughout.
+    Allow,
+    /// USER and PASS only after TLS (anonymous logins excepted); 534 otherwise.
+    RequireForCredentials,
+    /// Nothing but AUTH, FEAT, HOST and QUIT before TLS; 534 otherwise.
+    Require,
+}
+
+/// What data connections must be protected for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataTlsPolicy {
+    /// PROT C and PROT P both allowed.
+    Allow,
+    /// Transfers only under PROT P; under PROT C they get 521 and no data.
+    Require,
+    /// Transfers only under PROT C; PROT P is refused with 534.
+    Deny,
+}
+
+/// Timeouts; each is one entry of the session's timer table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From connection to a successful login. Default 60 s.
+    pub login: Duration,
+    /// With no command and no transfer, after login. Default 300 s.
+    pub idle: Duration,
+    /// From a TLS start to its end, control or data. Default 15 s.
+    pub tls_handshake: Duration,
+    /// From the 150 reply until the data connection is up. Default 30 s.
+    pub data_connect: Duration,
+    /// With no progress on a running transfer. Default 60 s.
+    pub data_stall: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            login: Duration::from_secs(60),
+            idle: Duration::from_secs(300),
+            tls_handshake: Duration::from_secs(15),
+            data_connect: Duration::from_secs(30),
+            data_stall: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything a [`ServerSession`](super::ServerSession) decides by. The defaults are the
+/// secure ones: TLS required on control and data, session reuse checked on data
+/// connections, active mode off, no anonymous login, no CCC.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The text of the 220 greeting.
+    pub greeting: String,
+    /// Whether the adapter can do TLS at all (a certificate is configured).
+    pub tls_available: bool,
+    /// The control-channel policy.
+    pub control_tls: ControlTlsPolicy,
+    /// The data-channel policy.
+    pub data_tls: DataTlsPolicy,
+    /// Require every data connection's TLS session to resume this control session
+    /// (vsftpd's `require_ssl_reuse`); otherwise 522.
+    pub require_session_reuse: bool,
+    /// Allow CCC after login (RFC 4217 §6); otherwise 534.
+    pub allow_ccc: bool,
+    /// Allow `anonymous` and `ftp` logins with any password.
+    pub anonymous: bool,
+    /// Allow PORT and EPRT (active mode).
+    pub active_mode: bool,
+    /// Refuse a data connection whose peer address differs from the control peer's
+    /// (passive: the listener accepts only it; active: PORT/EPRT may name only it).
+    pub check_data_peer: bool,
+    /// The address a 227 reply announces instead of the control connection's local one
+    /// (for NAT). A 229 reply carries no address.
+    pub advertised_address: Option<IpAddr>,
+    /// Failed logins before the session is closed with 421.
+    pub max_login_failures: u32,
+    /// How long a failed login waits before its 530.
+    pub failed_login_delay: Duration,
+    /// The control line limit in bytes.
+    pub max_line: usize,
+    /// The most directory entries one listing reply holds.
+    pub max_listing_entries: usize,
+    /// Whether SITE commands are passed to the application; otherwise 502.
+    pub site_commands: bool,
+    /// The timer table.
+    pub timeouts: Timeouts,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            greeting: "ftps ready.".to_owned(),
+            tls_available: true,
+            control_tls: ControlTlsPolicy::Require,
+            data_tls: DataTlsPolicy::Require,
+            require_session_reuse: true,
+            allow_ccc: false,
+            anonymous: false,
+            active_mode: false,
+            check_data_peer: true,
+            advertised_address: None,
+            max_login_failures: 3,
+            failed_login_delay: Duration::from_secs(1),
+            max_line: crate::framing::DEFAULT_MAX_LINE,
+            max_listing_entries: 100_000,
+            site_commands: false,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// The ALPN protocol id the server advertises and requires (RFC 7301; "ftp" is registered
+/// for FTP). A client offering ALPN without it must fail the handshake (ALPACA).
+pub const ALPN_FTP: &[u8] = b"ftp";

@@ -1,0 +1,404 @@
+//! The vocabulary between a [`ServerSession`](super::ServerSession) and its adapter and
+//! application: actions out, IO events in, requests out and their answers in.
+
+use crate::listing::EntryKind;
+use crate::path::VirtualPath;
+use crate::reply::Reply;
+use crate::server::config::{ControlTlsPolicy, DataTlsPolicy};
+use crate::text::Password;
+use crate::time::Timestamp;
+use std::net::{IpAddr, SocketAddr};
+
+/// Names one data connection (a listener, an active target, and the transfer on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DataId(pub(crate) u64);
+
+/// Names one request to the application; answer it exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestToken(pub(crate) u64);
+
+/// What the adapter must do. Execute actions in the order they come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Write these bytes (encoded replies) to the control connection.
+    Send(Vec<u8>),
+    /// Start TLS (server side) on the control connection, after writing everything sent
+    /// before; then report [`IoEvent::ControlTlsEstablished`] or
+    /// [`IoEvent::ControlTlsFailed`]. Plaintext read until then must not be passed in.
+    StartControlTls,
+    /// End TLS on the control connection (close_notify) and go on in plain text (CCC,
+    /// REIN), after writing everything sent before.
+    StopControlTls,
+    /// Listen for a passive data connection for `id`, on the control connection's local
+    /// address family (`ipv6` says which), in the configured port range; accept only from
+    /// `accept_from` when given. Report [`IoEvent::DataListening`].
+    Listen {
+        /// The data connection.
+        id: DataId,
+        /// IPv6 rather than IPv4.
+        ipv6: bool,
+        /// The only peer address to accept; connections from others are closed.
+        accept_from: Option<IpAddr>,
+    },
+    /// Establish data connection `id`: take the connection accepted on its listener, or
+    /// connect to `connect_to` (active mode), then do a TLS handshake if `tls`. Report
+    /// [`IoEvent::DataConnected`] or [`IoEvent::DataFailed`].
+    OpenData {
+        /// The data connection.
+        id: DataId,
+        /// Active mode: the address to connect to.
+        connect_to: Option<SocketAddr>,
+        /// Whether to run TLS on it (PROT P).
+        tls: bool,
+    },
+    /// Move the transfer's bytes: from `payload` (a listing) or from / to what
+    /// [`StorageRequest::OpenRead`] / [`StorageRequest::OpenWrite`] opened, converting line
+    /// endings if `ascii` (see [`crate::ascii`]). When the stream ends, report
+    /// [`IoEvent::DataEnded`]; [`IoEvent::DataProgress`] now and then while it runs.
+    Transfer {
+        /// The data connection.
+        id: DataId,
+        /// Bytes to send instead of a file.
+        payload: Option<Vec<u8>>,
+        /// TYPE A conversion.
+        ascii: bool,
+    },
+    /// Finish the transfer: close the data connection (with close_notify under TLS), and for
+    /// an upload publish the file (`commit`) or remove what was written. Report
+    /// [`IoEvent::TransferFinished`].
+    FinishTransfer {
+        /// The data connection.
+        id: DataId,
+        /// Keep the upload.
+        commit: bool,
+    },
+    /// Drop everything about `id` at once: listener, connection, open file (an upload is
+    /// removed). No event follows; late events for `id` are ignored.
+    AbortData {
+        /// The data connection.
+        id: DataId,
+    },
+    /// Close the control connection after writing everything sent before. The session is
+    /// over.
+    Close,
+}
+
+/// TLS protocol versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// What a completed TLS handshake did, as the adapter saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The negotiated version.
+    pub version: TlsVersion,
+    /// True if the handshake resumed a session of *this* control connection (the adapter
+    /// keeps a session cache per control connection, so a resumption can only be of it).
+    pub resumed: bool,
+    /// The ALPN protocol agreed, if any.
+    pub alpn: Option<Vec<u8>>,
+    /// The server name the client sent (SNI), if any.
+    pub sni: Option<String>,
+}
+
+/// How a data stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DataEnd {
+    /// The stream ended: for uploads the peer closed; `close_notify` says whether a TLS
+    /// stream ended with close_notify (always true for plain streams).
+    Complete {
+        /// TLS ended properly (true for plain connections).
+        close_notify: bool,
+    },
+    /// The connection failed (reset, TLS error, timeout in the adapter).
+    Failed(String),
+    /// Reading or writing the file failed.
+    Storage(StorageError),
+}
+
+/// What happened, reported by the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IoEvent {
+    /// The control TLS handshake completed.
+    ControlTlsEstablished(TlsInfo),
+    /// The control TLS handshake failed; the session closes.
+    ControlTlsFailed(String),
+    /// A passive listener is up at this local address.
+    DataListening {
+        /// The data connection.
+        id: DataId,
+        /// The local address (its port goes into the 227/229 reply).
+        local: SocketAddr,
+    },
+    /// No listener could be opened (no free port).
+    DataListenFailed {
+        /// The data connection.
+        id: DataId,
+    },
+    /// The data connection is up (and its TLS handshake done, if asked).
+    DataConnected {
+        /// The data connection.
+        id: DataId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The handshake, if TLS was asked for.
+        tls: Option<TlsInfo>,
+    },
+    /// The data connection could not be made, or its TLS handshake failed.
+    DataFailed {
+        /// The data connection.
+        id: DataId,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Bytes moved; resets the stall timer.
+    DataProgress {
+        /// The data connection.
+        id: DataId,
+        /// Bytes moved so far.
+        bytes: u64,
+    },
+    /// The data stream ended.
+    DataEnded {
+        /// The data connection.
+        id: DataId,
+        /// Bytes moved in all.
+        bytes: u64,
+        /// How it ended.
+        end: DataEnd,
+    },
+    /// [`Action::FinishTransfer`] is done.
+    TransferFinished {
+        /// The data connection.
+        id: DataId,
+        /// Whether closing and publishing worked.
+        result: Result<(), StorageError>,
+    },
+    /// The client closed the control connection.
+    ControlClosed,
+}
+
+/// A storage failure, mapped by the session to a reply code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// No such file or directory (550).
+    NotFound,
+    /// Not allowed, including paths that escape the root by a link (550).
+    PermissionDenied,
+    /// The name exists already (550).
+    AlreadyExists,
+    /// A directory was needed (550).
+    NotADirectory,
+    /// A file was needed (550).
+    IsADirectory,
+    /// A directory to remove is not empty (550).
+    DirectoryNotEmpty,
+    /// The name is not allowed (553).
+    InvalidName,
+    /// No space left (452).
+    InsufficientStorage,
+    /// Over quota (552).
+    QuotaExceeded,
+    /// Busy, try later (450).
+    Busy,
+    /// Anything else (451), with a text for the log.
+    Other(String),
+}
+
+/// Facts about one file or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// The name (the last component).
+    pub name: String,
+    /// File, directory, symlink or other.
+    pub kind: EntryKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, UTC.
+    pub modified: Option<Timestamp>,
+    /// Unix permission bits, if known.
+    pub mode: Option<u32>,
+    /// Whether the user may write it (drives MLSx `perm`).
+    pub writable: bool,
+    /// An identifier unique on the server (MLSx `unique`).
+    pub unique: Option<String>,
+}
+
+/// A storage operation the application performs and answers with
+/// [`ServerSession::answer_storage`](super::ServerSession::answer_storage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageRequest {
+    /// Facts about a path; answer [`StorageReply::Metadata`].
+    Stat(VirtualPath),
+    /// The entries of a directory (or the one entry of a file); answer
+    /// [`StorageReply::Entries`].
+    List(VirtualPath),
+    /// Make a directory; answer [`StorageReply::Done`].
+    MakeDir(VirtualPath),
+    /// Remove an empty directory; answer [`StorageReply::Done`].
+    RemoveDir(VirtualPath),
+    /// Remove a file; answer [`StorageReply::Done`].
+    RemoveFile(VirtualPath),
+    /// Rename; answer [`StorageReply::Done`].
+    Rename {
+        /// The existing path.
+        from: VirtualPath,
+        /// The new path.
+        to: VirtualPath,
+    },
+    /// Set a file's modification time; answer [`StorageReply::Done`].
+    SetModified {
+        /// The file.
+        path: VirtualPath,
+        /// The time.
+        modified: Timestamp,
+    },
+    /// Open a file for a download on data connection `id`; answer
+    /// [`StorageReply::Opened`] with its size.
+    OpenRead {
+        /// The transfer.
+        id: DataId,
+        /// The file.
+        path: VirtualPath,
+        /// Where to start (REST).
+        offset: u64,
+    },
+    /// Open a file for an upload on `id` (write to a temporary name if the adapter
+    /// publishes on commit); answer [`StorageReply::Opened`] with the final path.
+    OpenWrite {
+        /// The transfer.
+        id: DataId,
+        /// The file, or the directory for `unique`.
+        path: VirtualPath,
+        /// Where to start writing (REST); 0 truncates.
+        offset: u64,
+        /// APPE: append to the end.
+        append: bool,
+        /// STOU: pick a new unique name in `path`.
+        unique: bool,
+    },
+}
+
+/// A successful answer to a [`StorageRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageReply {
+    /// Done.
+    Done,
+    /// Facts about the path.
+    Metadata(Metadata),
+    /// Directory entries, and the current time (for the `ls -l` date form).
+    Entries {
+        /// The entries.
+        entries: Vec<Metadata>,
+        /// The current UTC time.
+        now: Timestamp,
+    },
+    /// A file opened for a transfer.
+    Opened {
+        /// The path actually used (STOU's unique name).
+        path: VirtualPath,
+        /// The file's size when opened.
+        size: u64,
+    },
+}
+
+/// A login to check, answered with
+/// [`ServerSession::answer_login`](super::ServerSession::answer_login).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRequest {
+    /// Answer with this.
+    pub token: RequestToken,
+    /// The user name.
+    pub user: String,
+    /// The password.
+    pub password: Password,
+    /// The HOST the client asked for (RFC 7151), if any.
+    pub host: Option<String>,
+    /// Whether the control channel is protected.
+    pub secure: bool,
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// The answer to a [`LoginRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginAnswer {
+    /// Accepted, with optional per-user policy overrides.
+    Accepted {
+        /// Replaces the configured control policy for this user.
+        control_tls: Option<ControlTlsPolicy>,
+        /// Replaces the configured data policy for this user.
+        data_tls: Option<DataTlsPolicy>,
+    },
+    /// Wrong user or password.
+    Rejected,
+}
+
+impl LoginAnswer {
+    /// Accepted with the configured policies.
+    pub fn accepted() -> Self {
+        Self::Accepted {
+            control_tls: None,
+            data_tls: None,
+        }
+    }
+}
+
+/// What the session tells the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Check a login; answer with [`ServerSession::answer_login`](super::ServerSession::answer_login).
+    Login(LoginRequest),
+    /// Perform a storage operation; answer with
+    /// [`ServerSession::answer_storage`](super::ServerSession::answer_storage).
+    Storage {
+        /// Answer with this.
+        token: RequestToken,
+        /// The operation, on the logged-in user's storage.
+        request: StorageRequest,
+    },
+    /// A SITE command; answer with [`ServerSession::answer_site`](super::ServerSession::answer_site).
+    Site {
+        /// Answer with this.
+        token: RequestToken,
+        /// The argument of SITE.
+        command: String,
+    },
+    /// A user logged in.
+    LoggedIn {
+        /// The user name.
+        user: String,
+    },
+    /// Plaintext that followed `AUTH` in the same read was dropped unexecuted.
+    PlaintextDiscarded {
+        /// How many bytes.
+        bytes: usize,
+    },
+    /// A transfer ended.
+    TransferDone {
+        /// The file, or the listed directory.
+        path: VirtualPath,
+        /// Bytes moved.
+        bytes: u64,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// The session is over.
+    Closed,
+}
+
+/// A site reply answering [`Event::Site`].
+pub type SiteAnswer = Reply;

@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
 
 use crate::run::{cargo, status, step};
-use crate::{fuzz, io_check};
+use crate::{fuzz, io_check, peers};
 
 pub(crate) fn run() -> Result<(), String> {
     step("format");
@@ -18,8 +18,15 @@ pub(crate) fn run() -> Result<(), String> {
         "warnings",
     ]))?;
 
-    step("tests (unit, known-answer, proptest, doctests, benches in test mode)");
-    status(cargo().args(["test", "--workspace", "--all-features", "--all-targets"]))?;
+    step("tests (unit, known-answer, proptest, in-memory sessions, real peers, doctests)");
+    // The server's tests run real clients; missing ones are installed, and a test that
+    // finds one missing fails instead of skipping.
+    peers::ensure(&[("curl", "curl")])?;
+    status(
+        cargo()
+            .args(["test", "--workspace", "--all-features", "--all-targets"])
+            .env("FTPS_REQUIRE_PEERS", "1"),
+    )?;
     status(cargo().args(["test", "--workspace", "--all-features", "--doc"]))?;
 
     step("docs");

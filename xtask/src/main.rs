@@ -4,6 +4,7 @@ mod bench;
 mod ci;
 mod fuzz;
 mod io_check;
+mod peers;
 mod run;
 
 use std::process::ExitCode;

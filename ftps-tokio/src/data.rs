@@ -1,0 +1,377 @@
+//! One task per data connection: listen or connect, TLS, move the bytes, finish. It only
+//! executes what the session decided and reports back as [`IoEvent`]s.
+
+use crate::storage::Storage;
+use crate::stream::Stream;
+use crate::tls;
+use ftps_proto::ascii::{FromNetwork, ToNetwork};
+use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+
+/// Bytes per read and write: large, so TLS records are full and syscalls few.
+const BUFFER: usize = 256 * 1024;
+/// Report progress (for the stall timer) every this many bytes.
+const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
+
+/// A file opened for a transfer.
+pub(crate) enum File<S: Storage> {
+    Read(S::Reader),
+    Write(S::Upload),
+}
+
+/// What the session tells a data task.
+pub(crate) enum DataCmd<S: Storage> {
+    /// Start the connection, with TLS if an acceptor is given.
+    Open {
+        tls: Option<TlsAcceptor>,
+    },
+    Transfer {
+        payload: Option<Vec<u8>>,
+        file: Option<File<S>>,
+        ascii: bool,
+    },
+    Finish {
+        commit: bool,
+    },
+}
+
+/// What a data task needs from its session.
+pub(crate) struct DataContext<S: Storage> {
+    pub(crate) id: DataId,
+    pub(crate) events: mpsc::UnboundedSender<IoEvent>,
+    pub(crate) storage: Arc<S>,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl<S: Storage> DataContext<S> {
+    fn report(&self, event: IoEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+/// Binds a listener on `ip`, in `ports` if given (trying them from a spread-out start),
+/// else on any free port.
+pub(crate) async fn bind(
+    ip: IpAddr,
+    ports: Option<&RangeInclusive<u16>>,
+    seed: u64,
+) -> io::Result<TcpListener> {
+    let Some(range) = ports else {
+        return TcpListener::bind(SocketAddr::new(ip, 0)).await;
+    };
+    let (lo, hi) = (u64::from(*range.start()), u64::from(*range.end()));
+    let span = hi.saturating_sub(lo) + 1;
+    let start = seed.wrapping_mul(2_654_435_761) % span;
+    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free passive port");
+    for i in 0..span.min(2000) {
+        let port = (lo + (start + i) % span) as u16;
+        match TcpListener::bind(SocketAddr::new(ip, port)).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// A passive data connection: accept (only from `accept_from`), then run.
+pub(crate) async fn passive<S: Storage>(
+    ctx: DataContext<S>,
+    listener: TcpListener,
+    accept_from: Option<IpAddr>,
+    mut cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
+) {
+    let mut accepted: Option<(TcpStream, SocketAddr)> = None;
+    let mut open: Option<Option<TlsAcceptor>> = None;
+    loop {
+        if accepted.is_some() && open.is_some() {
+            break;
+        }
+        tokio::select! {
+            r = listener.accept(), if accepted.is_none() => match r {
+                Ok((stream, peer)) => {
+                    if accept_from.is_some_and(|ip| ip != peer.ip()) {
+                        tracing::warn!(%peer, "data connection from a foreign address refused");
+                        continue;
+                    }
+                    accepted = Some((stream, peer));
+                }
+                Err(e) => tracing::debug!("accept failed: {e}"),
+            },
+            cmd = cmds.recv() => match cmd {
+                Some(DataCmd::Open { tls }) => open = Some(tls),
+                _ => return,
+            },
+        }
+    }
+    drop(listener);
+    if let (Some((stream, peer)), Some(tls)) = (accepted, open) {
+        run(ctx, stream, peer, tls, cmds).await;
+    }
+}
+
+/// An active data connection: connect to `addr`, then run.
+pub(crate) async fn active<S: Storage>(
+    ctx: DataContext<S>,
+    addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
+) {
+    match tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => run(ctx, stream, addr, tls, cmds).await,
+        Ok(Err(e)) => ctx.report(IoEvent::DataFailed {
+            id: ctx.id,
+            reason: e.to_string(),
+        }),
+        Err(_) => ctx.report(IoEvent::DataFailed {
+            id: ctx.id,
+            reason: "connect timed out".into(),
+        }),
+    }
+}
+
+async fn run<S: Storage>(
+    ctx: DataContext<S>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
+    mut cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let tls = acceptor.is_some();
+    let (mut stream, info) = if let Some(acceptor) = acceptor {
+        match tokio::time::timeout(ctx.handshake_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(s)) => {
+                let info = tls::info(s.get_ref().1);
+                (Stream::Tls(Box::new(s)), Some(info))
+            }
+            Ok(Err(e)) => {
+                ctx.report(IoEvent::DataFailed {
+                    id: ctx.id,
+                    reason: format!("TLS: {e}"),
+                });
+                return;
+            }
+            Err(_) => {
+                ctx.report(IoEvent::DataFailed {
+                    id: ctx.id,
+                    reason: "TLS handshake timed out".into(),
+                });
+                return;
+            }
+        }
+    } else {
+        (Stream::Plain(tcp), None)
+    };
+    ctx.report(IoEvent::DataConnected {
+        id: ctx.id,
+        peer,
+        tls: info,
+    });
+
+    let Some(DataCmd::Transfer {
+        payload,
+        file,
+        ascii,
+    }) = cmds.recv().await
+    else {
+        return;
+    };
+    let mut upload = None;
+    let pumped = {
+        let work = async {
+            match (payload, file) {
+                (Some(bytes), _) => send(&ctx, &mut stream, Source::Bytes(&bytes), ascii).await,
+                (None, Some(File::Read(mut reader))) => {
+                    send(&ctx, &mut stream, Source::Reader(&mut reader), ascii).await
+                }
+                (None, Some(File::Write(up))) => {
+                    let up = upload.insert(up);
+                    receive(&ctx, &mut stream, up, ascii, tls).await
+                }
+                (None, None) => (0, DataEnd::Failed("nothing to transfer".into())),
+            }
+        };
+        tokio::select! {
+            r = work => Some(r),
+            _ = cmds.recv() => None,
+        }
+    };
+    let Some((bytes, end)) = pumped else {
+        // Aborted by the session.
+        if let Some(up) = upload {
+            let _ = ctx.storage.commit(up, false).await;
+        }
+        return;
+    };
+    ctx.report(IoEvent::DataEnded {
+        id: ctx.id,
+        bytes,
+        end,
+    });
+    let commit = match cmds.recv().await {
+        Some(DataCmd::Finish { commit }) => commit,
+        _ => false,
+    };
+    let result = match upload {
+        Some(up) => {
+            // Answer the client's close_notify with ours before closing.
+            let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+            ctx.storage.commit(up, commit).await
+        }
+        None => Ok(()),
+    };
+    ctx.report(IoEvent::TransferFinished { id: ctx.id, result });
+}
+
+enum Source<'a, R> {
+    Bytes(&'a [u8]),
+    Reader(&'a mut R),
+}
+
+async fn send<S: Storage>(
+    ctx: &DataContext<S>,
+    stream: &mut Stream,
+    source: Source<'_, S::Reader>,
+    ascii: bool,
+) -> (u64, DataEnd) {
+    let mut sent = 0u64;
+    let mut next_report = PROGRESS_EVERY;
+    let mut conv = ascii.then(ToNetwork::default);
+    let mut converted = Vec::new();
+    let result: io::Result<()> = async {
+        match source {
+            Source::Bytes(bytes) => {
+                stream.write_all(bytes).await?;
+                sent = bytes.len() as u64;
+            }
+            Source::Reader(reader) => {
+                let mut buf = vec![0u8; BUFFER];
+                loop {
+                    let n = match reader.read(&mut buf).await {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) => return Err(io::Error::other(StorageFailure(e))),
+                    };
+                    match conv.as_mut() {
+                        Some(c) => {
+                            converted.clear();
+                            c.convert(&buf[..n], &mut converted);
+                            stream.write_all(&converted).await?;
+                        }
+                        None => stream.write_all(&buf[..n]).await?,
+                    }
+                    sent += n as u64;
+                    if sent >= next_report {
+                        next_report += PROGRESS_EVERY;
+                        ctx.report(IoEvent::DataProgress {
+                            id: ctx.id,
+                            bytes: sent,
+                        });
+                    }
+                }
+            }
+        }
+        stream.flush().await
+    }
+    .await;
+    if result.is_ok() {
+        // close_notify (under TLS) and FIN. Every byte is written by now, and a client that
+        // counted the bytes may already have closed: a failure here loses nothing.
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+    }
+    match result {
+        Ok(()) => (sent, DataEnd::Complete { close_notify: true }),
+        Err(e) if e.get_ref().is_some_and(|i| i.is::<StorageFailure>()) => {
+            (sent, DataEnd::Storage(StorageError::Other(e.to_string())))
+        }
+        Err(e) => (sent, DataEnd::Failed(e.to_string())),
+    }
+}
+
+/// Marks a read error of the file rather than of the connection.
+#[derive(Debug)]
+struct StorageFailure(io::Error);
+
+impl std::fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "reading the file: {}", self.0)
+    }
+}
+
+impl std::error::Error for StorageFailure {}
+
+async fn receive<S: Storage>(
+    ctx: &DataContext<S>,
+    stream: &mut Stream,
+    upload: &mut S::Upload,
+    ascii: bool,
+    tls: bool,
+) -> (u64, DataEnd) {
+    let mut buf = vec![0u8; BUFFER];
+    let mut received = 0u64;
+    let mut next_report = PROGRESS_EVERY;
+    let mut conv = ascii.then(FromNetwork::default);
+    let mut converted = Vec::new();
+    let end = loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => break DataEnd::Complete { close_notify: true },
+            Ok(n) => {
+                received += n as u64;
+                let chunk = match conv.as_mut() {
+                    Some(c) => {
+                        converted.clear();
+                        c.convert(&buf[..n], &mut converted);
+                        &converted[..]
+                    }
+                    None => &buf[..n],
+                };
+                if let Err(e) = upload.write_all(chunk).await {
+                    break DataEnd::Storage(storage_error(&e));
+                }
+                if received >= next_report {
+                    next_report += PROGRESS_EVERY;
+                    ctx.report(IoEvent::DataProgress {
+                        id: ctx.id,
+                        bytes: received,
+                    });
+                }
+            }
+            // rustls reports a TCP close without close_notify as UnexpectedEof.
+            Err(e) if tls && e.kind() == io::ErrorKind::UnexpectedEof => {
+                break DataEnd::Complete {
+                    close_notify: false,
+                };
+            }
+            Err(e) => break DataEnd::Failed(e.to_string()),
+        }
+    };
+    if let Some(c) = conv.as_mut() {
+        converted.clear();
+        c.finish(&mut converted);
+        if !converted.is_empty()
+            && let Err(e) = upload.write_all(&converted).await
+        {
+            return (received, DataEnd::Storage(storage_error(&e)));
+        }
+    }
+    if let Err(e) = upload.flush().await {
+        return (received, DataEnd::Storage(storage_error(&e)));
+    }
+    (received, end)
+}
+
+fn storage_error(e: &io::Error) -> StorageError {
+    match e.kind() {
+        io::ErrorKind::StorageFull => StorageError::InsufficientStorage,
+        io::ErrorKind::QuotaExceeded => StorageError::QuotaExceeded,
+        _ => StorageError::Other(e.to_string()),
+    }
+}

@@ -1,0 +1,36 @@
+//! # ftps-tokio
+//!
+//! An FTPS server (FTP over TLS, explicit and implicit) on tokio and rustls. Every protocol
+//! decision is made by [`ftps_proto::ServerSession`]; this crate runs it over sockets,
+//! files and TLS.
+//!
+//! ```no_run
+//! use ftps_proto::server::{ServerConfig, TlsMode};
+//! use ftps_tokio::{LocalFs, Server, StaticUsers, tls};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let tls = tls::server_config_from_pem_files("cert.pem".as_ref(), "key.pem".as_ref())?;
+//! let server = Server::builder(LocalFs::new("./ftp-root")?, StaticUsers::new().with_password("alice", "secret"))
+//!     .config(ServerConfig::default()) // TLS required on control and data, session reuse checked
+//!     .tls(tls)
+//!     .passive_ports(50000..=50100)
+//!     .build();
+//! let explicit = tokio::net::TcpListener::bind("127.0.0.1:2121").await?;
+//! let implicit = tokio::net::TcpListener::bind("127.0.0.1:9990").await?;
+//! tokio::try_join!(server.serve(explicit, TlsMode::Explicit), server.serve(implicit, TlsMode::Implicit))?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod auth;
+mod data;
+mod server;
+mod storage;
+mod stream;
+pub mod tls;
+
+pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
+pub use server::{Server, ServerBuilder};
+pub use storage::{LocalFs, LocalUpload, Storage};

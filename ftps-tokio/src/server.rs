@@ -1,0 +1,565 @@
+//! The server: a builder, the accept loop, and the per-session driver that runs a
+//! [`ServerSession`] over tokio sockets.
+
+use crate::auth::Authenticator;
+use crate::data::{self, DataCmd, DataContext, File};
+use crate::storage::{self, Storage};
+use crate::stream::Stream;
+use crate::tls;
+use ftps_proto::server::{
+    Action, DataId, Event, IoEvent, ServerConfig, StorageError, StorageReply, StorageRequest,
+    TlsMode,
+};
+use ftps_proto::{Reply, ReplyCode, ServerSession};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+/// Bytes of control input held before the session takes them, at most.
+const MAX_CONTROL_INPUT: usize = 64 * 1024;
+
+/// Builds a [`Server`].
+pub struct ServerBuilder<S, A> {
+    storage: S,
+    auth: A,
+    config: ServerConfig,
+    tls: Option<rustls::ServerConfig>,
+    passive_ports: Option<RangeInclusive<u16>>,
+    max_sessions: usize,
+    max_sessions_per_ip: usize,
+}
+
+impl<S: Storage, A: Authenticator> ServerBuilder<S, A> {
+    /// The protocol configuration (policies, timeouts, limits). Its `tls_available` is set
+    /// from whether [`tls`](Self::tls) was given.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The TLS configuration (see [`crate::tls`] to build one from PEM files).
+    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The ports passive listeners use; by default any free port.
+    pub fn passive_ports(mut self, ports: RangeInclusive<u16>) -> Self {
+        self.passive_ports = Some(ports);
+        self
+    }
+
+    /// The most sessions at once (default 1000) and from one IP address (default 50);
+    /// past either, a new connection gets 421 and is closed.
+    pub fn max_sessions(mut self, total: usize, per_ip: usize) -> Self {
+        self.max_sessions = total;
+        self.max_sessions_per_ip = per_ip;
+        self
+    }
+
+    /// Builds the server.
+    pub fn build(mut self) -> Server<S, A> {
+        self.config.tls_available = self.tls.is_some();
+        let (shutdown, _) = watch::channel(false);
+        Server {
+            shared: Arc::new(Shared {
+                storage: Arc::new(self.storage),
+                auth: self.auth,
+                config: Arc::new(self.config),
+                tls: self.tls,
+                passive_ports: self.passive_ports,
+                max_sessions: self.max_sessions,
+                max_sessions_per_ip: self.max_sessions_per_ip,
+                sessions: AtomicUsize::new(0),
+                per_ip: Mutex::new(HashMap::new()),
+                shutdown,
+            }),
+        }
+    }
+}
+
+struct Shared<S, A> {
+    storage: Arc<S>,
+    auth: A,
+    config: Arc<ServerConfig>,
+    tls: Option<rustls::ServerConfig>,
+    passive_ports: Option<RangeInclusive<u16>>,
+    max_sessions: usize,
+    max_sessions_per_ip: usize,
+    sessions: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// An FTPS server. Cheap to clone; all clones serve the same storage and users.
+pub struct Server<S, A> {
+    shared: Arc<Shared<S, A>>,
+}
+
+impl<S, A> Clone for Server<S, A> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Counts a session against the limits for as long as it lives.
+struct Slot<S, A> {
+    shared: Arc<Shared<S, A>>,
+    ip: IpAddr,
+}
+
+impl<S, A> Drop for Slot<S, A> {
+    fn drop(&mut self) {
+        self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut map) = self.shared.per_ip.lock()
+            && let Some(n) = map.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl<S: Storage, A: Authenticator> Server<S, A> {
+    /// Starts building a server on `storage` and `auth`.
+    pub fn builder(storage: S, auth: A) -> ServerBuilder<S, A> {
+        ServerBuilder {
+            storage,
+            auth,
+            config: ServerConfig::default(),
+            tls: None,
+            passive_ports: None,
+            max_sessions: 1000,
+            max_sessions_per_ip: 50,
+        }
+    }
+
+    /// Stops every `serve` loop from accepting; sessions in progress run to their end.
+    pub fn shutdown(&self) {
+        let _ = self.shared.shutdown.send(true);
+    }
+
+    /// Accepts connections on `listener` as `mode` sessions until [`shutdown`](Self::shutdown).
+    pub async fn serve(&self, listener: TcpListener, mode: TlsMode) -> io::Result<()> {
+        let mut stop = self.shared.shutdown.subscribe();
+        if *stop.borrow_and_update() {
+            return Ok(());
+        }
+        loop {
+            let (tcp, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop.changed() => return Ok(()),
+            };
+            let Some(slot) = self.admit(peer.ip()) else {
+                tokio::spawn(async move {
+                    let mut tcp = tcp;
+                    if mode == TlsMode::Explicit {
+                        let _ = tcp.write_all(b"421 Too many connections.\r\n").await;
+                    }
+                });
+                continue;
+            };
+            let shared = self.shared.clone();
+            let span = tracing::info_span!("session", %peer, ?mode);
+            tokio::spawn(
+                async move {
+                    let _slot = slot;
+                    if let Err(e) = run_session(shared, tcp, mode).await {
+                        tracing::debug!("session ended: {e}");
+                    }
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    fn admit(&self, ip: IpAddr) -> Option<Slot<S, A>> {
+        let mut map = self.shared.per_ip.lock().ok()?;
+        let here = map.get(&ip).copied().unwrap_or(0);
+        if here >= self.shared.max_sessions_per_ip
+            || self.shared.sessions.load(Ordering::Relaxed) >= self.shared.max_sessions
+        {
+            return None;
+        }
+        map.insert(ip, here + 1);
+        self.shared.sessions.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            shared: self.shared.clone(),
+            ip,
+        })
+    }
+}
+
+/// The per-session state of the driver (what the protocol core does not own: sockets,
+/// open files, data tasks).
+struct Driver<S: Storage, A> {
+    shared: Arc<Shared<S, A>>,
+    session: ServerSession,
+    control: Option<Stream>,
+    acceptor: Option<TlsAcceptor>,
+    download_acceptor: Option<TlsAcceptor>,
+    upload_acceptor: Option<TlsAcceptor>,
+    events_tx: mpsc::UnboundedSender<IoEvent>,
+    data: HashMap<DataId, mpsc::UnboundedSender<DataCmd<S>>>,
+    files: HashMap<DataId, File<S>>,
+    user: String,
+    local: SocketAddr,
+    closing: bool,
+}
+
+async fn run_session<S: Storage, A: Authenticator>(
+    shared: Arc<Shared<S, A>>,
+    tcp: TcpStream,
+    mode: TlsMode,
+) -> io::Result<()> {
+    let peer = tcp.peer_addr()?;
+    let local = tcp.local_addr()?;
+    tcp.set_nodelay(true)?;
+    let session_tls = match shared.tls.as_ref().map(tls::per_session).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("TLS setup: {e}");
+            return Ok(());
+        }
+    };
+    let acceptor = session_tls
+        .as_ref()
+        .map(|t| TlsAcceptor::from(t.control.clone()));
+    let download_acceptor = session_tls
+        .as_ref()
+        .map(|t| TlsAcceptor::from(t.download.clone()));
+    let upload_acceptor = session_tls
+        .as_ref()
+        .map(|t| TlsAcceptor::from(t.upload.clone()));
+    let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let mut d = Driver {
+        shared,
+        session,
+        control: Some(Stream::Plain(tcp)),
+        acceptor,
+        download_acceptor,
+        upload_acceptor,
+        events_tx,
+        data: HashMap::new(),
+        files: HashMap::new(),
+        user: String::new(),
+        local,
+        closing: false,
+    };
+    let mut input: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        d.settle(&mut input).await;
+        if d.closing {
+            break;
+        }
+        let deadline = d.session.poll_timeout().map(tokio::time::Instant::from_std);
+        let can_read = input.len() < MAX_CONTROL_INPUT && d.control.is_some();
+        tokio::select! {
+            r = async { d.control.as_mut().expect("checked").read(&mut buf).await }, if can_read => match r {
+                Ok(0) | Err(_) => d.session.handle_io(IoEvent::ControlClosed, Instant::now()),
+                Ok(n) => {
+                    input.extend_from_slice(&buf[..n]);
+                    let used = d.session.handle_control_input(&input, Instant::now());
+                    input.drain(..used);
+                }
+            },
+            Some(event) = events_rx.recv() => d.session.handle_io(event, Instant::now()),
+            _ = async { tokio::time::sleep_until(deadline.expect("checked")).await }, if deadline.is_some() => {
+                d.session.handle_timeout(Instant::now());
+            }
+        }
+    }
+    Ok(())
+}
+
+impl<S: Storage, A: Authenticator> Driver<S, A> {
+    /// Executes actions and answers events until the session has nothing more to say.
+    async fn settle(&mut self, input: &mut Vec<u8>) {
+        loop {
+            let mut progressed = false;
+            while let Some(action) = self.session.poll_action() {
+                progressed = true;
+                self.act(action).await;
+            }
+            while let Some(event) = self.session.poll_event() {
+                progressed = true;
+                self.on_event(event).await;
+            }
+            if !input.is_empty() && !self.session.is_closed() {
+                let used = self.session.handle_control_input(input, Instant::now());
+                if used > 0 {
+                    input.drain(..used);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn data_context(&self, id: DataId) -> DataContext<S> {
+        DataContext {
+            id,
+            events: self.events_tx.clone(),
+            storage: self.shared.storage.clone(),
+            handshake_timeout: self.shared.config.timeouts.tls_handshake,
+        }
+    }
+
+    async fn act(&mut self, action: Action) {
+        let now = Instant::now;
+        match action {
+            Action::Send(bytes) => {
+                let ok = match self.control.as_mut() {
+                    Some(c) => c.write_all(&bytes).await.is_ok() && c.flush().await.is_ok(),
+                    None => false,
+                };
+                if !ok {
+                    self.session.handle_io(IoEvent::ControlClosed, now());
+                }
+            }
+            Action::StartControlTls => {
+                let (Some(Stream::Plain(tcp)), Some(acceptor)) =
+                    (self.control.take(), self.acceptor.clone())
+                else {
+                    self.session
+                        .handle_io(IoEvent::ControlTlsFailed("no TLS".into()), now());
+                    return;
+                };
+                let timeout = self.shared.config.timeouts.tls_handshake;
+                match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let info = tls::info(tls.get_ref().1);
+                        tracing::debug!(?info, "control TLS established");
+                        self.control = Some(Stream::Tls(Box::new(tls)));
+                        self.session
+                            .handle_io(IoEvent::ControlTlsEstablished(info), now());
+                    }
+                    Ok(Err(e)) => self
+                        .session
+                        .handle_io(IoEvent::ControlTlsFailed(e.to_string()), now()),
+                    Err(_) => self.session.handle_io(
+                        IoEvent::ControlTlsFailed("handshake timed out".into()),
+                        now(),
+                    ),
+                }
+            }
+            Action::StopControlTls => {
+                if let Some(Stream::Tls(mut tls)) = self.control.take() {
+                    tls.get_mut().1.send_close_notify();
+                    let _ = tls.flush().await;
+                    let (tcp, _) = tls.into_inner();
+                    self.control = Some(Stream::Plain(tcp));
+                }
+            }
+            Action::Listen {
+                id,
+                ipv6: _,
+                accept_from,
+            } => {
+                let ip = self.local.ip();
+                match data::bind(ip, self.shared.passive_ports.as_ref(), id_seed(id)).await {
+                    Ok(listener) => {
+                        let local = listener.local_addr().unwrap_or(SocketAddr::new(ip, 0));
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        self.data.insert(id, tx);
+                        tokio::spawn(
+                            data::passive(self.data_context(id), listener, accept_from, rx)
+                                .in_current_span(),
+                        );
+                        self.session
+                            .handle_io(IoEvent::DataListening { id, local }, now());
+                    }
+                    Err(e) => {
+                        tracing::warn!("passive listener: {e}");
+                        self.session
+                            .handle_io(IoEvent::DataListenFailed { id }, now());
+                    }
+                }
+            }
+            Action::OpenData {
+                id,
+                connect_to,
+                tls,
+            } => {
+                let upload = matches!(self.files.get(&id), Some(File::Write(_)));
+                let acceptor = match (tls, upload) {
+                    (false, _) => None,
+                    (true, true) => self.upload_acceptor.clone(),
+                    (true, false) => self.download_acceptor.clone(),
+                };
+                if tls && acceptor.is_none() {
+                    self.session.handle_io(
+                        IoEvent::DataFailed {
+                            id,
+                            reason: "no TLS configured".into(),
+                        },
+                        now(),
+                    );
+                    return;
+                }
+                let tls = acceptor;
+                match connect_to {
+                    Some(addr) => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        self.data.insert(id, tx);
+                        tokio::spawn(
+                            data::active(self.data_context(id), addr, tls, rx).in_current_span(),
+                        );
+                    }
+                    None => self.command(id, DataCmd::Open { tls }),
+                }
+            }
+            Action::Transfer { id, payload, ascii } => {
+                let file = self.files.remove(&id);
+                self.command(
+                    id,
+                    DataCmd::Transfer {
+                        payload,
+                        file,
+                        ascii,
+                    },
+                );
+            }
+            Action::FinishTransfer { id, commit } => {
+                self.command(id, DataCmd::Finish { commit });
+                self.data.remove(&id);
+            }
+            Action::AbortData { id } => {
+                self.data.remove(&id);
+                if let Some(File::Write(up)) = self.files.remove(&id) {
+                    let _ = self.shared.storage.commit(up, false).await;
+                }
+            }
+            Action::Close => {
+                if let Some(mut c) = self.control.take() {
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_secs(2), c.shutdown()).await;
+                }
+                self.data.clear();
+                self.closing = true;
+            }
+            other => tracing::warn!(?other, "unknown action"),
+        }
+    }
+
+    fn command(&mut self, id: DataId, cmd: DataCmd<S>) {
+        let sent = self.data.get(&id).is_some_and(|tx| tx.send(cmd).is_ok());
+        if !sent {
+            self.session.handle_io(
+                IoEvent::DataFailed {
+                    id,
+                    reason: "data task gone".into(),
+                },
+                Instant::now(),
+            );
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Login(request) => {
+                let answer = self.shared.auth.authenticate(&request).await;
+                tracing::info!(user = %request.user, ?answer, "login");
+                self.user = request.user.clone();
+                self.session
+                    .answer_login(request.token, answer, Instant::now());
+            }
+            Event::Storage { token, request } => {
+                let answer = self.storage(request).await;
+                self.session.answer_storage(token, answer, Instant::now());
+            }
+            Event::Site { token, .. } => {
+                let r = Reply::new(ReplyCode::NOT_IMPLEMENTED, "SITE not implemented.");
+                self.session.answer_site(token, r, Instant::now());
+            }
+            Event::LoggedIn { user } => {
+                tracing::info!(%user, "logged in");
+                self.user = user;
+            }
+            Event::PlaintextDiscarded { bytes } => {
+                tracing::warn!(bytes, "plaintext after AUTH discarded")
+            }
+            Event::TransferDone { path, bytes, ok } => tracing::info!(%path, bytes, ok, "transfer"),
+            Event::Closed => tracing::debug!("closed"),
+            other => tracing::debug!(?other, "event"),
+        }
+    }
+
+    async fn storage(&mut self, request: StorageRequest) -> Result<StorageReply, StorageError> {
+        let fs = self.shared.storage.clone();
+        let user = self.user.as_str();
+        match request {
+            StorageRequest::Stat(p) => fs.stat(user, &p).await.map(StorageReply::Metadata),
+            StorageRequest::List(p) => {
+                let entries = fs.list(user, &p).await?;
+                Ok(StorageReply::Entries {
+                    entries,
+                    now: storage::now_utc(),
+                })
+            }
+            StorageRequest::MakeDir(p) => fs.make_dir(user, &p).await.map(|()| StorageReply::Done),
+            StorageRequest::RemoveDir(p) => {
+                fs.remove_dir(user, &p).await.map(|()| StorageReply::Done)
+            }
+            StorageRequest::RemoveFile(p) => {
+                fs.remove_file(user, &p).await.map(|()| StorageReply::Done)
+            }
+            StorageRequest::Rename { from, to } => fs
+                .rename(user, &from, &to)
+                .await
+                .map(|()| StorageReply::Done),
+            StorageRequest::SetModified { path, modified } => fs
+                .set_modified(user, &path, modified)
+                .await
+                .map(|()| StorageReply::Done),
+            StorageRequest::OpenRead { id, path, offset } => {
+                let (reader, size) = fs.open_read(user, &path, offset).await?;
+                self.files.insert(id, File::Read(reader));
+                Ok(StorageReply::Opened { path, size })
+            }
+            StorageRequest::OpenWrite {
+                id,
+                path,
+                offset,
+                append,
+                unique,
+            } => {
+                let (upload, path) = fs.open_write(user, &path, offset, append, unique).await?;
+                self.files.insert(id, File::Write(upload));
+                Ok(StorageReply::Opened { path, size: 0 })
+            }
+            _ => Err(StorageError::Other("unsupported storage request".into())),
+        }
+    }
+}
+
+fn id_seed(id: DataId) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&id, &mut h);
+    std::hash::Hash::hash(&std::process::id(), &mut h);
+    std::hash::Hasher::finish(&h)
+}

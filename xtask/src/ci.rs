@@ -21,7 +21,7 @@ pub(crate) fn run() -> Result<(), String> {
     step("tests (unit, known-answer, proptest, in-memory sessions, real peers, doctests)");
     // The server's tests run real clients; missing ones are installed, and a test that
     // finds one missing fails instead of skipping.
-    peers::ensure(&[("curl", "curl")])?;
+    peers::ensure(peers::CLIENTS)?;
     status(
         cargo()
             .args(["test", "--workspace", "--all-features", "--all-targets"])

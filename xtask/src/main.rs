@@ -19,6 +19,7 @@ tasks:
                           run one fuzz target (or all) for S seconds each (default 60)
   fuzz-smoke              every fuzz target for a bounded number of runs (part of ci)
   io-check                the ftps-proto no-IO proof alone (part of ci)
+  interop                 our server against curl, lftp and Python's ftplib (part of ci's tests)
   bench [--quick]         criterion benchmarks of the parsers
 ";
 
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run_long(&args[1..]),
         Some("fuzz-smoke") => fuzz::smoke(),
         Some("io-check") => io_check::run(),
+        Some("interop") => peers::interop(),
         Some("bench") => bench::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");

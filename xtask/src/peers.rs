@@ -3,6 +3,30 @@
 use crate::run::status;
 use std::process::Command;
 
+/// The real clients the server is tested with: (program, Debian package).
+pub(crate) const CLIENTS: &[(&str, &str)] =
+    &[("curl", "curl"), ("lftp", "lftp"), ("python3", "python3")];
+
+/// `cargo xtask interop`: our server against curl, lftp and Python's ftplib.
+pub(crate) fn interop() -> Result<(), String> {
+    ensure(CLIENTS)?;
+    status(
+        crate::run::cargo()
+            .args([
+                "test",
+                "-p",
+                "ftps-tokio",
+                "--test",
+                "curl",
+                "-p",
+                "ftps-cli",
+                "--test",
+                "interop",
+            ])
+            .env("FTPS_REQUIRE_PEERS", "1"),
+    )
+}
+
 fn present(program: &str) -> bool {
     Command::new(program)
         .arg("--version")

@@ -1,0 +1,342 @@
+//! `ftps serve` against real clients: curl, lftp and Python's ftplib, explicit and
+//! implicit, TLS 1.2 and 1.3, with every transferred file compared byte for byte.
+//! `cargo xtask ci` installs the clients and sets `FTPS_REQUIRE_PEERS=1`, which turns a
+//! missing client into a failure instead of a skip.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn have(program: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
+        "{program} is required but not installed"
+    );
+    if !found {
+        eprintln!("{program} not installed: skipped");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Served {
+    child: Child,
+    dir: PathBuf,
+    explicit: u16,
+    implicit: u16,
+}
+
+impl Served {
+    /// Starts `ftps serve` in a fresh directory with user alice:wonderland and `flags`.
+    fn start(name: &str, flags: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("ftps-interop-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("ftp-root")).unwrap();
+        let (explicit, implicit) = (free_port(), free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+            .current_dir(&dir)
+            .args(["serve", "--user", "alice:wonderland"])
+            .args([
+                "--explicit",
+                &format!("127.0.0.1:{explicit}"),
+                "--implicit",
+                &format!("127.0.0.1:{implicit}"),
+            ])
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "server did not start");
+            match lines.next() {
+                Some(Ok(l)) if l.contains("Ctrl-C") => break,
+                Some(_) => {}
+                None => panic!("server exited"),
+            }
+        }
+        Self {
+            child,
+            dir,
+            explicit,
+            implicit,
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.join("ftp-root")
+    }
+
+    fn ca(&self) -> String {
+        self.dir.join(".ftps/cert.pem").to_str().unwrap().to_owned()
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(program)
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .unwrap();
+        eprintln!(
+            "{program} {args:?} -> {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn lftp(&self, implicit: bool, settings: &str, script: &str) -> Output {
+        let url = if implicit {
+            format!("ftps://127.0.0.1:{}", self.implicit)
+        } else {
+            format!("ftp://127.0.0.1:{}", self.explicit)
+        };
+        let commands = format!(
+            "set ssl:ca-file {}; set ftp:ssl-force true; set net:max-retries 1; set net:timeout 10; {settings}; {script}; bye",
+            self.ca()
+        );
+        self.run("lftp", &["-u", "alice,wonderland", "-e", &commands, &url])
+    }
+
+    fn python(&self, script: &str) -> Output {
+        let prelude = format!(
+            "import ftplib, ssl, io, sys\nctx = ssl.create_default_context(cafile={:?})\nPORT = {}\n",
+            self.ca(),
+            self.explicit
+        );
+        self.run("python3", &["-c", &format!("{prelude}{script}")])
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A tree with binary files, an empty file, a UTF-8 name and a name with spaces.
+fn make_tree(dir: &Path) {
+    std::fs::create_dir_all(dir.join("a/b")).unwrap();
+    for i in 1..=12u32 {
+        let bytes: Vec<u8> = (0..i * 7919)
+            .map(|j| (j.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(dir.join(format!("f{i}.bin")), bytes).unwrap();
+    }
+    std::fs::write(dir.join("a/empty.txt"), b"").unwrap();
+    std::fs::write(dir.join("a/b/日本語 name.txt"), "nihongo\n").unwrap();
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let mut left: Vec<_> = walk(a);
+    let mut right: Vec<_> = walk(b);
+    left.sort();
+    right.sort();
+    assert_eq!(left.len(), right.len(), "{left:?} vs {right:?}");
+    for ((pa, ca), (pb, cb)) in left.iter().zip(&right) {
+        assert_eq!(pa, pb);
+        assert!(ca == cb, "{pa:?} differs");
+    }
+}
+
+fn walk(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn lftp_mirror_both_ways_tls13_and_tls12() {
+    if !have("lftp") {
+        return;
+    }
+    let s = Served::start("lftp", &["--active"]);
+    let local = s.dir.join("local");
+    make_tree(&local);
+    for (i, (tls, passive)) in [
+        ("", true),
+        ("set ssl:priority NORMAL:-VERS-TLS1.3", true),
+        ("", false),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let settings = format!(
+            "set ftp:ssl-protect-data true; set ftp:passive-mode {}; {tls}",
+            if *passive { "on" } else { "off" }
+        );
+        let up = format!("up{i}");
+        ok(&s.lftp(false, &settings, &format!("mirror -R local {up}")));
+        same_tree(&local, &s.root().join(&up));
+        let back = format!("back{i}");
+        ok(&s.lftp(i == 1, &settings, &format!("mirror {up} {back}")));
+        same_tree(&local, &s.dir.join(&back));
+    }
+}
+
+#[test]
+fn lftp_without_data_protection_when_allowed() {
+    if !have("lftp") {
+        return;
+    }
+    // Allowed: works in the clear.
+    let s = Served::start("lftp-clear", &["--data-tls", "allow"]);
+    std::fs::write(s.root().join("x.txt"), "x").unwrap();
+    assert!(ok(&s.lftp(false, "set ftp:ssl-protect-data false", "cls -1")).contains("x.txt"));
+}
+
+#[test]
+fn python_ftplib_gets_522_with_the_reuse_check_and_works_without() {
+    if !have("python3") {
+        return;
+    }
+    let s = Served::start("ftplib-522", &[]);
+    std::fs::write(s.root().join("x.txt"), "x").unwrap();
+    let out = s.python(
+        "f = ftplib.FTP_TLS(context=ctx, timeout=10)\nf.connect('127.0.0.1', PORT)\nf.auth(); f.login('alice', 'wonderland'); f.prot_p()\n\
+         try:\n    f.nlst()\nexcept Exception as e:\n    pass\n\
+         try:\n    f.voidcmd('NOOP')\nexcept ftplib.error_perm as e:\n    print(str(e)[:3])\n\
+         print(f.voidcmd('NOOP')[:3])\n",
+    );
+    assert_eq!(
+        ok(&out),
+        "522\n200\n",
+        "ftplib does not resume TLS sessions: 522, and the control stays usable"
+    );
+
+    let s = Served::start(
+        "ftplib",
+        &["--no-session-reuse-check", "--data-tls", "allow"],
+    );
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(s.dir.join("payload.bin"), &payload).unwrap();
+    let script = r#"
+f = ftplib.FTP_TLS(context=ctx, timeout=10)
+f.connect('127.0.0.1', PORT)
+f.auth(); f.login('alice', 'wonderland'); f.prot_p()
+with open('payload.bin', 'rb') as fh:
+    f.storbinary('STOR up load.bin', fh)
+buf = io.BytesIO()
+f.retrbinary('RETR up load.bin', buf.write)
+assert buf.getvalue() == open('payload.bin', 'rb').read()
+assert f.size('up load.bin') == 200000
+assert f.sendcmd('MDTM up load.bin').startswith('213 ')
+f.mkd('日本語')
+f.storbinary('STOR 日本語/empty', io.BytesIO(b''))
+names = dict(f.mlsd())
+assert names['up load.bin']['type'] == 'file' and names['up load.bin']['size'] == '200000', names
+assert names['日本語']['type'] == 'dir'
+f.rename('up load.bin', 'renamed.bin')
+assert 'renamed.bin' in f.nlst()
+f.prot_c()
+buf = io.BytesIO()
+f.retrbinary('RETR renamed.bin', buf.write)
+assert buf.getvalue() == open('payload.bin', 'rb').read()
+f.delete('renamed.bin')
+assert 'renamed.bin' not in f.nlst()
+f.quit()
+print('ok')
+"#;
+    assert_eq!(ok(&s.python(script)), "ok\n");
+    assert_eq!(std::fs::read(s.root().join("日本語/empty")).unwrap(), b"");
+}
+
+#[test]
+fn curl_with_the_printed_commands_and_past_4_gib() {
+    if !have("curl") {
+        return;
+    }
+    let s = Served::start("curl", &[]);
+    // A sparse file just over 4 GiB with known bytes at the end: resuming past 2^32
+    // exercises 64-bit REST offsets without moving 4 GiB.
+    let big = s.root().join("big.bin");
+    let tail: Vec<u8> = (0..1_048_576u32).map(|i| (i % 241) as u8).collect();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(&big).unwrap();
+        f.seek(SeekFrom::Start(1 << 32)).unwrap();
+        f.write_all(&tail).unwrap();
+    }
+    let part = s.dir.join("part.bin");
+    let explicit = format!("ftp://127.0.0.1:{}/big.bin", s.explicit);
+    let offset = (1u64 << 32).to_string();
+    ok(&s.run(
+        "curl",
+        &[
+            "-sS",
+            "--ssl-reqd",
+            "--cacert",
+            &s.ca(),
+            "-u",
+            "alice:wonderland",
+            "-C",
+            &offset,
+            "-o",
+            part.to_str().unwrap(),
+            &explicit,
+        ],
+    ));
+    assert_eq!(std::fs::read(&part).unwrap(), tail);
+    // Implicit, as printed.
+    std::fs::write(s.root().join("hello.txt"), "hello\n").unwrap();
+    let implicit = format!("ftps://127.0.0.1:{}/hello.txt", s.implicit);
+    assert_eq!(
+        ok(&s.run(
+            "curl",
+            &[
+                "-sS",
+                "--cacert",
+                &s.ca(),
+                "-u",
+                "alice:wonderland",
+                &implicit
+            ]
+        )),
+        "hello\n"
+    );
+}

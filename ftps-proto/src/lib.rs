@@ -72,8 +72,3 @@ pub use reply::{Reply, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
 pub use server::ServerSession;
 pub use text::{Password, Pathname, Text, Token, Username};
 pub use time::Timestamp;
-
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

@@ -34,3 +34,8 @@ pub mod tls;
 pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
 pub use server::{Server, ServerBuilder};
 pub use storage::{LocalFs, LocalUpload, Storage};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -340,3 +340,82 @@ fn curl_with_the_printed_commands_and_past_4_gib() {
         "hello\n"
     );
 }
+
+#[test]
+fn the_printed_commands_work_in_both_modes() {
+    if !have("curl") || !have("lftp") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ftps-interop-printed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("ftp-root")).unwrap();
+    std::fs::write(dir.join("ftp-root/readme.txt"), "hi\n").unwrap();
+    let (explicit, implicit) = (free_port(), free_port());
+    // No --user: the server makes user `ftps` with a random password and prints it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(&dir)
+        .args([
+            "serve",
+            "--explicit",
+            &format!("127.0.0.1:{explicit}"),
+            "--implicit",
+            &format!("127.0.0.1:{implicit}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut printed = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains("Ctrl-C") {
+            break;
+        }
+        printed.push(line);
+    }
+    let commands: Vec<&str> = printed
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| l.starts_with("curl ") || l.starts_with("lftp "))
+        .collect();
+    assert_eq!(commands.len(), 4, "{printed:?}");
+    for command in commands {
+        let out = Command::new("timeout")
+            .args(["30", "bash", "-c", command])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("readme.txt"),
+            "{command}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // A second start keeps the certificate, and a port in use is a clear error.
+    let blocker = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = blocker.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(&dir)
+        .args(["serve", "--explicit", &busy, "--no-implicit"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on {busy}")) && err.contains("--explicit"),
+        "{err}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .args(["serve", "--data-tls", "sometimes"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("sometimes"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -174,6 +174,31 @@ async fn curl_explicit_and_implicit() {
         assert_eq!(body, "hello from the ftps lab\n");
     }
 
+    // TYPE A: the server sends CRLF line endings (25 bytes on the wire for the 24-byte
+    // file; curl turns them back into LF), and an ASCII upload is stored with LF.
+    let ascii = ok(&f
+        .curl(&[
+            "--ssl-reqd",
+            "--use-ascii",
+            "-w",
+            "|%{size_download}",
+            &f.url(false, "hello.txt"),
+        ])
+        .await);
+    assert_eq!(ascii, "hello from the ftps lab\n|25");
+    let text = f.dir.join("text.txt");
+    write(&text, b"one\ntwo\n"); // curl sends it as one CRLF two CRLF
+    ok(&f
+        .curl(&[
+            "--ssl-reqd",
+            "--use-ascii",
+            "-T",
+            text.to_str().unwrap(),
+            &f.url(false, "lf.txt"),
+        ])
+        .await);
+    assert_eq!(std::fs::read(f.path("lf.txt")).unwrap(), b"one\ntwo\n");
+
     // put, then resume an upload, then download with resume
     let local = f.dir.join("upload.bin");
     let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();

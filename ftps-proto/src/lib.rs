@@ -5,7 +5,7 @@
 //! 7151. This crate never opens a socket or a file, never spawns a thread and never reads
 //! a clock; runtime adapters do that and feed it bytes.
 //!
-//! It holds the stateless codec and the server session:
+//! It holds the stateless codec and the server and client sessions:
 //!
 //! | module | what it reads and writes |
 //! |---|---|
@@ -20,6 +20,7 @@
 //! | [`path`] | virtual paths resolved inside a root, `..` clamped |
 //! | [`ascii`] | TYPE A line-ending conversion |
 //! | [`server`] | the server session state machine |
+//! | [`client`] | the client session state machine |
 //!
 //! ```
 //! use ftps_proto::{Command, LineFramer, Reply, ReplyDecoder};
@@ -49,6 +50,7 @@
 
 pub mod address;
 pub mod ascii;
+pub mod client;
 pub mod command;
 mod error;
 pub mod facts;
@@ -61,6 +63,7 @@ pub mod server;
 mod text;
 pub mod time;
 
+pub use client::ClientSession;
 pub use command::{Command, CommandError, CommandErrorKind, ProtectionLevel, RepresentationType};
 pub use error::ParseError;
 pub use facts::{Fact, MlsxEntry};

@@ -1,0 +1,279 @@
+//! The vocabulary between a [`ClientSession`](super::ClientSession), its adapter and its
+//! application: operations in, actions and events out, IO events in.
+
+use crate::command::Command;
+use crate::facts::MlsxEntry;
+use crate::feature::Features;
+use crate::reply::{Reply, ReplyError};
+use crate::text::{Pathname, Text};
+use crate::time::Timestamp;
+use std::net::SocketAddr;
+
+/// Names one data connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DataId(pub(crate) u64);
+
+/// Names one submitted operation; its result comes back in [`Event::Done`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub(crate) u64);
+
+/// Which listing command to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListFormat {
+    /// LIST: human-readable lines.
+    List,
+    /// NLST: names only.
+    Nlst,
+    /// MLSD: machine-readable facts (RFC 3659).
+    Mlsd,
+}
+
+/// Something the application asks the client to do. Operations run one at a time, in the
+/// order submitted, once the session is logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// A directory listing over a data connection.
+    List {
+        /// The directory (or file); the working directory if `None`.
+        path: Option<Pathname>,
+        /// The command.
+        format: ListFormat,
+    },
+    /// Download a file, from `offset` (REST) if not 0.
+    Retrieve {
+        /// The file.
+        path: Pathname,
+        /// Where to start.
+        offset: u64,
+        /// TYPE A instead of TYPE I.
+        ascii: bool,
+    },
+    /// Upload a file: STOR (from `offset` with REST), or APPE if `append`.
+    Store {
+        /// The file.
+        path: Pathname,
+        /// Where to start writing (REST + STOR).
+        offset: u64,
+        /// APPE instead of STOR.
+        append: bool,
+        /// TYPE A instead of TYPE I.
+        ascii: bool,
+    },
+    /// STOU: upload under a name the server picks.
+    StoreUnique,
+    /// SIZE.
+    Size(Pathname),
+    /// MDTM.
+    Modified(Pathname),
+    /// MFMT.
+    SetModified {
+        /// The file.
+        path: Pathname,
+        /// The time.
+        time: Timestamp,
+    },
+    /// MLST.
+    Mlst(Option<Pathname>),
+    /// PWD.
+    Pwd,
+    /// CWD.
+    Cwd(Pathname),
+    /// CDUP.
+    Cdup,
+    /// MKD.
+    Mkd(Pathname),
+    /// RMD.
+    Rmd(Pathname),
+    /// DELE.
+    Dele(Pathname),
+    /// RNFR then RNTO.
+    Rename {
+        /// The existing name.
+        from: Pathname,
+        /// The new name.
+        to: Pathname,
+    },
+    /// SITE.
+    Site(Text),
+    /// NOOP.
+    Noop,
+    /// STAT over the control connection.
+    Stat(Option<Pathname>),
+    /// Any command without a data connection; the final reply is the result, whatever its
+    /// code.
+    Raw(Command),
+    /// QUIT, then close.
+    Quit,
+}
+
+/// The result of a successful operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// The final reply of a command with nothing more to report.
+    Reply(Reply),
+    /// A transfer completed: the data stream ended cleanly and the final reply was
+    /// positive.
+    Transferred {
+        /// Bytes the adapter moved.
+        bytes: u64,
+        /// The final reply (226 or 250).
+        reply: Reply,
+    },
+    /// SIZE.
+    Size(u64),
+    /// MDTM.
+    Modified(Timestamp),
+    /// PWD, or the directory MKD created.
+    Path(String),
+    /// MLST.
+    Entry(MlsxEntry),
+}
+
+/// Why an operation or the session failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server answered with a negative reply.
+    Refused(Reply),
+    /// The server's bytes were not a valid reply.
+    BadReply(ReplyError),
+    /// A positive reply that cannot be understood (a 227 without an address, say).
+    Unexpected(Reply),
+    /// TLS is required but the server refused AUTH TLS and AUTH SSL; no credentials were
+    /// sent.
+    TlsUnavailable,
+    /// A TLS handshake failed.
+    Tls(String),
+    /// The data connection failed.
+    Data(String),
+    /// A TLS download ended without close_notify: the data may be truncated.
+    Truncated {
+        /// Bytes received.
+        bytes: u64,
+    },
+    /// No reply, or no data progress, within the timeout.
+    Timeout,
+    /// The control connection closed.
+    Closed,
+    /// The operation needs a feature the server does not have (e.g. MLSD).
+    Unsupported(&'static str),
+}
+
+/// What the adapter must do; execute in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Write these bytes to the control connection.
+    Send(Vec<u8>),
+    /// Start TLS (client side) on the control connection, verifying the configured server
+    /// name; report [`IoEvent::TlsEstablished`] or [`IoEvent::TlsFailed`].
+    StartTls,
+    /// Connect a data connection to `addr` (passive mode), with TLS if `tls` (same server
+    /// name as the control connection, and resuming its TLS session); report
+    /// [`IoEvent::DataConnected`] or [`IoEvent::DataFailed`].
+    ConnectData {
+        /// The data connection.
+        id: DataId,
+        /// Where to connect.
+        addr: SocketAddr,
+        /// TLS on it (PROT P).
+        tls: bool,
+    },
+    /// Listen for an active data connection on the control connection's local address;
+    /// report [`IoEvent::DataListening`]. Accept only from the control peer's address, then
+    /// TLS (client side) if `tls`; report [`IoEvent::DataConnected`].
+    ListenData {
+        /// The data connection.
+        id: DataId,
+        /// TLS on it (PROT P).
+        tls: bool,
+    },
+    /// The transfer command was accepted: move the data (the application's stream) and
+    /// report [`IoEvent::DataEnded`]. After an upload, end with close_notify and wait
+    /// (bounded) for the server's.
+    StartTransfer {
+        /// The data connection.
+        id: DataId,
+        /// The client sends (STOR, APPE, STOU) rather than receives.
+        upload: bool,
+    },
+    /// Drop data connection `id` and anything about it.
+    CloseData {
+        /// The data connection.
+        id: DataId,
+    },
+    /// Close the control connection.
+    Close,
+}
+
+/// What happened, reported by the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IoEvent {
+    /// The control TLS handshake completed.
+    TlsEstablished,
+    /// The control TLS handshake failed.
+    TlsFailed(String),
+    /// An active-mode listener is up.
+    DataListening {
+        /// The data connection.
+        id: DataId,
+        /// Its local address, sent in PORT/EPRT.
+        local: SocketAddr,
+    },
+    /// The data connection is up (TLS done, if asked).
+    DataConnected {
+        /// The data connection.
+        id: DataId,
+    },
+    /// The data connection failed.
+    DataFailed {
+        /// The data connection.
+        id: DataId,
+        /// Why.
+        reason: String,
+    },
+    /// The data stream ended.
+    DataEnded {
+        /// The data connection.
+        id: DataId,
+        /// Bytes moved.
+        bytes: u64,
+        /// Ended properly: under TLS with close_notify (a download) or with the server's
+        /// close_notify answered (an upload); always true on plain connections.
+        clean: bool,
+    },
+    /// The control connection closed.
+    ControlClosed,
+}
+
+/// What the client tells the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// `ExplicitIfAvailable`: the server refused TLS. Nothing more is sent until the
+    /// application calls [`ClientSession::accept_plaintext`](super::ClientSession::accept_plaintext)
+    /// (or drops the session).
+    PlaintextOnly,
+    /// Logged in and set up; operations run from now on.
+    Ready {
+        /// What FEAT listed (empty if the server has no FEAT).
+        features: Features,
+        /// Whether the control connection is protected.
+        secure: bool,
+    },
+    /// An operation finished.
+    Done {
+        /// The operation.
+        op: OpId,
+        /// Its result.
+        result: Result<Output, ClientError>,
+    },
+    /// The session is over; pending operations failed with the same error.
+    Closed {
+        /// Why, if not by QUIT.
+        error: Option<ClientError>,
+    },
+}

@@ -1,0 +1,928 @@
+//! The sans-IO FTP/FTPS client session.
+//!
+//! One [`ClientSession`] per control connection. It decides every protocol step: the TLS
+//! mode (implicit, explicit required, explicit if available, plain), AUTH TLS with AUTH SSL
+//! as fallback, HOST, login, FEAT, OPTS UTF8, PBSZ/PROT, TYPE, EPSV with PASV as fallback
+//! (remembered), PORT/EPRT, REST, and when a transfer is complete: only when the data
+//! stream ended cleanly *and* the final reply was positive. The adapter moves bytes and
+//! reports [`IoEvent`]s; the application submits [`Operation`]s and reads [`Event`]s.
+//!
+//! Drain order after every input: [`poll_action`](ClientSession::poll_action) until
+//! `None`, then [`poll_event`](ClientSession::poll_event), then
+//! [`poll_timeout`](ClientSession::poll_timeout).
+//!
+//! Security rules kept here: no credential is sent before TLS unless the mode is `Plain`
+//! or the application accepted the downgrade ([`Event::PlaintextOnly`] then
+//! [`accept_plaintext`](ClientSession::accept_plaintext)); the address in a 227 reply is
+//! ignored by default and the control peer's used instead (curl's CVE-2020-8284).
+
+pub mod io;
+
+pub use io::{Action, ClientError, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output};
+
+use crate::address::{
+    format_eprt_argument, format_port_argument, parse_epsv_reply, parse_pasv_reply,
+};
+use crate::command::{Command, EpsvMode, ProtectionLevel, RepresentationType, TextFormat};
+use crate::facts::MlsxEntry;
+use crate::feature::Features;
+use crate::reply::{Reply, ReplyDecoder, ReplyLimits};
+use crate::text::{Password, Pathname, Text, Token, Username};
+use crate::time::Timestamp;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the client protects the control connection (the choices FileZilla offers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionMode {
+    /// TLS from the first byte (port 990 style).
+    Implicit,
+    /// AUTH TLS (then AUTH SSL); if both are refused, fail before sending any credential.
+    ExplicitRequired,
+    /// AUTH TLS (then AUTH SSL); if both are refused, stop and report
+    /// [`Event::PlaintextOnly`], and go on in plain text only after
+    /// [`ClientSession::accept_plaintext`].
+    ExplicitIfAvailable,
+    /// No TLS at all.
+    Plain,
+}
+
+/// The client's settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// TLS mode.
+    pub mode: ConnectionMode,
+    /// USER.
+    pub user: Username,
+    /// PASS.
+    pub password: Password,
+    /// ACCT, if the server asks for one.
+    pub account: Option<Text>,
+    /// HOST (RFC 7151) to send before USER.
+    pub host: Option<Text>,
+    /// PROT P (the default) or PROT C for data connections when TLS is on.
+    pub protection: ProtectionLevel,
+    /// Passive (the default) or active data connections.
+    pub passive: bool,
+    /// Use the address of a 227 reply instead of the control peer's.
+    pub trust_pasv_address: bool,
+    /// Reply size caps.
+    pub limits: ReplyLimits,
+    /// How long to wait for a reply (and for the control TLS handshake). Default 30 s.
+    pub reply_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Explicit TLS required, PROT P, passive, the given credentials.
+    pub fn new(user: Username, password: Password) -> Self {
+        Self {
+            mode: ConnectionMode::ExplicitRequired,
+            user,
+            password,
+            account: None,
+            host: None,
+            protection: ProtectionLevel::Private,
+            passive: true,
+            trust_pasv_address: false,
+            limits: ReplyLimits::default(),
+            reply_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    Greeting,
+    Auth { ssl: bool },
+    Tls,
+    Downgrade,
+    Host,
+    User,
+    Pass,
+    Acct,
+    Feat,
+    Utf8,
+    Pbsz,
+    Prot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Type,
+    Epsv,
+    Pasv,
+    Listen,
+    Port,
+    Rest,
+    Command,
+}
+
+#[derive(Debug, Clone)]
+struct Transfer {
+    id: DataId,
+    command: Command,
+    upload: bool,
+    ascii: bool,
+    offset: u64,
+    step: Step,
+    connected: bool,
+    accepted: bool,
+    started: bool,
+    command_sent: bool,
+    data_end: Option<(u64, bool)>,
+    final_reply: Option<Reply>,
+    failure: Option<ClientError>,
+}
+
+#[derive(Debug, Clone)]
+enum Running {
+    Simple(Operation),
+    Rename { to: Pathname, stage_rnto: bool },
+    Transfer(Box<Transfer>),
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Setup(Setup),
+    Ready,
+    Closed,
+}
+
+/// One control connection's client state. See the [module documentation](self).
+#[derive(Debug)]
+pub struct ClientSession {
+    config: Arc<ClientConfig>,
+    peer: SocketAddr,
+    decoder: ReplyDecoder,
+    state: State,
+    secure: bool,
+    features: Features,
+    ascii: Option<bool>,
+    epsv_failed: bool,
+    queue: VecDeque<(OpId, Operation)>,
+    running: Option<(OpId, Running)>,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    deadline: Option<Instant>,
+    next_op: u64,
+    next_data: u64,
+}
+
+fn quoted_path(text: &str) -> Option<String> {
+    let start = text.find('"')? + 1;
+    let mut out = String::new();
+    let mut chars = text[start..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '"' {
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                out.push('"');
+            } else {
+                return Some(out);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    None
+}
+
+impl ClientSession {
+    /// A session for a control connection to `peer` (already connected by the adapter).
+    pub fn new(config: Arc<ClientConfig>, peer: SocketAddr, now: Instant) -> Self {
+        let mut s = Self {
+            decoder: ReplyDecoder::new(config.limits),
+            config,
+            peer,
+            state: State::Setup(Setup::Greeting),
+            secure: false,
+            features: Features::new(),
+            ascii: None,
+            epsv_failed: false,
+            queue: VecDeque::new(),
+            running: None,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            deadline: None,
+            next_op: 0,
+            next_data: 0,
+        };
+        if s.config.mode == ConnectionMode::Implicit {
+            s.state = State::Setup(Setup::Tls);
+            s.actions.push_back(Action::StartTls);
+        }
+        s.deadline = Some(now + s.config.reply_timeout);
+        s
+    }
+
+    /// The next action for the adapter.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            None
+        } else {
+            self.deadline
+        }
+    }
+
+    /// True once the session is over.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// True while the control connection is protected.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// What FEAT listed.
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// Queues an operation; it runs when the session is ready and the earlier ones are done.
+    pub fn submit(&mut self, op: Operation, now: Instant) -> OpId {
+        self.next_op += 1;
+        let id = OpId(self.next_op);
+        if self.state == State::Closed {
+            self.events.push_back(Event::Done {
+                op: id,
+                result: Err(ClientError::Closed),
+            });
+        } else {
+            self.queue.push_back((id, op));
+            self.run_next(now);
+        }
+        id
+    }
+
+    /// After [`Event::PlaintextOnly`]: go on without TLS (credentials in clear text).
+    pub fn accept_plaintext(&mut self, now: Instant) {
+        if self.state == State::Setup(Setup::Downgrade) {
+            self.after_tls(now);
+        }
+    }
+
+    /// Takes control-connection bytes (plaintext; the adapter owns TLS). Returns how many
+    /// were taken: all of them, unless the session closed.
+    pub fn handle_control_input(&mut self, input: &[u8], now: Instant) -> usize {
+        let mut used = 0;
+        while used < input.len() && self.state != State::Closed {
+            let (n, reply) = self.decoder.decode(&input[used..]);
+            used += n;
+            match reply {
+                None => {}
+                Some(Ok(r)) => self.on_reply(r, now),
+                Some(Err(e)) => self.fail_session(ClientError::BadReply(e)),
+            }
+        }
+        if self.state == State::Closed {
+            input.len()
+        } else {
+            used
+        }
+    }
+
+    /// Takes an IO event from the adapter.
+    pub fn handle_io(&mut self, event: IoEvent, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        match event {
+            IoEvent::TlsEstablished => {
+                if self.state == State::Setup(Setup::Tls) {
+                    self.secure = true;
+                    if self.config.mode == ConnectionMode::Implicit {
+                        self.state = State::Setup(Setup::Greeting);
+                        self.deadline = Some(now + self.config.reply_timeout);
+                    } else {
+                        self.after_tls(now);
+                    }
+                }
+            }
+            IoEvent::TlsFailed(reason) => self.fail_session(ClientError::Tls(reason)),
+            IoEvent::ControlClosed => self.fail_session(ClientError::Closed),
+            IoEvent::DataListening { id, local } => {
+                if let Some(t) = self.transfer_mut(id).filter(|t| t.step == Step::Listen) {
+                    t.step = Step::Port;
+                    let cmd = match local {
+                        SocketAddr::V4(v4) => format!("PORT {}", format_port_argument(v4)),
+                        SocketAddr::V6(_) => format!("EPRT {}", format_eprt_argument(local)),
+                    };
+                    self.send_raw(&cmd, now);
+                }
+            }
+            IoEvent::DataConnected { id } => {
+                if let Some(t) = self.transfer_mut(id) {
+                    t.connected = true;
+                }
+                self.maybe_start();
+            }
+            IoEvent::DataFailed { id, reason } => {
+                let Some(t) = self.transfer_mut(id) else {
+                    return;
+                };
+                t.failure.get_or_insert(ClientError::Data(reason));
+                let sent = t.command_sent;
+                self.actions.push_back(Action::CloseData { id });
+                if !sent {
+                    self.finish_transfer(now);
+                }
+            }
+            IoEvent::DataEnded { id, bytes, clean } => {
+                if let Some(t) = self.transfer_mut(id) {
+                    t.data_end = Some((bytes, clean));
+                    self.deadline = Some(now + self.config.reply_timeout);
+                }
+                self.maybe_finish(now);
+            }
+        }
+    }
+
+    /// Fires the reply timeout if it is due; otherwise does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline.is_some_and(|d| d <= now) {
+            self.fail_session(ClientError::Timeout);
+        }
+    }
+
+    // ----- internals -----------------------------------------------------------------
+
+    fn send(&mut self, cmd: &Command, now: Instant) {
+        self.actions.push_back(Action::Send(cmd.to_bytes()));
+        self.deadline = Some(now + self.config.reply_timeout);
+    }
+
+    /// Sends a line built here from validated parts (PORT/EPRT).
+    fn send_raw(&mut self, line: &str, now: Instant) {
+        self.actions
+            .push_back(Action::Send(format!("{line}\r\n").into_bytes()));
+        self.deadline = Some(now + self.config.reply_timeout);
+    }
+
+    fn transfer_mut(&mut self, id: DataId) -> Option<&mut Transfer> {
+        match &mut self.running {
+            Some((_, Running::Transfer(t))) if t.id == id => Some(t),
+            _ => None,
+        }
+    }
+
+    fn fail_session(&mut self, error: ClientError) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        self.deadline = None;
+        if let Some((op, running)) = self.running.take() {
+            if let Running::Transfer(t) = &running {
+                self.actions.push_back(Action::CloseData { id: t.id });
+            }
+            self.events.push_back(Event::Done {
+                op,
+                result: Err(error.clone()),
+            });
+        }
+        for (op, _) in self.queue.drain(..) {
+            self.events.push_back(Event::Done {
+                op,
+                result: Err(error.clone()),
+            });
+        }
+        self.actions.push_back(Action::Close);
+        self.events.push_back(Event::Closed { error: Some(error) });
+    }
+
+    fn setup(&mut self, step: Setup, cmd: Option<Command>, now: Instant) {
+        self.state = State::Setup(step);
+        if let Some(cmd) = cmd {
+            self.send(&cmd, now);
+        }
+    }
+
+    fn after_greeting(&mut self, now: Instant) {
+        match self.config.mode {
+            ConnectionMode::ExplicitRequired | ConnectionMode::ExplicitIfAvailable => {
+                let tls = Token::new("TLS").unwrap_or_else(|_| unreachable_token());
+                self.setup(Setup::Auth { ssl: false }, Some(Command::Auth(tls)), now);
+            }
+            _ => self.after_tls(now),
+        }
+    }
+
+    fn after_tls(&mut self, now: Instant) {
+        match self.config.host.clone() {
+            Some(host) => self.setup(Setup::Host, Some(Command::Host(host)), now),
+            None => self.login(now),
+        }
+    }
+
+    fn login(&mut self, now: Instant) {
+        let user = self.config.user.clone();
+        self.setup(Setup::User, Some(Command::User(user)), now);
+    }
+
+    fn after_login(&mut self, now: Instant) {
+        self.setup(Setup::Feat, Some(Command::Feat), now);
+    }
+
+    fn after_feat(&mut self, now: Instant) {
+        if self.features.supports("UTF8") {
+            let opts = Command::Opts {
+                name: Token::new("UTF8").unwrap_or_else(|_| unreachable_token()),
+                value: Text::new("ON").ok(),
+            };
+            self.setup(Setup::Utf8, Some(opts), now);
+        } else {
+            self.after_utf8(now);
+        }
+    }
+
+    fn after_utf8(&mut self, now: Instant) {
+        if self.secure {
+            self.setup(Setup::Pbsz, Some(Command::Pbsz(0)), now);
+        } else {
+            self.ready(now);
+        }
+    }
+
+    fn ready(&mut self, now: Instant) {
+        self.state = State::Ready;
+        self.deadline = None;
+        self.events.push_back(Event::Ready {
+            features: self.features.clone(),
+            secure: self.secure,
+        });
+        self.run_next(now);
+    }
+
+    fn on_reply(&mut self, reply: Reply, now: Instant) {
+        let code = reply.code().get();
+        match self.state {
+            State::Closed => {}
+            State::Setup(step) => self.on_setup_reply(step, reply, now),
+            State::Ready => match self.running.take() {
+                Some((op, running)) => self.on_op_reply(op, running, reply, now),
+                None if code == 421 => self.fail_session(ClientError::Refused(reply)),
+                None => {} // An unsolicited reply; nothing waits for it.
+            },
+        }
+    }
+
+    fn on_setup_reply(&mut self, step: Setup, reply: Reply, now: Instant) {
+        let code = reply.code().get();
+        if reply.code().is_preliminary() {
+            return;
+        }
+        let positive = (200..400).contains(&code);
+        match step {
+            Setup::Greeting if code == 220 => self.after_greeting(now),
+            Setup::Auth { .. } if code == 234 => {
+                self.state = State::Setup(Setup::Tls);
+                self.actions.push_back(Action::StartTls);
+            }
+            Setup::Auth { ssl: false } if code >= 400 && code != 421 => {
+                let ssl = Token::new("SSL").unwrap_or_else(|_| unreachable_token());
+                self.setup(Setup::Auth { ssl: true }, Some(Command::Auth(ssl)), now);
+            }
+            Setup::Auth { ssl: true } if code >= 400 && code != 421 => match self.config.mode {
+                ConnectionMode::ExplicitIfAvailable => {
+                    self.state = State::Setup(Setup::Downgrade);
+                    self.deadline = None;
+                    self.events.push_back(Event::PlaintextOnly);
+                }
+                _ => self.fail_session(ClientError::TlsUnavailable),
+            },
+            Setup::Host => self.login(now),
+            Setup::User if code == 331 => {
+                let pass = self.config.password.clone();
+                self.setup(Setup::Pass, Some(Command::Pass(pass)), now);
+            }
+            Setup::User | Setup::Pass | Setup::Acct
+                if code == 230 || (code == 202 && step != Setup::User) =>
+            {
+                self.after_login(now)
+            }
+            Setup::User | Setup::Pass if code == 332 => match self.config.account.clone() {
+                Some(acct) => self.setup(Setup::Acct, Some(Command::Acct(acct)), now),
+                None => self.fail_session(ClientError::Refused(reply)),
+            },
+            Setup::Feat => {
+                self.features = Features::from_reply(&reply).unwrap_or_default();
+                self.after_feat(now);
+            }
+            Setup::Utf8 => self.after_utf8(now),
+            Setup::Pbsz if positive => {
+                let level = self.config.protection;
+                self.setup(Setup::Prot, Some(Command::Prot(level)), now);
+            }
+            Setup::Prot if positive => self.ready(now),
+            _ => self.fail_session(ClientError::Refused(reply)),
+        }
+    }
+
+    fn run_next(&mut self, now: Instant) {
+        if self.state != State::Ready || self.running.is_some() {
+            return;
+        }
+        let Some((op, operation)) = self.queue.pop_front() else {
+            return;
+        };
+        use Operation as O;
+        let running = match operation {
+            O::List { path, format } => {
+                let command = match format {
+                    ListFormat::List => Command::List(path),
+                    ListFormat::Nlst => Command::Nlst(path),
+                    ListFormat::Mlsd => Command::Mlsd(path),
+                };
+                self.transfer(command, false, false, 0)
+            }
+            O::Retrieve {
+                path,
+                offset,
+                ascii,
+            } => self.transfer(Command::Retr(path), false, ascii, offset),
+            O::Store {
+                path,
+                offset,
+                append: false,
+                ascii,
+            } => self.transfer(Command::Stor(path), true, ascii, offset),
+            O::Store {
+                path,
+                append: true,
+                ascii,
+                ..
+            } => self.transfer(Command::Appe(path), true, ascii, 0),
+            O::StoreUnique => self.transfer(Command::Stou(None), true, false, 0),
+            O::Rename { from, to } => {
+                self.send(&Command::Rnfr(from), now);
+                Running::Rename {
+                    to,
+                    stage_rnto: false,
+                }
+            }
+            O::Quit => {
+                self.send(&Command::Quit, now);
+                Running::Quit
+            }
+            other => {
+                let command = match &other {
+                    O::Size(p) => Command::Size(p.clone()),
+                    O::Modified(p) => Command::Mdtm(p.clone()),
+                    O::SetModified { path, time } => Command::Mfmt {
+                        modified: *time,
+                        path: path.clone(),
+                    },
+                    O::Mlst(p) => Command::Mlst(p.clone()),
+                    O::Pwd => Command::Pwd,
+                    O::Cwd(p) => Command::Cwd(p.clone()),
+                    O::Cdup => Command::Cdup,
+                    O::Mkd(p) => Command::Mkd(p.clone()),
+                    O::Rmd(p) => Command::Rmd(p.clone()),
+                    O::Dele(p) => Command::Dele(p.clone()),
+                    O::Site(t) => Command::Site(t.clone()),
+                    O::Stat(p) => Command::Stat(p.clone()),
+                    O::Raw(c) => c.clone(),
+                    _ => Command::Noop,
+                };
+                self.send(&command, now);
+                Running::Simple(other)
+            }
+        };
+        self.running = Some((op, running));
+        if let Some((_, Running::Transfer(_))) = &self.running {
+            self.advance_transfer(now);
+        }
+    }
+
+    fn transfer(&mut self, command: Command, upload: bool, ascii: bool, offset: u64) -> Running {
+        self.next_data += 1;
+        Running::Transfer(Box::new(Transfer {
+            id: DataId(self.next_data),
+            command,
+            upload,
+            ascii,
+            offset,
+            step: Step::Type,
+            connected: false,
+            accepted: false,
+            started: false,
+            command_sent: false,
+            data_end: None,
+            final_reply: None,
+            failure: None,
+        }))
+    }
+
+    /// Sends the next command of the running transfer, from its current step on.
+    fn advance_transfer(&mut self, now: Instant) {
+        let Some((_, Running::Transfer(t))) = &mut self.running else {
+            return;
+        };
+        let tls = self.secure && self.config.protection == ProtectionLevel::Private;
+        loop {
+            match t.step {
+                Step::Type => {
+                    if self.ascii != Some(t.ascii) {
+                        let ty = if t.ascii {
+                            RepresentationType::Ascii(TextFormat::NonPrint)
+                        } else {
+                            RepresentationType::Image
+                        };
+                        let bytes = Command::Type(ty).to_bytes();
+                        self.actions.push_back(Action::Send(bytes));
+                        self.deadline = Some(now + self.config.reply_timeout);
+                        return;
+                    }
+                    t.step = if !self.config.passive {
+                        Step::Listen
+                    } else if self.epsv_failed {
+                        Step::Pasv
+                    } else {
+                        Step::Epsv
+                    };
+                }
+                Step::Epsv => {
+                    self.actions
+                        .push_back(Action::Send(Command::Epsv(EpsvMode::Any).to_bytes()));
+                    self.deadline = Some(now + self.config.reply_timeout);
+                    return;
+                }
+                Step::Pasv => {
+                    self.actions
+                        .push_back(Action::Send(Command::Pasv.to_bytes()));
+                    self.deadline = Some(now + self.config.reply_timeout);
+                    return;
+                }
+                Step::Listen => {
+                    self.actions.push_back(Action::ListenData { id: t.id, tls });
+                    return;
+                }
+                Step::Port => return,
+                Step::Rest => {
+                    if t.offset > 0 {
+                        self.actions
+                            .push_back(Action::Send(Command::Rest(t.offset).to_bytes()));
+                        self.deadline = Some(now + self.config.reply_timeout);
+                        return;
+                    }
+                    t.step = Step::Command;
+                }
+                Step::Command => {
+                    t.command_sent = true;
+                    self.actions.push_back(Action::Send(t.command.to_bytes()));
+                    self.deadline = Some(now + self.config.reply_timeout);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_op_reply(&mut self, op: OpId, running: Running, reply: Reply, now: Instant) {
+        let code = reply.code().get();
+        match running {
+            Running::Transfer(mut t) => {
+                let id = t.id;
+                let tls = self.secure && self.config.protection == ProtectionLevel::Private;
+                let ok = (200..400).contains(&code);
+                match t.step {
+                    _ if code == 421 => {
+                        self.running = Some((op, Running::Transfer(t)));
+                        self.fail_session(ClientError::Refused(reply));
+                        return;
+                    }
+                    Step::Type if ok => {
+                        self.ascii = Some(t.ascii);
+                        t.step = if !self.config.passive {
+                            Step::Listen
+                        } else if self.epsv_failed {
+                            Step::Pasv
+                        } else {
+                            Step::Epsv
+                        };
+                    }
+                    Step::Epsv if code == 229 => match parse_epsv_reply(reply.first_line()) {
+                        Ok(port) => {
+                            self.actions.push_back(Action::ConnectData {
+                                id,
+                                addr: SocketAddr::new(self.peer.ip(), port),
+                                tls,
+                            });
+                            t.step = Step::Rest;
+                        }
+                        Err(_) => {
+                            return self.op_done(op, Err(ClientError::Unexpected(reply)), now);
+                        }
+                    },
+                    Step::Epsv if matches!(code, 500 | 501 | 502 | 504 | 522) => {
+                        self.epsv_failed = true;
+                        t.step = Step::Pasv;
+                    }
+                    Step::Pasv if code == 227 => match parse_pasv_reply(reply.first_line()) {
+                        Ok(addr) => {
+                            let ip = if self.config.trust_pasv_address {
+                                std::net::IpAddr::V4(*addr.ip())
+                            } else {
+                                self.peer.ip()
+                            };
+                            self.actions.push_back(Action::ConnectData {
+                                id,
+                                addr: SocketAddr::new(ip, addr.port()),
+                                tls,
+                            });
+                            t.step = Step::Rest;
+                        }
+                        Err(_) => {
+                            return self.op_done(op, Err(ClientError::Unexpected(reply)), now);
+                        }
+                    },
+                    Step::Port if ok => t.step = Step::Rest,
+                    Step::Rest if code == 350 => t.step = Step::Command,
+                    Step::Command if reply.code().is_preliminary() => {
+                        t.accepted = true;
+                        self.running = Some((op, Running::Transfer(t)));
+                        // The transfer may take long: no reply timeout until the data ends.
+                        self.deadline = None;
+                        self.maybe_start();
+                        return;
+                    }
+                    Step::Command => {
+                        t.final_reply = Some(reply);
+                        self.running = Some((op, Running::Transfer(t)));
+                        self.maybe_start();
+                        self.maybe_finish(now);
+                        return;
+                    }
+                    _ => {
+                        self.actions.push_back(Action::CloseData { id });
+                        return self.op_done(op, Err(ClientError::Refused(reply)), now);
+                    }
+                }
+                self.running = Some((op, Running::Transfer(t)));
+                self.advance_transfer(now);
+            }
+            Running::Rename {
+                to,
+                stage_rnto: false,
+            } if code == 350 => {
+                self.send(&Command::Rnto(to.clone()), now);
+                self.running = Some((
+                    op,
+                    Running::Rename {
+                        to,
+                        stage_rnto: true,
+                    },
+                ));
+            }
+            Running::Rename { .. } => {
+                let result = if (200..300).contains(&code) {
+                    Ok(Output::Reply(reply))
+                } else {
+                    Err(ClientError::Refused(reply))
+                };
+                self.op_done(op, result, now);
+            }
+            Running::Quit => {
+                self.op_done(op, Ok(Output::Reply(reply)), now);
+                self.state = State::Closed;
+                self.deadline = None;
+                for (op, _) in self.queue.drain(..) {
+                    self.events.push_back(Event::Done {
+                        op,
+                        result: Err(ClientError::Closed),
+                    });
+                }
+                self.actions.push_back(Action::Close);
+                self.events.push_back(Event::Closed { error: None });
+            }
+            Running::Simple(operation) => {
+                if reply.code().is_preliminary() {
+                    self.running = Some((op, Running::Simple(operation)));
+                    return;
+                }
+                if code == 421 {
+                    self.running = Some((op, Running::Simple(operation)));
+                    self.fail_session(ClientError::Refused(reply));
+                    return;
+                }
+                let result = Self::simple_result(&operation, reply);
+                self.op_done(op, result, now);
+            }
+        }
+    }
+
+    fn simple_result(operation: &Operation, reply: Reply) -> Result<Output, ClientError> {
+        let code = reply.code().get();
+        if let Operation::Raw(_) = operation {
+            return Ok(Output::Reply(reply));
+        }
+        if !(200..300).contains(&code) {
+            return Err(ClientError::Refused(reply));
+        }
+        let unexpected = |r: &Reply| ClientError::Unexpected(r.clone());
+        match operation {
+            Operation::Size(_) => reply
+                .first_line()
+                .trim()
+                .parse()
+                .map(Output::Size)
+                .map_err(|_| unexpected(&reply)),
+            Operation::Modified(_) => Timestamp::parse(reply.first_line().trim())
+                .map(Output::Modified)
+                .map_err(|_| unexpected(&reply)),
+            Operation::Pwd | Operation::Mkd(_) if code == 257 => quoted_path(reply.first_line())
+                .map(Output::Path)
+                .ok_or_else(|| unexpected(&reply)),
+            Operation::Mlst(_) => reply
+                .lines()
+                .get(1)
+                .and_then(|l| MlsxEntry::parse_mlst_line(l).ok())
+                .map(Output::Entry)
+                .ok_or_else(|| unexpected(&reply)),
+            _ => Ok(Output::Reply(reply)),
+        }
+    }
+
+    /// Tells the adapter to move data once the command is accepted and the data connection
+    /// is up.
+    fn maybe_start(&mut self) {
+        let Some((_, Running::Transfer(t))) = &mut self.running else {
+            return;
+        };
+        let accepted = t.accepted
+            || t.final_reply
+                .as_ref()
+                .is_some_and(|r| r.code().is_positive());
+        if accepted && t.connected && !t.started && t.failure.is_none() {
+            t.started = true;
+            self.actions.push_back(Action::StartTransfer {
+                id: t.id,
+                upload: t.upload,
+            });
+        }
+    }
+
+    /// Completes the running transfer when both the final reply and the end of the data
+    /// (or a failure) are in.
+    fn maybe_finish(&mut self, now: Instant) {
+        let Some((_, Running::Transfer(t))) = &self.running else {
+            return;
+        };
+        let Some(reply) = &t.final_reply else { return };
+        let negative = !reply.code().is_positive();
+        if negative || t.failure.is_some() || t.data_end.is_some() || !t.connected {
+            self.finish_transfer(now);
+        }
+    }
+
+    fn finish_transfer(&mut self, now: Instant) {
+        let Some((op, Running::Transfer(t))) = self.running.take() else {
+            return;
+        };
+        let result = match (&t.final_reply, t.failure, t.data_end) {
+            (Some(r), _, _) if !r.code().is_positive() => Err(ClientError::Refused(r.clone())),
+            (_, Some(failure), _) => Err(failure),
+            (Some(r), None, Some((bytes, true))) => Ok(Output::Transferred {
+                bytes,
+                reply: r.clone(),
+            }),
+            (Some(_), None, Some((bytes, false))) if !t.upload => {
+                Err(ClientError::Truncated { bytes })
+            }
+            (Some(_), None, Some(_)) => Err(ClientError::Data(
+                "the server did not confirm the end of the upload (no close_notify)".into(),
+            )),
+            (Some(r), None, None) => Err(ClientError::Unexpected(r.clone())),
+            (None, None, _) => Err(ClientError::Closed),
+        };
+        if result.is_err() {
+            self.actions.push_back(Action::CloseData { id: t.id });
+        }
+        self.op_done(op, result, now);
+    }
+
+    fn op_done(&mut self, op: OpId, result: Result<Output, ClientError>, now: Instant) {
+        self.running = None;
+        self.deadline = None;
+        self.events.push_back(Event::Done { op, result });
+        self.run_next(now);
+    }
+}
+
+fn unreachable_token() -> Token {
+    // "TLS", "SSL" and "UTF8" are valid tokens; this is never reached.
+    Token::new("X").expect("a one-letter token is valid")
+}

@@ -14,7 +14,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 
 /// Bytes per read and write: large, so TLS records are full and syscalls few.
 const BUFFER: usize = 256 * 1024;
@@ -27,11 +26,16 @@ pub(crate) enum File<S: Storage> {
     Write(S::Upload),
 }
 
+/// The TLS acceptor and early upload of an `Open` command.
+type OpenCmd<S> = (Option<tls::DataTls>, Option<(<S as Storage>::Upload, bool)>);
+
 /// What the session tells a data task.
 pub(crate) enum DataCmd<S: Storage> {
     /// Start the connection, with TLS if an acceptor is given.
     Open {
-        tls: Option<TlsAcceptor>,
+        tls: Option<tls::DataTls>,
+        /// An upload to start receiving into at once, with its TYPE A flag.
+        early: Option<(S::Upload, bool)>,
     },
     Transfer {
         payload: Option<Vec<u8>>,
@@ -89,7 +93,7 @@ pub(crate) async fn passive<S: Storage>(
     mut cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
 ) {
     let mut accepted: Option<(TcpStream, SocketAddr)> = None;
-    let mut open: Option<Option<TlsAcceptor>> = None;
+    let mut open: Option<OpenCmd<S>> = None;
     loop {
         if accepted.is_some() && open.is_some() {
             break;
@@ -106,14 +110,15 @@ pub(crate) async fn passive<S: Storage>(
                 Err(e) => tracing::debug!("accept failed: {e}"),
             },
             cmd = cmds.recv() => match cmd {
-                Some(DataCmd::Open { tls }) => open = Some(tls),
+                Some(DataCmd::Open { tls, early }) => open = Some((tls, early)),
                 _ => return,
             },
         }
     }
     drop(listener);
     if let (Some((stream, peer)), Some(tls)) = (accepted, open) {
-        run(ctx, stream, peer, tls, cmds).await;
+        let (tls, early) = tls;
+        run(ctx, stream, peer, tls, early, cmds).await;
     }
 }
 
@@ -121,11 +126,12 @@ pub(crate) async fn passive<S: Storage>(
 pub(crate) async fn active<S: Storage>(
     ctx: DataContext<S>,
     addr: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    tls: Option<tls::DataTls>,
+    early: Option<(S::Upload, bool)>,
     cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
 ) {
     match tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => run(ctx, stream, addr, tls, cmds).await,
+        Ok(Ok(stream)) => run(ctx, stream, addr, tls, early, cmds).await,
         Ok(Err(e)) => ctx.report(IoEvent::DataFailed {
             id: ctx.id,
             reason: e.to_string(),
@@ -141,13 +147,20 @@ async fn run<S: Storage>(
     ctx: DataContext<S>,
     tcp: TcpStream,
     peer: SocketAddr,
-    acceptor: Option<TlsAcceptor>,
+    data_tls: Option<tls::DataTls>,
+    early: Option<(S::Upload, bool)>,
     mut cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let tls = acceptor.is_some();
-    let (mut stream, info) = if let Some(acceptor) = acceptor {
-        match tokio::time::timeout(ctx.handshake_timeout, acceptor.accept(tcp)).await {
+    let tls = data_tls.is_some();
+    let upload = early.is_some();
+    let (mut stream, info) = if let Some(data_tls) = data_tls {
+        match tokio::time::timeout(
+            ctx.handshake_timeout,
+            tls::accept_data(tcp, &data_tls, upload),
+        )
+        .await
+        {
             Ok(Ok(s)) => {
                 let info = tls::info(s.get_ref().1);
                 (Stream::Tls(Box::new(s)), Some(info))
@@ -176,32 +189,49 @@ async fn run<S: Storage>(
         tls: info,
     });
 
-    let Some(DataCmd::Transfer {
-        payload,
-        file,
-        ascii,
-    }) = cmds.recv().await
-    else {
-        return;
+    // An upload starts at once; anything else waits for the session's go-ahead.
+    let (mut upload, ascii, payload, reader) = match early {
+        Some((up, ascii)) => (Some(up), ascii, None, None),
+        None => {
+            let Some(DataCmd::Transfer {
+                payload,
+                file,
+                ascii,
+            }) = cmds.recv().await
+            else {
+                return;
+            };
+            match file {
+                Some(File::Write(up)) => (Some(up), ascii, payload, None),
+                Some(File::Read(r)) => (None, ascii, payload, Some(r)),
+                None => (None, ascii, payload, None),
+            }
+        }
     };
-    let mut upload = None;
     let pumped = {
         let work = async {
-            match (payload, file) {
-                (Some(bytes), _) => send(&ctx, &mut stream, Source::Bytes(&bytes), ascii).await,
-                (None, Some(File::Read(mut reader))) => {
+            match (upload.as_mut(), payload, reader) {
+                (Some(up), _, _) => receive(&ctx, &mut stream, up, ascii, tls).await,
+                (None, Some(bytes), _) => {
+                    send(&ctx, &mut stream, Source::Bytes(&bytes), ascii).await
+                }
+                (None, None, Some(mut reader)) => {
                     send(&ctx, &mut stream, Source::Reader(&mut reader), ascii).await
                 }
-                (None, Some(File::Write(up))) => {
-                    let up = upload.insert(up);
-                    receive(&ctx, &mut stream, up, ascii, tls).await
-                }
-                (None, None) => (0, DataEnd::Failed("nothing to transfer".into())),
+                (None, None, None) => (0, DataEnd::Failed("nothing to transfer".into())),
             }
         };
-        tokio::select! {
-            r = work => Some(r),
-            _ = cmds.recv() => None,
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                r = &mut work => break Some(r),
+                cmd = cmds.recv() => match cmd {
+                    // The go-ahead for an upload already running.
+                    Some(DataCmd::Transfer { .. }) => continue,
+                    // Anything else, or the session dropping us, aborts.
+                    _ => break None,
+                },
+            }
         }
     };
     let Some((bytes, end)) = pumped else {
@@ -216,9 +246,12 @@ async fn run<S: Storage>(
         bytes,
         end,
     });
-    let commit = match cmds.recv().await {
-        Some(DataCmd::Finish { commit }) => commit,
-        _ => false,
+    let commit = loop {
+        match cmds.recv().await {
+            Some(DataCmd::Finish { commit }) => break commit,
+            Some(DataCmd::Transfer { .. }) => continue,
+            _ => break false,
+        }
     };
     let result = match upload {
         Some(up) => {

@@ -1,8 +1,8 @@
 //! # ftps-tokio
 //!
-//! An FTPS server (FTP over TLS, explicit and implicit) on tokio and rustls. Every protocol
-//! decision is made by [`ftps_proto::ServerSession`]; this crate runs it over sockets,
-//! files and TLS.
+//! An FTPS server and client (FTP over TLS, explicit and implicit) on tokio and rustls.
+//! Every protocol decision is made by [`ftps_proto::ServerSession`] and
+//! [`ftps_proto::ClientSession`]; this crate runs them over sockets, files and TLS.
 //!
 //! ```no_run
 //! use ftps_proto::server::{ServerConfig, TlsMode};
@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod client;
 mod data;
 mod server;
 mod storage;
@@ -32,6 +33,7 @@ mod stream;
 pub mod tls;
 
 pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
+pub use client::{Client, ClientOptions};
 pub use server::{Server, ServerBuilder};
 pub use storage::{LocalFs, LocalUpload, Storage};
 

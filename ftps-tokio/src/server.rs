@@ -217,8 +217,7 @@ struct Driver<S: Storage, A> {
     session: ServerSession,
     control: Option<Stream>,
     acceptor: Option<TlsAcceptor>,
-    download_acceptor: Option<TlsAcceptor>,
-    upload_acceptor: Option<TlsAcceptor>,
+    data_tls: Option<tls::DataTls>,
     events_tx: mpsc::UnboundedSender<IoEvent>,
     data: HashMap<DataId, mpsc::UnboundedSender<DataCmd<S>>>,
     files: HashMap<DataId, File<S>>,
@@ -245,12 +244,7 @@ async fn run_session<S: Storage, A: Authenticator>(
     let acceptor = session_tls
         .as_ref()
         .map(|t| TlsAcceptor::from(t.control.clone()));
-    let download_acceptor = session_tls
-        .as_ref()
-        .map(|t| TlsAcceptor::from(t.download.clone()));
-    let upload_acceptor = session_tls
-        .as_ref()
-        .map(|t| TlsAcceptor::from(t.upload.clone()));
+    let data_tls = session_tls.as_ref().map(|t| t.data.clone());
     let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let mut d = Driver {
@@ -258,8 +252,7 @@ async fn run_session<S: Storage, A: Authenticator>(
         session,
         control: Some(Stream::Plain(tcp)),
         acceptor,
-        download_acceptor,
-        upload_acceptor,
+        data_tls,
         events_tx,
         data: HashMap::new(),
         files: HashMap::new(),
@@ -404,12 +397,18 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 id,
                 connect_to,
                 tls,
+                upload,
+                ascii,
             } => {
-                let upload = matches!(self.files.get(&id), Some(File::Write(_)));
-                let acceptor = match (tls, upload) {
-                    (false, _) => None,
-                    (true, true) => self.upload_acceptor.clone(),
-                    (true, false) => self.download_acceptor.clone(),
+                let acceptor = if tls { self.data_tls.clone() } else { None };
+                // An upload starts reading the moment its connection is up.
+                let early = match (upload, self.files.remove(&id)) {
+                    (true, Some(File::Write(up))) => Some((up, ascii)),
+                    (_, Some(other)) => {
+                        self.files.insert(id, other);
+                        None
+                    }
+                    _ => None,
                 };
                 if tls && acceptor.is_none() {
                     self.session.handle_io(
@@ -427,10 +426,11 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                         let (tx, rx) = mpsc::unbounded_channel();
                         self.data.insert(id, tx);
                         tokio::spawn(
-                            data::active(self.data_context(id), addr, tls, rx).in_current_span(),
+                            data::active(self.data_context(id), addr, tls, early, rx)
+                                .in_current_span(),
                         );
                     }
-                    None => self.command(id, DataCmd::Open { tls }),
+                    None => self.command(id, DataCmd::Open { tls, early }),
                 }
             }
             Action::Transfer { id, payload, ascii } => {

@@ -70,15 +70,23 @@ pub fn server_config(
 /// a data connection can resume only a session of this control connection (TLS 1.2 session
 /// IDs or tickets, TLS 1.3 tickets).
 ///
-/// TLS 1.3 clients (OpenSSL's, so curl's) use each ticket once, so a data connection must
-/// hand out a fresh ticket for the next one: downloads do (`download`). Uploads do not
-/// (`upload`): a client that only writes never reads the ticket, and closing a socket with
-/// unread bytes makes the kernel send a reset that throws away whatever of the upload was
-/// still in the client's send buffer.
+/// TLS 1.3 clients that use each ticket once (OpenSSL, rustls) need a fresh ticket from
+/// every data connection for the next one, so data connections issue one, except uploads
+/// from clients that never read: curl writes its upload, sends close_notify and closes
+/// without reading, and closing a socket with unread bytes (the ticket) makes the kernel
+/// send a reset that throws away whatever of the upload is still in curl's send buffer
+/// (measured: 114,688 of 2,000,000 bytes arrived). An upload gets a ticket only if its
+/// client offered ALPN `ftp`, the sign of a client that reads to the end (ours does).
 pub(crate) struct SessionTls {
     pub(crate) control: Arc<rustls::ServerConfig>,
-    pub(crate) download: Arc<rustls::ServerConfig>,
-    pub(crate) upload: Arc<rustls::ServerConfig>,
+    pub(crate) data: DataTls,
+}
+
+/// The two data-connection configurations; see [`SessionTls`].
+#[derive(Clone)]
+pub(crate) struct DataTls {
+    ticketing: Arc<rustls::ServerConfig>,
+    quiet: Arc<rustls::ServerConfig>,
 }
 
 pub(crate) fn per_session(base: &rustls::ServerConfig) -> Result<SessionTls, rustls::Error> {
@@ -88,15 +96,40 @@ pub(crate) fn per_session(base: &rustls::ServerConfig) -> Result<SessionTls, rus
     if control.alpn_protocols.is_empty() {
         control.alpn_protocols = vec![ALPN_FTP.to_vec()];
     }
-    let mut download = control.clone();
-    download.send_tls13_tickets = 1;
-    let mut upload = control.clone();
-    upload.send_tls13_tickets = 0;
+    // A few spare tickets for clients that upload several files in a row.
+    control.send_tls13_tickets = 4;
+    let mut ticketing = control.clone();
+    ticketing.send_tls13_tickets = 1;
+    let mut quiet = control.clone();
+    quiet.send_tls13_tickets = 0;
     Ok(SessionTls {
         control: Arc::new(control),
-        download: Arc::new(download),
-        upload: Arc::new(upload),
+        data: DataTls {
+            ticketing: Arc::new(ticketing),
+            quiet: Arc::new(quiet),
+        },
     })
+}
+
+/// The server side of a data connection's TLS handshake, choosing whether to issue a
+/// ticket from the ClientHello (see [`SessionTls`]).
+pub(crate) async fn accept_data(
+    tcp: tokio::net::TcpStream,
+    tls: &DataTls,
+    upload: bool,
+) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let start =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+    let reads_to_end = start
+        .client_hello()
+        .alpn()
+        .is_some_and(|mut protocols| protocols.any(|p| p == ALPN_FTP));
+    let config = if upload && !reads_to_end {
+        tls.quiet.clone()
+    } else {
+        tls.ticketing.clone()
+    };
+    start.into_stream(config).await
 }
 
 /// What a completed server handshake did.

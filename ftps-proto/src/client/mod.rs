@@ -883,8 +883,11 @@ impl ClientSession {
         };
         let Some(reply) = &t.final_reply else { return };
         let negative = !reply.code().is_positive();
-        if negative || t.failure.is_some() || t.data_end.is_some() || !t.connected {
+        if negative || t.failure.is_some() || t.data_end.is_some() {
             self.finish_transfer(now);
+        } else {
+            // The reply is in; the data must end within the reply timeout.
+            self.deadline = Some(now + self.config.reply_timeout);
         }
     }
 

@@ -51,6 +51,13 @@ pub enum Action {
         connect_to: Option<SocketAddr>,
         /// Whether to run TLS on it (PROT P).
         tls: bool,
+        /// The client will send (STOR, APPE, STOU). The adapter should start reading into
+        /// the opened upload as soon as the connection is up, without waiting for
+        /// [`Action::Transfer`]: a client that writes everything and closes while the
+        /// server is not yet reading can lose the end of its upload to a TCP reset.
+        upload: bool,
+        /// TYPE A line-ending conversion applies.
+        ascii: bool,
     },
     /// Move the transfer's bytes: from `payload` (a listing) or from / to what
     /// [`StorageRequest::OpenRead`] / [`StorageRequest::OpenWrite`] opened, converting line

@@ -1563,6 +1563,8 @@ impl ServerSession {
         // One transfer per PASV/PORT.
         self.data = DataSetup::None;
         let tls = self.prot == ProtectionLevel::Private;
+        let upload = kind == TransferKind::Upload;
+        let ascii = self.ascii && kind != TransferKind::Listing;
         self.transfer = Some(Transfer {
             id,
             kind,
@@ -1580,6 +1582,8 @@ impl ServerSession {
             id,
             connect_to,
             tls,
+            upload,
+            ascii,
         });
     }
 

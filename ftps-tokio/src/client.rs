@@ -1,0 +1,862 @@
+//! The FTPS client: a [`ClientSession`] driven over tokio sockets and rustls.
+//!
+//! Every call submits one operation and drives the session until it is done; transfers
+//! stream between the data connection and the caller's reader or writer with large
+//! buffers. Data connections use the control connection's rustls configuration and server
+//! name, so they resume its TLS session (servers that require that, such as vsftpd with
+//! `require_ssl_reuse`, accept them); after an upload the client sends close_notify and
+//! reads to the end, which also collects the TLS 1.3 tickets the next transfer needs.
+
+use crate::tls::TlsConfigError;
+use ftps_proto::client::{
+    self, Action, ClientConfig, ConnectionMode, DataId, Event, IoEvent, ListFormat, Operation,
+    Output,
+};
+use ftps_proto::server::ALPN_FTP;
+use ftps_proto::{
+    ClientSession, ListEntry, MlsxEntry, Password, Pathname, ProtectionLevel, Reply, Timestamp,
+    Username,
+};
+use rustls_pki_types::ServerName;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+const BUFFER: usize = 256 * 1024;
+
+/// Why a client call failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The protocol failed: a refusal (with the server's reply), a bad reply, a timeout...
+    Protocol(client::ClientError),
+    /// A socket or file error.
+    Io(io::Error),
+    /// The TLS configuration could not be built.
+    TlsConfig(String),
+    /// Explicit-if-available: the server has no TLS. Call
+    /// [`PlaintextOffer::accept`] to log in in clear text anyway.
+    PlaintextOnly(PlaintextOffer),
+    /// A pathname or argument was not valid (it held CR, LF or NUL, say).
+    Invalid(ftps_proto::ParseError),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use client::ClientError as C;
+        match self {
+            Error::Protocol(C::Refused(r)) => write!(f, "the server refused: {} {}", r.code(), r.text()),
+            Error::Protocol(C::Unexpected(r)) => write!(f, "unexpected reply: {} {}", r.code(), r.text()),
+            Error::Protocol(C::TlsUnavailable) => f.write_str("the server does not offer TLS (AUTH TLS and AUTH SSL refused); no credentials were sent"),
+            Error::Protocol(C::Truncated { bytes }) => write!(f, "the download ended without TLS close_notify after {bytes} bytes: it may be truncated"),
+            Error::Protocol(e) => write!(f, "{e:?}"),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::TlsConfig(e) => write!(f, "TLS configuration: {e}"),
+            Error::PlaintextOnly(_) => f.write_str("the server does not offer TLS; accepting would send the password in clear text"),
+            Error::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<ftps_proto::ParseError> for Error {
+    fn from(e: ftps_proto::ParseError) -> Self {
+        Error::Invalid(e)
+    }
+}
+
+impl From<TlsConfigError> for Error {
+    fn from(e: TlsConfigError) -> Self {
+        Error::TlsConfig(e.to_string())
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Host name or IP address; also the TLS server name.
+    pub host: String,
+    /// Port (21 explicit, 990 implicit by convention).
+    pub port: u16,
+    /// TLS mode.
+    pub mode: ConnectionMode,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// TLS settings; `None` uses the platform's root certificates.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// PROT P (default) or PROT C.
+    pub protection: ProtectionLevel,
+    /// Passive (default) or active.
+    pub passive: bool,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Reply timeout.
+    pub reply_timeout: Duration,
+}
+
+impl ClientOptions {
+    /// Explicit TLS required, PROT P, passive, platform roots.
+    pub fn new(
+        host: impl Into<String>,
+        port: u16,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            mode: ConnectionMode::ExplicitRequired,
+            user: user.into(),
+            password: password.into(),
+            tls: None,
+            protection: ProtectionLevel::Private,
+            passive: true,
+            connect_timeout: Duration::from_secs(20),
+            reply_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A rustls client configuration trusting `roots` (TLS 1.2 and 1.3, session resumption on,
+/// ALPN `ftp`).
+pub fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, Error> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| Error::TlsConfig(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_FTP.to_vec()];
+    Ok(config)
+}
+
+/// A client configuration trusting the certificates of a PEM file (a private CA or a
+/// self-signed server certificate).
+pub fn client_config_from_pem_file(path: &Path) -> Result<rustls::ClientConfig, Error> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| Error::TlsConfig(format!("{}: {e}", path.display())))?
+    {
+        let cert = cert.map_err(|e| Error::TlsConfig(format!("{}: {e}", path.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| Error::TlsConfig(e.to_string()))?;
+    }
+    client_config(roots)
+}
+
+/// A client configuration trusting the platform's root certificates.
+pub fn platform_client_config() -> Result<rustls::ClientConfig, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(Error::TlsConfig(
+            "no platform root certificates found".into(),
+        ));
+    }
+    client_config(roots)
+}
+
+/// A TCP stream with or without client-side TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Where a transfer's bytes go or come from.
+enum Sink<'a> {
+    None,
+    Write(&'a mut (dyn AsyncWrite + Unpin + Send)),
+    Read(&'a mut (dyn AsyncRead + Unpin + Send)),
+}
+
+/// Explicit-if-available found no TLS: logging in would send the password in clear text.
+#[derive(Debug)]
+pub struct PlaintextOffer {
+    client: Box<Client>,
+}
+
+impl PlaintextOffer {
+    /// Logs in without TLS.
+    pub async fn accept(mut self) -> Result<Client, Error> {
+        self.client.session.accept_plaintext(Instant::now());
+        match self.client.until_ready().await? {
+            Setup::Ready => Ok(*self.client),
+            Setup::PlaintextOffered => Err(Error::Protocol(client::ClientError::TlsUnavailable)),
+        }
+    }
+}
+
+/// How setting up a session ended.
+enum Setup {
+    Ready,
+    PlaintextOffered,
+}
+
+/// A connected, logged-in FTP(S) client.
+pub struct Client {
+    session: ClientSession,
+    control: Option<Stream>,
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    data: HashMap<DataId, JoinHandle<io::Result<Stream>>>,
+    ready_data: HashMap<DataId, Stream>,
+    listeners: HashMap<DataId, (TcpListener, bool)>,
+    input: Vec<u8>,
+    done: HashMap<client::OpId, Result<Output, client::ClientError>>,
+    closed: Option<client::ClientError>,
+    downgraded: bool,
+    secure: bool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("peer", &self.peer)
+            .field("secure", &self.secure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects, secures and logs in as the options say.
+    pub async fn connect(options: ClientOptions) -> Result<Client, Error> {
+        let tls = match &options.tls {
+            // ALPN `ftp` tells servers this client reads data connections to their end
+            // (so they may hand it fresh TLS 1.3 tickets after uploads too).
+            Some(c) if c.alpn_protocols.is_empty() => {
+                let mut c = (**c).clone();
+                c.alpn_protocols = vec![ALPN_FTP.to_vec()];
+                Arc::new(c)
+            }
+            Some(c) => c.clone(),
+            None => Arc::new(platform_client_config()?),
+        };
+        let server_name = ServerName::try_from(options.host.clone())
+            .map_err(|e| Error::TlsConfig(format!("{}: {e}", options.host)))?;
+        let tcp = tokio::time::timeout(
+            options.connect_timeout,
+            TcpStream::connect((options.host.as_str(), options.port)),
+        )
+        .await
+        .map_err(|_| Error::Protocol(client::ClientError::Timeout))??;
+        tcp.set_nodelay(true)?;
+        let peer = tcp.peer_addr()?;
+        let local = tcp.local_addr()?;
+        let config = ClientConfig {
+            mode: options.mode,
+            protection: options.protection,
+            passive: options.passive,
+            reply_timeout: options.reply_timeout,
+            ..ClientConfig::new(
+                Username::new(options.user.clone())?,
+                Password::new(options.password.clone())?,
+            )
+        };
+        let session = ClientSession::new(Arc::new(config), peer, Instant::now());
+        let mut client = Client {
+            session,
+            control: Some(Stream::Plain(tcp)),
+            connector: TlsConnector::from(tls),
+            server_name,
+            peer,
+            local,
+            data: HashMap::new(),
+            ready_data: HashMap::new(),
+            listeners: HashMap::new(),
+            input: Vec::new(),
+            done: HashMap::new(),
+            closed: None,
+            downgraded: false,
+            secure: false,
+        };
+        match client.until_ready().await? {
+            Setup::Ready => Ok(client),
+            Setup::PlaintextOffered => Err(Error::PlaintextOnly(PlaintextOffer {
+                client: Box::new(client),
+            })),
+        }
+    }
+
+    /// Whether the control connection is protected by TLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The server's FEAT features.
+    pub fn features(&self) -> &ftps_proto::Features {
+        self.session.features()
+    }
+
+    async fn until_ready(&mut self) -> Result<Setup, Error> {
+        loop {
+            self.execute(&mut Sink::None).await?;
+            while let Some(event) = self.session.poll_event() {
+                match event {
+                    Event::Ready { secure, .. } => {
+                        self.secure = secure;
+                        return Ok(Setup::Ready);
+                    }
+                    Event::PlaintextOnly => {
+                        self.downgraded = true;
+                        tracing::warn!("the server does not offer TLS");
+                        return Ok(Setup::PlaintextOffered);
+                    }
+                    Event::Closed { error } => {
+                        return Err(Error::Protocol(
+                            error.unwrap_or(client::ClientError::Closed),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            self.wait(&mut Sink::None).await?;
+        }
+    }
+
+    /// Runs one operation to its end, moving data through `sink`.
+    async fn run(&mut self, op: Operation, sink: &mut Sink<'_>) -> Result<Output, Error> {
+        let id = self.session.submit(op, Instant::now());
+        loop {
+            self.execute(sink).await?;
+            while let Some(event) = self.session.poll_event() {
+                match event {
+                    Event::Done { op, result } => {
+                        self.done.insert(op, result);
+                    }
+                    Event::Closed { error } => {
+                        self.closed = Some(error.unwrap_or(client::ClientError::Closed))
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(result) = self.done.remove(&id) {
+                return result.map_err(Error::Protocol);
+            }
+            if let Some(e) = &self.closed {
+                return Err(Error::Protocol(e.clone()));
+            }
+            self.wait(sink).await?;
+        }
+    }
+
+    /// Executes the session's actions.
+    async fn execute(&mut self, sink: &mut Sink<'_>) -> Result<(), Error> {
+        while let Some(action) = self.session.poll_action() {
+            let now = Instant::now;
+            match action {
+                Action::Send(bytes) => {
+                    let ok = match self.control.as_mut() {
+                        Some(c) => c.write_all(&bytes).await.is_ok() && c.flush().await.is_ok(),
+                        None => false,
+                    };
+                    if !ok {
+                        self.session.handle_io(IoEvent::ControlClosed, now());
+                    }
+                }
+                Action::StartTls => match self.control.take() {
+                    Some(Stream::Plain(tcp)) => {
+                        match self.connector.connect(self.server_name.clone(), tcp).await {
+                            Ok(tls) => {
+                                self.control = Some(Stream::Tls(Box::new(tls)));
+                                self.session.handle_io(IoEvent::TlsEstablished, now());
+                            }
+                            Err(e) => self
+                                .session
+                                .handle_io(IoEvent::TlsFailed(e.to_string()), now()),
+                        }
+                    }
+                    other => {
+                        self.control = other;
+                        self.session
+                            .handle_io(IoEvent::TlsFailed("not a plain connection".into()), now());
+                    }
+                },
+                Action::ConnectData { id, addr, tls } => {
+                    let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
+                    self.data
+                        .insert(id, tokio::spawn(connect_data(addr, connector)));
+                }
+                Action::ListenData { id, tls } => {
+                    match TcpListener::bind(SocketAddr::new(self.local.ip(), 0)).await {
+                        Ok(listener) => {
+                            let local = listener.local_addr()?;
+                            self.listeners.insert(id, (listener, tls));
+                            self.session
+                                .handle_io(IoEvent::DataListening { id, local }, now());
+                        }
+                        Err(e) => self.session.handle_io(
+                            IoEvent::DataFailed {
+                                id,
+                                reason: e.to_string(),
+                            },
+                            now(),
+                        ),
+                    }
+                }
+                Action::StartTransfer { id, upload } => {
+                    let Some(stream) = self.ready_data.remove(&id) else {
+                        self.session.handle_io(
+                            IoEvent::DataFailed {
+                                id,
+                                reason: "no data connection".into(),
+                            },
+                            now(),
+                        );
+                        continue;
+                    };
+                    let (bytes, clean) = pump(stream, upload, sink).await?;
+                    self.session
+                        .handle_io(IoEvent::DataEnded { id, bytes, clean }, now());
+                }
+                Action::CloseData { id } => {
+                    if let Some(h) = self.data.remove(&id) {
+                        h.abort();
+                    }
+                    self.ready_data.remove(&id);
+                    self.listeners.remove(&id);
+                }
+                Action::Close => {
+                    if let Some(mut c) = self.control.take() {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), c.shutdown()).await;
+                    }
+                }
+                other => tracing::warn!(?other, "unknown client action"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the next input: control bytes, a data connection, an accept, a timeout.
+    async fn wait(&mut self, _sink: &mut Sink<'_>) -> Result<(), Error> {
+        let deadline = self
+            .session
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
+        let mut buf = [0u8; 8192];
+        let peer_ip = self.peer.ip();
+        let connecting = self.data.keys().next().copied();
+        let listening = self.listeners.keys().next().copied();
+        let Client {
+            control,
+            data,
+            listeners,
+            ..
+        } = self;
+        enum Woke {
+            Control(io::Result<usize>),
+            Connected(DataId, io::Result<Stream>),
+            Accepted(DataId, io::Result<(TcpStream, SocketAddr)>),
+            Timeout,
+        }
+        let woke = tokio::select! {
+            r = async { control.as_mut().expect("open").read(&mut buf).await }, if control.is_some() => Woke::Control(r),
+            r = async {
+                let id = connecting.expect("some");
+                let handle = data.get_mut(&id).expect("present");
+                (id, handle.await)
+            }, if connecting.is_some() => {
+                let (id, joined) = r;
+                Woke::Connected(id, joined.unwrap_or_else(|e| Err(io::Error::other(e))))
+            },
+            r = async {
+                let id = listening.expect("some");
+                (id, listeners.get(&id).expect("present").0.accept().await)
+            }, if listening.is_some() => Woke::Accepted(r.0, r.1),
+            _ = async { tokio::time::sleep_until(deadline.expect("some")).await }, if deadline.is_some() => Woke::Timeout,
+        };
+        let now = Instant::now();
+        match woke {
+            Woke::Control(Ok(0) | Err(_)) => self.session.handle_io(IoEvent::ControlClosed, now),
+            Woke::Control(Ok(n)) => {
+                self.input.extend_from_slice(&buf[..n]);
+                let used = self.session.handle_control_input(&self.input, now);
+                self.input.drain(..used);
+            }
+            Woke::Connected(id, result) => {
+                self.data.remove(&id);
+                match result {
+                    Ok(stream) => {
+                        self.ready_data.insert(id, stream);
+                        self.session.handle_io(IoEvent::DataConnected { id }, now);
+                    }
+                    Err(e) => self.session.handle_io(
+                        IoEvent::DataFailed {
+                            id,
+                            reason: e.to_string(),
+                        },
+                        now,
+                    ),
+                }
+            }
+            Woke::Accepted(id, Ok((tcp, from))) => {
+                // Only the server's own address may connect (no third party, RFC 2577).
+                if from.ip() == peer_ip
+                    && let Some((_, tls)) = self.listeners.remove(&id)
+                {
+                    let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
+                    self.data
+                        .insert(id, tokio::spawn(secure_data(tcp, connector)));
+                }
+            }
+            Woke::Accepted(_, Err(e)) => tracing::debug!("accept: {e}"),
+            Woke::Timeout => self.session.handle_timeout(now),
+        }
+        Ok(())
+    }
+
+    // ----- operations ----------------------------------------------------------------
+
+    /// Lists a directory in the given format; returns the raw listing.
+    pub async fn list_raw(
+        &mut self,
+        path: Option<&str>,
+        format: ListFormat,
+    ) -> Result<Vec<u8>, Error> {
+        let path = path.map(Pathname::new).transpose()?;
+        let mut out = Vec::new();
+        self.run(Operation::List { path, format }, &mut Sink::Write(&mut out))
+            .await?;
+        Ok(out)
+    }
+
+    /// LIST, parsed (lines that do not parse are skipped).
+    pub async fn list(&mut self, path: Option<&str>) -> Result<Vec<ListEntry>, Error> {
+        let raw = self.list_raw(path, ListFormat::List).await?;
+        Ok(
+            ftps_proto::listing::parse_listing(&String::from_utf8_lossy(&raw))
+                .filter_map(Result::ok)
+                .collect(),
+        )
+    }
+
+    /// MLSD, parsed.
+    pub async fn mlsd(&mut self, path: Option<&str>) -> Result<Vec<MlsxEntry>, Error> {
+        let raw = self.list_raw(path, ListFormat::Mlsd).await?;
+        Ok(
+            ftps_proto::facts::parse_mlsd(&String::from_utf8_lossy(&raw))
+                .filter_map(Result::ok)
+                .collect(),
+        )
+    }
+
+    /// NLST: names.
+    pub async fn nlst(&mut self, path: Option<&str>) -> Result<Vec<String>, Error> {
+        let raw = self.list_raw(path, ListFormat::Nlst).await?;
+        Ok(String::from_utf8_lossy(&raw)
+            .lines()
+            .map(|l| l.trim_end_matches('\r').to_owned())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    /// Downloads `path` from `offset` into `out`; returns the bytes received.
+    pub async fn retrieve<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        path: &str,
+        offset: u64,
+        out: &mut W,
+    ) -> Result<u64, Error> {
+        let op = Operation::Retrieve {
+            path: Pathname::new(path)?,
+            offset,
+            ascii: false,
+        };
+        transferred(self.run(op, &mut Sink::Write(out)).await?)
+    }
+
+    /// Uploads `input` to `path` (STOR at `offset`, or APPE if `append`); returns the bytes
+    /// sent.
+    pub async fn store<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        path: &str,
+        input: &mut R,
+        offset: u64,
+        append: bool,
+    ) -> Result<u64, Error> {
+        let op = Operation::Store {
+            path: Pathname::new(path)?,
+            offset,
+            append,
+            ascii: false,
+        };
+        transferred(self.run(op, &mut Sink::Read(input)).await?)
+    }
+
+    /// Downloads to a local file; with `resume`, continues a partial file.
+    pub async fn get_file(&mut self, path: &str, local: &Path, resume: bool) -> Result<u64, Error> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(!resume)
+            .open(local)
+            .await?;
+        let offset = if resume {
+            file.metadata().await?.len()
+        } else {
+            0
+        };
+        if resume {
+            tokio::io::AsyncSeekExt::seek(&mut file, io::SeekFrom::Start(offset)).await?;
+        }
+        let n = self.retrieve(path, offset, &mut file).await?;
+        file.flush().await?;
+        Ok(n)
+    }
+
+    /// Uploads a local file; with `resume`, continues from the remote file's size.
+    pub async fn put_file(&mut self, local: &Path, path: &str, resume: bool) -> Result<u64, Error> {
+        let mut file = tokio::fs::File::open(local).await?;
+        let offset = if resume {
+            self.size(path).await.unwrap_or(0)
+        } else {
+            0
+        };
+        if offset > 0 {
+            tokio::io::AsyncSeekExt::seek(&mut file, io::SeekFrom::Start(offset)).await?;
+        }
+        self.store(path, &mut file, offset, false).await
+    }
+
+    /// SIZE.
+    pub async fn size(&mut self, path: &str) -> Result<u64, Error> {
+        match self
+            .run(Operation::Size(Pathname::new(path)?), &mut Sink::None)
+            .await?
+        {
+            Output::Size(n) => Ok(n),
+            _ => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// MDTM.
+    pub async fn modified(&mut self, path: &str) -> Result<Timestamp, Error> {
+        match self
+            .run(Operation::Modified(Pathname::new(path)?), &mut Sink::None)
+            .await?
+        {
+            Output::Modified(t) => Ok(t),
+            _ => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// PWD.
+    pub async fn pwd(&mut self) -> Result<String, Error> {
+        match self.run(Operation::Pwd, &mut Sink::None).await? {
+            Output::Path(p) => Ok(p),
+            _ => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// CWD.
+    pub async fn cwd(&mut self, path: &str) -> Result<(), Error> {
+        self.run(Operation::Cwd(Pathname::new(path)?), &mut Sink::None)
+            .await
+            .map(drop)
+    }
+
+    /// MKD.
+    pub async fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        self.run(Operation::Mkd(Pathname::new(path)?), &mut Sink::None)
+            .await
+            .map(drop)
+    }
+
+    /// RMD.
+    pub async fn rmdir(&mut self, path: &str) -> Result<(), Error> {
+        self.run(Operation::Rmd(Pathname::new(path)?), &mut Sink::None)
+            .await
+            .map(drop)
+    }
+
+    /// DELE.
+    pub async fn delete(&mut self, path: &str) -> Result<(), Error> {
+        self.run(Operation::Dele(Pathname::new(path)?), &mut Sink::None)
+            .await
+            .map(drop)
+    }
+
+    /// RNFR + RNTO.
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), Error> {
+        let op = Operation::Rename {
+            from: Pathname::new(from)?,
+            to: Pathname::new(to)?,
+        };
+        self.run(op, &mut Sink::None).await.map(drop)
+    }
+
+    /// NOOP.
+    pub async fn noop(&mut self) -> Result<(), Error> {
+        self.run(Operation::Noop, &mut Sink::None).await.map(drop)
+    }
+
+    /// Sends any command without a data connection; returns the final reply, whatever its
+    /// code.
+    pub async fn raw(&mut self, command: ftps_proto::Command) -> Result<Reply, Error> {
+        match self.run(Operation::Raw(command), &mut Sink::None).await? {
+            Output::Reply(r) => Ok(r),
+            _ => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// QUIT and close.
+    pub async fn quit(mut self) -> Result<(), Error> {
+        self.run(Operation::Quit, &mut Sink::None).await.map(drop)
+    }
+}
+
+fn transferred(output: Output) -> Result<u64, Error> {
+    match output {
+        Output::Transferred { bytes, .. } => Ok(bytes),
+        _ => Err(Error::Protocol(client::ClientError::Closed)),
+    }
+}
+
+async fn connect_data(
+    addr: SocketAddr,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+) -> io::Result<Stream> {
+    let tcp = tokio::time::timeout(Duration::from_secs(20), TcpStream::connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection timed out"))??;
+    secure_data(tcp, tls).await
+}
+
+async fn secure_data(
+    tcp: TcpStream,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+) -> io::Result<Stream> {
+    tcp.set_nodelay(true)?;
+    match tls {
+        None => Ok(Stream::Plain(tcp)),
+        Some((connector, name)) => {
+            let s = tokio::time::timeout(Duration::from_secs(20), connector.connect(name, tcp))
+                .await
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "data TLS handshake timed out")
+                })??;
+            Ok(Stream::Tls(Box::new(s)))
+        }
+    }
+}
+
+/// Moves one transfer's bytes; returns the count and whether it ended cleanly.
+async fn pump(mut stream: Stream, upload: bool, sink: &mut Sink<'_>) -> Result<(u64, bool), Error> {
+    let tls = matches!(stream, Stream::Tls(_));
+    let mut buf = vec![0u8; BUFFER];
+    let mut total = 0u64;
+    if upload {
+        let Sink::Read(input) = sink else {
+            return Ok((0, false));
+        };
+        loop {
+            let n = input.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            if stream.write_all(&buf[..n]).await.is_err() {
+                return Ok((total, false));
+            }
+            total += n as u64;
+        }
+        // close_notify and FIN, then read to the end: the server's close_notify confirms
+        // the upload, and any TLS 1.3 ticket it sent is taken in for the next transfer.
+        if stream.shutdown().await.is_err() {
+            return Ok((total, false));
+        }
+        let clean = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) => return true,
+                    Ok(_) => {}
+                    Err(_) => return !tls,
+                }
+            }
+        })
+        .await
+        .unwrap_or_default();
+        Ok((total, clean || !tls))
+    } else {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => return Ok((total, true)),
+                Ok(n) => {
+                    total += n as u64;
+                    if let Sink::Write(out) = sink {
+                        out.write_all(&buf[..n]).await?;
+                    }
+                }
+                Err(e) if tls && e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Ok((total, false));
+                }
+                Err(_) => return Ok((total, false)),
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The tokio client against the tokio server: every operation, all four TLS modes, active
+//! and passive, PROT P and C, TLS 1.2 and 1.3, and 50 mixed transfers in one session with
+//! the server requiring every data connection to resume the control session.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use ftps_proto::ProtectionLevel;
+use ftps_proto::client::ConnectionMode;
+use ftps_proto::server::{ControlTlsPolicy, DataTlsPolicy, ServerConfig, TlsMode};
+use ftps_tokio::client::{self, Client, ClientOptions, Error};
+use ftps_tokio::{LocalFs, Server, StaticUsers, tls};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+struct Fixture {
+    dir: PathBuf,
+    ca: PathBuf,
+    explicit: u16,
+    implicit: u16,
+}
+
+async fn start(name: &str, config: ServerConfig, with_tls: bool) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("ftps-client-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    std::fs::write(dir.join("root/hello.txt"), b"hello from the ftps lab\n").unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.pem()).unwrap();
+    let users = StaticUsers::new().with_password("alice", "wonderland");
+    let mut builder =
+        Server::builder(LocalFs::new(dir.join("root")).unwrap(), users).config(config);
+    if with_tls {
+        builder = builder.tls(
+            tls::server_config_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
+                .unwrap(),
+        );
+    }
+    let server = builder.build();
+    let explicit = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let implicit = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let f = Fixture {
+        dir,
+        ca,
+        explicit: explicit.local_addr().unwrap().port(),
+        implicit: implicit.local_addr().unwrap().port(),
+    };
+    let s2 = server.clone();
+    tokio::spawn(async move { server.serve(explicit, TlsMode::Explicit).await });
+    tokio::spawn(async move { s2.serve(implicit, TlsMode::Implicit).await });
+    f
+}
+
+impl Fixture {
+    fn options(
+        &self,
+        mode: ConnectionMode,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> ClientOptions {
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(&self.ca).unwrap();
+        use rustls_pki_types::pem::PemObject;
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let port = if mode == ConnectionMode::Implicit {
+            self.implicit
+        } else {
+            self.explicit
+        };
+        // The certificate is for "localhost", which resolves to the loopback address.
+        let mut o = ClientOptions::new("localhost", port, "alice", "wonderland");
+        o.mode = mode;
+        o.tls = Some(Arc::new(config));
+        o
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const BOTH: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_against_our_server() {
+    let f = start("ops", ServerConfig::default(), true).await;
+    let mut c = Client::connect(f.options(ConnectionMode::ExplicitRequired, BOTH))
+        .await
+        .unwrap();
+    assert!(c.is_secure());
+    assert_eq!(c.pwd().await.unwrap(), "/");
+    let mut body = Vec::new();
+    assert_eq!(c.retrieve("hello.txt", 0, &mut body).await.unwrap(), 24);
+    assert_eq!(body, b"hello from the ftps lab\n");
+    let payload: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        c.store("big.bin", &mut &payload[..], 0, false)
+            .await
+            .unwrap(),
+        payload.len() as u64
+    );
+    assert_eq!(std::fs::read(f.dir.join("root/big.bin")).unwrap(), payload);
+    assert_eq!(c.size("big.bin").await.unwrap(), payload.len() as u64);
+    assert!(c.modified("big.bin").await.unwrap().year() >= 2026);
+    // Resume both ways.
+    let mut tail = Vec::new();
+    c.retrieve("big.bin", 2_000_000, &mut tail).await.unwrap();
+    assert_eq!(tail, &payload[2_000_000..]);
+    c.store("big.bin", &mut &b"+appended"[..], 0, true)
+        .await
+        .unwrap();
+    assert!(
+        std::fs::read(f.dir.join("root/big.bin"))
+            .unwrap()
+            .ends_with(b"+appended")
+    );
+    c.mkdir("日本語 dir").await.unwrap();
+    c.cwd("日本語 dir").await.unwrap();
+    assert_eq!(c.pwd().await.unwrap(), "/日本語 dir");
+    c.store("empty", &mut &b""[..], 0, false).await.unwrap();
+    c.cwd("/").await.unwrap();
+    let names = c.nlst(None).await.unwrap();
+    assert!(
+        names.contains(&"big.bin".to_owned()) && names.contains(&"日本語 dir".to_owned()),
+        "{names:?}"
+    );
+    let entries = c.list(None).await.unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.name == "hello.txt" && e.size == Some(24))
+    );
+    let facts = c.mlsd(Some("日本語 dir")).await.unwrap();
+    assert_eq!(facts.len(), 1);
+    assert_eq!(facts[0].size(), Some(0));
+    c.rename("big.bin", "renamed.bin").await.unwrap();
+    c.delete("renamed.bin").await.unwrap();
+    c.delete("日本語 dir/empty").await.unwrap();
+    c.rmdir("日本語 dir").await.unwrap();
+    // Refusals name the reply and leave the session usable.
+    match c.size("nope").await {
+        Err(Error::Protocol(ftps_proto::client::ClientError::Refused(r))) => {
+            assert_eq!(r.code().get(), 550)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(c.retrieve("nope", 0, &mut Vec::new()).await.is_err());
+    c.noop().await.unwrap();
+    // A path with CR LF is refused locally, nothing sent.
+    assert!(matches!(
+        c.delete("x\r\nDELE hello.txt").await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(f.dir.join("root/hello.txt").exists());
+    c.quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_mixed_transfers_resume_the_session_on_tls13_and_tls12() {
+    let f = start("fifty", ServerConfig::default(), true).await;
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let mut c = Client::connect(f.options(ConnectionMode::ExplicitRequired, versions))
+            .await
+            .unwrap();
+        for i in 0..50u32 {
+            eprintln!("STEP {:?} {i}", versions[0].version);
+            let name = format!("f{}.bin", i % 5);
+            let data: Vec<u8> = (0..(i * 997 + 1)).map(|j| (j ^ i) as u8).collect();
+            match i % 3 {
+                0 => {
+                    c.store(&name, &mut &data[..], 0, false).await.unwrap();
+                }
+                1 => {
+                    let mut out = Vec::new();
+                    c.retrieve("hello.txt", 0, &mut out).await.unwrap();
+                    assert_eq!(out, b"hello from the ftps lab\n");
+                }
+                _ => {
+                    c.nlst(None).await.unwrap();
+                }
+            }
+        }
+        c.quit().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_active_and_prot_c() {
+    let config = ServerConfig {
+        active_mode: true,
+        data_tls: DataTlsPolicy::Allow,
+        ..ServerConfig::default()
+    };
+    let f = start("modes", config, true).await;
+    let mut c = Client::connect(f.options(ConnectionMode::Implicit, BOTH))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    c.retrieve("hello.txt", 0, &mut out).await.unwrap();
+    assert_eq!(out.len(), 24);
+    c.quit().await.unwrap();
+
+    let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
+    o.passive = false;
+    let mut c = Client::connect(o).await.unwrap();
+    let mut out = Vec::new();
+    c.retrieve("hello.txt", 0, &mut out).await.unwrap();
+    c.store("active.bin", &mut &b"active"[..], 0, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(f.dir.join("root/active.bin")).unwrap(),
+        b"active"
+    );
+    c.quit().await.unwrap();
+
+    let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
+    o.protection = ProtectionLevel::Clear;
+    let mut c = Client::connect(o).await.unwrap();
+    let mut out = Vec::new();
+    c.retrieve("hello.txt", 0, &mut out).await.unwrap();
+    assert_eq!(out.len(), 24);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_only_server_downgrade_is_explicit() {
+    let config = ServerConfig {
+        control_tls: ControlTlsPolicy::Allow,
+        data_tls: DataTlsPolicy::Allow,
+        ..ServerConfig::default()
+    };
+    let f = start("plain", config, false).await;
+    match Client::connect(f.options(ConnectionMode::ExplicitRequired, BOTH)).await {
+        Err(Error::Protocol(ftps_proto::client::ClientError::TlsUnavailable)) => {}
+        other => panic!("{other:?}"),
+    }
+    let offer = match Client::connect(f.options(ConnectionMode::ExplicitIfAvailable, BOTH)).await {
+        Err(Error::PlaintextOnly(offer)) => offer,
+        other => panic!("{other:?}"),
+    };
+    let mut c = offer.accept().await.unwrap();
+    assert!(!c.is_secure());
+    let mut out = Vec::new();
+    c.retrieve("hello.txt", 0, &mut out).await.unwrap();
+    assert_eq!(out.len(), 24);
+    let mut c = Client::connect(f.options(ConnectionMode::Plain, BOTH))
+        .await
+        .unwrap();
+    c.noop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_for_another_name_is_refused() {
+    let f = start("cert", ServerConfig::default(), true).await;
+    let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
+    o.host = "127.0.0.1".into(); // the certificate names only localhost
+    assert!(Client::connect(o).await.is_err());
+    // Platform roots do not know the self-signed certificate either.
+    let mut o = f.options(ConnectionMode::Implicit, BOTH);
+    o.tls = client::platform_client_config().ok().map(Arc::new);
+    if o.tls.is_some() {
+        assert!(Client::connect(o).await.is_err());
+    }
+}

@@ -22,6 +22,7 @@ pub(crate) fn run() -> Result<(), String> {
     // The server's tests run real clients; missing ones are installed, and a test that
     // finds one missing fails instead of skipping.
     peers::ensure(peers::CLIENTS)?;
+    peers::ensure(peers::SERVERS)?;
     status(
         cargo()
             .args(["test", "--workspace", "--all-features", "--all-targets"])

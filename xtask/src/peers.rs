@@ -7,9 +7,14 @@ use std::process::Command;
 pub(crate) const CLIENTS: &[(&str, &str)] =
     &[("curl", "curl"), ("lftp", "lftp"), ("python3", "python3")];
 
-/// `cargo xtask interop`: our server against curl, lftp and Python's ftplib.
+/// The real servers the client is tested against: (program, Debian package).
+pub(crate) const SERVERS: &[(&str, &str)] = &[("/usr/sbin/vsftpd", "vsftpd")];
+
+/// `cargo xtask interop`: our server against curl, lftp and Python's ftplib, and our
+/// client against vsftpd.
 pub(crate) fn interop() -> Result<(), String> {
     ensure(CLIENTS)?;
+    ensure(SERVERS)?;
     status(
         crate::run::cargo()
             .args([
@@ -18,6 +23,8 @@ pub(crate) fn interop() -> Result<(), String> {
                 "ftps-tokio",
                 "--test",
                 "curl",
+                "--test",
+                "vsftpd",
                 "-p",
                 "ftps-cli",
                 "--test",
@@ -28,6 +35,9 @@ pub(crate) fn interop() -> Result<(), String> {
 }
 
 fn present(program: &str) -> bool {
+    if program.starts_with('/') {
+        return std::path::Path::new(program).exists();
+    }
     Command::new(program)
         .arg("--version")
         .output()

@@ -3,12 +3,16 @@
 
 #![forbid(unsafe_code)]
 
+mod remote;
 mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// FTP over TLS: server (and, soon, client) in one binary.
+/// FTP over TLS: server and client in one binary.
+///
+/// Exit codes: 0 success, 1 local error, 2 usage, 3 connection or TLS failure, 4 login
+/// refused, 5 the server refused an operation, 6 a transfer did not complete.
 #[derive(Parser)]
 #[command(name = "ftps", version, about)]
 struct Cli {
@@ -20,6 +24,69 @@ struct Cli {
 enum Command {
     /// Serve a directory over FTPS (explicit and implicit).
     Serve(serve::ServeArgs),
+    /// List a directory: names, or `ls -l` lines with -l.
+    Ls {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// ftp://, ftpes:// or ftps:// URL.
+        url: String,
+        /// The server's long listing (LIST) instead of names (NLST).
+        #[arg(short = 'l', long)]
+        long: bool,
+    },
+    /// Download files: URL... [LOCAL|DIR/]. Several URLs share one session.
+    Get {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// URLs, then optionally a local file or directory.
+        #[arg(required = true, num_args = 1..)]
+        args: Vec<String>,
+        /// Resume a partial local file.
+        #[arg(short = 'C', long = "continue")]
+        resume: bool,
+    },
+    /// Upload files: LOCAL... URL|URL/. Several files share one session.
+    Put {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// Local files, then the URL (ending in / for a directory).
+        #[arg(required = true, num_args = 2..)]
+        args: Vec<String>,
+        /// Resume from the remote file's size.
+        #[arg(short = 'C', long = "continue")]
+        resume: bool,
+    },
+    /// Delete files.
+    Rm {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// URLs.
+        #[arg(required = true, num_args = 1..)]
+        urls: Vec<String>,
+    },
+    /// Make a directory.
+    Mkdir {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// URL of the new directory.
+        url: String,
+    },
+    /// Rename: URL NEWPATH (NEWPATH relative to the login directory).
+    Mv {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// The existing file.
+        url: String,
+        /// The new path on the server.
+        to: String,
+    },
+    /// Write a file to standard output.
+    Cat {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// URL.
+        url: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,8 +105,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve::run(args)),
+    let remote = match cli.command {
+        Command::Serve(args) => {
+            return match runtime.block_on(serve::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Ls { conn, url, long } => runtime.block_on(remote::ls(&conn, &url, long)),
+        Command::Get { conn, args, resume } => runtime.block_on(remote::get(&conn, &args, resume)),
+        Command::Put { conn, args, resume } => runtime.block_on(remote::put(&conn, &args, resume)),
+        Command::Rm { conn, urls } => runtime.block_on(remote::rm(&conn, &urls)),
+        Command::Mkdir { conn, url } => runtime.block_on(remote::mkdir(&conn, &url)),
+        Command::Mv { conn, url, to } => runtime.block_on(remote::mv(&conn, &url, &to)),
+        Command::Cat { conn, url } => runtime.block_on(remote::cat(&conn, &url)),
+    };
+    let result: Result<(), String> = match remote {
+        Ok(()) => Ok(()),
+        Err(failure) => return failure.into(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -419,3 +419,162 @@ fn the_printed_commands_work_in_both_modes() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("sometimes"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn client_commands_against_our_server() {
+    let s = Served::start("client-cmds", &[]);
+    let ftps = |args: &[&str], password: &str| -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
+            .current_dir(&s.dir)
+            .args(args)
+            .env("FTPS_PASSWORD", password)
+            .output()
+            .unwrap();
+        eprintln!(
+            "ftps {args:?} -> {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let ca = s.ca();
+    let base = format!("ftp://127.0.0.1:{}", s.explicit);
+    let implicit = format!("ftps://127.0.0.1:{}", s.implicit);
+    let common = |cmd: &str| -> Vec<String> {
+        vec![
+            cmd.to_owned(),
+            "--ca-cert".into(),
+            ca.clone(),
+            "--user".into(),
+            "alice".into(),
+        ]
+    };
+    let run = |cmd: &str, rest: &[&str], password: &str| -> Output {
+        let mut args = common(cmd);
+        args.extend(rest.iter().map(|s| (*s).to_owned()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        ftps(&refs, password)
+    };
+
+    let content: Vec<u8> = (0..1_500_000u32).map(|i| (i % 239) as u8).collect();
+    std::fs::write(s.dir.join("a.bin"), &content).unwrap();
+    std::fs::write(s.dir.join("b with space.txt"), "bee\n").unwrap();
+    // Two files, one session.
+    let out = run(
+        "put",
+        &["a.bin", "b with space.txt", &format!("{base}/")],
+        "wonderland",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read(s.root().join("a.bin")).unwrap(), content);
+    let out = run("ls", &[&format!("{implicit}/")], "wonderland");
+    let names = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        names.lines().any(|l| l == "a.bin") && names.lines().any(|l| l == "b with space.txt"),
+        "{names}"
+    );
+    let out = run(
+        "cat",
+        &[&format!("{base}/b%20with%20space.txt")],
+        "wonderland",
+    );
+    assert_eq!(out.stdout, b"bee\n");
+    // Get two into a directory, then resume a partial one.
+    std::fs::create_dir_all(s.dir.join("dl")).unwrap();
+    let out = run(
+        "get",
+        &[
+            &format!("{base}/a.bin"),
+            &format!("{base}/b%20with%20space.txt"),
+            "dl",
+        ],
+        "wonderland",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read(s.dir.join("dl/a.bin")).unwrap(), content);
+    std::fs::write(s.dir.join("dl/a.bin"), &content[..700_000]).unwrap();
+    let out = run(
+        "get",
+        &["-C", &format!("{base}/a.bin"), "dl/a.bin"],
+        "wonderland",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read(s.dir.join("dl/a.bin")).unwrap(), content);
+    // Resume an upload.
+    std::fs::write(s.root().join("partial.bin"), &content[..400_000]).unwrap();
+    let out = run(
+        "put",
+        &["-C", "a.bin", &format!("{base}/partial.bin")],
+        "wonderland",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read(s.root().join("partial.bin")).unwrap(),
+        content
+    );
+    // mkdir, mv, rm.
+    assert_eq!(
+        run("mkdir", &[&format!("{base}/d")], "wonderland")
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(
+            "mv",
+            &[&format!("{base}/partial.bin"), "d/moved.bin"],
+            "wonderland"
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    assert!(s.root().join("d/moved.bin").is_file());
+    assert_eq!(
+        run(
+            "rm",
+            &[&format!("{base}/d/moved.bin"), &format!("{base}/a.bin")],
+            "wonderland"
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    assert!(!s.root().join("a.bin").exists());
+    // Exit codes: refused operation 5 (naming the reply), wrong password 4, unknown CA 3.
+    let out = run("get", &[&format!("{base}/nope.bin")], "wonderland");
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("550"));
+    assert_eq!(run("ls", &[&base], "wrong").status.code(), Some(4));
+    let out = ftps(&["ls", "--user", "alice", &base], "wonderland");
+    assert_eq!(out.status.code(), Some(3));
+    // The password file works, and the password never needs the command line.
+    std::fs::write(s.dir.join("pw"), "wonderland\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(&s.dir)
+        .args([
+            "ls",
+            "--ca-cert",
+            &ca,
+            "--user",
+            "alice",
+            "--password-file",
+            "pw",
+            &base,
+        ])
+        .env_remove("FTPS_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        run("ls", &[&format!("http://127.0.0.1:{}/", s.explicit)], "x")
+            .status
+            .code()
+            == Some(1)
+    );
+}

@@ -17,6 +17,11 @@ impl ParseError {
         Self { what, reason }
     }
 
+    /// An error about `what`, refused because of `reason` (for crates building on this one).
+    pub const fn new_static(what: &'static str, reason: &'static str) -> Self {
+        Self { what, reason }
+    }
+
     /// What was being parsed, e.g. `"pathname"` or `"PASV reply"`.
     pub fn what(&self) -> &'static str {
         self.what

@@ -59,6 +59,11 @@ impl std::fmt::Display for Error {
             Error::Protocol(C::Unexpected(r)) => write!(f, "unexpected reply: {} {}", r.code(), r.text()),
             Error::Protocol(C::TlsUnavailable) => f.write_str("the server does not offer TLS (AUTH TLS and AUTH SSL refused); no credentials were sent"),
             Error::Protocol(C::Truncated { bytes }) => write!(f, "the download ended without TLS close_notify after {bytes} bytes: it may be truncated"),
+            Error::Protocol(C::Tls(e)) => write!(f, "TLS handshake failed: {e}"),
+            Error::Protocol(C::BadReply(e)) => write!(f, "the server sent an invalid reply: {e}"),
+            Error::Protocol(C::Data(e)) => write!(f, "data connection failed: {e}"),
+            Error::Protocol(C::Timeout) => f.write_str("the server did not answer in time"),
+            Error::Protocol(C::Closed) => f.write_str("the connection closed"),
             Error::Protocol(e) => write!(f, "{e:?}"),
             Error::Io(e) => write!(f, "{e}"),
             Error::TlsConfig(e) => write!(f, "TLS configuration: {e}"),
@@ -134,6 +139,86 @@ impl ClientOptions {
             reply_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// A parsed FTP URL: where to connect and the path it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FtpUrl {
+    /// The host (brackets removed from IPv6 literals).
+    pub host: String,
+    /// The port (990 for `ftps://`, 21 otherwise, unless given).
+    pub port: u16,
+    /// The mode the scheme implies: `ftps://` implicit, `ftpes://` explicit required,
+    /// `ftp://` explicit required (use the options to go plain).
+    pub mode: ConnectionMode,
+    /// The user name in the URL, if any (a password in a URL is refused).
+    pub user: Option<String>,
+    /// The path, percent-decoded, without the leading `/` (FTP paths in URLs are relative
+    /// to the login directory, RFC 1738 §3.2.2); empty for the login directory.
+    pub path: String,
+}
+
+impl FtpUrl {
+    /// Parses `ftp://`, `ftpes://` or `ftps://` URLs.
+    pub fn parse(input: &str) -> Result<FtpUrl, Error> {
+        let bad =
+            |why: &'static str| Error::Invalid(ftps_proto::ParseError::new_static("URL", why));
+        let url = url::Url::parse(input).map_err(|_| bad("not a URL"))?;
+        let (mode, default_port) = match url.scheme() {
+            "ftps" => (ConnectionMode::Implicit, 990),
+            "ftpes" => (ConnectionMode::ExplicitRequired, 21),
+            "ftp" => (ConnectionMode::ExplicitRequired, 21),
+            _ => return Err(bad("scheme must be ftp, ftpes or ftps")),
+        };
+        if url.password().is_some() {
+            return Err(bad(
+                "a password in the URL would be visible to other users; use the password options",
+            ));
+        }
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(h) => h.to_string(),
+            None => return Err(bad("no host")),
+        };
+        let user = Some(url.username())
+            .filter(|u| !u.is_empty())
+            .map(percent_decode)
+            .transpose()?;
+        let path = percent_decode(url.path().trim_start_matches('/'))?;
+        Ok(FtpUrl {
+            host,
+            port: url.port().unwrap_or(default_port),
+            mode,
+            user,
+            path,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit();
+        if escape {
+            let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+            out.push(hex(bytes[i + 1]) * 16 + hex(bytes[i + 2]));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| {
+        Error::Invalid(ftps_proto::ParseError::new_static(
+            "URL",
+            "path is not UTF-8",
+        ))
+    })
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -858,5 +943,97 @@ async fn pump(mut stream: Stream, upload: bool, sink: &mut Sink<'_>) -> Result<(
                 Err(_) => return Ok((total, false)),
             }
         }
+    }
+}
+
+/// Accepts any server certificate (the handshake's signatures are still checked). Only for
+/// `--insecure`-style opt-outs, which must warn the user.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client configuration that does **not** verify the server's certificate: anyone on the
+/// path can impersonate the server. For testing only; say so loudly to the user.
+pub fn insecure_client_config() -> Result<rustls::ClientConfig, Error> {
+    let provider = provider();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| Error::TlsConfig(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_FTP.to_vec()];
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = FtpUrl::parse("ftps://alice@example.com/dir/with%20space.txt").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.mode),
+            ("example.com", 990, ConnectionMode::Implicit)
+        );
+        assert_eq!(
+            (u.user.as_deref(), u.path.as_str()),
+            (Some("alice"), "dir/with space.txt")
+        );
+        let u = FtpUrl::parse("ftp://[::1]:2121/").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.mode, u.path.as_str()),
+            ("::1", 2121, ConnectionMode::ExplicitRequired, "")
+        );
+        let u = FtpUrl::parse("ftpes://127.0.0.1/%E6%97%A5%E6%9C%AC%E8%AA%9E").unwrap();
+        assert_eq!(u.path, "日本語");
+        assert!(FtpUrl::parse("ftp://alice:secret@example.com/").is_err());
+        assert!(FtpUrl::parse("http://example.com/").is_err());
+        assert!(FtpUrl::parse("not a url").is_err());
     }
 }

@@ -33,7 +33,7 @@ mod stream;
 pub mod tls;
 
 pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
-pub use client::{Client, ClientOptions};
+pub use client::{Client, ClientOptions, FtpUrl};
 pub use server::{Server, ServerBuilder};
 pub use storage::{LocalFs, LocalUpload, Storage};
 

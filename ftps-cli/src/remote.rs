@@ -1,0 +1,337 @@
+//! The client commands: `ftps ls | get | put | rm | mkdir | mv | cat`.
+
+use clap::{Args, ValueEnum};
+use ftps_proto::ProtectionLevel;
+use ftps_proto::client::{ClientError, ConnectionMode};
+use ftps_tokio::client::{self, Error};
+use ftps_tokio::{Client, ClientOptions, FtpUrl};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit codes scripts can rely on (2 is a usage error, from the argument parser).
+pub(crate) mod exit {
+    /// A local problem: a file could not be read or written.
+    pub(crate) const LOCAL: u8 = 1;
+    /// The server could not be reached or secured (connection, TLS, certificate, no TLS).
+    pub(crate) const CONNECT: u8 = 3;
+    /// The login was refused.
+    pub(crate) const LOGIN: u8 = 4;
+    /// The server refused an operation (the message names its reply).
+    pub(crate) const REFUSED: u8 = 5;
+    /// A transfer did not complete (cut off, or not confirmed).
+    pub(crate) const TRANSFER: u8 = 6;
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum TlsArg {
+    /// AUTH TLS, required.
+    Explicit,
+    /// TLS from the first byte.
+    Implicit,
+    /// AUTH TLS if the server has it, else clear text (with a warning).
+    IfAvailable,
+    /// No TLS: credentials and data in clear text.
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ProtArg {
+    /// Data connections in clear text.
+    #[value(name = "C")]
+    C,
+    /// Data connections over TLS.
+    #[value(name = "P")]
+    P,
+}
+
+/// How to reach and log in to the server.
+#[derive(Args, Clone)]
+pub(crate) struct Connection {
+    /// User name (default: the URL's, else `anonymous`).
+    #[arg(long)]
+    user: Option<String>,
+    /// Read the password from the first line of this file (else from `FTPS_PASSWORD`, else
+    /// a prompt).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Trust the certificates in this PEM file (a private CA or the server's own).
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+    /// Do not verify the server's certificate: anyone on the path could impersonate it.
+    #[arg(long)]
+    insecure: bool,
+    /// TLS mode, overriding the URL's scheme (ftps:// implicit, ftp:// and ftpes:// explicit).
+    #[arg(long, value_enum)]
+    tls: Option<TlsArg>,
+    /// Active mode (PORT/EPRT) instead of passive.
+    #[arg(long)]
+    active: bool,
+    /// Data protection level.
+    #[arg(long, value_enum)]
+    prot: Option<ProtArg>,
+}
+
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    fn local(e: impl std::fmt::Display) -> Self {
+        Failure {
+            code: exit::LOCAL,
+            message: e.to_string(),
+        }
+    }
+
+    fn from_client(e: Error, connecting: bool) -> Self {
+        let code = match &e {
+            Error::Io(_) | Error::TlsConfig(_) | Error::PlaintextOnly(_) => {
+                if connecting {
+                    exit::CONNECT
+                } else {
+                    exit::LOCAL
+                }
+            }
+            Error::Invalid(_) => exit::LOCAL,
+            Error::Protocol(ClientError::Refused(r))
+                if connecting && matches!(r.code().get(), 530 | 331 | 332) =>
+            {
+                exit::LOGIN
+            }
+            Error::Protocol(ClientError::Refused(_)) if !connecting => exit::REFUSED,
+            Error::Protocol(ClientError::Truncated { .. } | ClientError::Data(_)) => exit::TRANSFER,
+            Error::Protocol(_) => exit::CONNECT,
+            _ => exit::CONNECT,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Failure> for ExitCode {
+    fn from(f: Failure) -> Self {
+        eprintln!("ftps: {}", f.message);
+        ExitCode::from(f.code)
+    }
+}
+
+fn password(conn: &Connection, user: &str) -> Result<String, Failure> {
+    if let Some(file) = &conn.password_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Failure::local(format!("{}: {e}", file.display())))?;
+        return Ok(text.lines().next().unwrap_or("").to_owned());
+    }
+    if let Ok(p) = std::env::var("FTPS_PASSWORD") {
+        return Ok(p);
+    }
+    if user == "anonymous" || user == "ftp" {
+        return Ok("anonymous@".to_owned());
+    }
+    rpassword::prompt_password(format!("Password for {user}: ")).map_err(|_| {
+        Failure::local("no password: use --password-file or FTPS_PASSWORD (no terminal to ask on)")
+    })
+}
+
+/// Connects and logs in for `url`.
+pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, Failure> {
+    let user = conn
+        .user
+        .clone()
+        .or_else(|| url.user.clone())
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let password = password(conn, &user)?;
+    let mut options = ClientOptions::new(url.host.clone(), url.port, user, password);
+    options.mode = match conn.tls {
+        Some(TlsArg::Explicit) => ConnectionMode::ExplicitRequired,
+        Some(TlsArg::Implicit) => ConnectionMode::Implicit,
+        Some(TlsArg::IfAvailable) => ConnectionMode::ExplicitIfAvailable,
+        Some(TlsArg::None) => ConnectionMode::Plain,
+        None => url.mode,
+    };
+    options.passive = !conn.active;
+    options.protection = match conn.prot {
+        Some(ProtArg::C) => ProtectionLevel::Clear,
+        _ => ProtectionLevel::Private,
+    };
+    let tls = if conn.insecure {
+        eprintln!(
+            "ftps: WARNING: --insecure: the server's certificate is not checked; anyone on the path can impersonate it"
+        );
+        client::insecure_client_config()
+    } else if let Some(ca) = &conn.ca_cert {
+        client::client_config_from_pem_file(ca)
+    } else {
+        client::platform_client_config()
+    };
+    if options.mode != ConnectionMode::Plain {
+        options.tls = Some(Arc::new(tls.map_err(|e| Failure::from_client(e, true))?));
+    } else {
+        eprintln!("ftps: WARNING: --tls none: the password and all data travel in clear text");
+    }
+    match Client::connect(options).await {
+        Ok(c) => Ok(c),
+        Err(Error::PlaintextOnly(offer)) => {
+            eprintln!(
+                "ftps: WARNING: {} offers no TLS; continuing in clear text as --tls if-available allows",
+                url.host
+            );
+            offer
+                .accept()
+                .await
+                .map_err(|e| Failure::from_client(e, true))
+        }
+        Err(e) => Err(Failure::from_client(e, true)),
+    }
+}
+
+fn parse(url: &str) -> Result<FtpUrl, Failure> {
+    FtpUrl::parse(url).map_err(|e| Failure {
+        code: exit::LOCAL,
+        message: format!("{url}: {e}"),
+    })
+}
+
+fn same_server(urls: &[FtpUrl]) -> Result<(), Failure> {
+    if let Some(first) = urls.first()
+        && urls
+            .iter()
+            .any(|u| (&u.host, u.port, &u.user) != (&first.host, first.port, &first.user))
+    {
+        return Err(Failure::local(
+            "all URLs of one command must name the same server and user",
+        ));
+    }
+    Ok(())
+}
+
+fn op<T>(r: Result<T, Error>) -> Result<T, Failure> {
+    r.map_err(|e| Failure::from_client(e, false))
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("download")
+}
+
+/// `ftps ls URL [-l]`.
+pub(crate) async fn ls(conn: &Connection, url: &str, long: bool) -> Result<(), Failure> {
+    let url = parse(url)?;
+    let mut c = connect(conn, &url).await?;
+    let path = Some(url.path.as_str()).filter(|p| !p.is_empty());
+    if long {
+        let raw = op(c.list_raw(path, ftps_proto::client::ListFormat::List).await)?;
+        print!("{}", String::from_utf8_lossy(&raw).replace("\r\n", "\n"));
+    } else {
+        for name in op(c.nlst(path).await)? {
+            println!("{name}");
+        }
+    }
+    let _ = c.quit().await;
+    Ok(())
+}
+
+/// `ftps get URL... [LOCAL|DIR/]`.
+pub(crate) async fn get(conn: &Connection, args: &[String], resume: bool) -> Result<(), Failure> {
+    let (urls, dest): (Vec<&String>, Option<&String>) = match args.split_last() {
+        Some((last, rest)) if !rest.is_empty() && !last.contains("://") => {
+            (rest.iter().collect(), Some(last))
+        }
+        _ => (args.iter().collect(), None),
+    };
+    let urls: Vec<FtpUrl> = urls.iter().map(|u| parse(u)).collect::<Result<_, _>>()?;
+    same_server(&urls)?;
+    let into_dir = dest.is_none_or(|d| d.ends_with('/') || Path::new(d).is_dir()) || urls.len() > 1;
+    if urls.len() > 1 && dest.is_some_and(|d| !Path::new(d).is_dir()) {
+        return Err(Failure::local("several files need a directory to go into"));
+    }
+    let mut c = connect(conn, &urls[0]).await?;
+    for url in &urls {
+        let local = match dest {
+            Some(d) if !into_dir => PathBuf::from(d),
+            Some(d) => Path::new(d).join(file_name(&url.path)),
+            None => PathBuf::from(file_name(&url.path)),
+        };
+        op(c.get_file(&url.path, &local, resume).await)?;
+    }
+    let _ = c.quit().await;
+    Ok(())
+}
+
+/// `ftps put LOCAL... URL|URL/`.
+pub(crate) async fn put(conn: &Connection, args: &[String], resume: bool) -> Result<(), Failure> {
+    let Some((url, locals)) = args.split_last() else {
+        return Err(Failure::local("nothing to upload"));
+    };
+    if locals.is_empty() {
+        return Err(Failure::local("give the local files, then the URL"));
+    }
+    let url = parse(url)?;
+    let into_dir = url.path.is_empty() || url.path.ends_with('/') || locals.len() > 1;
+    let mut c = connect(conn, &url).await?;
+    for local in locals {
+        let local = Path::new(local);
+        let name = local
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Failure::local(format!("{}: not a file name", local.display())))?;
+        let remote = if into_dir {
+            format!("{}{name}", url.path)
+        } else {
+            url.path.clone()
+        };
+        op(c.put_file(local, &remote, resume).await)?;
+    }
+    let _ = c.quit().await;
+    Ok(())
+}
+
+/// `ftps rm URL...`.
+pub(crate) async fn rm(conn: &Connection, urls: &[String]) -> Result<(), Failure> {
+    let urls: Vec<FtpUrl> = urls.iter().map(|u| parse(u)).collect::<Result<_, _>>()?;
+    same_server(&urls)?;
+    let Some(first) = urls.first() else {
+        return Ok(());
+    };
+    let mut c = connect(conn, first).await?;
+    for url in &urls {
+        op(c.delete(&url.path).await)?;
+    }
+    let _ = c.quit().await;
+    Ok(())
+}
+
+/// `ftps mkdir URL`.
+pub(crate) async fn mkdir(conn: &Connection, url: &str) -> Result<(), Failure> {
+    let url = parse(url)?;
+    let mut c = connect(conn, &url).await?;
+    op(c.mkdir(url.path.trim_end_matches('/')).await)?;
+    let _ = c.quit().await;
+    Ok(())
+}
+
+/// `ftps mv URL NEWPATH`.
+pub(crate) async fn mv(conn: &Connection, url: &str, to: &str) -> Result<(), Failure> {
+    let url = parse(url)?;
+    let mut c = connect(conn, &url).await?;
+    op(c.rename(&url.path, to).await)?;
+    let _ = c.quit().await;
+    Ok(())
+}
+
+/// `ftps cat URL`.
+pub(crate) async fn cat(conn: &Connection, url: &str) -> Result<(), Failure> {
+    let url = parse(url)?;
+    let mut c = connect(conn, &url).await?;
+    let mut stdout = tokio::io::stdout();
+    op(c.retrieve(&url.path, 0, &mut stdout).await)?;
+    tokio::io::AsyncWriteExt::flush(&mut stdout)
+        .await
+        .map_err(Failure::local)?;
+    let _ = c.quit().await;
+    Ok(())
+}

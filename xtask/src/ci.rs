@@ -23,10 +23,12 @@ pub(crate) fn run() -> Result<(), String> {
     // finds one missing fails instead of skipping.
     peers::ensure(peers::CLIENTS)?;
     peers::ensure(peers::SERVERS)?;
+    let python = peers::python_servers()?;
     status(
         cargo()
             .args(["test", "--workspace", "--all-features", "--all-targets"])
-            .env("FTPS_REQUIRE_PEERS", "1"),
+            .env("FTPS_REQUIRE_PEERS", "1")
+            .env("FTPS_PYTHON", python),
     )?;
     status(cargo().args(["test", "--workspace", "--all-features", "--doc"]))?;
 

@@ -15,6 +15,7 @@ pub(crate) const SERVERS: &[(&str, &str)] = &[("/usr/sbin/vsftpd", "vsftpd")];
 pub(crate) fn interop() -> Result<(), String> {
     ensure(CLIENTS)?;
     ensure(SERVERS)?;
+    let python = python_servers()?;
     status(
         crate::run::cargo()
             .args([
@@ -25,12 +26,15 @@ pub(crate) fn interop() -> Result<(), String> {
                 "curl",
                 "--test",
                 "vsftpd",
+                "--test",
+                "pyftpdlib",
                 "-p",
                 "ftps-cli",
                 "--test",
                 "interop",
             ])
-            .env("FTPS_REQUIRE_PEERS", "1"),
+            .env("FTPS_REQUIRE_PEERS", "1")
+            .env("FTPS_PYTHON", python),
     )
 }
 
@@ -68,4 +72,26 @@ pub(crate) fn ensure(programs: &[(&str, &str)]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A virtualenv (in target/) with pyftpdlib and pyOpenSSL; returns its python.
+pub(crate) fn python_servers() -> Result<String, String> {
+    let venv = crate::run::root().join("target").join("interop-venv");
+    let python = venv.join("bin").join("python");
+    let ready = Command::new(&python)
+        .args(["-c", "import pyftpdlib, OpenSSL"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        status(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        status(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "pyftpdlib",
+            "pyopenssl",
+        ]))?;
+    }
+    Ok(python.to_string_lossy().into_owned())
 }

@@ -7,8 +7,68 @@ use std::process::Command;
 pub(crate) const CLIENTS: &[(&str, &str)] =
     &[("curl", "curl"), ("lftp", "lftp"), ("python3", "python3")];
 
-/// The real servers the client is tested against: (program, Debian package).
-pub(crate) const SERVERS: &[(&str, &str)] = &[("/usr/sbin/vsftpd", "vsftpd")];
+/// The real servers the client is tested against, installed as Debian packages:
+/// (program, package). ProFTPD and Pure-FTPd conflict with vsftpd as packages, so they are
+/// extracted instead (see [`extracted_servers`]); these are their libraries.
+pub(crate) const SERVERS: &[(&str, &str)] = &[
+    ("/usr/sbin/vsftpd", "vsftpd"),
+    (
+        "/usr/lib/x86_64-linux-gnu/libhiredis.so.0.14",
+        "libhiredis0.14",
+    ),
+    (
+        "/usr/lib/x86_64-linux-gnu/libmemcached.so.11",
+        "libmemcached11",
+    ),
+    (
+        "/usr/lib/x86_64-linux-gnu/libmemcachedutil.so.2",
+        "libmemcachedutil2",
+    ),
+    (
+        "/usr/lib/x86_64-linux-gnu/libpcre2-posix.so.3",
+        "libpcre2-posix3",
+    ),
+];
+
+/// Downloads ProFTPD (with mod_tls) and Pure-FTPd and extracts them under
+/// target/interop-peers/root; returns that directory.
+pub(crate) fn extracted_servers() -> Result<String, String> {
+    let base = crate::run::root().join("target").join("interop-peers");
+    let root = base.join("root");
+    let ready = [
+        "usr/sbin/proftpd",
+        "usr/sbin/pure-ftpd",
+        "usr/lib/proftpd/mod_tls.so",
+    ]
+    .iter()
+    .all(|p| root.join(p).exists());
+    if !ready {
+        let debs = base.join("debs");
+        std::fs::create_dir_all(&debs).map_err(|e| e.to_string())?;
+        let packages = ["proftpd-core", "proftpd-mod-crypto", "pure-ftpd"];
+        let download = |debs: &std::path::Path| {
+            Command::new("apt-get")
+                .arg("download")
+                .args(packages)
+                .current_dir(debs)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !download(&debs) {
+            status(Command::new("apt-get").args(["update", "-qq"]))?;
+            if !download(&debs) {
+                return Err(format!("apt-get download {packages:?} failed"));
+            }
+        }
+        for entry in std::fs::read_dir(&debs).map_err(|e| e.to_string())? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.extension().is_some_and(|e| e == "deb") {
+                status(Command::new("dpkg").arg("-x").arg(&path).arg(&root))?;
+            }
+        }
+    }
+    Ok(root.to_string_lossy().into_owned())
+}
 
 /// `cargo xtask interop`: our server against curl, lftp and Python's ftplib, and our
 /// client against vsftpd.
@@ -16,6 +76,7 @@ pub(crate) fn interop() -> Result<(), String> {
     ensure(CLIENTS)?;
     ensure(SERVERS)?;
     let python = python_servers()?;
+    let peers_root = extracted_servers()?;
     status(
         crate::run::cargo()
             .args([
@@ -25,7 +86,7 @@ pub(crate) fn interop() -> Result<(), String> {
                 "--test",
                 "curl",
                 "--test",
-                "vsftpd",
+                "real_servers",
                 "--test",
                 "pyftpdlib",
                 "-p",
@@ -34,7 +95,8 @@ pub(crate) fn interop() -> Result<(), String> {
                 "interop",
             ])
             .env("FTPS_REQUIRE_PEERS", "1")
-            .env("FTPS_PYTHON", python),
+            .env("FTPS_PYTHON", python)
+            .env("FTPS_PEERS_ROOT", peers_root),
     )
 }
 

@@ -221,6 +221,21 @@ fn percent_decode(s: &str) -> Result<String, Error> {
     })
 }
 
+impl ClientOptions {
+    /// Options for a URL (`ftps://` implicit, `ftpes://` and `ftp://` explicit required);
+    /// the user is the URL's, else `anonymous`. Returns the options and the URL's path.
+    pub fn from_url(
+        url: &str,
+        password: impl Into<String>,
+    ) -> Result<(ClientOptions, String), Error> {
+        let url = FtpUrl::parse(url)?;
+        let user = url.user.clone().unwrap_or_else(|| "anonymous".to_owned());
+        let mut options = ClientOptions::new(url.host, url.port, user, password);
+        options.mode = url.mode;
+        Ok((options, url.path))
+    }
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -1035,5 +1050,16 @@ mod tests {
         assert!(FtpUrl::parse("ftp://alice:secret@example.com/").is_err());
         assert!(FtpUrl::parse("http://example.com/").is_err());
         assert!(FtpUrl::parse("not a url").is_err());
+        let (o, path) = ClientOptions::from_url("ftps://bob@example.com:2990/x", "pw").unwrap();
+        assert_eq!(
+            (
+                o.host.as_str(),
+                o.port,
+                o.user.as_str(),
+                o.mode,
+                path.as_str()
+            ),
+            ("example.com", 2990, "bob", ConnectionMode::Implicit, "x")
+        );
     }
 }

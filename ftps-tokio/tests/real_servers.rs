@@ -170,10 +170,15 @@ fn spawn(program: &Path, args: &[String], port: u16) -> Child {
     child
 }
 
-fn vsftpd() -> Option<Peer> {
+fn vsftpd(implicit: bool) -> Option<Peer> {
     let program = binary(PathBuf::from("/usr/sbin/vsftpd"))?;
-    let home = system_user("vsftpd");
-    let (dir, cert, key, ca) = workdir("vsftpd");
+    let name = if implicit {
+        "vsftpd-implicit"
+    } else {
+        "vsftpd"
+    };
+    let home = system_user(name);
+    let (dir, cert, key, ca) = workdir(name);
     std::process::Command::new("chmod")
         .arg("555")
         .arg(dir.join("empty"))
@@ -185,10 +190,11 @@ fn vsftpd() -> Option<Peer> {
          chroot_local_user=YES\nallow_writeable_chroot=YES\nsecure_chroot_dir={}\npam_service_name=vsftpd\n\
          pasv_min_port=31000\npasv_max_port=31999\nssl_enable=YES\nrsa_cert_file={}\nrsa_private_key_file={}\n\
          ssl_ciphers=HIGH:!aNULL:!MD5\nrequire_ssl_reuse=YES\nforce_local_logins_ssl=YES\nforce_local_data_ssl=YES\n\
-         seccomp_sandbox=NO\nlocal_umask=022\n",
+         seccomp_sandbox=NO\nlocal_umask=022\nimplicit_ssl={}\n",
         dir.join("empty").display(),
         cert.display(),
         key.display(),
+        if implicit { "YES" } else { "NO" },
     );
     std::fs::write(dir.join("vsftpd.conf"), config).unwrap();
     let child = spawn(
@@ -382,6 +388,25 @@ async fn exercise(
             );
         }
         c.quit().await.unwrap();
+
+        // Active mode: the server connects back to the client's listener.
+        let mut o = options(p, versions);
+        o.passive = false;
+        let mut c = Client::connect(o)
+            .await
+            .unwrap_or_else(|e| panic!("{tag} active: {e}"));
+        for i in 0..5u32 {
+            let data: Vec<u8> = (0..(i * 70_001 + 3)).map(|j| (j ^ (i * 7)) as u8).collect();
+            c.store("active.bin", &mut &data[..], 0, false)
+                .await
+                .unwrap_or_else(|e| panic!("{tag} active {i}: {e}"));
+            let mut back = Vec::new();
+            c.retrieve("active.bin", 0, &mut back)
+                .await
+                .unwrap_or_else(|e| panic!("{tag} active {i}: {e}"));
+            assert_eq!(back, data, "{tag} active transfer {i}");
+        }
+        c.quit().await.unwrap();
     }
 }
 
@@ -392,8 +417,33 @@ const BOTH: &[&[&rustls::SupportedProtocolVersion]] = &[TLS13, TLS12];
 // One test, so the servers (which share the system user) run one after the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_against_vsftpd_proftpd_and_pure_ftpd() {
-    if let Some(p) = vsftpd() {
+    if let Some(p) = vsftpd(false) {
         exercise(&p, "vsftpd", BOTH).await;
+    }
+    // Implicit FTPS (TLS from the first byte) on a second vsftpd.
+    if let Some(p) = vsftpd(true) {
+        for versions in BOTH {
+            let mut o = options(&p, versions);
+            o.mode = ConnectionMode::Implicit;
+            let mut c = Client::connect(o)
+                .await
+                .unwrap_or_else(|e| panic!("vsftpd implicit: {e}"));
+            for i in 0..10u32 {
+                let data: Vec<u8> = (0..(i * 3001 + 1)).map(|j| (j ^ i) as u8).collect();
+                c.store("imp.bin", &mut &data[..], 0, false).await.unwrap();
+                let mut back = Vec::new();
+                c.retrieve("imp.bin", 0, &mut back).await.unwrap();
+                assert_eq!(back, data, "vsftpd implicit transfer {i}");
+            }
+            assert!(
+                c.list(None)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.name == "hello.txt")
+            );
+            c.quit().await.unwrap();
+        }
     }
     if let Some(p) = proftpd() {
         // TLS 1.2 only for now: on TLS 1.3, the data connection after an upload is not

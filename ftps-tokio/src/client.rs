@@ -332,6 +332,14 @@ enum Sink<'a> {
     None,
     Write(&'a mut (dyn AsyncWrite + Unpin + Send)),
     Read(&'a mut (dyn AsyncRead + Unpin + Send)),
+    /// Hand the data connection to the caller ([`DataReader`], [`DataWriter`]).
+    Stream,
+}
+
+/// How driving an operation stopped.
+enum Drive {
+    Done(Output),
+    Handed(DataId, Stream),
 }
 
 /// Explicit-if-available found no TLS: logging in would send the password in clear text.
@@ -373,6 +381,7 @@ pub struct Client {
     closed: Option<client::ClientError>,
     downgraded: bool,
     secure: bool,
+    handed: Option<(DataId, Stream)>,
 }
 
 impl std::fmt::Debug for Client {
@@ -435,6 +444,7 @@ impl Client {
             closed: None,
             downgraded: false,
             secure: false,
+            handed: None,
         };
         match client.until_ready().await? {
             Setup::Ready => Ok(client),
@@ -483,8 +493,20 @@ impl Client {
     /// Runs one operation to its end, moving data through `sink`.
     async fn run(&mut self, op: Operation, sink: &mut Sink<'_>) -> Result<Output, Error> {
         let id = self.session.submit(op, Instant::now());
+        match self.drive(id, sink).await? {
+            Drive::Done(output) => Ok(output),
+            Drive::Handed(..) => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// Drives the session until operation `id` is done, or (with [`Sink::Stream`]) until its
+    /// data connection is ready to hand over.
+    async fn drive(&mut self, id: client::OpId, sink: &mut Sink<'_>) -> Result<Drive, Error> {
         loop {
             self.execute(sink).await?;
+            if let Some((data, stream)) = self.handed.take() {
+                return Ok(Drive::Handed(data, stream));
+            }
             while let Some(event) = self.session.poll_event() {
                 match event {
                     Event::Done { op, result } => {
@@ -497,12 +519,88 @@ impl Client {
                 }
             }
             if let Some(result) = self.done.remove(&id) {
-                return result.map_err(Error::Protocol);
+                return result.map(Drive::Done).map_err(Error::Protocol);
             }
             if let Some(e) = &self.closed {
                 return Err(Error::Protocol(e.clone()));
             }
             self.wait(sink).await?;
+        }
+    }
+
+    /// Reports the end of a handed-over data connection and drives the operation to its end.
+    async fn finish_handed(
+        &mut self,
+        op: client::OpId,
+        data: DataId,
+        bytes: u64,
+        clean: bool,
+    ) -> Result<u64, Error> {
+        self.session.handle_io(
+            IoEvent::DataEnded {
+                id: data,
+                bytes,
+                clean,
+            },
+            Instant::now(),
+        );
+        match self.drive(op, &mut Sink::None).await? {
+            Drive::Done(output) => transferred(output),
+            Drive::Handed(..) => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// Starts a download and returns its data stream: read it to the end, then call
+    /// [`DataReader::finish`], which waits for the server's final reply.
+    pub async fn retrieve_stream(
+        &mut self,
+        path: &str,
+        offset: u64,
+    ) -> Result<DataReader<'_>, Error> {
+        let op = Operation::Retrieve {
+            path: Pathname::new(path)?,
+            offset,
+            ascii: false,
+        };
+        let id = self.session.submit(op, Instant::now());
+        match self.drive(id, &mut Sink::Stream).await? {
+            Drive::Handed(data, stream) => Ok(DataReader {
+                client: self,
+                op: id,
+                data,
+                stream,
+                bytes: 0,
+                ended: None,
+            }),
+            Drive::Done(_) => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// Starts an upload (STOR at `offset`, or APPE) and returns its data stream: write to
+    /// it, then call [`DataWriter::finish`], which ends the stream properly and waits for
+    /// the server's final reply.
+    pub async fn store_stream(
+        &mut self,
+        path: &str,
+        offset: u64,
+        append: bool,
+    ) -> Result<DataWriter<'_>, Error> {
+        let op = Operation::Store {
+            path: Pathname::new(path)?,
+            offset,
+            append,
+            ascii: false,
+        };
+        let id = self.session.submit(op, Instant::now());
+        match self.drive(id, &mut Sink::Stream).await? {
+            Drive::Handed(data, stream) => Ok(DataWriter {
+                client: self,
+                op: id,
+                data,
+                stream,
+                bytes: 0,
+            }),
+            Drive::Done(_) => Err(Error::Protocol(client::ClientError::Closed)),
         }
     }
 
@@ -571,6 +669,10 @@ impl Client {
                         );
                         continue;
                     };
+                    if let Sink::Stream = sink {
+                        self.handed = Some((id, stream));
+                        return Ok(());
+                    }
                     let (bytes, clean) = pump(stream, upload, sink).await?;
                     self.session
                         .handle_io(IoEvent::DataEnded { id, bytes, clean }, now());
@@ -925,23 +1027,7 @@ async fn pump(mut stream: Stream, upload: bool, sink: &mut Sink<'_>) -> Result<(
             }
             total += n as u64;
         }
-        // close_notify and FIN, then read to the end: the server's close_notify confirms
-        // the upload, and any TLS 1.3 ticket it sent is taken in for the next transfer.
-        if stream.shutdown().await.is_err() {
-            return Ok((total, false));
-        }
-        let clean = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) => return true,
-                    Ok(_) => {}
-                    Err(_) => return !tls,
-                }
-            }
-        })
-        .await
-        .unwrap_or_default();
-        Ok((total, clean || !tls))
+        Ok((total, end_upload(&mut stream).await))
     } else {
         loop {
             match stream.read(&mut buf).await {
@@ -1023,6 +1109,138 @@ pub fn insecure_client_config() -> Result<rustls::ClientConfig, Error> {
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_FTP.to_vec()];
     Ok(config)
+}
+
+/// The data stream of a download started with [`Client::retrieve_stream`]. A TLS stream
+/// that ends without close_notify is an error (the data may be cut short), never a quiet
+/// end of file.
+pub struct DataReader<'c> {
+    client: &'c mut Client,
+    op: client::OpId,
+    data: DataId,
+    stream: Stream,
+    bytes: u64,
+    ended: Option<bool>,
+}
+
+impl AsyncRead for DataReader<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.ended.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len() - before;
+                if n == 0 {
+                    this.ended = Some(true);
+                }
+                this.bytes += n as u64;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                this.ended = Some(false);
+                Poll::Ready(Err(e))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl DataReader<'_> {
+    /// Reads what is left (if anything), then waits for the server's final reply; returns
+    /// the bytes received. Fails if the stream ended without close_notify or the reply is
+    /// negative.
+    pub async fn finish(mut self) -> Result<u64, Error> {
+        let mut sink = tokio::io::sink();
+        if self.ended.is_none()
+            && let Err(e) = tokio::io::copy(&mut self, &mut sink).await
+        {
+            tracing::debug!("data stream: {e}");
+        }
+        let clean = self.ended == Some(true);
+        self.client
+            .finish_handed(self.op, self.data, self.bytes, clean)
+            .await
+    }
+}
+
+/// The data stream of an upload started with [`Client::store_stream`]. Call
+/// [`finish`](Self::finish): dropping it without does not complete the upload.
+pub struct DataWriter<'c> {
+    client: &'c mut Client,
+    op: client::OpId,
+    data: DataId,
+    stream: Stream,
+    bytes: u64,
+}
+
+impl AsyncWrite for DataWriter<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                this.bytes += n as u64;
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+    /// Flushes only: the stream is ended by [`DataWriter::finish`].
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+}
+
+impl DataWriter<'_> {
+    /// Ends the upload (close_notify, then reading to the server's end), and waits for
+    /// the final reply; returns the bytes sent.
+    pub async fn finish(self) -> Result<u64, Error> {
+        let DataWriter {
+            client,
+            op,
+            data,
+            mut stream,
+            bytes,
+        } = self;
+        let clean = end_upload(&mut stream).await;
+        client.finish_handed(op, data, bytes, clean).await
+    }
+}
+
+/// Sends close_notify and FIN, then reads to the end: the server's close_notify confirms
+/// the upload, and a TLS 1.3 ticket it sent is taken in for the next transfer. Returns
+/// whether the end was clean.
+async fn end_upload(stream: &mut Stream) -> bool {
+    let tls = matches!(stream, Stream::Tls(_));
+    if stream.shutdown().await.is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    let clean = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(_) => return !tls,
+            }
+        }
+    })
+    .await
+    .unwrap_or_default();
+    clean || !tls
 }
 
 #[cfg(test)]

@@ -281,3 +281,36 @@ async fn certificate_for_another_name_is_refused() {
         assert!(Client::connect(o).await.is_err());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_reader_and_writer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = start("stream", ServerConfig::default(), true).await;
+    let mut c = Client::connect(f.options(ConnectionMode::ExplicitRequired, BOTH))
+        .await
+        .unwrap();
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    for round in 0..3 {
+        let name = format!("s{round}.bin");
+        let mut w = c.store_stream(&name, 0, false).await.unwrap();
+        for chunk in payload.chunks(100_000) {
+            w.write_all(chunk).await.unwrap();
+        }
+        assert_eq!(w.finish().await.unwrap(), payload.len() as u64);
+        let mut r = c.retrieve_stream(&name, 0).await.unwrap();
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).await.unwrap();
+        assert_eq!(r.finish().await.unwrap(), payload.len() as u64);
+        assert_eq!(back, payload);
+    }
+    // Finishing early reads the rest; the session goes on.
+    let mut r = c.retrieve_stream("hello.txt", 6).await.unwrap();
+    let mut first = [0u8; 4];
+    r.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"from");
+    assert_eq!(r.finish().await.unwrap(), 18);
+    // A refused transfer fails at the start.
+    assert!(c.retrieve_stream("nope", 0).await.is_err());
+    c.noop().await.unwrap();
+    c.quit().await.unwrap();
+}

@@ -7,6 +7,7 @@
 //! `require_ssl_reuse`, accept them); after an upload the client sends close_notify and
 //! reads to the end, which also collects the TLS 1.3 tickets the next transfer needs.
 
+use crate::stream::Stream;
 use crate::tls::TlsConfigError;
 use ftps_proto::client::{
     self, Action, ClientConfig, ConnectionMode, DataId, Event, IoEvent, ListFormat, Operation,
@@ -30,7 +31,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 const BUFFER: usize = 256 * 1024;
 
@@ -281,50 +281,6 @@ pub fn platform_client_config() -> Result<rustls::ClientConfig, Error> {
         ));
     }
     client_config(roots)
-}
-
-/// A TCP stream with or without client-side TLS.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
 }
 
 /// Where a transfer's bytes go or come from.
@@ -622,7 +578,7 @@ impl Client {
                     Some(Stream::Plain(tcp)) => {
                         match self.connector.connect(self.server_name.clone(), tcp).await {
                             Ok(tls) => {
-                                self.control = Some(Stream::Tls(Box::new(tls)));
+                                self.control = Some(Stream::tls(tls));
                                 self.session.handle_io(IoEvent::TlsEstablished, now());
                             }
                             Err(e) => self
@@ -1003,7 +959,7 @@ async fn secure_data(
                 .map_err(|_| {
                     io::Error::new(io::ErrorKind::TimedOut, "data TLS handshake timed out")
                 })??;
-            Ok(Stream::Tls(Box::new(s)))
+            Ok(Stream::tls(s))
         }
     }
 }

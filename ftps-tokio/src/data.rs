@@ -163,7 +163,7 @@ async fn run<S: Storage>(
         {
             Ok(Ok(s)) => {
                 let info = tls::info(s.get_ref().1);
-                (Stream::Tls(Box::new(s)), Some(info))
+                (Stream::tls(s), Some(info))
             }
             Ok(Err(e)) => {
                 ctx.report(IoEvent::DataFailed {

@@ -347,7 +347,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                     Ok(Ok(tls)) => {
                         let info = tls::info(tls.get_ref().1);
                         tracing::debug!(?info, "control TLS established");
-                        self.control = Some(Stream::Tls(Box::new(tls)));
+                        self.control = Some(Stream::tls(tls));
                         self.session
                             .handle_io(IoEvent::ControlTlsEstablished(info), now());
                     }
@@ -361,11 +361,8 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 }
             }
             Action::StopControlTls => {
-                if let Some(Stream::Tls(mut tls)) = self.control.take() {
-                    tls.get_mut().1.send_close_notify();
-                    let _ = tls.flush().await;
-                    let (tcp, _) = tls.into_inner();
-                    self.control = Some(Stream::Plain(tcp));
+                if let Some(control) = self.control.take() {
+                    self.control = Some(Stream::Plain(control.into_plain().await));
                 }
             }
             Action::Listen {

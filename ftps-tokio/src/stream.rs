@@ -1,17 +1,41 @@
-//! A TCP stream with or without TLS, as one type for the control and data connections.
+//! A TCP stream with or without TLS (client or server side), as one type for the control
+//! and data connections of both the server and the client.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsStream;
 
 /// Plain TCP, or TLS over TCP.
 #[derive(Debug)]
 pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Wraps a TLS stream (client or server side).
+    pub(crate) fn tls(stream: impl Into<TlsStream<TcpStream>>) -> Self {
+        Stream::Tls(Box::new(stream.into()))
+    }
+
+    /// Ends TLS with close_notify (CCC, REIN) and gives back the TCP stream.
+    pub(crate) async fn into_plain(self) -> TcpStream {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(mut tls) => {
+                tls.get_mut().1.send_close_notify();
+                let _ = tls.flush().await;
+                match *tls {
+                    TlsStream::Server(s) => s.into_inner().0,
+                    TlsStream::Client(c) => c.into_inner().0,
+                }
+            }
+        }
+    }
 }
 
 impl AsyncRead for Stream {

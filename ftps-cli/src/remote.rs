@@ -212,6 +212,90 @@ fn op<T>(r: Result<T, Error>) -> Result<T, Failure> {
     r.map_err(|e| Failure::from_client(e, false))
 }
 
+/// A progress bar on stderr when it is a terminal; hidden otherwise (scripts, CI).
+fn progress(name: &str, total: Option<u64>) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = match total {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    let style = indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(name.to_owned());
+    bar
+}
+
+/// Copies `from` into `to`, moving the bar.
+async fn copy_with_progress<R, W>(from: &mut R, to: &mut W, bar: &indicatif::ProgressBar) -> std::io::Result<u64>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        to.write_all(&buf[..n]).await?;
+        total += n as u64;
+        bar.inc(n as u64);
+    }
+    to.flush().await?;
+    Ok(total)
+}
+
+/// Downloads `remote` to `local` (resuming if asked) with a progress bar.
+async fn download(c: &mut Client, remote: &str, local: &Path, resume: bool) -> Result<(), Failure> {
+    use tokio::io::AsyncSeekExt;
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(!resume)
+        .open(local)
+        .await
+        .map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
+    let offset = if resume { file.metadata().await.map_err(Failure::local)?.len() } else { 0 };
+    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(Failure::local)?;
+    let size = c.size(remote).await.ok();
+    let bar = progress(file_name(remote), size);
+    bar.set_position(offset);
+    let mut stream = op(c.retrieve_stream(remote, offset).await)?;
+    let copied = copy_with_progress(&mut stream, &mut file, &bar).await;
+    let finished = stream.finish().await;
+    bar.finish_and_clear();
+    copied.map_err(|e| Failure { code: exit::TRANSFER, message: format!("{remote}: {e}") })?;
+    op(finished).map(drop)
+}
+
+/// Uploads `local` to `remote` (resuming from the remote size if asked) with a progress bar.
+async fn upload(c: &mut Client, local: &Path, remote: &str, resume: bool) -> Result<(), Failure> {
+    use tokio::io::AsyncSeekExt;
+    let mut file = tokio::fs::File::open(local).await.map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
+    let size = file.metadata().await.map_err(Failure::local)?.len();
+    let offset = if resume { c.size(remote).await.unwrap_or(0).min(size) } else { 0 };
+    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(Failure::local)?;
+    let bar = progress(&local.display().to_string(), Some(size));
+    bar.set_position(offset);
+    let mut stream = op(c.store_stream(remote, offset, false).await)?;
+    let copied = copy_with_progress(&mut file, &mut stream, &bar).await;
+    let finished = match copied {
+        Ok(_) => stream.finish().await,
+        Err(e) => {
+            bar.finish_and_clear();
+            return Err(Failure::local(format!("{}: {e}", local.display())));
+        }
+    };
+    bar.finish_and_clear();
+    op(finished).map(drop)
+}
+
 fn file_name(path: &str) -> &str {
     path.rsplit('/')
         .find(|s| !s.is_empty())
@@ -256,7 +340,7 @@ pub(crate) async fn get(conn: &Connection, args: &[String], resume: bool) -> Res
             Some(d) => Path::new(d).join(file_name(&url.path)),
             None => PathBuf::from(file_name(&url.path)),
         };
-        op(c.get_file(&url.path, &local, resume).await)?;
+        download(&mut c, &url.path, &local, resume).await?;
     }
     let _ = c.quit().await;
     Ok(())
@@ -284,7 +368,7 @@ pub(crate) async fn put(conn: &Connection, args: &[String], resume: bool) -> Res
         } else {
             url.path.clone()
         };
-        op(c.put_file(local, &remote, resume).await)?;
+        upload(&mut c, local, &remote, resume).await?;
     }
     let _ = c.quit().await;
     Ok(())

@@ -222,15 +222,21 @@ fn progress(name: &str, total: Option<u64>) -> indicatif::ProgressBar {
         Some(n) => indicatif::ProgressBar::new(n),
         None => indicatif::ProgressBar::new_spinner(),
     };
-    let style = indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_message(name.to_owned());
     bar
 }
 
 /// Copies `from` into `to`, moving the bar.
-async fn copy_with_progress<R, W>(from: &mut R, to: &mut W, bar: &indicatif::ProgressBar) -> std::io::Result<u64>
+async fn copy_with_progress<R, W>(
+    from: &mut R,
+    to: &mut W,
+    bar: &indicatif::ProgressBar,
+) -> std::io::Result<u64>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
@@ -261,8 +267,14 @@ async fn download(c: &mut Client, remote: &str, local: &Path, resume: bool) -> R
         .open(local)
         .await
         .map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
-    let offset = if resume { file.metadata().await.map_err(Failure::local)?.len() } else { 0 };
-    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(Failure::local)?;
+    let offset = if resume {
+        file.metadata().await.map_err(Failure::local)?.len()
+    } else {
+        0
+    };
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(Failure::local)?;
     let size = c.size(remote).await.ok();
     let bar = progress(file_name(remote), size);
     bar.set_position(offset);
@@ -270,17 +282,28 @@ async fn download(c: &mut Client, remote: &str, local: &Path, resume: bool) -> R
     let copied = copy_with_progress(&mut stream, &mut file, &bar).await;
     let finished = stream.finish().await;
     bar.finish_and_clear();
-    copied.map_err(|e| Failure { code: exit::TRANSFER, message: format!("{remote}: {e}") })?;
+    copied.map_err(|e| Failure {
+        code: exit::TRANSFER,
+        message: format!("{remote}: {e}"),
+    })?;
     op(finished).map(drop)
 }
 
 /// Uploads `local` to `remote` (resuming from the remote size if asked) with a progress bar.
 async fn upload(c: &mut Client, local: &Path, remote: &str, resume: bool) -> Result<(), Failure> {
     use tokio::io::AsyncSeekExt;
-    let mut file = tokio::fs::File::open(local).await.map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
+    let mut file = tokio::fs::File::open(local)
+        .await
+        .map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
     let size = file.metadata().await.map_err(Failure::local)?.len();
-    let offset = if resume { c.size(remote).await.unwrap_or(0).min(size) } else { 0 };
-    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(Failure::local)?;
+    let offset = if resume {
+        c.size(remote).await.unwrap_or(0).min(size)
+    } else {
+        0
+    };
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(Failure::local)?;
     let bar = progress(&local.display().to_string(), Some(size));
     bar.set_position(offset);
     let mut stream = op(c.store_stream(remote, offset, false).await)?;

@@ -326,11 +326,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
         let now = Instant::now;
         match action {
             Action::Send(bytes) => {
-                let ok = match self.control.as_mut() {
-                    Some(c) => c.write_all(&bytes).await.is_ok() && c.flush().await.is_ok(),
-                    None => false,
-                };
-                if !ok {
+                if !Stream::send(self.control.as_mut(), &bytes).await {
                     self.session.handle_io(IoEvent::ControlClosed, now());
                 }
             }

@@ -21,6 +21,15 @@ impl Stream {
         Stream::Tls(Box::new(stream.into()))
     }
 
+    /// Writes and flushes control bytes; false if there is no stream or it failed.
+    pub(crate) async fn send(stream: Option<&mut Stream>, bytes: &[u8]) -> bool {
+        use tokio::io::AsyncWriteExt;
+        match stream {
+            Some(s) => s.write_all(bytes).await.is_ok() && s.flush().await.is_ok(),
+            None => false,
+        }
+    }
+
     /// Ends TLS with close_notify (CCC, REIN) and gives back the TCP stream.
     pub(crate) async fn into_plain(self) -> TcpStream {
         use tokio::io::AsyncWriteExt;

@@ -627,8 +627,20 @@ impl ClientSession {
         }))
     }
 
+    /// How the next data connection is set up: active, or EPSV (PASV once EPSV failed).
+    fn data_step(&self) -> Step {
+        if !self.config.passive {
+            Step::Listen
+        } else if self.epsv_failed {
+            Step::Pasv
+        } else {
+            Step::Epsv
+        }
+    }
+
     /// Sends the next command of the running transfer, from its current step on.
     fn advance_transfer(&mut self, now: Instant) {
+        let data_step = self.data_step();
         let Some((_, Running::Transfer(t))) = &mut self.running else {
             return;
         };
@@ -647,13 +659,7 @@ impl ClientSession {
                         self.deadline = Some(now + self.config.reply_timeout);
                         return;
                     }
-                    t.step = if !self.config.passive {
-                        Step::Listen
-                    } else if self.epsv_failed {
-                        Step::Pasv
-                    } else {
-                        Step::Epsv
-                    };
+                    t.step = data_step;
                 }
                 Step::Epsv => {
                     self.actions
@@ -706,13 +712,7 @@ impl ClientSession {
                     }
                     Step::Type if ok => {
                         self.ascii = Some(t.ascii);
-                        t.step = if !self.config.passive {
-                            Step::Listen
-                        } else if self.epsv_failed {
-                            Step::Pasv
-                        } else {
-                            Step::Epsv
-                        };
+                        t.step = self.data_step();
                     }
                     Step::Epsv if code == 229 => match parse_epsv_reply(reply.first_line()) {
                         Ok(port) => {

@@ -1293,3 +1293,21 @@ fn data_id_of_any(h: &mut Harness) -> DataId {
     h.send("EPSV\nRETR hello.txt");
     data_id_of(h)
 }
+
+#[test]
+fn http_requests_on_the_control_connection_are_not_answered() {
+    // ALPACA: a browser tricked into talking to the FTP port gets no reply to render.
+    for request in ["GET / HTTP/1.1", "POST /login HTTP/1.0", "get /x HTTP/1.1"] {
+        let mut h = Harness::secure();
+        assert_eq!(
+            h.send_segment(&format!("{request}\nHost: example\n\nNOOP")),
+            Vec::<u16>::new(),
+            "{request}"
+        );
+        assert!(h.closed, "{request}");
+    }
+    // An FTP line that merely contains the text is a normal command.
+    let mut h = Harness::secure();
+    assert_eq!(h.send("FEAT\nHOST GET-HTTP/1.1"), [211, 220]);
+    assert!(!h.closed);
+}

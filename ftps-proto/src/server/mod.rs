@@ -189,6 +189,25 @@ fn reply(code: ReplyCode, text: &str) -> Reply {
     Reply::new(code, text)
 }
 
+/// True for an HTTP request line (`GET / HTTP/1.1` and the like). No FTP verb is an HTTP
+/// method, so this never matches a command.
+fn looks_like_http(line: &[u8]) -> bool {
+    const METHODS: [&[u8]; 8] = [
+        b"GET ",
+        b"POST ",
+        b"HEAD ",
+        b"PUT ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"PATCH ",
+    ];
+    METHODS
+        .iter()
+        .any(|m| line.len() >= m.len() && line[..m.len()].eq_ignore_ascii_case(m))
+        && memchr::memmem::find(line, b" HTTP/").is_some()
+}
+
 fn storage_error_reply(err: &StorageError) -> Reply {
     use StorageError as E;
     match err {
@@ -800,6 +819,12 @@ impl ServerSession {
         }
         if line == [0xFF, 0xFE] {
             self.send(reply(ReplyCode::SYNTAX_ERROR, "Command line too long."));
+            return;
+        }
+        if looks_like_http(line) {
+            // ALPACA (cross-protocol attacks): an HTTP request on the control connection is
+            // never answered, so no reply text can be reflected into a browser.
+            self.close();
             return;
         }
         match Command::parse(line) {

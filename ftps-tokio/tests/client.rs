@@ -314,3 +314,21 @@ async fn streaming_reader_and_writer() {
     c.noop().await.unwrap();
     c.quit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alpn_other_than_ftp_is_refused() {
+    // ALPACA: a TLS client that asks for HTTP gets no FTP session.
+    let f = start("alpn", ServerConfig::default(), true).await;
+    for (alpn, accepted) in [(&b"h2"[..], false), (b"http/1.1", false), (b"ftp", true)] {
+        let mut o = f.options(ConnectionMode::Implicit, BOTH);
+        let mut config = (*o.tls.take().unwrap()).clone();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        o.tls = Some(Arc::new(config));
+        assert_eq!(
+            Client::connect(o).await.is_ok(),
+            accepted,
+            "{}",
+            String::from_utf8_lossy(alpn)
+        );
+    }
+}

@@ -1311,3 +1311,22 @@ fn http_requests_on_the_control_connection_are_not_answered() {
     assert_eq!(h.send("FEAT\nHOST GET-HTTP/1.1"), [211, 220]);
     assert!(!h.closed);
 }
+
+#[test]
+fn telnet_floods_long_lines_and_stray_line_ends() {
+    // 10k bytes of Telnet IAC IP / IAC DM, then a command: the command runs.
+    let mut h = Harness::new(allow_all(), TlsMode::Explicit);
+    let mut input = b"\xff\xf4\xff\xf2".repeat(2500);
+    input.extend_from_slice(b"NOOP\r\n");
+    h.offer(&input);
+    assert_eq!(h.last().code().get(), 200);
+    // A 1 MiB line with no line end: one 500, then the next command works.
+    let before = h.replies.len();
+    h.offer(&vec![b'x'; 1 << 20]);
+    h.offer(b"\r\nNOOP\r\n");
+    let codes: Vec<u16> = h.replies[before..].iter().map(|r| r.code().get()).collect();
+    assert_eq!(codes, [500, 200]);
+    // A bare CR never splits a line (the CR makes the argument invalid), a bare LF ends one.
+    assert_eq!(h.send_segment("USER a\rPASS b"), [501]);
+    assert_eq!(h.send_segment("NOOP\nNOOP"), [200, 200]);
+}

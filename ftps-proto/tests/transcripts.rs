@@ -158,10 +158,25 @@ fn five_servers_replies_decode_in_any_chunking() {
 
 #[test]
 fn known_answers_per_command() {
+    // How often each check ran, so a pairing mistake cannot make them all silently skip.
+    let mut checked: std::collections::BTreeMap<&'static str, usize> = Default::default();
     for t in transcripts() {
         for (command, reply) in replies(&t) {
             let Some(command) = command else { continue };
             let code = reply.code().get();
+            let key = match command.as_str() {
+                "FEAT" if code == 211 => "FEAT",
+                "PASV" => "PASV",
+                "EPSV" => "EPSV",
+                "MDTM hello.txt" => "MDTM",
+                "SIZE hello.txt" => "SIZE",
+                "MLST hello.txt" if code == 250 => "MLST",
+                "XYZZY" => "XYZZY",
+                "PWD" | "MKD newdir" => "257",
+                "QUIT" => "QUIT",
+                _ => "other",
+            };
+            *checked.entry(key).or_default() += 1;
             match command.as_str() {
                 "FEAT" if code == 211 => {
                     let f = Features::from_reply(&reply).unwrap();
@@ -215,6 +230,25 @@ fn known_answers_per_command() {
                 _ => {}
             }
         }
+    }
+    // Five servers; FEAT needs login on inetutils; MLST on three; PASV four times each.
+    let expected = [
+        ("FEAT", 8),
+        ("PASV", 19),
+        ("EPSV", 5),
+        ("MDTM", 5),
+        ("SIZE", 5),
+        ("MLST", 3),
+        ("XYZZY", 5),
+        ("257", 10),
+        ("QUIT", 5),
+    ];
+    for (key, at_least) in expected {
+        let ran = checked.get(key).copied().unwrap_or(0);
+        assert!(
+            ran >= at_least,
+            "{key} checked {ran} times, expected at least {at_least}"
+        );
     }
 }
 

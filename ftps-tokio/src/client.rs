@@ -196,29 +196,15 @@ impl FtpUrl {
 }
 
 fn percent_decode(s: &str) -> Result<String, Error> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escape = bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && bytes[i + 1].is_ascii_hexdigit()
-            && bytes[i + 2].is_ascii_hexdigit();
-        if escape {
-            let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
-            out.push(hex(bytes[i + 1]) * 16 + hex(bytes[i + 2]));
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| {
-        Error::Invalid(ftps_proto::ParseError::new_static(
-            "URL",
-            "path is not UTF-8",
-        ))
-    })
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| {
+            Error::Invalid(ftps_proto::ParseError::new_static(
+                "URL",
+                "path is not UTF-8",
+            ))
+        })
 }
 
 impl ClientOptions {
@@ -243,8 +229,16 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// A rustls client configuration trusting `roots` (TLS 1.2 and 1.3, session resumption on,
 /// ALPN `ftp`).
 pub fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, Error> {
+    client_config_with_versions(roots, &[&rustls::version::TLS13, &rustls::version::TLS12])
+}
+
+/// [`client_config`] limited to the given TLS versions.
+pub fn client_config_with_versions(
+    roots: rustls::RootCertStore,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ClientConfig, Error> {
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(versions)
         .map_err(|e| Error::TlsConfig(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -252,20 +246,28 @@ pub fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfi
     Ok(config)
 }
 
-/// A client configuration trusting the certificates of a PEM file (a private CA or a
-/// self-signed server certificate).
-pub fn client_config_from_pem_file(path: &Path) -> Result<rustls::ClientConfig, Error> {
+/// The certificates of PEM data as trust roots (a private CA or a self-signed server
+/// certificate).
+pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore, Error> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| Error::TlsConfig(format!("{}: {e}", path.display())))?
-    {
-        let cert = cert.map_err(|e| Error::TlsConfig(format!("{}: {e}", path.display())))?;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| Error::TlsConfig(format!("certificate PEM: {e}")))?;
         roots
             .add(cert)
             .map_err(|e| Error::TlsConfig(e.to_string()))?;
     }
-    client_config(roots)
+    if roots.is_empty() {
+        return Err(Error::TlsConfig("no certificate in the PEM data".into()));
+    }
+    Ok(roots)
+}
+
+/// A client configuration trusting the certificates of a PEM file.
+pub fn client_config_from_pem_file(path: &Path) -> Result<rustls::ClientConfig, Error> {
+    let pem =
+        std::fs::read(path).map_err(|e| Error::TlsConfig(format!("{}: {e}", path.display())))?;
+    client_config(roots_from_pem(&pem)?)
 }
 
 /// A client configuration trusting the platform's root certificates.
@@ -331,11 +333,11 @@ pub struct Client {
     local: SocketAddr,
     data: HashMap<DataId, JoinHandle<io::Result<Stream>>>,
     ready_data: HashMap<DataId, Stream>,
-    listeners: HashMap<DataId, (TcpListener, bool)>,
+    /// Active-mode listeners: the socket, the only peer to accept, TLS or not.
+    listeners: HashMap<DataId, (TcpListener, std::net::IpAddr, bool)>,
     input: Vec<u8>,
     done: HashMap<client::OpId, Result<Output, client::ClientError>>,
     closed: Option<client::ClientError>,
-    downgraded: bool,
     secure: bool,
     handed: Option<(DataId, Stream)>,
 }
@@ -398,7 +400,6 @@ impl Client {
             input: Vec::new(),
             done: HashMap::new(),
             closed: None,
-            downgraded: false,
             secure: false,
             handed: None,
         };
@@ -430,7 +431,6 @@ impl Client {
                         return Ok(Setup::Ready);
                     }
                     Event::PlaintextOnly => {
-                        self.downgraded = true;
                         tracing::warn!("the server does not offer TLS");
                         return Ok(Setup::PlaintextOffered);
                     }
@@ -442,7 +442,7 @@ impl Client {
                     _ => {}
                 }
             }
-            self.wait(&mut Sink::None).await?;
+            self.wait().await?;
         }
     }
 
@@ -480,7 +480,7 @@ impl Client {
             if let Some(e) = &self.closed {
                 return Err(Error::Protocol(e.clone()));
             }
-            self.wait(sink).await?;
+            self.wait().await?;
         }
     }
 
@@ -593,23 +593,25 @@ impl Client {
                     self.data
                         .insert(id, tokio::spawn(connect_data(addr, connector)));
                 }
-                Action::ListenData { id, tls } => {
-                    match TcpListener::bind(SocketAddr::new(self.local.ip(), 0)).await {
-                        Ok(listener) => {
-                            let local = listener.local_addr()?;
-                            self.listeners.insert(id, (listener, tls));
-                            self.session
-                                .handle_io(IoEvent::DataListening { id, local }, now());
-                        }
-                        Err(e) => self.session.handle_io(
-                            IoEvent::DataFailed {
-                                id,
-                                reason: e.to_string(),
-                            },
-                            now(),
-                        ),
+                Action::ListenData {
+                    id,
+                    accept_from,
+                    tls,
+                } => match TcpListener::bind(SocketAddr::new(self.local.ip(), 0)).await {
+                    Ok(listener) => {
+                        let local = listener.local_addr()?;
+                        self.listeners.insert(id, (listener, accept_from, tls));
+                        self.session
+                            .handle_io(IoEvent::DataListening { id, local }, now());
                     }
-                }
+                    Err(e) => self.session.handle_io(
+                        IoEvent::DataFailed {
+                            id,
+                            reason: e.to_string(),
+                        },
+                        now(),
+                    ),
+                },
                 Action::StartTransfer { id, upload } => {
                     let Some(stream) = self.ready_data.remove(&id) else {
                         self.session.handle_io(
@@ -648,13 +650,12 @@ impl Client {
     }
 
     /// Waits for the next input: control bytes, a data connection, an accept, a timeout.
-    async fn wait(&mut self, _sink: &mut Sink<'_>) -> Result<(), Error> {
+    async fn wait(&mut self) -> Result<(), Error> {
         let deadline = self
             .session
             .poll_timeout()
             .map(tokio::time::Instant::from_std);
         let mut buf = [0u8; 8192];
-        let peer_ip = self.peer.ip();
         let connecting = self.data.keys().next().copied();
         let listening = self.listeners.keys().next().copied();
         let Client {
@@ -710,10 +711,12 @@ impl Client {
                 }
             }
             Woke::Accepted(id, Ok((tcp, from))) => {
-                // Only the server's own address may connect (no third party, RFC 2577).
-                if from.ip() == peer_ip
-                    && let Some((_, tls)) = self.listeners.remove(&id)
-                {
+                // The session named the one peer to accept; others are dropped.
+                let allowed = self
+                    .listeners
+                    .get(&id)
+                    .is_some_and(|(_, ip, _)| *ip == from.ip());
+                if allowed && let Some((_, _, tls)) = self.listeners.remove(&id) {
                     let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
                     self.data
                         .insert(id, tokio::spawn(secure_data(tcp, connector)));

@@ -174,7 +174,9 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                 tokio::spawn(async move {
                     let mut tcp = tcp;
                     if mode == TlsMode::Explicit {
-                        let _ = tcp.write_all(b"421 Too many connections.\r\n").await;
+                        let _ = tcp
+                            .write_all(&ftps_proto::server::too_many_sessions_reply().to_bytes())
+                            .await;
                     }
                 });
                 continue;

@@ -62,19 +62,8 @@ impl Fixture {
         mode: ConnectionMode,
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> ClientOptions {
-        let mut roots = rustls::RootCertStore::empty();
-        let pem = std::fs::read(&self.ca).unwrap();
-        use rustls_pki_types::pem::PemObject;
-        for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let roots = ftps_tokio::client::roots_from_pem(&std::fs::read(&self.ca).unwrap()).unwrap();
+        let config = ftps_tokio::client::client_config_with_versions(roots, versions).unwrap();
         let port = if mode == ConnectionMode::Implicit {
             self.implicit
         } else {

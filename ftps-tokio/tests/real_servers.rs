@@ -283,18 +283,8 @@ fn pure_ftpd() -> Option<Peer> {
 }
 
 fn options(p: &Peer, versions: &[&'static rustls::SupportedProtocolVersion]) -> ClientOptions {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&p.ca) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(versions)
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let roots = ftps_tokio::client::roots_from_pem(&p.ca).unwrap();
+    let config = ftps_tokio::client::client_config_with_versions(roots, versions).unwrap();
     let mut o = ClientOptions::new("localhost", p.port, USER, PASSWORD);
     o.mode = ConnectionMode::ExplicitRequired;
     o.tls = Some(Arc::new(config));

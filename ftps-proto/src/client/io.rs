@@ -182,11 +182,14 @@ pub enum Action {
         tls: bool,
     },
     /// Listen for an active data connection on the control connection's local address;
-    /// report [`IoEvent::DataListening`]. Accept only from the control peer's address, then
-    /// TLS (client side) if `tls`; report [`IoEvent::DataConnected`].
+    /// report [`IoEvent::DataListening`]. Accept only from `accept_from` (other peers are
+    /// closed, RFC 2577), then TLS (client side) if `tls`; report
+    /// [`IoEvent::DataConnected`].
     ListenData {
         /// The data connection.
         id: DataId,
+        /// The only address to accept a connection from: the server's.
+        accept_from: std::net::IpAddr,
         /// TLS on it (PROT P).
         tls: bool,
     },

@@ -674,7 +674,11 @@ impl ClientSession {
                     return;
                 }
                 Step::Listen => {
-                    self.actions.push_back(Action::ListenData { id: t.id, tls });
+                    self.actions.push_back(Action::ListenData {
+                        id: t.id,
+                        accept_from: self.peer.ip(),
+                        tls,
+                    });
                     return;
                 }
                 Step::Port => return,

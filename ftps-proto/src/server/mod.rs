@@ -154,7 +154,8 @@ pub struct ServerSession {
     peer: SocketAddr,
     local: SocketAddr,
     framer: LineFramer,
-    queue: VecDeque<Vec<u8>>,
+    /// Framed lines (or framing errors) waiting to run.
+    queue: VecDeque<Result<Vec<u8>, FrameError>>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
     timers: TimerTable,
@@ -187,6 +188,15 @@ pub struct ServerSession {
 
 fn reply(code: ReplyCode, text: &str) -> Reply {
     Reply::new(code, text)
+}
+
+/// The reply to a connection turned away before any session starts because the server
+/// is full (RFC 959 §4.2: 421 closes the control connection).
+pub fn too_many_sessions_reply() -> Reply {
+    reply(
+        ReplyCode::SERVICE_NOT_AVAILABLE,
+        "Too many connections, try later.",
+    )
 }
 
 /// True for an HTTP request line (`GET / HTTP/1.1` and the like). No FTP verb is an HTTP
@@ -360,17 +370,9 @@ impl ServerSession {
             used += n;
             match line {
                 None => {}
-                Some(Err(FrameError::LineTooLong { .. })) => {
-                    self.queue.push_back(Vec::new());
-                    // An empty queued line stands for "too long"; real empty lines are
-                    // never queued (see below).
-                    if let Some(last) = self.queue.back_mut() {
-                        last.push(0xFF);
-                        last.push(0xFE);
-                    }
-                }
+                Some(Err(e)) => self.queue.push_back(Err(e)),
                 Some(Ok(line)) if line.is_empty() => {}
-                Some(Ok(line)) => self.queue.push_back(line),
+                Some(Ok(line)) => self.queue.push_back(Ok(line)),
             }
             self.drain(now);
             if self.control == ControlState::Handshaking {
@@ -787,15 +789,17 @@ impl ServerSession {
         while !self.closed && self.control != ControlState::Handshaking {
             if self.pending.is_none() && self.delayed.is_none() && self.transfer.is_some() {
                 let urgent = self.queue.iter().position(|l| {
-                    matches!(
-                        Command::parse(l),
-                        Ok(Command::Abor | Command::Stat(None) | Command::Quit)
-                    )
+                    l.as_ref().is_ok_and(|l| {
+                        matches!(
+                            Command::parse(l),
+                            Ok(Command::Abor | Command::Stat(None) | Command::Quit)
+                        )
+                    })
                 });
                 match urgent {
                     Some(i) => {
                         if let Some(line) = self.queue.remove(i) {
-                            self.execute_line(&line, now);
+                            self.execute_line(line, now);
                         }
                         continue;
                     }
@@ -808,19 +812,23 @@ impl ServerSession {
             let Some(line) = self.queue.pop_front() else {
                 return;
             };
-            self.execute_line(&line, now);
+            self.execute_line(line, now);
         }
     }
 
-    fn execute_line(&mut self, line: &[u8], now: Instant) {
+    fn execute_line(&mut self, line: Result<Vec<u8>, FrameError>, now: Instant) {
         if self.user().is_some() && self.transfer.is_none() {
             self.timers
                 .set(Timer::Idle, now + self.config.timeouts.idle);
         }
-        if line == [0xFF, 0xFE] {
-            self.send(reply(ReplyCode::SYNTAX_ERROR, "Command line too long."));
-            return;
-        }
+        let line = match line {
+            Ok(line) => line,
+            Err(FrameError::LineTooLong { .. }) => {
+                self.send(reply(ReplyCode::SYNTAX_ERROR, "Command line too long."));
+                return;
+            }
+        };
+        let line = &line[..];
         if looks_like_http(line) {
             // ALPACA (cross-protocol attacks): an HTTP request on the control connection is
             // never answered, so no reply text can be reflected into a browser.

@@ -3,6 +3,7 @@
 use clap::{Args, ValueEnum};
 use ftps_proto::ProtectionLevel;
 use ftps_proto::client::{ClientError, ConnectionMode};
+use ftps_proto::tls::ClientIdentity;
 use ftps_tokio::client::{self, Error};
 use ftps_tokio::{Client, ClientOptions, FtpUrl};
 use std::path::{Path, PathBuf};
@@ -61,6 +62,12 @@ pub(crate) struct Connection {
     /// Do not verify the server's certificate: anyone on the path could impersonate it.
     #[arg(long)]
     insecure: bool,
+    /// Present this client certificate chain (PEM) to servers that ask for one.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key (PEM) of `--cert`.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
     /// TLS mode, overriding the URL's scheme (ftps:// implicit, ftp:// and ftpes:// explicit).
     #[arg(long, value_enum)]
     tls: Option<TlsArg>,
@@ -167,6 +174,20 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
     } else {
         client::platform_client_config()
     };
+    if let (Some(cert), Some(key)) = (&conn.cert, &conn.key) {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| Failure {
+                code: 2,
+                message: format!("{}: {e}", p.display()),
+            })
+        };
+        let identity =
+            ClientIdentity::from_pem(&read(cert)?, &read(key)?).map_err(|e| Failure {
+                code: 2,
+                message: e.to_string(),
+            })?;
+        options.identity = Some(identity);
+    }
     if options.mode != ConnectionMode::Plain {
         options.tls = Some(Arc::new(tls.map_err(|e| Failure::from_client(e, true))?));
     } else {

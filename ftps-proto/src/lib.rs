@@ -21,6 +21,7 @@
 //! | [`ascii`] | TYPE A line-ending conversion |
 //! | [`server`] | the server session state machine |
 //! | [`client`] | the client session state machine |
+//! | `tls` | rustls glue for the adapters (feature `rustls`) |
 //!
 //! ```
 //! use ftps_proto::{Command, LineFramer, Reply, ReplyDecoder};
@@ -62,6 +63,8 @@ pub mod reply;
 pub mod server;
 mod text;
 pub mod time;
+#[cfg(feature = "rustls")]
+pub mod tls;
 
 pub use client::ClientSession;
 pub use command::{Command, CommandError, CommandErrorKind, ProtectionLevel, RepresentationType};

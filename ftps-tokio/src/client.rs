@@ -14,6 +14,7 @@ use ftps_proto::client::{
     Output,
 };
 use ftps_proto::server::ALPN_FTP;
+use ftps_proto::tls::{ClientIdentity, SessionStore, with_session_store};
 use ftps_proto::{
     ClientSession, ListEntry, MlsxEntry, Password, Pathname, ProtectionLevel, Reply, Timestamp,
     Username,
@@ -49,6 +50,12 @@ pub enum Error {
     PlaintextOnly(PlaintextOffer),
     /// A pathname or argument was not valid (it held CR, LF or NUL, say).
     Invalid(ftps_proto::ParseError),
+}
+
+impl From<ftps_proto::tls::IdentityError> for Error {
+    fn from(e: ftps_proto::tls::IdentityError) -> Self {
+        Error::TlsConfig(e.to_string())
+    }
 }
 
 impl std::fmt::Display for Error {
@@ -94,7 +101,7 @@ impl From<TlsConfigError> for Error {
 }
 
 /// How to connect.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     /// Host name or IP address; also the TLS server name.
     pub host: String,
@@ -108,6 +115,8 @@ pub struct ClientOptions {
     pub password: String,
     /// TLS settings; `None` uses the platform's root certificates.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A client certificate to present when the server asks for one.
+    pub identity: Option<ClientIdentity>,
     /// PROT P (default) or PROT C.
     pub protection: ProtectionLevel,
     /// Passive (default) or active.
@@ -116,6 +125,20 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Reply timeout.
     pub reply_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("mode", &self.mode)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("protection", &self.protection)
+            .field("passive", &self.passive)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientOptions {
@@ -133,6 +156,7 @@ impl ClientOptions {
             user: user.into(),
             password: password.into(),
             tls: None,
+            identity: None,
             protection: ProtectionLevel::Private,
             passive: true,
             connect_timeout: Duration::from_secs(20),
@@ -326,6 +350,13 @@ enum Setup {
 /// A connected, logged-in FTP(S) client.
 pub struct Client {
     session: ClientSession,
+    /// How the session was opened (to open it again, see [`Client::session_renewals`]).
+    options: ClientOptions,
+    /// The TLS sessions data connections may resume.
+    store: Arc<SessionStore>,
+    /// Whether the control connection runs TLS 1.3.
+    tls13: bool,
+    renewals: u32,
     control: Option<Stream>,
     connector: TlsConnector,
     server_name: ServerName<'static>,
@@ -365,6 +396,13 @@ impl Client {
             Some(c) => c.clone(),
             None => Arc::new(platform_client_config()?),
         };
+        // Data connections resume this control connection's session and no other's.
+        let store = SessionStore::new();
+        let mut tls = with_session_store(&tls, store.clone());
+        if let Some(identity) = &options.identity {
+            identity.apply(&mut tls);
+        }
+        let tls = Arc::new(tls);
         let server_name = ServerName::try_from(options.host.clone())
             .map_err(|e| Error::TlsConfig(format!("{}: {e}", options.host)))?;
         let tcp = tokio::time::timeout(
@@ -389,6 +427,10 @@ impl Client {
         let session = ClientSession::new(Arc::new(config), peer, Instant::now());
         let mut client = Client {
             session,
+            options,
+            store,
+            tls13: false,
+            renewals: 0,
             control: Some(Stream::Plain(tcp)),
             connector: TlsConnector::from(tls),
             server_name,
@@ -446,8 +488,53 @@ impl Client {
         }
     }
 
+    /// How many times the control connection was opened again because the TLS 1.3
+    /// session had no ticket left for the next data connection.
+    ///
+    /// Servers that require data connections to resume the control session (RFC 4217
+    /// §10.2) and hand out no new TLS 1.3 ticket after an upload (ProFTPD 1.3.8) let a
+    /// session run out of tickets: rustls uses each ticket once. Before a data connection
+    /// that could not be resumed, the client logs in again on a fresh control connection
+    /// and returns to the working directory, instead of failing the transfer. Servers that
+    /// renew tickets (vsftpd, Pure-FTPd, ours) never need it.
+    pub fn session_renewals(&self) -> u32 {
+        self.renewals
+    }
+
+    /// Renews the control connection (see [`Client::session_renewals`]) if `op` needs a
+    /// protected data connection and the TLS 1.3 session has no ticket left.
+    async fn keep_resumable(&mut self, op: &Operation) -> Result<(), Error> {
+        let protected = self.secure && self.options.protection == ProtectionLevel::Private;
+        // A server that never sent a ticket does not resume TLS 1.3 sessions: nothing to renew.
+        if !(op.uses_data_connection() && protected && self.tls13)
+            || self.store.tls13_tickets() > 0
+            || self.store.tls13_tickets_received() == 0
+        {
+            return Ok(());
+        }
+        tracing::info!("TLS 1.3 tickets used up: opening the control connection again");
+        let cwd = match self.run_now(Operation::Pwd, &mut Sink::None).await? {
+            Output::Path(p) => Pathname::new(p)?,
+            _ => return Err(Error::Protocol(client::ClientError::Closed)),
+        };
+        let mut fresh = Box::pin(Client::connect(self.options.clone())).await?;
+        fresh.run_now(Operation::Cwd(cwd), &mut Sink::None).await?;
+        fresh.renewals = self.renewals + 1;
+        let mut old = std::mem::replace(self, fresh);
+        let mut none = Sink::None;
+        let quit = old.run_now(Operation::Quit, &mut none);
+        let _ = tokio::time::timeout(Duration::from_secs(2), quit).await;
+        Ok(())
+    }
+
     /// Runs one operation to its end, moving data through `sink`.
     async fn run(&mut self, op: Operation, sink: &mut Sink<'_>) -> Result<Output, Error> {
+        self.keep_resumable(&op).await?;
+        self.run_now(op, sink).await
+    }
+
+    /// [`Client::run`] without the resumability check.
+    async fn run_now(&mut self, op: Operation, sink: &mut Sink<'_>) -> Result<Output, Error> {
         let id = self.session.submit(op, Instant::now());
         match self.drive(id, sink).await? {
             Drive::Done(output) => Ok(output),
@@ -518,6 +605,7 @@ impl Client {
             offset,
             ascii: false,
         };
+        self.keep_resumable(&op).await?;
         let id = self.session.submit(op, Instant::now());
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream) => Ok(DataReader {
@@ -547,6 +635,7 @@ impl Client {
             append,
             ascii: false,
         };
+        self.keep_resumable(&op).await?;
         let id = self.session.submit(op, Instant::now());
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream) => Ok(DataWriter {
@@ -574,6 +663,8 @@ impl Client {
                     Some(Stream::Plain(tcp)) => {
                         match self.connector.connect(self.server_name.clone(), tcp).await {
                             Ok(tls) => {
+                                self.tls13 = tls.get_ref().1.protocol_version()
+                                    == Some(rustls::ProtocolVersion::TLSv1_3);
                                 self.control = Some(Stream::tls(tls));
                                 self.session.handle_io(IoEvent::TlsEstablished, now());
                             }

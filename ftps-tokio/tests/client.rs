@@ -188,7 +188,44 @@ async fn fifty_mixed_transfers_resume_the_session_on_tls13_and_tls12() {
                 }
             }
         }
+        assert_eq!(c.session_renewals(), 0, "our server renews TLS 1.3 tickets");
         c.quit().await.unwrap();
+    }
+}
+
+/// Two sessions built from one rustls configuration: each data connection resumes its own
+/// control connection's session (the server refuses another's with 522), because every
+/// client keeps its own session store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_sharing_a_tls_config_resume_only_their_own() {
+    let f = start("shared-config", ServerConfig::default(), true).await;
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let o = f.options(ConnectionMode::ExplicitRequired, versions);
+        let mut a = Client::connect(o.clone()).await.unwrap();
+        let mut b = Client::connect(o).await.unwrap();
+        for i in 0..6u32 {
+            let data = vec![i as u8; 1000 + i as usize];
+            let (first, second) = if i % 2 == 0 {
+                (&mut a, &mut b)
+            } else {
+                (&mut b, &mut a)
+            };
+            first
+                .store(&format!("s{i}.bin"), &mut &data[..], 0, false)
+                .await
+                .unwrap_or_else(|e| panic!("{versions:?} {i}: {e}"));
+            let mut back = Vec::new();
+            second
+                .retrieve(&format!("s{i}.bin"), 0, &mut back)
+                .await
+                .unwrap_or_else(|e| panic!("{versions:?} {i}: {e}"));
+            assert_eq!(back, data);
+        }
+        a.quit().await.unwrap();
+        b.quit().await.unwrap();
     }
 }
 

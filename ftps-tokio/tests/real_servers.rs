@@ -1,9 +1,9 @@
 //! The tokio client against real servers: vsftpd (`require_ssl_reuse=YES`), ProFTPD with
-//! mod_tls (session reuse required by default) and Pure-FTPd (`-Y 3`, TLS required on
-//! control and data). On each: 50 mixed transfers in one session on TLS 1.3 and on TLS 1.2
-//! (ProFTPD: TLS 1.2 only so far),
-//! plus listing, SIZE, MDTM, MKD, rename, DELE, RMD, resume and append, every file
-//! compared.
+//! mod_tls (session reuse required by default) and Pure-FTPd (`-Y 2`, TLS required on
+//! the control connection). On each, on TLS 1.3 and on TLS 1.2: 50 mixed transfers in one
+//! session, plus listing, SIZE, MDTM, MKD, rename, DELE, RMD, resume and append; active
+//! mode; PROT C. Implicit FTPS on vsftpd and ProFTPD; PROT C refused with 522 by a vsftpd
+//! that requires protected data. Every file compared.
 //!
 //! `cargo xtask ci` installs vsftpd, extracts ProFTPD and Pure-FTPd (they conflict as
 //! Debian packages) under target/interop-peers/root, passes that in `FTPS_PEERS_ROOT` and
@@ -11,7 +11,9 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_proto::ProtectionLevel;
 use ftps_proto::client::ConnectionMode;
+use ftps_proto::tls::ClientIdentity;
 use ftps_tokio::{Client, ClientOptions};
 use std::io::Write;
 use std::net::TcpListener;
@@ -171,11 +173,16 @@ fn spawn(program: &Path, args: &[String], port: u16) -> Child {
 }
 
 fn vsftpd(implicit: bool) -> Option<Peer> {
+    vsftpd_with(implicit, None)
+}
+
+/// vsftpd; with `client_ca`, it requires a client certificate signed by that CA.
+fn vsftpd_with(implicit: bool, client_ca: Option<&str>) -> Option<Peer> {
     let program = binary(PathBuf::from("/usr/sbin/vsftpd"))?;
-    let name = if implicit {
-        "vsftpd-implicit"
-    } else {
-        "vsftpd"
+    let name = match (implicit, client_ca.is_some()) {
+        (true, _) => "vsftpd-implicit",
+        (false, true) => "vsftpd-cert",
+        (false, false) => "vsftpd",
     };
     let home = system_user(name);
     let (dir, cert, key, ca) = workdir(name);
@@ -189,13 +196,25 @@ fn vsftpd(implicit: bool) -> Option<Peer> {
         "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\nlocal_enable=YES\nwrite_enable=YES\n\
          chroot_local_user=YES\nallow_writeable_chroot=YES\nsecure_chroot_dir={}\npam_service_name=vsftpd\n\
          pasv_min_port=31000\npasv_max_port=31999\nssl_enable=YES\nrsa_cert_file={}\nrsa_private_key_file={}\n\
-         ssl_ciphers=HIGH:!aNULL:!MD5\nrequire_ssl_reuse=YES\nforce_local_logins_ssl=YES\nforce_local_data_ssl=YES\n\
+         ssl_ciphers=HIGH:!aNULL:!MD5\nrequire_ssl_reuse=YES\nforce_local_logins_ssl=YES\nforce_local_data_ssl={}\n\
          seccomp_sandbox=NO\nlocal_umask=022\nimplicit_ssl={}\n",
         dir.join("empty").display(),
         cert.display(),
         key.display(),
+        // The explicit one allows PROT C (tested); the implicit one refuses it (tested).
+        if implicit { "YES" } else { "NO" },
         if implicit { "YES" } else { "NO" },
     );
+    let config = match client_ca {
+        Some(ca) => {
+            std::fs::write(dir.join("client-ca.pem"), ca).unwrap();
+            format!(
+                "{config}require_cert=YES\nvalidate_cert=YES\nca_certs_file={}\n",
+                dir.join("client-ca.pem").display()
+            )
+        }
+        None => config,
+    };
     std::fs::write(dir.join("vsftpd.conf"), config).unwrap();
     let child = spawn(
         &program,
@@ -211,11 +230,16 @@ fn vsftpd(implicit: bool) -> Option<Peer> {
     })
 }
 
-fn proftpd() -> Option<Peer> {
+fn proftpd(implicit: bool) -> Option<Peer> {
     let root = peers_root();
     let program = binary(root.join("usr/sbin/proftpd"))?;
-    let home = system_user("proftpd");
-    let (dir, cert, key, ca) = workdir("proftpd");
+    let name = if implicit {
+        "proftpd-implicit"
+    } else {
+        "proftpd"
+    };
+    let home = system_user(name);
+    let (dir, cert, key, ca) = workdir(name);
     let port = free_port();
     let config = format!(
         "ServerName \"ftps interop\"\nServerType standalone\nPort {port}\nDefaultAddress 127.0.0.1\nSocketBindTight on\n\
@@ -223,7 +247,12 @@ fn proftpd() -> Option<Peer> {
          RequireValidShell off\nDefaultRoot ~\nPassivePorts 32400 32999\nScoreboardFile {dir}/scoreboard\n\
          PidFile {dir}/pid\nWtmpLog off\nUseIPv6 off\nDelayTable none\n<Directory />\n  AllowOverwrite on\n  AllowStoreRestart on\n</Directory>\n\
          TLSEngine on\nTLSProtocol TLSv1.2 TLSv1.3\nTLSECCertificateFile {cert}\nTLSECCertificateKeyFile {key}\n\
-         TLSRequired on\nTLSVerifyClient off\n",
+         TLSRequired ctrl\nTLSVerifyClient off\n{implicit}",
+        implicit = if implicit {
+            "TLSOptions UseImplicitSSL\n"
+        } else {
+            ""
+        },
         modules = root.join("usr/lib/proftpd").display(),
         dir = dir.display(),
         cert = cert.display(),
@@ -261,7 +290,7 @@ fn pure_ftpd() -> Option<Peer> {
         "-A".into(),
         "-E".into(),
         "-Y".into(),
-        "3".into(),
+        "2".into(),
         "-2".into(),
         format!("{},{}", cert.display(), key.display()),
         "-J".into(),
@@ -377,6 +406,11 @@ async fn exercise(
                 "{tag}"
             );
         }
+        let renewals = c.session_renewals();
+        eprintln!("{tag}: control connection renewed {renewals} times");
+        if name != "proftpd" {
+            assert_eq!(renewals, 0, "{tag}: the server renews tickets");
+        }
         c.quit().await.unwrap();
 
         // Active mode: the server connects back to the client's listener.
@@ -397,6 +431,36 @@ async fn exercise(
             assert_eq!(back, data, "{tag} active transfer {i}");
         }
         c.quit().await.unwrap();
+
+        // PROT C: data in clear (the servers here allow it), the control connection in TLS.
+        let mut o = options(p, versions);
+        o.protection = ProtectionLevel::Clear;
+        let mut c = Client::connect(o)
+            .await
+            .unwrap_or_else(|e| panic!("{tag} PROT C: {e}"));
+        assert!(c.is_secure());
+        for i in 0..3u32 {
+            let data: Vec<u8> = (0..(i * 100_003 + 5))
+                .map(|j| (j ^ (i * 3)) as u8)
+                .collect();
+            c.store("clear.bin", &mut &data[..], 0, false)
+                .await
+                .unwrap_or_else(|e| panic!("{tag} PROT C {i}: {e}"));
+            let mut back = Vec::new();
+            c.retrieve("clear.bin", 0, &mut back)
+                .await
+                .unwrap_or_else(|e| panic!("{tag} PROT C {i}: {e}"));
+            assert_eq!(back, data, "{tag} PROT C transfer {i}");
+        }
+        assert!(
+            c.nlst(None)
+                .await
+                .unwrap()
+                .iter()
+                .any(|n| n.ends_with("clear.bin")),
+            "{tag} PROT C"
+        );
+        c.quit().await.unwrap();
     }
 }
 
@@ -404,41 +468,115 @@ const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
 const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
 const BOTH: &[&[&rustls::SupportedProtocolVersion]] = &[TLS13, TLS12];
 
+/// Implicit FTPS: transfers and a listing on TLS 1.3 and 1.2.
+async fn implicit(p: &Peer, name: &str) {
+    for versions in BOTH {
+        let tag = format!("{name} implicit {:?}", versions[0].version);
+        let mut o = options(p, versions);
+        o.mode = ConnectionMode::Implicit;
+        let mut c = Client::connect(o)
+            .await
+            .unwrap_or_else(|e| panic!("{tag}: {e}"));
+        assert!(c.is_secure());
+        for i in 0..10u32 {
+            let data: Vec<u8> = (0..(i * 3001 + 1)).map(|j| (j ^ i) as u8).collect();
+            c.store("imp.bin", &mut &data[..], 0, false)
+                .await
+                .unwrap_or_else(|e| panic!("{tag} {i}: {e}"));
+            let mut back = Vec::new();
+            c.retrieve("imp.bin", 0, &mut back)
+                .await
+                .unwrap_or_else(|e| panic!("{tag} {i}: {e}"));
+            assert_eq!(back, data, "{tag} transfer {i}");
+        }
+        assert!(
+            c.list(None)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.name == "hello.txt"),
+            "{tag}"
+        );
+        c.quit().await.unwrap();
+    }
+}
+
 // One test, so the servers (which share the system user) run one after the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_against_vsftpd_proftpd_and_pure_ftpd() {
     if let Some(p) = vsftpd(false) {
         exercise(&p, "vsftpd", BOTH).await;
     }
-    // Implicit FTPS (TLS from the first byte) on a second vsftpd.
+    // Implicit FTPS (TLS from the first byte) on a second vsftpd, which also requires
+    // protected data connections.
     if let Some(p) = vsftpd(true) {
+        implicit(&p, "vsftpd").await;
+        let mut o = options(&p, TLS13);
+        o.mode = ConnectionMode::Implicit;
+        o.protection = ProtectionLevel::Clear;
+        let mut c = Client::connect(o).await.unwrap();
+        let err = c
+            .retrieve("hello.txt", 0, &mut Vec::new())
+            .await
+            .unwrap_err();
+        eprintln!("vsftpd implicit, PROT C refused: {err}");
+        assert!(
+            matches!(
+                &err,
+                ftps_tokio::client::Error::Protocol(ftps_proto::client::ClientError::Refused(r))
+                    if r.code().get() == 522
+            ),
+            "{err:?}"
+        );
+        c.noop().await.unwrap();
+    }
+    // A client certificate, required by vsftpd.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ftps test client CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, USER);
+    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+    if let Some(p) = vsftpd_with(false, Some(&ca.pem())) {
+        let err = Client::connect(options(&p, TLS13)).await.unwrap_err();
+        eprintln!("vsftpd require_cert, no client certificate: {err}");
         for versions in BOTH {
             let mut o = options(&p, versions);
-            o.mode = ConnectionMode::Implicit;
+            o.identity = Some(
+                ClientIdentity::from_pem(
+                    client_cert.pem().as_bytes(),
+                    client_key.serialize_pem().as_bytes(),
+                )
+                .unwrap(),
+            );
             let mut c = Client::connect(o)
                 .await
-                .unwrap_or_else(|e| panic!("vsftpd implicit: {e}"));
-            for i in 0..10u32 {
-                let data: Vec<u8> = (0..(i * 3001 + 1)).map(|j| (j ^ i) as u8).collect();
-                c.store("imp.bin", &mut &data[..], 0, false).await.unwrap();
+                .unwrap_or_else(|e| panic!("vsftpd require_cert {versions:?}: {e}"));
+            for i in 0..4u32 {
+                let data: Vec<u8> = (0..(i * 5003 + 1)).map(|j| (j ^ i) as u8).collect();
+                c.store("cert.bin", &mut &data[..], 0, false).await.unwrap();
                 let mut back = Vec::new();
-                c.retrieve("imp.bin", 0, &mut back).await.unwrap();
-                assert_eq!(back, data, "vsftpd implicit transfer {i}");
+                c.retrieve("cert.bin", 0, &mut back).await.unwrap();
+                assert_eq!(back, data, "vsftpd require_cert transfer {i}");
             }
-            assert!(
-                c.list(None)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .any(|e| e.name == "hello.txt")
-            );
             c.quit().await.unwrap();
         }
     }
-    if let Some(p) = proftpd() {
-        // TLS 1.2 only for now: on TLS 1.3, the data connection after an upload is not
-        // resumed as ProFTPD wants ("client did not reuse TLS session"); under study.
-        exercise(&p, "proftpd", &[TLS12]).await;
+    if let Some(p) = proftpd(true) {
+        implicit(&p, "proftpd").await;
+    }
+    if let Some(p) = proftpd(false) {
+        // On TLS 1.3, ProFTPD 1.3.8 hands out no ticket on upload data connections, so the
+        // client renews its control connection when the tickets run out.
+        exercise(&p, "proftpd", BOTH).await;
     }
     if let Some(p) = pure_ftpd() {
         exercise(&p, "pure-ftpd", BOTH).await;

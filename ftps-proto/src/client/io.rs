@@ -107,6 +107,19 @@ pub enum Operation {
     Quit,
 }
 
+impl Operation {
+    /// Whether the operation opens a data connection (listings and transfers).
+    pub fn uses_data_connection(&self) -> bool {
+        matches!(
+            self,
+            Operation::List { .. }
+                | Operation::Retrieve { .. }
+                | Operation::Store { .. }
+                | Operation::StoreUnique
+        )
+    }
+}
+
 /// The result of a successful operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -52,6 +52,7 @@ struct Pair {
     epsv_unknown: bool,
     pasv_foreign: bool,
     truncate: bool,
+    server_never_connects: bool,
     next_port: u16,
     server_events: Vec<server::Event>,
 }
@@ -109,6 +110,7 @@ impl Pair {
             epsv_unknown: false,
             pasv_foreign: false,
             truncate: false,
+            server_never_connects: false,
             next_port: 40000,
             server_events: Vec::new(),
         };
@@ -424,7 +426,8 @@ impl Pair {
         }
         // Active: server connects to the client's listener.
         for (sid, target) in std::mem::take(&mut self.server_open) {
-            match target.and_then(|t| self.client_listeners.get(&t.port()).copied()) {
+            let listener = target.and_then(|t| self.client_listeners.get(&t.port()).copied());
+            match listener.filter(|_| !self.server_never_connects) {
                 Some(cid) => {
                     self.links.push((cid, Some(sid)));
                     self.client
@@ -778,6 +781,45 @@ fn active_mode_with_port() {
         Ok(Output::Transferred { bytes: 24, .. })
     ));
     assert!(pair.sent().contains("PORT 127,0,0,1,"));
+}
+
+/// A server that accepts the command (150) but never opens the active-mode connection
+/// gets a timeout, not a hang.
+#[test]
+fn active_connection_that_never_comes_times_out() {
+    let server = ServerConfig {
+        active_mode: true,
+        ..ServerConfig::default()
+    };
+    let client = ClientConfig {
+        passive: false,
+        data_timeout: Duration::from_secs(60),
+        ..Pair::config(ConnectionMode::ExplicitRequired)
+    };
+    let mut pair = Pair::new(client, server, TlsMode::Explicit);
+    pair.server_never_connects = true;
+    let id = pair.client.submit(
+        Operation::Retrieve {
+            path: p("hello.txt"),
+            offset: 0,
+            ascii: false,
+        },
+        pair.now,
+    );
+    pair.run();
+    assert!(!pair.client.is_closed());
+    let deadline = pair.client.poll_timeout().expect("a data deadline");
+    assert_eq!(deadline, pair.now + Duration::from_secs(60));
+    pair.client.handle_timeout(deadline);
+    pair.run();
+    assert!(
+        pair.events.iter().any(|e| matches!(
+            e,
+            client::Event::Done { op, result: Err(ClientError::Timeout) } if *op == id
+        )),
+        "{:?}",
+        pair.events
+    );
 }
 
 #[test]

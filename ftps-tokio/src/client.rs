@@ -125,6 +125,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Reply timeout.
     pub reply_timeout: Duration,
+    /// How long a data connection may take to come up, and a transfer may go without
+    /// moving a byte.
+    pub data_timeout: Duration,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -161,6 +164,7 @@ impl ClientOptions {
             passive: true,
             connect_timeout: Duration::from_secs(20),
             reply_timeout: Duration::from_secs(30),
+            data_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -419,6 +423,7 @@ impl Client {
             protection: options.protection,
             passive: options.passive,
             reply_timeout: options.reply_timeout,
+            data_timeout: options.data_timeout,
             ..ClientConfig::new(
                 Username::new(options.user.clone())?,
                 Password::new(options.password.clone())?,
@@ -718,9 +723,21 @@ impl Client {
                         self.handed = Some((id, stream));
                         return Ok(());
                     }
-                    let (bytes, clean) = pump(stream, upload, sink).await?;
-                    self.session
-                        .handle_io(IoEvent::DataEnded { id, bytes, clean }, now());
+                    match pump(stream, upload, sink, self.options.data_timeout).await? {
+                        Pumped::Ended(bytes, clean) => self
+                            .session
+                            .handle_io(IoEvent::DataEnded { id, bytes, clean }, now()),
+                        Pumped::Stalled(bytes) => self.session.handle_io(
+                            IoEvent::DataFailed {
+                                id,
+                                reason: format!(
+                                    "no data moved for {} s (after {bytes} bytes)",
+                                    self.options.data_timeout.as_secs()
+                                ),
+                            },
+                            now(),
+                        ),
+                    }
                 }
                 Action::CloseData { id } => {
                     if let Some(h) = self.data.remove(&id) {
@@ -1055,42 +1072,57 @@ async fn secure_data(
 }
 
 /// Moves one transfer's bytes; returns the count and whether it ended cleanly.
-async fn pump(mut stream: Stream, upload: bool, sink: &mut Sink<'_>) -> Result<(u64, bool), Error> {
-    let tls = matches!(stream, Stream::Tls(_));
+async fn pump(
+    mut stream: Stream,
+    upload: bool,
+    sink: &mut Sink<'_>,
+    stall: Duration,
+) -> Result<Pumped, Error> {
     let mut buf = vec![0u8; BUFFER];
     let mut total = 0u64;
+    let stalled = |total| Ok(Pumped::Stalled(total));
     if upload {
         let Sink::Read(input) = sink else {
-            return Ok((0, false));
+            return Ok(Pumped::Ended(0, false));
         };
         loop {
             let n = input.read(&mut buf).await?;
             if n == 0 {
                 break;
             }
-            if stream.write_all(&buf[..n]).await.is_err() {
-                return Ok((total, false));
+            match tokio::time::timeout(stall, stream.write_all(&buf[..n])).await {
+                Err(_) => return stalled(total),
+                Ok(Err(_)) => return Ok(Pumped::Ended(total, false)),
+                Ok(Ok(())) => total += n as u64,
             }
-            total += n as u64;
         }
-        Ok((total, end_upload(&mut stream).await))
+        Ok(Pumped::Ended(total, end_upload(&mut stream).await))
     } else {
         loop {
-            match stream.read(&mut buf).await {
-                Ok(0) => return Ok((total, true)),
+            let Ok(read) = tokio::time::timeout(stall, stream.read(&mut buf)).await else {
+                return stalled(total);
+            };
+            match read {
+                Ok(0) => return Ok(Pumped::Ended(total, true)),
                 Ok(n) => {
                     total += n as u64;
                     if let Sink::Write(out) = sink {
                         out.write_all(&buf[..n]).await?;
                     }
                 }
-                Err(e) if tls && e.kind() == io::ErrorKind::UnexpectedEof => {
-                    return Ok((total, false));
-                }
-                Err(_) => return Ok((total, false)),
+                // Without close_notify (TLS) or with a reset: maybe cut short.
+                Err(_) => return Ok(Pumped::Ended(total, false)),
             }
         }
     }
+}
+
+/// How a transfer's data connection ended.
+enum Pumped {
+    /// At its end (bytes, cleanly or not).
+    Ended(u64, bool),
+    /// No byte moved for the data timeout (bytes so far).
+    Stalled(u64),
 }
 
 /// Accepts any server certificate (the handshake's signatures are still checked). Only for

@@ -72,6 +72,10 @@ pub struct ClientConfig {
     pub limits: ReplyLimits,
     /// How long to wait for a reply (and for the control TLS handshake). Default 30 s.
     pub reply_timeout: Duration,
+    /// How long a data connection may take to be connected or accepted once the server
+    /// accepted the command (150), and how long a transfer may go without moving a byte
+    /// (the adapter times each read and write with it). Default 60 s.
+    pub data_timeout: Duration,
 }
 
 impl ClientConfig {
@@ -88,6 +92,7 @@ impl ClientConfig {
             trust_pasv_address: false,
             limits: ReplyLimits::default(),
             reply_timeout: Duration::from_secs(30),
+            data_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -337,7 +342,10 @@ impl ClientSession {
                 t.failure.get_or_insert(ClientError::Data(reason));
                 let sent = t.command_sent;
                 self.actions.push_back(Action::CloseData { id });
-                if !sent {
+                if sent {
+                    // The server's final reply is still due.
+                    self.deadline = Some(now + self.config.reply_timeout);
+                } else {
                     self.finish_transfer(now);
                 }
             }
@@ -757,9 +765,10 @@ impl ClientSession {
                     Step::Rest if code == 350 => t.step = Step::Command,
                     Step::Command if reply.code().is_preliminary() => {
                         t.accepted = true;
+                        // The transfer may take long: no reply timeout until the data ends,
+                        // but the data connection must come up in time.
+                        self.deadline = (!t.connected).then(|| now + self.config.data_timeout);
                         self.running = Some((op, Running::Transfer(t)));
-                        // The transfer may take long: no reply timeout until the data ends.
-                        self.deadline = None;
                         self.maybe_start();
                         return;
                     }
@@ -872,6 +881,8 @@ impl ClientSession {
                 .is_some_and(|r| r.code().is_positive());
         if accepted && t.connected && !t.started && t.failure.is_none() {
             t.started = true;
+            // Moving the bytes is the adapter's, which times each read and write.
+            self.deadline = None;
             self.actions.push_back(Action::StartTransfer {
                 id: t.id,
                 upload: t.upload,

@@ -77,6 +77,10 @@ pub(crate) struct ServeArgs {
     /// Enable active mode (PORT/EPRT), to the client's own address and ports >= 1024 only.
     #[arg(long)]
     active: bool,
+    /// Allow CCC after login (RFC 4217 §6): the client may clear the control connection;
+    /// data connections keep their protection.
+    #[arg(long)]
+    allow_ccc: bool,
 }
 
 fn parse_ports(s: &str) -> Result<RangeInclusive<u16>, String> {
@@ -194,6 +198,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         },
         require_session_reuse: !args.no_session_reuse_check,
         active_mode: args.active,
+        allow_ccc: args.allow_ccc,
         anonymous: args.anonymous,
         advertised_address: args.advertise,
         ..ServerConfig::default()

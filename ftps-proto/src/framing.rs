@@ -224,6 +224,42 @@ impl LineFramer {
     }
 }
 
+/// What starts the control connection's bytes right after CCC ended TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterTls {
+    /// Too few bytes to tell.
+    NeedMore,
+    /// A TLS record (the peer's close_notify, sent after the CCC exchange) of this many
+    /// bytes: drop it.
+    Record(usize),
+    /// Plain FTP text.
+    Plain,
+}
+
+/// The largest TLS record: 2^14 bytes of plaintext plus expansion (RFC 8446 §5.2).
+const MAX_TLS_RECORD: usize = (1 << 14) + 256;
+
+/// After CCC (RFC 4217 §6) each side sends close_notify and goes on in clear text; the
+/// peer's close_notify can arrive after that, as one TLS record: an alert (type 21), or
+/// on TLS 1.3 application data (type 23) hiding it. FTP text never starts with those
+/// bytes, so a record header there is the leftover to drop, not a command or reply.
+pub fn after_tls(input: &[u8]) -> AfterTls {
+    match input {
+        [] | [0x15 | 0x17] | [0x15 | 0x17, 0x03, ..] if input.len() < 5 => AfterTls::NeedMore,
+        [0x15 | 0x17, 0x03, _, hi, lo, ..] => {
+            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+            if len > MAX_TLS_RECORD {
+                AfterTls::Plain
+            } else if input.len() < 5 + len {
+                AfterTls::NeedMore
+            } else {
+                AfterTls::Record(5 + len)
+            }
+        }
+        _ => AfterTls::Plain,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +347,20 @@ mod tests {
             framer.decode_all(&[b'z'; 1024]);
             assert!(framer.buffered() <= 17);
         }
+    }
+
+    #[test]
+    fn leftover_tls_records_after_ccc() {
+        use super::{AfterTls, after_tls};
+        assert_eq!(after_tls(b""), AfterTls::NeedMore);
+        assert_eq!(after_tls(b"NOOP\r\n"), AfterTls::Plain);
+        assert_eq!(after_tls(b"200 ok\r\n"), AfterTls::Plain);
+        assert_eq!(after_tls(&[0x15]), AfterTls::NeedMore);
+        assert_eq!(after_tls(&[0x15, 0x03, 0x03, 0x00]), AfterTls::NeedMore);
+        let record = [0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb, b'N'];
+        assert_eq!(after_tls(&record[..6]), AfterTls::NeedMore);
+        assert_eq!(after_tls(&record), AfterTls::Record(7));
+        assert_eq!(after_tls(&[0x15, 0x01, 0, 0, 0]), AfterTls::Plain);
+        assert_eq!(after_tls(&[0x15, 0x03, 0x03, 0xff, 0xff]), AfterTls::Plain);
     }
 }

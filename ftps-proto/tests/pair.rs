@@ -53,6 +53,8 @@ struct Pair {
     pasv_foreign: bool,
     truncate: bool,
     server_never_connects: bool,
+    hold_transfers: bool,
+    client_stopped_tls: u32,
     next_port: u16,
     server_events: Vec<server::Event>,
 }
@@ -111,6 +113,8 @@ impl Pair {
             pasv_foreign: false,
             truncate: false,
             server_never_connects: false,
+            hold_transfers: false,
+            client_stopped_tls: 0,
             next_port: 40000,
             server_events: Vec::new(),
         };
@@ -237,6 +241,7 @@ impl Pair {
             client::Action::StartTransfer { id, upload } => {
                 self.client_start.insert(id, upload);
             }
+            client::Action::StopTls => self.client_stopped_tls += 1,
             client::Action::CloseData { .. } | client::Action::Close => {}
             other => panic!("unexpected client action {other:?}"),
         }
@@ -451,7 +456,10 @@ impl Pair {
         // Transfers.
         for (cid, sid) in self.links.clone() {
             let Some(sid) = sid else { continue };
-            if !self.client_start.contains_key(&cid) || !self.server_transfer.contains_key(&sid) {
+            if self.hold_transfers
+                || !self.client_start.contains_key(&cid)
+                || !self.server_transfer.contains_key(&sid)
+            {
                 continue;
             }
             let upload = self.client_start.remove(&cid).unwrap();
@@ -820,6 +828,92 @@ fn active_connection_that_never_comes_times_out() {
         "{:?}",
         pair.events
     );
+}
+
+#[test]
+fn abort_ends_a_running_transfer_and_the_session_goes_on() {
+    let mut pair = Pair::new(
+        Pair::config(ConnectionMode::ExplicitRequired),
+        ServerConfig::default(),
+        TlsMode::Explicit,
+    );
+    pair.run();
+    assert!(!pair.client.abort(pair.now), "nothing to abort");
+    pair.hold_transfers = true;
+    let id = pair.client.submit(
+        Operation::Retrieve {
+            path: p("hello.txt"),
+            offset: 0,
+            ascii: false,
+        },
+        pair.now,
+    );
+    pair.run();
+    assert!(pair.client_start.values().any(|upload| !upload), "started");
+    assert!(pair.client.abort(pair.now));
+    pair.run();
+    let result = pair.events.iter().find_map(|e| match e {
+        client::Event::Done { op, result } if *op == id => Some(result.clone()),
+        _ => None,
+    });
+    assert_eq!(result, Some(Err(ClientError::Aborted)));
+    assert!(pair.sent().contains("ABOR\r\n"));
+    pair.hold_transfers = false;
+    assert!(pair.submit(Operation::Noop).is_ok(), "the session goes on");
+    assert!(matches!(
+        pair.submit(Operation::Retrieve {
+            path: p("hello.txt"),
+            offset: 0,
+            ascii: false
+        }),
+        Ok(Output::Transferred { bytes: 24, .. })
+    ));
+}
+
+#[test]
+fn ccc_clears_the_control_connection_and_data_stays_protected() {
+    let server = ServerConfig {
+        allow_ccc: true,
+        ..ServerConfig::default()
+    };
+    let mut pair = Pair::new(
+        Pair::config(ConnectionMode::ExplicitRequired),
+        server,
+        TlsMode::Explicit,
+    );
+    pair.run();
+    assert!(pair.submit(Operation::ClearControl).is_ok());
+    assert_eq!(pair.client_stopped_tls, 1);
+    assert!(!pair.client.is_secure());
+    // The data connection still uses TLS (asserted by the harness under PROT P).
+    let r = pair.submit(Operation::Retrieve {
+        path: p("hello.txt"),
+        offset: 0,
+        ascii: false,
+    });
+    assert!(
+        matches!(r, Ok(Output::Transferred { bytes: 24, .. })),
+        "{r:?}"
+    );
+    // A second CCC has no TLS to clear: refused locally.
+    assert!(matches!(
+        pair.submit(Operation::ClearControl),
+        Err(ClientError::Unsupported(_))
+    ));
+
+    // By default the server refuses CCC (534); the session stays protected.
+    let mut pair = Pair::new(
+        Pair::config(ConnectionMode::ExplicitRequired),
+        ServerConfig::default(),
+        TlsMode::Explicit,
+    );
+    pair.run();
+    assert!(matches!(
+        pair.submit(Operation::ClearControl),
+        Err(ClientError::Refused(r)) if r.code().get() == 534
+    ));
+    assert_eq!(pair.client_stopped_tls, 0);
+    assert!(pair.client.is_secure());
 }
 
 #[test]

@@ -789,6 +789,31 @@ fn ccc_is_refused_by_default_and_before_login() {
     assert_eq!(h.send("USER alice\nPASS secret\nCCC"), [331, 230, 200]);
     assert_eq!(h.actions.last(), Some(&Action::StopControlTls));
     assert!(!h.session.is_control_secure());
+    // The client's close_notify record arrives after the switch: it is dropped, not read
+    // as a command (a TLS 1.3 alert record: outer type 23, 19 bytes), even when split.
+    let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x13];
+    record.extend_from_slice(&[0xab; 19]);
+    assert_eq!(h.session.handle_control_input(&record[..3], h.now), 0);
+    let mut input = record.clone();
+    input.extend_from_slice(b"NOOP\r\n");
+    let before = h.replies.len();
+    h.offer(&input);
+    assert_eq!(h.replies.len(), before + 1);
+    assert_eq!(h.last().code().get(), 200);
+    // TLS was required and CCC allowed: the cleared session may still work, and data
+    // connections keep PROT P.
+    assert_eq!(h.send("PWD\nPBSZ 0"), [257, 503]);
+
+    // A client that sends no close_notify goes on in plain text at once.
+    let config = ServerConfig {
+        allow_ccc: true,
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::new(config, TlsMode::Explicit);
+    assert_eq!(
+        h.send("AUTH TLS\nUSER alice\nPASS secret\nCCC\nNOOP"),
+        [234, 331, 230, 200, 200]
+    );
 }
 
 #[test]

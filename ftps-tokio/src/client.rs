@@ -598,6 +598,16 @@ impl Client {
         }
     }
 
+    /// Drops a handed-over data connection, sends ABOR and waits for the server's replies.
+    async fn abort_handed(&mut self, op: client::OpId, stream: Stream) -> Result<(), Error> {
+        drop(stream);
+        self.session.abort(Instant::now());
+        match self.drive(op, &mut Sink::None).await {
+            Ok(_) | Err(Error::Protocol(client::ClientError::Aborted)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Starts a download and returns its data stream: read it to the end, then call
     /// [`DataReader::finish`], which waits for the server's final reply.
     pub async fn retrieve_stream(
@@ -684,6 +694,12 @@ impl Client {
                             .handle_io(IoEvent::TlsFailed("not a plain connection".into()), now());
                     }
                 },
+                Action::StopTls => {
+                    if let Some(control) = self.control.take() {
+                        self.control = Some(Stream::Plain(control.into_plain().await));
+                    }
+                    self.secure = false;
+                }
                 Action::ConnectData { id, addr, tls } => {
                     let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
                     self.data
@@ -1016,6 +1032,71 @@ impl Client {
         self.run(op, &mut Sink::None).await.map(drop)
     }
 
+    /// CDUP.
+    pub async fn cdup(&mut self) -> Result<(), Error> {
+        self.run(Operation::Cdup, &mut Sink::None).await.map(drop)
+    }
+
+    /// MLST (RFC 3659 §7): the facts of one file or directory.
+    pub async fn mlst(&mut self, path: Option<&str>) -> Result<MlsxEntry, Error> {
+        let path = path.map(Pathname::new).transpose()?;
+        match self.run(Operation::Mlst(path), &mut Sink::None).await? {
+            Output::Entry(e) => Ok(e),
+            _ => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// MFMT: sets a file's modification time.
+    pub async fn set_modified(&mut self, path: &str, time: Timestamp) -> Result<(), Error> {
+        let op = Operation::SetModified {
+            path: Pathname::new(path)?,
+            time,
+        };
+        self.run(op, &mut Sink::None).await.map(drop)
+    }
+
+    /// SITE: a server-specific command; returns the reply.
+    pub async fn site(&mut self, command: &str) -> Result<Reply, Error> {
+        let op = Operation::Site(ftps_proto::Text::new(command)?);
+        match self.run(op, &mut Sink::None).await? {
+            Output::Reply(r) => Ok(r),
+            _ => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// STAT over the control connection: the server's status, or a listing of `path`.
+    pub async fn stat(&mut self, path: Option<&str>) -> Result<Reply, Error> {
+        let path = path.map(Pathname::new).transpose()?;
+        match self.run(Operation::Stat(path), &mut Sink::None).await? {
+            Output::Reply(r) => Ok(r),
+            _ => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// STOU: uploads `input` under a name the server picks; returns the bytes sent and the
+    /// final reply (which names the file).
+    pub async fn store_unique<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        input: &mut R,
+    ) -> Result<(u64, Reply), Error> {
+        match self
+            .run(Operation::StoreUnique, &mut Sink::Read(input))
+            .await?
+        {
+            Output::Transferred { bytes, reply } => Ok((bytes, reply)),
+            _ => Err(Error::Protocol(client::ClientError::Closed)),
+        }
+    }
+
+    /// CCC (RFC 4217 §6): ends TLS on the control connection, for firewalls that must read
+    /// it; data connections keep their protection level. Opt-in: commands, and anything a
+    /// later login sends, travel in clear text afterwards.
+    pub async fn clear_control_channel(&mut self) -> Result<(), Error> {
+        self.run(Operation::ClearControl, &mut Sink::None)
+            .await
+            .map(drop)
+    }
+
     /// NOOP.
     pub async fn noop(&mut self) -> Result<(), Error> {
         self.run(Operation::Noop, &mut Sink::None).await.map(drop)
@@ -1231,6 +1312,15 @@ impl AsyncRead for DataReader<'_> {
 }
 
 impl DataReader<'_> {
+    /// Aborts the download (RFC 959 ABOR): the data connection is dropped and the server
+    /// told; the session goes on.
+    pub async fn abort(self) -> Result<(), Error> {
+        let DataReader {
+            client, op, stream, ..
+        } = self;
+        client.abort_handed(op, stream).await
+    }
+
     /// Reads what is left (if anything), then waits for the server's final reply; returns
     /// the bytes received. Fails if the stream ended without close_notify or the reply is
     /// negative.
@@ -1283,6 +1373,17 @@ impl AsyncWrite for DataWriter<'_> {
 }
 
 impl DataWriter<'_> {
+    /// Aborts the upload (RFC 959 ABOR): the data connection is dropped and the server
+    /// told; the operation ends with [`client::ClientError::Aborted`], the session goes
+    /// on. Servers keep or drop the partial file as they do for any broken upload (ours
+    /// drops it).
+    pub async fn abort(self) -> Result<(), Error> {
+        let DataWriter {
+            client, op, stream, ..
+        } = self;
+        client.abort_handed(op, stream).await
+    }
+
     /// Ends the upload (close_notify, then reading to the server's end), and waits for
     /// the final reply; returns the bytes sent.
     pub async fn finish(self) -> Result<u64, Error> {

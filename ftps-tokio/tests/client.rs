@@ -358,3 +358,66 @@ async fn alpn_other_than_ftp_is_refused() {
         );
     }
 }
+
+/// MLST, MFMT, CDUP, STAT, STOU, ABOR mid-download and mid-upload, and CCC (the control
+/// connection goes clear, data stays TLS) against our server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mlst_mfmt_stou_abort_and_ccc() {
+    let config = ServerConfig {
+        allow_ccc: true,
+        ..ServerConfig::default()
+    };
+    let f = start("more-ops", config, true).await;
+    let big: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(f.dir.join("root/big.bin"), &big).unwrap();
+    let mut c = Client::connect(f.options(ConnectionMode::ExplicitRequired, BOTH))
+        .await
+        .unwrap();
+    let entry = c.mlst(Some("hello.txt")).await.unwrap();
+    assert_eq!(entry.size(), Some(24));
+    let when = ftps_proto::Timestamp::parse("20200102030405").unwrap();
+    c.set_modified("hello.txt", when).await.unwrap();
+    assert_eq!(c.modified("hello.txt").await.unwrap(), when);
+    c.mkdir("sub").await.unwrap();
+    c.cwd("sub").await.unwrap();
+    c.cdup().await.unwrap();
+    assert_eq!(c.pwd().await.unwrap(), "/");
+    let status = c.stat(None).await.unwrap();
+    assert!(status.code().is_positive(), "{status:?}");
+    let (n, reply) = c.store_unique(&mut &b"unique"[..]).await.unwrap();
+    assert_eq!(n, 6);
+    assert!(reply.code().is_positive());
+
+    // ABOR in the middle of a download: the session goes on.
+    let mut reader = c.retrieve_stream("big.bin", 0).await.unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    tokio::io::AsyncReadExt::read_exact(&mut reader, &mut first)
+        .await
+        .unwrap();
+    reader.abort().await.unwrap();
+    c.noop().await.unwrap();
+    // ABOR in the middle of an upload: the partial file is not published.
+    let mut writer = c.store_stream("partial.bin", 0, false).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut writer, &big[..1_000_000])
+        .await
+        .unwrap();
+    writer.abort().await.unwrap();
+    assert!(!f.dir.join("root/partial.bin").exists());
+    let mut out = Vec::new();
+    c.retrieve("hello.txt", 0, &mut out).await.unwrap();
+    assert_eq!(out, b"hello from the ftps lab\n");
+
+    // CCC: the control connection in clear text, data connections still TLS.
+    c.clear_control_channel().await.unwrap();
+    assert!(!c.is_secure());
+    for _ in 0..3 {
+        let mut out = Vec::new();
+        c.retrieve("big.bin", 0, &mut out).await.unwrap();
+        assert!(out == big);
+        c.store("after-ccc.bin", &mut &big[..100_000], 0, false)
+            .await
+            .unwrap();
+    }
+    assert_eq!(c.size("after-ccc.bin").await.unwrap(), 100_000);
+    c.quit().await.unwrap();
+}

@@ -355,3 +355,54 @@ async fn plain_login_is_refused_by_default() {
         .unwrap();
     assert!(!wrong.status.success());
 }
+
+/// CCC, when the server allows it: curl clears the control connection after login (in
+/// both of its shutdown modes) and the transfers still work, data still under TLS. In
+/// "passive" mode curl never answers the server's close_notify, and OpenSSL then drops
+/// the session as not cleanly closed ("old SSL session ID is stale"), so its data
+/// connections cannot resume the control session: that mode needs the reuse check off
+/// (on vsftpd too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ccc_with_curl_in_active_and_passive_shutdown_modes() {
+    if !curl_available() {
+        return;
+    }
+    for mode in ["active", "passive"] {
+        let config = ServerConfig {
+            allow_ccc: true,
+            require_session_reuse: mode == "active",
+            ..ServerConfig::default()
+        };
+        let f = start(&format!("ccc-{mode}"), config).await;
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        write(&f.path("big.bin"), &big);
+        let ccc = ["--ssl-reqd", "--ftp-ssl-ccc", "--ftp-ssl-ccc-mode", mode];
+        let out = f
+            .curl(&[&ccc[..], &[&f.url(false, "big.bin")]].concat())
+            .await;
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout == big, "{mode}: download differs");
+        let upload = f.dir.join(format!("up-{mode}.bin"));
+        write(&upload, &big[..1_234_567]);
+        let name = format!("up-{mode}.bin");
+        let out = f
+            .curl(
+                &[
+                    &ccc[..],
+                    &["-T", upload.to_str().unwrap(), &f.url(false, &name)],
+                ]
+                .concat(),
+            )
+            .await;
+        ok(&out);
+        assert_eq!(std::fs::read(f.path(&name)).unwrap(), &big[..1_234_567]);
+        let out = f
+            .curl(&[&ccc[..], &["--list-only", &f.url(false, "")]].concat())
+            .await;
+        assert!(ok(&out).contains(&name));
+    }
+}

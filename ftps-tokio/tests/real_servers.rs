@@ -577,6 +577,23 @@ async fn client_against_vsftpd_proftpd_and_pure_ftpd() {
         // On TLS 1.3, ProFTPD 1.3.8 hands out no ticket on upload data connections, so the
         // client renews its control connection when the tickets run out.
         exercise(&p, "proftpd", BOTH).await;
+        // CCC: this ProFTPD requires TLS on the control connection, so it refuses (534);
+        // the refusal is typed and the session stays protected and usable.
+        let mut c = Client::connect(options(&p, TLS13)).await.unwrap();
+        let err = c.clear_control_channel().await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ftps_tokio::client::Error::Protocol(ftps_proto::client::ClientError::Refused(r))
+                    if r.code().get() == 534
+            ),
+            "{err:?}"
+        );
+        assert!(c.is_secure());
+        let mut out = Vec::new();
+        c.retrieve("hello.txt", 0, &mut out).await.unwrap();
+        assert_eq!(out, HELLO);
+        c.quit().await.unwrap();
     }
     if let Some(p) = pure_ftpd() {
         exercise(&p, "pure-ftpd", BOTH).await;

@@ -100,6 +100,10 @@ pub enum Operation {
     Noop,
     /// STAT over the control connection.
     Stat(Option<Pathname>),
+    /// CCC (RFC 4217 §6): end TLS on the control connection and go on in clear text, for
+    /// firewalls that must read it. Opt-in only; data connections keep their protection
+    /// level. On 200 the session asks the adapter for [`Action::StopTls`].
+    ClearControl,
     /// Any command without a data connection; the final reply is the result, whatever its
     /// code.
     Raw(Command),
@@ -172,6 +176,8 @@ pub enum ClientError {
     Closed,
     /// The operation needs a feature the server does not have (e.g. MLSD).
     Unsupported(&'static str),
+    /// The application aborted the transfer ([`ClientSession::abort`](super::ClientSession::abort)).
+    Aborted,
 }
 
 /// What the adapter must do; execute in order.
@@ -183,6 +189,9 @@ pub enum Action {
     /// Start TLS (client side) on the control connection, verifying the configured server
     /// name; report [`IoEvent::TlsEstablished`] or [`IoEvent::TlsFailed`].
     StartTls,
+    /// End TLS on the control connection (send close_notify, read the server's) and go on
+    /// in clear text on the same TCP connection (after CCC, RFC 4217 §6).
+    StopTls,
     /// Connect a data connection to `addr` (passive mode), with TLS if `tls` (same server
     /// name as the control connection, and resuming its TLS session); report
     /// [`IoEvent::DataConnected`] or [`IoEvent::DataFailed`].

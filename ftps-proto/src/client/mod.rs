@@ -26,6 +26,7 @@ use crate::address::{
 use crate::command::{Command, EpsvMode, ProtectionLevel, RepresentationType, TextFormat};
 use crate::facts::MlsxEntry;
 use crate::feature::Features;
+use crate::framing::AfterTls;
 use crate::reply::{Reply, ReplyDecoder, ReplyLimits};
 use crate::text::{Password, Pathname, Text, Token, Username};
 use crate::time::Timestamp;
@@ -139,6 +140,8 @@ struct Transfer {
     data_end: Option<(u64, bool)>,
     final_reply: Option<Reply>,
     failure: Option<ClientError>,
+    /// After ABOR: how many final replies may still come (see [`ClientSession::abort`]).
+    aborting: Option<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +167,12 @@ pub struct ClientSession {
     decoder: ReplyDecoder,
     state: State,
     secure: bool,
+    /// PBSZ/PROT were negotiated under TLS: data connections follow the protection level,
+    /// even after CCC cleared the control connection.
+    data_tls: bool,
+    /// After CCC: the server's close_notify record may still come; see
+    /// [`crate::framing::after_tls`].
+    tls_leftover_pending: bool,
     features: Features,
     ascii: Option<bool>,
     epsv_failed: bool,
@@ -204,6 +213,8 @@ impl ClientSession {
             peer,
             state: State::Setup(Setup::Greeting),
             secure: false,
+            data_tls: false,
+            tls_leftover_pending: false,
             features: Features::new(),
             ascii: None,
             epsv_failed: false,
@@ -280,9 +291,38 @@ impl ClientSession {
         }
     }
 
+    /// Aborts the running transfer (RFC 959 §4.1.3 ABOR): sends ABOR, closes the data
+    /// connection, and ends the operation with [`ClientError::Aborted`] once the server
+    /// answered — 426 for the transfer then 226 for ABOR, or 226 twice if the transfer had
+    /// just completed, or a lone 225 if nothing was in progress. Returns false (and does
+    /// nothing) if no transfer command is out.
+    pub fn abort(&mut self, now: Instant) -> bool {
+        let Some((_, Running::Transfer(t))) = &mut self.running else {
+            return false;
+        };
+        if !t.command_sent || t.aborting.is_some() {
+            return false;
+        }
+        t.aborting = Some(if t.final_reply.is_some() { 1 } else { 2 });
+        let id = t.id;
+        self.actions.push_back(Action::CloseData { id });
+        self.send(&Command::Abor, now);
+        true
+    }
+
     /// Takes control-connection bytes (plaintext; the adapter owns TLS). Returns how many
     /// were taken: all of them, unless the session closed.
     pub fn handle_control_input(&mut self, input: &[u8], now: Instant) -> usize {
+        if self.tls_leftover_pending {
+            match crate::framing::after_tls(input) {
+                AfterTls::NeedMore => return 0,
+                AfterTls::Record(n) => {
+                    self.tls_leftover_pending = false;
+                    return n + self.handle_control_input(&input[n..], now);
+                }
+                AfterTls::Plain => self.tls_leftover_pending = false,
+            }
+        }
         let mut used = 0;
         while used < input.len() && self.state != State::Closed {
             let (n, reply) = self.decoder.decode(&input[used..]);
@@ -309,6 +349,7 @@ impl ClientSession {
             IoEvent::TlsEstablished => {
                 if self.state == State::Setup(Setup::Tls) {
                     self.secure = true;
+                    self.data_tls = true;
                     if self.config.mode == ConnectionMode::Implicit {
                         self.state = State::Setup(Setup::Greeting);
                         self.deadline = Some(now + self.config.reply_timeout);
@@ -549,6 +590,10 @@ impl ClientSession {
         };
         use Operation as O;
         let running = match operation {
+            O::ClearControl if !self.secure => {
+                let why = "CCC needs a TLS control connection";
+                return self.op_done(op, Err(ClientError::Unsupported(why)), now);
+            }
             O::List { path, format } => {
                 let command = match format {
                     ListFormat::List => Command::List(path),
@@ -603,6 +648,7 @@ impl ClientSession {
                     O::Dele(p) => Command::Dele(p.clone()),
                     O::Site(t) => Command::Site(t.clone()),
                     O::Stat(p) => Command::Stat(p.clone()),
+                    O::ClearControl => Command::Ccc,
                     O::Raw(c) => c.clone(),
                     _ => Command::Noop,
                 };
@@ -632,6 +678,7 @@ impl ClientSession {
             data_end: None,
             final_reply: None,
             failure: None,
+            aborting: None,
         }))
     }
 
@@ -652,7 +699,7 @@ impl ClientSession {
         let Some((_, Running::Transfer(t))) = &mut self.running else {
             return;
         };
-        let tls = self.secure && self.config.protection == ProtectionLevel::Private;
+        let tls = self.data_tls && self.config.protection == ProtectionLevel::Private;
         loop {
             match t.step {
                 Step::Type => {
@@ -712,9 +759,23 @@ impl ClientSession {
     fn on_op_reply(&mut self, op: OpId, running: Running, reply: Reply, now: Instant) {
         let code = reply.code().get();
         match running {
+            Running::Transfer(mut t) if t.aborting.is_some() => {
+                if reply.code().is_preliminary() {
+                    self.running = Some((op, Running::Transfer(t)));
+                    return;
+                }
+                match t.aborting {
+                    Some(left) if left > 1 && code != 225 => {
+                        t.aborting = Some(left - 1);
+                        self.deadline = Some(now + self.config.reply_timeout);
+                        self.running = Some((op, Running::Transfer(t)));
+                    }
+                    _ => self.op_done(op, Err(ClientError::Aborted), now),
+                }
+            }
             Running::Transfer(mut t) => {
                 let id = t.id;
-                let tls = self.secure && self.config.protection == ProtectionLevel::Private;
+                let tls = self.data_tls && self.config.protection == ProtectionLevel::Private;
                 let ok = (200..400).contains(&code);
                 match t.step {
                     _ if code == 421 => {
@@ -832,6 +893,13 @@ impl ClientSession {
                     return;
                 }
                 let result = Self::simple_result(&operation, reply);
+                if operation == Operation::ClearControl && result.is_ok() {
+                    // RFC 4217 §6: both sides end TLS; the control connection goes on in
+                    // clear text.
+                    self.secure = false;
+                    self.tls_leftover_pending = true;
+                    self.actions.push_back(Action::StopTls);
+                }
                 self.op_done(op, result, now);
             }
         }
@@ -896,6 +964,9 @@ impl ClientSession {
         let Some((_, Running::Transfer(t))) = &self.running else {
             return;
         };
+        if t.aborting.is_some() {
+            return; // The replies to ABOR end it.
+        }
         let Some(reply) = &t.final_reply else { return };
         let negative = !reply.code().is_positive();
         if negative || t.failure.is_some() || t.data_end.is_some() {

@@ -48,7 +48,7 @@ use crate::command::{
     TextFormat, TransferMode,
 };
 use crate::feature::Features;
-use crate::framing::{FrameError, LineFramer};
+use crate::framing::{AfterTls, FrameError, LineFramer};
 use crate::listing::EntryKind;
 use crate::path::VirtualPath;
 use crate::reply::{Reply, ReplyCode};
@@ -68,6 +68,9 @@ enum ControlState {
     Plain,
     Handshaking,
     Secure,
+    /// TLS ended by an allowed CCC (RFC 4217 §6): the session was authenticated under TLS
+    /// and its data protection level stays, so policies that require TLS are satisfied.
+    Cleared,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +165,8 @@ pub struct ServerSession {
     closed: bool,
 
     control: ControlState,
+    /// After CCC: whether the client's leftover close_notify record was looked for.
+    tls_leftover_checked: bool,
     login: Login,
     failures: u32,
     delayed: Option<(Reply, bool)>,
@@ -263,6 +268,7 @@ impl ServerSession {
             timers: TimerTable::default(),
             closed: false,
             control: ControlState::Plain,
+            tls_leftover_checked: true,
             login: Login::None,
             failures: 0,
             delayed: None,
@@ -360,6 +366,16 @@ impl ServerSession {
         if self.control == ControlState::Handshaking {
             self.discard(input.len());
             return input.len();
+        }
+        if self.control == ControlState::Cleared && !self.tls_leftover_checked {
+            match crate::framing::after_tls(input) {
+                AfterTls::NeedMore => return 0,
+                AfterTls::Record(n) => {
+                    self.tls_leftover_checked = true;
+                    return n + self.handle_control_input(&input[n..], now);
+                }
+                AfterTls::Plain => self.tls_leftover_checked = true,
+            }
         }
         let mut used = 0;
         while used < input.len() {
@@ -855,7 +871,7 @@ impl ServerSession {
     /// The control-policy gate: the reply refusing `cmd`, if any.
     fn gate(&self, cmd: &Command) -> Option<Reply> {
         use Command as C;
-        let secure = self.control == ControlState::Secure;
+        let secure = matches!(self.control, ControlState::Secure | ControlState::Cleared);
         if !secure
             && self.control_policy == ControlTlsPolicy::Require
             && !matches!(cmd, C::Auth(_) | C::Feat | C::Host(_) | C::Quit)
@@ -944,7 +960,8 @@ impl ServerSession {
                 } else {
                     self.send(reply(ReplyCode::COMMAND_OK, "CCC ok; control connection in clear text."));
                     self.actions.push_back(Action::StopControlTls);
-                    self.control = ControlState::Plain;
+                    self.control = ControlState::Cleared;
+                    self.tls_leftover_checked = false;
                 }
             }
             C::Adat(_) | C::Mic(_) | C::Conf(_) | C::Enc(_) => {
@@ -1241,6 +1258,8 @@ impl ServerSession {
         // returns to plain text and may AUTH again. An implicit one stays in TLS.
         if self.mode == TlsMode::Explicit && self.control == ControlState::Secure {
             self.actions.push_back(Action::StopControlTls);
+        }
+        if self.mode == TlsMode::Explicit {
             self.control = ControlState::Plain;
         }
     }

@@ -189,7 +189,9 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
         options.identity = Some(identity);
     }
     if options.mode != ConnectionMode::Plain {
-        options.tls = Some(Arc::new(tls.map_err(|e| Failure::from_client(e, true))?));
+        options.tls = Some(Arc::new(
+            tls.map_err(|e| Failure::from_client(Error::from(e), true))?,
+        ));
     } else {
         eprintln!("ftps: WARNING: --tls none: the password and all data travel in clear text");
     }

@@ -8,7 +8,6 @@
 //! reads to the end, which also collects the TLS 1.3 tickets the next transfer needs.
 
 use crate::stream::Stream;
-use crate::tls::TlsConfigError;
 use ftps_proto::client::{
     self, Action, ClientConfig, ConnectionMode, DataId, Event, IoEvent, ListFormat, Operation,
     Output,
@@ -52,6 +51,12 @@ pub enum Error {
     Invalid(ftps_proto::ParseError),
 }
 
+impl From<ftps_proto::tls::TlsConfigError> for Error {
+    fn from(e: ftps_proto::tls::TlsConfigError) -> Self {
+        Error::TlsConfig(e.0)
+    }
+}
+
 impl From<ftps_proto::tls::IdentityError> for Error {
     fn from(e: ftps_proto::tls::IdentityError) -> Self {
         Error::TlsConfig(e.to_string())
@@ -91,12 +96,6 @@ impl From<io::Error> for Error {
 impl From<ftps_proto::ParseError> for Error {
     fn from(e: ftps_proto::ParseError) -> Self {
         Error::Invalid(e)
-    }
-}
-
-impl From<TlsConfigError> for Error {
-    fn from(e: TlsConfigError) -> Self {
-        Error::TlsConfig(e.to_string())
     }
 }
 
@@ -250,68 +249,10 @@ impl ClientOptions {
     }
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A rustls client configuration trusting `roots` (TLS 1.2 and 1.3, session resumption on,
-/// ALPN `ftp`).
-pub fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, Error> {
-    client_config_with_versions(roots, &[&rustls::version::TLS13, &rustls::version::TLS12])
-}
-
-/// [`client_config`] limited to the given TLS versions.
-pub fn client_config_with_versions(
-    roots: rustls::RootCertStore,
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> Result<rustls::ClientConfig, Error> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions)
-        .map_err(|e| Error::TlsConfig(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![ALPN_FTP.to_vec()];
-    Ok(config)
-}
-
-/// The certificates of PEM data as trust roots (a private CA or a self-signed server
-/// certificate).
-pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore, Error> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| Error::TlsConfig(format!("certificate PEM: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| Error::TlsConfig(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(Error::TlsConfig("no certificate in the PEM data".into()));
-    }
-    Ok(roots)
-}
-
-/// A client configuration trusting the certificates of a PEM file.
-pub fn client_config_from_pem_file(path: &Path) -> Result<rustls::ClientConfig, Error> {
-    let pem =
-        std::fs::read(path).map_err(|e| Error::TlsConfig(format!("{}: {e}", path.display())))?;
-    client_config(roots_from_pem(&pem)?)
-}
-
-/// A client configuration trusting the platform's root certificates.
-pub fn platform_client_config() -> Result<rustls::ClientConfig, Error> {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        return Err(Error::TlsConfig(
-            "no platform root certificates found".into(),
-        ));
-    }
-    client_config(roots)
-}
+pub use ftps_backend::files::{client_config_from_pem_file, platform_client_config};
+pub use ftps_proto::tls::{
+    client_config, client_config_with_versions, insecure_client_config, roots_from_pem,
+};
 
 /// Where a transfer's bytes go or come from.
 enum Sink<'a> {
@@ -1204,70 +1145,6 @@ enum Pumped {
     Ended(u64, bool),
     /// No byte moved for the data timeout (bytes so far).
     Stalled(u64),
-}
-
-/// Accepts any server certificate (the handshake's signatures are still checked). Only for
-/// `--insecure`-style opt-outs, which must warn the user.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls_pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A client configuration that does **not** verify the server's certificate: anyone on the
-/// path can impersonate the server. For testing only; say so loudly to the user.
-pub fn insecure_client_config() -> Result<rustls::ClientConfig, Error> {
-    let provider = provider();
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| Error::TlsConfig(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![ALPN_FTP.to_vec()];
-    Ok(config)
 }
 
 /// The data stream of a download started with [`Client::retrieve_stream`]. A TLS stream

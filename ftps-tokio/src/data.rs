@@ -1,11 +1,13 @@
 //! One task per data connection: listen or connect, TLS, move the bytes, finish. It only
 //! executes what the session decided and reports back as [`IoEvent`]s.
 
-use crate::storage::Storage;
+use crate::blocking::{self, Chunk};
 use crate::stream::Stream;
 use crate::tls;
+use ftps_backend::{Opened, OpenedFile, Storage};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
+use ftps_proto::tls::DataTls;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -20,26 +22,20 @@ const BUFFER: usize = 256 * 1024;
 /// Report progress (for the stall timer) every this many bytes.
 const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
 
-/// A file opened for a transfer.
-pub(crate) enum File<S: Storage> {
-    Read(S::Reader),
-    Write(S::Upload),
-}
-
 /// The TLS acceptor and early upload of an `Open` command.
-type OpenCmd<S> = (Option<tls::DataTls>, Option<(<S as Storage>::Upload, bool)>);
+type OpenCmd<S> = (Option<DataTls>, Option<(<S as Storage>::Upload, bool)>);
 
 /// What the session tells a data task.
 pub(crate) enum DataCmd<S: Storage> {
     /// Start the connection, with TLS if an acceptor is given.
     Open {
-        tls: Option<tls::DataTls>,
+        tls: Option<DataTls>,
         /// An upload to start receiving into at once, with its TYPE A flag.
         early: Option<(S::Upload, bool)>,
     },
     Transfer {
         payload: Option<Vec<u8>>,
-        file: Option<File<S>>,
+        file: Option<OpenedFile<S>>,
         ascii: bool,
     },
     Finish {
@@ -126,7 +122,7 @@ pub(crate) async fn passive<S: Storage>(
 pub(crate) async fn active<S: Storage>(
     ctx: DataContext<S>,
     addr: SocketAddr,
-    tls: Option<tls::DataTls>,
+    tls: Option<DataTls>,
     early: Option<(S::Upload, bool)>,
     cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
 ) {
@@ -147,7 +143,7 @@ async fn run<S: Storage>(
     ctx: DataContext<S>,
     tcp: TcpStream,
     peer: SocketAddr,
-    data_tls: Option<tls::DataTls>,
+    data_tls: Option<DataTls>,
     early: Option<(S::Upload, bool)>,
     mut cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
 ) {
@@ -162,7 +158,7 @@ async fn run<S: Storage>(
         .await
         {
             Ok(Ok(s)) => {
-                let info = tls::info(s.get_ref().1);
+                let info = ftps_proto::tls::handshake_info(s.get_ref().1);
                 (Stream::tls(s), Some(info))
             }
             Ok(Err(e)) => {
@@ -190,7 +186,7 @@ async fn run<S: Storage>(
     });
 
     // An upload starts at once; anything else waits for the session's go-ahead.
-    let (mut upload, ascii, payload, reader) = match early {
+    let (upload, ascii, payload, reader) = match early {
         Some((up, ascii)) => (Some(up), ascii, None, None),
         None => {
             let Some(DataCmd::Transfer {
@@ -202,23 +198,29 @@ async fn run<S: Storage>(
                 return;
             };
             match file {
-                Some(File::Write(up)) => (Some(up), ascii, payload, None),
-                Some(File::Read(r)) => (None, ascii, payload, Some(r)),
+                Some(Opened::Write(up)) => (Some(up), ascii, payload, None),
+                Some(Opened::Read(r)) => (None, ascii, payload, Some(r)),
                 None => (None, ascii, payload, None),
             }
         }
     };
     let pumped = {
         let work = async {
-            match (upload.as_mut(), payload, reader) {
-                (Some(up), _, _) => receive(&ctx, &mut stream, up, ascii, tls).await,
+            match (upload, payload, reader) {
+                (Some(up), _, _) => {
+                    let (up, bytes, end) = receive(&ctx, &mut stream, up, ascii, tls).await;
+                    (up, bytes, end)
+                }
                 (None, Some(bytes), _) => {
-                    send(&ctx, &mut stream, Source::Bytes(&bytes), ascii).await
+                    let (n, end) = send::<S>(&ctx, &mut stream, Source::Bytes(&bytes), ascii).await;
+                    (None, n, end)
                 }
-                (None, None, Some(mut reader)) => {
-                    send(&ctx, &mut stream, Source::Reader(&mut reader), ascii).await
+                (None, None, Some(reader)) => {
+                    let (n, end) =
+                        send::<S>(&ctx, &mut stream, Source::Reader(reader), ascii).await;
+                    (None, n, end)
                 }
-                (None, None, None) => (0, DataEnd::Failed("nothing to transfer".into())),
+                (None, None, None) => (None, 0, DataEnd::Failed("nothing to transfer".into())),
             }
         };
         tokio::pin!(work);
@@ -234,11 +236,9 @@ async fn run<S: Storage>(
             }
         }
     };
-    let Some((bytes, end)) = pumped else {
-        // Aborted by the session.
-        if let Some(up) = upload {
-            let _ = ctx.storage.commit(up, false).await;
-        }
+    // Aborted by the session: an upload in progress is dropped unpublished (dropping an
+    // upload discards it; see `Storage::Upload`).
+    let Some((upload, bytes, end)) = pumped else {
         return;
     };
     ctx.report(IoEvent::DataEnded {
@@ -257,7 +257,7 @@ async fn run<S: Storage>(
         Some(up) => {
             // Answer the client's close_notify with ours before closing.
             let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
-            ctx.storage.commit(up, commit).await
+            blocking::commit(&ctx.storage, up, commit).await
         }
         None => Ok(()),
     };
@@ -266,7 +266,7 @@ async fn run<S: Storage>(
 
 enum Source<'a, R> {
     Bytes(&'a [u8]),
-    Reader(&'a mut R),
+    Reader(R),
 }
 
 async fn send<S: Storage>(
@@ -286,13 +286,21 @@ async fn send<S: Storage>(
                 sent = bytes.len() as u64;
             }
             Source::Reader(reader) => {
-                let mut buf = vec![0u8; BUFFER];
+                // The next chunk is read from the file while this one is sent.
+                let mut next = blocking::read(reader, vec![0u8; BUFFER]);
+                let mut spare = vec![0u8; BUFFER];
                 loop {
-                    let n = match reader.read(&mut buf).await {
+                    let Chunk {
+                        io: reader,
+                        buf,
+                        result,
+                    } = next.await;
+                    let n = match result {
                         Ok(0) => break,
                         Ok(n) => n,
                         Err(e) => return Err(io::Error::other(StorageFailure(e))),
                     };
+                    next = blocking::read(reader, std::mem::take(&mut spare));
                     match conv.as_mut() {
                         Some(c) => {
                             converted.clear();
@@ -301,6 +309,7 @@ async fn send<S: Storage>(
                         }
                         None => stream.write_all(&buf[..n]).await?,
                     }
+                    spare = buf;
                     sent += n as u64;
                     if sent >= next_report {
                         next_report += PROGRESS_EVERY;
@@ -341,34 +350,51 @@ impl std::fmt::Display for StorageFailure {
 
 impl std::error::Error for StorageFailure {}
 
+/// Receives an upload into `upload`; returns it (unless writing it failed) with the byte
+/// count and how the stream ended. The file is written on the blocking pool while the
+/// next chunk arrives.
 async fn receive<S: Storage>(
     ctx: &DataContext<S>,
     stream: &mut Stream,
-    upload: &mut S::Upload,
+    upload: S::Upload,
     ascii: bool,
     tls: bool,
-) -> (u64, DataEnd) {
+) -> (Option<S::Upload>, u64, DataEnd) {
     let mut buf = vec![0u8; BUFFER];
     let mut received = 0u64;
     let mut next_report = PROGRESS_EVERY;
     let mut conv = ascii.then(FromNetwork::default);
-    let mut converted = Vec::new();
+    let mut writing: Option<blocking::Pending<S::Upload>> = None;
+    let mut idle = Some((upload, Vec::with_capacity(BUFFER)));
+    // Waits for the write in flight; gives back the file and its buffer.
+    async fn settle<W: std::io::Write + Send + 'static>(
+        writing: &mut Option<blocking::Pending<W>>,
+        idle: &mut Option<(W, Vec<u8>)>,
+    ) -> Result<(), StorageError> {
+        if let Some(w) = writing.take() {
+            let Chunk { io, buf, result } = w.await;
+            *idle = Some((io, buf));
+            result.map(drop).map_err(|e| storage_error(&e))?;
+        }
+        Ok(())
+    }
     let end = loop {
         match stream.read(&mut buf).await {
             Ok(0) => break DataEnd::Complete { close_notify: true },
             Ok(n) => {
                 received += n as u64;
-                let chunk = match conv.as_mut() {
-                    Some(c) => {
-                        converted.clear();
-                        c.convert(&buf[..n], &mut converted);
-                        &converted[..]
-                    }
-                    None => &buf[..n],
-                };
-                if let Err(e) = upload.write_all(chunk).await {
-                    break DataEnd::Storage(storage_error(&e));
+                if let Err(e) = settle(&mut writing, &mut idle).await {
+                    return (None, received, DataEnd::Storage(e));
                 }
+                let Some((up, mut out)) = idle.take() else {
+                    return (None, received, DataEnd::Failed("upload lost".into()));
+                };
+                out.clear();
+                match conv.as_mut() {
+                    Some(c) => c.convert(&buf[..n], &mut out),
+                    None => out.extend_from_slice(&buf[..n]),
+                }
+                writing = Some(blocking::write(up, out));
                 if received >= next_report {
                     next_report += PROGRESS_EVERY;
                     ctx.report(IoEvent::DataProgress {
@@ -386,19 +412,21 @@ async fn receive<S: Storage>(
             Err(e) => break DataEnd::Failed(e.to_string()),
         }
     };
+    if let Err(e) = settle(&mut writing, &mut idle).await {
+        return (None, received, DataEnd::Storage(e));
+    }
+    let Some((up, mut out)) = idle.take() else {
+        return (None, received, DataEnd::Failed("upload lost".into()));
+    };
+    out.clear();
     if let Some(c) = conv.as_mut() {
-        converted.clear();
-        c.finish(&mut converted);
-        if !converted.is_empty()
-            && let Err(e) = upload.write_all(&converted).await
-        {
-            return (received, DataEnd::Storage(storage_error(&e)));
-        }
+        c.finish(&mut out);
     }
-    if let Err(e) = upload.flush().await {
-        return (received, DataEnd::Storage(storage_error(&e)));
+    let Chunk { io: up, result, .. } = blocking::write_and_flush(up, out).await;
+    match result {
+        Ok(_) => (Some(up), received, end),
+        Err(e) => (None, received, DataEnd::Storage(storage_error(&e))),
     }
-    (received, end)
 }
 
 fn storage_error(e: &io::Error) -> StorageError {

@@ -24,18 +24,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod auth;
+mod blocking;
 pub mod client;
 mod data;
 mod server;
-mod storage;
 mod stream;
 pub mod tls;
 
-pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
 pub use client::{Client, ClientOptions, FtpUrl};
+pub use ftps_backend::{
+    Authenticator, BadHash, LocalFs, LocalUpload, StaticUsers, Storage, hash_password,
+};
 pub use server::{Server, ServerBuilder};
-pub use storage::{LocalFs, LocalUpload, Storage};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,15 +1,12 @@
 //! The server: a builder, the accept loop, and the per-session driver that runs a
 //! [`ServerSession`] over tokio sockets.
 
-use crate::auth::Authenticator;
-use crate::data::{self, DataCmd, DataContext, File};
-use crate::storage::{self, Storage};
+use crate::blocking;
+use crate::data::{self, DataCmd, DataContext};
 use crate::stream::Stream;
-use crate::tls;
-use ftps_proto::server::{
-    Action, DataId, Event, IoEvent, ServerConfig, StorageError, StorageReply, StorageRequest,
-    TlsMode,
-};
+use ftps_backend::{Authenticator, Opened, OpenedFile, Storage};
+use ftps_proto::server::{Action, DataId, Event, IoEvent, ServerConfig, StorageRequest, TlsMode};
+use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Reply, ReplyCode, ServerSession};
 use std::collections::HashMap;
 use std::io;
@@ -219,10 +216,10 @@ struct Driver<S: Storage, A> {
     session: ServerSession,
     control: Option<Stream>,
     acceptor: Option<TlsAcceptor>,
-    data_tls: Option<tls::DataTls>,
+    data_tls: Option<DataTls>,
     events_tx: mpsc::UnboundedSender<IoEvent>,
     data: HashMap<DataId, mpsc::UnboundedSender<DataCmd<S>>>,
-    files: HashMap<DataId, File<S>>,
+    files: HashMap<DataId, OpenedFile<S>>,
     user: String,
     local: SocketAddr,
     closing: bool,
@@ -236,7 +233,7 @@ async fn run_session<S: Storage, A: Authenticator>(
     let peer = tcp.peer_addr()?;
     let local = tcp.local_addr()?;
     tcp.set_nodelay(true)?;
-    let session_tls = match shared.tls.as_ref().map(tls::per_session).transpose() {
+    let session_tls = match shared.tls.as_ref().map(SessionTls::new).transpose() {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("TLS setup: {e}");
@@ -343,7 +340,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 let timeout = self.shared.config.timeouts.tls_handshake;
                 match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
-                        let info = tls::info(tls.get_ref().1);
+                        let info = ftps_proto::tls::handshake_info(tls.get_ref().1);
                         tracing::debug!(?info, "control TLS established");
                         self.control = Some(Stream::tls(tls));
                         self.session
@@ -398,7 +395,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 let acceptor = if tls { self.data_tls.clone() } else { None };
                 // An upload starts reading the moment its connection is up.
                 let early = match (upload, self.files.remove(&id)) {
-                    (true, Some(File::Write(up))) => Some((up, ascii)),
+                    (true, Some(Opened::Write(up))) => Some((up, ascii)),
                     (_, Some(other)) => {
                         self.files.insert(id, other);
                         None
@@ -445,8 +442,8 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
             }
             Action::AbortData { id } => {
                 self.data.remove(&id);
-                if let Some(File::Write(up)) = self.files.remove(&id) {
-                    let _ = self.shared.storage.commit(up, false).await;
+                if let Some(Opened::Write(up)) = self.files.remove(&id) {
+                    let _ = blocking::commit(&self.shared.storage, up, false).await;
                 }
             }
             Action::Close => {
@@ -477,14 +474,29 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
     async fn on_event(&mut self, event: Event) {
         match event {
             Event::Login(request) => {
-                let answer = self.shared.auth.authenticate(&request).await;
+                let shared = self.shared.clone();
+                let check = request.clone();
+                let answer = blocking::run(move || shared.auth.authenticate(&check)).await;
                 tracing::info!(user = %request.user, ?answer, "login");
                 self.user = request.user.clone();
                 self.session
                     .answer_login(request.token, answer, Instant::now());
             }
             Event::Storage { token, request } => {
-                let answer = self.storage(request).await;
+                let id = match &request {
+                    StorageRequest::OpenRead { id, .. } | StorageRequest::OpenWrite { id, .. } => {
+                        Some(*id)
+                    }
+                    _ => None,
+                };
+                let shared = self.shared.clone();
+                let user = self.user.clone();
+                let (answer, file) =
+                    blocking::run(move || ftps_backend::execute(&*shared.storage, &user, request))
+                        .await;
+                if let (Some(id), Some(file)) = (id, file) {
+                    self.files.insert(id, file);
+                }
                 self.session.answer_storage(token, answer, Instant::now());
             }
             Event::Site { token, .. } => {
@@ -501,53 +513,6 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
             Event::TransferDone { path, bytes, ok } => tracing::info!(%path, bytes, ok, "transfer"),
             Event::Closed => tracing::debug!("closed"),
             other => tracing::debug!(?other, "event"),
-        }
-    }
-
-    async fn storage(&mut self, request: StorageRequest) -> Result<StorageReply, StorageError> {
-        let fs = self.shared.storage.clone();
-        let user = self.user.as_str();
-        match request {
-            StorageRequest::Stat(p) => fs.stat(user, &p).await.map(StorageReply::Metadata),
-            StorageRequest::List(p) => {
-                let entries = fs.list(user, &p).await?;
-                Ok(StorageReply::Entries {
-                    entries,
-                    now: storage::now_utc(),
-                })
-            }
-            StorageRequest::MakeDir(p) => fs.make_dir(user, &p).await.map(|()| StorageReply::Done),
-            StorageRequest::RemoveDir(p) => {
-                fs.remove_dir(user, &p).await.map(|()| StorageReply::Done)
-            }
-            StorageRequest::RemoveFile(p) => {
-                fs.remove_file(user, &p).await.map(|()| StorageReply::Done)
-            }
-            StorageRequest::Rename { from, to } => fs
-                .rename(user, &from, &to)
-                .await
-                .map(|()| StorageReply::Done),
-            StorageRequest::SetModified { path, modified } => fs
-                .set_modified(user, &path, modified)
-                .await
-                .map(|()| StorageReply::Done),
-            StorageRequest::OpenRead { id, path, offset } => {
-                let (reader, size) = fs.open_read(user, &path, offset).await?;
-                self.files.insert(id, File::Read(reader));
-                Ok(StorageReply::Opened { path, size })
-            }
-            StorageRequest::OpenWrite {
-                id,
-                path,
-                offset,
-                append,
-                unique,
-            } => {
-                let (upload, path) = fs.open_write(user, &path, offset, append, unique).await?;
-                self.files.insert(id, File::Write(upload));
-                Ok(StorageReply::Opened { path, size: 0 })
-            }
-            _ => Err(StorageError::Other("unsupported storage request".into())),
         }
     }
 }

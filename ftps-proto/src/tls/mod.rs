@@ -1,11 +1,20 @@
 //! rustls glue shared by the runtime adapters (feature `rustls`).
 //!
 //! rustls is itself sans-IO, so what every adapter would otherwise repeat around it lives
-//! here once: the per-FTP-session resumption store that pins data connections to their
-//! control connection, and the client certificate.
+//! here once: configuration builders, the server's per-session configurations that bind
+//! data connections to their control connection, the client's per-session resumption
+//! store, and the client certificate. Reading PEM files and the platform's roots is IO and
+//! lives in `ftps-backend`.
 
+mod config;
 mod identity;
+mod server_session;
 mod session_store;
 
+pub use config::{
+    TlsConfigError, client_config, client_config_with_versions, insecure_client_config, provider,
+    roots_from_pem, server_config, server_config_from_pem,
+};
 pub use identity::{ClientIdentity, IdentityError};
+pub use server_session::{DataTls, SessionTls, handshake_info};
 pub use session_store::{SessionStore, with_session_store};

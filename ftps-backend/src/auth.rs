@@ -4,13 +4,13 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use ftps_proto::server::{LoginAnswer, LoginRequest};
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 
-/// Checks logins. The answer may carry per-user TLS policy overrides.
+/// Checks logins (blocking: password hashes are slow on purpose; async adapters call it
+/// on their blocking pool). The answer may carry per-user TLS policy overrides.
 pub trait Authenticator: Send + Sync + 'static {
     /// Checks one login.
-    fn authenticate(&self, request: &LoginRequest) -> impl Future<Output = LoginAnswer> + Send;
+    fn authenticate(&self, request: &LoginRequest) -> LoginAnswer;
 }
 
 /// A fixed set of users with Argon2id password hashes (PHC strings), and optionally
@@ -77,7 +77,7 @@ impl StaticUsers {
 }
 
 impl Authenticator for StaticUsers {
-    async fn authenticate(&self, request: &LoginRequest) -> LoginAnswer {
+    fn authenticate(&self, request: &LoginRequest) -> LoginAnswer {
         let anonymous = request.user.eq_ignore_ascii_case("anonymous")
             || request.user.eq_ignore_ascii_case("ftp");
         if anonymous {
@@ -88,21 +88,15 @@ impl Authenticator for StaticUsers {
             };
         }
         // Unknown users are checked against a fixed hash so both paths cost the same.
-        let hash = self.users.get(&request.user).cloned();
-        let password = request.password.expose().to_owned();
+        let hash = self.users.get(&request.user);
         let known = hash.is_some();
-        let ok = tokio::task::spawn_blocking(move || {
-            let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    argon2::Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
+        let ok = PasswordHash::new(hash.map_or(DUMMY_HASH, String::as_str))
+            .map(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(request.password.expose().as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
         if ok && known {
             LoginAnswer::accepted()
         } else {

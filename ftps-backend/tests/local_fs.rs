@@ -3,17 +3,17 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_backend::{LocalFs, Storage};
 use ftps_proto::VirtualPath;
 use ftps_proto::server::StorageError;
-use ftps_tokio::{LocalFs, Storage};
-use tokio::io::AsyncWriteExt;
+use std::io::{Read, Write};
 
 fn p(s: &str) -> VirtualPath {
     VirtualPath::root().resolve(s)
 }
 
-#[tokio::test]
-async fn symlinks_out_of_the_root_are_refused() {
+#[test]
+fn symlinks_out_of_the_root_are_refused() {
     let base = std::env::temp_dir().join(format!("ftps-storage-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let root = base.join("root");
@@ -29,42 +29,31 @@ async fn symlinks_out_of_the_root_are_refused() {
     let fs = LocalFs::new(&root).unwrap();
     let denied = Err(StorageError::PermissionDenied);
 
+    assert_eq!(fs.stat("u", &p("escape/secret.txt")).map(|_| ()), denied);
+    assert_eq!(fs.list("u", &p("escape")).map(|_| ()), denied);
+    assert_eq!(fs.open_read("u", &p("secret-link"), 0).map(|_| ()), denied);
     assert_eq!(
-        fs.stat("u", &p("escape/secret.txt")).await.map(|_| ()),
-        denied
-    );
-    assert_eq!(fs.list("u", &p("escape")).await.map(|_| ()), denied);
-    assert_eq!(
-        fs.open_read("u", &p("secret-link"), 0).await.map(|_| ()),
-        denied
-    );
-    assert_eq!(
-        fs.open_read("u", &p("escape/secret.txt"), 0)
-            .await
-            .map(|_| ()),
+        fs.open_read("u", &p("escape/secret.txt"), 0).map(|_| ()),
         denied
     );
     assert_eq!(
         fs.open_write("u", &p("escape/new.txt"), 0, false, false)
-            .await
             .map(|_| ()),
         denied
     );
     assert_eq!(
         fs.open_write("u", &p("dangling"), 0, false, false)
-            .await
             .map(|_| ()),
         denied
     );
-    assert_eq!(fs.make_dir("u", &p("escape/newdir")).await, denied);
-    assert_eq!(fs.remove_file("u", &p("escape/secret.txt")).await, denied);
+    assert_eq!(fs.make_dir("u", &p("escape/newdir")), denied);
+    assert_eq!(fs.remove_file("u", &p("escape/secret.txt")), denied);
     assert_eq!(
-        fs.rename("u", &p("inside.txt"), &p("escape/moved.txt"))
-            .await,
+        fs.rename("u", &p("inside.txt"), &p("escape/moved.txt")),
         denied
     );
     assert_eq!(
-        fs.rename("u", &p("inside.txt"), &p("secret-link")).await,
+        fs.rename("u", &p("inside.txt"), &p("secret-link")),
         denied,
         "RNTO onto a symlink"
     );
@@ -79,67 +68,66 @@ async fn symlinks_out_of_the_root_are_refused() {
     );
 
     // Links that stay inside the root work; `..` cannot leave it (the core clamps it).
-    let (mut r, size) = fs.open_read("u", &p("inside-link"), 0).await.unwrap();
+    let (mut r, size) = fs.open_read("u", &p("inside-link"), 0).unwrap();
     assert_eq!(size, 6);
     let mut s = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut r, &mut s)
-        .await
-        .unwrap();
+    r.read_to_string(&mut s).unwrap();
     assert_eq!(s, "inside");
     assert_eq!(
-        fs.stat("u", &p("../../outside/secret.txt"))
-            .await
-            .map(|_| ()),
+        fs.stat("u", &p("../../outside/secret.txt")).map(|_| ()),
         Err(StorageError::NotFound)
     );
 
     // Uploads are invisible until committed, and gone if discarded.
     let (mut up, path) = fs
         .open_write("u", &p("sub/new.bin"), 0, false, false)
-        .await
         .unwrap();
     assert_eq!(path, p("sub/new.bin"));
-    up.write_all(b"data").await.unwrap();
+    up.write_all(b"data").unwrap();
     assert!(!root.join("sub/new.bin").exists());
     let names: Vec<String> = fs
         .list("u", &p("sub"))
-        .await
         .unwrap()
         .into_iter()
         .map(|m| m.name)
         .collect();
     assert!(names.is_empty(), "{names:?}");
-    fs.commit(up, true).await.unwrap();
+    fs.commit(up, true).unwrap();
     assert_eq!(std::fs::read(root.join("sub/new.bin")).unwrap(), b"data");
     let (mut up, _) = fs
         .open_write("u", &p("sub/gone.bin"), 0, false, false)
-        .await
         .unwrap();
-    up.write_all(b"partial").await.unwrap();
-    fs.commit(up, false).await.unwrap();
+    up.write_all(b"partial").unwrap();
+    fs.commit(up, false).unwrap();
     assert_eq!(
         std::fs::read_dir(root.join("sub")).unwrap().count(),
         1,
         "no temporary file left"
     );
 
+    // An upload dropped without commit (an aborted transfer) is removed too.
+    let (mut up, _) = fs
+        .open_write("u", &p("sub/dropped.bin"), 0, false, false)
+        .unwrap();
+    up.write_all(b"partial").unwrap();
+    drop(up);
+    assert_eq!(std::fs::read_dir(root.join("sub")).unwrap().count(), 1);
+
     // Append and resume start from the existing content.
     let (mut up, _) = fs
         .open_write("u", &p("sub/new.bin"), 0, true, false)
-        .await
         .unwrap();
-    up.write_all(b"+more").await.unwrap();
-    fs.commit(up, true).await.unwrap();
+    up.write_all(b"+more").unwrap();
+    fs.commit(up, true).unwrap();
     assert_eq!(
         std::fs::read(root.join("sub/new.bin")).unwrap(),
         b"data+more"
     );
     let (mut up, _) = fs
         .open_write("u", &p("sub/new.bin"), 2, false, false)
-        .await
         .unwrap();
-    up.write_all(b"TA").await.unwrap();
-    fs.commit(up, true).await.unwrap();
+    up.write_all(b"TA").unwrap();
+    fs.commit(up, true).unwrap();
     assert_eq!(std::fs::read(root.join("sub/new.bin")).unwrap(), b"daTA");
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -1,0 +1,42 @@
+//! TLS material from the host: PEM files and the platform's root certificates.
+
+use ftps_proto::tls::{self, TlsConfigError};
+use std::path::Path;
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsConfigError> {
+    std::fs::read(path).map_err(|e| TlsConfigError(format!("{}: {e}", path.display())))
+}
+
+/// A server configuration from a PEM certificate chain file and a PEM key file.
+pub fn server_config_from_pem_files(
+    cert: &Path,
+    key: &Path,
+) -> Result<rustls::ServerConfig, TlsConfigError> {
+    tls::server_config_from_pem(&read(cert)?, &read(key)?)
+}
+
+/// A client configuration trusting the certificates of a PEM file.
+pub fn client_config_from_pem_file(path: &Path) -> Result<rustls::ClientConfig, TlsConfigError> {
+    tls::client_config(tls::roots_from_pem(&read(path)?)?)
+}
+
+/// A client identity from a PEM chain file and a PEM key file.
+pub fn identity_from_pem_files(
+    chain: &Path,
+    key: &Path,
+) -> Result<tls::ClientIdentity, TlsConfigError> {
+    tls::ClientIdentity::from_pem(&read(chain)?, &read(key)?)
+        .map_err(|e| TlsConfigError(e.to_string()))
+}
+
+/// A client configuration trusting the platform's root certificates.
+pub fn platform_client_config() -> Result<rustls::ClientConfig, TlsConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(TlsConfigError("no platform root certificates found".into()));
+    }
+    tls::client_config(roots)
+}

@@ -1,0 +1,25 @@
+//! # ftps-backend
+//!
+//! What an ftps server serves from and what a client or server reads from the host,
+//! written once for every runtime adapter (`ftps-tokio`, `ftps-blocking`, `ftps-smol`):
+//!
+//! - [`Storage`] and [`LocalFs`]: the files, confined to a root, uploads published
+//!   atomically; [`execute`] answers the protocol core's storage requests with them;
+//! - [`Authenticator`] and [`StaticUsers`]: logins checked against Argon2id hashes;
+//! - [`files`]: certificates and keys read from PEM files, and the platform's roots.
+//!
+//! The traits are synchronous: file systems and password hashing block, so the async
+//! adapters run these calls on their blocking pools (`spawn_blocking`, `unblock`) and the
+//! blocking adapter calls them directly. One implementation then serves all three.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod auth;
+pub mod files;
+mod local_fs;
+mod storage;
+
+pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
+pub use local_fs::{LocalFs, LocalUpload};
+pub use storage::{Opened, OpenedFile, Storage, execute, now_utc};

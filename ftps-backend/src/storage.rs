@@ -1,0 +1,133 @@
+//! The storage trait and the one place that answers the core's storage requests with it.
+
+use ftps_proto::server::{Metadata, StorageError, StorageReply, StorageRequest};
+use ftps_proto::{Timestamp, VirtualPath};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where files live. Every path is a [`VirtualPath`] already resolved inside the user's
+/// root by the protocol core; an implementation must still refuse paths that leave the
+/// root by a symbolic link. `user` is the logged-in user name. Calls block; async
+/// adapters make them on a blocking pool.
+pub trait Storage: Send + Sync + 'static {
+    /// A file opened for reading.
+    type Reader: std::io::Read + Send + 'static;
+    /// A file opened for writing, published by [`commit`](Self::commit). Dropping one
+    /// without committing it must discard it (an aborted transfer does that).
+    type Upload: std::io::Write + Send + 'static;
+
+    /// Facts about a path.
+    fn stat(&self, user: &str, path: &VirtualPath) -> Result<Metadata, StorageError>;
+    /// A directory's entries, or the one entry of a file.
+    fn list(&self, user: &str, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError>;
+    /// Makes a directory.
+    fn make_dir(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError>;
+    /// Removes a file.
+    fn remove_file(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError>;
+    /// Renames.
+    fn rename(&self, user: &str, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError>;
+    /// Sets a file's modification time.
+    fn set_modified(
+        &self,
+        user: &str,
+        path: &VirtualPath,
+        time: Timestamp,
+    ) -> Result<(), StorageError>;
+    /// Opens a file to read from `offset`; returns it and its size.
+    fn open_read(
+        &self,
+        user: &str,
+        path: &VirtualPath,
+        offset: u64,
+    ) -> Result<(Self::Reader, u64), StorageError>;
+    /// Opens a file to write (at `offset`, at the end for `append`, or under a new unique
+    /// name in the directory `path` for `unique`); returns it and the final path.
+    fn open_write(
+        &self,
+        user: &str,
+        path: &VirtualPath,
+        offset: u64,
+        append: bool,
+        unique: bool,
+    ) -> Result<(Self::Upload, VirtualPath), StorageError>;
+    /// Publishes a finished upload, or removes it if `keep` is false.
+    fn commit(&self, upload: Self::Upload, keep: bool) -> Result<(), StorageError>;
+}
+
+/// A file [`execute`] opened for a transfer; the adapter keeps it for the data connection
+/// the request named.
+#[derive(Debug)]
+pub enum Opened<R, W> {
+    /// For a download.
+    Read(R),
+    /// For an upload.
+    Write(W),
+}
+
+/// A file of storage `S`, as [`execute`] opened it.
+pub type OpenedFile<S> = Opened<<S as Storage>::Reader, <S as Storage>::Upload>;
+
+/// Answers one storage request of the protocol core (blocking). For `OpenRead` and
+/// `OpenWrite` it also returns the file, for the adapter to hand to the data connection.
+pub fn execute<S: Storage>(
+    storage: &S,
+    user: &str,
+    request: StorageRequest,
+) -> (Result<StorageReply, StorageError>, Option<OpenedFile<S>>) {
+    let done = |r: Result<(), StorageError>| (r.map(|()| StorageReply::Done), None);
+    match request {
+        StorageRequest::Stat(p) => (storage.stat(user, &p).map(StorageReply::Metadata), None),
+        StorageRequest::List(p) => (
+            storage.list(user, &p).map(|entries| StorageReply::Entries {
+                entries,
+                now: now_utc(),
+            }),
+            None,
+        ),
+        StorageRequest::MakeDir(p) => done(storage.make_dir(user, &p)),
+        StorageRequest::RemoveDir(p) => done(storage.remove_dir(user, &p)),
+        StorageRequest::RemoveFile(p) => done(storage.remove_file(user, &p)),
+        StorageRequest::Rename { from, to } => done(storage.rename(user, &from, &to)),
+        StorageRequest::SetModified { path, modified } => {
+            done(storage.set_modified(user, &path, modified))
+        }
+        StorageRequest::OpenRead { path, offset, .. } => {
+            match storage.open_read(user, &path, offset) {
+                Ok((reader, size)) => (
+                    Ok(StorageReply::Opened { path, size }),
+                    Some(Opened::Read(reader)),
+                ),
+                Err(e) => (Err(e), None),
+            }
+        }
+        StorageRequest::OpenWrite {
+            path,
+            offset,
+            append,
+            unique,
+            ..
+        } => match storage.open_write(user, &path, offset, append, unique) {
+            Ok((upload, path)) => (
+                Ok(StorageReply::Opened { path, size: 0 }),
+                Some(Opened::Write(upload)),
+            ),
+            Err(e) => (Err(e), None),
+        },
+        _ => (
+            Err(StorageError::Other("unsupported storage request".into())),
+            None,
+        ),
+    }
+}
+
+/// A file system time as a [`Timestamp`].
+pub(crate) fn timestamp(t: SystemTime) -> Option<Timestamp> {
+    let secs = t.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Timestamp::from_unix(i64::try_from(secs).ok()?)
+}
+
+/// The current UTC time, for listings (which show the year only for old files).
+pub fn now_utc() -> Timestamp {
+    timestamp(SystemTime::now()).unwrap_or_else(|| Timestamp::from_unix(0).expect("epoch is valid"))
+}

@@ -1,0 +1,153 @@
+//! rustls configurations for FTPS, client and server: TLS 1.2 and 1.3 only, ring as the
+//! crypto provider, ALPN `ftp` (RFC 9110's registry entry for FTP, which ALPACA-style
+//! cross-protocol attacks cannot answer).
+
+use crate::server::ALPN_FTP;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use std::sync::Arc;
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfigError(pub String);
+
+impl std::fmt::Display for TlsConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsConfigError {}
+
+fn err(e: impl std::fmt::Display) -> TlsConfigError {
+    TlsConfigError(e.to_string())
+}
+
+/// The crypto provider every configuration here uses.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+const BOTH: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// A server configuration from PEM data (the chain, end-entity first, and its key).
+/// A client offering ALPN without `ftp` fails the handshake.
+pub fn server_config_from_pem(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<rustls::ServerConfig, TlsConfigError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsConfigError(format!("certificate PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsConfigError("no certificate in the PEM data".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| TlsConfigError(format!("private key PEM: {e}")))?;
+    server_config(certs, key)
+}
+
+/// A server configuration from DER certificates and key.
+pub fn server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::ServerConfig, TlsConfigError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(BOTH)
+        .map_err(err)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(err)?;
+    config.alpn_protocols = vec![ALPN_FTP.to_vec()];
+    Ok(config)
+}
+
+/// A client configuration trusting `roots` (TLS 1.2 and 1.3, session resumption on,
+/// ALPN `ftp`).
+pub fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, TlsConfigError> {
+    client_config_with_versions(roots, BOTH)
+}
+
+/// [`client_config`] limited to the given TLS versions.
+pub fn client_config_with_versions(
+    roots: rustls::RootCertStore,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ClientConfig, TlsConfigError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(err)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_FTP.to_vec()];
+    Ok(config)
+}
+
+/// The certificates of PEM data as trust roots (a private CA or a self-signed server
+/// certificate).
+pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore, TlsConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| TlsConfigError(format!("certificate PEM: {e}")))?;
+        roots.add(cert).map_err(err)?;
+    }
+    if roots.is_empty() {
+        return Err(TlsConfigError("no certificate in the PEM data".into()));
+    }
+    Ok(roots)
+}
+
+/// A client configuration that does **not** verify the server's certificate: anyone on the
+/// path can impersonate the server. For testing only; say so loudly to the user.
+pub fn insecure_client_config() -> Result<rustls::ClientConfig, TlsConfigError> {
+    let provider = provider();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(BOTH)
+        .map_err(err)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_FTP.to_vec()];
+    Ok(config)
+}
+
+/// Accepts any server certificate (the handshake's signatures are still checked).
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -6,7 +6,9 @@
 //! - [`Storage`] and [`LocalFs`]: the files, confined to a root, uploads published
 //!   atomically; [`execute`] answers the protocol core's storage requests with them;
 //! - [`Authenticator`] and [`StaticUsers`]: logins checked against Argon2id hashes;
-//! - [`files`]: certificates and keys read from PEM files, and the platform's roots.
+//! - [`files`]: certificates and keys read from PEM files, and the platform's roots;
+//! - [`SessionLimits`] and [`passive_ports`]: the bookkeeping of every server;
+//! - [`client`]: how a client connects (`ClientOptions`, `FtpUrl`), for every runtime.
 //!
 //! The traits are synchronous: file systems and password hashing block, so the async
 //! adapters run these calls on their blocking pools (`spawn_blocking`, `unblock`) and the
@@ -16,10 +18,13 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod client;
 pub mod files;
+mod limits;
 mod local_fs;
 mod storage;
 
 pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
+pub use limits::{SessionLimits, SessionSlot, passive_ports};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use storage::{Opened, OpenedFile, Storage, execute, now_utc};

@@ -8,15 +8,10 @@
 //! reads to the end, which also collects the TLS 1.3 tickets the next transfer needs.
 
 use crate::stream::Stream;
-use ftps_proto::client::{
-    self, Action, ClientConfig, ConnectionMode, DataId, Event, IoEvent, ListFormat, Operation,
-    Output,
-};
-use ftps_proto::server::ALPN_FTP;
-use ftps_proto::tls::{ClientIdentity, SessionStore, with_session_store};
+use ftps_proto::client::{self, Action, DataId, Event, IoEvent, ListFormat, Operation, Output};
+use ftps_proto::tls::SessionStore;
 use ftps_proto::{
-    ClientSession, ListEntry, MlsxEntry, Password, Pathname, ProtectionLevel, Reply, Timestamp,
-    Username,
+    ClientSession, ListEntry, MlsxEntry, Pathname, ProtectionLevel, Reply, Timestamp,
 };
 use rustls_pki_types::ServerName;
 use std::collections::HashMap;
@@ -99,156 +94,7 @@ impl From<ftps_proto::ParseError> for Error {
     }
 }
 
-/// How to connect.
-#[derive(Clone)]
-pub struct ClientOptions {
-    /// Host name or IP address; also the TLS server name.
-    pub host: String,
-    /// Port (21 explicit, 990 implicit by convention).
-    pub port: u16,
-    /// TLS mode.
-    pub mode: ConnectionMode,
-    /// User name.
-    pub user: String,
-    /// Password.
-    pub password: String,
-    /// TLS settings; `None` uses the platform's root certificates.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// A client certificate to present when the server asks for one.
-    pub identity: Option<ClientIdentity>,
-    /// PROT P (default) or PROT C.
-    pub protection: ProtectionLevel,
-    /// Passive (default) or active.
-    pub passive: bool,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Reply timeout.
-    pub reply_timeout: Duration,
-    /// How long a data connection may take to come up, and a transfer may go without
-    /// moving a byte.
-    pub data_timeout: Duration,
-}
-
-impl std::fmt::Debug for ClientOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientOptions")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("mode", &self.mode)
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .field("protection", &self.protection)
-            .field("passive", &self.passive)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientOptions {
-    /// Explicit TLS required, PROT P, passive, platform roots.
-    pub fn new(
-        host: impl Into<String>,
-        port: u16,
-        user: impl Into<String>,
-        password: impl Into<String>,
-    ) -> Self {
-        Self {
-            host: host.into(),
-            port,
-            mode: ConnectionMode::ExplicitRequired,
-            user: user.into(),
-            password: password.into(),
-            tls: None,
-            identity: None,
-            protection: ProtectionLevel::Private,
-            passive: true,
-            connect_timeout: Duration::from_secs(20),
-            reply_timeout: Duration::from_secs(30),
-            data_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// A parsed FTP URL: where to connect and the path it names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FtpUrl {
-    /// The host (brackets removed from IPv6 literals).
-    pub host: String,
-    /// The port (990 for `ftps://`, 21 otherwise, unless given).
-    pub port: u16,
-    /// The mode the scheme implies: `ftps://` implicit, `ftpes://` explicit required,
-    /// `ftp://` explicit required (use the options to go plain).
-    pub mode: ConnectionMode,
-    /// The user name in the URL, if any (a password in a URL is refused).
-    pub user: Option<String>,
-    /// The path, percent-decoded, without the leading `/` (FTP paths in URLs are relative
-    /// to the login directory, RFC 1738 §3.2.2); empty for the login directory.
-    pub path: String,
-}
-
-impl FtpUrl {
-    /// Parses `ftp://`, `ftpes://` or `ftps://` URLs.
-    pub fn parse(input: &str) -> Result<FtpUrl, Error> {
-        let bad =
-            |why: &'static str| Error::Invalid(ftps_proto::ParseError::new_static("URL", why));
-        let url = url::Url::parse(input).map_err(|_| bad("not a URL"))?;
-        let (mode, default_port) = match url.scheme() {
-            "ftps" => (ConnectionMode::Implicit, 990),
-            "ftpes" => (ConnectionMode::ExplicitRequired, 21),
-            "ftp" => (ConnectionMode::ExplicitRequired, 21),
-            _ => return Err(bad("scheme must be ftp, ftpes or ftps")),
-        };
-        if url.password().is_some() {
-            return Err(bad(
-                "a password in the URL would be visible to other users; use the password options",
-            ));
-        }
-        let host = match url.host() {
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            Some(h) => h.to_string(),
-            None => return Err(bad("no host")),
-        };
-        let user = Some(url.username())
-            .filter(|u| !u.is_empty())
-            .map(percent_decode)
-            .transpose()?;
-        let path = percent_decode(url.path().trim_start_matches('/'))?;
-        Ok(FtpUrl {
-            host,
-            port: url.port().unwrap_or(default_port),
-            mode,
-            user,
-            path,
-        })
-    }
-}
-
-fn percent_decode(s: &str) -> Result<String, Error> {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| {
-            Error::Invalid(ftps_proto::ParseError::new_static(
-                "URL",
-                "path is not UTF-8",
-            ))
-        })
-}
-
-impl ClientOptions {
-    /// Options for a URL (`ftps://` implicit, `ftpes://` and `ftp://` explicit required);
-    /// the user is the URL's, else `anonymous`. Returns the options and the URL's path.
-    pub fn from_url(
-        url: &str,
-        password: impl Into<String>,
-    ) -> Result<(ClientOptions, String), Error> {
-        let url = FtpUrl::parse(url)?;
-        let user = url.user.clone().unwrap_or_else(|| "anonymous".to_owned());
-        let mut options = ClientOptions::new(url.host, url.port, user, password);
-        options.mode = url.mode;
-        Ok((options, url.path))
-    }
-}
-
+pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::files::{client_config_from_pem_file, platform_client_config};
 pub use ftps_proto::tls::{
     client_config, client_config_with_versions, insecure_client_config, roots_from_pem,
@@ -330,26 +176,10 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connects, secures and logs in as the options say.
     pub async fn connect(options: ClientOptions) -> Result<Client, Error> {
-        let tls = match &options.tls {
-            // ALPN `ftp` tells servers this client reads data connections to their end
-            // (so they may hand it fresh TLS 1.3 tickets after uploads too).
-            Some(c) if c.alpn_protocols.is_empty() => {
-                let mut c = (**c).clone();
-                c.alpn_protocols = vec![ALPN_FTP.to_vec()];
-                Arc::new(c)
-            }
-            Some(c) => c.clone(),
-            None => Arc::new(platform_client_config()?),
-        };
         // Data connections resume this control connection's session and no other's.
         let store = SessionStore::new();
-        let mut tls = with_session_store(&tls, store.clone());
-        if let Some(identity) = &options.identity {
-            identity.apply(&mut tls);
-        }
-        let tls = Arc::new(tls);
-        let server_name = ServerName::try_from(options.host.clone())
-            .map_err(|e| Error::TlsConfig(format!("{}: {e}", options.host)))?;
+        let tls = options.tls_config(store.clone())?;
+        let server_name = options.server_name()?;
         let tcp = tokio::time::timeout(
             options.connect_timeout,
             TcpStream::connect((options.host.as_str(), options.port)),
@@ -359,17 +189,7 @@ impl Client {
         tcp.set_nodelay(true)?;
         let peer = tcp.peer_addr()?;
         let local = tcp.local_addr()?;
-        let config = ClientConfig {
-            mode: options.mode,
-            protection: options.protection,
-            passive: options.passive,
-            reply_timeout: options.reply_timeout,
-            data_timeout: options.data_timeout,
-            ..ClientConfig::new(
-                Username::new(options.user.clone())?,
-                Password::new(options.password.clone())?,
-            )
-        };
+        let config = options.session_config()?;
         let session = ClientSession::new(Arc::new(config), peer, Instant::now());
         let mut client = Client {
             session,
@@ -1297,43 +1117,4 @@ async fn end_upload(stream: &mut Stream) -> bool {
     .await
     .unwrap_or_default();
     clean || !tls
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let u = FtpUrl::parse("ftps://alice@example.com/dir/with%20space.txt").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.mode),
-            ("example.com", 990, ConnectionMode::Implicit)
-        );
-        assert_eq!(
-            (u.user.as_deref(), u.path.as_str()),
-            (Some("alice"), "dir/with space.txt")
-        );
-        let u = FtpUrl::parse("ftp://[::1]:2121/").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.mode, u.path.as_str()),
-            ("::1", 2121, ConnectionMode::ExplicitRequired, "")
-        );
-        let u = FtpUrl::parse("ftpes://127.0.0.1/%E6%97%A5%E6%9C%AC%E8%AA%9E").unwrap();
-        assert_eq!(u.path, "日本語");
-        assert!(FtpUrl::parse("ftp://alice:secret@example.com/").is_err());
-        assert!(FtpUrl::parse("http://example.com/").is_err());
-        assert!(FtpUrl::parse("not a url").is_err());
-        let (o, path) = ClientOptions::from_url("ftps://bob@example.com:2990/x", "pw").unwrap();
-        assert_eq!(
-            (
-                o.host.as_str(),
-                o.port,
-                o.user.as_str(),
-                o.mode,
-                path.as_str()
-            ),
-            ("example.com", 2990, "bob", ConnectionMode::Implicit, "x")
-        );
-    }
 }

@@ -67,12 +67,8 @@ pub(crate) async fn bind(
     let Some(range) = ports else {
         return TcpListener::bind(SocketAddr::new(ip, 0)).await;
     };
-    let (lo, hi) = (u64::from(*range.start()), u64::from(*range.end()));
-    let span = hi.saturating_sub(lo) + 1;
-    let start = seed.wrapping_mul(2_654_435_761) % span;
     let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free passive port");
-    for i in 0..span.min(2000) {
-        let port = (lo + (start + i) % span) as u16;
+    for port in ftps_backend::passive_ports(range, seed) {
         match TcpListener::bind(SocketAddr::new(ip, port)).await {
             Ok(l) => return Ok(l),
             Err(e) => last = e,

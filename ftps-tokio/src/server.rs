@@ -4,16 +4,15 @@
 use crate::blocking;
 use crate::data::{self, DataCmd, DataContext};
 use crate::stream::Stream;
-use ftps_backend::{Authenticator, Opened, OpenedFile, Storage};
+use ftps_backend::{Authenticator, Opened, OpenedFile, SessionLimits, Storage};
 use ftps_proto::server::{Action, DataId, Event, IoEvent, ServerConfig, StorageRequest, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Reply, ReplyCode, ServerSession};
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -74,10 +73,7 @@ impl<S: Storage, A: Authenticator> ServerBuilder<S, A> {
                 config: Arc::new(self.config),
                 tls: self.tls,
                 passive_ports: self.passive_ports,
-                max_sessions: self.max_sessions,
-                max_sessions_per_ip: self.max_sessions_per_ip,
-                sessions: AtomicUsize::new(0),
-                per_ip: Mutex::new(HashMap::new()),
+                limits: SessionLimits::new(self.max_sessions, self.max_sessions_per_ip),
                 shutdown,
             }),
         }
@@ -90,10 +86,7 @@ struct Shared<S, A> {
     config: Arc<ServerConfig>,
     tls: Option<rustls::ServerConfig>,
     passive_ports: Option<RangeInclusive<u16>>,
-    max_sessions: usize,
-    max_sessions_per_ip: usize,
-    sessions: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    limits: Arc<SessionLimits>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -106,26 +99,6 @@ impl<S, A> Clone for Server<S, A> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
-        }
-    }
-}
-
-/// Counts a session against the limits for as long as it lives.
-struct Slot<S, A> {
-    shared: Arc<Shared<S, A>>,
-    ip: IpAddr,
-}
-
-impl<S, A> Drop for Slot<S, A> {
-    fn drop(&mut self) {
-        self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
-        if let Ok(mut map) = self.shared.per_ip.lock()
-            && let Some(n) = map.get_mut(&self.ip)
-        {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
-            }
         }
     }
 }
@@ -167,7 +140,7 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                 },
                 _ = stop.changed() => return Ok(()),
             };
-            let Some(slot) = self.admit(peer.ip()) else {
+            let Some(slot) = self.shared.limits.admit(peer.ip()) else {
                 tokio::spawn(async move {
                     let mut tcp = tcp;
                     if mode == TlsMode::Explicit {
@@ -190,22 +163,6 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                 .instrument(span),
             );
         }
-    }
-
-    fn admit(&self, ip: IpAddr) -> Option<Slot<S, A>> {
-        let mut map = self.shared.per_ip.lock().ok()?;
-        let here = map.get(&ip).copied().unwrap_or(0);
-        if here >= self.shared.max_sessions_per_ip
-            || self.shared.sessions.load(Ordering::Relaxed) >= self.shared.max_sessions
-        {
-            return None;
-        }
-        map.insert(ip, here + 1);
-        self.shared.sessions.fetch_add(1, Ordering::Relaxed);
-        Some(Slot {
-            shared: self.shared.clone(),
-            ip,
-        })
     }
 }
 

@@ -1,0 +1,242 @@
+//! How a client connects: [`ClientOptions`] and [`FtpUrl`], shared by every runtime's
+//! client, with what they derive (the session configuration, the per-session rustls
+//! configuration, the TLS server name).
+
+use ftps_proto::client::{ClientConfig, ConnectionMode};
+use ftps_proto::server::ALPN_FTP;
+use ftps_proto::tls::{ClientIdentity, SessionStore, TlsConfigError, with_session_store};
+use ftps_proto::{ParseError, Password, ProtectionLevel, Username};
+use rustls::pki_types::ServerName;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to connect.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Host name or IP address; also the TLS server name.
+    pub host: String,
+    /// Port (21 explicit, 990 implicit by convention).
+    pub port: u16,
+    /// TLS mode.
+    pub mode: ConnectionMode,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// TLS settings; `None` uses the platform's root certificates.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A client certificate to present when the server asks for one.
+    pub identity: Option<ClientIdentity>,
+    /// PROT P (default) or PROT C.
+    pub protection: ProtectionLevel,
+    /// Passive (default) or active.
+    pub passive: bool,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Reply timeout.
+    pub reply_timeout: Duration,
+    /// How long a data connection may take to come up, and a transfer may go without
+    /// moving a byte.
+    pub data_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("mode", &self.mode)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("protection", &self.protection)
+            .field("passive", &self.passive)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientOptions {
+    /// Explicit TLS required, PROT P, passive, platform roots.
+    pub fn new(
+        host: impl Into<String>,
+        port: u16,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            mode: ConnectionMode::ExplicitRequired,
+            user: user.into(),
+            password: password.into(),
+            tls: None,
+            identity: None,
+            protection: ProtectionLevel::Private,
+            passive: true,
+            connect_timeout: Duration::from_secs(20),
+            reply_timeout: Duration::from_secs(30),
+            data_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A parsed FTP URL: where to connect and the path it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FtpUrl {
+    /// The host (brackets removed from IPv6 literals).
+    pub host: String,
+    /// The port (990 for `ftps://`, 21 otherwise, unless given).
+    pub port: u16,
+    /// The mode the scheme implies: `ftps://` implicit, `ftpes://` explicit required,
+    /// `ftp://` explicit required (use the options to go plain).
+    pub mode: ConnectionMode,
+    /// The user name in the URL, if any (a password in a URL is refused).
+    pub user: Option<String>,
+    /// The path, percent-decoded, without the leading `/` (FTP paths in URLs are relative
+    /// to the login directory, RFC 1738 §3.2.2); empty for the login directory.
+    pub path: String,
+}
+
+impl FtpUrl {
+    /// Parses `ftp://`, `ftpes://` or `ftps://` URLs.
+    pub fn parse(input: &str) -> Result<FtpUrl, ParseError> {
+        let bad = |why: &'static str| ParseError::new_static("URL", why);
+        let url = url::Url::parse(input).map_err(|_| bad("not a URL"))?;
+        let (mode, default_port) = match url.scheme() {
+            "ftps" => (ConnectionMode::Implicit, 990),
+            "ftpes" => (ConnectionMode::ExplicitRequired, 21),
+            "ftp" => (ConnectionMode::ExplicitRequired, 21),
+            _ => return Err(bad("scheme must be ftp, ftpes or ftps")),
+        };
+        if url.password().is_some() {
+            return Err(bad(
+                "a password in the URL would be visible to other users; use the password options",
+            ));
+        }
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(h) => h.to_string(),
+            None => return Err(bad("no host")),
+        };
+        let user = Some(url.username())
+            .filter(|u| !u.is_empty())
+            .map(percent_decode)
+            .transpose()?;
+        let path = percent_decode(url.path().trim_start_matches('/'))?;
+        Ok(FtpUrl {
+            host,
+            port: url.port().unwrap_or(default_port),
+            mode,
+            user,
+            path,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, ParseError> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| ParseError::new_static("URL", "path is not UTF-8"))
+}
+
+impl ClientOptions {
+    /// Options for a URL (`ftps://` implicit, `ftpes://` and `ftp://` explicit required);
+    /// the user is the URL's, else `anonymous`. Returns the options and the URL's path.
+    pub fn from_url(
+        url: &str,
+        password: impl Into<String>,
+    ) -> Result<(ClientOptions, String), ParseError> {
+        let url = FtpUrl::parse(url)?;
+        let user = url.user.clone().unwrap_or_else(|| "anonymous".to_owned());
+        let mut options = ClientOptions::new(url.host, url.port, user, password);
+        options.mode = url.mode;
+        Ok((options, url.path))
+    }
+}
+
+impl ClientOptions {
+    /// The protocol core's configuration (fails if the user name or password holds CR,
+    /// LF or NUL).
+    pub fn session_config(&self) -> Result<ClientConfig, ParseError> {
+        Ok(ClientConfig {
+            mode: self.mode,
+            protection: self.protection,
+            passive: self.passive,
+            reply_timeout: self.reply_timeout,
+            data_timeout: self.data_timeout,
+            ..ClientConfig::new(
+                Username::new(self.user.clone())?,
+                Password::new(self.password.clone())?,
+            )
+        })
+    }
+
+    /// The rustls configuration of one session: the given one (or the platform's roots),
+    /// with ALPN `ftp` (which tells servers this client reads data connections to their
+    /// end, so they may hand it fresh TLS 1.3 tickets after uploads too), the session's
+    /// own resumption `store`, and the client certificate if any.
+    pub fn tls_config(
+        &self,
+        store: Arc<SessionStore>,
+    ) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
+        let base = match &self.tls {
+            Some(c) => c.clone(),
+            None => Arc::new(crate::files::platform_client_config()?),
+        };
+        let mut config = with_session_store(&base, store);
+        if config.alpn_protocols.is_empty() {
+            config.alpn_protocols = vec![ALPN_FTP.to_vec()];
+        }
+        if let Some(identity) = &self.identity {
+            identity.apply(&mut config);
+        }
+        Ok(Arc::new(config))
+    }
+
+    /// The name the server's certificate must carry: the host, for the control connection
+    /// and every data connection (never a PASV address).
+    pub fn server_name(&self) -> Result<ServerName<'static>, TlsConfigError> {
+        ServerName::try_from(self.host.clone())
+            .map_err(|e| TlsConfigError(format!("{}: {e}", self.host)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ftps_proto::client::ConnectionMode;
+
+    #[test]
+    fn urls() {
+        let u = FtpUrl::parse("ftps://alice@example.com/dir/with%20space.txt").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.mode),
+            ("example.com", 990, ConnectionMode::Implicit)
+        );
+        assert_eq!(
+            (u.user.as_deref(), u.path.as_str()),
+            (Some("alice"), "dir/with space.txt")
+        );
+        let u = FtpUrl::parse("ftp://[::1]:2121/").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.mode, u.path.as_str()),
+            ("::1", 2121, ConnectionMode::ExplicitRequired, "")
+        );
+        let u = FtpUrl::parse("ftpes://127.0.0.1/%E6%97%A5%E6%9C%AC%E8%AA%9E").unwrap();
+        assert_eq!(u.path, "日本語");
+        assert!(FtpUrl::parse("ftp://alice:secret@example.com/").is_err());
+        assert!(FtpUrl::parse("http://example.com/").is_err());
+        assert!(FtpUrl::parse("not a url").is_err());
+        let (o, path) = ClientOptions::from_url("ftps://bob@example.com:2990/x", "pw").unwrap();
+        assert_eq!(
+            (
+                o.host.as_str(),
+                o.port,
+                o.user.as_str(),
+                o.mode,
+                path.as_str()
+            ),
+            ("example.com", 2990, "bob", ConnectionMode::Implicit, "x")
+        );
+    }
+}

@@ -129,6 +129,16 @@ impl ListEntry {
     }
 }
 
+/// The names of an NLST answer (RFC 959 §4.1.3): one per line, CRLF or LF, empty lines
+/// skipped.
+pub fn parse_nlst(raw: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(raw)
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 /// Parses a whole listing: one entry per line, skipping blank lines and the `total N`
 /// line of `ls`. Lines that parse in no known form are returned as errors in place.
 pub fn parse_listing(text: &str) -> impl Iterator<Item = Result<ListEntry, ParseError>> + '_ {

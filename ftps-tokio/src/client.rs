@@ -46,6 +46,12 @@ pub enum Error {
     Invalid(ftps_proto::ParseError),
 }
 
+impl From<client::ClientError> for Error {
+    fn from(e: client::ClientError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
 impl From<ftps_proto::tls::TlsConfigError> for Error {
     fn from(e: ftps_proto::tls::TlsConfigError) -> Self {
         Error::TlsConfig(e.0)
@@ -651,11 +657,7 @@ impl Client {
     /// NLST: names.
     pub async fn nlst(&mut self, path: Option<&str>) -> Result<Vec<String>, Error> {
         let raw = self.list_raw(path, ListFormat::Nlst).await?;
-        Ok(String::from_utf8_lossy(&raw)
-            .lines()
-            .map(|l| l.trim_end_matches('\r').to_owned())
-            .filter(|l| !l.is_empty())
-            .collect())
+        Ok(ftps_proto::listing::parse_nlst(&raw))
     }
 
     /// Downloads `path` from `offset` into `out`; returns the bytes received.
@@ -728,32 +730,26 @@ impl Client {
 
     /// SIZE.
     pub async fn size(&mut self, path: &str) -> Result<u64, Error> {
-        match self
+        Ok(self
             .run(Operation::Size(Pathname::new(path)?), &mut Sink::None)
             .await?
-        {
-            Output::Size(n) => Ok(n),
-            _ => Err(Error::Protocol(client::ClientError::Closed)),
-        }
+            .into_size()?)
     }
 
     /// MDTM.
     pub async fn modified(&mut self, path: &str) -> Result<Timestamp, Error> {
-        match self
+        Ok(self
             .run(Operation::Modified(Pathname::new(path)?), &mut Sink::None)
             .await?
-        {
-            Output::Modified(t) => Ok(t),
-            _ => Err(Error::Protocol(client::ClientError::Closed)),
-        }
+            .into_modified()?)
     }
 
     /// PWD.
     pub async fn pwd(&mut self) -> Result<String, Error> {
-        match self.run(Operation::Pwd, &mut Sink::None).await? {
-            Output::Path(p) => Ok(p),
-            _ => Err(Error::Protocol(client::ClientError::Closed)),
-        }
+        Ok(self
+            .run(Operation::Pwd, &mut Sink::None)
+            .await?
+            .into_path()?)
     }
 
     /// CWD.
@@ -801,10 +797,10 @@ impl Client {
     /// MLST (RFC 3659 §7): the facts of one file or directory.
     pub async fn mlst(&mut self, path: Option<&str>) -> Result<MlsxEntry, Error> {
         let path = path.map(Pathname::new).transpose()?;
-        match self.run(Operation::Mlst(path), &mut Sink::None).await? {
-            Output::Entry(e) => Ok(e),
-            _ => Err(Error::Protocol(client::ClientError::Closed)),
-        }
+        Ok(self
+            .run(Operation::Mlst(path), &mut Sink::None)
+            .await?
+            .into_entry()?)
     }
 
     /// MFMT: sets a file's modification time.
@@ -819,19 +815,16 @@ impl Client {
     /// SITE: a server-specific command; returns the reply.
     pub async fn site(&mut self, command: &str) -> Result<Reply, Error> {
         let op = Operation::Site(ftps_proto::Text::new(command)?);
-        match self.run(op, &mut Sink::None).await? {
-            Output::Reply(r) => Ok(r),
-            _ => Err(Error::Protocol(client::ClientError::Closed)),
-        }
+        Ok(self.run(op, &mut Sink::None).await?.into_reply()?)
     }
 
     /// STAT over the control connection: the server's status, or a listing of `path`.
     pub async fn stat(&mut self, path: Option<&str>) -> Result<Reply, Error> {
         let path = path.map(Pathname::new).transpose()?;
-        match self.run(Operation::Stat(path), &mut Sink::None).await? {
-            Output::Reply(r) => Ok(r),
-            _ => Err(Error::Protocol(client::ClientError::Closed)),
-        }
+        Ok(self
+            .run(Operation::Stat(path), &mut Sink::None)
+            .await?
+            .into_reply()?)
     }
 
     /// STOU: uploads `input` under a name the server picks; returns the bytes sent and the
@@ -840,13 +833,9 @@ impl Client {
         &mut self,
         input: &mut R,
     ) -> Result<(u64, Reply), Error> {
-        match self
-            .run(Operation::StoreUnique, &mut Sink::Read(input))
-            .await?
-        {
-            Output::Transferred { bytes, reply } => Ok((bytes, reply)),
-            _ => Err(Error::Protocol(client::ClientError::Closed)),
-        }
+        let mut sink = Sink::Read(input);
+        let output = self.run(Operation::StoreUnique, &mut sink).await?;
+        Ok(output.into_transfer()?)
     }
 
     /// CCC (RFC 4217 §6): ends TLS on the control connection, for firewalls that must read
@@ -866,10 +855,10 @@ impl Client {
     /// Sends any command without a data connection; returns the final reply, whatever its
     /// code.
     pub async fn raw(&mut self, command: ftps_proto::Command) -> Result<Reply, Error> {
-        match self.run(Operation::Raw(command), &mut Sink::None).await? {
-            Output::Reply(r) => Ok(r),
-            _ => Err(Error::Protocol(client::ClientError::Closed)),
-        }
+        Ok(self
+            .run(Operation::Raw(command), &mut Sink::None)
+            .await?
+            .into_reply()?)
     }
 
     /// QUIT and close.
@@ -879,10 +868,7 @@ impl Client {
 }
 
 fn transferred(output: Output) -> Result<u64, Error> {
-    match output {
-        Output::Transferred { bytes, .. } => Ok(bytes),
-        _ => Err(Error::Protocol(client::ClientError::Closed)),
-    }
+    Ok(output.into_bytes()?)
 }
 
 async fn connect_data(

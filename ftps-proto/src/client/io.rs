@@ -148,6 +148,72 @@ pub enum Output {
     Entry(MlsxEntry),
 }
 
+/// Typed views of an [`Output`], for the adapters' client methods: the output an
+/// operation does not produce is [`ClientError::Unsupported`].
+impl Output {
+    fn mismatch<T>() -> Result<T, ClientError> {
+        Err(ClientError::Unsupported(
+            "the operation gave another kind of result",
+        ))
+    }
+
+    /// The byte count of a transfer.
+    pub fn into_bytes(self) -> Result<u64, ClientError> {
+        match self {
+            Output::Transferred { bytes, .. } => Ok(bytes),
+            _ => Self::mismatch(),
+        }
+    }
+
+    /// The byte count and final reply of a transfer.
+    pub fn into_transfer(self) -> Result<(u64, Reply), ClientError> {
+        match self {
+            Output::Transferred { bytes, reply } => Ok((bytes, reply)),
+            _ => Self::mismatch(),
+        }
+    }
+
+    /// SIZE's answer.
+    pub fn into_size(self) -> Result<u64, ClientError> {
+        match self {
+            Output::Size(n) => Ok(n),
+            _ => Self::mismatch(),
+        }
+    }
+
+    /// MDTM's answer.
+    pub fn into_modified(self) -> Result<Timestamp, ClientError> {
+        match self {
+            Output::Modified(t) => Ok(t),
+            _ => Self::mismatch(),
+        }
+    }
+
+    /// PWD's (or MKD's) path.
+    pub fn into_path(self) -> Result<String, ClientError> {
+        match self {
+            Output::Path(p) => Ok(p),
+            _ => Self::mismatch(),
+        }
+    }
+
+    /// MLST's entry.
+    pub fn into_entry(self) -> Result<MlsxEntry, ClientError> {
+        match self {
+            Output::Entry(e) => Ok(e),
+            _ => Self::mismatch(),
+        }
+    }
+
+    /// The final reply, whatever the operation.
+    pub fn into_reply(self) -> Result<Reply, ClientError> {
+        match self {
+            Output::Reply(r) | Output::Transferred { reply: r, .. } => Ok(r),
+            _ => Self::mismatch(),
+        }
+    }
+}
+
 /// Why an operation or the session failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -2,9 +2,11 @@
 //! client, with what they derive (the session configuration, the per-session rustls
 //! configuration, the TLS server name).
 
-use ftps_proto::client::{ClientConfig, ConnectionMode};
+use ftps_proto::client::{ClientConfig, ClientError, ConnectionMode};
 use ftps_proto::server::ALPN_FTP;
-use ftps_proto::tls::{ClientIdentity, SessionStore, TlsConfigError, with_session_store};
+use ftps_proto::tls::{
+    ClientIdentity, IdentityError, SessionStore, TlsConfigError, with_session_store,
+};
 use ftps_proto::{ParseError, Password, ProtectionLevel, Username};
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
@@ -78,6 +80,78 @@ impl ClientOptions {
         }
     }
 }
+
+/// Why a client call failed; `P` is the runtime's offer to go on without TLS.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error<P> {
+    /// The protocol failed: a refusal (with the server's reply), a bad reply, a timeout...
+    Protocol(ClientError),
+    /// A socket or file error.
+    Io(std::io::Error),
+    /// The TLS configuration could not be built.
+    TlsConfig(String),
+    /// Explicit-if-available: the server has no TLS. The offer's `accept` logs in in
+    /// clear text anyway.
+    PlaintextOnly(P),
+    /// A pathname or argument was not valid (it held CR, LF or NUL, say).
+    Invalid(ParseError),
+}
+
+impl<P> From<ClientError> for Error<P> {
+    fn from(e: ClientError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl<P> From<TlsConfigError> for Error<P> {
+    fn from(e: TlsConfigError) -> Self {
+        Error::TlsConfig(e.0)
+    }
+}
+
+impl<P> From<IdentityError> for Error<P> {
+    fn from(e: IdentityError) -> Self {
+        Error::TlsConfig(e.to_string())
+    }
+}
+
+impl<P> From<std::io::Error> for Error<P> {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl<P> From<ParseError> for Error<P> {
+    fn from(e: ParseError) -> Self {
+        Error::Invalid(e)
+    }
+}
+
+impl<P> std::fmt::Display for Error<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use ClientError as C;
+        match self {
+            Error::Protocol(C::Refused(r)) => write!(f, "the server refused: {} {}", r.code(), r.text()),
+            Error::Protocol(C::Unexpected(r)) => write!(f, "unexpected reply: {} {}", r.code(), r.text()),
+            Error::Protocol(C::TlsUnavailable) => f.write_str("the server does not offer TLS (AUTH TLS and AUTH SSL refused); no credentials were sent"),
+            Error::Protocol(C::Truncated { bytes }) => write!(f, "the download ended without TLS close_notify after {bytes} bytes: it may be truncated"),
+            Error::Protocol(C::Tls(e)) => write!(f, "TLS handshake failed: {e}"),
+            Error::Protocol(C::BadReply(e)) => write!(f, "the server sent an invalid reply: {e}"),
+            Error::Protocol(C::Data(e)) => write!(f, "data connection failed: {e}"),
+            Error::Protocol(C::Timeout) => f.write_str("the server did not answer in time"),
+            Error::Protocol(C::Closed) => f.write_str("the connection closed"),
+            Error::Protocol(C::Aborted) => f.write_str("the transfer was aborted"),
+            Error::Protocol(e) => write!(f, "{e:?}"),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::TlsConfig(e) => write!(f, "TLS configuration: {e}"),
+            Error::PlaintextOnly(_) => f.write_str("the server does not offer TLS; accepting would send the password in clear text"),
+            Error::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl<P: std::fmt::Debug> std::error::Error for Error<P> {}
 
 /// A parsed FTP URL: where to connect and the path it names.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,75 +30,7 @@ use tokio_rustls::TlsConnector;
 const BUFFER: usize = 256 * 1024;
 
 /// Why a client call failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// The protocol failed: a refusal (with the server's reply), a bad reply, a timeout...
-    Protocol(client::ClientError),
-    /// A socket or file error.
-    Io(io::Error),
-    /// The TLS configuration could not be built.
-    TlsConfig(String),
-    /// Explicit-if-available: the server has no TLS. Call
-    /// [`PlaintextOffer::accept`] to log in in clear text anyway.
-    PlaintextOnly(PlaintextOffer),
-    /// A pathname or argument was not valid (it held CR, LF or NUL, say).
-    Invalid(ftps_proto::ParseError),
-}
-
-impl From<client::ClientError> for Error {
-    fn from(e: client::ClientError) -> Self {
-        Error::Protocol(e)
-    }
-}
-
-impl From<ftps_proto::tls::TlsConfigError> for Error {
-    fn from(e: ftps_proto::tls::TlsConfigError) -> Self {
-        Error::TlsConfig(e.0)
-    }
-}
-
-impl From<ftps_proto::tls::IdentityError> for Error {
-    fn from(e: ftps_proto::tls::IdentityError) -> Self {
-        Error::TlsConfig(e.to_string())
-    }
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use client::ClientError as C;
-        match self {
-            Error::Protocol(C::Refused(r)) => write!(f, "the server refused: {} {}", r.code(), r.text()),
-            Error::Protocol(C::Unexpected(r)) => write!(f, "unexpected reply: {} {}", r.code(), r.text()),
-            Error::Protocol(C::TlsUnavailable) => f.write_str("the server does not offer TLS (AUTH TLS and AUTH SSL refused); no credentials were sent"),
-            Error::Protocol(C::Truncated { bytes }) => write!(f, "the download ended without TLS close_notify after {bytes} bytes: it may be truncated"),
-            Error::Protocol(C::Tls(e)) => write!(f, "TLS handshake failed: {e}"),
-            Error::Protocol(C::BadReply(e)) => write!(f, "the server sent an invalid reply: {e}"),
-            Error::Protocol(C::Data(e)) => write!(f, "data connection failed: {e}"),
-            Error::Protocol(C::Timeout) => f.write_str("the server did not answer in time"),
-            Error::Protocol(C::Closed) => f.write_str("the connection closed"),
-            Error::Protocol(e) => write!(f, "{e:?}"),
-            Error::Io(e) => write!(f, "{e}"),
-            Error::TlsConfig(e) => write!(f, "TLS configuration: {e}"),
-            Error::PlaintextOnly(_) => f.write_str("the server does not offer TLS; accepting would send the password in clear text"),
-            Error::Invalid(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<io::Error> for Error {
-    fn from(e: io::Error) -> Self {
-        Error::Io(e)
-    }
-}
-
-impl From<ftps_proto::ParseError> for Error {
-    fn from(e: ftps_proto::ParseError) -> Self {
-        Error::Invalid(e)
-    }
-}
+pub type Error = ftps_backend::client::Error<PlaintextOffer>;
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::files::{client_config_from_pem_file, platform_client_config};
@@ -276,19 +208,14 @@ impl Client {
     /// Renews the control connection (see [`Client::session_renewals`]) if `op` needs a
     /// protected data connection and the TLS 1.3 session has no ticket left.
     async fn keep_resumable(&mut self, op: &Operation) -> Result<(), Error> {
-        let protected = self.secure && self.options.protection == ProtectionLevel::Private;
-        // A server that never sent a ticket does not resume TLS 1.3 sessions: nothing to renew.
-        if !(op.uses_data_connection() && protected && self.tls13)
-            || self.store.tls13_tickets() > 0
-            || self.store.tls13_tickets_received() == 0
-        {
+        // (After CCC the control connection is clear but data connections keep TLS.)
+        let protected = self.options.protection == ProtectionLevel::Private;
+        if !(op.uses_data_connection() && protected && self.store.needs_renewal(self.tls13)) {
             return Ok(());
         }
         tracing::info!("TLS 1.3 tickets used up: opening the control connection again");
-        let cwd = match self.run_now(Operation::Pwd, &mut Sink::None).await? {
-            Output::Path(p) => Pathname::new(p)?,
-            _ => return Err(Error::Protocol(client::ClientError::Closed)),
-        };
+        let cwd = self.run_now(Operation::Pwd, &mut Sink::None).await?;
+        let cwd = Pathname::new(cwd.into_path()?)?;
         let mut fresh = Box::pin(Client::connect(self.options.clone())).await?;
         fresh.run_now(Operation::Cwd(cwd), &mut Sink::None).await?;
         fresh.renewals = self.renewals + 1;

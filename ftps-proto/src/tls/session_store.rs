@@ -55,6 +55,14 @@ impl SessionStore {
         self.lock().tls13_received
     }
 
+    /// Whether the next protected data connection of a TLS 1.3 session could not be
+    /// resumed: the server hands out tickets (it resumes sessions) and none is left. The
+    /// client then opens the control connection again rather than fail the transfer.
+    pub fn needs_renewal(&self, tls13: bool) -> bool {
+        let inner = self.lock();
+        tls13 && inner.tls13.is_empty() && inner.tls13_received > 0
+    }
+
     /// Whether a TLS 1.2 session is held (it can be resumed any number of times).
     pub fn has_tls12_session(&self) -> bool {
         self.lock().tls12.is_some()

@@ -1,0 +1,399 @@
+//! One thread per server data connection: listen or connect, TLS, move the bytes,
+//! finish. It only executes what the session decided and reports back as [`IoEvent`]s.
+
+use crate::server::Msg;
+use crate::stream::DataStream;
+use ftps_backend::{Opened, OpenedFile, Storage};
+use ftps_proto::ascii::{FromNetwork, ToNetwork};
+use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
+use ftps_proto::tls::{DataTls, handshake_info};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::time::{Duration, Instant};
+
+/// Bytes per read and write: large, so TLS records are full and syscalls few.
+const BUFFER: usize = 256 * 1024;
+/// Report progress (for the stall timer) every this many bytes.
+const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
+/// How often a passive listener looks for its connection and its orders.
+const POLL: Duration = Duration::from_millis(2);
+
+/// What the session tells a data thread.
+pub(crate) enum DataCmd<S: Storage> {
+    /// Start the connection, with TLS if configurations are given, receiving an upload
+    /// at once if one is given (with its TYPE A flag).
+    Open {
+        tls: Option<DataTls>,
+        early: Option<(S::Upload, bool)>,
+    },
+    Transfer {
+        payload: Option<Vec<u8>>,
+        file: Option<OpenedFile<S>>,
+        ascii: bool,
+    },
+    Finish {
+        commit: bool,
+    },
+}
+
+/// What a data thread needs from its session.
+pub(crate) struct DataContext<S> {
+    pub(crate) id: DataId,
+    pub(crate) events: SyncSender<Msg>,
+    pub(crate) storage: Arc<S>,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
+}
+
+impl<S> DataContext<S> {
+    fn report(&self, event: IoEvent) {
+        let _ = self.events.send(Msg::Data(event));
+    }
+
+    fn fail(&self, reason: impl Into<String>) {
+        self.report(IoEvent::DataFailed {
+            id: self.id,
+            reason: reason.into(),
+        });
+    }
+}
+
+/// Binds a listener on `ip`, in `ports` if given, else on any free port.
+pub(crate) fn bind(
+    ip: IpAddr,
+    ports: Option<&RangeInclusive<u16>>,
+    seed: u64,
+) -> io::Result<TcpListener> {
+    let Some(range) = ports else {
+        return TcpListener::bind(SocketAddr::new(ip, 0));
+    };
+    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free passive port");
+    for port in ftps_backend::passive_ports(range, seed) {
+        match TcpListener::bind(SocketAddr::new(ip, port)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// A passive data connection: accept (only from `accept_from`) and wait for the order to
+/// open, then run. Ends when the session drops its sender.
+pub(crate) fn passive<S: Storage>(
+    ctx: DataContext<S>,
+    listener: TcpListener,
+    accept_from: Option<IpAddr>,
+    cmds: Receiver<DataCmd<S>>,
+) {
+    if listener.set_nonblocking(true).is_err() {
+        return ctx.fail("listener setup failed");
+    }
+    let deadline = Instant::now() + ctx.connect_timeout + ctx.handshake_timeout;
+    let mut accepted: Option<(TcpStream, SocketAddr)> = None;
+    let mut open = None;
+    while accepted.is_none() || open.is_none() {
+        let mut idle = true;
+        if accepted.is_none() {
+            match listener.accept() {
+                Ok((_, peer)) if accept_from.is_some_and(|ip| ip != peer.ip()) => {
+                    tracing::warn!(%peer, "data connection from a foreign address refused");
+                    idle = false;
+                }
+                Ok(conn) => {
+                    accepted = Some(conn);
+                    idle = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => tracing::debug!("accept failed: {e}"),
+            }
+        }
+        if open.is_none() {
+            match cmds.try_recv() {
+                Ok(DataCmd::Open { tls, early }) => {
+                    open = Some((tls, early));
+                    idle = false;
+                }
+                Ok(_) | Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        if Instant::now() > deadline {
+            return;
+        }
+        if idle {
+            std::thread::sleep(POLL);
+        }
+    }
+    drop(listener);
+    if let (Some((stream, peer)), Some((tls, early))) = (accepted, open) {
+        if stream.set_nonblocking(false).is_err() {
+            return ctx.fail("socket setup failed");
+        }
+        run(ctx, stream, peer, tls, early, cmds);
+    }
+}
+
+/// An active data connection: connect to `addr`, then run.
+pub(crate) fn active<S: Storage>(
+    ctx: DataContext<S>,
+    addr: SocketAddr,
+    tls: Option<DataTls>,
+    early: Option<(S::Upload, bool)>,
+    cmds: Receiver<DataCmd<S>>,
+) {
+    match TcpStream::connect_timeout(&addr, ctx.connect_timeout) {
+        Ok(stream) => run(ctx, stream, addr, tls, early, cmds),
+        Err(e) => ctx.fail(e.to_string()),
+    }
+}
+
+/// The server side of the data connection's TLS handshake: the ClientHello picks the
+/// configuration (see [`ftps_proto::tls::SessionTls`]).
+fn accept_tls(mut tcp: TcpStream, tls: &DataTls, upload: bool) -> io::Result<DataStream> {
+    let mut acceptor = rustls::server::Acceptor::default();
+    let accepted = loop {
+        if acceptor.read_tls(&mut tcp)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        match acceptor.accept() {
+            Ok(Some(accepted)) => break accepted,
+            Ok(None) => {}
+            Err((e, _)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+    };
+    let config = tls.choose(&accepted.client_hello(), upload);
+    let mut conn = accepted
+        .into_connection(config)
+        .map_err(|(e, _)| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)?;
+    }
+    Ok(DataStream::Server(Box::new(rustls::StreamOwned::new(
+        conn, tcp,
+    ))))
+}
+
+fn run<S: Storage>(
+    ctx: DataContext<S>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    data_tls: Option<DataTls>,
+    early: Option<(S::Upload, bool)>,
+    cmds: Receiver<DataCmd<S>>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(ctx.handshake_timeout));
+    let _ = tcp.set_write_timeout(Some(ctx.handshake_timeout));
+    let tls = data_tls.is_some();
+    let (mut stream, info) = match data_tls {
+        Some(data_tls) => match accept_tls(tcp, &data_tls, early.is_some()) {
+            Ok(stream) => {
+                let info = match &stream {
+                    DataStream::Server(s) => Some(handshake_info(&s.conn)),
+                    _ => None,
+                };
+                (stream, info)
+            }
+            Err(e) => return ctx.fail(format!("TLS: {e}")),
+        },
+        None => (DataStream::Plain(tcp), None),
+    };
+    if stream.set_timeouts(ctx.stall_timeout).is_err() {
+        return ctx.fail("socket setup failed");
+    }
+    ctx.report(IoEvent::DataConnected {
+        id: ctx.id,
+        peer,
+        tls: info,
+    });
+
+    // An upload starts at once; anything else waits for the session's go-ahead.
+    let (upload, ascii, payload, reader) = match early {
+        Some((up, ascii)) => (Some(up), ascii, None, None),
+        None => {
+            let Ok(DataCmd::Transfer {
+                payload,
+                file,
+                ascii,
+            }) = cmds.recv()
+            else {
+                return;
+            };
+            match file {
+                Some(Opened::Write(up)) => (Some(up), ascii, payload, None),
+                Some(Opened::Read(r)) => (None, ascii, payload, Some(r)),
+                None => (None, ascii, payload, None),
+            }
+        }
+    };
+    let pumped = match (upload, payload, reader) {
+        (Some(up), _, _) => receive(&ctx, &mut stream, up, ascii, tls, &cmds),
+        (None, Some(bytes), _) => send(&ctx, &mut stream, &mut &bytes[..], ascii, &cmds),
+        (None, None, Some(mut reader)) => send(&ctx, &mut stream, &mut reader, ascii, &cmds),
+        (None, None, None) => Some((None, 0, DataEnd::Failed("nothing to transfer".into()))),
+    };
+    // Aborted by the session: an upload in progress was dropped, which discards it.
+    let Some((upload, bytes, end)) = pumped else {
+        return;
+    };
+    ctx.report(IoEvent::DataEnded {
+        id: ctx.id,
+        bytes,
+        end,
+    });
+    let commit = loop {
+        match cmds.recv() {
+            Ok(DataCmd::Finish { commit }) => break commit,
+            Ok(DataCmd::Transfer { .. }) => continue,
+            _ => break false,
+        }
+    };
+    let result = match upload {
+        Some(up) => {
+            // Answer the client's close_notify with ours before closing.
+            let _ = stream.finish_sending();
+            ctx.storage.commit(up, commit)
+        }
+        None => Ok(()),
+    };
+    ctx.report(IoEvent::TransferFinished { id: ctx.id, result });
+}
+
+/// Whether the session still wants this transfer (it drops its sender to abort).
+fn aborted<S: Storage>(cmds: &Receiver<DataCmd<S>>) -> bool {
+    matches!(cmds.try_recv(), Err(TryRecvError::Disconnected))
+}
+
+type Pumped<U> = Option<(Option<U>, u64, DataEnd)>;
+
+fn send<S: Storage>(
+    ctx: &DataContext<S>,
+    stream: &mut DataStream,
+    source: &mut dyn Read,
+    ascii: bool,
+    cmds: &Receiver<DataCmd<S>>,
+) -> Pumped<S::Upload> {
+    let mut sent = 0u64;
+    let mut next_report = PROGRESS_EVERY;
+    let mut conv = ascii.then(ToNetwork::default);
+    let mut converted = Vec::new();
+    let mut buf = vec![0u8; BUFFER];
+    let result = loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break stream.flush().map_err(Failure::Net),
+            Ok(n) => n,
+            Err(e) => break Err(Failure::Storage(e)),
+        };
+        let written = match conv.as_mut() {
+            Some(c) => {
+                converted.clear();
+                c.convert(&buf[..n], &mut converted);
+                stream.write_all(&converted)
+            }
+            None => stream.write_all(&buf[..n]),
+        };
+        if let Err(e) = written {
+            break Err(Failure::Net(e));
+        }
+        sent += n as u64;
+        if sent >= next_report {
+            next_report += PROGRESS_EVERY;
+            if aborted(cmds) {
+                return None;
+            }
+            ctx.report(IoEvent::DataProgress {
+                id: ctx.id,
+                bytes: sent,
+            });
+        }
+    };
+    let end = match result {
+        Ok(()) => {
+            // close_notify and FIN; a client that counted the bytes may have closed
+            // already, which loses nothing.
+            let _ = stream.finish_sending();
+            DataEnd::Complete { close_notify: true }
+        }
+        Err(Failure::Storage(e)) => {
+            DataEnd::Storage(StorageError::Other(format!("reading the file: {e}")))
+        }
+        Err(Failure::Net(e)) => DataEnd::Failed(e.to_string()),
+    };
+    Some((None, sent, end))
+}
+
+enum Failure {
+    Storage(io::Error),
+    Net(io::Error),
+}
+
+fn receive<S: Storage>(
+    ctx: &DataContext<S>,
+    stream: &mut DataStream,
+    mut upload: S::Upload,
+    ascii: bool,
+    tls: bool,
+    cmds: &Receiver<DataCmd<S>>,
+) -> Pumped<S::Upload> {
+    let mut buf = vec![0u8; BUFFER];
+    let mut received = 0u64;
+    let mut next_report = PROGRESS_EVERY;
+    let mut conv = ascii.then(FromNetwork::default);
+    let mut converted = Vec::new();
+    let end = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break DataEnd::Complete { close_notify: true },
+            Ok(n) => {
+                received += n as u64;
+                let chunk = match conv.as_mut() {
+                    Some(c) => {
+                        converted.clear();
+                        c.convert(&buf[..n], &mut converted);
+                        &converted[..]
+                    }
+                    None => &buf[..n],
+                };
+                if let Err(e) = upload.write_all(chunk) {
+                    return Some((None, received, DataEnd::Storage(storage_error(&e))));
+                }
+                if received >= next_report {
+                    next_report += PROGRESS_EVERY;
+                    if aborted(cmds) {
+                        return None;
+                    }
+                    ctx.report(IoEvent::DataProgress {
+                        id: ctx.id,
+                        bytes: received,
+                    });
+                }
+            }
+            // rustls reports a TCP close without close_notify as UnexpectedEof.
+            Err(e) if tls && e.kind() == io::ErrorKind::UnexpectedEof => {
+                break DataEnd::Complete {
+                    close_notify: false,
+                };
+            }
+            Err(e) => break DataEnd::Failed(e.to_string()),
+        }
+    };
+    converted.clear();
+    if let Some(c) = conv.as_mut() {
+        c.finish(&mut converted);
+    }
+    if let Err(e) = upload.write_all(&converted).and_then(|()| upload.flush()) {
+        return Some((None, received, DataEnd::Storage(storage_error(&e))));
+    }
+    Some((Some(upload), received, end))
+}
+
+fn storage_error(e: &io::Error) -> StorageError {
+    match e.kind() {
+        io::ErrorKind::StorageFull => StorageError::InsufficientStorage,
+        io::ErrorKind::QuotaExceeded => StorageError::QuotaExceeded,
+        _ => StorageError::Other(e.to_string()),
+    }
+}

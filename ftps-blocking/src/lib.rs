@@ -1,0 +1,44 @@
+//! # ftps-blocking
+//!
+//! An FTPS client and server (FTP over TLS, explicit and implicit) on std threads and
+//! rustls, for programs without an async runtime. Every protocol decision is made by
+//! [`ftps_proto::ServerSession`] and [`ftps_proto::ClientSession`]; storage, users and
+//! TLS configuration come from [`ftps_backend`] and [`ftps_proto::tls`], shared with the
+//! other runtimes. This crate only runs them over blocking sockets: the server runs a
+//! thread per session (plus one per data connection), the client runs on the caller's
+//! thread.
+//!
+//! ```no_run
+//! use ftps_blocking::{Client, ClientOptions, LocalFs, Server, StaticUsers};
+//! use ftps_proto::server::TlsMode;
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let tls = ftps_backend::files::server_config_from_pem_files("cert.pem".as_ref(), "key.pem".as_ref())?;
+//! let server = Server::builder(LocalFs::new("./ftp-root")?, StaticUsers::new().with_password("alice", "secret"))
+//!     .tls(tls)
+//!     .build();
+//! let listener = std::net::TcpListener::bind("127.0.0.1:2121")?;
+//! std::thread::spawn(move || server.serve(listener, TlsMode::Explicit));
+//!
+//! let mut options = ClientOptions::new("localhost", 2121, "alice", "secret");
+//! options.tls = Some(std::sync::Arc::new(ftps_backend::files::client_config_from_pem_file("cert.pem".as_ref())?));
+//! let mut client = Client::connect(options)?;
+//! let mut data = Vec::new();
+//! client.retrieve("notes.txt", 0, &mut data)?;
+//! client.quit()?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+mod control;
+mod data;
+mod server;
+mod stream;
+
+pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
+pub use ftps_backend::client::{ClientOptions, FtpUrl};
+pub use ftps_backend::{Authenticator, LocalFs, StaticUsers, Storage};
+pub use server::{Server, ServerBuilder};

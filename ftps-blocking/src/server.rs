@@ -1,0 +1,511 @@
+//! The server: a builder, the accept loop, and a thread per session running a
+//! [`ServerSession`] over std sockets.
+
+use crate::control::Control;
+use crate::data::{self, DataCmd, DataContext};
+use ftps_backend::{Authenticator, Opened, OpenedFile, SessionLimits, Storage};
+use ftps_proto::server::{Action, DataId, Event, IoEvent, ServerConfig, StorageRequest, TlsMode};
+use ftps_proto::tls::{DataTls, SessionTls, handshake_info};
+use ftps_proto::{Reply, ReplyCode, ServerSession};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+/// Control input held before the session takes it, at most; a client that pipelines
+/// more without reading its replies is closed.
+const MAX_CONTROL_INPUT: usize = 64 * 1024;
+/// How often an idle accept loop looks at the shutdown flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
+/// What wakes a session thread.
+pub(crate) enum Msg {
+    /// Control bytes (empty: the connection closed).
+    Control(Vec<u8>),
+    /// A data thread's report.
+    Data(IoEvent),
+}
+
+/// Builds a [`Server`].
+pub struct ServerBuilder<S, A> {
+    storage: S,
+    auth: A,
+    config: ServerConfig,
+    tls: Option<rustls::ServerConfig>,
+    passive_ports: Option<RangeInclusive<u16>>,
+    max_sessions: usize,
+    max_sessions_per_ip: usize,
+}
+
+impl<S: Storage, A: Authenticator> ServerBuilder<S, A> {
+    /// The protocol configuration (policies, timeouts, limits). Its `tls_available` is set
+    /// from whether [`tls`](Self::tls) was given.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The TLS configuration (see [`ftps_proto::tls`] and [`ftps_backend::files`]).
+    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The ports passive listeners use; by default any free port.
+    pub fn passive_ports(mut self, ports: RangeInclusive<u16>) -> Self {
+        self.passive_ports = Some(ports);
+        self
+    }
+
+    /// At most `total` sessions at once, and `per_ip` from one address (421 beyond).
+    pub fn max_sessions(mut self, total: usize, per_ip: usize) -> Self {
+        self.max_sessions = total;
+        self.max_sessions_per_ip = per_ip;
+        self
+    }
+
+    /// Builds the server.
+    pub fn build(mut self) -> Server<S, A> {
+        self.config.tls_available = self.tls.is_some();
+        Server {
+            shared: Arc::new(Shared {
+                storage: Arc::new(self.storage),
+                auth: self.auth,
+                config: Arc::new(self.config),
+                tls: self.tls,
+                passive_ports: self.passive_ports,
+                limits: SessionLimits::new(self.max_sessions, self.max_sessions_per_ip),
+                shutdown: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+struct Shared<S, A> {
+    storage: Arc<S>,
+    auth: A,
+    config: Arc<ServerConfig>,
+    tls: Option<rustls::ServerConfig>,
+    passive_ports: Option<RangeInclusive<u16>>,
+    limits: Arc<SessionLimits>,
+    shutdown: AtomicBool,
+}
+
+/// An FTPS server on threads. Cheap to clone; all clones serve the same storage and
+/// users.
+pub struct Server<S, A> {
+    shared: Arc<Shared<S, A>>,
+}
+
+impl<S, A> Clone for Server<S, A> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: Storage, A: Authenticator> Server<S, A> {
+    /// Starts building a server on `storage` and `auth`.
+    pub fn builder(storage: S, auth: A) -> ServerBuilder<S, A> {
+        ServerBuilder {
+            storage,
+            auth,
+            config: ServerConfig::default(),
+            tls: None,
+            passive_ports: None,
+            max_sessions: 1000,
+            max_sessions_per_ip: 50,
+        }
+    }
+
+    /// Stops every `serve` loop from accepting; sessions in progress run to their end.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::Relaxed);
+    }
+
+    /// Accepts connections on `listener` as `mode` sessions, a thread each, until
+    /// [`shutdown`](Self::shutdown). Blocks.
+    pub fn serve(&self, listener: TcpListener, mode: TlsMode) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        while !self.shared.shutdown.load(Ordering::Relaxed) {
+            let (tcp, peer) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(ACCEPT_POLL);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    std::thread::sleep(ACCEPT_POLL);
+                    continue;
+                }
+            };
+            tcp.set_nonblocking(false)?;
+            let Some(slot) = self.shared.limits.admit(peer.ip()) else {
+                if mode == TlsMode::Explicit {
+                    let reply = ftps_proto::server::too_many_sessions_reply();
+                    let _ = (&tcp).write_all(&reply.to_bytes());
+                }
+                continue;
+            };
+            let shared = self.shared.clone();
+            std::thread::Builder::new()
+                .name(format!("ftps-session-{peer}"))
+                .spawn(move || {
+                    let _slot = slot;
+                    let span = tracing::info_span!("session", %peer, ?mode);
+                    let _entered = span.enter();
+                    if let Err(e) = run_session(shared, tcp, mode) {
+                        tracing::debug!("session ended: {e}");
+                    }
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// The per-session state of the driver: what the protocol core does not own.
+struct Driver<S: Storage, A> {
+    shared: Arc<Shared<S, A>>,
+    session: ServerSession,
+    control: Control,
+    tls: Option<SessionTls>,
+    /// When a control handshake in progress must be done by.
+    handshake_deadline: Option<Instant>,
+    events: SyncSender<Msg>,
+    data: HashMap<DataId, mpsc::Sender<DataCmd<S>>>,
+    files: HashMap<DataId, OpenedFile<S>>,
+    user: String,
+    local: SocketAddr,
+    input: Vec<u8>,
+    closing: bool,
+}
+
+fn run_session<S: Storage, A: Authenticator>(
+    shared: Arc<Shared<S, A>>,
+    tcp: TcpStream,
+    mode: TlsMode,
+) -> io::Result<()> {
+    let control = Control::new(tcp)?;
+    let (local, peer) = control.addrs()?;
+    let tls = match shared.tls.as_ref().map(SessionTls::new).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("TLS setup: {e}");
+            return Ok(());
+        }
+    };
+    let (events, inbox) = mpsc::sync_channel(64);
+    control.spawn_reader(events.clone(), Msg::Control)?;
+    let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
+    let mut d = Driver {
+        shared,
+        session,
+        control,
+        tls,
+        handshake_deadline: None,
+        events,
+        data: HashMap::new(),
+        files: HashMap::new(),
+        user: String::new(),
+        local,
+        input: Vec::new(),
+        closing: false,
+    };
+    loop {
+        d.settle();
+        if d.closing {
+            break;
+        }
+        let deadline = [d.session.poll_timeout(), d.handshake_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        let wait = deadline.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        match inbox.recv_timeout(wait) {
+            Ok(Msg::Control(bytes)) if bytes.is_empty() => {
+                d.session.handle_io(IoEvent::ControlClosed, Instant::now());
+            }
+            Ok(Msg::Control(bytes)) => d.on_control_bytes(&bytes),
+            Ok(Msg::Data(event)) => d.session.handle_io(event, Instant::now()),
+            Err(RecvTimeoutError::Timeout) => d.on_timeout(),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    d.control.close();
+    Ok(())
+}
+
+impl<S: Storage, A: Authenticator> Driver<S, A> {
+    /// Executes actions and answers events until the session has nothing more to say.
+    fn settle(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(action) = self.session.poll_action() {
+                progressed = true;
+                self.act(action);
+            }
+            while let Some(event) = self.session.poll_event() {
+                progressed = true;
+                self.on_event(event);
+            }
+            if !self.input.is_empty() && !self.session.is_closed() {
+                let used = self
+                    .session
+                    .handle_control_input(&self.input, Instant::now());
+                if used > 0 {
+                    self.input.drain(..used);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn on_control_bytes(&mut self, bytes: &[u8]) {
+        let now = Instant::now();
+        let was_handshaking = self.control.handshaking();
+        let mut plain = Vec::new();
+        if let Err(e) = self.control.receive(bytes, &mut plain) {
+            if was_handshaking {
+                self.handshake_deadline = None;
+                self.session
+                    .handle_io(IoEvent::ControlTlsFailed(e.to_string()), now);
+            } else {
+                self.session.handle_io(IoEvent::ControlClosed, now);
+            }
+            return;
+        }
+        if was_handshaking && !self.control.handshaking() {
+            self.handshake_deadline = None;
+            if let Some(rustls::Connection::Server(conn)) = self.control.tls() {
+                let info = handshake_info(conn);
+                tracing::debug!(?info, "control TLS established");
+                self.session
+                    .handle_io(IoEvent::ControlTlsEstablished(info), now);
+            }
+        }
+        self.input.extend_from_slice(&plain);
+        let used = self.session.handle_control_input(&self.input, now);
+        self.input.drain(..used);
+        if self.input.len() > MAX_CONTROL_INPUT {
+            tracing::warn!("control input flood: closing");
+            self.session.handle_io(IoEvent::ControlClosed, now);
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        let now = Instant::now();
+        if self.handshake_deadline.is_some_and(|t| t <= now) {
+            self.handshake_deadline = None;
+            self.session
+                .handle_io(IoEvent::ControlTlsFailed("handshake timed out".into()), now);
+        }
+        self.session.handle_timeout(now);
+    }
+
+    fn data_context(&self, id: DataId) -> DataContext<S> {
+        let t = &self.shared.config.timeouts;
+        DataContext {
+            id,
+            events: self.events.clone(),
+            storage: self.shared.storage.clone(),
+            handshake_timeout: t.tls_handshake,
+            connect_timeout: t.data_connect,
+            stall_timeout: t.data_stall,
+        }
+    }
+
+    fn data_tls(&self) -> Option<DataTls> {
+        self.tls.as_ref().map(|t| t.data.clone())
+    }
+
+    fn act(&mut self, action: Action) {
+        let now = Instant::now;
+        match action {
+            Action::Send(bytes) => {
+                if self.control.send(&bytes).is_err() {
+                    self.session.handle_io(IoEvent::ControlClosed, now());
+                }
+            }
+            Action::StartControlTls => {
+                let started = match &self.tls {
+                    Some(t) => rustls::ServerConnection::new(t.control.clone())
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| {
+                            self.control
+                                .start_tls(rustls::Connection::Server(c))
+                                .map_err(|e| e.to_string())
+                        }),
+                    None => Err("no TLS".to_owned()),
+                };
+                match started {
+                    Ok(()) => {
+                        self.handshake_deadline =
+                            Some(now() + self.shared.config.timeouts.tls_handshake);
+                    }
+                    Err(e) => self.session.handle_io(IoEvent::ControlTlsFailed(e), now()),
+                }
+            }
+            Action::StopControlTls => self.control.stop_tls(),
+            Action::Listen {
+                id, accept_from, ..
+            } => {
+                let ip = self.local.ip();
+                let seed = id_seed(id);
+                match data::bind(ip, self.shared.passive_ports.as_ref(), seed) {
+                    Ok(listener) => {
+                        let local = listener.local_addr().unwrap_or(SocketAddr::new(ip, 0));
+                        let (tx, rx) = mpsc::channel();
+                        self.data.insert(id, tx);
+                        let ctx = self.data_context(id);
+                        spawn("ftps-data", move || {
+                            data::passive(ctx, listener, accept_from, rx)
+                        });
+                        self.session
+                            .handle_io(IoEvent::DataListening { id, local }, now());
+                    }
+                    Err(e) => {
+                        tracing::warn!("passive listener: {e}");
+                        self.session
+                            .handle_io(IoEvent::DataListenFailed { id }, now());
+                    }
+                }
+            }
+            Action::OpenData {
+                id,
+                connect_to,
+                tls,
+                upload,
+                ascii,
+            } => {
+                let data_tls = if tls { self.data_tls() } else { None };
+                if tls && data_tls.is_none() {
+                    let reason = "no TLS configured".into();
+                    self.session
+                        .handle_io(IoEvent::DataFailed { id, reason }, now());
+                    return;
+                }
+                // An upload starts reading the moment its connection is up.
+                let early = match (upload, self.files.remove(&id)) {
+                    (true, Some(Opened::Write(up))) => Some((up, ascii)),
+                    (_, Some(other)) => {
+                        self.files.insert(id, other);
+                        None
+                    }
+                    _ => None,
+                };
+                match connect_to {
+                    Some(addr) => {
+                        let (tx, rx) = mpsc::channel();
+                        self.data.insert(id, tx);
+                        let ctx = self.data_context(id);
+                        spawn("ftps-data", move || {
+                            data::active(ctx, addr, data_tls, early, rx)
+                        });
+                    }
+                    None => self.command(
+                        id,
+                        DataCmd::Open {
+                            tls: data_tls,
+                            early,
+                        },
+                    ),
+                }
+            }
+            Action::Transfer { id, payload, ascii } => {
+                let file = self.files.remove(&id);
+                self.command(
+                    id,
+                    DataCmd::Transfer {
+                        payload,
+                        file,
+                        ascii,
+                    },
+                );
+            }
+            Action::FinishTransfer { id, commit } => {
+                self.command(id, DataCmd::Finish { commit });
+                self.data.remove(&id);
+            }
+            Action::AbortData { id } => {
+                // Dropping the sender stops the thread; dropping an upload discards it.
+                self.data.remove(&id);
+                self.files.remove(&id);
+            }
+            Action::Close => {
+                self.control.close();
+                self.data.clear();
+                self.closing = true;
+            }
+            other => tracing::warn!(?other, "unknown action"),
+        }
+    }
+
+    fn command(&mut self, id: DataId, cmd: DataCmd<S>) {
+        let sent = self.data.get(&id).is_some_and(|tx| tx.send(cmd).is_ok());
+        if !sent {
+            let reason = "data thread gone".into();
+            self.session
+                .handle_io(IoEvent::DataFailed { id, reason }, Instant::now());
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Login(request) => {
+                let answer = self.shared.auth.authenticate(&request);
+                tracing::info!(user = %request.user, ?answer, "login");
+                self.user = request.user.clone();
+                self.session
+                    .answer_login(request.token, answer, Instant::now());
+            }
+            Event::Storage { token, request } => {
+                let id = match &request {
+                    StorageRequest::OpenRead { id, .. } | StorageRequest::OpenWrite { id, .. } => {
+                        Some(*id)
+                    }
+                    _ => None,
+                };
+                let (answer, file) =
+                    ftps_backend::execute(&*self.shared.storage, &self.user, request);
+                if let (Some(id), Some(file)) = (id, file) {
+                    self.files.insert(id, file);
+                }
+                self.session.answer_storage(token, answer, Instant::now());
+            }
+            Event::Site { token, .. } => {
+                let r = Reply::new(ReplyCode::NOT_IMPLEMENTED, "SITE not implemented.");
+                self.session.answer_site(token, r, Instant::now());
+            }
+            Event::LoggedIn { user } => {
+                tracing::info!(%user, "logged in");
+                self.user = user;
+            }
+            Event::TransferDone { path, bytes, ok } => tracing::info!(%path, bytes, ok, "transfer"),
+            other => tracing::debug!(?other, "event"),
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(f) {
+        tracing::error!("cannot start a thread: {e}");
+    }
+}
+
+fn id_seed(id: DataId) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&id, &mut h);
+    std::hash::Hash::hash(&std::process::id(), &mut h);
+    std::hash::Hasher::finish(&h)
+}

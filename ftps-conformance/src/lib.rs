@@ -1,0 +1,100 @@
+//! # ftps-conformance
+//!
+//! One conformance suite for every runtime: [`run`] drives a [`ClientRuntime`] against a
+//! [`ServerRuntime`] through every operation, in every mode the case names. The runtime
+//! crates' clients and servers are wrapped behind two small object-safe traits
+//! ([`runtimes`]), so the suite is written once and the test matrix
+//! (`tests/matrix.rs`) instantiates it for each pair.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod runtimes;
+mod suite;
+
+pub use suite::{Case, Fixture, run};
+
+use ftps_backend::client::ClientOptions;
+use ftps_proto::server::ServerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// What went wrong, in words (the suite reports, it does not recover).
+pub type Failure = String;
+
+/// A connected client session of some runtime, with blocking calls.
+pub trait Session {
+    /// STOR (at `offset`) or APPE; the bytes sent.
+    fn store(&mut self, path: &str, data: &[u8], offset: u64, append: bool)
+    -> Result<u64, Failure>;
+    /// RETR from `offset`.
+    fn retrieve(&mut self, path: &str, offset: u64) -> Result<Vec<u8>, Failure>;
+    /// A download through the runtime's data-stream type, read to the end and finished.
+    fn retrieve_streamed(&mut self, path: &str) -> Result<Vec<u8>, Failure>;
+    /// An upload through the runtime's data-stream type, finished.
+    fn store_streamed(&mut self, path: &str, data: &[u8]) -> Result<u64, Failure>;
+    /// Starts a download, reads `first` bytes, aborts (ABOR).
+    fn abort_download(&mut self, path: &str, first: usize) -> Result<(), Failure>;
+    /// NLST names.
+    fn nlst(&mut self) -> Result<Vec<String>, Failure>;
+    /// LIST, parsed: the names.
+    fn list(&mut self) -> Result<Vec<String>, Failure>;
+    /// MLSD, parsed: (name, size).
+    fn mlsd(&mut self) -> Result<Vec<(String, Option<u64>)>, Failure>;
+    /// SIZE.
+    fn size(&mut self, path: &str) -> Result<u64, Failure>;
+    /// MDTM, as `YYYYMMDDHHMMSS`.
+    fn modified(&mut self, path: &str) -> Result<String, Failure>;
+    /// MKD.
+    fn mkdir(&mut self, path: &str) -> Result<(), Failure>;
+    /// RMD.
+    fn rmdir(&mut self, path: &str) -> Result<(), Failure>;
+    /// DELE.
+    fn delete(&mut self, path: &str) -> Result<(), Failure>;
+    /// RNFR + RNTO.
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), Failure>;
+    /// CWD.
+    fn cwd(&mut self, path: &str) -> Result<(), Failure>;
+    /// PWD.
+    fn pwd(&mut self) -> Result<String, Failure>;
+    /// Whether the control connection is protected.
+    fn is_secure(&self) -> bool;
+    /// QUIT.
+    fn quit(self: Box<Self>) -> Result<(), Failure>;
+}
+
+/// A runtime's client.
+pub trait ClientRuntime {
+    /// The runtime's name, for messages.
+    fn name(&self) -> &'static str;
+    /// Connects and logs in.
+    fn connect(&self, options: ClientOptions) -> Result<Box<dyn Session>, Failure>;
+}
+
+/// What a server serves.
+pub struct ServerSetup {
+    /// The directory served.
+    pub root: PathBuf,
+    /// The protocol configuration.
+    pub config: ServerConfig,
+    /// The TLS configuration.
+    pub tls: rustls::ServerConfig,
+    /// One user: name and password.
+    pub user: (String, String),
+}
+
+/// A server of some runtime, serving explicit and implicit FTPS until dropped.
+pub trait RunningServer {
+    /// The explicit-FTPS listener.
+    fn explicit(&self) -> SocketAddr;
+    /// The implicit-FTPS listener.
+    fn implicit(&self) -> SocketAddr;
+}
+
+/// A runtime's server.
+pub trait ServerRuntime {
+    /// The runtime's name, for messages.
+    fn name(&self) -> &'static str;
+    /// Starts serving `setup` on two loopback listeners.
+    fn start(&self, setup: ServerSetup) -> Box<dyn RunningServer>;
+}

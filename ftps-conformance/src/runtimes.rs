@@ -1,0 +1,346 @@
+//! Each runtime's client and server behind the suite's traits.
+
+use crate::{ClientRuntime, Failure, RunningServer, ServerRuntime, ServerSetup, Session};
+use ftps_backend::client::ClientOptions;
+use ftps_backend::{LocalFs, StaticUsers};
+use ftps_proto::server::TlsMode;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+
+fn fail(e: impl std::fmt::Display) -> Failure {
+    e.to_string()
+}
+
+fn users(setup: &ServerSetup) -> StaticUsers {
+    StaticUsers::new().with_password(&setup.user.0, &setup.user.1)
+}
+
+fn storage(setup: &ServerSetup) -> LocalFs {
+    LocalFs::new(&setup.root).expect("the root exists")
+}
+
+// ----- tokio ---------------------------------------------------------------------------
+
+/// The tokio client and server.
+pub struct Tokio;
+
+struct TokioSession {
+    rt: tokio::runtime::Runtime,
+    client: ftps_tokio::Client,
+}
+
+struct TokioServer {
+    explicit: SocketAddr,
+    implicit: SocketAddr,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl RunningServer for TokioServer {
+    fn explicit(&self) -> SocketAddr {
+        self.explicit
+    }
+    fn implicit(&self) -> SocketAddr {
+        self.implicit
+    }
+}
+
+impl ServerRuntime for Tokio {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+
+    fn start(&self, setup: ServerSetup) -> Box<dyn RunningServer> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let server = ftps_tokio::Server::builder(storage(&setup), users(&setup))
+            .config(setup.config.clone())
+            .tls(setup.tls.clone())
+            .build();
+        let (explicit, implicit) = rt.block_on(async {
+            let e = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let i = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addrs = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
+            let s2 = server.clone();
+            tokio::spawn(async move { server.serve(e, TlsMode::Explicit).await });
+            tokio::spawn(async move { s2.serve(i, TlsMode::Implicit).await });
+            addrs
+        });
+        Box::new(TokioServer {
+            explicit,
+            implicit,
+            _rt: rt,
+        })
+    }
+}
+
+impl ClientRuntime for Tokio {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+
+    fn connect(&self, options: ClientOptions) -> Result<Box<dyn Session>, Failure> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(fail)?;
+        let client = rt
+            .block_on(ftps_tokio::Client::connect(options))
+            .map_err(fail)?;
+        Ok(Box::new(TokioSession { rt, client }))
+    }
+}
+
+impl Session for TokioSession {
+    fn store(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        offset: u64,
+        append: bool,
+    ) -> Result<u64, Failure> {
+        let mut input = data;
+        self.rt
+            .block_on(self.client.store(path, &mut input, offset, append))
+            .map_err(fail)
+    }
+    fn retrieve(&mut self, path: &str, offset: u64) -> Result<Vec<u8>, Failure> {
+        let mut out = Vec::new();
+        self.rt
+            .block_on(self.client.retrieve(path, offset, &mut out))
+            .map_err(fail)?;
+        Ok(out)
+    }
+    fn retrieve_streamed(&mut self, path: &str) -> Result<Vec<u8>, Failure> {
+        self.rt.block_on(async {
+            use tokio::io::AsyncReadExt;
+            let mut reader = self.client.retrieve_stream(path, 0).await.map_err(fail)?;
+            let mut out = Vec::new();
+            reader.read_to_end(&mut out).await.map_err(fail)?;
+            reader.finish().await.map_err(fail)?;
+            Ok(out)
+        })
+    }
+    fn store_streamed(&mut self, path: &str, data: &[u8]) -> Result<u64, Failure> {
+        self.rt.block_on(async {
+            use tokio::io::AsyncWriteExt;
+            let mut writer = self
+                .client
+                .store_stream(path, 0, false)
+                .await
+                .map_err(fail)?;
+            writer.write_all(data).await.map_err(fail)?;
+            writer.finish().await.map_err(fail)
+        })
+    }
+    fn abort_download(&mut self, path: &str, first: usize) -> Result<(), Failure> {
+        self.rt.block_on(async {
+            use tokio::io::AsyncReadExt;
+            let mut reader = self.client.retrieve_stream(path, 0).await.map_err(fail)?;
+            let mut buf = vec![0u8; first];
+            reader.read_exact(&mut buf).await.map_err(fail)?;
+            reader.abort().await.map_err(fail)
+        })
+    }
+    fn nlst(&mut self) -> Result<Vec<String>, Failure> {
+        self.rt.block_on(self.client.nlst(None)).map_err(fail)
+    }
+    fn list(&mut self) -> Result<Vec<String>, Failure> {
+        let entries = self.rt.block_on(self.client.list(None)).map_err(fail)?;
+        Ok(entries.into_iter().map(|e| e.name).collect())
+    }
+    fn mlsd(&mut self) -> Result<Vec<(String, Option<u64>)>, Failure> {
+        let entries = self.rt.block_on(self.client.mlsd(None)).map_err(fail)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let size = e.size();
+                (e.pathname, size)
+            })
+            .collect())
+    }
+    fn size(&mut self, path: &str) -> Result<u64, Failure> {
+        self.rt.block_on(self.client.size(path)).map_err(fail)
+    }
+    fn modified(&mut self, path: &str) -> Result<String, Failure> {
+        let t = self.rt.block_on(self.client.modified(path)).map_err(fail)?;
+        Ok(t.to_string())
+    }
+    fn mkdir(&mut self, path: &str) -> Result<(), Failure> {
+        self.rt.block_on(self.client.mkdir(path)).map_err(fail)
+    }
+    fn rmdir(&mut self, path: &str) -> Result<(), Failure> {
+        self.rt.block_on(self.client.rmdir(path)).map_err(fail)
+    }
+    fn delete(&mut self, path: &str) -> Result<(), Failure> {
+        self.rt.block_on(self.client.delete(path)).map_err(fail)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), Failure> {
+        self.rt.block_on(self.client.rename(from, to)).map_err(fail)
+    }
+    fn cwd(&mut self, path: &str) -> Result<(), Failure> {
+        self.rt.block_on(self.client.cwd(path)).map_err(fail)
+    }
+    fn pwd(&mut self) -> Result<String, Failure> {
+        self.rt.block_on(self.client.pwd()).map_err(fail)
+    }
+    fn is_secure(&self) -> bool {
+        self.client.is_secure()
+    }
+    fn quit(self: Box<Self>) -> Result<(), Failure> {
+        let TokioSession { rt, client } = *self;
+        rt.block_on(client.quit()).map_err(fail)
+    }
+}
+
+// ----- blocking ------------------------------------------------------------------------
+
+/// The std-threads client and server.
+pub struct Blocking;
+
+struct BlockingServer {
+    explicit: SocketAddr,
+    implicit: SocketAddr,
+    server: ftps_blocking::Server<LocalFs, StaticUsers>,
+}
+
+impl RunningServer for BlockingServer {
+    fn explicit(&self) -> SocketAddr {
+        self.explicit
+    }
+    fn implicit(&self) -> SocketAddr {
+        self.implicit
+    }
+}
+
+impl Drop for BlockingServer {
+    fn drop(&mut self) {
+        self.server.shutdown();
+    }
+}
+
+impl ServerRuntime for Blocking {
+    fn name(&self) -> &'static str {
+        "blocking"
+    }
+
+    fn start(&self, setup: ServerSetup) -> Box<dyn RunningServer> {
+        let server = ftps_blocking::Server::builder(storage(&setup), users(&setup))
+            .config(setup.config.clone())
+            .tls(setup.tls.clone())
+            .build();
+        let e = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let i = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let (explicit, implicit) = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
+        let (s1, s2) = (server.clone(), server.clone());
+        std::thread::spawn(move || s1.serve(e, TlsMode::Explicit));
+        std::thread::spawn(move || s2.serve(i, TlsMode::Implicit));
+        Box::new(BlockingServer {
+            explicit,
+            implicit,
+            server,
+        })
+    }
+}
+
+impl ClientRuntime for Blocking {
+    fn name(&self) -> &'static str {
+        "blocking"
+    }
+
+    fn connect(&self, options: ClientOptions) -> Result<Box<dyn Session>, Failure> {
+        let client = ftps_blocking::Client::connect(options).map_err(fail)?;
+        Ok(Box::new(BlockingSession(client)))
+    }
+}
+
+struct BlockingSession(ftps_blocking::Client);
+
+impl Session for BlockingSession {
+    fn store(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        offset: u64,
+        append: bool,
+    ) -> Result<u64, Failure> {
+        let mut input = data;
+        self.0.store(path, &mut input, offset, append).map_err(fail)
+    }
+    fn retrieve(&mut self, path: &str, offset: u64) -> Result<Vec<u8>, Failure> {
+        let mut out = Vec::new();
+        self.0.retrieve(path, offset, &mut out).map_err(fail)?;
+        Ok(out)
+    }
+    fn retrieve_streamed(&mut self, path: &str) -> Result<Vec<u8>, Failure> {
+        let mut reader = self.0.retrieve_stream(path, 0).map_err(fail)?;
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).map_err(fail)?;
+        reader.finish().map_err(fail)?;
+        Ok(out)
+    }
+    fn store_streamed(&mut self, path: &str, data: &[u8]) -> Result<u64, Failure> {
+        let mut writer = self.0.store_stream(path, 0, false).map_err(fail)?;
+        writer.write_all(data).map_err(fail)?;
+        writer.finish().map_err(fail)
+    }
+    fn abort_download(&mut self, path: &str, first: usize) -> Result<(), Failure> {
+        let mut reader = self.0.retrieve_stream(path, 0).map_err(fail)?;
+        let mut buf = vec![0u8; first];
+        reader.read_exact(&mut buf).map_err(fail)?;
+        reader.abort().map_err(fail)
+    }
+    fn nlst(&mut self) -> Result<Vec<String>, Failure> {
+        self.0.nlst(None).map_err(fail)
+    }
+    fn list(&mut self) -> Result<Vec<String>, Failure> {
+        let entries = self.0.list(None).map_err(fail)?;
+        Ok(entries.into_iter().map(|e| e.name).collect())
+    }
+    fn mlsd(&mut self) -> Result<Vec<(String, Option<u64>)>, Failure> {
+        let entries = self.0.mlsd(None).map_err(fail)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let size = e.size();
+                (e.pathname, size)
+            })
+            .collect())
+    }
+    fn size(&mut self, path: &str) -> Result<u64, Failure> {
+        self.0.size(path).map_err(fail)
+    }
+    fn modified(&mut self, path: &str) -> Result<String, Failure> {
+        Ok(self.0.modified(path).map_err(fail)?.to_string())
+    }
+    fn mkdir(&mut self, path: &str) -> Result<(), Failure> {
+        self.0.mkdir(path).map_err(fail)
+    }
+    fn rmdir(&mut self, path: &str) -> Result<(), Failure> {
+        self.0.rmdir(path).map_err(fail)
+    }
+    fn delete(&mut self, path: &str) -> Result<(), Failure> {
+        self.0.delete(path).map_err(fail)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), Failure> {
+        self.0.rename(from, to).map_err(fail)
+    }
+    fn cwd(&mut self, path: &str) -> Result<(), Failure> {
+        self.0.cwd(path).map_err(fail)
+    }
+    fn pwd(&mut self) -> Result<String, Failure> {
+        self.0.pwd().map_err(fail)
+    }
+    fn is_secure(&self) -> bool {
+        self.0.is_secure()
+    }
+    fn quit(self: Box<Self>) -> Result<(), Failure> {
+        self.0.quit().map_err(fail)
+    }
+}

@@ -1,0 +1,235 @@
+//! The suite: every case, every operation, every file compared.
+
+use crate::{ClientRuntime, Failure, RunningServer, ServerRuntime, ServerSetup, Session};
+use ftps_backend::client::ClientOptions;
+use ftps_proto::ProtectionLevel;
+use ftps_proto::client::ConnectionMode;
+use ftps_proto::server::{DataTlsPolicy, ServerConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One combination of modes.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Implicit FTPS instead of explicit.
+    pub implicit: bool,
+    /// PROT C instead of PROT P.
+    pub clear_data: bool,
+    /// Active (PORT/EPRT) instead of passive.
+    pub active: bool,
+    /// TLS 1.2 instead of 1.3.
+    pub tls12: bool,
+}
+
+impl Case {
+    /// All sixteen combinations.
+    pub fn all() -> Vec<Case> {
+        let mut cases = Vec::new();
+        for bits in 0..16u8 {
+            cases.push(Case {
+                implicit: bits & 1 != 0,
+                clear_data: bits & 2 != 0,
+                active: bits & 4 != 0,
+                tls12: bits & 8 != 0,
+            });
+        }
+        cases
+    }
+
+    fn tag(&self) -> String {
+        format!(
+            "{}-{}-{}-{}",
+            if self.implicit {
+                "implicit"
+            } else {
+                "explicit"
+            },
+            if self.clear_data { "protc" } else { "protp" },
+            if self.active { "active" } else { "passive" },
+            if self.tls12 { "tls12" } else { "tls13" },
+        )
+    }
+}
+
+/// A served directory, its certificate, and the user.
+pub struct Fixture {
+    dir: PathBuf,
+    cert_pem: String,
+    key_pem: String,
+}
+
+const USER: &str = "alice";
+const PASSWORD: &str = "conformance-Pass-1";
+
+impl Fixture {
+    /// A fresh directory and a certificate for `localhost`.
+    pub fn new(name: &str) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("ftps-conf-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        Fixture {
+            dir,
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    fn setup(&self) -> ServerSetup {
+        ServerSetup {
+            root: self.dir.clone(),
+            config: ServerConfig {
+                // PROT C is allowed (the matrix tests it); reuse stays required.
+                data_tls: DataTlsPolicy::Allow,
+                active_mode: true,
+                ..ServerConfig::default()
+            },
+            tls: ftps_proto::tls::server_config_from_pem(
+                self.cert_pem.as_bytes(),
+                self.key_pem.as_bytes(),
+            )
+            .expect("server TLS"),
+            user: (USER.into(), PASSWORD.into()),
+        }
+    }
+
+    fn options(&self, server: &dyn RunningServer, case: Case) -> ClientOptions {
+        let roots = ftps_proto::tls::roots_from_pem(self.cert_pem.as_bytes()).expect("roots");
+        let versions: &[&'static rustls::SupportedProtocolVersion] = if case.tls12 {
+            &[&rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13]
+        };
+        let tls = ftps_proto::tls::client_config_with_versions(roots, versions).expect("TLS");
+        let addr = if case.implicit {
+            server.implicit()
+        } else {
+            server.explicit()
+        };
+        let mut o = ClientOptions::new("localhost", addr.port(), USER, PASSWORD);
+        o.mode = if case.implicit {
+            ConnectionMode::Implicit
+        } else {
+            ConnectionMode::ExplicitRequired
+        };
+        o.protection = if case.clear_data {
+            ProtectionLevel::Clear
+        } else {
+            ProtectionLevel::Private
+        };
+        o.passive = !case.active;
+        o.tls = Some(Arc::new(tls));
+        o
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn data(seed: u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) as u8)
+        .collect()
+}
+
+fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), Failure> {
+    if ok { Ok(()) } else { Err(what()) }
+}
+
+/// Runs every [`Case`] of `client` against `server`; the first failure names the pair, the
+/// case and the step.
+pub fn run(server: &dyn ServerRuntime, client: &dyn ClientRuntime) -> Result<(), Failure> {
+    let name = format!("{}-{}", client.name(), server.name());
+    let fixture = Fixture::new(&name);
+    std::fs::write(fixture.dir.join("big.bin"), data(7, 4 << 20)).map_err(|e| e.to_string())?;
+    let running = server.start(fixture.setup());
+    for case in Case::all() {
+        let tag = format!("{name} {}", case.tag());
+        let session = client
+            .connect(fixture.options(running.as_ref(), case))
+            .map_err(|e| format!("{tag}: connect: {e}"))?;
+        one_case(session, &case.tag()).map_err(|e| format!("{tag}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn one_case(mut s: Box<dyn Session>, tag: &str) -> Result<(), Failure> {
+    check(s.is_secure(), || "control connection not secure".into())?;
+    let dir = format!("d-{tag}");
+    s.mkdir(&dir)?;
+    s.cwd(&dir)?;
+    check(s.pwd()? == format!("/{dir}"), || "PWD after CWD".into())?;
+
+    // Transfers, mixed, each compared: the data connections resume the control session.
+    for i in 0..6u32 {
+        let body = data(i, (i as usize) * 40_009 + 1);
+        let file = format!("f{}.bin", i % 3);
+        match i % 3 {
+            0 => {
+                s.store(&file, &body, 0, false)?;
+                check(s.retrieve(&file, 0)? == body, || format!("transfer {i}"))?;
+            }
+            1 => {
+                s.store_streamed(&file, &body)?;
+                check(s.retrieve_streamed(&file)? == body, || {
+                    format!("stream {i}")
+                })?;
+            }
+            _ => {
+                let names = s.nlst()?;
+                check(names.iter().any(|n| n.ends_with("f0.bin")), || {
+                    format!("NLST {names:?}")
+                })?;
+            }
+        }
+    }
+
+    // Resume, append, partial download.
+    let body = data(99, 100_000);
+    s.store("r.bin", &body[..60_000], 0, false)?;
+    s.store("r.bin", &body[60_000..], 60_000, false)?;
+    check(s.retrieve("r.bin", 0)? == body, || "resumed upload".into())?;
+    check(s.retrieve("r.bin", 99_000)? == body[99_000..], || {
+        "REST download".into()
+    })?;
+    s.store("r.bin", b"tail", 0, true)?;
+    check(s.size("r.bin")? == 100_004, || "APPE size".into())?;
+    check(s.modified("r.bin")?.len() >= 14, || "MDTM".into())?;
+
+    // Listings.
+    let names = s.list()?;
+    check(names.iter().any(|n| n == "r.bin"), || {
+        format!("LIST {names:?}")
+    })?;
+    let facts = s.mlsd()?;
+    check(
+        facts
+            .iter()
+            .any(|(n, size)| n == "r.bin" && *size == Some(100_004)),
+        || format!("MLSD {facts:?}"),
+    )?;
+
+    // Names.
+    s.rename("r.bin", "moved.bin")?;
+    s.delete("moved.bin")?;
+    check(!s.nlst()?.iter().any(|n| n.ends_with("moved.bin")), || {
+        "DELE".into()
+    })?;
+    s.mkdir("sub")?;
+    s.rmdir("sub")?;
+
+    // ABOR in the middle of a download; the session goes on.
+    s.cwd("/")?;
+    s.abort_download("big.bin", 64 * 1024)?;
+    check(s.retrieve("big.bin", 0)?.len() == 4 << 20, || {
+        "download after ABOR".into()
+    })?;
+    s.quit()
+}

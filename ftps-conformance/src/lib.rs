@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod peers;
 pub mod runtimes;
 mod suite;
 

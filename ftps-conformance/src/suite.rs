@@ -66,12 +66,15 @@ impl Fixture {
     pub fn new(name: &str) -> Fixture {
         let dir = std::env::temp_dir().join(format!("ftps-conf-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::create_dir_all(dir.join("root")).expect("temp dir");
         let key = rcgen::KeyPair::generate().expect("key");
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .expect("params")
-            .self_signed(&key)
-            .expect("cert");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        let cert = params.self_signed(&key).expect("cert");
+        std::fs::write(dir.join("cert.pem"), cert.pem()).expect("cert file");
         Fixture {
             dir,
             cert_pem: cert.pem(),
@@ -79,9 +82,32 @@ impl Fixture {
         }
     }
 
+    /// The directory served.
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    /// The server's certificate as a PEM file, to trust.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("cert.pem")
+    }
+
+    /// The user name and password the server accepts.
+    pub fn credentials(&self) -> (&'static str, &'static str) {
+        (USER, PASSWORD)
+    }
+
+    /// Starts `server` on this fixture; `reuse` says whether data connections must resume
+    /// the control session (Python's ftplib cannot).
+    pub fn start(&self, server: &dyn ServerRuntime, reuse: bool) -> Box<dyn RunningServer> {
+        let mut setup = self.setup();
+        setup.config.require_session_reuse = reuse;
+        server.start(setup)
+    }
+
     fn setup(&self) -> ServerSetup {
         ServerSetup {
-            root: self.dir.clone(),
+            root: self.root(),
             config: ServerConfig {
                 // PROT C is allowed (the matrix tests it); reuse stays required.
                 data_tls: DataTlsPolicy::Allow,
@@ -148,7 +174,7 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), Failure> {
 pub fn run(server: &dyn ServerRuntime, client: &dyn ClientRuntime) -> Result<(), Failure> {
     let name = format!("{}-{}", client.name(), server.name());
     let fixture = Fixture::new(&name);
-    std::fs::write(fixture.dir.join("big.bin"), data(7, 4 << 20)).map_err(|e| e.to_string())?;
+    std::fs::write(fixture.root().join("big.bin"), data(7, 4 << 20)).map_err(|e| e.to_string())?;
     let running = server.start(fixture.setup());
     for case in Case::all() {
         let tag = format!("{name} {}", case.tag());

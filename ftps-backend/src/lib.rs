@@ -7,7 +7,8 @@
 //!   atomically; [`execute`] answers the protocol core's storage requests with them;
 //! - [`Authenticator`] and [`StaticUsers`]: logins checked against Argon2id hashes;
 //! - [`files`]: certificates and keys read from PEM files, and the platform's roots;
-//! - [`SessionLimits`] and [`passive_ports`]: the bookkeeping of every server;
+//! - [`ServerBuilder`], [`SessionLimits`], [`passive_ports`], [`DataOrder`]: what every
+//!   runtime's server is built from and tells its data connections;
 //! - [`client`]: how a client connects (`ClientOptions`, `FtpUrl`), for every runtime.
 //!
 //! The traits are synchronous: file systems and password hashing block, so the async
@@ -22,9 +23,11 @@ pub mod client;
 pub mod files;
 mod limits;
 mod local_fs;
+mod server;
 mod storage;
 
 pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
 pub use limits::{SessionLimits, SessionSlot, passive_ports};
 pub use local_fs::{LocalFs, LocalUpload};
+pub use server::{DataOrder, ServerBuilder, ServerShared, opened_for};
 pub use storage::{Opened, OpenedFile, Storage, execute, now_utc};

@@ -3,7 +3,7 @@
 
 use crate::server::Msg;
 use crate::stream::DataStream;
-use ftps_backend::{Opened, OpenedFile, Storage};
+use ftps_backend::{DataOrder, Opened, Storage};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::{DataTls, handshake_info};
@@ -20,24 +20,6 @@ const BUFFER: usize = 256 * 1024;
 const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
 /// How often a passive listener looks for its connection and its orders.
 const POLL: Duration = Duration::from_millis(2);
-
-/// What the session tells a data thread.
-pub(crate) enum DataCmd<S: Storage> {
-    /// Start the connection, with TLS if configurations are given, receiving an upload
-    /// at once if one is given (with its TYPE A flag).
-    Open {
-        tls: Option<DataTls>,
-        early: Option<(S::Upload, bool)>,
-    },
-    Transfer {
-        payload: Option<Vec<u8>>,
-        file: Option<OpenedFile<S>>,
-        ascii: bool,
-    },
-    Finish {
-        commit: bool,
-    },
-}
 
 /// What a data thread needs from its session.
 pub(crate) struct DataContext<S> {
@@ -87,7 +69,7 @@ pub(crate) fn passive<S: Storage>(
     ctx: DataContext<S>,
     listener: TcpListener,
     accept_from: Option<IpAddr>,
-    cmds: Receiver<DataCmd<S>>,
+    cmds: Receiver<DataOrder<S>>,
 ) {
     if listener.set_nonblocking(true).is_err() {
         return ctx.fail("listener setup failed");
@@ -113,7 +95,7 @@ pub(crate) fn passive<S: Storage>(
         }
         if open.is_none() {
             match cmds.try_recv() {
-                Ok(DataCmd::Open { tls, early }) => {
+                Ok(DataOrder::Open { tls, early }) => {
                     open = Some((tls, early));
                     idle = false;
                 }
@@ -143,7 +125,7 @@ pub(crate) fn active<S: Storage>(
     addr: SocketAddr,
     tls: Option<DataTls>,
     early: Option<(S::Upload, bool)>,
-    cmds: Receiver<DataCmd<S>>,
+    cmds: Receiver<DataOrder<S>>,
 ) {
     match TcpStream::connect_timeout(&addr, ctx.connect_timeout) {
         Ok(stream) => run(ctx, stream, addr, tls, early, cmds),
@@ -183,7 +165,7 @@ fn run<S: Storage>(
     peer: SocketAddr,
     data_tls: Option<DataTls>,
     early: Option<(S::Upload, bool)>,
-    cmds: Receiver<DataCmd<S>>,
+    cmds: Receiver<DataOrder<S>>,
 ) {
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(ctx.handshake_timeout));
@@ -215,7 +197,7 @@ fn run<S: Storage>(
     let (upload, ascii, payload, reader) = match early {
         Some((up, ascii)) => (Some(up), ascii, None, None),
         None => {
-            let Ok(DataCmd::Transfer {
+            let Ok(DataOrder::Transfer {
                 payload,
                 file,
                 ascii,
@@ -247,8 +229,8 @@ fn run<S: Storage>(
     });
     let commit = loop {
         match cmds.recv() {
-            Ok(DataCmd::Finish { commit }) => break commit,
-            Ok(DataCmd::Transfer { .. }) => continue,
+            Ok(DataOrder::Finish { commit }) => break commit,
+            Ok(DataOrder::Transfer { .. }) => continue,
             _ => break false,
         }
     };
@@ -264,7 +246,7 @@ fn run<S: Storage>(
 }
 
 /// Whether the session still wants this transfer (it drops its sender to abort).
-fn aborted<S: Storage>(cmds: &Receiver<DataCmd<S>>) -> bool {
+fn aborted<S: Storage>(cmds: &Receiver<DataOrder<S>>) -> bool {
     matches!(cmds.try_recv(), Err(TryRecvError::Disconnected))
 }
 
@@ -275,7 +257,7 @@ fn send<S: Storage>(
     stream: &mut DataStream,
     source: &mut dyn Read,
     ascii: bool,
-    cmds: &Receiver<DataCmd<S>>,
+    cmds: &Receiver<DataOrder<S>>,
 ) -> Pumped<S::Upload> {
     let mut sent = 0u64;
     let mut next_report = PROGRESS_EVERY;
@@ -337,7 +319,7 @@ fn receive<S: Storage>(
     mut upload: S::Upload,
     ascii: bool,
     tls: bool,
-    cmds: &Receiver<DataCmd<S>>,
+    cmds: &Receiver<DataOrder<S>>,
 ) -> Pumped<S::Upload> {
     let mut buf = vec![0u8; BUFFER];
     let mut received = 0u64;

@@ -2,15 +2,14 @@
 //! [`ServerSession`] over std sockets.
 
 use crate::control::Control;
-use crate::data::{self, DataCmd, DataContext};
-use ftps_backend::{Authenticator, Opened, OpenedFile, SessionLimits, Storage};
-use ftps_proto::server::{Action, DataId, Event, IoEvent, ServerConfig, StorageRequest, TlsMode};
+use crate::data::{self, DataContext};
+use ftps_backend::{Authenticator, DataOrder, Opened, OpenedFile, ServerShared, Storage};
+use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls, handshake_info};
 use ftps_proto::{Reply, ReplyCode, ServerSession};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
@@ -30,81 +29,32 @@ pub(crate) enum Msg {
     Data(IoEvent),
 }
 
-/// Builds a [`Server`].
-pub struct ServerBuilder<S, A> {
-    storage: S,
-    auth: A,
-    config: ServerConfig,
-    tls: Option<rustls::ServerConfig>,
-    passive_ports: Option<RangeInclusive<u16>>,
-    max_sessions: usize,
-    max_sessions_per_ip: usize,
-}
+/// Builds a [`Server`]: storage, users, configuration, TLS, passive ports, limits.
+pub type ServerBuilder<S, A> = ftps_backend::ServerBuilder<S, A, Server<S, A>>;
 
-impl<S: Storage, A: Authenticator> ServerBuilder<S, A> {
-    /// The protocol configuration (policies, timeouts, limits). Its `tls_available` is set
-    /// from whether [`tls`](Self::tls) was given.
-    pub fn config(mut self, config: ServerConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The TLS configuration (see [`ftps_proto::tls`] and [`ftps_backend::files`]).
-    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
-        self.tls = Some(config);
-        self
-    }
-
-    /// The ports passive listeners use; by default any free port.
-    pub fn passive_ports(mut self, ports: RangeInclusive<u16>) -> Self {
-        self.passive_ports = Some(ports);
-        self
-    }
-
-    /// At most `total` sessions at once, and `per_ip` from one address (421 beyond).
-    pub fn max_sessions(mut self, total: usize, per_ip: usize) -> Self {
-        self.max_sessions = total;
-        self.max_sessions_per_ip = per_ip;
-        self
-    }
-
-    /// Builds the server.
-    pub fn build(mut self) -> Server<S, A> {
-        self.config.tls_available = self.tls.is_some();
-        Server {
-            shared: Arc::new(Shared {
-                storage: Arc::new(self.storage),
-                auth: self.auth,
-                config: Arc::new(self.config),
-                tls: self.tls,
-                passive_ports: self.passive_ports,
-                limits: SessionLimits::new(self.max_sessions, self.max_sessions_per_ip),
-                shutdown: AtomicBool::new(false),
-            }),
-        }
-    }
-}
-
-struct Shared<S, A> {
-    storage: Arc<S>,
-    auth: A,
-    config: Arc<ServerConfig>,
-    tls: Option<rustls::ServerConfig>,
-    passive_ports: Option<RangeInclusive<u16>>,
-    limits: Arc<SessionLimits>,
-    shutdown: AtomicBool,
-}
+type Shared<S, A> = ServerShared<S, A>;
 
 /// An FTPS server on threads. Cheap to clone; all clones serve the same storage and
 /// users.
 pub struct Server<S, A> {
     shared: Arc<Shared<S, A>>,
+    shutdown: Arc<AtomicBool>,
 }
 
 impl<S, A> Clone for Server<S, A> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+impl<S, A> From<Arc<ServerShared<S, A>>> for Server<S, A> {
+    fn from(shared: Arc<ServerShared<S, A>>) -> Self {
+        Server {
+            shared,
+            shutdown: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -112,27 +62,19 @@ impl<S, A> Clone for Server<S, A> {
 impl<S: Storage, A: Authenticator> Server<S, A> {
     /// Starts building a server on `storage` and `auth`.
     pub fn builder(storage: S, auth: A) -> ServerBuilder<S, A> {
-        ServerBuilder {
-            storage,
-            auth,
-            config: ServerConfig::default(),
-            tls: None,
-            passive_ports: None,
-            max_sessions: 1000,
-            max_sessions_per_ip: 50,
-        }
+        ServerBuilder::new(storage, auth)
     }
 
     /// Stops every `serve` loop from accepting; sessions in progress run to their end.
     pub fn shutdown(&self) {
-        self.shared.shutdown.store(true, Ordering::Relaxed);
+        self.shutdown.store(true, Ordering::Relaxed);
     }
 
     /// Accepts connections on `listener` as `mode` sessions, a thread each, until
     /// [`shutdown`](Self::shutdown). Blocks.
     pub fn serve(&self, listener: TcpListener, mode: TlsMode) -> io::Result<()> {
         listener.set_nonblocking(true)?;
-        while !self.shared.shutdown.load(Ordering::Relaxed) {
+        while !self.shutdown.load(Ordering::Relaxed) {
             let (tcp, peer) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -178,7 +120,7 @@ struct Driver<S: Storage, A> {
     /// When a control handshake in progress must be done by.
     handshake_deadline: Option<Instant>,
     events: SyncSender<Msg>,
-    data: HashMap<DataId, mpsc::Sender<DataCmd<S>>>,
+    data: HashMap<DataId, mpsc::Sender<DataOrder<S>>>,
     files: HashMap<DataId, OpenedFile<S>>,
     user: String,
     local: SocketAddr,
@@ -415,7 +357,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                     }
                     None => self.command(
                         id,
-                        DataCmd::Open {
+                        DataOrder::Open {
                             tls: data_tls,
                             early,
                         },
@@ -426,7 +368,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 let file = self.files.remove(&id);
                 self.command(
                     id,
-                    DataCmd::Transfer {
+                    DataOrder::Transfer {
                         payload,
                         file,
                         ascii,
@@ -434,7 +376,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 );
             }
             Action::FinishTransfer { id, commit } => {
-                self.command(id, DataCmd::Finish { commit });
+                self.command(id, DataOrder::Finish { commit });
                 self.data.remove(&id);
             }
             Action::AbortData { id } => {
@@ -451,7 +393,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
         }
     }
 
-    fn command(&mut self, id: DataId, cmd: DataCmd<S>) {
+    fn command(&mut self, id: DataId, cmd: DataOrder<S>) {
         let sent = self.data.get(&id).is_some_and(|tx| tx.send(cmd).is_ok());
         if !sent {
             let reason = "data thread gone".into();
@@ -470,12 +412,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                     .answer_login(request.token, answer, Instant::now());
             }
             Event::Storage { token, request } => {
-                let id = match &request {
-                    StorageRequest::OpenRead { id, .. } | StorageRequest::OpenWrite { id, .. } => {
-                        Some(*id)
-                    }
-                    _ => None,
-                };
+                let id = ftps_backend::opened_for(&request);
                 let (answer, file) =
                     ftps_backend::execute(&*self.shared.storage, &self.user, request);
                 if let (Some(id), Some(file)) = (id, file) {

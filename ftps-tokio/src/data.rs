@@ -4,7 +4,7 @@
 use crate::blocking::{self, Chunk};
 use crate::stream::Stream;
 use crate::tls;
-use ftps_backend::{Opened, OpenedFile, Storage};
+use ftps_backend::{DataOrder, Opened, Storage};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::DataTls;
@@ -24,24 +24,6 @@ const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
 
 /// The TLS acceptor and early upload of an `Open` command.
 type OpenCmd<S> = (Option<DataTls>, Option<(<S as Storage>::Upload, bool)>);
-
-/// What the session tells a data task.
-pub(crate) enum DataCmd<S: Storage> {
-    /// Start the connection, with TLS if an acceptor is given.
-    Open {
-        tls: Option<DataTls>,
-        /// An upload to start receiving into at once, with its TYPE A flag.
-        early: Option<(S::Upload, bool)>,
-    },
-    Transfer {
-        payload: Option<Vec<u8>>,
-        file: Option<OpenedFile<S>>,
-        ascii: bool,
-    },
-    Finish {
-        commit: bool,
-    },
-}
 
 /// What a data task needs from its session.
 pub(crate) struct DataContext<S: Storage> {
@@ -82,7 +64,7 @@ pub(crate) async fn passive<S: Storage>(
     ctx: DataContext<S>,
     listener: TcpListener,
     accept_from: Option<IpAddr>,
-    mut cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
+    mut cmds: mpsc::UnboundedReceiver<DataOrder<S>>,
 ) {
     let mut accepted: Option<(TcpStream, SocketAddr)> = None;
     let mut open: Option<OpenCmd<S>> = None;
@@ -102,7 +84,7 @@ pub(crate) async fn passive<S: Storage>(
                 Err(e) => tracing::debug!("accept failed: {e}"),
             },
             cmd = cmds.recv() => match cmd {
-                Some(DataCmd::Open { tls, early }) => open = Some((tls, early)),
+                Some(DataOrder::Open { tls, early }) => open = Some((tls, early)),
                 _ => return,
             },
         }
@@ -120,7 +102,7 @@ pub(crate) async fn active<S: Storage>(
     addr: SocketAddr,
     tls: Option<DataTls>,
     early: Option<(S::Upload, bool)>,
-    cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
+    cmds: mpsc::UnboundedReceiver<DataOrder<S>>,
 ) {
     match tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => run(ctx, stream, addr, tls, early, cmds).await,
@@ -141,7 +123,7 @@ async fn run<S: Storage>(
     peer: SocketAddr,
     data_tls: Option<DataTls>,
     early: Option<(S::Upload, bool)>,
-    mut cmds: mpsc::UnboundedReceiver<DataCmd<S>>,
+    mut cmds: mpsc::UnboundedReceiver<DataOrder<S>>,
 ) {
     let _ = tcp.set_nodelay(true);
     let tls = data_tls.is_some();
@@ -185,7 +167,7 @@ async fn run<S: Storage>(
     let (upload, ascii, payload, reader) = match early {
         Some((up, ascii)) => (Some(up), ascii, None, None),
         None => {
-            let Some(DataCmd::Transfer {
+            let Some(DataOrder::Transfer {
                 payload,
                 file,
                 ascii,
@@ -225,7 +207,7 @@ async fn run<S: Storage>(
                 r = &mut work => break Some(r),
                 cmd = cmds.recv() => match cmd {
                     // The go-ahead for an upload already running.
-                    Some(DataCmd::Transfer { .. }) => continue,
+                    Some(DataOrder::Transfer { .. }) => continue,
                     // Anything else, or the session dropping us, aborts.
                     _ => break None,
                 },
@@ -244,8 +226,8 @@ async fn run<S: Storage>(
     });
     let commit = loop {
         match cmds.recv().await {
-            Some(DataCmd::Finish { commit }) => break commit,
-            Some(DataCmd::Transfer { .. }) => continue,
+            Some(DataOrder::Finish { commit }) => break commit,
+            Some(DataOrder::Transfer { .. }) => continue,
             _ => break false,
         }
     };

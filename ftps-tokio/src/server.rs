@@ -2,16 +2,15 @@
 //! [`ServerSession`] over tokio sockets.
 
 use crate::blocking;
-use crate::data::{self, DataCmd, DataContext};
+use crate::data::{self, DataContext};
 use crate::stream::Stream;
-use ftps_backend::{Authenticator, Opened, OpenedFile, SessionLimits, Storage};
-use ftps_proto::server::{Action, DataId, Event, IoEvent, ServerConfig, StorageRequest, TlsMode};
+use ftps_backend::{Authenticator, DataOrder, Opened, OpenedFile, ServerShared, Storage};
+use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Reply, ReplyCode, ServerSession};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,82 +22,32 @@ use tracing::Instrument;
 /// Bytes of control input held before the session takes them, at most.
 const MAX_CONTROL_INPUT: usize = 64 * 1024;
 
-/// Builds a [`Server`].
-pub struct ServerBuilder<S, A> {
-    storage: S,
-    auth: A,
-    config: ServerConfig,
-    tls: Option<rustls::ServerConfig>,
-    passive_ports: Option<RangeInclusive<u16>>,
-    max_sessions: usize,
-    max_sessions_per_ip: usize,
-}
+/// Builds a [`Server`]: storage, users, configuration, TLS, passive ports, limits.
+pub type ServerBuilder<S, A> = ftps_backend::ServerBuilder<S, A, Server<S, A>>;
 
-impl<S: Storage, A: Authenticator> ServerBuilder<S, A> {
-    /// The protocol configuration (policies, timeouts, limits). Its `tls_available` is set
-    /// from whether [`tls`](Self::tls) was given.
-    pub fn config(mut self, config: ServerConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The TLS configuration (see [`crate::tls`] to build one from PEM files).
-    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
-        self.tls = Some(config);
-        self
-    }
-
-    /// The ports passive listeners use; by default any free port.
-    pub fn passive_ports(mut self, ports: RangeInclusive<u16>) -> Self {
-        self.passive_ports = Some(ports);
-        self
-    }
-
-    /// The most sessions at once (default 1000) and from one IP address (default 50);
-    /// past either, a new connection gets 421 and is closed.
-    pub fn max_sessions(mut self, total: usize, per_ip: usize) -> Self {
-        self.max_sessions = total;
-        self.max_sessions_per_ip = per_ip;
-        self
-    }
-
-    /// Builds the server.
-    pub fn build(mut self) -> Server<S, A> {
-        self.config.tls_available = self.tls.is_some();
-        let (shutdown, _) = watch::channel(false);
-        Server {
-            shared: Arc::new(Shared {
-                storage: Arc::new(self.storage),
-                auth: self.auth,
-                config: Arc::new(self.config),
-                tls: self.tls,
-                passive_ports: self.passive_ports,
-                limits: SessionLimits::new(self.max_sessions, self.max_sessions_per_ip),
-                shutdown,
-            }),
-        }
-    }
-}
-
-struct Shared<S, A> {
-    storage: Arc<S>,
-    auth: A,
-    config: Arc<ServerConfig>,
-    tls: Option<rustls::ServerConfig>,
-    passive_ports: Option<RangeInclusive<u16>>,
-    limits: Arc<SessionLimits>,
-    shutdown: watch::Sender<bool>,
-}
+type Shared<S, A> = ServerShared<S, A>;
 
 /// An FTPS server. Cheap to clone; all clones serve the same storage and users.
 pub struct Server<S, A> {
     shared: Arc<Shared<S, A>>,
+    shutdown: Arc<watch::Sender<bool>>,
 }
 
 impl<S, A> Clone for Server<S, A> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+impl<S, A> From<Arc<ServerShared<S, A>>> for Server<S, A> {
+    fn from(shared: Arc<ServerShared<S, A>>) -> Self {
+        let (shutdown, _) = watch::channel(false);
+        Server {
+            shared,
+            shutdown: Arc::new(shutdown),
         }
     }
 }
@@ -106,25 +55,17 @@ impl<S, A> Clone for Server<S, A> {
 impl<S: Storage, A: Authenticator> Server<S, A> {
     /// Starts building a server on `storage` and `auth`.
     pub fn builder(storage: S, auth: A) -> ServerBuilder<S, A> {
-        ServerBuilder {
-            storage,
-            auth,
-            config: ServerConfig::default(),
-            tls: None,
-            passive_ports: None,
-            max_sessions: 1000,
-            max_sessions_per_ip: 50,
-        }
+        ServerBuilder::new(storage, auth)
     }
 
     /// Stops every `serve` loop from accepting; sessions in progress run to their end.
     pub fn shutdown(&self) {
-        let _ = self.shared.shutdown.send(true);
+        let _ = self.shutdown.send(true);
     }
 
     /// Accepts connections on `listener` as `mode` sessions until [`shutdown`](Self::shutdown).
     pub async fn serve(&self, listener: TcpListener, mode: TlsMode) -> io::Result<()> {
-        let mut stop = self.shared.shutdown.subscribe();
+        let mut stop = self.shutdown.subscribe();
         if *stop.borrow_and_update() {
             return Ok(());
         }
@@ -175,7 +116,7 @@ struct Driver<S: Storage, A> {
     acceptor: Option<TlsAcceptor>,
     data_tls: Option<DataTls>,
     events_tx: mpsc::UnboundedSender<IoEvent>,
-    data: HashMap<DataId, mpsc::UnboundedSender<DataCmd<S>>>,
+    data: HashMap<DataId, mpsc::UnboundedSender<DataOrder<S>>>,
     files: HashMap<DataId, OpenedFile<S>>,
     user: String,
     local: SocketAddr,
@@ -379,14 +320,14 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                                 .in_current_span(),
                         );
                     }
-                    None => self.command(id, DataCmd::Open { tls, early }),
+                    None => self.command(id, DataOrder::Open { tls, early }),
                 }
             }
             Action::Transfer { id, payload, ascii } => {
                 let file = self.files.remove(&id);
                 self.command(
                     id,
-                    DataCmd::Transfer {
+                    DataOrder::Transfer {
                         payload,
                         file,
                         ascii,
@@ -394,7 +335,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 );
             }
             Action::FinishTransfer { id, commit } => {
-                self.command(id, DataCmd::Finish { commit });
+                self.command(id, DataOrder::Finish { commit });
                 self.data.remove(&id);
             }
             Action::AbortData { id } => {
@@ -415,7 +356,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
         }
     }
 
-    fn command(&mut self, id: DataId, cmd: DataCmd<S>) {
+    fn command(&mut self, id: DataId, cmd: DataOrder<S>) {
         let sent = self.data.get(&id).is_some_and(|tx| tx.send(cmd).is_ok());
         if !sent {
             self.session.handle_io(
@@ -440,12 +381,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                     .answer_login(request.token, answer, Instant::now());
             }
             Event::Storage { token, request } => {
-                let id = match &request {
-                    StorageRequest::OpenRead { id, .. } | StorageRequest::OpenWrite { id, .. } => {
-                        Some(*id)
-                    }
-                    _ => None,
-                };
+                let id = ftps_backend::opened_for(&request);
                 let shared = self.shared.clone();
                 let user = self.user.clone();
                 let (answer, file) =

@@ -1,0 +1,132 @@
+//! What every runtime's server is built from: [`ServerBuilder`] gathers storage, users,
+//! the protocol configuration, TLS, passive ports and session limits into a
+//! [`ServerShared`], from which the runtime makes its `Server`.
+
+use crate::{Authenticator, SessionLimits, Storage};
+use ftps_proto::server::ServerConfig;
+use std::marker::PhantomData;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+/// Builds a runtime's server `T` (`ftps_tokio::Server`, `ftps_blocking::Server`, ...).
+pub struct ServerBuilder<S, A, T> {
+    storage: S,
+    auth: A,
+    config: ServerConfig,
+    tls: Option<rustls::ServerConfig>,
+    passive_ports: Option<RangeInclusive<u16>>,
+    max_sessions: usize,
+    max_sessions_per_ip: usize,
+    server: PhantomData<fn() -> T>,
+}
+
+/// Everything a server's sessions share, read-only.
+pub struct ServerShared<S, A> {
+    /// The files.
+    pub storage: Arc<S>,
+    /// The users.
+    pub auth: Arc<A>,
+    /// The protocol configuration (`tls_available` set from `tls`).
+    pub config: Arc<ServerConfig>,
+    /// The TLS configuration each session's own configurations are made from.
+    pub tls: Option<rustls::ServerConfig>,
+    /// The ports passive listeners use; any free port if `None`.
+    pub passive_ports: Option<RangeInclusive<u16>>,
+    /// Session caps.
+    pub limits: Arc<SessionLimits>,
+}
+
+impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuilder<S, A, T> {
+    /// A server on `storage` and `auth`, with the default configuration (TLS required on
+    /// control and data, session reuse checked), at most 1000 sessions and 50 per address.
+    pub fn new(storage: S, auth: A) -> Self {
+        ServerBuilder {
+            storage,
+            auth,
+            config: ServerConfig::default(),
+            tls: None,
+            passive_ports: None,
+            max_sessions: 1000,
+            max_sessions_per_ip: 50,
+            server: PhantomData,
+        }
+    }
+
+    /// The protocol configuration (policies, timeouts, limits). Its `tls_available` is set
+    /// from whether [`tls`](Self::tls) was given.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The TLS configuration (see [`ftps_proto::tls`] and [`crate::files`]).
+    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The ports passive listeners use; by default any free port.
+    pub fn passive_ports(mut self, ports: RangeInclusive<u16>) -> Self {
+        self.passive_ports = Some(ports);
+        self
+    }
+
+    /// At most `total` sessions at once, and `per_ip` from one address (421 beyond).
+    pub fn max_sessions(mut self, total: usize, per_ip: usize) -> Self {
+        self.max_sessions = total;
+        self.max_sessions_per_ip = per_ip;
+        self
+    }
+
+    /// Builds the server.
+    pub fn build(mut self) -> T {
+        self.config.tls_available = self.tls.is_some();
+        T::from(Arc::new(ServerShared {
+            storage: Arc::new(self.storage),
+            auth: Arc::new(self.auth),
+            config: Arc::new(self.config),
+            tls: self.tls,
+            passive_ports: self.passive_ports,
+            limits: SessionLimits::new(self.max_sessions, self.max_sessions_per_ip),
+        }))
+    }
+}
+
+/// The data connection an open request of the core names, if any (the file it opens is
+/// kept for that connection).
+pub fn opened_for(
+    request: &ftps_proto::server::StorageRequest,
+) -> Option<ftps_proto::server::DataId> {
+    use ftps_proto::server::StorageRequest as R;
+    match request {
+        R::OpenRead { id, .. } | R::OpenWrite { id, .. } => Some(*id),
+        _ => None,
+    }
+}
+
+/// What a session tells one of its data connections (every runtime's data task or
+/// thread takes these).
+pub enum DataOrder<S: Storage> {
+    /// Start the connection, with TLS if configurations are given, receiving an upload
+    /// at once if one is given (with its TYPE A flag).
+    Open {
+        /// The data TLS configurations, under PROT P.
+        tls: Option<ftps_proto::tls::DataTls>,
+        /// An upload to start receiving into at once, with its TYPE A flag.
+        early: Option<(S::Upload, bool)>,
+    },
+    /// Move the bytes: a payload (a listing), or the opened file.
+    Transfer {
+        /// A listing's bytes.
+        payload: Option<Vec<u8>>,
+        /// The file opened for this transfer.
+        file: Option<crate::OpenedFile<S>>,
+        /// TYPE A conversion.
+        ascii: bool,
+    },
+    /// The session's verdict after the data ended: publish an upload or not.
+    Finish {
+        /// Publish the upload.
+        commit: bool,
+    },
+}

@@ -344,3 +344,160 @@ impl Session for BlockingSession {
         self.0.quit().map_err(fail)
     }
 }
+
+// ----- smol (and any executor that drives async-io: async-std's) ------------------------
+
+/// An executor that runs a future to its end on the calling thread.
+pub trait Executor: 'static {
+    /// Runs `future` to its end.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output;
+}
+
+/// smol's own `block_on`.
+pub struct SmolExecutor;
+
+impl Executor for SmolExecutor {
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        smol::block_on(future)
+    }
+}
+
+/// The smol client, its futures driven by executor `E`.
+pub struct Smol<E = SmolExecutor>(std::marker::PhantomData<E>);
+
+impl Smol {
+    /// The smol client under smol's executor.
+    pub const fn new() -> Self {
+        Smol(std::marker::PhantomData)
+    }
+}
+
+impl Default for Smol {
+    fn default() -> Self {
+        Smol::new()
+    }
+}
+
+impl<E: Executor> Smol<E> {
+    /// The smol client under executor `E`.
+    pub const fn with_executor() -> Self {
+        Smol(std::marker::PhantomData)
+    }
+}
+
+struct SmolSession<E> {
+    client: ftps_smol::Client,
+    executor: std::marker::PhantomData<E>,
+}
+
+impl<E: Executor> ClientRuntime for Smol<E> {
+    fn name(&self) -> &'static str {
+        "smol"
+    }
+
+    fn connect(&self, options: ClientOptions) -> Result<Box<dyn Session>, Failure> {
+        let client = E::block_on(ftps_smol::Client::connect(options)).map_err(fail)?;
+        Ok(Box::new(SmolSession::<E> {
+            client,
+            executor: std::marker::PhantomData,
+        }))
+    }
+}
+
+impl<E: Executor> Session for SmolSession<E> {
+    fn store(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        offset: u64,
+        append: bool,
+    ) -> Result<u64, Failure> {
+        let mut input = data;
+        E::block_on(self.client.store(path, &mut input, offset, append)).map_err(fail)
+    }
+    fn retrieve(&mut self, path: &str, offset: u64) -> Result<Vec<u8>, Failure> {
+        let mut out = Vec::new();
+        E::block_on(self.client.retrieve(path, offset, &mut out)).map_err(fail)?;
+        Ok(out)
+    }
+    fn retrieve_streamed(&mut self, path: &str) -> Result<Vec<u8>, Failure> {
+        E::block_on(async {
+            use smol::io::AsyncReadExt;
+            let mut reader = self.client.retrieve_stream(path, 0).await.map_err(fail)?;
+            let mut out = Vec::new();
+            reader.read_to_end(&mut out).await.map_err(fail)?;
+            reader.finish().await.map_err(fail)?;
+            Ok(out)
+        })
+    }
+    fn store_streamed(&mut self, path: &str, data: &[u8]) -> Result<u64, Failure> {
+        E::block_on(async {
+            use smol::io::AsyncWriteExt;
+            let mut writer = self
+                .client
+                .store_stream(path, 0, false)
+                .await
+                .map_err(fail)?;
+            writer.write_all(data).await.map_err(fail)?;
+            writer.finish().await.map_err(fail)
+        })
+    }
+    fn abort_download(&mut self, path: &str, first: usize) -> Result<(), Failure> {
+        E::block_on(async {
+            use smol::io::AsyncReadExt;
+            let mut reader = self.client.retrieve_stream(path, 0).await.map_err(fail)?;
+            let mut buf = vec![0u8; first];
+            reader.read_exact(&mut buf).await.map_err(fail)?;
+            reader.abort().await.map_err(fail)
+        })
+    }
+    fn nlst(&mut self) -> Result<Vec<String>, Failure> {
+        E::block_on(self.client.nlst(None)).map_err(fail)
+    }
+    fn list(&mut self) -> Result<Vec<String>, Failure> {
+        let entries = E::block_on(self.client.list(None)).map_err(fail)?;
+        Ok(entries.into_iter().map(|e| e.name).collect())
+    }
+    fn mlsd(&mut self) -> Result<Vec<(String, Option<u64>)>, Failure> {
+        let entries = E::block_on(self.client.mlsd(None)).map_err(fail)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let size = e.size();
+                (e.pathname, size)
+            })
+            .collect())
+    }
+    fn size(&mut self, path: &str) -> Result<u64, Failure> {
+        E::block_on(self.client.size(path)).map_err(fail)
+    }
+    fn modified(&mut self, path: &str) -> Result<String, Failure> {
+        Ok(E::block_on(self.client.modified(path))
+            .map_err(fail)?
+            .to_string())
+    }
+    fn mkdir(&mut self, path: &str) -> Result<(), Failure> {
+        E::block_on(self.client.mkdir(path)).map_err(fail)
+    }
+    fn rmdir(&mut self, path: &str) -> Result<(), Failure> {
+        E::block_on(self.client.rmdir(path)).map_err(fail)
+    }
+    fn delete(&mut self, path: &str) -> Result<(), Failure> {
+        E::block_on(self.client.delete(path)).map_err(fail)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), Failure> {
+        E::block_on(self.client.rename(from, to)).map_err(fail)
+    }
+    fn cwd(&mut self, path: &str) -> Result<(), Failure> {
+        E::block_on(self.client.cwd(path)).map_err(fail)
+    }
+    fn pwd(&mut self) -> Result<String, Failure> {
+        E::block_on(self.client.pwd()).map_err(fail)
+    }
+    fn is_secure(&self) -> bool {
+        self.client.is_secure()
+    }
+    fn quit(self: Box<Self>) -> Result<(), Failure> {
+        E::block_on(self.client.quit()).map_err(fail)
+    }
+}

@@ -1,0 +1,70 @@
+//! What the client and server need from an async runtime: TCP, a timer, tasks, a
+//! blocking pool and files. `ftps-smol` and `ftps-tokio` implement it; everything else is
+//! written once, here.
+
+use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An async runtime, as the client and server use it.
+pub trait Runtime: Send + Sync + 'static {
+    /// A connected TCP stream.
+    type Tcp: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static;
+    /// A listening TCP socket.
+    type Listener: Send + Sync + 'static;
+    /// A spawned task: awaiting it gives its output; dropping it cancels it.
+    type Task<T: Send + 'static>: Future<Output = T> + Unpin + Send + 'static;
+    /// A local file.
+    type File: AsyncRead + AsyncWrite + AsyncSeek + Unpin + Send + 'static;
+
+    /// Connects to `addr`.
+    fn connect(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Tcp>>;
+    /// Connects to `host:port` (resolving the name).
+    fn connect_host(host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>>;
+    /// Binds a listener.
+    fn bind(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Listener>>;
+    /// Accepts a connection.
+    fn accept(listener: &Self::Listener) -> BoxFuture<'_, io::Result<(Self::Tcp, SocketAddr)>>;
+    /// The address a listener is bound to.
+    fn listener_addr(listener: &Self::Listener) -> io::Result<SocketAddr>;
+    /// A stream's (local, peer) addresses.
+    fn addrs(tcp: &Self::Tcp) -> io::Result<(SocketAddr, SocketAddr)>;
+    /// Disables Nagle's algorithm.
+    fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()>;
+    /// Completes at `deadline`.
+    fn sleep_until(deadline: Instant) -> BoxFuture<'static, ()>;
+    /// Runs `future` as a task of its own.
+    fn spawn<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> Self::Task<T>;
+    /// Runs `f` on the runtime's blocking pool.
+    fn unblock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T>;
+    /// Opens a local file: to read, or to write (created; truncated if `truncate`).
+    fn open_file(
+        path: PathBuf,
+        write: bool,
+        truncate: bool,
+    ) -> BoxFuture<'static, io::Result<Self::File>>;
+}
+
+/// What [`timeout`] gives when time ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// Runs `future` for at most `limit`.
+pub async fn timeout<R: Runtime, T>(
+    limit: Duration,
+    future: impl Future<Output = T>,
+) -> Result<T, Elapsed> {
+    let deadline = Instant::now() + limit;
+    futures_lite::future::or(async { Ok(future.await) }, async {
+        R::sleep_until(deadline).await;
+        Err(Elapsed)
+    })
+    .await
+}

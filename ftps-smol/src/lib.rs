@@ -1,0 +1,115 @@
+//! # ftps-smol
+//!
+//! The FTPS client on smol: [`ftps_async`]'s runtime-independent client bound to smol's
+//! sockets, timer, tasks and blocking pool. Its futures and data streams
+//! (`futures_io::AsyncRead` / `AsyncWrite`) run under any executor that drives
+//! async-io, async-std's included (async-std is discontinued, RUSTSEC-2025-0052; it is
+//! only a dev-dependency here, for the test that proves the compatibility).
+//!
+//! ```no_run
+//! use ftps_smol::{Client, ClientOptions};
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! smol::block_on(async {
+//!     let mut client = Client::connect(ClientOptions::new("ftp.example.com", 21, "alice", "secret")).await?;
+//!     for entry in client.list(None).await? {
+//!         println!("{} {:?}", entry.name, entry.size);
+//!     }
+//!     client.quit().await?;
+//!     Ok(())
+//! })
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use ftps_async::runtime::{BoxFuture, Runtime};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub use ftps_backend::client::{ClientOptions, FtpUrl};
+pub use ftps_backend::{Authenticator, LocalFs, StaticUsers, Storage};
+
+/// The smol runtime, for [`ftps_async`].
+#[derive(Debug, Clone, Copy)]
+pub struct Smol;
+
+/// The FTPS client on smol.
+pub type Client = ftps_async::Client<Smol>;
+/// A download's data stream.
+pub type DataReader<'c> = ftps_async::DataReader<'c, Smol>;
+/// An upload's data stream.
+pub type DataWriter<'c> = ftps_async::DataWriter<'c, Smol>;
+/// Explicit-if-available found no TLS.
+pub type PlaintextOffer = ftps_async::PlaintextOffer<Smol>;
+/// Why a client call failed.
+pub type Error = ftps_async::client::Error<Smol>;
+
+impl Runtime for Smol {
+    type Tcp = smol::net::TcpStream;
+    type Listener = smol::net::TcpListener;
+    type Task<T: Send + 'static> = smol::Task<T>;
+    type File = smol::fs::File;
+
+    fn connect(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Tcp>> {
+        Box::pin(smol::net::TcpStream::connect(addr))
+    }
+
+    fn connect_host(host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>> {
+        Box::pin(async move { smol::net::TcpStream::connect((host.as_str(), port)).await })
+    }
+
+    fn bind(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Listener>> {
+        Box::pin(smol::net::TcpListener::bind(addr))
+    }
+
+    fn accept(listener: &Self::Listener) -> BoxFuture<'_, io::Result<(Self::Tcp, SocketAddr)>> {
+        Box::pin(listener.accept())
+    }
+
+    fn listener_addr(listener: &Self::Listener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+
+    fn addrs(tcp: &Self::Tcp) -> io::Result<(SocketAddr, SocketAddr)> {
+        Ok((tcp.local_addr()?, tcp.peer_addr()?))
+    }
+
+    fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()> {
+        tcp.set_nodelay(true)
+    }
+
+    fn sleep_until(deadline: Instant) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            smol::Timer::at(deadline).await;
+        })
+    }
+
+    fn spawn<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> Self::Task<T> {
+        smol::spawn(future)
+    }
+
+    fn unblock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {
+        Box::pin(smol::unblock(f))
+    }
+
+    fn open_file(
+        path: PathBuf,
+        write: bool,
+        truncate: bool,
+    ) -> BoxFuture<'static, io::Result<Self::File>> {
+        Box::pin(async move {
+            let mut options = smol::fs::OpenOptions::new();
+            if write {
+                options.write(true).create(true).truncate(truncate);
+            } else {
+                options.read(true);
+            }
+            options.open(path).await
+        })
+    }
+}

@@ -42,6 +42,8 @@ pub trait Runtime: Send + Sync + 'static {
     fn sleep_until(deadline: Instant) -> BoxFuture<'static, ()>;
     /// Runs `future` as a task of its own.
     fn spawn<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> Self::Task<T>;
+    /// Runs `future` as a task of its own, detached: it runs to its end on its own.
+    fn spawn_detached(future: impl Future<Output = ()> + Send + 'static);
     /// Runs `f` on the runtime's blocking pool.
     fn unblock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T>;
     /// Opens a local file: to read, or to write (created; truncated if `truncate`).

@@ -385,6 +385,51 @@ impl<E: Executor> Smol<E> {
     }
 }
 
+struct SmolServer {
+    explicit: SocketAddr,
+    implicit: SocketAddr,
+    server: ftps_smol::Server<LocalFs, StaticUsers>,
+}
+
+impl RunningServer for SmolServer {
+    fn explicit(&self) -> SocketAddr {
+        self.explicit
+    }
+    fn implicit(&self) -> SocketAddr {
+        self.implicit
+    }
+}
+
+impl Drop for SmolServer {
+    fn drop(&mut self) {
+        self.server.shutdown();
+    }
+}
+
+impl<E: Executor> ServerRuntime for Smol<E> {
+    fn name(&self) -> &'static str {
+        "smol"
+    }
+
+    fn start(&self, setup: ServerSetup) -> Box<dyn RunningServer> {
+        let server = ftps_smol::Server::builder(storage(&setup), users(&setup))
+            .config(setup.config.clone())
+            .tls(setup.tls.clone())
+            .build();
+        let bind = || E::block_on(smol::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let (e, i) = (bind(), bind());
+        let (explicit, implicit) = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
+        let (s1, s2) = (server.clone(), server.clone());
+        std::thread::spawn(move || E::block_on(s1.serve(e, TlsMode::Explicit)));
+        std::thread::spawn(move || E::block_on(s2.serve(i, TlsMode::Implicit)));
+        Box::new(SmolServer {
+            explicit,
+            implicit,
+            server,
+        })
+    }
+}
+
 struct SmolSession<E> {
     client: ftps_smol::Client,
     executor: std::marker::PhantomData<E>,

@@ -32,6 +32,21 @@ fn blocking_client_blocking_server() {
 }
 
 #[test]
+fn tokio_client_smol_server() {
+    pair(&Tokio, &Smol::new());
+}
+
+#[test]
+fn blocking_client_smol_server() {
+    pair(&Blocking, &Smol::new());
+}
+
+#[test]
+fn smol_client_smol_server() {
+    pair(&Smol::new(), &Smol::new());
+}
+
+#[test]
 fn smol_client_tokio_server() {
     pair(&Smol::new(), &Tokio);
 }
@@ -51,7 +66,11 @@ impl Executor for AsyncStd {
     }
 }
 
+/// The smol client and server, both driven by async-std's executor.
 #[test]
-fn smol_client_under_async_std_tokio_server() {
-    pair(&Smol::<AsyncStd>::with_executor(), &Tokio);
+fn smol_under_async_std() {
+    pair(
+        &Smol::<AsyncStd>::with_executor(),
+        &Smol::<AsyncStd>::with_executor(),
+    );
 }

@@ -1,7 +1,9 @@
 //! # ftps-smol
 //!
-//! The FTPS client on smol: [`ftps_async`]'s runtime-independent client bound to smol's
-//! sockets, timer, tasks and blocking pool. Its futures and data streams
+//! The FTPS client and server on smol: [`ftps_async`]'s runtime-independent client and
+//! server bound to smol's
+//! sockets, timer, tasks and blocking pool (the server's sessions and data connections
+//! are tasks on smol's global executor). Its futures and data streams
 //! (`futures_io::AsyncRead` / `AsyncWrite`) run under any executor that drives
 //! async-io, async-std's included (async-std is discontinued, RUSTSEC-2025-0052; it is
 //! only a dev-dependency here, for the test that proves the compatibility).
@@ -48,6 +50,10 @@ pub type DataWriter<'c> = ftps_async::DataWriter<'c, Smol>;
 pub type PlaintextOffer = ftps_async::PlaintextOffer<Smol>;
 /// Why a client call failed.
 pub type Error = ftps_async::client::Error<Smol>;
+/// The FTPS server on smol.
+pub type Server<S, A> = ftps_async::Server<Smol, S, A>;
+/// Builds a [`Server`].
+pub type ServerBuilder<S, A> = ftps_async::ServerBuilder<Smol, S, A>;
 
 impl Runtime for Smol {
     type Tcp = smol::net::TcpStream;
@@ -91,6 +97,10 @@ impl Runtime for Smol {
 
     fn spawn<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> Self::Task<T> {
         smol::spawn(future)
+    }
+
+    fn spawn_detached(future: impl Future<Output = ()> + Send + 'static) {
+        smol::spawn(future).detach();
     }
 
     fn unblock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {

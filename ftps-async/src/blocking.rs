@@ -1,0 +1,79 @@
+//! File reads and writes and storage calls on the runtime's blocking pool: `ftps-backend`
+//! is synchronous, written once for every runtime.
+
+use crate::runtime::Runtime;
+use ftps_backend::Storage;
+use ftps_proto::server::StorageError;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A file and buffer back from the blocking pool, with what the call returned.
+pub(crate) struct Chunk<T> {
+    pub(crate) io: T,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) result: io::Result<usize>,
+}
+
+/// A read or write under way on the blocking pool.
+pub(crate) type Pending<T> = Pin<Box<dyn Future<Output = Chunk<T>> + Send>>;
+
+/// Reads into `buf` (its whole length) from `reader`.
+pub(crate) fn read<RT: Runtime, R: Read + Send + 'static>(
+    mut reader: R,
+    mut buf: Vec<u8>,
+) -> Pending<R> {
+    Box::pin(RT::unblock(move || {
+        buf.resize(buf.capacity().max(1), 0);
+        let result = reader.read(&mut buf);
+        Chunk {
+            io: reader,
+            buf,
+            result,
+        }
+    }))
+}
+
+/// Writes all of `buf` to `writer`.
+pub(crate) fn write<RT: Runtime, W: Write + Send + 'static>(
+    mut writer: W,
+    buf: Vec<u8>,
+) -> Pending<W> {
+    Box::pin(RT::unblock(move || {
+        let result = writer.write_all(&buf).map(|()| buf.len());
+        Chunk {
+            io: writer,
+            buf,
+            result,
+        }
+    }))
+}
+
+/// Writes all of `buf` to `writer`, then flushes it.
+pub(crate) fn write_and_flush<RT: Runtime, W: Write + Send + 'static>(
+    mut writer: W,
+    buf: Vec<u8>,
+) -> Pending<W> {
+    Box::pin(RT::unblock(move || {
+        let result = writer
+            .write_all(&buf)
+            .and_then(|()| writer.flush())
+            .map(|()| buf.len());
+        Chunk {
+            io: writer,
+            buf,
+            result,
+        }
+    }))
+}
+
+/// Publishes (or discards) an upload.
+pub(crate) async fn commit<RT: Runtime, S: Storage>(
+    storage: &Arc<S>,
+    upload: S::Upload,
+    keep: bool,
+) -> Result<(), StorageError> {
+    let storage = storage.clone();
+    RT::unblock(move || storage.commit(upload, keep)).await
+}

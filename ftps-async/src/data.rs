@@ -1,0 +1,436 @@
+//! One task per data connection: listen or connect, TLS, move the bytes, finish. It only
+//! executes what the session decided and reports back as [`IoEvent`]s.
+
+use crate::blocking::{self, Chunk};
+use crate::runtime::{Runtime, timeout};
+use crate::stream;
+use ftps_backend::{DataOrder, Opened, Storage};
+use ftps_proto::ascii::{FromNetwork, ToNetwork};
+use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
+use ftps_proto::tls::DataTls;
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use futures_rustls::server::TlsStream;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
+
+/// Bytes per read and write: large, so TLS records are full and syscalls few.
+const BUFFER: usize = 256 * 1024;
+/// Report progress (for the stall timer) every this many bytes.
+const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
+
+/// The TLS acceptor and early upload of an `Open` command.
+type OpenCmd<S> = (Option<DataTls>, Option<(<S as Storage>::Upload, bool)>);
+
+/// What a data task needs from its session.
+pub(crate) struct DataContext<S: Storage> {
+    pub(crate) id: DataId,
+    pub(crate) events: async_channel::Sender<IoEvent>,
+    pub(crate) storage: Arc<S>,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl<S: Storage> DataContext<S> {
+    fn report(&self, event: IoEvent) {
+        let _ = self.events.try_send(event);
+    }
+}
+
+/// Binds a listener on `ip`, in `ports` if given (trying them from a spread-out start),
+/// else on any free port.
+pub(crate) async fn bind<R: Runtime>(
+    ip: IpAddr,
+    ports: Option<&RangeInclusive<u16>>,
+    seed: u64,
+) -> io::Result<R::Listener> {
+    let Some(range) = ports else {
+        return R::bind(SocketAddr::new(ip, 0)).await;
+    };
+    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free passive port");
+    for port in ftps_backend::passive_ports(range, seed) {
+        match R::bind(SocketAddr::new(ip, port)).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// A passive data connection: accept (only from `accept_from`), then run.
+pub(crate) async fn passive<R: Runtime, S: Storage>(
+    ctx: DataContext<S>,
+    listener: R::Listener,
+    accept_from: Option<IpAddr>,
+    cmds: async_channel::Receiver<DataOrder<S>>,
+) {
+    use futures_lite::future::{or, pending};
+    enum Next<T, O> {
+        Accepted(io::Result<(T, SocketAddr)>),
+        Order(Option<O>),
+    }
+    let mut accepted: Option<(R::Tcp, SocketAddr)> = None;
+    let mut open: Option<OpenCmd<S>> = None;
+    while accepted.is_none() || open.is_none() {
+        let waiting = accepted.is_none();
+        let accept = async {
+            if waiting {
+                Next::Accepted(R::accept(&listener).await)
+            } else {
+                pending().await
+            }
+        };
+        let order = async { Next::Order(cmds.recv().await.ok()) };
+        match or(accept, order).await {
+            Next::Accepted(Ok((stream, peer))) => {
+                if accept_from.is_some_and(|ip| ip != peer.ip()) {
+                    tracing::warn!(%peer, "data connection from a foreign address refused");
+                    continue;
+                }
+                accepted = Some((stream, peer));
+            }
+            Next::Accepted(Err(e)) => tracing::debug!("accept failed: {e}"),
+            Next::Order(Some(DataOrder::Open { tls, early })) => open = Some((tls, early)),
+            Next::Order(_) => return,
+        }
+    }
+    drop(listener);
+    if let (Some((stream, peer)), Some((tls, early))) = (accepted, open) {
+        run::<R, S>(ctx, stream, peer, tls, early, cmds).await;
+    }
+}
+
+/// An active data connection: connect to `addr`, then run.
+pub(crate) async fn active<R: Runtime, S: Storage>(
+    ctx: DataContext<S>,
+    addr: SocketAddr,
+    tls: Option<DataTls>,
+    early: Option<(S::Upload, bool)>,
+    cmds: async_channel::Receiver<DataOrder<S>>,
+) {
+    match timeout::<R, _>(Duration::from_secs(30), R::connect(addr)).await {
+        Ok(Ok(stream)) => run::<R, S>(ctx, stream, addr, tls, early, cmds).await,
+        Ok(Err(e)) => ctx.report(IoEvent::DataFailed {
+            id: ctx.id,
+            reason: e.to_string(),
+        }),
+        Err(_) => ctx.report(IoEvent::DataFailed {
+            id: ctx.id,
+            reason: "connect timed out".into(),
+        }),
+    }
+}
+
+/// The server side of a data connection's TLS handshake: the ClientHello picks the
+/// configuration (see [`ftps_proto::tls::SessionTls`]).
+async fn accept_tls<T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin>(
+    tcp: T,
+    tls: &DataTls,
+    upload: bool,
+) -> io::Result<TlsStream<T>> {
+    let start =
+        futures_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+    let config = tls.choose(&start.client_hello(), upload);
+    start.into_stream(config).await
+}
+
+async fn run<R: Runtime, S: Storage>(
+    ctx: DataContext<S>,
+    tcp: R::Tcp,
+    peer: SocketAddr,
+    data_tls: Option<DataTls>,
+    early: Option<(S::Upload, bool)>,
+    cmds: async_channel::Receiver<DataOrder<S>>,
+) {
+    let _ = R::set_nodelay(&tcp);
+    let tls = data_tls.is_some();
+    let upload = early.is_some();
+    let (mut stream, info) = if let Some(data_tls) = data_tls {
+        match timeout::<R, _>(ctx.handshake_timeout, accept_tls(tcp, &data_tls, upload)).await {
+            Ok(Ok(s)) => {
+                let info = ftps_proto::tls::handshake_info(s.get_ref().1);
+                (stream::Stream::tls(s), Some(info))
+            }
+            Ok(Err(e)) => {
+                ctx.report(IoEvent::DataFailed {
+                    id: ctx.id,
+                    reason: format!("TLS: {e}"),
+                });
+                return;
+            }
+            Err(_) => {
+                ctx.report(IoEvent::DataFailed {
+                    id: ctx.id,
+                    reason: "TLS handshake timed out".into(),
+                });
+                return;
+            }
+        }
+    } else {
+        (stream::Stream::Plain(tcp), None)
+    };
+    ctx.report(IoEvent::DataConnected {
+        id: ctx.id,
+        peer,
+        tls: info,
+    });
+
+    // An upload starts at once; anything else waits for the session's go-ahead.
+    let (upload, ascii, payload, reader) = match early {
+        Some((up, ascii)) => (Some(up), ascii, None, None),
+        None => {
+            let Ok(DataOrder::Transfer {
+                payload,
+                file,
+                ascii,
+            }) = cmds.recv().await
+            else {
+                return;
+            };
+            match file {
+                Some(Opened::Write(up)) => (Some(up), ascii, payload, None),
+                Some(Opened::Read(r)) => (None, ascii, payload, Some(r)),
+                None => (None, ascii, payload, None),
+            }
+        }
+    };
+    let pumped = {
+        let work = async {
+            match (upload, payload, reader) {
+                (Some(up), _, _) => {
+                    let (up, bytes, end) = receive::<R, S>(&ctx, &mut stream, up, ascii, tls).await;
+                    (up, bytes, end)
+                }
+                (None, Some(bytes), _) => {
+                    let (n, end) =
+                        send::<R, S>(&ctx, &mut stream, Source::Bytes(&bytes), ascii).await;
+                    (None, n, end)
+                }
+                (None, None, Some(reader)) => {
+                    let (n, end) =
+                        send::<R, S>(&ctx, &mut stream, Source::Reader(reader), ascii).await;
+                    (None, n, end)
+                }
+                (None, None, None) => (None, 0, DataEnd::Failed("nothing to transfer".into())),
+            }
+        };
+        let mut work = std::pin::pin!(work);
+        enum Step<T, O> {
+            Done(T),
+            Order(Option<O>),
+        }
+        loop {
+            let done = async { Step::Done(work.as_mut().await) };
+            let order = async { Step::Order(cmds.recv().await.ok()) };
+            match futures_lite::future::or(done, order).await {
+                Step::Done(r) => break Some(r),
+                // The go-ahead for an upload already running.
+                Step::Order(Some(DataOrder::Transfer { .. })) => continue,
+                // Anything else, or the session dropping us, aborts.
+                Step::Order(_) => break None,
+            }
+        }
+    };
+    // Aborted by the session: an upload in progress is dropped unpublished (dropping an
+    // upload discards it; see `Storage::Upload`).
+    let Some((upload, bytes, end)) = pumped else {
+        return;
+    };
+    ctx.report(IoEvent::DataEnded {
+        id: ctx.id,
+        bytes,
+        end,
+    });
+    let commit = loop {
+        match cmds.recv().await {
+            Ok(DataOrder::Finish { commit }) => break commit,
+            Ok(DataOrder::Transfer { .. }) => continue,
+            _ => break false,
+        }
+    };
+    let result = match upload {
+        Some(up) => {
+            // Answer the client's close_notify with ours before closing.
+            let _ = timeout::<R, _>(Duration::from_secs(5), stream.close()).await;
+            blocking::commit::<R, S>(&ctx.storage, up, commit).await
+        }
+        None => Ok(()),
+    };
+    ctx.report(IoEvent::TransferFinished { id: ctx.id, result });
+}
+
+enum Source<'a, R> {
+    Bytes(&'a [u8]),
+    Reader(R),
+}
+
+async fn send<R: Runtime, S: Storage>(
+    ctx: &DataContext<S>,
+    stream: &mut Stream<R>,
+    source: Source<'_, S::Reader>,
+    ascii: bool,
+) -> (u64, DataEnd) {
+    let mut sent = 0u64;
+    let mut next_report = PROGRESS_EVERY;
+    let mut conv = ascii.then(ToNetwork::default);
+    let mut converted = Vec::new();
+    let result: io::Result<()> = async {
+        match source {
+            Source::Bytes(bytes) => {
+                stream.write_all(bytes).await?;
+                sent = bytes.len() as u64;
+            }
+            Source::Reader(reader) => {
+                // The next chunk is read from the file while this one is sent.
+                let mut next = blocking::read::<R, _>(reader, vec![0u8; BUFFER]);
+                let mut spare = vec![0u8; BUFFER];
+                loop {
+                    let Chunk {
+                        io: reader,
+                        buf,
+                        result,
+                    } = next.await;
+                    let n = match result {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) => return Err(io::Error::other(StorageFailure(e))),
+                    };
+                    next = blocking::read::<R, _>(reader, std::mem::take(&mut spare));
+                    match conv.as_mut() {
+                        Some(c) => {
+                            converted.clear();
+                            c.convert(&buf[..n], &mut converted);
+                            stream.write_all(&converted).await?;
+                        }
+                        None => stream.write_all(&buf[..n]).await?,
+                    }
+                    spare = buf;
+                    sent += n as u64;
+                    if sent >= next_report {
+                        next_report += PROGRESS_EVERY;
+                        ctx.report(IoEvent::DataProgress {
+                            id: ctx.id,
+                            bytes: sent,
+                        });
+                    }
+                }
+            }
+        }
+        stream.flush().await
+    }
+    .await;
+    if result.is_ok() {
+        // close_notify (under TLS) and FIN. Every byte is written by now, and a client that
+        // counted the bytes may already have closed: a failure here loses nothing.
+        let _ = timeout::<R, _>(Duration::from_secs(5), stream.close()).await;
+    }
+    match result {
+        Ok(()) => (sent, DataEnd::Complete { close_notify: true }),
+        Err(e) if e.get_ref().is_some_and(|i| i.is::<StorageFailure>()) => {
+            (sent, DataEnd::Storage(StorageError::Other(e.to_string())))
+        }
+        Err(e) => (sent, DataEnd::Failed(e.to_string())),
+    }
+}
+
+/// Marks a read error of the file rather than of the connection.
+#[derive(Debug)]
+struct StorageFailure(io::Error);
+
+impl std::fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "reading the file: {}", self.0)
+    }
+}
+
+impl std::error::Error for StorageFailure {}
+
+/// Receives an upload into `upload`; returns it (unless writing it failed) with the byte
+/// count and how the stream ended. The file is written on the blocking pool while the
+/// next chunk arrives.
+async fn receive<R: Runtime, S: Storage>(
+    ctx: &DataContext<S>,
+    stream: &mut Stream<R>,
+    upload: S::Upload,
+    ascii: bool,
+    tls: bool,
+) -> (Option<S::Upload>, u64, DataEnd) {
+    let mut buf = vec![0u8; BUFFER];
+    let mut received = 0u64;
+    let mut next_report = PROGRESS_EVERY;
+    let mut conv = ascii.then(FromNetwork::default);
+    let mut writing: Option<blocking::Pending<S::Upload>> = None;
+    let mut idle = Some((upload, Vec::with_capacity(BUFFER)));
+    // Waits for the write in flight; gives back the file and its buffer.
+    async fn settle<W: std::io::Write + Send + 'static>(
+        writing: &mut Option<blocking::Pending<W>>,
+        idle: &mut Option<(W, Vec<u8>)>,
+    ) -> Result<(), StorageError> {
+        if let Some(w) = writing.take() {
+            let Chunk { io, buf, result } = w.await;
+            *idle = Some((io, buf));
+            result.map(drop).map_err(|e| storage_error(&e))?;
+        }
+        Ok(())
+    }
+    let end = loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => break DataEnd::Complete { close_notify: true },
+            Ok(n) => {
+                received += n as u64;
+                if let Err(e) = settle(&mut writing, &mut idle).await {
+                    return (None, received, DataEnd::Storage(e));
+                }
+                let Some((up, mut out)) = idle.take() else {
+                    return (None, received, DataEnd::Failed("upload lost".into()));
+                };
+                out.clear();
+                match conv.as_mut() {
+                    Some(c) => c.convert(&buf[..n], &mut out),
+                    None => out.extend_from_slice(&buf[..n]),
+                }
+                writing = Some(blocking::write::<R, _>(up, out));
+                if received >= next_report {
+                    next_report += PROGRESS_EVERY;
+                    ctx.report(IoEvent::DataProgress {
+                        id: ctx.id,
+                        bytes: received,
+                    });
+                }
+            }
+            // rustls reports a TCP close without close_notify as UnexpectedEof.
+            Err(e) if tls && e.kind() == io::ErrorKind::UnexpectedEof => {
+                break DataEnd::Complete {
+                    close_notify: false,
+                };
+            }
+            Err(e) => break DataEnd::Failed(e.to_string()),
+        }
+    };
+    if let Err(e) = settle(&mut writing, &mut idle).await {
+        return (None, received, DataEnd::Storage(e));
+    }
+    let Some((up, mut out)) = idle.take() else {
+        return (None, received, DataEnd::Failed("upload lost".into()));
+    };
+    out.clear();
+    if let Some(c) = conv.as_mut() {
+        c.finish(&mut out);
+    }
+    let Chunk { io: up, result, .. } = blocking::write_and_flush::<R, _>(up, out).await;
+    match result {
+        Ok(_) => (Some(up), received, end),
+        Err(e) => (None, received, DataEnd::Storage(storage_error(&e))),
+    }
+}
+
+fn storage_error(e: &io::Error) -> StorageError {
+    match e.kind() {
+        io::ErrorKind::StorageFull => StorageError::InsufficientStorage,
+        io::ErrorKind::QuotaExceeded => StorageError::QuotaExceeded,
+        _ => StorageError::Other(e.to_string()),
+    }
+}

@@ -1,0 +1,460 @@
+//! The server: a builder, the accept loop, and the per-session driver that runs a
+//! [`ServerSession`] over any [`Runtime`]'s sockets.
+
+use crate::blocking;
+use crate::data::{self, DataContext};
+use crate::runtime::{Runtime, timeout};
+use crate::stream;
+use ftps_backend::{Authenticator, DataOrder, Opened, OpenedFile, ServerShared, Storage};
+use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
+use ftps_proto::tls::{DataTls, SessionTls};
+use ftps_proto::{Reply, ReplyCode, ServerSession};
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use futures_rustls::TlsAcceptor;
+use std::collections::HashMap;
+use std::io;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
+use tracing::Instrument;
+
+type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
+
+/// Bytes of control input held before the session takes them, at most.
+const MAX_CONTROL_INPUT: usize = 64 * 1024;
+
+/// Builds a [`Server`]: storage, users, configuration, TLS, passive ports, limits.
+pub type ServerBuilder<R, S, A> = ftps_backend::ServerBuilder<S, A, Server<R, S, A>>;
+
+type Shared<S, A> = ServerShared<S, A>;
+
+/// An FTPS server. Cheap to clone; all clones serve the same storage and users.
+pub struct Server<R, S, A> {
+    shared: Arc<Shared<S, A>>,
+    /// Closed by [`Server::shutdown`]; every `serve` loop waits on it.
+    stop: async_channel::Sender<()>,
+    stopped: async_channel::Receiver<()>,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R, S, A> Clone for Server<R, S, A> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            stop: self.stop.clone(),
+            stopped: self.stopped.clone(),
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R, S, A> From<Arc<ServerShared<S, A>>> for Server<R, S, A> {
+    fn from(shared: Arc<ServerShared<S, A>>) -> Self {
+        let (stop, stopped) = async_channel::bounded(1);
+        Server {
+            shared,
+            stop,
+            stopped,
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
+    /// Starts building a server on `storage` and `auth`.
+    pub fn builder(storage: S, auth: A) -> ServerBuilder<R, S, A> {
+        ServerBuilder::new(storage, auth)
+    }
+
+    /// Stops every `serve` loop from accepting; sessions in progress run to their end.
+    pub fn shutdown(&self) {
+        self.stop.close();
+    }
+
+    /// Accepts connections on `listener` as `mode` sessions until [`shutdown`](Self::shutdown).
+    pub async fn serve(&self, listener: R::Listener, mode: TlsMode) -> io::Result<()> {
+        enum Next<T> {
+            Accepted(io::Result<(T, SocketAddr)>),
+            Stop,
+        }
+        loop {
+            if self.stop.is_closed() {
+                return Ok(());
+            }
+            let next = futures_lite::future::or(
+                async { Next::Accepted(R::accept(&listener).await) },
+                async {
+                    let _ = self.stopped.recv().await;
+                    Next::Stop
+                },
+            )
+            .await;
+            let (tcp, peer) = match next {
+                Next::Stop => return Ok(()),
+                Next::Accepted(Ok(x)) => x,
+                Next::Accepted(Err(e)) => {
+                    tracing::warn!("accept: {e}");
+                    R::sleep_until(Instant::now() + Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(slot) = self.shared.limits.admit(peer.ip()) else {
+                R::spawn_detached(async move {
+                    let mut tcp = tcp;
+                    if mode == TlsMode::Explicit {
+                        let _ = tcp
+                            .write_all(&ftps_proto::server::too_many_sessions_reply().to_bytes())
+                            .await;
+                    }
+                });
+                continue;
+            };
+            let shared = self.shared.clone();
+            let span = tracing::info_span!("session", %peer, ?mode);
+            R::spawn_detached(
+                async move {
+                    let _slot = slot;
+                    if let Err(e) = run_session::<R, S, A>(shared, tcp, mode).await {
+                        tracing::debug!("session ended: {e}");
+                    }
+                }
+                .instrument(span),
+            );
+        }
+    }
+}
+
+/// The per-session state of the driver (what the protocol core does not own: sockets,
+/// open files, data tasks).
+struct Driver<R: Runtime, S: Storage, A> {
+    shared: Arc<Shared<S, A>>,
+    session: ServerSession,
+    control: Option<Stream<R>>,
+    acceptor: Option<TlsAcceptor>,
+    data_tls: Option<DataTls>,
+    events_tx: async_channel::Sender<IoEvent>,
+    data: HashMap<DataId, async_channel::Sender<DataOrder<S>>>,
+    files: HashMap<DataId, OpenedFile<S>>,
+    user: String,
+    local: SocketAddr,
+    closing: bool,
+}
+
+async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
+    shared: Arc<Shared<S, A>>,
+    tcp: R::Tcp,
+    mode: TlsMode,
+) -> io::Result<()> {
+    let (local, peer) = R::addrs(&tcp)?;
+    R::set_nodelay(&tcp)?;
+    let session_tls = match shared.tls.as_ref().map(SessionTls::new).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("TLS setup: {e}");
+            return Ok(());
+        }
+    };
+    let acceptor = session_tls
+        .as_ref()
+        .map(|t| TlsAcceptor::from(t.control.clone()));
+    let data_tls = session_tls.as_ref().map(|t| t.data.clone());
+    let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
+    let (events_tx, events_rx) = async_channel::unbounded();
+    let mut d = Driver::<R, S, A> {
+        shared,
+        session,
+        control: Some(stream::Stream::Plain(tcp)),
+        acceptor,
+        data_tls,
+        events_tx,
+        data: HashMap::new(),
+        files: HashMap::new(),
+        user: String::new(),
+        local,
+        closing: false,
+    };
+    let mut input: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        d.settle(&mut input).await;
+        if d.closing {
+            break;
+        }
+        use futures_lite::future::{or, pending};
+        enum Woke {
+            Control(io::Result<usize>),
+            Event(Option<IoEvent>),
+            Timeout,
+        }
+        let deadline = d.session.poll_timeout();
+        let can_read = input.len() < MAX_CONTROL_INPUT && d.control.is_some();
+        let control = &mut d.control;
+        let read = async {
+            match control.as_mut() {
+                Some(c) if can_read => Woke::Control(c.read(&mut buf).await),
+                _ => pending().await,
+            }
+        };
+        let event = async { Woke::Event(events_rx.recv().await.ok()) };
+        let timer = async {
+            match deadline {
+                Some(t) => {
+                    R::sleep_until(t).await;
+                    Woke::Timeout
+                }
+                None => pending().await,
+            }
+        };
+        match or(read, or(event, timer)).await {
+            Woke::Control(Ok(0) | Err(_)) => {
+                d.session.handle_io(IoEvent::ControlClosed, Instant::now())
+            }
+            Woke::Control(Ok(n)) => {
+                input.extend_from_slice(&buf[..n]);
+                let used = d.session.handle_control_input(&input, Instant::now());
+                input.drain(..used);
+            }
+            Woke::Event(Some(event)) => d.session.handle_io(event, Instant::now()),
+            Woke::Event(None) => {}
+            Woke::Timeout => d.session.handle_timeout(Instant::now()),
+        }
+    }
+    Ok(())
+}
+
+impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
+    /// Executes actions and answers events until the session has nothing more to say.
+    async fn settle(&mut self, input: &mut Vec<u8>) {
+        loop {
+            let mut progressed = false;
+            while let Some(action) = self.session.poll_action() {
+                progressed = true;
+                self.act(action).await;
+            }
+            while let Some(event) = self.session.poll_event() {
+                progressed = true;
+                self.on_event(event).await;
+            }
+            if !input.is_empty() && !self.session.is_closed() {
+                let used = self.session.handle_control_input(input, Instant::now());
+                if used > 0 {
+                    input.drain(..used);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn data_context(&self, id: DataId) -> DataContext<S> {
+        DataContext {
+            id,
+            events: self.events_tx.clone(),
+            storage: self.shared.storage.clone(),
+            handshake_timeout: self.shared.config.timeouts.tls_handshake,
+        }
+    }
+
+    async fn act(&mut self, action: Action) {
+        let now = Instant::now;
+        match action {
+            Action::Send(bytes) => {
+                if !stream::Stream::send(self.control.as_mut(), &bytes).await {
+                    self.session.handle_io(IoEvent::ControlClosed, now());
+                }
+            }
+            Action::StartControlTls => {
+                let (Some(stream::Stream::Plain(tcp)), Some(acceptor)) =
+                    (self.control.take(), self.acceptor.clone())
+                else {
+                    self.session
+                        .handle_io(IoEvent::ControlTlsFailed("no TLS".into()), now());
+                    return;
+                };
+                let limit = self.shared.config.timeouts.tls_handshake;
+                match timeout::<R, _>(limit, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let info = ftps_proto::tls::handshake_info(tls.get_ref().1);
+                        tracing::debug!(?info, "control TLS established");
+                        self.control = Some(stream::Stream::tls(tls));
+                        self.session
+                            .handle_io(IoEvent::ControlTlsEstablished(info), now());
+                    }
+                    Ok(Err(e)) => self
+                        .session
+                        .handle_io(IoEvent::ControlTlsFailed(e.to_string()), now()),
+                    Err(_) => self.session.handle_io(
+                        IoEvent::ControlTlsFailed("handshake timed out".into()),
+                        now(),
+                    ),
+                }
+            }
+            Action::StopControlTls => {
+                if let Some(control) = self.control.take() {
+                    self.control = Some(stream::Stream::Plain(control.into_plain().await));
+                }
+            }
+            Action::Listen {
+                id,
+                ipv6: _,
+                accept_from,
+            } => {
+                let ip = self.local.ip();
+                match data::bind::<R>(ip, self.shared.passive_ports.as_ref(), id_seed(id)).await {
+                    Ok(listener) => {
+                        let local = R::listener_addr(&listener).unwrap_or(SocketAddr::new(ip, 0));
+                        let (tx, rx) = async_channel::unbounded();
+                        self.data.insert(id, tx);
+                        R::spawn_detached(
+                            data::passive::<R, S>(self.data_context(id), listener, accept_from, rx)
+                                .in_current_span(),
+                        );
+                        self.session
+                            .handle_io(IoEvent::DataListening { id, local }, now());
+                    }
+                    Err(e) => {
+                        tracing::warn!("passive listener: {e}");
+                        self.session
+                            .handle_io(IoEvent::DataListenFailed { id }, now());
+                    }
+                }
+            }
+            Action::OpenData {
+                id,
+                connect_to,
+                tls,
+                upload,
+                ascii,
+            } => {
+                let acceptor = if tls { self.data_tls.clone() } else { None };
+                // An upload starts reading the moment its connection is up.
+                let early = match (upload, self.files.remove(&id)) {
+                    (true, Some(Opened::Write(up))) => Some((up, ascii)),
+                    (_, Some(other)) => {
+                        self.files.insert(id, other);
+                        None
+                    }
+                    _ => None,
+                };
+                if tls && acceptor.is_none() {
+                    self.session.handle_io(
+                        IoEvent::DataFailed {
+                            id,
+                            reason: "no TLS configured".into(),
+                        },
+                        now(),
+                    );
+                    return;
+                }
+                let tls = acceptor;
+                match connect_to {
+                    Some(addr) => {
+                        let (tx, rx) = async_channel::unbounded();
+                        self.data.insert(id, tx);
+                        R::spawn_detached(
+                            data::active::<R, S>(self.data_context(id), addr, tls, early, rx)
+                                .in_current_span(),
+                        );
+                    }
+                    None => self.command(id, DataOrder::Open { tls, early }),
+                }
+            }
+            Action::Transfer { id, payload, ascii } => {
+                let file = self.files.remove(&id);
+                self.command(
+                    id,
+                    DataOrder::Transfer {
+                        payload,
+                        file,
+                        ascii,
+                    },
+                );
+            }
+            Action::FinishTransfer { id, commit } => {
+                self.command(id, DataOrder::Finish { commit });
+                self.data.remove(&id);
+            }
+            Action::AbortData { id } => {
+                self.data.remove(&id);
+                if let Some(Opened::Write(up)) = self.files.remove(&id) {
+                    let _ = blocking::commit::<R, S>(&self.shared.storage, up, false).await;
+                }
+            }
+            Action::Close => {
+                if let Some(mut c) = self.control.take() {
+                    let _ = timeout::<R, _>(Duration::from_secs(2), c.close()).await;
+                }
+                self.data.clear();
+                self.closing = true;
+            }
+            other => tracing::warn!(?other, "unknown action"),
+        }
+    }
+
+    fn command(&mut self, id: DataId, cmd: DataOrder<S>) {
+        let sent = self
+            .data
+            .get(&id)
+            .is_some_and(|tx| tx.try_send(cmd).is_ok());
+        if !sent {
+            self.session.handle_io(
+                IoEvent::DataFailed {
+                    id,
+                    reason: "data task gone".into(),
+                },
+                Instant::now(),
+            );
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Login(request) => {
+                let shared = self.shared.clone();
+                let check = request.clone();
+                let answer = R::unblock(move || shared.auth.authenticate(&check)).await;
+                tracing::info!(user = %request.user, ?answer, "login");
+                self.user = request.user.clone();
+                self.session
+                    .answer_login(request.token, answer, Instant::now());
+            }
+            Event::Storage { token, request } => {
+                let id = ftps_backend::opened_for(&request);
+                let shared = self.shared.clone();
+                let user = self.user.clone();
+                let (answer, file) =
+                    R::unblock(move || ftps_backend::execute(&*shared.storage, &user, request))
+                        .await;
+                if let (Some(id), Some(file)) = (id, file) {
+                    self.files.insert(id, file);
+                }
+                self.session.answer_storage(token, answer, Instant::now());
+            }
+            Event::Site { token, .. } => {
+                let r = Reply::new(ReplyCode::NOT_IMPLEMENTED, "SITE not implemented.");
+                self.session.answer_site(token, r, Instant::now());
+            }
+            Event::LoggedIn { user } => {
+                tracing::info!(%user, "logged in");
+                self.user = user;
+            }
+            Event::PlaintextDiscarded { bytes } => {
+                tracing::warn!(bytes, "plaintext after AUTH discarded")
+            }
+            Event::TransferDone { path, bytes, ok } => tracing::info!(%path, bytes, ok, "transfer"),
+            Event::Closed => tracing::debug!("closed"),
+            other => tracing::debug!(?other, "event"),
+        }
+    }
+}
+
+fn id_seed(id: DataId) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&id, &mut h);
+    std::hash::Hash::hash(&std::process::id(), &mut h);
+    std::hash::Hasher::finish(&h)
+}

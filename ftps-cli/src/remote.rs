@@ -202,8 +202,7 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
                 "ftps: WARNING: {} offers no TLS; continuing in clear text as --tls if-available allows",
                 url.host
             );
-            offer
-                .accept()
+            Client::accept_plaintext(offer)
                 .await
                 .map_err(|e| Failure::from_client(e, true))
         }

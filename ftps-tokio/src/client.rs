@@ -1,36 +1,18 @@
-//! The FTPS client: a [`ClientSession`] driven over tokio sockets and rustls.
-//!
-//! Every call submits one operation and drives the session until it is done; transfers
-//! stream between the data connection and the caller's reader or writer with large
-//! buffers. Data connections use the control connection's rustls configuration and server
-//! name, so they resume its TLS session (servers that require that, such as vsftpd with
-//! `require_ssl_reuse`, accept them); after an upload the client sends close_notify and
-//! reads to the end, which also collects the TLS 1.3 tickets the next transfer needs.
+//! The FTPS client on tokio: [`ftps_async::Client`] on the [`Tokio`] runtime, with tokio's
+//! IO traits at its edges. Every call submits one operation and drives the session until
+//! it is done; data connections resume the control connection's TLS session (servers
+//! such as vsftpd with `require_ssl_reuse` demand it); after an upload the client sends
+//! close_notify and reads to the end, which also collects the TLS 1.3 tickets the next
+//! transfer needs.
 
-use crate::stream::Stream;
-use ftps_proto::client::{self, Action, DataId, Event, IoEvent, ListFormat, Operation, Output};
-use ftps_proto::tls::SessionStore;
-use ftps_proto::{
-    ClientSession, ListEntry, MlsxEntry, Pathname, ProtectionLevel, Reply, Timestamp,
-};
-use rustls_pki_types::ServerName;
-use std::collections::HashMap;
+use crate::runtime::Tokio;
+use ftps_proto::Reply;
 use std::io;
-use std::net::SocketAddr;
-use std::path::Path;
+use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-use tokio_rustls::TlsConnector;
-
-const BUFFER: usize = 256 * 1024;
-
-/// Why a client call failed.
-pub type Error = ftps_backend::client::Error<PlaintextOffer>;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::files::{client_config_from_pem_file, platform_client_config};
@@ -38,553 +20,50 @@ pub use ftps_proto::tls::{
     client_config, client_config_with_versions, insecure_client_config, roots_from_pem,
 };
 
-/// Where a transfer's bytes go or come from.
-enum Sink<'a> {
-    None,
-    Write(&'a mut (dyn AsyncWrite + Unpin + Send)),
-    Read(&'a mut (dyn AsyncRead + Unpin + Send)),
-    /// Hand the data connection to the caller ([`DataReader`], [`DataWriter`]).
-    Stream,
-}
+type Inner = ftps_async::Client<Tokio>;
 
-/// How driving an operation stopped.
-enum Drive {
-    Done(Output),
-    Handed(DataId, Stream),
-}
+/// Why a client call failed.
+pub type Error = ftps_async::client::Error<Tokio>;
 
 /// Explicit-if-available found no TLS: logging in would send the password in clear text.
-#[derive(Debug)]
-pub struct PlaintextOffer {
-    client: Box<Client>,
-}
+/// [`Client::accept_plaintext`] goes on anyway.
+pub type PlaintextOffer = ftps_async::PlaintextOffer<Tokio>;
 
-impl PlaintextOffer {
-    /// Logs in without TLS.
-    pub async fn accept(mut self) -> Result<Client, Error> {
-        self.client.session.accept_plaintext(Instant::now());
-        match self.client.until_ready().await? {
-            Setup::Ready => Ok(*self.client),
-            Setup::PlaintextOffered => Err(Error::Protocol(client::ClientError::TlsUnavailable)),
-        }
+/// A connected, logged-in FTP(S) client on tokio. Every operation of
+/// [`ftps_async::Client`] (listings, SIZE, MDTM, MKD, rename, `get_file`, CCC, ...) is
+/// available through `Deref`; the methods here take and give tokio's IO types.
+#[derive(Debug)]
+pub struct Client(Inner);
+
+impl Deref for Client {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
     }
 }
 
-/// How setting up a session ended.
-enum Setup {
-    Ready,
-    PlaintextOffered,
+impl DerefMut for Client {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.0
+    }
 }
 
-/// A connected, logged-in FTP(S) client.
-pub struct Client {
-    session: ClientSession,
-    /// How the session was opened (to open it again, see [`Client::session_renewals`]).
-    options: ClientOptions,
-    /// The TLS sessions data connections may resume.
-    store: Arc<SessionStore>,
-    /// Whether the control connection runs TLS 1.3.
-    tls13: bool,
-    renewals: u32,
-    control: Option<Stream>,
-    connector: TlsConnector,
-    server_name: ServerName<'static>,
-    peer: SocketAddr,
-    local: SocketAddr,
-    data: HashMap<DataId, JoinHandle<io::Result<Stream>>>,
-    ready_data: HashMap<DataId, Stream>,
-    /// Active-mode listeners: the socket, the only peer to accept, TLS or not.
-    listeners: HashMap<DataId, (TcpListener, std::net::IpAddr, bool)>,
-    input: Vec<u8>,
-    done: HashMap<client::OpId, Result<Output, client::ClientError>>,
-    closed: Option<client::ClientError>,
-    secure: bool,
-    handed: Option<(DataId, Stream)>,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("peer", &self.peer)
-            .field("secure", &self.secure)
-            .finish_non_exhaustive()
+impl From<Inner> for Client {
+    fn from(inner: Inner) -> Self {
+        Client(inner)
     }
 }
 
 impl Client {
     /// Connects, secures and logs in as the options say.
     pub async fn connect(options: ClientOptions) -> Result<Client, Error> {
-        // Data connections resume this control connection's session and no other's.
-        let store = SessionStore::new();
-        let tls = options.tls_config(store.clone())?;
-        let server_name = options.server_name()?;
-        let tcp = tokio::time::timeout(
-            options.connect_timeout,
-            TcpStream::connect((options.host.as_str(), options.port)),
-        )
-        .await
-        .map_err(|_| Error::Protocol(client::ClientError::Timeout))??;
-        tcp.set_nodelay(true)?;
-        let peer = tcp.peer_addr()?;
-        let local = tcp.local_addr()?;
-        let config = options.session_config()?;
-        let session = ClientSession::new(Arc::new(config), peer, Instant::now());
-        let mut client = Client {
-            session,
-            options,
-            store,
-            tls13: false,
-            renewals: 0,
-            control: Some(Stream::Plain(tcp)),
-            connector: TlsConnector::from(tls),
-            server_name,
-            peer,
-            local,
-            data: HashMap::new(),
-            ready_data: HashMap::new(),
-            listeners: HashMap::new(),
-            input: Vec::new(),
-            done: HashMap::new(),
-            closed: None,
-            secure: false,
-            handed: None,
-        };
-        match client.until_ready().await? {
-            Setup::Ready => Ok(client),
-            Setup::PlaintextOffered => Err(Error::PlaintextOnly(PlaintextOffer {
-                client: Box::new(client),
-            })),
-        }
+        Inner::connect(options).await.map(Client)
     }
 
-    /// Whether the control connection is protected by TLS.
-    pub fn is_secure(&self) -> bool {
-        self.secure
-    }
-
-    /// The server's FEAT features.
-    pub fn features(&self) -> &ftps_proto::Features {
-        self.session.features()
-    }
-
-    async fn until_ready(&mut self) -> Result<Setup, Error> {
-        loop {
-            self.execute(&mut Sink::None).await?;
-            while let Some(event) = self.session.poll_event() {
-                match event {
-                    Event::Ready { secure, .. } => {
-                        self.secure = secure;
-                        return Ok(Setup::Ready);
-                    }
-                    Event::PlaintextOnly => {
-                        tracing::warn!("the server does not offer TLS");
-                        return Ok(Setup::PlaintextOffered);
-                    }
-                    Event::Closed { error } => {
-                        return Err(Error::Protocol(
-                            error.unwrap_or(client::ClientError::Closed),
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            self.wait().await?;
-        }
-    }
-
-    /// How many times the control connection was opened again because the TLS 1.3
-    /// session had no ticket left for the next data connection.
-    ///
-    /// Servers that require data connections to resume the control session (RFC 4217
-    /// §10.2) and hand out no new TLS 1.3 ticket after an upload (ProFTPD 1.3.8) let a
-    /// session run out of tickets: rustls uses each ticket once. Before a data connection
-    /// that could not be resumed, the client logs in again on a fresh control connection
-    /// and returns to the working directory, instead of failing the transfer. Servers that
-    /// renew tickets (vsftpd, Pure-FTPd, ours) never need it.
-    pub fn session_renewals(&self) -> u32 {
-        self.renewals
-    }
-
-    /// Renews the control connection (see [`Client::session_renewals`]) if `op` needs a
-    /// protected data connection and the TLS 1.3 session has no ticket left.
-    async fn keep_resumable(&mut self, op: &Operation) -> Result<(), Error> {
-        // (After CCC the control connection is clear but data connections keep TLS.)
-        let protected = self.options.protection == ProtectionLevel::Private;
-        if !(op.uses_data_connection() && protected && self.store.needs_renewal(self.tls13)) {
-            return Ok(());
-        }
-        tracing::info!("TLS 1.3 tickets used up: opening the control connection again");
-        let cwd = self.run_now(Operation::Pwd, &mut Sink::None).await?;
-        let cwd = Pathname::new(cwd.into_path()?)?;
-        let mut fresh = Box::pin(Client::connect(self.options.clone())).await?;
-        fresh.run_now(Operation::Cwd(cwd), &mut Sink::None).await?;
-        fresh.renewals = self.renewals + 1;
-        let mut old = std::mem::replace(self, fresh);
-        let mut none = Sink::None;
-        let quit = old.run_now(Operation::Quit, &mut none);
-        let _ = tokio::time::timeout(Duration::from_secs(2), quit).await;
-        Ok(())
-    }
-
-    /// Runs one operation to its end, moving data through `sink`.
-    async fn run(&mut self, op: Operation, sink: &mut Sink<'_>) -> Result<Output, Error> {
-        self.keep_resumable(&op).await?;
-        self.run_now(op, sink).await
-    }
-
-    /// [`Client::run`] without the resumability check.
-    async fn run_now(&mut self, op: Operation, sink: &mut Sink<'_>) -> Result<Output, Error> {
-        let id = self.session.submit(op, Instant::now());
-        match self.drive(id, sink).await? {
-            Drive::Done(output) => Ok(output),
-            Drive::Handed(..) => Err(Error::Protocol(client::ClientError::Closed)),
-        }
-    }
-
-    /// Drives the session until operation `id` is done, or (with [`Sink::Stream`]) until its
-    /// data connection is ready to hand over.
-    async fn drive(&mut self, id: client::OpId, sink: &mut Sink<'_>) -> Result<Drive, Error> {
-        loop {
-            self.execute(sink).await?;
-            if let Some((data, stream)) = self.handed.take() {
-                return Ok(Drive::Handed(data, stream));
-            }
-            while let Some(event) = self.session.poll_event() {
-                match event {
-                    Event::Done { op, result } => {
-                        self.done.insert(op, result);
-                    }
-                    Event::Closed { error } => {
-                        self.closed = Some(error.unwrap_or(client::ClientError::Closed))
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(result) = self.done.remove(&id) {
-                return result.map(Drive::Done).map_err(Error::Protocol);
-            }
-            if let Some(e) = &self.closed {
-                return Err(Error::Protocol(e.clone()));
-            }
-            self.wait().await?;
-        }
-    }
-
-    /// Reports the end of a handed-over data connection and drives the operation to its end.
-    async fn finish_handed(
-        &mut self,
-        op: client::OpId,
-        data: DataId,
-        bytes: u64,
-        clean: bool,
-    ) -> Result<u64, Error> {
-        self.session.handle_io(
-            IoEvent::DataEnded {
-                id: data,
-                bytes,
-                clean,
-            },
-            Instant::now(),
-        );
-        match self.drive(op, &mut Sink::None).await? {
-            Drive::Done(output) => transferred(output),
-            Drive::Handed(..) => Err(Error::Protocol(client::ClientError::Closed)),
-        }
-    }
-
-    /// Drops a handed-over data connection, sends ABOR and waits for the server's replies.
-    async fn abort_handed(&mut self, op: client::OpId, stream: Stream) -> Result<(), Error> {
-        drop(stream);
-        self.session.abort(Instant::now());
-        match self.drive(op, &mut Sink::None).await {
-            Ok(_) | Err(Error::Protocol(client::ClientError::Aborted)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Starts a download and returns its data stream: read it to the end, then call
-    /// [`DataReader::finish`], which waits for the server's final reply.
-    pub async fn retrieve_stream(
-        &mut self,
-        path: &str,
-        offset: u64,
-    ) -> Result<DataReader<'_>, Error> {
-        let op = Operation::Retrieve {
-            path: Pathname::new(path)?,
-            offset,
-            ascii: false,
-        };
-        self.keep_resumable(&op).await?;
-        let id = self.session.submit(op, Instant::now());
-        match self.drive(id, &mut Sink::Stream).await? {
-            Drive::Handed(data, stream) => Ok(DataReader {
-                client: self,
-                op: id,
-                data,
-                stream,
-                bytes: 0,
-                ended: None,
-            }),
-            Drive::Done(_) => Err(Error::Protocol(client::ClientError::Closed)),
-        }
-    }
-
-    /// Starts an upload (STOR at `offset`, or APPE) and returns its data stream: write to
-    /// it, then call [`DataWriter::finish`], which ends the stream properly and waits for
-    /// the server's final reply.
-    pub async fn store_stream(
-        &mut self,
-        path: &str,
-        offset: u64,
-        append: bool,
-    ) -> Result<DataWriter<'_>, Error> {
-        let op = Operation::Store {
-            path: Pathname::new(path)?,
-            offset,
-            append,
-            ascii: false,
-        };
-        self.keep_resumable(&op).await?;
-        let id = self.session.submit(op, Instant::now());
-        match self.drive(id, &mut Sink::Stream).await? {
-            Drive::Handed(data, stream) => Ok(DataWriter {
-                client: self,
-                op: id,
-                data,
-                stream,
-                bytes: 0,
-            }),
-            Drive::Done(_) => Err(Error::Protocol(client::ClientError::Closed)),
-        }
-    }
-
-    /// Executes the session's actions.
-    async fn execute(&mut self, sink: &mut Sink<'_>) -> Result<(), Error> {
-        while let Some(action) = self.session.poll_action() {
-            let now = Instant::now;
-            match action {
-                Action::Send(bytes) => {
-                    if !Stream::send(self.control.as_mut(), &bytes).await {
-                        self.session.handle_io(IoEvent::ControlClosed, now());
-                    }
-                }
-                Action::StartTls => match self.control.take() {
-                    Some(Stream::Plain(tcp)) => {
-                        match self.connector.connect(self.server_name.clone(), tcp).await {
-                            Ok(tls) => {
-                                self.tls13 = tls.get_ref().1.protocol_version()
-                                    == Some(rustls::ProtocolVersion::TLSv1_3);
-                                self.control = Some(Stream::tls(tls));
-                                self.session.handle_io(IoEvent::TlsEstablished, now());
-                            }
-                            Err(e) => self
-                                .session
-                                .handle_io(IoEvent::TlsFailed(e.to_string()), now()),
-                        }
-                    }
-                    other => {
-                        self.control = other;
-                        self.session
-                            .handle_io(IoEvent::TlsFailed("not a plain connection".into()), now());
-                    }
-                },
-                Action::StopTls => {
-                    if let Some(control) = self.control.take() {
-                        self.control = Some(Stream::Plain(control.into_plain().await));
-                    }
-                    self.secure = false;
-                }
-                Action::ConnectData { id, addr, tls } => {
-                    let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
-                    self.data
-                        .insert(id, tokio::spawn(connect_data(addr, connector)));
-                }
-                Action::ListenData {
-                    id,
-                    accept_from,
-                    tls,
-                } => match TcpListener::bind(SocketAddr::new(self.local.ip(), 0)).await {
-                    Ok(listener) => {
-                        let local = listener.local_addr()?;
-                        self.listeners.insert(id, (listener, accept_from, tls));
-                        self.session
-                            .handle_io(IoEvent::DataListening { id, local }, now());
-                    }
-                    Err(e) => self.session.handle_io(
-                        IoEvent::DataFailed {
-                            id,
-                            reason: e.to_string(),
-                        },
-                        now(),
-                    ),
-                },
-                Action::StartTransfer { id, upload } => {
-                    let Some(stream) = self.ready_data.remove(&id) else {
-                        self.session.handle_io(
-                            IoEvent::DataFailed {
-                                id,
-                                reason: "no data connection".into(),
-                            },
-                            now(),
-                        );
-                        continue;
-                    };
-                    if let Sink::Stream = sink {
-                        self.handed = Some((id, stream));
-                        return Ok(());
-                    }
-                    match pump(stream, upload, sink, self.options.data_timeout).await? {
-                        Pumped::Ended(bytes, clean) => self
-                            .session
-                            .handle_io(IoEvent::DataEnded { id, bytes, clean }, now()),
-                        Pumped::Stalled(bytes) => self.session.handle_io(
-                            IoEvent::DataFailed {
-                                id,
-                                reason: format!(
-                                    "no data moved for {} s (after {bytes} bytes)",
-                                    self.options.data_timeout.as_secs()
-                                ),
-                            },
-                            now(),
-                        ),
-                    }
-                }
-                Action::CloseData { id } => {
-                    if let Some(h) = self.data.remove(&id) {
-                        h.abort();
-                    }
-                    self.ready_data.remove(&id);
-                    self.listeners.remove(&id);
-                }
-                Action::Close => {
-                    if let Some(mut c) = self.control.take() {
-                        let _ = tokio::time::timeout(Duration::from_secs(2), c.shutdown()).await;
-                    }
-                }
-                other => tracing::warn!(?other, "unknown client action"),
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits for the next input: control bytes, a data connection, an accept, a timeout.
-    async fn wait(&mut self) -> Result<(), Error> {
-        let deadline = self
-            .session
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std);
-        let mut buf = [0u8; 8192];
-        let connecting = self.data.keys().next().copied();
-        let listening = self.listeners.keys().next().copied();
-        let Client {
-            control,
-            data,
-            listeners,
-            ..
-        } = self;
-        enum Woke {
-            Control(io::Result<usize>),
-            Connected(DataId, io::Result<Stream>),
-            Accepted(DataId, io::Result<(TcpStream, SocketAddr)>),
-            Timeout,
-        }
-        let woke = tokio::select! {
-            r = async { control.as_mut().expect("open").read(&mut buf).await }, if control.is_some() => Woke::Control(r),
-            r = async {
-                let id = connecting.expect("some");
-                let handle = data.get_mut(&id).expect("present");
-                (id, handle.await)
-            }, if connecting.is_some() => {
-                let (id, joined) = r;
-                Woke::Connected(id, joined.unwrap_or_else(|e| Err(io::Error::other(e))))
-            },
-            r = async {
-                let id = listening.expect("some");
-                (id, listeners.get(&id).expect("present").0.accept().await)
-            }, if listening.is_some() => Woke::Accepted(r.0, r.1),
-            _ = async { tokio::time::sleep_until(deadline.expect("some")).await }, if deadline.is_some() => Woke::Timeout,
-        };
-        let now = Instant::now();
-        match woke {
-            Woke::Control(Ok(0) | Err(_)) => self.session.handle_io(IoEvent::ControlClosed, now),
-            Woke::Control(Ok(n)) => {
-                self.input.extend_from_slice(&buf[..n]);
-                let used = self.session.handle_control_input(&self.input, now);
-                self.input.drain(..used);
-            }
-            Woke::Connected(id, result) => {
-                self.data.remove(&id);
-                match result {
-                    Ok(stream) => {
-                        self.ready_data.insert(id, stream);
-                        self.session.handle_io(IoEvent::DataConnected { id }, now);
-                    }
-                    Err(e) => self.session.handle_io(
-                        IoEvent::DataFailed {
-                            id,
-                            reason: e.to_string(),
-                        },
-                        now,
-                    ),
-                }
-            }
-            Woke::Accepted(id, Ok((tcp, from))) => {
-                // The session named the one peer to accept; others are dropped.
-                let allowed = self
-                    .listeners
-                    .get(&id)
-                    .is_some_and(|(_, ip, _)| *ip == from.ip());
-                if allowed && let Some((_, _, tls)) = self.listeners.remove(&id) {
-                    let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
-                    self.data
-                        .insert(id, tokio::spawn(secure_data(tcp, connector)));
-                }
-            }
-            Woke::Accepted(_, Err(e)) => tracing::debug!("accept: {e}"),
-            Woke::Timeout => self.session.handle_timeout(now),
-        }
-        Ok(())
-    }
-
-    // ----- operations ----------------------------------------------------------------
-
-    /// Lists a directory in the given format; returns the raw listing.
-    pub async fn list_raw(
-        &mut self,
-        path: Option<&str>,
-        format: ListFormat,
-    ) -> Result<Vec<u8>, Error> {
-        let path = path.map(Pathname::new).transpose()?;
-        let mut out = Vec::new();
-        self.run(Operation::List { path, format }, &mut Sink::Write(&mut out))
-            .await?;
-        Ok(out)
-    }
-
-    /// LIST, parsed (lines that do not parse are skipped).
-    pub async fn list(&mut self, path: Option<&str>) -> Result<Vec<ListEntry>, Error> {
-        let raw = self.list_raw(path, ListFormat::List).await?;
-        Ok(
-            ftps_proto::listing::parse_listing(&String::from_utf8_lossy(&raw))
-                .filter_map(Result::ok)
-                .collect(),
-        )
-    }
-
-    /// MLSD, parsed.
-    pub async fn mlsd(&mut self, path: Option<&str>) -> Result<Vec<MlsxEntry>, Error> {
-        let raw = self.list_raw(path, ListFormat::Mlsd).await?;
-        Ok(
-            ftps_proto::facts::parse_mlsd(&String::from_utf8_lossy(&raw))
-                .filter_map(Result::ok)
-                .collect(),
-        )
-    }
-
-    /// NLST: names.
-    pub async fn nlst(&mut self, path: Option<&str>) -> Result<Vec<String>, Error> {
-        let raw = self.list_raw(path, ListFormat::Nlst).await?;
-        Ok(ftps_proto::listing::parse_nlst(&raw))
+    /// After [`Error::PlaintextOnly`]: logs in without TLS.
+    pub async fn accept_plaintext(offer: PlaintextOffer) -> Result<Client, Error> {
+        offer.accept().await.map(Client)
     }
 
     /// Downloads `path` from `offset` into `out`; returns the bytes received.
@@ -594,303 +73,67 @@ impl Client {
         offset: u64,
         out: &mut W,
     ) -> Result<u64, Error> {
-        let op = Operation::Retrieve {
-            path: Pathname::new(path)?,
-            offset,
-            ascii: false,
-        };
-        transferred(self.run(op, &mut Sink::Write(out)).await?)
+        let mut out = (&mut *out).compat_write();
+        self.0.retrieve(path, offset, &mut out).await
     }
 
     /// Uploads `input` to `path` (STOR at `offset`, or APPE if `append`); returns the bytes
     /// sent.
-    pub async fn store<R: AsyncRead + Unpin + Send>(
+    pub async fn store<I: AsyncRead + Unpin + Send>(
         &mut self,
         path: &str,
-        input: &mut R,
+        input: &mut I,
         offset: u64,
         append: bool,
     ) -> Result<u64, Error> {
-        let op = Operation::Store {
-            path: Pathname::new(path)?,
-            offset,
-            append,
-            ascii: false,
-        };
-        transferred(self.run(op, &mut Sink::Read(input)).await?)
-    }
-
-    /// Downloads to a local file; with `resume`, continues a partial file.
-    pub async fn get_file(&mut self, path: &str, local: &Path, resume: bool) -> Result<u64, Error> {
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(!resume)
-            .open(local)
-            .await?;
-        let offset = if resume {
-            file.metadata().await?.len()
-        } else {
-            0
-        };
-        if resume {
-            tokio::io::AsyncSeekExt::seek(&mut file, io::SeekFrom::Start(offset)).await?;
-        }
-        let n = self.retrieve(path, offset, &mut file).await?;
-        file.flush().await?;
-        Ok(n)
-    }
-
-    /// Uploads a local file; with `resume`, continues from the remote file's size.
-    pub async fn put_file(&mut self, local: &Path, path: &str, resume: bool) -> Result<u64, Error> {
-        let mut file = tokio::fs::File::open(local).await?;
-        let offset = if resume {
-            self.size(path).await.unwrap_or(0)
-        } else {
-            0
-        };
-        if offset > 0 {
-            tokio::io::AsyncSeekExt::seek(&mut file, io::SeekFrom::Start(offset)).await?;
-        }
-        self.store(path, &mut file, offset, false).await
-    }
-
-    /// SIZE.
-    pub async fn size(&mut self, path: &str) -> Result<u64, Error> {
-        Ok(self
-            .run(Operation::Size(Pathname::new(path)?), &mut Sink::None)
-            .await?
-            .into_size()?)
-    }
-
-    /// MDTM.
-    pub async fn modified(&mut self, path: &str) -> Result<Timestamp, Error> {
-        Ok(self
-            .run(Operation::Modified(Pathname::new(path)?), &mut Sink::None)
-            .await?
-            .into_modified()?)
-    }
-
-    /// PWD.
-    pub async fn pwd(&mut self) -> Result<String, Error> {
-        Ok(self
-            .run(Operation::Pwd, &mut Sink::None)
-            .await?
-            .into_path()?)
-    }
-
-    /// CWD.
-    pub async fn cwd(&mut self, path: &str) -> Result<(), Error> {
-        self.run(Operation::Cwd(Pathname::new(path)?), &mut Sink::None)
-            .await
-            .map(drop)
-    }
-
-    /// MKD.
-    pub async fn mkdir(&mut self, path: &str) -> Result<(), Error> {
-        self.run(Operation::Mkd(Pathname::new(path)?), &mut Sink::None)
-            .await
-            .map(drop)
-    }
-
-    /// RMD.
-    pub async fn rmdir(&mut self, path: &str) -> Result<(), Error> {
-        self.run(Operation::Rmd(Pathname::new(path)?), &mut Sink::None)
-            .await
-            .map(drop)
-    }
-
-    /// DELE.
-    pub async fn delete(&mut self, path: &str) -> Result<(), Error> {
-        self.run(Operation::Dele(Pathname::new(path)?), &mut Sink::None)
-            .await
-            .map(drop)
-    }
-
-    /// RNFR + RNTO.
-    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), Error> {
-        let op = Operation::Rename {
-            from: Pathname::new(from)?,
-            to: Pathname::new(to)?,
-        };
-        self.run(op, &mut Sink::None).await.map(drop)
-    }
-
-    /// CDUP.
-    pub async fn cdup(&mut self) -> Result<(), Error> {
-        self.run(Operation::Cdup, &mut Sink::None).await.map(drop)
-    }
-
-    /// MLST (RFC 3659 §7): the facts of one file or directory.
-    pub async fn mlst(&mut self, path: Option<&str>) -> Result<MlsxEntry, Error> {
-        let path = path.map(Pathname::new).transpose()?;
-        Ok(self
-            .run(Operation::Mlst(path), &mut Sink::None)
-            .await?
-            .into_entry()?)
-    }
-
-    /// MFMT: sets a file's modification time.
-    pub async fn set_modified(&mut self, path: &str, time: Timestamp) -> Result<(), Error> {
-        let op = Operation::SetModified {
-            path: Pathname::new(path)?,
-            time,
-        };
-        self.run(op, &mut Sink::None).await.map(drop)
-    }
-
-    /// SITE: a server-specific command; returns the reply.
-    pub async fn site(&mut self, command: &str) -> Result<Reply, Error> {
-        let op = Operation::Site(ftps_proto::Text::new(command)?);
-        Ok(self.run(op, &mut Sink::None).await?.into_reply()?)
-    }
-
-    /// STAT over the control connection: the server's status, or a listing of `path`.
-    pub async fn stat(&mut self, path: Option<&str>) -> Result<Reply, Error> {
-        let path = path.map(Pathname::new).transpose()?;
-        Ok(self
-            .run(Operation::Stat(path), &mut Sink::None)
-            .await?
-            .into_reply()?)
+        let mut input = (&mut *input).compat();
+        self.0.store(path, &mut input, offset, append).await
     }
 
     /// STOU: uploads `input` under a name the server picks; returns the bytes sent and the
     /// final reply (which names the file).
-    pub async fn store_unique<R: AsyncRead + Unpin + Send>(
+    pub async fn store_unique<I: AsyncRead + Unpin + Send>(
         &mut self,
-        input: &mut R,
+        input: &mut I,
     ) -> Result<(u64, Reply), Error> {
-        let mut sink = Sink::Read(input);
-        let output = self.run(Operation::StoreUnique, &mut sink).await?;
-        Ok(output.into_transfer()?)
+        let mut input = (&mut *input).compat();
+        self.0.store_unique(&mut input).await
     }
 
-    /// CCC (RFC 4217 §6): ends TLS on the control connection, for firewalls that must read
-    /// it; data connections keep their protection level. Opt-in: commands, and anything a
-    /// later login sends, travel in clear text afterwards.
-    pub async fn clear_control_channel(&mut self) -> Result<(), Error> {
-        self.run(Operation::ClearControl, &mut Sink::None)
+    /// Starts a download and returns its data stream: read it to the end, then call
+    /// [`DataReader::finish`], which waits for the server's final reply.
+    pub async fn retrieve_stream(
+        &mut self,
+        path: &str,
+        offset: u64,
+    ) -> Result<DataReader<'_>, Error> {
+        self.0.retrieve_stream(path, offset).await.map(DataReader)
+    }
+
+    /// Starts an upload (STOR at `offset`, or APPE) and returns its data stream: write to
+    /// it, then call [`DataWriter::finish`].
+    pub async fn store_stream(
+        &mut self,
+        path: &str,
+        offset: u64,
+        append: bool,
+    ) -> Result<DataWriter<'_>, Error> {
+        self.0
+            .store_stream(path, offset, append)
             .await
-            .map(drop)
-    }
-
-    /// NOOP.
-    pub async fn noop(&mut self) -> Result<(), Error> {
-        self.run(Operation::Noop, &mut Sink::None).await.map(drop)
-    }
-
-    /// Sends any command without a data connection; returns the final reply, whatever its
-    /// code.
-    pub async fn raw(&mut self, command: ftps_proto::Command) -> Result<Reply, Error> {
-        Ok(self
-            .run(Operation::Raw(command), &mut Sink::None)
-            .await?
-            .into_reply()?)
+            .map(DataWriter)
     }
 
     /// QUIT and close.
-    pub async fn quit(mut self) -> Result<(), Error> {
-        self.run(Operation::Quit, &mut Sink::None).await.map(drop)
+    pub async fn quit(self) -> Result<(), Error> {
+        self.0.quit().await
     }
 }
 
-fn transferred(output: Output) -> Result<u64, Error> {
-    Ok(output.into_bytes()?)
-}
-
-async fn connect_data(
-    addr: SocketAddr,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
-) -> io::Result<Stream> {
-    let tcp = tokio::time::timeout(Duration::from_secs(20), TcpStream::connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection timed out"))??;
-    secure_data(tcp, tls).await
-}
-
-async fn secure_data(
-    tcp: TcpStream,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
-) -> io::Result<Stream> {
-    tcp.set_nodelay(true)?;
-    match tls {
-        None => Ok(Stream::Plain(tcp)),
-        Some((connector, name)) => {
-            let s = tokio::time::timeout(Duration::from_secs(20), connector.connect(name, tcp))
-                .await
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::TimedOut, "data TLS handshake timed out")
-                })??;
-            Ok(Stream::tls(s))
-        }
-    }
-}
-
-/// Moves one transfer's bytes; returns the count and whether it ended cleanly.
-async fn pump(
-    mut stream: Stream,
-    upload: bool,
-    sink: &mut Sink<'_>,
-    stall: Duration,
-) -> Result<Pumped, Error> {
-    let mut buf = vec![0u8; BUFFER];
-    let mut total = 0u64;
-    let stalled = |total| Ok(Pumped::Stalled(total));
-    if upload {
-        let Sink::Read(input) = sink else {
-            return Ok(Pumped::Ended(0, false));
-        };
-        loop {
-            let n = input.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            match tokio::time::timeout(stall, stream.write_all(&buf[..n])).await {
-                Err(_) => return stalled(total),
-                Ok(Err(_)) => return Ok(Pumped::Ended(total, false)),
-                Ok(Ok(())) => total += n as u64,
-            }
-        }
-        Ok(Pumped::Ended(total, end_upload(&mut stream).await))
-    } else {
-        loop {
-            let Ok(read) = tokio::time::timeout(stall, stream.read(&mut buf)).await else {
-                return stalled(total);
-            };
-            match read {
-                Ok(0) => return Ok(Pumped::Ended(total, true)),
-                Ok(n) => {
-                    total += n as u64;
-                    if let Sink::Write(out) = sink {
-                        out.write_all(&buf[..n]).await?;
-                    }
-                }
-                // Without close_notify (TLS) or with a reset: maybe cut short.
-                Err(_) => return Ok(Pumped::Ended(total, false)),
-            }
-        }
-    }
-}
-
-/// How a transfer's data connection ended.
-enum Pumped {
-    /// At its end (bytes, cleanly or not).
-    Ended(u64, bool),
-    /// No byte moved for the data timeout (bytes so far).
-    Stalled(u64),
-}
-
-/// The data stream of a download started with [`Client::retrieve_stream`]. A TLS stream
-/// that ends without close_notify is an error (the data may be cut short), never a quiet
-/// end of file.
-pub struct DataReader<'c> {
-    client: &'c mut Client,
-    op: client::OpId,
-    data: DataId,
-    stream: Stream,
-    bytes: u64,
-    ended: Option<bool>,
-}
+/// The data stream of a download started with [`Client::retrieve_stream`], as a tokio
+/// `AsyncRead`. A TLS stream that ends without close_notify is an error (the data may be
+/// cut short), never a quiet end of file.
+pub struct DataReader<'c>(ftps_async::DataReader<'c, Tokio>);
 
 impl AsyncRead for DataReader<'_> {
     fn poll_read(
@@ -898,65 +141,35 @@ impl AsyncRead for DataReader<'_> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.ended.is_some() {
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                let n = buf.filled().len() - before;
-                if n == 0 {
-                    this.ended = Some(true);
-                }
-                this.bytes += n as u64;
+        let inner = Pin::new(&mut self.get_mut().0);
+        match futures_io::AsyncRead::poll_read(inner, cx, buf.initialize_unfilled()) {
+            Poll::Ready(Ok(n)) => {
+                buf.advance(n);
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(e)) => {
-                this.ended = Some(false);
-                Poll::Ready(Err(e))
-            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
     }
 }
 
 impl DataReader<'_> {
-    /// Aborts the download (RFC 959 ABOR): the data connection is dropped and the server
-    /// told; the session goes on.
-    pub async fn abort(self) -> Result<(), Error> {
-        let DataReader {
-            client, op, stream, ..
-        } = self;
-        client.abort_handed(op, stream).await
-    }
-
     /// Reads what is left (if anything), then waits for the server's final reply; returns
-    /// the bytes received. Fails if the stream ended without close_notify or the reply is
-    /// negative.
-    pub async fn finish(mut self) -> Result<u64, Error> {
-        let mut sink = tokio::io::sink();
-        if self.ended.is_none()
-            && let Err(e) = tokio::io::copy(&mut self, &mut sink).await
-        {
-            tracing::debug!("data stream: {e}");
-        }
-        let clean = self.ended == Some(true);
-        self.client
-            .finish_handed(self.op, self.data, self.bytes, clean)
-            .await
+    /// the bytes received.
+    pub async fn finish(self) -> Result<u64, Error> {
+        self.0.finish().await
+    }
+
+    /// Aborts the download (RFC 959 ABOR); the session goes on.
+    pub async fn abort(self) -> Result<(), Error> {
+        self.0.abort().await
     }
 }
 
-/// The data stream of an upload started with [`Client::store_stream`]. Call
-/// [`finish`](Self::finish): dropping it without does not complete the upload.
-pub struct DataWriter<'c> {
-    client: &'c mut Client,
-    op: client::OpId,
-    data: DataId,
-    stream: Stream,
-    bytes: u64,
-}
+/// The data stream of an upload started with [`Client::store_stream`], as a tokio
+/// `AsyncWrite`. Call [`finish`](Self::finish): dropping it without does not complete the
+/// upload.
+pub struct DataWriter<'c>(ftps_async::DataWriter<'c, Tokio>);
 
 impl AsyncWrite for DataWriter<'_> {
     fn poll_write(
@@ -964,70 +177,28 @@ impl AsyncWrite for DataWriter<'_> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                this.bytes += n as u64;
-                Poll::Ready(Ok(n))
-            }
-            other => other,
-        }
+        futures_io::AsyncWrite::poll_write(Pin::new(&mut self.get_mut().0), cx, buf)
     }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        futures_io::AsyncWrite::poll_flush(Pin::new(&mut self.get_mut().0), cx)
     }
+
     /// Flushes only: the stream is ended by [`DataWriter::finish`].
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        futures_io::AsyncWrite::poll_flush(Pin::new(&mut self.get_mut().0), cx)
     }
 }
 
 impl DataWriter<'_> {
-    /// Aborts the upload (RFC 959 ABOR): the data connection is dropped and the server
-    /// told; the operation ends with [`client::ClientError::Aborted`], the session goes
-    /// on. Servers keep or drop the partial file as they do for any broken upload (ours
-    /// drops it).
-    pub async fn abort(self) -> Result<(), Error> {
-        let DataWriter {
-            client, op, stream, ..
-        } = self;
-        client.abort_handed(op, stream).await
-    }
-
     /// Ends the upload (close_notify, then reading to the server's end), and waits for
     /// the final reply; returns the bytes sent.
     pub async fn finish(self) -> Result<u64, Error> {
-        let DataWriter {
-            client,
-            op,
-            data,
-            mut stream,
-            bytes,
-        } = self;
-        let clean = end_upload(&mut stream).await;
-        client.finish_handed(op, data, bytes, clean).await
+        self.0.finish().await
     }
-}
 
-/// Sends close_notify and FIN, then reads to the end: the server's close_notify confirms
-/// the upload, and a TLS 1.3 ticket it sent is taken in for the next transfer. Returns
-/// whether the end was clean.
-async fn end_upload(stream: &mut Stream) -> bool {
-    let tls = matches!(stream, Stream::Tls(_));
-    if stream.shutdown().await.is_err() {
-        return false;
+    /// Aborts the upload (RFC 959 ABOR); the session goes on.
+    pub async fn abort(self) -> Result<(), Error> {
+        self.0.abort().await
     }
-    let mut buf = vec![0u8; 16 * 1024];
-    let clean = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(_) => return !tls,
-            }
-        }
-    })
-    .await
-    .unwrap_or_default();
-    clean || !tls
 }

@@ -2,7 +2,8 @@
 //!
 //! An FTPS server and client (FTP over TLS, explicit and implicit) on tokio and rustls.
 //! Every protocol decision is made by [`ftps_proto::ServerSession`] and
-//! [`ftps_proto::ClientSession`]; this crate runs them over sockets, files and TLS.
+//! [`ftps_proto::ClientSession`]; [`ftps_async`] runs them over any runtime, and this
+//! crate binds it to tokio.
 //!
 //! ```no_run
 //! use ftps_proto::server::{ServerConfig, TlsMode};
@@ -24,18 +25,23 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod blocking;
 pub mod client;
-mod data;
-mod server;
-mod stream;
+mod runtime;
 pub mod tls;
 
-pub use client::{Client, ClientOptions, FtpUrl};
+pub use client::{Client, ClientOptions, DataReader, DataWriter, FtpUrl, PlaintextOffer};
 pub use ftps_backend::{
     Authenticator, BadHash, LocalFs, LocalUpload, StaticUsers, Storage, hash_password,
 };
-pub use server::{Server, ServerBuilder};
+pub use runtime::Tokio;
+
+/// The FTPS server on tokio: [`ftps_async::Server`] on the [`Tokio`] runtime. Sessions
+/// and data connections are tokio tasks; storage calls and password checks run on the
+/// blocking pool.
+pub type Server<S, A> = ftps_async::Server<Tokio, S, A>;
+
+/// Builds a [`Server`].
+pub type ServerBuilder<S, A> = ftps_async::ServerBuilder<Tokio, S, A>;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,17 +1,17 @@
 //! The server: a builder, the accept loop, and the per-session driver that runs a
 //! [`ServerSession`] over any [`Runtime`]'s sockets.
 
-use crate::blocking;
 use crate::data::{self, DataContext};
 use crate::runtime::{Runtime, timeout};
 use crate::stream;
-use ftps_backend::{Authenticator, DataOrder, Opened, OpenedFile, ServerShared, Storage};
+use ftps_backend::{
+    Authenticator, DataDesk, DataOrder, OrderSender, ServerShared, Storage, TaskGone,
+};
 use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Reply, ReplyCode, ServerSession};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::TlsAcceptor;
-use std::collections::HashMap;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -126,6 +126,15 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
     }
 }
 
+/// The channel to one data task.
+struct Orders<S: Storage>(async_channel::Sender<DataOrder<S>>);
+
+impl<S: Storage> OrderSender<S> for Orders<S> {
+    fn deliver(&self, order: DataOrder<S>) -> bool {
+        self.0.try_send(order).is_ok()
+    }
+}
+
 /// The per-session state of the driver (what the protocol core does not own: sockets,
 /// open files, data tasks).
 struct Driver<R: Runtime, S: Storage, A> {
@@ -135,8 +144,7 @@ struct Driver<R: Runtime, S: Storage, A> {
     acceptor: Option<TlsAcceptor>,
     data_tls: Option<DataTls>,
     events_tx: async_channel::Sender<IoEvent>,
-    data: HashMap<DataId, async_channel::Sender<DataOrder<S>>>,
-    files: HashMap<DataId, OpenedFile<S>>,
+    desk: DataDesk<S, Orders<S>>,
     user: String,
     local: SocketAddr,
     closing: bool,
@@ -169,8 +177,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         acceptor,
         data_tls,
         events_tx,
-        data: HashMap::new(),
-        files: HashMap::new(),
+        desk: DataDesk::default(),
         user: String::new(),
         local,
         closing: false,
@@ -308,7 +315,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     Ok(listener) => {
                         let local = R::listener_addr(&listener).unwrap_or(SocketAddr::new(ip, 0));
                         let (tx, rx) = async_channel::unbounded();
-                        self.data.insert(id, tx);
+                        self.desk.attach(id, Orders(tx));
                         R::spawn_detached(
                             data::passive::<R, S>(self.data_context(id), listener, accept_from, rx)
                                 .in_current_span(),
@@ -331,15 +338,6 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 ascii,
             } => {
                 let acceptor = if tls { self.data_tls.clone() } else { None };
-                // An upload starts reading the moment its connection is up.
-                let early = match (upload, self.files.remove(&id)) {
-                    (true, Some(Opened::Write(up))) => Some((up, ascii)),
-                    (_, Some(other)) => {
-                        self.files.insert(id, other);
-                        None
-                    }
-                    _ => None,
-                };
                 if tls && acceptor.is_none() {
                     self.session.handle_io(
                         IoEvent::DataFailed {
@@ -350,64 +348,52 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     );
                     return;
                 }
-                let tls = acceptor;
+                // An upload starts reading the moment its connection is up.
+                let (tls, early) = self.desk.open(id, acceptor, upload, ascii);
                 match connect_to {
                     Some(addr) => {
                         let (tx, rx) = async_channel::unbounded();
-                        self.data.insert(id, tx);
+                        self.desk.attach(id, Orders(tx));
                         R::spawn_detached(
                             data::active::<R, S>(self.data_context(id), addr, tls, early, rx)
                                 .in_current_span(),
                         );
                     }
-                    None => self.command(id, DataOrder::Open { tls, early }),
+                    None => {
+                        let sent = self.desk.send(id, DataOrder::Open { tls, early });
+                        self.gone_if(id, sent);
+                    }
                 }
             }
             Action::Transfer { id, payload, ascii } => {
-                let file = self.files.remove(&id);
-                self.command(
-                    id,
-                    DataOrder::Transfer {
-                        payload,
-                        file,
-                        ascii,
-                    },
-                );
+                let sent = self.desk.transfer(id, payload, ascii);
+                self.gone_if(id, sent);
             }
             Action::FinishTransfer { id, commit } => {
-                self.command(id, DataOrder::Finish { commit });
-                self.data.remove(&id);
+                let sent = self.desk.finish(id, commit);
+                self.gone_if(id, sent);
             }
             Action::AbortData { id } => {
-                self.data.remove(&id);
-                if let Some(Opened::Write(up)) = self.files.remove(&id) {
-                    let _ = blocking::commit::<R, S>(&self.shared.storage, up, false).await;
-                }
+                // Dropping an upload discards it.
+                self.desk.abort(id);
             }
             Action::Close => {
                 if let Some(mut c) = self.control.take() {
                     let _ = timeout::<R, _>(Duration::from_secs(2), c.close()).await;
                 }
-                self.data.clear();
+                self.desk.clear();
                 self.closing = true;
             }
             other => tracing::warn!(?other, "unknown action"),
         }
     }
 
-    fn command(&mut self, id: DataId, cmd: DataOrder<S>) {
-        let sent = self
-            .data
-            .get(&id)
-            .is_some_and(|tx| tx.try_send(cmd).is_ok());
-        if !sent {
-            self.session.handle_io(
-                IoEvent::DataFailed {
-                    id,
-                    reason: "data task gone".into(),
-                },
-                Instant::now(),
-            );
+    /// Reports a data task that is gone (it failed, or was never started).
+    fn gone_if(&mut self, id: DataId, sent: Result<(), TaskGone>) {
+        if sent.is_err() {
+            let reason = "data connection gone".into();
+            self.session
+                .handle_io(IoEvent::DataFailed { id, reason }, Instant::now());
         }
     }
 
@@ -430,7 +416,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     R::unblock(move || ftps_backend::execute(&*shared.storage, &user, request))
                         .await;
                 if let (Some(id), Some(file)) = (id, file) {
-                    self.files.insert(id, file);
+                    self.desk.file_opened(id, file);
                 }
                 self.session.answer_storage(token, answer, Instant::now());
             }

@@ -20,6 +20,7 @@
 
 mod auth;
 pub mod client;
+mod desk;
 pub mod files;
 mod limits;
 mod local_fs;
@@ -27,6 +28,7 @@ mod server;
 mod storage;
 
 pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
+pub use desk::{DataDesk, OrderSender, TaskGone};
 pub use limits::{SessionLimits, SessionSlot, passive_ports};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use server::{DataOrder, ServerBuilder, ServerShared, opened_for};

@@ -3,11 +3,12 @@
 
 use crate::control::Control;
 use crate::data::{self, DataContext};
-use ftps_backend::{Authenticator, DataOrder, Opened, OpenedFile, ServerShared, Storage};
+use ftps_backend::{
+    Authenticator, DataDesk, DataOrder, OrderSender, ServerShared, Storage, TaskGone,
+};
 use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls, handshake_info};
 use ftps_proto::{Reply, ReplyCode, ServerSession};
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -111,6 +112,15 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
     }
 }
 
+/// The channel to one data thread.
+struct Orders<S: Storage>(mpsc::Sender<DataOrder<S>>);
+
+impl<S: Storage> OrderSender<S> for Orders<S> {
+    fn deliver(&self, order: DataOrder<S>) -> bool {
+        self.0.send(order).is_ok()
+    }
+}
+
 /// The per-session state of the driver: what the protocol core does not own.
 struct Driver<S: Storage, A> {
     shared: Arc<Shared<S, A>>,
@@ -120,8 +130,7 @@ struct Driver<S: Storage, A> {
     /// When a control handshake in progress must be done by.
     handshake_deadline: Option<Instant>,
     events: SyncSender<Msg>,
-    data: HashMap<DataId, mpsc::Sender<DataOrder<S>>>,
-    files: HashMap<DataId, OpenedFile<S>>,
+    desk: DataDesk<S, Orders<S>>,
     user: String,
     local: SocketAddr,
     input: Vec<u8>,
@@ -152,8 +161,7 @@ fn run_session<S: Storage, A: Authenticator>(
         tls,
         handshake_deadline: None,
         events,
-        data: HashMap::new(),
-        files: HashMap::new(),
+        desk: DataDesk::default(),
         user: String::new(),
         local,
         input: Vec::new(),
@@ -308,7 +316,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                     Ok(listener) => {
                         let local = listener.local_addr().unwrap_or(SocketAddr::new(ip, 0));
                         let (tx, rx) = mpsc::channel();
-                        self.data.insert(id, tx);
+                        self.desk.attach(id, Orders(tx));
                         let ctx = self.data_context(id);
                         spawn("ftps-data", move || {
                             data::passive(ctx, listener, accept_from, rx)
@@ -338,65 +346,51 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                     return;
                 }
                 // An upload starts reading the moment its connection is up.
-                let early = match (upload, self.files.remove(&id)) {
-                    (true, Some(Opened::Write(up))) => Some((up, ascii)),
-                    (_, Some(other)) => {
-                        self.files.insert(id, other);
-                        None
-                    }
-                    _ => None,
-                };
+                let (data_tls, early) = self.desk.open(id, data_tls, upload, ascii);
                 match connect_to {
                     Some(addr) => {
                         let (tx, rx) = mpsc::channel();
-                        self.data.insert(id, tx);
+                        self.desk.attach(id, Orders(tx));
                         let ctx = self.data_context(id);
                         spawn("ftps-data", move || {
                             data::active(ctx, addr, data_tls, early, rx)
                         });
                     }
-                    None => self.command(
-                        id,
-                        DataOrder::Open {
+                    None => {
+                        let order = DataOrder::Open {
                             tls: data_tls,
                             early,
-                        },
-                    ),
+                        };
+                        let sent = self.desk.send(id, order);
+                        self.gone_if(id, sent);
+                    }
                 }
             }
             Action::Transfer { id, payload, ascii } => {
-                let file = self.files.remove(&id);
-                self.command(
-                    id,
-                    DataOrder::Transfer {
-                        payload,
-                        file,
-                        ascii,
-                    },
-                );
+                let sent = self.desk.transfer(id, payload, ascii);
+                self.gone_if(id, sent);
             }
             Action::FinishTransfer { id, commit } => {
-                self.command(id, DataOrder::Finish { commit });
-                self.data.remove(&id);
+                let sent = self.desk.finish(id, commit);
+                self.gone_if(id, sent);
             }
             Action::AbortData { id } => {
                 // Dropping the sender stops the thread; dropping an upload discards it.
-                self.data.remove(&id);
-                self.files.remove(&id);
+                self.desk.abort(id);
             }
             Action::Close => {
                 self.control.close();
-                self.data.clear();
+                self.desk.clear();
                 self.closing = true;
             }
             other => tracing::warn!(?other, "unknown action"),
         }
     }
 
-    fn command(&mut self, id: DataId, cmd: DataOrder<S>) {
-        let sent = self.data.get(&id).is_some_and(|tx| tx.send(cmd).is_ok());
-        if !sent {
-            let reason = "data thread gone".into();
+    /// Reports a data task that is gone (it failed, or was never started).
+    fn gone_if(&mut self, id: DataId, sent: Result<(), TaskGone>) {
+        if sent.is_err() {
+            let reason = "data connection gone".into();
             self.session
                 .handle_io(IoEvent::DataFailed { id, reason }, Instant::now());
         }
@@ -416,7 +410,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 let (answer, file) =
                     ftps_backend::execute(&*self.shared.storage, &self.user, request);
                 if let (Some(id), Some(file)) = (id, file) {
-                    self.files.insert(id, file);
+                    self.desk.file_opened(id, file);
                 }
                 self.session.answer_storage(token, answer, Instant::now());
             }

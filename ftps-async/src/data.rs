@@ -4,7 +4,7 @@
 use crate::blocking::{self, Chunk};
 use crate::runtime::{Runtime, timeout};
 use crate::stream;
-use ftps_backend::{DataOrder, Opened, Storage};
+use ftps_backend::{DataOrder, Storage, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::DataTls;
@@ -179,42 +179,28 @@ async fn run<R: Runtime, S: Storage>(
     });
 
     // An upload starts at once; anything else waits for the session's go-ahead.
-    let (upload, ascii, payload, reader) = match early {
-        Some((up, ascii)) => (Some(up), ascii, None, None),
-        None => {
-            let Ok(DataOrder::Transfer {
-                payload,
-                file,
-                ascii,
-            }) = cmds.recv().await
-            else {
-                return;
-            };
-            match file {
-                Some(Opened::Write(up)) => (Some(up), ascii, payload, None),
-                Some(Opened::Read(r)) => (None, ascii, payload, Some(r)),
-                None => (None, ascii, payload, None),
-            }
-        }
+    let (work, ascii) = match early {
+        Some((up, ascii)) => (Work::Receive(up), ascii),
+        None => match cmds.recv().await.ok().and_then(Work::from_order) {
+            Some(work) => work,
+            None => return,
+        },
     };
     let pumped = {
         let work = async {
-            match (upload, payload, reader) {
-                (Some(up), _, _) => {
-                    let (up, bytes, end) = receive::<R, S>(&ctx, &mut stream, up, ascii, tls).await;
-                    (up, bytes, end)
-                }
-                (None, Some(bytes), _) => {
+            match work {
+                Work::Receive(up) => receive::<R, S>(&ctx, &mut stream, up, ascii, tls).await,
+                Work::SendBytes(bytes) => {
                     let (n, end) =
                         send::<R, S>(&ctx, &mut stream, Source::Bytes(&bytes), ascii).await;
                     (None, n, end)
                 }
-                (None, None, Some(reader)) => {
+                Work::SendFile(reader) => {
                     let (n, end) =
                         send::<R, S>(&ctx, &mut stream, Source::Reader(reader), ascii).await;
                     (None, n, end)
                 }
-                (None, None, None) => (None, 0, DataEnd::Failed("nothing to transfer".into())),
+                Work::Nothing => (None, 0, DataEnd::Failed("nothing to transfer".into())),
             }
         };
         let mut work = std::pin::pin!(work);

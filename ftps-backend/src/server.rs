@@ -130,3 +130,37 @@ pub enum DataOrder<S: Storage> {
         commit: bool,
     },
 }
+
+/// What a data connection moves, decided from the session's orders.
+pub enum Work<S: Storage> {
+    /// Receive an upload into this file.
+    Receive(S::Upload),
+    /// Send these bytes (a listing).
+    SendBytes(Vec<u8>),
+    /// Send this file.
+    SendFile(S::Reader),
+    /// Nothing was given: a failure to report.
+    Nothing,
+}
+
+impl<S: Storage> Work<S> {
+    /// The work of a `Transfer` order, with its TYPE A flag; `None` for any other order
+    /// (which ends the connection).
+    pub fn from_order(order: DataOrder<S>) -> Option<(Work<S>, bool)> {
+        let DataOrder::Transfer {
+            payload,
+            file,
+            ascii,
+        } = order
+        else {
+            return None;
+        };
+        let work = match (file, payload) {
+            (Some(crate::Opened::Write(up)), _) => Work::Receive(up),
+            (_, Some(bytes)) => Work::SendBytes(bytes),
+            (Some(crate::Opened::Read(r)), None) => Work::SendFile(r),
+            (None, None) => Work::Nothing,
+        };
+        Some((work, ascii))
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::server::Msg;
 use crate::stream::DataStream;
-use ftps_backend::{DataOrder, Opened, Storage};
+use ftps_backend::{DataOrder, Storage, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::{DataTls, handshake_info};
@@ -194,29 +194,18 @@ fn run<S: Storage>(
     });
 
     // An upload starts at once; anything else waits for the session's go-ahead.
-    let (upload, ascii, payload, reader) = match early {
-        Some((up, ascii)) => (Some(up), ascii, None, None),
-        None => {
-            let Ok(DataOrder::Transfer {
-                payload,
-                file,
-                ascii,
-            }) = cmds.recv()
-            else {
-                return;
-            };
-            match file {
-                Some(Opened::Write(up)) => (Some(up), ascii, payload, None),
-                Some(Opened::Read(r)) => (None, ascii, payload, Some(r)),
-                None => (None, ascii, payload, None),
-            }
-        }
+    let (work, ascii) = match early {
+        Some((up, ascii)) => (Work::Receive(up), ascii),
+        None => match cmds.recv().ok().and_then(Work::from_order) {
+            Some(work) => work,
+            None => return,
+        },
     };
-    let pumped = match (upload, payload, reader) {
-        (Some(up), _, _) => receive(&ctx, &mut stream, up, ascii, tls, &cmds),
-        (None, Some(bytes), _) => send(&ctx, &mut stream, &mut &bytes[..], ascii, &cmds),
-        (None, None, Some(mut reader)) => send(&ctx, &mut stream, &mut reader, ascii, &cmds),
-        (None, None, None) => Some((None, 0, DataEnd::Failed("nothing to transfer".into()))),
+    let pumped = match work {
+        Work::Receive(up) => receive(&ctx, &mut stream, up, ascii, tls, &cmds),
+        Work::SendBytes(bytes) => send(&ctx, &mut stream, &mut &bytes[..], ascii, &cmds),
+        Work::SendFile(mut reader) => send(&ctx, &mut stream, &mut reader, ascii, &cmds),
+        Work::Nothing => Some((None, 0, DataEnd::Failed("nothing to transfer".into()))),
     };
     // Aborted by the session: an upload in progress was dropped, which discards it.
     let Some((upload, bytes, end)) = pumped else {

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ftps_conformance::runtimes::{Blocking, Tokio};
+use ftps_conformance::runtimes::{Blocking, Smol, Tokio};
 use ftps_conformance::{Fixture, ServerRuntime};
 use std::process::{Command, Output};
 
@@ -126,4 +126,14 @@ fn tokio_server_with_ftplib() {
 #[test]
 fn blocking_server_with_ftplib() {
     with_ftplib(&Blocking);
+}
+
+#[test]
+fn smol_server_with_curl() {
+    with_curl(&Smol::new());
+}
+
+#[test]
+fn smol_server_with_ftplib() {
+    with_ftplib(&Smol::new());
 }

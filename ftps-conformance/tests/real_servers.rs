@@ -16,7 +16,7 @@ use ftps_conformance::ClientRuntime;
 use ftps_conformance::peers::{
     HELLO, PASSWORD, Peer, USER, proftpd, pure_ftpd, vsftpd, vsftpd_with,
 };
-use ftps_conformance::runtimes::Blocking;
+use ftps_conformance::runtimes::{Blocking, Smol};
 use ftps_proto::ProtectionLevel;
 use ftps_proto::client::ConnectionMode;
 use ftps_proto::tls::ClientIdentity;
@@ -257,6 +257,7 @@ async fn client_against_vsftpd_proftpd_and_pure_ftpd() {
     if let Some(p) = vsftpd(false) {
         exercise(&p, "vsftpd", BOTH).await;
         tokio::task::block_in_place(|| runtime_against(&p, &Blocking, "vsftpd"));
+        tokio::task::block_in_place(|| runtime_against(&p, &Smol::new(), "vsftpd"));
     }
     // Implicit FTPS (TLS from the first byte) on a second vsftpd, which also requires
     // protected data connections.

@@ -22,7 +22,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let password = std::env::var("FTPS_PASSWORD").unwrap_or_default();
     let (mut options, dir) = ClientOptions::from_url(&url, password)?;
     if let Some(ca) = args.next() {
-        options.tls = Some(Arc::new(ftps_backend::files::client_config_from_pem_file(ca.as_ref())?));
+        options.tls = Some(Arc::new(ftps_backend::files::client_config_from_pem_file(
+            ca.as_ref(),
+        )?));
     }
     let mut c = Client::connect(options).await?;
     let dir = (!dir.is_empty()).then_some(dir.as_str());

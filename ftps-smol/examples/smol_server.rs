@@ -19,7 +19,10 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let key = rcgen::KeyPair::generate()?;
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?.self_signed(&key)?;
     std::fs::write("cert.pem", cert.pem())?;
-    let tls = ftps_proto::tls::server_config_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())?;
+    let tls = ftps_proto::tls::server_config_from_pem(
+        cert.pem().as_bytes(),
+        key.serialize_pem().as_bytes(),
+    )?;
     let users = StaticUsers::new().with_password("alice", &password);
     let server = Server::builder(LocalFs::new(&dir)?, users).tls(tls).build();
     let listener = smol::net::TcpListener::bind("127.0.0.1:2121").await?;

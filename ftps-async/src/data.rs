@@ -4,7 +4,7 @@
 use crate::blocking::{self, Chunk};
 use crate::runtime::{Runtime, timeout};
 use crate::stream;
-use ftps_backend::{DataOrder, Storage, Work};
+use ftps_backend::{DataOrder, Meter, Storage, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::DataTls;
@@ -20,8 +20,6 @@ type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
 
 /// Bytes per read and write: large, so TLS records are full and syscalls few.
 const BUFFER: usize = 256 * 1024;
-/// Report progress (for the stall timer) every this many bytes.
-const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
 
 /// The TLS acceptor and early upload of an `Open` command.
 type OpenCmd<S> = (Option<DataTls>, Option<(<S as Storage>::Upload, bool)>);
@@ -259,15 +257,14 @@ async fn send<R: Runtime, S: Storage>(
     source: Source<'_, S::Reader>,
     ascii: bool,
 ) -> (u64, DataEnd) {
-    let mut sent = 0u64;
-    let mut next_report = PROGRESS_EVERY;
+    let mut meter = Meter::default();
     let mut conv = ascii.then(ToNetwork::default);
     let mut converted = Vec::new();
     let result: io::Result<()> = async {
         match source {
             Source::Bytes(bytes) => {
                 stream.write_all(bytes).await?;
-                sent = bytes.len() as u64;
+                meter.add(bytes.len());
             }
             Source::Reader(reader) => {
                 // The next chunk is read from the file while this one is sent.
@@ -294,13 +291,8 @@ async fn send<R: Runtime, S: Storage>(
                         None => stream.write_all(&buf[..n]).await?,
                     }
                     spare = buf;
-                    sent += n as u64;
-                    if sent >= next_report {
-                        next_report += PROGRESS_EVERY;
-                        ctx.report(IoEvent::DataProgress {
-                            id: ctx.id,
-                            bytes: sent,
-                        });
+                    if let Some(bytes) = meter.add(n) {
+                        ctx.report(IoEvent::DataProgress { id: ctx.id, bytes });
                     }
                 }
             }
@@ -314,11 +306,12 @@ async fn send<R: Runtime, S: Storage>(
         let _ = timeout::<R, _>(Duration::from_secs(5), stream.close()).await;
     }
     match result {
-        Ok(()) => (sent, DataEnd::Complete { close_notify: true }),
-        Err(e) if e.get_ref().is_some_and(|i| i.is::<StorageFailure>()) => {
-            (sent, DataEnd::Storage(StorageError::Other(e.to_string())))
-        }
-        Err(e) => (sent, DataEnd::Failed(e.to_string())),
+        Ok(()) => (meter.total(), DataEnd::Complete { close_notify: true }),
+        Err(e) if e.get_ref().is_some_and(|i| i.is::<StorageFailure>()) => (
+            meter.total(),
+            DataEnd::Storage(StorageError::Other(e.to_string())),
+        ),
+        Err(e) => (meter.total(), DataEnd::Failed(e.to_string())),
     }
 }
 
@@ -345,8 +338,7 @@ async fn receive<R: Runtime, S: Storage>(
     tls: bool,
 ) -> (Option<S::Upload>, u64, DataEnd) {
     let mut buf = vec![0u8; BUFFER];
-    let mut received = 0u64;
-    let mut next_report = PROGRESS_EVERY;
+    let mut meter = Meter::default();
     let mut conv = ascii.then(FromNetwork::default);
     let mut writing: Option<blocking::Pending<S::Upload>> = None;
     let mut idle = Some((upload, Vec::with_capacity(BUFFER)));
@@ -358,7 +350,9 @@ async fn receive<R: Runtime, S: Storage>(
         if let Some(w) = writing.take() {
             let Chunk { io, buf, result } = w.await;
             *idle = Some((io, buf));
-            result.map(drop).map_err(|e| storage_error(&e))?;
+            result
+                .map(drop)
+                .map_err(|e| ftps_backend::write_error(&e))?;
         }
         Ok(())
     }
@@ -366,12 +360,12 @@ async fn receive<R: Runtime, S: Storage>(
         match stream.read(&mut buf).await {
             Ok(0) => break DataEnd::Complete { close_notify: true },
             Ok(n) => {
-                received += n as u64;
+                let due = meter.add(n);
                 if let Err(e) = settle(&mut writing, &mut idle).await {
-                    return (None, received, DataEnd::Storage(e));
+                    return (None, meter.total(), DataEnd::Storage(e));
                 }
                 let Some((up, mut out)) = idle.take() else {
-                    return (None, received, DataEnd::Failed("upload lost".into()));
+                    return (None, meter.total(), DataEnd::Failed("upload lost".into()));
                 };
                 out.clear();
                 match conv.as_mut() {
@@ -379,28 +373,18 @@ async fn receive<R: Runtime, S: Storage>(
                     None => out.extend_from_slice(&buf[..n]),
                 }
                 writing = Some(blocking::write::<R, _>(up, out));
-                if received >= next_report {
-                    next_report += PROGRESS_EVERY;
-                    ctx.report(IoEvent::DataProgress {
-                        id: ctx.id,
-                        bytes: received,
-                    });
+                if let Some(bytes) = due {
+                    ctx.report(IoEvent::DataProgress { id: ctx.id, bytes });
                 }
             }
-            // rustls reports a TCP close without close_notify as UnexpectedEof.
-            Err(e) if tls && e.kind() == io::ErrorKind::UnexpectedEof => {
-                break DataEnd::Complete {
-                    close_notify: false,
-                };
-            }
-            Err(e) => break DataEnd::Failed(e.to_string()),
+            Err(e) => break ftps_backend::upload_read_end(&e, tls),
         }
     };
     if let Err(e) = settle(&mut writing, &mut idle).await {
-        return (None, received, DataEnd::Storage(e));
+        return (None, meter.total(), DataEnd::Storage(e));
     }
     let Some((up, mut out)) = idle.take() else {
-        return (None, received, DataEnd::Failed("upload lost".into()));
+        return (None, meter.total(), DataEnd::Failed("upload lost".into()));
     };
     out.clear();
     if let Some(c) = conv.as_mut() {
@@ -408,15 +392,11 @@ async fn receive<R: Runtime, S: Storage>(
     }
     let Chunk { io: up, result, .. } = blocking::write_and_flush::<R, _>(up, out).await;
     match result {
-        Ok(_) => (Some(up), received, end),
-        Err(e) => (None, received, DataEnd::Storage(storage_error(&e))),
-    }
-}
-
-fn storage_error(e: &io::Error) -> StorageError {
-    match e.kind() {
-        io::ErrorKind::StorageFull => StorageError::InsufficientStorage,
-        io::ErrorKind::QuotaExceeded => StorageError::QuotaExceeded,
-        _ => StorageError::Other(e.to_string()),
+        Ok(_) => (Some(up), meter.total(), end),
+        Err(e) => (
+            None,
+            meter.total(),
+            DataEnd::Storage(ftps_backend::write_error(&e)),
+        ),
     }
 }

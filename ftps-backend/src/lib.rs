@@ -31,5 +31,7 @@ pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
 pub use desk::{DataDesk, OrderSender, TaskGone};
 pub use limits::{SessionLimits, SessionSlot, passive_ports};
 pub use local_fs::{LocalFs, LocalUpload};
-pub use server::{DataOrder, ServerBuilder, ServerShared, Work, opened_for};
+pub use server::{
+    DataOrder, Meter, ServerBuilder, ServerShared, Work, opened_for, upload_read_end, write_error,
+};
 pub use storage::{Opened, OpenedFile, Storage, execute, now_utc};

@@ -164,3 +164,53 @@ impl<S: Storage> Work<S> {
         Some((work, ascii))
     }
 }
+
+/// Counts a transfer's bytes and says when to report progress (the session's stall timer
+/// runs on those reports): every 8 MiB.
+#[derive(Debug, Default)]
+pub struct Meter {
+    total: u64,
+    reported: u64,
+}
+
+impl Meter {
+    const EVERY: u64 = 8 * 1024 * 1024;
+
+    /// Counts `n` more bytes; returns the total when a progress report is due.
+    pub fn add(&mut self, n: usize) -> Option<u64> {
+        self.total += n as u64;
+        (self.total - self.reported >= Self::EVERY).then(|| {
+            self.reported = self.total;
+            self.total
+        })
+    }
+
+    /// The bytes counted.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+/// How an upload's data connection ended, from the error its read gave: rustls reports a
+/// TCP close without close_notify as `UnexpectedEof`, which the core judges (the upload
+/// may be cut short); anything else is a failed connection.
+pub fn upload_read_end(e: &std::io::Error, tls: bool) -> ftps_proto::server::DataEnd {
+    use ftps_proto::server::DataEnd;
+    if tls && e.kind() == std::io::ErrorKind::UnexpectedEof {
+        DataEnd::Complete {
+            close_notify: false,
+        }
+    } else {
+        DataEnd::Failed(e.to_string())
+    }
+}
+
+/// The storage error for a failed write of an upload.
+pub fn write_error(e: &std::io::Error) -> ftps_proto::server::StorageError {
+    use ftps_proto::server::StorageError;
+    match e.kind() {
+        std::io::ErrorKind::StorageFull => StorageError::InsufficientStorage,
+        std::io::ErrorKind::QuotaExceeded => StorageError::QuotaExceeded,
+        _ => StorageError::Other(e.to_string()),
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::server::Msg;
 use crate::stream::DataStream;
-use ftps_backend::{DataOrder, Storage, Work};
+use ftps_backend::{DataOrder, Meter, Storage, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::{DataTls, handshake_info};
@@ -16,8 +16,6 @@ use std::time::{Duration, Instant};
 
 /// Bytes per read and write: large, so TLS records are full and syscalls few.
 const BUFFER: usize = 256 * 1024;
-/// Report progress (for the stall timer) every this many bytes.
-const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
 /// How often a passive listener looks for its connection and its orders.
 const POLL: Duration = Duration::from_millis(2);
 
@@ -248,8 +246,7 @@ fn send<S: Storage>(
     ascii: bool,
     cmds: &Receiver<DataOrder<S>>,
 ) -> Pumped<S::Upload> {
-    let mut sent = 0u64;
-    let mut next_report = PROGRESS_EVERY;
+    let mut meter = Meter::default();
     let mut conv = ascii.then(ToNetwork::default);
     let mut converted = Vec::new();
     let mut buf = vec![0u8; BUFFER];
@@ -270,16 +267,11 @@ fn send<S: Storage>(
         if let Err(e) = written {
             break Err(Failure::Net(e));
         }
-        sent += n as u64;
-        if sent >= next_report {
-            next_report += PROGRESS_EVERY;
+        if let Some(bytes) = meter.add(n) {
             if aborted(cmds) {
                 return None;
             }
-            ctx.report(IoEvent::DataProgress {
-                id: ctx.id,
-                bytes: sent,
-            });
+            ctx.report(IoEvent::DataProgress { id: ctx.id, bytes });
         }
     };
     let end = match result {
@@ -294,7 +286,7 @@ fn send<S: Storage>(
         }
         Err(Failure::Net(e)) => DataEnd::Failed(e.to_string()),
     };
-    Some((None, sent, end))
+    Some((None, meter.total(), end))
 }
 
 enum Failure {
@@ -311,15 +303,14 @@ fn receive<S: Storage>(
     cmds: &Receiver<DataOrder<S>>,
 ) -> Pumped<S::Upload> {
     let mut buf = vec![0u8; BUFFER];
-    let mut received = 0u64;
-    let mut next_report = PROGRESS_EVERY;
+    let mut meter = Meter::default();
     let mut conv = ascii.then(FromNetwork::default);
     let mut converted = Vec::new();
     let end = loop {
         match stream.read(&mut buf) {
             Ok(0) => break DataEnd::Complete { close_notify: true },
             Ok(n) => {
-                received += n as u64;
+                let due = meter.add(n);
                 let chunk = match conv.as_mut() {
                     Some(c) => {
                         converted.clear();
@@ -329,26 +320,20 @@ fn receive<S: Storage>(
                     None => &buf[..n],
                 };
                 if let Err(e) = upload.write_all(chunk) {
-                    return Some((None, received, DataEnd::Storage(storage_error(&e))));
+                    return Some((
+                        None,
+                        meter.total(),
+                        DataEnd::Storage(ftps_backend::write_error(&e)),
+                    ));
                 }
-                if received >= next_report {
-                    next_report += PROGRESS_EVERY;
+                if let Some(bytes) = due {
                     if aborted(cmds) {
                         return None;
                     }
-                    ctx.report(IoEvent::DataProgress {
-                        id: ctx.id,
-                        bytes: received,
-                    });
+                    ctx.report(IoEvent::DataProgress { id: ctx.id, bytes });
                 }
             }
-            // rustls reports a TCP close without close_notify as UnexpectedEof.
-            Err(e) if tls && e.kind() == io::ErrorKind::UnexpectedEof => {
-                break DataEnd::Complete {
-                    close_notify: false,
-                };
-            }
-            Err(e) => break DataEnd::Failed(e.to_string()),
+            Err(e) => break ftps_backend::upload_read_end(&e, tls),
         }
     };
     converted.clear();
@@ -356,15 +341,11 @@ fn receive<S: Storage>(
         c.finish(&mut converted);
     }
     if let Err(e) = upload.write_all(&converted).and_then(|()| upload.flush()) {
-        return Some((None, received, DataEnd::Storage(storage_error(&e))));
+        return Some((
+            None,
+            meter.total(),
+            DataEnd::Storage(ftps_backend::write_error(&e)),
+        ));
     }
-    Some((Some(upload), received, end))
-}
-
-fn storage_error(e: &io::Error) -> StorageError {
-    match e.kind() {
-        io::ErrorKind::StorageFull => StorageError::InsufficientStorage,
-        io::ErrorKind::QuotaExceeded => StorageError::QuotaExceeded,
-        _ => StorageError::Other(e.to_string()),
-    }
+    Some((Some(upload), meter.total(), end))
 }

@@ -13,7 +13,7 @@ pub mod peers;
 pub mod runtimes;
 mod suite;
 
-pub use suite::{Case, Fixture, run};
+pub use suite::{Case, Fixture, behaviours, run};
 
 use ftps_backend::client::ClientOptions;
 use ftps_proto::server::ServerConfig;
@@ -82,6 +82,8 @@ pub struct ServerSetup {
     pub tls: rustls::ServerConfig,
     /// One user: name and password.
     pub user: (String, String),
+    /// Session caps: in total, and per client address.
+    pub max_sessions: (usize, usize),
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

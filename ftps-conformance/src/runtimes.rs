@@ -58,6 +58,7 @@ impl ServerRuntime for Tokio {
         let server = ftps_tokio::Server::builder(storage(&setup), users(&setup))
             .config(setup.config.clone())
             .tls(setup.tls.clone())
+            .max_sessions(setup.max_sessions.0, setup.max_sessions.1)
             .build();
         let (explicit, implicit) = rt.block_on(async {
             let e = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -234,6 +235,7 @@ impl ServerRuntime for Blocking {
         let server = ftps_blocking::Server::builder(storage(&setup), users(&setup))
             .config(setup.config.clone())
             .tls(setup.tls.clone())
+            .max_sessions(setup.max_sessions.0, setup.max_sessions.1)
             .build();
         let e = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let i = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -415,6 +417,7 @@ impl<E: Executor> ServerRuntime for Smol<E> {
         let server = ftps_smol::Server::builder(storage(&setup), users(&setup))
             .config(setup.config.clone())
             .tls(setup.tls.clone())
+            .max_sessions(setup.max_sessions.0, setup.max_sessions.1)
             .build();
         let bind = || E::block_on(smol::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let (e, i) = (bind(), bind());

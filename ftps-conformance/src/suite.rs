@@ -120,6 +120,7 @@ impl Fixture {
             )
             .expect("server TLS"),
             user: (USER.into(), PASSWORD.into()),
+            max_sessions: (1000, 50),
         }
     }
 
@@ -258,4 +259,73 @@ fn one_case(mut s: Box<dyn Session>, tag: &str) -> Result<(), Failure> {
         "download after ABOR".into()
     })?;
     s.quit()
+}
+
+/// Server behaviours that live in the adapter's wiring rather than in the core: the
+/// per-address session cap (the last of N+1 sessions gets 421 and is closed) and the idle
+/// timer (421 after the configured idle time), over plain control connections.
+pub fn behaviours(server: &dyn ServerRuntime) -> Result<(), Failure> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let fixture = Fixture::new(&format!("behaviours-{}", server.name()));
+    let mut setup = fixture.setup();
+    setup.config.control_tls = ftps_proto::server::ControlTlsPolicy::Allow;
+    setup.config.data_tls = DataTlsPolicy::Allow;
+    setup.config.timeouts.idle = Duration::from_secs(1);
+    setup.max_sessions = (100, 2);
+    let running = server.start(setup);
+    let addr = running.explicit();
+    let line = |r: &mut BufReader<TcpStream>| -> Result<String, Failure> {
+        let mut l = String::new();
+        r.read_line(&mut l).map_err(|e| e.to_string())?;
+        Ok(l)
+    };
+    let connect = || -> Result<BufReader<TcpStream>, Failure> {
+        let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        Ok(BufReader::new(tcp))
+    };
+    let tag = server.name();
+    let mut one = connect()?;
+    let mut two = connect()?;
+    check(line(&mut one)?.starts_with("220 "), || {
+        format!("{tag}: greeting")
+    })?;
+    check(line(&mut two)?.starts_with("220 "), || {
+        format!("{tag}: greeting")
+    })?;
+    let mut three = connect()?;
+    let refused = line(&mut three)?;
+    check(refused.starts_with("421 "), || {
+        format!("{tag}: the third session from one address got {refused:?}")
+    })?;
+
+    // Idle: log in, say nothing; 421 comes after about a second.
+    let w = one.get_mut();
+    w.write_all(format!("USER {USER}\r\nPASS {PASSWORD}\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    check(line(&mut one)?.starts_with("331 "), || {
+        format!("{tag}: USER")
+    })?;
+    check(line(&mut one)?.starts_with("230 "), || {
+        format!("{tag}: PASS")
+    })?;
+    let start = Instant::now();
+    let idle = line(&mut one)?;
+    check(idle.starts_with("421 "), || {
+        format!("{tag}: idle session got {idle:?}")
+    })?;
+    check(start.elapsed() < Duration::from_secs(5), || {
+        format!("{tag}: idle timeout took {:?}", start.elapsed())
+    })?;
+    // The closed session frees its slot.
+    drop(one);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut four = connect()?;
+    let greeting = line(&mut four)?;
+    check(greeting.starts_with("220 "), || {
+        format!("{tag}: after a session ended, a new one got {greeting:?}")
+    })
 }

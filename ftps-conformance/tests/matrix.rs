@@ -3,7 +3,7 @@
 //! with the server requiring data connections to resume the control session.
 
 use ftps_conformance::runtimes::{Blocking, Executor, Smol, Tokio};
-use ftps_conformance::{ClientRuntime, ServerRuntime, run};
+use ftps_conformance::{ClientRuntime, ServerRuntime, behaviours, run};
 
 fn pair(client: &dyn ClientRuntime, server: &dyn ServerRuntime) {
     if let Err(e) = run(server, client) {
@@ -73,4 +73,13 @@ fn smol_under_async_std() {
         &Smol::<AsyncStd>::with_executor(),
         &Smol::<AsyncStd>::with_executor(),
     );
+}
+
+#[test]
+fn server_behaviours_on_every_runtime() {
+    for server in [&Tokio as &dyn ServerRuntime, &Blocking, &Smol::new()] {
+        if let Err(e) = behaviours(server) {
+            panic!("{e}");
+        }
+    }
 }

@@ -93,6 +93,8 @@ pub struct Client<R: Runtime> {
     /// Whether the control connection runs TLS 1.3.
     tls13: bool,
     renewals: u32,
+    /// TYPE A for transfers (see `set_ascii`).
+    ascii: bool,
     control: Option<Stream<R>>,
     connector: TlsConnector,
     server_name: ServerName<'static>,
@@ -139,6 +141,7 @@ impl<R: Runtime> Client<R> {
             store,
             tls13: false,
             renewals: 0,
+            ascii: false,
             control: Some(stream::Stream::Plain(tcp)),
             connector: TlsConnector::from(tls),
             server_name,
@@ -159,6 +162,12 @@ impl<R: Runtime> Client<R> {
                 client: Box::new(client),
             })),
         }
+    }
+
+    /// Transfers in TYPE A (ASCII: line endings converted to CRLF on the wire and back,
+    /// RFC 959 §3.1.1.1) from now on, or TYPE I (binary, the default).
+    pub fn set_ascii(&mut self, on: bool) {
+        self.ascii = on;
     }
 
     /// Whether the control connection is protected by TLS.
@@ -316,7 +325,7 @@ impl<R: Runtime> Client<R> {
         let op = Operation::Retrieve {
             path: Pathname::new(path)?,
             offset,
-            ascii: false,
+            ascii: self.ascii,
         };
         self.keep_resumable(&op).await?;
         let id = self.session.submit(op, Instant::now());
@@ -346,7 +355,7 @@ impl<R: Runtime> Client<R> {
             path: Pathname::new(path)?,
             offset,
             append,
-            ascii: false,
+            ascii: self.ascii,
         };
         self.keep_resumable(&op).await?;
         let id = self.session.submit(op, Instant::now());
@@ -438,7 +447,9 @@ impl<R: Runtime> Client<R> {
                         self.handed = Some((id, stream));
                         return Ok(());
                     }
-                    match pump::<R>(stream, upload, sink, self.options.data_timeout).await? {
+                    match pump::<R>(stream, upload, sink, self.options.data_timeout, self.ascii)
+                        .await?
+                    {
                         Pumped::Ended(bytes, clean) => self
                             .session
                             .handle_io(IoEvent::DataEnded { id, bytes, clean }, now()),
@@ -612,7 +623,7 @@ impl<R: Runtime> Client<R> {
         let op = Operation::Retrieve {
             path: Pathname::new(path)?,
             offset,
-            ascii: false,
+            ascii: self.ascii,
         };
         transferred(self.run(op, &mut Sink::Write(out)).await?)
     }
@@ -630,7 +641,7 @@ impl<R: Runtime> Client<R> {
             path: Pathname::new(path)?,
             offset,
             append,
-            ascii: false,
+            ascii: self.ascii,
         };
         transferred(self.run(op, &mut Sink::Read(input)).await?)
     }
@@ -851,20 +862,31 @@ async fn pump<R: Runtime>(
     upload: bool,
     sink: &mut Sink<'_>,
     stall: Duration,
+    ascii: bool,
 ) -> Result<Pumped, Error<R>> {
     let mut buf = vec![0u8; BUFFER];
+    let mut converted = Vec::new();
     let mut total = 0u64;
     let stalled = |total| Ok(Pumped::Stalled(total));
     if upload {
         let Sink::Read(input) = sink else {
             return Ok(Pumped::Ended(0, false));
         };
+        let mut to_network = ascii.then(ftps_proto::ascii::ToNetwork::default);
         loop {
             let n = input.read(&mut buf).await?;
             if n == 0 {
                 break;
             }
-            match timeout::<R, _>(stall, stream.write_all(&buf[..n])).await {
+            let chunk = match to_network.as_mut() {
+                Some(c) => {
+                    converted.clear();
+                    c.convert(&buf[..n], &mut converted);
+                    &converted[..]
+                }
+                None => &buf[..n],
+            };
+            match timeout::<R, _>(stall, stream.write_all(chunk)).await {
                 Err(_) => return stalled(total),
                 Ok(Err(_)) => return Ok(Pumped::Ended(total, false)),
                 Ok(Ok(())) => total += n as u64,
@@ -872,16 +894,31 @@ async fn pump<R: Runtime>(
         }
         Ok(Pumped::Ended(total, end_upload::<R>(&mut stream).await))
     } else {
+        let mut from_network = ascii.then(ftps_proto::ascii::FromNetwork::default);
         loop {
             let Ok(read) = timeout::<R, _>(stall, stream.read(&mut buf)).await else {
                 return stalled(total);
             };
             match read {
-                Ok(0) => return Ok(Pumped::Ended(total, true)),
+                Ok(0) => {
+                    if let (Some(c), Sink::Write(out)) = (from_network.as_mut(), &mut *sink) {
+                        converted.clear();
+                        c.finish(&mut converted);
+                        out.write_all(&converted).await?;
+                    }
+                    return Ok(Pumped::Ended(total, true));
+                }
                 Ok(n) => {
                     total += n as u64;
                     if let Sink::Write(out) = sink {
-                        out.write_all(&buf[..n]).await?;
+                        match from_network.as_mut() {
+                            Some(c) => {
+                                converted.clear();
+                                c.convert(&buf[..n], &mut converted);
+                                out.write_all(&converted).await?;
+                            }
+                            None => out.write_all(&buf[..n]).await?,
+                        }
                     }
                 }
                 // Without close_notify (TLS) or with a reset: maybe cut short.

@@ -7,7 +7,7 @@ use ftps_proto::server::ALPN_FTP;
 use ftps_proto::tls::{
     ClientIdentity, IdentityError, SessionStore, TlsConfigError, with_session_store,
 };
-use ftps_proto::{ParseError, Password, ProtectionLevel, Username};
+use ftps_proto::{ParseError, Password, ProtectionLevel, Text, Username};
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,13 @@ pub struct ClientOptions {
     pub protection: ProtectionLevel,
     /// Passive (default) or active.
     pub passive: bool,
+    /// Passive with EPSV first (the default), or PASV only.
+    pub epsv: bool,
+    /// Connect data connections to the address a 227 reply names instead of the control
+    /// peer's (off by default: a hostile server could aim them elsewhere, CVE-2020-8284).
+    pub trust_pasv_address: bool,
+    /// HOST (RFC 7151): the virtual host to ask for before logging in.
+    pub virtual_host: Option<String>,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Reply timeout.
@@ -74,6 +81,9 @@ impl ClientOptions {
             identity: None,
             protection: ProtectionLevel::Private,
             passive: true,
+            epsv: true,
+            trust_pasv_address: false,
+            virtual_host: None,
             connect_timeout: Duration::from_secs(20),
             reply_timeout: Duration::from_secs(30),
             data_timeout: Duration::from_secs(60),
@@ -236,6 +246,9 @@ impl ClientOptions {
             mode: self.mode,
             protection: self.protection,
             passive: self.passive,
+            epsv: self.epsv,
+            trust_pasv_address: self.trust_pasv_address,
+            host: self.virtual_host.clone().map(Text::new).transpose()?,
             reply_timeout: self.reply_timeout,
             data_timeout: self.data_timeout,
             ..ClientConfig::new(

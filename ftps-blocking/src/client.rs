@@ -86,6 +86,8 @@ pub struct Client {
     secure: bool,
     tls13: bool,
     renewals: u32,
+    /// TYPE A for transfers (see `set_ascii`).
+    ascii: bool,
     handed: Option<(DataId, DataStream)>,
 }
 
@@ -135,6 +137,7 @@ impl Client {
             secure: false,
             tls13: false,
             renewals: 0,
+            ascii: false,
             handed: None,
         };
         match client.until_ready()? {
@@ -143,6 +146,12 @@ impl Client {
                 client: Box::new(client),
             })),
         }
+    }
+
+    /// Transfers in TYPE A (ASCII: line endings converted to CRLF on the wire and back,
+    /// RFC 959 §3.1.1.1) from now on, or TYPE I (binary, the default).
+    pub fn set_ascii(&mut self, on: bool) {
+        self.ascii = on;
     }
 
     /// Whether the control connection is protected by TLS.
@@ -314,7 +323,14 @@ impl Client {
                         self.handed = Some((id, stream));
                         return Ok(());
                     }
-                    let event = pump(stream, upload, sink, id, self.options.data_timeout)?;
+                    let event = pump(
+                        stream,
+                        upload,
+                        sink,
+                        id,
+                        self.options.data_timeout,
+                        self.ascii,
+                    )?;
                     self.session.handle_io(event, now());
                 }
                 Action::CloseData { id } => {
@@ -421,7 +437,7 @@ impl Client {
         let op = Operation::Retrieve {
             path: Pathname::new(path)?,
             offset,
-            ascii: false,
+            ascii: self.ascii,
         };
         let (op, data, stream) = self.start_stream(op)?;
         Ok(DataReader {
@@ -446,7 +462,7 @@ impl Client {
             path: Pathname::new(path)?,
             offset,
             append,
-            ascii: false,
+            ascii: self.ascii,
         };
         let (op, data, stream) = self.start_stream(op)?;
         Ok(DataWriter {
@@ -495,7 +511,7 @@ impl Client {
         let op = Operation::Retrieve {
             path: Pathname::new(path)?,
             offset,
-            ascii: false,
+            ascii: self.ascii,
         };
         Ok(self.run(op, &mut Sink::Write(out))?.into_bytes()?)
     }
@@ -513,7 +529,7 @@ impl Client {
             path: Pathname::new(path)?,
             offset,
             append,
-            ascii: false,
+            ascii: self.ascii,
         };
         Ok(self.run(op, &mut Sink::Read(input))?.into_bytes()?)
     }
@@ -727,8 +743,10 @@ fn pump(
     sink: &mut Sink<'_>,
     id: DataId,
     limit: Duration,
+    ascii: bool,
 ) -> Result<IoEvent, Error> {
     let mut buf = vec![0u8; BUFFER];
+    let mut converted = Vec::new();
     let mut bytes = 0u64;
     let stalled = |bytes: u64| IoEvent::DataFailed {
         id,
@@ -751,12 +769,21 @@ fn pump(
                 clean: false,
             });
         };
+        let mut to_network = ascii.then(ftps_proto::ascii::ToNetwork::default);
         loop {
             let n = input.read(&mut buf)?;
             if n == 0 {
                 break;
             }
-            match stream.write_all(&buf[..n]) {
+            let chunk = match to_network.as_mut() {
+                Some(c) => {
+                    converted.clear();
+                    c.convert(&buf[..n], &mut converted);
+                    &converted[..]
+                }
+                None => &buf[..n],
+            };
+            match stream.write_all(chunk) {
                 Ok(()) => bytes += n as u64,
                 Err(e) if timed_out(&e) => return Ok(stalled(bytes)),
                 Err(_) => {
@@ -771,9 +798,15 @@ fn pump(
         let clean = stream.finish_sending().is_ok() && stream.drain_to_end();
         Ok(IoEvent::DataEnded { id, bytes, clean })
     } else {
+        let mut from_network = ascii.then(ftps_proto::ascii::FromNetwork::default);
         loop {
             match stream.read(&mut buf) {
                 Ok(0) => {
+                    if let (Some(c), Sink::Write(out)) = (from_network.as_mut(), &mut *sink) {
+                        converted.clear();
+                        c.finish(&mut converted);
+                        out.write_all(&converted)?;
+                    }
                     return Ok(IoEvent::DataEnded {
                         id,
                         bytes,
@@ -783,7 +816,14 @@ fn pump(
                 Ok(n) => {
                     bytes += n as u64;
                     if let Sink::Write(out) = sink {
-                        out.write_all(&buf[..n])?;
+                        match from_network.as_mut() {
+                            Some(c) => {
+                                converted.clear();
+                                c.convert(&buf[..n], &mut converted);
+                                out.write_all(&converted)?;
+                            }
+                            None => out.write_all(&buf[..n])?,
+                        }
                     }
                 }
                 Err(e) if timed_out(&e) => return Ok(stalled(bytes)),

@@ -144,6 +144,25 @@ async fn exercise(
         }
         c.quit().await.unwrap();
 
+        // PASV instead of EPSV.
+        let mut o = options(p, versions);
+        o.epsv = false;
+        let mut c = Client::connect(o)
+            .await
+            .unwrap_or_else(|e| panic!("{tag} PASV: {e}"));
+        for i in 0..3u32 {
+            let data: Vec<u8> = (0..(i * 50_001 + 7)).map(|j| (j ^ (i * 5)) as u8).collect();
+            c.store("pasv.bin", &mut &data[..], 0, false)
+                .await
+                .unwrap_or_else(|e| panic!("{tag} PASV {i}: {e}"));
+            let mut back = Vec::new();
+            c.retrieve("pasv.bin", 0, &mut back)
+                .await
+                .unwrap_or_else(|e| panic!("{tag} PASV {i}: {e}"));
+            assert_eq!(back, data, "{tag} PASV transfer {i}");
+        }
+        c.quit().await.unwrap();
+
         // PROT C: data in clear (the servers here allow it), the control connection in TLS.
         let mut o = options(p, versions);
         o.protection = ProtectionLevel::Clear;

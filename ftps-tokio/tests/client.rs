@@ -421,3 +421,28 @@ async fn mlst_mfmt_stou_abort_and_ccc() {
     assert_eq!(c.size("after-ccc.bin").await.unwrap(), 100_000);
     c.quit().await.unwrap();
 }
+
+/// TYPE A: the server sends CRLF line ends, the client gives back local ones (and sends
+/// CRLF for an upload's bare LF); PASV only; HOST before login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ascii_transfers_pasv_only_and_host() {
+    let f = start("ascii", ServerConfig::default(), true).await;
+    std::fs::write(f.dir.join("root/lines.txt"), b"one\ntwo\nthree\n").unwrap();
+    let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
+    o.epsv = false;
+    o.virtual_host = Some("localhost".into());
+    let mut c = Client::connect(o).await.unwrap();
+    c.set_ascii(true);
+    let mut text = Vec::new();
+    c.retrieve("lines.txt", 0, &mut text).await.unwrap();
+    assert_eq!(text, b"one\ntwo\nthree\n", "no CR left after TYPE A");
+    c.store("up.txt", &mut &b"a\nb\n"[..], 0, false)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(f.dir.join("root/up.txt")).unwrap(), b"a\nb\n");
+    c.set_ascii(false);
+    let mut raw = Vec::new();
+    c.retrieve("lines.txt", 0, &mut raw).await.unwrap();
+    assert_eq!(raw, b"one\ntwo\nthree\n");
+    c.quit().await.unwrap();
+}

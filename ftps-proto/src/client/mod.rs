@@ -69,6 +69,9 @@ pub struct ClientConfig {
     pub passive: bool,
     /// Use the address of a 227 reply instead of the control peer's.
     pub trust_pasv_address: bool,
+    /// Try EPSV first (RFC 2428; the default), falling back to PASV; false: PASV only,
+    /// for servers or middleboxes that mishandle EPSV.
+    pub epsv: bool,
     /// Reply size caps.
     pub limits: ReplyLimits,
     /// How long to wait for a reply (and for the control TLS handshake). Default 30 s.
@@ -91,6 +94,7 @@ impl ClientConfig {
             protection: ProtectionLevel::Private,
             passive: true,
             trust_pasv_address: false,
+            epsv: true,
             limits: ReplyLimits::default(),
             reply_timeout: Duration::from_secs(30),
             data_timeout: Duration::from_secs(60),
@@ -686,7 +690,7 @@ impl ClientSession {
     fn data_step(&self) -> Step {
         if !self.config.passive {
             Step::Listen
-        } else if self.epsv_failed {
+        } else if self.epsv_failed || !self.config.epsv {
             Step::Pasv
         } else {
             Step::Epsv

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod peers;
+pub mod raw;
 pub mod runtimes;
 mod suite;
 

@@ -105,7 +105,14 @@ impl Fixture {
         server.start(setup)
     }
 
-    fn setup(&self) -> ServerSetup {
+    /// A client TLS configuration trusting this fixture's certificate.
+    pub fn client_tls(&self) -> Arc<rustls::ClientConfig> {
+        let roots = ftps_proto::tls::roots_from_pem(self.cert_pem.as_bytes()).expect("roots");
+        Arc::new(ftps_proto::tls::client_config(roots).expect("TLS"))
+    }
+
+    /// The server setup of this fixture (to adjust, then start with the runtime).
+    pub fn setup(&self) -> ServerSetup {
         ServerSetup {
             root: self.root(),
             config: ServerConfig {

@@ -1,0 +1,432 @@
+//! Hostile input against the servers of every runtime, over real sockets: one test per
+//! case of the security suite, each asserting the reply code, the connection's state and
+//! that nothing stored is lost or exposed.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use ftps_conformance::raw::Raw;
+use ftps_conformance::runtimes::{Blocking, Smol, Tokio};
+use ftps_conformance::{Fixture, RunningServer, ServerRuntime, ServerSetup};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+fn servers() -> [&'static dyn ServerRuntime; 3] {
+    static SMOL: Smol = Smol::new();
+    [&Tokio, &Blocking, &SMOL]
+}
+
+/// Runs `case` against every runtime's server, with the fixture's setup adjusted by
+/// `adjust`.
+fn each(
+    name: &str,
+    adjust: impl Fn(&mut ServerSetup),
+    case: impl Fn(&Fixture, &dyn RunningServer, &str),
+) {
+    for server in servers() {
+        let f = Fixture::new(&format!("hostile-{name}-{}", server.name()));
+        let mut setup = f.setup();
+        adjust(&mut setup);
+        let running = server.start(setup);
+        case(&f, running.as_ref(), server.name());
+    }
+}
+
+fn plain_allowed(s: &mut ServerSetup) {
+    s.config.control_tls = ftps_proto::server::ControlTlsPolicy::Allow;
+    s.config.data_tls = ftps_proto::server::DataTlsPolicy::Allow;
+}
+
+fn connect(r: &dyn RunningServer) -> Raw {
+    let (raw, greeting) = Raw::connect(r.explicit()).unwrap();
+    assert_eq!(greeting.code().get(), 220);
+    raw
+}
+
+/// AUTH TLS, USER, PASS, PBSZ 0, PROT P; also gives the TLS configuration whose
+/// session cache data connections must use to resume the control session.
+fn logged_in_with(
+    f: &Fixture,
+    r: &dyn RunningServer,
+) -> (Raw, std::sync::Arc<rustls::ClientConfig>) {
+    let tls = f.client_tls();
+    let mut c = connect(r);
+    c.auth_tls(tls.clone()).unwrap();
+    let (user, password) = f.credentials();
+    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
+    assert_eq!(c.cmd("PBSZ 0").unwrap(), 200);
+    assert_eq!(c.cmd("PROT P").unwrap(), 200);
+    (c, tls)
+}
+
+fn logged_in(f: &Fixture, r: &dyn RunningServer) -> Raw {
+    logged_in_with(f, r).0
+}
+
+// 1. A 1 MiB line with no LF: 500 (or 421 and close), bounded; a fresh connection works.
+#[test]
+fn a_mebibyte_line_is_refused_and_the_server_goes_on() {
+    each("long-line", plain_allowed, |_, r, tag| {
+        let mut c = connect(r);
+        let _ = c.send_bytes(&vec![b'A'; 1 << 20]);
+        let _ = c.send_bytes(b"\r\n");
+        match c.reply() {
+            Ok(reply) => {
+                let code = reply.code().get();
+                assert!(code == 500 || code == 421, "{tag}: {code}");
+            }
+            Err(_) => assert!(c.closed(), "{tag}: neither refused nor closed"),
+        }
+        let mut fresh = connect(r);
+        assert_eq!(fresh.cmd("NOOP").unwrap(), 200, "{tag}");
+    });
+}
+
+// 2. NUL and invalid UTF-8 in arguments: 501; bare CR / bare LF never merge commands.
+#[test]
+fn nul_and_bad_utf8_are_501_and_bare_cr_lf_do_not_merge_commands() {
+    each("nul", plain_allowed, |f, r, tag| {
+        let mut c = connect(r);
+        let (user, password) = f.credentials();
+        assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+        assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
+        c.send_bytes(b"MKD a\0b\r\n").unwrap();
+        assert_eq!(c.reply().unwrap().code().get(), 501, "{tag}: NUL");
+        c.send_bytes(b"MKD \xff\xfe\r\n").unwrap();
+        assert_eq!(c.reply().unwrap().code().get(), 501, "{tag}: invalid UTF-8");
+        // "NOOP\rDELE x": a bare CR is not a line end, so this is one (bad) line, never
+        // a NOOP and a DELE.
+        std::fs::write(f.root().join("x"), b"keep").unwrap();
+        c.send_bytes(b"NOOP\rDELE x\r\n").unwrap();
+        assert_ne!(c.reply().unwrap().code().get(), 250, "{tag}");
+        assert!(
+            f.root().join("x").exists(),
+            "{tag}: bare CR merged two commands"
+        );
+        assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+    });
+}
+
+// 3. 10,000 bytes of Telnet IAC commands (IAC IP, IAC DM: the Synch before ABOR),
+// then NOOP: 200. (IAC IAC would be an escaped 0xFF data byte, not a command.)
+#[test]
+fn ten_thousand_iac_bytes_then_noop() {
+    each("iac", plain_allowed, |_, r, tag| {
+        let mut c = connect(r);
+        let mut bytes = [0xff_u8, 0xf4].repeat(4_999);
+        bytes.extend_from_slice(&[0xff, 0xf2]);
+        bytes.extend_from_slice(b"NOOP\r\n");
+        c.send_bytes(&bytes).unwrap();
+        assert_eq!(c.reply().unwrap().code().get(), 200, "{tag}");
+    });
+}
+
+// 4. "AUTH TLS\r\nUSER x\r\n" in one segment: USER is never executed (CVE-2011-1575).
+#[test]
+fn plaintext_pipelined_after_auth_is_never_executed() {
+    each(
+        "auth-pipeline",
+        |_| {},
+        |f, r, tag| {
+            let mut c = connect(r);
+            let (user, password) = f.credentials();
+            c.send_bytes(format!("AUTH TLS\r\nUSER {user}\r\n").as_bytes())
+                .unwrap();
+            assert_eq!(c.reply().unwrap().code().get(), 234, "{tag}");
+            c.start_tls(f.client_tls()).unwrap();
+            // Had USER run, PASS would log in; it must be out of sequence instead.
+            assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 503, "{tag}");
+        },
+    );
+}
+
+// 5. AUTH twice, PBSZ before AUTH, PROT before PBSZ: 503; PROT S: 536.
+#[test]
+fn security_command_order() {
+    each("order", plain_allowed, |f, r, tag| {
+        let mut c = connect(r);
+        assert_eq!(c.cmd("PBSZ 0").unwrap(), 503, "{tag}: PBSZ before AUTH");
+        c.auth_tls(f.client_tls()).unwrap();
+        assert_eq!(c.cmd("AUTH TLS").unwrap(), 503, "{tag}: AUTH twice");
+        let (user, password) = f.credentials();
+        assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+        assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
+        assert_eq!(c.cmd("PROT P").unwrap(), 503, "{tag}: PROT before PBSZ");
+        assert_eq!(c.cmd("PBSZ 0").unwrap(), 200);
+        assert_eq!(c.cmd("PROT S").unwrap(), 536, "{tag}: PROT S");
+    });
+}
+
+// 6. RETR under PROT C with data TLS required: 521, no data connection, no byte sent.
+#[test]
+fn prot_c_transfer_is_refused_when_data_tls_is_required() {
+    let require = |s: &mut ServerSetup| {
+        s.config.data_tls = ftps_proto::server::DataTlsPolicy::Require;
+    };
+    each("protc", require, |f, r, tag| {
+        std::fs::write(f.root().join("secret.bin"), b"secret").unwrap();
+        let mut c = logged_in(f, r);
+        assert_eq!(c.cmd("PROT C").unwrap(), 200);
+        c.send_bytes(b"EPSV\r\n").unwrap();
+        let epsv = c.reply().unwrap();
+        let port = ftps_proto::address::parse_epsv_reply(epsv.first_line()).unwrap();
+        let mut data = TcpStream::connect(("127.0.0.1", port)).ok();
+        assert_eq!(c.cmd("RETR secret.bin").unwrap(), 521, "{tag}");
+        if let Some(d) = data.as_mut() {
+            d.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = [0u8; 16];
+            let got = std::io::Read::read(d, &mut buf).unwrap_or(0);
+            assert_eq!(got, 0, "{tag}: bytes sent in clear");
+        }
+        assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+    });
+}
+
+// 8. `GET / HTTP/1.1` on the control port: closed without an answer (ALPACA).
+#[test]
+fn http_on_the_control_port_is_closed() {
+    each(
+        "http",
+        |_| {},
+        |_, r, tag| {
+            let mut c = connect(r);
+            c.send_bytes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            assert!(c.closed(), "{tag}: the connection stayed open");
+        },
+    );
+}
+
+// 9. PORT/EPRT to a foreign host or to port 22: 501, and no connection is attempted.
+#[test]
+fn port_bounce_is_refused_without_connecting() {
+    each(
+        "bounce",
+        |s| s.config.active_mode = true,
+        |f, r, tag| {
+            let foreign = TcpListener::bind("127.0.0.2:0").unwrap();
+            let fport = foreign.local_addr().unwrap().port();
+            let mut c = logged_in(f, r);
+            let port_cmd = format!("PORT 127,0,0,2,{},{}", fport >> 8, fport & 255);
+            assert_eq!(
+                c.cmd(&port_cmd).unwrap(),
+                501,
+                "{tag}: PORT to another host"
+            );
+            assert_eq!(
+                c.cmd("PORT 127,0,0,1,0,22").unwrap(),
+                501,
+                "{tag}: PORT to 22"
+            );
+            let eprt = format!("EPRT |1|127.0.0.2|{fport}|");
+            assert_eq!(c.cmd(&eprt).unwrap(), 501, "{tag}: EPRT to another host");
+            foreign.set_nonblocking(true).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(foreign.accept().is_err(), "{tag}: the server connected out");
+        },
+    );
+}
+
+// 10. PASV, then a connection from another address: refused, and the listener still
+// serves the real client; 200 PASV in a row leave at most one listener.
+#[test]
+fn passive_listener_accepts_only_the_client() {
+    each(
+        "pasv-foreign",
+        |_| {},
+        |f, r, tag| {
+            std::fs::write(f.root().join("f.bin"), b"data for the client").unwrap();
+            let (mut c, tls) = logged_in_with(f, r);
+            let mut first_port = None;
+            for _ in 0..200 {
+                c.send_bytes(b"EPSV\r\n").unwrap();
+                let reply = c.reply().unwrap();
+                let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+                first_port.get_or_insert(port);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let first = first_port.unwrap();
+            c.send_bytes(b"EPSV\r\n").unwrap();
+            let port =
+                ftps_proto::address::parse_epsv_reply(c.reply().unwrap().first_line()).unwrap();
+            if first != port {
+                assert!(
+                    TcpStream::connect_timeout(
+                        &SocketAddr::from(([127, 0, 0, 1], first)),
+                        Duration::from_millis(300)
+                    )
+                    .is_err(),
+                    "{tag}: an old passive listener is still open"
+                );
+            }
+            // From 127.0.0.2: dropped.
+            let foreign = socket_from([127, 0, 0, 2], port);
+            assert!(foreign.is_some(), "{tag}: could not connect from 127.0.0.2");
+            // The real client (127.0.0.1) still gets the data.
+            let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.send_bytes(b"RETR f.bin\r\n").unwrap();
+            let mut conn =
+                rustls::ClientConnection::new(tls, "localhost".try_into().unwrap()).unwrap();
+            let mut data = data;
+            data.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            while conn.is_handshaking() {
+                conn.complete_io(&mut data).unwrap();
+            }
+            let mut s = rustls::StreamOwned::new(conn, data);
+            let mut got = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut s, &mut got);
+            assert_eq!(got, b"data for the client", "{tag}");
+            assert_eq!(c.reply().unwrap().code().get(), 226, "{tag}");
+            if let Some(mut foreign) = foreign {
+                foreign
+                    .set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                let mut buf = [0u8; 8];
+                assert_eq!(
+                    std::io::Read::read(&mut foreign, &mut buf).unwrap_or(0),
+                    0,
+                    "{tag}"
+                );
+            }
+        },
+    );
+}
+
+/// A connection to 127.0.0.1:`port` from source address `ip` (std cannot bind before
+/// connecting; tokio's `TcpSocket` can).
+fn socket_from(ip: [u8; 4], port: u16) -> Option<TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().ok()?;
+        socket.bind(SocketAddr::from((ip, 0))).ok()?;
+        let stream = socket
+            .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .ok()?;
+        let std = stream.into_std().ok()?;
+        std.set_nonblocking(false).ok()?;
+        Some(std)
+    })
+}
+
+// 12. Paths out of the root: clamped or refused; nothing outside read or touched.
+#[test]
+fn paths_and_links_out_of_the_root_are_refused() {
+    each(
+        "escape",
+        |_| {},
+        |f, r, tag| {
+            let outside = f.root().parent().unwrap().join("outside");
+            std::fs::create_dir_all(&outside).unwrap();
+            std::fs::write(outside.join("secret.txt"), b"secret").unwrap();
+            let _ = std::os::unix::fs::symlink(&outside, f.root().join("link"));
+            let _ = std::os::unix::fs::symlink(outside.join("secret.txt"), f.root().join("slink"));
+            std::fs::write(f.root().join("mine.txt"), b"mine").unwrap();
+            let mut c = logged_in(f, r);
+            assert_eq!(c.cmd("CWD ../../etc").unwrap(), 550, "{tag}: CWD ../../etc");
+            assert_eq!(c.cmd("SIZE ../../../etc/passwd").unwrap(), 550, "{tag}");
+            assert_eq!(
+                c.cmd("SIZE link/secret.txt").unwrap(),
+                550,
+                "{tag}: through a link"
+            );
+            assert_eq!(
+                c.cmd("SIZE slink").unwrap(),
+                550,
+                "{tag}: a link to a file outside"
+            );
+            assert_eq!(c.cmd("RNFR mine.txt").unwrap(), 350);
+            assert_eq!(c.cmd("RNTO slink").unwrap(), 550, "{tag}: RNTO onto a link");
+            assert_eq!(c.cmd("DELE link/secret.txt").unwrap(), 550, "{tag}");
+            assert_eq!(
+                std::fs::read(outside.join("secret.txt")).unwrap(),
+                b"secret"
+            );
+            assert_eq!(std::fs::read(f.root().join("mine.txt")).unwrap(), b"mine");
+        },
+    );
+}
+
+// 13. REST -1 and REST 2^64: 501.
+#[test]
+fn bad_rest_offsets_are_501() {
+    each(
+        "rest",
+        |_| {},
+        |f, r, tag| {
+            let mut c = logged_in(f, r);
+            assert_eq!(c.cmd("REST -1").unwrap(), 501, "{tag}");
+            assert_eq!(c.cmd("REST 18446744073709551616").unwrap(), 501, "{tag}");
+            assert_eq!(c.cmd("REST 5").unwrap(), 350, "{tag}");
+        },
+    );
+}
+
+// 15. STAT and LIST with glob-like patterns: answered in bounded time (CVE-2011-0762).
+#[test]
+fn glob_patterns_are_answered_quickly() {
+    each(
+        "glob",
+        |_| {},
+        |f, r, tag| {
+            let mut c = logged_in(f, r);
+            let pattern = "*/../*/..".repeat(400);
+            let start = Instant::now();
+            let code = c.cmd(&format!("STAT {pattern}")).unwrap();
+            assert!(code >= 200, "{tag}: {code}");
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{tag}: {:?}",
+                start.elapsed()
+            );
+            assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+        },
+    );
+}
+
+// 16. A 1 byte/s drip before login: 421 at the login timeout.
+#[test]
+fn a_slow_drip_before_login_gets_421() {
+    each(
+        "drip",
+        |s| s.config.timeouts.login = Duration::from_secs(2),
+        |_, r, tag| {
+            let mut c = connect(r);
+            let start = Instant::now();
+            let mut closed_by_server = false;
+            for b in b"USER slow-client-dripping-bytes".iter() {
+                if c.send_bytes(&[*b]).is_err() {
+                    closed_by_server = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+                if start.elapsed() > Duration::from_secs(6) {
+                    break;
+                }
+            }
+            if !closed_by_server {
+                let reply = c.reply().unwrap();
+                assert_eq!(reply.code().get(), 421, "{tag}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(8), "{tag}");
+        },
+    );
+}
+
+// 18. CCC before login: 534.
+#[test]
+fn ccc_before_login_is_534() {
+    each(
+        "ccc",
+        |s| s.config.allow_ccc = true,
+        |f, r, tag| {
+            let mut c = connect(r);
+            c.auth_tls(f.client_tls()).unwrap();
+            assert_eq!(c.cmd("CCC").unwrap(), 534, "{tag}");
+        },
+    );
+}

@@ -402,7 +402,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             Event::Login(request) => {
                 let shared = self.shared.clone();
                 let check = request.clone();
-                let answer = R::unblock(move || shared.auth.authenticate(&check)).await;
+                let answer = R::unblock(move || shared.check_login(&check)).await;
                 tracing::info!(user = %request.user, ?answer, "login");
                 self.user = request.user.clone();
                 self.session

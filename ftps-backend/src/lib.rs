@@ -29,7 +29,7 @@ mod storage;
 
 pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
 pub use desk::{DataDesk, OrderSender, TaskGone};
-pub use limits::{SessionLimits, SessionSlot, passive_ports};
+pub use limits::{LoginGuard, SessionLimits, SessionSlot, passive_ports};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use server::{
     DataOrder, Meter, ServerBuilder, ServerShared, Work, opened_for, upload_read_end, write_error,

@@ -2,7 +2,8 @@
 //! the protocol configuration, TLS, passive ports and session limits into a
 //! [`ServerShared`], from which the runtime makes its `Server`.
 
-use crate::{Authenticator, SessionLimits, Storage};
+use crate::{Authenticator, LoginGuard, SessionLimits, Storage};
+use ftps_proto::server::LoginAnswer;
 use ftps_proto::server::ServerConfig;
 use std::marker::PhantomData;
 use std::ops::RangeInclusive;
@@ -17,6 +18,7 @@ pub struct ServerBuilder<S, A, T> {
     passive_ports: Option<RangeInclusive<u16>>,
     max_sessions: usize,
     max_sessions_per_ip: usize,
+    login_guard: LoginGuard,
     server: PhantomData<fn() -> T>,
 }
 
@@ -34,6 +36,24 @@ pub struct ServerShared<S, A> {
     pub passive_ports: Option<RangeInclusive<u16>>,
     /// Session caps.
     pub limits: Arc<SessionLimits>,
+    /// Failed logins per address, across sessions.
+    pub login_guard: LoginGuard,
+}
+
+impl<S, A: Authenticator> ServerShared<S, A> {
+    /// Checks a login (blocking: Argon2), unless its address is locked out after too many
+    /// failures; records the outcome.
+    pub fn check_login(&self, request: &ftps_proto::server::LoginRequest) -> LoginAnswer {
+        let ip = request.peer.ip();
+        let now = std::time::Instant::now();
+        if !self.login_guard.allows(ip, now) {
+            return LoginAnswer::Rejected;
+        }
+        let answer = self.auth.authenticate(request);
+        let accepted = matches!(answer, LoginAnswer::Accepted { .. });
+        self.login_guard.record(ip, now, accepted);
+        answer
+    }
 }
 
 impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuilder<S, A, T> {
@@ -48,6 +68,7 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             passive_ports: None,
             max_sessions: 1000,
             max_sessions_per_ip: 50,
+            login_guard: LoginGuard::default(),
             server: PhantomData,
         }
     }
@@ -78,6 +99,18 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
         self
     }
 
+    /// Locks an address out for `lock` after `failures` failed logins within `window`
+    /// (default: 10 in 10 minutes, 5 minutes).
+    pub fn login_lockout(
+        mut self,
+        failures: u32,
+        window: std::time::Duration,
+        lock: std::time::Duration,
+    ) -> Self {
+        self.login_guard = LoginGuard::new(failures, window, lock);
+        self
+    }
+
     /// Builds the server.
     pub fn build(mut self) -> T {
         self.config.tls_available = self.tls.is_some();
@@ -88,6 +121,7 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             tls: self.tls,
             passive_ports: self.passive_ports,
             limits: SessionLimits::new(self.max_sessions, self.max_sessions_per_ip),
+            login_guard: self.login_guard,
         }))
     }
 }

@@ -399,7 +399,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Login(request) => {
-                let answer = self.shared.auth.authenticate(&request);
+                let answer = self.shared.check_login(&request);
                 tracing::info!(user = %request.user, ?answer, "login");
                 self.user = request.user.clone();
                 self.session

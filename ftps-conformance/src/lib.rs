@@ -85,6 +85,9 @@ pub struct ServerSetup {
     pub user: (String, String),
     /// Session caps: in total, and per client address.
     pub max_sessions: (usize, usize),
+    /// Failed-login lockout per address: failures, window, lock time (the default if
+    /// `None`).
+    pub login_lockout: Option<(u32, std::time::Duration, std::time::Duration)>,
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

@@ -55,11 +55,15 @@ impl ServerRuntime for Tokio {
             .enable_all()
             .build()
             .expect("a runtime");
-        let server = ftps_tokio::Server::builder(storage(&setup), users(&setup))
+        let builder = ftps_tokio::Server::builder(storage(&setup), users(&setup))
             .config(setup.config.clone())
             .tls(setup.tls.clone())
-            .max_sessions(setup.max_sessions.0, setup.max_sessions.1)
-            .build();
+            .max_sessions(setup.max_sessions.0, setup.max_sessions.1);
+        let builder = match setup.login_lockout {
+            Some((failures, window, lock)) => builder.login_lockout(failures, window, lock),
+            None => builder,
+        };
+        let server = builder.build();
         let (explicit, implicit) = rt.block_on(async {
             let e = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
@@ -232,11 +236,15 @@ impl ServerRuntime for Blocking {
     }
 
     fn start(&self, setup: ServerSetup) -> Box<dyn RunningServer> {
-        let server = ftps_blocking::Server::builder(storage(&setup), users(&setup))
+        let builder = ftps_blocking::Server::builder(storage(&setup), users(&setup))
             .config(setup.config.clone())
             .tls(setup.tls.clone())
-            .max_sessions(setup.max_sessions.0, setup.max_sessions.1)
-            .build();
+            .max_sessions(setup.max_sessions.0, setup.max_sessions.1);
+        let builder = match setup.login_lockout {
+            Some((failures, window, lock)) => builder.login_lockout(failures, window, lock),
+            None => builder,
+        };
+        let server = builder.build();
         let e = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let i = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let (explicit, implicit) = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
@@ -414,11 +422,15 @@ impl<E: Executor> ServerRuntime for Smol<E> {
     }
 
     fn start(&self, setup: ServerSetup) -> Box<dyn RunningServer> {
-        let server = ftps_smol::Server::builder(storage(&setup), users(&setup))
+        let builder = ftps_smol::Server::builder(storage(&setup), users(&setup))
             .config(setup.config.clone())
             .tls(setup.tls.clone())
-            .max_sessions(setup.max_sessions.0, setup.max_sessions.1)
-            .build();
+            .max_sessions(setup.max_sessions.0, setup.max_sessions.1);
+        let builder = match setup.login_lockout {
+            Some((failures, window, lock)) => builder.login_lockout(failures, window, lock),
+            None => builder,
+        };
+        let server = builder.build();
         let bind = || E::block_on(smol::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let (e, i) = (bind(), bind());
         let (explicit, implicit) = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));

@@ -128,6 +128,7 @@ impl Fixture {
             .expect("server TLS"),
             user: (USER.into(), PASSWORD.into()),
             max_sessions: (1000, 50),
+            login_lockout: None,
         }
     }
 

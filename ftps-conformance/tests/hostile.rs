@@ -313,6 +313,44 @@ fn socket_from(ip: [u8; 4], port: u16) -> Option<TcpStream> {
     })
 }
 
+// 11. Wrong password 4 times: each 530 comes after a delay, then 421 and close; while the
+// address is locked out, the right password is refused too.
+#[test]
+fn repeated_wrong_passwords_lock_the_address_out() {
+    let strict = |s: &mut ServerSetup| {
+        s.config.max_login_failures = 4;
+        s.config.failed_login_delay = Duration::from_millis(200);
+        s.login_lockout = Some((4, Duration::from_secs(60), Duration::from_secs(30)));
+    };
+    each("lockout", strict, |f, r, tag| {
+        let (user, password) = f.credentials();
+        let mut c = connect(r);
+        c.auth_tls(f.client_tls()).unwrap();
+        for i in 0..4 {
+            assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+            let start = Instant::now();
+            c.send_bytes(b"PASS wrong\r\n").unwrap();
+            let code = c.reply().unwrap().code().get();
+            // The fourth failure ends the session: 421 instead of 530.
+            assert_eq!(code, if i < 3 { 530 } else { 421 }, "{tag}: attempt {i}");
+            assert!(
+                start.elapsed() >= Duration::from_millis(150),
+                "{tag}: no delay"
+            );
+        }
+        assert!(c.closed(), "{tag}: the session stays open");
+        // A new session from the same address: the right password is refused.
+        let mut again = connect(r);
+        again.auth_tls(f.client_tls()).unwrap();
+        assert_eq!(again.cmd(&format!("USER {user}")).unwrap(), 331);
+        assert_eq!(
+            again.cmd(&format!("PASS {password}")).unwrap(),
+            530,
+            "{tag}"
+        );
+    });
+}
+
 // 12. Paths out of the root: clamped or refused; nothing outside read or touched.
 #[test]
 fn paths_and_links_out_of_the_root_are_refused() {

@@ -119,9 +119,9 @@ impl LoginGuard {
     /// Whether a login from `ip` may be checked now.
     pub fn allows(&self, ip: IpAddr, now: std::time::Instant) -> bool {
         let map = self.strikes.lock().unwrap_or_else(PoisonError::into_inner);
-        !map.get(&ip)
+        map.get(&ip)
             .and_then(|s| s.locked_until)
-            .is_some_and(|until| now < until)
+            .is_none_or(|until| now >= until)
     }
 
     /// Records the outcome of a login checked from `ip`.

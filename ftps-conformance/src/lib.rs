@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod peers;
+pub mod quota;
 pub mod raw;
 pub mod runtimes;
 mod suite;
@@ -88,6 +89,8 @@ pub struct ServerSetup {
     /// Failed-login lockout per address: failures, window, lock time (the default if
     /// `None`).
     pub login_lockout: Option<(u32, std::time::Duration, std::time::Duration)>,
+    /// A byte limit on each upload, to simulate a full disk (none if `None`).
+    pub upload_quota: Option<u64>,
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

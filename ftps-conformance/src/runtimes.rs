@@ -1,5 +1,6 @@
 //! Each runtime's client and server behind the suite's traits.
 
+use crate::quota::QuotaFs;
 use crate::{ClientRuntime, Failure, RunningServer, ServerRuntime, ServerSetup, Session};
 use ftps_backend::client::ClientOptions;
 use ftps_backend::{LocalFs, StaticUsers};
@@ -15,8 +16,9 @@ fn users(setup: &ServerSetup) -> StaticUsers {
     StaticUsers::new().with_password(&setup.user.0, &setup.user.1)
 }
 
-fn storage(setup: &ServerSetup) -> LocalFs {
-    LocalFs::new(&setup.root).expect("the root exists")
+fn storage(setup: &ServerSetup) -> QuotaFs {
+    let local = LocalFs::new(&setup.root).expect("the root exists");
+    QuotaFs::new(local, setup.upload_quota)
 }
 
 // ----- tokio ---------------------------------------------------------------------------
@@ -212,7 +214,7 @@ pub struct Blocking;
 struct BlockingServer {
     explicit: SocketAddr,
     implicit: SocketAddr,
-    server: ftps_blocking::Server<LocalFs, StaticUsers>,
+    server: ftps_blocking::Server<QuotaFs, StaticUsers>,
 }
 
 impl RunningServer for BlockingServer {
@@ -398,7 +400,7 @@ impl<E: Executor> Smol<E> {
 struct SmolServer {
     explicit: SocketAddr,
     implicit: SocketAddr,
-    server: ftps_smol::Server<LocalFs, StaticUsers>,
+    server: ftps_smol::Server<QuotaFs, StaticUsers>,
 }
 
 impl RunningServer for SmolServer {

@@ -129,6 +129,7 @@ impl Fixture {
             user: (USER.into(), PASSWORD.into()),
             max_sessions: (1000, 50),
             login_lockout: None,
+            upload_quota: None,
         }
     }
 

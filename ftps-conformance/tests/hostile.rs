@@ -468,3 +468,88 @@ fn ccc_before_login_is_534() {
         },
     );
 }
+
+/// Starts an upload of `name` on a fresh passive data connection that resumes the control
+/// session; returns the data stream once the server's TLS handshake is done.
+fn start_upload(
+    c: &mut Raw,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    name: &str,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    c.send_bytes(b"EPSV\r\n").unwrap();
+    let port = ftps_proto::address::parse_epsv_reply(c.reply().unwrap().first_line()).unwrap();
+    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    data.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    c.send_bytes(format!("STOR {name}\r\n").as_bytes()).unwrap();
+    assert!(c.any_reply().unwrap().code().is_preliminary());
+    let mut conn = rustls::ClientConnection::new(tls, "localhost".try_into().unwrap()).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut data).unwrap();
+    }
+    rustls::StreamOwned::new(conn, data)
+}
+
+/// Whether `root` holds anything but `keep` (temporary upload files included).
+fn stray_files(root: &std::path::Path, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+// 14a. STOR ended by a FIN without close_notify: 426, and the file is not published.
+#[test]
+fn an_upload_cut_without_close_notify_is_not_published() {
+    each(
+        "cut-upload",
+        |_| {},
+        |f, r, tag| {
+            let (mut c, tls) = logged_in_with(f, r);
+            let mut s = start_upload(&mut c, tls, "cut.bin");
+            std::io::Write::write_all(&mut s, &vec![7u8; 200_000]).unwrap();
+            std::io::Write::flush(&mut s).unwrap();
+            // FIN without close_notify: a truncation attack, or a crashed client.
+            s.sock.shutdown(std::net::Shutdown::Write).unwrap();
+            let code = c.reply().unwrap().code().get();
+            assert_eq!(code, 426, "{tag}");
+            drop(s);
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                stray_files(&f.root(), &[]).is_empty(),
+                "{tag}: {:?}",
+                stray_files(&f.root(), &[])
+            );
+            assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+        },
+    );
+}
+
+// 14b. STOR hitting a full disk (injected through the storage trait): 452, and no partial
+// file is left visible.
+#[test]
+fn an_upload_on_a_full_disk_is_452_and_leaves_nothing() {
+    each(
+        "full-disk",
+        |s| s.upload_quota = Some(10_000),
+        |f, r, tag| {
+            let (mut c, tls) = logged_in_with(f, r);
+            let mut s = start_upload(&mut c, tls, "big.bin");
+            let _ = std::io::Write::write_all(&mut s, &vec![7u8; 300_000]);
+            s.conn.send_close_notify();
+            let _ = std::io::Write::flush(&mut s);
+            let _ = s.sock.shutdown(std::net::Shutdown::Write);
+            let code = c.reply().unwrap().code().get();
+            assert_eq!(code, 452, "{tag}");
+            drop(s);
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                stray_files(&f.root(), &[]).is_empty(),
+                "{tag}: {:?}",
+                stray_files(&f.root(), &[])
+            );
+            assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+        },
+    );
+}

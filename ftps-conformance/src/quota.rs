@@ -1,0 +1,104 @@
+//! A storage with a byte quota on uploads, to inject a full disk (ENOSPC) through the
+//! storage trait: every other call goes to [`LocalFs`].
+
+use ftps_backend::{LocalFs, LocalUpload, Storage};
+use ftps_proto::server::{Metadata, StorageError};
+use ftps_proto::{Timestamp, VirtualPath};
+use std::io::{self, Write};
+
+/// [`LocalFs`] whose uploads fail with `StorageFull` past `limit` bytes each.
+#[derive(Debug, Clone)]
+pub struct QuotaFs {
+    inner: LocalFs,
+    limit: Option<u64>,
+}
+
+impl QuotaFs {
+    /// `root`, with uploads limited to `limit` bytes (none if `None`).
+    pub fn new(inner: LocalFs, limit: Option<u64>) -> QuotaFs {
+        QuotaFs { inner, limit }
+    }
+}
+
+/// An upload that fails past its quota.
+#[derive(Debug)]
+pub struct QuotaUpload {
+    inner: LocalUpload,
+    left: Option<u64>,
+}
+
+impl Write for QuotaUpload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(left) = self.left.as_mut() {
+            if buf.len() as u64 > *left {
+                return Err(io::ErrorKind::StorageFull.into());
+            }
+            *left -= buf.len() as u64;
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Storage for QuotaFs {
+    type Reader = std::fs::File;
+    type Upload = QuotaUpload;
+
+    fn stat(&self, user: &str, path: &VirtualPath) -> Result<Metadata, StorageError> {
+        self.inner.stat(user, path)
+    }
+    fn list(&self, user: &str, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
+        self.inner.list(user, path)
+    }
+    fn make_dir(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError> {
+        self.inner.make_dir(user, path)
+    }
+    fn remove_dir(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError> {
+        self.inner.remove_dir(user, path)
+    }
+    fn remove_file(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError> {
+        self.inner.remove_file(user, path)
+    }
+    fn rename(&self, user: &str, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        self.inner.rename(user, from, to)
+    }
+    fn set_modified(
+        &self,
+        user: &str,
+        path: &VirtualPath,
+        time: Timestamp,
+    ) -> Result<(), StorageError> {
+        self.inner.set_modified(user, path, time)
+    }
+    fn open_read(
+        &self,
+        user: &str,
+        path: &VirtualPath,
+        offset: u64,
+    ) -> Result<(std::fs::File, u64), StorageError> {
+        self.inner.open_read(user, path, offset)
+    }
+    fn open_write(
+        &self,
+        user: &str,
+        path: &VirtualPath,
+        offset: u64,
+        append: bool,
+        unique: bool,
+    ) -> Result<(QuotaUpload, VirtualPath), StorageError> {
+        let (inner, path) = self.inner.open_write(user, path, offset, append, unique)?;
+        Ok((
+            QuotaUpload {
+                inner,
+                left: self.limit,
+            },
+            path,
+        ))
+    }
+    fn commit(&self, upload: QuotaUpload, keep: bool) -> Result<(), StorageError> {
+        self.inner.commit(upload.inner, keep)
+    }
+}

@@ -446,3 +446,33 @@ async fn ascii_transfers_pasv_only_and_host() {
     assert_eq!(raw, b"one\ntwo\nthree\n");
     c.quit().await.unwrap();
 }
+
+/// A certificate for the right name but expired is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_is_refused() {
+    let dir = std::env::temp_dir().join(format!("ftps-expired-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    let server = Server::builder(
+        LocalFs::new(&dir).unwrap(),
+        StaticUsers::new().with_password("alice", "wonderland"),
+    )
+    .tls(
+        tls::server_config_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap(),
+    )
+    .build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { server.serve(listener, TlsMode::Explicit).await });
+    let roots = client::roots_from_pem(cert.pem().as_bytes()).unwrap();
+    let mut o = ClientOptions::new("localhost", port, "alice", "wonderland");
+    o.tls = Some(Arc::new(client::client_config(roots).unwrap()));
+    let err = Client::connect(o).await.unwrap_err();
+    assert!(err.to_string().contains("Expired"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

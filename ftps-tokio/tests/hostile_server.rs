@@ -200,3 +200,28 @@ async fn a_path_with_crlf_is_refused_before_sending() {
     let seen = server.await.unwrap();
     assert!(!seen.iter().any(|l| l.starts_with("DELE")), "{seen:?}");
 }
+
+/// A greeting without CRLF, then silence: a timeout error within the reply timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_without_crlf_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        tcp.write_all(b"220 no line end").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let mut o = ClientOptions::new("127.0.0.1", port, "u", "p");
+    o.mode = ConnectionMode::Plain;
+    o.reply_timeout = Duration::from_secs(1);
+    let start = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(10), Client::connect(o))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Protocol(ClientError::Timeout)),
+        "{err:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+}

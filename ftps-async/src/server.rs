@@ -68,6 +68,11 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
         ServerBuilder::new(storage, auth)
     }
 
+    /// Sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        self.shared.limits.open()
+    }
+
     /// Stops every `serve` loop from accepting; sessions in progress run to their end.
     pub fn shutdown(&self) {
         self.stop.close();

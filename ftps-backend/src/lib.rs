@@ -32,6 +32,7 @@ pub use desk::{DataDesk, OrderSender, TaskGone};
 pub use limits::{LoginGuard, SessionLimits, SessionSlot, passive_ports};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use server::{
-    DataOrder, Meter, ServerBuilder, ServerShared, Work, opened_for, upload_read_end, write_error,
+    DataOrder, Meter, ServerBuilder, ServerShared, Slots, Work, opened_for, upload_read_end,
+    write_error,
 };
 pub use storage::{Opened, OpenedFile, Storage, execute, now_utc};

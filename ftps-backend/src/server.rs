@@ -38,6 +38,57 @@ pub struct ServerShared<S, A> {
     pub limits: Arc<SessionLimits>,
     /// Failed logins per address, across sessions.
     pub login_guard: LoginGuard,
+    /// Bounds the password checks running at once: each Argon2 check takes about 19 MiB,
+    /// so a thousand logins arriving together must not run a thousand of them.
+    pub login_slots: Slots,
+}
+
+/// A counting semaphore for blocking code (the password checks run on blocking threads).
+#[derive(Debug)]
+pub struct Slots {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Slots {
+    /// `n` slots (at least one).
+    pub fn new(n: usize) -> Slots {
+        Slots {
+            free: std::sync::Mutex::new(n.max(1)),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Runs `f` in a slot, waiting for one to be free.
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut free = self
+                .free
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while *free == 0 {
+                free = self
+                    .freed
+                    .wait(free)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            *free -= 1;
+        }
+        struct Release<'a>(&'a Slots);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                let mut free = self
+                    .0
+                    .free
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *free += 1;
+                self.0.freed.notify_one();
+            }
+        }
+        let _release = Release(self);
+        f()
+    }
 }
 
 impl<S, A: Authenticator> ServerShared<S, A> {
@@ -49,7 +100,7 @@ impl<S, A: Authenticator> ServerShared<S, A> {
         if !self.login_guard.allows(ip, now) {
             return LoginAnswer::Rejected;
         }
-        let answer = self.auth.authenticate(request);
+        let answer = self.login_slots.run(|| self.auth.authenticate(request));
         let accepted = matches!(answer, LoginAnswer::Accepted { .. });
         self.login_guard.record(ip, now, accepted);
         answer
@@ -122,6 +173,9 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             passive_ports: self.passive_ports,
             limits: SessionLimits::new(self.max_sessions, self.max_sessions_per_ip),
             login_guard: self.login_guard,
+            login_slots: Slots::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            ),
         }))
     }
 }

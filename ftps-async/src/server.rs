@@ -36,6 +36,8 @@ pub struct Server<R, S, A> {
     /// Closed by [`Server::shutdown`]; every `serve` loop waits on it.
     stop: async_channel::Sender<()>,
     stopped: async_channel::Receiver<()>,
+    /// Password checks waiting for a slot wait here, not on a blocking thread.
+    login_gate: Arc<Gate>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -45,6 +47,7 @@ impl<R, S, A> Clone for Server<R, S, A> {
             shared: self.shared.clone(),
             stop: self.stop.clone(),
             stopped: self.stopped.clone(),
+            login_gate: self.login_gate.clone(),
             runtime: PhantomData,
         }
     }
@@ -53,10 +56,12 @@ impl<R, S, A> Clone for Server<R, S, A> {
 impl<R, S, A> From<Arc<ServerShared<S, A>>> for Server<R, S, A> {
     fn from(shared: Arc<ServerShared<S, A>>) -> Self {
         let (stop, stopped) = async_channel::bounded(1);
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Server {
             shared,
             stop,
             stopped,
+            login_gate: Arc::new(Gate::new(cores)),
             runtime: PhantomData,
         }
     }
@@ -117,17 +122,44 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 continue;
             };
             let shared = self.shared.clone();
+            let gate = self.login_gate.clone();
             let span = tracing::info_span!("session", %peer, ?mode);
             R::spawn_detached(
                 async move {
                     let _slot = slot;
-                    if let Err(e) = run_session::<R, S, A>(shared, tcp, mode).await {
+                    if let Err(e) = run_session::<R, S, A>(shared, gate, tcp, mode).await {
                         tracing::debug!("session ended: {e}");
                     }
                 }
                 .instrument(span),
             );
         }
+    }
+}
+
+/// An async semaphore: at most `n` holders of a [`Permit`].
+struct Gate {
+    tx: async_channel::Sender<()>,
+    rx: async_channel::Receiver<()>,
+}
+
+struct Permit<'a>(&'a Gate);
+
+impl Gate {
+    fn new(n: usize) -> Gate {
+        let (tx, rx) = async_channel::bounded(n.max(1));
+        Gate { tx, rx }
+    }
+
+    async fn enter(&self) -> Permit<'_> {
+        let _ = self.tx.send(()).await;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.rx.try_recv();
     }
 }
 
@@ -144,6 +176,7 @@ impl<S: Storage> OrderSender<S> for Orders<S> {
 /// open files, data tasks).
 struct Driver<R: Runtime, S: Storage, A> {
     shared: Arc<Shared<S, A>>,
+    login_gate: Arc<Gate>,
     session: ServerSession,
     control: Option<Stream<R>>,
     acceptor: Option<TlsAcceptor>,
@@ -157,6 +190,7 @@ struct Driver<R: Runtime, S: Storage, A> {
 
 async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     shared: Arc<Shared<S, A>>,
+    login_gate: Arc<Gate>,
     tcp: R::Tcp,
     mode: TlsMode,
 ) -> io::Result<()> {
@@ -177,6 +211,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     let (events_tx, events_rx) = async_channel::unbounded();
     let mut d = Driver::<R, S, A> {
         shared,
+        login_gate,
         session,
         control: Some(stream::Stream::Plain(tcp)),
         acceptor,
@@ -407,7 +442,9 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             Event::Login(request) => {
                 let shared = self.shared.clone();
                 let check = request.clone();
+                let permit = self.login_gate.enter().await;
                 let answer = R::unblock(move || shared.check_login(&check)).await;
+                drop(permit);
                 tracing::info!(user = %request.user, ?answer, "login");
                 self.user = request.user.clone();
                 self.session

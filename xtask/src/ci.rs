@@ -34,6 +34,9 @@ pub(crate) fn run() -> Result<(), String> {
     )?;
     status(cargo().args(["test", "--workspace", "--all-features", "--doc"]))?;
 
+    step("load and faults");
+    crate::load::run_with(crate::load::CI_SESSIONS, false)?;
+
     step("docs");
     status(
         cargo()

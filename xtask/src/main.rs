@@ -4,6 +4,7 @@ mod bench;
 mod ci;
 mod fuzz;
 mod io_check;
+mod load;
 mod peers;
 mod run;
 
@@ -21,6 +22,9 @@ tasks:
   io-check                the ftps-proto no-IO proof alone (part of ci)
   interop                 our server against curl, lftp and Python's ftplib (part of ci's tests)
   bench [--quick]         criterion benchmarks of the parsers
+  load [--sessions N] [--release]
+                          the load and fault job: N concurrent sessions (default 1000)
+                          against the tokio server, twice (ci runs it with 200)
 ";
 
 fn main() -> ExitCode {
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
         Some("io-check") => io_check::run(),
         Some("interop") => peers::interop(),
         Some("bench") => bench::run(&args[1..]),
+        Some("load") => load::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(())

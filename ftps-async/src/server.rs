@@ -84,6 +84,11 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
     }
 
     /// Accepts connections on `listener` as `mode` sessions until [`shutdown`](Self::shutdown).
+    ///
+    /// Give the listener a backlog as large as the clients that may connect at once (for
+    /// tokio, `TcpSocket::listen(4096)`; `TcpListener::bind` gives 1024): FTP servers speak
+    /// first, so a connection the kernel drops from a full accept queue leaves its client
+    /// waiting for a greeting until its own timeout.
     pub async fn serve(&self, listener: R::Listener, mode: TlsMode) -> io::Result<()> {
         enum Next<T> {
             Accepted(io::Result<(T, SocketAddr)>),

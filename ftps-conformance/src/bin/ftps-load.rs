@@ -45,6 +45,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
+    if std::env::var_os("FTPS_LOAD_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -64,7 +70,12 @@ async fn run(sessions: usize) -> Result<(), Box<dyn std::error::Error>> {
     .tls(setup.tls.clone())
     .max_sessions(sessions + 100, sessions + 100)
     .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // A backlog that holds every client connecting at once: FTP servers speak first, so
+    // a connection dropped from a full accept queue leaves its client waiting for a
+    // greeting that never comes (tokio's default backlog is 1024).
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    let listener = socket.listen(4096)?;
     let port = listener.local_addr()?.port();
     let s2 = server.clone();
     let serving = tokio::spawn(async move { s2.serve(listener, TlsMode::Explicit).await });

@@ -553,3 +553,101 @@ fn an_upload_on_a_full_disk_is_452_and_leaves_nothing() {
         },
     );
 }
+
+/// A TLS data connection for a RETR of `name` made with `tls` (whose session cache decides
+/// what it resumes); returns the final reply code and the bytes received.
+fn retrieve_with(
+    c: &mut Raw,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    name: &str,
+) -> (u16, Vec<u8>) {
+    c.send_bytes(b"EPSV\r\n").unwrap();
+    let port = ftps_proto::address::parse_epsv_reply(c.reply().unwrap().first_line()).unwrap();
+    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    data.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    c.send_bytes(format!("RETR {name}\r\n").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut conn = rustls::ClientConnection::new(tls, "localhost".try_into().unwrap()).unwrap();
+    let mut ok = true;
+    while conn.is_handshaking() && ok {
+        ok = conn.complete_io(&mut data).is_ok();
+    }
+    if ok {
+        let mut s = rustls::StreamOwned::new(conn, data);
+        let _ = std::io::Read::read_to_end(&mut s, &mut got);
+    }
+    (c.reply().unwrap().code().get(), got)
+}
+
+// 7. A data connection that does not resume the control session (a fresh one, or another
+// client's): 522, nothing sent, and the control session stays usable.
+#[test]
+fn data_tls_must_resume_this_control_session() {
+    each(
+        "reuse",
+        |_| {},
+        |f, r, tag| {
+            std::fs::write(f.root().join("s.bin"), b"secret bytes").unwrap();
+            let (mut a, tls_a) = logged_in_with(f, r);
+            let (mut b, tls_b) = logged_in_with(f, r);
+            // Fresh: no session at all.
+            let (code, got) = retrieve_with(&mut a, f.client_tls(), "s.bin");
+            assert_eq!((code, got.len()), (522, 0), "{tag}: fresh TLS session");
+            // B's session, offered on A's data connection.
+            assert_eq!(
+                retrieve_with(&mut b, tls_b.clone(), "s.bin").0,
+                226,
+                "{tag}: B itself"
+            );
+            let (code, got) = retrieve_with(&mut a, tls_b, "s.bin");
+            assert_eq!(
+                (code, got.len()),
+                (522, 0),
+                "{tag}: another client's session"
+            );
+            // A's own session works, and A's control session was never disturbed.
+            let (code, got) = retrieve_with(&mut a, tls_a, "s.bin");
+            assert_eq!((code, got.as_slice()), (226, &b"secret bytes"[..]), "{tag}");
+        },
+    );
+}
+
+// 8. ALPN `h2` or `http/1.1`: the handshake is refused (ALPACA).
+#[test]
+fn alpn_other_than_ftp_fails_the_handshake() {
+    each(
+        "alpn",
+        |_| {},
+        |f, r, tag| {
+            for alpn in [&b"h2"[..], b"http/1.1"] {
+                let mut config = (*f.client_tls()).clone();
+                config.alpn_protocols = vec![alpn.to_vec()];
+                let mut c = connect(r);
+                let refused =
+                    c.auth_tls(std::sync::Arc::new(config)).is_err() || c.cmd("NOOP").is_err();
+                assert!(
+                    refused,
+                    "{tag}: ALPN {:?} accepted",
+                    String::from_utf8_lossy(alpn)
+                );
+            }
+        },
+    );
+}
+
+// 13b. REST past the end of the file, then RETR: 554, nothing sent.
+#[test]
+fn rest_past_the_end_is_554() {
+    each(
+        "rest-eof",
+        |_| {},
+        |f, r, tag| {
+            std::fs::write(f.root().join("five.bin"), b"12345").unwrap();
+            let (mut c, tls) = logged_in_with(f, r);
+            assert_eq!(c.cmd("REST 1000").unwrap(), 350);
+            let (code, got) = retrieve_with(&mut c, tls, "five.bin");
+            assert_eq!((code, got.len()), (554, 0), "{tag}");
+        },
+    );
+}

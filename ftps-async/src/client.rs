@@ -105,6 +105,8 @@ pub struct Client<R: Runtime> {
     /// Active-mode listeners: the socket, the only peer to accept, TLS or not.
     listeners: HashMap<DataId, (R::Listener, std::net::IpAddr, bool)>,
     input: Vec<u8>,
+    /// Control bytes read by one wait (kept: waits are frequent).
+    read_buf: Vec<u8>,
     done: HashMap<client::OpId, Result<Output, client::ClientError>>,
     closed: Option<client::ClientError>,
     secure: bool,
@@ -151,6 +153,7 @@ impl<R: Runtime> Client<R> {
             ready_data: HashMap::new(),
             listeners: HashMap::new(),
             input: Vec::new(),
+            read_buf: vec![0u8; 8192],
             done: HashMap::new(),
             closed: None,
             secure: false,
@@ -486,13 +489,13 @@ impl<R: Runtime> Client<R> {
     async fn wait(&mut self) -> Result<(), Error<R>> {
         use futures_lite::future::{or, pending};
         let deadline = self.session.poll_timeout();
-        let mut buf = vec![0u8; 8192];
         let connecting = self.data.keys().next().copied();
         let listening = self.listeners.keys().next().copied();
         let Client {
             control,
             data,
             listeners,
+            read_buf: buf,
             ..
         } = self;
         enum Woke<R: Runtime> {
@@ -503,7 +506,7 @@ impl<R: Runtime> Client<R> {
         }
         let read = async {
             match control.as_mut() {
-                Some(c) => Woke::Control(c.read(&mut buf).await),
+                Some(c) => Woke::Control(c.read(buf).await),
                 None => pending().await,
             }
         };
@@ -533,7 +536,7 @@ impl<R: Runtime> Client<R> {
         match woke {
             Woke::Control(Ok(0) | Err(_)) => self.session.handle_io(IoEvent::ControlClosed, now),
             Woke::Control(Ok(n)) => {
-                self.input.extend_from_slice(&buf[..n]);
+                self.input.extend_from_slice(&self.read_buf[..n]);
                 let used = self.session.handle_control_input(&self.input, now);
                 self.input.drain(..used);
             }

@@ -110,6 +110,13 @@ pub struct Peer {
     pub ca: Vec<u8>,
 }
 
+impl Peer {
+    /// The server's process id (the leader of its session: it was started under setsid).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         // Started under setsid: the group id is the child's pid.

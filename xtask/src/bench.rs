@@ -1,12 +1,60 @@
-//! `cargo xtask bench [--quick]`: the criterion benchmarks of the parsers.
+//! `cargo xtask bench [--quick] [-- BENCH OPTIONS]`: ftps-bench, our servers and clients
+//! against vsftpd, Pure-FTPd, pyftpdlib and curl in one run (the peers installed as the
+//! interop job installs them); `--quick` is CI's small variant. `cargo xtask bench
+//! --parsers [--quick]`: the criterion benchmarks of the parsers.
 
+use crate::peers;
 use crate::run::{cargo, status};
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
-    if let Some(other) = args.iter().find(|a| a.as_str() != "--quick") {
-        return Err(format!("unknown option {other}"));
+    if args.iter().any(|a| a == "--parsers") {
+        return parsers(quick);
     }
+    let extra: Vec<&String> = match args.iter().position(|a| a == "--") {
+        Some(i) => args[i + 1..].iter().collect(),
+        None => {
+            if let Some(other) = args.iter().find(|a| a.as_str() != "--quick") {
+                return Err(format!("unknown option {other}"));
+            }
+            Vec::new()
+        }
+    };
+    peers(quick, &extra)
+}
+
+/// The peer bench. Quick runs reuse the test build (dev profile); full runs are release.
+pub(crate) fn peers(quick: bool, extra: &[&String]) -> Result<(), String> {
+    peers::ensure(peers::CLIENTS)?;
+    peers::ensure(peers::SERVERS)?;
+    let python = peers::python_servers()?;
+    let peers_root = peers::extracted_servers()?;
+    let json = crate::run::root()
+        .join("target")
+        .join("bench")
+        .join(if quick {
+            "quick.json"
+        } else {
+            "ftps-bench.json"
+        });
+    let mut cmd = cargo();
+    cmd.args(["run", "-p", "ftps-conformance", "--bin", "ftps-bench"]);
+    if !quick {
+        cmd.arg("--release");
+    }
+    cmd.arg("--");
+    if quick {
+        cmd.arg("--quick");
+    }
+    cmd.arg("--json")
+        .arg(json)
+        .args(extra)
+        .env("FTPS_PYTHON", python)
+        .env("FTPS_PEERS_ROOT", peers_root);
+    status(&mut cmd)
+}
+
+fn parsers(quick: bool) -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args(["bench", "-p", "ftps-proto", "--bench", "codec", "--"]);
     if quick {

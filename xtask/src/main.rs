@@ -21,7 +21,12 @@ tasks:
   fuzz-smoke              every fuzz target for a bounded number of runs (part of ci)
   io-check                the ftps-proto no-IO proof alone (part of ci)
   interop                 our server against curl, lftp and Python's ftplib (part of ci's tests)
-  bench [--quick]         criterion benchmarks of the parsers
+  bench [--quick] [-- OPTIONS]
+                          ftps-bench: our servers and clients against vsftpd, Pure-FTPd,
+                          pyftpdlib and curl in one run; tables and JSON in target/bench
+                          (--quick: small files, one run; part of ci)
+  bench --parsers [--quick]
+                          criterion benchmarks of the parsers
   load [--sessions N] [--release]
                           the load and fault job: N concurrent sessions (default 1000)
                           against the tokio server, twice (ci runs it with 200)

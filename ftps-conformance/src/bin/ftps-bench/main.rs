@@ -1,0 +1,488 @@
+//! `ftps-bench`: our servers and clients against vsftpd, Pure-FTPd, pyftpdlib and curl in
+//! one run, on the same machine and the same files; prints Markdown tables of medians and
+//! ratios and writes them as JSON (`cargo xtask bench`).
+//!
+//! Cases: PROT P download and upload and PROT C download of one big file by curl from
+//! each server; the same download by curl and by our three clients from our tokio server
+//! and from vsftpd; many 4 KiB files in one session; logins per second; the memory of
+//! idle logged-in sessions. A plain loopback TCP and a rustls loopback probe give the
+//! ceiling of the moment. The peers log in system users, so the bench runs as root, with
+//! `FTPS_PEERS_ROOT` (ProFTPD and Pure-FTPd extracted by xtask) and `FTPS_PYTHON` (a Python
+//! with pyftpdlib).
+
+mod probe;
+mod report;
+mod serve;
+mod servers;
+mod work;
+
+use report::{Goal, Results};
+use servers::{Kind, Running, Start};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use work::{Curl, Ours};
+
+type Fail = Box<dyn std::error::Error>;
+
+/// How much to measure.
+#[derive(Debug, Clone)]
+struct Options {
+    /// Size of the big file, bytes.
+    size: u64,
+    /// Runs of each transfer case.
+    runs: usize,
+    /// Small files in the small-files case.
+    small: usize,
+    /// Seconds of each logins run.
+    login_secs: u64,
+    /// Concurrent login loops.
+    login_workers: usize,
+    /// Idle sessions held against our tokio server.
+    idle: usize,
+    /// Idle sessions held against vsftpd and pyftpdlib.
+    peer_idle: usize,
+    /// Where the JSON goes.
+    json: PathBuf,
+    /// Only these servers (keys), if set.
+    only: Option<Vec<String>>,
+}
+
+const SMALL_SIZE: usize = 4096;
+const MB: f64 = 1e6;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => serve::main(&args[1..]),
+        _ => options(&args).and_then(|o| bench(&o)),
+    };
+    if let Err(e) = result {
+        eprintln!("ftps-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+impl Options {
+    fn wants(&self, kind: Kind) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|k| k == kind.key()))
+    }
+}
+
+fn options(args: &[String]) -> Result<Options, Fail> {
+    let mut o = Options {
+        size: 1 << 30,
+        runs: 3,
+        small: 1000,
+        login_secs: 5,
+        login_workers: 8,
+        idle: 10_000,
+        peer_idle: 500,
+        json: PathBuf::from("target/bench/ftps-bench.json"),
+        only: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--quick" => {
+                o.size = 32 << 20;
+                o.runs = 1;
+                o.small = 100;
+                o.login_secs = 1;
+                o.idle = 200;
+                o.peer_idle = 50;
+            }
+            "--size-mib" => o.size = value()?.parse::<u64>()? << 20,
+            "--runs" => o.runs = value()?.parse()?,
+            "--small" => o.small = value()?.parse()?,
+            "--idle" => o.idle = value()?.parse()?,
+            "--json" => o.json = PathBuf::from(value()?),
+            "--only" => o.only = Some(value()?.split(',').map(str::to_owned).collect()),
+            other => return Err(format!("unknown option {other}").into()),
+        }
+    }
+    Ok(o)
+}
+
+fn bench(o: &Options) -> Result<(), Fail> {
+    let data = std::env::temp_dir().join(format!("ftps-bench-{}", std::process::id()));
+    let _cleanup = Cleanup(data.clone());
+    prepare(&data, o)?;
+    let exe = std::env::current_exe()?;
+    let python = std::env::var("FTPS_PYTHON").ok();
+    let start = Start {
+        exe: &exe,
+        data: &data,
+        python: python.as_deref(),
+    };
+    let mut r = Results::default();
+    let cert = std::fs::read(data.join("cert.pem"))?;
+    let key = std::fs::read(data.join("key.pem"))?;
+    println!("probes");
+    for _ in 0..o.runs {
+        r.add(
+            "loopback",
+            "TCP",
+            "-",
+            "MB/s",
+            mbps(o.size, probe::tcp(o.size)?),
+        );
+        let secs = probe::rustls(o.size, &cert, &key)?;
+        r.add("loopback", "rustls", "-", "MB/s", mbps(o.size, secs));
+    }
+    for kind in [
+        Kind::Tokio,
+        Kind::Blocking,
+        Kind::Smol,
+        Kind::Vsftpd,
+        Kind::PureFtpd,
+    ] {
+        if !o.wants(kind) {
+            continue;
+        }
+        println!("{}", kind.name());
+        let server = start.start(kind)?;
+        measure(&mut r, o, kind, &server, &data)?;
+    }
+    if o.wants(Kind::Pyftpdlib) {
+        println!("{}", Kind::Pyftpdlib.name());
+        let py = start.start(Kind::Pyftpdlib)?;
+        let kib = work::idle_sessions(&py, o.peer_idle)?;
+        r.add(
+            IDLE,
+            Kind::Pyftpdlib.name(),
+            TOKIO_CLIENT,
+            "KiB/session",
+            kib,
+        );
+    }
+
+    let goals = goals(&r);
+    let machine = machine();
+    let text = report(&r, o, &machine, &goals);
+    println!("\n{text}");
+    if let Some(dir) = o.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let options = serde_json::json!({
+        "size_bytes": o.size, "runs": o.runs, "small_files": o.small,
+        "small_file_bytes": SMALL_SIZE, "login_seconds": o.login_secs,
+        "login_workers": o.login_workers, "idle_sessions": o.idle,
+        "peer_idle_sessions": o.peer_idle,
+    });
+    let json = r.json(machine, options, &goals);
+    std::fs::write(&o.json, serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(o.json.with_extension("md"), text)?;
+    println!(
+        "written: {} and {}",
+        o.json.display(),
+        o.json.with_extension("md").display()
+    );
+    Ok(())
+}
+
+const DOWN_P: &str = "PROT P download";
+const UP_P: &str = "PROT P upload";
+const DOWN_C: &str = "PROT C download";
+const SMALL: &str = "4 KiB files in one session";
+const LOGINS: &str = "logins";
+const IDLE: &str = "idle session memory (PSS)";
+const CURL: &str = "curl";
+const TOKIO_CLIENT: &str = "ours tokio";
+const BLOCKING_CLIENT: &str = "ours blocking";
+const SMOL_CLIENT: &str = "ours smol";
+
+fn measure(r: &mut Results, o: &Options, kind: Kind, s: &Running, data: &Path) -> Result<(), Fail> {
+    let name = kind.name();
+    let ca = data.join(format!("ca-{}.pem", kind.key()));
+    std::fs::write(&ca, &s.ca)?;
+    for _ in 0..o.runs {
+        let down = work::curl(s, &ca, Curl::Download, data)?;
+        r.add(DOWN_P, name, CURL, "MB/s", mbps(o.size, down));
+        let up = work::curl(s, &ca, Curl::Upload, data)?;
+        r.add(UP_P, name, CURL, "MB/s", mbps(o.size, up));
+        let clear = work::curl(s, &ca, Curl::DownloadClear, data)?;
+        r.add(DOWN_C, name, CURL, "MB/s", mbps(o.size, clear));
+        if matches!(kind, Kind::Tokio | Kind::Vsftpd) {
+            for (client, label) in [
+                (Ours::Tokio, TOKIO_CLIENT),
+                (Ours::Blocking, BLOCKING_CLIENT),
+                (Ours::Smol, SMOL_CLIENT),
+            ] {
+                let secs = work::download(s, client, o.size)?;
+                r.add(DOWN_P, name, label, "MB/s", mbps(o.size, secs));
+            }
+        }
+    }
+    if matches!(kind, Kind::Tokio | Kind::Vsftpd | Kind::PureFtpd) {
+        for _ in 0..o.runs {
+            let rate = work::small_files(s, o.small, SMALL_SIZE)?;
+            r.add(SMALL, name, TOKIO_CLIENT, "files/s", rate);
+            let time = Duration::from_secs(o.login_secs);
+            let rate = work::logins(s, o.login_workers, time)?;
+            r.add(LOGINS, name, TOKIO_CLIENT, "logins/s", rate);
+        }
+    }
+    match kind {
+        Kind::Tokio => {
+            let kib = work::idle_sessions(s, o.idle)?;
+            r.add(IDLE, name, TOKIO_CLIENT, "KiB/session", kib);
+        }
+        Kind::Vsftpd => {
+            let kib = work::idle_sessions(s, o.peer_idle)?;
+            r.add(IDLE, name, TOKIO_CLIENT, "KiB/session", kib);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn mbps(size: u64, secs: f64) -> f64 {
+    size as f64 / secs / MB
+}
+
+fn goals(r: &Results) -> Vec<Goal> {
+    let ours = Kind::Tokio.name();
+    let (vsftpd, pure) = (Kind::Vsftpd.name(), Kind::PureFtpd.name());
+    let best_peer = |case: &str| {
+        [vsftpd, pure]
+            .iter()
+            .filter_map(|p| r.median(case, p, CURL))
+            .reduce(f64::max)
+    };
+    let over = |case: &str, reference: Option<f64>| Some(r.median(case, ours, CURL)? / reference?);
+    let tcp = r.median("loopback", "TCP", "-");
+    let mut goals = Vec::new();
+    for case in [DOWN_P, UP_P] {
+        goals.push(Goal {
+            what: format!("{case}: ours tokio / fastest peer server (curl)"),
+            ratio: over(case, best_peer(case)),
+            target: 1.5,
+            at_most: false,
+        });
+        goals.push(Goal {
+            what: format!("{case}: ours tokio / plain TCP loopback"),
+            ratio: over(case, tcp),
+            target: 0.8,
+            at_most: false,
+        });
+    }
+    goals.push(Goal {
+        what: format!("{DOWN_C}: ours tokio / vsftpd (curl)"),
+        ratio: over(DOWN_C, r.median(DOWN_C, vsftpd, CURL)),
+        target: 1.0,
+        at_most: false,
+    });
+    for server in [ours, vsftpd] {
+        goals.push(Goal {
+            what: format!("{DOWN_P} from {server}: our tokio client / curl"),
+            ratio: r.ratio((DOWN_P, server, TOKIO_CLIENT), (DOWN_P, server, CURL)),
+            target: 1.2,
+            at_most: false,
+        });
+    }
+    for case in [SMALL, LOGINS] {
+        goals.push(Goal {
+            what: format!("{case}: ours tokio / vsftpd"),
+            ratio: r.ratio((case, ours, TOKIO_CLIENT), (case, vsftpd, TOKIO_CLIENT)),
+            target: 2.0,
+            at_most: false,
+        });
+    }
+    goals.push(Goal {
+        what: format!("{IDLE}: ours tokio, KiB per session"),
+        ratio: r.median(IDLE, ours, TOKIO_CLIENT),
+        target: 16.0,
+        at_most: true,
+    });
+    goals
+}
+
+fn report(r: &Results, o: &Options, machine: &serde_json::Value, goals: &[Goal]) -> String {
+    let servers = [
+        Kind::Tokio.name(),
+        Kind::Blocking.name(),
+        Kind::Smol.name(),
+        Kind::Vsftpd.name(),
+        Kind::PureFtpd.name(),
+        Kind::Pyftpdlib.name(),
+    ];
+    let peers = [
+        Kind::Vsftpd.name(),
+        Kind::PureFtpd.name(),
+        Kind::Pyftpdlib.name(),
+    ];
+    let mut t = format!(
+        "ftps bench, {date}: {cpu}, {cores} cores, Linux {kernel}; {curl}; vsftpd {vsftpd}, \
+         Pure-FTPd {pure}; file {size} MiB, {runs} run(s), medians; {small} x 4 KiB files; \
+         logins {workers} at once for {secs} s; {idle} idle sessions on ours, {peer_idle} on the \
+         peers.\n\nCeiling of the moment: plain TCP loopback {tcp} MB/s, rustls loopback {tls} \
+         MB/s.\n\n",
+        date = machine["date"].as_str().unwrap_or("?"),
+        cpu = machine["cpu"].as_str().unwrap_or("?"),
+        cores = machine["cores"],
+        kernel = machine["kernel"].as_str().unwrap_or("?"),
+        curl = machine["curl"].as_str().unwrap_or("?"),
+        vsftpd = machine["vsftpd"].as_str().unwrap_or("?"),
+        pure = machine["pure_ftpd"].as_str().unwrap_or("?"),
+        size = o.size >> 20,
+        runs = o.runs,
+        small = o.small,
+        workers = o.login_workers,
+        secs = o.login_secs,
+        idle = o.idle,
+        peer_idle = o.peer_idle,
+        tcp = fmt(r.median("loopback", "TCP", "-")),
+        tls = fmt(r.median("loopback", "rustls", "-")),
+    );
+    t.push_str(&r.server_table(
+        &[
+            (DOWN_P, CURL),
+            (UP_P, CURL),
+            (DOWN_C, CURL),
+            (SMALL, TOKIO_CLIENT),
+            (LOGINS, TOKIO_CLIENT),
+            (IDLE, TOKIO_CLIENT),
+        ],
+        Kind::Tokio.name(),
+        &servers,
+        &peers,
+    ));
+    t.push('\n');
+    t.push_str(&r.client_table(
+        DOWN_P,
+        &[Kind::Tokio.name(), Kind::Vsftpd.name()],
+        &[CURL, TOKIO_CLIENT, BLOCKING_CLIENT, SMOL_CLIENT],
+        TOKIO_CLIENT,
+        CURL,
+    ));
+    t.push_str("\nGoals (issue 7):\n\n");
+    t.push_str(&Results::goals_text(goals));
+    t
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("—".into(), |v| format!("{v:.0}"))
+}
+
+/// The machine and the peers' versions, for the report.
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let first_line = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default()
+    };
+    let curl = first_line("curl", &["--version"]);
+    let curl = curl
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let vsftpd = first_line("dpkg-query", &["-W", "-f", "${Version}", "vsftpd"]);
+    let pure = pure_ftpd_version();
+    let date = first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    serde_json::json!({
+        "date": date, "cpu": cpu, "cores": cores, "kernel": kernel, "curl": curl,
+        "vsftpd": vsftpd, "pure_ftpd": pure,
+    })
+}
+
+/// Pure-FTPd's version from the package xtask extracted (`pure-ftpd_VERSION_arch.deb`).
+fn pure_ftpd_version() -> String {
+    let Some(root) = std::env::var_os("FTPS_PEERS_ROOT") else {
+        return String::new();
+    };
+    let debs = PathBuf::from(root).with_file_name("debs");
+    std::fs::read_dir(debs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find_map(|n| {
+            n.strip_prefix("pure-ftpd_")
+                .and_then(|v| v.split('_').next())
+                .map(|v| v.replace("%3a", ":"))
+        })
+        .unwrap_or_default()
+}
+
+/// Writes the big file (pseudo-random bytes, so nothing compresses it), the small files
+/// and a certificate for localhost and 127.0.0.1.
+fn prepare(data: &Path, o: &Options) -> Result<(), Fail> {
+    let _ = std::fs::remove_dir_all(data);
+    std::fs::create_dir_all(data.join("small"))?;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(data.join("big.bin"))?);
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = o.size;
+    while left > 0 {
+        for word in block.chunks_exact_mut(8) {
+            word.copy_from_slice(&next().to_le_bytes());
+        }
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    file.flush()?;
+    for i in 0..o.small {
+        let mut small = vec![0u8; SMALL_SIZE];
+        for word in small.chunks_exact_mut(8) {
+            word.copy_from_slice(&next().to_le_bytes());
+        }
+        std::fs::write(data.join("small").join(work::small_name(i)), small)?;
+    }
+    // Readable by the peers' user (it reads through hard links).
+    let mode = |p: &Path, m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m))
+    };
+    mode(data, 0o755)?;
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?;
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+    let cert = params.self_signed(&key)?;
+    std::fs::write(data.join("cert.pem"), cert.pem())?;
+    std::fs::write(data.join("key.pem"), key.serialize_pem())?;
+    Ok(())
+}
+
+/// Removes the bench's directory when dropped.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,92 @@
+//! The ceilings of the moment: the same bytes through a plain loopback TCP connection and
+//! through rustls over one, in this process, so every transfer can be read against them.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Instant;
+
+type Fail = Box<dyn std::error::Error>;
+
+const CHUNK: usize = 256 * 1024;
+
+/// Sends `size` bytes over loopback TCP, 256 KiB per write; returns seconds.
+pub(crate) fn tcp(size: u64) -> Result<f64, Fail> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let sender = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut s = TcpStream::connect(addr)?;
+        send(&mut s, size)
+    });
+    let (mut r, _) = listener.accept()?;
+    let start = Instant::now();
+    let got = receive(&mut r)?;
+    let secs = start.elapsed().as_secs_f64();
+    sender.join().map_err(|_| "sender panicked")??;
+    check(got, size)?;
+    Ok(secs)
+}
+
+/// Sends `size` bytes through rustls (TLS 1.3, the default suites, both ends in this
+/// process) over loopback TCP; returns seconds, the handshake excluded.
+pub(crate) fn rustls(size: u64, cert_pem: &[u8], key_pem: &[u8]) -> Result<f64, Fail> {
+    let server_config = Arc::new(ftps_proto::tls::server_config_from_pem(cert_pem, key_pem)?);
+    let roots = ftps_proto::tls::roots_from_pem(cert_pem)?;
+    let mut client_config = ftps_proto::tls::client_config(roots)?;
+    // Our server requires ALPN "ftp" when a client offers ALPN at all; offer it.
+    client_config.alpn_protocols = vec![b"ftp".to_vec()];
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let sender = std::thread::spawn(move || -> Result<(), String> {
+        let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        let conn = rustls::ServerConnection::new(server_config).map_err(|e| e.to_string())?;
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        send(&mut s, size).map_err(|e| e.to_string())?;
+        s.conn.send_close_notify();
+        s.flush().map_err(|e| e.to_string())
+    });
+    let (tcp, _) = listener.accept()?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let conn = rustls::ClientConnection::new(Arc::new(client_config), name)?;
+    let mut r = rustls::StreamOwned::new(conn, tcp);
+    // Finish the handshake before timing.
+    while r.conn.is_handshaking() {
+        r.conn.complete_io(&mut r.sock)?;
+    }
+    let start = Instant::now();
+    let got = receive(&mut r)?;
+    let secs = start.elapsed().as_secs_f64();
+    sender.join().map_err(|_| "sender panicked")??;
+    check(got, size)?;
+    Ok(secs)
+}
+
+fn send(w: &mut impl Write, size: u64) -> std::io::Result<()> {
+    let buf = vec![0x5au8; CHUNK];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        w.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    w.flush()
+}
+
+fn receive(r: &mut impl Read) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0u64;
+    loop {
+        match r.read(&mut buf)? {
+            0 => return Ok(got),
+            n => got += n as u64,
+        }
+    }
+}
+
+fn check(got: u64, size: u64) -> Result<(), Fail> {
+    if got == size {
+        Ok(())
+    } else {
+        Err(format!("probe received {got} bytes, not {size}").into())
+    }
+}

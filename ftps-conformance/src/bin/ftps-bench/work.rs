@@ -1,0 +1,245 @@
+//! The work measured: transfers by curl and by our three clients, many small files in one
+//! session, logins, and idle sessions' memory.
+
+use crate::servers::Running;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+type Fail = Box<dyn std::error::Error>;
+
+/// A curl transfer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Curl {
+    /// RETR big.bin, PROT P.
+    Download,
+    /// STOR up.bin from big.bin, PROT P.
+    Upload,
+    /// RETR big.bin, PROT C (only the control connection protected).
+    DownloadClear,
+}
+
+/// Runs curl once; returns the seconds the whole command took (connect, login, transfer).
+pub(crate) fn curl(server: &Running, ca: &Path, what: Curl, data: &Path) -> Result<f64, Fail> {
+    let port = server.port;
+    let size = std::fs::metadata(data.join("big.bin"))?.len();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--fail", "--resolve"])
+        .arg(format!("localhost:{port}:127.0.0.1"))
+        .arg("--cacert")
+        .arg(ca)
+        .arg("--user")
+        .arg(format!("{}:{}", server.user.0, server.user.1));
+    let (tls, file, written) = match what {
+        Curl::Download => ("--ssl-reqd", "big.bin", "%{size_download}"),
+        Curl::DownloadClear => ("--ftp-ssl-control", "big.bin", "%{size_download}"),
+        Curl::Upload => ("--ssl-reqd", "up.bin", "%{size_upload}"),
+    };
+    cmd.arg(tls).args(["-w", written]);
+    match what {
+        Curl::Upload => cmd.arg("-T").arg(data.join("big.bin")),
+        _ => cmd.args(["-o", "/dev/null"]),
+    };
+    cmd.arg(format!("ftp://localhost:{port}/{file}"));
+    let start = Instant::now();
+    let out = cmd.output()?;
+    let secs = start.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!(
+            "curl {what:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let moved: u64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+    if moved != size {
+        return Err(format!("curl {what:?} moved {moved} bytes, not {size}").into());
+    }
+    if let Curl::Upload = what {
+        let stored = std::fs::metadata(server.home.join("up.bin"))?.len();
+        if stored != size {
+            return Err(format!("the server stored {stored} bytes, not {size}").into());
+        }
+    }
+    Ok(secs)
+}
+
+/// Client options for `server`, trusting its certificate, PROT P.
+pub(crate) fn options(server: &Running) -> Result<ftps_backend::client::ClientOptions, Fail> {
+    let roots = ftps_proto::tls::roots_from_pem(&server.ca)?;
+    let mut o = ftps_backend::client::ClientOptions::new(
+        "localhost",
+        server.port,
+        &server.user.0,
+        &server.user.1,
+    );
+    o.tls = Some(Arc::new(ftps_proto::tls::client_config(roots)?));
+    Ok(o)
+}
+
+/// One of our clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ours {
+    /// ftps-tokio.
+    Tokio,
+    /// ftps-blocking.
+    Blocking,
+    /// ftps-smol.
+    Smol,
+}
+
+/// Downloads big.bin with one of our clients (connect, log in, RETR into nothing, QUIT);
+/// returns the seconds.
+pub(crate) fn download(server: &Running, client: Ours, size: u64) -> Result<f64, Fail> {
+    let o = options(server)?;
+    let start = Instant::now();
+    let got = match client {
+        Ours::Tokio => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut c = ftps_tokio::Client::connect(o).await?;
+                let n = c.retrieve("big.bin", 0, &mut tokio::io::sink()).await?;
+                c.quit().await?;
+                Ok::<u64, Fail>(n)
+            })?
+        }
+        Ours::Blocking => {
+            let mut c = ftps_blocking::Client::connect(o)?;
+            let n = c.retrieve("big.bin", 0, &mut std::io::sink())?;
+            c.quit()?;
+            n
+        }
+        Ours::Smol => smol::block_on(async {
+            let mut c = ftps_smol::Client::connect(o).await?;
+            let n = c.retrieve("big.bin", 0, &mut smol::io::sink()).await?;
+            c.quit().await?;
+            Ok::<u64, Fail>(n)
+        })?,
+    };
+    let secs = start.elapsed().as_secs_f64();
+    if got != size {
+        return Err(format!("{client:?} client got {got} bytes, not {size}").into());
+    }
+    Ok(secs)
+}
+
+/// Downloads the first `count` small files in one session with the tokio client (a data
+/// connection each, TLS resumed each time); returns files per second (login excluded).
+pub(crate) fn small_files(server: &Running, count: usize, size: usize) -> Result<f64, Fail> {
+    let o = options(server)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut c = ftps_tokio::Client::connect(o).await?;
+        let start = Instant::now();
+        let mut buf = Vec::with_capacity(size);
+        for i in 0..count {
+            buf.clear();
+            c.retrieve(&format!("small/{}", small_name(i)), 0, &mut buf)
+                .await?;
+            if buf.len() != size {
+                return Err(format!("small file {i}: {} bytes", buf.len()).into());
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        c.quit().await?;
+        Ok(count as f64 / secs)
+    })
+}
+
+/// The name of small file `i`.
+pub(crate) fn small_name(i: usize) -> String {
+    format!("f{i:05}")
+}
+
+/// Logins per second: `workers` concurrent loops of connect (AUTH TLS, USER, PASS, PBSZ,
+/// PROT), PWD, QUIT with the tokio client, for `time`.
+pub(crate) fn logins(server: &Running, workers: usize, time: Duration) -> Result<f64, Fail> {
+    let o = options(server)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + time;
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            let (o, done) = (o.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let mut c = ftps_tokio::Client::connect(o.clone()).await?;
+                    c.pwd().await?;
+                    c.quit().await?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<(), ftps_tokio::client::Error>(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok::<(), Fail>(())
+    })?;
+    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The proportional set size of `pids`, in KiB.
+pub(crate) fn pss_kib(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Memory per idle session: logs in `sessions` control sessions (64 at a time), holds
+/// them, and returns the growth of the server's proportional set size per session, in
+/// KiB.
+pub(crate) fn idle_sessions(server: &Running, sessions: usize) -> Result<f64, Fail> {
+    let o = options(server)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let before = pss_kib(&server.pids());
+    let clients = rt.block_on(async {
+        let gate = Arc::new(tokio::sync::Semaphore::new(64));
+        let mut tasks = Vec::with_capacity(sessions);
+        for _ in 0..sessions {
+            let (o, gate) = (o.clone(), gate.clone());
+            tasks.push(tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                let mut c = ftps_tokio::Client::connect(o).await?;
+                c.pwd().await?;
+                Ok::<_, ftps_tokio::client::Error>(c)
+            }));
+        }
+        let mut clients = Vec::with_capacity(sessions);
+        for t in tasks {
+            clients.push(t.await??);
+        }
+        Ok::<_, Fail>(clients)
+    })?;
+    std::thread::sleep(Duration::from_secs(1));
+    let pids = server.pids();
+    let after = pss_kib(&pids);
+    println!(
+        "  {sessions} idle sessions: {} process(es), PSS {before} KiB before, {after} KiB with them",
+        pids.len()
+    );
+    // Closing them all at once is enough; the servers see end of file.
+    rt.block_on(async move { drop(clients) });
+    Ok(after.saturating_sub(before) as f64 / sessions as f64)
+}

@@ -32,7 +32,8 @@ const BUFFER: usize = 256 * 1024;
 /// Why a client call failed.
 pub type Error<R> = ftps_backend::client::Error<PlaintextOffer<R>>;
 
-type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
+/// A data connection.
+type Stream<R> = stream::Stream<stream::Buffered<<R as Runtime>::Tcp>>;
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::files::{client_config_from_pem_file, platform_client_config};
@@ -95,7 +96,7 @@ pub struct Client<R: Runtime> {
     renewals: u32,
     /// TYPE A for transfers (see `set_ascii`).
     ascii: bool,
-    control: Option<Stream<R>>,
+    control: Option<stream::Stream<R::Tcp>>,
     connector: TlsConnector,
     server_name: ServerName<'static>,
     peer: SocketAddr,
@@ -846,6 +847,7 @@ async fn secure_data<R: Runtime>(
     limit: Duration,
 ) -> io::Result<Stream<R>> {
     R::set_nodelay(&tcp)?;
+    let tcp = stream::buffered(tcp);
     match tls {
         None => Ok(stream::Stream::Plain(tcp)),
         Some((connector, name)) => {

@@ -20,6 +20,9 @@ use std::time::Duration;
 use std::time::Instant;
 use tracing::Instrument;
 
+/// Bytes per read of the control connection.
+const CONTROL_READ: usize = 1024;
+
 type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
 
 /// Bytes of control input held before the session takes them, at most.
@@ -227,10 +230,15 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         local,
         closing: false,
     };
-    let mut input: Vec<u8> = Vec::with_capacity(4096);
-    let mut buf = vec![0u8; 4096];
+    // Both stay small: an idle session holds them (commands are short lines; a longer
+    // one takes a few reads). `input` holds only a partial line and is freed when empty.
+    let mut input: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; CONTROL_READ];
     loop {
-        d.settle(&mut input).await;
+        // Boxed: settling (TLS upgrades, logins, data setup) needs a large future for a
+        // moment; held inline, every idle session's task would carry its size (about 4 KiB,
+        // measured with DHAT).
+        Box::pin(d.settle(&mut input)).await;
         if d.closing {
             break;
         }
@@ -267,6 +275,9 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
                 input.extend_from_slice(&buf[..n]);
                 let used = d.session.handle_control_input(&input, Instant::now());
                 input.drain(..used);
+                if input.is_empty() {
+                    input = Vec::new();
+                }
             }
             Woke::Event(Some(event)) => d.session.handle_io(event, Instant::now()),
             Woke::Event(None) => {}

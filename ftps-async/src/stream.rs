@@ -7,6 +7,20 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+/// A data connection's socket with a read buffer under TLS. rustls reads records from its
+/// transport 4 KiB at a time; through this buffer each socket read takes up to
+/// [`DATA_READ_BUFFER`] bytes, so a protected upload costs a syscall per 64 KiB, not per
+/// 4 KiB (measured by `cargo xtask bench`). Writes pass through.
+pub(crate) type Buffered<T> = futures_lite::io::BufReader<T>;
+
+/// The read buffer of a data connection (see [`Buffered`]).
+pub(crate) const DATA_READ_BUFFER: usize = 64 * 1024;
+
+/// Wraps a data connection's socket (see [`Buffered`]).
+pub(crate) fn buffered<T: AsyncRead>(tcp: T) -> Buffered<T> {
+    futures_lite::io::BufReader::with_capacity(DATA_READ_BUFFER, tcp)
+}
+
 /// Plain TCP, or TLS over TCP.
 pub(crate) enum Stream<T> {
     Plain(T),

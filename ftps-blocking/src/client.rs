@@ -4,7 +4,7 @@
 //! all reporting on one channel the calling thread waits on.
 
 use crate::control::Control;
-use crate::stream::DataStream;
+use crate::stream::{BufferedTcp, DataStream};
 use ftps_backend::client::ClientOptions;
 use ftps_proto::client::{
     Action, ClientError, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output,
@@ -723,9 +723,9 @@ fn secure(
         Some((config, name)) => {
             let mut conn = rustls::ClientConnection::new(config, name)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            let mut tcp = tcp;
             tcp.set_read_timeout(Some(limit))?;
             tcp.set_write_timeout(Some(limit))?;
+            let mut tcp = BufferedTcp::new(tcp);
             while conn.is_handshaking() {
                 conn.complete_io(&mut tcp)?;
             }

@@ -2,7 +2,7 @@
 //! finish. It only executes what the session decided and reports back as [`IoEvent`]s.
 
 use crate::server::Msg;
-use crate::stream::DataStream;
+use crate::stream::{BufferedTcp, DataStream};
 use ftps_backend::{DataOrder, Meter, Storage, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
@@ -133,7 +133,8 @@ pub(crate) fn active<S: Storage>(
 
 /// The server side of the data connection's TLS handshake: the ClientHello picks the
 /// configuration (see [`ftps_proto::tls::SessionTls`]).
-fn accept_tls(mut tcp: TcpStream, tls: &DataTls, upload: bool) -> io::Result<DataStream> {
+fn accept_tls(tcp: TcpStream, tls: &DataTls, upload: bool) -> io::Result<DataStream> {
+    let mut tcp = BufferedTcp::new(tcp);
     let mut acceptor = rustls::server::Acceptor::default();
     let accepted = loop {
         if acceptor.read_tls(&mut tcp)? == 0 {

@@ -188,6 +188,12 @@ pub fn vsftpd(implicit: bool) -> Option<Peer> {
 
 /// vsftpd; with `client_ca`, it requires a client certificate signed by that CA.
 pub fn vsftpd_with(implicit: bool, client_ca: Option<&str>) -> Option<Peer> {
+    vsftpd_configured(implicit, client_ca, "")
+}
+
+/// vsftpd with `extra` lines appended to its configuration (the bench lifts its session
+/// caps: `max_clients=0\nmax_per_ip=0\n`).
+pub fn vsftpd_configured(implicit: bool, client_ca: Option<&str>, extra: &str) -> Option<Peer> {
     let program = binary(PathBuf::from("/usr/sbin/vsftpd"))?;
     let name = match (implicit, client_ca.is_some()) {
         (true, _) => "vsftpd-implicit",
@@ -225,7 +231,7 @@ pub fn vsftpd_with(implicit: bool, client_ca: Option<&str>) -> Option<Peer> {
         }
         None => config,
     };
-    std::fs::write(dir.join("vsftpd.conf"), config).unwrap();
+    std::fs::write(dir.join("vsftpd.conf"), config + extra).unwrap();
     let child = spawn(
         &program,
         &[dir.join("vsftpd.conf").display().to_string()],

@@ -37,6 +37,9 @@ pub(crate) fn run() -> Result<(), String> {
     step("load and faults");
     crate::load::run_with(crate::load::CI_SESSIONS, false)?;
 
+    step("bench, quick (so it cannot rot; figures from a debug build mean nothing)");
+    crate::bench::peers(true, &[])?;
+
     step("docs");
     status(
         cargo()

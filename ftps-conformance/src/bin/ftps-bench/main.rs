@@ -196,46 +196,45 @@ const BLOCKING_CLIENT: &str = "ours blocking";
 const SMOL_CLIENT: &str = "ours smol";
 
 fn measure(r: &mut Results, o: &Options, kind: Kind, s: &Running, data: &Path) -> Result<(), Fail> {
-    let name = kind.name();
     let ca = data.join(format!("ca-{}.pem", kind.key()));
     std::fs::write(&ca, &s.ca)?;
+    let curl = |what| work::curl(s, &ca, what, data).map(|secs| mbps(o.size, secs));
     for _ in 0..o.runs {
-        let down = work::curl(s, &ca, Curl::Download, data)?;
-        r.add(DOWN_P, name, CURL, "MB/s", mbps(o.size, down));
-        let up = work::curl(s, &ca, Curl::Upload, data)?;
-        r.add(UP_P, name, CURL, "MB/s", mbps(o.size, up));
-        let clear = work::curl(s, &ca, Curl::DownloadClear, data)?;
-        r.add(DOWN_C, name, CURL, "MB/s", mbps(o.size, clear));
+        for (case, what) in [
+            (DOWN_P, Curl::Download),
+            (UP_P, Curl::Upload),
+            (DOWN_C, Curl::DownloadClear),
+        ] {
+            r.attempt(kind, case, CURL, "MB/s", curl(what))?;
+        }
         if matches!(kind, Kind::Tokio | Kind::Vsftpd) {
             for (client, label) in [
                 (Ours::Tokio, TOKIO_CLIENT),
                 (Ours::Blocking, BLOCKING_CLIENT),
                 (Ours::Smol, SMOL_CLIENT),
             ] {
-                let secs = work::download(s, client, o.size)?;
-                r.add(DOWN_P, name, label, "MB/s", mbps(o.size, secs));
+                let rate = work::download(s, client, o.size).map(|secs| mbps(o.size, secs));
+                r.attempt(kind, DOWN_P, label, "MB/s", rate)?;
             }
         }
     }
     if matches!(kind, Kind::Tokio | Kind::Vsftpd | Kind::PureFtpd) {
         for _ in 0..o.runs {
-            let rate = work::small_files(s, o.small, SMALL_SIZE)?;
-            r.add(SMALL, name, TOKIO_CLIENT, "files/s", rate);
+            let rate = work::small_files(s, o.small, SMALL_SIZE);
+            r.attempt(kind, SMALL, TOKIO_CLIENT, "files/s", rate)?;
             let time = Duration::from_secs(o.login_secs);
-            let rate = work::logins(s, o.login_workers, time)?;
-            r.add(LOGINS, name, TOKIO_CLIENT, "logins/s", rate);
+            let rate = work::logins(s, o.login_workers, time);
+            r.attempt(kind, LOGINS, TOKIO_CLIENT, "logins/s", rate)?;
         }
     }
-    match kind {
-        Kind::Tokio => {
-            let kib = work::idle_sessions(s, o.idle)?;
-            r.add(IDLE, name, TOKIO_CLIENT, "KiB/session", kib);
-        }
-        Kind::Vsftpd => {
-            let kib = work::idle_sessions(s, o.peer_idle)?;
-            r.add(IDLE, name, TOKIO_CLIENT, "KiB/session", kib);
-        }
-        _ => {}
+    let idle = match kind {
+        Kind::Tokio => Some(o.idle),
+        Kind::Vsftpd | Kind::Pyftpdlib => Some(o.peer_idle),
+        _ => None,
+    };
+    if let Some(n) = idle {
+        let kib = work::idle_sessions(s, n);
+        r.attempt(kind, IDLE, TOKIO_CLIENT, "KiB/session", kib)?;
     }
     Ok(())
 }
@@ -317,11 +316,12 @@ fn report(r: &Results, o: &Options, machine: &serde_json::Value, goals: &[Goal])
     ];
     let mut t = format!(
         "ftps bench, {date}: {cpu}, {cores} cores, Linux {kernel}; {curl}; vsftpd {vsftpd}, \
-         Pure-FTPd {pure}; file {size} MiB, {runs} run(s), medians; {small} x 4 KiB files; \
+         Pure-FTPd {pure}; files in {dir}; file {size} MiB, {runs} run(s), medians; {small} x 4 KiB files; \
          logins {workers} at once for {secs} s; {idle} idle sessions on ours, {peer_idle} on the \
          peers.\n\nCeiling of the moment: plain TCP loopback {tcp} MB/s, rustls loopback {tls} \
          MB/s.\n\n",
         date = machine["date"].as_str().unwrap_or("?"),
+        dir = std::env::temp_dir().display(),
         cpu = machine["cpu"].as_str().unwrap_or("?"),
         cores = machine["cores"],
         kernel = machine["kernel"].as_str().unwrap_or("?"),
@@ -361,6 +361,12 @@ fn report(r: &Results, o: &Options, machine: &serde_json::Value, goals: &[Goal])
     ));
     t.push_str("\nGoals (issue 7):\n\n");
     t.push_str(&Results::goals_text(goals));
+    if !r.failures.is_empty() {
+        t.push_str("\nPeer failures (not counted):\n\n");
+        for f in &r.failures {
+            t.push_str(&format!("- {f}\n"));
+        }
+    }
     t
 }
 

@@ -1,5 +1,6 @@
 //! The samples a run collects, their medians, the tables (Markdown) and the JSON.
 
+use crate::servers::Kind;
 use serde_json::{Value, json};
 
 /// One measurement.
@@ -16,6 +17,8 @@ pub(crate) struct Sample {
 #[derive(Debug, Default)]
 pub(crate) struct Results {
     pub(crate) samples: Vec<Sample>,
+    /// What a peer failed at (a failure of ours ends the run instead).
+    pub(crate) failures: Vec<String>,
 }
 
 /// A goal of issue 7: `ratio` (ours over the reference) against `target`.
@@ -56,6 +59,33 @@ impl Results {
             unit,
             value,
         });
+    }
+
+    /// Adds `result`'s value, or, for a peer, notes its failure and goes on; a failure of
+    /// one of ours ends the run.
+    pub(crate) fn attempt(
+        &mut self,
+        kind: Kind,
+        case: &'static str,
+        client: &'static str,
+        unit: &'static str,
+        result: Result<f64, Box<dyn std::error::Error>>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        match result {
+            Ok(v) => {
+                self.add(case, kind.name(), client, unit, v);
+                Ok(())
+            }
+            Err(e) if !kind.ours() => {
+                let line = format!("{}, {case} ({client}): {e}", kind.name());
+                println!("  failed: {line}");
+                if !self.failures.contains(&line) {
+                    self.failures.push(line);
+                }
+                Ok(())
+            }
+            Err(e) => Err(format!("{}, {case} ({client}): {e}", kind.name()).into()),
+        }
     }
 
     fn values(&self, case: &str, server: &str, client: &str) -> Vec<f64> {
@@ -206,7 +236,10 @@ impl Results {
                 })
             })
             .collect();
-        json!({ "machine": machine, "options": options, "results": medians, "goals": goals })
+        json!({
+            "machine": machine, "options": options, "results": medians, "goals": goals,
+            "peer_failures": self.failures,
+        })
     }
 }
 

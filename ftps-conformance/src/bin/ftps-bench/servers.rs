@@ -37,6 +37,10 @@ impl Kind {
         }
     }
 
+    pub(crate) fn ours(self) -> bool {
+        matches!(self, Kind::Tokio | Kind::Blocking | Kind::Smol)
+    }
+
     pub(crate) fn key(self) -> &'static str {
         match self {
             Kind::Tokio => "tokio",
@@ -145,7 +149,8 @@ impl Start<'_> {
             Kind::Tokio | Kind::Blocking | Kind::Smol => self.ours(kind),
             Kind::Vsftpd | Kind::PureFtpd => {
                 let peer = if kind == Kind::Vsftpd {
-                    peers::vsftpd(false)
+                    // Its defaults cap sessions per address; the idle case holds hundreds.
+                    peers::vsftpd_configured(false, None, "max_clients=0\nmax_per_ip=0\n")
                 } else {
                     peers::pure_ftpd()
                 }

@@ -132,6 +132,8 @@ fn bench(o: &Options) -> Result<(), Fail> {
         );
         let secs = probe::rustls(o.size, &cert, &key)?;
         r.add("loopback", "rustls", "-", "MB/s", mbps(o.size, secs));
+        let secs = probe::file_write(&data.join("big.bin"), &data.join("probe.bin"))?;
+        r.add("loopback", "file write", "-", "MB/s", mbps(o.size, secs));
     }
     for kind in [
         Kind::Tokio,
@@ -319,7 +321,7 @@ fn report(r: &Results, o: &Options, machine: &serde_json::Value, goals: &[Goal])
          Pure-FTPd {pure}; files in {dir}; file {size} MiB, {runs} run(s), medians; {small} x 4 KiB files; \
          logins {workers} at once for {secs} s; {idle} idle sessions on ours, {peer_idle} on the \
          peers.\n\nCeiling of the moment: plain TCP loopback {tcp} MB/s, rustls loopback {tls} \
-         MB/s.\n\n",
+         MB/s; writing a new file of the same size beside the servers' files {write} MB/s.\n\n",
         date = machine["date"].as_str().unwrap_or("?"),
         dir = std::env::temp_dir().display(),
         cpu = machine["cpu"].as_str().unwrap_or("?"),
@@ -337,6 +339,7 @@ fn report(r: &Results, o: &Options, machine: &serde_json::Value, goals: &[Goal])
         peer_idle = o.peer_idle,
         tcp = fmt(r.median("loopback", "TCP", "-")),
         tls = fmt(r.median("loopback", "rustls", "-")),
+        write = fmt(r.median("loopback", "file write", "-")),
     );
     t.push_str(&r.server_table(
         &[

@@ -1,5 +1,6 @@
-//! The ceilings of the moment: the same bytes through a plain loopback TCP connection and
-//! through rustls over one, in this process, so every transfer can be read against them.
+//! The ceilings of the moment: the same bytes through a plain loopback TCP connection,
+//! through rustls over one, and into a new file beside the servers' files, in this
+//! process, so every transfer can be read against them.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -89,4 +90,24 @@ fn check(got: u64, size: u64) -> Result<(), Fail> {
     } else {
         Err(format!("probe received {got} bytes, not {size}").into())
     }
+}
+
+/// Copies the file `from` into a new file `to` (256 KiB reads and writes), then removes
+/// it; returns seconds. An upload cannot beat it: every upload writes a new file.
+pub(crate) fn file_write(from: &std::path::Path, to: &std::path::Path) -> Result<f64, Fail> {
+    let mut input = std::fs::File::open(from)?;
+    let start = Instant::now();
+    let mut out = std::fs::File::create(to)?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match input.read(&mut buf)? {
+            0 => break,
+            n => out.write_all(&buf[..n])?,
+        }
+    }
+    out.flush()?;
+    drop(out);
+    let secs = start.elapsed().as_secs_f64();
+    std::fs::remove_file(to)?;
+    Ok(secs)
 }

@@ -43,6 +43,13 @@ pub(crate) fn curl(server: &Running, ca: &Path, what: Curl, data: &Path) -> Resu
         _ => cmd.args(["-o", "/dev/null"]),
     };
     cmd.arg(format!("ftp://localhost:{port}/{file}"));
+    if let Curl::Upload = what {
+        // Every server gets a new file (its pages just freed by the last run's, alike).
+        match std::fs::remove_file(server.home.join("up.bin")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
     let start = Instant::now();
     let out = cmd.output()?;
     let secs = start.elapsed().as_secs_f64();

@@ -101,7 +101,15 @@ pub(crate) enum Ours {
 /// Downloads big.bin with one of our clients (connect, log in, RETR into nothing, QUIT);
 /// returns the seconds.
 pub(crate) fn download(server: &Running, client: Ours, size: u64) -> Result<f64, Fail> {
-    let o = options(server)?;
+    download_with(options(server)?, client, size)
+}
+
+/// [`download`] with the options given (`ftps-bench fetch`, for profiling).
+pub(crate) fn download_with(
+    o: ftps_backend::client::ClientOptions,
+    client: Ours,
+    size: u64,
+) -> Result<f64, Fail> {
     let start = Instant::now();
     let got = match client {
         Ours::Tokio => {

@@ -19,14 +19,29 @@ pub(crate) struct Chunk<T> {
 /// A read or write under way on the blocking pool.
 pub(crate) type Pending<T> = Pin<Box<dyn Future<Output = Chunk<T>> + Send>>;
 
-/// Reads into `buf` (its whole length) from `reader`.
-pub(crate) fn read<RT: Runtime, R: Read + Send + 'static>(
+/// Reads from `reader` until `buf` (its whole length) is full or the reader ends: a
+/// result shorter than `buf` means the end was reached, so a small file takes one trip to
+/// the blocking pool, not two.
+pub(crate) fn fill<RT: Runtime, R: Read + Send + 'static>(
     mut reader: R,
     mut buf: Vec<u8>,
 ) -> Pending<R> {
     Box::pin(RT::unblock(move || {
         buf.resize(buf.capacity().max(1), 0);
-        let result = reader.read(&mut buf);
+        let mut filled = 0;
+        let result = loop {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(filled),
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        break Ok(filled);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
         Chunk {
             io: reader,
             buf,

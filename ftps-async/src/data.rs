@@ -280,27 +280,30 @@ async fn send<R: Runtime, S: Storage>(
                 meter.add(bytes.len());
             }
             Source::Reader(reader) => {
-                // The next chunk is read from the file while this one is sent.
+                // The next chunk is read from the file while this one is sent; a chunk
+                // shorter than its buffer was the last.
                 let mut size = SEND_CHUNK_FIRST;
-                let mut next = blocking::read::<R, _>(reader, vec![0u8; size]);
+                let mut next = Some(blocking::fill::<R, _>(reader, vec![0u8; size]));
                 let mut spare = Vec::new();
-                loop {
+                while let Some(pending) = next.take() {
                     let Chunk {
                         io: reader,
                         buf,
                         result,
-                    } = next.await;
+                    } = pending.await;
                     let n = match result {
                         Ok(0) => break,
                         Ok(n) => n,
                         Err(e) => return Err(io::Error::other(StorageFailure(e))),
                     };
-                    size = (size * 2).min(SEND_CHUNK_MAX);
-                    let mut into = std::mem::take(&mut spare);
-                    if into.len() < size {
-                        into.resize(size, 0);
+                    if n == buf.len() {
+                        size = (size * 2).min(SEND_CHUNK_MAX);
+                        let mut into = std::mem::take(&mut spare);
+                        if into.len() < size {
+                            into.resize(size, 0);
+                        }
+                        next = Some(blocking::fill::<R, _>(reader, into));
                     }
-                    next = blocking::read::<R, _>(reader, into);
                     match conv.as_mut() {
                         Some(c) => {
                             converted.clear();

@@ -245,8 +245,9 @@ fn measure(r: &mut Results, o: &Options, kind: Kind, s: &Running, data: &Path) -
     Ok(())
 }
 
-/// `ftps-bench fetch CLIENT PORT CA USER PASSWORD SIZE`: one download of big.bin by one
-/// of our clients from a server on 127.0.0.1 (to profile a client alone).
+/// `ftps-bench fetch CLIENT PORT CA USER PASSWORD SIZE|small:N`: one download of big.bin
+/// (SIZE bytes) by one of our clients from a server on 127.0.0.1, or N small files
+/// (`small/f00000`...) in one session: to profile one case alone.
 fn fetch(args: &[String]) -> Result<(), Fail> {
     let [client, port, ca, user, password, size] = args else {
         return Err("fetch tokio|blocking|smol PORT CA USER PASSWORD SIZE".into());
@@ -261,6 +262,12 @@ fn fetch(args: &[String]) -> Result<(), Fail> {
     let mut o =
         ftps_backend::client::ClientOptions::new("localhost", port.parse()?, user, password);
     o.tls = Some(std::sync::Arc::new(ftps_proto::tls::client_config(roots)?));
+    // `small:N`: the first N small files, in one session (the tokio client).
+    if let Some(n) = size.strip_prefix("small:") {
+        let rate = work::small_files_with(o, n.parse()?, SMALL_SIZE)?;
+        println!("{rate:.0} files/s");
+        return Ok(());
+    }
     let size: u64 = size.parse()?;
     let secs = work::download_with(o, client, size)?;
     println!("{:.0} MB/s", mbps(size, secs));

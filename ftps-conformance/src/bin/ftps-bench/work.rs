@@ -146,7 +146,15 @@ pub(crate) fn download_with(
 /// Downloads the first `count` small files in one session with the tokio client (a data
 /// connection each, TLS resumed each time); returns files per second (login excluded).
 pub(crate) fn small_files(server: &Running, count: usize, size: usize) -> Result<f64, Fail> {
-    let o = options(server)?;
+    small_files_with(options(server)?, count, size)
+}
+
+/// [`small_files`] with the options given (`ftps-bench fetch`, for profiling).
+pub(crate) fn small_files_with(
+    o: ftps_backend::client::ClientOptions,
+    count: usize,
+    size: usize,
+) -> Result<f64, Fail> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

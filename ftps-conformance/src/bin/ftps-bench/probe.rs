@@ -20,12 +20,7 @@ pub(crate) fn tcp(size: u64) -> Result<f64, Fail> {
         send(&mut s, size)
     });
     let (mut r, _) = listener.accept()?;
-    let start = Instant::now();
-    let got = receive(&mut r)?;
-    let secs = start.elapsed().as_secs_f64();
-    sender.join().map_err(|_| "sender panicked")??;
-    check(got, size)?;
-    Ok(secs)
+    timed_receive(&mut r, sender, size)
 }
 
 /// Sends `size` bytes through rustls (TLS 1.3, the default suites, both ends in this
@@ -54,10 +49,23 @@ pub(crate) fn rustls(size: u64, cert_pem: &[u8], key_pem: &[u8]) -> Result<f64, 
     while r.conn.is_handshaking() {
         r.conn.complete_io(&mut r.sock)?;
     }
+    timed_receive(&mut r, sender, size)
+}
+
+/// Receives to the end, then checks the sender's outcome and the byte count; returns the
+/// seconds the receiving took.
+fn timed_receive<E: Into<Fail>>(
+    r: &mut impl Read,
+    sender: std::thread::JoinHandle<Result<(), E>>,
+    size: u64,
+) -> Result<f64, Fail> {
     let start = Instant::now();
-    let got = receive(&mut r)?;
+    let got = receive(r)?;
     let secs = start.elapsed().as_secs_f64();
-    sender.join().map_err(|_| "sender panicked")??;
+    sender
+        .join()
+        .map_err(|_| "sender panicked")?
+        .map_err(Into::into)?;
     check(got, size)?;
     Ok(secs)
 }

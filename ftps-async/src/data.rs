@@ -26,8 +26,9 @@ const HANDOFF: usize = BUFFER / 2;
 
 /// A download's file reads start at this size and double per read up to
 /// [`SEND_CHUNK_MAX`]: a small file costs a small buffer, a large one few handoffs to the
-/// blocking pool (1 MiB reads gave our client 1.5 GB/s where 256 KiB gave 1.2, and curl
-/// 1.1 where 256 KiB gave 1.0, in `cargo xtask bench` runs here).
+/// blocking pool (fixed 1 MiB reads gave our client about 1.5 GB/s where 256 KiB gave 1.2,
+/// and curl 1.1 where 256 KiB gave 1.0: medians of alternating `ftps-bench fetch` and curl
+/// runs against one server here).
 const SEND_CHUNK_FIRST: usize = 64 * 1024;
 
 /// See [`SEND_CHUNK_FIRST`].
@@ -351,8 +352,8 @@ impl std::error::Error for StorageFailure {}
 
 /// Receives an upload into `upload`; returns it (unless writing it failed) with the byte
 /// count and how the stream ended. Chunks of at least [`HANDOFF`] bytes go to the file on
-/// the blocking pool while the next one arrives: one handoff per 128 KiB, not per TLS
-/// record (a thread wakeup each; measured by `cargo xtask bench`).
+/// the blocking pool while the next one arrives: one handoff (a thread wakeup) per 128
+/// KiB, not one per TLS record.
 async fn receive<R: Runtime, S: Storage>(
     ctx: &DataContext<S>,
     stream: &mut Stream<R>,

@@ -8,9 +8,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// A data connection's socket with a read buffer under TLS. rustls reads records from its
-/// transport 4 KiB at a time; through this buffer each socket read takes up to
-/// [`DATA_READ_BUFFER`] bytes, so a protected upload costs a syscall per 64 KiB, not per
-/// 4 KiB (measured by `cargo xtask bench`). Writes pass through.
+/// transport 4 KiB at a time (`READ_SIZE` in rustls 0.23's deframer); through this buffer
+/// each socket read takes up to [`DATA_READ_BUFFER`] bytes, so a protected upload costs a
+/// syscall per 64 KiB, not per 4 KiB. (The bench showed no clear change on its own here,
+/// where uploads are bound by allocating the file's pages.) Writes pass through.
 pub(crate) type Buffered<T> = futures_lite::io::BufReader<T>;
 
 /// The read buffer of a data connection (see [`Buffered`]).

@@ -50,13 +50,15 @@ pub(crate) fn fill<RT: Runtime, R: Read + Send + 'static>(
     }))
 }
 
-/// Writes all of `buf` to `writer`.
+/// Writes all of `buf[..len]` to `writer`; the buffer comes back whole (its length
+/// unchanged, so it can be read into again without being cleared or refilled).
 pub(crate) fn write<RT: Runtime, W: Write + Send + 'static>(
     mut writer: W,
     buf: Vec<u8>,
+    len: usize,
 ) -> Pending<W> {
     Box::pin(RT::unblock(move || {
-        let result = writer.write_all(&buf).map(|()| buf.len());
+        let result = writer.write_all(&buf[..len]).map(|()| len);
         Chunk {
             io: writer,
             buf,

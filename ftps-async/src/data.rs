@@ -367,7 +367,9 @@ async fn receive<R: Runtime, S: Storage>(
     let mut buf = vec![0u8; BUFFER];
     let mut filled = 0;
     let mut writing: Option<blocking::Pending<S::Upload>> = None;
-    let mut idle = Some((upload, Vec::with_capacity(BUFFER)));
+    // Binary uploads swap `buf` and the spare, both kept at full length (never zeroed
+    // again); TYPE A converts into the spare instead.
+    let mut idle = Some((upload, vec![0u8; BUFFER]));
     // Waits for the write in flight; gives back the file and its buffer.
     async fn settle<W: std::io::Write + Send + 'static>(
         writing: &mut Option<blocking::Pending<W>>,
@@ -382,22 +384,18 @@ async fn receive<R: Runtime, S: Storage>(
         }
         Ok(())
     }
-    // The chunk `buf[..filled]` as the bytes to write (converted under TYPE A), in
-    // exchange for the spare buffer, which becomes `buf`.
+    // The chunk `buf[..filled]` as (buffer, length) to write: converted into the spare
+    // under TYPE A, else `buf` itself, the spare taking its place.
     let chunk =
         |buf: &mut Vec<u8>, filled: usize, mut spare: Vec<u8>, conv: &mut Option<FromNetwork>| {
             match conv.as_mut() {
                 Some(c) => {
                     spare.clear();
                     c.convert(&buf[..filled], &mut spare);
-                    spare
+                    let len = spare.len();
+                    (spare, len)
                 }
-                None => {
-                    spare.resize(BUFFER, 0);
-                    let mut full = std::mem::replace(buf, spare);
-                    full.truncate(filled);
-                    full
-                }
+                None => (std::mem::replace(buf, spare), filled),
             }
         };
     let end = loop {
@@ -417,9 +415,9 @@ async fn receive<R: Runtime, S: Storage>(
                 let Some((up, spare)) = idle.take() else {
                     return (None, meter.total(), DataEnd::Failed("upload lost".into()));
                 };
-                let out = chunk(&mut buf, filled, spare, &mut conv);
+                let (out, len) = chunk(&mut buf, filled, spare, &mut conv);
                 filled = 0;
-                writing = Some(blocking::write::<R, _>(up, out));
+                writing = Some(blocking::write::<R, _>(up, out, len));
             }
             Err(e) => break ftps_backend::upload_read_end(&e, tls),
         }
@@ -430,7 +428,8 @@ async fn receive<R: Runtime, S: Storage>(
     let Some((up, spare)) = idle.take() else {
         return (None, meter.total(), DataEnd::Failed("upload lost".into()));
     };
-    let mut out = chunk(&mut buf, filled, spare, &mut conv);
+    let (mut out, len) = chunk(&mut buf, filled, spare, &mut conv);
+    out.truncate(len);
     if let Some(c) = conv.as_mut() {
         c.finish(&mut out);
     }

@@ -440,7 +440,25 @@ async fn ascii_transfers_pasv_only_and_host() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(f.dir.join("root/up.txt")).unwrap(), b"a\nb\n");
+    // Larger than the server's upload chunks (it writes per 128 KiB or more): line ends
+    // fall on every chunk boundary somewhere, and every byte must come back.
+    let text: Vec<u8> = (0..60_000u32)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    c.store("big.txt", &mut &text[..], 0, false).await.unwrap();
+    assert_eq!(std::fs::read(f.dir.join("root/big.txt")).unwrap(), text);
+    let mut back = Vec::new();
+    c.retrieve("big.txt", 0, &mut back).await.unwrap();
+    assert_eq!(back, text);
     c.set_ascii(false);
+    let mut wire = Vec::new();
+    c.retrieve("big.txt", 0, &mut wire).await.unwrap();
+    assert_eq!(wire, text, "stored with local line ends");
+    let binary: Vec<u8> = (0..700_001u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    c.store("big.bin", &mut &binary[..], 0, false)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(f.dir.join("root/big.bin")).unwrap(), binary);
     let mut raw = Vec::new();
     c.retrieve("lines.txt", 0, &mut raw).await.unwrap();
     assert_eq!(raw, b"one\ntwo\nthree\n");

@@ -36,9 +36,13 @@ pub type Error<R> = ftps_backend::client::Error<PlaintextOffer<R>>;
 type Stream<R> = stream::Stream<stream::Buffered<<R as Runtime>::Tcp>>;
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
-pub use ftps_backend::files::{client_config_from_pem_file, platform_client_config};
+pub use ftps_backend::files::{
+    client_config_from_pem_file, platform_client_config, platform_roots,
+};
 pub use ftps_proto::tls::{
-    client_config, client_config_with_versions, insecure_client_config, roots_from_pem,
+    BOTH, Fingerprint, ServerTrust, client_config, client_config_from_pem,
+    client_config_with_trust, client_config_with_versions, insecure_client_config,
+    insecure_client_config_with_versions, roots_from_pem,
 };
 
 /// Where a transfer's bytes go or come from.
@@ -906,6 +910,7 @@ async fn pump<R: Runtime>(
             };
             match read {
                 Ok(0) => {
+                    end_download::<R>(&mut stream).await;
                     if let (Some(c), Sink::Write(out)) = (from_network.as_mut(), &mut *sink) {
                         converted.clear();
                         c.finish(&mut converted);
@@ -993,15 +998,29 @@ impl<R: Runtime> DataReader<'_, R> {
     /// Reads what is left (if anything), then waits for the server's final reply; returns
     /// the bytes received. Fails if the stream ended without close_notify or the reply is
     /// negative.
+    ///
+    /// Our end of the data connection is closed (close_notify, then FIN) before the wait:
+    /// servers such as vsftpd end a TLS data connection with a two-way shutdown and send
+    /// the final reply only once the client has closed too (RFC 4217 §10.2 leaves the
+    /// order to them).
     pub async fn finish(mut self) -> Result<u64, Error<R>> {
         if self.ended.is_none()
             && let Err(e) = futures_lite::io::copy(&mut self, &mut futures_lite::io::sink()).await
         {
             tracing::debug!("data stream: {e}");
         }
-        let clean = self.ended == Some(true);
-        self.client
-            .finish_handed(self.op, self.data, self.bytes, clean)
+        let DataReader {
+            client,
+            op,
+            data,
+            mut stream,
+            bytes,
+            ended,
+        } = self;
+        end_download::<R>(&mut stream).await;
+        drop(stream);
+        client
+            .finish_handed(op, data, bytes, ended == Some(true))
             .await
     }
 }
@@ -1067,25 +1086,33 @@ impl<R: Runtime> DataWriter<'_, R> {
     }
 }
 
-/// Sends close_notify and FIN, then reads to the end: the server's close_notify confirms
-/// the upload, and a TLS 1.3 ticket it sent is taken in for the next transfer. Returns
-/// whether the end was clean.
+/// Closes our end of a download's data connection once the server's end has arrived:
+/// close_notify (TLS) and FIN, bounded in time. Servers that end TLS with a two-way
+/// shutdown (vsftpd) send the final reply only after this.
+async fn end_download<R: Runtime>(stream: &mut Stream<R>) {
+    let _ = timeout::<R, _>(CLOSE_TIMEOUT, stream.close()).await;
+}
+
+/// How long closing our end of a data connection may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Ends an upload: close_notify and FIN, the end of the data that the final reply then
+/// confirms. Then reads to the server's end, bounded in time, so that a TLS 1.3 ticket
+/// sent there is taken in for the next transfer. How the server ends its side (with
+/// close_notify or a bare FIN) does not matter: our data went out whole, and the final
+/// reply says whether it arrived (curl and lftp judge uploads so too). Returns whether
+/// our end went out cleanly.
 async fn end_upload<R: Runtime>(stream: &mut Stream<R>) -> bool {
-    let tls = stream.is_tls();
     if stream.close().await.is_err() {
         return false;
     }
     let mut buf = vec![0u8; 16 * 1024];
-    let clean = timeout::<R, _>(Duration::from_secs(10), async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(_) => return !tls,
-            }
-        }
+    let _ = timeout::<R, _>(UPLOAD_END_WAIT, async {
+        while let Ok(1..) = stream.read(&mut buf).await {}
     })
-    .await
-    .unwrap_or_default();
-    clean || !tls
+    .await;
+    true
 }
+
+/// How long an upload waits for the server to end its side of the data connection.
+const UPLOAD_END_WAIT: Duration = Duration::from_secs(10);

@@ -34,11 +34,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream<T> {
         Stream::Tls(Box::new(stream.into()))
     }
 
-    /// Whether TLS protects the stream.
-    pub(crate) fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
-    }
-
     /// Writes and flushes control bytes; false if there is no stream or it failed.
     pub(crate) async fn send(stream: Option<&mut Self>, bytes: &[u8]) -> bool {
         match stream {

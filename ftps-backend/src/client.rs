@@ -5,7 +5,8 @@
 use ftps_proto::client::{ClientConfig, ClientError, ConnectionMode};
 use ftps_proto::server::ALPN_FTP;
 use ftps_proto::tls::{
-    ClientIdentity, IdentityError, SessionStore, TlsConfigError, with_session_store,
+    ClientIdentity, Fingerprint, IdentityError, ServerTrust, SessionStore, TlsConfigError,
+    client_config, with_session_store,
 };
 use ftps_proto::{ParseError, Password, ProtectionLevel, Text, Username};
 use rustls::pki_types::ServerName;
@@ -27,6 +28,10 @@ pub struct ClientOptions {
     pub password: String,
     /// TLS settings; `None` uses the platform's root certificates.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Trust the server's certificate only if its SHA-256 fingerprint is one of these
+    /// (checked out of band, as WinSCP's `-certificate`); no chain is consulted, and `tls`
+    /// then gives everything but the certificate check. Empty (the default): `tls` decides.
+    pub pins: Vec<Fingerprint>,
     /// A client certificate to present when the server asks for one.
     pub identity: Option<ClientIdentity>,
     /// PROT P (default) or PROT C.
@@ -78,6 +83,7 @@ impl ClientOptions {
             user: user.into(),
             password: password.into(),
             tls: None,
+            pins: Vec::new(),
             identity: None,
             protection: ProtectionLevel::Private,
             passive: true,
@@ -266,11 +272,19 @@ impl ClientOptions {
         &self,
         store: Arc<SessionStore>,
     ) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
-        let base = match &self.tls {
-            Some(c) => c.clone(),
-            None => Arc::new(crate::files::platform_client_config()?),
+        let base = match (&self.tls, self.pins.is_empty()) {
+            (Some(c), _) => c.clone(),
+            (None, true) => Arc::new(crate::files::platform_client_config()?),
+            (None, false) => Arc::new(client_config(rustls::RootCertStore::empty())?),
         };
         let mut config = with_session_store(&base, store);
+        if !self.pins.is_empty() {
+            let trust = ServerTrust::pinned(self.pins.clone());
+            let provider = config.crypto_provider().clone();
+            config
+                .dangerous()
+                .set_certificate_verifier(trust.verifier(provider));
+        }
         if config.alpn_protocols.is_empty() {
             config.alpn_protocols = vec![ALPN_FTP.to_vec()];
         }

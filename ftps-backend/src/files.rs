@@ -15,9 +15,11 @@ pub fn server_config_from_pem_files(
     tls::server_config_from_pem(&read(cert)?, &read(key)?)
 }
 
-/// A client configuration trusting the certificates of a PEM file.
+/// A client configuration trusting the certificates of a PEM file: a private CA, or the
+/// server's own self-signed certificate, even one marked CA:TRUE as `openssl req -x509`
+/// makes them (see [`tls::ServerTrust::from_pem`]).
 pub fn client_config_from_pem_file(path: &Path) -> Result<rustls::ClientConfig, TlsConfigError> {
-    tls::client_config(tls::roots_from_pem(&read(path)?)?)
+    tls::client_config_from_pem(&read(path)?, tls::BOTH)
 }
 
 /// A client identity from a PEM chain file and a PEM key file.
@@ -31,6 +33,11 @@ pub fn identity_from_pem_files(
 
 /// A client configuration trusting the platform's root certificates.
 pub fn platform_client_config() -> Result<rustls::ClientConfig, TlsConfigError> {
+    tls::client_config(platform_roots()?)
+}
+
+/// The platform's root certificates (an error if there are none).
+pub fn platform_roots() -> Result<rustls::RootCertStore, TlsConfigError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
@@ -38,5 +45,5 @@ pub fn platform_client_config() -> Result<rustls::ClientConfig, TlsConfigError> 
     if roots.is_empty() {
         return Err(TlsConfigError("no platform root certificates found".into()));
     }
-    tls::client_config(roots)
+    Ok(roots)
 }

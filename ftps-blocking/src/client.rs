@@ -736,6 +736,12 @@ fn secure(
     Ok(stream)
 }
 
+/// How long closing our end of a data connection may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long an upload waits for the server to end its side of the data connection.
+const UPLOAD_END_WAIT: Duration = Duration::from_secs(10);
+
 /// Moves one transfer's bytes; returns the event that reports its end.
 fn pump(
     mut stream: DataStream,
@@ -795,13 +801,14 @@ fn pump(
                 }
             }
         }
-        let clean = stream.finish_sending().is_ok() && stream.drain_to_end();
+        let clean = stream.end_upload(UPLOAD_END_WAIT);
         Ok(IoEvent::DataEnded { id, bytes, clean })
     } else {
         let mut from_network = ascii.then(ftps_proto::ascii::FromNetwork::default);
         loop {
             match stream.read(&mut buf) {
                 Ok(0) => {
+                    stream.end_download(CLOSE_WAIT);
                     if let (Some(c), Sink::Write(out)) = (from_network.as_mut(), &mut *sink) {
                         converted.clear();
                         c.finish(&mut converted);
@@ -875,13 +882,25 @@ impl DataReader<'_> {
     /// Reads what is left (if anything), then waits for the server's final reply; returns
     /// the bytes received. Fails if the stream ended without close_notify or the reply is
     /// negative.
+    ///
+    /// Our end of the data connection is closed (close_notify, then FIN) before the wait:
+    /// servers such as vsftpd end a TLS data connection with a two-way shutdown and send
+    /// the final reply only once the client has closed too.
     pub fn finish(mut self) -> Result<u64, Error> {
         if self.ended.is_none() {
             let _ = io::copy(&mut self, &mut io::sink());
         }
-        let clean = self.ended == Some(true);
-        self.client
-            .finish_handed(self.op, self.data, self.bytes, clean)
+        let DataReader {
+            client,
+            op,
+            data,
+            mut stream,
+            bytes,
+            ended,
+        } = self;
+        stream.end_download(CLOSE_WAIT);
+        drop(stream);
+        client.finish_handed(op, data, bytes, ended == Some(true))
     }
 
     /// Aborts the download (RFC 959 ABOR); the session goes on.
@@ -916,7 +935,7 @@ impl DataWriter<'_> {
     /// Ends the upload (close_notify, then reading to the server's end), and waits for
     /// the final reply; returns the bytes sent.
     pub fn finish(mut self) -> Result<u64, Error> {
-        let clean = self.stream.finish_sending().is_ok() && self.stream.drain_to_end();
+        let clean = self.stream.end_upload(UPLOAD_END_WAIT);
         self.client
             .finish_handed(self.op, self.data, self.bytes, clean)
     }

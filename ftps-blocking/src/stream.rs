@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A data connection's socket with a read buffer under TLS. rustls reads records from its
 /// transport 4 KiB at a time (`READ_SIZE` in rustls 0.23's deframer); through this buffer
@@ -57,11 +57,6 @@ impl DataStream {
         }
     }
 
-    /// Whether TLS protects the connection.
-    pub(crate) fn is_tls(&self) -> bool {
-        !matches!(self, DataStream::Plain(_))
-    }
-
     /// Bounds every read and write (a stalled peer becomes a `TimedOut` error).
     pub(crate) fn set_timeouts(&self, limit: Duration) -> io::Result<()> {
         let limit = Some(limit.max(Duration::from_millis(1)));
@@ -85,19 +80,35 @@ impl DataStream {
         self.tcp().shutdown(Shutdown::Write)
     }
 
-    /// Reads to the peer's end (bounded by the timeouts): after an upload, the server's
-    /// close_notify confirms it, and a TLS 1.3 ticket it sent is taken in. Returns whether
-    /// the end was clean.
-    pub(crate) fn drain_to_end(&mut self) -> bool {
-        let tls = self.is_tls();
+    /// Ends an upload: close_notify and FIN, the end of the data that the final reply
+    /// then confirms. Then reads to the server's end for at most `wait`, so that a TLS 1.3
+    /// ticket sent there is taken in for the next transfer. How the server ends its side
+    /// (close_notify or a bare FIN) does not matter: our data went out whole, and the
+    /// final reply says whether it arrived (curl and lftp judge uploads so too). Returns
+    /// whether our end went out cleanly.
+    pub(crate) fn end_upload(&mut self, wait: Duration) -> bool {
+        if self.finish_sending().is_err() {
+            return false;
+        }
+        let deadline = Instant::now() + wait;
         let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match self.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(_) => return !tls,
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let _ = self
+                .tcp()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            if !matches!(self.read(&mut buf), Ok(1..)) {
+                break;
             }
         }
+        true
+    }
+
+    /// Closes our end of a download once the server's end has arrived: close_notify
+    /// (TLS) and FIN, within `wait`. Servers that end TLS with a two-way shutdown (vsftpd)
+    /// send the final reply only after this.
+    pub(crate) fn end_download(&mut self, wait: Duration) {
+        let _ = self.tcp().set_write_timeout(Some(wait));
+        let _ = self.finish_sending();
     }
 }
 

@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use ftps_proto::ProtectionLevel;
 use ftps_proto::client::{ClientError, ConnectionMode};
-use ftps_proto::tls::ClientIdentity;
+use ftps_proto::tls::{ClientIdentity, Fingerprint, ServerTrust};
 use ftps_tokio::client::{self, Error};
 use ftps_tokio::{Client, ClientOptions, FtpUrl};
 use std::path::{Path, PathBuf};
@@ -37,6 +37,16 @@ pub(crate) enum TlsArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum TlsVersion {
+    /// TLS 1.2 only.
+    #[value(name = "1.2")]
+    V1_2,
+    /// TLS 1.3 or 1.2.
+    #[value(name = "1.3")]
+    V1_3,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum ProtArg {
     /// Data connections in clear text.
     #[value(name = "C")]
@@ -56,12 +66,21 @@ pub(crate) struct Connection {
     /// a prompt).
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
-    /// Trust the certificates in this PEM file (a private CA or the server's own).
+    /// Trust the certificates in this PEM file (a private CA, or the server's own
+    /// self-signed certificate, even one `openssl req -x509` marked CA:TRUE).
     #[arg(long, value_name = "PEM")]
     ca_cert: Option<PathBuf>,
+    /// Trust the server's certificate only if its SHA-256 fingerprint is this one
+    /// (`sha256:HEX`, colons allowed, as `openssl x509 -noout -fingerprint -sha256`
+    /// prints it); may be given several times. No certificate authority is consulted.
+    #[arg(long, value_name = "sha256:HEX", conflicts_with_all = ["ca_cert", "insecure"])]
+    pin: Vec<Fingerprint>,
     /// Do not verify the server's certificate: anyone on the path could impersonate it.
     #[arg(long)]
     insecure: bool,
+    /// The newest TLS version to use (1.2 or 1.3; the oldest is always 1.2).
+    #[arg(long, value_enum, value_name = "VERSION")]
+    tls_max: Option<TlsVersion>,
     /// Present this client certificate chain (PEM) to servers that ask for one.
     #[arg(long, value_name = "PEM", requires = "key")]
     cert: Option<PathBuf>,
@@ -122,6 +141,11 @@ impl Failure {
 impl From<Failure> for ExitCode {
     fn from(f: Failure) -> Self {
         eprintln!("ftps: {}", f.message);
+        if f.message.contains("its fingerprint is sha256:") {
+            eprintln!(
+                "ftps: if that fingerprint is the server's (ask its administrator, or read it on the server with `openssl x509 -noout -fingerprint -sha256 -in CERT`), trust it with --pin, or give its certificate with --ca-cert"
+            );
+        }
         ExitCode::from(f.code)
     }
 }
@@ -164,15 +188,24 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
         Some(ProtArg::C) => ProtectionLevel::Clear,
         _ => ProtectionLevel::Private,
     };
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match conn.tls_max {
+        Some(TlsVersion::V1_2) => &[&rustls::version::TLS12],
+        Some(TlsVersion::V1_3) | None => client::BOTH,
+    };
     let tls = if conn.insecure {
         eprintln!(
             "ftps: WARNING: --insecure: the server's certificate is not checked; anyone on the path can impersonate it"
         );
-        client::insecure_client_config()
+        client::insecure_client_config_with_versions(versions)
+    } else if !conn.pin.is_empty() {
+        client::client_config_with_trust(ServerTrust::pinned(conn.pin.clone()), versions)
     } else if let Some(ca) = &conn.ca_cert {
-        client::client_config_from_pem_file(ca)
+        let pem =
+            std::fs::read(ca).map_err(|e| Failure::local(format!("{}: {e}", ca.display())))?;
+        client::client_config_from_pem(&pem, versions)
     } else {
-        client::platform_client_config()
+        client::platform_roots()
+            .and_then(|roots| client::client_config_with_trust(ServerTrust::roots(roots), versions))
     };
     if let (Some(cert), Some(key)) = (&conn.cert, &conn.key) {
         let read = |p: &PathBuf| {
@@ -280,35 +313,87 @@ where
 }
 
 /// Downloads `remote` to `local` (resuming if asked) with a progress bar.
+///
+/// Nothing local is touched until the server has accepted the transfer, and the target is
+/// replaced only by a complete download: the bytes go to a file beside it, renamed over
+/// it at the end. A failed download leaves an existing file as it was. Without `-C` the
+/// temporary file is removed on failure; with `-C` the partial data stays in
+/// `NAME.part`, which the next `-C` continues (or, when there is no `NAME.part`, `NAME`
+/// itself is taken as the partial file, moved to `NAME.part` once the transfer starts).
 async fn download(c: &mut Client, remote: &str, local: &Path, resume: bool) -> Result<(), Failure> {
     use tokio::io::AsyncSeekExt;
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(!resume)
-        .open(local)
-        .await
-        .map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
-    let offset = if resume {
-        file.metadata().await.map_err(Failure::local)?.len()
+    let part = with_suffix(local, ".part");
+    let (offset, from) = if resume {
+        match (std::fs::metadata(&part), std::fs::metadata(local)) {
+            (Ok(m), _) => (m.len(), Some(part.clone())),
+            (Err(_), Ok(m)) if m.is_file() => (m.len(), Some(local.to_path_buf())),
+            _ => (0, None),
+        }
     } else {
-        0
+        (0, None)
     };
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(Failure::local)?;
     let size = c.size(remote).await.ok();
+    let mut stream = op(c.retrieve_stream(remote, offset).await)?;
+    let temp = if resume {
+        part
+    } else {
+        let name = local
+            .file_name()
+            .map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
+        local.with_file_name(format!(".{name}.ftps-{}.tmp", std::process::id()))
+    };
+    let opened = async {
+        if let Some(from) = from.as_ref().filter(|f| **f != temp) {
+            tokio::fs::rename(from, &temp).await?;
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(!resume)
+            .open(&temp)
+            .await?;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        Ok::<_, std::io::Error>(file)
+    }
+    .await;
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = stream.abort().await;
+            return Err(Failure::local(format!("{}: {e}", temp.display())));
+        }
+    };
+    // One write per MiB, not per TLS record: each write is a trip to the blocking pool.
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let bar = progress(file_name(remote), size);
     bar.set_position(offset);
-    let mut stream = op(c.retrieve_stream(remote, offset).await)?;
     let copied = copy_with_progress(&mut stream, &mut file, &bar).await;
     let finished = stream.finish().await;
     bar.finish_and_clear();
-    copied.map_err(|e| Failure {
-        code: exit::TRANSFER,
-        message: format!("{remote}: {e}"),
-    })?;
-    op(finished).map(drop)
+    let flushed = tokio::io::AsyncWriteExt::flush(&mut file).await;
+    drop(file);
+    let outcome = match (copied, finished, flushed) {
+        (Err(e), _, _) => Err(Failure {
+            code: exit::TRANSFER,
+            message: format!("{remote}: {e}"),
+        }),
+        (Ok(_), Err(e), _) => Err(Failure::from_client(e, false)),
+        (Ok(_), Ok(_), Err(e)) => Err(Failure::local(format!("{}: {e}", temp.display()))),
+        (Ok(_), Ok(_), Ok(())) => tokio::fs::rename(&temp, local)
+            .await
+            .map_err(|e| Failure::local(format!("{}: {e}", local.display()))),
+    };
+    if outcome.is_err() && !resume {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    outcome
+}
+
+/// `path` with `suffix` added to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
 }
 
 /// Uploads `local` to `remote` (resuming from the remote size if asked) with a progress bar.

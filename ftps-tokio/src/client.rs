@@ -15,9 +15,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
-pub use ftps_backend::files::{client_config_from_pem_file, platform_client_config};
+pub use ftps_backend::files::{
+    client_config_from_pem_file, platform_client_config, platform_roots,
+};
 pub use ftps_proto::tls::{
-    client_config, client_config_with_versions, insecure_client_config, roots_from_pem,
+    BOTH, Fingerprint, ServerTrust, client_config, client_config_from_pem,
+    client_config_with_trust, client_config_with_versions, insecure_client_config,
+    insecure_client_config_with_versions, roots_from_pem,
 };
 
 type Inner = ftps_async::Client<Tokio>;

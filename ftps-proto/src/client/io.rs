@@ -282,8 +282,10 @@ pub enum Action {
         tls: bool,
     },
     /// The transfer command was accepted: move the data (the application's stream) and
-    /// report [`IoEvent::DataEnded`]. After an upload, end with close_notify and wait
-    /// (bounded) for the server's.
+    /// report [`IoEvent::DataEnded`]. After a download, close our end too (close_notify,
+    /// FIN) before waiting for the final reply: servers such as vsftpd send it only then.
+    /// After an upload, end with close_notify and FIN, and read (bounded) to the server's
+    /// end, which may bring a TLS 1.3 ticket.
     StartTransfer {
         /// The data connection.
         id: DataId,
@@ -332,8 +334,9 @@ pub enum IoEvent {
         id: DataId,
         /// Bytes moved.
         bytes: u64,
-        /// Ended properly: under TLS with close_notify (a download) or with the server's
-        /// close_notify answered (an upload); always true on plain connections.
+        /// Ended properly: a download with the server's close_notify (under TLS; a bare
+        /// FIN may mean the data was cut short), an upload with our close_notify and FIN
+        /// sent (the final reply then confirms it); on plain connections, at the FIN.
         clean: bool,
     },
     /// The control connection closed.

@@ -996,7 +996,8 @@ impl ClientSession {
                 Err(ClientError::Truncated { bytes })
             }
             (Some(_), None, Some(_)) => Err(ClientError::Data(
-                "the server did not confirm the end of the upload (no close_notify)".into(),
+                "the upload could not be ended cleanly (its data connection failed while closing)"
+                    .into(),
             )),
             (Some(r), None, None) => Err(ClientError::Unexpected(r.clone())),
             (None, None, _) => Err(ClientError::Closed),

@@ -2,6 +2,7 @@
 //! crypto provider, ALPN `ftp` (RFC 9110's registry entry for FTP, which ALPACA-style
 //! cross-protocol attacks cannot answer).
 
+use super::trust::ServerTrust;
 use crate::server::ALPN_FTP;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -28,7 +29,8 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-const BOTH: &[&rustls::SupportedProtocolVersion] =
+/// TLS 1.3 and 1.2, the versions FTPS uses here.
+pub const BOTH: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// A server configuration from PEM data (the chain, end-entity first, and its key).
@@ -74,10 +76,31 @@ pub fn client_config_with_versions(
     roots: rustls::RootCertStore,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<rustls::ClientConfig, TlsConfigError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    client_config_with_trust(ServerTrust::roots(roots), versions)
+}
+
+/// A client configuration trusting the certificates of PEM data (a private CA, or the
+/// server's own self-signed certificate, even one marked CA:TRUE as `openssl req -x509`
+/// makes them; see [`ServerTrust::from_pem`]), limited to the given TLS versions.
+pub fn client_config_from_pem(
+    pem: &[u8],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ClientConfig, TlsConfigError> {
+    client_config_with_trust(ServerTrust::from_pem(pem)?, versions)
+}
+
+/// A client configuration that trusts server certificates as `trust` says, limited to
+/// the given TLS versions (TLS 1.2 and 1.3: [`BOTH`]).
+pub fn client_config_with_trust(
+    trust: ServerTrust,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ClientConfig, TlsConfigError> {
+    let provider = provider();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(err)?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(trust.verifier(provider))
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_FTP.to_vec()];
     Ok(config)
@@ -100,9 +123,16 @@ pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore, TlsConfigErro
 /// A client configuration that does **not** verify the server's certificate: anyone on the
 /// path can impersonate the server. For testing only; say so loudly to the user.
 pub fn insecure_client_config() -> Result<rustls::ClientConfig, TlsConfigError> {
+    insecure_client_config_with_versions(BOTH)
+}
+
+/// [`insecure_client_config`] limited to the given TLS versions.
+pub fn insecure_client_config_with_versions(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ClientConfig, TlsConfigError> {
     let provider = provider();
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(BOTH)
+        .with_protocol_versions(versions)
         .map_err(err)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))

@@ -10,11 +10,14 @@ mod config;
 mod identity;
 mod server_session;
 mod session_store;
+mod trust;
 
 pub use config::{
-    TlsConfigError, client_config, client_config_with_versions, insecure_client_config, provider,
-    roots_from_pem, server_config, server_config_from_pem,
+    BOTH, TlsConfigError, client_config, client_config_from_pem, client_config_with_trust,
+    client_config_with_versions, insecure_client_config, insecure_client_config_with_versions,
+    provider, roots_from_pem, server_config, server_config_from_pem,
 };
 pub use identity::{ClientIdentity, IdentityError};
 pub use server_session::{DataTls, SessionTls, handshake_info};
 pub use session_store::{SessionStore, with_session_store};
+pub use trust::{Fingerprint, ServerTrust};

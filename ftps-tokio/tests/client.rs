@@ -309,6 +309,32 @@ async fn certificate_for_another_name_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_fingerprints_decide_trust_and_a_refusal_names_the_certificate() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let f = start("pins", ServerConfig::default(), true).await;
+    let der = CertificateDer::from_pem_file(&f.ca).unwrap();
+    let right = client::Fingerprint::of(&ftps_proto::tls::provider(), &der).unwrap();
+    let wrong: client::Fingerprint = "00".repeat(32).parse().unwrap();
+    // Pins alone (no roots, no configuration given), and pins over a configuration that
+    // would not trust the certificate (platform roots).
+    for tls in [None, client::platform_client_config().ok().map(Arc::new)] {
+        let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
+        o.tls = tls.clone();
+        o.pins = vec![wrong, right];
+        let mut c = Client::connect(o).await.unwrap();
+        let mut out = Vec::new();
+        c.retrieve("hello.txt", 0, &mut out).await.unwrap();
+        assert_eq!(out, b"hello from the ftps lab\n");
+        c.quit().await.unwrap();
+    }
+    let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
+    o.pins = vec![wrong];
+    let e = Client::connect(o).await.unwrap_err().to_string();
+    assert!(e.contains(&right.to_string()), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_reader_and_writer() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let f = start("stream", ServerConfig::default(), true).await;

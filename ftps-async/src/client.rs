@@ -314,7 +314,11 @@ impl<R: Runtime> Client<R> {
     }
 
     /// Drops a handed-over data connection, sends ABOR and waits for the server's replies.
-    async fn abort_handed(&mut self, op: client::OpId, stream: Stream<R>) -> Result<(), Error<R>> {
+    async fn abort_handed(
+        &mut self,
+        op: client::OpId,
+        stream: Option<Stream<R>>,
+    ) -> Result<(), Error<R>> {
         drop(stream);
         self.session.abort(Instant::now());
         match self.drive(op, &mut Sink::None).await {
@@ -342,9 +346,10 @@ impl<R: Runtime> Client<R> {
                 client: self,
                 op: id,
                 data,
-                stream,
+                stream: Some(stream),
                 bytes: 0,
                 ended: None,
+                settled: false,
             }),
             Drive::Done(_) => Err(Error::Protocol(client::ClientError::Closed)),
         }
@@ -948,14 +953,18 @@ enum Pumped {
 
 /// The data stream of a download started with [`Client::retrieve_stream`]. A TLS stream
 /// that ends without close_notify is an error (the data may be cut short), never a quiet
-/// end of file.
+/// end of file. Call [`finish`](Self::finish) (or [`abort`](Self::abort)); dropped
+/// without either (say, by `?` after a read error), the download ends as failed — or as
+/// complete, if it was read to a clean end — and the session goes on with the next call.
 pub struct DataReader<'c, R: Runtime> {
     client: &'c mut Client<R>,
     op: client::OpId,
     data: DataId,
-    stream: Stream<R>,
+    stream: Option<Stream<R>>,
     bytes: u64,
     ended: Option<bool>,
+    /// The session was told how the data ended (by finish or abort).
+    settled: bool,
 }
 
 impl<R: Runtime> AsyncRead for DataReader<'_, R> {
@@ -965,10 +974,10 @@ impl<R: Runtime> AsyncRead for DataReader<'_, R> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.ended.is_some() {
+        let Some(stream) = this.stream.as_mut().filter(|_| this.ended.is_none()) else {
             return Poll::Ready(Ok(0));
-        }
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+        };
+        match Pin::new(stream).poll_read(cx, buf) {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     this.ended = Some(true);
@@ -988,11 +997,10 @@ impl<R: Runtime> AsyncRead for DataReader<'_, R> {
 impl<R: Runtime> DataReader<'_, R> {
     /// Aborts the download (RFC 959 ABOR): the data connection is dropped and the server
     /// told; the session goes on.
-    pub async fn abort(self) -> Result<(), Error<R>> {
-        let DataReader {
-            client, op, stream, ..
-        } = self;
-        client.abort_handed(op, stream).await
+    pub async fn abort(mut self) -> Result<(), Error<R>> {
+        self.settled = true;
+        let stream = self.stream.take();
+        self.client.abort_handed(self.op, stream).await
     }
 
     /// Reads what is left (if anything), then waits for the server's final reply; returns
@@ -1009,19 +1017,27 @@ impl<R: Runtime> DataReader<'_, R> {
         {
             tracing::debug!("data stream: {e}");
         }
-        let DataReader {
-            client,
-            op,
-            data,
-            mut stream,
-            bytes,
-            ended,
-        } = self;
-        end_download::<R>(&mut stream).await;
-        drop(stream);
-        client
-            .finish_handed(op, data, bytes, ended == Some(true))
+        if let Some(mut stream) = self.stream.take() {
+            end_download::<R>(&mut stream).await;
+        }
+        self.settled = true;
+        let clean = self.ended == Some(true);
+        self.client
+            .finish_handed(self.op, self.data, self.bytes, clean)
             .await
+    }
+}
+
+impl<R: Runtime> Drop for DataReader<'_, R> {
+    fn drop(&mut self) {
+        if !self.settled {
+            let end = IoEvent::DataEnded {
+                id: self.data,
+                bytes: self.bytes,
+                clean: self.ended == Some(true),
+            };
+            self.client.session.handle_io(end, Instant::now());
+        }
     }
 }
 
@@ -1068,7 +1084,7 @@ impl<R: Runtime> DataWriter<'_, R> {
         let DataWriter {
             client, op, stream, ..
         } = self;
-        client.abort_handed(op, stream).await
+        client.abort_handed(op, Some(stream)).await
     }
 
     /// Ends the upload (close_notify, then reading to the server's end), and waits for

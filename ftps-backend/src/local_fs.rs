@@ -1,36 +1,72 @@
 //! [`LocalFs`]: a directory of the local file system, confined to its root.
+//!
+//! Confinement is by construction, not by checking: the root is opened once as a directory
+//! handle, and every operation resolves its path *beneath that handle* (cap-std: on Linux
+//! `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, elsewhere its own resolution
+//! one component at a time), then acts on what it resolved — `mkdirat`, `unlinkat` and
+//! `renameat` relative to the resolved parent directory, `fstat` and IO on the opened file.
+//! No path is checked and then opened again by name, so swapping a directory for a
+//! symbolic link between two commands (or during one) cannot lead outside the root.
+//! Symbolic links that stay inside the root are followed; those that leave it, absolute
+//! ones included, are refused (550), as are `..` components (the protocol core never
+//! produces them anyway).
+//!
+//! Only regular files and directories are served: a FIFO, socket or device is opened
+//! without blocking, seen for what it is, and refused.
+//!
+//! Uploads: a new or replaced file (STOR) is written as an unnamed file (`O_TMPFILE`) in
+//! its directory and given its name on commit — it cannot be reached by any FTP command
+//! while in progress, and a crash leaves nothing behind. Where the file system has no
+//! unnamed files, a randomly named one in the same directory stands in (visible, not
+//! guessable, removed when the upload fails). APPE and REST+STOR write in place, under an
+//! exclusive lock (a second writer of the same file gets 450), so they cost no disk
+//! beyond the bytes they receive; a broken one keeps what arrived, ready to resume. STOU
+//! creates its random name exclusively.
 
 use crate::storage::{Storage, timestamp};
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, Metadata as CapMetadata, MetadataExt, OpenOptions, OpenOptionsExt};
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{Metadata, StorageError};
 use ftps_proto::{Timestamp, VirtualPath};
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Hidden names of uploads in progress; listings skip them.
-const UPLOAD_PREFIX: &str = ".ftps-upload-";
-
-/// A directory of the local file system. Paths are joined under the root component by
-/// component; then the nearest existing ancestor is canonicalized and must still lie under
-/// the canonical root, so a symbolic link pointing outside is refused (`PermissionDenied`).
-/// Uploads are written to a hidden temporary name and renamed into place on commit, so a
-/// failed upload never leaves a partial file visible.
+/// A directory of the local file system, every path resolved beneath it (see the
+/// [module](self)).
 #[derive(Debug, Clone)]
 pub struct LocalFs {
-    root: PathBuf,
+    root: Arc<Dir>,
+    path: PathBuf,
 }
 
-/// An upload in progress under [`LocalFs`], written under a hidden temporary name.
-/// Dropped without [`Storage::commit`], it is removed.
+/// An upload in progress under [`LocalFs`]. Dropped without [`Storage::commit`], a new
+/// file is discarded; an in-place write keeps what arrived.
 #[derive(Debug)]
 pub struct LocalUpload {
     file: fs::File,
-    temp: PathBuf,
-    target: PathBuf,
+    dir: Dir,
+    name: OsString,
+    how: Publish,
     done: bool,
+}
+
+/// How an upload becomes visible under its name.
+#[derive(Debug)]
+enum Publish {
+    /// An unnamed file (`O_TMPFILE`), linked in on commit.
+    Link,
+    /// A randomly named file in the same directory, renamed over the target on commit.
+    Rename { temp: OsString },
+    /// Written in place (APPE, REST+STOR, STOU). `truncate`: cut the file at the end of
+    /// what was written (REST+STOR replaces the rest). `created`: a file this upload made
+    /// (STOU), removed if the upload fails.
+    InPlace { truncate: bool, created: bool },
 }
 
 impl Write for LocalUpload {
@@ -45,13 +81,21 @@ impl Write for LocalUpload {
 
 impl Drop for LocalUpload {
     fn drop(&mut self) {
-        if !self.done {
-            let _ = fs::remove_file(&self.temp);
+        if self.done {
+            return;
+        }
+        match &self.how {
+            // Unnamed: closing the file discards it.
+            Publish::Link | Publish::InPlace { created: false, .. } => {}
+            Publish::Rename { temp } => {
+                let _ = self.dir.remove_file(temp);
+            }
+            Publish::InPlace { created: true, .. } => {
+                let _ = self.dir.remove_file(&self.name);
+            }
         }
     }
 }
-
-static UPLOAD_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn map_io(e: &io::Error) -> StorageError {
     match e.kind() {
@@ -63,6 +107,14 @@ fn map_io(e: &io::Error) -> StorageError {
         io::ErrorKind::DirectoryNotEmpty => StorageError::DirectoryNotEmpty,
         io::ErrorKind::StorageFull => StorageError::InsufficientStorage,
         io::ErrorKind::InvalidFilename => StorageError::InvalidName,
+        io::ErrorKind::WouldBlock => StorageError::Busy,
+        // `RESOLVE_BENEATH` refusing a way out, and a symlink loop.
+        _ if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+            StorageError::PermissionDenied
+        }
+        _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            StorageError::PermissionDenied
+        }
         _ => StorageError::Other(e.to_string()),
     }
 }
@@ -71,8 +123,7 @@ fn io_err(e: io::Error) -> StorageError {
     map_io(&e)
 }
 
-fn metadata(name: &str, m: &fs::Metadata) -> Metadata {
-    use std::os::unix::fs::MetadataExt;
+fn metadata(name: &str, m: &CapMetadata) -> Metadata {
     let ft = m.file_type();
     let kind = if ft.is_symlink() {
         EntryKind::Symlink
@@ -87,52 +138,121 @@ fn metadata(name: &str, m: &fs::Metadata) -> Metadata {
         name: name.to_owned(),
         kind,
         size: m.len(),
-        modified: m.modified().ok().and_then(timestamp),
+        modified: m
+            .modified()
+            .ok()
+            .map(cap_std::time::SystemTime::into_std)
+            .and_then(timestamp),
         mode: Some(m.mode() & 0o7777),
         writable: !m.permissions().readonly(),
         unique: Some(format!("{:x}g{:x}", m.dev(), m.ino())),
     }
 }
 
+/// The path of `path` relative to the root (`.` for the root itself).
+fn relative(path: &VirtualPath) -> PathBuf {
+    let rel: PathBuf = path.components().collect();
+    if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    }
+}
+
+/// `O_NONBLOCK`, so that opening a FIFO cannot hang; cleared once the file is known to be
+/// a regular one.
+fn nonblocking() -> i32 {
+    rustix::fs::OFlags::NONBLOCK.bits() as i32
+}
+
+/// A random name component (64 bits from the OS).
+fn random_name(prefix: &str) -> OsString {
+    format!("{prefix}{:016x}", OsRng.next_u64()).into()
+}
+
 impl LocalFs {
-    /// Serves `root`, which must exist.
+    /// Serves `root`, which must be an existing directory.
     pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
-        let root = fs::canonicalize(root.into())?;
-        if !root.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                "storage root is not a directory",
-            ));
-        }
-        Ok(Self { root })
+        let path = fs::canonicalize(root.into())?;
+        let dir = Dir::open_ambient_dir(&path, ambient_authority())?;
+        Ok(Self {
+            root: Arc::new(dir),
+            path,
+        })
     }
 
     /// The canonical root.
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.path
     }
 
-    /// The real path of `path`, refused if any existing part of it leads outside the root.
-    fn real(&self, path: &VirtualPath) -> Result<PathBuf, StorageError> {
-        let mut real = self.root.clone();
-        for c in path.components() {
-            real.push(c);
+    /// The parent directory of `path` (opened beneath the root) and its last name.
+    fn parent(&self, path: &VirtualPath) -> Result<(Dir, OsString), StorageError> {
+        let mut components: Vec<&str> = path.components().collect();
+        let name = components.pop().ok_or(StorageError::PermissionDenied)?;
+        let dir = if components.is_empty() {
+            self.root.try_clone().map_err(io_err)?
+        } else {
+            let rel: PathBuf = components.into_iter().collect();
+            self.root.open_dir(rel).map_err(io_err)?
+        };
+        Ok((dir, OsString::from(name)))
+    }
+
+    /// Opens a regular file beneath the root with `options` (FIFOs, sockets and devices
+    /// are refused without blocking); the file and its metadata.
+    fn open_regular(
+        dir: &Dir,
+        path: &Path,
+        options: &mut OpenOptions,
+    ) -> Result<(fs::File, CapMetadata), StorageError> {
+        let file = dir
+            .open_with(path, options.custom_flags(nonblocking()))
+            .map_err(io_err)?
+            .into_std();
+        let m = CapMetadata::from_file(&file).map_err(io_err)?;
+        if m.is_dir() {
+            return Err(StorageError::IsADirectory);
         }
-        // The deepest existing ancestor, resolved, must stay inside the root.
-        let mut probe = real.clone();
-        loop {
-            match fs::canonicalize(&probe) {
-                Ok(resolved) if resolved.starts_with(&self.root) => return Ok(real),
-                Ok(_) => return Err(StorageError::PermissionDenied),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    // A dangling symlink also lands here; refuse it if it is one.
-                    if fs::symlink_metadata(&probe).is_ok() || !probe.pop() {
-                        return Err(StorageError::PermissionDenied);
-                    }
-                }
-                Err(e) => return Err(map_io(&e)),
+        if !m.is_file() {
+            return Err(StorageError::PermissionDenied);
+        }
+        rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())
+            .map_err(|e| io_err(e.into()))?;
+        Ok((file, m))
+    }
+
+    /// Whether `name` in `dir` is a symbolic link (uploads and renames never replace one).
+    fn is_symlink(dir: &Dir, name: &OsStr) -> bool {
+        dir.symlink_metadata(name)
+            .is_ok_and(|m| m.file_type().is_symlink())
+    }
+}
+
+/// Takes the exclusive write lock of an upload's file, or says another write holds it.
+fn lock(file: &fs::File) -> Result<(), StorageError> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| {
+        if e == rustix::io::Errno::WOULDBLOCK {
+            StorageError::Busy
+        } else {
+            io_err(e.into())
+        }
+    })
+}
+
+/// Whether another upload is writing `name` in `dir` in place (450 for a second writer).
+fn busy(dir: &Dir, name: &OsStr) -> Result<(), StorageError> {
+    let mut options = OpenOptions::new();
+    options.read(true).custom_flags(nonblocking());
+    match dir.open_with(name, &options) {
+        Ok(f) => {
+            let f = f.into_std();
+            if CapMetadata::from_file(&f).is_ok_and(|m| m.is_file()) {
+                lock(&f)?;
             }
+            Ok(())
         }
+        Err(_) => Ok(()),
     }
 }
 
@@ -141,26 +261,27 @@ impl Storage for LocalFs {
     type Upload = LocalUpload;
 
     fn stat(&self, _user: &str, path: &VirtualPath) -> Result<Metadata, StorageError> {
-        let m = fs::metadata(self.real(path)?).map_err(io_err)?;
+        let m = self.root.metadata(relative(path)).map_err(io_err)?;
         Ok(metadata(path.file_name().unwrap_or("/"), &m))
     }
 
     fn list(&self, _user: &str, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
-        let real = self.real(path)?;
-        let m = fs::metadata(&real).map_err(io_err)?;
-        if !m.is_dir() {
-            return Ok(vec![metadata(path.file_name().unwrap_or("/"), &m)]);
-        }
+        let rel = relative(path);
+        let dir = match self.root.open_dir(&rel) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                let m = self.root.metadata(&rel).map_err(io_err)?;
+                return Ok(vec![metadata(path.file_name().unwrap_or("/"), &m)]);
+            }
+            Err(e) => return Err(io_err(e)),
+        };
         let mut out = Vec::new();
-        for entry in fs::read_dir(&real).map_err(io_err)? {
+        for entry in dir.entries().map_err(io_err)? {
             let entry = entry.map_err(io_err)?;
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if name.starts_with(UPLOAD_PREFIX) {
-                continue;
-            }
-            if let Ok(m) = fs::symlink_metadata(entry.path()) {
+            if let Ok(m) = dir.symlink_metadata(&name) {
                 out.push(metadata(&name, &m));
             }
         }
@@ -169,19 +290,23 @@ impl Storage for LocalFs {
     }
 
     fn make_dir(&self, _user: &str, path: &VirtualPath) -> Result<(), StorageError> {
-        fs::create_dir(self.real(path)?).map_err(io_err)
+        let (dir, name) = self.parent(path)?;
+        dir.create_dir(name).map_err(io_err)
     }
 
     fn remove_dir(&self, _user: &str, path: &VirtualPath) -> Result<(), StorageError> {
-        fs::remove_dir(self.real(path)?).map_err(io_err)
+        let (dir, name) = self.parent(path)?;
+        dir.remove_dir(name).map_err(io_err)
     }
 
     fn remove_file(&self, _user: &str, path: &VirtualPath) -> Result<(), StorageError> {
-        let real = self.real(path)?;
-        if fs::symlink_metadata(&real).map_err(io_err)?.is_dir() {
-            return Err(StorageError::IsADirectory);
-        }
-        fs::remove_file(&real).map_err(io_err)
+        let (dir, name) = self.parent(path)?;
+        // unlinkat on a directory fails with EISDIR (Linux) or EPERM; say which it is.
+        dir.remove_file(&name)
+            .map_err(|e| match dir.symlink_metadata(&name) {
+                Ok(m) if m.is_dir() => StorageError::IsADirectory,
+                _ => io_err(e),
+            })
     }
 
     fn rename(
@@ -190,12 +315,14 @@ impl Storage for LocalFs {
         from: &VirtualPath,
         to: &VirtualPath,
     ) -> Result<(), StorageError> {
-        let from = self.real(from)?;
-        let to = self.real(to)?;
-        if fs::symlink_metadata(&to).is_ok_and(|m| m.file_type().is_symlink()) {
+        let (from_dir, from_name) = self.parent(from)?;
+        let (to_dir, to_name) = self.parent(to)?;
+        if Self::is_symlink(&to_dir, &to_name) {
             return Err(StorageError::PermissionDenied);
         }
-        fs::rename(&from, &to).map_err(io_err)
+        from_dir
+            .rename(&from_name, &to_dir, &to_name)
+            .map_err(io_err)
     }
 
     fn set_modified(
@@ -204,12 +331,9 @@ impl Storage for LocalFs {
         path: &VirtualPath,
         time: Timestamp,
     ) -> Result<(), StorageError> {
-        let real = self.real(path)?;
         let when = UNIX_EPOCH + Duration::from_secs(u64::try_from(time.to_unix()).unwrap_or(0));
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .open(&real)
-            .map_err(io_err)?;
+        let (file, _) =
+            Self::open_regular(&self.root, &relative(path), OpenOptions::new().write(true))?;
         file.set_modified(when).map_err(io_err)
     }
 
@@ -219,11 +343,8 @@ impl Storage for LocalFs {
         path: &VirtualPath,
         offset: u64,
     ) -> Result<(fs::File, u64), StorageError> {
-        let mut file = fs::File::open(self.real(path)?).map_err(io_err)?;
-        let m = file.metadata().map_err(io_err)?;
-        if m.is_dir() {
-            return Err(StorageError::IsADirectory);
-        }
+        let (mut file, m) =
+            Self::open_regular(&self.root, &relative(path), OpenOptions::new().read(true))?;
         if offset > 0 && offset <= m.len() {
             file.seek(io::SeekFrom::Start(offset)).map_err(io_err)?;
         }
@@ -238,62 +359,155 @@ impl Storage for LocalFs {
         append: bool,
         unique: bool,
     ) -> Result<(LocalUpload, VirtualPath), StorageError> {
-        let (target_path, target) = if unique {
-            let dir = self.real(path)?;
-            let mut n = 0u32;
-            loop {
-                let name = format!("ftps-{}-{n}", std::process::id());
-                if fs::symlink_metadata(dir.join(&name)).is_err() {
-                    break (path.resolve(&name), dir.join(name));
+        if unique {
+            let dir = self.root.open_dir(relative(path)).map_err(io_err)?;
+            for _ in 0..16 {
+                let name = random_name("ftps-");
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                match dir.open_with(&name, &options) {
+                    Ok(file) => {
+                        let file = file.into_std();
+                        lock(&file)?;
+                        let shown = path.resolve(&name.to_string_lossy());
+                        let how = Publish::InPlace {
+                            truncate: false,
+                            created: true,
+                        };
+                        let upload = LocalUpload {
+                            file,
+                            dir,
+                            name,
+                            how,
+                            done: false,
+                        };
+                        return Ok((upload, shown));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io_err(e)),
                 }
-                n += 1;
             }
-        } else {
-            (path.clone(), self.real(path)?)
+            return Err(StorageError::Other("no unique name found".into()));
+        }
+        let (dir, name) = self.parent(path)?;
+        if Self::is_symlink(&dir, &name) {
+            // An upload never replaces (or writes through) a symbolic link.
+            return Err(StorageError::PermissionDenied);
+        }
+        if append || offset > 0 {
+            // In place, from the end (APPE) or from `offset` (REST + STOR), which must lie
+            // within the file (RFC 3659 §5.3: a REST past the end is 554).
+            let mut options = OpenOptions::new();
+            options.write(true).create(append);
+            let (mut file, m) = match Self::open_regular(&dir, Path::new(&name), &mut options) {
+                Ok(opened) => opened,
+                Err(StorageError::NotFound) if !append => return Err(StorageError::InvalidOffset),
+                Err(e) => return Err(e),
+            };
+            lock(&file)?;
+            let start = if append { m.len() } else { offset };
+            if start > m.len() {
+                return Err(StorageError::InvalidOffset);
+            }
+            file.seek(io::SeekFrom::Start(start)).map_err(io_err)?;
+            let how = Publish::InPlace {
+                truncate: !append,
+                created: false,
+            };
+            let upload = LocalUpload {
+                file,
+                dir,
+                name,
+                how,
+                done: false,
+            };
+            return Ok((upload, path.clone()));
+        }
+        match dir.symlink_metadata(&name) {
+            Ok(m) if m.is_dir() => return Err(StorageError::IsADirectory),
+            Ok(_) => busy(&dir, &name)?,
+            Err(_) => {}
+        }
+        let (file, how) = match rustix::fs::openat(
+            &dir,
+            ".",
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::from_raw_mode(0o666),
+        ) {
+            Ok(fd) => (fs::File::from(fd), Publish::Link),
+            Err(_) => {
+                let temp = random_name(".ftps-upload-");
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                let file = dir.open_with(&temp, &options).map_err(io_err)?.into_std();
+                (file, Publish::Rename { temp })
+            }
         };
-        if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-            return Err(StorageError::IsADirectory);
-        }
-        let parent = target.parent().ok_or(StorageError::PermissionDenied)?;
-        let name = format!(
-            "{UPLOAD_PREFIX}{}-{}",
-            std::process::id(),
-            UPLOAD_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let temp = parent.join(name);
-        // Resume and append start from a copy of the existing file.
-        if (append || offset > 0) && fs::metadata(&target).is_ok() {
-            fs::copy(&target, &temp).map_err(io_err)?;
-        }
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&temp)
-            .map_err(io_err)?;
-        let len = file.metadata().map_err(io_err)?.len();
-        let start = if append { len } else { offset.min(len) };
-        file.set_len(start).map_err(io_err)?;
-        file.seek(io::SeekFrom::Start(start)).map_err(io_err)?;
         let upload = LocalUpload {
             file,
-            temp,
-            target,
+            dir,
+            name,
+            how,
             done: false,
         };
-        Ok((upload, target_path))
+        Ok((upload, path.clone()))
     }
 
     fn commit(&self, mut upload: LocalUpload, keep: bool) -> Result<(), StorageError> {
         if !keep {
-            return Ok(()); // Dropping removes the temporary file.
+            return Ok(()); // Dropping discards it (see `LocalUpload`'s Drop).
         }
         upload
             .file
             .flush()
             .and_then(|()| upload.file.sync_data())
             .map_err(io_err)?;
-        fs::rename(&upload.temp, &upload.target).map_err(io_err)?;
+        match &upload.how {
+            Publish::InPlace { truncate, .. } => {
+                if *truncate {
+                    let end = upload.file.stream_position().map_err(io_err)?;
+                    upload.file.set_len(end).map_err(io_err)?;
+                }
+            }
+            Publish::Rename { temp } => {
+                busy(&upload.dir, &upload.name)?;
+                upload
+                    .dir
+                    .rename(temp, &upload.dir, &upload.name)
+                    .map_err(io_err)?;
+            }
+            Publish::Link => {
+                busy(&upload.dir, &upload.name)?;
+                // Give the unnamed file a random name, then rename it over the target
+                // (linkat cannot replace a name).
+                let temp = random_name(".ftps-commit-");
+                let proc_path = format!("/proc/self/fd/{}", {
+                    use std::os::fd::AsRawFd;
+                    upload.file.as_raw_fd()
+                });
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    proc_path.as_str(),
+                    &upload.dir,
+                    &temp,
+                    rustix::fs::AtFlags::SYMLINK_FOLLOW,
+                )
+                .or_else(|_| {
+                    rustix::fs::linkat(
+                        &upload.file,
+                        "",
+                        &upload.dir,
+                        &temp,
+                        rustix::fs::AtFlags::EMPTY_PATH,
+                    )
+                })
+                .map_err(|e| io_err(e.into()))?;
+                if let Err(e) = upload.dir.rename(&temp, &upload.dir, &upload.name) {
+                    let _ = upload.dir.remove_file(&temp);
+                    return Err(io_err(e));
+                }
+            }
+        }
         upload.done = true;
         Ok(())
     }

@@ -24,7 +24,11 @@ fn symlinks_out_of_the_root_are_refused() {
     std::fs::write(root.join("inside.txt"), "inside").unwrap();
     std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
     std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("secret-link")).unwrap();
-    std::os::unix::fs::symlink(root.join("inside.txt"), root.join("inside-link")).unwrap();
+    std::os::unix::fs::symlink("inside.txt", root.join("inside-link")).unwrap();
+    std::fs::create_dir_all(root.join("other")).unwrap();
+    std::os::unix::fs::symlink("../inside.txt", root.join("other/up-link")).unwrap();
+    // Absolute, even though it points inside: the served tree is not the host's.
+    std::os::unix::fs::symlink(root.join("inside.txt"), root.join("absolute-link")).unwrap();
     std::os::unix::fs::symlink(base.join("nowhere"), root.join("dangling")).unwrap();
     let fs = LocalFs::new(&root).unwrap();
     let denied = Err(StorageError::PermissionDenied);
@@ -73,6 +77,11 @@ fn symlinks_out_of_the_root_are_refused() {
     let mut s = String::new();
     r.read_to_string(&mut s).unwrap();
     assert_eq!(s, "inside");
+    assert_eq!(fs.open_read("u", &p("other/up-link"), 0).unwrap().1, 6);
+    assert_eq!(
+        fs.open_read("u", &p("absolute-link"), 0).map(|_| ()),
+        denied
+    );
     assert_eq!(
         fs.stat("u", &p("../../outside/secret.txt")).map(|_| ()),
         Err(StorageError::NotFound)

@@ -411,7 +411,7 @@ impl Client {
     }
 
     /// Drops a handed-over data connection, sends ABOR and waits for the server's replies.
-    fn abort_handed(&mut self, op: OpId, stream: DataStream) -> Result<(), Error> {
+    fn abort_handed(&mut self, op: OpId, stream: Option<DataStream>) -> Result<(), Error> {
         drop(stream);
         self.session.abort(Instant::now());
         match self.drive(op, &mut Sink::None) {
@@ -444,9 +444,10 @@ impl Client {
             client: self,
             op,
             data,
-            stream,
+            stream: Some(stream),
             bytes: 0,
             ended: None,
+            settled: false,
         })
     }
 
@@ -849,21 +850,28 @@ fn pump(
 
 /// The data stream of a download started with [`Client::retrieve_stream`]. A TLS stream
 /// that ends without close_notify is an error (the data may be cut short), never a quiet
-/// end of file.
+/// end of file. Call [`finish`](Self::finish) (or [`abort`](Self::abort)); dropped
+/// without either (say, by `?` after a read error), the download ends as failed — or as
+/// complete, if it was read to a clean end — and the session goes on with the next call.
 pub struct DataReader<'c> {
     client: &'c mut Client,
     op: OpId,
     data: DataId,
-    stream: DataStream,
+    stream: Option<DataStream>,
     bytes: u64,
     ended: Option<bool>,
+    /// The session was told how the data ended (by finish or abort).
+    settled: bool,
 }
 
 impl Read for DataReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.stream.read(buf) {
+        let Some(stream) = self.stream.as_mut().filter(|_| self.ended.is_none()) else {
+            return Ok(0);
+        };
+        match stream.read(buf) {
             Ok(0) => {
-                self.ended.get_or_insert(true);
+                self.ended = Some(true);
                 Ok(0)
             }
             Ok(n) => {
@@ -890,22 +898,33 @@ impl DataReader<'_> {
         if self.ended.is_none() {
             let _ = io::copy(&mut self, &mut io::sink());
         }
-        let DataReader {
-            client,
-            op,
-            data,
-            mut stream,
-            bytes,
-            ended,
-        } = self;
-        stream.end_download(CLOSE_WAIT);
-        drop(stream);
-        client.finish_handed(op, data, bytes, ended == Some(true))
+        if let Some(mut stream) = self.stream.take() {
+            stream.end_download(CLOSE_WAIT);
+        }
+        self.settled = true;
+        let clean = self.ended == Some(true);
+        self.client
+            .finish_handed(self.op, self.data, self.bytes, clean)
     }
 
     /// Aborts the download (RFC 959 ABOR); the session goes on.
-    pub fn abort(self) -> Result<(), Error> {
-        self.client.abort_handed(self.op, self.stream)
+    pub fn abort(mut self) -> Result<(), Error> {
+        self.settled = true;
+        let stream = self.stream.take();
+        self.client.abort_handed(self.op, stream)
+    }
+}
+
+impl Drop for DataReader<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            let end = IoEvent::DataEnded {
+                id: self.data,
+                bytes: self.bytes,
+                clean: self.ended == Some(true),
+            };
+            self.client.session.handle_io(end, Instant::now());
+        }
     }
 }
 
@@ -942,6 +961,6 @@ impl DataWriter<'_> {
 
     /// Aborts the upload (RFC 959 ABOR); the session goes on.
     pub fn abort(self) -> Result<(), Error> {
-        self.client.abort_handed(self.op, self.stream)
+        self.client.abort_handed(self.op, Some(self.stream))
     }
 }

@@ -4,15 +4,19 @@
 //! [`ServerRuntime`] through every operation, in every mode the case names. The runtime
 //! crates' clients and servers are wrapped behind two small object-safe traits
 //! ([`runtimes`]), so the suite is written once and the test matrix
-//! (`tests/matrix.rs`) instantiates it for each pair.
+//! (`tests/matrix.rs`) instantiates it for each pair. [`scripted`] is a small FTPS server
+//! that ends data connections in a chosen order, for the clients' tests of what real
+//! servers do there (`tests/data_endings.rs`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod hostile;
 pub mod peers;
 pub mod quota;
 pub mod raw;
 pub mod runtimes;
+pub mod scripted;
 mod suite;
 
 pub use suite::{Case, Fixture, behaviours, run};

@@ -4,64 +4,13 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ftps_conformance::raw::Raw;
-use ftps_conformance::runtimes::{Blocking, Smol, Tokio};
-use ftps_conformance::{Fixture, RunningServer, ServerRuntime, ServerSetup};
+use ftps_conformance::ServerSetup;
+use ftps_conformance::hostile::{
+    connect, each, logged_in, logged_in_with, plain_allowed, retrieve_with, socket_from,
+    start_upload, stray_files,
+};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
-
-fn servers() -> [&'static dyn ServerRuntime; 3] {
-    static SMOL: Smol = Smol::new();
-    [&Tokio, &Blocking, &SMOL]
-}
-
-/// Runs `case` against every runtime's server, with the fixture's setup adjusted by
-/// `adjust`.
-fn each(
-    name: &str,
-    adjust: impl Fn(&mut ServerSetup),
-    case: impl Fn(&Fixture, &dyn RunningServer, &str),
-) {
-    for server in servers() {
-        let f = Fixture::new(&format!("hostile-{name}-{}", server.name()));
-        let mut setup = f.setup();
-        adjust(&mut setup);
-        let running = server.start(setup);
-        case(&f, running.as_ref(), server.name());
-    }
-}
-
-fn plain_allowed(s: &mut ServerSetup) {
-    s.config.control_tls = ftps_proto::server::ControlTlsPolicy::Allow;
-    s.config.data_tls = ftps_proto::server::DataTlsPolicy::Allow;
-}
-
-fn connect(r: &dyn RunningServer) -> Raw {
-    let (raw, greeting) = Raw::connect(r.explicit()).unwrap();
-    assert_eq!(greeting.code().get(), 220);
-    raw
-}
-
-/// AUTH TLS, USER, PASS, PBSZ 0, PROT P; also gives the TLS configuration whose
-/// session cache data connections must use to resume the control session.
-fn logged_in_with(
-    f: &Fixture,
-    r: &dyn RunningServer,
-) -> (Raw, std::sync::Arc<rustls::ClientConfig>) {
-    let tls = f.client_tls();
-    let mut c = connect(r);
-    c.auth_tls(tls.clone()).unwrap();
-    let (user, password) = f.credentials();
-    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
-    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
-    assert_eq!(c.cmd("PBSZ 0").unwrap(), 200);
-    assert_eq!(c.cmd("PROT P").unwrap(), 200);
-    (c, tls)
-}
-
-fn logged_in(f: &Fixture, r: &dyn RunningServer) -> Raw {
-    logged_in_with(f, r).0
-}
 
 // 1. A 1 MiB line with no LF: 500 (or 421 and close), bounded; a fresh connection works.
 #[test]
@@ -293,26 +242,6 @@ fn passive_listener_accepts_only_the_client() {
     );
 }
 
-/// A connection to 127.0.0.1:`port` from source address `ip` (std cannot bind before
-/// connecting; tokio's `TcpSocket` can).
-fn socket_from(ip: [u8; 4], port: u16) -> Option<TcpStream> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().ok()?;
-        socket.bind(SocketAddr::from((ip, 0))).ok()?;
-        let stream = socket
-            .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-            .await
-            .ok()?;
-        let std = stream.into_std().ok()?;
-        std.set_nonblocking(false).ok()?;
-        Some(std)
-    })
-}
-
 // 11. Wrong password 4 times: each 530 comes after a delay, then 421 and close; while the
 // address is locked out, the right password is refused too.
 #[test]
@@ -469,36 +398,6 @@ fn ccc_before_login_is_534() {
     );
 }
 
-/// Starts an upload of `name` on a fresh passive data connection that resumes the control
-/// session; returns the data stream once the server's TLS handshake is done.
-fn start_upload(
-    c: &mut Raw,
-    tls: std::sync::Arc<rustls::ClientConfig>,
-    name: &str,
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    c.send_bytes(b"EPSV\r\n").unwrap();
-    let port = ftps_proto::address::parse_epsv_reply(c.reply().unwrap().first_line()).unwrap();
-    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    data.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    c.send_bytes(format!("STOR {name}\r\n").as_bytes()).unwrap();
-    assert!(c.any_reply().unwrap().code().is_preliminary());
-    let mut conn = rustls::ClientConnection::new(tls, "localhost".try_into().unwrap()).unwrap();
-    while conn.is_handshaking() {
-        conn.complete_io(&mut data).unwrap();
-    }
-    rustls::StreamOwned::new(conn, data)
-}
-
-/// Whether `root` holds anything but `keep` (temporary upload files included).
-fn stray_files(root: &std::path::Path, keep: &[&str]) -> Vec<String> {
-    std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !keep.contains(&n.as_str()))
-        .collect()
-}
-
 // 14a. STOR ended by a FIN without close_notify: 426, and the file is not published.
 #[test]
 fn an_upload_cut_without_close_notify_is_not_published() {
@@ -552,32 +451,6 @@ fn an_upload_on_a_full_disk_is_452_and_leaves_nothing() {
             assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
         },
     );
-}
-
-/// A TLS data connection for a RETR of `name` made with `tls` (whose session cache decides
-/// what it resumes); returns the final reply code and the bytes received.
-fn retrieve_with(
-    c: &mut Raw,
-    tls: std::sync::Arc<rustls::ClientConfig>,
-    name: &str,
-) -> (u16, Vec<u8>) {
-    c.send_bytes(b"EPSV\r\n").unwrap();
-    let port = ftps_proto::address::parse_epsv_reply(c.reply().unwrap().first_line()).unwrap();
-    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    data.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    c.send_bytes(format!("RETR {name}\r\n").as_bytes()).unwrap();
-    let mut got = Vec::new();
-    let mut conn = rustls::ClientConnection::new(tls, "localhost".try_into().unwrap()).unwrap();
-    let mut ok = true;
-    while conn.is_handshaking() && ok {
-        ok = conn.complete_io(&mut data).is_ok();
-    }
-    if ok {
-        let mut s = rustls::StreamOwned::new(conn, data);
-        let _ = std::io::Read::read_to_end(&mut s, &mut got);
-    }
-    (c.reply().unwrap().code().get(), got)
 }
 
 // 7. A data connection that does not resume the control session (a fresh one, or another

@@ -217,6 +217,9 @@ pub enum StorageError {
     QuotaExceeded,
     /// Busy, try later (450).
     Busy,
+    /// A restart offset (REST) past the end of the file, or into a file that does not
+    /// exist (554, RFC 3659 §5.3).
+    InvalidOffset,
     /// Anything else (451), with a text for the log.
     Other(String),
 }

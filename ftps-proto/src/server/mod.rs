@@ -239,6 +239,10 @@ fn storage_error_reply(err: &StorageError) -> Reply {
         ),
         E::QuotaExceeded => reply(ReplyCode::EXCEEDED_STORAGE_ALLOCATION, "Quota exceeded."),
         E::Busy => reply(ReplyCode::FILE_BUSY, "File busy, try again later."),
+        E::InvalidOffset => reply(
+            ReplyCode::new(554).unwrap_or(ReplyCode::FILE_UNAVAILABLE),
+            "Restart offset past the end of the file.",
+        ),
         _ => reply(ReplyCode::LOCAL_ERROR, "Local error in processing."),
     }
 }

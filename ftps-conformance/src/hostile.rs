@@ -1,0 +1,144 @@
+//! What the hostile-input suites share (`tests/hostile.rs`, `tests/review.rs`): every
+//! runtime's server, raw logged-in control connections, and data connections made by
+//! hand.
+
+#![allow(clippy::unwrap_used)] // Test support: a broken step fails the test loudly.
+
+use crate::raw::Raw;
+use crate::runtimes::{Blocking, Smol, Tokio};
+use crate::{Fixture, RunningServer, ServerRuntime, ServerSetup};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// The server of every runtime.
+pub fn servers() -> [&'static dyn ServerRuntime; 3] {
+    static SMOL: Smol = Smol::new();
+    [&Tokio, &Blocking, &SMOL]
+}
+
+/// Runs `case` against every runtime's server, with the fixture's setup adjusted by
+/// `adjust`.
+pub fn each(
+    name: &str,
+    adjust: impl Fn(&mut ServerSetup),
+    case: impl Fn(&Fixture, &dyn RunningServer, &str),
+) {
+    for server in servers() {
+        let f = Fixture::new(&format!("hostile-{name}-{}", server.name()));
+        let mut setup = f.setup();
+        adjust(&mut setup);
+        let running = server.start(setup);
+        case(&f, running.as_ref(), server.name());
+    }
+}
+
+/// Lets clients in without TLS (control and data).
+pub fn plain_allowed(s: &mut ServerSetup) {
+    s.config.control_tls = ftps_proto::server::ControlTlsPolicy::Allow;
+    s.config.data_tls = ftps_proto::server::DataTlsPolicy::Allow;
+}
+
+/// A raw connection to the explicit listener, past its greeting.
+pub fn connect(r: &dyn RunningServer) -> Raw {
+    let (raw, greeting) = Raw::connect(r.explicit()).unwrap();
+    assert_eq!(greeting.code().get(), 220);
+    raw
+}
+
+/// AUTH TLS, USER, PASS, PBSZ 0, PROT P; also gives the TLS configuration whose
+/// session cache data connections must use to resume the control session.
+pub fn logged_in_with(
+    f: &Fixture,
+    r: &dyn RunningServer,
+) -> (Raw, std::sync::Arc<rustls::ClientConfig>) {
+    let tls = f.client_tls();
+    let mut c = connect(r);
+    c.auth_tls(tls.clone()).unwrap();
+    let (user, password) = f.credentials();
+    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
+    assert_eq!(c.cmd("PBSZ 0").unwrap(), 200);
+    assert_eq!(c.cmd("PROT P").unwrap(), 200);
+    (c, tls)
+}
+
+/// [`logged_in_with`], without the TLS configuration.
+pub fn logged_in(f: &Fixture, r: &dyn RunningServer) -> Raw {
+    logged_in_with(f, r).0
+}
+
+/// A connection to 127.0.0.1:`port` from source address `ip` (std cannot bind before
+/// connecting; tokio's `TcpSocket` can).
+pub fn socket_from(ip: [u8; 4], port: u16) -> Option<TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().ok()?;
+        socket.bind(SocketAddr::from((ip, 0))).ok()?;
+        let stream = socket
+            .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .ok()?;
+        let std = stream.into_std().ok()?;
+        std.set_nonblocking(false).ok()?;
+        Some(std)
+    })
+}
+
+/// Starts an upload of `name` on a fresh passive data connection that resumes the control
+/// session; returns the data stream once the server's TLS handshake is done.
+pub fn start_upload(
+    c: &mut Raw,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    name: &str,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    c.send_bytes(b"EPSV\r\n").unwrap();
+    let port = ftps_proto::address::parse_epsv_reply(c.reply().unwrap().first_line()).unwrap();
+    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    data.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    c.send_bytes(format!("STOR {name}\r\n").as_bytes()).unwrap();
+    assert!(c.any_reply().unwrap().code().is_preliminary());
+    let mut conn = rustls::ClientConnection::new(tls, "localhost".try_into().unwrap()).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut data).unwrap();
+    }
+    rustls::StreamOwned::new(conn, data)
+}
+
+/// Whether `root` holds anything but `keep` (temporary upload files included).
+pub fn stray_files(root: &std::path::Path, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+/// A TLS data connection for a RETR of `name` made with `tls` (whose session cache decides
+/// what it resumes); returns the final reply code and the bytes received.
+pub fn retrieve_with(
+    c: &mut Raw,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    name: &str,
+) -> (u16, Vec<u8>) {
+    c.send_bytes(b"EPSV\r\n").unwrap();
+    let port = ftps_proto::address::parse_epsv_reply(c.reply().unwrap().first_line()).unwrap();
+    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    data.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    c.send_bytes(format!("RETR {name}\r\n").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut conn = rustls::ClientConnection::new(tls, "localhost".try_into().unwrap()).unwrap();
+    let mut ok = true;
+    while conn.is_handshaking() && ok {
+        ok = conn.complete_io(&mut data).is_ok();
+    }
+    if ok {
+        let mut s = rustls::StreamOwned::new(conn, data);
+        let _ = std::io::Read::read_to_end(&mut s, &mut got);
+    }
+    (c.reply().unwrap().code().get(), got)
+}

@@ -115,6 +115,14 @@ fn map_io(e: &io::Error) -> StorageError {
         _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
             StorageError::PermissionDenied
         }
+        // Opening a FIFO for writing without a reader, or a device without its driver:
+        // not a regular file, not served.
+        _ if [rustix::io::Errno::NXIO, rustix::io::Errno::NODEV]
+            .iter()
+            .any(|n| e.raw_os_error() == Some(n.raw_os_error())) =>
+        {
+            StorageError::PermissionDenied
+        }
         _ => StorageError::Other(e.to_string()),
     }
 }

@@ -407,6 +407,8 @@ struct Session {
     tls: bool,
     /// The data connection being set up by the last EPSV/PASV.
     data: Option<Receiver<io::Result<Data>>>,
+    /// The offset of the last REST, for the next RETR.
+    rest: usize,
 }
 
 fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
@@ -424,6 +426,7 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
         private: false,
         tls: false,
         data: None,
+        rest: 0,
     };
     c.reply(shared, "220 scripted FTPS server ready")?;
     while let Some(line) = c.line(shared)? {
@@ -468,7 +471,7 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             "FEAT" => c.reply(
                 shared,
-                "211-Features:\n EPSV\n PASV\n PBSZ\n PROT\n SIZE\n UTF8\n AUTH TLS\n211 End",
+                "211-Features:\n EPSV\n PASV\n PBSZ\n PROT\n REST STREAM\n SIZE\n UTF8\n AUTH TLS\n211 End",
             )?,
             "OPTS" => c.reply(shared, "200 OK")?,
             "PBSZ" if arg.trim() == "0" => {
@@ -514,7 +517,21 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
                 }
                 Err(e) => c.reply(shared, &format!("425 cannot listen: {e}"))?,
             },
-            "RETR" if strip(&arg) == FILE => send(&mut c, &mut s, shared, &file_content())?,
+            "REST" => match arg.trim().parse() {
+                Ok(n) => {
+                    s.rest = n;
+                    c.reply(shared, &format!("350 restarting at {n}"))?;
+                }
+                Err(_) => c.reply(shared, "501 bad offset")?,
+            },
+            "RETR" if strip(&arg) == FILE => {
+                let content = file_content();
+                let from = std::mem::take(&mut s.rest);
+                match content.get(from..) {
+                    Some(rest) => send(&mut c, &mut s, shared, rest)?,
+                    None => c.reply(shared, "554 offset past the end")?,
+                }
+            }
             "RETR" => c.reply(shared, "550 no such file")?,
             "NLST" => send(&mut c, &mut s, shared, listing_names().as_bytes())?,
             "LIST" => send(&mut c, &mut s, shared, listing_long().as_bytes())?,

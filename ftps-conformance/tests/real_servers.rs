@@ -13,9 +13,7 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 use ftps_conformance::ClientRuntime;
-use ftps_conformance::peers::{
-    HELLO, PASSWORD, Peer, USER, proftpd, pure_ftpd, vsftpd, vsftpd_with,
-};
+use ftps_conformance::peers::{HELLO, PASSWORD, Peer, proftpd, pure_ftpd, vsftpd, vsftpd_with};
 use ftps_conformance::runtimes::{Blocking, Smol};
 use ftps_proto::ProtectionLevel;
 use ftps_proto::client::ConnectionMode;
@@ -24,9 +22,9 @@ use ftps_tokio::{Client, ClientOptions};
 use std::sync::Arc;
 
 fn options(p: &Peer, versions: &[&'static rustls::SupportedProtocolVersion]) -> ClientOptions {
-    let roots = ftps_tokio::client::roots_from_pem(&p.ca).unwrap();
-    let config = ftps_tokio::client::client_config_with_versions(roots, versions).unwrap();
-    let mut o = ClientOptions::new("localhost", p.port, USER, PASSWORD);
+    // The peers' certificates are made by `openssl req -x509` (CA:TRUE, as admins make them).
+    let config = ftps_tokio::client::client_config_from_pem(&p.ca, versions).unwrap();
+    let mut o = ClientOptions::new("localhost", p.port, &p.user, PASSWORD);
     o.mode = ConnectionMode::ExplicitRequired;
     o.tls = Some(Arc::new(config));
     o
@@ -270,7 +268,7 @@ fn runtime_against(p: &Peer, client: &dyn ClientRuntime, name: &str) {
     }
 }
 
-// One test, so the servers (which share the system user) run one after the other.
+// One test, so the servers run one after the other (the machine has two cores).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_against_vsftpd_proftpd_and_pure_ftpd() {
     if let Some(p) = vsftpd(false) {
@@ -314,7 +312,7 @@ async fn client_against_vsftpd_proftpd_and_pure_ftpd() {
     let mut client_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
     client_params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, USER);
+        .push(rcgen::DnType::CommonName, "ftps test client");
     let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
     if let Some(p) = vsftpd_with(false, Some(&ca.pem())) {
         let err = Client::connect(options(&p, TLS13)).await.unwrap_err();

@@ -172,3 +172,216 @@ fn finding_01_root_escape_by_swapping_directories_is_impossible() {
         }
     });
 }
+
+/// An upload started on a plain passive data connection: the connection, once the
+/// server's 1xx arrived, or the refusal's code.
+fn start_plain_upload(c: &mut Raw, command: &str) -> Result<TcpStream, u16> {
+    c.send_bytes(b"EPSV\r\n").unwrap();
+    let reply = c.reply().unwrap();
+    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+    let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
+    let first = c.any_reply().unwrap();
+    if first.code().is_preliminary() {
+        Ok(data)
+    } else {
+        Err(first.code().get())
+    }
+}
+
+/// Ends an upload started by [`start_plain_upload`]; the final reply code.
+fn end_plain_upload(c: &mut Raw, mut data: TcpStream, rest: &[u8]) -> u16 {
+    data.write_all(rest).unwrap();
+    data.shutdown(std::net::Shutdown::Write).unwrap();
+    drop(data);
+    c.reply().unwrap().code().get()
+}
+
+/// The names in `dir`.
+fn names(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    out.sort();
+    out
+}
+
+// Finding 6: two concurrent STOUs got 226 for the same name (`ftps-<pid>-0`), and one
+// upload was lost. Now each name is random and created exclusively.
+#[test]
+fn finding_06_concurrent_stou_get_distinct_names_and_both_land() {
+    each("stou", plain_allowed, |f, r, tag| {
+        let mut a = plain_session(f, r);
+        let mut b = plain_session(f, r);
+        let da = start_plain_upload(&mut a, "STOU").unwrap();
+        let db = start_plain_upload(&mut b, "STOU").unwrap();
+        assert_eq!(end_plain_upload(&mut a, da, b"from a"), 226, "{tag}");
+        assert_eq!(end_plain_upload(&mut b, db, b"from b"), 226, "{tag}");
+        let made = names(&f.root());
+        assert_eq!(made.len(), 2, "{tag}: {made:?}");
+        let pid = std::process::id().to_string();
+        assert!(made.iter().all(|n| !n.contains(&pid)), "{tag}: {made:?}");
+        let mut contents: Vec<Vec<u8>> = made
+            .iter()
+            .map(|n| std::fs::read(f.root().join(n)).unwrap())
+            .collect();
+        contents.sort();
+        assert_eq!(
+            contents,
+            vec![b"from a".to_vec(), b"from b".to_vec()],
+            "{tag}"
+        );
+    });
+}
+
+// Findings 7 and 8: two concurrent APPEs both got 226 and one append was lost; and each
+// APPE first copied the whole file to a temporary one. Now an append writes in place
+// under an exclusive lock: no copy, no new name, and a second writer gets 450 while the
+// first is open, then lands once it is done.
+#[test]
+fn finding_07_08_appends_write_in_place_and_a_second_writer_waits() {
+    each("appe", plain_allowed, |f, r, tag| {
+        let base: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(f.root().join("log.bin"), &base).unwrap();
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let before = inode(&f.root().join("log.bin"));
+        let mut a = plain_session(f, r);
+        let mut b = plain_session(f, r);
+        let mut da = start_plain_upload(&mut a, "APPE log.bin").unwrap();
+        da.write_all(b"first-").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // No copy and no temporary name while the append runs.
+        assert_eq!(names(&f.root()), vec!["log.bin".to_owned()], "{tag}");
+        // Another writer of the same file, by APPE, REST+STOR or STOR: 450.
+        assert_eq!(
+            start_plain_upload(&mut b, "APPE log.bin").err(),
+            Some(450),
+            "{tag}"
+        );
+        assert_eq!(b.cmd("REST 10").unwrap(), 350);
+        assert_eq!(
+            start_plain_upload(&mut b, "STOR log.bin").err(),
+            Some(450),
+            "{tag}"
+        );
+        assert_eq!(
+            start_plain_upload(&mut b, "STOR log.bin").err(),
+            Some(450),
+            "{tag}"
+        );
+        assert_eq!(end_plain_upload(&mut a, da, b"append"), 226, "{tag}");
+        let db = start_plain_upload(&mut b, "APPE log.bin").unwrap();
+        assert_eq!(end_plain_upload(&mut b, db, b"+second"), 226, "{tag}");
+        let mut expected = base.clone();
+        expected.extend_from_slice(b"first-append+second");
+        assert!(
+            std::fs::read(f.root().join("log.bin")).unwrap() == expected,
+            "{tag}"
+        );
+        assert_eq!(
+            inode(&f.root().join("log.bin")),
+            before,
+            "{tag}: replaced, not appended"
+        );
+        assert_eq!(names(&f.root()), vec!["log.bin".to_owned()], "{tag}");
+    });
+}
+
+// Finding 9: REST past the end of the file then STOR was silently an append at the end,
+// and REST into a missing file wrote at 0. Both are 554 now, and nothing changes.
+#[test]
+fn finding_09_rest_past_the_end_on_stor_is_554() {
+    each("rest-stor", plain_allowed, |f, r, tag| {
+        std::fs::write(f.root().join("ten.bin"), b"0123456789").unwrap();
+        let mut c = plain_session(f, r);
+        assert_eq!(c.cmd("REST 100").unwrap(), 350);
+        assert_eq!(
+            start_plain_upload(&mut c, "STOR ten.bin").err(),
+            Some(554),
+            "{tag}"
+        );
+        assert_eq!(c.cmd("REST 5").unwrap(), 350);
+        assert_eq!(
+            start_plain_upload(&mut c, "STOR missing.bin").err(),
+            Some(554),
+            "{tag}"
+        );
+        assert_eq!(
+            std::fs::read(f.root().join("ten.bin")).unwrap(),
+            b"0123456789"
+        );
+        assert!(!f.root().join("missing.bin").exists(), "{tag}");
+        // Within the file, REST + STOR replaces from the offset on.
+        assert_eq!(c.cmd("REST 4").unwrap(), 350);
+        let d = start_plain_upload(&mut c, "STOR ten.bin").unwrap();
+        assert_eq!(end_plain_upload(&mut c, d, b"xy"), 226, "{tag}");
+        assert_eq!(std::fs::read(f.root().join("ten.bin")).unwrap(), b"0123xy");
+    });
+}
+
+// Findings 10 and 11: uploads in progress were `.ftps-upload-*` files — hidden from
+// listings yet retrievable (a stash), reachable by SIZE/RETR/DELE from another session,
+// and left behind by a crash. Now an upload has no name until it is committed (nothing to
+// reach, nothing to orphan), and no name is hidden from listings.
+#[test]
+fn finding_10_11_uploads_in_progress_have_no_name_and_no_name_is_hidden() {
+    each("unnamed", plain_allowed, |f, r, tag| {
+        std::fs::write(f.root().join(".ftps-upload-stash"), b"stash").unwrap();
+        let mut c = plain_session(f, r);
+        // Dot files follow `ls`: shown by LIST -a and MLSD, as every other.
+        for command in ["LIST -a", "MLSD"] {
+            let (code, listing) = transfer(&mut c, command, None);
+            assert_eq!(code, 226, "{tag}");
+            assert!(
+                String::from_utf8_lossy(&listing).contains(".ftps-upload-stash"),
+                "{tag}: a user's file hidden from {command}"
+            );
+        }
+        let mut d = start_plain_upload(&mut c, "STOR big.bin").unwrap();
+        d.write_all(&vec![1u8; 1_000_000]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            names(&f.root()),
+            vec![".ftps-upload-stash".to_owned()],
+            "{tag}: the upload in progress has a name"
+        );
+        let mut other = plain_session(f, r);
+        assert_eq!(other.cmd("SIZE big.bin").unwrap(), 550, "{tag}");
+        assert_eq!(end_plain_upload(&mut c, d, b"end"), 226, "{tag}");
+        assert_eq!(
+            std::fs::metadata(f.root().join("big.bin")).unwrap().len(),
+            1_000_003,
+            "{tag}"
+        );
+    });
+}
+
+// Finding 12: RETR of a FIFO never answered and held a storage thread. Only regular files
+// and directories are served; a FIFO is refused at once, for reading and for writing.
+#[test]
+fn finding_12_a_fifo_is_refused_at_once() {
+    each("fifo", plain_allowed, |f, r, tag| {
+        let fifo = f.root().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut c = plain_session(f, r);
+        let started = Instant::now();
+        let (code, got) = transfer(&mut c, "RETR pipe", None);
+        assert_eq!((code, got.len()), (550, 0), "{tag}");
+        assert_eq!(
+            start_plain_upload(&mut c, "APPE pipe").err(),
+            Some(550),
+            "{tag}"
+        );
+        assert_eq!(c.cmd("REST 0").unwrap(), 350);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{tag}: it waited"
+        );
+        assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+    });
+}

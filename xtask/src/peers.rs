@@ -12,6 +12,8 @@ pub(crate) const CLIENTS: &[(&str, &str)] =
 /// extracted instead (see [`extracted_servers`]); these are their libraries.
 pub(crate) const SERVERS: &[(&str, &str)] = &[
     ("/usr/sbin/vsftpd", "vsftpd"),
+    // The peers' certificates are made with `openssl req -x509`, as admins make them.
+    ("/usr/bin/openssl", "openssl"),
     (
         "/usr/lib/x86_64-linux-gnu/libhiredis.so.0.14",
         "libhiredis0.14",
@@ -70,8 +72,9 @@ pub(crate) fn extracted_servers() -> Result<String, String> {
     Ok(root.to_string_lossy().into_owned())
 }
 
-/// `cargo xtask interop`: our server against curl, lftp and Python's ftplib, and our
-/// client against vsftpd.
+/// `cargo xtask interop`: our server against curl, lftp and Python's ftplib, our
+/// clients against vsftpd, ProFTPD, Pure-FTPd and pyftpdlib, and the `ftps` binary's
+/// client commands against all of them and `ftps serve`.
 pub(crate) fn interop() -> Result<(), String> {
     ensure(CLIENTS)?;
     ensure(SERVERS)?;
@@ -97,6 +100,10 @@ pub(crate) fn interop() -> Result<(), String> {
                 "ftps-cli",
                 "--test",
                 "interop",
+                // ftps-cli's tests/real_servers.rs (the flag names the target in every
+                // package given; ftps-conformance has one of that name too).
+                "--test",
+                "real_servers",
             ])
             .env("FTPS_REQUIRE_PEERS", "1")
             .env("FTPS_PYTHON", python)

@@ -258,10 +258,12 @@ fn fetch(args: &[String]) -> Result<(), Fail> {
         "smol" => Ours::Smol,
         other => return Err(format!("unknown client {other}").into()),
     };
-    let roots = ftps_proto::tls::roots_from_pem(&std::fs::read(ca)?)?;
+    let ca = std::fs::read(ca)?;
     let mut o =
         ftps_backend::client::ClientOptions::new("localhost", port.parse()?, user, password);
-    o.tls = Some(std::sync::Arc::new(ftps_proto::tls::client_config(roots)?));
+    o.tls = Some(std::sync::Arc::new(
+        ftps_proto::tls::client_config_from_pem(&ca, ftps_proto::tls::BOTH)?,
+    ));
     // `small:N`: the first N small files, in one session (the tokio client).
     if let Some(n) = size.strip_prefix("small:") {
         let rate = work::small_files_with(o, n.parse()?, SMALL_SIZE)?;

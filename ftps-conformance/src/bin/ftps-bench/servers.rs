@@ -156,10 +156,10 @@ impl Start<'_> {
                 }
                 .ok_or("the peer is missing (run as root with FTPS_PEERS_ROOT)")?;
                 link_files(self.data, &peer.home)?;
-                chown(&peer.home)?;
+                chown(&peer.home, &peer.user)?;
                 Ok(Running {
                     port: peer.port,
-                    user: (peers::USER.into(), peers::PASSWORD.into()),
+                    user: (peer.user.clone(), peers::PASSWORD.into()),
                     ca: peer.ca.clone(),
                     home: peer.home.clone(),
                     process: Process::Peer(peer),
@@ -269,9 +269,9 @@ fn link_files(data: &Path, home: &Path) -> Result<(), Fail> {
 }
 
 /// Gives the peers' user its home (uploads), leaving the linked files readable.
-fn chown(home: &Path) -> Result<(), Fail> {
+fn chown(home: &Path, user: &str) -> Result<(), Fail> {
     let ok = Command::new("chown")
-        .arg(format!("{}:", peers::USER))
+        .arg(format!("{user}:"))
         .arg(home)
         .arg(home.join("small"))
         .status()?

@@ -76,14 +76,17 @@ pub(crate) fn curl(server: &Running, ca: &Path, what: Curl, data: &Path) -> Resu
 
 /// Client options for `server`, trusting its certificate, PROT P.
 pub(crate) fn options(server: &Running) -> Result<ftps_backend::client::ClientOptions, Fail> {
-    let roots = ftps_proto::tls::roots_from_pem(&server.ca)?;
     let mut o = ftps_backend::client::ClientOptions::new(
         "localhost",
         server.port,
         &server.user.0,
         &server.user.1,
     );
-    o.tls = Some(Arc::new(ftps_proto::tls::client_config(roots)?));
+    // The peers' certificates are made by `openssl req -x509` (CA:TRUE).
+    o.tls = Some(Arc::new(ftps_proto::tls::client_config_from_pem(
+        &server.ca,
+        ftps_proto::tls::BOTH,
+    )?));
     Ok(o)
 }
 

@@ -265,6 +265,30 @@ enum Source<'a, R> {
     Reader(R),
 }
 
+/// Writes `bytes` as the socket takes them, reporting progress by time as pieces go (see
+/// [`Meter::moved`]): a slow client that keeps taking bytes is not a stalled one.
+async fn write_counted<R: Runtime, S: Storage>(
+    ctx: &DataContext<S>,
+    stream: &mut Stream<R>,
+    mut bytes: &[u8],
+    meter: &mut Meter,
+) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let n = stream.write(bytes).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+        if let Some(total) = meter.moved() {
+            ctx.report(IoEvent::DataProgress {
+                id: ctx.id,
+                bytes: total,
+            });
+        }
+    }
+    Ok(())
+}
+
 async fn send<R: Runtime, S: Storage>(
     ctx: &DataContext<S>,
     stream: &mut Stream<R>,
@@ -309,9 +333,9 @@ async fn send<R: Runtime, S: Storage>(
                         Some(c) => {
                             converted.clear();
                             c.convert(&buf[..n], &mut converted);
-                            stream.write_all(&converted).await?;
+                            write_counted::<R, S>(ctx, stream, &converted, &mut meter).await?;
                         }
-                        None => stream.write_all(&buf[..n]).await?,
+                        None => write_counted::<R, S>(ctx, stream, &buf[..n], &mut meter).await?,
                     }
                     spare = buf;
                     if let Some(bytes) = meter.add(n) {

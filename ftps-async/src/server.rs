@@ -20,6 +20,9 @@ use std::time::Duration;
 use std::time::Instant;
 use tracing::Instrument;
 
+/// How long a refused connection may take to accept its 421.
+const REFUSAL_WRITE: Duration = Duration::from_secs(5);
+
 /// Bytes per read of the control connection.
 const CONTROL_READ: usize = 1024;
 
@@ -122,9 +125,8 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 R::spawn_detached(async move {
                     let mut tcp = tcp;
                     if mode == TlsMode::Explicit {
-                        let _ = tcp
-                            .write_all(&ftps_proto::server::too_many_sessions_reply().to_bytes())
-                            .await;
+                        let reply = ftps_proto::server::too_many_sessions_reply().to_bytes();
+                        let _ = timeout::<R, _>(REFUSAL_WRITE, tcp.write_all(&reply)).await;
                     }
                 });
                 continue;
@@ -326,7 +328,14 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
         let now = Instant::now;
         match action {
             Action::Send(bytes) => {
-                if !stream::Stream::send(self.control.as_mut(), &bytes).await {
+                // A peer that does not read must not hold the session: the write has a
+                // deadline, and missing it closes the session.
+                let limit = self.shared.config.timeouts.reply_write;
+                let send = stream::Stream::send(self.control.as_mut(), &bytes);
+                if !timeout::<R, _>(limit, send).await.unwrap_or(false) {
+                    if let Some(control) = self.control.take() {
+                        drop(control);
+                    }
                     self.session.handle_io(IoEvent::ControlClosed, now());
                 }
             }

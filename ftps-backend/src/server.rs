@@ -8,6 +8,7 @@ use ftps_proto::server::ServerConfig;
 use std::marker::PhantomData;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Builds a runtime's server `T` (`ftps_tokio::Server`, `ftps_blocking::Server`, ...).
 pub struct ServerBuilder<S, A, T> {
@@ -254,21 +255,51 @@ impl<S: Storage> Work<S> {
 }
 
 /// Counts a transfer's bytes and says when to report progress (the session's stall timer
-/// runs on those reports): every 8 MiB.
-#[derive(Debug, Default)]
+/// runs on those reports): after 8 MiB, or a quarter second after the last report if any byte moved — so a
+/// transfer stalls only when no byte moves for the stall time, however slow it is.
+#[derive(Debug)]
 pub struct Meter {
     total: u64,
     reported: u64,
+    at: Instant,
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Meter {
+            total: 0,
+            reported: 0,
+            at: Instant::now(),
+        }
+    }
 }
 
 impl Meter {
     const EVERY: u64 = 8 * 1024 * 1024;
+    /// Well under any sensible stall time (a second or more), cheap (four events a second).
+    const AT_LEAST_EVERY: Duration = Duration::from_millis(250);
 
     /// Counts `n` more bytes; returns the total when a progress report is due.
     pub fn add(&mut self, n: usize) -> Option<u64> {
         self.total += n as u64;
-        (self.total - self.reported >= Self::EVERY).then(|| {
+        let moved = self.total - self.reported;
+        if moved == 0 {
+            return None;
+        }
+        let due = moved >= Self::EVERY || self.at.elapsed() >= Self::AT_LEAST_EVERY;
+        due.then(|| {
             self.reported = self.total;
+            self.at = Instant::now();
+            self.total
+        })
+    }
+
+    /// Part of a chunk (counted later by [`add`](Self::add)) moved: returns the total when
+    /// a report is due by time, so a chunk that takes long to write still shows progress.
+    pub fn moved(&mut self) -> Option<u64> {
+        (self.at.elapsed() >= Self::AT_LEAST_EVERY).then(|| {
+            self.reported = self.total;
+            self.at = Instant::now();
             self.total
         })
     }

@@ -110,16 +110,16 @@ fn a_ca_true_self_signed_certificate_given_as_trusted_is_accepted_on_both_versio
 fn a_given_ca_true_certificate_is_still_checked_for_dates_name_and_identity() {
     let expired = self_signed("localhost", true, (2001, 2002));
     let e = handshake(from_pem(&expired.pem), &expired, "localhost").unwrap_err();
-    assert!(e.contains("Expired"), "{e}");
+    assert!(e.contains("certificate expired"), "{e}");
     assert!(e.contains(&fingerprint(&expired).to_string()), "{e}");
 
     let future = self_signed("localhost", true, (2080, 2090));
     let e = handshake(from_pem(&future.pem), &future, "localhost").unwrap_err();
-    assert!(e.contains("NotValidYet"), "{e}");
+    assert!(e.contains("not valid yet"), "{e}");
 
     let server = self_signed("localhost", true, VALID);
     let e = handshake(from_pem(&server.pem), &server, "ftp.example.com").unwrap_err();
-    assert!(e.contains("NotValidForName"), "{e}");
+    assert!(e.contains("not valid for name"), "{e}");
 
     // Another certificate with the same name (another key) is not the one given.
     let other = self_signed("localhost", true, VALID);
@@ -169,13 +169,13 @@ fn pins_accept_only_their_certificate_within_its_dates_and_name() {
     for ca in [true, false] {
         let expired = self_signed("localhost", ca, (2001, 2002));
         let e = handshake(pinned(vec![fingerprint(&expired)]), &expired, "localhost").unwrap_err();
-        assert!(e.contains("Expired"), "{e}");
+        assert!(e.contains("certificate expired"), "{e}");
         let future = self_signed("localhost", ca, (2080, 2090));
         let e = handshake(pinned(vec![fingerprint(&future)]), &future, "localhost").unwrap_err();
-        assert!(e.contains("NotValidYet"), "{e}");
+        assert!(e.contains("not valid yet"), "{e}");
     }
     let e = handshake(pinned(vec![fingerprint(&server)]), &server, "elsewhere").unwrap_err();
-    assert!(e.contains("NotValidForName"), "{e}");
+    assert!(e.contains("not valid for name"), "{e}");
 }
 
 /// The certificate as FTPS admins make it: `openssl req -x509` with its defaults.

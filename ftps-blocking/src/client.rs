@@ -114,7 +114,7 @@ impl Client {
                     io::Error::new(io::ErrorKind::NotFound, "no address for the host")
                 })?;
         let tcp = TcpStream::connect_timeout(&addr, options.connect_timeout)?;
-        let control = Control::new(tcp)?;
+        let control = Control::new(tcp, options.reply_timeout)?;
         let (local, peer) = control.addrs()?;
         let config = options.session_config()?;
         let session = ClientSession::new(Arc::new(config), peer, Instant::now());

@@ -9,20 +9,25 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-/// How long a write to a peer that does not read may block.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The session side of the control connection.
 pub(crate) struct Control {
     tcp: TcpStream,
     tls: Option<rustls::Connection>,
+    /// A write failed (or missed its deadline): the connection is over.
+    failed: bool,
 }
 
 impl Control {
-    pub(crate) fn new(tcp: TcpStream) -> io::Result<Control> {
+    /// Wraps a control connection whose writes may block for at most `write_timeout` (a
+    /// peer that does not read gets its session closed).
+    pub(crate) fn new(tcp: TcpStream, write_timeout: Duration) -> io::Result<Control> {
         tcp.set_nodelay(true)?;
-        tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
-        Ok(Control { tcp, tls: None })
+        tcp.set_write_timeout(Some(write_timeout.max(Duration::from_millis(1))))?;
+        Ok(Control {
+            tcp,
+            tls: None,
+            failed: false,
+        })
     }
 
     /// Starts the reader thread: every chunk read goes to `tx` through `wrap`; an empty
@@ -72,13 +77,23 @@ impl Control {
 
     /// Sends application bytes (through TLS if on).
     pub(crate) fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self.tls.as_mut() {
-            Some(conn) => {
-                conn.writer().write_all(bytes)?;
-                self.flush_tls()
-            }
-            None => self.tcp.write_all(bytes),
+        if self.failed {
+            return Err(io::ErrorKind::BrokenPipe.into());
         }
+        let sent = match self.tls.as_mut() {
+            Some(conn) => conn
+                .writer()
+                .write_all(bytes)
+                .and_then(|()| self.flush_tls()),
+            None => self.tcp.write_all(bytes),
+        };
+        if sent.is_err() {
+            // A write that failed or missed its deadline ends the connection: replies
+            // still queued must not each wait out the deadline again.
+            self.failed = true;
+            let _ = self.tcp.shutdown(Shutdown::Both);
+        }
+        sent
     }
 
     /// Takes bytes from the socket; appends the application bytes they carry to `plain`.

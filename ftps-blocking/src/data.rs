@@ -240,6 +240,30 @@ fn aborted<S: Storage>(cmds: &Receiver<DataOrder<S>>) -> bool {
 
 type Pumped<U> = Option<(Option<U>, u64, DataEnd)>;
 
+/// Writes `bytes` a piece at a time (each write bounded by the stall timeout), reporting
+/// progress by time as pieces go (see [`Meter::moved`]): a slow client that keeps taking
+/// bytes is not a stalled one.
+fn write_counted<S: Storage>(
+    ctx: &DataContext<S>,
+    stream: &mut DataStream,
+    mut bytes: &[u8],
+    meter: &mut Meter,
+) -> io::Result<()> {
+    const PIECE: usize = 64 * 1024;
+    while !bytes.is_empty() {
+        let piece = &bytes[..bytes.len().min(PIECE)];
+        stream.write_all(piece)?;
+        bytes = &bytes[piece.len()..];
+        if let Some(total) = meter.moved() {
+            ctx.report(IoEvent::DataProgress {
+                id: ctx.id,
+                bytes: total,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn send<S: Storage>(
     ctx: &DataContext<S>,
     stream: &mut DataStream,
@@ -261,9 +285,9 @@ fn send<S: Storage>(
             Some(c) => {
                 converted.clear();
                 c.convert(&buf[..n], &mut converted);
-                stream.write_all(&converted)
+                write_counted(ctx, stream, &converted, &mut meter)
             }
-            None => stream.write_all(&buf[..n]),
+            None => write_counted(ctx, stream, &buf[..n], &mut meter),
         };
         if let Err(e) = written {
             break Err(Failure::Net(e));

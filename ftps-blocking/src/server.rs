@@ -142,7 +142,7 @@ fn run_session<S: Storage, A: Authenticator>(
     tcp: TcpStream,
     mode: TlsMode,
 ) -> io::Result<()> {
-    let control = Control::new(tcp)?;
+    let control = Control::new(tcp, shared.config.timeouts.reply_write)?;
     let (local, peer) = control.addrs()?;
     let tls = match shared.tls.as_ref().map(SessionTls::new).transpose() {
         Ok(t) => t,

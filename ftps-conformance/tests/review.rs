@@ -385,3 +385,128 @@ fn finding_12_a_fifo_is_refused_at_once() {
         assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
     });
 }
+
+/// A connection to `addr` with a fixed receive buffer of `size` bytes (no autotuning), so
+/// that the server's writes back up as soon as it does not read.
+fn receiver(addr: std::net::SocketAddr, size: u32) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(size).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let std = stream.into_std().unwrap();
+        std.set_nonblocking(false).unwrap();
+        std
+    })
+}
+
+/// The greeting code of a new connection (421 when refused for the session cap).
+fn greeting(r: &dyn RunningServer) -> u16 {
+    Raw::connect(r.explicit()).map_or(0, |(_, g)| g.code().get())
+}
+
+// Finding 2 (high): a client that never reads pinned its session slot forever. It sent
+// FEAT 20,000 times through a 1 KiB receive buffer; the reply write blocked with no
+// deadline, so neither the login nor the idle timeout fired, and every new client from
+// that address got 421. Now every reply write has a deadline (`reply_write`); missing it
+// closes the session and frees its slot.
+#[test]
+fn finding_02_a_client_that_never_reads_loses_its_session_and_slot() {
+    each(
+        "never-reads",
+        |s| {
+            plain_allowed(s);
+            s.max_sessions = (10, 1);
+            s.config.timeouts.reply_write = Duration::from_secs(2);
+        },
+        |_, r, tag| {
+            let mut attacker = receiver(r.explicit(), 1024);
+            attacker
+                .set_write_timeout(Some(Duration::from_secs(1)))
+                .unwrap();
+            let flood = "FEAT\r\n".repeat(20_000);
+            let _ = attacker.write_all(flood.as_bytes());
+            // The slot is taken while the session waits on its write...
+            assert_eq!(greeting(r), 421, "{tag}: the cap is 1 per address");
+            // ...and freed once the write misses its deadline.
+            let started = Instant::now();
+            loop {
+                if greeting(r) == 220 {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "{tag}: the slot is still pinned"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            eprintln!("{tag}: slot freed after {:?}", started.elapsed());
+            drop(attacker);
+        },
+    );
+}
+
+// Finding 3: slow but healthy transfers were killed after the stall time, because only
+// progress reports every 8 MiB re-armed the stall timer. A stall is now no byte moved for
+// the stall time, whatever the rate: transfers that keep moving for several times the
+// stall time of 1 s complete, both ways (10 MiB read at about 2.5 MB/s through a 64 KiB
+// window; 3 MiB sent at about 640 KB/s).
+#[test]
+fn finding_03_slow_transfers_that_keep_moving_are_not_stalled() {
+    each(
+        "slow",
+        |s| {
+            plain_allowed(s);
+            s.config.timeouts.data_stall = Duration::from_secs(1);
+        },
+        |f, r, tag| {
+            let body: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+            std::fs::write(f.root().join("slow.bin"), &body).unwrap();
+            let mut c = plain_session(f, r);
+            // Download, read slowly.
+            c.send_bytes(b"EPSV\r\n").unwrap();
+            let reply = c.reply().unwrap();
+            let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+            let mut data = receiver(std::net::SocketAddr::from(([127, 0, 0, 1], port)), 65536);
+            data.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            c.send_bytes(b"RETR slow.bin\r\n").unwrap();
+            assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+            let started = Instant::now();
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 128 * 1024];
+            loop {
+                let n = data.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let code = c.reply().unwrap().code().get();
+            eprintln!("{tag}: download took {:?}: {code}", started.elapsed());
+            assert_eq!(code, 226, "{tag}: download");
+            assert!(got == body, "{tag}: download bytes");
+            // Upload, sent slowly.
+            let body = &body[..3 * 1024 * 1024];
+            let mut up = start_plain_upload(&mut c, "STOR back.bin").unwrap();
+            let started = Instant::now();
+            for piece in body.chunks(64 * 1024) {
+                up.write_all(piece).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            assert!(
+                started.elapsed() > Duration::from_secs(3),
+                "{tag}: not slow"
+            );
+            assert_eq!(end_plain_upload(&mut c, up, b""), 226, "{tag}: upload");
+            assert!(
+                std::fs::read(f.root().join("back.bin")).unwrap() == body,
+                "{tag}"
+            );
+        },
+    );
+}

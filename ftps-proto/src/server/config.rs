@@ -45,8 +45,12 @@ pub struct Timeouts {
     pub tls_handshake: Duration,
     /// From the 150 reply until the data connection is up. Default 30 s.
     pub data_connect: Duration,
-    /// With no progress on a running transfer. Default 60 s.
+    /// With no byte moved on a running transfer, whatever its rate. Default 60 s.
     pub data_stall: Duration,
+    /// For the client to take a reply written to the control connection (a client that
+    /// never reads would otherwise hold its session, and its slot, forever); then the
+    /// session is closed. Default 30 s.
+    pub reply_write: Duration,
 }
 
 impl Default for Timeouts {
@@ -57,6 +61,7 @@ impl Default for Timeouts {
             tls_handshake: Duration::from_secs(15),
             data_connect: Duration::from_secs(30),
             data_stall: Duration::from_secs(60),
+            reply_write: Duration::from_secs(30),
         }
     }
 }

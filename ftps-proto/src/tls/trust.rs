@@ -335,9 +335,9 @@ impl fmt::Display for Untrusted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let reason = match &self.reason {
             rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
-                format!("{:?}", other.0)
+                other.0.to_string()
             }
-            rustls::Error::InvalidCertificate(e) => format!("{e:?}"),
+            rustls::Error::InvalidCertificate(e) => e.to_string(),
             other => other.to_string(),
         };
         write!(f, "the server's certificate is not trusted: {reason}")?;

@@ -240,6 +240,8 @@ impl<R: Runtime> Client<R> {
         let mut fresh = Box::pin(Client::<R>::connect(self.options.clone())).await?;
         fresh.run_now(Operation::Cwd(cwd), &mut Sink::None).await?;
         fresh.renewals = self.renewals + 1;
+        fresh.ascii = self.ascii;
+        fresh.set_max_listing(self.max_listing());
         let mut old = std::mem::replace(self, fresh);
         let mut none = Sink::None;
         let quit = old.run_now(Operation::Quit, &mut none);
@@ -445,7 +447,7 @@ impl<R: Runtime> Client<R> {
                         now(),
                     ),
                 },
-                Action::StartTransfer { id, upload } => {
+                Action::StartTransfer { id, upload, limit } => {
                     let Some(stream) = self.ready_data.remove(&id) else {
                         self.session.handle_io(
                             IoEvent::DataFailed {
@@ -460,12 +462,14 @@ impl<R: Runtime> Client<R> {
                         self.handed = Some((id, stream));
                         return Ok(());
                     }
-                    match pump::<R>(stream, upload, sink, self.options.data_timeout, self.ascii)
-                        .await?
-                    {
+                    let stall = self.options.data_timeout;
+                    match pump::<R>(stream, upload, sink, stall, self.ascii, limit).await? {
                         Pumped::Ended(bytes, clean) => self
                             .session
                             .handle_io(IoEvent::DataEnded { id, bytes, clean }, now()),
+                        Pumped::OverLimit(bytes) => self
+                            .session
+                            .handle_io(IoEvent::DataOverLimit { id, bytes }, now()),
                         Pumped::Stalled(bytes) => self.session.handle_io(
                             IoEvent::DataFailed {
                                 id,
@@ -587,7 +591,25 @@ impl<R: Runtime> Client<R> {
 
     // ----- operations ----------------------------------------------------------------
 
-    /// Lists a directory in the given format; returns the raw listing.
+    /// The listing bound (see [`Client::set_max_listing`]).
+    pub fn max_listing(&self) -> u64 {
+        self.session.max_listing()
+    }
+
+    /// Bounds what a listing may hold, from now on: at most `bytes` bytes may arrive
+    /// ([`list_raw`](Self::list_raw)), and the parsed entries ([`list`](Self::list),
+    /// [`mlsd`](Self::mlsd), [`nlst`](Self::nlst)) may hold at most that much memory
+    /// ([`ftps_proto::client::listing`]). Past it the listing fails with
+    /// [`client::ClientError::ListingTooLarge`]; one still arriving is aborted (ABOR) and
+    /// its data connection closed, and the session goes on. Default
+    /// [`ftps_proto::client::DEFAULT_MAX_LISTING`] (64 MiB).
+    pub fn set_max_listing(&mut self, bytes: u64) {
+        self.session.set_max_listing(bytes);
+    }
+
+    /// Lists a directory in the given format; returns the raw listing, at most
+    /// [`max_listing`](Self::max_listing) bytes (more is
+    /// [`client::ClientError::ListingTooLarge`]).
     pub async fn list_raw(
         &mut self,
         path: Option<&str>,
@@ -600,30 +622,22 @@ impl<R: Runtime> Client<R> {
         Ok(out)
     }
 
-    /// LIST, parsed (lines that do not parse are skipped).
+    /// LIST, parsed (lines that do not parse are skipped), within the listing bound.
     pub async fn list(&mut self, path: Option<&str>) -> Result<Vec<ListEntry>, Error<R>> {
         let raw = self.list_raw(path, ListFormat::List).await?;
-        Ok(
-            ftps_proto::listing::parse_listing(&String::from_utf8_lossy(&raw))
-                .filter_map(Result::ok)
-                .collect(),
-        )
+        Ok(client::listing::parse_list(&raw, self.max_listing())?)
     }
 
-    /// MLSD, parsed.
+    /// MLSD, parsed, within the listing bound.
     pub async fn mlsd(&mut self, path: Option<&str>) -> Result<Vec<MlsxEntry>, Error<R>> {
         let raw = self.list_raw(path, ListFormat::Mlsd).await?;
-        Ok(
-            ftps_proto::facts::parse_mlsd(&String::from_utf8_lossy(&raw))
-                .filter_map(Result::ok)
-                .collect(),
-        )
+        Ok(client::listing::parse_mlsd(&raw, self.max_listing())?)
     }
 
-    /// NLST: names.
+    /// NLST: names, within the listing bound.
     pub async fn nlst(&mut self, path: Option<&str>) -> Result<Vec<String>, Error<R>> {
         let raw = self.list_raw(path, ListFormat::Nlst).await?;
-        Ok(ftps_proto::listing::parse_nlst(&raw))
+        Ok(client::listing::parse_nlst(&raw, self.max_listing())?)
     }
 
     /// Downloads `path` from `offset` into `out`; returns the bytes received.
@@ -870,13 +884,17 @@ async fn secure_data<R: Runtime>(
     }
 }
 
-/// Moves one transfer's bytes; returns the count and whether it ended cleanly.
+/// Moves one transfer's bytes; returns the count and whether it ended cleanly. A
+/// download that would pass its `limit` (see [`Action::StartTransfer`]) stops before the
+/// byte that passes it: the data connection is dropped (the session then aborts the
+/// transfer).
 async fn pump<R: Runtime>(
     mut stream: Stream<R>,
     upload: bool,
     sink: &mut Sink<'_>,
     stall: Duration,
     ascii: bool,
+    limit: Option<u64>,
 ) -> Result<Pumped, Error<R>> {
     let mut buf = vec![0u8; BUFFER];
     let mut converted = Vec::new();
@@ -924,6 +942,9 @@ async fn pump<R: Runtime>(
                     return Ok(Pumped::Ended(total, true));
                 }
                 Ok(n) => {
+                    if limit.is_some_and(|limit| total + n as u64 > limit) {
+                        return Ok(Pumped::OverLimit(total));
+                    }
                     total += n as u64;
                     if let Sink::Write(out) = sink {
                         match from_network.as_mut() {
@@ -949,6 +970,8 @@ enum Pumped {
     Ended(u64, bool),
     /// No byte moved for the data timeout (bytes so far).
     Stalled(u64),
+    /// A download would have passed its limit (bytes kept).
+    OverLimit(u64),
 }
 
 /// The data stream of a download started with [`Client::retrieve_stream`]. A TLS stream

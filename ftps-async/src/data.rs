@@ -4,7 +4,7 @@
 use crate::blocking::{self, Chunk};
 use crate::runtime::{Runtime, timeout};
 use crate::stream;
-use ftps_backend::{DataOrder, Meter, Storage, Work};
+use ftps_backend::{DataOrder, ForeignRefusals, Meter, Storage, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::DataTls;
@@ -85,6 +85,7 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
     }
     let mut accepted: Option<(R::Tcp, SocketAddr)> = None;
     let mut open: Option<OpenCmd<S>> = None;
+    let mut refusals = ForeignRefusals::default();
     while accepted.is_none() || open.is_none() {
         let waiting = accepted.is_none();
         let accept = async {
@@ -98,7 +99,7 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
         match or(accept, order).await {
             Next::Accepted(Ok((stream, peer))) => {
                 if accept_from.is_some_and(|ip| ip != peer.ip()) {
-                    tracing::warn!(%peer, "data connection from a foreign address refused");
+                    refusals.refused(peer);
                     continue;
                 }
                 accepted = Some((stream, peer));

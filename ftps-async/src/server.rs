@@ -5,11 +5,11 @@ use crate::data::{self, DataContext};
 use crate::runtime::{Runtime, timeout};
 use crate::stream;
 use ftps_backend::{
-    Authenticator, DataDesk, DataOrder, OrderSender, ServerShared, Storage, TaskGone,
+    Authenticator, DataDesk, DataOrder, OrderSender, ServerShared, SessionSlot, Storage, TaskGone,
 };
 use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
-use ftps_proto::{Reply, ReplyCode, ServerSession};
+use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::TlsAcceptor;
 use std::io;
@@ -195,6 +195,9 @@ struct Driver<R: Runtime, S: Storage, A> {
     desk: DataDesk<S, Orders<S>>,
     user: String,
     local: SocketAddr,
+    peer: SocketAddr,
+    /// The passive listener this session holds against its address's cap, and its id.
+    listener_slot: Option<(DataId, SessionSlot)>,
     closing: bool,
 }
 
@@ -230,6 +233,8 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         desk: DataDesk::default(),
         user: String::new(),
         local,
+        peer,
+        listener_slot: None,
         closing: false,
     };
     // Both stay small: an idle session holds them (commands are short lines; a longer
@@ -376,14 +381,27 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 accept_from,
             } => {
                 let ip = self.local.ip();
+                // One address holds at most so many listeners; this session, one (a new
+                // PASV replaces the old listener, so its slot goes first).
+                self.listener_slot = None;
+                let Some(slot) = self.shared.passive_listeners.admit(self.peer.ip()) else {
+                    tracing::debug!("passive listeners per address: cap reached");
+                    self.session
+                        .handle_io(IoEvent::DataListenFailed { id }, now());
+                    return;
+                };
                 match data::bind::<R>(ip, self.shared.passive_ports.as_ref(), id_seed(id)).await {
                     Ok(listener) => {
+                        self.listener_slot = Some((id, slot));
                         let local = R::listener_addr(&listener).unwrap_or(SocketAddr::new(ip, 0));
                         let (tx, rx) = async_channel::unbounded();
                         self.desk.attach(id, Orders(tx));
+                        let ctx = self.data_context(id);
                         R::spawn_detached(
-                            data::passive::<R, S>(self.data_context(id), listener, accept_from, rx)
-                                .in_current_span(),
+                            async move {
+                                data::passive::<R, S>(ctx, listener, accept_from, rx).await;
+                            }
+                            .in_current_span(),
                         );
                         self.session
                             .handle_io(IoEvent::DataListening { id, local }, now());
@@ -439,6 +457,9 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 self.gone_if(id, sent);
             }
             Action::AbortData { id } => {
+                if self.listener_slot.as_ref().is_some_and(|(d, _)| *d == id) {
+                    self.listener_slot = None;
+                }
                 // Dropping an upload discards it.
                 self.desk.abort(id);
             }
@@ -470,7 +491,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 let permit = self.login_gate.enter().await;
                 let answer = R::unblock(move || shared.check_login(&check)).await;
                 drop(permit);
-                tracing::info!(user = %request.user, ?answer, "login");
+                tracing::info!(user = %Printable(&request.user), ?answer, "login");
                 self.user = request.user.clone();
                 self.session
                     .answer_login(request.token, answer, Instant::now());
@@ -492,13 +513,15 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 self.session.answer_site(token, r, Instant::now());
             }
             Event::LoggedIn { user } => {
-                tracing::info!(%user, "logged in");
+                tracing::info!(user = %Printable(&user), "logged in");
                 self.user = user;
             }
             Event::PlaintextDiscarded { bytes } => {
                 tracing::warn!(bytes, "plaintext after AUTH discarded")
             }
-            Event::TransferDone { path, bytes, ok } => tracing::info!(%path, bytes, ok, "transfer"),
+            Event::TransferDone { path, bytes, ok } => {
+                tracing::info!(path = %Printable(path.as_str()), bytes, ok, "transfer")
+            }
             Event::Closed => tracing::debug!("closed"),
             other => tracing::debug!(?other, "event"),
         }

@@ -59,9 +59,16 @@ impl StaticUsers {
         self.insert(user, hash)
     }
 
-    /// Adds a user with an Argon2 PHC hash string.
+    /// Adds a user with an Argon2 PHC hash string (as [`hash_password`] makes). A PHC
+    /// string of another algorithm, or without salt, hash or valid parameters, is refused:
+    /// no password could ever match it.
     pub fn with_hash(self, user: &str, phc: &str) -> Result<Self, BadHash> {
-        PasswordHash::new(phc).map_err(|_| BadHash)?;
+        let hash = PasswordHash::new(phc).map_err(|_| BadHash)?;
+        argon2::Algorithm::try_from(hash.algorithm).map_err(|_| BadHash)?;
+        argon2::Params::try_from(&hash).map_err(|_| BadHash)?;
+        if hash.hash.is_none() || hash.salt.is_none() {
+            return Err(BadHash);
+        }
         Ok(self.insert(user, phc.to_owned()))
     }
 
@@ -183,5 +190,20 @@ mod tests {
         assert!(!verify(DUMMY_HASH, b"password", &mut memory));
         // The same working memory serves again.
         assert!(verify(&phc, b"correct horse", &mut memory));
+    }
+
+    #[test]
+    fn with_hash_takes_argon2_phc_strings_only() {
+        let phc = hash_password("correct horse");
+        assert!(StaticUsers::new().with_hash("a", &phc).is_ok());
+        assert!(StaticUsers::new().with_hash("a", DUMMY_HASH).is_ok());
+        for bad in [
+            "",
+            "correct horse",
+            "$argon2id$v=19$m=19456,t=2,p=1",
+            "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$yQp5dsXlHhTX8iaTMUFt3Fq3Wj4Tq3ShxbNwU2Y1Gqk",
+        ] {
+            assert!(StaticUsers::new().with_hash("a", bad).is_err(), "{bad}");
+        }
     }
 }

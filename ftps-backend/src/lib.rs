@@ -24,6 +24,7 @@ mod desk;
 pub mod files;
 mod limits;
 mod local_fs;
+mod refusals;
 mod server;
 mod storage;
 
@@ -31,6 +32,7 @@ pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
 pub use desk::{DataDesk, OrderSender, TaskGone};
 pub use limits::{LoginGuard, SessionLimits, SessionSlot, passive_ports};
 pub use local_fs::{LocalFs, LocalUpload};
+pub use refusals::ForeignRefusals;
 pub use server::{
     DataOrder, Meter, ServerBuilder, ServerShared, Slots, Work, opened_for, upload_read_end,
     write_error,

@@ -21,7 +21,10 @@
 //! guessable, removed when the upload fails). APPE and REST+STOR write in place, under an
 //! exclusive lock (a second writer of the same file gets 450), so they cost no disk
 //! beyond the bytes they receive; a broken one keeps what arrived, ready to resume. STOU
-//! creates its random name exclusively.
+//! creates its random name exclusively. An upload that must not replace anything
+//! ([`Storage::open_write_new`], for anonymous uploads) is refused if the name exists,
+//! and is published by `linkat` (or `link`) to the name, which fails rather than replace
+//! a file that appeared meanwhile.
 
 use crate::storage::{Storage, timestamp};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -37,8 +40,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// A directory of the local file system, every path resolved beneath it (see the
-/// [module](self)).
+/// A directory of the local file system: every path is resolved beneath an open handle
+/// of the root (no check-then-open by name; symbolic links that leave the root refused),
+/// uploads are unnamed until committed, appends write in place under a lock, and only
+/// regular files and directories are served.
 #[derive(Debug, Clone)]
 pub struct LocalFs {
     root: Arc<Dir>,
@@ -53,6 +58,9 @@ pub struct LocalUpload {
     dir: Dir,
     name: OsString,
     how: Publish,
+    /// Publishing may replace a file of the same name (not for
+    /// [`Storage::open_write_new`]).
+    replace: bool,
     done: bool,
 }
 
@@ -230,6 +238,26 @@ impl LocalFs {
         Ok((file, m))
     }
 
+    /// A new file in `dir` for an upload: unnamed (`O_TMPFILE`) where the file system has
+    /// them, else under a random name.
+    fn unnamed(dir: &Dir) -> Result<(fs::File, Publish), StorageError> {
+        match rustix::fs::openat(
+            dir,
+            ".",
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::from_raw_mode(0o666),
+        ) {
+            Ok(fd) => Ok((fs::File::from(fd), Publish::Link)),
+            Err(_) => {
+                let temp = random_name(".ftps-upload-");
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                let file = dir.open_with(&temp, &options).map_err(io_err)?.into_std();
+                Ok((file, Publish::Rename { temp }))
+            }
+        }
+    }
+
     /// Whether `name` in `dir` is a symbolic link (uploads and renames never replace one).
     fn is_symlink(dir: &Dir, name: &OsStr) -> bool {
         dir.symlink_metadata(name)
@@ -387,6 +415,7 @@ impl Storage for LocalFs {
                             dir,
                             name,
                             how,
+                            replace: true,
                             done: false,
                         };
                         return Ok((upload, shown));
@@ -427,6 +456,7 @@ impl Storage for LocalFs {
                 dir,
                 name,
                 how,
+                replace: true,
                 done: false,
             };
             return Ok((upload, path.clone()));
@@ -436,26 +466,35 @@ impl Storage for LocalFs {
             Ok(_) => busy(&dir, &name)?,
             Err(_) => {}
         }
-        let (file, how) = match rustix::fs::openat(
-            &dir,
-            ".",
-            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::from_raw_mode(0o666),
-        ) {
-            Ok(fd) => (fs::File::from(fd), Publish::Link),
-            Err(_) => {
-                let temp = random_name(".ftps-upload-");
-                let mut options = OpenOptions::new();
-                options.write(true).create_new(true);
-                let file = dir.open_with(&temp, &options).map_err(io_err)?.into_std();
-                (file, Publish::Rename { temp })
-            }
-        };
+        let (file, how) = Self::unnamed(&dir)?;
         let upload = LocalUpload {
             file,
             dir,
             name,
             how,
+            replace: true,
+            done: false,
+        };
+        Ok((upload, path.clone()))
+    }
+
+    fn open_write_new(
+        &self,
+        _user: &str,
+        path: &VirtualPath,
+    ) -> Result<(LocalUpload, VirtualPath), StorageError> {
+        let (dir, name) = self.parent(path)?;
+        if dir.symlink_metadata(&name).is_ok() {
+            // Whatever it is (file, directory, link), the name is taken.
+            return Err(StorageError::AlreadyExists);
+        }
+        let (file, how) = Self::unnamed(&dir)?;
+        let upload = LocalUpload {
+            file,
+            dir,
+            name,
+            how,
+            replace: false,
             done: false,
         };
         Ok((upload, path.clone()))
@@ -477,6 +516,12 @@ impl Storage for LocalFs {
                     upload.file.set_len(end).map_err(io_err)?;
                 }
             }
+            Publish::Rename { temp } if !upload.replace => {
+                // link(2) fails on an existing name; then the temporary name goes.
+                let linked = upload.dir.hard_link(temp, &upload.dir, &upload.name);
+                let _ = upload.dir.remove_file(temp);
+                linked.map_err(io_err)?;
+            }
             Publish::Rename { temp } => {
                 busy(&upload.dir, &upload.name)?;
                 upload
@@ -485,10 +530,15 @@ impl Storage for LocalFs {
                     .map_err(io_err)?;
             }
             Publish::Link => {
-                busy(&upload.dir, &upload.name)?;
-                // Give the unnamed file a random name, then rename it over the target
-                // (linkat cannot replace a name).
-                let temp = random_name(".ftps-commit-");
+                // Without `replace`, link the unnamed file to its name directly (linkat
+                // fails on an existing name). Else give it a random name, then rename it
+                // over the target (linkat cannot replace a name).
+                let temp = if upload.replace {
+                    busy(&upload.dir, &upload.name)?;
+                    random_name(".ftps-commit-")
+                } else {
+                    upload.name.clone()
+                };
                 let proc_path = format!("/proc/self/fd/{}", {
                     use std::os::fd::AsRawFd;
                     upload.file.as_raw_fd()
@@ -500,7 +550,10 @@ impl Storage for LocalFs {
                     &temp,
                     rustix::fs::AtFlags::SYMLINK_FOLLOW,
                 )
-                .or_else(|_| {
+                .or_else(|e| {
+                    if e == rustix::io::Errno::EXIST {
+                        return Err(e); // The name is taken (without `replace`).
+                    }
                     rustix::fs::linkat(
                         &upload.file,
                         "",
@@ -510,7 +563,9 @@ impl Storage for LocalFs {
                     )
                 })
                 .map_err(|e| io_err(e.into()))?;
-                if let Err(e) = upload.dir.rename(&temp, &upload.dir, &upload.name) {
+                if upload.replace
+                    && let Err(e) = upload.dir.rename(&temp, &upload.dir, &upload.name)
+                {
                     let _ = upload.dir.remove_file(&temp);
                     return Err(io_err(e));
                 }

@@ -19,6 +19,7 @@ pub struct ServerBuilder<S, A, T> {
     passive_ports: Option<RangeInclusive<u16>>,
     max_sessions: usize,
     max_sessions_per_ip: usize,
+    max_passive_per_ip: usize,
     login_guard: LoginGuard,
     server: PhantomData<fn() -> T>,
 }
@@ -37,6 +38,9 @@ pub struct ServerShared<S, A> {
     pub passive_ports: Option<RangeInclusive<u16>>,
     /// Session caps.
     pub limits: Arc<SessionLimits>,
+    /// Caps on open passive listeners per client address (each session has at most one;
+    /// these bound what one address can hold of a passive port range).
+    pub passive_listeners: Arc<SessionLimits>,
     /// Failed logins per address, across sessions.
     pub login_guard: LoginGuard,
     /// Bounds the password checks running at once: each Argon2 check takes about 19 MiB,
@@ -120,6 +124,7 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             passive_ports: None,
             max_sessions: 1000,
             max_sessions_per_ip: 50,
+            max_passive_per_ip: 16,
             login_guard: LoginGuard::default(),
             server: PhantomData,
         }
@@ -151,6 +156,14 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
         self
     }
 
+    /// At most `per_ip` passive listeners open at once for one client address (default
+    /// 16; beyond, PASV/EPSV get 425). Each session holds at most one, and one that no
+    /// transfer uses within the data-connect timeout is closed.
+    pub fn max_passive_listeners_per_ip(mut self, per_ip: usize) -> Self {
+        self.max_passive_per_ip = per_ip;
+        self
+    }
+
     /// Locks an address out for `lock` after `failures` failed logins within `window`
     /// (default: 10 in 10 minutes, 5 minutes).
     pub fn login_lockout(
@@ -173,6 +186,7 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             tls: self.tls,
             passive_ports: self.passive_ports,
             limits: SessionLimits::new(self.max_sessions, self.max_sessions_per_ip),
+            passive_listeners: SessionLimits::new(usize::MAX, self.max_passive_per_ip),
             login_guard: self.login_guard,
             login_slots: Slots::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),

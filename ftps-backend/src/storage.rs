@@ -51,6 +51,23 @@ pub trait Storage: Send + Sync + 'static {
         append: bool,
         unique: bool,
     ) -> Result<(Self::Upload, VirtualPath), StorageError>;
+    /// Opens a new file to write at `path` for a user who may only add files (anonymous
+    /// uploads, `ServerConfig::anonymous_upload`): a name that exists is refused
+    /// ([`StorageError::AlreadyExists`]), and [`commit`](Self::commit) must not replace a
+    /// file that appeared under the name while the upload ran (it fails with
+    /// `AlreadyExists` and discards the upload instead). Returns the upload and its path.
+    ///
+    /// The default refuses every such upload ([`StorageError::PermissionDenied`]): a
+    /// storage that cannot create a file without the risk of replacing one never lets
+    /// such users write at all.
+    fn open_write_new(
+        &self,
+        user: &str,
+        path: &VirtualPath,
+    ) -> Result<(Self::Upload, VirtualPath), StorageError> {
+        let _ = (user, path);
+        Err(StorageError::PermissionDenied)
+    }
     /// Publishes a finished upload, or removes it if `keep` is false.
     fn commit(&self, upload: Self::Upload, keep: bool) -> Result<(), StorageError>;
 }
@@ -106,8 +123,15 @@ pub fn execute<S: Storage>(
             offset,
             append,
             unique,
+            create_new,
             ..
-        } => match storage.open_write(user, &path, offset, append, unique) {
+        } => match if create_new && (offset > 0 || append || unique) {
+            Err(StorageError::PermissionDenied)
+        } else if create_new {
+            storage.open_write_new(user, &path)
+        } else {
+            storage.open_write(user, &path, offset, append, unique)
+        } {
             Ok((upload, path)) => (
                 Ok(StorageReply::Opened { path, size: 0 }),
                 Some(Opened::Write(upload)),

@@ -240,5 +240,111 @@ fn an_openssl_req_x509_certificate_given_as_trusted_is_accepted() {
     let pin: Fingerprint = line.parse().unwrap();
     assert_eq!(pin, fingerprint(&server));
     handshake(pinned(vec![pin]), &server, "localhost").unwrap();
+    // As the vsftpd and ProFTPD guides make them: the host in the common name only.
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(dir.join("cn-key.pem"))
+        .arg("-out")
+        .arg(dir.join("cn.pem"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let pem = std::fs::read_to_string(dir.join("cn.pem")).unwrap();
+    let cn = Made {
+        der: CertificateDer::from_pem_slice(pem.as_bytes()).unwrap(),
+        key: PrivateKeyDer::from_pem_file(dir.join("cn-key.pem")).unwrap(),
+        pem,
+    };
+    handshake(from_pem(&cn.pem), &cn, "localhost").unwrap();
+    assert!(handshake(from_pem(&cn.pem), &cn, "127.0.0.1").is_err());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A self-signed CA:TRUE certificate with the host in its common name only, no
+/// subjectAltName: `openssl req -x509 -subj /CN=host`, as the vsftpd and ProFTPD guides
+/// make them.
+fn cn_only(cn: &str) -> Made {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let cert = params.self_signed(&key).unwrap();
+    Made {
+        pem: cert.pem(),
+        der: cert.der().clone(),
+        key: PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    }
+}
+
+#[test]
+fn a_certificate_trusted_as_itself_may_name_the_host_in_its_common_name_only() {
+    let server = cn_only("localhost");
+    handshake(from_pem(&server.pem), &server, "localhost").unwrap();
+    handshake(pinned(vec![fingerprint(&server)]), &server, "localhost").unwrap();
+    let e = handshake(from_pem(&server.pem), &server, "other.example").unwrap_err();
+    assert!(e.contains("not valid for name"), "{e}");
+    let by_ip = cn_only("127.0.0.1");
+    handshake(from_pem(&by_ip.pem), &by_ip, "127.0.0.1").unwrap();
+    assert!(handshake(from_pem(&by_ip.pem), &by_ip, "localhost").is_err());
+
+    // Through a chain, a certificate must carry a subjectAltName (no common-name rule).
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf_params.distinguished_name = rcgen::DistinguishedName::new();
+    leaf_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    let leaf = Made {
+        pem: leaf.pem(),
+        der: leaf.der().clone(),
+        key: PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+    };
+    assert!(handshake(from_pem(&ca.pem()), &leaf, "localhost").is_err());
+}
+
+#[test]
+fn a_certificate_from_a_ca_given_as_itself_is_trusted_without_its_ca() {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "the leaf");
+    let leaf = params.signed_by(&leaf_key, &issuer).unwrap();
+    let leaf = Made {
+        pem: leaf.pem(),
+        der: leaf.der().clone(),
+        key: PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+    };
+    handshake(from_pem(&leaf.pem), &leaf, "localhost").unwrap();
+    assert!(handshake(from_pem(&leaf.pem), &leaf, "other.example").is_err());
+    // Expired, it is refused all the same.
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = date_time_ymd(2001, 1, 1);
+    params.not_after = date_time_ymd(2002, 1, 1);
+    let old = params.signed_by(&leaf_key, &issuer).unwrap();
+    let old = Made {
+        pem: old.pem(),
+        der: old.der().clone(),
+        key: PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+    };
+    let e = handshake(from_pem(&old.pem), &old, "localhost").unwrap_err();
+    assert!(e.contains("certificate expired"), "{e}");
 }

@@ -7,7 +7,7 @@ use crate::control::Control;
 use crate::stream::{BufferedTcp, DataStream};
 use ftps_backend::client::ClientOptions;
 use ftps_proto::client::{
-    Action, ClientError, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output,
+    Action, ClientError, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output, listing,
 };
 use ftps_proto::tls::SessionStore;
 use ftps_proto::{
@@ -207,6 +207,8 @@ impl Client {
         let mut fresh = Client::connect(self.options.clone())?;
         fresh.run_now(Operation::Cwd(cwd), &mut Sink::None)?;
         fresh.renewals = self.renewals + 1;
+        fresh.ascii = self.ascii;
+        fresh.set_max_listing(self.max_listing());
         let mut old = std::mem::replace(self, fresh);
         let _ = old.run_now(Operation::Quit, &mut Sink::None);
         Ok(())
@@ -312,7 +314,7 @@ impl Client {
                             .handle_io(IoEvent::DataFailed { id, reason }, now());
                     }
                 },
-                Action::StartTransfer { id, upload } => {
+                Action::StartTransfer { id, upload, limit } => {
                     let Some(stream) = self.ready_data.remove(&id) else {
                         let reason = "no data connection".into();
                         self.session
@@ -330,6 +332,7 @@ impl Client {
                         id,
                         self.options.data_timeout,
                         self.ascii,
+                        limit,
                     )?;
                     self.session.handle_io(event, now());
                 }
@@ -475,7 +478,25 @@ impl Client {
         })
     }
 
-    /// Lists a directory in the given format; returns the raw listing.
+    /// The listing bound (see [`Client::set_max_listing`]).
+    pub fn max_listing(&self) -> u64 {
+        self.session.max_listing()
+    }
+
+    /// Bounds what a listing may hold, from now on: at most `bytes` bytes may arrive
+    /// ([`list_raw`](Self::list_raw)), and the parsed entries ([`list`](Self::list),
+    /// [`mlsd`](Self::mlsd), [`nlst`](Self::nlst)) may hold at most that much memory
+    /// ([`ftps_proto::client::listing`]). Past it the listing fails with
+    /// [`ClientError::ListingTooLarge`]; one still arriving is aborted (ABOR) and its data
+    /// connection closed, and the session goes on. Default
+    /// [`ftps_proto::client::DEFAULT_MAX_LISTING`] (64 MiB).
+    pub fn set_max_listing(&mut self, bytes: u64) {
+        self.session.set_max_listing(bytes);
+    }
+
+    /// Lists a directory in the given format; returns the raw listing, at most
+    /// [`max_listing`](Self::max_listing) bytes (more is
+    /// [`ClientError::ListingTooLarge`]).
     pub fn list_raw(&mut self, path: Option<&str>, format: ListFormat) -> Result<Vec<u8>, Error> {
         let path = path.map(Pathname::new).transpose()?;
         let mut out = Vec::new();
@@ -483,28 +504,22 @@ impl Client {
         Ok(out)
     }
 
-    /// LIST, parsed (lines that do not parse are skipped).
+    /// LIST, parsed (lines that do not parse are skipped), within the listing bound.
     pub fn list(&mut self, path: Option<&str>) -> Result<Vec<ListEntry>, Error> {
         let raw = self.list_raw(path, ListFormat::List)?;
-        let text = String::from_utf8_lossy(&raw);
-        Ok(ftps_proto::listing::parse_listing(&text)
-            .filter_map(Result::ok)
-            .collect())
+        Ok(listing::parse_list(&raw, self.max_listing())?)
     }
 
-    /// MLSD, parsed.
+    /// MLSD, parsed, within the listing bound.
     pub fn mlsd(&mut self, path: Option<&str>) -> Result<Vec<MlsxEntry>, Error> {
         let raw = self.list_raw(path, ListFormat::Mlsd)?;
-        let text = String::from_utf8_lossy(&raw);
-        Ok(ftps_proto::facts::parse_mlsd(&text)
-            .filter_map(Result::ok)
-            .collect())
+        Ok(listing::parse_mlsd(&raw, self.max_listing())?)
     }
 
-    /// NLST: names.
+    /// NLST: names, within the listing bound.
     pub fn nlst(&mut self, path: Option<&str>) -> Result<Vec<String>, Error> {
         let raw = self.list_raw(path, ListFormat::Nlst)?;
-        Ok(ftps_proto::listing::parse_nlst(&raw))
+        Ok(listing::parse_nlst(&raw, self.max_listing())?)
     }
 
     /// Downloads `path` from `offset` into `out`; returns the bytes received.
@@ -743,7 +758,10 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long an upload waits for the server to end its side of the data connection.
 const UPLOAD_END_WAIT: Duration = Duration::from_secs(10);
 
-/// Moves one transfer's bytes; returns the event that reports its end.
+/// Moves one transfer's bytes; returns the event that reports its end. A download that
+/// would pass `max` bytes (see [`Action::StartTransfer`]) stops before the byte that
+/// passes it: the data connection is dropped and [`IoEvent::DataOverLimit`] reported (the
+/// session then aborts the transfer).
 fn pump(
     mut stream: DataStream,
     upload: bool,
@@ -751,6 +769,7 @@ fn pump(
     id: DataId,
     limit: Duration,
     ascii: bool,
+    max: Option<u64>,
 ) -> Result<IoEvent, Error> {
     let mut buf = vec![0u8; BUFFER];
     let mut converted = Vec::new();
@@ -822,6 +841,9 @@ fn pump(
                     });
                 }
                 Ok(n) => {
+                    if max.is_some_and(|max| bytes + n as u64 > max) {
+                        return Ok(IoEvent::DataOverLimit { id, bytes });
+                    }
                     bytes += n as u64;
                     if let Sink::Write(out) = sink {
                         match from_network.as_mut() {

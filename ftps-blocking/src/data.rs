@@ -3,7 +3,7 @@
 
 use crate::server::Msg;
 use crate::stream::{BufferedTcp, DataStream};
-use ftps_backend::{DataOrder, Meter, Storage, Work};
+use ftps_backend::{DataOrder, ForeignRefusals, Meter, Storage, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::{DataTls, handshake_info};
@@ -75,12 +75,13 @@ pub(crate) fn passive<S: Storage>(
     let deadline = Instant::now() + ctx.connect_timeout + ctx.handshake_timeout;
     let mut accepted: Option<(TcpStream, SocketAddr)> = None;
     let mut open = None;
+    let mut refusals = ForeignRefusals::default();
     while accepted.is_none() || open.is_none() {
         let mut idle = true;
         if accepted.is_none() {
             match listener.accept() {
                 Ok((_, peer)) if accept_from.is_some_and(|ip| ip != peer.ip()) => {
-                    tracing::warn!(%peer, "data connection from a foreign address refused");
+                    refusals.refused(peer);
                     idle = false;
                 }
                 Ok(conn) => {

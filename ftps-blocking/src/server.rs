@@ -4,11 +4,11 @@
 use crate::control::Control;
 use crate::data::{self, DataContext};
 use ftps_backend::{
-    Authenticator, DataDesk, DataOrder, OrderSender, ServerShared, Storage, TaskGone,
+    Authenticator, DataDesk, DataOrder, OrderSender, ServerShared, SessionSlot, Storage, TaskGone,
 };
 use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls, handshake_info};
-use ftps_proto::{Reply, ReplyCode, ServerSession};
+use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -133,6 +133,9 @@ struct Driver<S: Storage, A> {
     desk: DataDesk<S, Orders<S>>,
     user: String,
     local: SocketAddr,
+    peer: SocketAddr,
+    /// The passive listener this session holds against its address's cap, and its id.
+    listener_slot: Option<(DataId, SessionSlot)>,
     input: Vec<u8>,
     closing: bool,
 }
@@ -164,6 +167,8 @@ fn run_session<S: Storage, A: Authenticator>(
         desk: DataDesk::default(),
         user: String::new(),
         local,
+        peer,
+        listener_slot: None,
         input: Vec::new(),
         closing: false,
     };
@@ -312,14 +317,24 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
             } => {
                 let ip = self.local.ip();
                 let seed = id_seed(id);
+                // One address holds at most so many listeners; this session, one (a new
+                // PASV replaces the old listener, so its slot goes first).
+                self.listener_slot = None;
+                let Some(slot) = self.shared.passive_listeners.admit(self.peer.ip()) else {
+                    tracing::debug!("passive listeners per address: cap reached");
+                    self.session
+                        .handle_io(IoEvent::DataListenFailed { id }, now());
+                    return;
+                };
                 match data::bind(ip, self.shared.passive_ports.as_ref(), seed) {
                     Ok(listener) => {
+                        self.listener_slot = Some((id, slot));
                         let local = listener.local_addr().unwrap_or(SocketAddr::new(ip, 0));
                         let (tx, rx) = mpsc::channel();
                         self.desk.attach(id, Orders(tx));
                         let ctx = self.data_context(id);
                         spawn("ftps-data", move || {
-                            data::passive(ctx, listener, accept_from, rx)
+                            data::passive(ctx, listener, accept_from, rx);
                         });
                         self.session
                             .handle_io(IoEvent::DataListening { id, local }, now());
@@ -375,6 +390,9 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 self.gone_if(id, sent);
             }
             Action::AbortData { id } => {
+                if self.listener_slot.as_ref().is_some_and(|(d, _)| *d == id) {
+                    self.listener_slot = None;
+                }
                 // Dropping the sender stops the thread; dropping an upload discards it.
                 self.desk.abort(id);
             }
@@ -400,7 +418,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
         match event {
             Event::Login(request) => {
                 let answer = self.shared.check_login(&request);
-                tracing::info!(user = %request.user, ?answer, "login");
+                tracing::info!(user = %Printable(&request.user), ?answer, "login");
                 self.user = request.user.clone();
                 self.session
                     .answer_login(request.token, answer, Instant::now());
@@ -419,10 +437,12 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 self.session.answer_site(token, r, Instant::now());
             }
             Event::LoggedIn { user } => {
-                tracing::info!(%user, "logged in");
+                tracing::info!(user = %Printable(&user), "logged in");
                 self.user = user;
             }
-            Event::TransferDone { path, bytes, ok } => tracing::info!(%path, bytes, ok, "transfer"),
+            Event::TransferDone { path, bytes, ok } => {
+                tracing::info!(path = %Printable(path.as_str()), bytes, ok, "transfer")
+            }
             other => tracing::debug!(?other, "event"),
         }
     }

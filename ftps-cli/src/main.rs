@@ -24,6 +24,10 @@ struct Cli {
 enum Command {
     /// Serve a directory over FTPS (explicit and implicit).
     Serve(serve::ServeArgs),
+    /// Print the Argon2id hash (PHC string) of a password, for `ftps serve --users-file`
+    /// or FTPS_USERS (NAME:HASH lines). The password is asked for twice on the terminal,
+    /// or read as the first line of standard input; never from the command line.
+    HashPassword,
     /// List a directory: names, or `ls -l` lines with -l.
     Ls {
         #[command(flatten)]
@@ -91,8 +95,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Colours only on a terminal: in a file or a pipe they are raw escape bytes.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_target(false)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -106,6 +113,15 @@ fn main() -> ExitCode {
         }
     };
     let remote = match cli.command {
+        Command::HashPassword => {
+            return match serve::hash_password() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Serve(args) => {
             return match runtime.block_on(serve::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,16 @@
 //! The client commands: `ftps ls | get | put | rm | mkdir | mv | cat`.
+//!
+//! Text that comes from the server (listed names, `ls -l` lines, the replies quoted in
+//! error messages) is printed through [`Printable`], on a terminal or not: its control
+//! characters (C0, DEL, C1; ESC, and so every CSI and OSC sequence, among them) are shown
+//! as `\u{1b}`-style escapes and can neither drive the terminal nor forge an output line.
+//! Progress-bar labels and every error message go the same way. `ftps cat` alone writes
+//! the server's bytes as they are: they are the file asked for.
 
 use clap::{Args, ValueEnum};
-use ftps_proto::ProtectionLevel;
-use ftps_proto::client::{ClientError, ConnectionMode};
+use ftps_proto::client::{ClientError, ConnectionMode, DEFAULT_MAX_LISTING};
 use ftps_proto::tls::{ClientIdentity, Fingerprint, ServerTrust};
+use ftps_proto::{Printable, ProtectionLevel};
 use ftps_tokio::client::{self, Error};
 use ftps_tokio::{Client, ClientOptions, FtpUrl};
 use std::path::{Path, PathBuf};
@@ -96,7 +103,34 @@ pub(crate) struct Connection {
     /// Data protection level.
     #[arg(long, value_enum)]
     prot: Option<ProtArg>,
+    /// The most a listing (`ls`) may bring: bytes, or with K, M or G (KiB, MiB, GiB). The
+    /// names parsed from it may hold as much memory. A listing past it is stopped (ABOR)
+    /// and the command fails (exit 6); a hostile server cannot fill memory with one.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    max_listing: u64,
 }
+
+/// A byte count: digits, optionally followed by K, M or G (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 30),
+        _ => (s, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: a number of bytes, optionally with K, M or G"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?}: out of range"))
+}
+
+const _: () = assert!(
+    DEFAULT_MAX_LISTING == 64 << 20,
+    "--max-listing's default is 64M"
+);
 
 pub(crate) struct Failure {
     pub(crate) code: u8,
@@ -127,20 +161,33 @@ impl Failure {
                 exit::LOGIN
             }
             Error::Protocol(ClientError::Refused(_)) if !connecting => exit::REFUSED,
-            Error::Protocol(ClientError::Truncated { .. } | ClientError::Data(_)) => exit::TRANSFER,
+            Error::Protocol(
+                ClientError::Truncated { .. }
+                | ClientError::Data(_)
+                | ClientError::ListingTooLarge { .. },
+            ) => exit::TRANSFER,
             Error::Protocol(_) => exit::CONNECT,
             _ => exit::CONNECT,
         };
-        Failure {
-            code,
-            message: e.to_string(),
-        }
+        let message = match &e {
+            Error::Protocol(ClientError::ListingTooLarge { limit }) => {
+                format!("the listing is larger than {limit} bytes (--max-listing): it was stopped")
+            }
+            _ => e.to_string(),
+        };
+        Failure { code, message }
     }
 }
 
 impl From<Failure> for ExitCode {
     fn from(f: Failure) -> Self {
-        eprintln!("ftps: {}", f.message);
+        // Messages quote the server's replies: control characters escaped, and the lines
+        // of a multi-line reply indented, so none can pass for a line of ours.
+        let mut lines = f.message.split('\n');
+        eprintln!("ftps: {}", Printable(lines.next().unwrap_or_default()));
+        for line in lines {
+            eprintln!("  {}", Printable(line));
+        }
         if f.message.contains("its fingerprint is sha256:") {
             eprintln!(
                 "ftps: if that fingerprint is the server's (ask its administrator, or read it on the server with `openssl x509 -noout -fingerprint -sha256 -in CERT`), trust it with --pin, or give its certificate with --ca-cert"
@@ -228,19 +275,21 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
     } else {
         eprintln!("ftps: WARNING: --tls none: the password and all data travel in clear text");
     }
-    match Client::connect(options).await {
-        Ok(c) => Ok(c),
+    let mut client = match Client::connect(options).await {
+        Ok(c) => c,
         Err(Error::PlaintextOnly(offer)) => {
             eprintln!(
                 "ftps: WARNING: {} offers no TLS; continuing in clear text as --tls if-available allows",
-                url.host
+                Printable(&url.host)
             );
             Client::accept_plaintext(offer)
                 .await
-                .map_err(|e| Failure::from_client(e, true))
+                .map_err(|e| Failure::from_client(e, true))?
         }
-        Err(e) => Err(Failure::from_client(e, true)),
-    }
+        Err(e) => return Err(Failure::from_client(e, true)),
+    };
+    client.set_max_listing(conn.max_listing);
+    Ok(client)
 }
 
 fn parse(url: &str) -> Result<FtpUrl, Failure> {
@@ -282,7 +331,7 @@ fn progress(name: &str, total: Option<u64>) -> indicatif::ProgressBar {
     )
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
-    bar.set_message(name.to_owned());
+    bar.set_message(Printable(name).to_string());
     bar
 }
 
@@ -432,21 +481,43 @@ fn file_name(path: &str) -> &str {
         .unwrap_or("download")
 }
 
-/// `ftps ls URL [-l]`.
+/// `ftps ls URL [-l]`: names (NLST), or the server's `ls -l` lines (LIST), one a line,
+/// each shown through [`Printable`] (see the module documentation).
 pub(crate) async fn ls(conn: &Connection, url: &str, long: bool) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
     let path = Some(url.path.as_str()).filter(|p| !p.is_empty());
-    if long {
+    let printed = if long {
         let raw = op(c.list_raw(path, ftps_proto::client::ListFormat::List).await)?;
-        print!("{}", String::from_utf8_lossy(&raw).replace("\r\n", "\n"));
-    } else {
-        for name in op(c.nlst(path).await)? {
-            println!("{name}");
+        let mut lines: Vec<&[u8]> = raw.split(|&b| b == b'\n').collect();
+        if lines.last().is_some_and(|l| l.is_empty()) {
+            lines.pop(); // After the last line's end.
         }
-    }
+        print_lines(lines.into_iter().map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            String::from_utf8_lossy(line)
+        }))
+    } else {
+        print_lines(op(c.nlst(path).await)?.into_iter())
+    };
     let _ = c.quit().await;
-    Ok(())
+    printed
+}
+
+/// Writes server-provided lines to standard output, each through [`Printable`]. A reader
+/// that went away (`ftps ls | head`) ends the output quietly.
+fn print_lines<S: AsRef<str>>(mut lines: impl Iterator<Item = S>) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = lines
+        .try_for_each(|line| writeln!(out, "{}", Printable(line.as_ref())))
+        .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::local(format!("standard output: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `ftps get URL... [LOCAL|DIR/]`.

@@ -5,8 +5,14 @@ use ftps_proto::server::{ControlTlsPolicy, DataTlsPolicy, ServerConfig, TlsMode}
 use ftps_tokio::{LocalFs, Server, StaticUsers, tls};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use tokio::net::TcpListener;
+
+/// The environment variable holding users as `NAME:HASH` lines, like `--users-file`.
+const USERS_ENV: &str = "FTPS_USERS";
+
+/// How to make a hash, for messages.
+const HASH_HINT: &str = "`ftps hash-password` prints one";
 
 /// Control-channel TLS policy.
 #[derive(Clone, Copy, ValueEnum)]
@@ -47,18 +53,35 @@ pub(crate) struct ServeArgs {
     /// Do not listen for implicit FTPS.
     #[arg(long)]
     no_implicit: bool,
-    /// Certificate chain, PEM (default: a self-signed one kept in ./.ftps/).
+    /// Certificate chain, PEM (default: a self-signed one kept in --state-dir). Must lie
+    /// outside --root.
     #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
-    /// Private key, PEM.
+    /// Private key, PEM. Must lie outside --root.
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
-    /// A user as NAME:PASSWORD (repeatable; default: user `ftps` with a random password).
+    /// Where the self-signed certificate and its private key are kept (made on first
+    /// start). Must lie outside --root: the server refuses to start otherwise.
+    #[arg(long, value_name = "DIR", default_value = "./.ftps")]
+    state_dir: PathBuf,
+    /// Users from FILE: one NAME:HASH per line, HASH an Argon2id PHC string (`ftps
+    /// hash-password` prints one); blank lines and lines starting with # are skipped.
+    /// The environment variable FTPS_USERS may hold the same lines. Default, with no
+    /// users given at all: user `ftps` with a random password, printed.
+    #[arg(long, value_name = "FILE")]
+    users_file: Option<PathBuf>,
+    /// A user as NAME:PASSWORD, for quick tries (repeatable). Other users of this machine
+    /// can read it (ps, /proc): prefer --users-file or FTPS_USERS.
     #[arg(long = "user", value_name = "NAME:PASSWORD")]
     users: Vec<String>,
-    /// Allow anonymous logins (`anonymous` or `ftp`, any password).
+    /// Allow anonymous logins (`anonymous` or `ftp`, any password), read-only: no upload,
+    /// delete, rename or mkdir.
     #[arg(long)]
     anonymous: bool,
+    /// Also let anonymous users upload new files (STOR to a name that does not exist,
+    /// STOU); they still cannot overwrite, append, resume, delete, rename or mkdir.
+    #[arg(long, requires = "anonymous")]
+    anonymous_upload: bool,
     /// Passive ports, LO-HI.
     #[arg(long, value_name = "LO-HI", value_parser = parse_ports)]
     passive_ports: Option<RangeInclusive<u16>>,
@@ -132,6 +155,147 @@ fn self_signed(dir: &Path, addrs: &[IpAddr]) -> Result<(PathBuf, PathBuf), Strin
     Ok((cert, key))
 }
 
+/// `path` made absolute, with symbolic links resolved as far as it exists (the rest
+/// appended as written, `..` taken lexically), to compare with the canonical root.
+fn resolved(path: &Path) -> Result<PathBuf, String> {
+    let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for existing in absolute.ancestors() {
+        let Ok(mut out) = std::fs::canonicalize(existing) else {
+            continue;
+        };
+        let rest = absolute.strip_prefix(existing).unwrap_or(Path::new(""));
+        for c in rest.components() {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::Normal(name) => out.push(name),
+                _ => {}
+            }
+        }
+        return Ok(out);
+    }
+    Ok(absolute)
+}
+
+/// Refuses `path` (`what`, given as `flag`) if it lies inside the served `root`
+/// (canonical): anyone who can log in could download it.
+fn outside_root(root: &Path, what: &str, flag: &str, path: &Path) -> Result<PathBuf, String> {
+    let real = resolved(path)?;
+    if real.starts_with(root) {
+        return Err(format!(
+            "the {what} {} ({}) lies inside the served directory {}: anyone who can log \
+             in could download it. Keep it outside the served directory ({flag}), or serve \
+             another directory (--root DIR).",
+            path.display(),
+            real.display(),
+            root.display()
+        ));
+    }
+    Ok(real)
+}
+
+/// Users from `NAME:HASH` lines (`source` names them in messages) added to `users`, their
+/// names to `names`.
+fn parse_users(
+    text: &str,
+    source: &str,
+    mut users: StaticUsers,
+    names: &mut Vec<String>,
+) -> Result<StaticUsers, String> {
+    for (i, line) in text.lines().enumerate() {
+        let at = format!("{source}, line {}", i + 1);
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, hash)) = line.split_once(':') else {
+            return Err(format!(
+                "{at}: expected NAME:HASH, HASH an Argon2id PHC string ({HASH_HINT})"
+            ));
+        };
+        let (name, hash) = (name.trim(), hash.trim());
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(format!(
+                "{at}: the user name is empty or holds control characters"
+            ));
+        }
+        if name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp") {
+            return Err(format!(
+                "{at}: {name:?} is the anonymous login (see --anonymous), not a user name"
+            ));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(format!("{at}: user {name:?} is given twice"));
+        }
+        users = users.with_hash(name, hash).map_err(|_| {
+            format!("{at}: the hash of {name:?} is not an Argon2 PHC string ({HASH_HINT})")
+        })?;
+        names.push(name.to_owned());
+    }
+    Ok(users)
+}
+
+/// Reads a users file, warning (as ssh does for keys) if others may read it.
+fn read_users_file(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| format!("--users-file {}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    if !meta.is_file() {
+        return Err(format!("--users-file {}: not a file", path.display()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        eprintln!(
+            "warning: --users-file {} can be read by other users (mode {mode:04o}), who could \
+             attack its hashes offline; chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+    std::fs::read_to_string(path).map_err(fail)
+}
+
+/// `ftps hash-password`: reads a password from the terminal (twice, not echoed) or, when
+/// standard input is not a terminal, its first line; prints its Argon2id PHC string.
+pub(crate) fn hash_password() -> Result<(), String> {
+    use std::io::{BufRead, IsTerminal, Read};
+    let password = if std::io::stdin().is_terminal() {
+        let ask = |prompt: &str| {
+            rpassword::prompt_password(prompt).map_err(|e| format!("cannot read the password: {e}"))
+        };
+        let first = ask("Password: ")?;
+        if ask("Again: ")? != first {
+            return Err("the two passwords differ".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .take(64 * 1024)
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        line.strip_suffix('\r').unwrap_or(line).to_owned()
+    };
+    if password.is_empty() {
+        return Err("empty password".into());
+    }
+    if password
+        .chars()
+        .any(|c| c == '\r' || c == '\n' || c == '\0')
+    {
+        return Err("the password holds CR, LF or NUL, which FTP cannot send".into());
+    }
+    let phc = ftps_tokio::hash_password(&password);
+    if phc.is_empty() {
+        return Err("hashing failed".into());
+    }
+    println!("{phc}");
+    Ok(())
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -170,31 +334,64 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     }
     std::fs::create_dir_all(&args.root).map_err(|e| format!("{}: {e}", args.root.display()))?;
     let storage = LocalFs::new(&args.root).map_err(|e| format!("{}: {e}", args.root.display()))?;
+    // The server never serves its own key or certificate: they must lie outside the root
+    // (compared as canonical paths, symbolic links resolved), checked before anything is
+    // made and again on the files themselves.
+    let root = storage.root().to_path_buf();
 
     let mut users = StaticUsers::new().with_anonymous(args.anonymous);
-    let mut shown_password = None;
-    if args.users.is_empty() {
-        let password = random_password()?;
-        users = users.with_password("ftps", &password);
-        shown_password = Some(("ftps".to_owned(), password));
+    let mut names = Vec::new();
+    if let Some(file) = &args.users_file {
+        let text = read_users_file(file)?;
+        users = parse_users(&text, &file.display().to_string(), users, &mut names)?;
+    }
+    if let Some(text) = std::env::var_os(USERS_ENV) {
+        let text = text
+            .into_string()
+            .map_err(|_| format!("{USERS_ENV}: not UTF-8"))?;
+        users = parse_users(&text, USERS_ENV, users, &mut names)?;
+    }
+    if !args.users.is_empty() {
+        eprintln!(
+            "warning: --user puts a password on the command line, where other users of this \
+             machine can read it (ps, /proc/PID/cmdline); use --users-file FILE or \
+             {USERS_ENV} with NAME:HASH lines ({HASH_HINT})"
+        );
     }
     for spec in &args.users {
         let (name, password) = spec
             .split_once(':')
-            .ok_or_else(|| format!("--user {spec:?}: expected NAME:PASSWORD"))?;
+            .ok_or_else(|| "--user: expected NAME:PASSWORD".to_owned())?;
         if name.is_empty() {
-            return Err(format!("--user {spec:?}: empty name"));
+            return Err("--user: empty name".into());
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(format!("--user: user {name:?} is given twice"));
         }
         users = users.with_password(name, password);
+        names.push(name.to_owned());
+    }
+    let mut shown_password = None;
+    if names.is_empty() {
+        let password = random_password()?;
+        users = users.with_password("ftps", &password);
+        shown_password = Some(("ftps".to_owned(), password));
     }
 
     let (cert, key) = match (&args.cert, &args.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => self_signed(
-            Path::new(".ftps"),
-            &[args.explicit.ip(), args.implicit.ip()],
-        )?,
+        _ => {
+            outside_root(
+                &root,
+                "certificate state directory",
+                "--state-dir DIR",
+                &args.state_dir,
+            )?;
+            self_signed(&args.state_dir, &[args.explicit.ip(), args.implicit.ip()])?
+        }
     };
+    let cert = outside_root(&root, "certificate", "--cert FILE", &cert)?;
+    let key = outside_root(&root, "private key", "--key FILE", &key)?;
     let tls = tls::server_config_from_pem_files(&cert, &key).map_err(|e| e.to_string())?;
 
     let config = ServerConfig {
@@ -212,6 +409,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         active_mode: args.active,
         allow_ccc: args.allow_ccc,
         anonymous: args.anonymous,
+        anonymous_upload: args.anonymous_upload,
         advertised_address: args.advertise,
         ..ServerConfig::default()
     };
@@ -234,18 +432,29 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
 
     let (user, password) = match &shown_password {
         Some((u, p)) => (u.clone(), p.clone()),
-        None => {
-            let first = &args.users[0];
-            let (u, _) = first.split_once(':').unwrap_or((first, ""));
-            (u.to_owned(), "PASSWORD".to_owned())
-        }
+        None => (names[0].clone(), "PASSWORD".to_owned()),
     };
-    let root = std::fs::canonicalize(&args.root).unwrap_or(args.root.clone());
     println!("ftps: serving {}", root.display());
     if let Some((u, p)) = &shown_password {
         println!("user: {u}   password: {p}");
     }
+    println!(
+        "users: NAME:HASH lines in --users-file FILE or {USERS_ENV}; `ftps hash-password` \
+         makes a HASH (asking for the password, never on a command line)"
+    );
+    if args.anonymous {
+        let what = if args.anonymous_upload {
+            "read and upload new files"
+        } else {
+            "read only"
+        };
+        println!("anonymous: allowed, {what}");
+    }
     println!("certificate: {}", cert.display());
+    println!(
+        "private key: {} (outside the served directory)",
+        key.display()
+    );
     let host = |a: SocketAddr| match a.ip() {
         IpAddr::V6(ip) => format!("[{ip}]:{}", a.port()),
         IpAddr::V4(ip) => format!("{ip}:{}", a.port()),

@@ -98,6 +98,20 @@ impl Storage for QuotaFs {
             path,
         ))
     }
+    fn open_write_new(
+        &self,
+        user: &str,
+        path: &VirtualPath,
+    ) -> Result<(QuotaUpload, VirtualPath), StorageError> {
+        let (inner, path) = self.inner.open_write_new(user, path)?;
+        Ok((
+            QuotaUpload {
+                inner,
+                left: self.limit,
+            },
+            path,
+        ))
+    }
     fn commit(&self, upload: QuotaUpload, keep: bool) -> Result<(), StorageError> {
         self.inner.commit(upload.inner, keep)
     }

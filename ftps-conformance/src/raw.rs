@@ -39,6 +39,19 @@ impl Raw {
         Ok((raw, greeting))
     }
 
+    /// Takes over a connected stream (one made from another source address, say) and
+    /// reads the greeting.
+    pub fn over(tcp: TcpStream) -> io::Result<(Raw, Reply)> {
+        tcp.set_read_timeout(Some(WAIT))?;
+        let mut raw = Raw {
+            conn: Conn::Plain(tcp),
+            decoder: ReplyDecoder::default(),
+            pending: Vec::new(),
+        };
+        let greeting = raw.reply()?;
+        Ok((raw, greeting))
+    }
+
     /// Sends bytes as they are.
     pub fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.conn {

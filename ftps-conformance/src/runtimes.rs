@@ -13,7 +13,9 @@ fn fail(e: impl std::fmt::Display) -> Failure {
 }
 
 fn users(setup: &ServerSetup) -> StaticUsers {
-    StaticUsers::new().with_password(&setup.user.0, &setup.user.1)
+    StaticUsers::new()
+        .with_password(&setup.user.0, &setup.user.1)
+        .with_anonymous(setup.config.anonymous)
 }
 
 fn storage(setup: &ServerSetup) -> QuotaFs {

@@ -17,6 +17,9 @@
 //! session as FTPS clients do (the server does not insist on it; [`ScriptedServer::log`]
 //! says which ones did). Every wait is bounded: a client that never closes shows up as a
 //! 426 reply, not a hung test.
+//!
+//! It can also be hostile, for the clients' security tests ([`Listing`]): a listing that
+//! never ends, or names and refusals that carry terminal escape sequences.
 
 use ftps_backend::client::ClientOptions;
 use ftps_proto::ProtectionLevel;
@@ -24,7 +27,7 @@ use rustls::{ServerConnection, StreamOwned};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -88,6 +91,45 @@ pub const FILE: &str = "file.bin";
 /// The names NLST lists, and LIST lists in `ls -l` form.
 pub const LISTING_NAMES: [&str; 3] = [FILE, "docs", "notes.txt"];
 
+/// What LIST and NLST send, and how refusals read (see [`ScriptedServer::set_listing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listing {
+    /// [`LISTING_NAMES`] (in `ls -l` form for LIST): the default.
+    Fixed,
+    /// A listing without end: numbered `ls -l` lines for LIST, names for NLST, as fast as
+    /// the data connection takes them, until the client stops taking them (its data
+    /// connection closes or fails, or takes no byte for 10 s: then 426) or `cap` bytes
+    /// went out (then the transfer ends as the [`Ending`] says). The bytes the data
+    /// connection took are counted ([`ScriptedServer::listing_sent`]). `cap` keeps a test
+    /// of a client that does not stop bounded.
+    Endless {
+        /// The most bytes sent.
+        cap: u64,
+    },
+    /// [`HOSTILE_NAMES`], names that carry terminal escape sequences and other control
+    /// characters; and RETR and SIZE of anything but [`FILE`] are refused with
+    /// [`HOSTILE_REFUSAL`].
+    Hostile,
+}
+
+/// The names of [`Listing::Hostile`]: an OSC that sets the terminal's title, a CSI that
+/// clears the screen, an OSC 8 hyperlink, BEL, DEL, a CSI as one C1 character (U+009B),
+/// BS, and a bare CR.
+pub const HOSTILE_NAMES: [&str; 8] = [
+    "\x1b]0;owned\x07title.txt",
+    "\x1b[2J\x1b[Hclear.txt",
+    "\x1b]8;;http://evil.example/\x1b\\link\x1b]8;;\x1b\\.txt",
+    "bell\x07.txt",
+    "del\x7f.txt",
+    "c1\u{9b}31mcsi.txt",
+    "back\x08space.txt",
+    "carriage\rreturn.txt",
+];
+
+/// The refusal of [`Listing::Hostile`]: a 550 whose text sets the terminal's title and
+/// its colour.
+pub const HOSTILE_REFUSAL: &str = "550 \x1b]0;owned\x07no such \x1b[31mfile\x1b[0m";
+
 /// How long a data connection may take to come, and a transfer may go without a byte.
 const DATA_WAIT: Duration = Duration::from_secs(10);
 
@@ -132,10 +174,34 @@ fn listing_names() -> String {
     LISTING_NAMES.iter().map(|n| format!("{n}\r\n")).collect()
 }
 
+fn hostile_long() -> String {
+    HOSTILE_NAMES
+        .iter()
+        .map(|n| format!("-rw-r--r--    1 1000     1000            42 Mar 15  2024 {n}\r\n"))
+        .collect()
+}
+
+fn hostile_names() -> String {
+    HOSTILE_NAMES.iter().map(|n| format!("{n}\r\n")).collect()
+}
+
+/// Line `n` of an endless listing.
+fn endless_line(long: bool, n: u64, out: &mut Vec<u8>) {
+    let line = if long {
+        format!("-rw-r--r--    1 1000     1000          4096 Jan 01 12:00 file-{n:09}\r\n")
+    } else {
+        format!("file-{n:09}\r\n")
+    };
+    out.extend_from_slice(line.as_bytes());
+}
+
 /// What the sessions share.
 struct Shared {
     tls: Arc<rustls::ServerConfig>,
     ending: Mutex<Ending>,
+    listing: Mutex<Listing>,
+    /// What the data connection of the last endless listing took.
+    listing_sent: AtomicU64,
     uploads: Mutex<HashMap<String, Vec<u8>>>,
     log: Mutex<Vec<String>>,
     stop: AtomicBool,
@@ -197,6 +263,8 @@ impl ScriptedServer {
         let shared = Arc::new(Shared {
             tls: Arc::new(tls),
             ending: Mutex::new(ending),
+            listing: Mutex::new(Listing::Fixed),
+            listing_sent: AtomicU64::new(0),
             uploads: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -227,6 +295,18 @@ impl ScriptedServer {
     /// The ending of the data connections.
     pub fn ending(&self) -> Ending {
         *lock(&self.shared.ending)
+    }
+
+    /// What LIST and NLST send from now on (and how refusals read).
+    pub fn set_listing(&self, listing: Listing) {
+        *lock(&self.shared.listing) = listing;
+        self.shared.note(format!("-- listing now {listing:?}"));
+    }
+
+    /// The bytes the data connection of the last [`Listing::Endless`] listing took (a
+    /// client cannot have received more).
+    pub fn listing_sent(&self) -> u64 {
+        self.shared.listing_sent.load(Ordering::Relaxed)
     }
 
     /// What an upload to `name` stored, if it completed (226).
@@ -497,7 +577,7 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
             "SIZE" if strip(&arg) == FILE => {
                 c.reply(shared, &format!("213 {}", file_content().len()))?
             }
-            "SIZE" => c.reply(shared, "550 no such file")?,
+            "SIZE" => c.reply(shared, refusal(shared))?,
             "EPSV" if arg.trim().eq_ignore_ascii_case("ALL") => {
                 c.reply(shared, "200 EPSV ALL ok")?
             }
@@ -532,9 +612,25 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
                     None => c.reply(shared, "554 offset past the end")?,
                 }
             }
-            "RETR" => c.reply(shared, "550 no such file")?,
-            "NLST" => send(&mut c, &mut s, shared, listing_names().as_bytes())?,
-            "LIST" => send(&mut c, &mut s, shared, listing_long().as_bytes())?,
+            "RETR" => c.reply(shared, refusal(shared))?,
+            "NLST" | "LIST" => {
+                let long = verb == "LIST";
+                let listing = *lock(&shared.listing);
+                let body = match listing {
+                    Listing::Fixed if long => listing_long(),
+                    Listing::Fixed => listing_names(),
+                    Listing::Hostile if long => hostile_long(),
+                    Listing::Hostile => hostile_names(),
+                    Listing::Endless { cap } => {
+                        send_endless(&mut c, &mut s, shared, long, cap)?;
+                        continue;
+                    }
+                };
+                send(&mut c, &mut s, shared, body.as_bytes())?
+            }
+            // The transfer a client aborts has ended by the time ABOR is read (426, once
+            // its data connection closed): nothing is left to abort (vsftpd's answer).
+            "ABOR" => c.reply(shared, "225 no transfer to abort")?,
             "STOR" if !strip(&arg).is_empty() => receive(&mut c, &mut s, shared, strip(&arg))?,
             "QUIT" => {
                 c.reply(shared, "221 goodbye")?;
@@ -550,6 +646,14 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
 
 fn strip(path: &str) -> &str {
     path.trim().trim_start_matches('/')
+}
+
+/// A 550 for a missing file, hostile if the listing is.
+fn refusal(shared: &Shared) -> &'static str {
+    match *lock(&shared.listing) {
+        Listing::Hostile => HOSTILE_REFUSAL,
+        _ => "550 no such file",
+    }
 }
 
 // ----- data connections -----------------------------------------------------------------
@@ -796,6 +900,79 @@ fn send(c: &mut Control, s: &mut Session, shared: &Shared, body: &[u8]) -> io::R
         body.len(),
         ending.name()
     ));
+    end_download(c, shared, data, ending)
+}
+
+/// [`Listing::Endless`]: sends numbered lines until the client stops taking them or
+/// `cap` bytes went out, counting what the data connection took; at the cap, ends as the
+/// server's [`Ending`] says.
+fn send_endless(
+    c: &mut Control,
+    s: &mut Session,
+    shared: &Shared,
+    long: bool,
+    cap: u64,
+) -> io::Result<()> {
+    shared.listing_sent.store(0, Ordering::Relaxed);
+    let Some(mut data) = take_data(c, s, shared)? else {
+        return Ok(());
+    };
+    let ending = *lock(&shared.ending);
+    let mut chunk = Vec::with_capacity(ENDLESS_CHUNK + 128);
+    let mut line = 0u64;
+    let mut sent = 0u64;
+    while sent < cap {
+        chunk.clear();
+        while chunk.len() < ENDLESS_CHUNK {
+            line += 1;
+            endless_line(long, line, &mut chunk);
+        }
+        let want = chunk
+            .len()
+            .min(usize::try_from(cap - sent).unwrap_or(usize::MAX));
+        let mut at = 0;
+        while at < want {
+            match data.write(&chunk[at..want]) {
+                Ok(0) => {
+                    return endless_failed(c, shared, sent, &io::ErrorKind::WriteZero.into());
+                }
+                Ok(n) => {
+                    at += n;
+                    sent += n as u64;
+                    shared.listing_sent.store(sent, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return endless_failed(c, shared, sent, &e),
+            }
+        }
+    }
+    if let Err(e) = data.flush() {
+        return endless_failed(c, shared, sent, &e);
+    }
+    shared.note(format!(
+        "data: sent {sent} bytes of an endless listing (the cap); ending {}",
+        ending.name()
+    ));
+    end_download(c, shared, data, ending)
+}
+
+/// How much of an endless listing is made at a time.
+const ENDLESS_CHUNK: usize = 64 * 1024;
+
+fn endless_failed(c: &mut Control, shared: &Shared, sent: u64, e: &io::Error) -> io::Result<()> {
+    shared.note(format!(
+        "data: the endless listing stopped after {sent} bytes: {e}"
+    ));
+    c.reply(shared, "426 data connection failed")
+}
+
+/// Ends a download's data connection as `ending` says, with the final reply.
+fn end_download(
+    c: &mut Control,
+    shared: &Shared,
+    mut data: Data,
+    ending: Ending,
+) -> io::Result<()> {
     match ending {
         Ending::CloseThenReply => {
             let _ = data.close_notify();

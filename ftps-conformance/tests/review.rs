@@ -510,3 +510,51 @@ fn finding_03_slow_transfers_that_keep_moving_are_not_stalled() {
         },
     );
 }
+
+/// A plain session logged in from source address `ip` (another loopback address).
+fn plain_session_from(f: &Fixture, r: &dyn RunningServer, ip: [u8; 4]) -> Raw {
+    let tcp = ftps_conformance::hostile::socket_from(ip, r.explicit().port()).unwrap();
+    let (mut c, greeting) = Raw::over(tcp).unwrap();
+    assert_eq!(greeting.code().get(), 220);
+    let (user, password) = f.credentials();
+    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
+    c
+}
+
+// Finding 13: one user could take every passive port: 50 sessions each doing PASV and
+// never connecting left everyone else `425 No free passive port`, and the listeners never
+// expired. Now one address holds at most 16 listeners (each session one: a new PASV
+// closes the old), and a listener no transfer uses within the data-connect timeout is
+// closed.
+#[test]
+fn finding_13_passive_listeners_are_capped_per_address_and_expire() {
+    each(
+        "pasv-hog",
+        |s| {
+            plain_allowed(s);
+            s.config.timeouts.data_connect = Duration::from_secs(2);
+        },
+        |f, r, tag| {
+            let mut hogs: Vec<Raw> = (0..16).map(|_| plain_session(f, r)).collect();
+            for c in &mut hogs {
+                assert_eq!(c.cmd("EPSV").unwrap(), 229, "{tag}");
+                // A new EPSV replaces the session's listener: still one.
+                assert_eq!(c.cmd("EPSV").unwrap(), 229, "{tag}");
+            }
+            let mut one_more = plain_session(f, r);
+            assert_eq!(one_more.cmd("EPSV").unwrap(), 425, "{tag}: over the cap");
+            // Another address is not affected.
+            let mut other = plain_session_from(f, r, [127, 0, 0, 2]);
+            assert_eq!(other.cmd("EPSV").unwrap(), 229, "{tag}: another address");
+            // Unused listeners expire and free the address's share.
+            std::thread::sleep(Duration::from_millis(3500));
+            assert_eq!(one_more.cmd("EPSV").unwrap(), 229, "{tag}: after expiry");
+            assert_eq!(hogs[0].cmd("RETR nothing").unwrap(), 425, "{tag}: expired");
+            // A listener that is used works as ever.
+            std::fs::write(f.root().join("x.bin"), b"x").unwrap();
+            let (code, got) = transfer(&mut hogs[1], "RETR x.bin", None);
+            assert_eq!((code, got.as_slice()), (226, &b"x"[..]), "{tag}");
+        },
+    );
+}

@@ -218,3 +218,36 @@ mod tests {
         assert!(Password::new("x\r\nUSER y").is_err());
     }
 }
+
+/// Text from a peer (a user name, a path, a reply), made safe to log or print: control
+/// characters — C0, DEL and C1, which include ESC and so every ANSI/OSC sequence — are
+/// written as `\u{..}` escapes, so the text can neither drive a terminal nor forge or
+/// split a log line. Everything else is written as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Printable<'a>(pub &'a str);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "\\u{{{:x}}}", u32::from(c))?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::Printable;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        let shown = Printable("a\u{1b}[2Jb\u{9b}c\u{7f}\t日本").to_string();
+        assert_eq!(shown, "a\\u{1b}[2Jb\\u{9b}c\\u{7f}\\u{9}日本");
+        assert!(!shown.chars().any(char::is_control));
+    }
+}

@@ -43,6 +43,8 @@ struct Pair {
     client_connect: BTreeMap<client::DataId, u16>,
     server_open: BTreeMap<server::DataId, Option<SocketAddr>>,
     client_start: BTreeMap<client::DataId, bool>,
+    /// The byte limit of each download the client started.
+    client_limits: BTreeMap<client::DataId, Option<u64>>,
     server_transfer: BTreeMap<server::DataId, Option<Vec<u8>>>,
     open_files: BTreeMap<server::DataId, (VirtualPath, bool, u64)>,
     events: Vec<client::Event>,
@@ -104,6 +106,7 @@ impl Pair {
             client_connect: BTreeMap::new(),
             server_open: BTreeMap::new(),
             client_start: BTreeMap::new(),
+            client_limits: BTreeMap::new(),
             server_transfer: BTreeMap::new(),
             open_files: BTreeMap::new(),
             events: Vec::new(),
@@ -238,8 +241,9 @@ impl Pair {
                 self.client
                     .handle_io(client::IoEvent::DataListening { id, local }, now);
             }
-            client::Action::StartTransfer { id, upload } => {
+            client::Action::StartTransfer { id, upload, limit } => {
                 self.client_start.insert(id, upload);
+                self.client_limits.insert(id, limit);
             }
             client::Action::StopTls => self.client_stopped_tls += 1,
             client::Action::CloseData { .. } | client::Action::Close => {}
@@ -867,6 +871,84 @@ fn abort_ends_a_running_transfer_and_the_session_goes_on() {
             ascii: false
         }),
         Ok(Output::Transferred { bytes: 24, .. })
+    ));
+}
+
+/// A listing that reaches `max_listing` while the server still sends is aborted (ABOR)
+/// and fails with the bound; downloads carry no limit; the session goes on.
+#[test]
+fn a_listing_past_its_bound_is_aborted_and_the_session_goes_on() {
+    let client = ClientConfig {
+        max_listing: 1000,
+        ..Pair::config(ConnectionMode::ExplicitRequired)
+    };
+    let mut pair = Pair::new(client, ServerConfig::default(), TlsMode::Explicit);
+    pair.hold_transfers = true;
+    let id = pair.client.submit(
+        Operation::List {
+            path: None,
+            format: ListFormat::List,
+        },
+        pair.now,
+    );
+    pair.run();
+    let (&data, &limit) = pair.client_limits.iter().next().expect("started");
+    assert_eq!(limit, Some(1000), "the adapter is told the bound");
+    pair.client.handle_io(
+        client::IoEvent::DataOverLimit {
+            id: data,
+            bytes: 1000,
+        },
+        pair.now,
+    );
+    pair.run();
+    let result = pair.events.iter().find_map(|e| match e {
+        client::Event::Done { op, result } if *op == id => Some(result.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        result,
+        Some(Err(ClientError::ListingTooLarge { limit: 1000 }))
+    );
+    assert!(pair.sent().contains("ABOR\r\n"));
+    pair.hold_transfers = false;
+    assert!(pair.submit(Operation::Noop).is_ok(), "the session goes on");
+    assert!(matches!(
+        pair.submit(Operation::Retrieve {
+            path: p("hello.txt"),
+            offset: 0,
+            ascii: false
+        }),
+        Ok(Output::Transferred { bytes: 24, .. })
+    ));
+    assert_eq!(
+        pair.client_limits.values().last(),
+        Some(&None),
+        "downloads are not bounded"
+    );
+}
+
+/// An adapter that reports a listing longer than the bound (it did not stop) gets the
+/// same error: the core does not take the bytes.
+#[test]
+fn a_listing_that_ended_past_its_bound_is_refused() {
+    let client = ClientConfig {
+        max_listing: 10,
+        ..Pair::config(ConnectionMode::ExplicitRequired)
+    };
+    let mut pair = Pair::new(client, ServerConfig::default(), TlsMode::Explicit);
+    let listing = Operation::List {
+        path: None,
+        format: ListFormat::List,
+    };
+    assert_eq!(
+        pair.submit(listing.clone()),
+        Err(ClientError::ListingTooLarge { limit: 10 })
+    );
+    pair.client.set_max_listing(1 << 20);
+    assert!(matches!(
+        pair.submit(listing),
+        Ok(Output::Transferred { .. })
     ));
 }
 

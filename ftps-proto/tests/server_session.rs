@@ -1355,3 +1355,38 @@ fn telnet_floods_long_lines_and_stray_line_ends() {
     assert_eq!(h.send_segment("USER a\rPASS b"), [501]);
     assert_eq!(h.send_segment("NOOP\nNOOP"), [200, 200]);
 }
+
+// Issue 13, finding 17: anonymous sessions change nothing, unless uploads are granted, and
+// then only new files (the core refuses before any storage request or data connection).
+#[test]
+fn anonymous_is_read_only_and_uploads_only_add_files() {
+    let writes = "STOR x\nAPPE x\nSTOU\nDELE x\nRMD d\nMKD d\nRNFR x\nRNTO y\nMFMT 20200101000000 x\nSITE CHMOD 777 x";
+    let config = ServerConfig {
+        anonymous: true,
+        site_commands: true,
+        ..allow_all()
+    };
+    let mut h = Harness::new(config.clone(), TlsMode::Explicit);
+    assert_eq!(h.send("USER anonymous\nPASS me@example.com"), [331, 230]);
+    assert_eq!(h.send(writes), [550; 10]);
+    // Reading still works (no data connection yet: 425).
+    assert_eq!(h.send("PWD\nRETR x"), [257, 425]);
+
+    let mut h = Harness::new(
+        ServerConfig {
+            anonymous_upload: true,
+            ..config.clone()
+        },
+        TlsMode::Explicit,
+    );
+    assert_eq!(h.send("USER anonymous\nPASS me@example.com"), [331, 230]);
+    // STOR and STOU go on (to the data connection check); the rest is refused.
+    assert_eq!(
+        h.send("STOR x\nSTOU\nREST 5\nSTOR x\nAPPE x\nDELE x\nMKD d\nRNFR x"),
+        [425, 425, 350, 550, 550, 550, 550, 550]
+    );
+
+    // A named user on the same server is not limited.
+    let mut h = Harness::new(config, TlsMode::Explicit);
+    assert_eq!(h.send("USER alice\nPASS secret\nMKD d"), [331, 230, 257]);
+}

@@ -52,6 +52,7 @@ enum Input {
     DataConnected { which: u8 },
     DataEnded { which: u8, bytes: u16, clean: bool },
     DataFailed { which: u8 },
+    DataOverLimit { which: u8, bytes: u16 },
     Listening { which: u8 },
     Advance(u16),
     AcceptPlain,
@@ -150,6 +151,12 @@ fuzz_target!(|case: Case| {
                 if !data.is_empty() {
                     let id = data[usize::from(which) % data.len()];
                     c.handle_io(IoEvent::DataFailed { id, reason: "x".into() }, now);
+                }
+            }
+            Input::DataOverLimit { which, bytes } => {
+                if !data.is_empty() {
+                    let id = data[usize::from(which) % data.len()];
+                    c.handle_io(IoEvent::DataOverLimit { id, bytes: u64::from(bytes) }, now);
                 }
             }
             Input::Listening { which } => {

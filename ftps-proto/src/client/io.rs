@@ -244,6 +244,14 @@ pub enum ClientError {
     Unsupported(&'static str),
     /// The application aborted the transfer ([`ClientSession::abort`](super::ClientSession::abort)).
     Aborted,
+    /// A listing (LIST, NLST, MLSD) brought more than
+    /// [`ClientConfig::max_listing`](super::ClientConfig::max_listing) bytes, or its
+    /// parsed entries would hold more than that in memory. A listing still arriving is
+    /// aborted (ABOR, RFC 959 §4.1.3) and its data connection closed; the session goes on.
+    ListingTooLarge {
+        /// The bound, in bytes.
+        limit: u64,
+    },
 }
 
 /// What the adapter must do; execute in order.
@@ -291,6 +299,11 @@ pub enum Action {
         id: DataId,
         /// The client sends (STOR, APPE, STOU) rather than receives.
         upload: bool,
+        /// The most bytes the download may bring (listings:
+        /// [`ClientConfig::max_listing`](super::ClientConfig::max_listing)); `None` for no
+        /// bound. The adapter stops reading *before* it would keep a byte past it, drops
+        /// the data connection and reports [`IoEvent::DataOverLimit`].
+        limit: Option<u64>,
     },
     /// Drop data connection `id` and anything about it.
     CloseData {
@@ -338,6 +351,14 @@ pub enum IoEvent {
         /// FIN may mean the data was cut short), an upload with our close_notify and FIN
         /// sent (the final reply then confirms it); on plain connections, at the FIN.
         clean: bool,
+    },
+    /// A download reached the `limit` of its [`Action::StartTransfer`]: the adapter
+    /// stopped reading and dropped the data connection.
+    DataOverLimit {
+        /// The data connection.
+        id: DataId,
+        /// Bytes kept (at most the limit).
+        bytes: u64,
     },
     /// The control connection closed.
     ControlClosed,

@@ -17,6 +17,7 @@
 //! ignored by default and the control peer's used instead (curl's CVE-2020-8284).
 
 pub mod io;
+pub mod listing;
 
 pub use io::{Action, ClientError, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output};
 
@@ -34,6 +35,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The default of [`ClientConfig::max_listing`]: 64 MiB, about a million `ls -l` lines.
+pub const DEFAULT_MAX_LISTING: u64 = 64 << 20;
 
 /// How the client protects the control connection (the choices FileZilla offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +84,14 @@ pub struct ClientConfig {
     /// accepted the command (150), and how long a transfer may go without moving a byte
     /// (the adapter times each read and write with it). Default 60 s.
     pub data_timeout: Duration,
+    /// The most bytes a listing (LIST, NLST, MLSD) may bring, and the most its parsed
+    /// entries may hold in memory ([`listing`]). Listings come whole into memory, and
+    /// RFC 959 §4.1.3 puts no end to them: without a bound a hostile server can stream
+    /// one forever. Past it the listing is aborted (ABOR, the data connection closed) and
+    /// fails with [`ClientError::ListingTooLarge`]; the session goes on. Default
+    /// [`DEFAULT_MAX_LISTING`] (64 MiB). Downloads are not bounded: their bytes go where
+    /// the application says.
+    pub max_listing: u64,
 }
 
 impl ClientConfig {
@@ -98,6 +110,7 @@ impl ClientConfig {
             limits: ReplyLimits::default(),
             reply_timeout: Duration::from_secs(30),
             data_timeout: Duration::from_secs(60),
+            max_listing: DEFAULT_MAX_LISTING,
         }
     }
 }
@@ -146,6 +159,11 @@ struct Transfer {
     failure: Option<ClientError>,
     /// After ABOR: how many final replies may still come (see [`ClientSession::abort`]).
     aborting: Option<u8>,
+    /// What the operation fails with once the replies to ABOR are in (the application's
+    /// abort: [`ClientError::Aborted`]).
+    abort_error: Option<ClientError>,
+    /// The most bytes the data may bring (listings), see [`ClientConfig::max_listing`].
+    limit: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -272,6 +290,16 @@ impl ClientSession {
         &self.features
     }
 
+    /// The listing bound of [`ClientConfig::max_listing`].
+    pub fn max_listing(&self) -> u64 {
+        self.config.max_listing
+    }
+
+    /// Changes [`ClientConfig::max_listing`] for the listings that start from now on.
+    pub fn set_max_listing(&mut self, bytes: u64) {
+        Arc::make_mut(&mut self.config).max_listing = bytes;
+    }
+
     /// Queues an operation; it runs when the session is ready and the earlier ones are done.
     pub fn submit(&mut self, op: Operation, now: Instant) -> OpId {
         self.next_op += 1;
@@ -301,6 +329,11 @@ impl ClientSession {
     /// just completed, or a lone 225 if nothing was in progress. Returns false (and does
     /// nothing) if no transfer command is out.
     pub fn abort(&mut self, now: Instant) -> bool {
+        self.abort_with(ClientError::Aborted, now)
+    }
+
+    /// [`abort`](Self::abort), ending the operation with `error` instead.
+    fn abort_with(&mut self, error: ClientError, now: Instant) -> bool {
         let Some((_, Running::Transfer(t))) = &mut self.running else {
             return false;
         };
@@ -308,6 +341,7 @@ impl ClientSession {
             return false;
         }
         t.aborting = Some(if t.final_reply.is_some() { 1 } else { 2 });
+        t.abort_error = Some(error);
         let id = t.id;
         self.actions.push_back(Action::CloseData { id });
         self.send(&Command::Abor, now);
@@ -401,6 +435,28 @@ impl ClientSession {
                 }
                 self.maybe_finish(now);
             }
+            IoEvent::DataOverLimit { id, .. } => {
+                let default = self.config.max_listing;
+                let Some(t) = self.transfer_mut(id) else {
+                    return;
+                };
+                if t.aborting.is_some() {
+                    return; // Already aborted: the replies to ABOR end it.
+                }
+                let error = ClientError::ListingTooLarge {
+                    limit: t.limit.unwrap_or(default),
+                };
+                // The server is still sending: stop it (RFC 959 §4.1.3 ABOR) and count its
+                // replies, so that the next command's reply is the next one read. If it
+                // already ended the transfer (226 before the data's end), there is nothing
+                // to abort: the data connection is dropped with the operation.
+                if t.final_reply.is_some() || !self.abort_with(error.clone(), now) {
+                    if let Some(t) = self.transfer_mut(id) {
+                        t.failure = Some(error);
+                    }
+                    self.finish_transfer(now);
+                }
+            }
         }
     }
 
@@ -439,12 +495,18 @@ impl ClientSession {
         self.state = State::Closed;
         self.deadline = None;
         if let Some((op, running)) = self.running.take() {
+            let mut result = error.clone();
             if let Running::Transfer(t) = &running {
                 self.actions.push_back(Action::CloseData { id: t.id });
+                // A listing aborted for its size fails for its size, even if the server
+                // then never answered the ABOR.
+                if let Some(e @ ClientError::ListingTooLarge { .. }) = &t.abort_error {
+                    result = e.clone();
+                }
             }
             self.events.push_back(Event::Done {
                 op,
-                result: Err(error.clone()),
+                result: Err(result),
             });
         }
         for (op, _) in self.queue.drain(..) {
@@ -668,6 +730,10 @@ impl ClientSession {
 
     fn transfer(&mut self, command: Command, upload: bool, ascii: bool, offset: u64) -> Running {
         self.next_data += 1;
+        let listing = matches!(
+            command,
+            Command::List(_) | Command::Nlst(_) | Command::Mlsd(_)
+        );
         Running::Transfer(Box::new(Transfer {
             id: DataId(self.next_data),
             command,
@@ -683,6 +749,8 @@ impl ClientSession {
             final_reply: None,
             failure: None,
             aborting: None,
+            abort_error: None,
+            limit: listing.then_some(self.config.max_listing),
         }))
     }
 
@@ -774,7 +842,10 @@ impl ClientSession {
                         self.deadline = Some(now + self.config.reply_timeout);
                         self.running = Some((op, Running::Transfer(t)));
                     }
-                    _ => self.op_done(op, Err(ClientError::Aborted), now),
+                    _ => {
+                        let error = t.abort_error.take().unwrap_or(ClientError::Aborted);
+                        self.op_done(op, Err(error), now)
+                    }
                 }
             }
             Running::Transfer(mut t) => {
@@ -958,6 +1029,7 @@ impl ClientSession {
             self.actions.push_back(Action::StartTransfer {
                 id: t.id,
                 upload: t.upload,
+                limit: t.limit,
             });
         }
     }
@@ -985,7 +1057,14 @@ impl ClientSession {
         let Some((op, Running::Transfer(t))) = self.running.take() else {
             return;
         };
-        let result = match (&t.final_reply, t.failure, t.data_end) {
+        let mut failure = t.failure;
+        if let (Some(limit), Some((bytes, _))) = (t.limit, t.data_end)
+            && bytes > limit
+        {
+            // An adapter that did not stop at the bound: the listing is refused all the same.
+            failure.get_or_insert(ClientError::ListingTooLarge { limit });
+        }
+        let result = match (&t.final_reply, failure, t.data_end) {
             (Some(r), _, _) if !r.code().is_positive() => Err(ClientError::Refused(r.clone())),
             (_, Some(failure), _) => Err(failure),
             (Some(r), None, Some((bytes, true))) => Ok(Output::Transferred {

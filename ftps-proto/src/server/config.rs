@@ -84,8 +84,16 @@ pub struct ServerConfig {
     pub require_session_reuse: bool,
     /// Allow CCC after login (RFC 4217 §6); otherwise 534.
     pub allow_ccc: bool,
-    /// Allow `anonymous` and `ftp` logins with any password.
+    /// Allow `anonymous` and `ftp` logins with any password. Anonymous sessions are
+    /// read-only: STOR, STOU, APPE, DELE, RMD, MKD, RNFR, RNTO, MFMT and SITE get 550
+    /// (unless [`anonymous_upload`](Self::anonymous_upload)).
     pub anonymous: bool,
+    /// Let anonymous sessions upload new files: STOR to a name that does not exist (the
+    /// storage creates it without ever replacing a file:
+    /// [`StorageRequest::OpenWrite`](super::StorageRequest::OpenWrite)'s `create_new`)
+    /// and STOU. Everything else that changes files stays refused (550): overwriting,
+    /// REST + STOR, APPE, DELE, RMD, MKD, RNFR/RNTO, MFMT, SITE.
+    pub anonymous_upload: bool,
     /// Allow PORT and EPRT (active mode).
     pub active_mode: bool,
     /// Refuse a data connection whose peer address differs from the control peer's
@@ -118,6 +126,7 @@ impl Default for ServerConfig {
             require_session_reuse: true,
             allow_ccc: false,
             anonymous: false,
+            anonymous_upload: false,
             active_mode: false,
             check_data_peer: true,
             advertised_address: None,

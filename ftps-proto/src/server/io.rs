@@ -296,6 +296,11 @@ pub enum StorageRequest {
         append: bool,
         /// STOU: pick a new unique name in `path`.
         unique: bool,
+        /// The file must not exist: create it, and never replace a file, not even one
+        /// that appeared while the upload ran (for users who may only add files:
+        /// [`ServerConfig::anonymous_upload`](super::ServerConfig::anonymous_upload)).
+        /// Never set with `unique` or an offset.
+        create_new: bool,
     },
 }
 

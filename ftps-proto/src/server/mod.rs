@@ -77,7 +77,19 @@ enum ControlState {
 enum Login {
     None,
     UserGiven { user: String, anonymous: bool },
-    LoggedIn(String),
+    LoggedIn { user: String, access: Access },
+}
+
+/// What a logged-in user may change in the storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Everything the storage allows.
+    Full,
+    /// Nothing: anonymous without [`ServerConfig::anonymous_upload`].
+    ReadOnly,
+    /// New files only (STOR to a name that does not exist, STOU): anonymous with
+    /// [`ServerConfig::anonymous_upload`].
+    UploadNew,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,7 +341,7 @@ impl ServerSession {
     /// The logged-in user.
     pub fn user(&self) -> Option<&str> {
         match &self.login {
-            Login::LoggedIn(u) => Some(u),
+            Login::LoggedIn { user, .. } => Some(user),
             _ => None,
         }
     }
@@ -486,6 +498,8 @@ impl ServerSession {
                     ),
                     now,
                 ),
+                // Nothing to say: a transfer command now gets 425 (PASV first).
+                Timer::DataUnused => self.close_data_setup(),
                 Timer::LoginDelay => {
                     if let Some((r, close)) = self.delayed.take() {
                         self.send(r);
@@ -541,7 +555,15 @@ impl ServerSession {
                     self.timers.stop(Timer::Login);
                     self.timers
                         .set(Timer::Idle, now + self.config.timeouts.idle);
-                    self.login = Login::LoggedIn(user.clone());
+                    let access = match (anonymous, self.config.anonymous_upload) {
+                        (false, _) => Access::Full,
+                        (true, false) => Access::ReadOnly,
+                        (true, true) => Access::UploadNew,
+                    };
+                    self.login = Login::LoggedIn {
+                        user: user.clone(),
+                        access,
+                    };
                     self.events.push_back(Event::LoggedIn { user });
                     self.send(reply(ReplyCode::LOGGED_IN, "Login successful."));
                 }
@@ -917,6 +939,41 @@ impl ServerSession {
         None
     }
 
+    /// The refusal of a command that would change the storage, for a user who may not
+    /// (anonymous users; see [`Access`]). `rest` is the REST offset the command would use.
+    fn write_refusal(&self, cmd: &Command, rest: u64) -> Option<Reply> {
+        use Command as C;
+        let access = match &self.login {
+            Login::LoggedIn { access, .. } => *access,
+            _ => return None,
+        };
+        let text = match (access, cmd) {
+            (Access::Full, _) => return None,
+            // New files only: a STOR that neither resumes nor (see `cmd_store`) replaces,
+            // and STOU, whose name is new by construction.
+            (Access::UploadNew, C::Stor(_)) if rest == 0 => return None,
+            (Access::UploadNew, C::Stou(_)) => return None,
+            (Access::UploadNew, C::Stor(_) | C::Appe(_)) => {
+                "Permission denied: anonymous uploads may only create new files."
+            }
+            (
+                _,
+                C::Stor(_)
+                | C::Appe(_)
+                | C::Stou(_)
+                | C::Dele(_)
+                | C::Rmd(_)
+                | C::Mkd(_)
+                | C::Rnfr(_)
+                | C::Rnto(_)
+                | C::Mfmt { .. }
+                | C::Site(_),
+            ) => "Permission denied: anonymous users may not change files.",
+            _ => return None,
+        };
+        Some(reply(ReplyCode::FILE_UNAVAILABLE, text))
+    }
+
     fn execute(&mut self, cmd: Command, now: Instant) {
         use Command as C;
         if let Some(refusal) = self.gate(&cmd) {
@@ -941,6 +998,13 @@ impl ServerSession {
         };
         // RNFR must be followed directly by RNTO.
         let rename_from = self.rename_from.take();
+        if let Some(refusal) = self.write_refusal(&cmd, rest) {
+            if matches!(cmd, C::Stor(_) | C::Appe(_) | C::Stou(_)) {
+                self.close_data_setup();
+            }
+            self.send(refusal);
+            return;
+        }
         match cmd {
             C::User(user) => self.cmd_user(user.into_inner()),
             C::Pass(password) => self.cmd_pass(password),
@@ -1377,6 +1441,7 @@ impl ServerSession {
     }
 
     fn close_data_setup(&mut self) {
+        self.timers.stop(Timer::DataUnused);
         match std::mem::replace(&mut self.data, DataSetup::None) {
             DataSetup::Passive { id } | DataSetup::Active { id, .. } => {
                 self.actions.push_back(Action::AbortData { id });
@@ -1440,6 +1505,8 @@ impl ServerSession {
             )),
             Some(local) => {
                 self.data = DataSetup::Passive { id };
+                self.timers
+                    .set(Timer::DataUnused, now + self.config.timeouts.data_connect);
                 if extended {
                     self.send(reply(
                         ReplyCode::ENTERING_EXTENDED_PASSIVE_MODE,
@@ -1531,6 +1598,16 @@ impl ServerSession {
     }
 
     fn cmd_store(&mut self, path: Option<&str>, offset: u64, append: bool, unique: bool) {
+        // Users who may only add files never replace one (the storage refuses a name
+        // that exists, when it opens the file and when it publishes it).
+        let create_new = !unique
+            && matches!(
+                self.login,
+                Login::LoggedIn {
+                    access: Access::UploadNew,
+                    ..
+                }
+            );
         let path = match path {
             Some(p) => self.cwd.resolve(p),
             None => self.cwd.clone(),
@@ -1544,6 +1621,7 @@ impl ServerSession {
                     offset,
                     append,
                     unique,
+                    create_new,
                 },
             );
         }
@@ -1631,6 +1709,7 @@ impl ServerSession {
             bytes: 0,
         });
         self.timers.stop(Timer::Idle);
+        self.timers.stop(Timer::DataUnused);
         self.timers
             .set(Timer::DataConnect, now + self.config.timeouts.data_connect);
         self.send(reply(ReplyCode::FILE_STATUS_OK, text));

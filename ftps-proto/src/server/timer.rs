@@ -18,9 +18,12 @@ pub(crate) enum Timer {
     DataStall,
     /// A failed login's reply is held back until this fires.
     LoginDelay,
+    /// A passive listener that no transfer command has used yet: it is closed when this
+    /// fires, so that listeners nobody connects to do not hold ports.
+    DataUnused,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 
 impl Timer {
     const ALL: [Timer; COUNT] = [
@@ -30,6 +33,7 @@ impl Timer {
         Timer::DataConnect,
         Timer::DataStall,
         Timer::LoginDelay,
+        Timer::DataUnused,
     ];
 
     fn index(self) -> usize {

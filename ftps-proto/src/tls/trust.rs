@@ -108,7 +108,11 @@ impl std::str::FromStr for Fingerprint {
     }
 }
 
-/// What the client trusts a server's certificate by: see the [module](self).
+/// What the client trusts a server's certificate by: a chain to trust anchors; a
+/// certificate the user gave, byte for byte, even one marked CA:TRUE (as `openssl req
+/// -x509` makes them); or pins (SHA-256 fingerprints; no chain consulted). Dates, name
+/// and the handshake signature are checked in every case, and a refusal names the
+/// certificate's fingerprint.
 #[derive(Debug, Clone)]
 pub struct ServerTrust {
     roots: Arc<rustls::RootCertStore>,
@@ -180,14 +184,15 @@ impl Verifier {
         self.provider.signature_verification_algorithms.all
     }
 
-    /// The chain check, with the one exception for a certificate the user gave.
+    /// The chain check, with the exception for a certificate the user gave: whether it
+    /// was that certificate itself that was trusted.
     fn chained(
         &self,
         cert: &ParsedCertificate<'_>,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<(), rustls::Error> {
+    ) -> Result<Trusted, rustls::Error> {
         match rustls::client::verify_server_cert_signed_by_trust_anchor(
             cert,
             &self.trust.roots,
@@ -195,10 +200,13 @@ impl Verifier {
             now,
             self.algorithms(),
         ) {
-            Ok(()) => Ok(()),
-            // webpki checks an end entity's validity dates before its basic constraints,
-            // so this refusal means the dates passed (the tests hold it to that).
-            Err(e) if ca_used_as_end_entity(&e) && self.given(end_entity) => Ok(()),
+            Ok(()) => Ok(Trusted::Chain),
+            // webpki checks an end entity's own properties (validity dates first, then
+            // basic constraints) before it looks for an issuer, so these refusals mean the
+            // dates passed (the tests hold webpki to that order). A self-signed CA:TRUE
+            // certificate stops at `CaUsedAsEndEntity`; a certificate from a CA the user
+            // did not give stops at `UnknownIssuer`.
+            Err(e) if self.given(end_entity) && past_own_checks(&e) => Ok(Trusted::Itself),
             Err(e) => Err(e),
         }
     }
@@ -243,14 +251,119 @@ impl Verifier {
             now,
             self.algorithms(),
         ) {
-            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => Ok(()),
-            Err(e) if ca_used_as_end_entity(&e) => Ok(()),
+            Err(e) if past_own_checks(&e) => Ok(()),
             Err(e) => Err(e),
             Ok(()) => Err(rustls::Error::General(
                 "a certificate chained to an anchor that matches no issuer".into(),
             )),
         }
     }
+
+    /// The name check. A certificate trusted as itself (given or pinned) that has no
+    /// subjectAltName at all may name the host in its subject's common name instead, as
+    /// self-signed certificates made with `openssl req -x509 -subj /CN=host` do (the
+    /// legacy rule of RFC 6125 §6.4.4, accepted only for a certificate the user vouched
+    /// for; a chain-trusted one must carry a subjectAltName, as webpki requires).
+    fn named(
+        cert: &ParsedCertificate<'_>,
+        end_entity: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        trusted: Trusted,
+    ) -> Result<(), rustls::Error> {
+        match rustls::client::verify_server_name(cert, server_name) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                presented,
+                ..
+            })) if trusted == Trusted::Itself
+                && presented.is_empty()
+                && common_name_is(end_entity, server_name) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// How a certificate came to be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trusted {
+    /// By a chain to a trust anchor.
+    Chain,
+    /// As itself: a certificate the user gave, or a pinned one.
+    Itself,
+}
+
+/// Whether webpki's refusal came after the end entity's own checks (its dates): it is a
+/// CA certificate used as the end entity, or its issuer is not trusted.
+fn past_own_checks(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+    ) || ca_used_as_end_entity(e)
+}
+
+/// Whether the certificate's subject common name is `server_name` (DNS names compared
+/// without regard to ASCII case; no wildcards).
+fn common_name_is(end_entity: &CertificateDer<'_>, server_name: &ServerName<'_>) -> bool {
+    let Ok(cert) = webpki::EndEntityCert::try_from(end_entity) else {
+        return false;
+    };
+    let Some(cn) = common_name(cert.subject()) else {
+        return false;
+    };
+    match server_name {
+        ServerName::DnsName(name) => cn.eq_ignore_ascii_case(name.as_ref()),
+        ServerName::IpAddress(ip) => cn.parse::<std::net::IpAddr>().ok() == Some((*ip).into()),
+        _ => false,
+    }
+}
+
+/// The common name (OID 2.5.4.3) in a DER `RDNSequence`'s contents, if it is a string
+/// type that holds ASCII or UTF-8 (RFC 5280 §4.1.2.4).
+fn common_name(mut subject: &[u8]) -> Option<&str> {
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    while !subject.is_empty() {
+        let (set, rest) = der(subject, 0x31)?;
+        subject = rest;
+        let mut set = set;
+        while !set.is_empty() {
+            let (attribute, rest) = der(set, 0x30)?;
+            set = rest;
+            let (oid, value) = der(attribute, 0x06)?;
+            if oid == CN {
+                let (&tag, _) = value.split_first()?;
+                // UTF8String, PrintableString, IA5String.
+                if matches!(tag, 0x0c | 0x13 | 0x16) {
+                    let (text, _) = der(value, tag)?;
+                    return std::str::from_utf8(text).ok();
+                }
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// One DER element with tag `tag` at the start of `input`: its contents and what follows.
+fn der(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&found, rest) = input.split_first()?;
+    if found != tag {
+        return None;
+    }
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 3 || rest.len() < count {
+            return None;
+        }
+        let (bytes, after) = rest.split_at(count);
+        rest = after;
+        bytes.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b))
+    };
+    (rest.len() >= len).then(|| rest.split_at(len))
 }
 
 /// The subject of an anchor that no certificate's issuer matches: not even DER of a name.
@@ -279,12 +392,13 @@ impl ServerCertVerifier for Verifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let fingerprint = Fingerprint::of(&self.provider, end_entity).ok();
         let checked = ParsedCertificate::try_from(end_entity).and_then(|cert| {
-            if self.trust.pins.is_empty() {
-                self.chained(&cert, end_entity, intermediates, now)?;
+            let trusted = if self.trust.pins.is_empty() {
+                self.chained(&cert, end_entity, intermediates, now)?
             } else {
                 self.pinned(&cert, fingerprint, now)?;
-            }
-            rustls::client::verify_server_name(&cert, server_name)
+                Trusted::Itself
+            };
+            Self::named(&cert, end_entity, server_name, trusted)
         });
         match checked {
             Ok(()) => Ok(ServerCertVerified::assertion()),
@@ -334,6 +448,14 @@ struct Untrusted {
 impl fmt::Display for Untrusted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let reason = match &self.reason {
+            e if ca_used_as_end_entity(e) => {
+                "it is a self-signed certificate (marked as a CA) that is not one of the trusted ones"
+                    .to_owned()
+            }
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                "it is not signed by a trusted authority, nor one of the trusted certificates"
+                    .to_owned()
+            }
             rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
                 other.0.to_string()
             }

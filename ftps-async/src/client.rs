@@ -8,6 +8,7 @@
 //! reads to the end, which also collects the TLS 1.3 tickets the next transfer needs.
 
 use crate::runtime::{Runtime, timeout};
+use crate::stall::{self, Stall};
 use crate::stream;
 use ftps_proto::client::{self, Action, DataId, Event, IoEvent, ListFormat, Operation, Output};
 use ftps_proto::tls::SessionStore;
@@ -345,6 +346,7 @@ impl<R: Runtime> Client<R> {
         let id = self.session.submit(op, Instant::now());
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream) => Ok(DataReader {
+                stall: Stall::new(self.options.data_timeout),
                 client: self,
                 op: id,
                 data,
@@ -376,6 +378,7 @@ impl<R: Runtime> Client<R> {
         let id = self.session.submit(op, Instant::now());
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream) => Ok(DataWriter {
+                stall: Stall::new(self.options.data_timeout),
                 client: self,
                 op: id,
                 data,
@@ -398,7 +401,17 @@ impl<R: Runtime> Client<R> {
                 }
                 Action::StartTls => match self.control.take() {
                     Some(stream::Stream::Plain(tcp)) => {
-                        match self.connector.connect(self.server_name.clone(), tcp).await {
+                        // A server that accepts the connection (or AUTH TLS) and then says
+                        // nothing must not hold the client: the handshake has a deadline.
+                        let limit = self.options.reply_timeout;
+                        let handshake = self.connector.connect(self.server_name.clone(), tcp);
+                        let done = timeout::<R, _>(limit, handshake).await.unwrap_or_else(|_| {
+                            Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "the TLS handshake timed out",
+                            ))
+                        });
+                        match done {
                             Ok(tls) => {
                                 self.tls13 = tls.get_ref().1.protocol_version()
                                     == Some(rustls::ProtocolVersion::TLSv1_3);
@@ -988,6 +1001,8 @@ pub struct DataReader<'c, R: Runtime> {
     ended: Option<bool>,
     /// The session was told how the data ended (by finish or abort).
     settled: bool,
+    /// No byte for the data timeout is an error, as in the transfers the client runs.
+    stall: Stall<R>,
 }
 
 impl<R: Runtime> AsyncRead for DataReader<'_, R> {
@@ -1000,7 +1015,8 @@ impl<R: Runtime> AsyncRead for DataReader<'_, R> {
         let Some(stream) = this.stream.as_mut().filter(|_| this.ended.is_none()) else {
             return Poll::Ready(Ok(0));
         };
-        match Pin::new(stream).poll_read(cx, buf) {
+        let polled = Pin::new(stream).poll_read(cx, buf);
+        match stall::watch(&mut this.stall, cx, polled) {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     this.ended = Some(true);
@@ -1072,6 +1088,8 @@ pub struct DataWriter<'c, R: Runtime> {
     data: DataId,
     stream: Stream<R>,
     bytes: u64,
+    /// No byte taken for the data timeout is an error.
+    stall: Stall<R>,
 }
 
 impl<R: Runtime> AsyncWrite for DataWriter<'_, R> {
@@ -1081,7 +1099,8 @@ impl<R: Runtime> AsyncWrite for DataWriter<'_, R> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        match stall::watch(&mut this.stall, cx, polled) {
             Poll::Ready(Ok(n)) => {
                 this.bytes += n as u64;
                 Poll::Ready(Ok(n))
@@ -1090,7 +1109,9 @@ impl<R: Runtime> AsyncWrite for DataWriter<'_, R> {
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_flush(cx);
+        stall::watch(&mut this.stall, cx, polled)
     }
     /// Flushes only: the stream is ended by [`DataWriter::finish`].
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -1119,6 +1140,7 @@ impl<R: Runtime> DataWriter<'_, R> {
             data,
             mut stream,
             bytes,
+            ..
         } = self;
         let clean = end_upload::<R>(&mut stream).await;
         client.finish_handed(op, data, bytes, clean).await

@@ -14,6 +14,7 @@ pub mod client;
 mod data;
 pub mod runtime;
 pub mod server;
+mod stall;
 mod stream;
 
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};

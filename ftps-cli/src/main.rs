@@ -12,7 +12,8 @@ use std::process::ExitCode;
 /// FTP over TLS: server and client in one binary.
 ///
 /// Exit codes: 0 success, 1 local error, 2 usage, 3 connection or TLS failure, 4 login
-/// refused, 5 the server refused an operation, 6 a transfer did not complete.
+/// refused, 5 the server refused an operation, 6 a transfer did not complete, 130
+/// interrupted.
 #[derive(Parser)]
 #[command(name = "ftps", version, about)]
 struct Cli {
@@ -93,6 +94,44 @@ enum Command {
     },
 }
 
+/// Runs a client command until it ends or the user interrupts it (Ctrl-C, SIGTERM): then a
+/// download's temporary file is removed and `ftps` exits 130, as shells expect.
+async fn interruptible(
+    command: impl std::future::Future<Output = Result<(), remote::Failure>>,
+) -> Result<(), remote::Failure> {
+    let interrupt = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    tokio::select! {
+        done = command => done,
+        () = interrupt => {
+            remote::interrupted();
+            Err(remote::Failure {
+                code: 130,
+                message: "interrupted".into(),
+            })
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Colours only on a terminal: in a file or a pipe they are raw escape bytes.
@@ -131,13 +170,21 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Ls { conn, url, long } => runtime.block_on(remote::ls(&conn, &url, long)),
-        Command::Get { conn, args, resume } => runtime.block_on(remote::get(&conn, &args, resume)),
-        Command::Put { conn, args, resume } => runtime.block_on(remote::put(&conn, &args, resume)),
-        Command::Rm { conn, urls } => runtime.block_on(remote::rm(&conn, &urls)),
-        Command::Mkdir { conn, url } => runtime.block_on(remote::mkdir(&conn, &url)),
-        Command::Mv { conn, url, to } => runtime.block_on(remote::mv(&conn, &url, &to)),
-        Command::Cat { conn, url } => runtime.block_on(remote::cat(&conn, &url)),
+        Command::Ls { conn, url, long } => {
+            runtime.block_on(interruptible(remote::ls(&conn, &url, long)))
+        }
+        Command::Get { conn, args, resume } => {
+            runtime.block_on(interruptible(remote::get(&conn, &args, resume)))
+        }
+        Command::Put { conn, args, resume } => {
+            runtime.block_on(interruptible(remote::put(&conn, &args, resume)))
+        }
+        Command::Rm { conn, urls } => runtime.block_on(interruptible(remote::rm(&conn, &urls))),
+        Command::Mkdir { conn, url } => runtime.block_on(interruptible(remote::mkdir(&conn, &url))),
+        Command::Mv { conn, url, to } => {
+            runtime.block_on(interruptible(remote::mv(&conn, &url, &to)))
+        }
+        Command::Cat { conn, url } => runtime.block_on(interruptible(remote::cat(&conn, &url))),
     };
     let result: Result<(), String> = match remote {
         Ok(()) => Ok(()),

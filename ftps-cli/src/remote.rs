@@ -21,6 +21,8 @@ use std::sync::Arc;
 pub(crate) mod exit {
     /// A local problem: a file could not be read or written.
     pub(crate) const LOCAL: u8 = 1;
+    /// A usage error: bad arguments or URLs.
+    pub(crate) const USAGE: u8 = 2;
     /// The server could not be reached or secured (connection, TLS, certificate, no TLS).
     pub(crate) const CONNECT: u8 = 3;
     /// The login was refused.
@@ -83,7 +85,7 @@ pub(crate) struct Connection {
     #[arg(long, value_name = "sha256:HEX", conflicts_with_all = ["ca_cert", "insecure"])]
     pin: Vec<Fingerprint>,
     /// Do not verify the server's certificate: anyone on the path could impersonate it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ca_cert")]
     insecure: bool,
     /// The newest TLS version to use (1.2 or 1.3; the oldest is always 1.2).
     #[arg(long, value_enum, value_name = "VERSION")]
@@ -160,6 +162,10 @@ impl Failure {
             {
                 exit::LOGIN
             }
+            // 426: the transfer was aborted (the connection broke); not a refusal.
+            Error::Protocol(ClientError::Refused(r)) if !connecting && r.code().get() == 426 => {
+                exit::TRANSFER
+            }
             Error::Protocol(ClientError::Refused(_)) if !connecting => exit::REFUSED,
             Error::Protocol(
                 ClientError::Truncated { .. }
@@ -188,12 +194,22 @@ impl From<Failure> for ExitCode {
         for line in lines {
             eprintln!("  {}", Printable(line));
         }
-        if f.message.contains("its fingerprint is sha256:") {
+        let names_or_dates = ["not valid for name", "expired", "not valid yet"]
+            .iter()
+            .any(|m| f.message.contains(m));
+        if f.message.contains("its fingerprint is sha256:") && !names_or_dates {
             eprintln!(
                 "ftps: if that fingerprint is the server's (ask its administrator, or read it on the server with `openssl x509 -noout -fingerprint -sha256 -in CERT`), trust it with --pin, or give its certificate with --ca-cert"
             );
         }
         ExitCode::from(f.code)
+    }
+}
+
+impl Connection {
+    /// How long a transfer may go without moving a byte (the library's default).
+    fn data_timeout(&self) -> std::time::Duration {
+        ClientOptions::new(String::new(), 0, String::new(), String::new()).data_timeout
     }
 }
 
@@ -292,11 +308,29 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
     Ok(client)
 }
 
+/// Parses a command-line URL; a bad one is a usage error (exit 2), and the message never
+/// repeats a password the URL may hold.
 fn parse(url: &str) -> Result<FtpUrl, Failure> {
     FtpUrl::parse(url).map_err(|e| Failure {
-        code: exit::LOCAL,
-        message: format!("{url}: {e}"),
+        code: exit::USAGE,
+        message: format!("{}: {e}", redacted(url)),
     })
+}
+
+/// `url` with the password of its user part, if any, replaced by `***`.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 fn same_server(urls: &[FtpUrl]) -> Result<(), Failure> {
@@ -305,9 +339,10 @@ fn same_server(urls: &[FtpUrl]) -> Result<(), Failure> {
             .iter()
             .any(|u| (&u.host, u.port, &u.user) != (&first.host, first.port, &first.user))
     {
-        return Err(Failure::local(
-            "all URLs of one command must name the same server and user",
-        ));
+        return Err(Failure {
+            code: exit::USAGE,
+            message: "all URLs of one command must name the same server and user".into(),
+        });
     }
     Ok(())
 }
@@ -335,42 +370,165 @@ fn progress(name: &str, total: Option<u64>) -> indicatif::ProgressBar {
     bar
 }
 
-/// Copies `from` into `to`, moving the bar.
+/// Which side of a copy failed.
+enum CopyError {
+    /// Reading the source.
+    Read(std::io::Error),
+    /// Writing the destination.
+    Write(std::io::Error),
+}
+
+/// Copies `from` into `to`, moving the bar. Each read and each write must move a byte
+/// within `stall`.
 async fn copy_with_progress<R, W>(
     from: &mut R,
     to: &mut W,
     bar: &indicatif::ProgressBar,
-) -> std::io::Result<u64>
+    stall: std::time::Duration,
+) -> Result<u64, CopyError>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stalled = || {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no data moved for {} s", stall.as_secs()),
+        )
+    };
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
-        let n = from.read(&mut buf).await?;
+        let n = match tokio::time::timeout(stall, from.read(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(CopyError::Read(e)),
+            Err(_) => return Err(CopyError::Read(stalled())),
+        };
         if n == 0 {
             break;
         }
-        to.write_all(&buf[..n]).await?;
+        match tokio::time::timeout(stall, to.write_all(&buf[..n])).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(CopyError::Write(e)),
+            Err(_) => return Err(CopyError::Write(stalled())),
+        }
         total += n as u64;
         bar.inc(n as u64);
     }
-    to.flush().await?;
+    to.flush().await.map_err(CopyError::Write)?;
     Ok(total)
+}
+
+/// The temporary file of the download in progress, removed if the user interrupts
+/// `ftps` (see [`interrupted`]).
+static IN_PROGRESS: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+fn in_progress(path: Option<PathBuf>) {
+    *IN_PROGRESS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = path;
+}
+
+/// Ctrl-C or SIGTERM arrived: removes the temporary file of a download in progress (a
+/// `-C` download's `NAME.part` is kept, to be continued).
+pub(crate) fn interrupted() {
+    let taken = IN_PROGRESS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(temp) = taken {
+        let _ = std::fs::remove_file(temp);
+    }
+}
+
+/// Where a download's bytes go.
+enum Target {
+    /// A regular file, or nothing yet: written beside it and renamed over it once complete
+    /// (`path` with symbolic links followed, so a link keeps pointing at the new file), with
+    /// the old file's permissions kept.
+    File {
+        path: PathBuf,
+        keep: Option<std::fs::Permissions>,
+    },
+    /// Something else that exists (`/dev/null`, a FIFO, a terminal): written through, never
+    /// replaced.
+    Through(PathBuf),
+    /// Standard output (`-`).
+    Stdout,
+}
+
+fn target(local: &Path) -> Target {
+    if local == Path::new("-") {
+        return Target::Stdout;
+    }
+    match std::fs::metadata(local) {
+        Ok(m) if m.is_file() => Target::File {
+            path: std::fs::canonicalize(local).unwrap_or_else(|_| local.to_path_buf()),
+            keep: Some(m.permissions()),
+        },
+        Ok(_) => Target::Through(local.to_path_buf()),
+        // Absent; or a dangling symbolic link, whose target is where the file goes.
+        Err(_) => {
+            let path = match std::fs::read_link(local) {
+                Ok(to) => local.parent().unwrap_or(Path::new("")).join(to),
+                Err(_) => local.to_path_buf(),
+            };
+            Target::File { path, keep: None }
+        }
+    }
+}
+
+/// A failure that names `what` (a local or remote path) first.
+fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
+    Failure {
+        code: f.code,
+        message: format!("{what}: {}", f.message),
+    }
 }
 
 /// Downloads `remote` to `local` (resuming if asked) with a progress bar.
 ///
-/// Nothing local is touched until the server has accepted the transfer, and the target is
-/// replaced only by a complete download: the bytes go to a file beside it, renamed over
-/// it at the end. A failed download leaves an existing file as it was. Without `-C` the
-/// temporary file is removed on failure; with `-C` the partial data stays in
-/// `NAME.part`, which the next `-C` continues (or, when there is no `NAME.part`, `NAME`
-/// itself is taken as the partial file, moved to `NAME.part` once the transfer starts).
-async fn download(c: &mut Client, remote: &str, local: &Path, resume: bool) -> Result<(), Failure> {
-    use tokio::io::AsyncSeekExt;
+/// Nothing local is touched until the server has accepted the transfer, and a regular
+/// file is replaced only by a complete download: the bytes go to a file beside it, renamed
+/// over it at the end (keeping its permissions; through a symbolic link, the file it
+/// points at). A failed download leaves an existing file as it was. Without `-C` the
+/// temporary file is removed on failure (and on Ctrl-C); with `-C` the partial data stays
+/// in `NAME.part`, which the next `-C` continues (or, when there is no `NAME.part`, `NAME`
+/// itself is taken as the partial file, moved to `NAME.part` once the transfer starts). A
+/// device, FIFO or standard output (`-`) is written through.
+async fn download(
+    c: &mut Client,
+    remote: &str,
+    local: &Path,
+    resume: bool,
+    stall: std::time::Duration,
+) -> Result<(), Failure> {
+    let size = c.size(remote).await.ok();
+    let (local, keep) = match target(local) {
+        Target::File { path, keep } => (path, keep),
+        Target::Through(path) => {
+            if resume {
+                return Err(Failure::local(format!(
+                    "{}: -C needs a regular file to continue",
+                    path.display()
+                )));
+            }
+            let file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .await
+                .map_err(|e| Failure::local(format!("{}: {e}", path.display())))?;
+            return download_through(c, remote, file, size, stall).await;
+        }
+        Target::Stdout => {
+            if resume {
+                return Err(Failure::local("-: -C needs a regular file to continue"));
+            }
+            return download_through(c, remote, tokio::io::stdout(), size, stall).await;
+        }
+    };
+    let local = local.as_path();
     let part = with_suffix(local, ".part");
     let (offset, from) = if resume {
         match (std::fs::metadata(&part), std::fs::metadata(local)) {
@@ -381,8 +539,24 @@ async fn download(c: &mut Client, remote: &str, local: &Path, resume: bool) -> R
     } else {
         (0, None)
     };
-    let size = c.size(remote).await.ok();
-    let mut stream = op(c.retrieve_stream(remote, offset).await)?;
+    if let (Some(from), Some(size)) = (&from, size) {
+        if offset > size {
+            return Err(Failure::local(format!(
+                "{}: {offset} bytes, more than the remote file's {size}: not a part of it (remove it, or get without -C)",
+                from.display()
+            )));
+        }
+        if offset == size {
+            // Complete already.
+            if *from != local {
+                tokio::fs::rename(from, local)
+                    .await
+                    .map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
+            }
+            return Ok(());
+        }
+    }
+    let mut stream = op(c.retrieve_stream(remote, offset).await).map_err(|f| about(remote, f))?;
     let temp = if resume {
         part
     } else {
@@ -391,7 +565,11 @@ async fn download(c: &mut Client, remote: &str, local: &Path, resume: bool) -> R
             .map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
         local.with_file_name(format!(".{name}.ftps-{}.tmp", std::process::id()))
     };
+    if !resume {
+        in_progress(Some(temp.clone()));
+    }
     let opened = async {
+        use tokio::io::AsyncSeekExt;
         if let Some(from) = from.as_ref().filter(|f| **f != temp) {
             tokio::fs::rename(from, &temp).await?;
         }
@@ -408,7 +586,11 @@ async fn download(c: &mut Client, remote: &str, local: &Path, resume: bool) -> R
     let file = match opened {
         Ok(f) => f,
         Err(e) => {
+            in_progress(None);
             let _ = stream.abort().await;
+            if !resume {
+                let _ = tokio::fs::remove_file(&temp).await;
+            }
             return Err(Failure::local(format!("{}: {e}", temp.display())));
         }
     };
@@ -416,26 +598,70 @@ async fn download(c: &mut Client, remote: &str, local: &Path, resume: bool) -> R
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let bar = progress(file_name(remote), size);
     bar.set_position(offset);
-    let copied = copy_with_progress(&mut stream, &mut file, &bar).await;
+    let copied = copy_with_progress(&mut stream, &mut file, &bar, stall).await;
     let finished = stream.finish().await;
     bar.finish_and_clear();
     let flushed = tokio::io::AsyncWriteExt::flush(&mut file).await;
     drop(file);
     let outcome = match (copied, finished, flushed) {
-        (Err(e), _, _) => Err(Failure {
+        (Err(CopyError::Read(e)), _, _) => Err(Failure {
             code: exit::TRANSFER,
             message: format!("{remote}: {e}"),
         }),
-        (Ok(_), Err(e), _) => Err(Failure::from_client(e, false)),
-        (Ok(_), Ok(_), Err(e)) => Err(Failure::local(format!("{}: {e}", temp.display()))),
-        (Ok(_), Ok(_), Ok(())) => tokio::fs::rename(&temp, local)
-            .await
-            .map_err(|e| Failure::local(format!("{}: {e}", local.display()))),
+        (Err(CopyError::Write(e)), _, _) | (Ok(_), Ok(_), Err(e)) => {
+            Err(Failure::local(format!("{}: {e}", temp.display())))
+        }
+        (Ok(_), Err(e), _) => Err(about(remote, Failure::from_client(e, false))),
+        (Ok(_), Ok(_), Ok(())) => {
+            if let Some(mode) = keep {
+                let _ = tokio::fs::set_permissions(&temp, mode).await;
+            }
+            tokio::fs::rename(&temp, local)
+                .await
+                .map_err(|e| Failure::local(format!("{}: {e}", local.display())))
+        }
     };
     if outcome.is_err() && !resume {
         let _ = tokio::fs::remove_file(&temp).await;
     }
+    in_progress(None);
     outcome
+}
+
+/// Downloads `remote` straight into `out` (a device, a FIFO, standard output). A reader
+/// of a pipe that went away (`| head`) ends the download quietly.
+async fn download_through<W: tokio::io::AsyncWrite + Unpin>(
+    c: &mut Client,
+    remote: &str,
+    out: W,
+    size: Option<u64>,
+    stall: std::time::Duration,
+) -> Result<(), Failure> {
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, out);
+    let mut stream = op(c.retrieve_stream(remote, 0).await).map_err(|f| about(remote, f))?;
+    let bar = progress(file_name(remote), size);
+    let copied = copy_with_progress(&mut stream, &mut out, &bar, stall).await;
+    bar.finish_and_clear();
+    match copied {
+        Ok(_) => op(stream.finish().await)
+            .map(drop)
+            .map_err(|f| about(remote, f)),
+        Err(CopyError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            let _ = stream.abort().await;
+            Ok(())
+        }
+        Err(CopyError::Write(e)) => {
+            let _ = stream.abort().await;
+            Err(Failure::local(format!("output: {e}")))
+        }
+        Err(CopyError::Read(e)) => {
+            let _ = stream.finish().await;
+            Err(Failure {
+                code: exit::TRANSFER,
+                message: format!("{remote}: {e}"),
+            })
+        }
+    }
 }
 
 /// `path` with `suffix` added to its file name.
@@ -445,15 +671,44 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Uploads `local` to `remote` (resuming from the remote size if asked) with a progress bar.
-async fn upload(c: &mut Client, local: &Path, remote: &str, resume: bool) -> Result<(), Failure> {
-    use tokio::io::AsyncSeekExt;
-    let mut file = tokio::fs::File::open(local)
-        .await
+/// Opens a local file to upload: it must be a regular file we can read (a directory, say,
+/// is refused before anything is sent, so no remote file is touched).
+fn open_upload(local: &Path) -> Result<std::fs::File, Failure> {
+    let file = std::fs::File::open(local)
         .map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
+    let m = file
+        .metadata()
+        .map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
+    if !m.is_file() {
+        return Err(Failure::local(format!(
+            "{}: not a regular file",
+            local.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// Uploads `local` to `remote` (resuming from the remote size if asked) with a progress bar.
+async fn upload(
+    c: &mut Client,
+    file: std::fs::File,
+    local: &Path,
+    remote: &str,
+    resume: bool,
+    stall: std::time::Duration,
+) -> Result<(), Failure> {
+    use tokio::io::AsyncSeekExt;
+    let mut file = tokio::fs::File::from_std(file);
     let size = file.metadata().await.map_err(Failure::local)?.len();
     let offset = if resume {
-        c.size(remote).await.unwrap_or(0).min(size)
+        let there = c.size(remote).await.unwrap_or(0);
+        if there > size {
+            return Err(Failure::local(format!(
+                "{remote}: the remote file has {there} bytes, more than {}'s {size}: not a part of it (put without -C)",
+                local.display()
+            )));
+        }
+        there
     } else {
         0
     };
@@ -462,17 +717,26 @@ async fn upload(c: &mut Client, local: &Path, remote: &str, resume: bool) -> Res
         .map_err(Failure::local)?;
     let bar = progress(&local.display().to_string(), Some(size));
     bar.set_position(offset);
-    let mut stream = op(c.store_stream(remote, offset, false).await)?;
-    let copied = copy_with_progress(&mut file, &mut stream, &bar).await;
-    let finished = match copied {
-        Ok(_) => stream.finish().await,
-        Err(e) => {
-            bar.finish_and_clear();
-            return Err(Failure::local(format!("{}: {e}", local.display())));
-        }
-    };
+    let mut stream =
+        op(c.store_stream(remote, offset, false).await).map_err(|f| about(remote, f))?;
+    let copied = copy_with_progress(&mut file, &mut stream, &bar, stall).await;
     bar.finish_and_clear();
-    op(finished).map(drop)
+    match copied {
+        Ok(_) => op(stream.finish().await)
+            .map(drop)
+            .map_err(|f| about(remote, f)),
+        Err(CopyError::Read(e)) => {
+            let _ = stream.abort().await;
+            Err(Failure::local(format!("{}: {e}", local.display())))
+        }
+        Err(CopyError::Write(e)) => {
+            let _ = stream.abort().await;
+            Err(Failure {
+                code: exit::TRANSFER,
+                message: format!("{remote}: {e}"),
+            })
+        }
+    }
 }
 
 fn file_name(path: &str) -> &str {
@@ -541,13 +805,14 @@ pub(crate) async fn get(conn: &Connection, args: &[String], resume: bool) -> Res
             Some(d) => Path::new(d).join(file_name(&url.path)),
             None => PathBuf::from(file_name(&url.path)),
         };
-        download(&mut c, &url.path, &local, resume).await?;
+        download(&mut c, &url.path, &local, resume, conn.data_timeout()).await?;
     }
     let _ = c.quit().await;
     Ok(())
 }
 
-/// `ftps put LOCAL... URL|URL/`.
+/// `ftps put LOCAL... URL|URL/`. Every local file is opened (and must be a regular file)
+/// before anything is sent.
 pub(crate) async fn put(conn: &Connection, args: &[String], resume: bool) -> Result<(), Failure> {
     let Some((url, locals)) = args.split_last() else {
         return Err(Failure::local("nothing to upload"));
@@ -557,19 +822,25 @@ pub(crate) async fn put(conn: &Connection, args: &[String], resume: bool) -> Res
     }
     let url = parse(url)?;
     let into_dir = url.path.is_empty() || url.path.ends_with('/') || locals.len() > 1;
-    let mut c = connect(conn, &url).await?;
+    let mut files = Vec::new();
     for local in locals {
         let local = Path::new(local);
         let name = local
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| Failure::local(format!("{}: not a file name", local.display())))?;
-        let remote = if into_dir {
+        files.push((local, name, open_upload(local)?));
+    }
+    let mut c = connect(conn, &url).await?;
+    for (local, name, file) in files {
+        let remote = if !into_dir {
+            url.path.clone()
+        } else if url.path.is_empty() || url.path.ends_with('/') {
             format!("{}{name}", url.path)
         } else {
-            url.path.clone()
+            format!("{}/{name}", url.path)
         };
-        upload(&mut c, local, &remote, resume).await?;
+        upload(&mut c, file, local, &remote, resume, conn.data_timeout()).await?;
     }
     let _ = c.quit().await;
     Ok(())
@@ -608,15 +879,20 @@ pub(crate) async fn mv(conn: &Connection, url: &str, to: &str) -> Result<(), Fai
     Ok(())
 }
 
-/// `ftps cat URL`.
+/// `ftps cat URL`: the file's bytes as they are (a reader that went away, as with
+/// `| head`, ends it quietly).
 pub(crate) async fn cat(conn: &Connection, url: &str) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
-    let mut stdout = tokio::io::stdout();
-    op(c.retrieve(&url.path, 0, &mut stdout).await)?;
-    tokio::io::AsyncWriteExt::flush(&mut stdout)
-        .await
-        .map_err(Failure::local)?;
+    let size = None;
+    let done = download_through(
+        &mut c,
+        &url.path,
+        tokio::io::stdout(),
+        size,
+        conn.data_timeout(),
+    )
+    .await;
     let _ = c.quit().await;
-    Ok(())
+    done
 }

@@ -83,3 +83,179 @@ fn a_truncated_download_keeps_the_old_file_and_resume_keeps_the_part() {
     assert_eq!(names(&dir), ["ca.pem", "new.bin", "report.bin"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn ftps(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(dir)
+        .args(args)
+        .env("FTPS_PASSWORD", "anything")
+        .output()
+        .unwrap();
+    eprintln!(
+        "ftps {args:?} -> {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ftps-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Found by an outsider's trial: `get` renamed its temporary file over whatever the target
+/// was — as root, `/dev/null` became a regular file. Now only a regular file (or nothing)
+/// is replaced, keeping its permissions; through a symbolic link the file it points at is;
+/// a FIFO (or device) is written through; `-` is standard output.
+#[test]
+fn get_replaces_only_regular_files_and_keeps_their_mode() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = fresh_dir("get-targets");
+    let server = ScriptedServer::start(Ending::CloseThenReply).unwrap();
+    std::fs::write(dir.join("ca.pem"), server.cert_pem()).unwrap();
+    let content = file_content();
+
+    // A private file stays private.
+    std::fs::write(dir.join("private.bin"), b"old").unwrap();
+    std::fs::set_permissions(
+        dir.join("private.bin"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    assert_eq!(
+        get(&dir, &server, &[], "private.bin").status.code(),
+        Some(0)
+    );
+    let m = std::fs::metadata(dir.join("private.bin")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read(dir.join("private.bin")).unwrap() == content);
+
+    // Through a symbolic link: the link stays, its file is updated.
+    std::fs::write(dir.join("real.bin"), b"old").unwrap();
+    std::os::unix::fs::symlink("real.bin", dir.join("link.bin")).unwrap();
+    assert_eq!(get(&dir, &server, &[], "link.bin").status.code(), Some(0));
+    assert!(
+        std::fs::symlink_metadata(dir.join("link.bin"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(std::fs::read(dir.join("real.bin")).unwrap() == content);
+
+    // A FIFO is written through, not replaced.
+    let fifo = dir.join("pipe");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    assert_eq!(get(&dir, &server, &[], "pipe").status.code(), Some(0));
+    assert!(reader.join().unwrap() == content);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // `-`: standard output.
+    let out = get(&dir, &server, &[], "-");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout == content);
+    assert!(!dir.join("-").exists());
+
+    // A -C part larger than the remote file is not a part of it: refused, kept.
+    std::fs::write(dir.join("big.bin.part"), vec![7u8; content.len() + 10]).unwrap();
+    let out = get(&dir, &server, &["-C"], "big.bin");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        std::fs::metadata(dir.join("big.bin.part")).unwrap().len(),
+        content.len() as u64 + 10
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Found by an outsider's trial: `put a b URL` without a trailing slash glued the names
+/// to the directory (`dira`), a local directory truncated the remote file of its name
+/// (STOR went out before the read failed), and a password in a URL was printed back.
+#[test]
+fn put_checks_its_files_first_and_joins_names_with_a_slash() {
+    let dir = fresh_dir("put-checks");
+    let server = ScriptedServer::start(Ending::CloseThenReply).unwrap();
+    std::fs::write(dir.join("ca.pem"), server.cert_pem()).unwrap();
+    std::fs::write(dir.join("a.bin"), b"first").unwrap();
+    std::fs::write(dir.join("b.bin"), b"second").unwrap();
+    std::fs::create_dir_all(dir.join("adir")).unwrap();
+    let base = format!("ftp://127.0.0.1:{}", server.addr().port());
+    let common = ["--ca-cert", "ca.pem", "--user", "anyone"];
+
+    let url = format!("{base}/sub");
+    let mut args = vec!["put"];
+    args.extend(common);
+    args.extend(["a.bin", "b.bin", &url]);
+    assert_eq!(ftps(&dir, &args).status.code(), Some(0));
+    assert_eq!(server.upload("sub/a.bin").as_deref(), Some(&b"first"[..]));
+    assert_eq!(server.upload("sub/b.bin").as_deref(), Some(&b"second"[..]));
+
+    let url = format!("{base}/adir");
+    let mut args = vec!["put"];
+    args.extend(common);
+    args.extend(["a.bin", "adir", &url]);
+    let out = ftps(&dir, &args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+    assert!(server.upload("adir").is_none() && server.upload("adir/a.bin").is_none());
+
+    let secret = format!("ftp://anyone:S3cr3tPw@127.0.0.1:{}/x", server.addr().port());
+    let out = ftps(&dir, &["ls", "--ca-cert", "ca.pem", &secret]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("S3cr3tPw"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Found by an outsider's trial: Ctrl-C or SIGTERM during `get` left the hidden temporary
+/// file behind. Now it is removed and `ftps` exits 130.
+#[test]
+fn an_interrupted_get_leaves_no_temporary_file() {
+    let dir = fresh_dir("get-interrupted");
+    let server = ScriptedServer::start(Ending::CloseThenReply).unwrap();
+    server.set_stall_after(Some(100_000));
+    std::fs::write(dir.join("ca.pem"), server.cert_pem()).unwrap();
+    let url = format!("ftp://127.0.0.1:{}/{FILE}", server.addr().port());
+    let child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(&dir)
+        .args([
+            "get",
+            "--ca-cert",
+            "ca.pem",
+            "--user",
+            "anyone",
+            &url,
+            "out.bin",
+        ])
+        .env("FTPS_PASSWORD", "anything")
+        .spawn()
+        .unwrap();
+    // Until the partial download is on disk (bounded).
+    let started = std::time::Instant::now();
+    while names(&dir).len() < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no temporary file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(names(&dir), ["ca.pem"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

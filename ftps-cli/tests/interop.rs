@@ -575,6 +575,7 @@ fn client_commands_against_our_server() {
         run("ls", &[&format!("http://127.0.0.1:{}/", s.explicit)], "x")
             .status
             .code()
-            == Some(1)
+            == Some(2),
+        "a bad URL is a usage error"
     );
 }

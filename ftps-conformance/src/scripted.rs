@@ -202,6 +202,8 @@ struct Shared {
     listing: Mutex<Listing>,
     /// What the data connection of the last endless listing took.
     listing_sent: AtomicU64,
+    /// Downloads send this many bytes, then nothing more (a stalled server), if set.
+    stall_after: Mutex<Option<usize>>,
     uploads: Mutex<HashMap<String, Vec<u8>>>,
     log: Mutex<Vec<String>>,
     stop: AtomicBool,
@@ -265,6 +267,7 @@ impl ScriptedServer {
             ending: Mutex::new(ending),
             listing: Mutex::new(Listing::Fixed),
             listing_sent: AtomicU64::new(0),
+            stall_after: Mutex::new(None),
             uploads: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -295,6 +298,14 @@ impl ScriptedServer {
     /// The ending of the data connections.
     pub fn ending(&self) -> Ending {
         *lock(&self.shared.ending)
+    }
+
+    /// Makes downloads stall: after `bytes`, the data connection stays open and silent
+    /// until the client gives up (or `None`: downloads are whole again).
+    pub fn set_stall_after(&self, bytes: Option<usize>) {
+        *lock(&self.shared.stall_after) = bytes;
+        self.shared
+            .note(format!("-- downloads stall after {bytes:?} bytes"));
     }
 
     /// What LIST and NLST send from now on (and how refusals read).
@@ -891,9 +902,19 @@ fn send(c: &mut Control, s: &mut Session, shared: &Shared, body: &[u8]) -> io::R
         return Ok(());
     };
     let ending = *lock(&shared.ending);
+    let stall = *lock(&shared.stall_after);
+    let body = stall.map_or(body, |n| &body[..n.min(body.len())]);
     if let Err(e) = data.write_all(body).and_then(|()| data.flush()) {
         shared.note(format!("data: sending failed: {e}"));
         return c.reply(shared, "426 data connection failed");
+    }
+    if stall.is_some() {
+        // Silent, connection open, until the client closes it (bounded).
+        shared.note(format!("data: sent {} bytes, then stalling", body.len()));
+        let _ = data.tcp().set_read_timeout(Some(Duration::from_secs(30)));
+        let mut sink = [0u8; 1024];
+        while matches!(data.tcp().read(&mut sink), Ok(1..)) {}
+        return c.reply(shared, "426 data connection closed by the client");
     }
     shared.note(format!(
         "data: sent {} bytes; ending {}",

@@ -81,7 +81,7 @@ impl fmt::Debug for Fingerprint {
 }
 
 /// Parses 64 hex digits, in either case, with or without colons between the bytes, after
-/// an optional `sha256:` (or `SHA256:`) prefix.
+/// an optional `sha256:` (or `SHA256:`) prefix, or OpenSSL's `sha256 Fingerprint=`.
 impl std::str::FromStr for Fingerprint {
     type Err = TlsConfigError;
 
@@ -91,9 +91,13 @@ impl std::str::FromStr for Fingerprint {
                 "{s:?} is not a SHA-256 fingerprint (sha256: then 64 hex digits, colons allowed)"
             ))
         };
+        // Also as OpenSSL prints it: `sha256 Fingerprint=AB:CD:...`.
+        let s = s.trim();
         let hex = s
             .strip_prefix("sha256:")
             .or_else(|| s.strip_prefix("SHA256:"))
+            .or_else(|| s.strip_prefix("sha256 Fingerprint="))
+            .or_else(|| s.strip_prefix("SHA256 Fingerprint="))
             .unwrap_or(s);
         let digits: Vec<u8> = hex.bytes().filter(|&b| b != b':').collect();
         if digits.len() != 64 {
@@ -505,6 +509,7 @@ mod tests {
         let plain: Fingerprint = hex.parse().unwrap_or_else(|e| panic!("{e}"));
         let colons = (0..32).map(|_| "AB").collect::<Vec<_>>().join(":");
         for spelling in [
+            format!("sha256 Fingerprint={colons}"),
             format!("sha256:{hex}"),
             format!("SHA256:{colons}"),
             colons.clone(),

@@ -196,7 +196,14 @@ async fn run<R: Runtime, S: Storage>(
         Some((up, ascii)) => (Work::Receive(up), ascii),
         None => match cmds.recv().await.ok().and_then(Work::from_order) {
             Some(work) => work,
-            None => return,
+            None => {
+                // Refused (a session not resumed, say) or aborted: end TLS properly, so
+                // that a client reads a clean end and then the reply that says why
+                // (Python's ftplib otherwise fails the handshake's aftermath and reads
+                // that reply as the answer to its next command).
+                let _ = timeout::<R, _>(Duration::from_secs(2), stream.close()).await;
+                return;
+            }
         },
     };
     let pumped = {

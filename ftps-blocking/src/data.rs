@@ -198,7 +198,12 @@ fn run<S: Storage>(
         Some((up, ascii)) => (Work::Receive(up), ascii),
         None => match cmds.recv().ok().and_then(Work::from_order) {
             Some(work) => work,
-            None => return,
+            None => {
+                // Refused (a session not resumed, say) or aborted: end TLS properly, so
+                // that a client reads a clean end and then the reply that says why.
+                let _ = stream.finish_sending();
+                return;
+            }
         },
     };
     let pumped = match work {

@@ -239,14 +239,15 @@ fn python_ftplib_gets_522_with_the_reuse_check_and_works_without() {
     std::fs::write(s.root().join("x.txt"), "x").unwrap();
     let out = s.python(
         "f = ftplib.FTP_TLS(context=ctx, timeout=10)\nf.connect('127.0.0.1', PORT)\nf.auth(); f.login('alice', 'wonderland'); f.prot_p()\n\
-         try:\n    f.nlst()\nexcept Exception as e:\n    pass\n\
-         try:\n    f.voidcmd('NOOP')\nexcept ftplib.error_perm as e:\n    print(str(e)[:3])\n\
+         try:\n    f.nlst()\nexcept ftplib.error_perm as e:\n    print(str(e)[:3])\n\
+         print(f.voidcmd('NOOP')[:3])\n\
+         try:\n    f.retrbinary('RETR x.txt', print)\nexcept ftplib.error_perm as e:\n    print(str(e)[:3])\n\
          print(f.voidcmd('NOOP')[:3])\n",
     );
     assert_eq!(
         ok(&out),
-        "522\n200\n",
-        "ftplib does not resume TLS sessions: 522, and the control stays usable"
+        "522\n200\n522\n200\n",
+        "ftplib does not resume TLS sessions: a clean 522 for the transfer itself, and the control stays in step"
     );
 
     let s = Served::start(

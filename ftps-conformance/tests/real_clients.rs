@@ -106,6 +106,38 @@ print('ok')
         .output()
         .unwrap();
     assert_eq!(ok(&out), "ok\n", "{}", server.name());
+
+    // With session reuse required, ftplib (which never resumes) gets a clean 522 for the
+    // transfer itself, and its control connection stays in step (issue 13: it read the
+    // 522 as the answer to its next command).
+    drop(running);
+    let running = f.start(server, true);
+    std::fs::write(f.root().join("x.txt"), b"x").unwrap();
+    let script = format!(
+        r#"
+import ftplib, ssl
+ctx = ssl.create_default_context(cafile={ca:?})
+f = ftplib.FTP_TLS(context=ctx, timeout=10)
+f.connect('127.0.0.1', {port})
+f.auth(); f.login({user:?}, {password:?}); f.prot_p()
+for attempt in (lambda: f.nlst(), lambda: f.retrbinary('RETR x.txt', print)):
+    try:
+        attempt()
+        print('accepted')
+    except ftplib.error_perm as e:
+        print(str(e)[:3])
+    print(f.voidcmd('NOOP')[:3])
+f.quit()
+"#,
+        ca = f.ca_file().display().to_string(),
+        port = running.explicit().port(),
+    );
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert_eq!(ok(&out), "522\n200\n522\n200\n", "{}", server.name());
 }
 
 #[test]

@@ -212,12 +212,27 @@ async fn run<R: Runtime, S: Storage>(
                 Work::Receive(up) => receive::<R, S>(&ctx, &mut stream, up, ascii, tls).await,
                 Work::SendBytes(bytes) => {
                     let (n, end) =
-                        send::<R, S>(&ctx, &mut stream, Source::Bytes(&bytes), ascii).await;
+                        send::<R, S, S::Reader>(&ctx, &mut stream, Source::Bytes(&bytes), ascii, 0)
+                            .await;
                     (None, n, end)
                 }
                 Work::SendFile(reader) => {
+                    let (n, end) = send::<R, S, _>(
+                        &ctx,
+                        &mut stream,
+                        Source::Reader(reader),
+                        ascii,
+                        SEND_CHUNK_MAX,
+                    )
+                    .await;
+                    (None, n, end)
+                }
+                Work::SendListing(listing) => {
                     let (n, end) =
-                        send::<R, S>(&ctx, &mut stream, Source::Reader(reader), ascii).await;
+                        // Listings keep to the first, small buffer: a session's listing
+                        // costs that much whatever the directory's size.
+                        send::<R, S, _>(&ctx, &mut stream, Source::Reader(listing), ascii, SEND_CHUNK_FIRST)
+                            .await;
                     (None, n, end)
                 }
                 Work::Nothing => (None, 0, DataEnd::Failed("nothing to transfer".into())),
@@ -297,11 +312,12 @@ async fn write_counted<R: Runtime, S: Storage>(
     Ok(())
 }
 
-async fn send<R: Runtime, S: Storage>(
+async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
     ctx: &DataContext<S>,
     stream: &mut Stream<R>,
-    source: Source<'_, S::Reader>,
+    source: Source<'_, F>,
     ascii: bool,
+    chunk_max: usize,
 ) -> (u64, DataEnd) {
     let mut meter = Meter::default();
     let mut conv = ascii.then(ToNetwork::default);
@@ -330,7 +346,7 @@ async fn send<R: Runtime, S: Storage>(
                         Err(e) => return Err(io::Error::other(StorageFailure(e))),
                     };
                     if n == buf.len() {
-                        size = (size * 2).min(SEND_CHUNK_MAX);
+                        size = (size * 2).min(chunk_max);
                         let mut into = std::mem::take(&mut spare);
                         if into.len() < size {
                             into.resize(size, 0);

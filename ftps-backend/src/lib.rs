@@ -23,6 +23,7 @@ pub mod client;
 mod desk;
 pub mod files;
 mod limits;
+mod listing;
 mod local_fs;
 mod refusals;
 mod server;
@@ -31,6 +32,7 @@ mod storage;
 pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
 pub use desk::{DataDesk, OrderSender, TaskGone};
 pub use limits::{LoginGuard, SessionLimits, SessionSlot, passive_ports};
+pub use listing::{Entries, ListingReader};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use refusals::ForeignRefusals;
 pub use server::{

@@ -26,6 +26,7 @@
 //! and is published by `linkat` (or `link`) to the name, which fails rather than replace
 //! a file that appeared meanwhile.
 
+use crate::listing::Entries;
 use crate::storage::{Storage, timestamp};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use cap_std::ambient_authority;
@@ -265,6 +266,32 @@ impl LocalFs {
     }
 }
 
+/// Listings of directories up to this size come sorted; larger ones stream unsorted.
+pub(crate) const SORTED_UP_TO: usize = 1024;
+
+/// A directory's entries as they are read (names that are not UTF-8 are skipped: no FTP
+/// command could name them).
+struct Streamed {
+    dir: Dir,
+    read: cap_std::fs::ReadDir,
+}
+
+impl Iterator for Streamed {
+    type Item = Metadata;
+
+    fn next(&mut self) -> Option<Metadata> {
+        loop {
+            let entry = self.read.next()?.ok()?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if let Ok(m) = self.dir.symlink_metadata(&name) {
+                return Some(metadata(&name, &m));
+            }
+        }
+    }
+}
+
 /// Takes the exclusive write lock of an upload's file, or says another write holds it.
 fn lock(file: &fs::File) -> Result<(), StorageError> {
     rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| {
@@ -323,6 +350,30 @@ impl Storage for LocalFs {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// Streams the directory as it is read: a directory of up to [`SORTED_UP_TO`]
+    /// entries comes sorted by name; a larger one in the order the file system gives,
+    /// so that no listing holds more than that many entries at once.
+    fn list_entries(&self, _user: &str, path: &VirtualPath) -> Result<Entries, StorageError> {
+        let rel = relative(path);
+        let dir = match self.root.open_dir(&rel) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                let m = self.root.metadata(&rel).map_err(io_err)?;
+                let one = metadata(path.file_name().unwrap_or("/"), &m);
+                return Ok(Box::new(std::iter::once(one)));
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        let read = dir.entries().map_err(io_err)?;
+        let mut streamed = Streamed { dir, read };
+        let mut first: Vec<Metadata> = streamed.by_ref().take(SORTED_UP_TO).collect();
+        if first.len() < SORTED_UP_TO {
+            first.sort_by(|a, b| a.name.cmp(&b.name));
+            return Ok(Box::new(first.into_iter()));
+        }
+        Ok(Box::new(first.into_iter().chain(streamed)))
     }
 
     fn make_dir(&self, _user: &str, path: &VirtualPath) -> Result<(), StorageError> {

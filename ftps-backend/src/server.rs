@@ -202,7 +202,7 @@ pub fn opened_for(
 ) -> Option<ftps_proto::server::DataId> {
     use ftps_proto::server::StorageRequest as R;
     match request {
-        R::OpenRead { id, .. } | R::OpenWrite { id, .. } => Some(*id),
+        R::OpenRead { id, .. } | R::OpenWrite { id, .. } | R::OpenListing { id, .. } => Some(*id),
         _ => None,
     }
 }
@@ -242,6 +242,8 @@ pub enum Work<S: Storage> {
     SendBytes(Vec<u8>),
     /// Send this file.
     SendFile(S::Reader),
+    /// Send this listing, made as it is sent.
+    SendListing(crate::ListingReader),
     /// Nothing was given: a failure to report.
     Nothing,
 }
@@ -262,6 +264,7 @@ impl<S: Storage> Work<S> {
             (Some(crate::Opened::Write(up)), _) => Work::Receive(up),
             (_, Some(bytes)) => Work::SendBytes(bytes),
             (Some(crate::Opened::Read(r)), None) => Work::SendFile(r),
+            (Some(crate::Opened::Listing(l)), None) => Work::SendListing(l),
             (None, None) => Work::Nothing,
         };
         Some((work, ascii))

@@ -1,5 +1,6 @@
 //! The storage trait and the one place that answers the core's storage requests with it.
 
+use crate::listing::{Entries, ListingReader};
 use ftps_proto::server::{Metadata, StorageError, StorageReply, StorageRequest};
 use ftps_proto::{Timestamp, VirtualPath};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,8 +18,16 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Facts about a path.
     fn stat(&self, user: &str, path: &VirtualPath) -> Result<Metadata, StorageError>;
-    /// A directory's entries, or the one entry of a file.
+    /// A directory's entries, or the one entry of a file (STAT over the control
+    /// connection; the session caps how many it shows).
     fn list(&self, user: &str, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError>;
+    /// The same entries as they are read, for a listing streamed to a data connection.
+    /// The default collects [`list`](Self::list); a storage that can should stream them,
+    /// so that listing a directory costs bounded memory whatever its size (`LocalFs`
+    /// does).
+    fn list_entries(&self, user: &str, path: &VirtualPath) -> Result<Entries, StorageError> {
+        Ok(Box::new(self.list(user, path)?.into_iter()))
+    }
     /// Makes a directory.
     fn make_dir(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError>;
     /// Removes an empty directory.
@@ -80,6 +89,8 @@ pub enum Opened<R, W> {
     Read(R),
     /// For an upload.
     Write(W),
+    /// A listing, streamed.
+    Listing(ListingReader),
 }
 
 /// A file of storage `S`, as [`execute`] opened it.
@@ -108,6 +119,19 @@ pub fn execute<S: Storage>(
         StorageRequest::Rename { from, to } => done(storage.rename(user, &from, &to)),
         StorageRequest::SetModified { path, modified } => {
             done(storage.set_modified(user, &path, modified))
+        }
+        StorageRequest::OpenListing { path, format, .. } => {
+            match storage.list_entries(user, &path) {
+                Ok(entries) => (
+                    Ok(StorageReply::Opened { path, size: 0 }),
+                    Some(Opened::Listing(ListingReader::new(
+                        entries,
+                        format,
+                        now_utc(),
+                    ))),
+                ),
+                Err(e) => (Err(e), None),
+            }
         }
         StorageRequest::OpenRead { path, offset, .. } => {
             match storage.open_read(user, &path, offset) {

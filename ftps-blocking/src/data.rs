@@ -210,6 +210,7 @@ fn run<S: Storage>(
         Work::Receive(up) => receive(&ctx, &mut stream, up, ascii, tls, &cmds),
         Work::SendBytes(bytes) => send(&ctx, &mut stream, &mut &bytes[..], ascii, &cmds),
         Work::SendFile(mut reader) => send(&ctx, &mut stream, &mut reader, ascii, &cmds),
+        Work::SendListing(mut listing) => send(&ctx, &mut stream, &mut listing, ascii, &cmds),
         Work::Nothing => Some((None, 0, DataEnd::Failed("nothing to transfer".into()))),
     };
     // Aborted by the session: an upload in progress was dropped, which discards it.

@@ -53,6 +53,13 @@ impl Storage for QuotaFs {
     fn list(&self, user: &str, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
         self.inner.list(user, path)
     }
+    fn list_entries(
+        &self,
+        user: &str,
+        path: &VirtualPath,
+    ) -> Result<ftps_backend::Entries, StorageError> {
+        self.inner.list_entries(user, path)
+    }
     fn make_dir(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError> {
         self.inner.make_dir(user, path)
     }

@@ -47,6 +47,8 @@ struct Pair {
     client_limits: BTreeMap<client::DataId, Option<u64>>,
     server_transfer: BTreeMap<server::DataId, Option<Vec<u8>>>,
     open_files: BTreeMap<server::DataId, (VirtualPath, bool, u64)>,
+    /// Listings opened for data connections, already made.
+    listings: BTreeMap<server::DataId, Vec<u8>>,
     events: Vec<client::Event>,
     downloads: Vec<Vec<u8>>,
     upload: Vec<u8>,
@@ -109,6 +111,7 @@ impl Pair {
             client_limits: BTreeMap::new(),
             server_transfer: BTreeMap::new(),
             open_files: BTreeMap::new(),
+            listings: BTreeMap::new(),
             events: Vec::new(),
             downloads: Vec::new(),
             upload: b"uploaded by the client".to_vec(),
@@ -352,6 +355,18 @@ impl Pair {
                     now: Timestamp::parse("20261122030000").unwrap(),
                 })
             }
+            StorageRequest::OpenListing { id, path, format } => {
+                let now = Timestamp::parse("20261122030000").unwrap();
+                let bytes: Vec<u8> = self
+                    .fs
+                    .keys()
+                    .filter_map(|k| self.meta(k))
+                    .filter_map(|m| format.line(&m, &now))
+                    .flat_map(String::into_bytes)
+                    .collect();
+                self.listings.insert(id, bytes);
+                Ok(StorageReply::Opened { path, size: 0 })
+            }
             StorageRequest::MakeDir(path) => {
                 self.dirs.push(path.to_string());
                 Ok(StorageReply::Done)
@@ -474,10 +489,13 @@ impl Pair {
             } else {
                 let data = match payload {
                     Some(p) => p,
-                    None => {
-                        let (path, _, offset) = self.open_files.get(&sid).cloned().unwrap();
-                        self.fs[path.as_str()][offset as usize..].to_vec()
-                    }
+                    None => match self.listings.remove(&sid) {
+                        Some(listing) => listing,
+                        None => {
+                            let (path, _, offset) = self.open_files.get(&sid).cloned().unwrap();
+                            self.fs[path.as_str()][offset as usize..].to_vec()
+                        }
+                    },
                 };
                 let n = data.len() as u64;
                 self.downloads.push(data);

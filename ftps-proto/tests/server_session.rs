@@ -45,6 +45,10 @@ struct Harness {
     data: DataBehaviour,
     /// Open transfers: id -> (path, is upload, offset).
     open: BTreeMap<DataId, (VirtualPath, bool, u64)>,
+    /// Listings opened for data connections, already made.
+    listings: BTreeMap<DataId, Vec<u8>>,
+    /// Every listing sent, in order.
+    sent_listings: Vec<Vec<u8>>,
     auto_tls: bool,
     alpn: Option<Vec<u8>>,
     next_port: u16,
@@ -114,6 +118,8 @@ impl Harness {
                 hold: false,
             },
             open: BTreeMap::new(),
+            listings: BTreeMap::new(),
+            sent_listings: Vec::new(),
             auto_tls: true,
             alpn: Some(b"ftp".to_vec()),
             next_port: 40000,
@@ -259,6 +265,10 @@ impl Harness {
                         .unwrap_or((VirtualPath::root(), false, 0));
                 let (bytes, end) = if let Some(p) = payload {
                     (p.len() as u64, DataEnd::Complete { close_notify: true })
+                } else if let Some(listing) = self.listings.remove(&id) {
+                    let n = listing.len() as u64;
+                    self.sent_listings.push(listing);
+                    (n, DataEnd::Complete { close_notify: true })
                 } else if upload {
                     let mut content = match self.fs.get(path.as_str()) {
                         Some(Node::File(b)) => b[..(offset as usize).min(b.len())].to_vec(),
@@ -368,6 +378,21 @@ impl Harness {
                 }),
                 None => Err(StorageError::NotFound),
             },
+            StorageRequest::OpenListing { id, path, format } => {
+                let entries = match self.fs.get(path.as_str()) {
+                    Some(Node::Dir) => self.entries(path.as_str()),
+                    Some(n) => vec![meta(&name(&path), n)],
+                    None => return Err(StorageError::NotFound),
+                };
+                let now = Timestamp::parse("20261122030000").unwrap();
+                let bytes = entries
+                    .iter()
+                    .filter_map(|m| format.line(m, &now))
+                    .flat_map(String::into_bytes)
+                    .collect();
+                self.listings.insert(id, bytes);
+                Ok(StorageReply::Opened { path, size: 0 })
+            }
             StorageRequest::MakeDir(p) => {
                 if self.fs.contains_key(p.as_str()) {
                     return Err(StorageError::AlreadyExists);
@@ -1081,18 +1106,7 @@ fn tls_handshake_timeout_closes() {
 fn listings() {
     let mut h = Harness::secure();
     h.login();
-    let payload = |h: &Harness| {
-        h.actions
-            .iter()
-            .rev()
-            .find_map(|a| match a {
-                Action::Transfer {
-                    payload: Some(p), ..
-                } => Some(String::from_utf8(p.clone()).unwrap()),
-                _ => None,
-            })
-            .unwrap()
-    };
+    let payload = |h: &Harness| String::from_utf8(h.sent_listings.last().unwrap().clone()).unwrap();
     assert_eq!(h.send("EPSV\nLIST"), [229, 150, 226]);
     let list = payload(&h);
     assert!(

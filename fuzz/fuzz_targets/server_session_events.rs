@@ -130,6 +130,14 @@ impl Harness {
                         StorageRequest::OpenRead { path, .. } => {
                             StorageReply::Opened { path, size: 5 }
                         }
+                        StorageRequest::OpenListing { path, format, .. } => {
+                            // The adapter's side of a listing: each entry through the format.
+                            let now = Timestamp::from_unix(1_700_000_000).expect("valid");
+                            for m in [meta(Some("f")), meta(Some("d"))] {
+                                let _ = format.line(&m, &now);
+                            }
+                            StorageReply::Opened { path, size: 0 }
+                        }
                         StorageRequest::OpenWrite { path, .. } => {
                             StorageReply::Opened { path, size: 0 }
                         }

@@ -248,3 +248,51 @@ mod tests {
         assert_eq!(quote_path("/a\"b"), "\"/a\"\"b\"");
     }
 }
+
+/// Which listing a data connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListKind {
+    /// LIST: `ls -l` lines; dot files only with `-a`.
+    List { hidden: bool },
+    /// NLST: names, without dot files.
+    Nlst,
+    /// MLSD: facts (RFC 3659 §7), every entry.
+    Mlsd,
+}
+
+/// How a listing on a data connection (LIST, NLST, MLSD) writes the entries of a
+/// directory, one line each: the session decides it, the adapter streams the directory's
+/// entries through [`line`](Self::line) as the data connection takes them, so a listing
+/// costs bounded memory whatever the directory's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingFormat {
+    pub(crate) kind: ListKind,
+    pub(crate) facts: FactSelection,
+    pub(crate) max_entries: usize,
+}
+
+impl ListingFormat {
+    /// The line for `entry`, CRLF included, or `None` when it is not shown: a dot file in
+    /// LIST without `-a` or in NLST, or a name holding CR or LF (which no line can carry
+    /// safely). `now` is the current UTC time (for the `ls -l` date form).
+    pub fn line(&self, entry: &Metadata, now: &Timestamp) -> Option<String> {
+        let hidden = entry.name.starts_with('.');
+        let mut line = match self.kind {
+            ListKind::List { hidden: all } if all || !hidden => list_line(entry, now),
+            ListKind::Nlst if !hidden => entry.name.clone(),
+            ListKind::Mlsd => mlsx_entry(entry, &entry.name, self.facts).to_string(),
+            _ => return None,
+        };
+        if line.contains(['\r', '\n']) {
+            return None;
+        }
+        line.push_str("\r\n");
+        Some(line)
+    }
+
+    /// At most this many entries are listed
+    /// ([`ServerConfig::max_listing_entries`](super::ServerConfig::max_listing_entries)).
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+}

@@ -250,8 +250,8 @@ pub struct Metadata {
 pub enum StorageRequest {
     /// Facts about a path; answer [`StorageReply::Metadata`].
     Stat(VirtualPath),
-    /// The entries of a directory (or the one entry of a file); answer
-    /// [`StorageReply::Entries`].
+    /// The entries of a directory (or the one entry of a file), for STAT over the control
+    /// connection; answer [`StorageReply::Entries`].
     List(VirtualPath),
     /// Make a directory; answer [`StorageReply::Done`].
     MakeDir(VirtualPath),
@@ -272,6 +272,18 @@ pub enum StorageRequest {
         path: VirtualPath,
         /// The time.
         modified: Timestamp,
+    },
+    /// Open the listing of a directory (or of one file) for data connection `id`: the
+    /// adapter streams the entries through `format` as the connection takes them, in
+    /// bounded memory; answer [`StorageReply::Opened`] (size 0) once the path is known
+    /// to exist.
+    OpenListing {
+        /// The transfer.
+        id: DataId,
+        /// The directory or file.
+        path: VirtualPath,
+        /// How each entry becomes a line.
+        format: super::ListingFormat,
     },
     /// Open a file for a download on data connection `id`; answer
     /// [`StorageReply::Opened`] with its size.

@@ -37,6 +37,7 @@ pub mod io;
 mod timer;
 
 pub use config::{ALPN_FTP, ControlTlsPolicy, DataTlsPolicy, ServerConfig, Timeouts, TlsMode};
+pub use format::ListingFormat;
 pub use io::{
     Action, DataEnd, DataId, Event, IoEvent, LoginAnswer, LoginRequest, Metadata, RequestToken,
     StorageError, StorageReply, StorageRequest, TlsInfo, TlsVersion,
@@ -53,7 +54,7 @@ use crate::listing::EntryKind;
 use crate::path::VirtualPath;
 use crate::reply::{Reply, ReplyCode};
 use crate::time::Timestamp;
-use format::FactSelection;
+use format::{FactSelection, ListKind};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -92,13 +93,6 @@ enum Access {
     UploadNew,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ListKind {
-    List { hidden: bool },
-    Nlst,
-    Mlsd,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum TransferKind {
     Download,
@@ -110,10 +104,7 @@ enum TransferKind {
 enum Pending {
     Login,
     Site,
-    Listen {
-        id: DataId,
-        extended: bool,
-    },
+    Listen { id: DataId, extended: bool },
     Cwd(VirtualPath),
     Size(VirtualPath),
     Mdtm(VirtualPath),
@@ -122,18 +113,9 @@ enum Pending {
     Done(Reply),
     Mkd(VirtualPath),
     Stat(VirtualPath),
-    OpenRead {
-        id: DataId,
-        offset: u64,
-    },
-    OpenWrite {
-        id: DataId,
-    },
-    List {
-        id: DataId,
-        path: VirtualPath,
-        kind: ListKind,
-    },
+    OpenRead { id: DataId, offset: u64 },
+    OpenWrite { id: DataId },
+    List { id: DataId, path: VirtualPath },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -714,16 +696,12 @@ impl ServerSession {
                 let text = format!("Ok to send data for {path}.");
                 self.begin_transfer(id, TransferKind::Upload, path, None, &text, now);
             }
-            (
-                Pending::List { id, path, kind },
-                Ok(StorageReply::Entries { entries, now: wall }),
-            ) => {
-                let payload = self.listing(&entries, kind, &wall);
+            (Pending::List { id, path }, Ok(StorageReply::Opened { .. })) => {
                 self.begin_transfer(
                     id,
                     TransferKind::Listing,
                     path,
-                    Some(payload),
+                    None,
                     "Here comes the directory listing.",
                     now,
                 );
@@ -1641,36 +1619,19 @@ impl ServerSession {
         });
         let path = path.map_or_else(|| self.cwd.clone(), |p| self.cwd.resolve(p));
         if let Some(id) = self.data_for_transfer() {
+            let format = ListingFormat {
+                kind,
+                facts: self.facts,
+                max_entries: self.config.max_listing_entries,
+            };
             self.request(
                 Pending::List {
                     id,
                     path: path.clone(),
-                    kind,
                 },
-                StorageRequest::List(path),
+                StorageRequest::OpenListing { id, path, format },
             );
         }
-    }
-
-    fn listing(&self, entries: &[Metadata], kind: ListKind, now: &Timestamp) -> Vec<u8> {
-        let mut out = Vec::new();
-        let shown = entries.iter().take(self.config.max_listing_entries);
-        for m in shown {
-            let hidden = m.name.starts_with('.');
-            let line = match kind {
-                ListKind::List { hidden: all } if all || !hidden => format::list_line(m, now),
-                ListKind::Nlst if !hidden => m.name.clone(),
-                ListKind::Mlsd => format::mlsx_entry(m, &m.name, self.facts).to_string(),
-                _ => continue,
-            };
-            // Names with CR or LF cannot be listed safely; leave them out.
-            if line.contains(['\r', '\n']) {
-                continue;
-            }
-            out.extend_from_slice(line.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        out
     }
 
     fn begin_transfer(

@@ -100,6 +100,8 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             Accepted(io::Result<(T, SocketAddr)>),
             Stop,
         }
+        // A failing accept (out of descriptors, say) repeats fast: one line a second.
+        let mut accept_errors = ftps_backend::Throttled::new(Duration::from_secs(1));
         loop {
             if self.stop.is_closed() {
                 return Ok(());
@@ -116,7 +118,9 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 Next::Stop => return Ok(()),
                 Next::Accepted(Ok(x)) => x,
                 Next::Accepted(Err(e)) => {
-                    tracing::warn!("accept: {e}");
+                    if let Some(held) = accept_errors.allow() {
+                        tracing::warn!(held, "accept: {e}");
+                    }
                     R::sleep_until(Instant::now() + Duration::from_millis(50)).await;
                     continue;
                 }

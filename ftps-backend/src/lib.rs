@@ -34,9 +34,9 @@ pub use desk::{DataDesk, OrderSender, TaskGone};
 pub use limits::{LoginGuard, SessionLimits, SessionSlot, passive_ports};
 pub use listing::{Entries, ListingReader};
 pub use local_fs::{LocalFs, LocalUpload};
-pub use refusals::ForeignRefusals;
+pub use refusals::{ForeignRefusals, Throttled};
 pub use server::{
     DataOrder, Meter, ServerBuilder, ServerShared, Slots, Work, opened_for, upload_read_end,
     write_error,
 };
-pub use storage::{Opened, OpenedFile, Storage, execute, now_utc};
+pub use storage::{Opened, OpenedFile, STAT_ENTRIES, Storage, execute, now_utc};

@@ -32,3 +32,52 @@ impl Drop for ForeignRefusals {
         }
     }
 }
+
+/// A warning that may repeat fast (a failing accept loop, say): said at most once per
+/// interval, with the count of those held back since.
+#[derive(Debug)]
+pub struct Throttled {
+    every: std::time::Duration,
+    last: Option<std::time::Instant>,
+    held: u64,
+}
+
+impl Throttled {
+    /// At most one line per `every`.
+    pub fn new(every: std::time::Duration) -> Self {
+        Throttled {
+            every,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// Whether to log now; if so, how many were held back since the last line.
+    pub fn allow(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.every)
+        {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Throttled;
+    use std::time::Duration;
+
+    #[test]
+    fn a_throttled_warning_is_said_once_an_interval_with_the_count_held_back() {
+        let mut t = Throttled::new(Duration::from_millis(200));
+        assert_eq!(t.allow(), Some(0));
+        assert!((0..1000).all(|_| t.allow().is_none()));
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(t.allow(), Some(1000));
+    }
+}

@@ -81,6 +81,11 @@ pub trait Storage: Send + Sync + 'static {
     fn commit(&self, upload: Self::Upload, keep: bool) -> Result<(), StorageError>;
 }
 
+/// At most this many entries in a STAT reply (the listing comes over the control
+/// connection, held whole, and clients bound the lines of a reply: ours at 10,000);
+/// listings over data connections stream and are not bound by it.
+pub const STAT_ENTRIES: usize = 5_000;
+
 /// A file [`execute`] opened for a transfer; the adapter keeps it for the data connection
 /// the request named.
 #[derive(Debug)]
@@ -106,11 +111,14 @@ pub fn execute<S: Storage>(
     let done = |r: Result<(), StorageError>| (r.map(|()| StorageReply::Done), None);
     match request {
         StorageRequest::Stat(p) => (storage.stat(user, &p).map(StorageReply::Metadata), None),
+        // STAT over the control connection: a reply held whole, so a bounded one.
         StorageRequest::List(p) => (
-            storage.list(user, &p).map(|entries| StorageReply::Entries {
-                entries,
-                now: now_utc(),
-            }),
+            storage
+                .list_entries(user, &p)
+                .map(|entries| StorageReply::Entries {
+                    entries: entries.take(STAT_ENTRIES).collect(),
+                    now: now_utc(),
+                }),
             None,
         ),
         StorageRequest::MakeDir(p) => done(storage.make_dir(user, &p)),

@@ -75,6 +75,8 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
     /// [`shutdown`](Self::shutdown). Blocks.
     pub fn serve(&self, listener: TcpListener, mode: TlsMode) -> io::Result<()> {
         listener.set_nonblocking(true)?;
+        // A failing accept (out of descriptors, say) repeats fast: one line a second.
+        let mut accept_errors = ftps_backend::Throttled::new(Duration::from_secs(1));
         while !self.shutdown.load(Ordering::Relaxed) {
             let (tcp, peer) = match listener.accept() {
                 Ok(x) => x,
@@ -83,7 +85,9 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                     continue;
                 }
                 Err(e) => {
-                    tracing::warn!("accept: {e}");
+                    if let Some(held) = accept_errors.allow() {
+                        tracing::warn!(held, "accept: {e}");
+                    }
                     std::thread::sleep(ACCEPT_POLL);
                     continue;
                 }

@@ -639,6 +639,16 @@ fn finding_04_listings_stream_in_bounded_memory() {
         sampler.join().unwrap();
         let grew = peak.load(Ordering::Relaxed).saturating_sub(before);
         eprintln!("{tag}: 16 listings of {entries} entries: memory grew {grew} KiB");
+        // STAT lists over the control connection, a reply held whole: bounded.
+        let mut c = plain_session(f, r);
+        c.send_bytes(b"STAT big\r\n").unwrap();
+        let stat = c.reply().unwrap();
+        assert_eq!(stat.code().get(), 213, "{tag}");
+        let lines = stat.lines().len();
+        assert!(
+            lines <= ftps_backend::STAT_ENTRIES + 2,
+            "{tag}: STAT gave {lines} lines"
+        );
         assert!(grew < 48 * 1024, "{tag}: memory grew {grew} KiB");
         std::fs::remove_dir_all(&dir).unwrap();
     });

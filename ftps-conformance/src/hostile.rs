@@ -7,6 +7,7 @@
 use crate::raw::Raw;
 use crate::runtimes::{Blocking, Smol, Tokio};
 use crate::{Fixture, RunningServer, ServerRuntime, ServerSetup};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -141,4 +142,74 @@ pub fn retrieve_with(
         let _ = std::io::Read::read_to_end(&mut s, &mut got);
     }
     (c.reply().unwrap().code().get(), got)
+}
+
+/// USER and PASS without TLS (the server allows it here): the race tests need many
+/// commands a second, not TLS.
+pub fn plain_session(f: &Fixture, r: &dyn RunningServer) -> Raw {
+    let mut c = connect(r);
+    let (user, password) = f.credentials();
+    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
+    c
+}
+
+/// A transfer command on a fresh passive plain data connection; sends `upload` (if any),
+/// reads what comes; the final reply code and the bytes received.
+pub fn transfer(c: &mut Raw, command: &str, upload: Option<&[u8]>) -> (u16, Vec<u8>) {
+    c.send_bytes(b"EPSV\r\n").unwrap();
+    let reply = c.reply().unwrap();
+    assert_eq!(reply.code().get(), 229, "{}", reply.first_line());
+    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    data.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
+    let first = c.any_reply().unwrap();
+    let mut got = Vec::new();
+    if first.code().is_preliminary() {
+        if let Some(bytes) = upload {
+            let _ = data.write_all(bytes);
+            let _ = data.shutdown(std::net::Shutdown::Write);
+        }
+        let _ = data.read_to_end(&mut got);
+        drop(data);
+        (c.reply().unwrap().code().get(), got)
+    } else {
+        (first.code().get(), got)
+    }
+}
+
+/// An upload started on a plain passive data connection: the connection, once the
+/// server's 1xx arrived, or the refusal's code.
+pub fn start_plain_upload(c: &mut Raw, command: &str) -> Result<TcpStream, u16> {
+    c.send_bytes(b"EPSV\r\n").unwrap();
+    let reply = c.reply().unwrap();
+    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+    let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
+    let first = c.any_reply().unwrap();
+    if first.code().is_preliminary() {
+        Ok(data)
+    } else {
+        Err(first.code().get())
+    }
+}
+
+/// Ends an upload started by [`start_plain_upload`]; the final reply code.
+pub fn end_plain_upload(c: &mut Raw, mut data: TcpStream, rest: &[u8]) -> u16 {
+    data.write_all(rest).unwrap();
+    data.shutdown(std::net::Shutdown::Write).unwrap();
+    drop(data);
+    c.reply().unwrap().code().get()
+}
+
+/// This process's resident memory, in KiB (the servers under test run in it).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }

@@ -28,15 +28,7 @@ const WAIT: Duration = Duration::from_secs(10);
 impl Raw {
     /// Connects (plain) and reads the greeting.
     pub fn connect(addr: SocketAddr) -> io::Result<(Raw, Reply)> {
-        let tcp = TcpStream::connect_timeout(&addr, WAIT)?;
-        tcp.set_read_timeout(Some(WAIT))?;
-        let mut raw = Raw {
-            conn: Conn::Plain(tcp),
-            decoder: ReplyDecoder::default(),
-            pending: Vec::new(),
-        };
-        let greeting = raw.reply()?;
-        Ok((raw, greeting))
+        Raw::over(TcpStream::connect_timeout(&addr, WAIT)?)
     }
 
     /// Takes over a connected stream (one made from another source address, say) and

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ftps_conformance::hostile::{connect, each, plain_allowed};
+use ftps_conformance::hostile::{
+    each, end_plain_upload, plain_allowed, plain_session, start_plain_upload, transfer,
+};
 use ftps_conformance::raw::Raw;
 use ftps_conformance::{Fixture, RunningServer};
 use std::io::{Read, Write};
@@ -12,42 +14,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// USER and PASS without TLS (the server allows it here): the race tests need many
-/// commands a second, not TLS.
-fn plain_session(f: &Fixture, r: &dyn RunningServer) -> Raw {
-    let mut c = connect(r);
-    let (user, password) = f.credentials();
-    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
-    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
-    c
-}
-
-/// A transfer command on a fresh passive plain data connection; sends `upload` (if any),
-/// reads what comes; the final reply code and the bytes received.
-fn transfer(c: &mut Raw, command: &str, upload: Option<&[u8]>) -> (u16, Vec<u8>) {
-    c.send_bytes(b"EPSV\r\n").unwrap();
-    let reply = c.reply().unwrap();
-    assert_eq!(reply.code().get(), 229, "{}", reply.first_line());
-    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    data.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
-    let first = c.any_reply().unwrap();
-    let mut got = Vec::new();
-    if first.code().is_preliminary() {
-        if let Some(bytes) = upload {
-            let _ = data.write_all(bytes);
-            let _ = data.shutdown(std::net::Shutdown::Write);
-        }
-        let _ = data.read_to_end(&mut got);
-        drop(data);
-        (c.reply().unwrap().code().get(), got)
-    } else {
-        (first.code().get(), got)
-    }
-}
 
 /// The names in `dir` with their contents.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -171,30 +137,6 @@ fn finding_01_root_escape_by_swapping_directories_is_impossible() {
             );
         }
     });
-}
-
-/// An upload started on a plain passive data connection: the connection, once the
-/// server's 1xx arrived, or the refusal's code.
-fn start_plain_upload(c: &mut Raw, command: &str) -> Result<TcpStream, u16> {
-    c.send_bytes(b"EPSV\r\n").unwrap();
-    let reply = c.reply().unwrap();
-    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-    let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
-    let first = c.any_reply().unwrap();
-    if first.code().is_preliminary() {
-        Ok(data)
-    } else {
-        Err(first.code().get())
-    }
-}
-
-/// Ends an upload started by [`start_plain_upload`]; the final reply code.
-fn end_plain_upload(c: &mut Raw, mut data: TcpStream, rest: &[u8]) -> u16 {
-    data.write_all(rest).unwrap();
-    data.shutdown(std::net::Shutdown::Write).unwrap();
-    drop(data);
-    c.reply().unwrap().code().get()
 }
 
 /// The names in `dir`.
@@ -557,99 +499,4 @@ fn finding_13_passive_listeners_are_capped_per_address_and_expire() {
             assert_eq!((code, got.as_slice()), (226, &b"x"[..]), "{tag}");
         },
     );
-}
-
-/// A listing command on a fresh passive data connection, its lines counted as they come
-/// (not kept: the client's memory must not blur the server's); the final reply code and
-/// the count.
-fn count_lines(c: &mut Raw, command: &str) -> (u16, usize) {
-    c.send_bytes(b"EPSV\r\n").unwrap();
-    let reply = c.reply().unwrap();
-    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    data.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
-    let first = c.any_reply().unwrap();
-    if !first.code().is_preliminary() {
-        return (first.code().get(), 0);
-    }
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut lines = 0;
-    loop {
-        match data.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count(),
-        }
-    }
-    drop(data);
-    (c.reply().unwrap().code().get(), lines)
-}
-
-/// This process's resident memory, in KiB (the servers under test run in it).
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
-// Finding 4: listings were collected whole, then capped: 48 concurrent LISTs of a
-// 100,000-entry directory took the server to 2.1 GB and the memory stayed. Now a listing
-// streams from the directory to the data connection (a few buffers per session): 16
-// concurrent LIST and MLSD of 50,000 entries (the passive-listener cap of one address)
-// raise this process's memory by less than 48 MiB, and every listing is whole.
-#[test]
-fn finding_04_listings_stream_in_bounded_memory() {
-    let entries = 50_000;
-    each("big-dir", plain_allowed, |f, r, tag| {
-        let dir = f.root().join("big");
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..entries {
-            std::fs::File::create(dir.join(format!("entry-{i:06}.dat"))).unwrap();
-        }
-        let before = rss_kib();
-        let peak = Arc::new(AtomicU64::new(before));
-        let stop = Arc::new(AtomicBool::new(false));
-        let sampler = {
-            let (peak, stop) = (peak.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss_kib(), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            })
-        };
-        let listings: Vec<_> = (0..16)
-            .map(|i| {
-                let mut c = plain_session(f, r);
-                std::thread::spawn(move || {
-                    let command = if i % 2 == 0 { "LIST big" } else { "MLSD big" };
-                    count_lines(&mut c, command)
-                })
-            })
-            .collect();
-        for l in listings {
-            let (code, lines) = l.join().unwrap();
-            assert_eq!((code, lines), (226, entries), "{tag}");
-        }
-        stop.store(true, Ordering::Relaxed);
-        sampler.join().unwrap();
-        let grew = peak.load(Ordering::Relaxed).saturating_sub(before);
-        eprintln!("{tag}: 16 listings of {entries} entries: memory grew {grew} KiB");
-        // STAT lists over the control connection, a reply held whole: bounded.
-        let mut c = plain_session(f, r);
-        c.send_bytes(b"STAT big\r\n").unwrap();
-        let stat = c.reply().unwrap();
-        assert_eq!(stat.code().get(), 213, "{tag}");
-        let lines = stat.lines().len();
-        assert!(
-            lines <= ftps_backend::STAT_ENTRIES + 2,
-            "{tag}: STAT gave {lines} lines"
-        );
-        assert!(grew < 48 * 1024, "{tag}: memory grew {grew} KiB");
-        std::fs::remove_dir_all(&dir).unwrap();
-    });
 }

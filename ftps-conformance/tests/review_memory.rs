@@ -1,0 +1,97 @@
+//! The hostile suite, part two (issue 13), finding 4: a test binary of its own, because it
+//! measures this process's memory, which tests running beside it would blur.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use ftps_conformance::hostile::{each, plain_allowed, plain_session, rss_kib};
+use ftps_conformance::raw::Raw;
+use std::io::Read;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A listing command on a fresh passive data connection, its lines counted as they come
+/// (not kept: the client's memory must not blur the server's); the final reply code and
+/// the count.
+fn count_lines(c: &mut Raw, command: &str) -> (u16, usize) {
+    c.send_bytes(b"EPSV\r\n").unwrap();
+    let reply = c.reply().unwrap();
+    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    data.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
+    let first = c.any_reply().unwrap();
+    if !first.code().is_preliminary() {
+        return (first.code().get(), 0);
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut lines = 0;
+    loop {
+        match data.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count(),
+        }
+    }
+    drop(data);
+    (c.reply().unwrap().code().get(), lines)
+}
+
+// Finding 4: listings were collected whole, then capped: 48 concurrent LISTs of a
+// 100,000-entry directory took the server to 2.1 GB and the memory stayed. Now a listing
+// streams from the directory to the data connection (a few buffers per session): 16
+// concurrent LIST and MLSD of 50,000 entries (the passive-listener cap of one address)
+// raise this process's memory by less than 48 MiB, and every listing is whole.
+#[test]
+fn finding_04_listings_stream_in_bounded_memory() {
+    let entries = 50_000;
+    each("big-dir", plain_allowed, |f, r, tag| {
+        let dir = f.root().join("big");
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..entries {
+            std::fs::File::create(dir.join(format!("entry-{i:06}.dat"))).unwrap();
+        }
+        let before = rss_kib();
+        let peak = Arc::new(AtomicU64::new(before));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, stop) = (peak.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        let listings: Vec<_> = (0..16)
+            .map(|i| {
+                let mut c = plain_session(f, r);
+                std::thread::spawn(move || {
+                    let command = if i % 2 == 0 { "LIST big" } else { "MLSD big" };
+                    count_lines(&mut c, command)
+                })
+            })
+            .collect();
+        for l in listings {
+            let (code, lines) = l.join().unwrap();
+            assert_eq!((code, lines), (226, entries), "{tag}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        sampler.join().unwrap();
+        let grew = peak.load(Ordering::Relaxed).saturating_sub(before);
+        eprintln!("{tag}: 16 listings of {entries} entries: memory grew {grew} KiB");
+        // STAT lists over the control connection, a reply held whole: bounded.
+        let mut c = plain_session(f, r);
+        c.send_bytes(b"STAT big\r\n").unwrap();
+        let stat = c.reply().unwrap();
+        assert_eq!(stat.code().get(), 213, "{tag}");
+        let lines = stat.lines().len();
+        assert!(
+            lines <= ftps_backend::STAT_ENTRIES + 2,
+            "{tag}: STAT gave {lines} lines"
+        );
+        assert!(grew < 48 * 1024, "{tag}: memory grew {grew} KiB");
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}

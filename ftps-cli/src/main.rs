@@ -94,7 +94,8 @@ enum Command {
     },
 }
 
-/// Runs a client command until it ends or the user interrupts it (Ctrl-C, SIGTERM): then a
+/// Runs a client command until it ends or the user interrupts it (Ctrl-C, SIGTERM, SIGHUP
+/// when the terminal goes away): then a
 /// download's temporary file is removed and `ftps` exits 130, as shells expect.
 async fn interruptible(
     command: impl std::future::Future<Output = Result<(), remote::Failure>>,
@@ -103,14 +104,18 @@ async fn interruptible(
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(mut term), Ok(mut hup)) => {
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => {}
                         _ = term.recv() => {}
+                        _ = hup.recv() => {}
                     }
                 }
-                Err(_) => {
+                _ => {
                     let _ = tokio::signal::ctrl_c().await;
                 }
             }
@@ -186,6 +191,9 @@ fn main() -> ExitCode {
         }
         Command::Cat { conn, url } => runtime.block_on(interruptible(remote::cat(&conn, &url))),
     };
+    // A blocking file operation (opening a FIFO nobody reads, say) must not keep the
+    // process from ending.
+    runtime.shutdown_background();
     let result: Result<(), String> = match remote {
         Ok(()) => Ok(()),
         Err(failure) => return failure.into(),

@@ -317,18 +317,30 @@ fn parse(url: &str) -> Result<FtpUrl, Failure> {
     })
 }
 
-/// `url` with the password of its user part, if any, replaced by `***`.
+/// `url` with the password of its user part, if any, replaced by `***`, whatever the
+/// URL's shape (no scheme, one slash, a password holding `/` or `@`): everything between
+/// the first `:` of the user part and the last `@` goes.
 fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some(at) = url.rfind('@') else {
         return url.to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
+    // The user part starts after the scheme's `:` and any slashes, if there is a scheme.
+    let start = match url.find("://") {
+        Some(i) if i < at => i + 3,
+        _ => match url.find(':') {
+            Some(i) if i < at && url[..i].chars().all(|c| c.is_ascii_alphanumeric()) => {
+                let rest = &url[i + 1..at];
+                if rest.contains(':') {
+                    i + 1 + (rest.len() - rest.trim_start_matches(['/', '\\']).len())
+                } else {
+                    0
+                }
+            }
+            _ => 0,
         },
+    };
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
         None => url.to_owned(),
     }
 }
@@ -449,7 +461,7 @@ enum Target {
     /// the old file's permissions kept.
     File {
         path: PathBuf,
-        keep: Option<std::fs::Permissions>,
+        keep: Option<std::fs::Metadata>,
     },
     /// Something else that exists (`/dev/null`, a FIFO, a terminal): written through, never
     /// replaced.
@@ -465,7 +477,7 @@ fn target(local: &Path) -> Target {
     match std::fs::metadata(local) {
         Ok(m) if m.is_file() => Target::File {
             path: std::fs::canonicalize(local).unwrap_or_else(|_| local.to_path_buf()),
-            keep: Some(m.permissions()),
+            keep: Some(m),
         },
         Ok(_) => Target::Through(local.to_path_buf()),
         // Absent; or a dangling symbolic link, whose target is where the file goes.
@@ -557,43 +569,23 @@ async fn download(
         }
     }
     let mut stream = op(c.retrieve_stream(remote, offset).await).map_err(|f| about(remote, f))?;
-    let temp = if resume {
-        part
+    let opened = if resume {
+        open_part(from.as_deref(), &part, offset)
+            .await
+            .map(|f| (f, part))
     } else {
-        let name = local
-            .file_name()
-            .map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
-        local.with_file_name(format!(".{name}.ftps-{}.tmp", std::process::id()))
+        create_temp(local).await
+    };
+    let (file, temp) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            let _ = stream.abort().await;
+            return Err(Failure::local(format!("{}: {e}", local.display())));
+        }
     };
     if !resume {
         in_progress(Some(temp.clone()));
     }
-    let opened = async {
-        use tokio::io::AsyncSeekExt;
-        if let Some(from) = from.as_ref().filter(|f| **f != temp) {
-            tokio::fs::rename(from, &temp).await?;
-        }
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(!resume)
-            .open(&temp)
-            .await?;
-        file.seek(std::io::SeekFrom::Start(offset)).await?;
-        Ok::<_, std::io::Error>(file)
-    }
-    .await;
-    let file = match opened {
-        Ok(f) => f,
-        Err(e) => {
-            in_progress(None);
-            let _ = stream.abort().await;
-            if !resume {
-                let _ = tokio::fs::remove_file(&temp).await;
-            }
-            return Err(Failure::local(format!("{}: {e}", temp.display())));
-        }
-    };
     // One write per MiB, not per TLS record: each write is a trip to the blocking pool.
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let bar = progress(file_name(remote), size);
@@ -613,8 +605,8 @@ async fn download(
         }
         (Ok(_), Err(e), _) => Err(about(remote, Failure::from_client(e, false))),
         (Ok(_), Ok(_), Ok(())) => {
-            if let Some(mode) = keep {
-                let _ = tokio::fs::set_permissions(&temp, mode).await;
+            if let Some(old) = keep {
+                keep_owner_and_mode(&temp, &old);
             }
             tokio::fs::rename(&temp, local)
                 .await
@@ -626,6 +618,81 @@ async fn download(
     }
     in_progress(None);
     outcome
+}
+
+/// Creates the temporary file of a download beside `local`, under a random name and
+/// exclusively (`O_CREAT | O_EXCL`: a name planted there, a symbolic link say, is never
+/// opened or followed, a new name is drawn instead).
+async fn create_temp(local: &Path) -> std::io::Result<(tokio::fs::File, PathBuf)> {
+    use std::hash::{BuildHasher, Hasher};
+    let name = local
+        .file_name()
+        .map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
+    let mut last = std::io::Error::other("no free temporary name");
+    for attempt in 0..16u32 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(attempt);
+        h.write_u32(std::process::id());
+        let temp = local.with_file_name(format!(".{name}.ftps-{:016x}.tmp", h.finish()));
+        match tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .await
+        {
+            Ok(file) => return Ok((file, temp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Opens `NAME.part` to continue at `offset` (moving `from` there first if it is another
+/// file), never through a symbolic link planted in its place.
+async fn open_part(
+    from: Option<&Path>,
+    part: &Path,
+    offset: u64,
+) -> std::io::Result<tokio::fs::File> {
+    use tokio::io::AsyncSeekExt;
+    if let Some(from) = from.filter(|f| *f != part) {
+        tokio::fs::rename(from, part).await?;
+    }
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    let mut file = options.open(part).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    Ok(file)
+}
+
+/// Gives a finished download the owner, group and mode of the file it replaces, as far
+/// as allowed; set-user-ID and set-group-ID bits are kept only with the owner and group
+/// they belonged to (as `cp -p` does).
+fn keep_owner_and_mode(temp: &Path, old: &std::fs::Metadata) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if std::os::unix::fs::chown(temp, Some(old.uid()), Some(old.gid())).is_err() {
+            let _ = std::os::unix::fs::chown(temp, None, Some(old.gid()));
+        }
+        let mut mode = old.permissions().mode() & 0o7777;
+        if let Ok(now) = std::fs::metadata(temp) {
+            if now.uid() != old.uid() {
+                mode &= !0o4000;
+            }
+            if now.gid() != old.gid() {
+                mode &= !0o2000;
+            }
+        }
+        let _ = std::fs::set_permissions(temp, std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = std::fs::set_permissions(temp, old.permissions());
+    }
 }
 
 /// Downloads `remote` straight into `out` (a device, a FIFO, standard output). A reader
@@ -674,6 +741,17 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// Opens a local file to upload: it must be a regular file we can read (a directory, say,
 /// is refused before anything is sent, so no remote file is touched).
 fn open_upload(local: &Path) -> Result<std::fs::File, Failure> {
+    // Looked at before opening: opening a FIFO would wait for a writer.
+    match std::fs::metadata(local) {
+        Ok(m) if !m.is_file() => {
+            return Err(Failure::local(format!(
+                "{}: not a regular file",
+                local.display()
+            )));
+        }
+        Err(e) => return Err(Failure::local(format!("{}: {e}", local.display()))),
+        Ok(_) => {}
+    }
     let file = std::fs::File::open(local)
         .map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
     let m = file
@@ -752,7 +830,8 @@ pub(crate) async fn ls(conn: &Connection, url: &str, long: bool) -> Result<(), F
     let mut c = connect(conn, &url).await?;
     let path = Some(url.path.as_str()).filter(|p| !p.is_empty());
     let printed = if long {
-        let raw = op(c.list_raw(path, ftps_proto::client::ListFormat::List).await)?;
+        let raw = op(c.list_raw(path, ftps_proto::client::ListFormat::List).await)
+            .map_err(|f| about(&url.path, f))?;
         let mut lines: Vec<&[u8]> = raw.split(|&b| b == b'\n').collect();
         if lines.last().is_some_and(|l| l.is_empty()) {
             lines.pop(); // After the last line's end.
@@ -762,7 +841,11 @@ pub(crate) async fn ls(conn: &Connection, url: &str, long: bool) -> Result<(), F
             String::from_utf8_lossy(line)
         }))
     } else {
-        print_lines(op(c.nlst(path).await)?.into_iter())
+        print_lines(
+            op(c.nlst(path).await)
+                .map_err(|f| about(&url.path, f))?
+                .into_iter(),
+        )
     };
     let _ = c.quit().await;
     printed
@@ -855,7 +938,7 @@ pub(crate) async fn rm(conn: &Connection, urls: &[String]) -> Result<(), Failure
     };
     let mut c = connect(conn, first).await?;
     for url in &urls {
-        op(c.delete(&url.path).await)?;
+        op(c.delete(&url.path).await).map_err(|f| about(&url.path, f))?;
     }
     let _ = c.quit().await;
     Ok(())
@@ -865,7 +948,7 @@ pub(crate) async fn rm(conn: &Connection, urls: &[String]) -> Result<(), Failure
 pub(crate) async fn mkdir(conn: &Connection, url: &str) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
-    op(c.mkdir(url.path.trim_end_matches('/')).await)?;
+    op(c.mkdir(url.path.trim_end_matches('/')).await).map_err(|f| about(&url.path, f))?;
     let _ = c.quit().await;
     Ok(())
 }
@@ -874,7 +957,7 @@ pub(crate) async fn mkdir(conn: &Connection, url: &str) -> Result<(), Failure> {
 pub(crate) async fn mv(conn: &Connection, url: &str, to: &str) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
-    op(c.rename(&url.path, to).await)?;
+    op(c.rename(&url.path, to).await).map_err(|f| about(&url.path, f))?;
     let _ = c.quit().await;
     Ok(())
 }
@@ -895,4 +978,26 @@ pub(crate) async fn cat(conn: &Connection, url: &str) -> Result<(), Failure> {
     .await;
     let _ = c.quit().await;
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_in_urls_are_redacted_whatever_their_shape() {
+        for (given, shown) in [
+            ("ftp://u:S3cret@host/x", "ftp://u:***@host/x"),
+            ("ftp://u:pa/ss@host/", "ftp://u:***@host/"),
+            ("ftp://u:p@ss@host/", "ftp://u:***@host/"),
+            ("ftp:/u:S3cret@host/", "ftp:/u:***@host/"),
+            ("ftp:u:S3cret@host/", "ftp:u:***@host/"),
+            ("ftp:\\\\u:S3cret@host\\", "ftp:\\\\u:***@host\\"),
+            ("u:S3cret@host/", "u:***@host/"),
+            ("ftp://host/a@b", "ftp://host/a@b"),
+            ("ftp://u@host/", "ftp://u@host/"),
+        ] {
+            assert_eq!(redacted(given), shown, "{given}");
+        }
+    }
 }

@@ -342,6 +342,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     let mut users = StaticUsers::new().with_anonymous(args.anonymous);
     let mut names = Vec::new();
     if let Some(file) = &args.users_file {
+        // Its hashes are for the server alone, as its key is.
+        outside_root(&root, "users file", "--users-file FILE", file)?;
         let text = read_users_file(file)?;
         users = parse_users(&text, &file.display().to_string(), users, &mut names)?;
     }

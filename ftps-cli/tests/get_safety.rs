@@ -259,3 +259,67 @@ fn an_interrupted_get_leaves_no_temporary_file() {
     assert_eq!(names(&dir), ["ca.pem"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Found by a second outsider's trial: the temporary file had a predictable name and was
+/// opened through a symbolic link planted there, so a local user could make root's `get`
+/// overwrite any file; the replaced file lost its owner and group (a set-user-ID file
+/// came back root's); `put` of a FIFO waited forever in open().
+#[test]
+fn get_never_writes_through_a_planted_link_and_keeps_owner_and_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = fresh_dir("get-planted");
+    let server = ScriptedServer::start(Ending::CloseThenReply).unwrap();
+    std::fs::write(dir.join("ca.pem"), server.cert_pem()).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+
+    // A link planted at NAME.part is not followed by -C.
+    std::os::unix::fs::symlink(&victim, dir.join("out.bin.part")).unwrap();
+    let out = get(&dir, &server, &["-C"], "out.bin");
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    std::fs::remove_file(dir.join("out.bin.part")).unwrap();
+
+    // Owner, group and mode kept (as root, the owner can be another user's).
+    let owned = dir.join("owned.bin");
+    std::fs::write(&owned, b"old").unwrap();
+    let root = std::fs::metadata(&dir).unwrap().uid() == 0
+        && Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    if root {
+        std::os::unix::fs::chown(&owned, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(&owned, std::fs::Permissions::from_mode(0o4750)).unwrap();
+    let before = std::fs::metadata(&owned).unwrap();
+    assert_eq!(get(&dir, &server, &[], "owned.bin").status.code(), Some(0));
+    let after = std::fs::metadata(&owned).unwrap();
+    assert!(std::fs::read(&owned).unwrap() == file_content());
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert_eq!(after.permissions().mode() & 0o7777, 0o4750);
+
+    // A FIFO to upload is refused at once.
+    let fifo = dir.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let url = format!("ftp://127.0.0.1:{}/", server.addr().port());
+    let started = std::time::Instant::now();
+    let out = ftps(
+        &dir,
+        &[
+            "put",
+            "--ca-cert",
+            "ca.pem",
+            "--user",
+            "anyone",
+            "fifo",
+            &url,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&dir);
+}

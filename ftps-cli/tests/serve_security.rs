@@ -514,3 +514,34 @@ fn finding_17_serve_anonymous_is_read_only() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Found by a second outsider's trial: a users file inside the served root was served,
+/// hashes and all, to anyone who could log in (anonymous too). It is refused like the key.
+#[test]
+fn a_users_file_inside_the_root_is_refused() {
+    let dir = workdir("users-inside");
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    std::fs::write(
+        dir.join("root/users"),
+        "alice:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\n",
+    )
+    .unwrap();
+    match Served::start(
+        &dir,
+        &[
+            "--root",
+            "root",
+            "--users-file",
+            "root/users",
+            "--anonymous",
+        ],
+        &[],
+    ) {
+        Ok(_) => panic!("ftps serve started with its users file inside the root"),
+        Err(refused) => {
+            assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+            assert!(refused.stderr.contains("users file"), "{refused:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

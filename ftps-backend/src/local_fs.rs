@@ -352,7 +352,7 @@ impl Storage for LocalFs {
         Ok(out)
     }
 
-    /// Streams the directory as it is read: a directory of up to [`SORTED_UP_TO`]
+    /// Streams the directory as it is read: a directory of up to 1024
     /// entries comes sorted by name; a larger one in the order the file system gives,
     /// so that no listing holds more than that many entries at once.
     fn list_entries(&self, _user: &str, path: &VirtualPath) -> Result<Entries, StorageError> {

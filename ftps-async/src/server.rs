@@ -520,8 +520,10 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 tracing::info!(user = %Printable(&user), "logged in");
                 self.user = user;
             }
+            // Debug, not a warning: any peer can cause it once a connection, and warnings
+            // a peer can repeat at will would flood the log (issue 13, finding 14's class).
             Event::PlaintextDiscarded { bytes } => {
-                tracing::warn!(bytes, "plaintext after AUTH discarded")
+                tracing::debug!(bytes, "plaintext after AUTH discarded")
             }
             Event::TransferDone { path, bytes, ok } => {
                 tracing::info!(path = %Printable(path.as_str()), bytes, ok, "transfer")

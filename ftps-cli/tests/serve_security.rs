@@ -5,9 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_conformance::hostile::transfer;
 use ftps_conformance::raw::Raw;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -153,31 +154,6 @@ fn wait_bounded(child: &mut Child) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// A transfer command on a fresh passive plain data connection: sends `upload` (if
-/// any), reads what comes; the final reply code and the bytes received.
-fn transfer(c: &mut Raw, command: &str, upload: Option<&[u8]>) -> (u16, Vec<u8>) {
-    c.send_bytes(b"EPSV\r\n").unwrap();
-    let reply = c.reply().unwrap();
-    assert_eq!(reply.code().get(), 229, "{}", reply.first_line());
-    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    data.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
-    let first = c.any_reply().unwrap();
-    let mut got = Vec::new();
-    if !first.code().is_preliminary() {
-        return (first.code().get(), got);
-    }
-    if let Some(bytes) = upload {
-        let _ = data.write_all(bytes);
-        let _ = data.shutdown(std::net::Shutdown::Write);
-    }
-    let _ = data.read_to_end(&mut got);
-    drop(data);
-    (c.reply().unwrap().code().get(), got)
 }
 
 /// Every file under `dir` with its contents, directories as `<dir>`, sorted.

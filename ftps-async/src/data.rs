@@ -4,7 +4,7 @@
 use crate::blocking::{self, Chunk};
 use crate::runtime::{Runtime, timeout};
 use crate::stream;
-use ftps_backend::{DataOrder, ForeignRefusals, Meter, Storage, Work};
+use ftps_backend::{DataOrder, Meter, Storage, Warnings, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::DataTls;
@@ -34,6 +34,9 @@ const SEND_CHUNK_FIRST: usize = 64 * 1024;
 /// See [`SEND_CHUNK_FIRST`].
 const SEND_CHUNK_MAX: usize = 1024 * 1024;
 
+/// How long an upload the session refused or aborted is read (and discarded) to its end.
+const REFUSED_DRAIN: Duration = Duration::from_secs(2);
+
 /// The TLS acceptor and early upload of an `Open` command.
 type OpenCmd<S> = (Option<DataTls>, Option<(<S as Storage>::Upload, bool)>);
 
@@ -42,6 +45,7 @@ pub(crate) struct DataContext<S: Storage> {
     pub(crate) id: DataId,
     pub(crate) events: async_channel::Sender<IoEvent>,
     pub(crate) storage: Arc<S>,
+    pub(crate) warnings: Arc<Warnings>,
     pub(crate) handshake_timeout: Duration,
 }
 
@@ -85,7 +89,6 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
     }
     let mut accepted: Option<(R::Tcp, SocketAddr)> = None;
     let mut open: Option<OpenCmd<S>> = None;
-    let mut refusals = ForeignRefusals::default();
     while accepted.is_none() || open.is_none() {
         let waiting = accepted.is_none();
         let accept = async {
@@ -99,7 +102,7 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
         match or(accept, order).await {
             Next::Accepted(Ok((stream, peer))) => {
                 if accept_from.is_some_and(|ip| ip != peer.ip()) {
-                    refusals.refused(peer);
+                    ctx.warnings.foreign_data_connection(peer);
                     continue;
                 }
                 accepted = Some((stream, peer));
@@ -191,20 +194,16 @@ async fn run<R: Runtime, S: Storage>(
         tls: info,
     });
 
-    // An upload starts at once; anything else waits for the session's go-ahead.
-    let (work, ascii) = match early {
-        Some((up, ascii)) => (Work::Receive(up), ascii),
-        None => match cmds.recv().await.ok().and_then(Work::from_order) {
-            Some(work) => work,
-            None => {
-                // Refused (a session not resumed, say) or aborted: end TLS properly, so
-                // that a client reads a clean end and then the reply that says why
-                // (Python's ftplib otherwise fails the handshake's aftermath and reads
-                // that reply as the answer to its next command).
-                let _ = timeout::<R, _>(Duration::from_secs(2), stream.close()).await;
-                return;
-            }
-        },
+    // Nothing moves before the session's go-ahead (see `Work::start`). Refused (a
+    // session not resumed, say) or aborted: end the connection properly (our close_notify,
+    // then the client's bytes read to their end for a moment), so that the client reads a
+    // clean end and then the reply that says why (Python's ftplib otherwise failed the
+    // handshake's aftermath and read that reply as the answer to its next command).
+    let upload = early.is_some();
+    let first = cmds.recv().await.ok();
+    let Some((work, ascii)) = Work::start(early, first) else {
+        end_refused::<R>(&mut stream).await;
+        return;
     };
     let pumped = {
         let work = async {
@@ -248,16 +247,24 @@ async fn run<R: Runtime, S: Storage>(
             let order = async { Step::Order(cmds.recv().await.ok()) };
             match futures_lite::future::or(done, order).await {
                 Step::Done(r) => break Some(r),
-                // The go-ahead for an upload already running.
+                // A repeated go-ahead changes nothing.
                 Step::Order(Some(DataOrder::Transfer { .. })) => continue,
                 // Anything else, or the session dropping us, aborts.
                 Step::Order(_) => break None,
             }
         }
     };
-    // Aborted by the session: an upload in progress is dropped unpublished (dropping an
-    // upload discards it; see `Storage::Upload`).
+    // Aborted by the session (ABOR, or a refusal such as a TLS session not resumed): an
+    // upload in progress is dropped unpublished (dropping an upload discards it; see
+    // `Storage::Upload`). An upload's connection still ends properly — our close_notify,
+    // then what the client sends read to its end, for a moment — so that the client
+    // finishes cleanly and reads the reply that says why (dropped at once, Python's
+    // ftplib got a reset and then read that reply as the answer to its next command:
+    // issue 13's second review, finding G).
     let Some((upload, bytes, end)) = pumped else {
+        if upload {
+            end_refused::<R>(&mut stream).await;
+        }
         return;
     };
     ctx.report(IoEvent::DataEnded {
@@ -281,6 +288,18 @@ async fn run<R: Runtime, S: Storage>(
         None => Ok(()),
     };
     ctx.report(IoEvent::TransferFinished { id: ctx.id, result });
+}
+
+/// Ends a refused or aborted connection properly: close_notify (under TLS) and FIN, then
+/// what the client still sends is read and discarded to its end, for at most
+/// [`REFUSED_DRAIN`].
+async fn end_refused<R: Runtime>(stream: &mut Stream<R>) {
+    let drain = async {
+        let _ = stream.close().await;
+        let mut sink = vec![0u8; 16 * 1024];
+        while matches!(stream.read(&mut sink).await, Ok(1..)) {}
+    };
+    let _ = timeout::<R, _>(REFUSED_DRAIN, drain).await;
 }
 
 enum Source<'a, R> {

@@ -38,6 +38,8 @@ pub trait Runtime: Send + Sync + 'static {
     fn addrs(tcp: &Self::Tcp) -> io::Result<(SocketAddr, SocketAddr)>;
     /// Disables Nagle's algorithm.
     fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()>;
+    /// The stream's socket, for socket options.
+    fn socket(tcp: &Self::Tcp) -> socket2::SockRef<'_>;
     /// Completes at `deadline`.
     fn sleep_until(deadline: Instant) -> BoxFuture<'static, ()>;
     /// Runs `future` as a task of its own.

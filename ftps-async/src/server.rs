@@ -5,7 +5,8 @@ use crate::data::{self, DataContext};
 use crate::runtime::{Runtime, timeout};
 use crate::stream;
 use ftps_backend::{
-    Authenticator, DataDesk, DataOrder, OrderSender, ServerShared, SessionSlot, Storage, TaskGone,
+    Authenticator, DataDesk, DataOrder, ListenerSlot, OrderSender, ServerShared, SessionSlot,
+    Storage, TaskGone,
 };
 use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
@@ -125,7 +126,16 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                     continue;
                 }
             };
-            let Some(slot) = self.shared.limits.admit(peer.ip()) else {
+            // Kernel buffers bounded; a handle to evict the session if it must make room
+            // before it logs in.
+            let evict = match ftps_backend::control_socket(R::socket(&tcp)) {
+                Ok(evict) => evict,
+                Err(e) => {
+                    tracing::debug!(%peer, "control socket: {e}");
+                    continue;
+                }
+            };
+            let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
                 R::spawn_detached(async move {
                     let mut tcp = tcp;
                     if mode == TlsMode::Explicit {
@@ -140,8 +150,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             let span = tracing::info_span!("session", %peer, ?mode);
             R::spawn_detached(
                 async move {
-                    let _slot = slot;
-                    if let Err(e) = run_session::<R, S, A>(shared, gate, tcp, mode).await {
+                    if let Err(e) = run_session::<R, S, A>(shared, gate, tcp, mode, slot).await {
                         tracing::debug!("session ended: {e}");
                     }
                 }
@@ -200,8 +209,11 @@ struct Driver<R: Runtime, S: Storage, A> {
     user: String,
     local: SocketAddr,
     peer: SocketAddr,
-    /// The passive listener this session holds against its address's cap, and its id.
-    listener_slot: Option<(DataId, SessionSlot)>,
+    /// The passive listener this session holds against its address's and user's caps,
+    /// and its id.
+    listener_slot: Option<(DataId, ListenerSlot)>,
+    /// This session, counted against the session caps.
+    slot: SessionSlot,
     closing: bool,
 }
 
@@ -210,6 +222,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     login_gate: Arc<Gate>,
     tcp: R::Tcp,
     mode: TlsMode,
+    slot: SessionSlot,
 ) -> io::Result<()> {
     let (local, peer) = R::addrs(&tcp)?;
     R::set_nodelay(&tcp)?;
@@ -239,6 +252,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         local,
         peer,
         listener_slot: None,
+        slot,
         closing: false,
     };
     // Both stay small: an idle session holds them (commands are short lines; a longer
@@ -302,7 +316,10 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
     /// Executes actions and answers events until the session has nothing more to say.
     async fn settle(&mut self, input: &mut Vec<u8>) {
         loop {
-            let mut progressed = false;
+            // Timers fire while the session is busy too: a client that keeps it busy
+            // (pipelined commands, replies drained slowly) must not outlive its login or
+            // idle timeout (issue 13's second review, finding E).
+            let mut progressed = self.session.fire_due_timers(Instant::now());
             while let Some(action) = self.session.poll_action() {
                 progressed = true;
                 self.act(action).await;
@@ -329,6 +346,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             id,
             events: self.events_tx.clone(),
             storage: self.shared.storage.clone(),
+            warnings: self.shared.warnings.clone(),
             handshake_timeout: self.shared.config.timeouts.tls_handshake,
         }
     }
@@ -388,8 +406,9 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 // One address holds at most so many listeners; this session, one (a new
                 // PASV replaces the old listener, so its slot goes first).
                 self.listener_slot = None;
-                let Some(slot) = self.shared.passive_listeners.admit(self.peer.ip()) else {
-                    tracing::debug!("passive listeners per address: cap reached");
+                let caps = &self.shared.passive_listeners;
+                let Some(slot) = caps.admit(self.peer.ip(), &self.user) else {
+                    tracing::debug!("passive listeners per address or user: cap reached");
                     self.session
                         .handle_io(IoEvent::DataListenFailed { id }, now());
                     return;
@@ -411,7 +430,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                             .handle_io(IoEvent::DataListening { id, local }, now());
                     }
                     Err(e) => {
-                        tracing::warn!("passive listener: {e}");
+                        self.shared.warnings.passive_listener_failed(&e);
                         self.session
                             .handle_io(IoEvent::DataListenFailed { id }, now());
                     }
@@ -518,6 +537,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             }
             Event::LoggedIn { user } => {
                 tracing::info!(user = %Printable(&user), "logged in");
+                self.slot.logged_in();
                 self.user = user;
             }
             // Debug, not a warning: any peer can cause it once a connection, and warnings

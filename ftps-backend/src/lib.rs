@@ -25,18 +25,23 @@ pub mod files;
 mod limits;
 mod listing;
 mod local_fs;
-mod refusals;
 mod server;
+mod socket;
 mod storage;
+mod warnings;
 
 pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
 pub use desk::{DataDesk, OrderSender, TaskGone};
-pub use limits::{LoginGuard, SessionLimits, SessionSlot, passive_ports};
+pub use limits::{
+    Evict, ListenerCaps, ListenerSlot, LoginGuard, SessionLimits, SessionSlot, client_key,
+    passive_ports,
+};
 pub use listing::{Entries, ListingReader};
 pub use local_fs::{LocalFs, LocalUpload};
-pub use refusals::{ForeignRefusals, Throttled};
 pub use server::{
     DataOrder, Meter, ServerBuilder, ServerShared, Slots, Work, opened_for, upload_read_end,
     write_error,
 };
+pub use socket::{CONTROL_BUFFER, control_socket};
 pub use storage::{Opened, OpenedFile, STAT_ENTRIES, Storage, execute, now_utc};
+pub use warnings::{Throttled, Warnings};

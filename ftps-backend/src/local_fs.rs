@@ -14,20 +14,37 @@
 //! Only regular files and directories are served: a FIFO, socket or device is opened
 //! without blocking, seen for what it is, and refused.
 //!
-//! Uploads: a new or replaced file (STOR) is written as an unnamed file (`O_TMPFILE`) in
-//! its directory and given its name on commit — it cannot be reached by any FTP command
-//! while in progress, and a crash leaves nothing behind. Where the file system has no
-//! unnamed files, a randomly named one in the same directory stands in (visible, not
-//! guessable, removed when the upload fails). APPE and REST+STOR write in place, under an
-//! exclusive lock (a second writer of the same file gets 450), so they cost no disk
-//! beyond the bytes they receive; a broken one keeps what arrived, ready to resume. STOU
-//! creates its random name exclusively. An upload that must not replace anything
-//! ([`Storage::open_write_new`], for anonymous uploads) is refused if the name exists,
-//! and is published by `linkat` (or `link`) to the name, which fails rather than replace
-//! a file that appeared meanwhile.
+//! Uploads: a new or replaced file (STOR, STOU) is written as an unnamed file
+//! (`O_TMPFILE`) in its directory and given its name on commit — it cannot be reached by
+//! any FTP command while in progress, and a crash leaves nothing behind. Where the file
+//! system has no unnamed files, a randomly named one in the same directory stands in,
+//! under a name that is not UTF-8 (see [`unreachable_name`]): no FTP command can name it
+//! and no listing shows it, but a crash leaves it behind (and a file system that refuses
+//! such names gets a visible, unguessable `.ftps-upload-*` name instead). It is removed
+//! when the upload fails. APPE and REST+STOR write in place, under an exclusive lock (a
+//! second writer of the same file gets 450), so they cost no disk beyond the bytes they
+//! receive; a broken one keeps what arrived, ready to resume. They write only to a
+//! regular file with one link: a hard link that a local user put in the tree may lead to
+//! a file outside it, and is refused (550). An in-place write whose file was deleted
+//! while it ran (DELE, or a local `rm`) fails at commit (451) instead of reporting
+//! success for bytes no name holds. An upload that must not replace anything
+//! ([`Storage::open_write_new`], for anonymous uploads; STOU) is published by `linkat`
+//! (or `link`) to the name, which fails rather than replace a file that appeared
+//! meanwhile.
+//!
+//! STOU: RFC 1123 §4.1.2.9 has the server name the file in the 1xx reply that *precedes*
+//! the transfer ("150 FILE: pppp"), and the core names the path [`Storage::open_write`]
+//! returns in its 150 reply. So the random name is chosen when the upload opens
+//! (one that does not exist then), the bytes go to an unnamed file like STOR's, and only
+//! commit gives the file that name, with a `linkat` that never replaces: a name that was
+//! taken while the upload ran (64 random bits: in practice only by someone who saw the
+//! 150 reply) fails the upload with 451 and nothing is overwritten. Picking another name
+//! at commit is not an option: the client was told the first one, and the final 226
+//! names none. Reserving the name up front would need a file under it, visible during
+//! the upload and left by a crash: what this design avoids.
 
 use crate::listing::Entries;
-use crate::storage::{Storage, timestamp};
+use crate::storage::{STAT_ENTRIES, Storage, timestamp};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata as CapMetadata, MetadataExt, OpenOptions, OpenOptionsExt};
@@ -37,6 +54,7 @@ use ftps_proto::{Timestamp, VirtualPath};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Seek, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -49,6 +67,9 @@ use std::time::{Duration, UNIX_EPOCH};
 pub struct LocalFs {
     root: Arc<Dir>,
     path: PathBuf,
+    /// Uploads use unnamed files (`O_TMPFILE`) where the file system has them; false
+    /// only in tests of the fallback ([`LocalFs::without_unnamed_files`]).
+    unnamed_files: bool,
 }
 
 /// An upload in progress under [`LocalFs`]. Dropped without [`Storage::commit`], a new
@@ -60,8 +81,12 @@ pub struct LocalUpload {
     name: OsString,
     how: Publish,
     /// Publishing may replace a file of the same name (not for
-    /// [`Storage::open_write_new`]).
+    /// [`Storage::open_write_new`] nor STOU).
     replace: bool,
+    /// STOU: the name was announced to the client before the transfer, so a file that
+    /// took it meanwhile fails the upload (451) rather than being replaced or the upload
+    /// landing under another name.
+    announced: bool,
     done: bool,
 }
 
@@ -70,12 +95,13 @@ pub struct LocalUpload {
 enum Publish {
     /// An unnamed file (`O_TMPFILE`), linked in on commit.
     Link,
-    /// A randomly named file in the same directory, renamed over the target on commit.
+    /// A randomly named file in the same directory (named so that no FTP command can
+    /// reach it, where the file system allows), renamed over the target (or linked to
+    /// it, without `replace`) on commit.
     Rename { temp: OsString },
-    /// Written in place (APPE, REST+STOR, STOU). `truncate`: cut the file at the end of
-    /// what was written (REST+STOR replaces the rest). `created`: a file this upload made
-    /// (STOU), removed if the upload fails.
-    InPlace { truncate: bool, created: bool },
+    /// Written in place (APPE, REST+STOR). `truncate`: cut the file at the end of what
+    /// was written (REST+STOR replaces the rest).
+    InPlace { truncate: bool },
 }
 
 impl Write for LocalUpload {
@@ -94,13 +120,10 @@ impl Drop for LocalUpload {
             return;
         }
         match &self.how {
-            // Unnamed: closing the file discards it.
-            Publish::Link | Publish::InPlace { created: false, .. } => {}
+            // Unnamed: closing the file discards it. In place: what arrived stays.
+            Publish::Link | Publish::InPlace { .. } => {}
             Publish::Rename { temp } => {
                 let _ = self.dir.remove_file(temp);
-            }
-            Publish::InPlace { created: true, .. } => {
-                let _ = self.dir.remove_file(&self.name);
             }
         }
     }
@@ -187,6 +210,49 @@ fn random_name(prefix: &str) -> OsString {
     format!("{prefix}{:016x}", OsRng.next_u64()).into()
 }
 
+/// A random name that no FTP command can produce, for temporary files: paths reach the
+/// storage as UTF-8 (`VirtualPath`), and this name is not (a 0xFF byte after `prefix`),
+/// so no RETR, SIZE, DELE, RNFR or STOR can name it, and listings skip it (see
+/// [`Streamed`]). A crash still leaves it behind, invisible to FTP users.
+fn unreachable_name(prefix: &str) -> OsString {
+    let mut bytes = prefix.as_bytes().to_vec();
+    bytes.push(0xff);
+    bytes.extend_from_slice(format!("{:016x}", OsRng.next_u64()).as_bytes());
+    OsString::from_vec(bytes)
+}
+
+/// Runs `make` with an [`unreachable_name`] with `prefix`; if the file system refuses
+/// names that are not UTF-8 (`EILSEQ`, or `EINVAL` as vfat and exfat say it), with a
+/// random UTF-8 one instead: visible and reachable by FTP commands, but not guessable.
+fn with_temp_name<T>(
+    prefix: &str,
+    mut make: impl FnMut(&OsStr) -> io::Result<T>,
+) -> io::Result<(T, OsString)> {
+    let name = unreachable_name(prefix);
+    match make(&name) {
+        Err(e)
+            if [rustix::io::Errno::ILSEQ, rustix::io::Errno::INVAL]
+                .iter()
+                .any(|n| e.raw_os_error() == Some(n.raw_os_error())) =>
+        {
+            let name = random_name(prefix);
+            make(&name).map(|t| (t, name))
+        }
+        other => other.map(|t| (t, name)),
+    }
+}
+
+/// Refuses to write in place to a file with more than one link: a hard link that a local
+/// user put in the served tree may lead to a file outside it (or to another user's file
+/// inside), and writing through it would change that file. (STOR is not affected: it
+/// publishes a new file under the name, leaving the other names' file as it was.)
+fn single_link(m: &CapMetadata) -> Result<(), StorageError> {
+    if m.nlink() > 1 {
+        return Err(StorageError::PermissionDenied);
+    }
+    Ok(())
+}
+
 impl LocalFs {
     /// Serves `root`, which must be an existing directory.
     pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
@@ -195,7 +261,17 @@ impl LocalFs {
         Ok(Self {
             root: Arc::new(dir),
             path,
+            unnamed_files: true,
         })
+    }
+
+    /// Makes uploads use the fallback for file systems without unnamed files (a
+    /// randomly named temporary file) even where they exist. For tests of that fallback.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn without_unnamed_files(mut self) -> Self {
+        self.unnamed_files = false;
+        self
     }
 
     /// The canonical root.
@@ -240,23 +316,25 @@ impl LocalFs {
     }
 
     /// A new file in `dir` for an upload: unnamed (`O_TMPFILE`) where the file system has
-    /// them, else under a random name.
-    fn unnamed(dir: &Dir) -> Result<(fs::File, Publish), StorageError> {
-        match rustix::fs::openat(
-            dir,
-            ".",
-            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::from_raw_mode(0o666),
-        ) {
-            Ok(fd) => Ok((fs::File::from(fd), Publish::Link)),
-            Err(_) => {
-                let temp = random_name(".ftps-upload-");
-                let mut options = OpenOptions::new();
-                options.write(true).create_new(true);
-                let file = dir.open_with(&temp, &options).map_err(io_err)?.into_std();
-                Ok((file, Publish::Rename { temp }))
-            }
+    /// them, else under a random name no FTP command can produce ([`with_temp_name`]).
+    fn unnamed(&self, dir: &Dir) -> Result<(fs::File, Publish), StorageError> {
+        if self.unnamed_files
+            && let Ok(fd) = rustix::fs::openat(
+                dir,
+                ".",
+                rustix::fs::OFlags::WRONLY
+                    | rustix::fs::OFlags::TMPFILE
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::from_raw_mode(0o666),
+            )
+        {
+            return Ok((fs::File::from(fd), Publish::Link));
         }
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        let (file, temp) = with_temp_name(".ftps-upload-", |name| dir.open_with(name, &options))
+            .map_err(io_err)?;
+        Ok((file.into_std(), Publish::Rename { temp }))
     }
 
     /// Whether `name` in `dir` is a symbolic link (uploads and renames never replace one).
@@ -328,6 +406,10 @@ impl Storage for LocalFs {
         Ok(metadata(path.file_name().unwrap_or("/"), &m))
     }
 
+    /// At most [`STAT_ENTRIES`] entries, sorted by name: what a STAT reply can show.
+    /// Reading stops there, so a huge directory costs no more time or memory than that;
+    /// of a larger directory, which entries come is the file system's order. A listing
+    /// of every entry is [`list_entries`](Storage::list_entries).
     fn list(&self, _user: &str, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
         let rel = relative(path);
         let dir = match self.root.open_dir(&rel) {
@@ -340,6 +422,9 @@ impl Storage for LocalFs {
         };
         let mut out = Vec::new();
         for entry in dir.entries().map_err(io_err)? {
+            if out.len() >= STAT_ENTRIES {
+                break; // Reading on would only cost time: no STAT shows more.
+            }
             let entry = entry.map_err(io_err)?;
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
@@ -447,35 +532,35 @@ impl Storage for LocalFs {
         unique: bool,
     ) -> Result<(LocalUpload, VirtualPath), StorageError> {
         if unique {
+            // The name is chosen now, for the 150 reply that precedes the transfer (RFC
+            // 1123 §4.1.2.9), and taken only at commit, where a name that appeared
+            // meanwhile fails the upload instead of being replaced (see the module docs).
             let dir = self.root.open_dir(relative(path)).map_err(io_err)?;
+            let mut free = None;
             for _ in 0..16 {
-                let name = random_name("ftps-");
-                let mut options = OpenOptions::new();
-                options.write(true).create_new(true);
-                match dir.open_with(&name, &options) {
-                    Ok(file) => {
-                        let file = file.into_std();
-                        lock(&file)?;
-                        let shown = path.resolve(&name.to_string_lossy());
-                        let how = Publish::InPlace {
-                            truncate: false,
-                            created: true,
-                        };
-                        let upload = LocalUpload {
-                            file,
-                            dir,
-                            name,
-                            how,
-                            replace: true,
-                            done: false,
-                        };
-                        return Ok((upload, shown));
+                let candidate = random_name("ftps-");
+                match dir.symlink_metadata(&candidate) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        free = Some(candidate);
+                        break;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Ok(_) => {}
                     Err(e) => return Err(io_err(e)),
                 }
             }
-            return Err(StorageError::Other("no unique name found".into()));
+            let name = free.ok_or_else(|| StorageError::Other("no unique name found".into()))?;
+            let (file, how) = self.unnamed(&dir)?;
+            let shown = path.resolve(&name.to_string_lossy());
+            let upload = LocalUpload {
+                file,
+                dir,
+                name,
+                how,
+                replace: false,
+                announced: true,
+                done: false,
+            };
+            return Ok((upload, shown));
         }
         let (dir, name) = self.parent(path)?;
         if Self::is_symlink(&dir, &name) {
@@ -492,22 +577,21 @@ impl Storage for LocalFs {
                 Err(StorageError::NotFound) if !append => return Err(StorageError::InvalidOffset),
                 Err(e) => return Err(e),
             };
+            single_link(&m)?;
             lock(&file)?;
             let start = if append { m.len() } else { offset };
             if start > m.len() {
                 return Err(StorageError::InvalidOffset);
             }
             file.seek(io::SeekFrom::Start(start)).map_err(io_err)?;
-            let how = Publish::InPlace {
-                truncate: !append,
-                created: false,
-            };
+            let how = Publish::InPlace { truncate: !append };
             let upload = LocalUpload {
                 file,
                 dir,
                 name,
                 how,
                 replace: true,
+                announced: false,
                 done: false,
             };
             return Ok((upload, path.clone()));
@@ -517,13 +601,14 @@ impl Storage for LocalFs {
             Ok(_) => busy(&dir, &name)?,
             Err(_) => {}
         }
-        let (file, how) = Self::unnamed(&dir)?;
+        let (file, how) = self.unnamed(&dir)?;
         let upload = LocalUpload {
             file,
             dir,
             name,
             how,
             replace: true,
+            announced: false,
             done: false,
         };
         Ok((upload, path.clone()))
@@ -539,13 +624,14 @@ impl Storage for LocalFs {
             // Whatever it is (file, directory, link), the name is taken.
             return Err(StorageError::AlreadyExists);
         }
-        let (file, how) = Self::unnamed(&dir)?;
+        let (file, how) = self.unnamed(&dir)?;
         let upload = LocalUpload {
             file,
             dir,
             name,
             how,
             replace: false,
+            announced: false,
             done: false,
         };
         Ok((upload, path.clone()))
@@ -560,11 +646,41 @@ impl Storage for LocalFs {
             .flush()
             .and_then(|()| upload.file.sync_data())
             .map_err(io_err)?;
+        let published = Self::publish(&upload);
+        if published.is_ok() {
+            upload.done = true;
+        }
+        match published {
+            // STOU's name, announced in the 150 reply, was taken while the upload ran:
+            // nothing is replaced, and the client may try again (a new name).
+            Err(StorageError::AlreadyExists) if upload.announced => {
+                Err(StorageError::Other(format!(
+                    "STOU: the name {} was taken while the upload ran; upload discarded",
+                    upload.name.to_string_lossy()
+                )))
+            }
+            other => other,
+        }
+    }
+}
+
+impl LocalFs {
+    /// Gives a committed upload its name (or, in place, its end).
+    fn publish(upload: &LocalUpload) -> Result<(), StorageError> {
         match &upload.how {
-            Publish::InPlace { truncate, .. } => {
+            Publish::InPlace { truncate } => {
                 if *truncate {
-                    let end = upload.file.stream_position().map_err(io_err)?;
+                    let end = (&upload.file).stream_position().map_err(io_err)?;
                     upload.file.set_len(end).map_err(io_err)?;
+                }
+                // Deleted while the upload ran (DELE, or a local rm; a rename keeps the
+                // link): no name holds what arrived, so this is no success.
+                let m = CapMetadata::from_file(&upload.file).map_err(io_err)?;
+                if m.nlink() == 0 {
+                    return Err(StorageError::Other(format!(
+                        "{} was deleted while the upload ran; what arrived is lost",
+                        upload.name.to_string_lossy()
+                    )));
                 }
             }
             Publish::Rename { temp } if !upload.replace => {
@@ -582,47 +698,46 @@ impl Storage for LocalFs {
             }
             Publish::Link => {
                 // Without `replace`, link the unnamed file to its name directly (linkat
-                // fails on an existing name). Else give it a random name, then rename it
-                // over the target (linkat cannot replace a name).
-                let temp = if upload.replace {
-                    busy(&upload.dir, &upload.name)?;
-                    random_name(".ftps-commit-")
-                } else {
-                    upload.name.clone()
-                };
-                let proc_path = format!("/proc/self/fd/{}", {
-                    use std::os::fd::AsRawFd;
-                    upload.file.as_raw_fd()
-                });
-                rustix::fs::linkat(
-                    rustix::fs::CWD,
-                    proc_path.as_str(),
-                    &upload.dir,
-                    &temp,
-                    rustix::fs::AtFlags::SYMLINK_FOLLOW,
-                )
-                .or_else(|e| {
-                    if e == rustix::io::Errno::EXIST {
-                        return Err(e); // The name is taken (without `replace`).
-                    }
+                // fails on an existing name). Else give it a temporary name no FTP
+                // command can reach, then rename it over the target (linkat cannot
+                // replace a name).
+                let link = |temp: &OsStr| -> io::Result<()> {
+                    let proc_path = format!("/proc/self/fd/{}", {
+                        use std::os::fd::AsRawFd;
+                        upload.file.as_raw_fd()
+                    });
                     rustix::fs::linkat(
-                        &upload.file,
-                        "",
+                        rustix::fs::CWD,
+                        proc_path.as_str(),
                         &upload.dir,
-                        &temp,
-                        rustix::fs::AtFlags::EMPTY_PATH,
+                        temp,
+                        rustix::fs::AtFlags::SYMLINK_FOLLOW,
                     )
-                })
-                .map_err(|e| io_err(e.into()))?;
-                if upload.replace
-                    && let Err(e) = upload.dir.rename(&temp, &upload.dir, &upload.name)
-                {
+                    .or_else(|e| {
+                        if e == rustix::io::Errno::EXIST {
+                            return Err(e); // The name is taken (without `replace`).
+                        }
+                        rustix::fs::linkat(
+                            &upload.file,
+                            "",
+                            &upload.dir,
+                            temp,
+                            rustix::fs::AtFlags::EMPTY_PATH,
+                        )
+                    })
+                    .map_err(io::Error::from)
+                };
+                if !upload.replace {
+                    return link(&upload.name).map_err(io_err);
+                }
+                busy(&upload.dir, &upload.name)?;
+                let ((), temp) = with_temp_name(".ftps-commit-", link).map_err(io_err)?;
+                if let Err(e) = upload.dir.rename(&temp, &upload.dir, &upload.name) {
                     let _ = upload.dir.remove_file(&temp);
                     return Err(io_err(e));
                 }
             }
         }
-        upload.done = true;
         Ok(())
     }
 }

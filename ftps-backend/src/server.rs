@@ -2,7 +2,7 @@
 //! the protocol configuration, TLS, passive ports and session limits into a
 //! [`ServerShared`], from which the runtime makes its `Server`.
 
-use crate::{Authenticator, LoginGuard, SessionLimits, Storage};
+use crate::{Authenticator, ListenerCaps, LoginGuard, SessionLimits, Storage, Warnings};
 use ftps_proto::server::LoginAnswer;
 use ftps_proto::server::ServerConfig;
 use std::marker::PhantomData;
@@ -19,7 +19,9 @@ pub struct ServerBuilder<S, A, T> {
     passive_ports: Option<RangeInclusive<u16>>,
     max_sessions: usize,
     max_sessions_per_ip: usize,
+    max_before_login: Option<usize>,
     max_passive_per_ip: usize,
+    max_passive_per_user: Option<usize>,
     login_guard: LoginGuard,
     server: PhantomData<fn() -> T>,
 }
@@ -38,9 +40,12 @@ pub struct ServerShared<S, A> {
     pub passive_ports: Option<RangeInclusive<u16>>,
     /// Session caps.
     pub limits: Arc<SessionLimits>,
-    /// Caps on open passive listeners per client address (each session has at most one;
-    /// these bound what one address can hold of a passive port range).
-    pub passive_listeners: Arc<SessionLimits>,
+    /// Caps on open passive listeners per client address and per user (each session has
+    /// at most one; these bound what one address or one account can hold of a passive
+    /// port range).
+    pub passive_listeners: Arc<ListenerCaps>,
+    /// Warnings a peer can repeat at will, throttled server-wide.
+    pub warnings: Arc<Warnings>,
     /// Failed logins per address, across sessions.
     pub login_guard: LoginGuard,
     /// Bounds the password checks running at once: each Argon2 check takes about 19 MiB,
@@ -124,7 +129,9 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             passive_ports: None,
             max_sessions: 1000,
             max_sessions_per_ip: 50,
+            max_before_login: None,
             max_passive_per_ip: 16,
+            max_passive_per_user: None,
             login_guard: LoginGuard::default(),
             server: PhantomData,
         }
@@ -149,10 +156,20 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
         self
     }
 
-    /// At most `total` sessions at once, and `per_ip` from one address (421 beyond).
+    /// At most `total` sessions at once, and `per_ip` from one address (421 beyond). An
+    /// IPv6 client counts by its /64 (see [`crate::client_key`]).
     pub fn max_sessions(mut self, total: usize, per_ip: usize) -> Self {
         self.max_sessions = total;
         self.max_sessions_per_ip = per_ip;
+        self
+    }
+
+    /// At most `n` sessions waiting to log in (default: half of `max_sessions`). Past
+    /// it — or when the server is full — a new connection evicts the oldest waiting
+    /// session of the address with the most of them, so connections that never log in
+    /// cannot keep users out (see [`SessionLimits`]).
+    pub fn max_sessions_before_login(mut self, n: usize) -> Self {
+        self.max_before_login = Some(n);
         self
     }
 
@@ -161,6 +178,14 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
     /// transfer uses within the data-connect timeout is closed.
     pub fn max_passive_listeners_per_ip(mut self, per_ip: usize) -> Self {
         self.max_passive_per_ip = per_ip;
+        self
+    }
+
+    /// At most `per_user` passive listeners open at once for one user, whatever addresses
+    /// its sessions come from (default: a quarter of the [`passive_ports`](Self::passive_ports)
+    /// range, at least one; 1024 with no range).
+    pub fn max_passive_listeners_per_user(mut self, per_user: usize) -> Self {
+        self.max_passive_per_user = Some(per_user);
         self
     }
 
@@ -179,14 +204,26 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
     /// Builds the server.
     pub fn build(mut self) -> T {
         self.config.tls_available = self.tls.is_some();
+        let passive_per_user = self.max_passive_per_user.unwrap_or_else(|| {
+            self.passive_ports.as_ref().map_or(1024, |r| {
+                let span = usize::from(*r.end()).saturating_sub(usize::from(*r.start())) + 1;
+                (span / 4).max(1)
+            })
+        });
         T::from(Arc::new(ServerShared {
             storage: Arc::new(self.storage),
             auth: Arc::new(self.auth),
             config: Arc::new(self.config),
             tls: self.tls,
             passive_ports: self.passive_ports,
-            limits: SessionLimits::new(self.max_sessions, self.max_sessions_per_ip),
-            passive_listeners: SessionLimits::new(usize::MAX, self.max_passive_per_ip),
+            limits: SessionLimits::new(
+                self.max_sessions,
+                self.max_sessions_per_ip,
+                self.max_before_login
+                    .unwrap_or(self.max_sessions.div_ceil(2)),
+            ),
+            passive_listeners: ListenerCaps::new(self.max_passive_per_ip, passive_per_user),
+            warnings: Arc::default(),
             login_guard: self.login_guard,
             login_slots: Slots::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
@@ -249,6 +286,29 @@ pub enum Work<S: Storage> {
 }
 
 impl<S: Storage> Work<S> {
+    /// What a data connection does, given the upload opened for it (if any, with its TYPE
+    /// A flag) and the session's first order once the connection is up (`None`: the
+    /// session dropped it). `None` means the connection was refused or aborted: end it
+    /// (an upload, dropped, is discarded).
+    ///
+    /// An upload is received only on the session's go-ahead (a `Transfer` order), never as
+    /// soon as its connection is up: the session may still refuse the connection (TLS
+    /// session not resumed, no TLS under PROT P, wrong ALPN, a foreign peer), and an
+    /// append or a resumed upload writes in place, so bytes taken before the verdict would
+    /// stay in the file (issue 13's second review: a refused APPE still appended).
+    pub fn start(
+        early: Option<(S::Upload, bool)>,
+        first: Option<DataOrder<S>>,
+    ) -> Option<(Work<S>, bool)> {
+        match (early, first) {
+            (Some((up, ascii)), Some(DataOrder::Transfer { .. })) => {
+                Some((Work::Receive(up), ascii))
+            }
+            (Some(_), _) | (None, None) => None,
+            (None, Some(order)) => Work::from_order(order),
+        }
+    }
+
     /// The work of a `Transfer` order, with its TYPE A flag; `None` for any other order
     /// (which ends the connection).
     pub fn from_order(order: DataOrder<S>) -> Option<(Work<S>, bool)> {

@@ -3,7 +3,7 @@
 
 use crate::server::Msg;
 use crate::stream::{BufferedTcp, DataStream};
-use ftps_backend::{DataOrder, ForeignRefusals, Meter, Storage, Work};
+use ftps_backend::{DataOrder, Meter, Storage, Warnings, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::{DataTls, handshake_info};
@@ -19,11 +19,15 @@ const BUFFER: usize = 256 * 1024;
 /// How often a passive listener looks for its connection and its orders.
 const POLL: Duration = Duration::from_millis(2);
 
+/// How long an upload the session refused or aborted is read (and discarded) to its end.
+const REFUSED_DRAIN: Duration = Duration::from_secs(2);
+
 /// What a data thread needs from its session.
 pub(crate) struct DataContext<S> {
     pub(crate) id: DataId,
     pub(crate) events: SyncSender<Msg>,
     pub(crate) storage: Arc<S>,
+    pub(crate) warnings: Arc<Warnings>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) stall_timeout: Duration,
@@ -75,13 +79,12 @@ pub(crate) fn passive<S: Storage>(
     let deadline = Instant::now() + ctx.connect_timeout + ctx.handshake_timeout;
     let mut accepted: Option<(TcpStream, SocketAddr)> = None;
     let mut open = None;
-    let mut refusals = ForeignRefusals::default();
     while accepted.is_none() || open.is_none() {
         let mut idle = true;
         if accepted.is_none() {
             match listener.accept() {
                 Ok((_, peer)) if accept_from.is_some_and(|ip| ip != peer.ip()) => {
-                    refusals.refused(peer);
+                    ctx.warnings.foreign_data_connection(peer);
                     idle = false;
                 }
                 Ok(conn) => {
@@ -193,18 +196,15 @@ fn run<S: Storage>(
         tls: info,
     });
 
-    // An upload starts at once; anything else waits for the session's go-ahead.
-    let (work, ascii) = match early {
-        Some((up, ascii)) => (Work::Receive(up), ascii),
-        None => match cmds.recv().ok().and_then(Work::from_order) {
-            Some(work) => work,
-            None => {
-                // Refused (a session not resumed, say) or aborted: end TLS properly, so
-                // that a client reads a clean end and then the reply that says why.
-                let _ = stream.finish_sending();
-                return;
-            }
-        },
+    // Nothing moves before the session's go-ahead (see `Work::start`). Refused (a
+    // session not resumed, say) or aborted: end the connection properly (our close_notify,
+    // then the client's bytes read to their end for a moment), so that the client reads a
+    // clean end and then the reply that says why.
+    let upload = early.is_some();
+    let first = cmds.recv().ok();
+    let Some((work, ascii)) = Work::start(early, first) else {
+        let _ = stream.end_upload(REFUSED_DRAIN);
+        return;
     };
     let pumped = match work {
         Work::Receive(up) => receive(&ctx, &mut stream, up, ascii, tls, &cmds),
@@ -213,8 +213,16 @@ fn run<S: Storage>(
         Work::SendListing(mut listing) => send(&ctx, &mut stream, &mut listing, ascii, &cmds),
         Work::Nothing => Some((None, 0, DataEnd::Failed("nothing to transfer".into()))),
     };
-    // Aborted by the session: an upload in progress was dropped, which discards it.
+    // Aborted by the session (ABOR, or a refusal such as a TLS session not resumed): an
+    // upload in progress was dropped, which discards it. An upload's connection still ends
+    // properly — our close_notify, then what the client sends read to its end, for a
+    // moment — so that the client finishes cleanly and reads the reply that says why
+    // (dropped at once, Python's ftplib got a reset and then read that reply as the
+    // answer to its next command: issue 13's second review, finding G).
     let Some((upload, bytes, end)) = pumped else {
+        if upload {
+            let _ = stream.end_upload(REFUSED_DRAIN);
+        }
         return;
     };
     ctx.report(IoEvent::DataEnded {

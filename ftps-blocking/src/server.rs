@@ -4,7 +4,8 @@
 use crate::control::Control;
 use crate::data::{self, DataContext};
 use ftps_backend::{
-    Authenticator, DataDesk, DataOrder, OrderSender, ServerShared, SessionSlot, Storage, TaskGone,
+    Authenticator, DataDesk, DataOrder, ListenerSlot, OrderSender, ServerShared, SessionSlot,
+    Storage, TaskGone,
 };
 use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls, handshake_info};
@@ -93,7 +94,16 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                 }
             };
             tcp.set_nonblocking(false)?;
-            let Some(slot) = self.shared.limits.admit(peer.ip()) else {
+            // Kernel buffers bounded; a handle to evict the session if it must make room
+            // before it logs in.
+            let evict = match ftps_backend::control_socket(socket2::SockRef::from(&tcp)) {
+                Ok(evict) => evict,
+                Err(e) => {
+                    tracing::debug!(%peer, "control socket: {e}");
+                    continue;
+                }
+            };
+            let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
                 if mode == TlsMode::Explicit {
                     let reply = ftps_proto::server::too_many_sessions_reply();
                     let _ = (&tcp).write_all(&reply.to_bytes());
@@ -104,10 +114,9 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
             std::thread::Builder::new()
                 .name(format!("ftps-session-{peer}"))
                 .spawn(move || {
-                    let _slot = slot;
                     let span = tracing::info_span!("session", %peer, ?mode);
                     let _entered = span.enter();
-                    if let Err(e) = run_session(shared, tcp, mode) {
+                    if let Err(e) = run_session(shared, tcp, mode, slot) {
                         tracing::debug!("session ended: {e}");
                     }
                 })?;
@@ -138,8 +147,11 @@ struct Driver<S: Storage, A> {
     user: String,
     local: SocketAddr,
     peer: SocketAddr,
-    /// The passive listener this session holds against its address's cap, and its id.
-    listener_slot: Option<(DataId, SessionSlot)>,
+    /// The passive listener this session holds against its address's and user's caps,
+    /// and its id.
+    listener_slot: Option<(DataId, ListenerSlot)>,
+    /// This session, counted against the session caps.
+    slot: SessionSlot,
     input: Vec<u8>,
     closing: bool,
 }
@@ -148,6 +160,7 @@ fn run_session<S: Storage, A: Authenticator>(
     shared: Arc<Shared<S, A>>,
     tcp: TcpStream,
     mode: TlsMode,
+    slot: SessionSlot,
 ) -> io::Result<()> {
     let control = Control::new(tcp, shared.config.timeouts.reply_write)?;
     let (local, peer) = control.addrs()?;
@@ -173,6 +186,7 @@ fn run_session<S: Storage, A: Authenticator>(
         local,
         peer,
         listener_slot: None,
+        slot,
         input: Vec::new(),
         closing: false,
     };
@@ -188,6 +202,12 @@ fn run_session<S: Storage, A: Authenticator>(
         let wait = deadline.map_or(Duration::from_secs(3600), |t| {
             t.saturating_duration_since(Instant::now())
         });
+        // A deadline already passed fires now, however much input waits (a busy
+        // session must still reach its timeouts).
+        if wait.is_zero() {
+            d.on_timeout();
+            continue;
+        }
         match inbox.recv_timeout(wait) {
             Ok(Msg::Control(bytes)) if bytes.is_empty() => {
                 d.session.handle_io(IoEvent::ControlClosed, Instant::now());
@@ -206,7 +226,10 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
     /// Executes actions and answers events until the session has nothing more to say.
     fn settle(&mut self) {
         loop {
-            let mut progressed = false;
+            // Timers fire while the session is busy too: a client that keeps it busy
+            // (pipelined commands, replies drained slowly) must not outlive its login or
+            // idle timeout (issue 13's second review, finding E).
+            let mut progressed = self.session.fire_due_timers(Instant::now());
             while let Some(action) = self.session.poll_action() {
                 progressed = true;
                 self.act(action);
@@ -278,6 +301,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
             id,
             events: self.events.clone(),
             storage: self.shared.storage.clone(),
+            warnings: self.shared.warnings.clone(),
             handshake_timeout: t.tls_handshake,
             connect_timeout: t.data_connect,
             stall_timeout: t.data_stall,
@@ -324,8 +348,9 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 // One address holds at most so many listeners; this session, one (a new
                 // PASV replaces the old listener, so its slot goes first).
                 self.listener_slot = None;
-                let Some(slot) = self.shared.passive_listeners.admit(self.peer.ip()) else {
-                    tracing::debug!("passive listeners per address: cap reached");
+                let caps = &self.shared.passive_listeners;
+                let Some(slot) = caps.admit(self.peer.ip(), &self.user) else {
+                    tracing::debug!("passive listeners per address or user: cap reached");
                     self.session
                         .handle_io(IoEvent::DataListenFailed { id }, now());
                     return;
@@ -344,7 +369,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                             .handle_io(IoEvent::DataListening { id, local }, now());
                     }
                     Err(e) => {
-                        tracing::warn!("passive listener: {e}");
+                        self.shared.warnings.passive_listener_failed(&e);
                         self.session
                             .handle_io(IoEvent::DataListenFailed { id }, now());
                     }
@@ -442,6 +467,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
             }
             Event::LoggedIn { user } => {
                 tracing::info!(user = %Printable(&user), "logged in");
+                self.slot.logged_in();
                 self.user = user;
             }
             Event::TransferDone { path, bytes, ok } => {

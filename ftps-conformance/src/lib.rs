@@ -95,6 +95,12 @@ pub struct ServerSetup {
     pub login_lockout: Option<(u32, std::time::Duration, std::time::Duration)>,
     /// A byte limit on each upload, to simulate a full disk (none if `None`).
     pub upload_quota: Option<u64>,
+    /// Sessions waiting to log in, at most (the builder's default if `None`).
+    pub max_sessions_before_login: Option<usize>,
+    /// Passive listeners per user, at most (the builder's default if `None`).
+    pub max_passive_per_user: Option<usize>,
+    /// The passive port range (any free port if `None`).
+    pub passive_ports: Option<std::ops::RangeInclusive<u16>>,
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

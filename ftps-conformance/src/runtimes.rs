@@ -23,6 +23,33 @@ fn storage(setup: &ServerSetup) -> QuotaFs {
     QuotaFs::new(local, setup.upload_quota)
 }
 
+/// Applies `setup`'s configuration, TLS and limits to any runtime's server builder.
+fn configure<T>(
+    builder: ftps_backend::ServerBuilder<QuotaFs, StaticUsers, T>,
+    setup: &ServerSetup,
+) -> ftps_backend::ServerBuilder<QuotaFs, StaticUsers, T>
+where
+    T: From<std::sync::Arc<ftps_backend::ServerShared<QuotaFs, StaticUsers>>>,
+{
+    let mut builder = builder
+        .config(setup.config.clone())
+        .tls(setup.tls.clone())
+        .max_sessions(setup.max_sessions.0, setup.max_sessions.1);
+    if let Some((failures, window, lock)) = setup.login_lockout {
+        builder = builder.login_lockout(failures, window, lock);
+    }
+    if let Some(n) = setup.max_sessions_before_login {
+        builder = builder.max_sessions_before_login(n);
+    }
+    if let Some(n) = setup.max_passive_per_user {
+        builder = builder.max_passive_listeners_per_user(n);
+    }
+    if let Some(ports) = &setup.passive_ports {
+        builder = builder.passive_ports(ports.clone());
+    }
+    builder
+}
+
 // ----- tokio ---------------------------------------------------------------------------
 
 /// The tokio client and server.
@@ -59,15 +86,11 @@ impl ServerRuntime for Tokio {
             .enable_all()
             .build()
             .expect("a runtime");
-        let builder = ftps_tokio::Server::builder(storage(&setup), users(&setup))
-            .config(setup.config.clone())
-            .tls(setup.tls.clone())
-            .max_sessions(setup.max_sessions.0, setup.max_sessions.1);
-        let builder = match setup.login_lockout {
-            Some((failures, window, lock)) => builder.login_lockout(failures, window, lock),
-            None => builder,
-        };
-        let server = builder.build();
+        let server = configure(
+            ftps_tokio::Server::builder(storage(&setup), users(&setup)),
+            &setup,
+        )
+        .build();
         let (explicit, implicit) = rt.block_on(async {
             let e = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
@@ -240,15 +263,11 @@ impl ServerRuntime for Blocking {
     }
 
     fn start(&self, setup: ServerSetup) -> Box<dyn RunningServer> {
-        let builder = ftps_blocking::Server::builder(storage(&setup), users(&setup))
-            .config(setup.config.clone())
-            .tls(setup.tls.clone())
-            .max_sessions(setup.max_sessions.0, setup.max_sessions.1);
-        let builder = match setup.login_lockout {
-            Some((failures, window, lock)) => builder.login_lockout(failures, window, lock),
-            None => builder,
-        };
-        let server = builder.build();
+        let server = configure(
+            ftps_blocking::Server::builder(storage(&setup), users(&setup)),
+            &setup,
+        )
+        .build();
         let e = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let i = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let (explicit, implicit) = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
@@ -426,15 +445,11 @@ impl<E: Executor> ServerRuntime for Smol<E> {
     }
 
     fn start(&self, setup: ServerSetup) -> Box<dyn RunningServer> {
-        let builder = ftps_smol::Server::builder(storage(&setup), users(&setup))
-            .config(setup.config.clone())
-            .tls(setup.tls.clone())
-            .max_sessions(setup.max_sessions.0, setup.max_sessions.1);
-        let builder = match setup.login_lockout {
-            Some((failures, window, lock)) => builder.login_lockout(failures, window, lock),
-            None => builder,
-        };
-        let server = builder.build();
+        let server = configure(
+            ftps_smol::Server::builder(storage(&setup), users(&setup)),
+            &setup,
+        )
+        .build();
         let bind = || E::block_on(smol::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let (e, i) = (bind(), bind());
         let (explicit, implicit) = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));

@@ -130,6 +130,9 @@ impl Fixture {
             max_sessions: (1000, 50),
             login_lockout: None,
             upload_quota: None,
+            max_sessions_before_login: None,
+            max_passive_per_user: None,
+            passive_ports: None,
         }
     }
 

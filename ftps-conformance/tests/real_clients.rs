@@ -120,7 +120,15 @@ ctx = ssl.create_default_context(cafile={ca:?})
 f = ftplib.FTP_TLS(context=ctx, timeout=10)
 f.connect('127.0.0.1', {port})
 f.auth(); f.login({user:?}, {password:?}); f.prot_p()
-for attempt in (lambda: f.nlst(), lambda: f.retrbinary('RETR x.txt', print)):
+import io
+attempts = (
+    lambda: f.nlst(),
+    lambda: f.retrbinary('RETR x.txt', print),
+    lambda: f.storbinary('STOR y.txt', io.BytesIO(b'y' * 100000)),
+    lambda: f.storbinary('APPE x.txt', io.BytesIO(b'more')),
+    lambda: f.storbinary('STOU', io.BytesIO(b'unique')),
+)
+for attempt in attempts:
     try:
         attempt()
         print('accepted')
@@ -137,7 +145,16 @@ f.quit()
         .arg(script)
         .output()
         .unwrap();
-    assert_eq!(ok(&out), "522\n200\n522\n200\n", "{}", server.name());
+    assert_eq!(
+        ok(&out),
+        "522\n200\n".repeat(5),
+        "{}: every transfer refused cleanly, the control connection in step (uploads too:
+         issue 13's second review, finding G)",
+        server.name()
+    );
+    // Nothing of the refused uploads was stored.
+    assert_eq!(std::fs::read(f.root().join("x.txt")).unwrap(), b"x");
+    assert!(!f.root().join("y.txt").exists());
 }
 
 #[test]

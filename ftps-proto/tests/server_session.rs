@@ -1291,6 +1291,38 @@ fn pipelined_commands_run_in_order_and_input_is_bounded() {
 }
 
 #[test]
+fn a_client_that_does_not_take_its_replies_stops_being_read() {
+    // Issue 13's second review, finding B: FEAT pipelined without reading. The session
+    // takes input only while its unsent replies are under a bound; once the adapter has
+    // sent them, it takes more, in order, and every command is answered.
+    let mut h = Harness::new(allow_all(), TlsMode::Explicit);
+    let flood = "FEAT\r\n".repeat(10_000);
+    let used = h.session.handle_control_input(flood.as_bytes(), h.now);
+    let unsent: usize = std::iter::from_fn(|| h.session.poll_action())
+        .map(|a| match a {
+            Action::Send(b) => b.len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(used < 2_000, "took {used} bytes with its replies unsent");
+    assert!(unsent < 32 * 1024, "queued {unsent} reply bytes");
+    let mut rest = &flood.as_bytes()[used..];
+    let mut answered = used / 6;
+    for _ in 0..100_000 {
+        if rest.is_empty() {
+            break;
+        }
+        let n = h.session.handle_control_input(rest, h.now);
+        assert!(n > 0, "input taken again once the replies went out");
+        rest = &rest[n..];
+        answered += n / 6;
+        while h.session.poll_action().is_some() {}
+    }
+    assert!(rest.is_empty());
+    assert_eq!(answered, 10_000);
+}
+
+#[test]
 fn quit_during_transfer_aborts_it() {
     let mut h = Harness::secure();
     h.login();

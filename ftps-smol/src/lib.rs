@@ -89,6 +89,10 @@ impl Runtime for Smol {
         tcp.set_nodelay(true)
     }
 
+    fn socket(tcp: &Self::Tcp) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(tcp)
+    }
+
     fn sleep_until(deadline: Instant) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             smol::Timer::at(deadline).await;

@@ -78,6 +78,10 @@ impl Runtime for Tokio {
         tcp.get_ref().set_nodelay(true)
     }
 
+    fn socket(tcp: &Self::Tcp) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(tcp.get_ref())
+    }
+
     fn sleep_until(deadline: Instant) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep_until(deadline.into()))
     }

@@ -64,6 +64,13 @@ use timer::{Timer, TimerTable};
 /// Commands held while the session waits, at most.
 const MAX_QUEUED: usize = 16;
 
+/// Reply bytes waiting for the adapter to send, past which the session takes no more
+/// control input: a client that pipelines commands and does not read the replies is held
+/// by its own backlog (the adapter's write blocks, and its deadline closes the session)
+/// instead of making the session queue replies without end (issue 13's second review,
+/// finding B: FEAT is 6 bytes in and about 220 out).
+const MAX_UNSENT: usize = 16 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ControlState {
     Plain,
@@ -377,7 +384,7 @@ impl ServerSession {
         }
         let mut used = 0;
         while used < input.len() {
-            if self.queue.len() >= MAX_QUEUED {
+            if self.queue.len() >= MAX_QUEUED || self.unsent() >= MAX_UNSENT {
                 break;
             }
             let (n, line) = self.framer.decode(&input[used..]);
@@ -441,6 +448,18 @@ impl ServerSession {
             IoEvent::DataEnded { id, bytes, end } => self.on_data_ended(id, bytes, end, now),
             IoEvent::TransferFinished { id, result } => self.on_transfer_finished(id, result, now),
         }
+    }
+
+    /// Fires the timers due at `now`, if any; whether one was. A driver calls this
+    /// between pieces of work as well as when its wait for input times out: a session
+    /// kept busy (commands pipelined, replies drained slowly) must still reach its login
+    /// and idle deadlines.
+    pub fn fire_due_timers(&mut self, now: Instant) -> bool {
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.handle_timeout(now);
+            return true;
+        }
+        false
     }
 
     /// Fires the timers that are due at `now`; a call with nothing due does nothing.
@@ -724,6 +743,17 @@ impl ServerSession {
 
     fn send(&mut self, r: Reply) {
         self.actions.push_back(Action::Send(r.to_bytes()));
+    }
+
+    /// Reply bytes the adapter has not taken yet.
+    fn unsent(&self) -> usize {
+        self.actions
+            .iter()
+            .map(|a| match a {
+                Action::Send(bytes) => bytes.len(),
+                _ => 0,
+            })
+            .sum()
     }
 
     fn close(&mut self) {

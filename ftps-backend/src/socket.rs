@@ -1,0 +1,31 @@
+//! A control connection's socket, as a server takes it: kernel buffers bounded, and a way
+//! to end the session from outside (eviction, see [`crate::SessionLimits`]).
+
+use crate::limits::Evict;
+use std::io;
+use std::net::Shutdown;
+
+/// The kernel send and receive buffers asked for on a control connection, in bytes
+/// (Linux doubles the figure for its bookkeeping, so about 32 KiB each).
+///
+/// Left to the kernel, a socket's buffers grow to several MiB each (Linux `tcp_wmem`:
+/// 4 MiB): a client that pipelines short commands and never reads their longer replies
+/// (FEAT: 6 bytes in, about 220 out) had the server queue ~3.8 MB of replies per socket,
+/// and 400 such sockets held 1.5 GiB of the host's memory (issue 13's second review,
+/// finding B). Bounded, the replies stop fitting after a few KiB, the session's next
+/// write blocks — so it reads no further commands — and the reply-write deadline
+/// ([`ftps_proto::server::Timeouts::reply_write`]) closes it. Control replies are small;
+/// a large one (STAT of a directory) is written as the client reads it.
+pub const CONTROL_BUFFER: usize = 16 * 1024;
+
+/// Bounds a newly accepted control connection's kernel buffers (see [`CONTROL_BUFFER`]) and
+/// gives the [`Evict`] that shuts it down from outside (through a duplicate of its
+/// descriptor, so the session's own reads and writes end with it, on any runtime).
+pub fn control_socket(sock: socket2::SockRef<'_>) -> io::Result<Evict> {
+    sock.set_send_buffer_size(CONTROL_BUFFER)?;
+    sock.set_recv_buffer_size(CONTROL_BUFFER)?;
+    let handle = sock.try_clone()?;
+    Ok(Box::new(move || {
+        let _ = handle.shutdown(Shutdown::Both);
+    }))
+}

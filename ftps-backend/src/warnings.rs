@@ -1,0 +1,101 @@
+//! Warnings a peer can cause at will, said at most once a second server-wide with the
+//! count of those held back ([`Warnings`], built on [`Throttled`]), so that no flood of
+//! connections or commands can flood the log.
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// The server's warnings that a peer can repeat at will, each throttled server-wide (one
+/// line a second, with the count held back since): a per-listener or per-session limit is
+/// not enough, as a session can open a listener per command and an address many sessions
+/// (issue 13, finding 14 and its second review's finding I).
+#[derive(Debug)]
+pub struct Warnings {
+    foreign: Mutex<Throttled>,
+    listen: Mutex<Throttled>,
+}
+
+impl Default for Warnings {
+    fn default() -> Self {
+        Warnings {
+            foreign: Mutex::new(Throttled::new(Duration::from_secs(1))),
+            listen: Mutex::new(Throttled::new(Duration::from_secs(1))),
+        }
+    }
+}
+
+impl Warnings {
+    /// A passive listener refused a data connection from `peer`, a foreign address.
+    pub fn foreign_data_connection(&self, peer: SocketAddr) {
+        let allowed = self
+            .foreign
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow();
+        if let Some(held) = allowed {
+            tracing::warn!(%peer, held, "data connection from a foreign address refused");
+        }
+    }
+
+    /// A passive listener could not be opened.
+    pub fn passive_listener_failed(&self, error: &std::io::Error) {
+        let allowed = self
+            .listen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow();
+        if let Some(held) = allowed {
+            tracing::warn!(held, "passive listener: {error}");
+        }
+    }
+}
+
+/// A warning that may repeat fast (a failing accept loop, say): said at most once per
+/// interval, with the count of those held back since.
+#[derive(Debug)]
+pub struct Throttled {
+    every: std::time::Duration,
+    last: Option<std::time::Instant>,
+    held: u64,
+}
+
+impl Throttled {
+    /// At most one line per `every`.
+    pub fn new(every: std::time::Duration) -> Self {
+        Throttled {
+            every,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// Whether to log now; if so, how many were held back since the last line.
+    pub fn allow(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.every)
+        {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Throttled;
+    use std::time::Duration;
+
+    #[test]
+    fn a_throttled_warning_is_said_once_an_interval_with_the_count_held_back() {
+        let mut t = Throttled::new(Duration::from_millis(200));
+        assert_eq!(t.allow(), Some(0));
+        assert!((0..1000).all(|_| t.allow().is_none()));
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(t.allow(), Some(1000));
+    }
+}

@@ -104,20 +104,26 @@ fn finding_e_a_busy_session_still_meets_its_login_timeout() {
             s.config.timeouts.login = Duration::from_secs(2);
         },
         |_, r, tag| {
-            let mut c = TcpStream::connect(r.explicit()).unwrap();
+            // Commands pipelined far ahead (a writer of its own), replies read slowly but
+            // steadily: every reply write completes well within its deadline, and input
+            // is always waiting.
+            let mut c = receiver(r.explicit(), 4096);
             c.set_read_timeout(Some(Duration::from_millis(100)))
                 .unwrap();
-            c.set_write_timeout(Some(Duration::from_millis(100)))
+            let mut writer = c.try_clone().unwrap();
+            writer
+                .set_write_timeout(Some(Duration::from_secs(15)))
                 .unwrap();
-            let chunk = "FEAT\r\n".repeat(100);
-            let mut buf = [0u8; 2048];
+            let flood = std::thread::spawn(move || {
+                let _ = writer.write_all("FEAT\r\n".repeat(100_000).as_bytes());
+            });
+            let mut buf = [0u8; 4096];
             let started = Instant::now();
             let mut answered = 0usize;
             let closed = loop {
                 if started.elapsed() > Duration::from_secs(12) {
                     break false;
                 }
-                let _ = c.write_all(chunk.as_bytes());
                 match c.read(&mut buf) {
                     Ok(0) => break true,
                     Ok(n) => answered += n,
@@ -125,8 +131,10 @@ fn finding_e_a_busy_session_still_meets_its_login_timeout() {
                     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
                     Err(_) => break true,
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(10));
             };
+            let _ = c.shutdown(std::net::Shutdown::Both);
+            let _ = flood.join();
             let took = started.elapsed();
             eprintln!("{tag}: closed {closed} after {took:?}, {answered} reply bytes read");
             assert!(answered > 20_000, "{tag}: the session was not kept busy");

@@ -14,6 +14,9 @@ pub(crate) struct Chunk<T> {
     pub(crate) io: T,
     pub(crate) buf: Vec<u8>,
     pub(crate) result: io::Result<usize>,
+    /// A read that failed after some bytes: `result` has those bytes, this the error that
+    /// follows them (the bytes go out, then the transfer fails).
+    pub(crate) then: Option<io::Error>,
 }
 
 /// A read or write under way on the blocking pool.
@@ -29,6 +32,7 @@ pub(crate) fn fill<RT: Runtime, R: Read + Send + 'static>(
     Box::pin(RT::unblock(move || {
         buf.resize(buf.capacity().max(1), 0);
         let mut filled = 0;
+        let mut then = None;
         let result = loop {
             match reader.read(&mut buf[filled..]) {
                 Ok(0) => break Ok(filled),
@@ -39,6 +43,10 @@ pub(crate) fn fill<RT: Runtime, R: Read + Send + 'static>(
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if filled > 0 => {
+                    then = Some(e);
+                    break Ok(filled);
+                }
                 Err(e) => break Err(e),
             }
         };
@@ -46,6 +54,7 @@ pub(crate) fn fill<RT: Runtime, R: Read + Send + 'static>(
             io: reader,
             buf,
             result,
+            then,
         }
     }))
 }
@@ -63,6 +72,7 @@ pub(crate) fn write<RT: Runtime, W: Write + Send + 'static>(
             io: writer,
             buf,
             result,
+            then: None,
         }
     }))
 }
@@ -81,6 +91,7 @@ pub(crate) fn write_and_flush<RT: Runtime, W: Write + Send + 'static>(
             io: writer,
             buf,
             result,
+            then: None,
         }
     }))
 }

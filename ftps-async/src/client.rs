@@ -430,8 +430,13 @@ impl<R: Runtime> Client<R> {
                     }
                 },
                 Action::StopTls => {
+                    // The close_notify has the deadline of any write to the server.
+                    let limit = self.options.reply_timeout;
                     if let Some(control) = self.control.take() {
-                        self.control = Some(stream::Stream::Plain(control.into_plain().await));
+                        match timeout::<R, _>(limit, control.into_plain()).await {
+                            Ok(tcp) => self.control = Some(stream::Stream::Plain(tcp)),
+                            Err(_) => self.session.handle_io(IoEvent::ControlClosed, now()),
+                        }
                     }
                     self.secure = false;
                 }

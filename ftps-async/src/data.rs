@@ -358,13 +358,14 @@ async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
                         io: reader,
                         buf,
                         result,
+                        then,
                     } = pending.await;
                     let n = match result {
                         Ok(0) => break,
                         Ok(n) => n,
                         Err(e) => return Err(io::Error::other(StorageFailure(e))),
                     };
-                    if n == buf.len() {
+                    if n == buf.len() && then.is_none() {
                         size = (size * 2).min(chunk_max);
                         let mut into = std::mem::take(&mut spare);
                         if into.len() < size {
@@ -384,24 +385,38 @@ async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
                     if let Some(bytes) = meter.add(n) {
                         ctx.report(IoEvent::DataProgress { id: ctx.id, bytes });
                     }
+                    if let Some(e) = then {
+                        // The bytes before the failure went out; now the failure.
+                        stream.flush().await?;
+                        return Err(io::Error::other(StorageFailure(e)));
+                    }
                 }
             }
         }
         stream.flush().await
     }
     .await;
-    if result.is_ok() {
+    let storage_failed = result
+        .as_ref()
+        .err()
+        .and_then(|e| e.get_ref())
+        .is_some_and(|i| i.is::<StorageFailure>());
+    if result.is_ok() || storage_failed {
         // close_notify (under TLS) and FIN. Every byte is written by now, and a client that
-        // counted the bytes may already have closed: a failure here loses nothing.
+        // counted the bytes may already have closed: a failure here loses nothing. After a
+        // failed read of the file the connection is sound: what was sent arrives whole, and
+        // the final reply says it is not all (a listing cut at its bound, say).
         let _ = timeout::<R, _>(Duration::from_secs(5), stream.close()).await;
     }
     match result {
         Ok(()) => (meter.total(), DataEnd::Complete { close_notify: true }),
-        Err(e) if e.get_ref().is_some_and(|i| i.is::<StorageFailure>()) => (
-            meter.total(),
-            DataEnd::Storage(StorageError::Other(e.to_string())),
-        ),
-        Err(e) => (meter.total(), DataEnd::Failed(e.to_string())),
+        Err(e) => match e.get_ref().and_then(|i| i.downcast_ref::<StorageFailure>()) {
+            Some(failure) => (
+                meter.total(),
+                DataEnd::Storage(ftps_backend::read_error(&failure.0)),
+            ),
+            None => (meter.total(), DataEnd::Failed(e.to_string())),
+        },
     }
 }
 
@@ -443,7 +458,9 @@ async fn receive<R: Runtime, S: Storage>(
         idle: &mut Option<(W, Vec<u8>)>,
     ) -> Result<(), StorageError> {
         if let Some(w) = writing.take() {
-            let Chunk { io, buf, result } = w.await;
+            let Chunk {
+                io, buf, result, ..
+            } = w.await;
             *idle = Some((io, buf));
             result
                 .map(drop)

@@ -393,8 +393,13 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 }
             }
             Action::StopControlTls => {
+                // The close_notify is a write like any reply: it has the same deadline.
+                let limit = self.shared.config.timeouts.reply_write;
                 if let Some(control) = self.control.take() {
-                    self.control = Some(stream::Stream::Plain(control.into_plain().await));
+                    match timeout::<R, _>(limit, control.into_plain()).await {
+                        Ok(tcp) => self.control = Some(stream::Stream::Plain(tcp)),
+                        Err(_) => self.session.handle_io(IoEvent::ControlClosed, now()),
+                    }
                 }
             }
             Action::Listen {

@@ -36,11 +36,11 @@ pub use limits::{
     Evict, ListenerCaps, ListenerSlot, LoginGuard, SessionLimits, SessionSlot, client_key,
     passive_ports,
 };
-pub use listing::{Entries, ListingReader};
+pub use listing::{Entries, ListingCut, ListingReader};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use server::{
-    DataOrder, Meter, ServerBuilder, ServerShared, Slots, Work, opened_for, upload_read_end,
-    write_error,
+    DataOrder, Meter, ServerBuilder, ServerShared, Slots, Work, opened_for, read_error,
+    upload_read_end, write_error,
 };
 pub use socket::{CONTROL_BUFFER, control_socket};
 pub use storage::{Opened, OpenedFile, STAT_ENTRIES, Storage, execute, now_utc};

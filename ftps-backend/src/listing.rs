@@ -19,7 +19,26 @@ pub struct ListingReader {
     left: usize,
     line: Vec<u8>,
     at: usize,
+    /// More entries came than the cap allows: the next read fails.
+    cut: bool,
 }
+
+/// The error a [`ListingReader`] reads once its directory has more entries than the
+/// session lists (see [`read_error`](crate::read_error), which turns it into
+/// [`StorageError::ListingTooLong`](ftps_proto::server::StorageError::ListingTooLong)).
+#[derive(Debug)]
+pub struct ListingCut {
+    /// The session's bound.
+    pub max: usize,
+}
+
+impl std::fmt::Display for ListingCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "listing stopped after {} entries", self.max)
+    }
+}
+
+impl std::error::Error for ListingCut {}
 
 impl std::fmt::Debug for ListingReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,15 +58,21 @@ impl ListingReader {
             left: format.max_entries(),
             line: Vec::new(),
             at: 0,
+            cut: false,
         }
     }
 
-    /// The next line into `self.line`; false at the end.
+    /// The next line into `self.line`; false at the end (or at the cap, with `cut` set
+    /// if an entry remained).
     fn next_line(&mut self) -> bool {
-        while self.left > 0 {
+        loop {
             let Some(entry) = self.entries.next() else {
                 return false;
             };
+            if self.left == 0 {
+                self.cut = true;
+                return false;
+            }
             self.left -= 1;
             if let Some(line) = self.format.line(&entry, &self.now) {
                 self.line = line.into_bytes();
@@ -55,12 +80,15 @@ impl ListingReader {
                 return true;
             }
         }
-        false
     }
 }
 
 impl Read for ListingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cut {
+            let max = self.format.max_entries();
+            return Err(io::Error::other(ListingCut { max }));
+        }
         let mut filled = 0;
         while filled < buf.len() {
             if self.at == self.line.len() && !self.next_line() {
@@ -70,6 +98,9 @@ impl Read for ListingReader {
             buf[filled..filled + n].copy_from_slice(&self.line[self.at..self.at + n]);
             self.at += n;
             filled += n;
+        }
+        if filled == 0 && self.cut {
+            return self.read(buf);
         }
         Ok(filled)
     }

@@ -164,10 +164,12 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
         self
     }
 
-    /// At most `n` sessions waiting to log in (default: half of `max_sessions`). Past
-    /// it — or when the server is full — a new connection evicts the oldest waiting
-    /// session of the address with the most of them, so connections that never log in
-    /// cannot keep users out (see [`SessionLimits`]).
+    /// At most `n` sessions waiting to log in (default: `max_sessions`, so only a full
+    /// server evicts). Past it — or when the server is full — a new connection evicts the
+    /// oldest waiting session of the address with the most of them, so connections that
+    /// never log in cannot keep users out (see [`SessionLimits`]). A lower bound keeps
+    /// room for logged-in sessions, but evicts logins in progress from a legitimate burst
+    /// larger than it.
     pub fn max_sessions_before_login(mut self, n: usize) -> Self {
         self.max_before_login = Some(n);
         self
@@ -219,8 +221,7 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             limits: SessionLimits::new(
                 self.max_sessions,
                 self.max_sessions_per_ip,
-                self.max_before_login
-                    .unwrap_or(self.max_sessions.div_ceil(2)),
+                self.max_before_login.unwrap_or(self.max_sessions),
             ),
             passive_listeners: ListenerCaps::new(self.max_passive_per_ip, passive_per_user),
             warnings: Arc::default(),
@@ -398,6 +399,19 @@ pub fn upload_read_end(e: &std::io::Error, tls: bool) -> ftps_proto::server::Dat
         }
     } else {
         DataEnd::Failed(e.to_string())
+    }
+}
+
+/// The storage error for a failed read of what a download sends (a file, or a listing
+/// cut at the session's bound: [`crate::ListingCut`]).
+pub fn read_error(e: &std::io::Error) -> ftps_proto::server::StorageError {
+    use ftps_proto::server::StorageError;
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::ListingCut>())
+    {
+        Some(cut) => StorageError::ListingTooLong { max: cut.max },
+        None => StorageError::Other(format!("reading the file: {e}")),
     }
 }
 

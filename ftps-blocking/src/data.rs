@@ -5,7 +5,7 @@ use crate::server::Msg;
 use crate::stream::{BufferedTcp, DataStream};
 use ftps_backend::{DataOrder, Meter, Storage, Warnings, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
-use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
+use ftps_proto::server::{DataEnd, DataId, IoEvent};
 use ftps_proto::tls::{DataTls, handshake_info};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -322,7 +322,10 @@ fn send<S: Storage>(
             DataEnd::Complete { close_notify: true }
         }
         Err(Failure::Storage(e)) => {
-            DataEnd::Storage(StorageError::Other(format!("reading the file: {e}")))
+            // The connection is sound: what was sent arrives whole, and the final reply
+            // says it is not all (a listing cut at its bound, say).
+            let _ = stream.flush().and_then(|()| stream.finish_sending());
+            DataEnd::Storage(ftps_backend::read_error(&e))
         }
         Err(Failure::Net(e)) => DataEnd::Failed(e.to_string()),
     };

@@ -155,6 +155,22 @@ fn finding_17_anonymous_sessions_are_read_only() {
         // The session is still usable after the refusals.
         assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
         assert_eq!(tree(&f.root()), before, "{tag}: anonymous changed the tree");
+        // MLST and MLSD tell it so (RFC 3659 perm fact): read only.
+        c.send_bytes(b"MLST file.txt\r\n").unwrap();
+        let reply = c.reply().unwrap();
+        assert_eq!(reply.code().get(), 250, "{tag}");
+        let mlst = reply.text();
+        assert!(mlst.contains("perm=r;"), "{tag}: {mlst}");
+        let (code, mlsd) = download(&mut c, "MLSD");
+        assert_eq!(code, 226, "{tag}");
+        let mlsd = String::from_utf8(mlsd).unwrap();
+        for line in mlsd.lines() {
+            let perm = line.split(';').find_map(|f| f.strip_prefix("perm="));
+            assert!(
+                matches!(perm, Some("r" | "el")),
+                "{tag}: an anonymous listing offers writes: {line}"
+            );
+        }
 
         // The rule is for anonymous sessions only.
         let mut named = named_session(f, r);

@@ -193,9 +193,9 @@ fn user_from(f: &Fixture, r: &dyn RunningServer, last: u8) -> Raw {
 
 // Finding D: a thousand connections from 20 addresses that never logged in filled the
 // global session cap, and every client got 421 until the login timeout (60 s). Now
-// sessions waiting to log in make room: past half the cap (or when the server is full), a
-// new connection evicts the oldest waiting session of the address with the most of them.
-// Logged-in sessions are never evicted.
+// sessions waiting to log in make room: when the server is full, a new connection evicts
+// the oldest waiting session of the address with the most of them. Logged-in sessions are
+// never evicted.
 #[test]
 fn finding_d_connections_that_never_log_in_cannot_keep_users_out() {
     each(
@@ -385,4 +385,40 @@ fn finding_i_peer_caused_warnings_are_throttled_server_wide() {
         },
     );
     drop(taken);
+}
+
+// Seen by the second review: a listing longer than the session's bound ended with 226, so
+// a client took a cut listing for the whole directory (a mirroring client would take the
+// files past the cut for deleted). It now ends with 451 after the entries up to the bound;
+// a listing of exactly the bound is whole and ends with 226.
+#[test]
+fn a_listing_cut_at_its_bound_is_not_reported_whole() {
+    each(
+        "listing-cut",
+        |s| {
+            plain_allowed(s);
+            s.config.max_listing_entries = 50;
+        },
+        |f, r, tag| {
+            std::fs::create_dir(f.root().join("exact")).unwrap();
+            std::fs::create_dir(f.root().join("more")).unwrap();
+            for i in 0..50 {
+                std::fs::write(f.root().join(format!("exact/{i}")), b"").unwrap();
+                std::fs::write(f.root().join(format!("more/{i}")), b"").unwrap();
+            }
+            std::fs::write(f.root().join("more/50"), b"").unwrap();
+            let mut c = plain_session(f, r);
+            for listing in ["NLST", "LIST", "MLSD"] {
+                let (code, got) =
+                    ftps_conformance::hostile::transfer(&mut c, &format!("{listing} exact"), None);
+                let lines = got.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+                assert_eq!((code, lines), (226, 50), "{tag}: {listing} of 50");
+                let (code, got) =
+                    ftps_conformance::hostile::transfer(&mut c, &format!("{listing} more"), None);
+                let lines = got.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+                assert_eq!((code, lines), (451, 50), "{tag}: {listing} of 51");
+            }
+            assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+        },
+    );
 }

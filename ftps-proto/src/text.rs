@@ -220,9 +220,12 @@ mod tests {
 }
 
 /// Text from a peer (a user name, a path, a reply), made safe to log or print: control
-/// characters — C0, DEL and C1, which include ESC and so every ANSI/OSC sequence — are
-/// written as `\u{..}` escapes, so the text can neither drive a terminal nor forge or
-/// split a log line. Everything else is written as it is.
+/// characters — C0, DEL and C1, which include ESC and so every ANSI/OSC sequence — and
+/// the Unicode bidirectional controls (U+061C, U+200E/F, U+202A–U+202E, U+2066–U+2069,
+/// which reorder what a reader sees: "Trojan Source", CVE-2021-42574) are written as
+/// `\u{..}` escapes, and a backslash as `\\`, so the text can neither drive a terminal,
+/// disguise itself, nor forge an escape or split a log line. Everything else is written
+/// as it is.
 #[derive(Debug, Clone, Copy)]
 pub struct Printable<'a>(pub &'a str);
 
@@ -230,14 +233,22 @@ impl fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use fmt::Write;
         for c in self.0.chars() {
-            if c.is_control() {
+            if c.is_control() || is_bidi_control(c) {
                 write!(f, "\\u{{{:x}}}", u32::from(c))?;
+            } else if c == '\\' {
+                f.write_str("\\\\")?;
             } else {
                 f.write_char(c)?;
             }
         }
         Ok(())
     }
+}
+
+/// The Unicode bidirectional formatting characters (UAX #9): marks, embeddings,
+/// overrides and isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -249,5 +260,18 @@ mod printable_tests {
         let shown = Printable("a\u{1b}[2Jb\u{9b}c\u{7f}\t日本").to_string();
         assert_eq!(shown, "a\\u{1b}[2Jb\\u{9b}c\\u{7f}\\u{9}日本");
         assert!(!shown.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn bidi_controls_and_backslashes_cannot_disguise_text() {
+        // "Trojan Source": U+202E shows "exe.txt" as "txt.exe".
+        let shown = Printable("evil\u{202e}txt.exe \u{2066}x\u{2069}").to_string();
+        assert_eq!(shown, "evil\\u{202e}txt.exe \\u{2066}x\\u{2069}");
+        // A peer's literal "\u{1b}" cannot pass for an escaped ESC.
+        assert_eq!(Printable("a\\u{1b}").to_string(), "a\\\\u{1b}");
+        assert_ne!(
+            Printable("a\\u{1b}").to_string(),
+            Printable("a\u{1b}").to_string()
+        );
     }
 }

@@ -59,14 +59,31 @@ pub(crate) fn list_line(meta: &Metadata, now: &Timestamp) -> String {
     )
 }
 
-/// The MLSx `perm` fact (RFC 3659 §7.5.5) for what the user may do.
-fn perm(meta: &Metadata) -> String {
-    match (meta.kind, meta.writable) {
-        (EntryKind::Directory, true) => "flcdmpe".to_owned(),
-        (EntryKind::Directory, false) => "el".to_owned(),
-        (_, true) => "adfrw".to_owned(),
-        (_, false) => "r".to_owned(),
-    }
+/// What a logged-in user may change in the storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Everything the storage allows.
+    Full,
+    /// Nothing: anonymous without [`ServerConfig::anonymous_upload`](super::ServerConfig::anonymous_upload).
+    ReadOnly,
+    /// New files only (STOR to a name that does not exist, STOU): anonymous with
+    /// [`ServerConfig::anonymous_upload`](super::ServerConfig::anonymous_upload).
+    UploadNew,
+}
+
+/// The MLSx `perm` fact (RFC 3659 §7.5.5) for what the user may do: what the storage
+/// allows, narrowed by the user's [`Access`] (an anonymous user is never told it may
+/// delete, rename, append or make directories; with uploads, only `c`, create files in a
+/// directory).
+fn perm(meta: &Metadata, access: Access) -> String {
+    let perm = match (meta.kind, meta.writable, access) {
+        (EntryKind::Directory, true, Access::Full) => "flcdmpe",
+        (EntryKind::Directory, true, Access::UploadNew) => "elc",
+        (EntryKind::Directory, _, _) => "el",
+        (_, true, Access::Full) => "adfrw",
+        (_, _, _) => "r",
+    };
+    perm.to_owned()
 }
 
 /// Which MLSx facts to send (OPTS MLST selects them, RFC 3659 §7.9).
@@ -149,7 +166,12 @@ impl FactSelection {
 
 /// One MLSx entry for `meta`, named `pathname`, with the selected facts; `kind_override`
 /// gives `cdir`/`pdir`.
-pub(crate) fn mlsx_entry(meta: &Metadata, pathname: &str, select: FactSelection) -> MlsxEntry {
+pub(crate) fn mlsx_entry(
+    meta: &Metadata,
+    pathname: &str,
+    select: FactSelection,
+    access: Access,
+) -> MlsxEntry {
     let mut facts = Vec::new();
     if select.kind {
         facts.push(Fact::Type(match meta.kind {
@@ -168,7 +190,7 @@ pub(crate) fn mlsx_entry(meta: &Metadata, pathname: &str, select: FactSelection)
         facts.push(Fact::Modify(t));
     }
     if select.perm {
-        facts.push(Fact::Perm(perm(meta)));
+        facts.push(Fact::Perm(perm(meta, access)));
     }
     if select.unique
         && let Some(u) = &meta.unique
@@ -233,7 +255,7 @@ mod tests {
     #[test]
     fn mlsx_and_selection() {
         let m = meta("a;b c", EntryKind::File, "20190304050607");
-        let e = mlsx_entry(&m, "a;b c", FactSelection::default());
+        let e = mlsx_entry(&m, "a;b c", FactSelection::default(), Access::Full);
         assert_eq!(
             e.to_string(),
             "type=file;size=24;modify=20190304050607;perm=adfrw;unique=fe00g1;UNIX.mode=0644; a;b c"
@@ -242,10 +264,26 @@ mod tests {
         let only = FactSelection::parse("size;TYPE;bogus;");
         assert_eq!(only.names(), "type;size;");
         assert_eq!(
-            mlsx_entry(&m, "x", only).to_string(),
+            mlsx_entry(&m, "x", only, Access::Full).to_string(),
             "type=file;size=24; x"
         );
         assert_eq!(quote_path("/a\"b"), "\"/a\"\"b\"");
+    }
+
+    #[test]
+    fn perm_tells_an_anonymous_user_only_what_it_may_do() {
+        let file = meta("f", EntryKind::File, "20190304050607");
+        let dir = meta("d", EntryKind::Directory, "20190304050607");
+        let perm = |m: &Metadata, a| {
+            let only = FactSelection::parse("perm;");
+            mlsx_entry(m, "x", only, a).to_string()
+        };
+        assert_eq!(perm(&file, Access::Full), "perm=adfrw; x");
+        assert_eq!(perm(&dir, Access::Full), "perm=flcdmpe; x");
+        assert_eq!(perm(&file, Access::ReadOnly), "perm=r; x");
+        assert_eq!(perm(&dir, Access::ReadOnly), "perm=el; x");
+        assert_eq!(perm(&file, Access::UploadNew), "perm=r; x");
+        assert_eq!(perm(&dir, Access::UploadNew), "perm=elc; x");
     }
 }
 
@@ -268,6 +306,7 @@ pub(crate) enum ListKind {
 pub struct ListingFormat {
     pub(crate) kind: ListKind,
     pub(crate) facts: FactSelection,
+    pub(crate) access: Access,
     pub(crate) max_entries: usize,
 }
 
@@ -280,7 +319,7 @@ impl ListingFormat {
         let mut line = match self.kind {
             ListKind::List { hidden: all } if all || !hidden => list_line(entry, now),
             ListKind::Nlst if !hidden => entry.name.clone(),
-            ListKind::Mlsd => mlsx_entry(entry, &entry.name, self.facts).to_string(),
+            ListKind::Mlsd => mlsx_entry(entry, &entry.name, self.facts, self.access).to_string(),
             _ => return None,
         };
         if line.contains(['\r', '\n']) {

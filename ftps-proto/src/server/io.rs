@@ -220,6 +220,15 @@ pub enum StorageError {
     /// A restart offset (REST) past the end of the file, or into a file that does not
     /// exist (554, RFC 3659 §5.3).
     InvalidOffset,
+    /// A listing longer than the session lists at once
+    /// ([`ServerConfig::max_listing_entries`](super::ServerConfig::max_listing_entries)):
+    /// the entries up to the bound were sent, and the transfer ends with 451 rather than
+    /// a 226 that would pass a cut listing off as whole (a mirroring client would take
+    /// the files beyond the cut for deleted).
+    ListingTooLong {
+        /// The bound.
+        max: usize,
+    },
     /// Anything else (451), with a text for the log.
     Other(String),
 }

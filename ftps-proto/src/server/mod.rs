@@ -54,7 +54,7 @@ use crate::listing::EntryKind;
 use crate::path::VirtualPath;
 use crate::reply::{Reply, ReplyCode};
 use crate::time::Timestamp;
-use format::{FactSelection, ListKind};
+use format::{Access, FactSelection, ListKind};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -86,18 +86,6 @@ enum Login {
     None,
     UserGiven { user: String, anonymous: bool },
     LoggedIn { user: String, access: Access },
-}
-
-/// What a logged-in user may change in the storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    /// Everything the storage allows.
-    Full,
-    /// Nothing: anonymous without [`ServerConfig::anonymous_upload`].
-    ReadOnly,
-    /// New files only (STOR to a name that does not exist, STOU): anonymous with
-    /// [`ServerConfig::anonymous_upload`].
-    UploadNew,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +231,10 @@ fn storage_error_reply(err: &StorageError) -> Reply {
         E::InvalidOffset => reply(
             ReplyCode::new(554).unwrap_or(ReplyCode::FILE_UNAVAILABLE),
             "Restart offset past the end of the file.",
+        ),
+        E::ListingTooLong { max } => reply(
+            ReplyCode::LOCAL_ERROR,
+            &format!("Listing stopped after {max} entries: the server lists no more at once."),
         ),
         _ => reply(ReplyCode::LOCAL_ERROR, "Local error in processing."),
     }
@@ -662,7 +654,7 @@ impl ServerSession {
                 )),
             },
             (Pending::Mlst(_, shown), Ok(StorageReply::Metadata(m))) => {
-                let entry = format::mlsx_entry(&m, &shown, self.facts);
+                let entry = format::mlsx_entry(&m, &shown, self.facts, self.access());
                 self.send(Reply::multiline(
                     ReplyCode::FILE_ACTION_OK,
                     [
@@ -945,6 +937,14 @@ impl ServerSession {
             ));
         }
         None
+    }
+
+    /// What the logged-in user may change (everything before login: nothing is shown then).
+    fn access(&self) -> Access {
+        match &self.login {
+            Login::LoggedIn { access, .. } => *access,
+            _ => Access::Full,
+        }
     }
 
     /// The refusal of a command that would change the storage, for a user who may not
@@ -1652,6 +1652,7 @@ impl ServerSession {
             let format = ListingFormat {
                 kind,
                 facts: self.facts,
+                access: self.access(),
                 max_entries: self.config.max_listing_entries,
             };
             self.request(

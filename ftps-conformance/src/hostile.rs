@@ -88,6 +88,35 @@ pub fn socket_from(ip: [u8; 4], port: u16) -> Option<TcpStream> {
     })
 }
 
+/// A connection to `addr` with a fixed receive buffer of `size` bytes (no autotuning), so
+/// that the server's writes back up as soon as it does not read.
+pub fn receiver(addr: SocketAddr, size: u32) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(size).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let std = stream.into_std().unwrap();
+        std.set_nonblocking(false).unwrap();
+        std
+    })
+}
+
+/// A plain (clear-text) session logged in from source address `ip` (another loopback
+/// address).
+pub fn plain_session_from(f: &Fixture, r: &dyn RunningServer, ip: [u8; 4]) -> Raw {
+    let tcp = socket_from(ip, r.explicit().port()).unwrap();
+    let (mut c, greeting) = Raw::over(tcp).unwrap();
+    assert_eq!(greeting.code().get(), 220, "greeted from {ip:?}");
+    let (user, password) = f.credentials();
+    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
+    c
+}
+
 /// Starts an upload of `name` on a fresh passive data connection that resumes the control
 /// session; returns the data stream once the server's TLS handshake is done.
 pub fn start_upload(

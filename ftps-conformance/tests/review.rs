@@ -4,12 +4,12 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 use ftps_conformance::hostile::{
-    each, end_plain_upload, plain_allowed, plain_session, start_plain_upload, transfer,
+    each, end_plain_upload, plain_allowed, plain_session, plain_session_from, receiver,
+    start_plain_upload, transfer,
 };
 use ftps_conformance::raw::Raw;
-use ftps_conformance::{Fixture, RunningServer};
+use ftps_conformance::RunningServer;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -328,23 +328,6 @@ fn finding_12_a_fifo_is_refused_at_once() {
     });
 }
 
-/// A connection to `addr` with a fixed receive buffer of `size` bytes (no autotuning), so
-/// that the server's writes back up as soon as it does not read.
-fn receiver(addr: std::net::SocketAddr, size: u32) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(size).unwrap();
-        let stream = socket.connect(addr).await.unwrap();
-        let std = stream.into_std().unwrap();
-        std.set_nonblocking(false).unwrap();
-        std
-    })
-}
-
 /// The greeting code of a new connection (421 when refused for the session cap).
 fn greeting(r: &dyn RunningServer) -> u16 {
     Raw::connect(r.explicit()).map_or(0, |(_, g)| g.code().get())
@@ -451,17 +434,6 @@ fn finding_03_slow_transfers_that_keep_moving_are_not_stalled() {
             );
         },
     );
-}
-
-/// A plain session logged in from source address `ip` (another loopback address).
-fn plain_session_from(f: &Fixture, r: &dyn RunningServer, ip: [u8; 4]) -> Raw {
-    let tcp = ftps_conformance::hostile::socket_from(ip, r.explicit().port()).unwrap();
-    let (mut c, greeting) = Raw::over(tcp).unwrap();
-    assert_eq!(greeting.code().get(), 220);
-    let (user, password) = f.credentials();
-    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
-    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
-    c
 }
 
 // Finding 13: one user could take every passive port: 50 sessions each doing PASV and

@@ -4,30 +4,15 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ftps_conformance::hostile::{each, plain_allowed, plain_session, socket_from};
+use ftps_conformance::hostile::{
+    each, plain_allowed, plain_session, plain_session_from, receiver, socket_from,
+};
 use ftps_conformance::raw::Raw;
-use ftps_conformance::{Fixture, RunningServer};
+use ftps_conformance::RunningServer;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-/// A connection to `addr` with a fixed receive buffer of `size` bytes (no autotuning), so
-/// that the server's writes back up as soon as it does not read.
-fn receiver(addr: SocketAddr, size: u32) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(size).unwrap();
-        let stream = socket.connect(addr).await.unwrap();
-        let std = stream.into_std().unwrap();
-        std.set_nonblocking(false).unwrap();
-        std
-    })
-}
 
 /// The kernel's queues of the server's end of the connection between `server_port` and
 /// `client_port` on 127.0.0.1: bytes written and not yet acknowledged (sent or not), and
@@ -180,17 +165,6 @@ fn closed_by_server(tcp: &mut TcpStream) -> bool {
     }
 }
 
-/// A plain session logged in from 127.0.0.`last`.
-fn user_from(f: &Fixture, r: &dyn RunningServer, last: u8) -> Raw {
-    let tcp = socket_from([127, 0, 0, last], r.explicit().port()).unwrap();
-    let (mut c, greeting) = Raw::over(tcp).unwrap();
-    assert_eq!(greeting.code().get(), 220, "greeted from 127.0.0.{last}");
-    let (user, password) = f.credentials();
-    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
-    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
-    c
-}
-
 // Finding D: a thousand connections from 20 addresses that never logged in filled the
 // global session cap, and every client got 421 until the login timeout (60 s). Now
 // sessions waiting to log in make room: when the server is full, a new connection evicts
@@ -213,7 +187,7 @@ fn finding_d_connections_that_never_log_in_cannot_keep_users_out() {
                 .collect();
             assert!(idle.iter().all(|(_, c)| *c == 220), "{tag}: all greeted");
             // A user still gets in.
-            let mut user = user_from(f, r, 4);
+            let mut user = plain_session_from(f, r, [127, 0, 0, 4]);
             // Ten more, from two more addresses: the logged-in user stays.
             idle.extend(
                 [5u8, 6]
@@ -222,7 +196,7 @@ fn finding_d_connections_that_never_log_in_cannot_keep_users_out() {
                     .map(|a| idle_connection(r, a)),
             );
             assert_eq!(user.cmd("NOOP").unwrap(), 200, "{tag}: never evicted");
-            let mut second = user_from(f, r, 7);
+            let mut second = plain_session_from(f, r, [127, 0, 0, 7]);
             assert_eq!(second.cmd("NOOP").unwrap(), 200, "{tag}");
             assert_eq!(user.cmd("NOOP").unwrap(), 200, "{tag}");
             // The connections evicted were closed by the server.
@@ -255,11 +229,13 @@ fn finding_c_one_user_cannot_take_the_passive_range_from_many_addresses() {
             s.max_passive_per_user = Some(4);
         },
         |f, r, tag| {
-            let mut sessions: Vec<Raw> = (2..=5).map(|a| user_from(f, r, a)).collect();
+            let mut sessions: Vec<Raw> = (2..=5)
+                .map(|a| plain_session_from(f, r, [127, 0, 0, a]))
+                .collect();
             for c in &mut sessions {
                 assert_eq!(c.cmd("EPSV").unwrap(), 229, "{tag}");
             }
-            let mut fifth = user_from(f, r, 6);
+            let mut fifth = plain_session_from(f, r, [127, 0, 0, 6]);
             assert_eq!(fifth.cmd("EPSV").unwrap(), 425, "{tag}: the user's cap");
             // Another user is not affected.
             let tcp = socket_from([127, 0, 0, 6], r.explicit().port()).unwrap();

@@ -692,20 +692,43 @@ impl<R: Runtime> Client<R> {
     }
 
     /// Downloads to a local file; with `resume`, continues a partial file.
+    ///
+    /// A failed download never destroys the file it was to replace (see
+    /// [`ftps_backend::download`]): without `resume` the bytes go to a temporary file
+    /// beside `local`, renamed over it only once the download is complete (keeping the
+    /// old file's owner, group and mode), and removed otherwise; a device or FIFO is
+    /// written through. With `resume`, `local` is continued in place.
     pub async fn get_file(
         &mut self,
         path: &str,
         local: &Path,
         resume: bool,
     ) -> Result<u64, Error<R>> {
-        let mut file = R::open_file(local.to_path_buf(), true, !resume).await?;
-        let offset = if resume {
-            file.seek(io::SeekFrom::End(0)).await?
-        } else {
-            0
+        use ftps_backend::download::{Destination, Partial};
+        if resume {
+            let mut file = R::open_file(local.to_path_buf(), true, false).await?;
+            let offset = file.seek(io::SeekFrom::End(0)).await?;
+            let n = self.retrieve(path, offset, &mut file).await?;
+            file.flush().await?;
+            return Ok(n);
+        }
+        let local = local.to_path_buf();
+        let destination = R::unblock(move || Destination::of(&local)).await;
+        let (target, keep) = match destination {
+            Destination::Through(device) => {
+                let mut file = R::open_file(device, true, false).await?;
+                let n = self.retrieve(path, 0, &mut file).await?;
+                file.flush().await?;
+                return Ok(n);
+            }
+            Destination::File { path, keep } => (path, keep),
         };
-        let n = self.retrieve(path, offset, &mut file).await?;
+        let (partial, file) = R::unblock(move || Partial::create(&target, keep)).await?;
+        let mut file = R::file_from_std(file);
+        let n = self.retrieve(path, 0, &mut file).await?;
         file.flush().await?;
+        file.close().await?;
+        R::unblock(move || partial.publish()).await?;
         Ok(n)
     }
 

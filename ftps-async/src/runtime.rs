@@ -48,6 +48,8 @@ pub trait Runtime: Send + Sync + 'static {
     fn spawn_detached(future: impl Future<Output = ()> + Send + 'static);
     /// Runs `f` on the runtime's blocking pool.
     fn unblock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T>;
+    /// A local file opened already (with `std`), for async IO.
+    fn file_from_std(file: std::fs::File) -> Self::File;
     /// Opens a local file: to read, or to write (created; truncated if `truncate`).
     fn open_file(
         path: PathBuf,

@@ -9,7 +9,9 @@
 //! - [`files`]: certificates and keys read from PEM files, and the platform's roots;
 //! - [`ServerBuilder`], [`SessionLimits`], [`passive_ports`], [`DataOrder`]: what every
 //!   runtime's server is built from and tells its data connections;
-//! - [`client`]: how a client connects (`ClientOptions`, `FtpUrl`), for every runtime.
+//! - [`client`]: how a client connects (`ClientOptions`, `FtpUrl`), for every runtime;
+//! - [`download`]: where a download's bytes go locally, so that a failed one never
+//!   destroys the file it was to replace.
 //!
 //! The traits are synchronous: file systems and password hashing block, so the async
 //! adapters run these calls on their blocking pools (`spawn_blocking`, `unblock`) and the
@@ -21,6 +23,7 @@
 mod auth;
 pub mod client;
 mod desk;
+pub mod download;
 pub mod files;
 mod limits;
 mod listing;

@@ -559,17 +559,42 @@ impl Client {
     }
 
     /// Downloads to a local file; with `resume`, continues a partial file.
+    ///
+    /// A failed download never destroys the file it was to replace (see
+    /// [`ftps_backend::download`]): without `resume` the bytes go to a temporary file
+    /// beside `local`, renamed over it only once the download is complete (keeping the
+    /// old file's owner, group and mode), and removed otherwise; a device or FIFO is
+    /// written through. With `resume`, `local` is continued in place.
     pub fn get_file(&mut self, path: &str, local: &Path, resume: bool) -> Result<u64, Error> {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(!resume)
-            .open(local)?;
-        let offset = if resume { file.metadata()?.len() } else { 0 };
-        std::io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
-        let n = self.retrieve(path, offset, &mut file)?;
-        file.flush()?;
-        Ok(n)
+        use ftps_backend::download::{Destination, Partial};
+        if resume {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(local)?;
+            let offset = file.metadata()?.len();
+            std::io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
+            let n = self.retrieve(path, offset, &mut file)?;
+            file.flush()?;
+            return Ok(n);
+        }
+        match Destination::of(local) {
+            Destination::Through(device) => {
+                let mut file = std::fs::OpenOptions::new().write(true).open(device)?;
+                let n = self.retrieve(path, 0, &mut file)?;
+                file.flush()?;
+                Ok(n)
+            }
+            Destination::File { path: target, keep } => {
+                let (partial, mut file) = Partial::create(&target, keep)?;
+                let n = self.retrieve(path, 0, &mut file)?;
+                file.flush()?;
+                drop(file);
+                partial.publish()?;
+                Ok(n)
+            }
+        }
     }
 
     /// Uploads a local file; with `resume`, continues from the remote file's size.

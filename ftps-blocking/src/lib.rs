@@ -40,5 +40,6 @@ mod stream;
 
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
+pub use ftps_backend::download;
 pub use ftps_backend::{Authenticator, LocalFs, StaticUsers, Storage};
 pub use server::{Server, ServerBuilder};

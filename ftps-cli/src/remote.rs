@@ -12,6 +12,7 @@ use ftps_proto::client::{ClientError, ConnectionMode, DEFAULT_MAX_LISTING};
 use ftps_proto::tls::{ClientIdentity, Fingerprint, ServerTrust};
 use ftps_proto::{Printable, ProtectionLevel};
 use ftps_tokio::client::{self, Error};
+use ftps_tokio::download::{Destination, Partial, open_part};
 use ftps_tokio::{Client, ClientOptions, FtpUrl};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -454,43 +455,6 @@ pub(crate) fn interrupted() {
     }
 }
 
-/// Where a download's bytes go.
-enum Target {
-    /// A regular file, or nothing yet: written beside it and renamed over it once complete
-    /// (`path` with symbolic links followed, so a link keeps pointing at the new file), with
-    /// the old file's permissions kept.
-    File {
-        path: PathBuf,
-        keep: Option<std::fs::Metadata>,
-    },
-    /// Something else that exists (`/dev/null`, a FIFO, a terminal): written through, never
-    /// replaced.
-    Through(PathBuf),
-    /// Standard output (`-`).
-    Stdout,
-}
-
-fn target(local: &Path) -> Target {
-    if local == Path::new("-") {
-        return Target::Stdout;
-    }
-    match std::fs::metadata(local) {
-        Ok(m) if m.is_file() => Target::File {
-            path: std::fs::canonicalize(local).unwrap_or_else(|_| local.to_path_buf()),
-            keep: Some(m),
-        },
-        Ok(_) => Target::Through(local.to_path_buf()),
-        // Absent; or a dangling symbolic link, whose target is where the file goes.
-        Err(_) => {
-            let path = match std::fs::read_link(local) {
-                Ok(to) => local.parent().unwrap_or(Path::new("")).join(to),
-                Err(_) => local.to_path_buf(),
-            };
-            Target::File { path, keep: None }
-        }
-    }
-}
-
 /// A failure that names `what` (a local or remote path) first.
 fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
     Failure {
@@ -517,9 +481,15 @@ async fn download(
     stall: std::time::Duration,
 ) -> Result<(), Failure> {
     let size = c.size(remote).await.ok();
-    let (local, keep) = match target(local) {
-        Target::File { path, keep } => (path, keep),
-        Target::Through(path) => {
+    if local == Path::new("-") {
+        if resume {
+            return Err(Failure::local("-: -C needs a regular file to continue"));
+        }
+        return download_through(c, remote, tokio::io::stdout(), size, stall).await;
+    }
+    let (local, keep) = match Destination::of(local) {
+        Destination::File { path, keep } => (path, keep),
+        Destination::Through(path) => {
             if resume {
                 return Err(Failure::local(format!(
                     "{}: -C needs a regular file to continue",
@@ -532,12 +502,6 @@ async fn download(
                 .await
                 .map_err(|e| Failure::local(format!("{}: {e}", path.display())))?;
             return download_through(c, remote, file, size, stall).await;
-        }
-        Target::Stdout => {
-            if resume {
-                return Err(Failure::local("-: -C needs a regular file to continue"));
-            }
-            return download_through(c, remote, tokio::io::stdout(), size, stall).await;
         }
     };
     let local = local.as_path();
@@ -570,20 +534,20 @@ async fn download(
     }
     let mut stream = op(c.retrieve_stream(remote, offset).await).map_err(|f| about(remote, f))?;
     let opened = if resume {
-        open_part(from.as_deref(), &part, offset)
-            .await
-            .map(|f| (f, part))
+        open_part(from.as_deref(), &part, offset).map(|f| (f, None))
     } else {
-        create_temp(local).await
+        Partial::create(local, keep).map(|(p, f)| (f, Some(p)))
     };
-    let (file, temp) = match opened {
+    let (file, partial) = match opened {
         Ok(opened) => opened,
         Err(e) => {
             let _ = stream.abort().await;
             return Err(Failure::local(format!("{}: {e}", local.display())));
         }
     };
-    if !resume {
+    let file = tokio::fs::File::from_std(file);
+    let temp = partial.as_ref().map_or(part, |p| p.temp().to_path_buf());
+    if partial.is_some() {
         in_progress(Some(temp.clone()));
     }
     // One write per MiB, not per TLS record: each write is a trip to the blocking pool.
@@ -604,95 +568,16 @@ async fn download(
             Err(Failure::local(format!("{}: {e}", temp.display())))
         }
         (Ok(_), Err(e), _) => Err(about(remote, Failure::from_client(e, false))),
-        (Ok(_), Ok(_), Ok(())) => {
-            if let Some(old) = keep {
-                keep_owner_and_mode(&temp, &old);
-            }
-            tokio::fs::rename(&temp, local)
-                .await
-                .map_err(|e| Failure::local(format!("{}: {e}", local.display())))
+        // A resumed download's part is complete: it becomes the file.
+        (Ok(_), Ok(_), Ok(())) => match partial {
+            Some(partial) => partial.publish(),
+            None => std::fs::rename(&temp, local),
         }
+        .map_err(|e| Failure::local(format!("{}: {e}", local.display()))),
     };
-    if outcome.is_err() && !resume {
-        let _ = tokio::fs::remove_file(&temp).await;
-    }
+    // A failed download's temporary file goes with its `Partial`; a part stays.
     in_progress(None);
     outcome
-}
-
-/// Creates the temporary file of a download beside `local`, under a random name and
-/// exclusively (`O_CREAT | O_EXCL`: a name planted there, a symbolic link say, is never
-/// opened or followed, a new name is drawn instead).
-async fn create_temp(local: &Path) -> std::io::Result<(tokio::fs::File, PathBuf)> {
-    use std::hash::{BuildHasher, Hasher};
-    let name = local
-        .file_name()
-        .map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
-    let mut last = std::io::Error::other("no free temporary name");
-    for attempt in 0..16u32 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(attempt);
-        h.write_u32(std::process::id());
-        let temp = local.with_file_name(format!(".{name}.ftps-{:016x}.tmp", h.finish()));
-        match tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .await
-        {
-            Ok(file) => return Ok((file, temp)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = e,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last)
-}
-
-/// Opens `NAME.part` to continue at `offset` (moving `from` there first if it is another
-/// file), never through a symbolic link planted in its place.
-async fn open_part(
-    from: Option<&Path>,
-    part: &Path,
-    offset: u64,
-) -> std::io::Result<tokio::fs::File> {
-    use tokio::io::AsyncSeekExt;
-    if let Some(from) = from.filter(|f| *f != part) {
-        tokio::fs::rename(from, part).await?;
-    }
-    let mut options = tokio::fs::OpenOptions::new();
-    options.write(true).create(true);
-    #[cfg(unix)]
-    options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-    let mut file = options.open(part).await?;
-    file.seek(std::io::SeekFrom::Start(offset)).await?;
-    Ok(file)
-}
-
-/// Gives a finished download the owner, group and mode of the file it replaces, as far
-/// as allowed; set-user-ID and set-group-ID bits are kept only with the owner and group
-/// they belonged to (as `cp -p` does).
-fn keep_owner_and_mode(temp: &Path, old: &std::fs::Metadata) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        if std::os::unix::fs::chown(temp, Some(old.uid()), Some(old.gid())).is_err() {
-            let _ = std::os::unix::fs::chown(temp, None, Some(old.gid()));
-        }
-        let mut mode = old.permissions().mode() & 0o7777;
-        if let Ok(now) = std::fs::metadata(temp) {
-            if now.uid() != old.uid() {
-                mode &= !0o4000;
-            }
-            if now.gid() != old.gid() {
-                mode &= !0o2000;
-            }
-        }
-        let _ = std::fs::set_permissions(temp, std::fs::Permissions::from_mode(mode));
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = std::fs::set_permissions(temp, old.permissions());
-    }
 }
 
 /// Downloads `remote` straight into `out` (a device, a FIFO, standard output). A reader

@@ -40,6 +40,14 @@ pub trait Session {
     fn retrieve_streamed(&mut self, path: &str) -> Result<Vec<u8>, Failure>;
     /// An upload through the runtime's data-stream type, finished.
     fn store_streamed(&mut self, path: &str, data: &[u8]) -> Result<u64, Failure>;
+    /// `get_file`: downloads `path` into the local file `local` (continuing it if
+    /// `resume`).
+    fn get_file(
+        &mut self,
+        path: &str,
+        local: &std::path::Path,
+        resume: bool,
+    ) -> Result<u64, Failure>;
     /// Starts a download, reads `first` bytes, aborts (ABOR).
     fn abort_download(&mut self, path: &str, first: usize) -> Result<(), Failure>;
     /// NLST names.

@@ -7,6 +7,7 @@ use ftps_backend::{LocalFs, StaticUsers};
 use ftps_proto::server::TlsMode;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 
 fn fail(e: impl std::fmt::Display) -> Failure {
     e.to_string()
@@ -148,6 +149,11 @@ impl Session for TokioSession {
             .block_on(self.client.retrieve(path, offset, &mut out))
             .map_err(fail)?;
         Ok(out)
+    }
+    fn get_file(&mut self, path: &str, local: &Path, resume: bool) -> Result<u64, Failure> {
+        self.rt
+            .block_on(self.client.get_file(path, local, resume))
+            .map_err(fail)
     }
     fn retrieve_streamed(&mut self, path: &str) -> Result<Vec<u8>, Failure> {
         self.rt.block_on(async {
@@ -310,6 +316,9 @@ impl Session for BlockingSession {
         let mut out = Vec::new();
         self.0.retrieve(path, offset, &mut out).map_err(fail)?;
         Ok(out)
+    }
+    fn get_file(&mut self, path: &str, local: &Path, resume: bool) -> Result<u64, Failure> {
+        self.0.get_file(path, local, resume).map_err(fail)
     }
     fn retrieve_streamed(&mut self, path: &str) -> Result<Vec<u8>, Failure> {
         let mut reader = self.0.retrieve_stream(path, 0).map_err(fail)?;
@@ -498,6 +507,9 @@ impl<E: Executor> Session for SmolSession<E> {
         let mut out = Vec::new();
         E::block_on(self.client.retrieve(path, offset, &mut out)).map_err(fail)?;
         Ok(out)
+    }
+    fn get_file(&mut self, path: &str, local: &Path, resume: bool) -> Result<u64, Failure> {
+        E::block_on(self.client.get_file(path, local, resume)).map_err(fail)
     }
     fn retrieve_streamed(&mut self, path: &str) -> Result<Vec<u8>, Failure> {
         E::block_on(async {

@@ -178,6 +178,38 @@ fn data(seed: u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// `body` with the four bytes the suite appends to it.
+fn body_and_tail(body: &[u8]) -> Vec<u8> {
+    [body, b"tail"].concat()
+}
+
+/// Sets a local file's permission bits (Unix).
+fn set_mode(path: &std::path::Path, mode: u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+}
+
+/// A local file's permission bits (Unix).
+fn mode(path: &std::path::Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Some(0o640)
+    }
+}
+
 fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), Failure> {
     if ok { Ok(()) } else { Err(what()) }
 }
@@ -241,6 +273,49 @@ fn one_case(mut s: Box<dyn Session>, tag: &str) -> Result<(), Failure> {
     s.store("r.bin", b"tail", 0, true)?;
     check(s.size("r.bin")? == 100_004, || "APPE size".into())?;
     check(s.modified("r.bin")?.len() >= 14, || "MDTM".into())?;
+
+    // `get_file`: a failed download leaves the local file it was to replace as it was,
+    // and nothing beside it; a complete one replaces it, keeping its mode; a resumed one
+    // continues it.
+    let local_dir = std::env::temp_dir().join(format!(
+        "ftps-get-file-{}-{}-{:?}",
+        tag.replace(' ', "_"),
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&local_dir);
+    std::fs::create_dir_all(&local_dir).map_err(|e| e.to_string())?;
+    let local = local_dir.join("r.bin");
+    std::fs::write(&local, b"precious").map_err(|e| e.to_string())?;
+    set_mode(&local, 0o640);
+    check(s.get_file("missing.bin", &local, false).is_err(), || {
+        "get_file of a missing file succeeded".into()
+    })?;
+    check(
+        std::fs::read(&local).ok().as_deref() == Some(b"precious"),
+        || "a failed get_file changed the local file".into(),
+    )?;
+    let n = s.get_file("r.bin", &local, false)?;
+    check(
+        n == 100_004 && std::fs::read(&local).ok().as_deref() == Some(&body_and_tail(&body)[..]),
+        || "get_file bytes".into(),
+    )?;
+    check(mode(&local) == Some(0o640), || {
+        "get_file kept no mode".into()
+    })?;
+    std::fs::write(&local, &body[..50_000]).map_err(|e| e.to_string())?;
+    s.get_file("r.bin", &local, true)?;
+    check(
+        std::fs::read(&local).ok().as_deref() == Some(&body_and_tail(&body)[..]),
+        || "resumed get_file".into(),
+    )?;
+    let left: Vec<_> = std::fs::read_dir(&local_dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    check(left.len() == 1, || format!("get_file left {left:?}"))?;
+    let _ = std::fs::remove_dir_all(&local_dir);
 
     // Listings.
     let names = s.list()?;

@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_conformance::RunningServer;
 use ftps_conformance::hostile::{
     each, end_plain_upload, plain_allowed, plain_session, plain_session_from, receiver,
     start_plain_upload, transfer,
 };
 use ftps_conformance::raw::Raw;
-use ftps_conformance::RunningServer;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;

@@ -4,11 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_conformance::RunningServer;
 use ftps_conformance::hostile::{
     each, plain_allowed, plain_session, plain_session_from, receiver, socket_from,
 };
 use ftps_conformance::raw::Raw;
-use ftps_conformance::RunningServer;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, OnceLock};

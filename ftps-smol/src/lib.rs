@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
+pub use ftps_backend::download;
 pub use ftps_backend::{Authenticator, LocalFs, StaticUsers, Storage};
 
 /// The smol runtime, for [`ftps_async`].
@@ -109,6 +110,10 @@ impl Runtime for Smol {
 
     fn unblock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {
         Box::pin(smol::unblock(f))
+    }
+
+    fn file_from_std(file: std::fs::File) -> Self::File {
+        smol::fs::File::from(file)
     }
 
     fn open_file(

@@ -30,6 +30,7 @@ mod runtime;
 pub mod tls;
 
 pub use client::{Client, ClientOptions, DataReader, DataWriter, FtpUrl, PlaintextOffer};
+pub use ftps_backend::download;
 pub use ftps_backend::{
     Authenticator, BadHash, LocalFs, LocalUpload, StaticUsers, Storage, hash_password,
 };

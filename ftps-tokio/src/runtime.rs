@@ -103,6 +103,10 @@ impl Runtime for Tokio {
         })
     }
 
+    fn file_from_std(file: std::fs::File) -> Self::File {
+        tokio::fs::File::from_std(file).compat()
+    }
+
     fn open_file(
         path: PathBuf,
         write: bool,

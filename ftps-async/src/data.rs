@@ -47,6 +47,9 @@ pub(crate) struct DataContext<S: Storage> {
     pub(crate) storage: Arc<S>,
     pub(crate) warnings: Arc<Warnings>,
     pub(crate) handshake_timeout: Duration,
+    /// How long an active-mode connection may take to come up (the configured
+    /// `data_connect`, as on every runtime).
+    pub(crate) connect_timeout: Duration,
 }
 
 impl<S: Storage> DataContext<S> {
@@ -126,7 +129,7 @@ pub(crate) async fn active<R: Runtime, S: Storage>(
     early: Option<(S::Upload, bool)>,
     cmds: async_channel::Receiver<DataOrder<S>>,
 ) {
-    match timeout::<R, _>(Duration::from_secs(30), R::connect(addr)).await {
+    match timeout::<R, _>(ctx.connect_timeout, R::connect(addr)).await {
         Ok(Ok(stream)) => run::<R, S>(ctx, stream, addr, tls, early, cmds).await,
         Ok(Err(e)) => ctx.report(IoEvent::DataFailed {
             id: ctx.id,

@@ -8,7 +8,7 @@ use ftps_backend::{
     Authenticator, DataDesk, DataOrder, ListenerSlot, OrderSender, ServerShared, SessionSlot,
     Storage, TaskGone,
 };
-use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
+use ftps_proto::server::{Action, DataId, Event, IoEvent, StorageRequest, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,9 +43,19 @@ pub struct Server<R, S, A> {
     /// Closed by [`Server::shutdown`]; every `serve` loop waits on it.
     stop: async_channel::Sender<()>,
     stopped: async_channel::Receiver<()>,
-    /// Password checks waiting for a slot wait here, not on a blocking thread.
-    login_gate: Arc<Gate>,
+    /// Password checks and STAT listings waiting for a slot wait here, not on a blocking
+    /// thread.
+    gates: Arc<Gates>,
     runtime: PhantomData<fn() -> R>,
+}
+
+/// Work that is bounded server-wide, waiting without holding a blocking thread.
+struct Gates {
+    /// Password checks (Argon2: about 19 MiB and tens of ms each).
+    login: Gate,
+    /// STAT listings of a directory, built whole for a reply (up to
+    /// [`ftps_backend::STAT_ENTRIES`] entries): hundreds at once held GBs.
+    stat: Gate,
 }
 
 impl<R, S, A> Clone for Server<R, S, A> {
@@ -54,7 +64,7 @@ impl<R, S, A> Clone for Server<R, S, A> {
             shared: self.shared.clone(),
             stop: self.stop.clone(),
             stopped: self.stopped.clone(),
-            login_gate: self.login_gate.clone(),
+            gates: self.gates.clone(),
             runtime: PhantomData,
         }
     }
@@ -68,7 +78,10 @@ impl<R, S, A> From<Arc<ServerShared<S, A>>> for Server<R, S, A> {
             shared,
             stop,
             stopped,
-            login_gate: Arc::new(Gate::new(cores)),
+            gates: Arc::new(Gates {
+                login: Gate::new(cores),
+                stat: Gate::new(cores),
+            }),
             runtime: PhantomData,
         }
     }
@@ -119,6 +132,10 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 Next::Stop => return Ok(()),
                 Next::Accepted(Ok(x)) => x,
                 Next::Accepted(Err(e)) => {
+                    // Out of descriptors: a session waiting to log in gives way.
+                    if ftps_backend::out_of_descriptors(&e) {
+                        self.shared.limits.make_room();
+                    }
                     if let Some(held) = accept_errors.allow() {
                         tracing::warn!(held, "accept: {e}");
                     }
@@ -126,15 +143,16 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                     continue;
                 }
             };
-            // Kernel buffers bounded; a handle to evict the session if it must make room
-            // before it logs in.
-            let evict = match ftps_backend::control_socket(R::socket(&tcp)) {
-                Ok(evict) => evict,
-                Err(e) => {
-                    tracing::debug!(%peer, "control socket: {e}");
-                    continue;
-                }
-            };
+            if let Err(e) = ftps_backend::control_socket(R::socket(&tcp)) {
+                tracing::debug!(%peer, "control socket: {e}");
+                continue;
+            }
+            // Evicting a session (to make room before it logs in) tells its driver.
+            let (events_tx, events_rx) = async_channel::unbounded();
+            let evict_tx = events_tx.clone();
+            let evict: ftps_backend::Evict = Arc::new(move || {
+                let _ = evict_tx.try_send(IoEvent::ControlClosed);
+            });
             let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
                 R::spawn_detached(async move {
                     let mut tcp = tcp;
@@ -146,11 +164,13 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 continue;
             };
             let shared = self.shared.clone();
-            let gate = self.login_gate.clone();
+            let gates = self.gates.clone();
             let span = tracing::info_span!("session", %peer, ?mode);
+            let events = (events_tx, events_rx);
             R::spawn_detached(
                 async move {
-                    if let Err(e) = run_session::<R, S, A>(shared, gate, tcp, mode, slot).await {
+                    let run = run_session::<R, S, A>(shared, gates, tcp, mode, slot, events);
+                    if let Err(e) = run.await {
                         tracing::debug!("session ended: {e}");
                     }
                 }
@@ -199,7 +219,7 @@ impl<S: Storage> OrderSender<S> for Orders<S> {
 /// open files, data tasks).
 struct Driver<R: Runtime, S: Storage, A> {
     shared: Arc<Shared<S, A>>,
-    login_gate: Arc<Gate>,
+    gates: Arc<Gates>,
     session: ServerSession,
     control: Option<Stream<R>>,
     acceptor: Option<TlsAcceptor>,
@@ -219,10 +239,14 @@ struct Driver<R: Runtime, S: Storage, A> {
 
 async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     shared: Arc<Shared<S, A>>,
-    login_gate: Arc<Gate>,
+    gates: Arc<Gates>,
     tcp: R::Tcp,
     mode: TlsMode,
     slot: SessionSlot,
+    (events_tx, events_rx): (
+        async_channel::Sender<IoEvent>,
+        async_channel::Receiver<IoEvent>,
+    ),
 ) -> io::Result<()> {
     let (local, peer) = R::addrs(&tcp)?;
     R::set_nodelay(&tcp)?;
@@ -238,10 +262,9 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         .map(|t| TlsAcceptor::from(t.control.clone()));
     let data_tls = session_tls.as_ref().map(|t| t.data.clone());
     let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
-    let (events_tx, events_rx) = async_channel::unbounded();
     let mut d = Driver::<R, S, A> {
         shared,
-        login_gate,
+        gates,
         session,
         control: Some(stream::Stream::Plain(tcp)),
         acceptor,
@@ -348,6 +371,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             storage: self.shared.storage.clone(),
             warnings: self.shared.warnings.clone(),
             handshake_timeout: self.shared.config.timeouts.tls_handshake,
+            connect_timeout: self.shared.config.timeouts.data_connect,
         }
     }
 
@@ -516,10 +540,9 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             Event::Login(request) => {
                 let shared = self.shared.clone();
                 let check = request.clone();
-                let permit = self.login_gate.enter().await;
+                let permit = self.gates.login.enter().await;
                 let answer = R::unblock(move || shared.check_login(&check)).await;
                 drop(permit);
-                tracing::info!(user = %Printable(&request.user), ?answer, "login");
                 self.user = request.user.clone();
                 self.session
                     .answer_login(request.token, answer, Instant::now());
@@ -528,9 +551,15 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 let id = ftps_backend::opened_for(&request);
                 let shared = self.shared.clone();
                 let user = self.user.clone();
+                let stat = matches!(request, StorageRequest::List(_));
+                let permit = match stat {
+                    true => Some(self.gates.stat.enter().await),
+                    false => None,
+                };
                 let (answer, file) =
                     R::unblock(move || ftps_backend::execute(&*shared.storage, &user, request))
                         .await;
+                drop(permit);
                 if let (Some(id), Some(file)) = (id, file) {
                     self.desk.file_opened(id, file);
                 }
@@ -540,11 +569,16 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 let r = Reply::new(ReplyCode::NOT_IMPLEMENTED, "SITE not implemented.");
                 self.session.answer_site(token, r, Instant::now());
             }
-            Event::LoggedIn { user } => {
-                tracing::info!(user = %Printable(&user), "logged in");
-                self.slot.logged_in();
+            Event::LoggedIn { user, anonymous } => {
+                tracing::debug!(user = %Printable(&user), "logged in");
+                // An anonymous session is as cheap to get as a connection: it gives way
+                // like one that has not logged in.
+                if !anonymous {
+                    self.slot.logged_in();
+                }
                 self.user = user;
             }
+            Event::LoggedOut => self.slot.logged_out(),
             // Debug, not a warning: any peer can cause it once a connection, and warnings
             // a peer can repeat at will would flood the log (issue 13, finding 14's class).
             Event::PlaintextDiscarded { bytes } => {

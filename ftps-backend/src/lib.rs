@@ -45,6 +45,6 @@ pub use server::{
     DataOrder, Meter, ServerBuilder, ServerShared, Slots, Work, opened_for, read_error,
     upload_read_end, write_error,
 };
-pub use socket::{CONTROL_BUFFER, control_socket};
+pub use socket::{CONTROL_BUFFER, control_socket, out_of_descriptors};
 pub use storage::{Opened, OpenedFile, STAT_ENTRIES, Storage, execute, now_utc};
 pub use warnings::{Throttled, Warnings};

@@ -23,9 +23,9 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// How to end a session from outside (shut its socket down): called when the session is
-/// evicted to make room (see [`SessionLimits::admit`]).
-pub type Evict = Box<dyn FnOnce() + Send>;
+/// How to end a session from outside (tell its driver to close it): called when the
+/// session is evicted to make room (see [`SessionLimits::admit`]).
+pub type Evict = Arc<dyn Fn() + Send + Sync>;
 
 /// Caps on concurrent sessions: in total, per client address (see [`client_key`]), and
 /// for sessions not yet logged in.
@@ -101,6 +101,7 @@ pub struct SessionSlot {
     limits: Arc<SessionLimits>,
     ip: IpAddr,
     id: u64,
+    evict: Evict,
 }
 
 impl std::fmt::Debug for SessionSlot {
@@ -146,7 +147,11 @@ impl SessionLimits {
             state.by_ip.insert(ip, here + 1);
             let id = state.next_id;
             state.next_id += 1;
-            state.waiting.entry(ip).or_default().push_back((id, evict));
+            state
+                .waiting
+                .entry(ip)
+                .or_default()
+                .push_back((id, evict.clone()));
             state.waiting_total += 1;
             self.open.fetch_add(1, Ordering::Relaxed);
             (victim, id)
@@ -160,7 +165,27 @@ impl SessionLimits {
             limits: self.clone(),
             ip,
             id,
+            evict,
         })
+    }
+
+    /// Evicts one session waiting to log in (the oldest of the address with the most), if
+    /// there is one: for when the server runs out of something no cap counts (file
+    /// descriptors, say) and must make room. Whether one was.
+    pub fn make_room(&self) -> bool {
+        let victim = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .victim();
+        match victim {
+            Some(evict) => {
+                tracing::debug!("session evicted to make room: not logged in");
+                evict();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sessions open now.
@@ -178,7 +203,7 @@ impl SessionLimits {
 }
 
 impl SessionSlot {
-    /// The session has logged in: it is no longer evicted to make room.
+    /// The session has logged in (not anonymously): it is no longer evicted to make room.
     pub fn logged_in(&self) {
         let forgotten = self
             .limits
@@ -187,6 +212,22 @@ impl SessionSlot {
             .unwrap_or_else(PoisonError::into_inner)
             .forget(self.ip, self.id);
         drop(forgotten);
+    }
+
+    /// The session is not logged in any more (REIN): it may be evicted again, as the
+    /// newest of its address.
+    pub fn logged_out(&self) {
+        let mut state = self
+            .limits
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let queue = state.waiting.entry(self.ip).or_default();
+        if queue.iter().any(|(id, _)| *id == self.id) {
+            return;
+        }
+        queue.push_back((self.id, self.evict.clone()));
+        state.waiting_total += 1;
     }
 }
 
@@ -407,7 +448,7 @@ mod tests {
     fn flag() -> (Arc<AtomicBool>, Evict) {
         let f = Arc::new(AtomicBool::new(false));
         let g = f.clone();
-        (f, Box::new(move || g.store(true, Ordering::SeqCst)))
+        (f, Arc::new(move || g.store(true, Ordering::SeqCst)))
     }
 
     fn ip(s: &str) -> IpAddr {

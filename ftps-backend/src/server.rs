@@ -51,6 +51,9 @@ pub struct ServerShared<S, A> {
     /// Bounds the password checks running at once: each Argon2 check takes about 19 MiB,
     /// so a thousand logins arriving together must not run a thousand of them.
     pub login_slots: Slots,
+    /// Bounds the STAT listings built at once (each holds up to [`crate::STAT_ENTRIES`]
+    /// entries and their reply; hundreds at once held GBs).
+    pub stat_slots: Slots,
 }
 
 /// A counting semaphore for blocking code (the password checks run on blocking threads).
@@ -103,16 +106,26 @@ impl Slots {
 
 impl<S, A: Authenticator> ServerShared<S, A> {
     /// Checks a login (blocking: Argon2), unless its address is locked out after too many
-    /// failures; records the outcome.
+    /// failures; records and logs the outcome.
     pub fn check_login(&self, request: &ftps_proto::server::LoginRequest) -> LoginAnswer {
         let ip = request.peer.ip();
         let now = std::time::Instant::now();
         if !self.login_guard.allows(ip, now) {
+            self.warnings.locked_out(ip);
             return LoginAnswer::Rejected;
         }
         let answer = self.login_slots.run(|| self.auth.authenticate(request));
         let accepted = matches!(answer, LoginAnswer::Accepted { .. });
         self.login_guard.record(ip, now, accepted);
+        // One line per login checked: a session has a few failures before it is closed,
+        // an address a few more before it is locked out (then a line a second at most),
+        // and a session at most 16 logins.
+        tracing::info!(
+            user = %ftps_proto::Printable(&request.user),
+            peer = %ip,
+            accepted,
+            "login"
+        );
         answer
     }
 }
@@ -206,6 +219,7 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
     /// Builds the server.
     pub fn build(mut self) -> T {
         self.config.tls_available = self.tls.is_some();
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let passive_per_user = self.max_passive_per_user.unwrap_or_else(|| {
             self.passive_ports.as_ref().map_or(1024, |r| {
                 let span = usize::from(*r.end()).saturating_sub(usize::from(*r.start())) + 1;
@@ -226,9 +240,8 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             passive_listeners: ListenerCaps::new(self.max_passive_per_ip, passive_per_user),
             warnings: Arc::default(),
             login_guard: self.login_guard,
-            login_slots: Slots::new(
-                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-            ),
+            login_slots: Slots::new(cores),
+            stat_slots: Slots::new(cores),
         }))
     }
 }

@@ -1,9 +1,6 @@
-//! A control connection's socket, as a server takes it: kernel buffers bounded, and a way
-//! to end the session from outside (eviction, see [`crate::SessionLimits`]).
+//! A control connection's socket, as a server takes it: kernel buffers bounded.
 
-use crate::limits::Evict;
 use std::io;
-use std::net::Shutdown;
 
 /// The kernel send and receive buffers asked for on a control connection, in bytes
 /// (Linux doubles the figure for its bookkeeping, so about 32 KiB each).
@@ -18,14 +15,16 @@ use std::net::Shutdown;
 /// a large one (STAT of a directory) is written as the client reads it.
 pub const CONTROL_BUFFER: usize = 16 * 1024;
 
-/// Bounds a newly accepted control connection's kernel buffers (see [`CONTROL_BUFFER`]) and
-/// gives the [`Evict`] that shuts it down from outside (through a duplicate of its
-/// descriptor, so the session's own reads and writes end with it, on any runtime).
-pub fn control_socket(sock: socket2::SockRef<'_>) -> io::Result<Evict> {
+/// Bounds a newly accepted control connection's kernel buffers (see [`CONTROL_BUFFER`]).
+pub fn control_socket(sock: socket2::SockRef<'_>) -> io::Result<()> {
     sock.set_send_buffer_size(CONTROL_BUFFER)?;
-    sock.set_recv_buffer_size(CONTROL_BUFFER)?;
-    let handle = sock.try_clone()?;
-    Ok(Box::new(move || {
-        let _ = handle.shutdown(Shutdown::Both);
-    }))
+    sock.set_recv_buffer_size(CONTROL_BUFFER)
+}
+
+/// Whether an accept failed for want of file descriptors (the process's or the
+/// system's): the server should then make room (see
+/// [`SessionLimits::make_room`](crate::SessionLimits::make_room)).
+pub fn out_of_descriptors(e: &io::Error) -> bool {
+    // EMFILE and ENFILE on Linux and the BSDs.
+    matches!(e.raw_os_error(), Some(23 | 24))
 }

@@ -84,7 +84,7 @@ pub trait Storage: Send + Sync + 'static {
 /// At most this many entries in a STAT reply (the listing comes over the control
 /// connection, held whole, and clients bound the lines of a reply: ours at 10,000);
 /// listings over data connections stream and are not bound by it.
-pub const STAT_ENTRIES: usize = 5_000;
+pub const STAT_ENTRIES: usize = 1_000;
 
 /// A file [`execute`] opened for a transfer; the adapter keeps it for the data connection
 /// the request named.

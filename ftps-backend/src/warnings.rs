@@ -14,6 +14,7 @@ use std::time::Duration;
 pub struct Warnings {
     foreign: Mutex<Throttled>,
     listen: Mutex<Throttled>,
+    locked_out: Mutex<Throttled>,
 }
 
 impl Default for Warnings {
@@ -21,6 +22,7 @@ impl Default for Warnings {
         Warnings {
             foreign: Mutex::new(Throttled::new(Duration::from_secs(1))),
             listen: Mutex::new(Throttled::new(Duration::from_secs(1))),
+            locked_out: Mutex::new(Throttled::new(Duration::from_secs(1))),
         }
     }
 }
@@ -35,6 +37,20 @@ impl Warnings {
             .allow();
         if let Some(held) = allowed {
             tracing::warn!(%peer, held, "data connection from a foreign address refused");
+        }
+    }
+
+    /// A login from `peer` was refused unchecked: its address is locked out after too
+    /// many failures (each attempt is not logged: the lockout is when an address tries
+    /// hardest).
+    pub fn locked_out(&self, peer: std::net::IpAddr) {
+        let allowed = self
+            .locked_out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow();
+        if let Some(held) = allowed {
+            tracing::warn!(%peer, held, "login refused: address locked out");
         }
     }
 

@@ -7,7 +7,7 @@ use ftps_backend::{
     Authenticator, DataDesk, DataOrder, ListenerSlot, OrderSender, ServerShared, SessionSlot,
     Storage, TaskGone,
 };
-use ftps_proto::server::{Action, DataId, Event, IoEvent, TlsMode};
+use ftps_proto::server::{Action, DataId, Event, IoEvent, StorageRequest, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls, handshake_info};
 use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
 use std::io::{self, Write};
@@ -86,6 +86,10 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                     continue;
                 }
                 Err(e) => {
+                    // Out of descriptors: a session waiting to log in gives way.
+                    if ftps_backend::out_of_descriptors(&e) {
+                        self.shared.limits.make_room();
+                    }
                     if let Some(held) = accept_errors.allow() {
                         tracing::warn!(held, "accept: {e}");
                     }
@@ -94,15 +98,19 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                 }
             };
             tcp.set_nonblocking(false)?;
-            // Kernel buffers bounded; a handle to evict the session if it must make room
-            // before it logs in.
-            let evict = match ftps_backend::control_socket(socket2::SockRef::from(&tcp)) {
-                Ok(evict) => evict,
-                Err(e) => {
-                    tracing::debug!(%peer, "control socket: {e}");
-                    continue;
-                }
-            };
+            if let Err(e) = ftps_backend::control_socket(socket2::SockRef::from(&tcp)) {
+                tracing::debug!(%peer, "control socket: {e}");
+                continue;
+            }
+            // Evicting a session (to make room before it logs in) tells its thread: a
+            // flag it looks at on every turn, and a message to wake it.
+            let (events, inbox) = mpsc::sync_channel(64);
+            let evicted = Arc::new(AtomicBool::new(false));
+            let (flag, wake) = (evicted.clone(), events.clone());
+            let evict: ftps_backend::Evict = Arc::new(move || {
+                flag.store(true, Ordering::Relaxed);
+                let _ = wake.try_send(Msg::Data(IoEvent::ControlClosed));
+            });
             let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
                 if mode == TlsMode::Explicit {
                     let reply = ftps_proto::server::too_many_sessions_reply();
@@ -116,7 +124,8 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                 .spawn(move || {
                     let span = tracing::info_span!("session", %peer, ?mode);
                     let _entered = span.enter();
-                    if let Err(e) = run_session(shared, tcp, mode, slot) {
+                    let channel = (events, inbox, evicted);
+                    if let Err(e) = run_session(shared, tcp, mode, slot, channel) {
                         tracing::debug!("session ended: {e}");
                     }
                 })?;
@@ -161,6 +170,7 @@ fn run_session<S: Storage, A: Authenticator>(
     tcp: TcpStream,
     mode: TlsMode,
     slot: SessionSlot,
+    (events, inbox, evicted): (SyncSender<Msg>, mpsc::Receiver<Msg>, Arc<AtomicBool>),
 ) -> io::Result<()> {
     let control = Control::new(tcp, shared.config.timeouts.reply_write)?;
     let (local, peer) = control.addrs()?;
@@ -171,7 +181,6 @@ fn run_session<S: Storage, A: Authenticator>(
             return Ok(());
         }
     };
-    let (events, inbox) = mpsc::sync_channel(64);
     control.spawn_reader(events.clone(), Msg::Control)?;
     let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
     let mut d = Driver {
@@ -191,6 +200,9 @@ fn run_session<S: Storage, A: Authenticator>(
         closing: false,
     };
     loop {
+        if evicted.swap(false, Ordering::Relaxed) {
+            d.session.handle_io(IoEvent::ControlClosed, Instant::now());
+        }
         d.settle();
         if d.closing {
             break;
@@ -447,15 +459,21 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
         match event {
             Event::Login(request) => {
                 let answer = self.shared.check_login(&request);
-                tracing::info!(user = %Printable(&request.user), ?answer, "login");
                 self.user = request.user.clone();
                 self.session
                     .answer_login(request.token, answer, Instant::now());
             }
             Event::Storage { token, request } => {
                 let id = ftps_backend::opened_for(&request);
-                let (answer, file) =
-                    ftps_backend::execute(&*self.shared.storage, &self.user, request);
+                let storage = &*self.shared.storage;
+                let (answer, file) = match request {
+                    // STAT builds a whole listing for its reply: a few at once server-wide.
+                    StorageRequest::List(_) => self
+                        .shared
+                        .stat_slots
+                        .run(|| ftps_backend::execute(storage, &self.user, request)),
+                    _ => ftps_backend::execute(storage, &self.user, request),
+                };
                 if let (Some(id), Some(file)) = (id, file) {
                     self.desk.file_opened(id, file);
                 }
@@ -465,11 +483,16 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 let r = Reply::new(ReplyCode::NOT_IMPLEMENTED, "SITE not implemented.");
                 self.session.answer_site(token, r, Instant::now());
             }
-            Event::LoggedIn { user } => {
-                tracing::info!(user = %Printable(&user), "logged in");
-                self.slot.logged_in();
+            Event::LoggedIn { user, anonymous } => {
+                tracing::debug!(user = %Printable(&user), "logged in");
+                // An anonymous session is as cheap to get as a connection: it gives way
+                // like one that has not logged in.
+                if !anonymous {
+                    self.slot.logged_in();
+                }
                 self.user = user;
             }
+            Event::LoggedOut => self.slot.logged_out(),
             Event::TransferDone { path, bytes, ok } => {
                 tracing::info!(path = %Printable(path.as_str()), bytes, ok, "transfer")
             }

@@ -328,6 +328,41 @@ async fn listen(addr: SocketAddr, flag: &str) -> Result<TcpListener, String> {
     socket.listen(4096).map_err(fail)
 }
 
+/// Sessions at most, when the open-file limit allows them (the library's default).
+const DEFAULT_SESSIONS: usize = 1000;
+
+/// Sessions from one address at most (the library's default).
+const DEFAULT_SESSIONS_PER_ADDRESS: usize = 50;
+
+/// Raises the soft limit on open files to the hard limit (a login shell or a service
+/// often starts at 1024); returns the limit in force.
+fn raise_open_files() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    // `None` is no limit.
+    let raise = match (limit.current, limit.maximum) {
+        (Some(current), Some(maximum)) => current < maximum,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if raise {
+        limit.current = limit.maximum;
+        if setrlimit(Resource::Nofile, limit).is_err() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    limit.current.unwrap_or(u64::MAX)
+}
+
+/// The sessions `open_files` descriptors can serve: three each (control, data, a file),
+/// after 64 kept for listeners, logs and the rest.
+fn sessions_for(open_files: u64) -> usize {
+    let sessions = open_files.saturating_sub(64) / 3;
+    usize::try_from(sessions)
+        .unwrap_or(usize::MAX)
+        .clamp(1, DEFAULT_SESSIONS)
+}
+
 pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     if args.no_explicit && args.no_implicit {
         return Err("--no-explicit and --no-implicit leave nothing to serve".into());
@@ -416,6 +451,17 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         ..ServerConfig::default()
     };
     let mut builder = Server::builder(storage, users).config(config).tls(tls);
+    // Sessions are bounded by the open files allowed as well as by the cap: each takes
+    // about three descriptors (control, data, a file). Out of descriptors, accept fails
+    // before any cap is reached, and no session would make room.
+    let sessions = sessions_for(raise_open_files());
+    if sessions < DEFAULT_SESSIONS {
+        eprintln!(
+            "ftps: warning: the open-file limit allows about {sessions} sessions; raise it \
+             (ulimit -n, LimitNOFILE=) for more"
+        );
+    }
+    builder = builder.max_sessions(sessions, DEFAULT_SESSIONS_PER_ADDRESS.min(sessions));
     if let Some(ports) = args.passive_ports.clone() {
         builder = builder.passive_ports(ports);
     }

@@ -55,9 +55,30 @@ impl Served {
     /// Runs `ftps serve ARGS` in `dir` (explicit FTPS on a free port, no implicit
     /// listener) with `env` added, until it prints that it is ready, or exits.
     fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Served, Refused> {
+        Self::start_with(dir, args, env, None)
+    }
+
+    /// [`start`](Self::start), with the open-file limit (soft and hard) set to
+    /// `open_files` if given.
+    fn start_with(
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        open_files: Option<u32>,
+    ) -> Result<Served, Refused> {
         let explicit: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        let mut command = match open_files {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_ftps"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_ftps")),
+        };
+        let mut child = command
             .current_dir(dir)
             .env_remove("FTPS_USERS")
             .envs(env.iter().copied())
@@ -520,4 +541,42 @@ fn a_users_file_inside_the_root_is_refused() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Third review, finding D's class: with the usual open-file limit (1024), 550 connections
+// that never logged in kept everyone out: accept failed for want of descriptors before the
+// session cap (1000) was reached, so no session was evicted. `ftps serve` now raises the
+// soft limit to the hard one, bounds its sessions by what the limit allows (about three
+// descriptors each), and a failing accept makes room. Here the limit is 256 (both), so
+// at most 64 sessions: 300 idle connections from six addresses must not keep a user out.
+#[test]
+fn connections_that_never_log_in_cannot_keep_users_out_at_the_open_file_limit() {
+    let dir = workdir("fd-limit");
+    let s = Served::start_with(
+        &dir,
+        &["--user", "alice:wonderland", "--control-tls", "allow"],
+        &[],
+        Some(256),
+    )
+    .unwrap();
+    assert!(
+        s.stderr().contains("allows about 64 sessions"),
+        "{}",
+        s.stderr()
+    );
+    let port = s.explicit.port();
+    let mut idle = Vec::new();
+    for last in 2..8u8 {
+        for _ in 0..50 {
+            if let Some(tcp) = ftps_conformance::hostile::socket_from([127, 0, 0, last], port) {
+                idle.push(tcp);
+            }
+        }
+    }
+    assert!(idle.len() >= 250, "only {} connections made", idle.len());
+    let mut c = s.connect();
+    assert_eq!(c.cmd("USER alice").unwrap(), 331);
+    assert_eq!(c.cmd("PASS wonderland").unwrap(), 230);
+    assert_eq!(c.cmd("NOOP").unwrap(), 200);
+    drop(idle);
 }

@@ -95,3 +95,66 @@ fn finding_04_listings_stream_in_bounded_memory() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+// Third review: STAT of a large directory builds its reply whole, and nothing bounded how
+// many were built at once: 400 sessions pipelining `STAT big` (6,000 entries, 444 KB a
+// reply) took the server past 3.7 GB. Now a STAT reply holds at most 1,000 entries and
+// only a few are built at once server-wide (one per core): 100 sessions, each with STAT
+// pipelined three times and read slowly, raise this process's memory by less than 64 MiB.
+#[test]
+fn many_stat_listings_at_once_stay_in_bounded_memory() {
+    let entries = 6_000;
+    each(
+        "stat-burst",
+        |s| {
+            plain_allowed(s);
+            s.max_sessions = (1000, 200);
+        },
+        |f, r, tag| {
+            let dir = f.root().join("big");
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..entries {
+                std::fs::File::create(dir.join(format!("entry-with-a-long-name-{i:06}.dat")))
+                    .unwrap();
+            }
+            let before = rss_kib();
+            let peak = Arc::new(AtomicU64::new(before));
+            let stop = Arc::new(AtomicBool::new(false));
+            let sampler = {
+                let (peak, stop) = (peak.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                })
+            };
+            let mut sessions: Vec<Raw> = (0..100).map(|_| plain_session(f, r)).collect();
+            for c in &mut sessions {
+                c.send_bytes("STAT big\r\n".repeat(3).as_bytes()).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let mut replies = 0;
+            for c in &mut sessions {
+                for _ in 0..3 {
+                    let stat = c.reply().unwrap();
+                    assert_eq!(stat.code().get(), 213, "{tag}");
+                    assert!(
+                        stat.lines().len() <= ftps_backend::STAT_ENTRIES + 2,
+                        "{tag}"
+                    );
+                    replies += 1;
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            sampler.join().unwrap();
+            let grew = peak.load(Ordering::Relaxed).saturating_sub(before);
+            eprintln!(
+                "{tag}: {replies} STAT replies of a {entries}-entry directory: memory grew {grew} KiB"
+            );
+            assert!(grew < 64 * 1024, "{tag}: memory grew {grew} KiB");
+            drop(sessions);
+            std::fs::remove_dir_all(&dir).unwrap();
+        },
+    );
+}

@@ -243,6 +243,27 @@ fn finding_c_one_user_cannot_take_the_passive_range_from_many_addresses() {
             assert_eq!(anon.cmd("USER anonymous").unwrap(), 331, "{tag}");
             assert_eq!(anon.cmd("PASS guest@").unwrap(), 230, "{tag}");
             assert_eq!(anon.cmd("EPSV").unwrap(), 229, "{tag}: another user");
+            // Every spelling of the anonymous user is one user (third review: four
+            // spellings took a 20-port range).
+            let spellings = ["anonymous", "Anonymous", "ANONYMOUS", "ftp", "FTP"];
+            let mut anons: Vec<Raw> = Vec::new();
+            for (i, name) in spellings.iter().enumerate() {
+                let last = 10 + u8::try_from(i).unwrap();
+                let tcp = socket_from([127, 0, 0, last], r.explicit().port()).unwrap();
+                let (mut c, _) = Raw::over(tcp).unwrap();
+                assert_eq!(c.cmd(&format!("USER {name}")).unwrap(), 331, "{tag}");
+                assert_eq!(c.cmd("PASS guest@").unwrap(), 230, "{tag}");
+                let code = c.cmd("EPSV").unwrap();
+                // One listener is the first anonymous session's above.
+                let expected = if i < 3 { 229 } else { 425 };
+                assert_eq!(
+                    code,
+                    expected,
+                    "{tag}: {name}, anonymous listener {}",
+                    i + 2
+                );
+                anons.push(c);
+            }
             // A session that ends gives its listener back.
             let mut one = sessions.pop().unwrap();
             assert_eq!(one.cmd("QUIT").unwrap(), 221);
@@ -259,7 +280,7 @@ fn finding_c_one_user_cannot_take_the_passive_range_from_many_addresses() {
     );
 }
 
-/// Everything logged at WARN and above by the servers in this test binary.
+/// Everything logged at INFO and above by the servers in this test binary.
 fn log() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOG.get_or_init(|| {
@@ -278,7 +299,7 @@ fn log() -> &'static Arc<Mutex<Vec<u8>>> {
         let into = Into(log.clone());
         let _ = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_max_level(tracing::Level::WARN)
+            .with_max_level(tracing::Level::INFO)
             .with_writer(move || into.clone())
             .try_init();
         log
@@ -395,6 +416,89 @@ fn a_listing_cut_at_its_bound_is_not_reported_whole() {
                 assert_eq!((code, lines), (451, 50), "{tag}: {listing} of 51");
             }
             assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+        },
+    );
+}
+
+// Third review: REIN before a login re-armed the login timer, so a session that never
+// logged in stayed as long as it sent REIN now and then.
+#[test]
+fn rein_before_login_does_not_extend_the_login_timeout() {
+    each(
+        "rein-login",
+        |s| {
+            plain_allowed(s);
+            s.config.timeouts.login = Duration::from_secs(2);
+        },
+        |_, r, tag| {
+            let (mut c, _) = Raw::connect(r.explicit()).unwrap();
+            let started = Instant::now();
+            let closed = loop {
+                if started.elapsed() > Duration::from_secs(8) {
+                    break false;
+                }
+                match c.cmd("REIN") {
+                    Ok(220) => std::thread::sleep(Duration::from_millis(300)),
+                    _ => break true,
+                }
+            };
+            let took = started.elapsed();
+            assert!(
+                closed && took < Duration::from_secs(5),
+                "{tag}: open after {took:?}"
+            );
+        },
+    );
+}
+
+// Third review: an anonymous session pipelining USER/PASS/REIN wrote ~39,000 login lines
+// a second; anonymous sessions, logged in, were never evicted. Now a session has at most
+// 16 logins, and anonymous sessions give way like ones not logged in.
+#[test]
+fn anonymous_sessions_give_way_and_cannot_log_in_without_end() {
+    log();
+    each(
+        "anon-flood",
+        |s| {
+            plain_allowed(s);
+            s.config.anonymous = true;
+            s.max_sessions = (10, 5);
+        },
+        |f, r, tag| {
+            // This test's logins come from 127.0.0.1; the other tests' anonymous ones from
+            // other addresses.
+            let needle = "login user=anonymous peer=127.0.0.1 ";
+            let before = lines_with(needle);
+            let (mut c, _) = Raw::connect(r.explicit()).unwrap();
+            let flood = "USER anonymous\r\nPASS x\r\nREIN\r\n".repeat(1000);
+            let _ = c.send_bytes(flood.as_bytes());
+            let mut replies = 0;
+            while let Ok(reply) = c.any_reply() {
+                replies += 1;
+                if reply.code().get() == 421 {
+                    break;
+                }
+                assert!(
+                    replies < 200,
+                    "{tag}: still answering after {replies} replies"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let lines = lines_with(needle) - before;
+            assert!(lines <= 20, "{tag}: {lines} login lines");
+            // Ten anonymous sessions fill the server; a user still gets in.
+            let mut anons = Vec::new();
+            for last in [2u8, 3] {
+                for _ in 0..5 {
+                    let tcp = socket_from([127, 0, 0, last], r.explicit().port()).unwrap();
+                    let (mut a, _) = Raw::over(tcp).unwrap();
+                    assert_eq!(a.cmd("USER anonymous").unwrap(), 331, "{tag}");
+                    assert_eq!(a.cmd("PASS x").unwrap(), 230, "{tag}");
+                    anons.push(a);
+                }
+            }
+            let mut user = plain_session_from(f, r, [127, 0, 0, 4]);
+            assert_eq!(user.cmd("NOOP").unwrap(), 200, "{tag}");
         },
     );
 }

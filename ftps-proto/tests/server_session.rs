@@ -1436,3 +1436,41 @@ fn anonymous_is_read_only_and_uploads_only_add_files() {
     let mut h = Harness::new(config, TlsMode::Explicit);
     assert_eq!(h.send("USER alice\nPASS secret\nMKD d"), [331, 230, 257]);
 }
+
+// Issue 13's third review: REIN before a login re-armed the login timer (a session could
+// stay forever without logging in); a session could log in and out without end (40,000
+// log lines a second); every spelling of "anonymous" counted as a user of its own.
+#[test]
+fn rein_does_not_extend_the_login_timeout() {
+    let mut h = Harness::new(allow_all(), TlsMode::Explicit);
+    assert!(h.advance(Duration::from_secs(40)).is_empty());
+    assert_eq!(h.send("REIN"), [220]);
+    assert_eq!(h.advance(Duration::from_secs(25)), [421]);
+    assert!(h.closed);
+}
+
+#[test]
+fn anonymous_is_one_user_and_logins_per_session_are_bounded() {
+    let config = ServerConfig {
+        anonymous: true,
+        ..allow_all()
+    };
+    let mut h = Harness::new(config, TlsMode::Explicit);
+    assert_eq!(h.send("USER AnOnYmOuS\nPASS guest"), [331, 230]);
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::LoggedIn { user, anonymous: true } if user == "anonymous"
+    )));
+    for _ in 1..16 {
+        assert_eq!(h.send("REIN\nUSER ftp\nPASS guest"), [220, 331, 230]);
+    }
+    let outs = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::LoggedOut))
+        .count();
+    assert_eq!(outs, 15);
+    // Sixteen logins in one session: the next REIN closes it.
+    assert_eq!(h.send("REIN"), [421]);
+    assert!(h.closed);
+}

@@ -415,9 +415,14 @@ pub enum Event {
     },
     /// A user logged in.
     LoggedIn {
-        /// The user name.
+        /// The user name (`anonymous` for every spelling of the anonymous user).
         user: String,
+        /// An anonymous login: as cheap to get as a connection, so the adapter should let
+        /// such a session give way like one that has not logged in.
+        anonymous: bool,
     },
+    /// A logged-in session was reinitialized (REIN): it is not logged in any more.
+    LoggedOut,
     /// Plaintext that followed `AUTH` in the same read was dropped unexecuted.
     PlaintextDiscarded {
         /// How many bytes.

@@ -64,6 +64,10 @@ use timer::{Timer, TimerTable};
 /// Commands held while the session waits, at most.
 const MAX_QUEUED: usize = 16;
 
+/// Successful logins in one session (REIN and log in again), at most; the next REIN
+/// closes the session.
+const MAX_LOGINS: u32 = 16;
+
 /// Reply bytes waiting for the adapter to send, past which the session takes no more
 /// control input: a client that pipelines commands and does not read the replies is held
 /// by its own backlog (the adapter's write blocks, and its deadline closes the session)
@@ -158,6 +162,8 @@ pub struct ServerSession {
     tls_leftover_checked: bool,
     login: Login,
     failures: u32,
+    /// Successful logins so far (see [`MAX_LOGINS`]).
+    logins: u32,
     delayed: Option<(Reply, bool)>,
     host: Option<String>,
     sni: Option<String>,
@@ -268,6 +274,7 @@ impl ServerSession {
             tls_leftover_checked: true,
             login: Login::None,
             failures: 0,
+            logins: 0,
             delayed: None,
             host: None,
             sni: None,
@@ -557,7 +564,8 @@ impl ServerSession {
                         user: user.clone(),
                         access,
                     };
-                    self.events.push_back(Event::LoggedIn { user });
+                    self.logins += 1;
+                    self.events.push_back(Event::LoggedIn { user, anonymous });
                     self.send(reply(ReplyCode::LOGGED_IN, "Login successful."));
                 }
             }
@@ -1219,6 +1227,13 @@ impl ServerSession {
             return;
         }
         let anonymous = user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp");
+        // Every spelling of the anonymous user is one user ("anonymous"), for the
+        // authenticator, the storage and every per-user count (passive listeners, say).
+        let user = if anonymous {
+            "anonymous".to_owned()
+        } else {
+            user
+        };
         if anonymous && !self.config.anonymous {
             self.send(reply(
                 ReplyCode::NOT_LOGGED_IN,
@@ -1310,6 +1325,17 @@ impl ServerSession {
     }
 
     fn cmd_rein(&mut self, now: Instant) {
+        // Each login is logged and checked: a session that logs in and out without end
+        // (anonymous, pipelined) would write tens of thousands of log lines a second.
+        if self.logins >= MAX_LOGINS {
+            self.send(reply(
+                ReplyCode::SERVICE_NOT_AVAILABLE,
+                "Too many logins in one session; closing.",
+            ));
+            self.close();
+            return;
+        }
+        let was_logged_in = self.user().is_some();
         if let Some(t) = self.transfer.take() {
             self.actions.push_back(Action::AbortData { id: t.id });
         }
@@ -1327,8 +1353,14 @@ impl ServerSession {
         self.host = None;
         self.facts = FactSelection::default();
         self.timers.stop(Timer::Idle);
-        self.timers
-            .set(Timer::Login, now + self.config.timeouts.login);
+        // The login timeout starts again only for a session that had logged in: before a
+        // login, REIN must not extend it (a session could otherwise stay forever without
+        // logging in).
+        if was_logged_in {
+            self.timers
+                .set(Timer::Login, now + self.config.timeouts.login);
+            self.events.push_back(Event::LoggedOut);
+        }
         self.send(reply(ReplyCode::SERVICE_READY, "Session reinitialized."));
         // RFC 4217 §11 / RFC 2228: REIN flushes the security state; an explicit session
         // returns to plain text and may AUTH again. An implicit one stays in TLS.

@@ -1,5 +1,6 @@
-//! The hostile suite, part two (issue 13), finding 4: a test binary of its own, because it
-//! measures this process's memory, which tests running beside it would blur.
+//! The hostile suite's memory checks (issue 13: finding 4, and STAT listings from its third
+//! review): a test binary of its own, its tests taking turns, because each measures this
+//! process's memory, which tests running beside it would blur.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -7,9 +8,12 @@ use ftps_conformance::hostile::{each, plain_allowed, plain_session, rss_kib};
 use ftps_conformance::raw::Raw;
 use std::io::Read;
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+/// One test at a time: each measures the whole process's memory.
+static TURN: Mutex<()> = Mutex::new(());
 
 /// A listing command on a fresh passive data connection, its lines counted as they come
 /// (not kept: the client's memory must not blur the server's); the final reply code and
@@ -45,6 +49,7 @@ fn count_lines(c: &mut Raw, command: &str) -> (u16, usize) {
 // raise this process's memory by less than 48 MiB, and every listing is whole.
 #[test]
 fn finding_04_listings_stream_in_bounded_memory() {
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
     let entries = 50_000;
     each("big-dir", plain_allowed, |f, r, tag| {
         let dir = f.root().join("big");
@@ -103,6 +108,7 @@ fn finding_04_listings_stream_in_bounded_memory() {
 // pipelined three times and read slowly, raise this process's memory by less than 64 MiB.
 #[test]
 fn many_stat_listings_at_once_stay_in_bounded_memory() {
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
     let entries = 6_000;
     each(
         "stat-burst",

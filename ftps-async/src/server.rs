@@ -147,11 +147,11 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 tracing::debug!(%peer, "control socket: {e}");
                 continue;
             }
-            // Evicting a session (to make room before it logs in) tells its driver.
-            let (events_tx, events_rx) = async_channel::unbounded();
-            let evict_tx = events_tx.clone();
+            // Evicting a session (to make room before it logs in) closes this channel,
+            // which its driver watches, also while it waits on a write.
+            let (evict_tx, evicted) = async_channel::bounded::<()>(1);
             let evict: ftps_backend::Evict = Arc::new(move || {
-                let _ = evict_tx.try_send(IoEvent::ControlClosed);
+                evict_tx.close();
             });
             let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
                 R::spawn_detached(async move {
@@ -166,10 +166,9 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             let shared = self.shared.clone();
             let gates = self.gates.clone();
             let span = tracing::info_span!("session", %peer, ?mode);
-            let events = (events_tx, events_rx);
             R::spawn_detached(
                 async move {
-                    let run = run_session::<R, S, A>(shared, gates, tcp, mode, slot, events);
+                    let run = run_session::<R, S, A>(shared, gates, tcp, mode, slot, evicted);
                     if let Err(e) = run.await {
                         tracing::debug!("session ended: {e}");
                     }
@@ -234,6 +233,9 @@ struct Driver<R: Runtime, S: Storage, A> {
     listener_slot: Option<(DataId, ListenerSlot)>,
     /// This session, counted against the session caps.
     slot: SessionSlot,
+    /// Closed when the session is evicted to make room (see
+    /// [`ftps_backend::SessionLimits`]).
+    evicted: async_channel::Receiver<()>,
     closing: bool,
 }
 
@@ -243,10 +245,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     tcp: R::Tcp,
     mode: TlsMode,
     slot: SessionSlot,
-    (events_tx, events_rx): (
-        async_channel::Sender<IoEvent>,
-        async_channel::Receiver<IoEvent>,
-    ),
+    evicted: async_channel::Receiver<()>,
 ) -> io::Result<()> {
     let (local, peer) = R::addrs(&tcp)?;
     R::set_nodelay(&tcp)?;
@@ -262,6 +261,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         .map(|t| TlsAcceptor::from(t.control.clone()));
     let data_tls = session_tls.as_ref().map(|t| t.data.clone());
     let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
+    let (events_tx, events_rx) = async_channel::unbounded();
     let mut d = Driver::<R, S, A> {
         shared,
         gates,
@@ -276,6 +276,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         peer,
         listener_slot: None,
         slot,
+        evicted,
         closing: false,
     };
     // Both stay small: an idle session holds them (commands are short lines; a longer
@@ -295,6 +296,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
             Control(io::Result<usize>),
             Event(Option<IoEvent>),
             Timeout,
+            Evicted,
         }
         let deadline = d.session.poll_timeout();
         let can_read = input.len() < MAX_CONTROL_INPUT && d.control.is_some();
@@ -315,7 +317,16 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
                 None => pending().await,
             }
         };
-        match or(read, or(event, timer)).await {
+        let evicted = async {
+            let _ = d.evicted.recv().await;
+            Woke::Evicted
+        };
+        match or(read, or(event, or(timer, evicted))).await {
+            Woke::Evicted => {
+                tracing::debug!("evicted to make room");
+                d.control = None;
+                d.session.handle_io(IoEvent::ControlClosed, Instant::now());
+            }
             Woke::Control(Ok(0) | Err(_)) => {
                 d.session.handle_io(IoEvent::ControlClosed, Instant::now())
             }
@@ -383,7 +394,13 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 // deadline, and missing it closes the session.
                 let limit = self.shared.config.timeouts.reply_write;
                 let send = stream::Stream::send(self.control.as_mut(), &bytes);
-                if !timeout::<R, _>(limit, send).await.unwrap_or(false) {
+                let send = async { timeout::<R, _>(limit, send).await.unwrap_or(false) };
+                // An eviction ends a write that waits on a peer that does not read.
+                let evicted = async {
+                    let _ = self.evicted.recv().await;
+                    false
+                };
+                if !futures_lite::future::or(send, evicted).await {
                     if let Some(control) = self.control.take() {
                         drop(control);
                     }

@@ -6,6 +6,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
@@ -37,13 +38,22 @@ impl Control {
         tx: SyncSender<M>,
         wrap: fn(Vec<u8>) -> M,
     ) -> io::Result<()> {
-        let mut tcp = self.tcp.try_clone()?;
+        Self::spawn_reader_on(Arc::new(self.tcp.try_clone()?), tx, wrap)
+    }
+
+    /// [`spawn_reader`](Self::spawn_reader) on `reader`, a clone of this connection's
+    /// socket that others may hold too (to shut it down from outside: eviction).
+    pub(crate) fn spawn_reader_on<M: Send + 'static>(
+        reader: Arc<TcpStream>,
+        tx: SyncSender<M>,
+        wrap: fn(Vec<u8>) -> M,
+    ) -> io::Result<()> {
         std::thread::Builder::new()
             .name("ftps-control-reader".into())
             .spawn(move || {
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {
-                    match tcp.read(&mut buf) {
+                    match (&*reader).read(&mut buf) {
                         Ok(0) | Err(_) => {
                             let _ = tx.send(wrap(Vec::new()));
                             return;

@@ -102,14 +102,22 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                 tracing::debug!(%peer, "control socket: {e}");
                 continue;
             }
-            // Evicting a session (to make room before it logs in) tells its thread: a
-            // flag it looks at on every turn, and a message to wake it.
+            // The control reader's clone of the socket, shared with the eviction (to make
+            // room before the session logs in): shutting it down ends the session at once,
+            // even one blocked writing to a peer that does not read.
+            let reader = match tcp.try_clone() {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    tracing::debug!(%peer, "control socket: {e}");
+                    continue;
+                }
+            };
             let (events, inbox) = mpsc::sync_channel(64);
             let evicted = Arc::new(AtomicBool::new(false));
-            let (flag, wake) = (evicted.clone(), events.clone());
+            let (flag, socket) = (evicted.clone(), reader.clone());
             let evict: ftps_backend::Evict = Arc::new(move || {
                 flag.store(true, Ordering::Relaxed);
-                let _ = wake.try_send(Msg::Data(IoEvent::ControlClosed));
+                let _ = socket.shutdown(std::net::Shutdown::Both);
             });
             let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
                 if mode == TlsMode::Explicit {
@@ -124,7 +132,7 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                 .spawn(move || {
                     let span = tracing::info_span!("session", %peer, ?mode);
                     let _entered = span.enter();
-                    let channel = (events, inbox, evicted);
+                    let channel = (events, inbox, evicted, reader);
                     if let Err(e) = run_session(shared, tcp, mode, slot, channel) {
                         tracing::debug!("session ended: {e}");
                     }
@@ -170,7 +178,12 @@ fn run_session<S: Storage, A: Authenticator>(
     tcp: TcpStream,
     mode: TlsMode,
     slot: SessionSlot,
-    (events, inbox, evicted): (SyncSender<Msg>, mpsc::Receiver<Msg>, Arc<AtomicBool>),
+    (events, inbox, evicted, reader): (
+        SyncSender<Msg>,
+        mpsc::Receiver<Msg>,
+        Arc<AtomicBool>,
+        Arc<TcpStream>,
+    ),
 ) -> io::Result<()> {
     let control = Control::new(tcp, shared.config.timeouts.reply_write)?;
     let (local, peer) = control.addrs()?;
@@ -181,7 +194,7 @@ fn run_session<S: Storage, A: Authenticator>(
             return Ok(());
         }
     };
-    control.spawn_reader(events.clone(), Msg::Control)?;
+    Control::spawn_reader_on(reader, events.clone(), Msg::Control)?;
     let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
     let mut d = Driver {
         shared,

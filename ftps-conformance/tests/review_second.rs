@@ -146,12 +146,14 @@ fn idle_connection(r: &dyn RunningServer, last: u8) -> (TcpStream, u16) {
     (tcp, code)
 }
 
-/// Whether the server has closed `tcp` (EOF or reset within a moment).
+/// Whether the server has closed `tcp` (EOF or reset within a moment of the last bytes,
+/// and within 10 s in all).
 fn closed_by_server(tcp: &mut TcpStream) -> bool {
     tcp.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    let mut buf = [0u8; 512];
-    loop {
+    let mut buf = [0u8; 4096];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
         match tcp.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => {}
@@ -163,6 +165,7 @@ fn closed_by_server(tcp: &mut TcpStream) -> bool {
             }
         }
     }
+    false
 }
 
 // Finding D: a thousand connections from 20 addresses that never logged in filled the
@@ -499,6 +502,43 @@ fn anonymous_sessions_give_way_and_cannot_log_in_without_end() {
             }
             let mut user = plain_session_from(f, r, [127, 0, 0, 4]);
             assert_eq!(user.cmd("NOOP").unwrap(), 200, "{tag}");
+        },
+    );
+}
+
+// Third review, finding D's class: an evicted session blocked writing to a peer that does
+// not read lingered until its write deadline (30 s), holding its descriptor. Eviction now
+// ends it at once, write or not.
+#[test]
+fn an_evicted_session_ends_at_once_even_while_its_peer_does_not_read() {
+    each(
+        "evict-writer",
+        |s| {
+            plain_allowed(s);
+            s.max_sessions = (4, 4);
+        },
+        |f, r, tag| {
+            // The oldest session of the busiest address (127.0.0.1: three of the four)
+            // pipelines FEAT and never reads.
+            let mut writer = receiver(r.explicit(), 1024);
+            writer
+                .set_write_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let _ = writer.write_all("FEAT\r\n".repeat(20_000).as_bytes());
+            let idle: Vec<_> = [1u8, 1, 3].iter().map(|&a| idle_connection(r, a)).collect();
+            std::thread::sleep(Duration::from_millis(300));
+            // Full: a user's connection evicts the writer.
+            let started = Instant::now();
+            let mut user = plain_session_from(f, r, [127, 0, 0, 4]);
+            assert!(
+                closed_by_server(&mut writer),
+                "{tag}: the writer is still open"
+            );
+            let took = started.elapsed();
+            eprintln!("{tag}: the evicted writer ended {took:?} after the user came");
+            assert!(took < Duration::from_secs(5), "{tag}: took {took:?}");
+            assert_eq!(user.cmd("NOOP").unwrap(), 200, "{tag}");
+            drop(idle);
         },
     );
 }

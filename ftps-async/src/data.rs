@@ -46,6 +46,8 @@ pub(crate) struct DataContext<S: Storage> {
     pub(crate) events: async_channel::Sender<IoEvent>,
     pub(crate) storage: Arc<S>,
     pub(crate) warnings: Arc<Warnings>,
+    /// What downloads' large buffers may hold together, server-wide.
+    pub(crate) send_buffers: Arc<ftps_backend::Budget>,
     pub(crate) handshake_timeout: Duration,
     /// How long an active-mode connection may take to come up (the configured
     /// `data_connect`, as on every runtime).
@@ -354,6 +356,7 @@ async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
                 // The next chunk is read from the file while this one is sent; a chunk
                 // shorter than its buffer was the last.
                 let mut size = SEND_CHUNK_FIRST;
+                let mut taken = Vec::new();
                 let mut next = Some(blocking::fill::<R, _>(reader, vec![0u8; size]));
                 let mut spare = Vec::new();
                 while let Some(pending) = next.take() {
@@ -369,7 +372,15 @@ async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
                         Err(e) => return Err(io::Error::other(StorageFailure(e))),
                     };
                     if n == buf.len() && then.is_none() {
-                        size = (size * 2).min(chunk_max);
+                        // Larger buffers (two at a time: one sent, one filled) only with
+                        // bytes from the server-wide budget.
+                        let grown = (size * 2).min(chunk_max);
+                        if grown > size
+                            && let Some(t) = ctx.send_buffers.take(2 * (grown - size))
+                        {
+                            taken.push(t);
+                            size = grown;
+                        }
                         let mut into = std::mem::take(&mut spare);
                         if into.len() < size {
                             into.resize(size, 0);

@@ -114,8 +114,6 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             Accepted(io::Result<(T, SocketAddr)>),
             Stop,
         }
-        // A failing accept (out of descriptors, say) repeats fast: one line a second.
-        let mut accept_errors = ftps_backend::Throttled::new(Duration::from_secs(1));
         loop {
             if self.stop.is_closed() {
                 return Ok(());
@@ -136,9 +134,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                     if ftps_backend::out_of_descriptors(&e) {
                         self.shared.limits.make_room();
                     }
-                    if let Some(held) = accept_errors.allow() {
-                        tracing::warn!(held, "accept: {e}");
-                    }
+                    self.shared.warnings.accept_failed(&e);
                     R::sleep_until(Instant::now() + Duration::from_millis(50)).await;
                     continue;
                 }
@@ -168,8 +164,17 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             let span = tracing::info_span!("session", %peer, ?mode);
             R::spawn_detached(
                 async move {
+                    // An eviction ends the session wherever it waits (a TLS handshake, a
+                    // login check, a write): the whole session is dropped, its socket and
+                    // slot freed at once.
+                    let latch = evicted.clone();
                     let run = run_session::<R, S, A>(shared, gates, tcp, mode, slot, evicted);
-                    if let Err(e) = run.await {
+                    let evicted = async move {
+                        let _ = latch.recv().await;
+                        tracing::debug!("evicted to make room");
+                        Ok(())
+                    };
+                    if let Err(e) = futures_lite::future::or(run, evicted).await {
                         tracing::debug!("session ended: {e}");
                     }
                 }
@@ -381,6 +386,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             events: self.events_tx.clone(),
             storage: self.shared.storage.clone(),
             warnings: self.shared.warnings.clone(),
+            send_buffers: self.shared.send_buffers.clone(),
             handshake_timeout: self.shared.config.timeouts.tls_handshake,
             connect_timeout: self.shared.config.timeouts.data_connect,
         }

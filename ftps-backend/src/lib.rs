@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod budget;
 pub mod client;
 mod desk;
 pub mod download;
@@ -34,6 +35,7 @@ mod storage;
 mod warnings;
 
 pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
+pub use budget::{Budget, Taken};
 pub use desk::{DataDesk, OrderSender, TaskGone};
 pub use limits::{
     Evict, ListenerCaps, ListenerSlot, LoginGuard, SessionLimits, SessionSlot, client_key,

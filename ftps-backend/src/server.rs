@@ -51,6 +51,8 @@ pub struct ServerShared<S, A> {
     /// Bounds the password checks running at once: each Argon2 check takes about 19 MiB,
     /// so a thousand logins arriving together must not run a thousand of them.
     pub login_slots: Slots,
+    /// What downloads' large buffers may hold together (see [`crate::Budget`]): 64 MiB.
+    pub send_buffers: Arc<crate::Budget>,
     /// Bounds the STAT listings built at once (each holds up to [`crate::STAT_ENTRIES`]
     /// entries and their reply; hundreds at once held GBs).
     pub stat_slots: Slots,
@@ -119,13 +121,18 @@ impl<S, A: Authenticator> ServerShared<S, A> {
         self.login_guard.record(ip, now, accepted);
         // One line per login checked: a session has a few failures before it is closed,
         // an address a few more before it is locked out (then a line a second at most),
-        // and a session at most 16 logins.
-        tracing::info!(
-            user = %ftps_proto::Printable(&request.user),
-            peer = %ip,
-            accepted,
-            "login"
-        );
+        // and a session at most 16 logins. Anonymous logins, which anybody can repeat at
+        // will, a line a second.
+        if accepted && request.user == "anonymous" {
+            self.warnings.anonymous_login(ip);
+        } else {
+            tracing::info!(
+                user = %ftps_proto::Printable(&request.user),
+                peer = %ip,
+                accepted,
+                "login"
+            );
+        }
         answer
     }
 }
@@ -240,6 +247,7 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             passive_listeners: ListenerCaps::new(self.max_passive_per_ip, passive_per_user),
             warnings: Arc::default(),
             login_guard: self.login_guard,
+            send_buffers: crate::Budget::new(64 << 20),
             login_slots: Slots::new(cores),
             stat_slots: Slots::new(cores),
         }))

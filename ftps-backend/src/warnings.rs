@@ -15,6 +15,8 @@ pub struct Warnings {
     foreign: Mutex<Throttled>,
     listen: Mutex<Throttled>,
     locked_out: Mutex<Throttled>,
+    accept: Mutex<Throttled>,
+    anonymous: Mutex<Throttled>,
 }
 
 impl Default for Warnings {
@@ -23,6 +25,8 @@ impl Default for Warnings {
             foreign: Mutex::new(Throttled::new(Duration::from_secs(1))),
             listen: Mutex::new(Throttled::new(Duration::from_secs(1))),
             locked_out: Mutex::new(Throttled::new(Duration::from_secs(1))),
+            accept: Mutex::new(Throttled::new(Duration::from_secs(1))),
+            anonymous: Mutex::new(Throttled::new(Duration::from_secs(1))),
         }
     }
 }
@@ -51,6 +55,31 @@ impl Warnings {
             .allow();
         if let Some(held) = allowed {
             tracing::warn!(%peer, held, "login refused: address locked out");
+        }
+    }
+
+    /// An accept failed (out of descriptors, say: it repeats as fast as the loop turns).
+    pub fn accept_failed(&self, error: &std::io::Error) {
+        let allowed = self
+            .accept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow();
+        if let Some(held) = allowed {
+            tracing::warn!(held, "accept: {error}");
+        }
+    }
+
+    /// An anonymous login from `peer` was accepted: anybody can repeat it at will (no
+    /// password to check, no lockout), so it is said at most once a second (at info).
+    pub fn anonymous_login(&self, peer: std::net::IpAddr) {
+        let allowed = self
+            .anonymous
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow();
+        if let Some(held) = allowed {
+            tracing::info!(%peer, held, "anonymous login");
         }
     }
 

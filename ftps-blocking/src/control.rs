@@ -51,7 +51,10 @@ impl Control {
         std::thread::Builder::new()
             .name("ftps-control-reader".into())
             .spawn(move || {
-                let mut buf = vec![0u8; 16 * 1024];
+                // Small reads: what waits in the session's channel (64 messages) stays
+                // within 64 KiB while the session is busy (a peer that pipelines and does
+                // not read made it hold 1 MiB a session); the rest waits in the kernel.
+                let mut buf = vec![0u8; 1024];
                 loop {
                     match (&*reader).read(&mut buf) {
                         Ok(0) | Err(_) => {

@@ -76,8 +76,6 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
     /// [`shutdown`](Self::shutdown). Blocks.
     pub fn serve(&self, listener: TcpListener, mode: TlsMode) -> io::Result<()> {
         listener.set_nonblocking(true)?;
-        // A failing accept (out of descriptors, say) repeats fast: one line a second.
-        let mut accept_errors = ftps_backend::Throttled::new(Duration::from_secs(1));
         while !self.shutdown.load(Ordering::Relaxed) {
             let (tcp, peer) = match listener.accept() {
                 Ok(x) => x,
@@ -90,9 +88,7 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                     if ftps_backend::out_of_descriptors(&e) {
                         self.shared.limits.make_room();
                     }
-                    if let Some(held) = accept_errors.allow() {
-                        tracing::warn!(held, "accept: {e}");
-                    }
+                    self.shared.warnings.accept_failed(&e);
                     std::thread::sleep(ACCEPT_POLL);
                     continue;
                 }
@@ -305,7 +301,8 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
         let used = self.session.handle_control_input(&self.input, now);
         self.input.drain(..used);
         if self.input.len() > MAX_CONTROL_INPUT {
-            tracing::warn!("control input flood: closing");
+            // Debug: a peer causes it at will (a warning would let it flood the log).
+            tracing::debug!("control input flood: closing");
             self.session.handle_io(IoEvent::ControlClosed, now);
         }
     }

@@ -164,3 +164,86 @@ fn many_stat_listings_at_once_stay_in_bounded_memory() {
         },
     );
 }
+
+// Fourth review: downloads that stall (the client reads a little, then stops) held their
+// 1 MiB buffers each: 950 of them took the server to 2 GB. Large buffers now come from a
+// server-wide budget (64 MiB); past it a download keeps to 64 KiB ones. 105 stalled
+// downloads raise this process's memory by less than 150 MiB: the budget and about
+// 0.8 MiB a session (measured here: 31-106 MiB; without the budget, 232 MiB).
+#[test]
+fn stalled_downloads_hold_bounded_memory() {
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    each(
+        "stalled-downloads",
+        |s| {
+            plain_allowed(s);
+            s.max_sessions = (1000, 50);
+        },
+        |f, r, tag| {
+            let body: Vec<u8> = (0..24 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+            std::fs::write(f.root().join("big.bin"), &body).unwrap();
+            drop(body);
+            let before = rss_kib();
+            let mut held = Vec::new();
+            for i in 0..105u8 {
+                let ip = [127, 0, 0, 2 + i / 15];
+                let mut c = ftps_conformance::hostile::plain_session_from(f, r, ip);
+                assert_eq!(c.cmd("TYPE I").unwrap(), 200, "{tag}");
+                c.send_bytes(b"EPSV\r\n").unwrap();
+                let reply = c.reply().unwrap();
+                let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+                let mut data = ftps_conformance::hostile::socket_from(ip, port).unwrap();
+                c.send_bytes(b"RETR big.bin\r\n").unwrap();
+                assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+                let mut got = 0;
+                let mut buf = vec![0u8; 256 * 1024];
+                while got < 3 * 1024 * 1024 {
+                    got += data.read(&mut buf).unwrap();
+                }
+                held.push((c, data));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let grew = rss_kib().saturating_sub(before);
+            eprintln!("{tag}: 105 stalled downloads: memory grew {grew} KiB");
+            assert!(grew < 150 * 1024, "{tag}: memory grew {grew} KiB");
+            drop(held);
+        },
+    );
+}
+
+// Fourth review: on the blocking server, a client that pipelines commands and never reads
+// made the session's reader thread queue 1 MiB of input (64 reads of 16 KiB): 400 such
+// clients, 467 MB. Its reads are now 1 KiB, so at most 64 KiB waits per session; the rest
+// waits in the kernel's bounded buffer. 100 such clients raise this process's memory by
+// less than 32 MiB on every runtime.
+#[test]
+fn pipelining_clients_that_never_read_hold_bounded_memory() {
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    each(
+        "pipeline-no-read",
+        |s| {
+            plain_allowed(s);
+            s.max_sessions = (1000, 200);
+            s.config.timeouts.reply_write = Duration::from_secs(30);
+        },
+        |_, r, tag| {
+            let before = rss_kib();
+            let mut clients = Vec::new();
+            for _ in 0..100 {
+                let c = ftps_conformance::hostile::receiver(r.explicit(), 4096);
+                c.set_write_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                clients.push(c);
+            }
+            let flood = "NOOP\r\n".repeat(50_000);
+            for c in &mut clients {
+                let _ = std::io::Write::write_all(c, flood.as_bytes());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let grew = rss_kib().saturating_sub(before);
+            eprintln!("{tag}: 100 pipelining clients that never read: memory grew {grew} KiB");
+            assert!(grew < 32 * 1024, "{tag}: memory grew {grew} KiB");
+            drop(clients);
+        },
+    );
+}

@@ -21,8 +21,8 @@ type Stream<R> = stream::Stream<stream::Buffered<<R as Runtime>::Tcp>>;
 /// Bytes per upload read: large, so syscalls are few.
 const BUFFER: usize = 256 * 1024;
 
-/// An upload goes to the file once this much has arrived (or at its end).
-const HANDOFF: usize = BUFFER / 2;
+/// An upload's buffers when the server-wide budget has no room for [`BUFFER`]-sized ones.
+const BUFFER_SMALL: usize = 64 * 1024;
 
 /// A download's file reads start at this size and double per read up to
 /// [`SEND_CHUNK_MAX`]: a small file costs a small buffer, a large one few handoffs to the
@@ -46,8 +46,8 @@ pub(crate) struct DataContext<S: Storage> {
     pub(crate) events: async_channel::Sender<IoEvent>,
     pub(crate) storage: Arc<S>,
     pub(crate) warnings: Arc<Warnings>,
-    /// What downloads' large buffers may hold together, server-wide.
-    pub(crate) send_buffers: Arc<ftps_backend::Budget>,
+    /// What transfers' large buffers may hold together, server-wide.
+    pub(crate) transfer_buffers: Arc<ftps_backend::Budget>,
     pub(crate) handshake_timeout: Duration,
     /// How long an active-mode connection may take to come up (the configured
     /// `data_connect`, as on every runtime).
@@ -376,7 +376,7 @@ async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
                         // bytes from the server-wide budget.
                         let grown = (size * 2).min(chunk_max);
                         if grown > size
-                            && let Some(t) = ctx.send_buffers.take(2 * (grown - size))
+                            && let Some(t) = ctx.transfer_buffers.take(2 * (grown - size))
                         {
                             taken.push(t);
                             size = grown;
@@ -447,7 +447,7 @@ impl std::fmt::Display for StorageFailure {
 impl std::error::Error for StorageFailure {}
 
 /// Receives an upload into `upload`; returns it (unless writing it failed) with the byte
-/// count and how the stream ended. Chunks of at least [`HANDOFF`] bytes go to the file on
+/// count and how the stream ended. Chunks of at least half a buffer go to the file on
 /// the blocking pool while the next one arrives: one handoff (a thread wakeup) per 128
 /// KiB, not one per TLS record.
 async fn receive<R: Runtime, S: Storage>(
@@ -460,12 +460,21 @@ async fn receive<R: Runtime, S: Storage>(
     let mut meter = Meter::default();
     let mut conv = ascii.then(FromNetwork::default);
     // `buf` fills from the connection while the previous chunk is written.
-    let mut buf = vec![0u8; BUFFER];
+    // Two buffers of BUFFER bytes from the server-wide budget, else small ones; a chunk
+    // goes to the file once half a buffer has arrived.
+    let taken = ctx.transfer_buffers.take(2 * (BUFFER - BUFFER_SMALL));
+    let size = if taken.is_some() {
+        BUFFER
+    } else {
+        BUFFER_SMALL
+    };
+    let handoff = size / 2;
+    let mut buf = vec![0u8; size];
     let mut filled = 0;
     let mut writing: Option<blocking::Pending<S::Upload>> = None;
     // Binary uploads swap `buf` and the spare, both kept at full length (never zeroed
     // again); TYPE A converts into the spare instead.
-    let mut idle = Some((upload, vec![0u8; BUFFER]));
+    let mut idle = Some((upload, vec![0u8; size]));
     // Waits for the write in flight; gives back the file and its buffer.
     async fn settle<W: std::io::Write + Send + 'static>(
         writing: &mut Option<blocking::Pending<W>>,
@@ -504,7 +513,7 @@ async fn receive<R: Runtime, S: Storage>(
                 if let Some(bytes) = meter.add(n) {
                     ctx.report(IoEvent::DataProgress { id: ctx.id, bytes });
                 }
-                if filled < HANDOFF {
+                if filled < handoff {
                     continue;
                 }
                 if let Err(e) = settle(&mut writing, &mut idle).await {

@@ -386,7 +386,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             events: self.events_tx.clone(),
             storage: self.shared.storage.clone(),
             warnings: self.shared.warnings.clone(),
-            send_buffers: self.shared.send_buffers.clone(),
+            transfer_buffers: self.shared.transfer_buffers.clone(),
             handshake_timeout: self.shared.config.timeouts.tls_handshake,
             connect_timeout: self.shared.config.timeouts.data_connect,
         }

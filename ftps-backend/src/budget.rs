@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Bytes that sessions take from and give back to, server-wide. A download's buffers
-/// grow past their first size only with bytes from the budget: a thousand stalled
-/// downloads held 2 GB with 1 MiB buffers each (issue 13's fourth review); with the budget
-/// the large buffers of all of them together stay within it, and the rest keep to small
-/// ones (slower only when many transfers run at once).
+/// Bytes that sessions take from and give back to, server-wide. A transfer's buffers
+/// are large (a download's grow to 1 MiB, an upload's are 256 KiB) only with bytes from
+/// the budget: a thousand stalled downloads held 2 GB with 1 MiB buffers each, 950 stalled
+/// uploads 465 MB (issue 13's fourth and fifth reviews); with the budget the large buffers
+/// of all of them together stay within it, and the rest keep to 64 KiB ones (slower only
+/// when many transfers run at once).
 #[derive(Debug)]
 pub struct Budget {
     left: AtomicUsize,

@@ -350,7 +350,7 @@ pub fn passive_ports(range: &RangeInclusive<u16>, seed: u64) -> impl Iterator<It
 }
 
 /// Failed logins remembered per client address (see [`client_key`]), across sessions: after `after` failures
-/// within `window`, logins from that address are refused (the right password too) for
+/// within `window` (successful logins in between do not reset the count), logins from that address are refused (the right password too) for
 /// `lock`. The core already delays each failure and closes a session after a few; this
 /// stops an attacker from simply opening new sessions. Memory is bounded: at most
 /// [`LoginGuard::MAX_ADDRESSES`] addresses are tracked (beyond, new ones are not).
@@ -395,11 +395,13 @@ impl LoginGuard {
     /// Records the outcome of a login checked from `ip`.
     pub fn record(&self, ip: IpAddr, now: std::time::Instant, accepted: bool) {
         let ip = client_key(ip);
-        let mut map = self.strikes.lock().unwrap_or_else(PoisonError::into_inner);
+        // A success does not wipe the address's failures: they expire with their window.
+        // Wiped, any login that succeeds (an anonymous one, or the attacker's own account)
+        // would reset the count and let the guessing go on without end.
         if accepted {
-            map.remove(&ip);
             return;
         }
+        let mut map = self.strikes.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= Self::MAX_ADDRESSES && !map.contains_key(&ip) {
             let (window, lock) = (self.window, self.lock);
             map.retain(|_, s| {
@@ -515,6 +517,25 @@ mod tests {
         );
         drop(slots);
         assert_eq!((limits.open(), limits.waiting()), (0, 0));
+    }
+
+    #[test]
+    fn a_successful_login_does_not_reset_an_address_failures() {
+        let guard = LoginGuard::new(
+            4,
+            std::time::Duration::from_secs(600),
+            std::time::Duration::from_secs(300),
+        );
+        let now = std::time::Instant::now();
+        let a = ip("127.0.0.9");
+        guard.record(a, now, false);
+        guard.record(a, now, false);
+        // An anonymous login (or the attacker's own account) in between.
+        guard.record(a, now, true);
+        guard.record(a, now, false);
+        assert!(guard.allows(a, now));
+        guard.record(a, now, false);
+        assert!(!guard.allows(a, now), "four failures lock the address out");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub struct ServerBuilder<S, A, T> {
     max_before_login: Option<usize>,
     max_passive_per_ip: usize,
     max_passive_per_user: Option<usize>,
+    transfer_buffers: usize,
     login_guard: LoginGuard,
     server: PhantomData<fn() -> T>,
 }
@@ -51,8 +52,8 @@ pub struct ServerShared<S, A> {
     /// Bounds the password checks running at once: each Argon2 check takes about 19 MiB,
     /// so a thousand logins arriving together must not run a thousand of them.
     pub login_slots: Slots,
-    /// What downloads' large buffers may hold together (see [`crate::Budget`]): 64 MiB.
-    pub send_buffers: Arc<crate::Budget>,
+    /// What transfers' large buffers may hold together (see [`crate::Budget`]): 64 MiB.
+    pub transfer_buffers: Arc<crate::Budget>,
     /// Bounds the STAT listings built at once (each holds up to [`crate::STAT_ENTRIES`]
     /// entries and their reply; hundreds at once held GBs).
     pub stat_slots: Slots,
@@ -152,6 +153,7 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             max_before_login: None,
             max_passive_per_ip: 16,
             max_passive_per_user: None,
+            transfer_buffers: 64 << 20,
             login_guard: LoginGuard::default(),
             server: PhantomData,
         }
@@ -211,6 +213,13 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
         self
     }
 
+    /// What transfers' large buffers may hold together, server-wide (default 64 MiB; see
+    /// [`crate::Budget`]): past it, transfers use 64 KiB buffers.
+    pub fn max_transfer_buffers(mut self, bytes: usize) -> Self {
+        self.transfer_buffers = bytes;
+        self
+    }
+
     /// Locks an address out for `lock` after `failures` failed logins within `window`
     /// (default: 10 in 10 minutes, 5 minutes).
     pub fn login_lockout(
@@ -247,7 +256,7 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             passive_listeners: ListenerCaps::new(self.max_passive_per_ip, passive_per_user),
             warnings: Arc::default(),
             login_guard: self.login_guard,
-            send_buffers: crate::Budget::new(64 << 20),
+            transfer_buffers: crate::Budget::new(self.transfer_buffers),
             login_slots: Slots::new(cores),
             stat_slots: Slots::new(cores),
         }))

@@ -16,6 +16,18 @@ use std::time::{Duration, Instant};
 
 /// Bytes per read and write: large, so TLS records are full and syscalls few.
 const BUFFER: usize = 256 * 1024;
+
+/// A transfer's buffer when the server-wide budget has no room for a [`BUFFER`]-sized one.
+const BUFFER_SMALL: usize = 64 * 1024;
+
+/// A transfer's buffer: [`BUFFER`] bytes from the server-wide budget, else
+/// [`BUFFER_SMALL`]; the bytes taken go back when the second value is dropped.
+fn buffer<S>(ctx: &DataContext<S>) -> (Vec<u8>, Option<ftps_backend::Taken>) {
+    match ctx.transfer_buffers.take(BUFFER - BUFFER_SMALL) {
+        Some(taken) => (vec![0u8; BUFFER], Some(taken)),
+        None => (vec![0u8; BUFFER_SMALL], None),
+    }
+}
 /// How often a passive listener looks for its connection and its orders.
 const POLL: Duration = Duration::from_millis(2);
 
@@ -28,6 +40,8 @@ pub(crate) struct DataContext<S> {
     pub(crate) events: SyncSender<Msg>,
     pub(crate) storage: Arc<S>,
     pub(crate) warnings: Arc<Warnings>,
+    /// What transfers' large buffers may hold together, server-wide.
+    pub(crate) transfer_buffers: Arc<ftps_backend::Budget>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) stall_timeout: Duration,
@@ -289,7 +303,7 @@ fn send<S: Storage>(
     let mut meter = Meter::default();
     let mut conv = ascii.then(ToNetwork::default);
     let mut converted = Vec::new();
-    let mut buf = vec![0u8; BUFFER];
+    let (mut buf, _taken) = buffer(ctx);
     let result = loop {
         let n = match source.read(&mut buf) {
             Ok(0) => break stream.flush().map_err(Failure::Net),
@@ -345,7 +359,7 @@ fn receive<S: Storage>(
     tls: bool,
     cmds: &Receiver<DataOrder<S>>,
 ) -> Pumped<S::Upload> {
-    let mut buf = vec![0u8; BUFFER];
+    let (mut buf, _taken) = buffer(ctx);
     let mut meter = Meter::default();
     let mut conv = ascii.then(FromNetwork::default);
     let mut converted = Vec::new();

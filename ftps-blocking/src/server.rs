@@ -324,6 +324,7 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
             events: self.events.clone(),
             storage: self.shared.storage.clone(),
             warnings: self.shared.warnings.clone(),
+            transfer_buffers: self.shared.transfer_buffers.clone(),
             handshake_timeout: t.tls_handshake,
             connect_timeout: t.data_connect,
             stall_timeout: t.data_stall,

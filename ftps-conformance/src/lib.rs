@@ -109,6 +109,8 @@ pub struct ServerSetup {
     pub max_passive_per_user: Option<usize>,
     /// The passive port range (any free port if `None`).
     pub passive_ports: Option<std::ops::RangeInclusive<u16>>,
+    /// The transfers' buffer budget (the builder's default if `None`).
+    pub transfer_buffers: Option<usize>,
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

@@ -48,6 +48,9 @@ where
     if let Some(ports) = &setup.passive_ports {
         builder = builder.passive_ports(ports.clone());
     }
+    if let Some(bytes) = setup.transfer_buffers {
+        builder = builder.max_transfer_buffers(bytes);
+    }
     builder
 }
 

@@ -133,6 +133,7 @@ impl Fixture {
             max_sessions_before_login: None,
             max_passive_per_user: None,
             passive_ports: None,
+            transfer_buffers: None,
         }
     }
 

@@ -573,3 +573,45 @@ fn an_evicted_session_in_its_tls_handshake_ends_at_once() {
         },
     );
 }
+
+// Fifth review: an accepted login wiped its address's failed logins, so an anonymous
+// login (or the attacker's own account) between guesses let one address make 45 guesses
+// where the lockout allows 10, and then log in. Failures now expire only with their
+// window.
+#[test]
+fn a_successful_login_does_not_reset_the_lockout() {
+    each(
+        "lockout-reset",
+        |s| {
+            plain_allowed(s);
+            s.config.anonymous = true;
+            s.config.failed_login_delay = Duration::from_millis(50);
+            s.login_lockout = Some((4, Duration::from_secs(600), Duration::from_secs(300)));
+        },
+        |f, r, tag| {
+            let (user, password) = f.credentials();
+            let session = || {
+                let tcp = socket_from([127, 0, 0, 9], r.explicit().port()).unwrap();
+                Raw::over(tcp).unwrap().0
+            };
+            let guess_twice = |c: &mut Raw| {
+                for _ in 0..2 {
+                    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331, "{tag}");
+                    assert_eq!(c.cmd("PASS wrong").unwrap(), 530, "{tag}");
+                }
+            };
+            guess_twice(&mut session());
+            let mut anon = session();
+            assert_eq!(anon.cmd("USER anonymous").unwrap(), 331, "{tag}");
+            assert_eq!(anon.cmd("PASS guest@").unwrap(), 230, "{tag}");
+            guess_twice(&mut session());
+            let mut last = session();
+            assert_eq!(last.cmd(&format!("USER {user}")).unwrap(), 331, "{tag}");
+            assert_eq!(
+                last.cmd(&format!("PASS {password}")).unwrap(),
+                530,
+                "{tag}: four failures lock the address out, an anonymous login between them or not"
+            );
+        },
+    );
+}

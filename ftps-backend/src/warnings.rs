@@ -10,36 +10,39 @@ use std::time::Duration;
 /// line a second, with the count held back since): a per-listener or per-session limit is
 /// not enough, as a session can open a listener per command and an address many sessions
 /// (issue 13, finding 14 and its second review's finding I).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Warnings {
-    foreign: Mutex<Throttled>,
-    listen: Mutex<Throttled>,
-    locked_out: Mutex<Throttled>,
-    accept: Mutex<Throttled>,
-    anonymous: Mutex<Throttled>,
+    foreign: Gate,
+    listen: Gate,
+    locked_out: Gate,
+    accept: Gate,
+    anonymous: Gate,
 }
 
-impl Default for Warnings {
+/// One kind of line, throttled.
+#[derive(Debug)]
+struct Gate(Mutex<Throttled>);
+
+impl Default for Gate {
     fn default() -> Self {
-        Warnings {
-            foreign: Mutex::new(Throttled::new(Duration::from_secs(1))),
-            listen: Mutex::new(Throttled::new(Duration::from_secs(1))),
-            locked_out: Mutex::new(Throttled::new(Duration::from_secs(1))),
-            accept: Mutex::new(Throttled::new(Duration::from_secs(1))),
-            anonymous: Mutex::new(Throttled::new(Duration::from_secs(1))),
-        }
+        Gate(Mutex::new(Throttled::new(Duration::from_secs(1))))
+    }
+}
+
+impl Gate {
+    /// Whether to log now; if so, how many were held back since the last line.
+    fn allow(&self) -> Option<u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow()
     }
 }
 
 impl Warnings {
     /// A passive listener refused a data connection from `peer`, a foreign address.
     pub fn foreign_data_connection(&self, peer: SocketAddr) {
-        let allowed = self
-            .foreign
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .allow();
-        if let Some(held) = allowed {
+        if let Some(held) = self.foreign.allow() {
             tracing::warn!(%peer, held, "data connection from a foreign address refused");
         }
     }
@@ -48,24 +51,14 @@ impl Warnings {
     /// many failures (each attempt is not logged: the lockout is when an address tries
     /// hardest).
     pub fn locked_out(&self, peer: std::net::IpAddr) {
-        let allowed = self
-            .locked_out
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .allow();
-        if let Some(held) = allowed {
+        if let Some(held) = self.locked_out.allow() {
             tracing::warn!(%peer, held, "login refused: address locked out");
         }
     }
 
     /// An accept failed (out of descriptors, say: it repeats as fast as the loop turns).
     pub fn accept_failed(&self, error: &std::io::Error) {
-        let allowed = self
-            .accept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .allow();
-        if let Some(held) = allowed {
+        if let Some(held) = self.accept.allow() {
             tracing::warn!(held, "accept: {error}");
         }
     }
@@ -73,24 +66,14 @@ impl Warnings {
     /// An anonymous login from `peer` was accepted: anybody can repeat it at will (no
     /// password to check, no lockout), so it is said at most once a second (at info).
     pub fn anonymous_login(&self, peer: std::net::IpAddr) {
-        let allowed = self
-            .anonymous
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .allow();
-        if let Some(held) = allowed {
+        if let Some(held) = self.anonymous.allow() {
             tracing::info!(%peer, held, "anonymous login");
         }
     }
 
     /// A passive listener could not be opened.
     pub fn passive_listener_failed(&self, error: &std::io::Error) {
-        let allowed = self
-            .listen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .allow();
-        if let Some(held) = allowed {
+        if let Some(held) = self.listen.allow() {
             tracing::warn!(held, "passive listener: {error}");
         }
     }

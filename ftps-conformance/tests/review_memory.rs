@@ -15,6 +15,28 @@ use std::time::Duration;
 /// One test at a time: each measures the whole process's memory.
 static TURN: Mutex<()> = Mutex::new(());
 
+/// Session `i` of a crowd (15 from each of 127.0.0.2, .3, ...): logged in, TYPE I, and
+/// `command` started on a passive data connection from the same address; the control and
+/// data connections.
+fn transfer_from_crowd(
+    f: &ftps_conformance::Fixture,
+    r: &dyn ftps_conformance::RunningServer,
+    i: u8,
+    command: &str,
+    tag: &str,
+) -> (Raw, TcpStream) {
+    let ip = [127, 0, 0, 2 + i / 15];
+    let mut c = ftps_conformance::hostile::plain_session_from(f, r, ip);
+    assert_eq!(c.cmd("TYPE I").unwrap(), 200, "{tag}");
+    c.send_bytes(b"EPSV\r\n").unwrap();
+    let reply = c.reply().unwrap();
+    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+    let data = ftps_conformance::hostile::socket_from(ip, port).unwrap();
+    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
+    assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+    (c, data)
+}
+
 /// A listing command on a fresh passive data connection, its lines counted as they come
 /// (not kept: the client's memory must not blur the server's); the final reply code and
 /// the count.
@@ -186,15 +208,7 @@ fn stalled_downloads_hold_bounded_memory() {
             let before = rss_kib();
             let mut held = Vec::new();
             for i in 0..105u8 {
-                let ip = [127, 0, 0, 2 + i / 15];
-                let mut c = ftps_conformance::hostile::plain_session_from(f, r, ip);
-                assert_eq!(c.cmd("TYPE I").unwrap(), 200, "{tag}");
-                c.send_bytes(b"EPSV\r\n").unwrap();
-                let reply = c.reply().unwrap();
-                let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-                let mut data = ftps_conformance::hostile::socket_from(ip, port).unwrap();
-                c.send_bytes(b"RETR big.bin\r\n").unwrap();
-                assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+                let (c, mut data) = transfer_from_crowd(f, r, i, "RETR big.bin", tag);
                 let mut got = 0;
                 let mut buf = vec![0u8; 256 * 1024];
                 while got < 3 * 1024 * 1024 {
@@ -268,16 +282,8 @@ fn stalled_uploads_hold_bounded_memory() {
             let piece = vec![7u8; 450 * 1000];
             let mut held = Vec::new();
             for i in 0..105u8 {
-                let ip = [127, 0, 0, 2 + i / 15];
-                let mut c = ftps_conformance::hostile::plain_session_from(f, r, ip);
-                assert_eq!(c.cmd("TYPE I").unwrap(), 200, "{tag}");
-                c.send_bytes(b"EPSV\r\n").unwrap();
-                let reply = c.reply().unwrap();
-                let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-                let mut data = ftps_conformance::hostile::socket_from(ip, port).unwrap();
-                c.send_bytes(format!("STOR up-{i}.bin\r\n").as_bytes())
-                    .unwrap();
-                assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+                let command = format!("STOR up-{i}.bin");
+                let (c, mut data) = transfer_from_crowd(f, r, i, &command, tag);
                 std::io::Write::write_all(&mut data, &piece).unwrap();
                 held.push((c, data));
             }

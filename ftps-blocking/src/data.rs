@@ -1,7 +1,7 @@
 //! One thread per server data connection: listen or connect, TLS, move the bytes,
 //! finish. It only executes what the session decided and reports back as [`IoEvent`]s.
 
-use crate::server::Msg;
+use crate::inbox::Msg;
 use crate::stream::{BufferedTcp, DataStream};
 use ftps_backend::{DataOrder, Meter, Storage, Warnings, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};

@@ -35,6 +35,7 @@
 pub mod client;
 mod control;
 mod data;
+mod inbox;
 mod server;
 mod stream;
 

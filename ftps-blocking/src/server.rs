@@ -3,6 +3,7 @@
 
 use crate::control::Control;
 use crate::data::{self, DataContext};
+use crate::inbox::Msg;
 use ftps_backend::{
     Authenticator, DataDesk, DataOrder, ListenerSlot, OrderSender, ServerShared, SessionSlot,
     Storage, TaskGone,
@@ -22,14 +23,6 @@ use std::time::{Duration, Instant};
 const MAX_CONTROL_INPUT: usize = 64 * 1024;
 /// How often an idle accept loop looks at the shutdown flag.
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
-
-/// What wakes a session thread.
-pub(crate) enum Msg {
-    /// Control bytes (empty: the connection closed).
-    Control(Vec<u8>),
-    /// A data thread's report.
-    Data(IoEvent),
-}
 
 /// Builds a [`Server`]: storage, users, configuration, TLS, passive ports, limits.
 pub type ServerBuilder<S, A> = ftps_backend::ServerBuilder<S, A, Server<S, A>>;

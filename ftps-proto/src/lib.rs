@@ -51,6 +51,7 @@
 
 pub mod address;
 pub mod ascii;
+pub mod boundary;
 pub mod client;
 pub mod command;
 mod error;

@@ -28,7 +28,7 @@ use crate::command::{Command, EpsvMode, ProtectionLevel, RepresentationType, Tex
 use crate::facts::MlsxEntry;
 use crate::feature::Features;
 use crate::framing::AfterTls;
-use crate::reply::{Reply, ReplyDecoder, ReplyLimits};
+use crate::reply::{Reply, ReplyCode, ReplyDecoder, ReplyLimits};
 use crate::text::{Password, Pathname, Text, Token, Username};
 use crate::time::Timestamp;
 use std::collections::VecDeque;
@@ -583,56 +583,67 @@ impl ClientSession {
     }
 
     fn on_reply(&mut self, reply: Reply, now: Instant) {
-        let code = reply.code().get();
+        let code = reply.code();
         match self.state {
             State::Closed => {}
             State::Setup(step) => self.on_setup_reply(step, reply, now),
             State::Ready => match self.running.take() {
                 Some((op, running)) => self.on_op_reply(op, running, reply, now),
-                None if code == 421 => self.fail_session(ClientError::Refused(reply)),
+                None if code == ReplyCode::SERVICE_NOT_AVAILABLE => {
+                    self.fail_session(ClientError::Refused(reply))
+                }
                 None => {} // An unsolicited reply; nothing waits for it.
             },
         }
     }
 
     fn on_setup_reply(&mut self, step: Setup, reply: Reply, now: Instant) {
-        let code = reply.code().get();
+        let code = reply.code();
         if reply.code().is_preliminary() {
             return;
         }
-        let positive = (200..400).contains(&code);
+        let positive = (200..400).contains(&code.get());
         match step {
-            Setup::Greeting if code == 220 => self.after_greeting(now),
-            Setup::Auth { .. } if code == 234 => {
+            Setup::Greeting if code == ReplyCode::SERVICE_READY => self.after_greeting(now),
+            Setup::Auth { .. } if code == ReplyCode::AUTH_OK => {
                 self.state = State::Setup(Setup::Tls);
                 self.actions.push_back(Action::StartTls);
             }
-            Setup::Auth { ssl: false } if code >= 400 && code != 421 => {
+            Setup::Auth { ssl: false }
+                if code.get() >= 400 && code != ReplyCode::SERVICE_NOT_AVAILABLE =>
+            {
                 let ssl = Token::new("SSL").unwrap_or_else(|_| unreachable_token());
                 self.setup(Setup::Auth { ssl: true }, Some(Command::Auth(ssl)), now);
             }
-            Setup::Auth { ssl: true } if code >= 400 && code != 421 => match self.config.mode {
-                ConnectionMode::ExplicitIfAvailable => {
-                    self.state = State::Setup(Setup::Downgrade);
-                    self.deadline = None;
-                    self.events.push_back(Event::PlaintextOnly);
+            Setup::Auth { ssl: true }
+                if code.get() >= 400 && code != ReplyCode::SERVICE_NOT_AVAILABLE =>
+            {
+                match self.config.mode {
+                    ConnectionMode::ExplicitIfAvailable => {
+                        self.state = State::Setup(Setup::Downgrade);
+                        self.deadline = None;
+                        self.events.push_back(Event::PlaintextOnly);
+                    }
+                    _ => self.fail_session(ClientError::TlsUnavailable),
                 }
-                _ => self.fail_session(ClientError::TlsUnavailable),
-            },
+            }
             Setup::Host => self.login(now),
-            Setup::User if code == 331 => {
+            Setup::User if code == ReplyCode::NEED_PASSWORD => {
                 let pass = self.config.password.clone();
                 self.setup(Setup::Pass, Some(Command::Pass(pass)), now);
             }
             Setup::User | Setup::Pass | Setup::Acct
-                if code == 230 || (code == 202 && step != Setup::User) =>
+                if code == ReplyCode::LOGGED_IN
+                    || (code == ReplyCode::SUPERFLUOUS && step != Setup::User) =>
             {
                 self.after_login(now)
             }
-            Setup::User | Setup::Pass if code == 332 => match self.config.account.clone() {
-                Some(acct) => self.setup(Setup::Acct, Some(Command::Acct(acct)), now),
-                None => self.fail_session(ClientError::Refused(reply)),
-            },
+            Setup::User | Setup::Pass if code == ReplyCode::NEED_ACCOUNT => {
+                match self.config.account.clone() {
+                    Some(acct) => self.setup(Setup::Acct, Some(Command::Acct(acct)), now),
+                    None => self.fail_session(ClientError::Refused(reply)),
+                }
+            }
             Setup::Feat => {
                 self.features = Features::from_reply(&reply).unwrap_or_default();
                 self.after_feat(now);
@@ -829,7 +840,7 @@ impl ClientSession {
     }
 
     fn on_op_reply(&mut self, op: OpId, running: Running, reply: Reply, now: Instant) {
-        let code = reply.code().get();
+        let code = reply.code();
         match running {
             Running::Transfer(mut t) if t.aborting.is_some() => {
                 if reply.code().is_preliminary() {
@@ -837,7 +848,7 @@ impl ClientSession {
                     return;
                 }
                 match t.aborting {
-                    Some(left) if left > 1 && code != 225 => {
+                    Some(left) if left > 1 && code != ReplyCode::DATA_CONNECTION_OPEN => {
                         t.aborting = Some(left - 1);
                         self.deadline = Some(now + self.config.reply_timeout);
                         self.running = Some((op, Running::Transfer(t)));
@@ -851,9 +862,9 @@ impl ClientSession {
             Running::Transfer(mut t) => {
                 let id = t.id;
                 let tls = self.data_tls && self.config.protection == ProtectionLevel::Private;
-                let ok = (200..400).contains(&code);
+                let ok = (200..400).contains(&code.get());
                 match t.step {
-                    _ if code == 421 => {
+                    _ if code == ReplyCode::SERVICE_NOT_AVAILABLE => {
                         self.running = Some((op, Running::Transfer(t)));
                         self.fail_session(ClientError::Refused(reply));
                         return;
@@ -862,43 +873,58 @@ impl ClientSession {
                         self.ascii = Some(t.ascii);
                         t.step = self.data_step();
                     }
-                    Step::Epsv if code == 229 => match parse_epsv_reply(reply.first_line()) {
-                        Ok(port) => {
-                            self.actions.push_back(Action::ConnectData {
-                                id,
-                                addr: SocketAddr::new(self.peer.ip(), port),
-                                tls,
-                            });
-                            t.step = Step::Rest;
+                    Step::Epsv if code == ReplyCode::ENTERING_EXTENDED_PASSIVE_MODE => {
+                        match parse_epsv_reply(reply.first_line()) {
+                            Ok(port) => {
+                                self.actions.push_back(Action::ConnectData {
+                                    id,
+                                    addr: SocketAddr::new(self.peer.ip(), port),
+                                    tls,
+                                });
+                                t.step = Step::Rest;
+                            }
+                            Err(_) => {
+                                return self.op_done(op, Err(ClientError::Unexpected(reply)), now);
+                            }
                         }
-                        Err(_) => {
-                            return self.op_done(op, Err(ClientError::Unexpected(reply)), now);
-                        }
-                    },
-                    Step::Epsv if matches!(code, 500 | 501 | 502 | 504 | 522) => {
+                    }
+                    Step::Epsv
+                        if matches!(
+                            code,
+                            ReplyCode::SYNTAX_ERROR
+                                | ReplyCode::SYNTAX_ERROR_IN_ARGUMENTS
+                                | ReplyCode::NOT_IMPLEMENTED
+                                | ReplyCode::PARAMETER_NOT_IMPLEMENTED
+                                | ReplyCode::NETWORK_PROTOCOL_NOT_SUPPORTED
+                        ) =>
+                    {
                         self.epsv_failed = true;
                         t.step = Step::Pasv;
                     }
-                    Step::Pasv if code == 227 => match parse_pasv_reply(reply.first_line()) {
-                        Ok(addr) => {
-                            let ip = if self.config.trust_pasv_address {
-                                std::net::IpAddr::V4(*addr.ip())
-                            } else {
-                                self.peer.ip()
-                            };
-                            self.actions.push_back(Action::ConnectData {
-                                id,
-                                addr: SocketAddr::new(ip, addr.port()),
-                                tls,
-                            });
-                            t.step = Step::Rest;
+                    Step::Pasv if code == ReplyCode::ENTERING_PASSIVE_MODE => {
+                        match parse_pasv_reply(reply.first_line()) {
+                            Ok(addr) => {
+                                let ip = if self.config.trust_pasv_address {
+                                    std::net::IpAddr::V4(*addr.ip())
+                                } else {
+                                    self.peer.ip()
+                                };
+                                self.actions.push_back(Action::ConnectData {
+                                    id,
+                                    addr: SocketAddr::new(ip, addr.port()),
+                                    tls,
+                                });
+                                t.step = Step::Rest;
+                            }
+                            Err(_) => {
+                                return self.op_done(op, Err(ClientError::Unexpected(reply)), now);
+                            }
                         }
-                        Err(_) => {
-                            return self.op_done(op, Err(ClientError::Unexpected(reply)), now);
-                        }
-                    },
+                    }
                     Step::Port if ok => t.step = Step::Rest,
-                    Step::Rest if code == 350 => t.step = Step::Command,
+                    Step::Rest if code == ReplyCode::PENDING_FURTHER_INFORMATION => {
+                        t.step = Step::Command
+                    }
                     Step::Command if reply.code().is_preliminary() => {
                         t.accepted = true;
                         // The transfer may take long: no reply timeout until the data ends,
@@ -926,7 +952,7 @@ impl ClientSession {
             Running::Rename {
                 to,
                 stage_rnto: false,
-            } if code == 350 => {
+            } if code == ReplyCode::PENDING_FURTHER_INFORMATION => {
                 self.send(&Command::Rnto(to.clone()), now);
                 self.running = Some((
                     op,
@@ -937,7 +963,7 @@ impl ClientSession {
                 ));
             }
             Running::Rename { .. } => {
-                let result = if (200..300).contains(&code) {
+                let result = if (200..300).contains(&code.get()) {
                     Ok(Output::Reply(reply))
                 } else {
                     Err(ClientError::Refused(reply))
@@ -962,7 +988,7 @@ impl ClientSession {
                     self.running = Some((op, Running::Simple(operation)));
                     return;
                 }
-                if code == 421 {
+                if code == ReplyCode::SERVICE_NOT_AVAILABLE {
                     self.running = Some((op, Running::Simple(operation)));
                     self.fail_session(ClientError::Refused(reply));
                     return;
@@ -981,11 +1007,11 @@ impl ClientSession {
     }
 
     fn simple_result(operation: &Operation, reply: Reply) -> Result<Output, ClientError> {
-        let code = reply.code().get();
+        let code = reply.code();
         if let Operation::Raw(_) = operation {
             return Ok(Output::Reply(reply));
         }
-        if !(200..300).contains(&code) {
+        if !(200..300).contains(&code.get()) {
             return Err(ClientError::Refused(reply));
         }
         let unexpected = |r: &Reply| ClientError::Unexpected(r.clone());
@@ -999,9 +1025,11 @@ impl ClientSession {
             Operation::Modified(_) => Timestamp::parse(reply.first_line().trim())
                 .map(Output::Modified)
                 .map_err(|_| unexpected(&reply)),
-            Operation::Pwd | Operation::Mkd(_) if code == 257 => quoted_path(reply.first_line())
-                .map(Output::Path)
-                .ok_or_else(|| unexpected(&reply)),
+            Operation::Pwd | Operation::Mkd(_) if code == ReplyCode::PATHNAME_CREATED => {
+                quoted_path(reply.first_line())
+                    .map(Output::Path)
+                    .ok_or_else(|| unexpected(&reply))
+            }
             Operation::Mlst(_) => reply
                 .lines()
                 .get(1)

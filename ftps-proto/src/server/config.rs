@@ -139,7 +139,3 @@ impl Default for ServerConfig {
         }
     }
 }
-
-/// The ALPN protocol id the server advertises and requires (RFC 7301; "ftp" is registered
-/// for FTP). A client offering ALPN without it must fail the handshake (ALPACA).
-pub const ALPN_FTP: &[u8] = b"ftp";

@@ -1,6 +1,7 @@
 //! The vocabulary between a [`ServerSession`](super::ServerSession) and its adapter and
 //! application: actions out, IO events in, requests out and their answers in.
 
+use crate::boundary::TlsInfo;
 use crate::listing::EntryKind;
 use crate::path::VirtualPath;
 use crate::reply::Reply;
@@ -89,29 +90,6 @@ pub enum Action {
     /// Close the control connection after writing everything sent before. The session is
     /// over.
     Close,
-}
-
-/// TLS protocol versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TlsVersion {
-    /// TLS 1.2.
-    Tls12,
-    /// TLS 1.3.
-    Tls13,
-}
-
-/// What a completed TLS handshake did, as the adapter saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsInfo {
-    /// The negotiated version.
-    pub version: TlsVersion,
-    /// True if the handshake resumed a session of *this* control connection (the adapter
-    /// keeps a session cache per control connection, so a resumption can only be of it).
-    pub resumed: bool,
-    /// The ALPN protocol agreed, if any.
-    pub alpn: Option<Vec<u8>>,
-    /// The server name the client sent (SNI), if any.
-    pub sni: Option<String>,
 }
 
 /// How a data stream ended.

@@ -36,11 +36,13 @@ mod format;
 pub mod io;
 mod timer;
 
-pub use config::{ALPN_FTP, ControlTlsPolicy, DataTlsPolicy, ServerConfig, Timeouts, TlsMode};
+/// Shared with the client (see [`crate::boundary`]); re-exported here as before.
+pub use crate::boundary::{ALPN_FTP, TlsInfo, TlsVersion};
+pub use config::{ControlTlsPolicy, DataTlsPolicy, ServerConfig, Timeouts, TlsMode};
 pub use format::ListingFormat;
 pub use io::{
     Action, DataEnd, DataId, Event, IoEvent, LoginAnswer, LoginRequest, Metadata, RequestToken,
-    StorageError, StorageReply, StorageRequest, TlsInfo, TlsVersion,
+    StorageError, StorageReply, StorageRequest,
 };
 
 use crate::address::{format_epsv_reply, format_pasv_reply};

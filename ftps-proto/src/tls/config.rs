@@ -3,7 +3,7 @@
 //! cross-protocol attacks cannot answer).
 
 use super::trust::ServerTrust;
-use crate::server::ALPN_FTP;
+use crate::boundary::ALPN_FTP;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The server's per-session TLS configurations, which bind data connections to their
 //! control connection (RFC 4217 §10.2), and what a completed handshake did.
 
-use crate::server::{ALPN_FTP, TlsInfo, TlsVersion};
+use crate::boundary::{ALPN_FTP, TlsInfo, TlsVersion};
 use rustls::server::{ClientHello, ServerConnection, ServerSessionMemoryCache};
 use std::sync::Arc;
 

@@ -43,19 +43,7 @@ pub struct Server<R, S, A> {
     /// Closed by [`Server::shutdown`]; every `serve` loop waits on it.
     stop: async_channel::Sender<()>,
     stopped: async_channel::Receiver<()>,
-    /// Password checks and STAT listings waiting for a slot wait here, not on a blocking
-    /// thread.
-    gates: Arc<Gates>,
     runtime: PhantomData<fn() -> R>,
-}
-
-/// Work that is bounded server-wide, waiting without holding a blocking thread.
-struct Gates {
-    /// Password checks (Argon2: about 19 MiB and tens of ms each).
-    login: Gate,
-    /// STAT listings of a directory, built whole for a reply (up to
-    /// [`ftps_backend::STAT_ENTRIES`] entries): hundreds at once held GBs.
-    stat: Gate,
 }
 
 impl<R, S, A> Clone for Server<R, S, A> {
@@ -64,7 +52,6 @@ impl<R, S, A> Clone for Server<R, S, A> {
             shared: self.shared.clone(),
             stop: self.stop.clone(),
             stopped: self.stopped.clone(),
-            gates: self.gates.clone(),
             runtime: PhantomData,
         }
     }
@@ -73,15 +60,10 @@ impl<R, S, A> Clone for Server<R, S, A> {
 impl<R, S, A> From<Arc<ServerShared<S, A>>> for Server<R, S, A> {
     fn from(shared: Arc<ServerShared<S, A>>) -> Self {
         let (stop, stopped) = async_channel::bounded(1);
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Server {
             shared,
             stop,
             stopped,
-            gates: Arc::new(Gates {
-                login: Gate::new(cores),
-                stat: Gate::new(cores),
-            }),
             runtime: PhantomData,
         }
     }
@@ -160,17 +142,15 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 continue;
             };
             let shared = self.shared.clone();
-            let gates = self.gates.clone();
             let span = tracing::info_span!("session", %peer, ?mode);
             R::spawn_detached(
                 async move {
                     // An eviction ends the session wherever it waits (a TLS handshake, a
                     // login check, a write): the whole session is dropped, its socket and
                     // slot freed at once.
-                    let latch = evicted.clone();
-                    let run = run_session::<R, S, A>(shared, gates, tcp, mode, slot, evicted);
+                    let run = run_session::<R, S, A>(shared, tcp, mode, slot);
                     let evicted = async move {
-                        let _ = latch.recv().await;
+                        let _ = evicted.recv().await;
                         tracing::debug!("evicted to make room");
                         Ok(())
                     };
@@ -181,32 +161,6 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 .instrument(span),
             );
         }
-    }
-}
-
-/// An async semaphore: at most `n` holders of a [`Permit`].
-struct Gate {
-    tx: async_channel::Sender<()>,
-    rx: async_channel::Receiver<()>,
-}
-
-struct Permit<'a>(&'a Gate);
-
-impl Gate {
-    fn new(n: usize) -> Gate {
-        let (tx, rx) = async_channel::bounded(n.max(1));
-        Gate { tx, rx }
-    }
-
-    async fn enter(&self) -> Permit<'_> {
-        let _ = self.tx.send(()).await;
-        Permit(self)
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.rx.try_recv();
     }
 }
 
@@ -223,7 +177,6 @@ impl<S: Storage> OrderSender<S> for Orders<S> {
 /// open files, data tasks).
 struct Driver<R: Runtime, S: Storage, A> {
     shared: Arc<Shared<S, A>>,
-    gates: Arc<Gates>,
     session: ServerSession,
     control: Option<Stream<R>>,
     acceptor: Option<TlsAcceptor>,
@@ -238,19 +191,14 @@ struct Driver<R: Runtime, S: Storage, A> {
     listener_slot: Option<(DataId, ListenerSlot)>,
     /// This session, counted against the session caps.
     slot: SessionSlot,
-    /// Closed when the session is evicted to make room (see
-    /// [`ftps_backend::SessionLimits`]).
-    evicted: async_channel::Receiver<()>,
     closing: bool,
 }
 
 async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     shared: Arc<Shared<S, A>>,
-    gates: Arc<Gates>,
     tcp: R::Tcp,
     mode: TlsMode,
     slot: SessionSlot,
-    evicted: async_channel::Receiver<()>,
 ) -> io::Result<()> {
     let (local, peer) = R::addrs(&tcp)?;
     R::set_nodelay(&tcp)?;
@@ -269,7 +217,6 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     let (events_tx, events_rx) = async_channel::unbounded();
     let mut d = Driver::<R, S, A> {
         shared,
-        gates,
         session,
         control: Some(stream::Stream::Plain(tcp)),
         acceptor,
@@ -281,7 +228,6 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         peer,
         listener_slot: None,
         slot,
-        evicted,
         closing: false,
     };
     // Both stay small: an idle session holds them (commands are short lines; a longer
@@ -301,7 +247,6 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
             Control(io::Result<usize>),
             Event(Option<IoEvent>),
             Timeout,
-            Evicted,
         }
         let deadline = d.session.poll_timeout();
         let can_read = input.len() < MAX_CONTROL_INPUT && d.control.is_some();
@@ -322,16 +267,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
                 None => pending().await,
             }
         };
-        let evicted = async {
-            let _ = d.evicted.recv().await;
-            Woke::Evicted
-        };
-        match or(read, or(event, or(timer, evicted))).await {
-            Woke::Evicted => {
-                tracing::debug!("evicted to make room");
-                d.control = None;
-                d.session.handle_io(IoEvent::ControlClosed, Instant::now());
-            }
+        match or(read, or(event, timer)).await {
             Woke::Control(Ok(0) | Err(_)) => {
                 d.session.handle_io(IoEvent::ControlClosed, Instant::now())
             }
@@ -400,13 +336,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 // deadline, and missing it closes the session.
                 let limit = self.shared.config.timeouts.reply_write;
                 let send = stream::Stream::send(self.control.as_mut(), &bytes);
-                let send = async { timeout::<R, _>(limit, send).await.unwrap_or(false) };
-                // An eviction ends a write that waits on a peer that does not read.
-                let evicted = async {
-                    let _ = self.evicted.recv().await;
-                    false
-                };
-                if !futures_lite::future::or(send, evicted).await {
+                if !timeout::<R, _>(limit, send).await.unwrap_or(false) {
                     if let Some(control) = self.control.take() {
                         drop(control);
                     }
@@ -563,7 +493,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             Event::Login(request) => {
                 let shared = self.shared.clone();
                 let check = request.clone();
-                let permit = self.gates.login.enter().await;
+                let permit = self.shared.login_gate.enter().await;
                 let answer = R::unblock(move || shared.check_login(&check)).await;
                 drop(permit);
                 self.user = request.user.clone();
@@ -576,7 +506,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 let user = self.user.clone();
                 let stat = matches!(request, StorageRequest::List(_));
                 let permit = match stat {
-                    true => Some(self.gates.stat.enter().await),
+                    true => Some(self.shared.stat_gate.enter().await),
                     false => None,
                 };
                 let (answer, file) =
@@ -592,16 +522,12 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 let r = Reply::new(ReplyCode::NOT_IMPLEMENTED, "SITE not implemented.");
                 self.session.answer_site(token, r, Instant::now());
             }
-            Event::LoggedIn { user, anonymous } => {
-                tracing::debug!(user = %Printable(&user), "logged in");
-                // An anonymous session is as cheap to get as a connection: it gives way
-                // like one that has not logged in.
-                if !anonymous {
-                    self.slot.logged_in();
-                }
-                self.user = user;
+            Event::LoggedIn { ref user, .. } => {
+                tracing::debug!(user = %Printable(user), "logged in");
+                self.slot.follow(&event);
+                self.user = user.clone();
             }
-            Event::LoggedOut => self.slot.logged_out(),
+            Event::LoggedOut => self.slot.follow(&event),
             // Debug, not a warning: any peer can cause it once a connection, and warnings
             // a peer can repeat at will would flood the log (issue 13, finding 14's class).
             Event::PlaintextDiscarded { bytes } => {

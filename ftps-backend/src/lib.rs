@@ -44,7 +44,7 @@ pub use limits::{
 pub use listing::{Entries, ListingCut, ListingReader};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use server::{
-    DataOrder, Meter, ServerBuilder, ServerShared, Slots, Work, opened_for, read_error,
+    DataOrder, Gate, Meter, Permit, ServerBuilder, ServerShared, Work, opened_for, read_error,
     upload_read_end, write_error,
 };
 pub use socket::{CONTROL_BUFFER, control_socket, out_of_descriptors};

@@ -203,6 +203,24 @@ impl SessionLimits {
 }
 
 impl SessionSlot {
+    /// Follows the session's logins (its [`Event::LoggedIn`] and [`Event::LoggedOut`];
+    /// other events are ignored): a named user's session is no longer evicted to make
+    /// room; an anonymous one is (it is as cheap to get as a connection), and so is one
+    /// that logged out (REIN).
+    ///
+    /// [`Event::LoggedIn`]: ftps_proto::server::Event::LoggedIn
+    /// [`Event::LoggedOut`]: ftps_proto::server::Event::LoggedOut
+    pub fn follow(&self, event: &ftps_proto::server::Event) {
+        use ftps_proto::server::Event;
+        match event {
+            Event::LoggedIn {
+                anonymous: false, ..
+            } => self.logged_in(),
+            Event::LoggedOut => self.logged_out(),
+            _ => {}
+        }
+    }
+
     /// The session has logged in (not anonymously): it is no longer evicted to make room.
     pub fn logged_in(&self) {
         let forgotten = self

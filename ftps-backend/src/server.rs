@@ -49,61 +49,55 @@ pub struct ServerShared<S, A> {
     pub warnings: Arc<Warnings>,
     /// Failed logins per address, across sessions.
     pub login_guard: LoginGuard,
-    /// Bounds the password checks running at once: each Argon2 check takes about 19 MiB,
-    /// so a thousand logins arriving together must not run a thousand of them.
-    pub login_slots: Slots,
+    /// Bounds the password checks running at once (one per core): each Argon2 check takes
+    /// about 19 MiB, so a thousand logins arriving together must not run a thousand of
+    /// them. The driver enters it around [`check_login`](Self::check_login).
+    pub login_gate: Gate,
     /// What transfers' large buffers may hold together (see [`crate::Budget`]): 64 MiB.
     pub transfer_buffers: Arc<crate::Budget>,
-    /// Bounds the STAT listings built at once (each holds up to [`crate::STAT_ENTRIES`]
-    /// entries and their reply; hundreds at once held GBs).
-    pub stat_slots: Slots,
+    /// Bounds the STAT listings built at once (one per core; each holds up to
+    /// [`crate::STAT_ENTRIES`] entries and their reply; hundreds at once held GBs). The
+    /// driver enters it around a [`StorageRequest::List`](ftps_proto::server::StorageRequest::List).
+    pub stat_gate: Gate,
 }
 
-/// A counting semaphore for blocking code (the password checks run on blocking threads).
+/// A counting semaphore that async and blocking drivers share: at most `n` holders of a
+/// [`Permit`] at once. Async code waits in [`enter`](Self::enter) without holding a thread
+/// (a thousand logins arriving together must not take a thousand blocking threads);
+/// blocking code in [`enter_blocking`](Self::enter_blocking).
 #[derive(Debug)]
-pub struct Slots {
-    free: std::sync::Mutex<usize>,
-    freed: std::sync::Condvar,
+pub struct Gate {
+    tx: async_channel::Sender<()>,
+    rx: async_channel::Receiver<()>,
 }
 
-impl Slots {
-    /// `n` slots (at least one).
-    pub fn new(n: usize) -> Slots {
-        Slots {
-            free: std::sync::Mutex::new(n.max(1)),
-            freed: std::sync::Condvar::new(),
-        }
+/// A place in a [`Gate`], given back when dropped.
+#[derive(Debug)]
+pub struct Permit<'a>(&'a Gate);
+
+impl Gate {
+    /// At most `n` holders (at least one).
+    pub fn new(n: usize) -> Gate {
+        let (tx, rx) = async_channel::bounded(n.max(1));
+        Gate { tx, rx }
     }
 
-    /// Runs `f` in a slot, waiting for one to be free.
-    pub fn run<T>(&self, f: impl FnOnce() -> T) -> T {
-        {
-            let mut free = self
-                .free
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            while *free == 0 {
-                free = self
-                    .freed
-                    .wait(free)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-            }
-            *free -= 1;
-        }
-        struct Release<'a>(&'a Slots);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                let mut free = self
-                    .0
-                    .free
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                *free += 1;
-                self.0.freed.notify_one();
-            }
-        }
-        let _release = Release(self);
-        f()
+    /// Waits for a place.
+    pub async fn enter(&self) -> Permit<'_> {
+        let _ = self.tx.send(()).await;
+        Permit(self)
+    }
+
+    /// Waits for a place, blocking the thread.
+    pub fn enter_blocking(&self) -> Permit<'_> {
+        let _ = self.tx.send_blocking(());
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.rx.try_recv();
     }
 }
 
@@ -117,7 +111,7 @@ impl<S, A: Authenticator> ServerShared<S, A> {
             self.warnings.locked_out(ip);
             return LoginAnswer::Rejected;
         }
-        let answer = self.login_slots.run(|| self.auth.authenticate(request));
+        let answer = self.auth.authenticate(request);
         let accepted = matches!(answer, LoginAnswer::Accepted { .. });
         self.login_guard.record(ip, now, accepted);
         // One line per login checked: a session has a few failures before it is closed,
@@ -257,8 +251,8 @@ impl<S: Storage, A: Authenticator, T: From<Arc<ServerShared<S, A>>>> ServerBuild
             warnings: Arc::default(),
             login_guard: self.login_guard,
             transfer_buffers: crate::Budget::new(self.transfer_buffers),
-            login_slots: Slots::new(cores),
-            stat_slots: Slots::new(cores),
+            login_gate: Gate::new(cores),
+            stat_gate: Gate::new(cores),
         }))
     }
 }

@@ -9,7 +9,8 @@ use std::io;
 /// 4 MiB): a client that pipelines short commands and never reads their longer replies
 /// (FEAT: 6 bytes in, about 220 out) had the server queue ~3.8 MB of replies per socket,
 /// and 400 such sockets held 1.5 GiB of the host's memory (issue 13's second review,
-/// finding B). Bounded, the replies stop fitting after a few KiB, the session's next
+/// finding B, as that review measured it; this crate's test saw 1.6 MB with the bounds
+/// off). Bounded, the replies stop fitting after a few KiB, the session's next
 /// write blocks — so it reads no further commands — and the reply-write deadline
 /// ([`ftps_proto::server::Timeouts::reply_write`]) closes it. Control replies are small;
 /// a large one (STAT of a directory) is written as the client reads it.

@@ -86,7 +86,10 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                     continue;
                 }
             };
-            tcp.set_nonblocking(false)?;
+            if let Err(e) = tcp.set_nonblocking(false) {
+                tracing::debug!(%peer, "control socket: {e}");
+                continue;
+            }
             if let Err(e) = ftps_backend::control_socket(socket2::SockRef::from(&tcp)) {
                 tracing::debug!(%peer, "control socket: {e}");
                 continue;
@@ -102,10 +105,8 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                 }
             };
             let (events, inbox) = mpsc::sync_channel(64);
-            let evicted = Arc::new(AtomicBool::new(false));
-            let (flag, socket) = (evicted.clone(), reader.clone());
+            let socket = reader.clone();
             let evict: ftps_backend::Evict = Arc::new(move || {
-                flag.store(true, Ordering::Relaxed);
                 let _ = socket.shutdown(std::net::Shutdown::Both);
             });
             let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
@@ -121,7 +122,7 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
                 .spawn(move || {
                     let span = tracing::info_span!("session", %peer, ?mode);
                     let _entered = span.enter();
-                    let channel = (events, inbox, evicted, reader);
+                    let channel = (events, inbox, reader);
                     if let Err(e) = run_session(shared, tcp, mode, slot, channel) {
                         tracing::debug!("session ended: {e}");
                     }
@@ -167,12 +168,7 @@ fn run_session<S: Storage, A: Authenticator>(
     tcp: TcpStream,
     mode: TlsMode,
     slot: SessionSlot,
-    (events, inbox, evicted, reader): (
-        SyncSender<Msg>,
-        mpsc::Receiver<Msg>,
-        Arc<AtomicBool>,
-        Arc<TcpStream>,
-    ),
+    (events, inbox, reader): (SyncSender<Msg>, mpsc::Receiver<Msg>, Arc<TcpStream>),
 ) -> io::Result<()> {
     let control = Control::new(tcp, shared.config.timeouts.reply_write)?;
     let (local, peer) = control.addrs()?;
@@ -202,9 +198,6 @@ fn run_session<S: Storage, A: Authenticator>(
         closing: false,
     };
     loop {
-        if evicted.swap(false, Ordering::Relaxed) {
-            d.session.handle_io(IoEvent::ControlClosed, Instant::now());
-        }
         d.settle();
         if d.closing {
             break;
@@ -462,7 +455,9 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Login(request) => {
+                let permit = self.shared.login_gate.enter_blocking();
                 let answer = self.shared.check_login(&request);
+                drop(permit);
                 self.user = request.user.clone();
                 self.session
                     .answer_login(request.token, answer, Instant::now());
@@ -472,10 +467,10 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 let storage = &*self.shared.storage;
                 let (answer, file) = match request {
                     // STAT builds a whole listing for its reply: a few at once server-wide.
-                    StorageRequest::List(_) => self
-                        .shared
-                        .stat_slots
-                        .run(|| ftps_backend::execute(storage, &self.user, request)),
+                    StorageRequest::List(_) => {
+                        let _permit = self.shared.stat_gate.enter_blocking();
+                        ftps_backend::execute(storage, &self.user, request)
+                    }
                     _ => ftps_backend::execute(storage, &self.user, request),
                 };
                 if let (Some(id), Some(file)) = (id, file) {
@@ -487,16 +482,12 @@ impl<S: Storage, A: Authenticator> Driver<S, A> {
                 let r = Reply::new(ReplyCode::NOT_IMPLEMENTED, "SITE not implemented.");
                 self.session.answer_site(token, r, Instant::now());
             }
-            Event::LoggedIn { user, anonymous } => {
-                tracing::debug!(user = %Printable(&user), "logged in");
-                // An anonymous session is as cheap to get as a connection: it gives way
-                // like one that has not logged in.
-                if !anonymous {
-                    self.slot.logged_in();
-                }
-                self.user = user;
+            Event::LoggedIn { ref user, .. } => {
+                tracing::debug!(user = %Printable(user), "logged in");
+                self.slot.follow(&event);
+                self.user = user.clone();
             }
-            Event::LoggedOut => self.slot.logged_out(),
+            Event::LoggedOut => self.slot.follow(&event),
             Event::TransferDone { path, bytes, ok } => {
                 tracing::info!(path = %Printable(path.as_str()), bytes, ok, "transfer")
             }

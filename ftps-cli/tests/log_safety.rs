@@ -26,6 +26,11 @@ struct Serve {
 
 impl Serve {
     fn start(name: &str) -> Serve {
+        Self::start_with(name, &[])
+    }
+
+    /// [`start`](Self::start) with more arguments.
+    fn start_with(name: &str, more: &[&str]) -> Serve {
         let dir = std::env::temp_dir().join(format!("ftps-log-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("ftp-root")).unwrap();
@@ -35,6 +40,7 @@ impl Serve {
             .args(["serve", "--user", "alice:wonderland", "--no-implicit"])
             .args(["--explicit", &format!("127.0.0.1:{port}")])
             .args(["--control-tls", "allow", "--data-tls", "allow"])
+            .args(more)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -154,5 +160,43 @@ fn finding_14_a_flood_of_foreign_data_connections_makes_a_line_a_second() {
     assert!(
         lines >= 1 && lines <= secs + 2,
         "{lines} lines about {refused} foreign connections in {secs} s:\n{log}"
+    );
+}
+
+// Issue 13's third and fourth reviews: one connection pipelining anonymous logins and REIN
+// wrote ~39,000 log lines a second; many connections each logging in 16 times, ~5,500.
+// `ftps serve --anonymous` now closes a session after 16 logins and says anonymous logins
+// a line a second, with the count held back.
+#[test]
+fn anonymous_logins_cannot_flood_the_log() {
+    let s = Serve::start_with("anon-flood", &["--anonymous"]);
+    let started = Instant::now();
+    let mut logins = 0;
+    for _ in 0..20 {
+        let (mut tcp, mut reader) = s.control();
+        let flood = "USER anonymous\r\nPASS x@y\r\nREIN\r\n".repeat(40);
+        tcp.write_all(flood.as_bytes()).unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if line.starts_with("230 ") {
+                logins += 1;
+            }
+            if line.starts_with("421 ") {
+                break;
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs() as usize;
+    std::thread::sleep(Duration::from_millis(300));
+    let log = String::from_utf8_lossy(&s.log()).into_owned();
+    let lines = log.lines().filter(|l| l.contains("anonymous")).count();
+    assert_eq!(logins, 20 * 16, "16 logins a session:\n{log}");
+    assert!(
+        lines >= 1 && lines <= secs + 2,
+        "{lines} log lines for {logins} anonymous logins in {secs} s:\n{log}"
     );
 }

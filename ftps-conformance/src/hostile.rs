@@ -209,13 +209,33 @@ pub fn transfer(c: &mut Raw, command: &str, upload: Option<&[u8]>) -> (u16, Vec<
     }
 }
 
-/// An upload started on a plain passive data connection: the connection, once the
-/// server's 1xx arrived, or the refusal's code.
+/// A transfer (an upload, or any command) started on a plain passive data connection:
+/// the connection, once the server's 1xx arrived, or the refusal's code.
 pub fn start_plain_upload(c: &mut Raw, command: &str) -> Result<TcpStream, u16> {
+    start_plain_on(c, command, |port| {
+        TcpStream::connect(("127.0.0.1", port)).unwrap()
+    })
+}
+
+/// A transfer `command` started on a plain passive data connection made from source
+/// address `ip` (another loopback address): the connection, once the server's 1xx
+/// arrived, or the refusal's code.
+pub fn start_plain_from(c: &mut Raw, ip: [u8; 4], command: &str) -> Result<TcpStream, u16> {
+    start_plain_on(c, command, |port| socket_from(ip, port).unwrap())
+}
+
+fn start_plain_on(
+    c: &mut Raw,
+    command: &str,
+    connect: impl FnOnce(u16) -> TcpStream,
+) -> Result<TcpStream, u16> {
     c.send_bytes(b"EPSV\r\n").unwrap();
     let reply = c.reply().unwrap();
+    assert_eq!(reply.code().get(), 229, "{}", reply.first_line());
     let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-    let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let data = connect(port);
+    data.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
     let first = c.any_reply().unwrap();
     if first.code().is_preliminary() {
@@ -231,6 +251,30 @@ pub fn end_plain_upload(c: &mut Raw, mut data: TcpStream, rest: &[u8]) -> u16 {
     data.shutdown(std::net::Shutdown::Write).unwrap();
     drop(data);
     c.reply().unwrap().code().get()
+}
+
+/// Runs `f` while a thread samples this process's resident set every 2 ms; returns `f`'s
+/// result and the largest growth seen over the resident set before, in KiB.
+pub fn peak_growth_kib<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let before = rss_kib();
+    let peak = Arc::new(AtomicU64::new(before));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, stop) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let out = f();
+    peak.fetch_max(rss_kib(), Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    (out, peak.load(Ordering::Relaxed).saturating_sub(before))
 }
 
 /// This process's resident memory, in KiB (the servers under test run in it).

@@ -6,13 +6,13 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 use ftps_conformance::RunningServer;
+use ftps_conformance::hostile::start_plain_upload as start;
 use ftps_conformance::hostile::{connect, each, plain_allowed};
 use ftps_conformance::raw::Raw;
 use ftps_conformance::{Fixture, ServerSetup};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Anonymous logins allowed, without TLS (the rule under test is not about TLS).
 fn anonymous(s: &mut ServerSetup) {
@@ -41,25 +41,6 @@ fn named_session(f: &Fixture, r: &dyn RunningServer) -> Raw {
     assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
     assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
     c
-}
-
-/// A transfer command started on a fresh passive plain data connection: the connection
-/// once the server's 1xx arrived, or the refusal's code.
-fn start(c: &mut Raw, command: &str) -> Result<TcpStream, u16> {
-    c.send_bytes(b"EPSV\r\n").unwrap();
-    let reply = c.reply().unwrap();
-    assert_eq!(reply.code().get(), 229, "{}", reply.first_line());
-    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-    let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    data.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
-    let first = c.any_reply().unwrap();
-    if first.code().is_preliminary() {
-        Ok(data)
-    } else {
-        Err(first.code().get())
-    }
 }
 
 /// Sends `bytes` on a started upload, ends it; the final reply code.

@@ -17,11 +17,11 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 use ftps_backend::client::Error;
+use ftps_conformance::hostile::peak_growth_kib;
 use ftps_conformance::scripted::{Ending, LISTING_NAMES, Listing, ScriptedServer};
 use ftps_proto::ProtectionLevel;
 use ftps_proto::client::{ClientError, DEFAULT_MAX_LISTING, ListFormat};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The listing bound the tests set.
@@ -202,37 +202,10 @@ fn connect(runtime: Runtime, server: &ScriptedServer) -> Box<dyn Lister> {
     }
 }
 
-/// This process's resident set, in bytes (`VmRSS` of /proc/self/status).
-fn resident() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kib * 1024
-}
-
-/// Runs `f` while a thread samples the resident set every 2 ms; returns `f`'s result and
-/// the largest growth seen over the resident set before.
+/// [`peak_growth_kib`] in bytes.
 fn peak_growth<T>(f: impl FnOnce() -> T) -> (T, u64) {
-    let before = resident();
-    let peak = Arc::new(AtomicU64::new(before));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, stop) = (peak.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(resident(), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    };
-    let out = f();
-    peak.fetch_max(resident(), Ordering::Relaxed);
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    (out, peak.load(Ordering::Relaxed).saturating_sub(before))
+    let (out, kib) = peak_growth_kib(f);
+    (out, kib * 1024)
 }
 
 fn mib(bytes: u64) -> String {

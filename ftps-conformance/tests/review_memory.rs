@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ftps_conformance::hostile::{each, plain_allowed, plain_session, rss_kib};
+use ftps_conformance::hostile::{each, peak_growth_kib, plain_allowed, plain_session, rss_kib};
 use ftps_conformance::raw::Raw;
 use std::io::Read;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// One test at a time: each measures the whole process's memory.
@@ -28,12 +27,8 @@ fn transfer_from_crowd(
     let ip = [127, 0, 0, 2 + i / 15];
     let mut c = ftps_conformance::hostile::plain_session_from(f, r, ip);
     assert_eq!(c.cmd("TYPE I").unwrap(), 200, "{tag}");
-    c.send_bytes(b"EPSV\r\n").unwrap();
-    let reply = c.reply().unwrap();
-    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-    let data = ftps_conformance::hostile::socket_from(ip, port).unwrap();
-    c.send_bytes(format!("{command}\r\n").as_bytes()).unwrap();
-    assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+    let data = ftps_conformance::hostile::start_plain_from(&mut c, ip, command)
+        .unwrap_or_else(|code| panic!("{tag}: {command}: {code}"));
     (c, data)
 }
 
@@ -79,34 +74,23 @@ fn finding_04_listings_stream_in_bounded_memory() {
         for i in 0..entries {
             std::fs::File::create(dir.join(format!("entry-{i:06}.dat"))).unwrap();
         }
-        let before = rss_kib();
-        let peak = Arc::new(AtomicU64::new(before));
-        let stop = Arc::new(AtomicBool::new(false));
-        let sampler = {
-            let (peak, stop) = (peak.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss_kib(), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            })
-        };
-        let listings: Vec<_> = (0..16)
-            .map(|i| {
-                let mut c = plain_session(f, r);
-                std::thread::spawn(move || {
-                    let command = if i % 2 == 0 { "LIST big" } else { "MLSD big" };
-                    count_lines(&mut c, command)
+        let sessions: Vec<Raw> = (0..16).map(|_| plain_session(f, r)).collect();
+        let ((), grew) = peak_growth_kib(|| {
+            let listings: Vec<_> = sessions
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut c)| {
+                    std::thread::spawn(move || {
+                        let command = if i % 2 == 0 { "LIST big" } else { "MLSD big" };
+                        count_lines(&mut c, command)
+                    })
                 })
-            })
-            .collect();
-        for l in listings {
-            let (code, lines) = l.join().unwrap();
-            assert_eq!((code, lines), (226, entries), "{tag}");
-        }
-        stop.store(true, Ordering::Relaxed);
-        sampler.join().unwrap();
-        let grew = peak.load(Ordering::Relaxed).saturating_sub(before);
+                .collect();
+            for l in listings {
+                let (code, lines) = l.join().unwrap();
+                assert_eq!((code, lines), (226, entries), "{tag}");
+            }
+        });
         eprintln!("{tag}: 16 listings of {entries} entries: memory grew {grew} KiB");
         // STAT lists over the control connection, a reply held whole: bounded.
         let mut c = plain_session(f, r);
@@ -145,38 +129,26 @@ fn many_stat_listings_at_once_stay_in_bounded_memory() {
                 std::fs::File::create(dir.join(format!("entry-with-a-long-name-{i:06}.dat")))
                     .unwrap();
             }
-            let before = rss_kib();
-            let peak = Arc::new(AtomicU64::new(before));
-            let stop = Arc::new(AtomicBool::new(false));
-            let sampler = {
-                let (peak, stop) = (peak.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        peak.fetch_max(rss_kib(), Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                })
-            };
             let mut sessions: Vec<Raw> = (0..100).map(|_| plain_session(f, r)).collect();
-            for c in &mut sessions {
-                c.send_bytes("STAT big\r\n".repeat(3).as_bytes()).unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(500));
-            let mut replies = 0;
-            for c in &mut sessions {
-                for _ in 0..3 {
-                    let stat = c.reply().unwrap();
-                    assert_eq!(stat.code().get(), 213, "{tag}");
-                    assert!(
-                        stat.lines().len() <= ftps_backend::STAT_ENTRIES + 2,
-                        "{tag}"
-                    );
-                    replies += 1;
+            let (replies, grew) = peak_growth_kib(|| {
+                for c in &mut sessions {
+                    c.send_bytes("STAT big\r\n".repeat(3).as_bytes()).unwrap();
                 }
-            }
-            stop.store(true, Ordering::Relaxed);
-            sampler.join().unwrap();
-            let grew = peak.load(Ordering::Relaxed).saturating_sub(before);
+                std::thread::sleep(Duration::from_millis(500));
+                let mut replies = 0;
+                for c in &mut sessions {
+                    for _ in 0..3 {
+                        let stat = c.reply().unwrap();
+                        assert_eq!(stat.code().get(), 213, "{tag}");
+                        assert!(
+                            stat.lines().len() <= ftps_backend::STAT_ENTRIES + 2,
+                            "{tag}"
+                        );
+                        replies += 1;
+                    }
+                }
+                replies
+            });
             eprintln!(
                 "{tag}: {replies} STAT replies of a {entries}-entry directory: memory grew {grew} KiB"
             );

@@ -166,6 +166,8 @@ pub struct ServerSession {
     failures: u32,
     /// Successful logins so far (see [`MAX_LOGINS`]).
     logins: u32,
+    /// Reply bytes queued as actions the adapter has not taken yet (see [`MAX_UNSENT`]).
+    unsent: usize,
     delayed: Option<(Reply, bool)>,
     host: Option<String>,
     sni: Option<String>,
@@ -277,6 +279,7 @@ impl ServerSession {
             login: Login::None,
             failures: 0,
             logins: 0,
+            unsent: 0,
             delayed: None,
             host: None,
             sni: None,
@@ -306,7 +309,11 @@ impl ServerSession {
 
     /// The next action for the adapter.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if let Some(Action::Send(bytes)) = &action {
+            self.unsent -= bytes.len();
+        }
+        action
     }
 
     /// The next event for the application.
@@ -385,7 +392,7 @@ impl ServerSession {
         }
         let mut used = 0;
         while used < input.len() {
-            if self.queue.len() >= MAX_QUEUED || self.unsent() >= MAX_UNSENT {
+            if self.queue.len() >= MAX_QUEUED || self.unsent >= MAX_UNSENT {
                 break;
             }
             let (n, line) = self.framer.decode(&input[used..]);
@@ -744,18 +751,9 @@ impl ServerSession {
     // ----- internals -----------------------------------------------------------------
 
     fn send(&mut self, r: Reply) {
-        self.actions.push_back(Action::Send(r.to_bytes()));
-    }
-
-    /// Reply bytes the adapter has not taken yet.
-    fn unsent(&self) -> usize {
-        self.actions
-            .iter()
-            .map(|a| match a {
-                Action::Send(bytes) => bytes.len(),
-                _ => 0,
-            })
-            .sum()
+        let bytes = r.to_bytes();
+        self.unsent += bytes.len();
+        self.actions.push_back(Action::Send(bytes));
     }
 
     fn close(&mut self) {

@@ -213,6 +213,11 @@ impl Drop for Peer {
 }
 
 /// A free loopback port.
+///
+/// The peers' passive ranges (vsftpd 31000-31999, ProFTPD 30000-30999, Pure-FTPd
+/// 29000-29999) lie below Linux's ephemeral range (32768-60999 by default): a passive
+/// port inside it can be held by some outgoing connection, and the peer then answers
+/// `425 Address already in use` (seen once in CI from ProFTPD at 32400-32999).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -431,7 +436,7 @@ pub fn proftpd_spec(spec: Spec<'_>) -> Option<Peer> {
     let config = format!(
         "ServerName \"ftps interop\"\nServerType standalone\nPort {port}\nDefaultAddress 127.0.0.1\nSocketBindTight on\n\
          User nobody\nGroup nogroup\nModulePath {modules}\nLoadModule mod_tls.c\nAuthOrder mod_auth_unix.c\n\
-         RequireValidShell off\nDefaultRoot ~\nPassivePorts 32400 32999\nScoreboardFile {dir}/scoreboard\n\
+         RequireValidShell off\nDefaultRoot ~\nPassivePorts 30000 30999\nScoreboardFile {dir}/scoreboard\n\
          PidFile {dir}/pid\nWtmpLog off\nUseIPv6 off\nDelayTable none\n<Directory />\n  AllowOverwrite on\n  AllowStoreRestart on\n</Directory>\n\
          TLSEngine on\nTLSProtocol TLSv1.2 TLSv1.3\nTLSRSACertificateFile {cert}\nTLSRSACertificateKeyFile {key}\n\
          TLSRequired ctrl\nTLSVerifyClient off\n{options}",
@@ -487,7 +492,7 @@ pub fn pure_ftpd() -> Option<Peer> {
         "-J".into(),
         "HIGH:!aNULL:!MD5".into(),
         "-p".into(),
-        "33000:33999".into(),
+        "29000:29999".into(),
         "-P".into(),
         "127.0.0.1".into(),
     ]

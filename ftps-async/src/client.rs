@@ -10,6 +10,7 @@
 use crate::runtime::{Runtime, timeout};
 use crate::stall::{self, Stall};
 use crate::stream;
+use crate::tls::TlsStream;
 use ftps_proto::client::{self, Action, DataId, Event, IoEvent, ListFormat, Operation, Output};
 use ftps_proto::tls::SessionStore;
 use ftps_proto::{
@@ -17,7 +18,6 @@ use ftps_proto::{
 };
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use futures_rustls::TlsConnector;
 use rustls::pki_types::ServerName;
 use std::collections::HashMap;
 use std::io;
@@ -34,7 +34,7 @@ const BUFFER: usize = 256 * 1024;
 pub type Error<R> = ftps_backend::client::Error<PlaintextOffer<R>>;
 
 /// A data connection.
-type Stream<R> = stream::Stream<stream::Buffered<<R as Runtime>::Tcp>>;
+type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::files::{
@@ -102,7 +102,7 @@ pub struct Client<R: Runtime> {
     /// TYPE A for transfers (see `set_ascii`).
     ascii: bool,
     control: Option<stream::Stream<R::Tcp>>,
-    connector: TlsConnector,
+    connector: Arc<rustls::ClientConfig>,
     server_name: ServerName<'static>,
     peer: SocketAddr,
     local: SocketAddr,
@@ -151,7 +151,7 @@ impl<R: Runtime> Client<R> {
             renewals: 0,
             ascii: false,
             control: Some(stream::Stream::Plain(tcp)),
-            connector: TlsConnector::from(tls),
+            connector: tls,
             server_name,
             peer,
             local,
@@ -404,7 +404,11 @@ impl<R: Runtime> Client<R> {
                         // A server that accepts the connection (or AUTH TLS) and then says
                         // nothing must not hold the client: the handshake has a deadline.
                         let limit = self.options.reply_timeout;
-                        let handshake = self.connector.connect(self.server_name.clone(), tcp);
+                        let handshake = TlsStream::connect(
+                            tcp,
+                            self.connector.clone(),
+                            self.server_name.clone(),
+                        );
                         let done = timeout::<R, _>(limit, handshake).await.unwrap_or_else(|_| {
                             Err(io::Error::new(
                                 io::ErrorKind::TimedOut,
@@ -413,8 +417,8 @@ impl<R: Runtime> Client<R> {
                         });
                         match done {
                             Ok(tls) => {
-                                self.tls13 = tls.get_ref().1.protocol_version()
-                                    == Some(rustls::ProtocolVersion::TLSv1_3);
+                                self.tls13 =
+                                    tls.version() == Some(rustls::ProtocolVersion::TLSv1_3);
                                 self.control = Some(stream::Stream::tls(tls));
                                 self.session.handle_io(IoEvent::TlsEstablished, now());
                             }
@@ -434,8 +438,8 @@ impl<R: Runtime> Client<R> {
                     let limit = self.options.reply_timeout;
                     if let Some(control) = self.control.take() {
                         match timeout::<R, _>(limit, control.into_plain()).await {
-                            Ok(tcp) => self.control = Some(stream::Stream::Plain(tcp)),
-                            Err(_) => self.session.handle_io(IoEvent::ControlClosed, now()),
+                            Ok(Ok(tcp)) => self.control = Some(stream::Stream::Plain(tcp)),
+                            _ => self.session.handle_io(IoEvent::ControlClosed, now()),
                         }
                     }
                     self.secure = false;
@@ -896,7 +900,7 @@ fn transferred<R: Runtime>(output: Output) -> Result<u64, Error<R>> {
 
 async fn connect_data<R: Runtime>(
     addr: SocketAddr,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     limit: Duration,
 ) -> io::Result<Stream<R>> {
     let tcp = timeout::<R, _>(limit, R::connect(addr))
@@ -907,15 +911,14 @@ async fn connect_data<R: Runtime>(
 
 async fn secure_data<R: Runtime>(
     tcp: R::Tcp,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     limit: Duration,
 ) -> io::Result<Stream<R>> {
     R::set_nodelay(&tcp)?;
-    let tcp = stream::buffered(tcp);
     match tls {
         None => Ok(stream::Stream::Plain(tcp)),
         Some((connector, name)) => {
-            let s = timeout::<R, _>(limit, connector.connect(name, tcp))
+            let s = timeout::<R, _>(limit, TlsStream::connect(tcp, connector, name))
                 .await
                 .map_err(|_| {
                     io::Error::new(io::ErrorKind::TimedOut, "data TLS handshake timed out")

@@ -4,19 +4,19 @@
 use crate::blocking::{self, Chunk};
 use crate::runtime::{Runtime, timeout};
 use crate::stream;
+use crate::tls::TlsStream;
 use ftps_backend::{DataOrder, Meter, Storage, Warnings, Work};
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
 use ftps_proto::tls::DataTls;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-use futures_rustls::server::TlsStream;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Stream<R> = stream::Stream<stream::Buffered<<R as Runtime>::Tcp>>;
+type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
 
 /// Bytes per upload read: large, so syscalls are few.
 const BUFFER: usize = 256 * 1024;
@@ -144,19 +144,6 @@ pub(crate) async fn active<R: Runtime, S: Storage>(
     }
 }
 
-/// The server side of a data connection's TLS handshake: the ClientHello picks the
-/// configuration (see [`ftps_proto::tls::SessionTls`]).
-async fn accept_tls<T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin>(
-    tcp: T,
-    tls: &DataTls,
-    upload: bool,
-) -> io::Result<TlsStream<T>> {
-    let start =
-        futures_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
-    let config = tls.choose(&start.client_hello(), upload);
-    start.into_stream(config).await
-}
-
 async fn run<R: Runtime, S: Storage>(
     ctx: DataContext<S>,
     tcp: R::Tcp,
@@ -166,14 +153,16 @@ async fn run<R: Runtime, S: Storage>(
     cmds: async_channel::Receiver<DataOrder<S>>,
 ) {
     let _ = R::set_nodelay(&tcp);
-    let tcp = stream::buffered(tcp);
     let tls = data_tls.is_some();
     let upload = early.is_some();
     let (mut stream, info) = if let Some(data_tls) = data_tls {
-        match timeout::<R, _>(ctx.handshake_timeout, accept_tls(tcp, &data_tls, upload)).await {
+        // The ClientHello picks the configuration (see `ftps_proto::tls::SessionTls`).
+        let choose = |hello: &rustls::server::ClientHello<'_>| data_tls.choose(hello, upload);
+        let handshake = TlsStream::accept_choosing(tcp, choose);
+        match timeout::<R, _>(ctx.handshake_timeout, handshake).await {
             Ok(Ok(s)) => {
-                let info = ftps_proto::tls::handshake_info(s.get_ref().1);
-                (stream::Stream::tls(s), Some(info))
+                let info = s.server_info();
+                (stream::Stream::tls(s), info)
             }
             Ok(Err(e)) => {
                 ctx.report(IoEvent::DataFailed {

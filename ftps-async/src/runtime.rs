@@ -56,21 +56,30 @@ pub trait Runtime: Send + Sync + 'static {
         write: bool,
         truncate: bool,
     ) -> BoxFuture<'static, io::Result<Self::File>>;
+
+    /// Runs `future` for at most `limit`. The default races it against
+    /// [`sleep_until`](Self::sleep_until); a runtime whose socket calls block (and so
+    /// cannot be raced) bounds them by the deadline instead.
+    fn timeout<T>(
+        limit: Duration,
+        future: impl Future<Output = T> + Send,
+    ) -> impl Future<Output = Result<T, Elapsed>> + Send {
+        let deadline = Instant::now() + limit;
+        futures_lite::future::or(async { Ok(future.await) }, async move {
+            Self::sleep_until(deadline).await;
+            Err(Elapsed)
+        })
+    }
 }
 
 /// What [`timeout`] gives when time ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
 
-/// Runs `future` for at most `limit`.
+/// Runs `future` for at most `limit` (see [`Runtime::timeout`]).
 pub async fn timeout<R: Runtime, T>(
     limit: Duration,
-    future: impl Future<Output = T>,
+    future: impl Future<Output = T> + Send,
 ) -> Result<T, Elapsed> {
-    let deadline = Instant::now() + limit;
-    futures_lite::future::or(async { Ok(future.await) }, async {
-        R::sleep_until(deadline).await;
-        Err(Elapsed)
-    })
-    .await
+    R::timeout(limit, future).await
 }

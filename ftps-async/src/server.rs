@@ -4,6 +4,7 @@
 use crate::data::{self, DataContext};
 use crate::runtime::{Runtime, timeout};
 use crate::stream;
+use crate::tls::TlsStream;
 use ftps_backend::{
     Authenticator, DataDesk, DataOrder, ListenerSlot, OrderSender, ServerShared, SessionSlot,
     Storage, TaskGone,
@@ -12,7 +13,6 @@ use ftps_proto::server::{Action, DataId, Event, IoEvent, StorageRequest, TlsMode
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-use futures_rustls::TlsAcceptor;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -179,7 +179,7 @@ struct Driver<R: Runtime, S: Storage, A> {
     shared: Arc<Shared<S, A>>,
     session: ServerSession,
     control: Option<Stream<R>>,
-    acceptor: Option<TlsAcceptor>,
+    acceptor: Option<Arc<rustls::ServerConfig>>,
     data_tls: Option<DataTls>,
     events_tx: async_channel::Sender<IoEvent>,
     desk: DataDesk<S, Orders<S>>,
@@ -209,9 +209,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
             return Ok(());
         }
     };
-    let acceptor = session_tls
-        .as_ref()
-        .map(|t| TlsAcceptor::from(t.control.clone()));
+    let acceptor = session_tls.as_ref().map(|t| t.control.clone());
     let data_tls = session_tls.as_ref().map(|t| t.data.clone());
     let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
     let (events_tx, events_rx) = async_channel::unbounded();
@@ -352,9 +350,11 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     return;
                 };
                 let limit = self.shared.config.timeouts.tls_handshake;
-                match timeout::<R, _>(limit, acceptor.accept(tcp)).await {
+                match timeout::<R, _>(limit, TlsStream::accept(tcp, acceptor)).await {
                     Ok(Ok(tls)) => {
-                        let info = ftps_proto::tls::handshake_info(tls.get_ref().1);
+                        let Some(info) = tls.server_info() else {
+                            return;
+                        };
                         tracing::debug!(?info, "control TLS established");
                         self.control = Some(stream::Stream::tls(tls));
                         self.session
@@ -374,8 +374,8 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 let limit = self.shared.config.timeouts.reply_write;
                 if let Some(control) = self.control.take() {
                     match timeout::<R, _>(limit, control.into_plain()).await {
-                        Ok(tcp) => self.control = Some(stream::Stream::Plain(tcp)),
-                        Err(_) => self.session.handle_io(IoEvent::ControlClosed, now()),
+                        Ok(Ok(tcp)) => self.control = Some(stream::Stream::Plain(tcp)),
+                        _ => self.session.handle_io(IoEvent::ControlClosed, now()),
                     }
                 }
             }

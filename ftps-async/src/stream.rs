@@ -1,37 +1,23 @@
 //! A TCP stream with or without TLS (client or server side), as one type for the control
 //! and data connections.
 
+use crate::tls::TlsStream;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::io::AsyncWriteExt;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// A data connection's socket with a read buffer under TLS. rustls reads records from its
-/// transport 4 KiB at a time (`READ_SIZE` in rustls 0.23's deframer); through this buffer
-/// each socket read takes up to [`DATA_READ_BUFFER`] bytes, so a protected upload costs a
-/// syscall per 64 KiB, not per 4 KiB. (The bench showed no clear change on its own here,
-/// where uploads are bound by allocating the file's pages.) Writes pass through.
-pub(crate) type Buffered<T> = futures_lite::io::BufReader<T>;
-
-/// The read buffer of a data connection (see [`Buffered`]).
-pub(crate) const DATA_READ_BUFFER: usize = 64 * 1024;
-
-/// Wraps a data connection's socket (see [`Buffered`]).
-pub(crate) fn buffered<T: AsyncRead>(tcp: T) -> Buffered<T> {
-    futures_lite::io::BufReader::with_capacity(DATA_READ_BUFFER, tcp)
-}
-
 /// Plain TCP, or TLS over TCP.
 pub(crate) enum Stream<T> {
     Plain(T),
-    Tls(Box<futures_rustls::TlsStream<T>>),
+    Tls(Box<TlsStream<T>>),
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Stream<T> {
     /// Wraps a TLS stream (client or server side).
-    pub(crate) fn tls(stream: impl Into<futures_rustls::TlsStream<T>>) -> Self {
-        Stream::Tls(Box::new(stream.into()))
+    pub(crate) fn tls(stream: TlsStream<T>) -> Self {
+        Stream::Tls(Box::new(stream))
     }
 
     /// Writes and flushes control bytes; false if there is no stream or it failed.
@@ -43,21 +29,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream<T> {
     }
 
     /// Ends TLS with close_notify (CCC, REIN) and gives back the TCP stream.
-    pub(crate) async fn into_plain(self) -> T {
+    pub(crate) async fn into_plain(self) -> io::Result<T> {
         match self {
-            Stream::Plain(tcp) => tcp,
-            Stream::Tls(tls) => match *tls {
-                futures_rustls::TlsStream::Server(mut s) => {
-                    s.get_mut().1.send_close_notify();
-                    let _ = s.flush().await;
-                    s.into_inner().0
-                }
-                futures_rustls::TlsStream::Client(mut c) => {
-                    c.get_mut().1.send_close_notify();
-                    let _ = c.flush().await;
-                    c.into_inner().0
-                }
-            },
+            Stream::Plain(tcp) => Ok(tcp),
+            Stream::Tls(tls) => tls.into_plain().await,
         }
     }
 }

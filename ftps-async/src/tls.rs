@@ -1,0 +1,348 @@
+//! [`TlsStream`]: TLS over any async byte stream, on rustls' own connection types.
+//!
+//! It reads from the socket only when it needs bytes: for the handshake while it is under
+//! way, for application data when the caller reads and rustls holds none. Nothing is read
+//! on speculation. That is what lets one driver run on every runtime, the blocking one
+//! included: there a socket read blocks until bytes come, so a read made "in case" (as
+//! futures-rustls' handshake makes after the last handshake message, waiting for
+//! `Pending`) would hang the session. On an async runtime the behaviour is the same as
+//! futures-rustls'.
+//!
+//! Reads from the socket go through a buffer of [`READ_BUFFER`] bytes: rustls takes
+//! records 4 KiB at a time, and a protected upload then costs a syscall per 64 KiB, not
+//! per 4 KiB.
+
+use futures_io::{AsyncRead, AsyncWrite};
+use rustls::pki_types::ServerName;
+use rustls::server::{Acceptor, ClientHello};
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+/// Bytes read from the socket at a time, at most.
+pub(crate) const READ_BUFFER: usize = 64 * 1024;
+
+/// A TLS connection (client or server side) over `T`.
+pub(crate) struct TlsStream<T> {
+    io: T,
+    conn: Connection,
+    /// Bytes read from `io` that rustls has not taken yet: `buf[start..end]`.
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// `io` ended (rustls has been told).
+    eof: bool,
+    /// Our close_notify is queued.
+    closing: bool,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
+    /// The client side: handshakes with `name` under `config`.
+    pub(crate) async fn connect(
+        io: T,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<Self> {
+        let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        let mut stream = Self::new(io, conn.into(), Vec::new());
+        stream.handshake().await?;
+        Ok(stream)
+    }
+
+    /// The server side under one `config`.
+    pub(crate) async fn accept(io: T, config: Arc<ServerConfig>) -> io::Result<Self> {
+        let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        let mut stream = Self::new(io, conn.into(), Vec::new());
+        stream.handshake().await?;
+        Ok(stream)
+    }
+
+    /// The server side, the configuration chosen by `choose` from the ClientHello (what
+    /// it asked for: SNI, ALPN, resumption).
+    pub(crate) async fn accept_choosing(
+        mut io: T,
+        choose: impl FnOnce(&ClientHello<'_>) -> Arc<ServerConfig>,
+    ) -> io::Result<Self> {
+        let mut acceptor = Acceptor::default();
+        let mut buf = vec![0u8; READ_BUFFER];
+        let mut held: Vec<u8> = Vec::new();
+        loop {
+            let n = read_some(&mut io, &mut buf).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection closed before its ClientHello",
+                ));
+            }
+            held.extend_from_slice(&buf[..n]);
+            let mut rest = &held[..];
+            while !rest.is_empty() {
+                match acceptor.read_tls(&mut rest) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let taken = held.len() - rest.len();
+            held.drain(..taken);
+            match acceptor.accept() {
+                Ok(None) => continue,
+                Ok(Some(accepted)) => {
+                    let config = choose(&accepted.client_hello());
+                    return match accepted.into_connection(config) {
+                        Ok(conn) => {
+                            let mut stream = Self::new(io, conn.into(), held);
+                            stream.handshake().await?;
+                            Ok(stream)
+                        }
+                        Err((e, mut alert)) => {
+                            let mut out = Vec::new();
+                            let _ = alert.write_all(&mut out);
+                            let _ = write_all(&mut io, &out).await;
+                            Err(io::Error::new(io::ErrorKind::InvalidData, e))
+                        }
+                    };
+                }
+                Err((e, mut alert)) => {
+                    let mut out = Vec::new();
+                    let _ = alert.write_all(&mut out);
+                    let _ = write_all(&mut io, &out).await;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+        }
+    }
+
+    fn new(io: T, conn: Connection, held: Vec<u8>) -> Self {
+        let mut buf = vec![0u8; READ_BUFFER.max(held.len())].into_boxed_slice();
+        buf[..held.len()].copy_from_slice(&held);
+        TlsStream {
+            io,
+            conn,
+            buf,
+            start: 0,
+            end: held.len(),
+            eof: false,
+            closing: false,
+        }
+    }
+
+    /// What a server side's handshake settled (version, resumption, ALPN, SNI); None on
+    /// a client side.
+    pub(crate) fn server_info(&self) -> Option<ftps_proto::boundary::TlsInfo> {
+        match &self.conn {
+            Connection::Server(c) => Some(ftps_proto::tls::handshake_info(c)),
+            Connection::Client(_) => None,
+        }
+    }
+
+    /// The TLS version the handshake settled on.
+    pub(crate) fn version(&self) -> Option<rustls::ProtocolVersion> {
+        self.conn.protocol_version()
+    }
+
+    /// Runs the handshake to its end.
+    async fn handshake(&mut self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_handshake(cx)).await
+    }
+
+    /// Ends TLS (our close_notify) and gives back the stream, for clear text after it
+    /// (CCC, REIN).
+    pub(crate) async fn into_plain(mut self) -> io::Result<T> {
+        self.conn.send_close_notify();
+        poll_fn(|cx| self.poll_write_tls(cx)).await?;
+        Ok(self.io)
+    }
+
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.poll_write_tls(cx))?;
+            if !self.conn.is_handshaking() {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(self.poll_feed(cx)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed during the TLS handshake",
+                    )));
+                }
+                Err(e) => {
+                    // The alert rustls queued goes out if the socket takes it now.
+                    let _ = self.poll_write_tls(cx);
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Gives rustls more bytes from the socket (reading it if none are held). False
+    /// once the socket has ended (rustls is told so).
+    fn poll_feed(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        if self.eof {
+            return Poll::Ready(Ok(false));
+        }
+        if self.start == self.end {
+            let n = ready!(Pin::new(&mut self.io).poll_read(cx, &mut self.buf))?;
+            if n == 0 {
+                self.eof = true;
+                // An empty read tells rustls the transport ended.
+                self.conn.read_tls(&mut io::empty())?;
+                self.process()?;
+                return Poll::Ready(Ok(false));
+            }
+            self.start = 0;
+            self.end = n;
+        }
+        let mut held = &self.buf[self.start..self.end];
+        let taken = self.conn.read_tls(&mut held)?;
+        if taken == 0 {
+            return Poll::Ready(Err(io::Error::other("TLS: no room for more input")));
+        }
+        self.start += taken;
+        self.process()?;
+        Poll::Ready(Ok(true))
+    }
+
+    /// Processes what rustls took; a TLS error queues its alert, sent with what follows.
+    fn process(&mut self) -> io::Result<()> {
+        self.conn
+            .process_new_packets()
+            .map(drop)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Writes what rustls has to send.
+    fn poll_write_tls(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.conn.wants_write() {
+            let mut out = Writer {
+                io: &mut self.io,
+                cx,
+            };
+            match self.conn.write_tls(&mut out) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.conn.is_handshaking() {
+            ready!(this.poll_handshake(cx))?;
+        }
+        loop {
+            match this.conn.reader().read(buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            let fed = ready!(this.poll_feed(cx));
+            // Whatever rustls answers (a key update, an alert) goes out now.
+            ready!(this.poll_write_tls(cx))?;
+            if !fed? {
+                // The end, told to rustls: the next read says how it ended.
+                return Poll::Ready(match this.conn.reader().read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        Err(io::ErrorKind::UnexpectedEof.into())
+                    }
+                    other => other,
+                });
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.conn.is_handshaking() {
+            ready!(this.poll_handshake(cx))?;
+        }
+        loop {
+            let n = this.conn.writer().write(buf)?;
+            match this.poll_write_tls(cx) {
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // Taken by rustls: it goes out with the next write or flush.
+                Poll::Pending if n > 0 => return Poll::Ready(Ok(n)),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) if n > 0 || buf.is_empty() => return Poll::Ready(Ok(n)),
+                Poll::Ready(Ok(())) => {}
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_write_tls(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.closing {
+            this.closing = true;
+            this.conn.send_close_notify();
+        }
+        ready!(this.poll_write_tls(cx))?;
+        Pin::new(&mut this.io).poll_close(cx)
+    }
+}
+
+/// `std::io::Write` over an async writer inside a poll: `Pending` becomes `WouldBlock`.
+struct Writer<'a, 'b, T> {
+    io: &'a mut T,
+    cx: &'a mut Context<'b>,
+}
+
+impl<T: AsyncWrite + Unpin> Write for Writer<'_, '_, T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match Pin::new(&mut *self.io).poll_write(self.cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match Pin::new(&mut *self.io).poll_write_vectored(self.cx, bufs) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn read_some<T: AsyncRead + Unpin>(io: &mut T, buf: &mut [u8]) -> io::Result<usize> {
+    poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, buf)).await
+}
+
+async fn write_all<T: AsyncWrite + Unpin>(io: &mut T, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let n = poll_fn(|cx| Pin::new(&mut *io).poll_write(cx, bytes)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}

@@ -7,7 +7,8 @@
 //! `require_ssl_reuse`, accept them); after an upload the client sends close_notify and
 //! reads to the end, which also collects the TLS 1.3 tickets the next transfer needs.
 
-use crate::runtime::{Runtime, timeout};
+use crate::control::Control;
+use crate::runtime::{Closer, Runtime, timeout};
 use crate::stall::{self, Stall};
 use crate::stream;
 use crate::tls::TlsStream;
@@ -101,22 +102,42 @@ pub struct Client<R: Runtime> {
     renewals: u32,
     /// TYPE A for transfers (see `set_ascii`).
     ascii: bool,
-    control: Option<stream::Stream<R::Tcp>>,
+    /// Writes to the control connection, and its TLS.
+    control: Control<R::WriteHalf>,
+    /// What the control connection's reader task passes on (see [`crate::control`]).
+    control_rx: async_channel::Receiver<Vec<u8>>,
+    /// The reader task (dropping it cancels it where the runtime can).
+    _reader: R::Task<()>,
+    /// Ends the control connection whole, its reader included.
+    close: Closer,
+    /// The reader has reported the end of the connection.
+    control_ended: bool,
+    /// When a control handshake in progress must be done by.
+    handshake_deadline: Option<Instant>,
     connector: Arc<rustls::ClientConfig>,
     server_name: ServerName<'static>,
     peer: SocketAddr,
     local: SocketAddr,
-    data: HashMap<DataId, R::Task<io::Result<Stream<R>>>>,
+    /// Data connections being set up: connecting, or listening and accepting (active
+    /// mode). Dropping one's task cancels it where the runtime can; its socket calls are
+    /// bounded in time everywhere.
+    data: HashMap<DataId, R::Task<()>>,
+    /// Where those tasks report.
+    data_tx: async_channel::Sender<(DataId, io::Result<Stream<R>>)>,
+    data_rx: async_channel::Receiver<(DataId, io::Result<Stream<R>>)>,
     ready_data: HashMap<DataId, Stream<R>>,
-    /// Active-mode listeners: the socket, the only peer to accept, TLS or not.
-    listeners: HashMap<DataId, (R::Listener, std::net::IpAddr, bool)>,
     input: Vec<u8>,
-    /// Control bytes read by one wait (kept: waits are frequent).
-    read_buf: Vec<u8>,
     done: HashMap<client::OpId, Result<Output, client::ClientError>>,
     closed: Option<client::ClientError>,
     secure: bool,
     handed: Option<(DataId, Stream<R>)>,
+}
+
+impl<R: Runtime> Drop for Client<R> {
+    /// Ends the control connection whole: its reader task with it, on every runtime.
+    fn drop(&mut self) {
+        (self.close)();
+    }
 }
 
 impl<R: Runtime> std::fmt::Debug for Client<R> {
@@ -141,6 +162,11 @@ impl<R: Runtime> Client<R> {
             .map_err(|_| Error::Protocol(client::ClientError::Timeout))??;
         R::set_nodelay(&tcp)?;
         let (local, peer) = R::addrs(&tcp)?;
+        let close = R::closer(&tcp)?;
+        let (read, write) = R::split(tcp)?;
+        let (control_tx, control_rx) = async_channel::bounded(crate::control::INBOX);
+        let reader = crate::control::spawn_reader::<R>(read, control_tx);
+        let (data_tx, data_rx) = async_channel::unbounded();
         let config = options.session_config()?;
         let session = ClientSession::new(Arc::new(config), peer, Instant::now());
         let mut client = Client {
@@ -150,16 +176,21 @@ impl<R: Runtime> Client<R> {
             tls13: false,
             renewals: 0,
             ascii: false,
-            control: Some(stream::Stream::Plain(tcp)),
+            control: Control::new(write),
+            control_rx,
+            _reader: reader,
+            close,
+            control_ended: false,
+            handshake_deadline: None,
             connector: tls,
             server_name,
             peer,
             local,
             data: HashMap::new(),
+            data_tx,
+            data_rx,
             ready_data: HashMap::new(),
-            listeners: HashMap::new(),
             input: Vec::new(),
-            read_buf: vec![0u8; 8192],
             done: HashMap::new(),
             closed: None,
             secure: false,
@@ -395,60 +426,48 @@ impl<R: Runtime> Client<R> {
             let now = Instant::now;
             match action {
                 Action::Send(bytes) => {
-                    if !stream::Stream::send(self.control.as_mut(), &bytes).await {
+                    let limit = self.options.reply_timeout;
+                    if self.control.send::<R>(&bytes, limit).await.is_err() {
                         self.session.handle_io(IoEvent::ControlClosed, now());
                     }
                 }
-                Action::StartTls => match self.control.take() {
-                    Some(stream::Stream::Plain(tcp)) => {
-                        // A server that accepts the connection (or AUTH TLS) and then says
-                        // nothing must not hold the client: the handshake has a deadline.
-                        let limit = self.options.reply_timeout;
-                        let handshake = TlsStream::connect(
-                            tcp,
-                            self.connector.clone(),
-                            self.server_name.clone(),
-                        );
-                        let done = timeout::<R, _>(limit, handshake).await.unwrap_or_else(|_| {
-                            Err(io::Error::new(
-                                io::ErrorKind::TimedOut,
-                                "the TLS handshake timed out",
-                            ))
-                        });
-                        match done {
-                            Ok(tls) => {
-                                self.tls13 =
-                                    tls.version() == Some(rustls::ProtocolVersion::TLSv1_3);
-                                self.control = Some(stream::Stream::tls(tls));
-                                self.session.handle_io(IoEvent::TlsEstablished, now());
-                            }
-                            Err(e) => self
-                                .session
-                                .handle_io(IoEvent::TlsFailed(e.to_string()), now()),
-                        }
+                Action::StartTls => {
+                    // A server that accepts the connection (or AUTH TLS) and then says
+                    // nothing must not hold the client: the handshake has a deadline.
+                    let limit = self.options.reply_timeout;
+                    let started = match rustls::ClientConnection::new(
+                        self.connector.clone(),
+                        self.server_name.clone(),
+                    ) {
+                        Ok(c) => self
+                            .control
+                            .start_tls::<R>(rustls::Connection::Client(c), limit)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match started {
+                        Ok(()) => self.handshake_deadline = Some(now() + limit),
+                        Err(e) => self.session.handle_io(IoEvent::TlsFailed(e), now()),
                     }
-                    other => {
-                        self.control = other;
-                        self.session
-                            .handle_io(IoEvent::TlsFailed("not a plain connection".into()), now());
-                    }
-                },
+                }
                 Action::StopTls => {
                     // The close_notify has the deadline of any write to the server.
                     let limit = self.options.reply_timeout;
-                    if let Some(control) = self.control.take() {
-                        match timeout::<R, _>(limit, control.into_plain()).await {
-                            Ok(Ok(tcp)) => self.control = Some(stream::Stream::Plain(tcp)),
-                            _ => self.session.handle_io(IoEvent::ControlClosed, now()),
-                        }
+                    if self.control.stop_tls::<R>(limit).await.is_err() {
+                        self.session.handle_io(IoEvent::ControlClosed, now());
                     }
                     self.secure = false;
                 }
                 Action::ConnectData { id, addr, tls } => {
                     let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
                     let limit = self.options.data_timeout;
-                    self.data
-                        .insert(id, R::spawn(connect_data::<R>(addr, connector, limit)));
+                    let report = self.data_tx.clone();
+                    let task = R::spawn(async move {
+                        let connected = connect_data::<R>(addr, connector, limit).await;
+                        let _ = report.send((id, connected)).await;
+                    });
+                    self.data.insert(id, task);
                 }
                 Action::ListenData {
                     id,
@@ -457,7 +476,16 @@ impl<R: Runtime> Client<R> {
                 } => match R::bind(SocketAddr::new(self.local.ip(), 0)).await {
                     Ok(listener) => {
                         let local = R::listener_addr(&listener)?;
-                        self.listeners.insert(id, (listener, accept_from, tls));
+                        let connector =
+                            tls.then(|| (self.connector.clone(), self.server_name.clone()));
+                        let limit = self.options.data_timeout;
+                        let report = self.data_tx.clone();
+                        let task = R::spawn(async move {
+                            let accepted =
+                                accept_data::<R>(listener, accept_from, connector, limit).await;
+                            let _ = report.send((id, accepted)).await;
+                        });
+                        self.data.insert(id, task);
                         self.session
                             .handle_io(IoEvent::DataListening { id, local }, now());
                     }
@@ -508,12 +536,10 @@ impl<R: Runtime> Client<R> {
                     // Dropping a task cancels it.
                     self.data.remove(&id);
                     self.ready_data.remove(&id);
-                    self.listeners.remove(&id);
                 }
                 Action::Close => {
-                    if let Some(mut c) = self.control.take() {
-                        let _ = timeout::<R, _>(Duration::from_secs(2), c.close()).await;
-                    }
+                    self.control.close::<R>(Duration::from_secs(2)).await;
+                    (self.close)();
                 }
                 other => tracing::warn!(?other, "unknown client action"),
             }
@@ -521,43 +547,31 @@ impl<R: Runtime> Client<R> {
         Ok(())
     }
 
-    /// Waits for the next input: control bytes, a data connection, an accept, a timeout.
+    /// Waits for the next input: control bytes, a data connection, a timeout. Only
+    /// channels and the timer are waited on (see [`crate::control`]).
     async fn wait(&mut self) -> Result<(), Error<R>> {
         use futures_lite::future::{or, pending};
-        let deadline = self.session.poll_timeout();
-        let connecting = self.data.keys().next().copied();
-        let listening = self.listeners.keys().next().copied();
-        let Client {
-            control,
-            data,
-            listeners,
-            read_buf: buf,
-            ..
-        } = self;
+        let deadline = [self.session.poll_timeout(), self.handshake_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        if deadline.is_some_and(|t| t <= Instant::now()) {
+            self.on_timeout();
+            return Ok(());
+        }
         enum Woke<R: Runtime> {
-            Control(io::Result<usize>),
-            Connected(DataId, io::Result<Stream<R>>),
-            Accepted(DataId, io::Result<(R::Tcp, SocketAddr)>),
+            Control(Option<Vec<u8>>),
+            Data(Option<(DataId, io::Result<Stream<R>>)>),
             Timeout,
         }
-        let read = async {
-            match control.as_mut() {
-                Some(c) => Woke::Control(c.read(buf).await),
-                None => pending().await,
+        let reading = !self.control_ended;
+        let control = async {
+            match reading {
+                true => Woke::Control(self.control_rx.recv().await.ok()),
+                false => pending().await,
             }
         };
-        let connected = async {
-            match connecting.and_then(|id| data.get_mut(&id).map(|task| (id, task))) {
-                Some((id, task)) => Woke::Connected(id, task.await),
-                None => pending().await,
-            }
-        };
-        let accepted = async {
-            match listening.and_then(|id| listeners.get(&id).map(|l| (id, &l.0))) {
-                Some((id, listener)) => Woke::Accepted(id, R::accept(listener).await),
-                None => pending().await,
-            }
-        };
+        let data = async { Woke::Data(self.data_rx.recv().await.ok()) };
         let timer = async {
             match deadline {
                 Some(t) => {
@@ -567,48 +581,72 @@ impl<R: Runtime> Client<R> {
                 None => pending().await,
             }
         };
-        let woke: Woke<R> = or(or(read, connected), or(accepted, timer)).await;
+        let woke: Woke<R> = or(control, or(data, timer)).await;
         let now = Instant::now();
         match woke {
-            Woke::Control(Ok(0) | Err(_)) => self.session.handle_io(IoEvent::ControlClosed, now),
-            Woke::Control(Ok(n)) => {
-                self.input.extend_from_slice(&self.read_buf[..n]);
-                let used = self.session.handle_control_input(&self.input, now);
-                self.input.drain(..used);
+            Woke::Control(Some(bytes)) if !bytes.is_empty() => self.on_control_bytes(&bytes).await,
+            Woke::Control(_) => {
+                self.control_ended = true;
+                self.session.handle_io(IoEvent::ControlClosed, now);
             }
-            Woke::Connected(id, result) => {
-                self.data.remove(&id);
-                match result {
-                    Ok(stream) => {
-                        self.ready_data.insert(id, stream);
-                        self.session.handle_io(IoEvent::DataConnected { id }, now);
+            Woke::Data(Some((id, result))) => {
+                // A task the session has dropped since (CloseData) reports no more.
+                if self.data.remove(&id).is_some() {
+                    match result {
+                        Ok(stream) => {
+                            self.ready_data.insert(id, stream);
+                            self.session.handle_io(IoEvent::DataConnected { id }, now);
+                        }
+                        Err(e) => self.session.handle_io(
+                            IoEvent::DataFailed {
+                                id,
+                                reason: e.to_string(),
+                            },
+                            now,
+                        ),
                     }
-                    Err(e) => self.session.handle_io(
-                        IoEvent::DataFailed {
-                            id,
-                            reason: e.to_string(),
-                        },
-                        now,
-                    ),
                 }
             }
-            Woke::Accepted(id, Ok((tcp, from))) => {
-                // The session named the one peer to accept; others are dropped.
-                let allowed = self
-                    .listeners
-                    .get(&id)
-                    .is_some_and(|(_, ip, _)| *ip == from.ip());
-                if allowed && let Some((_, _, tls)) = self.listeners.remove(&id) {
-                    let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
-                    let limit = self.options.data_timeout;
-                    self.data
-                        .insert(id, R::spawn(secure_data::<R>(tcp, connector, limit)));
-                }
-            }
-            Woke::Accepted(_, Err(e)) => tracing::debug!("accept: {e}"),
-            Woke::Timeout => self.session.handle_timeout(now),
+            Woke::Data(None) => {}
+            Woke::Timeout => self.on_timeout(),
         }
         Ok(())
+    }
+
+    async fn on_control_bytes(&mut self, bytes: &[u8]) {
+        let now = Instant::now;
+        let was_handshaking = self.control.handshaking();
+        let mut plain = Vec::new();
+        let limit = self.options.reply_timeout;
+        if let Err(e) = self.control.receive::<R>(bytes, &mut plain, limit).await {
+            if was_handshaking {
+                self.handshake_deadline = None;
+                self.session
+                    .handle_io(IoEvent::TlsFailed(e.to_string()), now());
+            } else {
+                self.session.handle_io(IoEvent::ControlClosed, now());
+            }
+            return;
+        }
+        if was_handshaking && !self.control.handshaking() {
+            self.handshake_deadline = None;
+            self.tls13 = self.control.tls().and_then(|c| c.protocol_version())
+                == Some(rustls::ProtocolVersion::TLSv1_3);
+            self.session.handle_io(IoEvent::TlsEstablished, now());
+        }
+        self.input.extend_from_slice(&plain);
+        let used = self.session.handle_control_input(&self.input, now());
+        self.input.drain(..used);
+    }
+
+    fn on_timeout(&mut self) {
+        let now = Instant::now();
+        if self.handshake_deadline.is_some_and(|t| t <= now) {
+            self.handshake_deadline = None;
+            let reason = "the TLS handshake timed out".into();
+            self.session.handle_io(IoEvent::TlsFailed(reason), now);
+        }
+        self.session.handle_timeout(now);
     }
 
     // ----- operations ----------------------------------------------------------------
@@ -928,6 +966,31 @@ async fn secure_data<R: Runtime>(
     }
 }
 
+/// An active-mode data connection: accepts on `listener` until `accept_from` connects
+/// (others are dropped), for at most `limit`; then secures it.
+async fn accept_data<R: Runtime>(
+    listener: R::Listener,
+    accept_from: std::net::IpAddr,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    limit: Duration,
+) -> io::Result<Stream<R>> {
+    let accepting = async {
+        loop {
+            let (tcp, from) = R::accept(&listener).await?;
+            // The session named the one peer to accept.
+            if from.ip() == accept_from {
+                return Ok::<_, io::Error>(tcp);
+            }
+            tracing::debug!(%from, "data connection from another address dropped");
+        }
+    };
+    let tcp = timeout::<R, _>(limit, accepting)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no data connection came"))??;
+    drop(listener);
+    secure_data::<R>(tcp, tls, limit).await
+}
+
 /// Moves one transfer's bytes; returns the count and whether it ended cleanly. A
 /// download that would pass its `limit` (see [`Action::StartTransfer`]) stops before the
 /// byte that passes it: the data connection is dropped (the session then aborts the
@@ -1046,7 +1109,9 @@ impl<R: Runtime> AsyncRead for DataReader<'_, R> {
         let Some(stream) = this.stream.as_mut().filter(|_| this.ended.is_none()) else {
             return Poll::Ready(Ok(0));
         };
-        let polled = Pin::new(stream).poll_read(cx, buf);
+        let polled = R::poll_until(this.stall.deadline(), || {
+            Pin::new(stream).poll_read(cx, buf)
+        });
         match stall::watch(&mut this.stall, cx, polled) {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
@@ -1130,7 +1195,9 @@ impl<R: Runtime> AsyncWrite for DataWriter<'_, R> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        let polled = R::poll_until(this.stall.deadline(), || {
+            Pin::new(&mut this.stream).poll_write(cx, buf)
+        });
         match stall::watch(&mut this.stall, cx, polled) {
             Poll::Ready(Ok(n)) => {
                 this.bytes += n as u64;
@@ -1141,7 +1208,9 @@ impl<R: Runtime> AsyncWrite for DataWriter<'_, R> {
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.stream).poll_flush(cx);
+        let polled = R::poll_until(this.stall.deadline(), || {
+            Pin::new(&mut this.stream).poll_flush(cx)
+        });
         stall::watch(&mut this.stall, cx, polled)
     }
     /// Flushes only: the stream is ended by [`DataWriter::finish`].

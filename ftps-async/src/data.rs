@@ -2,7 +2,7 @@
 //! executes what the session decided and reports back as [`IoEvent`]s.
 
 use crate::blocking::{self, Chunk};
-use crate::runtime::{Runtime, timeout};
+use crate::runtime::{Closer, Runtime, timeout};
 use crate::stream;
 use crate::tls::TlsStream;
 use ftps_backend::{DataOrder, Meter, Storage, Warnings, Work};
@@ -13,7 +13,7 @@ use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
@@ -52,11 +52,104 @@ pub(crate) struct DataContext<S: Storage> {
     /// How long an active-mode connection may take to come up (the configured
     /// `data_connect`, as on every runtime).
     pub(crate) connect_timeout: Duration,
+    /// Where the task's socket is held for an abort.
+    pub(crate) kill: Kill,
 }
 
 impl<S: Storage> DataContext<S> {
     fn report(&self, event: IoEvent) {
         let _ = self.events.try_send(event);
+    }
+}
+
+/// A data task's socket (its listener, then its connection), held for the session to
+/// shut down: an abort must reach a task that is inside a socket call, and on the
+/// blocking runtime nothing else can. The session first drops the task's order channel,
+/// which ends it properly (our close_notify, the client's bytes drained: see
+/// `end_refused`); it shuts the socket down only if the task is still there after
+/// [`KILL_GRACE`].
+#[derive(Clone, Default)]
+pub(crate) struct Kill(Arc<Mutex<KillState>>);
+
+/// How long an aborted data task has to end properly before its socket is shut down.
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Default)]
+struct KillState {
+    close: Option<Closer>,
+    /// What is held is a passive listener still waiting for its connection.
+    listening: bool,
+    /// The session aborted the task: it stops at its next chunk (where its order
+    /// channel cannot be raced against a socket call: the blocking runtime).
+    aborted: bool,
+    killed: bool,
+}
+
+impl Kill {
+    /// Holds the closer of the task's socket; closes it at once if the task was killed
+    /// already.
+    fn hold(&self, close: io::Result<Closer>, listening: bool) {
+        let Ok(close) = close else {
+            return;
+        };
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if state.killed {
+            close();
+        } else {
+            state.close = Some(close);
+            state.listening = listening;
+        }
+    }
+
+    /// Marks the task aborted; closes at once one still waiting for its connection (it
+    /// has nothing to end properly) and then returns true.
+    pub(crate) fn abort(&self) -> bool {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.aborted = true;
+        if !state.listening {
+            return false;
+        }
+        state.killed = true;
+        if let Some(close) = state.close.take() {
+            close();
+        }
+        true
+    }
+
+    /// Shuts the task's socket down: its socket calls fail from now on.
+    pub(crate) fn kill(&self) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.killed = true;
+        if let Some(close) = state.close.take() {
+            close();
+        }
+    }
+
+    fn killed(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).killed
+    }
+
+    /// The error a transfer stops with once aborted.
+    fn check(&self) -> io::Result<()> {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).aborted {
+            true => Err(io::Error::other("aborted by the session")),
+            false => Ok(()),
+        }
+    }
+
+    /// Lets the socket go when the task ends (dropped): a later kill finds nothing.
+    fn guard(&self) -> KillGuard<'_> {
+        KillGuard(self)
+    }
+}
+
+/// See [`Kill::guard`].
+struct KillGuard<'a>(&'a Kill);
+
+impl Drop for KillGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = (self.0).0.lock().unwrap_or_else(|e| e.into_inner());
+        state.close = None;
     }
 }
 
@@ -92,6 +185,9 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
         Accepted(io::Result<(T, SocketAddr)>),
         Order(Option<O>),
     }
+    let kill = ctx.kill.clone();
+    let _held = kill.guard();
+    kill.hold(R::listener_closer(&listener), true);
     let mut accepted: Option<(R::Tcp, SocketAddr)> = None;
     let mut open: Option<OpenCmd<S>> = None;
     while accepted.is_none() || open.is_none() {
@@ -112,6 +208,7 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
                 }
                 accepted = Some((stream, peer));
             }
+            Next::Accepted(Err(_)) if ctx.kill.killed() || cmds.is_closed() => return,
             Next::Accepted(Err(e)) => tracing::debug!("accept failed: {e}"),
             Next::Order(Some(DataOrder::Open { tls, early })) => open = Some((tls, early)),
             Next::Order(_) => return,
@@ -131,6 +228,8 @@ pub(crate) async fn active<R: Runtime, S: Storage>(
     early: Option<(S::Upload, bool)>,
     cmds: async_channel::Receiver<DataOrder<S>>,
 ) {
+    let kill = ctx.kill.clone();
+    let _held = kill.guard();
     match timeout::<R, _>(ctx.connect_timeout, R::connect(addr)).await {
         Ok(Ok(stream)) => run::<R, S>(ctx, stream, addr, tls, early, cmds).await,
         Ok(Err(e)) => ctx.report(IoEvent::DataFailed {
@@ -153,6 +252,7 @@ async fn run<R: Runtime, S: Storage>(
     cmds: async_channel::Receiver<DataOrder<S>>,
 ) {
     let _ = R::set_nodelay(&tcp);
+    ctx.kill.hold(R::closer(&tcp), false);
     let tls = data_tls.is_some();
     let upload = early.is_some();
     let (mut stream, info) = if let Some(data_tls) = data_tls {
@@ -310,6 +410,7 @@ async fn write_counted<R: Runtime, S: Storage>(
     meter: &mut Meter,
 ) -> io::Result<()> {
     while !bytes.is_empty() {
+        ctx.kill.check()?;
         let n = stream.write(bytes).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
@@ -495,6 +596,9 @@ async fn receive<R: Runtime, S: Storage>(
             }
         };
     let end = loop {
+        if let Err(e) = ctx.kill.check() {
+            return (None, meter.total(), DataEnd::Failed(e.to_string()));
+        }
         match stream.read(&mut buf[filled..]).await {
             Ok(0) => break DataEnd::Complete { close_notify: true },
             Ok(n) => {

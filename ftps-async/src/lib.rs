@@ -11,6 +11,7 @@
 
 mod blocking;
 pub mod client;
+mod control;
 mod data;
 pub mod runtime;
 pub mod server;

@@ -10,6 +10,11 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+/// Shuts a stream (or listener) down from anywhere — an eviction, an abort, the end of
+/// a session: its socket calls under way fail at once. Where a runtime's socket is a
+/// shared handle, it holds no descriptor of its own.
+pub type Closer = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -21,6 +26,10 @@ pub trait Runtime: Send + Sync + 'static {
     type Listener: Send + Sync + 'static;
     /// A spawned task: awaiting it gives its output; dropping it cancels it.
     type Task<T: Send + 'static>: Future<Output = T> + Unpin + Send + 'static;
+    /// The reading half of a [`Tcp`](Self::Tcp) stream.
+    type ReadHalf: AsyncRead + Unpin + Send + 'static;
+    /// The writing half of a [`Tcp`](Self::Tcp) stream.
+    type WriteHalf: AsyncWrite + Unpin + Send + Sync + 'static;
     /// A local file.
     type File: AsyncRead + AsyncWrite + AsyncSeek + Unpin + Send + 'static;
 
@@ -32,6 +41,12 @@ pub trait Runtime: Send + Sync + 'static {
     fn bind(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Listener>>;
     /// Accepts a connection.
     fn accept(listener: &Self::Listener) -> BoxFuture<'_, io::Result<(Self::Tcp, SocketAddr)>>;
+    /// Splits a stream into halves that two tasks can use at once.
+    fn split(tcp: Self::Tcp) -> io::Result<(Self::ReadHalf, Self::WriteHalf)>;
+    /// A [`Closer`] for a stream.
+    fn closer(tcp: &Self::Tcp) -> io::Result<Closer>;
+    /// A [`Closer`] for a listener (its accept under way ends).
+    fn listener_closer(listener: &Self::Listener) -> io::Result<Closer>;
     /// The address a listener is bound to.
     fn listener_addr(listener: &Self::Listener) -> io::Result<SocketAddr>;
     /// A stream's (local, peer) addresses.
@@ -56,6 +71,15 @@ pub trait Runtime: Send + Sync + 'static {
         write: bool,
         truncate: bool,
     ) -> BoxFuture<'static, io::Result<Self::File>>;
+
+    /// Runs one poll of a socket with `deadline` in force: on a runtime whose socket calls
+    /// block, a call in it that would wait past the deadline fails with `TimedOut`. On an
+    /// async runtime (the default) calls never wait, and `poll` runs as it is: its
+    /// deadlines are timers.
+    fn poll_until<T>(deadline: Instant, poll: impl FnOnce() -> T) -> T {
+        let _ = deadline;
+        poll()
+    }
 
     /// Runs `future` for at most `limit`. The default races it against
     /// [`sleep_until`](Self::sleep_until); a runtime whose socket calls block (and so

@@ -1,10 +1,9 @@
 //! The server: a builder, the accept loop, and the per-session driver that runs a
 //! [`ServerSession`] over any [`Runtime`]'s sockets.
 
-use crate::data::{self, DataContext};
-use crate::runtime::{Runtime, timeout};
-use crate::stream;
-use crate::tls::TlsStream;
+use crate::control::{self, Control};
+use crate::data::{self, DataContext, Kill};
+use crate::runtime::{Closer, Runtime, timeout};
 use ftps_backend::{
     Authenticator, DataDesk, DataOrder, ListenerSlot, OrderSender, ServerShared, SessionSlot,
     Storage, TaskGone,
@@ -12,7 +11,8 @@ use ftps_backend::{
 use ftps_proto::server::{Action, DataId, Event, IoEvent, StorageRequest, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::io::AsyncWriteExt;
+use std::collections::HashMap;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -23,11 +23,6 @@ use tracing::Instrument;
 
 /// How long a refused connection may take to accept its 421.
 const REFUSAL_WRITE: Duration = Duration::from_secs(5);
-
-/// Bytes per read of the control connection.
-const CONTROL_READ: usize = 1024;
-
-type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
 
 /// Bytes of control input held before the session takes them, at most.
 const MAX_CONTROL_INPUT: usize = 64 * 1024;
@@ -43,6 +38,9 @@ pub struct Server<R, S, A> {
     /// Closed by [`Server::shutdown`]; every `serve` loop waits on it.
     stop: async_channel::Sender<()>,
     stopped: async_channel::Receiver<()>,
+    /// The listeners `serve` loops accept on, shut down by [`Server::shutdown`] (an
+    /// accept under way must end, and on the blocking runtime nothing else ends it).
+    listeners: Arc<std::sync::Mutex<Vec<Closer>>>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -52,6 +50,7 @@ impl<R, S, A> Clone for Server<R, S, A> {
             shared: self.shared.clone(),
             stop: self.stop.clone(),
             stopped: self.stopped.clone(),
+            listeners: self.listeners.clone(),
             runtime: PhantomData,
         }
     }
@@ -64,6 +63,7 @@ impl<R, S, A> From<Arc<ServerShared<S, A>>> for Server<R, S, A> {
             shared,
             stop,
             stopped,
+            listeners: Arc::default(),
             runtime: PhantomData,
         }
     }
@@ -80,9 +80,14 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
         self.shared.limits.open()
     }
 
-    /// Stops every `serve` loop from accepting; sessions in progress run to their end.
+    /// Stops every `serve` loop from accepting (their listeners are shut down); sessions
+    /// in progress run to their end.
     pub fn shutdown(&self) {
         self.stop.close();
+        let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        for close in listeners.iter() {
+            close();
+        }
     }
 
     /// Accepts connections on `listener` as `mode` sessions until [`shutdown`](Self::shutdown).
@@ -96,6 +101,11 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             Accepted(io::Result<(T, SocketAddr)>),
             Stop,
         }
+        let close = R::listener_closer(&listener)?;
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(close);
         loop {
             if self.stop.is_closed() {
                 return Ok(());
@@ -111,6 +121,8 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             let (tcp, peer) = match next {
                 Next::Stop => return Ok(()),
                 Next::Accepted(Ok(x)) => x,
+                // Shut down by `shutdown` (the blocking runtime's accept ends so).
+                Next::Accepted(Err(_)) if self.stop.is_closed() => return Ok(()),
                 Next::Accepted(Err(e)) => {
                     // Out of descriptors: a session waiting to log in gives way.
                     if ftps_backend::out_of_descriptors(&e) {
@@ -126,10 +138,23 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 continue;
             }
             // Evicting a session (to make room before it logs in) closes this channel,
-            // which its driver watches, also while it waits on a write.
+            // which its driver watches, and shuts its socket down: a write or read under
+            // way fails at once (on the blocking runtime the driver is in it).
             let (evict_tx, evicted) = async_channel::bounded::<()>(1);
+            let close = match R::closer(&tcp) {
+                Ok(c) => c,
+                Err(e) => {
+                    if ftps_backend::out_of_descriptors(&e) {
+                        self.shared.limits.make_room();
+                    }
+                    tracing::debug!(%peer, "control socket: {e}");
+                    continue;
+                }
+            };
+            let closing = close.clone();
             let evict: ftps_backend::Evict = Arc::new(move || {
                 evict_tx.close();
+                closing();
             });
             let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
                 R::spawn_detached(async move {
@@ -148,7 +173,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                     // An eviction ends the session wherever it waits (a TLS handshake, a
                     // login check, a write): the whole session is dropped, its socket and
                     // slot freed at once.
-                    let run = run_session::<R, S, A>(shared, tcp, mode, slot);
+                    let run = run_session::<R, S, A>(shared, tcp, close, mode, slot);
                     let evicted = async move {
                         let _ = evicted.recv().await;
                         tracing::debug!("evicted to make room");
@@ -178,11 +203,19 @@ impl<S: Storage> OrderSender<S> for Orders<S> {
 struct Driver<R: Runtime, S: Storage, A> {
     shared: Arc<Shared<S, A>>,
     session: ServerSession,
-    control: Option<Stream<R>>,
-    acceptor: Option<Arc<rustls::ServerConfig>>,
-    data_tls: Option<DataTls>,
+    control: Control<R::WriteHalf>,
+    /// Ends the control connection whole (its reader included) when the session ends.
+    close: Closer,
+    tls: Option<SessionTls>,
+    /// When a control handshake in progress must be done by.
+    handshake_deadline: Option<Instant>,
     events_tx: async_channel::Sender<IoEvent>,
     desk: DataDesk<S, Orders<S>>,
+    /// The sockets of the data tasks under way, to shut down when one is aborted.
+    kills: HashMap<DataId, Kill>,
+    /// Aborted data tasks' sockets, to shut down at these times if the tasks are still
+    /// there (see [`Kill`]).
+    dying: Vec<(Instant, Kill)>,
     user: String,
     local: SocketAddr,
     peer: SocketAddr,
@@ -191,68 +224,84 @@ struct Driver<R: Runtime, S: Storage, A> {
     listener_slot: Option<(DataId, ListenerSlot)>,
     /// This session, counted against the session caps.
     slot: SessionSlot,
+    /// Control input (clear text) the session has not taken yet.
+    input: Vec<u8>,
     closing: bool,
 }
 
 async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     shared: Arc<Shared<S, A>>,
     tcp: R::Tcp,
+    close: Closer,
     mode: TlsMode,
     slot: SessionSlot,
 ) -> io::Result<()> {
     let (local, peer) = R::addrs(&tcp)?;
     R::set_nodelay(&tcp)?;
-    let session_tls = match shared.tls.as_ref().map(SessionTls::new).transpose() {
+    let tls = match shared.tls.as_ref().map(SessionTls::new).transpose() {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("TLS setup: {e}");
             return Ok(());
         }
     };
-    let acceptor = session_tls.as_ref().map(|t| t.control.clone());
-    let data_tls = session_tls.as_ref().map(|t| t.data.clone());
+    let (read, write) = R::split(tcp)?;
+    let (control_tx, control_rx) = async_channel::bounded(control::INBOX);
+    let reader = control::spawn_reader::<R>(read, control_tx);
     let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
     let (events_tx, events_rx) = async_channel::unbounded();
     let mut d = Driver::<R, S, A> {
         shared,
         session,
-        control: Some(stream::Stream::Plain(tcp)),
-        acceptor,
-        data_tls,
+        control: Control::new(write),
+        close,
+        tls,
+        handshake_deadline: None,
         events_tx,
         desk: DataDesk::default(),
+        kills: HashMap::new(),
+        dying: Vec::new(),
         user: String::new(),
         local,
         peer,
         listener_slot: None,
         slot,
+        input: Vec::new(),
         closing: false,
     };
-    // Both stay small: an idle session holds them (commands are short lines; a longer
-    // one takes a few reads). `input` holds only a partial line and is freed when empty.
-    let mut input: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; CONTROL_READ];
+    let mut control_open = true;
     loop {
         // Boxed: settling (TLS upgrades, logins, data setup) needs a large future for a
         // moment; held inline, every idle session's task would carry its size (about 4 KiB,
         // measured with DHAT).
-        Box::pin(d.settle(&mut input)).await;
+        Box::pin(d.settle()).await;
         if d.closing {
             break;
         }
         use futures_lite::future::{or, pending};
         enum Woke {
-            Control(io::Result<usize>),
+            Control(Option<Vec<u8>>),
             Event(Option<IoEvent>),
             Timeout,
         }
-        let deadline = d.session.poll_timeout();
-        let can_read = input.len() < MAX_CONTROL_INPUT && d.control.is_some();
-        let control = &mut d.control;
+        let dying = d.dying.iter().map(|(t, _)| *t).min();
+        let deadline = [d.session.poll_timeout(), d.handshake_deadline, dying]
+            .into_iter()
+            .flatten()
+            .min();
+        // A deadline already passed fires now, however much input waits (a busy session
+        // must still reach its timeouts).
+        if deadline.is_some_and(|t| t <= Instant::now()) {
+            d.on_timeout();
+            continue;
+        }
+        // Input the session cannot take yet stays in the channel, then in the kernel:
+        // a client that pipelines without reading its replies is slowed, not buffered.
+        let can_read = control_open && d.input.len() < MAX_CONTROL_INPUT;
         let read = async {
-            match control.as_mut() {
-                Some(c) if can_read => Woke::Control(c.read(&mut buf).await),
-                _ => pending().await,
+            match can_read {
+                true => Woke::Control(control_rx.recv().await.ok()),
+                false => pending().await,
             }
         };
         let event = async { Woke::Event(events_rx.recv().await.ok()) };
@@ -266,28 +315,37 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
             }
         };
         match or(read, or(event, timer)).await {
-            Woke::Control(Ok(0) | Err(_)) => {
-                d.session.handle_io(IoEvent::ControlClosed, Instant::now())
+            Woke::Control(Some(bytes)) if !bytes.is_empty() => {
+                Box::pin(d.on_control_bytes(&bytes)).await
             }
-            Woke::Control(Ok(n)) => {
-                input.extend_from_slice(&buf[..n]);
-                let used = d.session.handle_control_input(&input, Instant::now());
-                input.drain(..used);
-                if input.is_empty() {
-                    input = Vec::new();
+            Woke::Control(_) => {
+                control_open = false;
+                d.session.handle_io(IoEvent::ControlClosed, Instant::now());
+            }
+            Woke::Event(Some(event)) => {
+                if let IoEvent::TransferFinished { id, .. } | IoEvent::DataFailed { id, .. } =
+                    &event
+                {
+                    d.kills.remove(id);
                 }
+                d.session.handle_io(event, Instant::now())
             }
-            Woke::Event(Some(event)) => d.session.handle_io(event, Instant::now()),
             Woke::Event(None) => {}
-            Woke::Timeout => d.session.handle_timeout(Instant::now()),
+            Woke::Timeout => d.on_timeout(),
         }
     }
+    for kill in d.kills.values().chain(d.dying.iter().map(|(_, k)| k)) {
+        kill.kill();
+    }
+    // The reader ends with the socket.
+    (d.close)();
+    drop(reader);
     Ok(())
 }
 
 impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
     /// Executes actions and answers events until the session has nothing more to say.
-    async fn settle(&mut self, input: &mut Vec<u8>) {
+    async fn settle(&mut self) {
         loop {
             // Timers fire while the session is busy too: a client that keeps it busy
             // (pipelined commands, replies drained slowly) must not outlive its login or
@@ -301,10 +359,12 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 progressed = true;
                 self.on_event(event).await;
             }
-            if !input.is_empty() && !self.session.is_closed() {
-                let used = self.session.handle_control_input(input, Instant::now());
+            if !self.input.is_empty() && !self.session.is_closed() {
+                let used = self
+                    .session
+                    .handle_control_input(&self.input, Instant::now());
                 if used > 0 {
-                    input.drain(..used);
+                    self.input.drain(..used);
                     progressed = true;
                 }
             }
@@ -314,8 +374,63 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
         }
     }
 
-    fn data_context(&self, id: DataId) -> DataContext<S> {
+    async fn on_control_bytes(&mut self, bytes: &[u8]) {
+        let now = Instant::now;
+        let was_handshaking = self.control.handshaking();
+        let mut plain = Vec::new();
+        let limit = self.shared.config.timeouts.reply_write;
+        if let Err(e) = self.control.receive::<R>(bytes, &mut plain, limit).await {
+            if was_handshaking {
+                self.handshake_deadline = None;
+                self.session
+                    .handle_io(IoEvent::ControlTlsFailed(e.to_string()), now());
+            } else {
+                self.session.handle_io(IoEvent::ControlClosed, now());
+            }
+            return;
+        }
+        if was_handshaking && !self.control.handshaking() {
+            self.handshake_deadline = None;
+            if let Some(rustls::Connection::Server(conn)) = self.control.tls() {
+                let info = ftps_proto::tls::handshake_info(conn);
+                tracing::debug!(?info, "control TLS established");
+                self.session
+                    .handle_io(IoEvent::ControlTlsEstablished(info), now());
+            }
+        }
+        self.input.extend_from_slice(&plain);
+        let used = self.session.handle_control_input(&self.input, now());
+        self.input.drain(..used);
+        if self.input.is_empty() {
+            // Freed: an idle session holds no buffer.
+            self.input = Vec::new();
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        let now = Instant::now();
+        self.dying.retain(|(at, kill)| {
+            if *at <= now {
+                kill.kill();
+            }
+            *at > now
+        });
+        if self.handshake_deadline.is_some_and(|t| t <= now) {
+            self.handshake_deadline = None;
+            self.session
+                .handle_io(IoEvent::ControlTlsFailed("handshake timed out".into()), now);
+        }
+        self.session.handle_timeout(now);
+    }
+
+    fn data_tls(&self) -> Option<DataTls> {
+        self.tls.as_ref().map(|t| t.data.clone())
+    }
+
+    fn data_context(&mut self, id: DataId) -> DataContext<S> {
+        let kill = self.kills.entry(id).or_default().clone();
         DataContext {
+            kill,
             id,
             events: self.events_tx.clone(),
             storage: self.shared.storage.clone(),
@@ -333,50 +448,36 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 // A peer that does not read must not hold the session: the write has a
                 // deadline, and missing it closes the session.
                 let limit = self.shared.config.timeouts.reply_write;
-                let send = stream::Stream::send(self.control.as_mut(), &bytes);
-                if !timeout::<R, _>(limit, send).await.unwrap_or(false) {
-                    if let Some(control) = self.control.take() {
-                        drop(control);
-                    }
+                if self.control.send::<R>(&bytes, limit).await.is_err() {
                     self.session.handle_io(IoEvent::ControlClosed, now());
                 }
             }
             Action::StartControlTls => {
-                let (Some(stream::Stream::Plain(tcp)), Some(acceptor)) =
-                    (self.control.take(), self.acceptor.clone())
-                else {
-                    self.session
-                        .handle_io(IoEvent::ControlTlsFailed("no TLS".into()), now());
-                    return;
+                let limit = self.shared.config.timeouts.reply_write;
+                let started = match &self.tls {
+                    Some(t) => match rustls::ServerConnection::new(t.control.clone()) {
+                        Ok(c) => self
+                            .control
+                            .start_tls::<R>(rustls::Connection::Server(c), limit)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    None => Err("no TLS".to_owned()),
                 };
-                let limit = self.shared.config.timeouts.tls_handshake;
-                match timeout::<R, _>(limit, TlsStream::accept(tcp, acceptor)).await {
-                    Ok(Ok(tls)) => {
-                        let Some(info) = tls.server_info() else {
-                            return;
-                        };
-                        tracing::debug!(?info, "control TLS established");
-                        self.control = Some(stream::Stream::tls(tls));
-                        self.session
-                            .handle_io(IoEvent::ControlTlsEstablished(info), now());
+                match started {
+                    Ok(()) => {
+                        self.handshake_deadline =
+                            Some(now() + self.shared.config.timeouts.tls_handshake);
                     }
-                    Ok(Err(e)) => self
-                        .session
-                        .handle_io(IoEvent::ControlTlsFailed(e.to_string()), now()),
-                    Err(_) => self.session.handle_io(
-                        IoEvent::ControlTlsFailed("handshake timed out".into()),
-                        now(),
-                    ),
+                    Err(e) => self.session.handle_io(IoEvent::ControlTlsFailed(e), now()),
                 }
             }
             Action::StopControlTls => {
                 // The close_notify is a write like any reply: it has the same deadline.
                 let limit = self.shared.config.timeouts.reply_write;
-                if let Some(control) = self.control.take() {
-                    match timeout::<R, _>(limit, control.into_plain()).await {
-                        Ok(Ok(tcp)) => self.control = Some(stream::Stream::Plain(tcp)),
-                        _ => self.session.handle_io(IoEvent::ControlClosed, now()),
-                    }
+                if self.control.stop_tls::<R>(limit).await.is_err() {
+                    self.session.handle_io(IoEvent::ControlClosed, now());
                 }
             }
             Action::Listen {
@@ -425,7 +526,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 upload,
                 ascii,
             } => {
-                let acceptor = if tls { self.data_tls.clone() } else { None };
+                let acceptor = if tls { self.data_tls() } else { None };
                 if tls && acceptor.is_none() {
                     self.session.handle_io(
                         IoEvent::DataFailed {
@@ -467,11 +568,14 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 }
                 // Dropping an upload discards it.
                 self.desk.abort(id);
+                if let Some(kill) = self.kills.remove(&id)
+                    && !kill.abort()
+                {
+                    self.dying.push((now() + data::KILL_GRACE, kill));
+                }
             }
             Action::Close => {
-                if let Some(mut c) = self.control.take() {
-                    let _ = timeout::<R, _>(Duration::from_secs(2), c.close()).await;
-                }
+                self.control.close::<R>(Duration::from_secs(2)).await;
                 self.desk.clear();
                 self.closing = true;
             }

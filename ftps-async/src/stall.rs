@@ -28,6 +28,11 @@ impl<R: Runtime> Stall<R> {
         }
     }
 
+    /// When the stream stalls if no byte moves before.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.last + self.limit
+    }
+
     /// Bytes moved.
     pub(crate) fn progress(&mut self) {
         self.last = Instant::now();

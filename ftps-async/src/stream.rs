@@ -1,9 +1,7 @@
-//! A TCP stream with or without TLS (client or server side), as one type for the control
-//! and data connections.
+//! A data connection: TCP with or without TLS (client or server side), as one type.
 
 use crate::tls::TlsStream;
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_lite::io::AsyncWriteExt;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -18,22 +16,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream<T> {
     /// Wraps a TLS stream (client or server side).
     pub(crate) fn tls(stream: TlsStream<T>) -> Self {
         Stream::Tls(Box::new(stream))
-    }
-
-    /// Writes and flushes control bytes; false if there is no stream or it failed.
-    pub(crate) async fn send(stream: Option<&mut Self>, bytes: &[u8]) -> bool {
-        match stream {
-            Some(s) => s.write_all(bytes).await.is_ok() && s.flush().await.is_ok(),
-            None => false,
-        }
-    }
-
-    /// Ends TLS with close_notify (CCC, REIN) and gives back the TCP stream.
-    pub(crate) async fn into_plain(self) -> io::Result<T> {
-        match self {
-            Stream::Plain(tcp) => Ok(tcp),
-            Stream::Tls(tls) => tls.into_plain().await,
-        }
     }
 }
 

@@ -15,7 +15,7 @@
 use futures_io::{AsyncRead, AsyncWrite};
 use rustls::pki_types::ServerName;
 use rustls::server::{Acceptor, ClientHello};
-use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig};
 use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -47,14 +47,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         name: ServerName<'static>,
     ) -> io::Result<Self> {
         let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
-        let mut stream = Self::new(io, conn.into(), Vec::new());
-        stream.handshake().await?;
-        Ok(stream)
-    }
-
-    /// The server side under one `config`.
-    pub(crate) async fn accept(io: T, config: Arc<ServerConfig>) -> io::Result<Self> {
-        let conn = ServerConnection::new(config).map_err(io::Error::other)?;
         let mut stream = Self::new(io, conn.into(), Vec::new());
         stream.handshake().await?;
         Ok(stream)
@@ -139,22 +131,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         }
     }
 
-    /// The TLS version the handshake settled on.
-    pub(crate) fn version(&self) -> Option<rustls::ProtocolVersion> {
-        self.conn.protocol_version()
-    }
-
     /// Runs the handshake to its end.
     async fn handshake(&mut self) -> io::Result<()> {
         poll_fn(|cx| self.poll_handshake(cx)).await
-    }
-
-    /// Ends TLS (our close_notify) and gives back the stream, for clear text after it
-    /// (CCC, REIN).
-    pub(crate) async fn into_plain(mut self) -> io::Result<T> {
-        self.conn.send_close_notify();
-        poll_fn(|cx| self.poll_write_tls(cx)).await?;
-        Ok(self.io)
     }
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -114,6 +114,20 @@ pub enum Error<P> {
     Invalid(ParseError),
 }
 
+impl<P> Error<P> {
+    /// The same error with the plain-text offer turned into another runtime's (a blocking
+    /// wrapper's, say).
+    pub fn map_offer<Q>(self, f: impl FnOnce(P) -> Q) -> Error<Q> {
+        match self {
+            Error::Protocol(e) => Error::Protocol(e),
+            Error::Io(e) => Error::Io(e),
+            Error::TlsConfig(e) => Error::TlsConfig(e),
+            Error::PlaintextOnly(p) => Error::PlaintextOnly(f(p)),
+            Error::Invalid(e) => Error::Invalid(e),
+        }
+    }
+}
+
 impl<P> From<ClientError> for Error<P> {
     fn from(e: ClientError) -> Self {
         Error::Protocol(e)

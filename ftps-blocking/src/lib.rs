@@ -1,12 +1,14 @@
 //! # ftps-blocking
 //!
 //! An FTPS client and server (FTP over TLS, explicit and implicit) on std threads and
-//! rustls, for programs without an async runtime. Every protocol decision is made by
-//! [`ftps_proto::ServerSession`] and [`ftps_proto::ClientSession`]; storage, users and
-//! TLS configuration come from [`ftps_backend`] and [`ftps_proto::tls`], shared with the
-//! other runtimes. This crate only runs them over blocking sockets: the server runs a
-//! thread per session (plus one per data connection), the client runs on the caller's
-//! thread.
+//! blocking sockets, for programs without an async runtime. Every protocol decision is
+//! made by [`ftps_proto::ServerSession`] and [`ftps_proto::ClientSession`], and every
+//! piece of session bookkeeping by the one driver in [`ftps_async`], shared with the
+//! tokio and smol crates; this crate only supplies [`threads::Threads`], the runtime it
+//! runs on: a thread per task (the server: per session, per control reader and per data
+//! connection; the client: the caller's thread, plus its control reader and data
+//! connections being set up), blocking socket calls bounded by deadlines, one timer
+//! thread. No async runtime (no reactor, no executor pool) is pulled in.
 //!
 //! ```no_run
 //! use ftps_blocking::{Client, ClientOptions, LocalFs, Server, StaticUsers};
@@ -33,11 +35,8 @@
 #![warn(missing_docs)]
 
 pub mod client;
-mod control;
-mod data;
-mod inbox;
 mod server;
-mod stream;
+pub mod threads;
 
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use ftps_backend::client::{ClientOptions, FtpUrl};

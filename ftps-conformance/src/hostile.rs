@@ -286,3 +286,22 @@ pub fn rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// The resident part of this process's thread stacks, in KiB: the anonymous mappings of
+/// exactly 2 MiB, the size Rust gives a thread's stack.
+pub fn stack_rss_kib() -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut stack = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        let kib = |v: &str| -> u64 { v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0) };
+        if let Some(v) = line.strip_prefix("Size:") {
+            stack = kib(v) == 2048;
+        } else if let Some(v) = line.strip_prefix("Rss:")
+            && stack
+        {
+            total += kib(v);
+        }
+    }
+    total
+}

@@ -44,6 +44,15 @@ impl Raw {
         Ok((raw, greeting))
     }
 
+    /// A second handle on a plain connection's socket (to write from another thread while
+    /// this one reads).
+    pub fn plain_socket(&self) -> io::Result<TcpStream> {
+        match &self.conn {
+            Conn::Plain(t) => t.try_clone(),
+            _ => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
     /// Sends bytes as they are.
     pub fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.conn {

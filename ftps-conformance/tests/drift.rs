@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ftps_conformance::hostile::{each, plain_allowed, plain_session};
+use ftps_conformance::hostile::{each, plain_allowed, plain_session, receiver};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,92 @@ fn active_mode_connects_within_the_configured_data_connect_timeout() {
             assert_eq!(code, 425, "{tag}");
             assert!(took < Duration::from_secs(8), "{tag}: took {took:?}");
             assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+        },
+    );
+}
+
+// Drift: a client that pipelines commands without reading its replies was slowed by the
+// async servers (they stop taking input while replies wait) but closed by the blocking
+// one once 64 KiB waited. Every runtime now slows it: the input waits in the kernel, and
+// the session answers every command once the client reads.
+#[test]
+fn a_client_that_pipelines_without_reading_is_slowed_not_closed() {
+    each("pipeline-flood", plain_allowed, |f, r, tag| {
+        let mut c = plain_session(f, r);
+        let mut writer = c.plain_socket().unwrap();
+        const COMMANDS: usize = 20_000;
+        // 120 KB of commands, written while nobody reads the replies.
+        let flood = std::thread::spawn(move || {
+            let bytes = b"NOOP\r\n".repeat(COMMANDS);
+            writer
+                .set_write_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            writer.write_all(&bytes).is_ok()
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let started = Instant::now();
+        for i in 0..COMMANDS {
+            let code = c.reply().map(|r| r.code().get());
+            assert_eq!(code.ok(), Some(200), "{tag}: reply {i}");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{tag}: too slow"
+            );
+        }
+        assert!(
+            flood.join().unwrap(),
+            "{tag}: the server stopped taking commands"
+        );
+        assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+    });
+}
+
+// Drift: a download the client stops reading was ended by the core's stall timer on the
+// async servers and by socket timeouts on the blocking one. Every runtime now ends it by
+// the session's `data_stall` (426), closes the data connection, and goes on.
+#[test]
+fn a_download_the_client_stops_reading_ends_at_the_data_stall_timeout() {
+    each(
+        "download-stall",
+        |s| {
+            plain_allowed(s);
+            s.config.timeouts.data_stall = Duration::from_secs(1);
+        },
+        |f, r, tag| {
+            let body = vec![5u8; 16 * 1024 * 1024];
+            std::fs::write(f.root().join("big.bin"), &body).unwrap();
+            let mut c = plain_session(f, r);
+            c.send_bytes(b"EPSV\r\n").unwrap();
+            let reply = c.reply().unwrap();
+            let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+            let mut data = receiver(SocketAddr::from(([127, 0, 0, 1], port)), 16 * 1024);
+            c.send_bytes(b"RETR big.bin\r\n").unwrap();
+            assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+            let started = Instant::now();
+            let code = c.reply().unwrap().code().get();
+            let took = started.elapsed();
+            eprintln!("{tag}: {code} after {took:?}");
+            assert_eq!(code, 426, "{tag}");
+            assert!(took < Duration::from_secs(8), "{tag}: took {took:?}");
+            assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+            // The data connection ends (at once, or once the aborted task's grace is over).
+            data.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            let ended = Instant::now();
+            loop {
+                match data.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => assert!(
+                        ended.elapsed() < Duration::from_secs(10),
+                        "{tag}: the data connection goes on"
+                    ),
+                }
+            }
+            assert!(
+                ended.elapsed() < Duration::from_secs(10),
+                "{tag}: still open"
+            );
         },
     );
 }

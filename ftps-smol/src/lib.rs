@@ -26,7 +26,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use ftps_async::runtime::{BoxFuture, Runtime};
+use ftps_async::runtime::{BoxFuture, Closer, Runtime};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -60,7 +60,29 @@ impl Runtime for Smol {
     type Tcp = smol::net::TcpStream;
     type Listener = smol::net::TcpListener;
     type Task<T: Send + 'static> = smol::Task<T>;
+    type ReadHalf = smol::net::TcpStream;
+    type WriteHalf = smol::net::TcpStream;
     type File = smol::fs::File;
+
+    fn split(tcp: Self::Tcp) -> io::Result<(Self::ReadHalf, Self::WriteHalf)> {
+        // smol's stream is a shared handle: a clone reads and writes the same socket.
+        Ok((tcp.clone(), tcp))
+    }
+
+    fn closer(tcp: &Self::Tcp) -> io::Result<Closer> {
+        // A clone shares the socket.
+        let tcp = tcp.clone();
+        Ok(std::sync::Arc::new(move || {
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
+        }))
+    }
+
+    fn listener_closer(listener: &Self::Listener) -> io::Result<Closer> {
+        let listener = listener.clone();
+        Ok(std::sync::Arc::new(move || {
+            let _ = socket2::SockRef::from(&listener).shutdown(std::net::Shutdown::Both);
+        }))
+    }
 
     fn connect(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Tcp>> {
         Box::pin(smol::net::TcpStream::connect(addr))

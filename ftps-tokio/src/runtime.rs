@@ -1,15 +1,86 @@
 //! tokio as an [`ftps_async`] runtime: tokio's sockets, timer, tasks and blocking pool,
-//! seen through futures-io (`tokio_util::compat`).
+//! seen through futures-io (files through `tokio_util::compat`; TCP streams as shared
+//! handles, [`Tcp`]).
 
-use ftps_async::runtime::{BoxFuture, Runtime};
+use ftps_async::runtime::{BoxFuture, Closer, Runtime};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+
+/// tokio's TCP stream as a shared handle: the halves of a split control connection and
+/// its closer are clones (no descriptor of their own). One task reads and one writes at a
+/// time, as tokio's readiness wakeups ask.
+#[derive(Debug, Clone)]
+pub struct Tcp(Arc<tokio::net::TcpStream>);
+
+impl futures_io::AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+}
+
+impl futures_io::AsyncWrite for Tcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// A closer on a duplicate of a listener's descriptor (tokio's listeners are not shared
+/// handles).
+fn dup_closer(socket: socket2::SockRef<'_>) -> io::Result<Closer> {
+    let socket = socket.try_clone()?;
+    Ok(std::sync::Arc::new(move || {
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+    }))
+}
 
 /// The tokio runtime, for [`ftps_async`].
 #[derive(Debug, Clone, Copy)]
@@ -38,20 +109,36 @@ impl<T> Future for Task<T> {
 }
 
 impl Runtime for Tokio {
-    type Tcp = Compat<tokio::net::TcpStream>;
+    type Tcp = Tcp;
     type Listener = tokio::net::TcpListener;
     type Task<T: Send + 'static> = Task<T>;
+    type ReadHalf = Tcp;
+    type WriteHalf = Tcp;
     type File = Compat<tokio::fs::File>;
 
+    fn split(tcp: Self::Tcp) -> io::Result<(Self::ReadHalf, Self::WriteHalf)> {
+        Ok((tcp.clone(), tcp))
+    }
+
+    fn closer(tcp: &Self::Tcp) -> io::Result<Closer> {
+        let tcp = tcp.0.clone();
+        Ok(Arc::new(move || {
+            let _ = socket2::SockRef::from(&*tcp).shutdown(std::net::Shutdown::Both);
+        }))
+    }
+
+    fn listener_closer(listener: &Self::Listener) -> io::Result<Closer> {
+        dup_closer(socket2::SockRef::from(listener))
+    }
+
     fn connect(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Tcp>> {
-        Box::pin(async move { Ok(tokio::net::TcpStream::connect(addr).await?.compat()) })
+        Box::pin(async move { Ok(Tcp(Arc::new(tokio::net::TcpStream::connect(addr).await?))) })
     }
 
     fn connect_host(host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>> {
         Box::pin(async move {
-            Ok(tokio::net::TcpStream::connect((host.as_str(), port))
-                .await?
-                .compat())
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            Ok(Tcp(Arc::new(tcp)))
         })
     }
 
@@ -62,7 +149,7 @@ impl Runtime for Tokio {
     fn accept(listener: &Self::Listener) -> BoxFuture<'_, io::Result<(Self::Tcp, SocketAddr)>> {
         Box::pin(async move {
             let (tcp, peer) = listener.accept().await?;
-            Ok((tcp.compat(), peer))
+            Ok((Tcp(Arc::new(tcp)), peer))
         })
     }
 
@@ -71,15 +158,15 @@ impl Runtime for Tokio {
     }
 
     fn addrs(tcp: &Self::Tcp) -> io::Result<(SocketAddr, SocketAddr)> {
-        Ok((tcp.get_ref().local_addr()?, tcp.get_ref().peer_addr()?))
+        Ok((tcp.0.local_addr()?, tcp.0.peer_addr()?))
     }
 
     fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()> {
-        tcp.get_ref().set_nodelay(true)
+        tcp.0.set_nodelay(true)
     }
 
     fn socket(tcp: &Self::Tcp) -> socket2::SockRef<'_> {
-        socket2::SockRef::from(tcp.get_ref())
+        socket2::SockRef::from(&*tcp.0)
     }
 
     fn sleep_until(deadline: Instant) -> BoxFuture<'static, ()> {

@@ -1,0 +1,189 @@
+//! The control connection, as client and server drive it: a reader task turns socket
+//! bytes into messages on a small channel, so that the driver waits on channels and its
+//! timer only (never on a socket read it would have to race: on the blocking runtime a
+//! read cannot be raced); the driver writes, and runs TLS itself on rustls' sans-IO
+//! connection, fed the bytes the reader passes on.
+
+use crate::runtime::{Runtime, timeout};
+use futures_io::AsyncWrite;
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+/// Bytes per read of the control connection. Small reads: what waits in the channel
+/// ([`INBOX`] chunks) stays within a few KiB while the session is busy; the rest waits
+/// in the kernel, whose buffers are small too (`ftps_backend::control_socket`).
+pub(crate) const CONTROL_READ: usize = 1024;
+
+/// Chunks of control input that may wait for the driver.
+pub(crate) const INBOX: usize = 4;
+
+/// Starts the reader task: every chunk read goes to `tx`; an empty chunk means the
+/// connection ended. The task ends then, or when the driver drops the receiver.
+pub(crate) fn spawn_reader<R: Runtime>(
+    mut read: R::ReadHalf,
+    tx: async_channel::Sender<Vec<u8>>,
+) -> R::Task<()> {
+    R::spawn(async move {
+        let mut buf = vec![0u8; CONTROL_READ];
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(Vec::new()).await;
+                    return;
+                }
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The driver's side of the control connection: writes, and TLS.
+pub(crate) struct Control<W> {
+    write: W,
+    tls: Option<rustls::Connection>,
+    /// A write failed or missed its deadline: the connection is over.
+    failed: bool,
+}
+
+impl<W: AsyncWrite + Unpin + Send> Control<W> {
+    /// Wraps the write half.
+    pub(crate) fn new(write: W) -> Self {
+        Control {
+            write,
+            tls: None,
+            failed: false,
+        }
+    }
+
+    /// The TLS connection, if any.
+    pub(crate) fn tls(&self) -> Option<&rustls::Connection> {
+        self.tls.as_ref()
+    }
+
+    /// Whether a TLS handshake is under way.
+    pub(crate) fn handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|c| c.is_handshaking())
+    }
+
+    /// Switches to TLS; a client's first flight goes out now (within `limit`).
+    pub(crate) async fn start_tls<R: Runtime>(
+        &mut self,
+        conn: rustls::Connection,
+        limit: Duration,
+    ) -> io::Result<()> {
+        self.tls = Some(conn);
+        self.flush::<R>(limit).await
+    }
+
+    /// Sends application bytes (through TLS if on) within `limit`; a write that fails or
+    /// misses it ends the connection (the replies queued after it must not each wait out
+    /// the deadline again).
+    pub(crate) async fn send<R: Runtime>(
+        &mut self,
+        bytes: &[u8],
+        limit: Duration,
+    ) -> io::Result<()> {
+        if self.failed {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        match self.tls.as_mut() {
+            Some(conn) => {
+                conn.writer().write_all(bytes)?;
+                self.flush::<R>(limit).await
+            }
+            None => {
+                let write = self.write.write_all(bytes);
+                let sent = timeout::<R, _>(limit, write).await;
+                self.failed_unless(sent)
+            }
+        }
+    }
+
+    /// Takes bytes from the socket; appends the application bytes they carry to
+    /// `plain`. What TLS answers (handshake messages) goes out within `limit`.
+    pub(crate) async fn receive<R: Runtime>(
+        &mut self,
+        mut bytes: &[u8],
+        plain: &mut Vec<u8>,
+        limit: Duration,
+    ) -> io::Result<()> {
+        let Some(conn) = self.tls.as_mut() else {
+            plain.extend_from_slice(bytes);
+            return Ok(());
+        };
+        while !bytes.is_empty() {
+            conn.read_tls(&mut bytes)?;
+            let state = match conn.process_new_packets() {
+                Ok(state) => state,
+                Err(e) => {
+                    // The alert rustls queued goes out if it can.
+                    let _ = self.flush::<R>(limit).await;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            };
+            let n = state.plaintext_bytes_to_read();
+            if n > 0 {
+                let start = plain.len();
+                plain.resize(start + n, 0);
+                conn.reader().read_exact(&mut plain[start..])?;
+            }
+        }
+        self.flush::<R>(limit).await
+    }
+
+    /// Ends TLS (close_notify, within `limit`) and goes on in clear text (CCC, REIN).
+    pub(crate) async fn stop_tls<R: Runtime>(&mut self, limit: Duration) -> io::Result<()> {
+        if let Some(conn) = self.tls.as_mut() {
+            conn.send_close_notify();
+        }
+        let flushed = self.flush::<R>(limit).await;
+        self.tls = None;
+        flushed
+    }
+
+    /// Closes politely: close_notify under TLS, then FIN, within `limit`.
+    pub(crate) async fn close<R: Runtime>(&mut self, limit: Duration) {
+        if !self.failed {
+            let _ = self.stop_tls::<R>(limit).await;
+            let _ = timeout::<R, _>(limit, self.write.close()).await;
+        }
+    }
+
+    /// Writes what TLS has to send.
+    async fn flush<R: Runtime>(&mut self, limit: Duration) -> io::Result<()> {
+        let mut out = Vec::new();
+        if let Some(conn) = self.tls.as_mut() {
+            while conn.wants_write() {
+                conn.write_tls(&mut out)?;
+            }
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        let write = self.write.write_all(&out);
+        let sent = timeout::<R, _>(limit, write).await;
+        self.failed_unless(sent)
+    }
+
+    fn failed_unless(
+        &mut self,
+        sent: Result<io::Result<()>, crate::runtime::Elapsed>,
+    ) -> io::Result<()> {
+        let result = match sent {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer did not take its reply in time",
+            )),
+        };
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+}

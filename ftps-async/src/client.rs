@@ -7,7 +7,7 @@
 //! `require_ssl_reuse`, accept them); after an upload the client sends close_notify and
 //! reads to the end, which also collects the TLS 1.3 tickets the next transfer needs.
 
-use crate::control::Control;
+use crate::control::{self, Control, Taken, Woke};
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::stall::{self, Stall};
 use crate::stream;
@@ -550,7 +550,6 @@ impl<R: Runtime> Client<R> {
     /// Waits for the next input: control bytes, a data connection, a timeout. Only
     /// channels and the timer are waited on (see [`crate::control`]).
     async fn wait(&mut self) -> Result<(), Error<R>> {
-        use futures_lite::future::{or, pending};
         let deadline = [self.session.poll_timeout(), self.handshake_deadline]
             .into_iter()
             .flatten()
@@ -559,29 +558,8 @@ impl<R: Runtime> Client<R> {
             self.on_timeout();
             return Ok(());
         }
-        enum Woke<R: Runtime> {
-            Control(Option<Vec<u8>>),
-            Data(Option<(DataId, io::Result<Stream<R>>)>),
-            Timeout,
-        }
-        let reading = !self.control_ended;
-        let control = async {
-            match reading {
-                true => Woke::Control(self.control_rx.recv().await.ok()),
-                false => pending().await,
-            }
-        };
-        let data = async { Woke::Data(self.data_rx.recv().await.ok()) };
-        let timer = async {
-            match deadline {
-                Some(t) => {
-                    R::sleep_until(t).await;
-                    Woke::Timeout
-                }
-                None => pending().await,
-            }
-        };
-        let woke: Woke<R> = or(control, or(data, timer)).await;
+        let (reading, data) = (!self.control_ended, &self.data_rx);
+        let woke = control::next::<R, _>(&self.control_rx, reading, data, deadline).await;
         let now = Instant::now();
         match woke {
             Woke::Control(Some(bytes)) if !bytes.is_empty() => self.on_control_bytes(&bytes).await,
@@ -589,7 +567,7 @@ impl<R: Runtime> Client<R> {
                 self.control_ended = true;
                 self.session.handle_io(IoEvent::ControlClosed, now);
             }
-            Woke::Data(Some((id, result))) => {
+            Woke::Event(Some((id, result))) => {
                 // A task the session has dropped since (CloseData) reports no more.
                 if self.data.remove(&id).is_some() {
                     match result {
@@ -607,7 +585,7 @@ impl<R: Runtime> Client<R> {
                     }
                 }
             }
-            Woke::Data(None) => {}
+            Woke::Event(None) => {}
             Woke::Timeout => self.on_timeout(),
         }
         Ok(())
@@ -615,26 +593,23 @@ impl<R: Runtime> Client<R> {
 
     async fn on_control_bytes(&mut self, bytes: &[u8]) {
         let now = Instant::now;
-        let was_handshaking = self.control.handshaking();
-        let mut plain = Vec::new();
         let limit = self.options.reply_timeout;
-        if let Err(e) = self.control.receive::<R>(bytes, &mut plain, limit).await {
-            if was_handshaking {
+        match self.control.take::<R>(bytes, &mut self.input, limit).await {
+            Taken::Input => {}
+            Taken::Established => {
                 self.handshake_deadline = None;
-                self.session
-                    .handle_io(IoEvent::TlsFailed(e.to_string()), now());
-            } else {
-                self.session.handle_io(IoEvent::ControlClosed, now());
+                self.tls13 = self.control.tls().and_then(|c| c.protocol_version())
+                    == Some(rustls::ProtocolVersion::TLSv1_3);
+                self.session.handle_io(IoEvent::TlsEstablished, now());
             }
-            return;
+            Taken::HandshakeFailed(e) => {
+                self.handshake_deadline = None;
+                return self
+                    .session
+                    .handle_io(IoEvent::TlsFailed(e.to_string()), now());
+            }
+            Taken::Failed => return self.session.handle_io(IoEvent::ControlClosed, now()),
         }
-        if was_handshaking && !self.control.handshaking() {
-            self.handshake_deadline = None;
-            self.tls13 = self.control.tls().and_then(|c| c.protocol_version())
-                == Some(rustls::ProtocolVersion::TLSv1_3);
-            self.session.handle_io(IoEvent::TlsEstablished, now());
-        }
-        self.input.extend_from_slice(&plain);
         let used = self.session.handle_control_input(&self.input, now());
         self.input.drain(..used);
     }

@@ -8,7 +8,7 @@ use crate::runtime::{Runtime, timeout};
 use futures_io::AsyncWrite;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes per read of the control connection. Small reads: what waits in the channel
 /// ([`INBOX`] chunks) stays within a few KiB while the session is busy; the rest waits
@@ -40,6 +40,57 @@ pub(crate) fn spawn_reader<R: Runtime>(
             }
         }
     })
+}
+
+/// What woke a driver (see [`next`]).
+pub(crate) enum Woke<E> {
+    /// A chunk from the control reader (None or empty: the connection ended).
+    Control(Option<Vec<u8>>),
+    /// An event from a data task (None: none can come).
+    Event(Option<E>),
+    /// The deadline passed.
+    Timeout,
+}
+
+/// Waits for a driver's next input: a chunk of control input (if `reading`), an event
+/// from its data tasks, or its `deadline`. Channels and the timer only, so that it
+/// works on every runtime.
+pub(crate) async fn next<R: Runtime, E>(
+    control: &async_channel::Receiver<Vec<u8>>,
+    reading: bool,
+    events: &async_channel::Receiver<E>,
+    deadline: Option<Instant>,
+) -> Woke<E> {
+    use futures_lite::future::{or, pending};
+    let read = async {
+        match reading {
+            true => Woke::Control(control.recv().await.ok()),
+            false => pending().await,
+        }
+    };
+    let event = async { Woke::Event(events.recv().await.ok()) };
+    let timer = async {
+        match deadline {
+            Some(t) => {
+                R::sleep_until(t).await;
+                Woke::Timeout
+            }
+            None => pending().await,
+        }
+    };
+    or(read, or(event, timer)).await
+}
+
+/// What a chunk of control bytes did (see [`Control::take`]).
+pub(crate) enum Taken {
+    /// Clear text (if any) was added to the input.
+    Input,
+    /// It completed the TLS handshake; clear text (if any) was added to the input.
+    Established,
+    /// TLS failed during the handshake.
+    HandshakeFailed(io::Error),
+    /// The connection failed (TLS after the handshake, or a write).
+    Failed,
 }
 
 /// The driver's side of the control connection: writes, and TLS.
@@ -106,7 +157,7 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
 
     /// Takes bytes from the socket; appends the application bytes they carry to
     /// `plain`. What TLS answers (handshake messages) goes out within `limit`.
-    pub(crate) async fn receive<R: Runtime>(
+    async fn receive<R: Runtime>(
         &mut self,
         mut bytes: &[u8],
         plain: &mut Vec<u8>,
@@ -134,6 +185,26 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
             }
         }
         self.flush::<R>(limit).await
+    }
+
+    /// Takes a chunk from the reader: its clear text goes to `input`; what TLS answers
+    /// goes out within `limit`.
+    pub(crate) async fn take<R: Runtime>(
+        &mut self,
+        bytes: &[u8],
+        input: &mut Vec<u8>,
+        limit: Duration,
+    ) -> Taken {
+        let was_handshaking = self.handshaking();
+        match self.receive::<R>(bytes, input, limit).await {
+            Err(e) if was_handshaking => Taken::HandshakeFailed(e),
+            Err(e) => {
+                tracing::debug!("control connection: {e}");
+                Taken::Failed
+            }
+            Ok(()) if was_handshaking && !self.handshaking() => Taken::Established,
+            Ok(()) => Taken::Input,
+        }
     }
 
     /// Ends TLS (close_notify, within `limit`) and goes on in clear text (CCC, REIN).

@@ -65,12 +65,25 @@ pub trait Runtime: Send + Sync + 'static {
     fn unblock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T>;
     /// A local file opened already (with `std`), for async IO.
     fn file_from_std(file: std::fs::File) -> Self::File;
-    /// Opens a local file: to read, or to write (created; truncated if `truncate`).
+    /// Opens a local file: to read, or to write (created; truncated if `truncate`), on
+    /// the blocking pool.
     fn open_file(
         path: PathBuf,
         write: bool,
         truncate: bool,
-    ) -> BoxFuture<'static, io::Result<Self::File>>;
+    ) -> BoxFuture<'static, io::Result<Self::File>> {
+        Box::pin(async move {
+            let opened = Self::unblock(move || {
+                std::fs::OpenOptions::new()
+                    .read(!write)
+                    .write(write)
+                    .create(write)
+                    .truncate(write && truncate)
+                    .open(path)
+            });
+            Ok(Self::file_from_std(opened.await?))
+        })
+    }
 
     /// Runs one poll of a socket with `deadline` in force: on a runtime whose socket calls
     /// block, a call in it that would wait past the deadline fails with `TimedOut`. On an

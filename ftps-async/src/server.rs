@@ -1,7 +1,7 @@
 //! The server: a builder, the accept loop, and the per-session driver that runs a
 //! [`ServerSession`] over any [`Runtime`]'s sockets.
 
-use crate::control::{self, Control};
+use crate::control::{self, Control, Taken, Woke};
 use crate::data::{self, DataContext, Kill};
 use crate::runtime::{Closer, Runtime, timeout};
 use ftps_backend::{
@@ -278,12 +278,6 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         if d.closing {
             break;
         }
-        use futures_lite::future::{or, pending};
-        enum Woke {
-            Control(Option<Vec<u8>>),
-            Event(Option<IoEvent>),
-            Timeout,
-        }
         let dying = d.dying.iter().map(|(t, _)| *t).min();
         let deadline = [d.session.poll_timeout(), d.handshake_deadline, dying]
             .into_iter()
@@ -298,23 +292,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         // Input the session cannot take yet stays in the channel, then in the kernel:
         // a client that pipelines without reading its replies is slowed, not buffered.
         let can_read = control_open && d.input.len() < MAX_CONTROL_INPUT;
-        let read = async {
-            match can_read {
-                true => Woke::Control(control_rx.recv().await.ok()),
-                false => pending().await,
-            }
-        };
-        let event = async { Woke::Event(events_rx.recv().await.ok()) };
-        let timer = async {
-            match deadline {
-                Some(t) => {
-                    R::sleep_until(t).await;
-                    Woke::Timeout
-                }
-                None => pending().await,
-            }
-        };
-        match or(read, or(event, timer)).await {
+        match control::next::<R, _>(&control_rx, can_read, &events_rx, deadline).await {
             Woke::Control(Some(bytes)) if !bytes.is_empty() => {
                 Box::pin(d.on_control_bytes(&bytes)).await
             }
@@ -376,29 +354,27 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
 
     async fn on_control_bytes(&mut self, bytes: &[u8]) {
         let now = Instant::now;
-        let was_handshaking = self.control.handshaking();
-        let mut plain = Vec::new();
         let limit = self.shared.config.timeouts.reply_write;
-        if let Err(e) = self.control.receive::<R>(bytes, &mut plain, limit).await {
-            if was_handshaking {
+        match self.control.take::<R>(bytes, &mut self.input, limit).await {
+            Taken::Input => {}
+            Taken::Established => {
                 self.handshake_deadline = None;
-                self.session
-                    .handle_io(IoEvent::ControlTlsFailed(e.to_string()), now());
-            } else {
-                self.session.handle_io(IoEvent::ControlClosed, now());
+                if let Some(rustls::Connection::Server(conn)) = self.control.tls() {
+                    let info = ftps_proto::tls::handshake_info(conn);
+                    tracing::debug!(?info, "control TLS established");
+                    self.session
+                        .handle_io(IoEvent::ControlTlsEstablished(info), now());
+                }
             }
-            return;
-        }
-        if was_handshaking && !self.control.handshaking() {
-            self.handshake_deadline = None;
-            if let Some(rustls::Connection::Server(conn)) = self.control.tls() {
-                let info = ftps_proto::tls::handshake_info(conn);
-                tracing::debug!(?info, "control TLS established");
-                self.session
-                    .handle_io(IoEvent::ControlTlsEstablished(info), now());
+            Taken::HandshakeFailed(e) => {
+                self.handshake_deadline = None;
+                let reason = e.to_string();
+                return self
+                    .session
+                    .handle_io(IoEvent::ControlTlsFailed(reason), now());
             }
+            Taken::Failed => return self.session.handle_io(IoEvent::ControlClosed, now()),
         }
-        self.input.extend_from_slice(&plain);
         let used = self.session.handle_control_input(&self.input, now());
         self.input.drain(..used);
         if self.input.is_empty() {

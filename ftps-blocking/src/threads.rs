@@ -16,7 +16,6 @@ use std::cell::Cell;
 use std::future::Future;
 use std::io::{self, Read, Seek, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
@@ -413,22 +412,6 @@ impl Runtime for Threads {
 
     fn file_from_std(file: std::fs::File) -> Self::File {
         Inline(file)
-    }
-
-    fn open_file(
-        path: PathBuf,
-        write: bool,
-        truncate: bool,
-    ) -> BoxFuture<'static, io::Result<Self::File>> {
-        Box::pin(async move {
-            std::fs::OpenOptions::new()
-                .read(!write)
-                .write(write)
-                .create(write)
-                .truncate(write && truncate)
-                .open(path)
-                .map(Inline)
-        })
     }
 
     fn poll_until<T>(deadline: Instant, poll: impl FnOnce() -> T) -> T {

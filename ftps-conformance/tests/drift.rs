@@ -74,25 +74,38 @@ fn active_mode_connects_within_the_configured_data_connect_timeout() {
     );
 }
 
-// Drift: a client that pipelines commands without reading its replies was slowed by the
-// async servers (they stop taking input while replies wait) but closed by the blocking
-// one once 64 KiB waited. Every runtime now slows it: the input waits in the kernel, and
-// the session answers every command once the client reads.
+// Drift: commands pipelined while a transfer runs wait (the session holds 16), and the
+// rest of the input waited in the async servers' kernel buffers (they stop reading) but
+// was buffered by the blocking one, which closed the session once 64 KiB waited. Every
+// runtime now stops reading: the transfer completes, and every command is answered.
 #[test]
-fn a_client_that_pipelines_without_reading_is_slowed_not_closed() {
+fn commands_pipelined_during_a_transfer_are_slowed_not_closed() {
     each("pipeline-flood", plain_allowed, |f, r, tag| {
+        let body: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(f.root().join("big.bin"), &body).unwrap();
         let mut c = plain_session(f, r);
-        let mut writer = c.plain_socket().unwrap();
+        c.send_bytes(b"EPSV\r\n").unwrap();
+        let reply = c.reply().unwrap();
+        let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+        let mut data = receiver(SocketAddr::from(([127, 0, 0, 1], port)), 16 * 1024);
+        c.send_bytes(b"RETR big.bin\r\n").unwrap();
+        assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+        // 120 KB of commands while the download waits for us to read it.
         const COMMANDS: usize = 20_000;
-        // 120 KB of commands, written while nobody reads the replies.
+        let mut writer = c.plain_socket().unwrap();
         let flood = std::thread::spawn(move || {
-            let bytes = b"NOOP\r\n".repeat(COMMANDS);
             writer
                 .set_write_timeout(Some(Duration::from_secs(60)))
                 .unwrap();
-            writer.write_all(&bytes).is_ok()
+            writer.write_all(&b"NOOP\r\n".repeat(COMMANDS)).is_ok()
         });
         std::thread::sleep(Duration::from_secs(1));
+        data.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = Vec::new();
+        data.read_to_end(&mut got).unwrap();
+        assert!(got == body, "{tag}: {} of {} bytes", got.len(), body.len());
+        assert_eq!(c.reply().unwrap().code().get(), 226, "{tag}");
         let started = Instant::now();
         for i in 0..COMMANDS {
             let code = c.reply().map(|r| r.code().get());

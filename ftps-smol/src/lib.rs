@@ -30,7 +30,6 @@ use ftps_async::runtime::{BoxFuture, Closer, Runtime};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Instant;
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
@@ -136,21 +135,5 @@ impl Runtime for Smol {
 
     fn file_from_std(file: std::fs::File) -> Self::File {
         smol::fs::File::from(file)
-    }
-
-    fn open_file(
-        path: PathBuf,
-        write: bool,
-        truncate: bool,
-    ) -> BoxFuture<'static, io::Result<Self::File>> {
-        Box::pin(async move {
-            let mut options = smol::fs::OpenOptions::new();
-            if write {
-                options.write(true).create(true).truncate(truncate);
-            } else {
-                options.read(true);
-            }
-            options.open(path).await
-        })
     }
 }

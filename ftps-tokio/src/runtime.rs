@@ -6,7 +6,6 @@ use ftps_async::runtime::{BoxFuture, Closer, Runtime};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -192,21 +191,5 @@ impl Runtime for Tokio {
 
     fn file_from_std(file: std::fs::File) -> Self::File {
         tokio::fs::File::from_std(file).compat()
-    }
-
-    fn open_file(
-        path: PathBuf,
-        write: bool,
-        truncate: bool,
-    ) -> BoxFuture<'static, io::Result<Self::File>> {
-        Box::pin(async move {
-            let mut options = tokio::fs::OpenOptions::new();
-            if write {
-                options.write(true).create(true).truncate(truncate);
-            } else {
-                options.read(true);
-            }
-            Ok(options.open(path).await?.compat())
-        })
     }
 }

@@ -93,7 +93,9 @@ impl Kill {
             return;
         };
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if state.killed {
+        // A listener whose task was aborted before it got here has nothing to wait for.
+        if state.killed || (state.aborted && listening) {
+            state.killed = true;
             close();
         } else {
             state.close = Some(close);

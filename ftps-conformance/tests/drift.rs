@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 use ftps_conformance::hostile::{each, plain_allowed, plain_session, receiver};
+use ftps_conformance::raw::Raw;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// A listener on 127.0.0.1 whose accept queue is full and never drained: a further
@@ -74,6 +75,19 @@ fn active_mode_connects_within_the_configured_data_connect_timeout() {
     );
 }
 
+/// Starts downloading `file` over a passive data connection with a 16 KiB receive
+/// buffer (the server's writes back up as soon as the test does not read); returns it
+/// once the server's 150 came.
+fn slow_download(c: &mut Raw, file: &str, tag: &str) -> TcpStream {
+    c.send_bytes(b"EPSV\r\n").unwrap();
+    let reply = c.reply().unwrap();
+    let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+    let data = receiver(SocketAddr::from(([127, 0, 0, 1], port)), 16 * 1024);
+    c.send_bytes(format!("RETR {file}\r\n").as_bytes()).unwrap();
+    assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+    data
+}
+
 // Drift: commands pipelined while a transfer runs wait (the session holds 16), and the
 // rest of the input waited in the async servers' kernel buffers (they stop reading) but
 // was buffered by the blocking one, which closed the session once 64 KiB waited. Every
@@ -84,12 +98,7 @@ fn commands_pipelined_during_a_transfer_are_slowed_not_closed() {
         let body: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(f.root().join("big.bin"), &body).unwrap();
         let mut c = plain_session(f, r);
-        c.send_bytes(b"EPSV\r\n").unwrap();
-        let reply = c.reply().unwrap();
-        let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-        let mut data = receiver(SocketAddr::from(([127, 0, 0, 1], port)), 16 * 1024);
-        c.send_bytes(b"RETR big.bin\r\n").unwrap();
-        assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+        let mut data = slow_download(&mut c, "big.bin", tag);
         // 120 KB of commands while the download waits for us to read it.
         const COMMANDS: usize = 20_000;
         let mut writer = c.plain_socket().unwrap();
@@ -138,12 +147,7 @@ fn a_download_the_client_stops_reading_ends_at_the_data_stall_timeout() {
             let body = vec![5u8; 16 * 1024 * 1024];
             std::fs::write(f.root().join("big.bin"), &body).unwrap();
             let mut c = plain_session(f, r);
-            c.send_bytes(b"EPSV\r\n").unwrap();
-            let reply = c.reply().unwrap();
-            let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
-            let mut data = receiver(SocketAddr::from(([127, 0, 0, 1], port)), 16 * 1024);
-            c.send_bytes(b"RETR big.bin\r\n").unwrap();
-            assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}");
+            let mut data = slow_download(&mut c, "big.bin", tag);
             let started = Instant::now();
             let code = c.reply().unwrap().code().get();
             let took = started.elapsed();

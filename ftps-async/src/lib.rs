@@ -1,10 +1,13 @@
 //! # ftps-async
 //!
-//! The FTPS client and server for any async runtime, over futures-io and rustls: every
-//! protocol decision is made by [`ftps_proto::ClientSession`] and
-//! [`ftps_proto::ServerSession`]; this crate runs them over a
-//! [`Runtime`]'s sockets, timer and tasks. `ftps-smol` binds it to smol (and so to
-//! async-std); a runtime binding is one small `impl Runtime`.
+//! The one FTPS client driver and the one server driver, for every runtime, over
+//! futures-io and rustls: every protocol decision is made by
+//! [`ftps_proto::ClientSession`] and [`ftps_proto::ServerSession`]; this crate runs them
+//! over a [`Runtime`]'s sockets, timer and tasks. `ftps-tokio` binds it to tokio,
+//! `ftps-smol` to smol (and so to async-std), and `ftps-blocking` to std threads and
+//! blocking sockets (its `Threads` runtime); a runtime binding is one small
+//! `impl Runtime`. The drivers never race a socket call against anything (on the blocking
+//! runtime a socket call cannot be raced): they wait on channels and timers only.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -168,7 +168,15 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
             return Ok(());
         };
         while !bytes.is_empty() {
-            conn.read_tls(&mut bytes)?;
+            // rustls takes nothing more once the peer's close_notify is in: what follows
+            // it ends the connection (a loop waiting for it to be taken would never end:
+            // issue 14's review, F1).
+            if conn.read_tls(&mut bytes)? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "bytes after the peer's close_notify",
+                ));
+            }
             let state = match conn.process_new_packets() {
                 Ok(state) => state,
                 Err(e) => {

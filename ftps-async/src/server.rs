@@ -312,13 +312,20 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
             Woke::Timeout => d.on_timeout(),
         }
     }
-    for kill in d.kills.values().chain(d.dying.iter().map(|(_, k)| k)) {
-        kill.kill();
-    }
-    // The reader ends with the socket.
-    (d.close)();
     drop(reader);
     Ok(())
+}
+
+impl<R: Runtime, S: Storage, A> Drop for Driver<R, S, A> {
+    /// However the session ends — closed, or dropped whole by an eviction — its data
+    /// tasks and its control reader end with it (on the blocking runtime a data task in a
+    /// socket write would otherwise stream on with no session: issue 14's review, F2).
+    fn drop(&mut self) {
+        for kill in self.kills.values().chain(self.dying.iter().map(|(_, k)| k)) {
+            kill.kill();
+        }
+        (self.close)();
+    }
 }
 
 impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
@@ -487,6 +494,10 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                         );
                         self.session
                             .handle_io(IoEvent::DataListening { id, local }, now());
+                        // Lets the executor run the tasks just told to end: a client
+                        // pipelining PASV must not pile up listeners (smol held 2,000
+                        // descriptors for a moment: issue 14's review, F3).
+                        futures_lite::future::yield_now().await;
                     }
                     Err(e) => {
                         self.shared.warnings.passive_listener_failed(&e);

@@ -103,6 +103,47 @@ impl Raw {
         }
     }
 
+    /// Sends TLS close_notify on the control connection and then, in a later segment,
+    /// `after` in clear (a client ending TLS out of turn).
+    pub fn close_notify_then(&mut self, after: &[u8]) -> io::Result<()> {
+        let Conn::Tls(s) = &mut self.conn else {
+            return Err(io::ErrorKind::InvalidInput.into());
+        };
+        s.conn.send_close_notify();
+        s.flush()?;
+        std::thread::sleep(Duration::from_millis(200));
+        s.sock.write_all(after)
+    }
+
+    /// Whether the server closed the connection's socket (EOF or a reset) within
+    /// `wait`, whatever bytes (TLS records included) came before.
+    pub fn socket_closed_within(&mut self, wait: Duration) -> bool {
+        let tcp = match &mut self.conn {
+            Conn::Plain(t) => t,
+            Conn::Tls(s) => &mut s.sock,
+            Conn::Gone => return true,
+        };
+        let deadline = Instant::now() + wait;
+        let mut buf = [0u8; 4096];
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let _ = tcp.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match tcp.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
     /// Whether the server closed the connection (EOF, or a reset) within the wait.
     pub fn closed(&mut self) -> bool {
         loop {

@@ -24,6 +24,9 @@ use tracing::Instrument;
 /// How long a refused connection may take to accept its 421.
 const REFUSAL_WRITE: Duration = Duration::from_secs(5);
 
+/// Aborted data tasks a session lets end in their grace at once, at most.
+const MAX_DYING: usize = 4;
+
 /// Bytes of control input held before the session takes them, at most.
 const MAX_CONTROL_INPUT: usize = 64 * 1024;
 
@@ -559,6 +562,12 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     && !kill.abort()
                 {
                     self.dying.push((now() + data::KILL_GRACE, kill));
+                    // An ABOR storm gets no more than a few transfers ending in grace:
+                    // past them, the oldest is cut at once (on the blocking runtime each is
+                    // a thread in a socket write: issue 14's second review, G1).
+                    while self.dying.len() > MAX_DYING {
+                        self.dying.remove(0).1.kill();
+                    }
                 }
             }
             Action::Close => {

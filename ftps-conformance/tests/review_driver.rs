@@ -134,3 +134,44 @@ fn f3_pipelined_pasv_leave_about_one_listener() {
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
+
+// G1 (second review): a client that repeats PASV, RETR, connect and ABOR without reading
+// any data left every aborted transfer alive for the abort's 3 s grace; on the blocking
+// runtime each was a thread in a socket write (1,600 cycles in 5 s: 429 threads, 207 MB;
+// three sessions: 1,262 threads). Now a session lets at most a few end in grace; the
+// oldest past them is cut at once.
+#[test]
+fn g1_an_abor_storm_holds_a_few_aborted_transfers_at_most() {
+    each("g1-abor-storm", plain_allowed, |f, r, tag| {
+        std::fs::write(f.root().join("big.bin"), vec![3u8; 32 * 1024 * 1024]).unwrap();
+        let mut c = plain_session(f, r);
+        let before = threads();
+        let mut peak = 0;
+        let mut held = Vec::new();
+        for i in 0..100 {
+            c.send_bytes(b"EPSV\r\n").unwrap();
+            let reply = c.reply().unwrap();
+            let port = ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap();
+            held.push(receiver(SocketAddr::from(([127, 0, 0, 1], port)), 4096));
+            c.send_bytes(b"RETR big.bin\r\n").unwrap();
+            assert!(c.any_reply().unwrap().code().is_preliminary(), "{tag}: {i}");
+            // Long enough for the server's writes to fill the buffers and block.
+            std::thread::sleep(Duration::from_millis(25));
+            c.send_bytes(b"ABOR\r\n").unwrap();
+            let first = c.reply().unwrap().code().get();
+            if first == 426 {
+                assert_eq!(c.reply().unwrap().code().get(), 226, "{tag}: {i}");
+            }
+            peak = peak.max(threads().saturating_sub(before));
+        }
+        eprintln!("{tag}: 100 RETR + ABOR, data never read: at most {peak} more threads");
+        assert!(peak < 40, "{tag}: {peak} threads held");
+        assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}");
+        drop(held);
+    });
+}
+
+/// This process's threads (the servers under test run in it).
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}

@@ -1239,7 +1239,12 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// reply says whether it arrived (curl and lftp judge uploads so too). Returns whether
 /// our end went out cleanly.
 async fn end_upload<R: Runtime>(stream: &mut Stream<R>) -> bool {
-    if stream.close().await.is_err() {
+    // The close_notify is a write like any: a server that stopped reading gets the
+    // same bound as the download's close.
+    if !matches!(
+        timeout::<R, _>(CLOSE_TIMEOUT, stream.close()).await,
+        Ok(Ok(()))
+    ) {
         return false;
     }
     let mut buf = vec![0u8; 16 * 1024];

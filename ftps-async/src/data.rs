@@ -13,6 +13,7 @@ use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,7 +70,7 @@ impl<S: Storage> DataContext<S> {
 /// `end_refused`); it shuts the socket down only if the task is still there after
 /// [`KILL_GRACE`].
 #[derive(Clone, Default)]
-pub(crate) struct Kill(Arc<Mutex<KillState>>);
+pub(crate) struct Kill(Arc<Mutex<KillState>>, Arc<AtomicBool>);
 
 /// How long an aborted data task has to end properly before its socket is shut down.
 pub(crate) const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -79,9 +80,6 @@ struct KillState {
     close: Option<Closer>,
     /// What is held is a passive listener still waiting for its connection.
     listening: bool,
-    /// The session aborted the task: it stops at its next chunk (where its order
-    /// channel cannot be raced against a socket call: the blocking runtime).
-    aborted: bool,
     killed: bool,
 }
 
@@ -94,7 +92,7 @@ impl Kill {
         };
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         // A listener whose task was aborted before it got here has nothing to wait for.
-        if state.killed || (state.aborted && listening) {
+        if state.killed || (self.aborted() && listening) {
             state.killed = true;
             close();
         } else {
@@ -107,7 +105,7 @@ impl Kill {
     /// has nothing to end properly) and then returns true.
     pub(crate) fn abort(&self) -> bool {
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        state.aborted = true;
+        self.1.store(true, Ordering::Relaxed);
         if !state.listening {
             return false;
         }
@@ -131,9 +129,16 @@ impl Kill {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).killed
     }
 
+    /// The session aborted the task: it stops at its next chunk (where its order
+    /// channel cannot be raced against a socket call: the blocking runtime). An atomic,
+    /// not the lock: it is read per chunk.
+    fn aborted(&self) -> bool {
+        self.1.load(Ordering::Relaxed)
+    }
+
     /// The error a transfer stops with once aborted.
     fn check(&self) -> io::Result<()> {
-        match self.0.lock().unwrap_or_else(|e| e.into_inner()).aborted {
+        match self.aborted() {
             true => Err(io::Error::other("aborted by the session")),
             false => Ok(()),
         }

@@ -47,7 +47,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         name: ServerName<'static>,
     ) -> io::Result<Self> {
         let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
-        let mut stream = Self::new(io, conn.into(), Vec::new());
+        let buf = vec![0u8; READ_BUFFER].into_boxed_slice();
+        let mut stream = Self::new(io, conn.into(), buf, 0..0);
         stream.handshake().await?;
         Ok(stream)
     }
@@ -59,64 +60,57 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         choose: impl FnOnce(&ClientHello<'_>) -> Arc<ServerConfig>,
     ) -> io::Result<Self> {
         let mut acceptor = Acceptor::default();
-        let mut buf = vec![0u8; READ_BUFFER];
-        let mut held: Vec<u8> = Vec::new();
-        loop {
-            let n = read_some(&mut io, &mut buf).await?;
+        // One buffer: what follows the ClientHello stays in it for the handshake.
+        let mut buf = vec![0u8; READ_BUFFER].into_boxed_slice();
+        let (mut start, mut end) = (0, 0);
+        let accepted = loop {
+            if end == buf.len() {
+                // rustls took nothing from a full buffer: no ClientHello is this long.
+                if start == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "ClientHello too long",
+                    ));
+                }
+                buf.copy_within(start..end, 0);
+                (start, end) = (0, end - start);
+            }
+            let n = read_some(&mut io, &mut buf[end..]).await?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the connection closed before its ClientHello",
                 ));
             }
-            held.extend_from_slice(&buf[..n]);
-            let mut rest = &held[..];
-            while !rest.is_empty() {
-                match acceptor.read_tls(&mut rest) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            let taken = held.len() - rest.len();
-            held.drain(..taken);
+            end += n;
+            let mut rest = &buf[start..end];
+            while !rest.is_empty() && acceptor.read_tls(&mut rest)? > 0 {}
+            start = end - rest.len();
             match acceptor.accept() {
-                Ok(None) => continue,
-                Ok(Some(accepted)) => {
-                    let config = choose(&accepted.client_hello());
-                    return match accepted.into_connection(config) {
-                        Ok(conn) => {
-                            let mut stream = Self::new(io, conn.into(), held);
-                            stream.handshake().await?;
-                            Ok(stream)
-                        }
-                        Err((e, mut alert)) => {
-                            let mut out = Vec::new();
-                            let _ = alert.write_all(&mut out);
-                            let _ = write_all(&mut io, &out).await;
-                            Err(io::Error::new(io::ErrorKind::InvalidData, e))
-                        }
-                    };
-                }
-                Err((e, mut alert)) => {
-                    let mut out = Vec::new();
-                    let _ = alert.write_all(&mut out);
-                    let _ = write_all(&mut io, &out).await;
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                }
+                Ok(None) => {}
+                Ok(Some(accepted)) => break accepted,
+                Err((e, alert)) => return Err(refuse(&mut io, e, alert).await),
             }
+        };
+        let config = choose(&accepted.client_hello());
+        match accepted.into_connection(config) {
+            Ok(conn) => {
+                let mut stream = Self::new(io, conn.into(), buf, start..end);
+                stream.handshake().await?;
+                Ok(stream)
+            }
+            Err((e, alert)) => Err(refuse(&mut io, e, alert).await),
         }
     }
 
-    fn new(io: T, conn: Connection, held: Vec<u8>) -> Self {
-        let mut buf = vec![0u8; READ_BUFFER.max(held.len())].into_boxed_slice();
-        buf[..held.len()].copy_from_slice(&held);
+    /// A stream over `io` whose first socket bytes, `buf[held]`, were read already.
+    fn new(io: T, conn: Connection, buf: Box<[u8]>, held: std::ops::Range<usize>) -> Self {
         TlsStream {
             io,
             conn,
             buf,
-            start: 0,
-            end: held.len(),
+            start: held.start,
+            end: held.end,
             eof: false,
             closing: false,
         }
@@ -309,6 +303,18 @@ impl<T: AsyncWrite + Unpin> Write for Writer<'_, '_, T> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Sends the alert of a refused ClientHello (if the socket takes it) and gives the error.
+async fn refuse<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    e: rustls::Error,
+    mut alert: rustls::server::AcceptedAlert,
+) -> io::Error {
+    let mut out = Vec::new();
+    let _ = alert.write_all(&mut out);
+    let _ = write_all(io, &out).await;
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 async fn read_some<T: AsyncRead + Unpin>(io: &mut T, buf: &mut [u8]) -> io::Result<usize> {

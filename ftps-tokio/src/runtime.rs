@@ -18,19 +18,30 @@ use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 #[derive(Debug, Clone)]
 pub struct Tcp(Arc<tokio::net::TcpStream>);
 
+/// Runs a non-blocking call once the socket is ready for it (`ready`), again if
+/// readiness turned out stale.
+fn when_ready<T>(
+    cx: &mut Context<'_>,
+    ready: impl Fn(&mut Context<'_>) -> Poll<io::Result<()>>,
+    mut call: impl FnMut() -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    loop {
+        ready!(ready(cx))?;
+        match call() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
+        }
+    }
+}
+
 impl futures_io::AsyncRead for Tcp {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return Poll::Ready(done),
-            }
-        }
+        let tcp = &self.0;
+        when_ready(cx, |cx| tcp.poll_read_ready(cx), || tcp.try_read(buf))
     }
 }
 
@@ -40,13 +51,8 @@ impl futures_io::AsyncWrite for Tcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return Poll::Ready(done),
-            }
-        }
+        let tcp = &self.0;
+        when_ready(cx, |cx| tcp.poll_write_ready(cx), || tcp.try_write(buf))
     }
 
     fn poll_write_vectored(
@@ -54,13 +60,12 @@ impl futures_io::AsyncWrite for Tcp {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write_vectored(bufs) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return Poll::Ready(done),
-            }
-        }
+        let tcp = &self.0;
+        when_ready(
+            cx,
+            |cx| tcp.poll_write_ready(cx),
+            || tcp.try_write_vectored(bufs),
+        )
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {

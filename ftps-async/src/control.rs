@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 /// in the kernel, whose buffers are small too (`ftps_backend::control_socket`).
 pub(crate) const CONTROL_READ: usize = 1024;
 
+/// Bytes per read of an idle control connection (see [`spawn_reader`]): a command
+/// (or the TLS record that carries it) fits.
+const CONTROL_READ_IDLE: usize = 128;
+
 /// Chunks of control input that may wait for the driver.
 pub(crate) const INBOX: usize = 4;
 
@@ -25,18 +29,31 @@ pub(crate) fn spawn_reader<R: Runtime>(
     tx: async_channel::Sender<Vec<u8>>,
 ) -> R::Task<()> {
     R::spawn(async move {
-        let mut buf = vec![0u8; CONTROL_READ];
+        // Waits with a small buffer in the task itself; a read that fills it is followed
+        // by reads of CONTROL_READ until one comes back short. An idle session (the most
+        // common kind) holds no 1 KiB buffer.
+        let mut small = [0u8; CONTROL_READ_IDLE];
+        let mut large = Vec::new();
         loop {
-            match read.read(&mut buf).await {
+            let buf = match large.is_empty() {
+                true => &mut small[..],
+                false => &mut large[..],
+            };
+            let n = match read.read(buf).await {
                 Ok(0) | Err(_) => {
                     let _ = tx.send(Vec::new()).await;
                     return;
                 }
-                Ok(n) => {
-                    if tx.send(buf[..n].to_vec()).await.is_err() {
-                        return;
-                    }
-                }
+                Ok(n) => n,
+            };
+            let (chunk, full) = (buf[..n].to_vec(), n == buf.len());
+            match full {
+                true if large.is_empty() => large = vec![0u8; CONTROL_READ],
+                true => {}
+                false => large = Vec::new(),
+            }
+            if tx.send(chunk).await.is_err() {
+                return;
             }
         }
     })

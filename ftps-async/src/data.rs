@@ -25,15 +25,9 @@ const BUFFER: usize = 256 * 1024;
 /// An upload's buffers when the server-wide budget has no room for [`BUFFER`]-sized ones.
 const BUFFER_SMALL: usize = 64 * 1024;
 
-/// A download's file reads start at this size and double per read up to
-/// [`SEND_CHUNK_MAX`]: a small file costs a small buffer, a large one few handoffs to the
-/// blocking pool (fixed 1 MiB reads gave our client about 1.5 GB/s where 256 KiB gave 1.2,
-/// and curl 1.1 where 256 KiB gave 1.0: medians of alternating `ftps-bench fetch` and curl
-/// runs against one server here).
+/// A download's file reads start at this size and double per read up to the runtime's
+/// [`Runtime::SEND_CHUNK_MAX`]: a small file costs a small buffer, a large one few reads.
 const SEND_CHUNK_FIRST: usize = 64 * 1024;
-
-/// See [`SEND_CHUNK_FIRST`].
-const SEND_CHUNK_MAX: usize = 1024 * 1024;
 
 /// How long an upload the session refused or aborted is read (and discarded) to its end.
 const REFUSED_DRAIN: Duration = Duration::from_secs(2);
@@ -322,7 +316,7 @@ async fn run<R: Runtime, S: Storage>(
                         &mut stream,
                         Source::Reader(reader),
                         ascii,
-                        SEND_CHUNK_MAX,
+                        R::SEND_CHUNK_MAX,
                     )
                     .await;
                     (None, n, end)

@@ -203,7 +203,7 @@ impl ServerSession {
             }
             DataSetup::Passive { id } | DataSetup::Active { id, .. } => *id,
         };
-        let refusal = match (self.data_policy, self.prot) {
+        let refusal = match (self.security.data_policy, self.security.prot) {
             (DataTlsPolicy::Require, p) if p != ProtectionLevel::Private => {
                 Some("Data connections must be encrypted: use PROT P.")
             }

@@ -15,11 +15,41 @@ use std::time::Instant;
 /// closes the session.
 pub(super) const MAX_LOGINS: u32 = 16;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) enum Login {
+    #[default]
     None,
-    UserGiven { user: String, anonymous: bool },
-    LoggedIn { user: String, access: Access },
+    UserGiven {
+        user: String,
+        anonymous: bool,
+    },
+    LoggedIn {
+        user: String,
+        access: Access,
+    },
+}
+
+/// Who is logged in, and how logins went so far.
+#[derive(Debug, Default)]
+pub(super) struct LoginState {
+    pub(super) state: Login,
+    /// The HOST the client asked for.
+    pub(super) host: Option<String>,
+    /// Failed logins in a row.
+    pub(super) failures: u32,
+    /// Successful logins so far (see [`MAX_LOGINS`]).
+    pub(super) count: u32,
+    /// A failed login's reply, held back until [`Timer::LoginDelay`], and whether the
+    /// session closes after it.
+    pub(super) delayed: Option<(Reply, bool)>,
+}
+
+impl LoginState {
+    /// REIN: nobody logged in, no HOST; the counts stay.
+    pub(super) fn log_out(&mut self) {
+        self.state = Login::None;
+        self.host = None;
+    }
 }
 
 impl ServerSession {
@@ -35,13 +65,13 @@ impl ServerSession {
     }
 
     fn cmd_host(&mut self, host: String) {
-        if self.login != Login::None {
+        if self.login.state != Login::None {
             self.send(reply(
                 ReplyCode::BAD_SEQUENCE,
                 "HOST must come before USER.",
             ));
         } else {
-            self.host = Some(host);
+            self.login.host = Some(host);
             self.send(reply(ReplyCode::SERVICE_READY, "Host accepted."));
         }
     }
@@ -67,8 +97,8 @@ impl ServerSession {
             return;
         }
         if !anonymous
-            && self.control_policy != ControlTlsPolicy::Allow
-            && self.control != ControlState::Secure
+            && self.security.control_policy != ControlTlsPolicy::Allow
+            && self.security.control != ControlState::Secure
         {
             self.send(reply(
                 ReplyCode::DENIED_FOR_POLICY,
@@ -76,7 +106,7 @@ impl ServerSession {
             ));
             return;
         }
-        self.login = Login::UserGiven { user, anonymous };
+        self.login.state = Login::UserGiven { user, anonymous };
         self.send(reply(
             ReplyCode::NEED_PASSWORD,
             "Please specify the password.",
@@ -84,7 +114,7 @@ impl ServerSession {
     }
 
     fn cmd_pass(&mut self, password: Password) {
-        let Login::UserGiven { user, .. } = self.login.clone() else {
+        let Login::UserGiven { user, .. } = self.login.state.clone() else {
             let text = if self.user().is_some() {
                 "Already logged in."
             } else {
@@ -98,8 +128,8 @@ impl ServerSession {
             token,
             user,
             password,
-            host: self.host.clone(),
-            secure: self.control == ControlState::Secure,
+            host: self.login.host.clone(),
+            secure: self.security.control == ControlState::Secure,
             peer: self.peer,
         };
         self.pending = Some((token, Pending::Login));
@@ -109,7 +139,8 @@ impl ServerSession {
     /// PASS's continuation: the application's answer. Returns whether queued commands may
     /// run now (not while a failed login's reply is held back).
     pub(super) fn login_answered(&mut self, answer: LoginAnswer, now: Instant) -> bool {
-        let Login::UserGiven { user, anonymous } = std::mem::replace(&mut self.login, Login::None)
+        let Login::UserGiven { user, anonymous } =
+            std::mem::replace(&mut self.login.state, Login::None)
         else {
             return false;
         };
@@ -118,21 +149,21 @@ impl ServerSession {
                 control_tls,
                 data_tls,
             } => {
-                let control = control_tls.unwrap_or(self.control_policy);
+                let control = control_tls.unwrap_or(self.security.control_policy);
                 let needs_tls = match control {
                     ControlTlsPolicy::Allow => false,
                     ControlTlsPolicy::RequireForCredentials => !anonymous,
                     ControlTlsPolicy::Require => true,
                 };
-                if needs_tls && self.control != ControlState::Secure {
+                if needs_tls && self.security.control != ControlState::Secure {
                     self.send(reply(
                         ReplyCode::NOT_LOGGED_IN,
                         "TLS is required for this user.",
                     ));
                     return true;
                 }
-                self.control_policy = control;
-                self.data_policy = data_tls.unwrap_or(self.data_policy);
+                self.security.control_policy = control;
+                self.security.data_policy = data_tls.unwrap_or(self.security.data_policy);
                 self.logged_in(user, anonymous, now);
                 true
             }
@@ -144,7 +175,7 @@ impl ServerSession {
     }
 
     fn logged_in(&mut self, user: String, anonymous: bool, now: Instant) {
-        self.failures = 0;
+        self.login.failures = 0;
         self.timers.stop(Timer::Login);
         self.timers
             .set(Timer::Idle, now + self.config.timeouts.idle);
@@ -153,11 +184,11 @@ impl ServerSession {
             (true, false) => Access::ReadOnly,
             (true, true) => Access::UploadNew,
         };
-        self.login = Login::LoggedIn {
+        self.login.state = Login::LoggedIn {
             user: user.clone(),
             access,
         };
-        self.logins += 1;
+        self.login.count += 1;
         self.events.push_back(Event::LoggedIn { user, anonymous });
         self.send(reply(ReplyCode::LOGGED_IN, "Login successful."));
     }
@@ -165,8 +196,8 @@ impl ServerSession {
     /// A refused login: its reply waits for [`Timer::LoginDelay`]; the last one allowed
     /// closes the session.
     fn login_failed(&mut self, now: Instant) {
-        self.failures += 1;
-        let close = self.failures >= self.config.max_login_failures;
+        self.login.failures += 1;
+        let close = self.login.failures >= self.config.max_login_failures;
         let r = if close {
             reply(
                 ReplyCode::SERVICE_NOT_AVAILABLE,
@@ -175,14 +206,14 @@ impl ServerSession {
         } else {
             reply(ReplyCode::NOT_LOGGED_IN, "Login incorrect.")
         };
-        self.delayed = Some((r, close));
+        self.login.delayed = Some((r, close));
         self.timers
             .set(Timer::LoginDelay, now + self.config.failed_login_delay);
     }
 
     /// [`Timer::LoginDelay`] fired: the held-back reply goes out.
     pub(super) fn on_login_delay(&mut self, now: Instant) {
-        if let Some((r, close)) = self.delayed.take() {
+        if let Some((r, close)) = self.login.delayed.take() {
             self.send(r);
             if close {
                 self.close();
@@ -194,7 +225,7 @@ impl ServerSession {
 
     /// What the logged-in user may change (everything before login: nothing is shown then).
     pub(super) fn access(&self) -> Access {
-        match &self.login {
+        match &self.login.state {
             Login::LoggedIn { access, .. } => *access,
             _ => Access::Full,
         }
@@ -204,7 +235,7 @@ impl ServerSession {
     /// (anonymous users; see [`Access`]). `rest` is the REST offset the command would use.
     pub(super) fn write_refusal(&self, cmd: &Command, rest: u64) -> Option<Reply> {
         use Command as C;
-        let access = match &self.login {
+        let access = match &self.login.state {
             Login::LoggedIn { access, .. } => *access,
             _ => return None,
         };

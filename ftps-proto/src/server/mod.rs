@@ -58,8 +58,8 @@ use crate::reply::{Reply, ReplyCode};
 use data::DataSetup;
 use files::FileOp;
 use format::FactSelection;
-use login::Login;
-use security::ControlState;
+use login::{Login, LoginState};
+use security::{ControlState, Security};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,34 +113,33 @@ pub struct ServerSession {
     timers: TimerTable,
     closed: bool,
 
-    control: ControlState,
-    /// After CCC: whether the client's leftover close_notify record was looked for.
-    tls_leftover_checked: bool,
-    login: Login,
-    failures: u32,
-    /// Successful logins so far (see [`login::MAX_LOGINS`]).
-    logins: u32,
+    /// AUTH, PBSZ, PROT, CCC and the TLS policies.
+    security: Security,
+    /// HOST, USER, PASS: who is logged in, failures, logins.
+    login: LoginState,
     /// Reply bytes queued as actions the adapter has not taken yet (see [`MAX_UNSENT`]).
     unsent: usize,
-    delayed: Option<(Reply, bool)>,
-    host: Option<String>,
-    sni: Option<String>,
-    control_policy: ControlTlsPolicy,
-    data_policy: DataTlsPolicy,
 
-    pbsz: bool,
-    prot: ProtectionLevel,
+    /// TYPE A: the transfers convert line endings.
     ascii: bool,
+    /// REST: the offset the next transfer command uses.
     rest: u64,
+    /// RNFR's name, for the RNTO directly after it.
     rename_from: Option<VirtualPath>,
     cwd: VirtualPath,
+    /// EPSV ALL: no data setup but EPSV from now on.
     epsv_all: bool,
+    /// OPTS MLST: the facts MLST and MLSD show.
     facts: FactSelection,
 
+    /// The last data id handed out.
     next_id: u64,
+    /// The listener or active address the next transfer command uses.
     data: DataSetup,
     transfer: Option<Transfer>,
+    /// The last request token handed out.
     next_token: u64,
+    /// What the session waits for, and the token its answer carries.
     pending: Option<(RequestToken, Pending)>,
 }
 
@@ -222,8 +221,7 @@ impl ServerSession {
     ) -> Self {
         let mut s = Self {
             framer: LineFramer::new(config.max_line),
-            control_policy: config.control_tls,
-            data_policy: config.data_tls,
+            security: Security::new(&config),
             config,
             mode,
             peer,
@@ -233,17 +231,8 @@ impl ServerSession {
             events: VecDeque::new(),
             timers: TimerTable::default(),
             closed: false,
-            control: ControlState::Plain,
-            tls_leftover_checked: true,
-            login: Login::None,
-            failures: 0,
-            logins: 0,
+            login: LoginState::default(),
             unsent: 0,
-            delayed: None,
-            host: None,
-            sni: None,
-            pbsz: false,
-            prot: ProtectionLevel::Clear,
             ascii: false,
             rest: 0,
             rename_from: None,
@@ -296,7 +285,7 @@ impl ServerSession {
 
     /// The logged-in user.
     pub fn user(&self) -> Option<&str> {
-        match &self.login {
+        match &self.login.state {
             Login::LoggedIn { user, .. } => Some(user),
             _ => None,
         }
@@ -304,12 +293,12 @@ impl ServerSession {
 
     /// True while the control channel is protected by TLS.
     pub fn is_control_secure(&self) -> bool {
-        self.control == ControlState::Secure
+        self.security.control == ControlState::Secure
     }
 
     /// The data protection level set by PROT.
     pub fn protection(&self) -> ProtectionLevel {
-        self.prot
+        self.security.prot
     }
 
     /// The working directory.
@@ -319,12 +308,12 @@ impl ServerSession {
 
     /// The server name the client sent in the control TLS handshake.
     pub fn sni(&self) -> Option<&str> {
-        self.sni.as_deref()
+        self.security.sni.as_deref()
     }
 
     /// The HOST the client asked for.
     pub fn host(&self) -> Option<&str> {
-        self.host.as_deref()
+        self.login.host.as_deref()
     }
 
     // ----- inputs --------------------------------------------------------------------
@@ -335,18 +324,18 @@ impl ServerSession {
         if self.closed {
             return input.len();
         }
-        if self.control == ControlState::Handshaking {
+        if self.security.control == ControlState::Handshaking {
             self.discard(input.len());
             return input.len();
         }
-        if self.control == ControlState::Cleared && !self.tls_leftover_checked {
+        if self.security.control == ControlState::Cleared && !self.security.leftover_checked {
             match crate::framing::after_tls(input) {
                 AfterTls::NeedMore => return 0,
                 AfterTls::Record(n) => {
-                    self.tls_leftover_checked = true;
+                    self.security.leftover_checked = true;
                     return n + self.handle_control_input(&input[n..], now);
                 }
-                AfterTls::Plain => self.tls_leftover_checked = true,
+                AfterTls::Plain => self.security.leftover_checked = true,
             }
         }
         let mut used = 0;
@@ -363,7 +352,7 @@ impl ServerSession {
                 Some(Ok(line)) => self.queue.push_back(Ok(line)),
             }
             self.drain(now);
-            if self.control == ControlState::Handshaking {
+            if self.security.control == ControlState::Handshaking {
                 // AUTH was executed: what follows it is plaintext that must not run.
                 let rest = input.len() - used + self.framer.buffered();
                 self.framer.reset();
@@ -549,16 +538,16 @@ impl ServerSession {
 
     fn blocked(&self) -> bool {
         self.pending.is_some()
-            || self.delayed.is_some()
+            || self.login.delayed.is_some()
             || self.transfer.is_some()
-            || self.control == ControlState::Handshaking
+            || self.security.control == ControlState::Handshaking
     }
 
     /// Executes queued lines while nothing blocks; during a transfer only ABOR, STAT and
     /// QUIT run.
     fn drain(&mut self, now: Instant) {
-        while !self.closed && self.control != ControlState::Handshaking {
-            if self.pending.is_none() && self.delayed.is_none() && self.transfer.is_some() {
+        while !self.closed && self.security.control != ControlState::Handshaking {
+            if self.pending.is_none() && self.login.delayed.is_none() && self.transfer.is_some() {
                 let urgent = self.queue.iter().position(|l| {
                     l.as_ref().is_ok_and(|l| {
                         matches!(

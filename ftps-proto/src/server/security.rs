@@ -3,11 +3,11 @@
 //! control TLS policy, then login).
 
 use super::format::FactSelection;
-use super::login::{Login, MAX_LOGINS};
+use super::login::MAX_LOGINS;
 use super::timer::Timer;
 use super::{
-    ALPN_FTP, Action, ControlTlsPolicy, DataTlsPolicy, Event, ServerSession, TlsInfo, TlsMode,
-    reply,
+    ALPN_FTP, Action, ControlTlsPolicy, DataTlsPolicy, Event, ServerConfig, ServerSession, TlsInfo,
+    TlsMode, reply,
 };
 use crate::command::{Command, ProtectionLevel};
 use crate::path::VirtualPath;
@@ -23,6 +23,52 @@ pub(super) enum ControlState {
     /// TLS ended by an allowed CCC (RFC 4217 §6): the session was authenticated under TLS
     /// and its data protection level stays, so policies that require TLS are satisfied.
     Cleared,
+}
+
+/// The security state of a session.
+#[derive(Debug)]
+pub(super) struct Security {
+    pub(super) control: ControlState,
+    /// After CCC: whether the client's leftover close_notify record was looked for.
+    pub(super) leftover_checked: bool,
+    /// The control TLS policy: the server's, then the logged-in user's.
+    pub(super) control_policy: ControlTlsPolicy,
+    /// The data TLS policy: the server's, then the logged-in user's.
+    pub(super) data_policy: DataTlsPolicy,
+    /// PBSZ was accepted (PROT needs it).
+    pub(super) pbsz: bool,
+    pub(super) prot: ProtectionLevel,
+    /// The server name the client sent in the control TLS handshake.
+    pub(super) sni: Option<String>,
+}
+
+impl Security {
+    pub(super) fn new(config: &ServerConfig) -> Self {
+        Self {
+            control: ControlState::Plain,
+            leftover_checked: true,
+            control_policy: config.control_tls,
+            data_policy: config.data_tls,
+            pbsz: false,
+            prot: ProtectionLevel::Clear,
+            sni: None,
+        }
+    }
+
+    /// True while the control connection is protected by TLS or was cleared by CCC after
+    /// it: the session was authenticated under TLS.
+    fn authenticated_under_tls(&self) -> bool {
+        matches!(self.control, ControlState::Secure | ControlState::Cleared)
+    }
+
+    /// REIN: the policies back to the server's, PBSZ and PROT forgotten. The control
+    /// connection's state is REIN's to change (an implicit session stays in TLS).
+    fn reset(&mut self, config: &ServerConfig) {
+        self.control_policy = config.control_tls;
+        self.data_policy = config.data_tls;
+        self.pbsz = false;
+        self.prot = ProtectionLevel::Clear;
+    }
 }
 
 impl ServerSession {
@@ -46,9 +92,8 @@ impl ServerSession {
     /// any.
     pub(super) fn gate(&self, cmd: &Command) -> Option<Reply> {
         use Command as C;
-        let secure = matches!(self.control, ControlState::Secure | ControlState::Cleared);
-        if !secure
-            && self.control_policy == ControlTlsPolicy::Require
+        if !self.security.authenticated_under_tls()
+            && self.security.control_policy == ControlTlsPolicy::Require
             && !matches!(cmd, C::Auth(_) | C::Feat | C::Host(_) | C::Quit)
         {
             return Some(reply(
@@ -93,7 +138,7 @@ impl ServerSession {
     fn cmd_auth(&mut self, mechanism: &str, now: Instant) {
         if !self.config.tls_available {
             self.send(reply(ReplyCode::NOT_IMPLEMENTED, "TLS is not configured."));
-        } else if self.control != ControlState::Plain || self.mode == TlsMode::Implicit {
+        } else if self.security.control != ControlState::Plain || self.mode == TlsMode::Implicit {
             self.send(reply(ReplyCode::BAD_SEQUENCE, "Already using TLS."));
         } else if !matches!(mechanism, "TLS" | "TLS-C" | "SSL" | "TLS-P") {
             self.send(reply(
@@ -109,7 +154,7 @@ impl ServerSession {
     /// Asks the adapter for the control TLS handshake; until it is done, control input is
     /// discarded.
     pub(super) fn start_tls(&mut self, now: Instant) {
-        self.control = ControlState::Handshaking;
+        self.security.control = ControlState::Handshaking;
         self.timers
             .set(Timer::ControlTls, now + self.config.timeouts.tls_handshake);
         self.actions.push_back(Action::StartControlTls);
@@ -117,7 +162,7 @@ impl ServerSession {
 
     /// [`IoEvent::ControlTlsEstablished`](super::IoEvent::ControlTlsEstablished).
     pub(super) fn on_control_tls(&mut self, info: TlsInfo, now: Instant) {
-        if self.control != ControlState::Handshaking {
+        if self.security.control != ControlState::Handshaking {
             return;
         }
         self.timers.stop(Timer::ControlTls);
@@ -125,12 +170,12 @@ impl ServerSession {
             self.close();
             return;
         }
-        self.control = ControlState::Secure;
-        self.sni = info.sni;
+        self.security.control = ControlState::Secure;
+        self.security.sni = info.sni;
         if self.mode == TlsMode::Implicit
             && self.pending.is_none()
             && self.user().is_none()
-            && !self.pbsz
+            && !self.security.pbsz
         {
             self.greet();
         }
@@ -140,8 +185,8 @@ impl ServerSession {
     // ----- PBSZ, PROT, CCC ------------------------------------------------------------
 
     fn cmd_pbsz(&mut self) {
-        if self.control == ControlState::Secure {
-            self.pbsz = true;
+        if self.security.control == ControlState::Secure {
+            self.security.pbsz = true;
             // RFC 4217 §8: TLS has no buffer size; the answer is always PBSZ=0.
             self.send(reply(ReplyCode::COMMAND_OK, "PBSZ=0"));
         } else {
@@ -153,7 +198,7 @@ impl ServerSession {
     }
 
     fn cmd_prot(&mut self, level: ProtectionLevel) {
-        if self.control != ControlState::Secure || !self.pbsz {
+        if self.security.control != ControlState::Secure || !self.security.pbsz {
             self.send(reply(ReplyCode::BAD_SEQUENCE, "PROT needs PBSZ first."));
             return;
         }
@@ -162,18 +207,17 @@ impl ServerSession {
                 ReplyCode::PROT_LEVEL_NOT_SUPPORTED,
                 "PROT S and E are not supported with TLS.",
             )),
-            ProtectionLevel::Private if self.data_policy == DataTlsPolicy::Deny => {
-                self.send(reply(
+            ProtectionLevel::Private if self.security.data_policy == DataTlsPolicy::Deny => self
+                .send(reply(
                     ReplyCode::DENIED_FOR_POLICY,
                     "Policy denies TLS on data connections.",
-                ))
-            }
+                )),
             ProtectionLevel::Private => {
-                self.prot = level;
+                self.security.prot = level;
                 self.send(reply(ReplyCode::COMMAND_OK, "PROT now Private."));
             }
             ProtectionLevel::Clear => {
-                self.prot = level;
+                self.security.prot = level;
                 self.send(reply(ReplyCode::COMMAND_OK, "PROT now Clear."));
             }
         }
@@ -185,7 +229,7 @@ impl ServerSession {
                 ReplyCode::DENIED_FOR_POLICY,
                 "CCC refused by policy.",
             ));
-        } else if self.control != ControlState::Secure || self.mode == TlsMode::Implicit {
+        } else if self.security.control != ControlState::Secure || self.mode == TlsMode::Implicit {
             self.send(reply(
                 ReplyCode::PROTECTION_LEVEL_DENIED,
                 "Control connection is not protected by AUTH TLS.",
@@ -196,8 +240,8 @@ impl ServerSession {
                 "CCC ok; control connection in clear text.",
             ));
             self.actions.push_back(Action::StopControlTls);
-            self.control = ControlState::Cleared;
-            self.tls_leftover_checked = false;
+            self.security.control = ControlState::Cleared;
+            self.security.leftover_checked = false;
         }
     }
 
@@ -206,7 +250,7 @@ impl ServerSession {
     fn cmd_rein(&mut self, now: Instant) {
         // Each login is logged and checked: a session that logs in and out without end
         // (anonymous, pipelined) would write tens of thousands of log lines a second.
-        if self.logins >= MAX_LOGINS {
+        if self.login.count >= MAX_LOGINS {
             self.send(reply(
                 ReplyCode::SERVICE_NOT_AVAILABLE,
                 "Too many logins in one session; closing.",
@@ -230,28 +274,24 @@ impl ServerSession {
         self.send(reply(ReplyCode::SERVICE_READY, "Session reinitialized."));
         // RFC 4217 §11 / RFC 2228: REIN flushes the security state; an explicit session
         // returns to plain text and may AUTH again. An implicit one stays in TLS.
-        if self.mode == TlsMode::Explicit && self.control == ControlState::Secure {
+        if self.mode == TlsMode::Explicit && self.security.control == ControlState::Secure {
             self.actions.push_back(Action::StopControlTls);
         }
         if self.mode == TlsMode::Explicit {
-            self.control = ControlState::Plain;
+            self.security.control = ControlState::Plain;
         }
     }
 
     /// Everything a login, PBSZ/PROT and the commands since set, back to how a new session
     /// starts (REIN).
     fn reset_user_state(&mut self) {
-        self.login = Login::None;
-        self.control_policy = self.config.control_tls;
-        self.data_policy = self.config.data_tls;
-        self.pbsz = false;
-        self.prot = ProtectionLevel::Clear;
+        self.login.log_out();
+        self.security.reset(&self.config);
         self.ascii = false;
         self.rest = 0;
         self.rename_from = None;
         self.cwd = VirtualPath::root();
         self.epsv_all = false;
-        self.host = None;
         self.facts = FactSelection::default();
     }
 }

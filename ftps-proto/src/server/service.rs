@@ -109,7 +109,7 @@ impl ServerSession {
         ));
         lines.push(format!(
             " Data connections will be {}",
-            if self.prot == ProtectionLevel::Private {
+            if self.security.prot == ProtectionLevel::Private {
                 "encrypted"
             } else {
                 "plain text"

@@ -214,7 +214,7 @@ impl ServerSession {
         // that exists, when it opens the file and when it publishes it).
         let create_new = !unique
             && matches!(
-                self.login,
+                self.login.state,
                 Login::LoggedIn {
                     access: Access::UploadNew,
                     ..
@@ -337,7 +337,7 @@ impl ServerSession {
         };
         // One transfer per PASV/PORT.
         self.data = DataSetup::None;
-        let tls = self.prot == ProtectionLevel::Private;
+        let tls = self.security.prot == ProtectionLevel::Private;
         let upload = kind == TransferKind::Upload;
         let ascii = self.ascii && kind != TransferKind::Listing;
         self.transfer = Some(Transfer {

@@ -30,6 +30,18 @@
 //! the AUTH line (in the same read or queued) is discarded, never executed
 //! ([`Event::PlaintextDiscarded`]); input offered before
 //! [`IoEvent::ControlTlsEstablished`] is discarded too.
+//!
+//! # Inside
+//!
+//! This module holds the session's state, its inputs, answers and outputs, and `execute`,
+//! which passes each command to the concept it belongs to, a module with its own `impl
+//! ServerSession` block: `login` (HOST, USER, PASS, ACCT, failed-login delay and
+//! lockout), `security` (AUTH, PBSZ, PROT, CCC, REIN, the TLS and login gate), `data`
+//! (PASV, EPSV, PORT, EPRT), `transfer` (TYPE, MODE, STRU, REST, the transfer commands,
+//! ABOR, a transfer from 150 to 226), `files` (the file commands) and `service` (QUIT,
+//! FEAT, HELP, OPTS, STAT, SITE, ...). A command that asks the application (storage,
+//! login, SITE) leaves a `Pending` with its token; the answer continues it in the same
+//! module as the request.
 
 pub mod config;
 mod data;

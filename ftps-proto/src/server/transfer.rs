@@ -275,41 +275,38 @@ impl ServerSession {
         answer: Result<StorageReply, StorageError>,
         now: Instant,
     ) {
-        let opened = match answer {
+        let (path, size) = match answer {
             Ok(StorageReply::Opened { path, size }) => (path, size),
-            Err(e) => {
+            refused => {
                 self.release_data(open.id());
-                self.send(storage_error_reply(&e));
-                return;
-            }
-            // The application answered with the wrong kind of reply.
-            Ok(_) => {
-                self.release_data(open.id());
-                self.send(local_error());
+                self.send(match refused {
+                    Err(e) => storage_error_reply(&e),
+                    // The application answered with the wrong kind of reply.
+                    Ok(_) => local_error(),
+                });
                 return;
             }
         };
-        match (open, opened) {
-            (Open::Read { id, offset }, (_, size)) if offset > size => {
+        match open {
+            Open::Read { id, offset } if offset > size => {
                 self.release_data(id);
                 self.send(reply(
                     INVALID_REST_PARAMETER,
                     "Restart offset past the end of the file.",
                 ));
             }
-            (Open::Read { id, .. }, (path, size)) => {
-                let text = format!(
-                    "Opening {} mode data connection for {} ({size} bytes).",
-                    if self.ascii { "ASCII" } else { "BINARY" },
-                    path
-                );
+            Open::Read { id, .. } => {
+                let mode = if self.ascii { "ASCII" } else { "BINARY" };
+                let text =
+                    format!("Opening {mode} mode data connection for {path} ({size} bytes).");
                 self.begin_transfer(id, TransferKind::Download, path, &text, now);
             }
-            (Open::Write { id }, (path, _)) => {
+            Open::Write { id } => {
                 let text = format!("Ok to send data for {path}.");
                 self.begin_transfer(id, TransferKind::Upload, path, &text, now);
             }
-            (Open::Listing { id, path }, _) => {
+            // A listing is reported under the path the command named.
+            Open::Listing { id, path } => {
                 let text = "Here comes the directory listing.";
                 self.begin_transfer(id, TransferKind::Listing, path, text, now);
             }

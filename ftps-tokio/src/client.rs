@@ -71,22 +71,22 @@ impl Client {
     }
 
     /// Downloads `path` from `offset` into `out`; returns the bytes received.
-    pub async fn retrieve<W: AsyncWrite + Unpin + Send>(
+    pub async fn retrieve(
         &mut self,
         path: &str,
         offset: u64,
-        out: &mut W,
+        out: &mut (impl AsyncWrite + Unpin + Send),
     ) -> Result<u64, Error> {
         let mut out = (&mut *out).compat_write();
         self.0.retrieve(path, offset, &mut out).await
     }
 
-    /// Uploads `input` to `path` (STOR at `offset`, or APPE if `append`); returns the bytes
-    /// sent.
-    pub async fn store<I: AsyncRead + Unpin + Send>(
+    /// Uploads tokio reader `input` to `path` (STOR at `offset`, or APPE if `append`);
+    /// returns the bytes sent.
+    pub async fn store(
         &mut self,
         path: &str,
-        input: &mut I,
+        input: &mut (impl AsyncRead + Unpin + Send),
         offset: u64,
         append: bool,
     ) -> Result<u64, Error> {

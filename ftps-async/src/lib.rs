@@ -16,11 +16,16 @@ mod blocking;
 pub mod client;
 mod control;
 mod data;
+mod forward;
 pub mod runtime;
 pub mod server;
 mod stall;
 mod stream;
 mod tls;
+
+/// The core, for [`client_calls!`]'s types.
+#[doc(hidden)]
+pub use ftps_proto as proto;
 
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use runtime::{BoxFuture, Runtime};

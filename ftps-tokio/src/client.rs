@@ -8,7 +8,6 @@
 use crate::runtime::Tokio;
 use ftps_proto::Reply;
 use std::io;
-use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -33,25 +32,11 @@ pub type Error = ftps_async::client::Error<Tokio>;
 /// [`Client::accept_plaintext`] goes on anyway.
 pub type PlaintextOffer = ftps_async::PlaintextOffer<Tokio>;
 
-/// A connected, logged-in FTP(S) client on tokio. Every operation of
-/// [`ftps_async::Client`] (listings, SIZE, MDTM, MKD, rename, `get_file`, CCC, ...) is
-/// available through `Deref`; the methods here take and give tokio's IO types.
+/// A connected, logged-in FTP(S) client on tokio: every operation of
+/// [`ftps_async::Client`] (listings, SIZE, MDTM, MKD, rename, `get_file`, CCC, ...), with
+/// tokio's IO types where data goes in or out.
 #[derive(Debug)]
 pub struct Client(Inner);
-
-impl Deref for Client {
-    type Target = Inner;
-
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl DerefMut for Client {
-    fn deref_mut(&mut self) -> &mut Inner {
-        &mut self.0
-    }
-}
 
 impl From<Inner> for Client {
     fn from(inner: Inner) -> Self {
@@ -69,6 +54,8 @@ impl Client {
     pub async fn accept_plaintext(offer: PlaintextOffer) -> Result<Client, Error> {
         offer.accept().await.map(Client)
     }
+
+    ftps_async::client_calls!(async);
 
     /// Downloads `path` from `offset` into `out`; returns the bytes received.
     pub async fn retrieve(

@@ -558,7 +558,9 @@ impl<R: Runtime> Client<R> {
             self.on_timeout();
             return Ok(());
         }
-        let (reading, data) = (!self.control_ended, &self.data_rx);
+        // Backpressure: no more control input while the session's bound of it waits.
+        let reading = !self.control_ended && self.input.len() < self.session.max_control_input();
+        let data = &self.data_rx;
         let woke = control::next::<R, _>(&self.control_rx, reading, data, deadline).await;
         let now = Instant::now();
         match woke {

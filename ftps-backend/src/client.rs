@@ -52,6 +52,10 @@ pub struct ClientOptions {
     /// How long a data connection may take to come up, and a transfer may go without
     /// moving a byte.
     pub data_timeout: Duration,
+    /// The most control-connection bytes that may wait to be taken by the session
+    /// ([`ClientConfig::max_control_input`]; default
+    /// [`DEFAULT_MAX_CONTROL_INPUT`](ftps_proto::client::DEFAULT_MAX_CONTROL_INPUT)).
+    pub max_control_input: usize,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -93,6 +97,7 @@ impl ClientOptions {
             connect_timeout: Duration::from_secs(20),
             reply_timeout: Duration::from_secs(30),
             data_timeout: Duration::from_secs(60),
+            max_control_input: ftps_proto::client::DEFAULT_MAX_CONTROL_INPUT,
         }
     }
 }
@@ -271,6 +276,7 @@ impl ClientOptions {
             host: self.virtual_host.clone().map(Text::new).transpose()?,
             reply_timeout: self.reply_timeout,
             data_timeout: self.data_timeout,
+            max_control_input: self.max_control_input,
             ..ClientConfig::new(
                 Username::new(self.user.clone())?,
                 Password::new(self.password.clone())?,

@@ -18,6 +18,8 @@
 
 pub mod io;
 pub mod listing;
+#[cfg(test)]
+mod tests;
 
 pub use io::{Action, ClientError, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output};
 
@@ -28,7 +30,7 @@ use crate::command::{Command, EpsvMode, ProtectionLevel, RepresentationType, Tex
 use crate::facts::MlsxEntry;
 use crate::feature::Features;
 use crate::framing::AfterTls;
-use crate::reply::{Reply, ReplyClass, ReplyCode, ReplyDecoder, ReplyLimits};
+use crate::reply::{Reply, ReplyClass, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
 use crate::text::{Password, Pathname, Text, Token, Username};
 use crate::time::Timestamp;
 use std::collections::VecDeque;
@@ -38,6 +40,10 @@ use std::time::{Duration, Instant};
 
 /// The default of [`ClientConfig::max_listing`]: 64 MiB, about a million `ls -l` lines.
 pub const DEFAULT_MAX_LISTING: u64 = 64 << 20;
+
+/// The default of [`ClientConfig::max_control_input`]: 64 KiB, the server driver's bound
+/// too.
+pub const DEFAULT_MAX_CONTROL_INPUT: usize = 64 << 10;
 
 /// How the client protects the control connection (the choices FileZilla offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,6 +98,14 @@ pub struct ClientConfig {
     /// [`DEFAULT_MAX_LISTING`] (64 MiB). Downloads are not bounded: their bytes go where
     /// the application says.
     pub max_listing: u64,
+    /// The most control-connection bytes that may wait, read but not yet taken by
+    /// [`ClientSession::handle_control_input`]. The adapter reads the control connection
+    /// only while less than this waits ([`ClientSession::max_control_input`]); bytes the
+    /// session leaves untaken up to this bound will never be taken (no reply is that
+    /// long before the decoder's own limits), so the session then fails with
+    /// [`ClientError::BadReply`] instead of waiting for its reply timeout. Default
+    /// [`DEFAULT_MAX_CONTROL_INPUT`] (64 KiB).
+    pub max_control_input: usize,
 }
 
 impl ClientConfig {
@@ -111,6 +125,7 @@ impl ClientConfig {
             reply_timeout: Duration::from_secs(30),
             data_timeout: Duration::from_secs(60),
             max_listing: DEFAULT_MAX_LISTING,
+            max_control_input: DEFAULT_MAX_CONTROL_INPUT,
         }
     }
 }
@@ -326,6 +341,13 @@ impl ClientSession {
         self.config.max_listing
     }
 
+    /// The control input bound of [`ClientConfig::max_control_input`]: the adapter reads
+    /// the control connection only while fewer bytes than this wait for
+    /// [`handle_control_input`](Self::handle_control_input).
+    pub fn max_control_input(&self) -> usize {
+        self.config.max_control_input
+    }
+
     /// Changes [`ClientConfig::max_listing`] for the listings that start from now on.
     pub fn set_max_listing(&mut self, bytes: u64) {
         Arc::make_mut(&mut self.config).max_listing = bytes;
@@ -382,14 +404,25 @@ impl ClientSession {
     }
 
     /// Takes control-connection bytes (plaintext; the adapter owns TLS). Returns how many
-    /// were taken: all of them, unless the session closed.
+    /// were taken: all of them, unless the session closed, or the start of a TLS record
+    /// left after CCC is not whole yet. Untaken bytes that reach
+    /// [`ClientConfig::max_control_input`] fail the session ([`ClientError::BadReply`]).
     pub fn handle_control_input(&mut self, input: &[u8], now: Instant) -> usize {
+        let used = self.take_control_input(input, now);
+        if self.state != State::Closed && input.len() - used >= self.config.max_control_input {
+            self.fail_session(ClientError::BadReply(ReplyError::TooLarge));
+            return input.len();
+        }
+        used
+    }
+
+    fn take_control_input(&mut self, input: &[u8], now: Instant) -> usize {
         if self.tls_leftover_pending {
             match crate::framing::after_tls(input) {
                 AfterTls::NeedMore => return 0,
                 AfterTls::Record(n) => {
                     self.tls_leftover_pending = false;
-                    return n + self.handle_control_input(&input[n..], now);
+                    return n + self.take_control_input(&input[n..], now);
                 }
                 AfterTls::Plain => self.tls_leftover_pending = false,
             }

@@ -56,6 +56,12 @@ pub struct ClientOptions {
     /// ([`ClientConfig::max_control_input`]; default
     /// [`DEFAULT_MAX_CONTROL_INPUT`](ftps_proto::client::DEFAULT_MAX_CONTROL_INPUT)).
     pub max_control_input: usize,
+    /// How long closing our end of a data connection may take
+    /// ([`ClientConfig::data_close_timeout`]; default 2 s).
+    pub data_close_timeout: Duration,
+    /// How long an upload reads on to the server's end of its data connection
+    /// ([`ClientConfig::upload_end_wait`]; default 10 s).
+    pub upload_end_wait: Duration,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -98,6 +104,8 @@ impl ClientOptions {
             reply_timeout: Duration::from_secs(30),
             data_timeout: Duration::from_secs(60),
             max_control_input: ftps_proto::client::DEFAULT_MAX_CONTROL_INPUT,
+            data_close_timeout: Duration::from_secs(2),
+            upload_end_wait: Duration::from_secs(10),
         }
     }
 }
@@ -277,6 +285,8 @@ impl ClientOptions {
             reply_timeout: self.reply_timeout,
             data_timeout: self.data_timeout,
             max_control_input: self.max_control_input,
+            data_close_timeout: self.data_close_timeout,
+            upload_end_wait: self.upload_end_wait,
             ..ClientConfig::new(
                 Username::new(self.user.clone())?,
                 Password::new(self.password.clone())?,

@@ -21,7 +21,9 @@ pub mod listing;
 #[cfg(test)]
 mod tests;
 
-pub use io::{Action, ClientError, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output};
+pub use io::{
+    Action, ClientError, DataEnding, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output,
+};
 
 use crate::address::{
     format_eprt_argument, format_port_argument, parse_epsv_reply, parse_pasv_reply,
@@ -106,6 +108,14 @@ pub struct ClientConfig {
     /// [`ClientError::BadReply`] instead of waiting for its reply timeout. Default
     /// [`DEFAULT_MAX_CONTROL_INPUT`] (64 KiB).
     pub max_control_input: usize,
+    /// How long the adapter may take to close our end of a data connection
+    /// (close_notify, FIN): a server that stopped reading must not hold the transfer.
+    /// Default 2 s. Passed on in [`Action::StartTransfer`].
+    pub data_close_timeout: Duration,
+    /// After an upload's close: how long the adapter reads on to the server's end of the
+    /// data connection, which may bring the TLS 1.3 ticket the next transfer resumes
+    /// with. Default 10 s. Passed on in [`Action::StartTransfer`].
+    pub upload_end_wait: Duration,
 }
 
 impl ClientConfig {
@@ -126,6 +136,8 @@ impl ClientConfig {
             data_timeout: Duration::from_secs(60),
             max_listing: DEFAULT_MAX_LISTING,
             max_control_input: DEFAULT_MAX_CONTROL_INPUT,
+            data_close_timeout: Duration::from_secs(2),
+            upload_end_wait: Duration::from_secs(10),
         }
     }
 }
@@ -1142,6 +1154,10 @@ impl ClientSession {
                 id: t.id,
                 upload: t.upload,
                 limit: t.limit,
+                ending: DataEnding {
+                    close: self.config.data_close_timeout,
+                    upload_drain: self.config.upload_end_wait,
+                },
             });
         }
     }

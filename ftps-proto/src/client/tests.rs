@@ -144,3 +144,50 @@ fn the_input_cap_defaults_to_the_servers_bound() {
     assert_eq!(s.session.max_control_input(), DEFAULT_MAX_CONTROL_INPUT);
     assert_eq!(DEFAULT_MAX_CONTROL_INPUT, 64 * 1024);
 }
+
+/// Runs a passive download up to its start: EPSV, the data connection, RETR accepted.
+fn start_download(s: &mut Script) -> (OpId, DataId) {
+    let op = s.submit(Operation::Retrieve {
+        path: Pathname::new("f").unwrap(),
+        offset: 0,
+        ascii: false,
+    });
+    s.reply("200 TYPE I");
+    s.reply("229 Entering Extended Passive Mode (|||5000|)");
+    let id = s
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::ConnectData { id, .. } => Some(*id),
+            _ => None,
+        })
+        .expect("a data connection");
+    s.io(IoEvent::DataConnected { id });
+    s.reply("150 here it comes");
+    (op, id)
+}
+
+#[test]
+fn the_session_bounds_the_end_of_a_transfer() {
+    let config = ClientConfig {
+        data_close_timeout: Duration::from_millis(300),
+        upload_end_wait: Duration::from_secs(4),
+        ..Script::config()
+    };
+    let mut s = Script::ready(config);
+    let (_, id) = start_download(&mut s);
+    let start = s.actions.iter().find_map(|a| match a {
+        Action::StartTransfer { id: i, ending, .. } if *i == id => Some(*ending),
+        _ => None,
+    });
+    assert_eq!(
+        start,
+        Some(DataEnding {
+            close: Duration::from_millis(300),
+            upload_drain: Duration::from_secs(4),
+        })
+    );
+    let defaults = Script::config();
+    assert_eq!(defaults.data_close_timeout, Duration::from_secs(2));
+    assert_eq!(defaults.upload_end_wait, Duration::from_secs(10));
+}

@@ -12,7 +12,9 @@ use crate::runtime::{Closer, Runtime, timeout};
 use crate::stall::{self, Stall};
 use crate::stream;
 use crate::tls::TlsStream;
-use ftps_proto::client::{self, Action, DataId, Event, IoEvent, ListFormat, Operation, Output};
+use ftps_proto::client::{
+    self, Action, DataEnding, DataId, Event, IoEvent, ListFormat, Operation, Output,
+};
 use ftps_proto::tls::SessionStore;
 use ftps_proto::{
     ClientSession, ListEntry, MlsxEntry, Pathname, ProtectionLevel, Reply, Timestamp,
@@ -59,7 +61,8 @@ enum Sink<'a> {
 /// How driving an operation stopped.
 enum Drive<R: Runtime> {
     Done(Output),
-    Handed(DataId, Stream<R>),
+    /// The data connection, and how long ending it may take.
+    Handed(DataId, Stream<R>, DataEnding),
 }
 
 /// Explicit-if-available found no TLS: logging in would send the password in clear text.
@@ -130,7 +133,7 @@ pub struct Client<R: Runtime> {
     done: HashMap<client::OpId, Result<Output, client::ClientError>>,
     closed: Option<client::ClientError>,
     secure: bool,
-    handed: Option<(DataId, Stream<R>)>,
+    handed: Option<(DataId, Stream<R>, DataEnding)>,
 }
 
 impl<R: Runtime> Drop for Client<R> {
@@ -301,8 +304,8 @@ impl<R: Runtime> Client<R> {
     async fn drive(&mut self, id: client::OpId, sink: &mut Sink<'_>) -> Result<Drive<R>, Error<R>> {
         loop {
             Box::pin(self.execute(sink)).await?;
-            if let Some((data, stream)) = self.handed.take() {
-                return Ok(Drive::Handed(data, stream));
+            if let Some((data, stream, ending)) = self.handed.take() {
+                return Ok(Drive::Handed(data, stream, ending));
             }
             while let Some(event) = self.session.poll_event() {
                 match event {
@@ -376,11 +379,12 @@ impl<R: Runtime> Client<R> {
         self.keep_resumable(&op).await?;
         let id = self.session.submit(op, Instant::now());
         match self.drive(id, &mut Sink::Stream).await? {
-            Drive::Handed(data, stream) => Ok(DataReader {
+            Drive::Handed(data, stream, ending) => Ok(DataReader {
                 stall: Stall::new(self.options.data_timeout),
                 client: self,
                 op: id,
                 data,
+                ending,
                 stream: Some(stream),
                 bytes: 0,
                 ended: None,
@@ -408,11 +412,12 @@ impl<R: Runtime> Client<R> {
         self.keep_resumable(&op).await?;
         let id = self.session.submit(op, Instant::now());
         match self.drive(id, &mut Sink::Stream).await? {
-            Drive::Handed(data, stream) => Ok(DataWriter {
+            Drive::Handed(data, stream, ending) => Ok(DataWriter {
                 stall: Stall::new(self.options.data_timeout),
                 client: self,
                 op: id,
                 data,
+                ending,
                 stream,
                 bytes: 0,
             }),
@@ -497,7 +502,12 @@ impl<R: Runtime> Client<R> {
                         now(),
                     ),
                 },
-                Action::StartTransfer { id, upload, limit } => {
+                Action::StartTransfer {
+                    id,
+                    upload,
+                    limit,
+                    ending,
+                } => {
                     let Some(stream) = self.ready_data.remove(&id) else {
                         self.session.handle_io(
                             IoEvent::DataFailed {
@@ -509,11 +519,12 @@ impl<R: Runtime> Client<R> {
                         continue;
                     };
                     if let Sink::Stream = sink {
-                        self.handed = Some((id, stream));
+                        self.handed = Some((id, stream, ending));
                         return Ok(());
                     }
                     let stall = self.options.data_timeout;
-                    match pump::<R>(stream, upload, sink, stall, self.ascii, limit).await? {
+                    let (ascii, how) = (self.ascii, Pump { upload, limit, ending });
+                    match pump::<R>(stream, how, sink, stall, ascii).await? {
                         Pumped::Ended(bytes, clean) => self
                             .session
                             .handle_io(IoEvent::DataEnded { id, bytes, clean }, now()),
@@ -558,7 +569,9 @@ impl<R: Runtime> Client<R> {
             self.on_timeout();
             return Ok(());
         }
-        let (reading, data) = (!self.control_ended, &self.data_rx);
+        // Backpressure: no more control input while the session's bound of it waits.
+        let reading = !self.control_ended && self.input.len() < self.session.max_control_input();
+        let data = &self.data_rx;
         let woke = control::next::<R, _>(&self.control_rx, reading, data, deadline).await;
         let now = Instant::now();
         match woke {
@@ -972,12 +985,16 @@ async fn accept_data<R: Runtime>(
 /// transfer).
 async fn pump<R: Runtime>(
     mut stream: Stream<R>,
-    upload: bool,
+    how: Pump,
     sink: &mut Sink<'_>,
     stall: Duration,
     ascii: bool,
-    limit: Option<u64>,
 ) -> Result<Pumped, Error<R>> {
+    let Pump {
+        upload,
+        limit,
+        ending,
+    } = how;
     let mut buf = vec![0u8; BUFFER];
     let mut converted = Vec::new();
     let mut total = 0u64;
@@ -1006,7 +1023,7 @@ async fn pump<R: Runtime>(
                 Ok(Ok(())) => total += n as u64,
             }
         }
-        Ok(Pumped::Ended(total, end_upload::<R>(&mut stream).await))
+        Ok(Pumped::Ended(total, end_upload::<R>(&mut stream, ending).await))
     } else {
         let mut from_network = ascii.then(ftps_proto::ascii::FromNetwork::default);
         loop {
@@ -1015,7 +1032,7 @@ async fn pump<R: Runtime>(
             };
             match read {
                 Ok(0) => {
-                    end_download::<R>(&mut stream).await;
+                    end_download::<R>(&mut stream, ending).await;
                     if let (Some(c), Sink::Write(out)) = (from_network.as_mut(), &mut *sink) {
                         converted.clear();
                         c.finish(&mut converted);
@@ -1046,6 +1063,16 @@ async fn pump<R: Runtime>(
     }
 }
 
+/// What the session asked of one transfer ([`Action::StartTransfer`]).
+struct Pump {
+    /// The client sends.
+    upload: bool,
+    /// The most bytes a download may bring.
+    limit: Option<u64>,
+    /// How long ending the data connection may take.
+    ending: DataEnding,
+}
+
 /// How a transfer's data connection ended.
 enum Pumped {
     /// At its end (bytes, cleanly or not).
@@ -1065,6 +1092,8 @@ pub struct DataReader<'c, R: Runtime> {
     client: &'c mut Client<R>,
     op: client::OpId,
     data: DataId,
+    /// How long ending the data connection may take (the session's decision).
+    ending: DataEnding,
     stream: Option<Stream<R>>,
     bytes: u64,
     ended: Option<bool>,
@@ -1128,7 +1157,7 @@ impl<R: Runtime> DataReader<'_, R> {
             tracing::debug!("data stream: {e}");
         }
         if let Some(mut stream) = self.stream.take() {
-            end_download::<R>(&mut stream).await;
+            end_download::<R>(&mut stream, self.ending).await;
         }
         self.settled = true;
         let clean = self.ended == Some(true);
@@ -1157,6 +1186,8 @@ pub struct DataWriter<'c, R: Runtime> {
     client: &'c mut Client<R>,
     op: client::OpId,
     data: DataId,
+    /// How long ending the data connection may take (the session's decision).
+    ending: DataEnding,
     stream: Stream<R>,
     bytes: u64,
     /// No byte taken for the data timeout is an error.
@@ -1213,47 +1244,43 @@ impl<R: Runtime> DataWriter<'_, R> {
             client,
             op,
             data,
+            ending,
             mut stream,
             bytes,
             ..
         } = self;
-        let clean = end_upload::<R>(&mut stream).await;
+        let clean = end_upload::<R>(&mut stream, ending).await;
         client.finish_handed(op, data, bytes, clean).await
     }
 }
 
 /// Closes our end of a download's data connection once the server's end has arrived:
-/// close_notify (TLS) and FIN, bounded in time. Servers that end TLS with a two-way
-/// shutdown (vsftpd) send the final reply only after this.
-async fn end_download<R: Runtime>(stream: &mut Stream<R>) {
-    let _ = timeout::<R, _>(CLOSE_TIMEOUT, stream.close()).await;
+/// close_notify (TLS) and FIN, within the session's `ending.close`. Servers that end TLS
+/// with a two-way shutdown (vsftpd) send the final reply only after this.
+async fn end_download<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) {
+    let _ = timeout::<R, _>(ending.close, stream.close()).await;
 }
 
-/// How long closing our end of a data connection may take.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// Ends an upload: close_notify and FIN, the end of the data that the final reply then
-/// confirms. Then reads to the server's end, bounded in time, so that a TLS 1.3 ticket
-/// sent there is taken in for the next transfer. How the server ends its side (with
-/// close_notify or a bare FIN) does not matter: our data went out whole, and the final
-/// reply says whether it arrived (curl and lftp judge uploads so too). Returns whether
-/// our end went out cleanly.
-async fn end_upload<R: Runtime>(stream: &mut Stream<R>) -> bool {
+/// confirms. Then reads to the server's end, so that a TLS 1.3 ticket sent there is taken
+/// in for the next transfer; the session bounds both steps (`ending`). How the server
+/// ends its side (with close_notify or a bare FIN) does not matter: our data went out
+/// whole, and the final reply says whether it arrived (curl and lftp judge uploads so
+/// too). Returns whether our end went out cleanly.
+async fn end_upload<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) -> bool {
     // The close_notify is a write like any: a server that stopped reading gets the
     // same bound as the download's close.
     if !matches!(
-        timeout::<R, _>(CLOSE_TIMEOUT, stream.close()).await,
+        timeout::<R, _>(ending.close, stream.close()).await,
         Ok(Ok(()))
     ) {
         return false;
     }
     let mut buf = vec![0u8; 16 * 1024];
-    let _ = timeout::<R, _>(UPLOAD_END_WAIT, async {
+    let _ = timeout::<R, _>(ending.upload_drain, async {
         while let Ok(1..) = stream.read(&mut buf).await {}
     })
     .await;
     true
 }
 
-/// How long an upload waits for the server to end its side of the data connection.
-const UPLOAD_END_WAIT: Duration = Duration::from_secs(10);

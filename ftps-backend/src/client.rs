@@ -52,6 +52,16 @@ pub struct ClientOptions {
     /// How long a data connection may take to come up, and a transfer may go without
     /// moving a byte.
     pub data_timeout: Duration,
+    /// The most control-connection bytes that may wait to be taken by the session
+    /// ([`ClientConfig::max_control_input`]; default
+    /// [`DEFAULT_MAX_CONTROL_INPUT`](ftps_proto::client::DEFAULT_MAX_CONTROL_INPUT)).
+    pub max_control_input: usize,
+    /// How long closing our end of a data connection may take
+    /// ([`ClientConfig::data_close_timeout`]; default 2 s).
+    pub data_close_timeout: Duration,
+    /// How long an upload reads on to the server's end of its data connection
+    /// ([`ClientConfig::upload_end_wait`]; default 10 s).
+    pub upload_end_wait: Duration,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -93,6 +103,9 @@ impl ClientOptions {
             connect_timeout: Duration::from_secs(20),
             reply_timeout: Duration::from_secs(30),
             data_timeout: Duration::from_secs(60),
+            max_control_input: ftps_proto::client::DEFAULT_MAX_CONTROL_INPUT,
+            data_close_timeout: Duration::from_secs(2),
+            upload_end_wait: Duration::from_secs(10),
         }
     }
 }
@@ -271,6 +284,9 @@ impl ClientOptions {
             host: self.virtual_host.clone().map(Text::new).transpose()?,
             reply_timeout: self.reply_timeout,
             data_timeout: self.data_timeout,
+            max_control_input: self.max_control_input,
+            data_close_timeout: self.data_close_timeout,
+            upload_end_wait: self.upload_end_wait,
             ..ClientConfig::new(
                 Username::new(self.user.clone())?,
                 Password::new(self.password.clone())?,

@@ -244,7 +244,9 @@ impl Pair {
                 self.client
                     .handle_io(client::IoEvent::DataListening { id, local }, now);
             }
-            client::Action::StartTransfer { id, upload, limit } => {
+            client::Action::StartTransfer {
+                id, upload, limit, ..
+            } => {
                 self.client_start.insert(id, upload);
                 self.client_limits.insert(id, limit);
             }

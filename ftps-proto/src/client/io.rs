@@ -8,6 +8,7 @@ use crate::reply::{Reply, ReplyError};
 use crate::text::{Pathname, Text};
 use crate::time::Timestamp;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Names one data connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -293,7 +294,7 @@ pub enum Action {
     /// report [`IoEvent::DataEnded`]. After a download, close our end too (close_notify,
     /// FIN) before waiting for the final reply: servers such as vsftpd send it only then.
     /// After an upload, end with close_notify and FIN, and read (bounded) to the server's
-    /// end, which may bring a TLS 1.3 ticket.
+    /// end, which may bring a TLS 1.3 ticket. `ending` bounds both.
     StartTransfer {
         /// The data connection.
         id: DataId,
@@ -304,6 +305,8 @@ pub enum Action {
         /// bound. The adapter stops reading *before* it would keep a byte past it, drops
         /// the data connection and reports [`IoEvent::DataOverLimit`].
         limit: Option<u64>,
+        /// How long ending the data connection may take.
+        ending: DataEnding,
     },
     /// Drop data connection `id` and anything about it.
     CloseData {
@@ -312,6 +315,17 @@ pub enum Action {
     },
     /// Close the control connection.
     Close,
+}
+
+/// How long the adapter may take to end a data connection, as the session decided
+/// ([`ClientConfig::data_close_timeout`](super::ClientConfig::data_close_timeout),
+/// [`ClientConfig::upload_end_wait`](super::ClientConfig::upload_end_wait)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DataEnding {
+    /// Closing our end: close_notify (TLS) and FIN, after a download or an upload.
+    pub close: Duration,
+    /// After an upload's close: reading on to the server's end of the connection.
+    pub upload_drain: Duration,
 }
 
 /// What happened, reported by the adapter.

@@ -18,8 +18,12 @@
 
 pub mod io;
 pub mod listing;
+#[cfg(test)]
+mod tests;
 
-pub use io::{Action, ClientError, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output};
+pub use io::{
+    Action, ClientError, DataEnding, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output,
+};
 
 use crate::address::{
     format_eprt_argument, format_port_argument, parse_epsv_reply, parse_pasv_reply,
@@ -28,7 +32,7 @@ use crate::command::{Command, EpsvMode, ProtectionLevel, RepresentationType, Tex
 use crate::facts::MlsxEntry;
 use crate::feature::Features;
 use crate::framing::AfterTls;
-use crate::reply::{Reply, ReplyCode, ReplyDecoder, ReplyLimits};
+use crate::reply::{Reply, ReplyClass, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
 use crate::text::{Password, Pathname, Text, Token, Username};
 use crate::time::Timestamp;
 use std::collections::VecDeque;
@@ -38,6 +42,10 @@ use std::time::{Duration, Instant};
 
 /// The default of [`ClientConfig::max_listing`]: 64 MiB, about a million `ls -l` lines.
 pub const DEFAULT_MAX_LISTING: u64 = 64 << 20;
+
+/// The default of [`ClientConfig::max_control_input`]: 64 KiB, the server driver's bound
+/// too.
+pub const DEFAULT_MAX_CONTROL_INPUT: usize = 64 << 10;
 
 /// How the client protects the control connection (the choices FileZilla offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,6 +100,22 @@ pub struct ClientConfig {
     /// [`DEFAULT_MAX_LISTING`] (64 MiB). Downloads are not bounded: their bytes go where
     /// the application says.
     pub max_listing: u64,
+    /// The most control-connection bytes that may wait, read but not yet taken by
+    /// [`ClientSession::handle_control_input`]. The adapter reads the control connection
+    /// only while less than this waits ([`ClientSession::max_control_input`]); bytes the
+    /// session leaves untaken up to this bound will never be taken (no reply is that
+    /// long before the decoder's own limits), so the session then fails with
+    /// [`ClientError::BadReply`] instead of waiting for its reply timeout. Default
+    /// [`DEFAULT_MAX_CONTROL_INPUT`] (64 KiB).
+    pub max_control_input: usize,
+    /// How long the adapter may take to close our end of a data connection
+    /// (close_notify, FIN): a server that stopped reading must not hold the transfer.
+    /// Default 2 s. Passed on in [`Action::StartTransfer`].
+    pub data_close_timeout: Duration,
+    /// After an upload's close: how long the adapter reads on to the server's end of the
+    /// data connection, which may bring the TLS 1.3 ticket the next transfer resumes
+    /// with. Default 10 s. Passed on in [`Action::StartTransfer`].
+    pub upload_end_wait: Duration,
 }
 
 impl ClientConfig {
@@ -111,6 +135,9 @@ impl ClientConfig {
             reply_timeout: Duration::from_secs(30),
             data_timeout: Duration::from_secs(60),
             max_listing: DEFAULT_MAX_LISTING,
+            max_control_input: DEFAULT_MAX_CONTROL_INPUT,
+            data_close_timeout: Duration::from_secs(2),
+            upload_end_wait: Duration::from_secs(10),
         }
     }
 }
@@ -131,6 +158,7 @@ enum Setup {
     Prot,
 }
 
+/// The commands that prepare a transfer, before the transfer command itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Type,
@@ -139,7 +167,37 @@ enum Step {
     Listen,
     Port,
     Rest,
+    /// The transfer command is next.
     Command,
+}
+
+/// The states a transfer goes through, in order (any of them may end in failure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Preparing: TYPE, EPSV/PASV or PORT/EPRT, REST; the transfer command not sent yet.
+    Preparing(Step),
+    /// The transfer command is out; the server has not accepted it yet.
+    Sent,
+    /// The server accepted the command (1yz, or a positive final reply); the data waits
+    /// for its connection.
+    Accepted,
+    /// The adapter moves the data ([`Action::StartTransfer`]).
+    Moving,
+    /// ABOR is out (see [`ClientSession::abort`]).
+    Aborting {
+        /// How many final replies may still come.
+        replies_left: u8,
+        /// What the operation fails with once they are in (the application's abort:
+        /// [`ClientError::Aborted`]).
+        error: ClientError,
+    },
+}
+
+impl Phase {
+    /// The transfer command has been sent.
+    fn command_sent(&self) -> bool {
+        !matches!(self, Phase::Preparing(_))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -149,21 +207,21 @@ struct Transfer {
     upload: bool,
     ascii: bool,
     offset: u64,
-    step: Step,
+    phase: Phase,
+    /// The data connection is up (it may come up in any phase after EPSV/PASV/PORT).
     connected: bool,
-    accepted: bool,
-    started: bool,
-    command_sent: bool,
+    /// How the data ended: bytes and whether cleanly.
     data_end: Option<(u64, bool)>,
     final_reply: Option<Reply>,
     failure: Option<ClientError>,
-    /// After ABOR: how many final replies may still come (see [`ClientSession::abort`]).
-    aborting: Option<u8>,
-    /// What the operation fails with once the replies to ABOR are in (the application's
-    /// abort: [`ClientError::Aborted`]).
-    abort_error: Option<ClientError>,
     /// The most bytes the data may bring (listings), see [`ClientConfig::max_listing`].
     limit: Option<u64>,
+}
+
+impl Transfer {
+    fn aborting(&self) -> bool {
+        matches!(self.phase, Phase::Aborting { .. })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -295,6 +353,13 @@ impl ClientSession {
         self.config.max_listing
     }
 
+    /// The control input bound of [`ClientConfig::max_control_input`]: the adapter reads
+    /// the control connection only while fewer bytes than this wait for
+    /// [`handle_control_input`](Self::handle_control_input).
+    pub fn max_control_input(&self) -> usize {
+        self.config.max_control_input
+    }
+
     /// Changes [`ClientConfig::max_listing`] for the listings that start from now on.
     pub fn set_max_listing(&mut self, bytes: u64) {
         Arc::make_mut(&mut self.config).max_listing = bytes;
@@ -337,11 +402,13 @@ impl ClientSession {
         let Some((_, Running::Transfer(t))) = &mut self.running else {
             return false;
         };
-        if !t.command_sent || t.aborting.is_some() {
+        if !t.phase.command_sent() || t.aborting() {
             return false;
         }
-        t.aborting = Some(if t.final_reply.is_some() { 1 } else { 2 });
-        t.abort_error = Some(error);
+        t.phase = Phase::Aborting {
+            replies_left: if t.final_reply.is_some() { 1 } else { 2 },
+            error,
+        };
         let id = t.id;
         self.actions.push_back(Action::CloseData { id });
         self.send(&Command::Abor, now);
@@ -349,14 +416,25 @@ impl ClientSession {
     }
 
     /// Takes control-connection bytes (plaintext; the adapter owns TLS). Returns how many
-    /// were taken: all of them, unless the session closed.
+    /// were taken: all of them, unless the session closed, or the start of a TLS record
+    /// left after CCC is not whole yet. Untaken bytes that reach
+    /// [`ClientConfig::max_control_input`] fail the session ([`ClientError::BadReply`]).
     pub fn handle_control_input(&mut self, input: &[u8], now: Instant) -> usize {
+        let used = self.take_control_input(input, now);
+        if self.state != State::Closed && input.len() - used >= self.config.max_control_input {
+            self.fail_session(ClientError::BadReply(ReplyError::TooLarge));
+            return input.len();
+        }
+        used
+    }
+
+    fn take_control_input(&mut self, input: &[u8], now: Instant) -> usize {
         if self.tls_leftover_pending {
             match crate::framing::after_tls(input) {
                 AfterTls::NeedMore => return 0,
                 AfterTls::Record(n) => {
                     self.tls_leftover_pending = false;
-                    return n + self.handle_control_input(&input[n..], now);
+                    return n + self.take_control_input(&input[n..], now);
                 }
                 AfterTls::Plain => self.tls_leftover_pending = false,
             }
@@ -399,8 +477,11 @@ impl ClientSession {
             IoEvent::TlsFailed(reason) => self.fail_session(ClientError::Tls(reason)),
             IoEvent::ControlClosed => self.fail_session(ClientError::Closed),
             IoEvent::DataListening { id, local } => {
-                if let Some(t) = self.transfer_mut(id).filter(|t| t.step == Step::Listen) {
-                    t.step = Step::Port;
+                if let Some(t) = self
+                    .transfer_mut(id)
+                    .filter(|t| t.phase == Phase::Preparing(Step::Listen))
+                {
+                    t.phase = Phase::Preparing(Step::Port);
                     let cmd = match local {
                         SocketAddr::V4(v4) => format!("PORT {}", format_port_argument(v4)),
                         SocketAddr::V6(_) => format!("EPRT {}", format_eprt_argument(local)),
@@ -419,7 +500,7 @@ impl ClientSession {
                     return;
                 };
                 t.failure.get_or_insert(ClientError::Data(reason));
-                let sent = t.command_sent;
+                let sent = t.phase.command_sent();
                 self.actions.push_back(Action::CloseData { id });
                 if sent {
                     // The server's final reply is still due.
@@ -440,7 +521,7 @@ impl ClientSession {
                 let Some(t) = self.transfer_mut(id) else {
                     return;
                 };
-                if t.aborting.is_some() {
+                if t.aborting() {
                     return; // Already aborted: the replies to ABOR end it.
                 }
                 let error = ClientError::ListingTooLarge {
@@ -500,7 +581,11 @@ impl ClientSession {
                 self.actions.push_back(Action::CloseData { id: t.id });
                 // A listing aborted for its size fails for its size, even if the server
                 // then never answered the ABOR.
-                if let Some(e @ ClientError::ListingTooLarge { .. }) = &t.abort_error {
+                if let Phase::Aborting {
+                    error: e @ ClientError::ListingTooLarge { .. },
+                    ..
+                } = &t.phase
+                {
                     result = e.clone();
                 }
             }
@@ -602,7 +687,7 @@ impl ClientSession {
         if reply.code().is_preliminary() {
             return;
         }
-        let positive = (200..400).contains(&code.get());
+        let positive = done_or_intermediate(code);
         match step {
             Setup::Greeting if code == ReplyCode::SERVICE_READY => self.after_greeting(now),
             Setup::Auth { .. } if code == ReplyCode::AUTH_OK => {
@@ -610,13 +695,13 @@ impl ClientSession {
                 self.actions.push_back(Action::StartTls);
             }
             Setup::Auth { ssl: false }
-                if code.get() >= 400 && code != ReplyCode::SERVICE_NOT_AVAILABLE =>
+                if !code.is_positive() && code != ReplyCode::SERVICE_NOT_AVAILABLE =>
             {
                 let ssl = Token::new("SSL").unwrap_or_else(|_| unreachable_token());
                 self.setup(Setup::Auth { ssl: true }, Some(Command::Auth(ssl)), now);
             }
             Setup::Auth { ssl: true }
-                if code.get() >= 400 && code != ReplyCode::SERVICE_NOT_AVAILABLE =>
+                if !code.is_positive() && code != ReplyCode::SERVICE_NOT_AVAILABLE =>
             {
                 match self.config.mode {
                     ConnectionMode::ExplicitIfAvailable => {
@@ -751,16 +836,11 @@ impl ClientSession {
             upload,
             ascii,
             offset,
-            step: Step::Type,
+            phase: Phase::Preparing(Step::Type),
             connected: false,
-            accepted: false,
-            started: false,
-            command_sent: false,
             data_end: None,
             final_reply: None,
             failure: None,
-            aborting: None,
-            abort_error: None,
             limit: listing.then_some(self.config.max_listing),
         }))
     }
@@ -784,7 +864,10 @@ impl ClientSession {
         };
         let tls = self.data_tls && self.config.protection == ProtectionLevel::Private;
         loop {
-            match t.step {
+            let Phase::Preparing(step) = t.phase else {
+                return;
+            };
+            match step {
                 Step::Type => {
                     if self.ascii != Some(t.ascii) {
                         let ty = if t.ascii {
@@ -797,7 +880,7 @@ impl ClientSession {
                         self.deadline = Some(now + self.config.reply_timeout);
                         return;
                     }
-                    t.step = data_step;
+                    t.phase = Phase::Preparing(data_step);
                 }
                 Step::Epsv => {
                     self.actions
@@ -827,10 +910,10 @@ impl ClientSession {
                         self.deadline = Some(now + self.config.reply_timeout);
                         return;
                     }
-                    t.step = Step::Command;
+                    t.phase = Phase::Preparing(Step::Command);
                 }
                 Step::Command => {
-                    t.command_sent = true;
+                    t.phase = Phase::Sent;
                     self.actions.push_back(Action::Send(t.command.to_bytes()));
                     self.deadline = Some(now + self.config.reply_timeout);
                     return;
@@ -842,38 +925,46 @@ impl ClientSession {
     fn on_op_reply(&mut self, op: OpId, running: Running, reply: Reply, now: Instant) {
         let code = reply.code();
         match running {
-            Running::Transfer(mut t) if t.aborting.is_some() => {
+            Running::Transfer(mut t) if t.aborting() => {
                 if reply.code().is_preliminary() {
                     self.running = Some((op, Running::Transfer(t)));
                     return;
                 }
-                match t.aborting {
-                    Some(left) if left > 1 && code != ReplyCode::DATA_CONNECTION_OPEN => {
-                        t.aborting = Some(left - 1);
-                        self.deadline = Some(now + self.config.reply_timeout);
-                        self.running = Some((op, Running::Transfer(t)));
-                    }
-                    _ => {
-                        let error = t.abort_error.take().unwrap_or(ClientError::Aborted);
-                        self.op_done(op, Err(error), now)
-                    }
+                let Phase::Aborting {
+                    replies_left,
+                    error,
+                } = &mut t.phase
+                else {
+                    return;
+                };
+                if *replies_left > 1 && code != ReplyCode::DATA_CONNECTION_OPEN {
+                    *replies_left -= 1;
+                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.running = Some((op, Running::Transfer(t)));
+                } else {
+                    let error = error.clone();
+                    self.op_done(op, Err(error), now)
                 }
             }
             Running::Transfer(mut t) => {
                 let id = t.id;
                 let tls = self.data_tls && self.config.protection == ProtectionLevel::Private;
-                let ok = (200..400).contains(&code.get());
-                match t.step {
+                let ok = done_or_intermediate(code);
+                let step = match t.phase {
+                    Phase::Preparing(step) => Some(step),
+                    _ => None,
+                };
+                match step {
                     _ if code == ReplyCode::SERVICE_NOT_AVAILABLE => {
                         self.running = Some((op, Running::Transfer(t)));
                         self.fail_session(ClientError::Refused(reply));
                         return;
                     }
-                    Step::Type if ok => {
+                    Some(Step::Type) if ok => {
                         self.ascii = Some(t.ascii);
-                        t.step = self.data_step();
+                        t.phase = Phase::Preparing(self.data_step());
                     }
-                    Step::Epsv if code == ReplyCode::ENTERING_EXTENDED_PASSIVE_MODE => {
+                    Some(Step::Epsv) if code == ReplyCode::ENTERING_EXTENDED_PASSIVE_MODE => {
                         match parse_epsv_reply(reply.first_line()) {
                             Ok(port) => {
                                 self.actions.push_back(Action::ConnectData {
@@ -881,14 +972,14 @@ impl ClientSession {
                                     addr: SocketAddr::new(self.peer.ip(), port),
                                     tls,
                                 });
-                                t.step = Step::Rest;
+                                t.phase = Phase::Preparing(Step::Rest);
                             }
                             Err(_) => {
                                 return self.op_done(op, Err(ClientError::Unexpected(reply)), now);
                             }
                         }
                     }
-                    Step::Epsv
+                    Some(Step::Epsv)
                         if matches!(
                             code,
                             ReplyCode::SYNTAX_ERROR
@@ -899,9 +990,9 @@ impl ClientSession {
                         ) =>
                     {
                         self.epsv_failed = true;
-                        t.step = Step::Pasv;
+                        t.phase = Phase::Preparing(Step::Pasv);
                     }
-                    Step::Pasv if code == ReplyCode::ENTERING_PASSIVE_MODE => {
+                    Some(Step::Pasv) if code == ReplyCode::ENTERING_PASSIVE_MODE => {
                         match parse_pasv_reply(reply.first_line()) {
                             Ok(addr) => {
                                 let ip = if self.config.trust_pasv_address {
@@ -914,19 +1005,21 @@ impl ClientSession {
                                     addr: SocketAddr::new(ip, addr.port()),
                                     tls,
                                 });
-                                t.step = Step::Rest;
+                                t.phase = Phase::Preparing(Step::Rest);
                             }
                             Err(_) => {
                                 return self.op_done(op, Err(ClientError::Unexpected(reply)), now);
                             }
                         }
                     }
-                    Step::Port if ok => t.step = Step::Rest,
-                    Step::Rest if code == ReplyCode::PENDING_FURTHER_INFORMATION => {
-                        t.step = Step::Command
+                    Some(Step::Port) if ok => t.phase = Phase::Preparing(Step::Rest),
+                    Some(Step::Rest) if code == ReplyCode::PENDING_FURTHER_INFORMATION => {
+                        t.phase = Phase::Preparing(Step::Command)
                     }
-                    Step::Command if reply.code().is_preliminary() => {
-                        t.accepted = true;
+                    None if reply.code().is_preliminary() => {
+                        if t.phase == Phase::Sent {
+                            t.phase = Phase::Accepted;
+                        }
                         // The transfer may take long: no reply timeout until the data ends,
                         // but the data connection must come up in time.
                         self.deadline = (!t.connected).then(|| now + self.config.data_timeout);
@@ -934,7 +1027,7 @@ impl ClientSession {
                         self.maybe_start();
                         return;
                     }
-                    Step::Command => {
+                    None => {
                         t.final_reply = Some(reply);
                         self.running = Some((op, Running::Transfer(t)));
                         self.maybe_start();
@@ -963,7 +1056,7 @@ impl ClientSession {
                 ));
             }
             Running::Rename { .. } => {
-                let result = if (200..300).contains(&code.get()) {
+                let result = if code.class() == ReplyClass::PositiveCompletion {
                     Ok(Output::Reply(reply))
                 } else {
                     Err(ClientError::Refused(reply))
@@ -1011,7 +1104,7 @@ impl ClientSession {
         if let Operation::Raw(_) = operation {
             return Ok(Output::Reply(reply));
         }
-        if !(200..300).contains(&code.get()) {
+        if code.class() != ReplyClass::PositiveCompletion {
             return Err(ClientError::Refused(reply));
         }
         let unexpected = |r: &Reply| ClientError::Unexpected(r.clone());
@@ -1046,18 +1139,25 @@ impl ClientSession {
         let Some((_, Running::Transfer(t))) = &mut self.running else {
             return;
         };
-        let accepted = t.accepted
-            || t.final_reply
+        if t.phase == Phase::Sent
+            && t.final_reply
                 .as_ref()
-                .is_some_and(|r| r.code().is_positive());
-        if accepted && t.connected && !t.started && t.failure.is_none() {
-            t.started = true;
+                .is_some_and(|r| r.code().is_positive())
+        {
+            t.phase = Phase::Accepted;
+        }
+        if t.phase == Phase::Accepted && t.connected && t.failure.is_none() {
+            t.phase = Phase::Moving;
             // Moving the bytes is the adapter's, which times each read and write.
             self.deadline = None;
             self.actions.push_back(Action::StartTransfer {
                 id: t.id,
                 upload: t.upload,
                 limit: t.limit,
+                ending: DataEnding {
+                    close: self.config.data_close_timeout,
+                    upload_drain: self.config.upload_end_wait,
+                },
             });
         }
     }
@@ -1068,7 +1168,7 @@ impl ClientSession {
         let Some((_, Running::Transfer(t))) = &self.running else {
             return;
         };
-        if t.aborting.is_some() {
+        if t.aborting() {
             return; // The replies to ABOR end it.
         }
         let Some(reply) = &t.final_reply else { return };
@@ -1121,6 +1221,14 @@ impl ClientSession {
         self.events.push_back(Event::Done { op, result });
         self.run_next(now);
     }
+}
+
+/// 2yz or 3yz: the command was done, or the server waits for the next one.
+fn done_or_intermediate(code: ReplyCode) -> bool {
+    matches!(
+        code.class(),
+        ReplyClass::PositiveCompletion | ReplyClass::PositiveIntermediate
+    )
 }
 
 fn unreachable_token() -> Token {

@@ -1,0 +1,193 @@
+//! Core-level tests of the client's own decisions, in memory: scripted replies in,
+//! actions and events out, time passed in.
+
+use super::*;
+use crate::text::{Password, Username};
+
+const PEER: &str = "127.0.0.1:21";
+
+/// A session and the script's clock.
+struct Script {
+    session: ClientSession,
+    now: Instant,
+    actions: Vec<Action>,
+    events: Vec<Event>,
+}
+
+impl Script {
+    fn new(config: ClientConfig) -> Self {
+        let now = Instant::now();
+        let session = ClientSession::new(Arc::new(config), PEER.parse().unwrap(), now);
+        let mut s = Script {
+            session,
+            now,
+            actions: Vec::new(),
+            events: Vec::new(),
+        };
+        s.drain();
+        s
+    }
+
+    fn config() -> ClientConfig {
+        ClientConfig::new(
+            Username::new("alice").unwrap(),
+            Password::new("secret").unwrap(),
+        )
+    }
+
+    /// Logged in with explicit TLS, PBSZ/PROT done.
+    fn ready(config: ClientConfig) -> Self {
+        let mut s = Script::new(config);
+        s.reply("220 hi");
+        s.reply("234 go");
+        s.io(IoEvent::TlsEstablished);
+        s.reply("331 password");
+        s.reply("230 in");
+        s.reply("211 no features");
+        s.reply("200 PBSZ=0");
+        s.reply("200 PROT P");
+        assert!(
+            s.events.iter().any(|e| matches!(e, Event::Ready { .. })),
+            "{:?}",
+            s.events
+        );
+        s.actions.clear();
+        s.events.clear();
+        s
+    }
+
+    fn drain(&mut self) {
+        while let Some(a) = self.session.poll_action() {
+            self.actions.push(a);
+        }
+        while let Some(e) = self.session.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    fn reply(&mut self, line: &str) {
+        let bytes = format!("{line}\r\n");
+        let used = self.session.handle_control_input(bytes.as_bytes(), self.now);
+        assert_eq!(used, bytes.len());
+        self.drain();
+    }
+
+    fn io(&mut self, event: IoEvent) {
+        self.session.handle_io(event, self.now);
+        self.drain();
+    }
+
+    fn submit(&mut self, op: Operation) -> OpId {
+        let id = self.session.submit(op, self.now);
+        self.drain();
+        id
+    }
+
+    #[allow(dead_code)]
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.session.handle_timeout(self.now);
+        self.drain();
+    }
+
+    /// The commands sent so far, one per line, without CRLF.
+    #[allow(dead_code)]
+    fn sent(&self) -> Vec<String> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(b) => Some(String::from_utf8_lossy(b).trim_end().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn closed(&self) -> Option<&Option<ClientError>> {
+        self.events.iter().find_map(|e| match e {
+            Event::Closed { error } => Some(error),
+            _ => None,
+        })
+    }
+}
+
+#[test]
+fn untaken_control_input_at_the_cap_fails_the_session() {
+    let config = ClientConfig {
+        max_control_input: 64,
+        ..Script::config()
+    };
+    let mut s = Script::ready(config);
+    assert_eq!(s.session.max_control_input(), 64);
+    s.submit(Operation::ClearControl);
+    s.reply("200 CCC");
+    assert!(s.actions.contains(&Action::StopTls));
+    // The start of a TLS record of 16 KiB: the session waits for the rest of it.
+    let mut record = vec![0x17, 0x03, 0x03, 0x40, 0x00];
+    record.extend_from_slice(&[0u8; 40]);
+    assert_eq!(s.session.handle_control_input(&record, s.now), 0);
+    assert!(!s.session.is_closed());
+    // The adapter kept reading: what waits reaches the bound, which nothing will take.
+    record.extend_from_slice(&[0u8; 19]);
+    assert_eq!(record.len(), 64);
+    assert_eq!(s.session.handle_control_input(&record, s.now), 64);
+    s.drain();
+    assert!(s.session.is_closed());
+    assert_eq!(
+        s.closed(),
+        Some(&Some(ClientError::BadReply(ReplyError::TooLarge)))
+    );
+}
+
+#[test]
+fn the_input_cap_defaults_to_the_servers_bound() {
+    let s = Script::new(Script::config());
+    assert_eq!(s.session.max_control_input(), DEFAULT_MAX_CONTROL_INPUT);
+    assert_eq!(DEFAULT_MAX_CONTROL_INPUT, 64 * 1024);
+}
+
+/// Runs a passive download up to its start: EPSV, the data connection, RETR accepted.
+fn start_download(s: &mut Script) -> (OpId, DataId) {
+    let op = s.submit(Operation::Retrieve {
+        path: Pathname::new("f").unwrap(),
+        offset: 0,
+        ascii: false,
+    });
+    s.reply("200 TYPE I");
+    s.reply("229 Entering Extended Passive Mode (|||5000|)");
+    let id = s
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::ConnectData { id, .. } => Some(*id),
+            _ => None,
+        })
+        .expect("a data connection");
+    s.io(IoEvent::DataConnected { id });
+    s.reply("150 here it comes");
+    (op, id)
+}
+
+#[test]
+fn the_session_bounds_the_end_of_a_transfer() {
+    let config = ClientConfig {
+        data_close_timeout: Duration::from_millis(300),
+        upload_end_wait: Duration::from_secs(4),
+        ..Script::config()
+    };
+    let mut s = Script::ready(config);
+    let (_, id) = start_download(&mut s);
+    let start = s.actions.iter().find_map(|a| match a {
+        Action::StartTransfer { id: i, ending, .. } if *i == id => Some(*ending),
+        _ => None,
+    });
+    assert_eq!(
+        start,
+        Some(DataEnding {
+            close: Duration::from_millis(300),
+            upload_drain: Duration::from_secs(4),
+        })
+    );
+    let defaults = Script::config();
+    assert_eq!(defaults.data_close_timeout, Duration::from_secs(2));
+    assert_eq!(defaults.upload_end_wait, Duration::from_secs(10));
+}

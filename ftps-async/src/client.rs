@@ -523,7 +523,14 @@ impl<R: Runtime> Client<R> {
                         return Ok(());
                     }
                     let stall = self.options.data_timeout;
-                    let (ascii, how) = (self.ascii, Pump { upload, limit, ending });
+                    let (ascii, how) = (
+                        self.ascii,
+                        Pump {
+                            upload,
+                            limit,
+                            ending,
+                        },
+                    );
                     match pump::<R>(stream, how, sink, stall, ascii).await? {
                         Pumped::Ended(bytes, clean) => self
                             .session
@@ -1023,7 +1030,10 @@ async fn pump<R: Runtime>(
                 Ok(Ok(())) => total += n as u64,
             }
         }
-        Ok(Pumped::Ended(total, end_upload::<R>(&mut stream, ending).await))
+        Ok(Pumped::Ended(
+            total,
+            end_upload::<R>(&mut stream, ending).await,
+        ))
     } else {
         let mut from_network = ascii.then(ftps_proto::ascii::FromNetwork::default);
         loop {
@@ -1283,4 +1293,3 @@ async fn end_upload<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) -> b
     .await;
     true
 }
-

@@ -431,25 +431,23 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     let key = outside_root(&root, "private key", "--key FILE", &key)?;
     let tls = tls::server_config_from_pem_files(&cert, &key).map_err(|e| e.to_string())?;
 
-    let config = ServerConfig {
-        control_tls: match args.control_tls {
+    let config = ServerConfig::default()
+        .with_control_tls(match args.control_tls {
             ControlTls::Allow => ControlTlsPolicy::Allow,
             ControlTls::Credentials => ControlTlsPolicy::RequireForCredentials,
             ControlTls::Require => ControlTlsPolicy::Require,
-        },
-        data_tls: match args.data_tls {
+        })
+        .with_data_tls(match args.data_tls {
             DataTls::Allow => DataTlsPolicy::Allow,
             DataTls::Require => DataTlsPolicy::Require,
             DataTls::Deny => DataTlsPolicy::Deny,
-        },
-        require_session_reuse: !args.no_session_reuse_check,
-        active_mode: args.active,
-        allow_ccc: args.allow_ccc,
-        anonymous: args.anonymous,
-        anonymous_upload: args.anonymous_upload,
-        advertised_address: args.advertise,
-        ..ServerConfig::default()
-    };
+        })
+        .with_require_session_reuse(!args.no_session_reuse_check)
+        .with_active_mode(args.active)
+        .with_allow_ccc(args.allow_ccc)
+        .with_anonymous(args.anonymous)
+        .with_anonymous_upload(args.anonymous_upload)
+        .with_advertised_address(args.advertise);
     let mut builder = Server::builder(storage, users).config(config).tls(tls);
     // Sessions are bounded by the open files allowed as well as by the cap: each takes
     // about three descriptors (control, data, a file). Out of descriptors, accept fails

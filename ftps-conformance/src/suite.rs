@@ -115,12 +115,10 @@ impl Fixture {
     pub fn setup(&self) -> ServerSetup {
         ServerSetup {
             root: self.root(),
-            config: ServerConfig {
-                // PROT C is allowed (the matrix tests it); reuse stays required.
-                data_tls: DataTlsPolicy::Allow,
-                active_mode: true,
-                ..ServerConfig::default()
-            },
+            // PROT C is allowed (the matrix tests it); reuse stays required.
+            config: ServerConfig::default()
+                .with_data_tls(DataTlsPolicy::Allow)
+                .with_active_mode(true),
             tls: ftps_proto::tls::server_config_from_pem(
                 self.cert_pem.as_bytes(),
                 self.key_pem.as_bytes(),

@@ -662,12 +662,10 @@ fn implicit_mode_starts_with_tls_and_still_sends_pbsz_prot() {
 }
 
 fn plain_only_server() -> ServerConfig {
-    ServerConfig {
-        tls_available: false,
-        control_tls: ControlTlsPolicy::Allow,
-        data_tls: DataTlsPolicy::Allow,
-        ..ServerConfig::default()
-    }
+    ServerConfig::default()
+        .with_tls_available(false)
+        .with_control_tls(ControlTlsPolicy::Allow)
+        .with_data_tls(DataTlsPolicy::Allow)
 }
 
 #[test]
@@ -795,10 +793,7 @@ fn truncated_download_is_an_error_even_after_226() {
 
 #[test]
 fn active_mode_with_port() {
-    let server = ServerConfig {
-        active_mode: true,
-        ..ServerConfig::default()
-    };
+    let server = ServerConfig::default().with_active_mode(true);
     let client = ClientConfig {
         passive: false,
         ..Pair::config(ConnectionMode::ExplicitRequired)
@@ -819,10 +814,7 @@ fn active_mode_with_port() {
 /// gets a timeout, not a hang.
 #[test]
 fn active_connection_that_never_comes_times_out() {
-    let server = ServerConfig {
-        active_mode: true,
-        ..ServerConfig::default()
-    };
+    let server = ServerConfig::default().with_active_mode(true);
     let client = ClientConfig {
         passive: false,
         data_timeout: Duration::from_secs(60),
@@ -974,10 +966,7 @@ fn a_listing_that_ended_past_its_bound_is_refused() {
 
 #[test]
 fn ccc_clears_the_control_connection_and_data_stays_protected() {
-    let server = ServerConfig {
-        allow_ccc: true,
-        ..ServerConfig::default()
-    };
+    let server = ServerConfig::default().with_allow_ccc(true);
     let mut pair = Pair::new(
         Pair::config(ConnectionMode::ExplicitRequired),
         server,
@@ -1020,10 +1009,7 @@ fn ccc_clears_the_control_connection_and_data_stays_protected() {
 
 #[test]
 fn prot_c_when_asked() {
-    let server = ServerConfig {
-        data_tls: DataTlsPolicy::Allow,
-        ..ServerConfig::default()
-    };
+    let server = ServerConfig::default().with_data_tls(DataTlsPolicy::Allow);
     let client = ClientConfig {
         protection: ftps_proto::ProtectionLevel::Clear,
         ..Pair::config(ConnectionMode::ExplicitRequired)

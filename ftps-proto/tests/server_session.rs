@@ -483,11 +483,9 @@ impl Harness {
 }
 
 fn allow_all() -> ServerConfig {
-    ServerConfig {
-        control_tls: ControlTlsPolicy::Allow,
-        data_tls: DataTlsPolicy::Allow,
-        ..ServerConfig::default()
-    }
+    ServerConfig::default()
+        .with_control_tls(ControlTlsPolicy::Allow)
+        .with_data_tls(DataTlsPolicy::Allow)
 }
 
 // ----- TLS modes -----------------------------------------------------------------
@@ -572,13 +570,7 @@ fn auth_pbsz_prot_ordering() {
 
 #[test]
 fn no_tls_configured_refuses_auth() {
-    let mut h = Harness::new(
-        ServerConfig {
-            tls_available: false,
-            ..allow_all()
-        },
-        TlsMode::Explicit,
-    );
+    let mut h = Harness::new(allow_all().with_tls_available(false), TlsMode::Explicit);
     assert_eq!(h.send("AUTH TLS"), [502]);
     assert_eq!(h.send("USER alice\nPASS secret\nPWD"), [331, 230, 257]);
 }
@@ -608,10 +600,7 @@ fn control_require_allows_only_auth_feat_host_quit() {
 
 #[test]
 fn control_require_for_credentials() {
-    let config = ServerConfig {
-        control_tls: ControlTlsPolicy::RequireForCredentials,
-        ..allow_all()
-    };
+    let config = allow_all().with_control_tls(ControlTlsPolicy::RequireForCredentials);
     let mut h = Harness::new(config, TlsMode::Explicit);
     assert_eq!(h.send("NOOP\nSYST"), [200, 215]);
     assert_eq!(h.send("USER alice"), [534]);
@@ -660,10 +649,7 @@ fn data_require_refuses_transfers_under_prot_c() {
 
 #[test]
 fn data_deny_refuses_prot_p() {
-    let config = ServerConfig {
-        data_tls: DataTlsPolicy::Deny,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default().with_data_tls(DataTlsPolicy::Deny);
     let mut h = Harness::new(config, TlsMode::Explicit);
     assert_eq!(
         h.send("AUTH TLS\nUSER alice\nPASS secret\nPBSZ 0\nPROT P\nPROT C"),
@@ -701,10 +687,7 @@ fn data_tls_must_resume_the_control_session() {
 
     // With the check off, a fresh session is accepted.
     let mut h = Harness::new(
-        ServerConfig {
-            require_session_reuse: false,
-            ..ServerConfig::default()
-        },
+        ServerConfig::default().with_require_session_reuse(false),
         TlsMode::Explicit,
     );
     h.login();
@@ -747,20 +730,15 @@ fn anonymous_only_when_configured() {
     let mut h = Harness::new(allow_all(), TlsMode::Explicit);
     assert_eq!(h.send("USER anonymous"), [530]);
     let mut h = Harness::new(
-        ServerConfig {
-            anonymous: true,
-            ..ServerConfig::default()
-        },
+        ServerConfig::default().with_anonymous(true),
         TlsMode::Explicit,
     );
     // Anonymous needs no TLS for credentials, but Require still applies to USER.
     assert_eq!(h.send("USER anonymous"), [534]);
     let mut h = Harness::new(
-        ServerConfig {
-            anonymous: true,
-            control_tls: ControlTlsPolicy::RequireForCredentials,
-            ..allow_all()
-        },
+        allow_all()
+            .with_anonymous(true)
+            .with_control_tls(ControlTlsPolicy::RequireForCredentials),
         TlsMode::Explicit,
     );
     assert_eq!(h.send("USER anonymous\nPASS me@example.com"), [331, 230]);
@@ -805,10 +783,7 @@ fn ccc_is_refused_by_default_and_before_login() {
     let mut h = Harness::secure();
     assert_eq!(h.send("AUTH TLS\nCCC"), [234, 534]);
     assert_eq!(h.send("USER alice\nPASS secret\nCCC"), [331, 230, 534]);
-    let config = ServerConfig {
-        allow_ccc: true,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default().with_allow_ccc(true);
     let mut h = Harness::new(config, TlsMode::Explicit);
     assert_eq!(h.send("AUTH TLS\nCCC"), [234, 534], "CCC before login");
     assert_eq!(h.send("USER alice\nPASS secret\nCCC"), [331, 230, 200]);
@@ -830,10 +805,7 @@ fn ccc_is_refused_by_default_and_before_login() {
     assert_eq!(h.send("PWD\nPBSZ 0"), [257, 503]);
 
     // A client that sends no close_notify goes on in plain text at once.
-    let config = ServerConfig {
-        allow_ccc: true,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default().with_allow_ccc(true);
     let mut h = Harness::new(config, TlsMode::Explicit);
     assert_eq!(
         h.send("AUTH TLS\nUSER alice\nPASS secret\nCCC\nNOOP"),
@@ -881,10 +853,8 @@ fn pasv_and_epsv_replies() {
 
 #[test]
 fn advertised_address_goes_into_227() {
-    let config = ServerConfig {
-        advertised_address: Some("127.0.0.9".parse().unwrap()),
-        ..ServerConfig::default()
-    };
+    let config =
+        ServerConfig::default().with_advertised_address(Some("127.0.0.9".parse().unwrap()));
     let mut h = Harness::new(config, TlsMode::Explicit);
     h.login();
     h.send("PASV");
@@ -901,10 +871,7 @@ fn active_mode_is_off_by_default_and_guarded_when_on() {
         [502, 502]
     );
     let mut h = Harness::new(
-        ServerConfig {
-            active_mode: true,
-            ..ServerConfig::default()
-        },
+        ServerConfig::default().with_active_mode(true),
         TlsMode::Explicit,
     );
     h.login();
@@ -1245,11 +1212,9 @@ fn feat_lists_what_is_supported() {
     assert_eq!(f.auth_mechanisms(), ["TLS", "SSL"]);
     assert!(f.mlst_facts().unwrap().iter().all(|f| f.enabled));
     let mut h = Harness::new(
-        ServerConfig {
-            active_mode: true,
-            allow_ccc: true,
-            ..ServerConfig::default()
-        },
+        ServerConfig::default()
+            .with_active_mode(true)
+            .with_allow_ccc(true),
         TlsMode::Explicit,
     );
     h.send("FEAT");
@@ -1260,10 +1225,7 @@ fn feat_lists_what_is_supported() {
 #[test]
 fn site_is_pluggable() {
     let mut h = Harness::new(
-        ServerConfig {
-            site_commands: true,
-            ..ServerConfig::default()
-        },
+        ServerConfig::default().with_site_commands(true),
         TlsMode::Explicit,
     );
     h.login();
@@ -1407,11 +1369,7 @@ fn telnet_floods_long_lines_and_stray_line_ends() {
 #[test]
 fn anonymous_is_read_only_and_uploads_only_add_files() {
     let writes = "STOR x\nAPPE x\nSTOU\nDELE x\nRMD d\nMKD d\nRNFR x\nRNTO y\nMFMT 20200101000000 x\nSITE CHMOD 777 x";
-    let config = ServerConfig {
-        anonymous: true,
-        site_commands: true,
-        ..allow_all()
-    };
+    let config = allow_all().with_anonymous(true).with_site_commands(true);
     let mut h = Harness::new(config.clone(), TlsMode::Explicit);
     assert_eq!(h.send("USER anonymous\nPASS me@example.com"), [331, 230]);
     assert_eq!(h.send(writes), [550; 10]);
@@ -1419,10 +1377,7 @@ fn anonymous_is_read_only_and_uploads_only_add_files() {
     assert_eq!(h.send("PWD\nRETR x"), [257, 425]);
 
     let mut h = Harness::new(
-        ServerConfig {
-            anonymous_upload: true,
-            ..config.clone()
-        },
+        config.clone().with_anonymous_upload(true),
         TlsMode::Explicit,
     );
     assert_eq!(h.send("USER anonymous\nPASS me@example.com"), [331, 230]);
@@ -1451,10 +1406,7 @@ fn rein_does_not_extend_the_login_timeout() {
 
 #[test]
 fn anonymous_is_one_user_and_logins_per_session_are_bounded() {
-    let config = ServerConfig {
-        anonymous: true,
-        ..allow_all()
-    };
+    let config = allow_all().with_anonymous(true);
     let mut h = Harness::new(config, TlsMode::Explicit);
     assert_eq!(h.send("USER AnOnYmOuS\nPASS guest"), [331, 230]);
     assert!(h.events.iter().any(|e| matches!(

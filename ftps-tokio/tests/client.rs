@@ -231,11 +231,9 @@ async fn sessions_sharing_a_tls_config_resume_only_their_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implicit_active_and_prot_c() {
-    let config = ServerConfig {
-        active_mode: true,
-        data_tls: DataTlsPolicy::Allow,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default()
+        .with_active_mode(true)
+        .with_data_tls(DataTlsPolicy::Allow);
     let f = start("modes", config, true).await;
     let mut c = Client::connect(f.options(ConnectionMode::Implicit, BOTH))
         .await
@@ -269,11 +267,9 @@ async fn implicit_active_and_prot_c() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_only_server_downgrade_is_explicit() {
-    let config = ServerConfig {
-        control_tls: ControlTlsPolicy::Allow,
-        data_tls: DataTlsPolicy::Allow,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default()
+        .with_control_tls(ControlTlsPolicy::Allow)
+        .with_data_tls(DataTlsPolicy::Allow);
     let f = start("plain", config, false).await;
     match Client::connect(f.options(ConnectionMode::ExplicitRequired, BOTH)).await {
         Err(Error::Protocol(ftps_proto::client::ClientError::TlsUnavailable)) => {}
@@ -389,10 +385,7 @@ async fn alpn_other_than_ftp_is_refused() {
 /// connection goes clear, data stays TLS) against our server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mlst_mfmt_stou_abort_and_ccc() {
-    let config = ServerConfig {
-        allow_ccc: true,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default().with_allow_ccc(true);
     let f = start("more-ops", config, true).await;
     let big: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(f.dir.join("root/big.bin"), &big).unwrap();

@@ -323,10 +323,7 @@ async fn curl_prot_c_follows_the_data_policy() {
     // Allowed: PROT C works.
     let f = start(
         "protc-allow",
-        ServerConfig {
-            data_tls: DataTlsPolicy::Allow,
-            ..ServerConfig::default()
-        },
+        ServerConfig::default().with_data_tls(DataTlsPolicy::Allow),
     )
     .await;
     assert_eq!(
@@ -368,11 +365,9 @@ async fn ccc_with_curl_in_active_and_passive_shutdown_modes() {
         return;
     }
     for mode in ["active", "passive"] {
-        let config = ServerConfig {
-            allow_ccc: true,
-            require_session_reuse: mode == "active",
-            ..ServerConfig::default()
-        };
+        let config = ServerConfig::default()
+            .with_allow_ccc(true)
+            .with_require_session_reuse(mode == "active");
         let f = start(&format!("ccc-{mode}"), config).await;
         let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
         write(&f.path("big.bin"), &big);

@@ -21,11 +21,9 @@ async fn first_line(stream: &mut BufReader<TcpStream>) -> String {
 async fn per_ip_cap_refuses_the_extra_session_and_shutdown_stops_accepting() {
     let root = std::env::temp_dir().join(format!("ftps-limits-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
-    let config = ServerConfig {
-        control_tls: ControlTlsPolicy::Allow,
-        data_tls: DataTlsPolicy::Allow,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig::default()
+        .with_control_tls(ControlTlsPolicy::Allow)
+        .with_data_tls(DataTlsPolicy::Allow);
     let server = Server::builder(
         LocalFs::new(&root).unwrap(),
         StaticUsers::new().with_password("a", "b"),

@@ -181,22 +181,20 @@ fn tls(resumed: bool, tls12: bool) -> TlsInfo {
 }
 
 fuzz_target!(|case: Case| {
-    let config = ServerConfig {
-        control_tls: match case.control % 3 {
+    let config = ServerConfig::default()
+        .with_control_tls(match case.control % 3 {
             0 => ControlTlsPolicy::Require,
             1 => ControlTlsPolicy::RequireForCredentials,
             _ => ControlTlsPolicy::Allow,
-        },
-        data_tls: match case.data % 3 {
+        })
+        .with_data_tls(match case.data % 3 {
             0 => DataTlsPolicy::Require,
             1 => DataTlsPolicy::Allow,
             _ => DataTlsPolicy::Deny,
-        },
-        active_mode: case.active,
-        allow_ccc: case.active,
-        tls_available: true,
-        ..ServerConfig::default()
-    };
+        })
+        .with_active_mode(case.active)
+        .with_allow_ccc(case.active)
+        .with_tls_available(true);
     let mode = if case.implicit { TlsMode::Implicit } else { TlsMode::Explicit };
     let now = Instant::now();
     let session = ServerSession::new(

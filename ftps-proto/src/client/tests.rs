@@ -67,7 +67,9 @@ impl Script {
 
     fn reply(&mut self, line: &str) {
         let bytes = format!("{line}\r\n");
-        let used = self.session.handle_control_input(bytes.as_bytes(), self.now);
+        let used = self
+            .session
+            .handle_control_input(bytes.as_bytes(), self.now);
         assert_eq!(used, bytes.len());
         self.drain();
     }

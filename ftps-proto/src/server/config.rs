@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// How a listener starts its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TlsMode {
     /// Plain connection; the client may upgrade with `AUTH TLS` (RFC 4217 §4).
     Explicit,
@@ -14,6 +15,7 @@ pub enum TlsMode {
 
 /// What the control channel must be protected for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ControlTlsPolicy {
     /// Plain text is allowed throughout.
     Allow,
@@ -25,6 +27,7 @@ pub enum ControlTlsPolicy {
 
 /// What data connections must be protected for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DataTlsPolicy {
     /// PROT C and PROT P both allowed.
     Allow,
@@ -36,6 +39,7 @@ pub enum DataTlsPolicy {
 
 /// Timeouts; each is one entry of the session's timer table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// From connection to a successful login. Default 60 s.
     pub login: Duration,
@@ -70,6 +74,7 @@ impl Default for Timeouts {
 /// secure ones: TLS required on control and data, session reuse checked on data
 /// connections, active mode off, no anonymous login, no CCC.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// The text of the 220 greeting.
     pub greeting: String,
@@ -139,3 +144,50 @@ impl Default for ServerConfig {
         }
     }
 }
+
+/// `with_` methods, each setting one field and giving the value back, so that a
+/// configuration reads as one expression from any crate (the types are
+/// `#[non_exhaustive]`: fields may be added without breaking callers).
+macro_rules! with_fields {
+    ($ty:ident { $($with:ident: $field:ident: $t:ty),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                #[must_use]
+                pub fn $with(mut self, value: $t) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+with_fields!(Timeouts {
+    with_login: login: Duration,
+    with_idle: idle: Duration,
+    with_tls_handshake: tls_handshake: Duration,
+    with_data_connect: data_connect: Duration,
+    with_data_stall: data_stall: Duration,
+    with_reply_write: reply_write: Duration,
+});
+
+with_fields!(ServerConfig {
+    with_greeting: greeting: String,
+    with_tls_available: tls_available: bool,
+    with_control_tls: control_tls: ControlTlsPolicy,
+    with_data_tls: data_tls: DataTlsPolicy,
+    with_require_session_reuse: require_session_reuse: bool,
+    with_allow_ccc: allow_ccc: bool,
+    with_anonymous: anonymous: bool,
+    with_anonymous_upload: anonymous_upload: bool,
+    with_active_mode: active_mode: bool,
+    with_check_data_peer: check_data_peer: bool,
+    with_advertised_address: advertised_address: Option<IpAddr>,
+    with_max_login_failures: max_login_failures: u32,
+    with_failed_login_delay: failed_login_delay: Duration,
+    with_max_line: max_line: usize,
+    with_max_listing_entries: max_listing_entries: usize,
+    with_site_commands: site_commands: bool,
+    with_timeouts: timeouts: Timeouts,
+});

@@ -14,15 +14,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), Fail> {
         return Err("serve RUNTIME ROOT CERT KEY USER PASSWORD".into());
     };
     let tls = ftps_proto::tls::server_config_from_pem(&std::fs::read(cert)?, &std::fs::read(key)?)?;
-    let config = ServerConfig {
-        data_tls: DataTlsPolicy::Allow,
-        timeouts: Timeouts {
-            // The idle case holds thousands of sessions while more log in.
-            idle: Duration::from_secs(3600),
-            ..Timeouts::default()
-        },
-        ..ServerConfig::default()
-    };
+    // The idle case holds thousands of sessions while more log in.
+    let config = ServerConfig::default()
+        .with_data_tls(DataTlsPolicy::Allow)
+        .with_timeouts(Timeouts::default().with_idle(Duration::from_secs(3600)));
     let storage = ftps_backend::LocalFs::new(root)?;
     let users = ftps_backend::StaticUsers::new().with_password(user, password);
     // Enough for the idle case's sessions, all from one address.

@@ -380,7 +380,7 @@ impl<R: Runtime> Client<R> {
         let id = self.session.submit(op, Instant::now());
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream, ending) => Ok(DataReader {
-                stall: Stall::new(self.options.data_timeout),
+                stall: Stall::new(data, self.options.data_timeout),
                 client: self,
                 op: id,
                 data,
@@ -413,7 +413,7 @@ impl<R: Runtime> Client<R> {
         let id = self.session.submit(op, Instant::now());
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream, ending) => Ok(DataWriter {
-                stall: Stall::new(self.options.data_timeout),
+                stall: Stall::new(data, self.options.data_timeout),
                 client: self,
                 op: id,
                 data,
@@ -522,25 +522,23 @@ impl<R: Runtime> Client<R> {
                         self.handed = Some((id, stream, ending));
                         return Ok(());
                     }
-                    let stall = self.options.data_timeout;
-                    let (ascii, how) = (self.ascii, Pump { upload, limit, ending });
-                    match pump::<R>(stream, how, sink, stall, ascii).await? {
+                    let how = Pump {
+                        id,
+                        upload,
+                        limit,
+                        ending,
+                        ascii: self.ascii,
+                    };
+                    match pump::<R>(stream, how, sink, &mut self.session).await? {
                         Pumped::Ended(bytes, clean) => self
                             .session
                             .handle_io(IoEvent::DataEnded { id, bytes, clean }, now()),
                         Pumped::OverLimit(bytes) => self
                             .session
                             .handle_io(IoEvent::DataOverLimit { id, bytes }, now()),
-                        Pumped::Stalled(bytes) => self.session.handle_io(
-                            IoEvent::DataFailed {
-                                id,
-                                reason: format!(
-                                    "no data moved for {} s (after {bytes} bytes)",
-                                    self.options.data_timeout.as_secs()
-                                ),
-                            },
-                            now(),
-                        ),
+                        // The session ended the transfer (its stall timer) and said what
+                        // comes next.
+                        Pumped::Stopped => {}
                     }
                 }
                 Action::CloseData { id } => {
@@ -987,23 +985,25 @@ async fn pump<R: Runtime>(
     mut stream: Stream<R>,
     how: Pump,
     sink: &mut Sink<'_>,
-    stall: Duration,
-    ascii: bool,
+    session: &mut ClientSession,
 ) -> Result<Pumped, Error<R>> {
     let Pump {
+        id,
         upload,
         limit,
         ending,
+        ascii,
     } = how;
     let mut buf = vec![0u8; BUFFER];
     let mut converted = Vec::new();
     let mut total = 0u64;
-    let stalled = |total| Ok(Pumped::Stalled(total));
     if upload {
         let Sink::Read(input) = sink else {
             return Ok(Pumped::Ended(0, false));
         };
         let mut to_network = ascii.then(ftps_proto::ascii::ToNetwork::default);
+        // Bytes on the wire (with line endings converted), for the session's progress.
+        let mut wire = 0u64;
         loop {
             let n = input.read(&mut buf).await?;
             if n == 0 {
@@ -1017,18 +1017,32 @@ async fn pump<R: Runtime>(
                 }
                 None => &buf[..n],
             };
-            match timeout::<R, _>(stall, stream.write_all(chunk)).await {
-                Err(_) => return stalled(total),
-                Ok(Err(_)) => return Ok(Pumped::Ended(total, false)),
-                Ok(Ok(())) => total += n as u64,
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                match timeout::<R, _>(wait_limit(session), stream.write(rest)).await {
+                    Ok(Ok(0) | Err(_)) => return Ok(Pumped::Ended(total, false)),
+                    Ok(Ok(k)) => {
+                        rest = &rest[k..];
+                        wire += k as u64;
+                        let progress = IoEvent::DataProgress { id, bytes: wire };
+                        session.handle_io(progress, Instant::now());
+                    }
+                    Err(_) if still_moving(session, id) => {}
+                    Err(_) => return Ok(Pumped::Stopped),
+                }
             }
+            total += n as u64;
         }
         Ok(Pumped::Ended(total, end_upload::<R>(&mut stream, ending).await))
     } else {
         let mut from_network = ascii.then(ftps_proto::ascii::FromNetwork::default);
         loop {
-            let Ok(read) = timeout::<R, _>(stall, stream.read(&mut buf)).await else {
-                return stalled(total);
+            let read = loop {
+                match timeout::<R, _>(wait_limit(session), stream.read(&mut buf)).await {
+                    Ok(read) => break read,
+                    Err(_) if still_moving(session, id) => {}
+                    Err(_) => return Ok(Pumped::Stopped),
+                }
             };
             match read {
                 Ok(0) => {
@@ -1045,6 +1059,8 @@ async fn pump<R: Runtime>(
                         return Ok(Pumped::OverLimit(total));
                     }
                     total += n as u64;
+                    let progress = IoEvent::DataProgress { id, bytes: total };
+                    session.handle_io(progress, Instant::now());
                     if let Sink::Write(out) = sink {
                         match from_network.as_mut() {
                             Some(c) => {
@@ -1063,8 +1079,27 @@ async fn pump<R: Runtime>(
     }
 }
 
+/// How long a data socket call may wait: until the session's next timer (its stall
+/// timer, while the transfer moves).
+fn wait_limit(session: &ClientSession) -> Duration {
+    session.poll_timeout().map_or(Duration::from_secs(3600), |deadline| {
+        deadline.saturating_duration_since(Instant::now())
+    })
+}
+
+/// After a data socket call outlasted [`wait_limit`]: fires the session's timers, and
+/// says whether the session still wants the transfer's bytes moved (no stall).
+fn still_moving(session: &mut ClientSession, id: DataId) -> bool {
+    session.handle_timeout(Instant::now());
+    session.is_moving(id)
+}
+
 /// What the session asked of one transfer ([`Action::StartTransfer`]).
 struct Pump {
+    /// The data connection.
+    id: DataId,
+    /// TYPE A: convert line endings.
+    ascii: bool,
     /// The client sends.
     upload: bool,
     /// The most bytes a download may bring.
@@ -1077,8 +1112,8 @@ struct Pump {
 enum Pumped {
     /// At its end (bytes, cleanly or not).
     Ended(u64, bool),
-    /// No byte moved for the data timeout (bytes so far).
-    Stalled(u64),
+    /// The session ended the transfer: no byte moved for its data timeout.
+    Stopped,
     /// A download would have passed its limit (bytes kept).
     OverLimit(u64),
 }
@@ -1099,7 +1134,8 @@ pub struct DataReader<'c, R: Runtime> {
     ended: Option<bool>,
     /// The session was told how the data ended (by finish or abort).
     settled: bool,
-    /// No byte for the data timeout is an error, as in the transfers the client runs.
+    /// No byte for the data timeout is an error, as in the transfers the client runs
+    /// (the session's stall timer decides).
     stall: Stall<R>,
 }
 
@@ -1113,15 +1149,18 @@ impl<R: Runtime> AsyncRead for DataReader<'_, R> {
         let Some(stream) = this.stream.as_mut().filter(|_| this.ended.is_none()) else {
             return Poll::Ready(Ok(0));
         };
-        let polled = R::poll_until(this.stall.deadline(), || {
+        let session = &mut this.client.session;
+        let polled = R::poll_until(Stall::<R>::deadline(session), || {
             Pin::new(stream).poll_read(cx, buf)
         });
-        match stall::watch(&mut this.stall, cx, polled) {
+        match stall::watch(&mut this.stall, session, cx, polled) {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     this.ended = Some(true);
+                } else {
+                    this.bytes += n as u64;
+                    this.stall.progress(session, this.bytes);
                 }
-                this.bytes += n as u64;
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => {
@@ -1190,7 +1229,8 @@ pub struct DataWriter<'c, R: Runtime> {
     ending: DataEnding,
     stream: Stream<R>,
     bytes: u64,
-    /// No byte taken for the data timeout is an error.
+    /// No byte taken for the data timeout is an error (the session's stall timer
+    /// decides).
     stall: Stall<R>,
 }
 
@@ -1201,12 +1241,14 @@ impl<R: Runtime> AsyncWrite for DataWriter<'_, R> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = R::poll_until(this.stall.deadline(), || {
+        let session = &mut this.client.session;
+        let polled = R::poll_until(Stall::<R>::deadline(session), || {
             Pin::new(&mut this.stream).poll_write(cx, buf)
         });
-        match stall::watch(&mut this.stall, cx, polled) {
+        match stall::watch(&mut this.stall, session, cx, polled) {
             Poll::Ready(Ok(n)) => {
                 this.bytes += n as u64;
+                this.stall.progress(session, this.bytes);
                 Poll::Ready(Ok(n))
             }
             other => other,
@@ -1214,10 +1256,15 @@ impl<R: Runtime> AsyncWrite for DataWriter<'_, R> {
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let polled = R::poll_until(this.stall.deadline(), || {
+        let session = &mut this.client.session;
+        let polled = R::poll_until(Stall::<R>::deadline(session), || {
             Pin::new(&mut this.stream).poll_flush(cx)
         });
-        stall::watch(&mut this.stall, cx, polled)
+        let flushed = stall::watch(&mut this.stall, session, cx, polled);
+        if let Poll::Ready(Ok(())) = flushed {
+            this.stall.progress(session, this.bytes);
+        }
+        flushed
     }
     /// Flushes only: the stream is ended by [`DataWriter::finish`].
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

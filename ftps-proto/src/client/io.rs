@@ -290,8 +290,10 @@ pub enum Action {
         /// TLS on it (PROT P).
         tls: bool,
     },
-    /// The transfer command was accepted: move the data (the application's stream) and
-    /// report [`IoEvent::DataEnded`]. After a download, close our end too (close_notify,
+    /// The transfer command was accepted: move the data (the application's stream),
+    /// report [`IoEvent::DataProgress`] as bytes move, and [`IoEvent::DataEnded`] at the
+    /// end. The session times the stall: stop moving once
+    /// [`ClientSession::is_moving`](super::ClientSession::is_moving) says so. After a download, close our end too (close_notify,
     /// FIN) before waiting for the final reply: servers such as vsftpd send it only then.
     /// After an upload, end with close_notify and FIN, and read (bounded) to the server's
     /// end, which may bring a TLS 1.3 ticket. `ending` bounds both.
@@ -365,6 +367,16 @@ pub enum IoEvent {
         /// FIN may mean the data was cut short), an upload with our close_notify and FIN
         /// sent (the final reply then confirms it); on plain connections, at the FIN.
         clean: bool,
+    },
+    /// Bytes moved on a running transfer: now and then while it runs (at least once per
+    /// [`ClientConfig::data_timeout`](super::ClientConfig::data_timeout) while bytes
+    /// move). Resets the session's stall timer; a transfer without it for the data
+    /// timeout fails.
+    DataProgress {
+        /// The data connection.
+        id: DataId,
+        /// Bytes moved so far.
+        bytes: u64,
     },
     /// A download reached the `limit` of its [`Action::StartTransfer`]: the adapter
     /// stopped reading and dropped the data connection.

@@ -20,6 +20,7 @@ pub mod io;
 pub mod listing;
 #[cfg(test)]
 mod tests;
+mod timer;
 
 pub use io::{
     Action, ClientError, DataEnding, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output,
@@ -36,6 +37,7 @@ use crate::reply::{Reply, ReplyClass, ReplyCode, ReplyDecoder, ReplyError, Reply
 use crate::text::{Password, Pathname, Text, Token, Username};
 use crate::time::Timestamp;
 use std::collections::VecDeque;
+use timer::{Timer, TimerTable};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -216,6 +218,8 @@ struct Transfer {
     failure: Option<ClientError>,
     /// The most bytes the data may bring (listings), see [`ClientConfig::max_listing`].
     limit: Option<u64>,
+    /// Bytes moved so far, as the adapter reported them ([`IoEvent::DataProgress`]).
+    moved: u64,
 }
 
 impl Transfer {
@@ -260,7 +264,7 @@ pub struct ClientSession {
     running: Option<(OpId, Running)>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
-    deadline: Option<Instant>,
+    timers: TimerTable,
     next_op: u64,
     next_data: u64,
 }
@@ -302,7 +306,7 @@ impl ClientSession {
             running: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
-            deadline: None,
+            timers: TimerTable::default(),
             next_op: 0,
             next_data: 0,
         };
@@ -310,7 +314,7 @@ impl ClientSession {
             s.state = State::Setup(Setup::Tls);
             s.actions.push_back(Action::StartTls);
         }
-        s.deadline = Some(now + s.config.reply_timeout);
+        s.timers.set(Timer::Reply, now + s.config.reply_timeout);
         s
     }
 
@@ -329,7 +333,7 @@ impl ClientSession {
         if self.state == State::Closed {
             None
         } else {
-            self.deadline
+            self.timers.next()
         }
     }
 
@@ -410,6 +414,7 @@ impl ClientSession {
             error,
         };
         let id = t.id;
+        self.timers.stop(Timer::DataStall);
         self.actions.push_back(Action::CloseData { id });
         self.send(&Command::Abor, now);
         true
@@ -468,7 +473,7 @@ impl ClientSession {
                     self.data_tls = true;
                     if self.config.mode == ConnectionMode::Implicit {
                         self.state = State::Setup(Setup::Greeting);
-                        self.deadline = Some(now + self.config.reply_timeout);
+                        self.timers.set(Timer::Reply, now + self.config.reply_timeout);
                     } else {
                         self.after_tls(now);
                     }
@@ -493,7 +498,7 @@ impl ClientSession {
                 if let Some(t) = self.transfer_mut(id) {
                     t.connected = true;
                 }
-                self.maybe_start();
+                self.maybe_start(now);
             }
             IoEvent::DataFailed { id, reason } => {
                 let Some(t) = self.transfer_mut(id) else {
@@ -501,10 +506,11 @@ impl ClientSession {
                 };
                 t.failure.get_or_insert(ClientError::Data(reason));
                 let sent = t.phase.command_sent();
+                self.timers.stop(Timer::DataStall);
                 self.actions.push_back(Action::CloseData { id });
                 if sent {
                     // The server's final reply is still due.
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
                 } else {
                     self.finish_transfer(now);
                 }
@@ -512,12 +518,25 @@ impl ClientSession {
             IoEvent::DataEnded { id, bytes, clean } => {
                 if let Some(t) = self.transfer_mut(id) {
                     t.data_end = Some((bytes, clean));
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    t.moved = bytes;
+                    self.timers.stop(Timer::DataStall);
+                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
                 }
                 self.maybe_finish(now);
             }
+            IoEvent::DataProgress { id, bytes } => {
+                if let Some(t) = self.transfer_mut(id).filter(|t| t.phase == Phase::Moving) {
+                    t.moved = bytes;
+                    self.timers
+                        .set(Timer::DataStall, now + self.config.data_timeout);
+                }
+            }
             IoEvent::DataOverLimit { id, .. } => {
                 let default = self.config.max_listing;
+                if self.transfer_mut(id).is_none() {
+                    return;
+                }
+                self.timers.stop(Timer::DataStall);
                 let Some(t) = self.transfer_mut(id) else {
                     return;
                 };
@@ -541,25 +560,62 @@ impl ClientSession {
         }
     }
 
-    /// Fires the reply timeout if it is due; otherwise does nothing.
+    /// Fires the timers that are due: a reply that did not come fails the session
+    /// ([`ClientError::Timeout`]); a transfer that moved no byte for
+    /// [`ClientConfig::data_timeout`] fails (the session goes on: its data connection is
+    /// closed and the final reply awaited). Does nothing if none is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.deadline.is_some_and(|d| d <= now) {
-            self.fail_session(ClientError::Timeout);
+        for timer in self.timers.expired(now) {
+            match timer {
+                Timer::Reply => self.fail_session(ClientError::Timeout),
+                Timer::DataStall => self.on_stall(now),
+            }
         }
+    }
+
+    /// Whether the adapter should go on moving the bytes of data connection `id`: false
+    /// once the session ended its transfer (a stall, an abort, a failure). An adapter
+    /// that waits for the data reports [`IoEvent::DataProgress`] and calls
+    /// [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout),
+    /// then asks this.
+    pub fn is_moving(&self, id: DataId) -> bool {
+        match &self.running {
+            Some((_, Running::Transfer(t))) => {
+                t.id == id && t.phase == Phase::Moving && t.failure.is_none()
+            }
+            _ => false,
+        }
+    }
+
+    /// The stall timer fired: no byte moved for the data timeout.
+    fn on_stall(&mut self, now: Instant) {
+        let Some((_, Running::Transfer(t))) = &self.running else {
+            return;
+        };
+        if t.phase != Phase::Moving || t.data_end.is_some() {
+            return;
+        }
+        let reason = format!(
+            "no data moved for {} s (after {} bytes)",
+            self.config.data_timeout.as_secs(),
+            t.moved
+        );
+        let id = t.id;
+        self.handle_io(IoEvent::DataFailed { id, reason }, now);
     }
 
     // ----- internals -----------------------------------------------------------------
 
     fn send(&mut self, cmd: &Command, now: Instant) {
         self.actions.push_back(Action::Send(cmd.to_bytes()));
-        self.deadline = Some(now + self.config.reply_timeout);
+        self.timers.set(Timer::Reply, now + self.config.reply_timeout);
     }
 
     /// Sends a line built here from validated parts (PORT/EPRT).
     fn send_raw(&mut self, line: &str, now: Instant) {
         self.actions
             .push_back(Action::Send(format!("{line}\r\n").into_bytes()));
-        self.deadline = Some(now + self.config.reply_timeout);
+        self.timers.set(Timer::Reply, now + self.config.reply_timeout);
     }
 
     fn transfer_mut(&mut self, id: DataId) -> Option<&mut Transfer> {
@@ -574,7 +630,7 @@ impl ClientSession {
             return;
         }
         self.state = State::Closed;
-        self.deadline = None;
+        self.timers.clear();
         if let Some((op, running)) = self.running.take() {
             let mut result = error.clone();
             if let Running::Transfer(t) = &running {
@@ -659,7 +715,7 @@ impl ClientSession {
 
     fn ready(&mut self, now: Instant) {
         self.state = State::Ready;
-        self.deadline = None;
+        self.timers.stop(Timer::Reply);
         self.events.push_back(Event::Ready {
             features: self.features.clone(),
             secure: self.secure,
@@ -706,7 +762,7 @@ impl ClientSession {
                 match self.config.mode {
                     ConnectionMode::ExplicitIfAvailable => {
                         self.state = State::Setup(Setup::Downgrade);
-                        self.deadline = None;
+                        self.timers.stop(Timer::Reply);
                         self.events.push_back(Event::PlaintextOnly);
                     }
                     _ => self.fail_session(ClientError::TlsUnavailable),
@@ -842,6 +898,7 @@ impl ClientSession {
             final_reply: None,
             failure: None,
             limit: listing.then_some(self.config.max_listing),
+            moved: 0,
         }))
     }
 
@@ -877,7 +934,7 @@ impl ClientSession {
                         };
                         let bytes = Command::Type(ty).to_bytes();
                         self.actions.push_back(Action::Send(bytes));
-                        self.deadline = Some(now + self.config.reply_timeout);
+                        self.timers.set(Timer::Reply, now + self.config.reply_timeout);
                         return;
                     }
                     t.phase = Phase::Preparing(data_step);
@@ -885,13 +942,13 @@ impl ClientSession {
                 Step::Epsv => {
                     self.actions
                         .push_back(Action::Send(Command::Epsv(EpsvMode::Any).to_bytes()));
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
                     return;
                 }
                 Step::Pasv => {
                     self.actions
                         .push_back(Action::Send(Command::Pasv.to_bytes()));
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
                     return;
                 }
                 Step::Listen => {
@@ -907,7 +964,7 @@ impl ClientSession {
                     if t.offset > 0 {
                         self.actions
                             .push_back(Action::Send(Command::Rest(t.offset).to_bytes()));
-                        self.deadline = Some(now + self.config.reply_timeout);
+                        self.timers.set(Timer::Reply, now + self.config.reply_timeout);
                         return;
                     }
                     t.phase = Phase::Preparing(Step::Command);
@@ -915,7 +972,7 @@ impl ClientSession {
                 Step::Command => {
                     t.phase = Phase::Sent;
                     self.actions.push_back(Action::Send(t.command.to_bytes()));
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
                     return;
                 }
             }
@@ -939,7 +996,7 @@ impl ClientSession {
                 };
                 if *replies_left > 1 && code != ReplyCode::DATA_CONNECTION_OPEN {
                     *replies_left -= 1;
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
                     self.running = Some((op, Running::Transfer(t)));
                 } else {
                     let error = error.clone();
@@ -1022,15 +1079,18 @@ impl ClientSession {
                         }
                         // The transfer may take long: no reply timeout until the data ends,
                         // but the data connection must come up in time.
-                        self.deadline = (!t.connected).then(|| now + self.config.data_timeout);
+                        match t.connected {
+                            false => self.timers.set(Timer::Reply, now + self.config.data_timeout),
+                            true => self.timers.stop(Timer::Reply),
+                        }
                         self.running = Some((op, Running::Transfer(t)));
-                        self.maybe_start();
+                        self.maybe_start(now);
                         return;
                     }
                     None => {
                         t.final_reply = Some(reply);
                         self.running = Some((op, Running::Transfer(t)));
-                        self.maybe_start();
+                        self.maybe_start(now);
                         self.maybe_finish(now);
                         return;
                     }
@@ -1066,7 +1126,7 @@ impl ClientSession {
             Running::Quit => {
                 self.op_done(op, Ok(Output::Reply(reply)), now);
                 self.state = State::Closed;
-                self.deadline = None;
+                self.timers.clear();
                 for (op, _) in self.queue.drain(..) {
                     self.events.push_back(Event::Done {
                         op,
@@ -1135,7 +1195,7 @@ impl ClientSession {
 
     /// Tells the adapter to move data once the command is accepted and the data connection
     /// is up.
-    fn maybe_start(&mut self) {
+    fn maybe_start(&mut self, now: Instant) {
         let Some((_, Running::Transfer(t))) = &mut self.running else {
             return;
         };
@@ -1148,8 +1208,11 @@ impl ClientSession {
         }
         if t.phase == Phase::Accepted && t.connected && t.failure.is_none() {
             t.phase = Phase::Moving;
-            // Moving the bytes is the adapter's, which times each read and write.
-            self.deadline = None;
+            // The transfer may take long: no reply is due, but the data must keep moving
+            // (the adapter reports its progress).
+            self.timers.stop(Timer::Reply);
+            self.timers
+                .set(Timer::DataStall, now + self.config.data_timeout);
             self.actions.push_back(Action::StartTransfer {
                 id: t.id,
                 upload: t.upload,
@@ -1177,7 +1240,7 @@ impl ClientSession {
             self.finish_transfer(now);
         } else {
             // The reply is in; the data must end within the reply timeout.
-            self.deadline = Some(now + self.config.reply_timeout);
+            self.timers.set(Timer::Reply, now + self.config.reply_timeout);
         }
     }
 
@@ -1217,7 +1280,7 @@ impl ClientSession {
 
     fn op_done(&mut self, op: OpId, result: Result<Output, ClientError>, now: Instant) {
         self.running = None;
-        self.deadline = None;
+        self.timers.clear();
         self.events.push_back(Event::Done { op, result });
         self.run_next(now);
     }

@@ -83,7 +83,6 @@ impl Script {
         id
     }
 
-    #[allow(dead_code)]
     fn advance(&mut self, by: Duration) {
         self.now += by;
         self.session.handle_timeout(self.now);
@@ -190,4 +189,106 @@ fn the_session_bounds_the_end_of_a_transfer() {
     let defaults = Script::config();
     assert_eq!(defaults.data_close_timeout, Duration::from_secs(2));
     assert_eq!(defaults.upload_end_wait, Duration::from_secs(10));
+}
+
+fn stall_config() -> ClientConfig {
+    ClientConfig {
+        data_timeout: Duration::from_secs(5),
+        ..Script::config()
+    }
+}
+
+fn done(s: &Script, op: OpId) -> Option<&Result<Output, ClientError>> {
+    s.events.iter().find_map(|e| match e {
+        Event::Done { op: o, result } if *o == op => Some(result),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_stall_timer_fires_when_no_data_moves() {
+    let mut s = Script::ready(stall_config());
+    let (op, id) = start_download(&mut s);
+    assert!(s.session.is_moving(id));
+    // Moving: the stall timer is the one running.
+    assert_eq!(s.session.poll_timeout(), Some(s.now + Duration::from_secs(5)));
+    s.io(IoEvent::DataProgress { id, bytes: 1000 });
+    s.advance(Duration::from_millis(4999));
+    assert!(s.session.is_moving(id), "not yet");
+    assert!(!s.actions.contains(&Action::CloseData { id }));
+    s.advance(Duration::from_millis(1));
+    // Stalled: the data connection is dropped and the final reply awaited; the session
+    // goes on.
+    assert!(!s.session.is_moving(id));
+    assert!(s.actions.contains(&Action::CloseData { id }));
+    assert!(!s.session.is_closed());
+    assert_eq!(done(&s, op), None);
+    s.reply("426 connection closed; transfer aborted");
+    assert!(
+        matches!(done(&s, op), Some(Err(ClientError::Refused(r))) if r.code().get() == 426),
+        "{:?}",
+        s.events
+    );
+    assert!(!s.session.is_closed());
+    assert_eq!(s.session.poll_timeout(), None, "no timer left");
+}
+
+#[test]
+fn the_stall_message_says_how_far_the_data_came() {
+    let mut s = Script::ready(stall_config());
+    let (op, id) = start_download(&mut s);
+    s.io(IoEvent::DataProgress { id, bytes: 4096 });
+    s.advance(Duration::from_secs(5));
+    assert!(!s.session.is_moving(id));
+    // The server answers 226 although the data never came whole: the failure stands.
+    s.reply("226 done");
+    let expected = "no data moved for 5 s (after 4096 bytes)".to_string();
+    assert_eq!(done(&s, op), Some(&Err(ClientError::Data(expected))));
+}
+
+#[test]
+fn progress_keeps_the_stall_timer_from_firing() {
+    let mut s = Script::ready(stall_config());
+    let (op, id) = start_download(&mut s);
+    for i in 1..=20 {
+        s.advance(Duration::from_secs(4));
+        s.io(IoEvent::DataProgress { id, bytes: i * 100 });
+        assert!(s.session.is_moving(id), "after {} s", i * 4);
+    }
+    assert!(!s.actions.contains(&Action::CloseData { id }));
+    // The end of the data stops the stall timer; the final reply completes the transfer.
+    s.io(IoEvent::DataEnded {
+        id,
+        bytes: 2000,
+        clean: true,
+    });
+    s.advance(Duration::from_secs(6));
+    assert!(!s.session.is_closed());
+    s.reply("226 done");
+    assert!(
+        matches!(done(&s, op), Some(Ok(Output::Transferred { bytes: 2000, .. }))),
+        "{:?}",
+        s.events
+    );
+}
+
+#[test]
+fn the_stall_timer_runs_only_while_data_moves() {
+    let mut s = Script::ready(stall_config());
+    let op = s.submit(Operation::Retrieve {
+        path: Pathname::new("f").unwrap(),
+        offset: 0,
+        ascii: false,
+    });
+    // Before the transfer starts only the reply timer runs (30 s by default): a long
+    // wait for a reply is not a stall.
+    s.advance(Duration::from_secs(10));
+    assert!(!s.session.is_closed());
+    s.reply("200 TYPE I");
+    s.reply("229 Entering Extended Passive Mode (|||5000|)");
+    assert_eq!(done(&s, op), None);
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Script::config().reply_timeout)
+    );
 }

@@ -16,9 +16,7 @@ use ftps_proto::client::{
     self, Action, DataEnding, DataId, Event, IoEvent, ListFormat, Operation, Output,
 };
 use ftps_proto::tls::SessionStore;
-use ftps_proto::{
-    ClientSession, ListEntry, MlsxEntry, Pathname, ProtectionLevel, Reply, Timestamp,
-};
+use ftps_proto::{ClientSession, ListEntry, MlsxEntry, Pathname, Reply, Timestamp};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use rustls::pki_types::ServerName;
@@ -102,7 +100,6 @@ pub struct Client<R: Runtime> {
     store: Arc<SessionStore>,
     /// Whether the control connection runs TLS 1.3.
     tls13: bool,
-    renewals: u32,
     /// TYPE A for transfers (see `set_ascii`).
     ascii: bool,
     /// Writes to the control connection, and its TLS.
@@ -177,7 +174,6 @@ impl<R: Runtime> Client<R> {
             options,
             store,
             tls13: false,
-            renewals: 0,
             ascii: false,
             control: Control::new(write),
             control_rx,
@@ -254,45 +250,27 @@ impl<R: Runtime> Client<R> {
     /// Servers that require data connections to resume the control session (RFC 4217
     /// §10.2) and hand out no new TLS 1.3 ticket after an upload (ProFTPD 1.3.8) let a
     /// session run out of tickets: rustls uses each ticket once. Before a data connection
-    /// that could not be resumed, the client logs in again on a fresh control connection
-    /// and returns to the working directory, instead of failing the transfer. Servers that
-    /// renew tickets (vsftpd, Pure-FTPd, ours) never need it.
+    /// that could not be resumed, the session logs in again on a fresh control connection
+    /// and returns to the working directory (see [`ftps_proto::client`]'s renewal),
+    /// instead of failing the transfer. Servers that renew tickets (vsftpd, Pure-FTPd,
+    /// ours) never need it.
     pub fn session_renewals(&self) -> u32 {
-        self.renewals
+        self.session.renewals()
     }
 
-    /// Renews the control connection (see [`Client::session_renewals`]) if `op` needs a
-    /// protected data connection and the TLS 1.3 session has no ticket left.
-    async fn keep_resumable(&mut self, op: &Operation) -> Result<(), Error<R>> {
-        // (After CCC the control connection is clear but data connections keep TLS.)
-        let protected = self.options.protection == ProtectionLevel::Private;
-        if !(op.uses_data_connection() && protected && self.store.needs_renewal(self.tls13)) {
-            return Ok(());
-        }
-        tracing::info!("TLS 1.3 tickets used up: opening the control connection again");
-        let cwd = self.run_now(Operation::Pwd, &mut Sink::None).await?;
-        let cwd = Pathname::new(cwd.into_path()?)?;
-        let mut fresh = Box::pin(Client::<R>::connect(self.options.clone())).await?;
-        fresh.run_now(Operation::Cwd(cwd), &mut Sink::None).await?;
-        fresh.renewals = self.renewals + 1;
-        fresh.ascii = self.ascii;
-        fresh.set_max_listing(self.max_listing());
-        let mut old = std::mem::replace(self, fresh);
-        let mut none = Sink::None;
-        let quit = old.run_now(Operation::Quit, &mut none);
-        let _ = timeout::<R, _>(Duration::from_secs(2), quit).await;
-        Ok(())
+    /// Submits `op`, telling the session first whether the TLS session has a ticket left
+    /// for its data connection (the session decides whether to renew).
+    fn submit(&mut self, op: Operation) -> client::OpId {
+        let exhausted = self.store.needs_renewal(self.tls13);
+        let now = Instant::now();
+        self.session
+            .handle_io(IoEvent::Resumption { exhausted }, now);
+        self.session.submit(op, now)
     }
 
     /// Runs one operation to its end, moving data through `sink`.
     async fn run(&mut self, op: Operation, sink: &mut Sink<'_>) -> Result<Output, Error<R>> {
-        self.keep_resumable(&op).await?;
-        self.run_now(op, sink).await
-    }
-
-    /// [`Client::run`] without the resumability check.
-    async fn run_now(&mut self, op: Operation, sink: &mut Sink<'_>) -> Result<Output, Error<R>> {
-        let id = self.session.submit(op, Instant::now());
+        let id = self.submit(op);
         match self.drive(id, sink).await? {
             Drive::Done(output) => Ok(output),
             Drive::Handed(..) => Err(Error::Protocol(client::ClientError::Closed)),
@@ -376,8 +354,7 @@ impl<R: Runtime> Client<R> {
             offset,
             ascii: self.ascii,
         };
-        self.keep_resumable(&op).await?;
-        let id = self.session.submit(op, Instant::now());
+        let id = self.submit(op);
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream, ending) => Ok(DataReader {
                 stall: Stall::new(data, self.options.data_timeout),
@@ -409,8 +386,7 @@ impl<R: Runtime> Client<R> {
             append,
             ascii: self.ascii,
         };
-        self.keep_resumable(&op).await?;
-        let id = self.session.submit(op, Instant::now());
+        let id = self.submit(op);
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream, ending) => Ok(DataWriter {
                 stall: Stall::new(data, self.options.data_timeout),
@@ -550,10 +526,50 @@ impl<R: Runtime> Client<R> {
                     self.control.close::<R>(Duration::from_secs(2)).await;
                     (self.close)();
                 }
+                Action::Reconnect => match Box::pin(self.reconnect()).await {
+                    Ok(peer) => self
+                        .session
+                        .handle_io(IoEvent::ControlReconnected { peer }, now()),
+                    Err(e) => {
+                        tracing::warn!("renewing the control connection failed: {e:?}");
+                        self.session.handle_io(IoEvent::ControlClosed, now());
+                    }
+                },
                 other => tracing::warn!(?other, "unknown client action"),
             }
         }
         Ok(())
+    }
+
+    /// Ends the control connection and opens a fresh one to the same server, with a fresh
+    /// TLS session store ([`Action::Reconnect`]); the session sets it up.
+    async fn reconnect(&mut self) -> Result<SocketAddr, Error<R>> {
+        tracing::info!("TLS 1.3 tickets used up: opening the control connection again");
+        self.control.close::<R>(Duration::from_secs(2)).await;
+        (self.close)();
+        let store = SessionStore::new();
+        let connector = self.options.tls_config(store.clone())?;
+        let connecting = R::connect_host(self.options.host.clone(), self.options.port);
+        let tcp = timeout::<R, _>(self.options.connect_timeout, connecting)
+            .await
+            .map_err(|_| Error::Protocol(client::ClientError::Timeout))??;
+        R::set_nodelay(&tcp)?;
+        let (local, peer) = R::addrs(&tcp)?;
+        let close = R::closer(&tcp)?;
+        let (read, write) = R::split(tcp)?;
+        let (control_tx, control_rx) = async_channel::bounded(crate::control::INBOX);
+        self._reader = crate::control::spawn_reader::<R>(read, control_tx);
+        self.control_rx = control_rx;
+        self.control = Control::new(write);
+        self.close = close;
+        self.store = store;
+        self.connector = connector;
+        self.tls13 = false;
+        self.control_ended = false;
+        self.handshake_deadline = None;
+        self.input.clear();
+        (self.local, self.peer) = (local, peer);
+        Ok(peer)
     }
 
     /// Waits for the next input: control bytes, a data connection, a timeout. Only
@@ -1033,7 +1049,10 @@ async fn pump<R: Runtime>(
             }
             total += n as u64;
         }
-        Ok(Pumped::Ended(total, end_upload::<R>(&mut stream, ending).await))
+        Ok(Pumped::Ended(
+            total,
+            end_upload::<R>(&mut stream, ending).await,
+        ))
     } else {
         let mut from_network = ascii.then(ftps_proto::ascii::FromNetwork::default);
         loop {
@@ -1082,9 +1101,11 @@ async fn pump<R: Runtime>(
 /// How long a data socket call may wait: until the session's next timer (its stall
 /// timer, while the transfer moves).
 fn wait_limit(session: &ClientSession) -> Duration {
-    session.poll_timeout().map_or(Duration::from_secs(3600), |deadline| {
-        deadline.saturating_duration_since(Instant::now())
-    })
+    session
+        .poll_timeout()
+        .map_or(Duration::from_secs(3600), |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        })
 }
 
 /// After a data socket call outlasted [`wait_limit`]: fires the session's timers, and
@@ -1330,4 +1351,3 @@ async fn end_upload<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) -> b
     .await;
     true
 }
-

@@ -63,7 +63,11 @@ impl<R: Runtime> Stall<R> {
     /// After an IO call returned `Pending`: waits on the session's timer; the error to
     /// fail with once the session ended the transfer (the caller returns it instead of
     /// `Pending`).
-    fn poll_stalled(&mut self, session: &mut ClientSession, cx: &mut Context<'_>) -> Option<io::Error> {
+    fn poll_stalled(
+        &mut self,
+        session: &mut ClientSession,
+        cx: &mut Context<'_>,
+    ) -> Option<io::Error> {
         loop {
             if !session.is_moving(self.id) {
                 return Some(self.stalled());

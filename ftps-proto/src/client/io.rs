@@ -317,6 +317,12 @@ pub enum Action {
     },
     /// Close the control connection.
     Close,
+    /// Renew the control connection (see [`ClientSession::renewals`](super::ClientSession::renewals)):
+    /// end the old one, open a fresh one to the same server with a fresh TLS session
+    /// store, and report [`IoEvent::ControlReconnected`] (or
+    /// [`IoEvent::ControlClosed`]). The session then replays greeting, TLS, login,
+    /// PBSZ/PROT and the working directory on it.
+    Reconnect,
 }
 
 /// How long the adapter may take to end a data connection, as the session decided
@@ -388,6 +394,21 @@ pub enum IoEvent {
     },
     /// The control connection closed.
     ControlClosed,
+    /// What the adapter's TLS session store says, reported before an operation: `true`
+    /// if the control connection runs TLS 1.3, the server hands out tickets, and none is
+    /// left for the next data connection to resume (a server that requires resumption
+    /// would refuse it). An operation that needs a protected data connection then waits
+    /// for a renewal of the control connection ([`Action::Reconnect`]).
+    Resumption {
+        /// No ticket is left.
+        exhausted: bool,
+    },
+    /// The fresh control connection [`Action::Reconnect`] asked for is up (TCP only; the
+    /// session starts over from the greeting, or from TLS in implicit mode).
+    ControlReconnected {
+        /// The server's address on it.
+        peer: SocketAddr,
+    },
 }
 
 /// What the client tells the application.

@@ -18,6 +18,7 @@
 
 pub mod io;
 pub mod listing;
+mod renewal;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -36,11 +37,12 @@ use crate::framing::AfterTls;
 use crate::reply::{Reply, ReplyClass, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
 use crate::text::{Password, Pathname, Text, Token, Username};
 use crate::time::Timestamp;
+use renewal::Renewal;
 use std::collections::VecDeque;
-use timer::{Timer, TimerTable};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use timer::{Timer, TimerTable};
 
 /// The default of [`ClientConfig::max_listing`]: 64 MiB, about a million `ls -l` lines.
 pub const DEFAULT_MAX_LISTING: u64 = 64 << 20;
@@ -265,6 +267,13 @@ pub struct ClientSession {
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
     timers: TimerTable,
+    /// The adapter's session store has no TLS 1.3 ticket left for a data connection
+    /// ([`IoEvent::Resumption`]).
+    tickets_exhausted: bool,
+    /// A renewal of the control connection in progress (see [`renewal`]).
+    renewal: Option<Renewal>,
+    /// How many renewals completed.
+    renewals: u32,
     next_op: u64,
     next_data: u64,
 }
@@ -307,6 +316,9 @@ impl ClientSession {
             actions: VecDeque::new(),
             events: VecDeque::new(),
             timers: TimerTable::default(),
+            tickets_exhausted: false,
+            renewal: None,
+            renewals: 0,
             next_op: 0,
             next_data: 0,
         };
@@ -355,6 +367,12 @@ impl ClientSession {
     /// The listing bound of [`ClientConfig::max_listing`].
     pub fn max_listing(&self) -> u64 {
         self.config.max_listing
+    }
+
+    /// How many times the session renewed its control connection because the TLS 1.3
+    /// session had no ticket left for the next data connection (see [`renewal`]).
+    pub fn renewals(&self) -> u32 {
+        self.renewals
     }
 
     /// The control input bound of [`ClientConfig::max_control_input`]: the adapter reads
@@ -473,7 +491,8 @@ impl ClientSession {
                     self.data_tls = true;
                     if self.config.mode == ConnectionMode::Implicit {
                         self.state = State::Setup(Setup::Greeting);
-                        self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+                        self.timers
+                            .set(Timer::Reply, now + self.config.reply_timeout);
                     } else {
                         self.after_tls(now);
                     }
@@ -481,6 +500,8 @@ impl ClientSession {
             }
             IoEvent::TlsFailed(reason) => self.fail_session(ClientError::Tls(reason)),
             IoEvent::ControlClosed => self.fail_session(ClientError::Closed),
+            IoEvent::Resumption { exhausted } => self.tickets_exhausted = exhausted,
+            IoEvent::ControlReconnected { peer } => self.on_reconnected(peer, now),
             IoEvent::DataListening { id, local } => {
                 if let Some(t) = self
                     .transfer_mut(id)
@@ -510,7 +531,8 @@ impl ClientSession {
                 self.actions.push_back(Action::CloseData { id });
                 if sent {
                     // The server's final reply is still due.
-                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                 } else {
                     self.finish_transfer(now);
                 }
@@ -520,7 +542,8 @@ impl ClientSession {
                     t.data_end = Some((bytes, clean));
                     t.moved = bytes;
                     self.timers.stop(Timer::DataStall);
-                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                 }
                 self.maybe_finish(now);
             }
@@ -567,7 +590,11 @@ impl ClientSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         for timer in self.timers.expired(now) {
             match timer {
-                Timer::Reply => self.fail_session(ClientError::Timeout),
+                Timer::Reply => {
+                    if !self.renewal_timeout() {
+                        self.fail_session(ClientError::Timeout)
+                    }
+                }
                 Timer::DataStall => self.on_stall(now),
             }
         }
@@ -608,14 +635,16 @@ impl ClientSession {
 
     fn send(&mut self, cmd: &Command, now: Instant) {
         self.actions.push_back(Action::Send(cmd.to_bytes()));
-        self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+        self.timers
+            .set(Timer::Reply, now + self.config.reply_timeout);
     }
 
     /// Sends a line built here from validated parts (PORT/EPRT).
     fn send_raw(&mut self, line: &str, now: Instant) {
         self.actions
             .push_back(Action::Send(format!("{line}\r\n").into_bytes()));
-        self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+        self.timers
+            .set(Timer::Reply, now + self.config.reply_timeout);
     }
 
     fn transfer_mut(&mut self, id: DataId) -> Option<&mut Transfer> {
@@ -714,6 +743,9 @@ impl ClientSession {
     }
 
     fn ready(&mut self, now: Instant) {
+        if self.renewed_login(now) {
+            return;
+        }
         self.state = State::Ready;
         self.timers.stop(Timer::Reply);
         self.events.push_back(Event::Ready {
@@ -728,6 +760,11 @@ impl ClientSession {
         match self.state {
             State::Closed => {}
             State::Setup(step) => self.on_setup_reply(step, reply, now),
+            State::Ready if self.renewal.is_some() => {
+                if let Some(step) = self.renewal.take() {
+                    self.on_renewal_reply(step, reply, now);
+                }
+            }
             State::Ready => match self.running.take() {
                 Some((op, running)) => self.on_op_reply(op, running, reply, now),
                 None if code == ReplyCode::SERVICE_NOT_AVAILABLE => {
@@ -801,6 +838,9 @@ impl ClientSession {
 
     fn run_next(&mut self, now: Instant) {
         if self.state != State::Ready || self.running.is_some() {
+            return;
+        }
+        if self.renewal.is_some() || self.renew_if_needed(now) {
             return;
         }
         let Some((op, operation)) = self.queue.pop_front() else {
@@ -934,7 +974,8 @@ impl ClientSession {
                         };
                         let bytes = Command::Type(ty).to_bytes();
                         self.actions.push_back(Action::Send(bytes));
-                        self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+                        self.timers
+                            .set(Timer::Reply, now + self.config.reply_timeout);
                         return;
                     }
                     t.phase = Phase::Preparing(data_step);
@@ -942,13 +983,15 @@ impl ClientSession {
                 Step::Epsv => {
                     self.actions
                         .push_back(Action::Send(Command::Epsv(EpsvMode::Any).to_bytes()));
-                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                     return;
                 }
                 Step::Pasv => {
                     self.actions
                         .push_back(Action::Send(Command::Pasv.to_bytes()));
-                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                     return;
                 }
                 Step::Listen => {
@@ -964,7 +1007,8 @@ impl ClientSession {
                     if t.offset > 0 {
                         self.actions
                             .push_back(Action::Send(Command::Rest(t.offset).to_bytes()));
-                        self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+                        self.timers
+                            .set(Timer::Reply, now + self.config.reply_timeout);
                         return;
                     }
                     t.phase = Phase::Preparing(Step::Command);
@@ -972,7 +1016,8 @@ impl ClientSession {
                 Step::Command => {
                     t.phase = Phase::Sent;
                     self.actions.push_back(Action::Send(t.command.to_bytes()));
-                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                     return;
                 }
             }
@@ -996,7 +1041,8 @@ impl ClientSession {
                 };
                 if *replies_left > 1 && code != ReplyCode::DATA_CONNECTION_OPEN {
                     *replies_left -= 1;
-                    self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                     self.running = Some((op, Running::Transfer(t)));
                 } else {
                     let error = error.clone();
@@ -1080,7 +1126,9 @@ impl ClientSession {
                         // The transfer may take long: no reply timeout until the data ends,
                         // but the data connection must come up in time.
                         match t.connected {
-                            false => self.timers.set(Timer::Reply, now + self.config.data_timeout),
+                            false => self
+                                .timers
+                                .set(Timer::Reply, now + self.config.data_timeout),
                             true => self.timers.stop(Timer::Reply),
                         }
                         self.running = Some((op, Running::Transfer(t)));
@@ -1240,7 +1288,8 @@ impl ClientSession {
             self.finish_transfer(now);
         } else {
             // The reply is in; the data must end within the reply timeout.
-            self.timers.set(Timer::Reply, now + self.config.reply_timeout);
+            self.timers
+                .set(Timer::Reply, now + self.config.reply_timeout);
         }
     }
 

@@ -67,7 +67,9 @@ impl Script {
 
     fn reply(&mut self, line: &str) {
         let bytes = format!("{line}\r\n");
-        let used = self.session.handle_control_input(bytes.as_bytes(), self.now);
+        let used = self
+            .session
+            .handle_control_input(bytes.as_bytes(), self.now);
         assert_eq!(used, bytes.len());
         self.drain();
     }
@@ -90,7 +92,6 @@ impl Script {
     }
 
     /// The commands sent so far, one per line, without CRLF.
-    #[allow(dead_code)]
     fn sent(&self) -> Vec<String> {
         self.actions
             .iter()
@@ -211,7 +212,10 @@ fn the_stall_timer_fires_when_no_data_moves() {
     let (op, id) = start_download(&mut s);
     assert!(s.session.is_moving(id));
     // Moving: the stall timer is the one running.
-    assert_eq!(s.session.poll_timeout(), Some(s.now + Duration::from_secs(5)));
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(5))
+    );
     s.io(IoEvent::DataProgress { id, bytes: 1000 });
     s.advance(Duration::from_millis(4999));
     assert!(s.session.is_moving(id), "not yet");
@@ -266,7 +270,10 @@ fn progress_keeps_the_stall_timer_from_firing() {
     assert!(!s.session.is_closed());
     s.reply("226 done");
     assert!(
-        matches!(done(&s, op), Some(Ok(Output::Transferred { bytes: 2000, .. }))),
+        matches!(
+            done(&s, op),
+            Some(Ok(Output::Transferred { bytes: 2000, .. }))
+        ),
         "{:?}",
         s.events
     );
@@ -291,4 +298,120 @@ fn the_stall_timer_runs_only_while_data_moves() {
         s.session.poll_timeout(),
         Some(s.now + Script::config().reply_timeout)
     );
+}
+
+fn retrieve() -> Operation {
+    Operation::Retrieve {
+        path: Pathname::new("f").unwrap(),
+        offset: 0,
+        ascii: false,
+    }
+}
+
+#[test]
+fn used_up_tickets_renew_the_control_connection_before_a_data_connection() {
+    let mut s = Script::ready(Script::config());
+    s.io(IoEvent::Resumption { exhausted: true });
+    let op = s.submit(retrieve());
+    s.reply("257 \"/in/there\" is the current directory");
+    s.reply("221 bye");
+    assert_eq!(s.actions.last(), Some(&Action::Reconnect));
+    assert!(!s.session.is_closed());
+    // The adapter opened a fresh connection: the setup starts over on it.
+    s.io(IoEvent::ControlReconnected {
+        peer: "127.0.0.2:21".parse().unwrap(),
+    });
+    s.reply("220 hi again");
+    s.reply("234 go");
+    s.io(IoEvent::TlsEstablished);
+    s.reply("331 password");
+    s.reply("230 in");
+    s.reply("211 no features");
+    s.reply("200 PBSZ=0");
+    s.reply("200 PROT P");
+    s.reply("250 back");
+    assert_eq!(s.session.renewals(), 1);
+    s.reply("200 TYPE I");
+    s.reply("229 Entering Extended Passive Mode (|||5000|)");
+    assert_eq!(
+        s.sent(),
+        [
+            "PWD",
+            "QUIT",
+            "AUTH TLS",
+            "USER alice",
+            "PASS secret",
+            "FEAT",
+            "PBSZ 0",
+            "PROT P",
+            "CWD /in/there",
+            "TYPE I",
+            "EPSV",
+            "RETR f",
+        ]
+    );
+    // The data connection goes to the fresh connection's peer.
+    assert!(s.actions.iter().any(|a| matches!(
+        a,
+        Action::ConnectData { addr, tls: true, .. } if addr.to_string() == "127.0.0.2:5000"
+    )));
+    // The renewal is the session's own business: no second Ready, the operation goes on.
+    assert!(!s.events.iter().any(|e| matches!(e, Event::Ready { .. })));
+    assert_eq!(done(&s, op), None);
+}
+
+#[test]
+fn an_old_connection_that_does_not_answer_quit_is_given_up() {
+    let mut s = Script::ready(Script::config());
+    s.io(IoEvent::Resumption { exhausted: true });
+    s.submit(retrieve());
+    s.reply("257 \"/\"");
+    assert_eq!(s.sent().last().map(String::as_str), Some("QUIT"));
+    s.advance(renewal::QUIT_WAIT);
+    assert_eq!(s.actions.last(), Some(&Action::Reconnect));
+    assert!(!s.session.is_closed());
+}
+
+#[test]
+fn no_renewal_while_tickets_are_left_or_without_protected_data() {
+    // Tickets left.
+    let mut s = Script::ready(Script::config());
+    s.io(IoEvent::Resumption { exhausted: false });
+    s.submit(retrieve());
+    assert_eq!(s.sent(), ["TYPE I"]);
+    // No data connection.
+    let mut s = Script::ready(Script::config());
+    s.io(IoEvent::Resumption { exhausted: true });
+    s.submit(Operation::Noop);
+    assert_eq!(s.sent(), ["NOOP"]);
+    // PROT C: data connections do not resume anything.
+    let config = ClientConfig {
+        protection: ProtectionLevel::Clear,
+        ..Script::config()
+    };
+    let mut s = Script::new(config);
+    for line in ["220 hi", "234 go"] {
+        s.reply(line);
+    }
+    s.io(IoEvent::TlsEstablished);
+    for line in ["331 p", "230 in", "211 none", "200 PBSZ=0", "200 PROT C"] {
+        s.reply(line);
+    }
+    s.actions.clear();
+    s.io(IoEvent::Resumption { exhausted: true });
+    s.submit(retrieve());
+    assert_eq!(s.sent(), ["TYPE I"]);
+}
+
+#[test]
+fn a_failed_pwd_fails_the_operation_and_the_session_goes_on() {
+    let mut s = Script::ready(Script::config());
+    s.io(IoEvent::Resumption { exhausted: true });
+    let op = s.submit(retrieve());
+    s.reply("550 no");
+    assert!(matches!(done(&s, op), Some(Err(ClientError::Refused(_)))));
+    assert!(!s.session.is_closed());
+    let op = s.submit(Operation::Noop);
+    s.reply("200 ok");
+    assert!(matches!(done(&s, op), Some(Ok(_))));
 }

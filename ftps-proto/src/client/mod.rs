@@ -94,7 +94,7 @@ pub struct ClientConfig {
     pub reply_timeout: Duration,
     /// How long a data connection may take to be connected or accepted once the server
     /// accepted the command (150), and how long a transfer may go without moving a byte
-    /// (the adapter times each read and write with it). Default 60 s.
+    /// (the session's stall timer, re-armed by [`IoEvent::DataProgress`]). Default 60 s.
     pub data_timeout: Duration,
     /// The most bytes a listing (LIST, NLST, MLSD) may bring, and the most its parsed
     /// entries may hold in memory ([`listing`]). Listings come whole into memory, and
@@ -370,7 +370,8 @@ impl ClientSession {
     }
 
     /// How many times the session renewed its control connection because the TLS 1.3
-    /// session had no ticket left for the next data connection (see [`renewal`]).
+    /// session had no ticket left for the next data connection (see
+    /// [`IoEvent::Resumption`] and [`Action::Reconnect`]).
     pub fn renewals(&self) -> u32 {
         self.renewals
     }

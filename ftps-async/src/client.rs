@@ -584,7 +584,9 @@ impl<R: Runtime> Client<R> {
             return Ok(());
         }
         // Backpressure: no more control input while the session's bound of it waits.
-        let reading = !self.control_ended && self.input.len() < self.session.max_control_input();
+        let waiting = self.input.len();
+        let reading =
+            !self.control_ended && (waiting == 0 || waiting < self.session.max_control_input());
         let data = &self.data_rx;
         let woke = control::next::<R, _>(&self.control_rx, reading, data, deadline).await;
         let now = Instant::now();

@@ -445,7 +445,8 @@ impl ClientSession {
     /// [`ClientConfig::max_control_input`] fail the session ([`ClientError::BadReply`]).
     pub fn handle_control_input(&mut self, input: &[u8], now: Instant) -> usize {
         let used = self.take_control_input(input, now);
-        if self.state != State::Closed && input.len() - used >= self.config.max_control_input {
+        let left = input.len() - used;
+        if self.state != State::Closed && left > 0 && left >= self.config.max_control_input {
             self.fail_session(ClientError::BadReply(ReplyError::TooLarge));
             return input.len();
         }

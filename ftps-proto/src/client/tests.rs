@@ -140,6 +140,18 @@ fn untaken_control_input_at_the_cap_fails_the_session() {
 }
 
 #[test]
+fn input_taken_whole_is_never_over_the_cap() {
+    let config = ClientConfig {
+        max_control_input: 0,
+        ..Script::config()
+    };
+    let mut s = Script::ready(config);
+    s.submit(Operation::Noop);
+    s.reply("200 ok");
+    assert!(!s.session.is_closed());
+}
+
+#[test]
 fn the_input_cap_defaults_to_the_servers_bound() {
     let s = Script::new(Script::config());
     assert_eq!(s.session.max_control_input(), DEFAULT_MAX_CONTROL_INPUT);

@@ -16,9 +16,7 @@ use ftps_proto::client::{
     self, Action, DataEnding, DataId, Event, IoEvent, ListFormat, Operation, Output,
 };
 use ftps_proto::tls::SessionStore;
-use ftps_proto::{
-    ClientSession, ListEntry, MlsxEntry, Pathname, ProtectionLevel, Reply, Timestamp,
-};
+use ftps_proto::{ClientSession, ListEntry, MlsxEntry, Pathname, Reply, Timestamp};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use rustls::pki_types::ServerName;
@@ -102,7 +100,6 @@ pub struct Client<R: Runtime> {
     store: Arc<SessionStore>,
     /// Whether the control connection runs TLS 1.3.
     tls13: bool,
-    renewals: u32,
     /// TYPE A for transfers (see `set_ascii`).
     ascii: bool,
     /// Writes to the control connection, and its TLS.
@@ -177,7 +174,6 @@ impl<R: Runtime> Client<R> {
             options,
             store,
             tls13: false,
-            renewals: 0,
             ascii: false,
             control: Control::new(write),
             control_rx,
@@ -254,45 +250,27 @@ impl<R: Runtime> Client<R> {
     /// Servers that require data connections to resume the control session (RFC 4217
     /// §10.2) and hand out no new TLS 1.3 ticket after an upload (ProFTPD 1.3.8) let a
     /// session run out of tickets: rustls uses each ticket once. Before a data connection
-    /// that could not be resumed, the client logs in again on a fresh control connection
-    /// and returns to the working directory, instead of failing the transfer. Servers that
-    /// renew tickets (vsftpd, Pure-FTPd, ours) never need it.
+    /// that could not be resumed, the session logs in again on a fresh control connection
+    /// and returns to the working directory (see [`ftps_proto::client`]'s renewal),
+    /// instead of failing the transfer. Servers that renew tickets (vsftpd, Pure-FTPd,
+    /// ours) never need it.
     pub fn session_renewals(&self) -> u32 {
-        self.renewals
+        self.session.renewals()
     }
 
-    /// Renews the control connection (see [`Client::session_renewals`]) if `op` needs a
-    /// protected data connection and the TLS 1.3 session has no ticket left.
-    async fn keep_resumable(&mut self, op: &Operation) -> Result<(), Error<R>> {
-        // (After CCC the control connection is clear but data connections keep TLS.)
-        let protected = self.options.protection == ProtectionLevel::Private;
-        if !(op.uses_data_connection() && protected && self.store.needs_renewal(self.tls13)) {
-            return Ok(());
-        }
-        tracing::info!("TLS 1.3 tickets used up: opening the control connection again");
-        let cwd = self.run_now(Operation::Pwd, &mut Sink::None).await?;
-        let cwd = Pathname::new(cwd.into_path()?)?;
-        let mut fresh = Box::pin(Client::<R>::connect(self.options.clone())).await?;
-        fresh.run_now(Operation::Cwd(cwd), &mut Sink::None).await?;
-        fresh.renewals = self.renewals + 1;
-        fresh.ascii = self.ascii;
-        fresh.set_max_listing(self.max_listing());
-        let mut old = std::mem::replace(self, fresh);
-        let mut none = Sink::None;
-        let quit = old.run_now(Operation::Quit, &mut none);
-        let _ = timeout::<R, _>(Duration::from_secs(2), quit).await;
-        Ok(())
+    /// Submits `op`, telling the session first whether the TLS session has a ticket left
+    /// for its data connection (the session decides whether to renew).
+    fn submit(&mut self, op: Operation) -> client::OpId {
+        let exhausted = self.store.needs_renewal(self.tls13);
+        let now = Instant::now();
+        self.session
+            .handle_io(IoEvent::Resumption { exhausted }, now);
+        self.session.submit(op, now)
     }
 
     /// Runs one operation to its end, moving data through `sink`.
     async fn run(&mut self, op: Operation, sink: &mut Sink<'_>) -> Result<Output, Error<R>> {
-        self.keep_resumable(&op).await?;
-        self.run_now(op, sink).await
-    }
-
-    /// [`Client::run`] without the resumability check.
-    async fn run_now(&mut self, op: Operation, sink: &mut Sink<'_>) -> Result<Output, Error<R>> {
-        let id = self.session.submit(op, Instant::now());
+        let id = self.submit(op);
         match self.drive(id, sink).await? {
             Drive::Done(output) => Ok(output),
             Drive::Handed(..) => Err(Error::Protocol(client::ClientError::Closed)),
@@ -376,11 +354,10 @@ impl<R: Runtime> Client<R> {
             offset,
             ascii: self.ascii,
         };
-        self.keep_resumable(&op).await?;
-        let id = self.session.submit(op, Instant::now());
+        let id = self.submit(op);
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream, ending) => Ok(DataReader {
-                stall: Stall::new(self.options.data_timeout),
+                stall: Stall::new(data, self.options.data_timeout),
                 client: self,
                 op: id,
                 data,
@@ -409,11 +386,10 @@ impl<R: Runtime> Client<R> {
             append,
             ascii: self.ascii,
         };
-        self.keep_resumable(&op).await?;
-        let id = self.session.submit(op, Instant::now());
+        let id = self.submit(op);
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream, ending) => Ok(DataWriter {
-                stall: Stall::new(self.options.data_timeout),
+                stall: Stall::new(data, self.options.data_timeout),
                 client: self,
                 op: id,
                 data,
@@ -522,32 +498,23 @@ impl<R: Runtime> Client<R> {
                         self.handed = Some((id, stream, ending));
                         return Ok(());
                     }
-                    let stall = self.options.data_timeout;
-                    let (ascii, how) = (
-                        self.ascii,
-                        Pump {
-                            upload,
-                            limit,
-                            ending,
-                        },
-                    );
-                    match pump::<R>(stream, how, sink, stall, ascii).await? {
+                    let how = Pump {
+                        id,
+                        upload,
+                        limit,
+                        ending,
+                        ascii: self.ascii,
+                    };
+                    match pump::<R>(stream, how, sink, &mut self.session).await? {
                         Pumped::Ended(bytes, clean) => self
                             .session
                             .handle_io(IoEvent::DataEnded { id, bytes, clean }, now()),
                         Pumped::OverLimit(bytes) => self
                             .session
                             .handle_io(IoEvent::DataOverLimit { id, bytes }, now()),
-                        Pumped::Stalled(bytes) => self.session.handle_io(
-                            IoEvent::DataFailed {
-                                id,
-                                reason: format!(
-                                    "no data moved for {} s (after {bytes} bytes)",
-                                    self.options.data_timeout.as_secs()
-                                ),
-                            },
-                            now(),
-                        ),
+                        // The session ended the transfer (its stall timer) and said what
+                        // comes next.
+                        Pumped::Stopped => {}
                     }
                 }
                 Action::CloseData { id } => {
@@ -559,10 +526,50 @@ impl<R: Runtime> Client<R> {
                     self.control.close::<R>(Duration::from_secs(2)).await;
                     (self.close)();
                 }
+                Action::Reconnect => match Box::pin(self.reconnect()).await {
+                    Ok(peer) => self
+                        .session
+                        .handle_io(IoEvent::ControlReconnected { peer }, now()),
+                    Err(e) => {
+                        tracing::warn!("renewing the control connection failed: {e:?}");
+                        self.session.handle_io(IoEvent::ControlClosed, now());
+                    }
+                },
                 other => tracing::warn!(?other, "unknown client action"),
             }
         }
         Ok(())
+    }
+
+    /// Ends the control connection and opens a fresh one to the same server, with a fresh
+    /// TLS session store ([`Action::Reconnect`]); the session sets it up.
+    async fn reconnect(&mut self) -> Result<SocketAddr, Error<R>> {
+        tracing::info!("TLS 1.3 tickets used up: opening the control connection again");
+        self.control.close::<R>(Duration::from_secs(2)).await;
+        (self.close)();
+        let store = SessionStore::new();
+        let connector = self.options.tls_config(store.clone())?;
+        let connecting = R::connect_host(self.options.host.clone(), self.options.port);
+        let tcp = timeout::<R, _>(self.options.connect_timeout, connecting)
+            .await
+            .map_err(|_| Error::Protocol(client::ClientError::Timeout))??;
+        R::set_nodelay(&tcp)?;
+        let (local, peer) = R::addrs(&tcp)?;
+        let close = R::closer(&tcp)?;
+        let (read, write) = R::split(tcp)?;
+        let (control_tx, control_rx) = async_channel::bounded(crate::control::INBOX);
+        self._reader = crate::control::spawn_reader::<R>(read, control_tx);
+        self.control_rx = control_rx;
+        self.control = Control::new(write);
+        self.close = close;
+        self.store = store;
+        self.connector = connector;
+        self.tls13 = false;
+        self.control_ended = false;
+        self.handshake_deadline = None;
+        self.input.clear();
+        (self.local, self.peer) = (local, peer);
+        Ok(peer)
     }
 
     /// Waits for the next input: control bytes, a data connection, a timeout. Only
@@ -577,7 +584,9 @@ impl<R: Runtime> Client<R> {
             return Ok(());
         }
         // Backpressure: no more control input while the session's bound of it waits.
-        let reading = !self.control_ended && self.input.len() < self.session.max_control_input();
+        let waiting = self.input.len();
+        let reading =
+            !self.control_ended && (waiting == 0 || waiting < self.session.max_control_input());
         let data = &self.data_rx;
         let woke = control::next::<R, _>(&self.control_rx, reading, data, deadline).await;
         let now = Instant::now();
@@ -994,23 +1003,25 @@ async fn pump<R: Runtime>(
     mut stream: Stream<R>,
     how: Pump,
     sink: &mut Sink<'_>,
-    stall: Duration,
-    ascii: bool,
+    session: &mut ClientSession,
 ) -> Result<Pumped, Error<R>> {
     let Pump {
+        id,
         upload,
         limit,
         ending,
+        ascii,
     } = how;
     let mut buf = vec![0u8; BUFFER];
     let mut converted = Vec::new();
     let mut total = 0u64;
-    let stalled = |total| Ok(Pumped::Stalled(total));
     if upload {
         let Sink::Read(input) = sink else {
             return Ok(Pumped::Ended(0, false));
         };
         let mut to_network = ascii.then(ftps_proto::ascii::ToNetwork::default);
+        // Bytes on the wire (with line endings converted), for the session's progress.
+        let mut wire = 0u64;
         loop {
             let n = input.read(&mut buf).await?;
             if n == 0 {
@@ -1024,11 +1035,21 @@ async fn pump<R: Runtime>(
                 }
                 None => &buf[..n],
             };
-            match timeout::<R, _>(stall, stream.write_all(chunk)).await {
-                Err(_) => return stalled(total),
-                Ok(Err(_)) => return Ok(Pumped::Ended(total, false)),
-                Ok(Ok(())) => total += n as u64,
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                match timeout::<R, _>(wait_limit(session), stream.write(rest)).await {
+                    Ok(Ok(0) | Err(_)) => return Ok(Pumped::Ended(total, false)),
+                    Ok(Ok(k)) => {
+                        rest = &rest[k..];
+                        wire += k as u64;
+                        let progress = IoEvent::DataProgress { id, bytes: wire };
+                        session.handle_io(progress, Instant::now());
+                    }
+                    Err(_) if still_moving(session, id) => {}
+                    Err(_) => return Ok(Pumped::Stopped),
+                }
             }
+            total += n as u64;
         }
         Ok(Pumped::Ended(
             total,
@@ -1037,8 +1058,12 @@ async fn pump<R: Runtime>(
     } else {
         let mut from_network = ascii.then(ftps_proto::ascii::FromNetwork::default);
         loop {
-            let Ok(read) = timeout::<R, _>(stall, stream.read(&mut buf)).await else {
-                return stalled(total);
+            let read = loop {
+                match timeout::<R, _>(wait_limit(session), stream.read(&mut buf)).await {
+                    Ok(read) => break read,
+                    Err(_) if still_moving(session, id) => {}
+                    Err(_) => return Ok(Pumped::Stopped),
+                }
             };
             match read {
                 Ok(0) => {
@@ -1055,6 +1080,8 @@ async fn pump<R: Runtime>(
                         return Ok(Pumped::OverLimit(total));
                     }
                     total += n as u64;
+                    let progress = IoEvent::DataProgress { id, bytes: total };
+                    session.handle_io(progress, Instant::now());
                     if let Sink::Write(out) = sink {
                         match from_network.as_mut() {
                             Some(c) => {
@@ -1073,8 +1100,29 @@ async fn pump<R: Runtime>(
     }
 }
 
+/// How long a data socket call may wait: until the session's next timer (its stall
+/// timer, while the transfer moves).
+fn wait_limit(session: &ClientSession) -> Duration {
+    session
+        .poll_timeout()
+        .map_or(Duration::from_secs(3600), |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        })
+}
+
+/// After a data socket call outlasted [`wait_limit`]: fires the session's timers, and
+/// says whether the session still wants the transfer's bytes moved (no stall).
+fn still_moving(session: &mut ClientSession, id: DataId) -> bool {
+    session.handle_timeout(Instant::now());
+    session.is_moving(id)
+}
+
 /// What the session asked of one transfer ([`Action::StartTransfer`]).
 struct Pump {
+    /// The data connection.
+    id: DataId,
+    /// TYPE A: convert line endings.
+    ascii: bool,
     /// The client sends.
     upload: bool,
     /// The most bytes a download may bring.
@@ -1087,8 +1135,8 @@ struct Pump {
 enum Pumped {
     /// At its end (bytes, cleanly or not).
     Ended(u64, bool),
-    /// No byte moved for the data timeout (bytes so far).
-    Stalled(u64),
+    /// The session ended the transfer: no byte moved for its data timeout.
+    Stopped,
     /// A download would have passed its limit (bytes kept).
     OverLimit(u64),
 }
@@ -1109,7 +1157,8 @@ pub struct DataReader<'c, R: Runtime> {
     ended: Option<bool>,
     /// The session was told how the data ended (by finish or abort).
     settled: bool,
-    /// No byte for the data timeout is an error, as in the transfers the client runs.
+    /// No byte for the data timeout is an error, as in the transfers the client runs
+    /// (the session's stall timer decides).
     stall: Stall<R>,
 }
 
@@ -1123,15 +1172,18 @@ impl<R: Runtime> AsyncRead for DataReader<'_, R> {
         let Some(stream) = this.stream.as_mut().filter(|_| this.ended.is_none()) else {
             return Poll::Ready(Ok(0));
         };
-        let polled = R::poll_until(this.stall.deadline(), || {
+        let session = &mut this.client.session;
+        let polled = R::poll_until(Stall::<R>::deadline(session), || {
             Pin::new(stream).poll_read(cx, buf)
         });
-        match stall::watch(&mut this.stall, cx, polled) {
+        match stall::watch(&mut this.stall, session, cx, polled) {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     this.ended = Some(true);
+                } else {
+                    this.bytes += n as u64;
+                    this.stall.progress(session, this.bytes);
                 }
-                this.bytes += n as u64;
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => {
@@ -1200,7 +1252,8 @@ pub struct DataWriter<'c, R: Runtime> {
     ending: DataEnding,
     stream: Stream<R>,
     bytes: u64,
-    /// No byte taken for the data timeout is an error.
+    /// No byte taken for the data timeout is an error (the session's stall timer
+    /// decides).
     stall: Stall<R>,
 }
 
@@ -1211,12 +1264,14 @@ impl<R: Runtime> AsyncWrite for DataWriter<'_, R> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = R::poll_until(this.stall.deadline(), || {
+        let session = &mut this.client.session;
+        let polled = R::poll_until(Stall::<R>::deadline(session), || {
             Pin::new(&mut this.stream).poll_write(cx, buf)
         });
-        match stall::watch(&mut this.stall, cx, polled) {
+        match stall::watch(&mut this.stall, session, cx, polled) {
             Poll::Ready(Ok(n)) => {
                 this.bytes += n as u64;
+                this.stall.progress(session, this.bytes);
                 Poll::Ready(Ok(n))
             }
             other => other,
@@ -1224,10 +1279,15 @@ impl<R: Runtime> AsyncWrite for DataWriter<'_, R> {
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let polled = R::poll_until(this.stall.deadline(), || {
+        let session = &mut this.client.session;
+        let polled = R::poll_until(Stall::<R>::deadline(session), || {
             Pin::new(&mut this.stream).poll_flush(cx)
         });
-        stall::watch(&mut this.stall, cx, polled)
+        let flushed = stall::watch(&mut this.stall, session, cx, polled);
+        if let Poll::Ready(Ok(())) = flushed {
+            this.stall.progress(session, this.bytes);
+        }
+        flushed
     }
     /// Flushes only: the stream is ended by [`DataWriter::finish`].
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

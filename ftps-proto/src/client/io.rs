@@ -290,8 +290,10 @@ pub enum Action {
         /// TLS on it (PROT P).
         tls: bool,
     },
-    /// The transfer command was accepted: move the data (the application's stream) and
-    /// report [`IoEvent::DataEnded`]. After a download, close our end too (close_notify,
+    /// The transfer command was accepted: move the data (the application's stream),
+    /// report [`IoEvent::DataProgress`] as bytes move, and [`IoEvent::DataEnded`] at the
+    /// end. The session times the stall: stop moving once
+    /// [`ClientSession::is_moving`](super::ClientSession::is_moving) says so. After a download, close our end too (close_notify,
     /// FIN) before waiting for the final reply: servers such as vsftpd send it only then.
     /// After an upload, end with close_notify and FIN, and read (bounded) to the server's
     /// end, which may bring a TLS 1.3 ticket. `ending` bounds both.
@@ -315,6 +317,12 @@ pub enum Action {
     },
     /// Close the control connection.
     Close,
+    /// Renew the control connection (see [`ClientSession::renewals`](super::ClientSession::renewals)):
+    /// end the old one, open a fresh one to the same server with a fresh TLS session
+    /// store, and report [`IoEvent::ControlReconnected`] (or
+    /// [`IoEvent::ControlClosed`]). The session then replays greeting, TLS, login,
+    /// PBSZ/PROT and the working directory on it.
+    Reconnect,
 }
 
 /// How long the adapter may take to end a data connection, as the session decided
@@ -366,6 +374,16 @@ pub enum IoEvent {
         /// sent (the final reply then confirms it); on plain connections, at the FIN.
         clean: bool,
     },
+    /// Bytes moved on a running transfer: now and then while it runs (at least once per
+    /// [`ClientConfig::data_timeout`](super::ClientConfig::data_timeout) while bytes
+    /// move). Resets the session's stall timer; a transfer without it for the data
+    /// timeout fails.
+    DataProgress {
+        /// The data connection.
+        id: DataId,
+        /// Bytes moved so far.
+        bytes: u64,
+    },
     /// A download reached the `limit` of its [`Action::StartTransfer`]: the adapter
     /// stopped reading and dropped the data connection.
     DataOverLimit {
@@ -376,6 +394,21 @@ pub enum IoEvent {
     },
     /// The control connection closed.
     ControlClosed,
+    /// What the adapter's TLS session store says, reported before an operation: `true`
+    /// if the control connection runs TLS 1.3, the server hands out tickets, and none is
+    /// left for the next data connection to resume (a server that requires resumption
+    /// would refuse it). An operation that needs a protected data connection then waits
+    /// for a renewal of the control connection ([`Action::Reconnect`]).
+    Resumption {
+        /// No ticket is left.
+        exhausted: bool,
+    },
+    /// The fresh control connection [`Action::Reconnect`] asked for is up (TCP only; the
+    /// session starts over from the greeting, or from TLS in implicit mode).
+    ControlReconnected {
+        /// The server's address on it.
+        peer: SocketAddr,
+    },
 }
 
 /// What the client tells the application.

@@ -18,8 +18,10 @@
 
 pub mod io;
 pub mod listing;
+mod renewal;
 #[cfg(test)]
 mod tests;
+mod timer;
 
 pub use io::{
     Action, ClientError, DataEnding, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output,
@@ -35,10 +37,12 @@ use crate::framing::AfterTls;
 use crate::reply::{Reply, ReplyClass, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
 use crate::text::{Password, Pathname, Text, Token, Username};
 use crate::time::Timestamp;
+use renewal::Renewal;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use timer::{Timer, TimerTable};
 
 /// The default of [`ClientConfig::max_listing`]: 64 MiB, about a million `ls -l` lines.
 pub const DEFAULT_MAX_LISTING: u64 = 64 << 20;
@@ -90,7 +94,7 @@ pub struct ClientConfig {
     pub reply_timeout: Duration,
     /// How long a data connection may take to be connected or accepted once the server
     /// accepted the command (150), and how long a transfer may go without moving a byte
-    /// (the adapter times each read and write with it). Default 60 s.
+    /// (the session's stall timer, re-armed by [`IoEvent::DataProgress`]). Default 60 s.
     pub data_timeout: Duration,
     /// The most bytes a listing (LIST, NLST, MLSD) may bring, and the most its parsed
     /// entries may hold in memory ([`listing`]). Listings come whole into memory, and
@@ -216,6 +220,8 @@ struct Transfer {
     failure: Option<ClientError>,
     /// The most bytes the data may bring (listings), see [`ClientConfig::max_listing`].
     limit: Option<u64>,
+    /// Bytes moved so far, as the adapter reported them ([`IoEvent::DataProgress`]).
+    moved: u64,
 }
 
 impl Transfer {
@@ -260,7 +266,14 @@ pub struct ClientSession {
     running: Option<(OpId, Running)>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
-    deadline: Option<Instant>,
+    timers: TimerTable,
+    /// The adapter's session store has no TLS 1.3 ticket left for a data connection
+    /// ([`IoEvent::Resumption`]).
+    tickets_exhausted: bool,
+    /// A renewal of the control connection in progress (see [`renewal`]).
+    renewal: Option<Renewal>,
+    /// How many renewals completed.
+    renewals: u32,
     next_op: u64,
     next_data: u64,
 }
@@ -302,7 +315,10 @@ impl ClientSession {
             running: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
-            deadline: None,
+            timers: TimerTable::default(),
+            tickets_exhausted: false,
+            renewal: None,
+            renewals: 0,
             next_op: 0,
             next_data: 0,
         };
@@ -310,7 +326,7 @@ impl ClientSession {
             s.state = State::Setup(Setup::Tls);
             s.actions.push_back(Action::StartTls);
         }
-        s.deadline = Some(now + s.config.reply_timeout);
+        s.timers.set(Timer::Reply, now + s.config.reply_timeout);
         s
     }
 
@@ -329,7 +345,7 @@ impl ClientSession {
         if self.state == State::Closed {
             None
         } else {
-            self.deadline
+            self.timers.next()
         }
     }
 
@@ -351,6 +367,13 @@ impl ClientSession {
     /// The listing bound of [`ClientConfig::max_listing`].
     pub fn max_listing(&self) -> u64 {
         self.config.max_listing
+    }
+
+    /// How many times the session renewed its control connection because the TLS 1.3
+    /// session had no ticket left for the next data connection (see
+    /// [`IoEvent::Resumption`] and [`Action::Reconnect`]).
+    pub fn renewals(&self) -> u32 {
+        self.renewals
     }
 
     /// The control input bound of [`ClientConfig::max_control_input`]: the adapter reads
@@ -410,6 +433,7 @@ impl ClientSession {
             error,
         };
         let id = t.id;
+        self.timers.stop(Timer::DataStall);
         self.actions.push_back(Action::CloseData { id });
         self.send(&Command::Abor, now);
         true
@@ -421,7 +445,8 @@ impl ClientSession {
     /// [`ClientConfig::max_control_input`] fail the session ([`ClientError::BadReply`]).
     pub fn handle_control_input(&mut self, input: &[u8], now: Instant) -> usize {
         let used = self.take_control_input(input, now);
-        if self.state != State::Closed && input.len() - used >= self.config.max_control_input {
+        let left = input.len() - used;
+        if self.state != State::Closed && left > 0 && left >= self.config.max_control_input {
             self.fail_session(ClientError::BadReply(ReplyError::TooLarge));
             return input.len();
         }
@@ -468,7 +493,8 @@ impl ClientSession {
                     self.data_tls = true;
                     if self.config.mode == ConnectionMode::Implicit {
                         self.state = State::Setup(Setup::Greeting);
-                        self.deadline = Some(now + self.config.reply_timeout);
+                        self.timers
+                            .set(Timer::Reply, now + self.config.reply_timeout);
                     } else {
                         self.after_tls(now);
                     }
@@ -476,6 +502,8 @@ impl ClientSession {
             }
             IoEvent::TlsFailed(reason) => self.fail_session(ClientError::Tls(reason)),
             IoEvent::ControlClosed => self.fail_session(ClientError::Closed),
+            IoEvent::Resumption { exhausted } => self.tickets_exhausted = exhausted,
+            IoEvent::ControlReconnected { peer } => self.on_reconnected(peer, now),
             IoEvent::DataListening { id, local } => {
                 if let Some(t) = self
                     .transfer_mut(id)
@@ -493,7 +521,7 @@ impl ClientSession {
                 if let Some(t) = self.transfer_mut(id) {
                     t.connected = true;
                 }
-                self.maybe_start();
+                self.maybe_start(now);
             }
             IoEvent::DataFailed { id, reason } => {
                 let Some(t) = self.transfer_mut(id) else {
@@ -501,10 +529,12 @@ impl ClientSession {
                 };
                 t.failure.get_or_insert(ClientError::Data(reason));
                 let sent = t.phase.command_sent();
+                self.timers.stop(Timer::DataStall);
                 self.actions.push_back(Action::CloseData { id });
                 if sent {
                     // The server's final reply is still due.
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                 } else {
                     self.finish_transfer(now);
                 }
@@ -512,12 +542,26 @@ impl ClientSession {
             IoEvent::DataEnded { id, bytes, clean } => {
                 if let Some(t) = self.transfer_mut(id) {
                     t.data_end = Some((bytes, clean));
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    t.moved = bytes;
+                    self.timers.stop(Timer::DataStall);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                 }
                 self.maybe_finish(now);
             }
+            IoEvent::DataProgress { id, bytes } => {
+                if let Some(t) = self.transfer_mut(id).filter(|t| t.phase == Phase::Moving) {
+                    t.moved = bytes;
+                    self.timers
+                        .set(Timer::DataStall, now + self.config.data_timeout);
+                }
+            }
             IoEvent::DataOverLimit { id, .. } => {
                 let default = self.config.max_listing;
+                if self.transfer_mut(id).is_none() {
+                    return;
+                }
+                self.timers.stop(Timer::DataStall);
                 let Some(t) = self.transfer_mut(id) else {
                     return;
                 };
@@ -541,25 +585,68 @@ impl ClientSession {
         }
     }
 
-    /// Fires the reply timeout if it is due; otherwise does nothing.
+    /// Fires the timers that are due: a reply that did not come fails the session
+    /// ([`ClientError::Timeout`]); a transfer that moved no byte for
+    /// [`ClientConfig::data_timeout`] fails (the session goes on: its data connection is
+    /// closed and the final reply awaited). Does nothing if none is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.deadline.is_some_and(|d| d <= now) {
-            self.fail_session(ClientError::Timeout);
+        for timer in self.timers.expired(now) {
+            match timer {
+                Timer::Reply => {
+                    if !self.renewal_timeout() {
+                        self.fail_session(ClientError::Timeout)
+                    }
+                }
+                Timer::DataStall => self.on_stall(now),
+            }
         }
+    }
+
+    /// Whether the adapter should go on moving the bytes of data connection `id`: false
+    /// once the session ended its transfer (a stall, an abort, a failure). An adapter
+    /// that waits for the data reports [`IoEvent::DataProgress`] and calls
+    /// [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout),
+    /// then asks this.
+    pub fn is_moving(&self, id: DataId) -> bool {
+        match &self.running {
+            Some((_, Running::Transfer(t))) => {
+                t.id == id && t.phase == Phase::Moving && t.failure.is_none()
+            }
+            _ => false,
+        }
+    }
+
+    /// The stall timer fired: no byte moved for the data timeout.
+    fn on_stall(&mut self, now: Instant) {
+        let Some((_, Running::Transfer(t))) = &self.running else {
+            return;
+        };
+        if t.phase != Phase::Moving || t.data_end.is_some() {
+            return;
+        }
+        let reason = format!(
+            "no data moved for {} s (after {} bytes)",
+            self.config.data_timeout.as_secs(),
+            t.moved
+        );
+        let id = t.id;
+        self.handle_io(IoEvent::DataFailed { id, reason }, now);
     }
 
     // ----- internals -----------------------------------------------------------------
 
     fn send(&mut self, cmd: &Command, now: Instant) {
         self.actions.push_back(Action::Send(cmd.to_bytes()));
-        self.deadline = Some(now + self.config.reply_timeout);
+        self.timers
+            .set(Timer::Reply, now + self.config.reply_timeout);
     }
 
     /// Sends a line built here from validated parts (PORT/EPRT).
     fn send_raw(&mut self, line: &str, now: Instant) {
         self.actions
             .push_back(Action::Send(format!("{line}\r\n").into_bytes()));
-        self.deadline = Some(now + self.config.reply_timeout);
+        self.timers
+            .set(Timer::Reply, now + self.config.reply_timeout);
     }
 
     fn transfer_mut(&mut self, id: DataId) -> Option<&mut Transfer> {
@@ -574,7 +661,7 @@ impl ClientSession {
             return;
         }
         self.state = State::Closed;
-        self.deadline = None;
+        self.timers.clear();
         if let Some((op, running)) = self.running.take() {
             let mut result = error.clone();
             if let Running::Transfer(t) = &running {
@@ -658,8 +745,11 @@ impl ClientSession {
     }
 
     fn ready(&mut self, now: Instant) {
+        if self.renewed_login(now) {
+            return;
+        }
         self.state = State::Ready;
-        self.deadline = None;
+        self.timers.stop(Timer::Reply);
         self.events.push_back(Event::Ready {
             features: self.features.clone(),
             secure: self.secure,
@@ -672,6 +762,11 @@ impl ClientSession {
         match self.state {
             State::Closed => {}
             State::Setup(step) => self.on_setup_reply(step, reply, now),
+            State::Ready if self.renewal.is_some() => {
+                if let Some(step) = self.renewal.take() {
+                    self.on_renewal_reply(step, reply, now);
+                }
+            }
             State::Ready => match self.running.take() {
                 Some((op, running)) => self.on_op_reply(op, running, reply, now),
                 None if code == ReplyCode::SERVICE_NOT_AVAILABLE => {
@@ -706,7 +801,7 @@ impl ClientSession {
                 match self.config.mode {
                     ConnectionMode::ExplicitIfAvailable => {
                         self.state = State::Setup(Setup::Downgrade);
-                        self.deadline = None;
+                        self.timers.stop(Timer::Reply);
                         self.events.push_back(Event::PlaintextOnly);
                     }
                     _ => self.fail_session(ClientError::TlsUnavailable),
@@ -745,6 +840,9 @@ impl ClientSession {
 
     fn run_next(&mut self, now: Instant) {
         if self.state != State::Ready || self.running.is_some() {
+            return;
+        }
+        if self.renewal.is_some() || self.renew_if_needed(now) {
             return;
         }
         let Some((op, operation)) = self.queue.pop_front() else {
@@ -842,6 +940,7 @@ impl ClientSession {
             final_reply: None,
             failure: None,
             limit: listing.then_some(self.config.max_listing),
+            moved: 0,
         }))
     }
 
@@ -877,7 +976,8 @@ impl ClientSession {
                         };
                         let bytes = Command::Type(ty).to_bytes();
                         self.actions.push_back(Action::Send(bytes));
-                        self.deadline = Some(now + self.config.reply_timeout);
+                        self.timers
+                            .set(Timer::Reply, now + self.config.reply_timeout);
                         return;
                     }
                     t.phase = Phase::Preparing(data_step);
@@ -885,13 +985,15 @@ impl ClientSession {
                 Step::Epsv => {
                     self.actions
                         .push_back(Action::Send(Command::Epsv(EpsvMode::Any).to_bytes()));
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                     return;
                 }
                 Step::Pasv => {
                     self.actions
                         .push_back(Action::Send(Command::Pasv.to_bytes()));
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                     return;
                 }
                 Step::Listen => {
@@ -907,7 +1009,8 @@ impl ClientSession {
                     if t.offset > 0 {
                         self.actions
                             .push_back(Action::Send(Command::Rest(t.offset).to_bytes()));
-                        self.deadline = Some(now + self.config.reply_timeout);
+                        self.timers
+                            .set(Timer::Reply, now + self.config.reply_timeout);
                         return;
                     }
                     t.phase = Phase::Preparing(Step::Command);
@@ -915,7 +1018,8 @@ impl ClientSession {
                 Step::Command => {
                     t.phase = Phase::Sent;
                     self.actions.push_back(Action::Send(t.command.to_bytes()));
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                     return;
                 }
             }
@@ -939,7 +1043,8 @@ impl ClientSession {
                 };
                 if *replies_left > 1 && code != ReplyCode::DATA_CONNECTION_OPEN {
                     *replies_left -= 1;
-                    self.deadline = Some(now + self.config.reply_timeout);
+                    self.timers
+                        .set(Timer::Reply, now + self.config.reply_timeout);
                     self.running = Some((op, Running::Transfer(t)));
                 } else {
                     let error = error.clone();
@@ -1022,15 +1127,20 @@ impl ClientSession {
                         }
                         // The transfer may take long: no reply timeout until the data ends,
                         // but the data connection must come up in time.
-                        self.deadline = (!t.connected).then(|| now + self.config.data_timeout);
+                        match t.connected {
+                            false => self
+                                .timers
+                                .set(Timer::Reply, now + self.config.data_timeout),
+                            true => self.timers.stop(Timer::Reply),
+                        }
                         self.running = Some((op, Running::Transfer(t)));
-                        self.maybe_start();
+                        self.maybe_start(now);
                         return;
                     }
                     None => {
                         t.final_reply = Some(reply);
                         self.running = Some((op, Running::Transfer(t)));
-                        self.maybe_start();
+                        self.maybe_start(now);
                         self.maybe_finish(now);
                         return;
                     }
@@ -1066,7 +1176,7 @@ impl ClientSession {
             Running::Quit => {
                 self.op_done(op, Ok(Output::Reply(reply)), now);
                 self.state = State::Closed;
-                self.deadline = None;
+                self.timers.clear();
                 for (op, _) in self.queue.drain(..) {
                     self.events.push_back(Event::Done {
                         op,
@@ -1135,7 +1245,7 @@ impl ClientSession {
 
     /// Tells the adapter to move data once the command is accepted and the data connection
     /// is up.
-    fn maybe_start(&mut self) {
+    fn maybe_start(&mut self, now: Instant) {
         let Some((_, Running::Transfer(t))) = &mut self.running else {
             return;
         };
@@ -1148,8 +1258,11 @@ impl ClientSession {
         }
         if t.phase == Phase::Accepted && t.connected && t.failure.is_none() {
             t.phase = Phase::Moving;
-            // Moving the bytes is the adapter's, which times each read and write.
-            self.deadline = None;
+            // The transfer may take long: no reply is due, but the data must keep moving
+            // (the adapter reports its progress).
+            self.timers.stop(Timer::Reply);
+            self.timers
+                .set(Timer::DataStall, now + self.config.data_timeout);
             self.actions.push_back(Action::StartTransfer {
                 id: t.id,
                 upload: t.upload,
@@ -1177,7 +1290,8 @@ impl ClientSession {
             self.finish_transfer(now);
         } else {
             // The reply is in; the data must end within the reply timeout.
-            self.deadline = Some(now + self.config.reply_timeout);
+            self.timers
+                .set(Timer::Reply, now + self.config.reply_timeout);
         }
     }
 
@@ -1217,7 +1331,7 @@ impl ClientSession {
 
     fn op_done(&mut self, op: OpId, result: Result<Output, ClientError>, now: Instant) {
         self.running = None;
-        self.deadline = None;
+        self.timers.clear();
         self.events.push_back(Event::Done { op, result });
         self.run_next(now);
     }

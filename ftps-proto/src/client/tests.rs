@@ -16,6 +16,7 @@ struct Script {
 
 impl Script {
     fn new(config: ClientConfig) -> Self {
+        #[allow(clippy::disallowed_methods)] // The script's clock starts at a real instant.
         let now = Instant::now();
         let session = ClientSession::new(Arc::new(config), PEER.parse().unwrap(), now);
         let mut s = Script {
@@ -85,7 +86,6 @@ impl Script {
         id
     }
 
-    #[allow(dead_code)]
     fn advance(&mut self, by: Duration) {
         self.now += by;
         self.session.handle_timeout(self.now);
@@ -93,7 +93,6 @@ impl Script {
     }
 
     /// The commands sent so far, one per line, without CRLF.
-    #[allow(dead_code)]
     fn sent(&self) -> Vec<String> {
         self.actions
             .iter()
@@ -138,6 +137,18 @@ fn untaken_control_input_at_the_cap_fails_the_session() {
         s.closed(),
         Some(&Some(ClientError::BadReply(ReplyError::TooLarge)))
     );
+}
+
+#[test]
+fn input_taken_whole_is_never_over_the_cap() {
+    let config = ClientConfig {
+        max_control_input: 0,
+        ..Script::config()
+    };
+    let mut s = Script::ready(config);
+    s.submit(Operation::Noop);
+    s.reply("200 ok");
+    assert!(!s.session.is_closed());
 }
 
 #[test]
@@ -192,4 +203,228 @@ fn the_session_bounds_the_end_of_a_transfer() {
     let defaults = Script::config();
     assert_eq!(defaults.data_close_timeout, Duration::from_secs(2));
     assert_eq!(defaults.upload_end_wait, Duration::from_secs(10));
+}
+
+fn stall_config() -> ClientConfig {
+    ClientConfig {
+        data_timeout: Duration::from_secs(5),
+        ..Script::config()
+    }
+}
+
+fn done(s: &Script, op: OpId) -> Option<&Result<Output, ClientError>> {
+    s.events.iter().find_map(|e| match e {
+        Event::Done { op: o, result } if *o == op => Some(result),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_stall_timer_fires_when_no_data_moves() {
+    let mut s = Script::ready(stall_config());
+    let (op, id) = start_download(&mut s);
+    assert!(s.session.is_moving(id));
+    // Moving: the stall timer is the one running.
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Duration::from_secs(5))
+    );
+    s.io(IoEvent::DataProgress { id, bytes: 1000 });
+    s.advance(Duration::from_millis(4999));
+    assert!(s.session.is_moving(id), "not yet");
+    assert!(!s.actions.contains(&Action::CloseData { id }));
+    s.advance(Duration::from_millis(1));
+    // Stalled: the data connection is dropped and the final reply awaited; the session
+    // goes on.
+    assert!(!s.session.is_moving(id));
+    assert!(s.actions.contains(&Action::CloseData { id }));
+    assert!(!s.session.is_closed());
+    assert_eq!(done(&s, op), None);
+    s.reply("426 connection closed; transfer aborted");
+    assert!(
+        matches!(done(&s, op), Some(Err(ClientError::Refused(r))) if r.code().get() == 426),
+        "{:?}",
+        s.events
+    );
+    assert!(!s.session.is_closed());
+    assert_eq!(s.session.poll_timeout(), None, "no timer left");
+}
+
+#[test]
+fn the_stall_message_says_how_far_the_data_came() {
+    let mut s = Script::ready(stall_config());
+    let (op, id) = start_download(&mut s);
+    s.io(IoEvent::DataProgress { id, bytes: 4096 });
+    s.advance(Duration::from_secs(5));
+    assert!(!s.session.is_moving(id));
+    // The server answers 226 although the data never came whole: the failure stands.
+    s.reply("226 done");
+    let expected = "no data moved for 5 s (after 4096 bytes)".to_string();
+    assert_eq!(done(&s, op), Some(&Err(ClientError::Data(expected))));
+}
+
+#[test]
+fn progress_keeps_the_stall_timer_from_firing() {
+    let mut s = Script::ready(stall_config());
+    let (op, id) = start_download(&mut s);
+    for i in 1..=20 {
+        s.advance(Duration::from_secs(4));
+        s.io(IoEvent::DataProgress { id, bytes: i * 100 });
+        assert!(s.session.is_moving(id), "after {} s", i * 4);
+    }
+    assert!(!s.actions.contains(&Action::CloseData { id }));
+    // The end of the data stops the stall timer; the final reply completes the transfer.
+    s.io(IoEvent::DataEnded {
+        id,
+        bytes: 2000,
+        clean: true,
+    });
+    s.advance(Duration::from_secs(6));
+    assert!(!s.session.is_closed());
+    s.reply("226 done");
+    assert!(
+        matches!(
+            done(&s, op),
+            Some(Ok(Output::Transferred { bytes: 2000, .. }))
+        ),
+        "{:?}",
+        s.events
+    );
+}
+
+#[test]
+fn the_stall_timer_runs_only_while_data_moves() {
+    let mut s = Script::ready(stall_config());
+    let op = s.submit(Operation::Retrieve {
+        path: Pathname::new("f").unwrap(),
+        offset: 0,
+        ascii: false,
+    });
+    // Before the transfer starts only the reply timer runs (30 s by default): a long
+    // wait for a reply is not a stall.
+    s.advance(Duration::from_secs(10));
+    assert!(!s.session.is_closed());
+    s.reply("200 TYPE I");
+    s.reply("229 Entering Extended Passive Mode (|||5000|)");
+    assert_eq!(done(&s, op), None);
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(s.now + Script::config().reply_timeout)
+    );
+}
+
+fn retrieve() -> Operation {
+    Operation::Retrieve {
+        path: Pathname::new("f").unwrap(),
+        offset: 0,
+        ascii: false,
+    }
+}
+
+#[test]
+fn used_up_tickets_renew_the_control_connection_before_a_data_connection() {
+    let mut s = Script::ready(Script::config());
+    s.io(IoEvent::Resumption { exhausted: true });
+    let op = s.submit(retrieve());
+    s.reply("257 \"/in/there\" is the current directory");
+    s.reply("221 bye");
+    assert_eq!(s.actions.last(), Some(&Action::Reconnect));
+    assert!(!s.session.is_closed());
+    // The adapter opened a fresh connection: the setup starts over on it.
+    s.io(IoEvent::ControlReconnected {
+        peer: "127.0.0.2:21".parse().unwrap(),
+    });
+    s.reply("220 hi again");
+    s.reply("234 go");
+    s.io(IoEvent::TlsEstablished);
+    s.reply("331 password");
+    s.reply("230 in");
+    s.reply("211 no features");
+    s.reply("200 PBSZ=0");
+    s.reply("200 PROT P");
+    s.reply("250 back");
+    assert_eq!(s.session.renewals(), 1);
+    s.reply("200 TYPE I");
+    s.reply("229 Entering Extended Passive Mode (|||5000|)");
+    assert_eq!(
+        s.sent(),
+        [
+            "PWD",
+            "QUIT",
+            "AUTH TLS",
+            "USER alice",
+            "PASS secret",
+            "FEAT",
+            "PBSZ 0",
+            "PROT P",
+            "CWD /in/there",
+            "TYPE I",
+            "EPSV",
+            "RETR f",
+        ]
+    );
+    // The data connection goes to the fresh connection's peer.
+    assert!(s.actions.iter().any(|a| matches!(
+        a,
+        Action::ConnectData { addr, tls: true, .. } if addr.to_string() == "127.0.0.2:5000"
+    )));
+    // The renewal is the session's own business: no second Ready, the operation goes on.
+    assert!(!s.events.iter().any(|e| matches!(e, Event::Ready { .. })));
+    assert_eq!(done(&s, op), None);
+}
+
+#[test]
+fn an_old_connection_that_does_not_answer_quit_is_given_up() {
+    let mut s = Script::ready(Script::config());
+    s.io(IoEvent::Resumption { exhausted: true });
+    s.submit(retrieve());
+    s.reply("257 \"/\"");
+    assert_eq!(s.sent().last().map(String::as_str), Some("QUIT"));
+    s.advance(renewal::QUIT_WAIT);
+    assert_eq!(s.actions.last(), Some(&Action::Reconnect));
+    assert!(!s.session.is_closed());
+}
+
+#[test]
+fn no_renewal_while_tickets_are_left_or_without_protected_data() {
+    // Tickets left.
+    let mut s = Script::ready(Script::config());
+    s.io(IoEvent::Resumption { exhausted: false });
+    s.submit(retrieve());
+    assert_eq!(s.sent(), ["TYPE I"]);
+    // No data connection.
+    let mut s = Script::ready(Script::config());
+    s.io(IoEvent::Resumption { exhausted: true });
+    s.submit(Operation::Noop);
+    assert_eq!(s.sent(), ["NOOP"]);
+    // PROT C: data connections do not resume anything.
+    let config = ClientConfig {
+        protection: ProtectionLevel::Clear,
+        ..Script::config()
+    };
+    let mut s = Script::new(config);
+    for line in ["220 hi", "234 go"] {
+        s.reply(line);
+    }
+    s.io(IoEvent::TlsEstablished);
+    for line in ["331 p", "230 in", "211 none", "200 PBSZ=0", "200 PROT C"] {
+        s.reply(line);
+    }
+    s.actions.clear();
+    s.io(IoEvent::Resumption { exhausted: true });
+    s.submit(retrieve());
+    assert_eq!(s.sent(), ["TYPE I"]);
+}
+
+#[test]
+fn a_failed_pwd_fails_the_operation_and_the_session_goes_on() {
+    let mut s = Script::ready(Script::config());
+    s.io(IoEvent::Resumption { exhausted: true });
+    let op = s.submit(retrieve());
+    s.reply("550 no");
+    assert!(matches!(done(&s, op), Some(Err(ClientError::Refused(_)))));
+    assert!(!s.session.is_closed());
+    let op = s.submit(Operation::Noop);
+    s.reply("200 ok");
+    assert!(matches!(done(&s, op), Some(Ok(_))));
 }

@@ -13,15 +13,27 @@
 #![warn(missing_docs)]
 
 mod blocking;
+mod budget;
+mod builder;
 pub mod client;
 mod control;
 mod data;
+mod desk;
+mod ending;
+mod gate;
+mod limits;
+mod meter;
+mod order;
 pub mod runtime;
 pub mod server;
+mod shared;
+mod socket;
 mod stall;
 mod stream;
 mod tls;
+mod warnings;
 
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use runtime::{BoxFuture, Runtime};
-pub use server::{Server, ServerBuilder};
+pub use builder::ServerBuilder;
+pub use server::Server;

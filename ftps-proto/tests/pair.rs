@@ -16,7 +16,7 @@ use ftps_proto::server::{
 use ftps_proto::{
     ClientSession, Password, Pathname, ServerSession, Timestamp, Username, VirtualPath,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ struct Pair {
     client_start: BTreeMap<client::DataId, bool>,
     /// The byte limit of each download the client started.
     client_limits: BTreeMap<client::DataId, Option<u64>>,
-    server_transfer: BTreeMap<server::DataId, Option<Vec<u8>>>,
+    server_transfer: BTreeSet<server::DataId>,
     open_files: BTreeMap<server::DataId, (VirtualPath, bool, u64)>,
     /// Listings opened for data connections, already made.
     listings: BTreeMap<server::DataId, Vec<u8>>,
@@ -109,7 +109,7 @@ impl Pair {
             server_open: BTreeMap::new(),
             client_start: BTreeMap::new(),
             client_limits: BTreeMap::new(),
-            server_transfer: BTreeMap::new(),
+            server_transfer: BTreeSet::new(),
             open_files: BTreeMap::new(),
             listings: BTreeMap::new(),
             events: Vec::new(),
@@ -278,10 +278,10 @@ impl Pair {
             server::Action::OpenData { id, connect_to, .. } => {
                 self.server_open.insert(id, connect_to);
             }
-            server::Action::Transfer { id, payload, .. } => {
-                self.server_transfer.insert(id, payload);
+            server::Action::Transfer { id } => {
+                self.server_transfer.insert(id);
             }
-            server::Action::FinishTransfer { id, commit } => {
+            server::Action::FinishUpload { id, commit } => {
                 if let Some((path, true, _)) = self.open_files.remove(&id)
                     && commit
                 {
@@ -290,7 +290,7 @@ impl Pair {
                     self.fs.insert(path.to_string(), content);
                 }
                 self.server.handle_io(
-                    server::IoEvent::TransferFinished { id, result: Ok(()) },
+                    server::IoEvent::UploadFinished { id, result: Ok(()) },
                     now,
                 );
             }
@@ -477,25 +477,22 @@ impl Pair {
             let Some(sid) = sid else { continue };
             if self.hold_transfers
                 || !self.client_start.contains_key(&cid)
-                || !self.server_transfer.contains_key(&sid)
+                || !self.server_transfer.contains(&sid)
             {
                 continue;
             }
             let upload = self.client_start.remove(&cid).unwrap();
-            let payload = self.server_transfer.remove(&sid).unwrap();
+            assert!(self.server_transfer.remove(&sid));
             self.links.retain(|(c, _)| *c != cid);
             let bytes = if upload {
                 self.upload.len() as u64
             } else {
-                let data = match payload {
-                    Some(p) => p,
-                    None => match self.listings.remove(&sid) {
-                        Some(listing) => listing,
-                        None => {
-                            let (path, _, offset) = self.open_files.get(&sid).cloned().unwrap();
-                            self.fs[path.as_str()][offset as usize..].to_vec()
-                        }
-                    },
+                let data = match self.listings.remove(&sid) {
+                    Some(listing) => listing,
+                    None => {
+                        let (path, _, offset) = self.open_files.get(&sid).cloned().unwrap();
+                        self.fs[path.as_str()][offset as usize..].to_vec()
+                    }
                 };
                 let n = data.len() as u64;
                 self.downloads.push(data);

@@ -42,9 +42,12 @@ pub enum Action {
         /// The only peer address to accept; connections from others are closed.
         accept_from: Option<IpAddr>,
     },
-    /// Establish data connection `id`: take the connection accepted on its listener, or
-    /// connect to `connect_to` (active mode), then do a TLS handshake if `tls`. Report
-    /// [`IoEvent::DataConnected`] or [`IoEvent::DataFailed`].
+    /// Establish data connection `id` for the transfer whose file (or listing)
+    /// [`StorageRequest::OpenRead`] / [`StorageRequest::OpenWrite`] /
+    /// [`StorageRequest::OpenListing`] just opened: take the connection accepted on its
+    /// listener, or connect to `connect_to` (active mode), then do a TLS handshake if
+    /// `tls`. Report [`IoEvent::DataConnected`] or [`IoEvent::DataFailed`]. This action
+    /// carries everything the transfer needs; no byte moves before [`Action::Transfer`].
     OpenData {
         /// The data connection.
         id: DataId,
@@ -52,30 +55,29 @@ pub enum Action {
         connect_to: Option<SocketAddr>,
         /// Whether to run TLS on it (PROT P).
         tls: bool,
-        /// The client will send (STOR, APPE, STOU). The adapter should start reading into
-        /// the opened upload as soon as the connection is up, without waiting for
-        /// [`Action::Transfer`]: a client that writes everything and closes while the
-        /// server is not yet reading can lose the end of its upload to a TCP reset.
+        /// The client sends (STOR, APPE, STOU): the adapter receives into the opened
+        /// upload, and the transfer ends with [`Action::FinishUpload`]. Otherwise the
+        /// adapter sends the opened file or listing, and the transfer ends with
+        /// [`IoEvent::DataEnded`].
         upload: bool,
-        /// TYPE A line-ending conversion applies.
+        /// TYPE A line-ending conversion applies (see [`crate::ascii`]).
         ascii: bool,
     },
-    /// Move the transfer's bytes: from `payload` (a listing) or from / to what
-    /// [`StorageRequest::OpenRead`] / [`StorageRequest::OpenWrite`] opened, converting line
-    /// endings if `ascii` (see [`crate::ascii`]). When the stream ends, report
-    /// [`IoEvent::DataEnded`]; [`IoEvent::DataProgress`] now and then while it runs.
+    /// The data connection `id` is accepted: move the bytes [`Action::OpenData`] described.
+    /// Until this comes, the adapter moves nothing (the session may still refuse the
+    /// connection: TLS session not resumed, a foreign peer; an append or a resumed upload
+    /// writes in place, so bytes taken before the verdict would stay in the file). When
+    /// the stream ends, report [`IoEvent::DataEnded`]; [`IoEvent::DataProgress`] now and
+    /// then while it runs. A download (or listing) is over then: the adapter closes its
+    /// connection (with close_notify under TLS) before reporting the end.
     Transfer {
         /// The data connection.
         id: DataId,
-        /// Bytes to send instead of a file.
-        payload: Option<Vec<u8>>,
-        /// TYPE A conversion.
-        ascii: bool,
     },
-    /// Finish the transfer: close the data connection (with close_notify under TLS), and for
-    /// an upload publish the file (`commit`) or remove what was written. Report
-    /// [`IoEvent::TransferFinished`].
-    FinishTransfer {
+    /// Finish an upload after its [`IoEvent::DataEnded`]: close the data connection (with
+    /// close_notify under TLS), then publish the file (`commit`) or remove what was
+    /// written. Report [`IoEvent::UploadFinished`].
+    FinishUpload {
         /// The data connection.
         id: DataId,
         /// Keep the upload.
@@ -160,8 +162,8 @@ pub enum IoEvent {
         /// How it ended.
         end: DataEnd,
     },
-    /// [`Action::FinishTransfer`] is done.
-    TransferFinished {
+    /// [`Action::FinishUpload`] is done.
+    UploadFinished {
         /// The data connection.
         id: DataId,
         /// Whether closing and publishing worked.

@@ -395,8 +395,8 @@ impl ServerSession {
             IoEvent::DataConnected { id, peer, tls } => self.on_data_connected(id, peer, tls, now),
             IoEvent::DataFailed { id, .. } => self.on_data_failed(id, now),
             IoEvent::DataProgress { id, bytes } => self.on_data_progress(id, bytes, now),
-            IoEvent::DataEnded { id, bytes, end } => self.on_data_ended(id, bytes, end),
-            IoEvent::TransferFinished { id, result } => self.on_transfer_finished(id, result, now),
+            IoEvent::DataEnded { id, bytes, end } => self.on_data_ended(id, bytes, end, now),
+            IoEvent::UploadFinished { id, result } => self.on_upload_finished(id, result, now),
         }
     }
 

@@ -123,7 +123,6 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
         self.login_guard = LoginGuard::new(failures, window, lock);
         self
     }
-
 }
 
 impl<R, S, A, T> ServerBuilder<R, S, A, T>

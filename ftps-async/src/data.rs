@@ -2,18 +2,19 @@
 //! executes what the session decided and reports back as [`IoEvent`]s.
 
 use crate::blocking::{self, Chunk};
+use crate::budget::Budget;
 use crate::ending::{read_error, upload_read_end, write_error};
+use crate::limits::passive_ports;
 use crate::meter::Meter;
 use crate::order::{Job, Order, Work};
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::stream;
 use crate::tls::TlsStream;
-use crate::budget::Budget;
-use crate::limits::passive_ports;
 use crate::warnings::Warnings;
 use ftps_backend::Storage;
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
-use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
+use ftps_proto::boundary::{DataEnd, DataId};
+use ftps_proto::server::{IoEvent, StorageError};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -501,10 +502,7 @@ async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
     match result {
         Ok(()) => (meter.total(), DataEnd::Complete { close_notify: true }),
         Err(e) => match e.get_ref().and_then(|i| i.downcast_ref::<StorageFailure>()) {
-            Some(failure) => (
-                meter.total(),
-                DataEnd::Storage(read_error(&failure.0)),
-            ),
+            Some(failure) => (meter.total(), DataEnd::Storage(read_error(&failure.0))),
             None => (meter.total(), DataEnd::Failed(e.to_string())),
         },
     }
@@ -561,9 +559,7 @@ async fn receive<R: Runtime, S: Storage>(
                 io, buf, result, ..
             } = w.await;
             *idle = Some((io, buf));
-            result
-                .map(drop)
-                .map_err(|e| write_error(&e))?;
+            result.map(drop).map_err(|e| write_error(&e))?;
         }
         Ok(())
     }
@@ -622,10 +618,6 @@ async fn receive<R: Runtime, S: Storage>(
     let Chunk { io: up, result, .. } = blocking::write_and_flush::<R, _>(up, out).await;
     match result {
         Ok(_) => (Some(up), meter.total(), end),
-        Err(e) => (
-            None,
-            meter.total(),
-            DataEnd::Storage(write_error(&e)),
-        ),
+        Err(e) => (None, meter.total(), DataEnd::Storage(write_error(&e))),
     }
 }

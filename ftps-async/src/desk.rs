@@ -4,7 +4,8 @@
 
 use crate::order::{Job, Order, Work};
 use ftps_backend::{OpenedFile, Storage};
-use ftps_proto::server::{DataId, StorageRequest};
+use ftps_proto::boundary::DataId;
+use ftps_proto::server::StorageRequest;
 use ftps_proto::tls::DataTls;
 use std::collections::{HashMap, HashSet};
 

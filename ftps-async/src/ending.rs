@@ -2,7 +2,8 @@
 //! connection, and the storage errors of a file read or written.
 
 use ftps_backend::ListingCut;
-use ftps_proto::server::{DataEnd, StorageError};
+use ftps_proto::boundary::DataEnd;
+use ftps_proto::server::StorageError;
 use std::io;
 
 /// How an upload's data connection ended, from the error its read gave: rustls reports a

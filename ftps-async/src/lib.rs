@@ -33,7 +33,7 @@ mod stream;
 mod tls;
 mod warnings;
 
+pub use builder::ServerBuilder;
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use runtime::{BoxFuture, Runtime};
-pub use builder::ServerBuilder;
 pub use server::Server;

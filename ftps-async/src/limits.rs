@@ -393,7 +393,11 @@ impl LoginGuard {
     pub(crate) const MAX_ADDRESSES: usize = 10_000;
 
     /// Locks an address out for `lock` after `after` failures within `window`.
-    pub(crate) fn new(after: u32, window: std::time::Duration, lock: std::time::Duration) -> LoginGuard {
+    pub(crate) fn new(
+        after: u32,
+        window: std::time::Duration,
+        lock: std::time::Duration,
+    ) -> LoginGuard {
         LoginGuard {
             after: after.max(1),
             window,

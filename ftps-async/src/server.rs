@@ -5,13 +5,14 @@ use crate::builder::ServerBuilder;
 use crate::control::{self, Control, Taken, Woke};
 use crate::data::{self, DataContext, Kill};
 use crate::desk::{DataDesk, TaskGone, opened_for};
+use crate::limits::{Evict, ListenerSlot, SessionSlot};
 use crate::order::Order;
 use crate::runtime::{Closer, Runtime, timeout};
-use crate::limits::{Evict, ListenerSlot, SessionSlot};
 use crate::shared::ServerShared;
 use crate::socket::{control_socket, out_of_descriptors};
 use ftps_backend::{Authenticator, Storage};
-use ftps_proto::server::{Action, DataId, Event, IoEvent, StorageRequest, TlsMode};
+use ftps_proto::boundary::DataId;
+use ftps_proto::server::{Action, Event, IoEvent, StorageRequest, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
 use futures_lite::io::AsyncWriteExt;
@@ -298,7 +299,9 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
             Woke::Event(Some(event)) => {
                 // A data task's last report: its socket is gone.
                 let over = match &event {
-                    IoEvent::UploadFinished { id, .. } | IoEvent::DataFailed { id, .. } => Some(*id),
+                    IoEvent::UploadFinished { id, .. } | IoEvent::DataFailed { id, .. } => {
+                        Some(*id)
+                    }
                     IoEvent::DataEnded { id, .. } if d.desk.ended(*id) => Some(*id),
                     _ => None,
                 };

@@ -1,8 +1,8 @@
 //! [`ServerShared`]: what a server's sessions share, built by
 //! [`ServerBuilder`](crate::ServerBuilder).
 
-use crate::gate::Gate;
 use crate::budget::Budget;
+use crate::gate::Gate;
 use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
 use crate::warnings::Warnings;
 use ftps_backend::Authenticator;

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_proto::boundary;
 use ftps_proto::client::{
     self, ClientConfig, ClientError, ConnectionMode, ListFormat, Operation, Output,
 };
@@ -35,20 +36,20 @@ struct Pair {
     server_tls_wanted: bool,
     client_tls_wanted: bool,
     /// Passive listeners: port -> server data id.
-    listeners: BTreeMap<u16, server::DataId>,
+    listeners: BTreeMap<u16, boundary::DataId>,
     /// Client active listeners: port -> client data id.
     client_listeners: BTreeMap<u16, client::DataId>,
     /// Data connections: client id <-> server id, and what each side asked for.
-    links: Vec<(client::DataId, Option<server::DataId>)>,
+    links: Vec<(client::DataId, Option<boundary::DataId>)>,
     client_connect: BTreeMap<client::DataId, u16>,
-    server_open: BTreeMap<server::DataId, Option<SocketAddr>>,
+    server_open: BTreeMap<boundary::DataId, Option<SocketAddr>>,
     client_start: BTreeMap<client::DataId, bool>,
     /// The byte limit of each download the client started.
     client_limits: BTreeMap<client::DataId, Option<u64>>,
-    server_transfer: BTreeSet<server::DataId>,
-    open_files: BTreeMap<server::DataId, (VirtualPath, bool, u64)>,
+    server_transfer: BTreeSet<boundary::DataId>,
+    open_files: BTreeMap<boundary::DataId, (VirtualPath, bool, u64)>,
     /// Listings opened for data connections, already made.
-    listings: BTreeMap<server::DataId, Vec<u8>>,
+    listings: BTreeMap<boundary::DataId, Vec<u8>>,
     events: Vec<client::Event>,
     downloads: Vec<Vec<u8>>,
     upload: Vec<u8>,
@@ -289,10 +290,8 @@ impl Pair {
                     content.extend_from_slice(&self.upload);
                     self.fs.insert(path.to_string(), content);
                 }
-                self.server.handle_io(
-                    server::IoEvent::UploadFinished { id, result: Ok(()) },
-                    now,
-                );
+                self.server
+                    .handle_io(server::IoEvent::UploadFinished { id, result: Ok(()) }, now);
             }
             server::Action::AbortData { .. }
             | server::Action::StopControlTls
@@ -503,7 +502,7 @@ impl Pair {
                 server::IoEvent::DataEnded {
                     id: sid,
                     bytes,
-                    end: server::DataEnd::Complete { close_notify: true },
+                    end: boundary::DataEnd::Complete { close_notify: true },
                 },
                 now,
             );

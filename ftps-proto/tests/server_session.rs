@@ -4,11 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_proto::boundary::{DataEnd, DataId};
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{
-    Action, ControlTlsPolicy, DataEnd, DataId, DataTlsPolicy, Event, IoEvent, LoginAnswer,
-    Metadata, ServerConfig, StorageError, StorageReply, StorageRequest, TlsInfo, TlsMode,
-    TlsVersion,
+    Action, ControlTlsPolicy, DataTlsPolicy, Event, IoEvent, LoginAnswer, Metadata, ServerConfig,
+    StorageError, StorageReply, StorageRequest, TlsInfo, TlsMode, TlsVersion,
 };
 use ftps_proto::{MlsxEntry, Reply, ReplyDecoder, ServerSession, Timestamp, VirtualPath};
 use std::collections::BTreeMap;

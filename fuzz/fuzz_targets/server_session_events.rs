@@ -7,9 +7,10 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
+use ftps_proto::boundary::{DataEnd, DataId};
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{
-    Action, ControlTlsPolicy, DataEnd, DataId, DataTlsPolicy, Event, IoEvent, LoginAnswer,
+    Action, ControlTlsPolicy, DataTlsPolicy, Event, IoEvent, LoginAnswer,
     Metadata, ServerConfig, StorageError, StorageReply, StorageRequest, TlsInfo, TlsMode,
     TlsVersion,
 };

@@ -1,7 +1,8 @@
 //! The vocabulary between a [`ServerSession`](super::ServerSession) and its adapter and
-//! application: actions out, IO events in, requests out and their answers in.
+//! application: actions out, IO events in, requests out and their answers in. What the
+//! client shares (data ids, data ends, storage errors) is in [`crate::boundary`].
 
-use crate::boundary::TlsInfo;
+use crate::boundary::{DataEnd, DataId, StorageError, TlsInfo};
 use crate::listing::EntryKind;
 use crate::path::VirtualPath;
 use crate::reply::Reply;
@@ -9,10 +10,6 @@ use crate::server::config::{ControlTlsPolicy, DataTlsPolicy};
 use crate::text::Password;
 use crate::time::Timestamp;
 use std::net::{IpAddr, SocketAddr};
-
-/// Names one data connection (a listener, an active target, and the transfer on it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DataId(pub(crate) u64);
 
 /// Names one request to the application; answer it exactly once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,22 +91,6 @@ pub enum Action {
     Close,
 }
 
-/// How a data stream ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DataEnd {
-    /// The stream ended: for uploads the peer closed; `close_notify` says whether a TLS
-    /// stream ended with close_notify (always true for plain streams).
-    Complete {
-        /// TLS ended properly (true for plain connections).
-        close_notify: bool,
-    },
-    /// The connection failed (reset, TLS error, timeout in the adapter).
-    Failed(String),
-    /// Reading or writing the file failed.
-    Storage(StorageError),
-}
-
 /// What happened, reported by the adapter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -171,46 +152,6 @@ pub enum IoEvent {
     },
     /// The client closed the control connection.
     ControlClosed,
-}
-
-/// A storage failure, mapped by the session to a reply code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StorageError {
-    /// No such file or directory (550).
-    NotFound,
-    /// Not allowed, including paths that escape the root by a link (550).
-    PermissionDenied,
-    /// The name exists already (550).
-    AlreadyExists,
-    /// A directory was needed (550).
-    NotADirectory,
-    /// A file was needed (550).
-    IsADirectory,
-    /// A directory to remove is not empty (550).
-    DirectoryNotEmpty,
-    /// The name is not allowed (553).
-    InvalidName,
-    /// No space left (452).
-    InsufficientStorage,
-    /// Over quota (552).
-    QuotaExceeded,
-    /// Busy, try later (450).
-    Busy,
-    /// A restart offset (REST) past the end of the file, or into a file that does not
-    /// exist (554, RFC 3659 §5.3).
-    InvalidOffset,
-    /// A listing longer than the session lists at once
-    /// ([`ServerConfig::max_listing_entries`](super::ServerConfig::max_listing_entries)):
-    /// the entries up to the bound were sent, and the transfer ends with 451 rather than
-    /// a 226 that would pass a cut listing off as whole (a mirroring client would take
-    /// the files beyond the cut for deleted).
-    ListingTooLong {
-        /// The bound.
-        max: usize,
-    },
-    /// Anything else (451), with a text for the log.
-    Other(String),
 }
 
 /// Facts about one file or directory.

@@ -2,13 +2,19 @@
 //! executes what the session decided and reports back as [`IoEvent`]s.
 
 use crate::blocking::{self, Chunk};
+use crate::budget::Budget;
+use crate::ending::{read_error, upload_read_end, write_error};
+use crate::limits::passive_ports;
+use crate::meter::Meter;
+use crate::order::{Job, Order, Work};
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::stream;
 use crate::tls::TlsStream;
-use ftps_backend::{DataOrder, Meter, Storage, Warnings, Work};
+use crate::warnings::Warnings;
+use ftps_backend::Storage;
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
-use ftps_proto::server::{DataEnd, DataId, IoEvent, StorageError};
-use ftps_proto::tls::DataTls;
+use ftps_proto::boundary::{DataEnd, DataId};
+use ftps_proto::server::{IoEvent, StorageError};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -32,9 +38,6 @@ const SEND_CHUNK_FIRST: usize = 64 * 1024;
 /// How long an upload the session refused or aborted is read (and discarded) to its end.
 const REFUSED_DRAIN: Duration = Duration::from_secs(2);
 
-/// The TLS acceptor and early upload of an `Open` command.
-type OpenCmd<S> = (Option<DataTls>, Option<(<S as Storage>::Upload, bool)>);
-
 /// What a data task needs from its session.
 pub(crate) struct DataContext<S: Storage> {
     pub(crate) id: DataId,
@@ -42,7 +45,7 @@ pub(crate) struct DataContext<S: Storage> {
     pub(crate) storage: Arc<S>,
     pub(crate) warnings: Arc<Warnings>,
     /// What transfers' large buffers may hold together, server-wide.
-    pub(crate) transfer_buffers: Arc<ftps_backend::Budget>,
+    pub(crate) transfer_buffers: Arc<Budget>,
     pub(crate) handshake_timeout: Duration,
     /// How long an active-mode connection may take to come up (the configured
     /// `data_connect`, as on every runtime).
@@ -165,7 +168,7 @@ pub(crate) async fn bind<R: Runtime>(
         return R::bind(SocketAddr::new(ip, 0)).await;
     };
     let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free passive port");
-    for port in ftps_backend::passive_ports(range, seed) {
+    for port in passive_ports(range, seed) {
         match R::bind(SocketAddr::new(ip, port)).await {
             Ok(l) => return Ok(l),
             Err(e) => last = e,
@@ -179,7 +182,7 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
     ctx: DataContext<S>,
     listener: R::Listener,
     accept_from: Option<IpAddr>,
-    cmds: async_channel::Receiver<DataOrder<S>>,
+    cmds: async_channel::Receiver<Order<S>>,
 ) {
     use futures_lite::future::{or, pending};
     enum Next<T, O> {
@@ -190,7 +193,7 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
     let _held = kill.guard();
     kill.hold(R::listener_closer(&listener), true);
     let mut accepted: Option<(R::Tcp, SocketAddr)> = None;
-    let mut open: Option<OpenCmd<S>> = None;
+    let mut open: Option<Job<S>> = None;
     while accepted.is_none() || open.is_none() {
         let waiting = accepted.is_none();
         let accept = async {
@@ -211,13 +214,13 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
             }
             Next::Accepted(Err(_)) if ctx.kill.killed() || cmds.is_closed() => return,
             Next::Accepted(Err(e)) => tracing::debug!("accept failed: {e}"),
-            Next::Order(Some(DataOrder::Open { tls, early })) => open = Some((tls, early)),
+            Next::Order(Some(Order::Open(job))) => open = Some(job),
             Next::Order(_) => return,
         }
     }
     drop(listener);
-    if let (Some((stream, peer)), Some((tls, early))) = (accepted, open) {
-        run::<R, S>(ctx, stream, peer, tls, early, cmds).await;
+    if let (Some((stream, peer)), Some(job)) = (accepted, open) {
+        run::<R, S>(ctx, stream, peer, job, cmds).await;
     }
 }
 
@@ -225,14 +228,13 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
 pub(crate) async fn active<R: Runtime, S: Storage>(
     ctx: DataContext<S>,
     addr: SocketAddr,
-    tls: Option<DataTls>,
-    early: Option<(S::Upload, bool)>,
-    cmds: async_channel::Receiver<DataOrder<S>>,
+    job: Job<S>,
+    cmds: async_channel::Receiver<Order<S>>,
 ) {
     let kill = ctx.kill.clone();
     let _held = kill.guard();
     match timeout::<R, _>(ctx.connect_timeout, R::connect(addr)).await {
-        Ok(Ok(stream)) => run::<R, S>(ctx, stream, addr, tls, early, cmds).await,
+        Ok(Ok(stream)) => run::<R, S>(ctx, stream, addr, job, cmds).await,
         Ok(Err(e)) => ctx.report(IoEvent::DataFailed {
             id: ctx.id,
             reason: e.to_string(),
@@ -248,14 +250,18 @@ async fn run<R: Runtime, S: Storage>(
     ctx: DataContext<S>,
     tcp: R::Tcp,
     peer: SocketAddr,
-    data_tls: Option<DataTls>,
-    early: Option<(S::Upload, bool)>,
-    cmds: async_channel::Receiver<DataOrder<S>>,
+    job: Job<S>,
+    cmds: async_channel::Receiver<Order<S>>,
 ) {
     let _ = R::set_nodelay(&tcp);
     ctx.kill.hold(R::closer(&tcp), false);
+    let Job {
+        tls: data_tls,
+        work,
+        ascii,
+    } = job;
     let tls = data_tls.is_some();
-    let upload = early.is_some();
+    let upload = work.is_upload();
     let (mut stream, info) = if let Some(data_tls) = data_tls {
         // The ClientHello picks the configuration (see `ftps_proto::tls::SessionTls`).
         let choose = |hello: &rustls::server::ClientHello<'_>| data_tls.choose(hello, upload);
@@ -289,43 +295,32 @@ async fn run<R: Runtime, S: Storage>(
         tls: info,
     });
 
-    // Nothing moves before the session's go-ahead (see `Work::start`). Refused (a
-    // session not resumed, say) or aborted: end the connection properly (our close_notify,
+    // Nothing moves before the session's go-ahead (`Transfer`): the session may still
+    // refuse the connection (TLS session not resumed, no TLS under PROT P, wrong ALPN, a
+    // foreign peer), and an append or a resumed upload writes in place, so bytes taken
+    // before the verdict would stay in the file (issue 13's second review: a refused APPE
+    // still appended). Refused or aborted: end the connection properly (our close_notify,
     // then the client's bytes read to their end for a moment), so that the client reads a
     // clean end and then the reply that says why (Python's ftplib otherwise failed the
     // handshake's aftermath and read that reply as the answer to its next command).
-    let upload = early.is_some();
-    let first = cmds.recv().await.ok();
-    let Some((work, ascii)) = Work::start(early, first) else {
+    if !matches!(cmds.recv().await, Ok(Order::Transfer)) {
         end_refused::<R>(&mut stream).await;
         return;
-    };
+    }
     let pumped = {
         let work = async {
             match work {
                 Work::Receive(up) => receive::<R, S>(&ctx, &mut stream, up, ascii, tls).await,
-                Work::SendBytes(bytes) => {
-                    let (n, end) =
-                        send::<R, S, S::Reader>(&ctx, &mut stream, Source::Bytes(&bytes), ascii, 0)
-                            .await;
-                    (None, n, end)
-                }
                 Work::SendFile(reader) => {
-                    let (n, end) = send::<R, S, _>(
-                        &ctx,
-                        &mut stream,
-                        Source::Reader(reader),
-                        ascii,
-                        R::SEND_CHUNK_MAX,
-                    )
-                    .await;
+                    let (n, end) =
+                        send::<R, S, _>(&ctx, &mut stream, reader, ascii, R::SEND_CHUNK_MAX).await;
                     (None, n, end)
                 }
                 Work::SendListing(listing) => {
                     let (n, end) =
                         // Listings keep to the first, small buffer: a session's listing
                         // costs that much whatever the directory's size.
-                        send::<R, S, _>(&ctx, &mut stream, Source::Reader(listing), ascii, SEND_CHUNK_FIRST)
+                        send::<R, S, _>(&ctx, &mut stream, listing, ascii, SEND_CHUNK_FIRST)
                             .await;
                     (None, n, end)
                 }
@@ -343,7 +338,7 @@ async fn run<R: Runtime, S: Storage>(
             match futures_lite::future::or(done, order).await {
                 Step::Done(r) => break Some(r),
                 // A repeated go-ahead changes nothing.
-                Step::Order(Some(DataOrder::Transfer { .. })) => continue,
+                Step::Order(Some(Order::Transfer)) => continue,
                 // Anything else, or the session dropping us, aborts.
                 Step::Order(_) => break None,
             }
@@ -356,7 +351,7 @@ async fn run<R: Runtime, S: Storage>(
     // finishes cleanly and reads the reply that says why (dropped at once, Python's
     // ftplib got a reset and then read that reply as the answer to its next command:
     // issue 13's second review, finding G).
-    let Some((upload, bytes, end)) = pumped else {
+    let Some((received, bytes, end)) = pumped else {
         if upload {
             end_refused::<R>(&mut stream).await;
         }
@@ -367,14 +362,18 @@ async fn run<R: Runtime, S: Storage>(
         bytes,
         end,
     });
+    // A download is over: its connection was closed as it ended (see `send`).
+    if !upload {
+        return;
+    }
     let commit = loop {
         match cmds.recv().await {
-            Ok(DataOrder::Finish { commit }) => break commit,
-            Ok(DataOrder::Transfer { .. }) => continue,
+            Ok(Order::FinishUpload { commit }) => break commit,
+            Ok(Order::Transfer) => continue,
             _ => break false,
         }
     };
-    let result = match upload {
+    let result = match received {
         Some(up) => {
             // Answer the client's close_notify with ours before closing.
             let _ = timeout::<R, _>(Duration::from_secs(5), stream.close()).await;
@@ -382,7 +381,7 @@ async fn run<R: Runtime, S: Storage>(
         }
         None => Ok(()),
     };
-    ctx.report(IoEvent::TransferFinished { id: ctx.id, result });
+    ctx.report(IoEvent::UploadFinished { id: ctx.id, result });
 }
 
 /// Ends a refused or aborted connection properly: close_notify (under TLS) and FIN, then
@@ -395,11 +394,6 @@ async fn end_refused<R: Runtime>(stream: &mut Stream<R>) {
         while matches!(stream.read(&mut sink).await, Ok(1..)) {}
     };
     let _ = timeout::<R, _>(REFUSED_DRAIN, drain).await;
-}
-
-enum Source<'a, R> {
-    Bytes(&'a [u8]),
-    Reader(R),
 }
 
 /// Writes `bytes` as the socket takes them, reporting progress by time as pieces go (see
@@ -430,7 +424,7 @@ async fn write_counted<R: Runtime, S: Storage>(
 async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
     ctx: &DataContext<S>,
     stream: &mut Stream<R>,
-    source: Source<'_, F>,
+    reader: F,
     ascii: bool,
     chunk_max: usize,
 ) -> (u64, DataEnd) {
@@ -438,64 +432,56 @@ async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
     let mut conv = ascii.then(ToNetwork::default);
     let mut converted = Vec::new();
     let result: io::Result<()> = async {
-        match source {
-            Source::Bytes(bytes) => {
-                stream.write_all(bytes).await?;
-                meter.add(bytes.len());
-            }
-            Source::Reader(reader) => {
-                // The next chunk is read from the file while this one is sent; a chunk
-                // shorter than its buffer was the last.
-                let mut size = SEND_CHUNK_FIRST;
-                let mut taken = Vec::new();
-                let mut next = Some(blocking::fill::<R, _>(reader, vec![0u8; size]));
-                let mut spare = Vec::new();
-                while let Some(pending) = next.take() {
-                    let Chunk {
-                        io: reader,
-                        buf,
-                        result,
-                        then,
-                    } = pending.await;
-                    let n = match result {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) => return Err(io::Error::other(StorageFailure(e))),
-                    };
-                    if n == buf.len() && then.is_none() {
-                        // Larger buffers (two at a time: one sent, one filled) only with
-                        // bytes from the server-wide budget.
-                        let grown = (size * 2).min(chunk_max);
-                        if grown > size
-                            && let Some(t) = ctx.transfer_buffers.take(2 * (grown - size))
-                        {
-                            taken.push(t);
-                            size = grown;
-                        }
-                        let mut into = std::mem::take(&mut spare);
-                        if into.len() < size {
-                            into.resize(size, 0);
-                        }
-                        next = Some(blocking::fill::<R, _>(reader, into));
-                    }
-                    match conv.as_mut() {
-                        Some(c) => {
-                            converted.clear();
-                            c.convert(&buf[..n], &mut converted);
-                            write_counted::<R, S>(ctx, stream, &converted, &mut meter).await?;
-                        }
-                        None => write_counted::<R, S>(ctx, stream, &buf[..n], &mut meter).await?,
-                    }
-                    spare = buf;
-                    if let Some(bytes) = meter.add(n) {
-                        ctx.report(IoEvent::DataProgress { id: ctx.id, bytes });
-                    }
-                    if let Some(e) = then {
-                        // The bytes before the failure went out; now the failure.
-                        stream.flush().await?;
-                        return Err(io::Error::other(StorageFailure(e)));
-                    }
+        // The next chunk is read from the file while this one is sent; a chunk
+        // shorter than its buffer was the last.
+        let mut size = SEND_CHUNK_FIRST;
+        let mut taken = Vec::new();
+        let mut next = Some(blocking::fill::<R, _>(reader, vec![0u8; size]));
+        let mut spare = Vec::new();
+        while let Some(pending) = next.take() {
+            let Chunk {
+                io: reader,
+                buf,
+                result,
+                then,
+            } = pending.await;
+            let n = match result {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return Err(io::Error::other(StorageFailure(e))),
+            };
+            if n == buf.len() && then.is_none() {
+                // Larger buffers (two at a time: one sent, one filled) only with
+                // bytes from the server-wide budget.
+                let grown = (size * 2).min(chunk_max);
+                if grown > size
+                    && let Some(t) = ctx.transfer_buffers.take(2 * (grown - size))
+                {
+                    taken.push(t);
+                    size = grown;
                 }
+                let mut into = std::mem::take(&mut spare);
+                if into.len() < size {
+                    into.resize(size, 0);
+                }
+                next = Some(blocking::fill::<R, _>(reader, into));
+            }
+            match conv.as_mut() {
+                Some(c) => {
+                    converted.clear();
+                    c.convert(&buf[..n], &mut converted);
+                    write_counted::<R, S>(ctx, stream, &converted, &mut meter).await?;
+                }
+                None => write_counted::<R, S>(ctx, stream, &buf[..n], &mut meter).await?,
+            }
+            spare = buf;
+            if let Some(bytes) = meter.add(n) {
+                ctx.report(IoEvent::DataProgress { id: ctx.id, bytes });
+            }
+            if let Some(e) = then {
+                // The bytes before the failure went out; now the failure.
+                stream.flush().await?;
+                return Err(io::Error::other(StorageFailure(e)));
             }
         }
         stream.flush().await
@@ -516,10 +502,7 @@ async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
     match result {
         Ok(()) => (meter.total(), DataEnd::Complete { close_notify: true }),
         Err(e) => match e.get_ref().and_then(|i| i.downcast_ref::<StorageFailure>()) {
-            Some(failure) => (
-                meter.total(),
-                DataEnd::Storage(ftps_backend::read_error(&failure.0)),
-            ),
+            Some(failure) => (meter.total(), DataEnd::Storage(read_error(&failure.0))),
             None => (meter.total(), DataEnd::Failed(e.to_string())),
         },
     }
@@ -576,9 +559,7 @@ async fn receive<R: Runtime, S: Storage>(
                 io, buf, result, ..
             } = w.await;
             *idle = Some((io, buf));
-            result
-                .map(drop)
-                .map_err(|e| ftps_backend::write_error(&e))?;
+            result.map(drop).map_err(|e| write_error(&e))?;
         }
         Ok(())
     }
@@ -620,7 +601,7 @@ async fn receive<R: Runtime, S: Storage>(
                 filled = 0;
                 writing = Some(blocking::write::<R, _>(up, out, len));
             }
-            Err(e) => break ftps_backend::upload_read_end(&e, tls),
+            Err(e) => break upload_read_end(&e, tls),
         }
     };
     if let Err(e) = settle(&mut writing, &mut idle).await {
@@ -637,10 +618,6 @@ async fn receive<R: Runtime, S: Storage>(
     let Chunk { io: up, result, .. } = blocking::write_and_flush::<R, _>(up, out).await;
     match result {
         Ok(_) => (Some(up), meter.total(), end),
-        Err(e) => (
-            None,
-            meter.total(),
-            DataEnd::Storage(ftps_backend::write_error(&e)),
-        ),
+        Err(e) => (None, meter.total(), DataEnd::Storage(write_error(&e))),
     }
 }

@@ -13,20 +13,32 @@
 #![warn(missing_docs)]
 
 mod blocking;
+mod budget;
+mod builder;
 pub mod client;
 mod control;
 mod data;
+mod desk;
+mod ending;
 mod forward;
+mod gate;
+mod limits;
+mod meter;
+mod order;
 pub mod runtime;
 pub mod server;
+mod shared;
+mod socket;
 mod stall;
 mod stream;
 mod tls;
+mod warnings;
 
 /// The core, for [`client_calls!`]'s types.
 #[doc(hidden)]
 pub use ftps_proto as proto;
 
+pub use builder::ServerBuilder;
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use runtime::{BoxFuture, Runtime};
-pub use server::{Server, ServerBuilder};
+pub use server::Server;

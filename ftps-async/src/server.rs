@@ -1,14 +1,18 @@
 //! The server: a builder, the accept loop, and the per-session driver that runs a
 //! [`ServerSession`] over any [`Runtime`]'s sockets.
 
+use crate::builder::ServerBuilder;
 use crate::control::{self, Control, Taken, Woke};
 use crate::data::{self, DataContext, Kill};
+use crate::desk::{DataDesk, TaskGone, opened_for};
+use crate::limits::{Evict, ListenerSlot, SessionSlot};
+use crate::order::Order;
 use crate::runtime::{Closer, Runtime, timeout};
-use ftps_backend::{
-    Authenticator, DataDesk, DataOrder, ListenerSlot, OrderSender, ServerShared, SessionSlot,
-    Storage, TaskGone,
-};
-use ftps_proto::server::{Action, DataId, Event, IoEvent, StorageRequest, TlsMode};
+use crate::shared::ServerShared;
+use crate::socket::{control_socket, out_of_descriptors};
+use ftps_backend::{Authenticator, Storage};
+use ftps_proto::boundary::DataId;
+use ftps_proto::server::{Action, Event, IoEvent, StorageRequest, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
 use futures_lite::io::AsyncWriteExt;
@@ -29,9 +33,6 @@ const MAX_DYING: usize = 4;
 
 /// Bytes of control input held before the session takes them, at most.
 const MAX_CONTROL_INPUT: usize = 64 * 1024;
-
-/// Builds a [`Server`]: storage, users, configuration, TLS, passive ports, limits.
-pub type ServerBuilder<R, S, A> = ftps_backend::ServerBuilder<S, A, Server<R, S, A>>;
 
 type Shared<S, A> = ServerShared<S, A>;
 
@@ -59,8 +60,9 @@ impl<R, S, A> Clone for Server<R, S, A> {
     }
 }
 
-impl<R, S, A> From<Arc<ServerShared<S, A>>> for Server<R, S, A> {
-    fn from(shared: Arc<ServerShared<S, A>>) -> Self {
+impl<R, S, A> Server<R, S, A> {
+    /// A server of sessions that share `shared`.
+    pub(crate) fn new(shared: Arc<ServerShared<S, A>>) -> Self {
         let (stop, stopped) = async_channel::bounded(1);
         Server {
             shared,
@@ -128,7 +130,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 Next::Accepted(Err(_)) if self.stop.is_closed() => return Ok(()),
                 Next::Accepted(Err(e)) => {
                     // Out of descriptors: a session waiting to log in gives way.
-                    if ftps_backend::out_of_descriptors(&e) {
+                    if out_of_descriptors(&e) {
                         self.shared.limits.make_room();
                     }
                     self.shared.warnings.accept_failed(&e);
@@ -136,7 +138,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                     continue;
                 }
             };
-            if let Err(e) = ftps_backend::control_socket(R::socket(&tcp)) {
+            if let Err(e) = control_socket(R::socket(&tcp)) {
                 tracing::debug!(%peer, "control socket: {e}");
                 continue;
             }
@@ -147,7 +149,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             let close = match R::closer(&tcp) {
                 Ok(c) => c,
                 Err(e) => {
-                    if ftps_backend::out_of_descriptors(&e) {
+                    if out_of_descriptors(&e) {
                         self.shared.limits.make_room();
                     }
                     tracing::debug!(%peer, "control socket: {e}");
@@ -155,7 +157,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 }
             };
             let closing = close.clone();
-            let evict: ftps_backend::Evict = Arc::new(move || {
+            let evict: Evict = Arc::new(move || {
                 evict_tx.close();
                 closing();
             });
@@ -192,15 +194,6 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
     }
 }
 
-/// The channel to one data task.
-struct Orders<S: Storage>(async_channel::Sender<DataOrder<S>>);
-
-impl<S: Storage> OrderSender<S> for Orders<S> {
-    fn deliver(&self, order: DataOrder<S>) -> bool {
-        self.0.try_send(order).is_ok()
-    }
-}
-
 /// The per-session state of the driver (what the protocol core does not own: sockets,
 /// open files, data tasks).
 struct Driver<R: Runtime, S: Storage, A> {
@@ -213,7 +206,7 @@ struct Driver<R: Runtime, S: Storage, A> {
     /// When a control handshake in progress must be done by.
     handshake_deadline: Option<Instant>,
     events_tx: async_channel::Sender<IoEvent>,
-    desk: DataDesk<S, Orders<S>>,
+    desk: DataDesk<S>,
     /// The sockets of the data tasks under way, to shut down when one is aborted.
     kills: HashMap<DataId, Kill>,
     /// Aborted data tasks' sockets, to shut down at these times if the tasks are still
@@ -304,10 +297,16 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
                 d.session.handle_io(IoEvent::ControlClosed, Instant::now());
             }
             Woke::Event(Some(event)) => {
-                if let IoEvent::TransferFinished { id, .. } | IoEvent::DataFailed { id, .. } =
-                    &event
-                {
-                    d.kills.remove(id);
+                // A data task's last report: its socket is gone.
+                let over = match &event {
+                    IoEvent::UploadFinished { id, .. } | IoEvent::DataFailed { id, .. } => {
+                        Some(*id)
+                    }
+                    IoEvent::DataEnded { id, .. } if d.desk.ended(*id) => Some(*id),
+                    _ => None,
+                };
+                if let Some(id) = over {
+                    d.kills.remove(&id);
                 }
                 d.session.handle_io(event, Instant::now())
             }
@@ -487,7 +486,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                         self.listener_slot = Some((id, slot));
                         let local = R::listener_addr(&listener).unwrap_or(SocketAddr::new(ip, 0));
                         let (tx, rx) = async_channel::unbounded();
-                        self.desk.attach(id, Orders(tx));
+                        self.desk.attach(id, tx);
                         let ctx = self.data_context(id);
                         R::spawn_detached(
                             async move {
@@ -513,7 +512,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 id,
                 connect_to,
                 tls,
-                upload,
+                upload: _,
                 ascii,
             } => {
                 let acceptor = if tls { self.data_tls() } else { None };
@@ -527,28 +526,28 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     );
                     return;
                 }
-                // An upload starts reading the moment its connection is up.
-                let (tls, early) = self.desk.open(id, acceptor, upload, ascii);
+                // Everything the task needs, the opened file with it.
+                let job = self.desk.job(id, acceptor, ascii);
                 match connect_to {
                     Some(addr) => {
                         let (tx, rx) = async_channel::unbounded();
-                        self.desk.attach(id, Orders(tx));
+                        self.desk.attach(id, tx);
                         R::spawn_detached(
-                            data::active::<R, S>(self.data_context(id), addr, tls, early, rx)
+                            data::active::<R, S>(self.data_context(id), addr, job, rx)
                                 .in_current_span(),
                         );
                     }
                     None => {
-                        let sent = self.desk.send(id, DataOrder::Open { tls, early });
+                        let sent = self.desk.send(id, Order::Open(job));
                         self.gone_if(id, sent);
                     }
                 }
             }
-            Action::Transfer { id, payload, ascii } => {
-                let sent = self.desk.transfer(id, payload, ascii);
+            Action::Transfer { id } => {
+                let sent = self.desk.send(id, Order::Transfer);
                 self.gone_if(id, sent);
             }
-            Action::FinishTransfer { id, commit } => {
+            Action::FinishUpload { id, commit } => {
                 let sent = self.desk.finish(id, commit);
                 self.gone_if(id, sent);
             }
@@ -601,7 +600,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     .answer_login(request.token, answer, Instant::now());
             }
             Event::Storage { token, request } => {
-                let id = ftps_backend::opened_for(&request);
+                let id = opened_for(&request);
                 let shared = self.shared.clone();
                 let user = self.user.clone();
                 let stat = matches!(request, StorageRequest::List(_));

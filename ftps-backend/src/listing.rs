@@ -24,7 +24,7 @@ pub struct ListingReader {
 }
 
 /// The error a [`ListingReader`] reads once its directory has more entries than the
-/// session lists (see [`read_error`](crate::read_error), which turns it into
+/// session lists (the server driver turns it into
 /// [`StorageError::ListingTooLong`](ftps_proto::server::StorageError::ListingTooLong)).
 #[derive(Debug)]
 pub struct ListingCut {

@@ -2,14 +2,14 @@
 //! per session (and per data connection), blocking sockets.
 
 use crate::threads::{Threads, block_on};
-use ftps_backend::{Authenticator, ServerShared, Storage};
+use ftps_backend::{Authenticator, Storage};
 use ftps_proto::server::TlsMode;
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
 
 /// Builds a [`Server`]: storage, users, configuration, TLS, passive ports, limits.
-pub type ServerBuilder<S, A> = ftps_backend::ServerBuilder<S, A, Server<S, A>>;
+pub type ServerBuilder<S, A> = ftps_async::ServerBuilder<Threads, S, A, Server<S, A>>;
 
 /// An FTPS server on threads. Cheap to clone; all clones serve the same storage and
 /// users.
@@ -21,9 +21,10 @@ impl<S, A> Clone for Server<S, A> {
     }
 }
 
-impl<S, A> From<Arc<ServerShared<S, A>>> for Server<S, A> {
-    fn from(shared: Arc<ServerShared<S, A>>) -> Self {
-        Server(shared.into())
+impl<S, A> From<ftps_async::Server<Threads, S, A>> for Server<S, A> {
+    /// The one server driver on threads.
+    fn from(server: ftps_async::Server<Threads, S, A>) -> Self {
+        Server(server)
     }
 }
 

@@ -25,13 +25,10 @@ fn storage(setup: &ServerSetup) -> QuotaFs {
 }
 
 /// Applies `setup`'s configuration, TLS and limits to any runtime's server builder.
-fn configure<T>(
-    builder: ftps_backend::ServerBuilder<QuotaFs, StaticUsers, T>,
+fn configure<R, T>(
+    builder: ftps_async::ServerBuilder<R, QuotaFs, StaticUsers, T>,
     setup: &ServerSetup,
-) -> ftps_backend::ServerBuilder<QuotaFs, StaticUsers, T>
-where
-    T: From<std::sync::Arc<ftps_backend::ServerShared<QuotaFs, StaticUsers>>>,
-{
+) -> ftps_async::ServerBuilder<R, QuotaFs, StaticUsers, T> {
     let mut builder = builder
         .config(setup.config.clone())
         .tls(setup.tls.clone())

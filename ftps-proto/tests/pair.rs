@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_proto::boundary;
 use ftps_proto::client::{
     self, ClientConfig, ClientError, ConnectionMode, ListFormat, Operation, Output,
 };
@@ -16,7 +17,7 @@ use ftps_proto::server::{
 use ftps_proto::{
     ClientSession, Password, Pathname, ServerSession, Timestamp, Username, VirtualPath,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,20 +36,20 @@ struct Pair {
     server_tls_wanted: bool,
     client_tls_wanted: bool,
     /// Passive listeners: port -> server data id.
-    listeners: BTreeMap<u16, server::DataId>,
+    listeners: BTreeMap<u16, boundary::DataId>,
     /// Client active listeners: port -> client data id.
     client_listeners: BTreeMap<u16, client::DataId>,
     /// Data connections: client id <-> server id, and what each side asked for.
-    links: Vec<(client::DataId, Option<server::DataId>)>,
+    links: Vec<(client::DataId, Option<boundary::DataId>)>,
     client_connect: BTreeMap<client::DataId, u16>,
-    server_open: BTreeMap<server::DataId, Option<SocketAddr>>,
+    server_open: BTreeMap<boundary::DataId, Option<SocketAddr>>,
     client_start: BTreeMap<client::DataId, bool>,
     /// The byte limit of each download the client started.
     client_limits: BTreeMap<client::DataId, Option<u64>>,
-    server_transfer: BTreeMap<server::DataId, Option<Vec<u8>>>,
-    open_files: BTreeMap<server::DataId, (VirtualPath, bool, u64)>,
+    server_transfer: BTreeSet<boundary::DataId>,
+    open_files: BTreeMap<boundary::DataId, (VirtualPath, bool, u64)>,
     /// Listings opened for data connections, already made.
-    listings: BTreeMap<server::DataId, Vec<u8>>,
+    listings: BTreeMap<boundary::DataId, Vec<u8>>,
     events: Vec<client::Event>,
     downloads: Vec<Vec<u8>>,
     upload: Vec<u8>,
@@ -109,7 +110,7 @@ impl Pair {
             server_open: BTreeMap::new(),
             client_start: BTreeMap::new(),
             client_limits: BTreeMap::new(),
-            server_transfer: BTreeMap::new(),
+            server_transfer: BTreeSet::new(),
             open_files: BTreeMap::new(),
             listings: BTreeMap::new(),
             events: Vec::new(),
@@ -280,10 +281,10 @@ impl Pair {
             server::Action::OpenData { id, connect_to, .. } => {
                 self.server_open.insert(id, connect_to);
             }
-            server::Action::Transfer { id, payload, .. } => {
-                self.server_transfer.insert(id, payload);
+            server::Action::Transfer { id } => {
+                self.server_transfer.insert(id);
             }
-            server::Action::FinishTransfer { id, commit } => {
+            server::Action::FinishUpload { id, commit } => {
                 if let Some((path, true, _)) = self.open_files.remove(&id)
                     && commit
                 {
@@ -291,10 +292,8 @@ impl Pair {
                     content.extend_from_slice(&self.upload);
                     self.fs.insert(path.to_string(), content);
                 }
-                self.server.handle_io(
-                    server::IoEvent::TransferFinished { id, result: Ok(()) },
-                    now,
-                );
+                self.server
+                    .handle_io(server::IoEvent::UploadFinished { id, result: Ok(()) }, now);
             }
             server::Action::AbortData { .. }
             | server::Action::StopControlTls
@@ -479,25 +478,22 @@ impl Pair {
             let Some(sid) = sid else { continue };
             if self.hold_transfers
                 || !self.client_start.contains_key(&cid)
-                || !self.server_transfer.contains_key(&sid)
+                || !self.server_transfer.contains(&sid)
             {
                 continue;
             }
             let upload = self.client_start.remove(&cid).unwrap();
-            let payload = self.server_transfer.remove(&sid).unwrap();
+            assert!(self.server_transfer.remove(&sid));
             self.links.retain(|(c, _)| *c != cid);
             let bytes = if upload {
                 self.upload.len() as u64
             } else {
-                let data = match payload {
-                    Some(p) => p,
-                    None => match self.listings.remove(&sid) {
-                        Some(listing) => listing,
-                        None => {
-                            let (path, _, offset) = self.open_files.get(&sid).cloned().unwrap();
-                            self.fs[path.as_str()][offset as usize..].to_vec()
-                        }
-                    },
+                let data = match self.listings.remove(&sid) {
+                    Some(listing) => listing,
+                    None => {
+                        let (path, _, offset) = self.open_files.get(&sid).cloned().unwrap();
+                        self.fs[path.as_str()][offset as usize..].to_vec()
+                    }
                 };
                 let n = data.len() as u64;
                 self.downloads.push(data);
@@ -508,7 +504,7 @@ impl Pair {
                 server::IoEvent::DataEnded {
                     id: sid,
                     bytes,
-                    end: server::DataEnd::Complete { close_notify: true },
+                    end: boundary::DataEnd::Complete { close_notify: true },
                 },
                 now,
             );

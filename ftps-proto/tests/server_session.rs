@@ -4,11 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_proto::boundary::{DataEnd, DataId};
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{
-    Action, ControlTlsPolicy, DataEnd, DataId, DataTlsPolicy, Event, IoEvent, LoginAnswer,
-    Metadata, ServerConfig, StorageError, StorageReply, StorageRequest, TlsInfo, TlsMode,
-    TlsVersion,
+    Action, ControlTlsPolicy, DataTlsPolicy, Event, IoEvent, LoginAnswer, Metadata, ServerConfig,
+    StorageError, StorageReply, StorageRequest, TlsInfo, TlsMode, TlsVersion,
 };
 use ftps_proto::{MlsxEntry, Reply, ReplyDecoder, ServerSession, Timestamp, VirtualPath};
 use std::collections::BTreeMap;
@@ -257,15 +257,13 @@ impl Harness {
                     now,
                 );
             }
-            Action::Transfer { id, payload, .. } => {
+            Action::Transfer { id } => {
                 let (path, upload, offset) =
                     self.open
                         .get(&id)
                         .cloned()
                         .unwrap_or((VirtualPath::root(), false, 0));
-                let (bytes, end) = if let Some(p) = payload {
-                    (p.len() as u64, DataEnd::Complete { close_notify: true })
-                } else if let Some(listing) = self.listings.remove(&id) {
+                let (bytes, end) = if let Some(listing) = self.listings.remove(&id) {
                     let n = listing.len() as u64;
                     self.sent_listings.push(listing);
                     (n, DataEnd::Complete { close_notify: true })
@@ -296,7 +294,7 @@ impl Harness {
                 self.session
                     .handle_io(IoEvent::DataEnded { id, bytes, end }, now);
             }
-            Action::FinishTransfer { id, commit } => {
+            Action::FinishUpload { id, commit } => {
                 if let Some((path, true, _)) = self.open.remove(&id) {
                     let part = self.fs.remove(&format!("{}.part", path));
                     if commit {
@@ -304,7 +302,7 @@ impl Harness {
                     }
                 }
                 self.session
-                    .handle_io(IoEvent::TransferFinished { id, result: Ok(()) }, now);
+                    .handle_io(IoEvent::UploadFinished { id, result: Ok(()) }, now);
             }
             Action::AbortData { id } => {
                 if let Some((path, true, _)) = self.open.remove(&id) {
@@ -927,12 +925,17 @@ fn retrieve_with_and_without_rest() {
     );
     assert!(h.actions.iter().any(|a| matches!(
         a,
-        Action::Transfer {
-            payload: None,
+        Action::OpenData {
+            upload: false,
             ascii: false,
             ..
         }
     )));
+    assert!(
+        h.actions
+            .iter()
+            .any(|a| matches!(a, Action::Transfer { .. }))
+    );
     assert_eq!(h.send("REST 5\nEPSV\nRETR hello.txt"), [350, 229, 150, 226]);
     assert_eq!(h.send("REST 25\nEPSV\nRETR hello.txt"), [350, 229, 554]);
     assert_eq!(
@@ -1000,7 +1003,7 @@ fn upload_without_close_notify_is_not_published() {
     assert!(
         h.actions
             .iter()
-            .any(|a| matches!(a, Action::FinishTransfer { commit: false, .. }))
+            .any(|a| matches!(a, Action::FinishUpload { commit: false, .. }))
     );
     // Under PROT C there is no close_notify to expect.
     let mut h = Harness::new(allow_all(), TlsMode::Explicit);
@@ -1312,7 +1315,7 @@ fn late_and_unknown_events_are_ignored() {
         h.now,
     );
     h.session.handle_io(
-        IoEvent::TransferFinished {
+        IoEvent::UploadFinished {
             id: ghost,
             result: Ok(()),
         },

@@ -7,9 +7,10 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
+use ftps_proto::boundary::{DataEnd, DataId};
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{
-    Action, ControlTlsPolicy, DataEnd, DataId, DataTlsPolicy, Event, IoEvent, LoginAnswer,
+    Action, ControlTlsPolicy, DataTlsPolicy, Event, IoEvent, LoginAnswer,
     Metadata, ServerConfig, StorageError, StorageReply, StorageRequest, TlsInfo, TlsMode,
     TlsVersion,
 };
@@ -40,7 +41,7 @@ enum Input {
     DataEnded { which: u8, bytes: u16, clean: bool, notify: bool },
     DataFailed { which: u8 },
     DataProgress { which: u8 },
-    TransferFinished { which: u8, ok: bool },
+    UploadFinished { which: u8, ok: bool },
     ListenFailed { which: u8 },
     Closed,
 }
@@ -268,10 +269,10 @@ fuzz_target!(|case: Case| {
                     h.session.handle_io(IoEvent::DataProgress { id, bytes: 1 }, now);
                 }
             }
-            Input::TransferFinished { which, ok } => {
+            Input::UploadFinished { which, ok } => {
                 if let Some(id) = h.pick(which) {
                     let result = if ok { Ok(()) } else { Err(StorageError::InsufficientStorage) };
-                    h.session.handle_io(IoEvent::TransferFinished { id, result }, now);
+                    h.session.handle_io(IoEvent::UploadFinished { id, result }, now);
                 }
             }
             Input::ListenFailed { which } => {

@@ -1,7 +1,8 @@
 //! The vocabulary between a [`ServerSession`](super::ServerSession) and its adapter and
-//! application: actions out, IO events in, requests out and their answers in.
+//! application: actions out, IO events in, requests out and their answers in. What the
+//! client shares (data ids, data ends, storage errors) is in [`crate::boundary`].
 
-use crate::boundary::TlsInfo;
+use crate::boundary::{DataEnd, DataId, StorageError, TlsInfo};
 use crate::listing::EntryKind;
 use crate::path::VirtualPath;
 use crate::reply::Reply;
@@ -9,10 +10,6 @@ use crate::server::config::{ControlTlsPolicy, DataTlsPolicy};
 use crate::text::Password;
 use crate::time::Timestamp;
 use std::net::{IpAddr, SocketAddr};
-
-/// Names one data connection (a listener, an active target, and the transfer on it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DataId(pub(crate) u64);
 
 /// Names one request to the application; answer it exactly once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,9 +39,12 @@ pub enum Action {
         /// The only peer address to accept; connections from others are closed.
         accept_from: Option<IpAddr>,
     },
-    /// Establish data connection `id`: take the connection accepted on its listener, or
-    /// connect to `connect_to` (active mode), then do a TLS handshake if `tls`. Report
-    /// [`IoEvent::DataConnected`] or [`IoEvent::DataFailed`].
+    /// Establish data connection `id` for the transfer whose file (or listing)
+    /// [`StorageRequest::OpenRead`] / [`StorageRequest::OpenWrite`] /
+    /// [`StorageRequest::OpenListing`] just opened: take the connection accepted on its
+    /// listener, or connect to `connect_to` (active mode), then do a TLS handshake if
+    /// `tls`. Report [`IoEvent::DataConnected`] or [`IoEvent::DataFailed`]. This action
+    /// carries everything the transfer needs; no byte moves before [`Action::Transfer`].
     OpenData {
         /// The data connection.
         id: DataId,
@@ -52,30 +52,29 @@ pub enum Action {
         connect_to: Option<SocketAddr>,
         /// Whether to run TLS on it (PROT P).
         tls: bool,
-        /// The client will send (STOR, APPE, STOU). The adapter should start reading into
-        /// the opened upload as soon as the connection is up, without waiting for
-        /// [`Action::Transfer`]: a client that writes everything and closes while the
-        /// server is not yet reading can lose the end of its upload to a TCP reset.
+        /// The client sends (STOR, APPE, STOU): the adapter receives into the opened
+        /// upload, and the transfer ends with [`Action::FinishUpload`]. Otherwise the
+        /// adapter sends the opened file or listing, and the transfer ends with
+        /// [`IoEvent::DataEnded`].
         upload: bool,
-        /// TYPE A line-ending conversion applies.
+        /// TYPE A line-ending conversion applies (see [`crate::ascii`]).
         ascii: bool,
     },
-    /// Move the transfer's bytes: from `payload` (a listing) or from / to what
-    /// [`StorageRequest::OpenRead`] / [`StorageRequest::OpenWrite`] opened, converting line
-    /// endings if `ascii` (see [`crate::ascii`]). When the stream ends, report
-    /// [`IoEvent::DataEnded`]; [`IoEvent::DataProgress`] now and then while it runs.
+    /// The data connection `id` is accepted: move the bytes [`Action::OpenData`] described.
+    /// Until this comes, the adapter moves nothing (the session may still refuse the
+    /// connection: TLS session not resumed, a foreign peer; an append or a resumed upload
+    /// writes in place, so bytes taken before the verdict would stay in the file). When
+    /// the stream ends, report [`IoEvent::DataEnded`]; [`IoEvent::DataProgress`] now and
+    /// then while it runs. A download (or listing) is over then: the adapter closes its
+    /// connection (with close_notify under TLS) before reporting the end.
     Transfer {
         /// The data connection.
         id: DataId,
-        /// Bytes to send instead of a file.
-        payload: Option<Vec<u8>>,
-        /// TYPE A conversion.
-        ascii: bool,
     },
-    /// Finish the transfer: close the data connection (with close_notify under TLS), and for
-    /// an upload publish the file (`commit`) or remove what was written. Report
-    /// [`IoEvent::TransferFinished`].
-    FinishTransfer {
+    /// Finish an upload after its [`IoEvent::DataEnded`]: close the data connection (with
+    /// close_notify under TLS), then publish the file (`commit`) or remove what was
+    /// written. Report [`IoEvent::UploadFinished`].
+    FinishUpload {
         /// The data connection.
         id: DataId,
         /// Keep the upload.
@@ -90,22 +89,6 @@ pub enum Action {
     /// Close the control connection after writing everything sent before. The session is
     /// over.
     Close,
-}
-
-/// How a data stream ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DataEnd {
-    /// The stream ended: for uploads the peer closed; `close_notify` says whether a TLS
-    /// stream ended with close_notify (always true for plain streams).
-    Complete {
-        /// TLS ended properly (true for plain connections).
-        close_notify: bool,
-    },
-    /// The connection failed (reset, TLS error, timeout in the adapter).
-    Failed(String),
-    /// Reading or writing the file failed.
-    Storage(StorageError),
 }
 
 /// What happened, reported by the adapter.
@@ -160,8 +143,8 @@ pub enum IoEvent {
         /// How it ended.
         end: DataEnd,
     },
-    /// [`Action::FinishTransfer`] is done.
-    TransferFinished {
+    /// [`Action::FinishUpload`] is done.
+    UploadFinished {
         /// The data connection.
         id: DataId,
         /// Whether closing and publishing worked.
@@ -169,46 +152,6 @@ pub enum IoEvent {
     },
     /// The client closed the control connection.
     ControlClosed,
-}
-
-/// A storage failure, mapped by the session to a reply code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StorageError {
-    /// No such file or directory (550).
-    NotFound,
-    /// Not allowed, including paths that escape the root by a link (550).
-    PermissionDenied,
-    /// The name exists already (550).
-    AlreadyExists,
-    /// A directory was needed (550).
-    NotADirectory,
-    /// A file was needed (550).
-    IsADirectory,
-    /// A directory to remove is not empty (550).
-    DirectoryNotEmpty,
-    /// The name is not allowed (553).
-    InvalidName,
-    /// No space left (452).
-    InsufficientStorage,
-    /// Over quota (552).
-    QuotaExceeded,
-    /// Busy, try later (450).
-    Busy,
-    /// A restart offset (REST) past the end of the file, or into a file that does not
-    /// exist (554, RFC 3659 §5.3).
-    InvalidOffset,
-    /// A listing longer than the session lists at once
-    /// ([`ServerConfig::max_listing_entries`](super::ServerConfig::max_listing_entries)):
-    /// the entries up to the bound were sent, and the transfer ends with 451 rather than
-    /// a 226 that would pass a cut listing off as whole (a mirroring client would take
-    /// the files beyond the cut for deleted).
-    ListingTooLong {
-        /// The bound.
-        max: usize,
-    },
-    /// Anything else (451), with a text for the log.
-    Other(String),
 }
 
 /// Facts about one file or directory.

@@ -54,15 +54,19 @@ mod service;
 mod timer;
 mod transfer;
 
+/// Shared with the client (see [`crate::boundary`]); re-exported here for the
+/// applications that implement storage (`ftps_backend::Storage`).
+pub use crate::boundary::StorageError;
 /// Shared with the client (see [`crate::boundary`]); re-exported here as before.
 pub use crate::boundary::{ALPN_FTP, TlsInfo, TlsVersion};
 pub use config::{ControlTlsPolicy, DataTlsPolicy, ServerConfig, Timeouts, TlsMode};
 pub use format::ListingFormat;
 pub use io::{
-    Action, DataEnd, DataId, Event, IoEvent, LoginAnswer, LoginRequest, Metadata, RequestToken,
-    StorageError, StorageReply, StorageRequest,
+    Action, Event, IoEvent, LoginAnswer, LoginRequest, Metadata, RequestToken, StorageReply,
+    StorageRequest,
 };
 
+use crate::boundary::{DataEnd, DataId};
 use crate::command::{Command, CommandErrorKind, ProtectionLevel};
 use crate::framing::{AfterTls, FrameError, LineFramer};
 use crate::path::VirtualPath;
@@ -395,8 +399,8 @@ impl ServerSession {
             IoEvent::DataConnected { id, peer, tls } => self.on_data_connected(id, peer, tls, now),
             IoEvent::DataFailed { id, .. } => self.on_data_failed(id, now),
             IoEvent::DataProgress { id, bytes } => self.on_data_progress(id, bytes, now),
-            IoEvent::DataEnded { id, bytes, end } => self.on_data_ended(id, bytes, end),
-            IoEvent::TransferFinished { id, result } => self.on_transfer_finished(id, result, now),
+            IoEvent::DataEnded { id, bytes, end } => self.on_data_ended(id, bytes, end, now),
+            IoEvent::UploadFinished { id, result } => self.on_upload_finished(id, result, now),
         }
     }
 

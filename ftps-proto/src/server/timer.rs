@@ -1,7 +1,7 @@
-//! The session's timers: an enum and a small table of deadlines. `now` is always passed in;
-//! a timeout that finds nothing expired does nothing.
+//! The session's timers: an enum, kept in the [`TimerTable`] both cores use. `now` is
+//! always passed in; a timeout that finds nothing expired does nothing.
 
-use std::time::Instant;
+use crate::boundary::Timers;
 
 /// The session's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +25,8 @@ pub(crate) enum Timer {
 
 const COUNT: usize = 7;
 
-impl Timer {
-    const ALL: [Timer; COUNT] = [
+impl Timers for Timer {
+    const ALL: &'static [Timer] = &[
         Timer::Login,
         Timer::Idle,
         Timer::ControlTls,
@@ -41,40 +41,5 @@ impl Timer {
     }
 }
 
-/// A deadline per timer.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct TimerTable {
-    deadlines: [Option<Instant>; COUNT],
-}
-
-impl TimerTable {
-    pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
-        self.deadlines[timer.index()] = Some(at);
-    }
-
-    pub(crate) fn stop(&mut self, timer: Timer) {
-        self.deadlines[timer.index()] = None;
-    }
-
-    /// The earliest deadline.
-    pub(crate) fn next(&self) -> Option<Instant> {
-        self.deadlines.iter().flatten().min().copied()
-    }
-
-    /// Removes and returns the timers expired at `now`, earliest first.
-    pub(crate) fn expired(&mut self, now: Instant) -> Vec<Timer> {
-        let mut due: Vec<(Instant, Timer)> = Timer::ALL
-            .iter()
-            .filter_map(|&t| {
-                self.deadlines[t.index()]
-                    .filter(|&d| d <= now)
-                    .map(|d| (d, t))
-            })
-            .collect();
-        due.sort_by_key(|(d, _)| *d);
-        for (_, t) in &due {
-            self.stop(*t);
-        }
-        due.into_iter().map(|(_, t)| t).collect()
-    }
-}
+/// A deadline per timer of the session (see [`crate::boundary::TimerTable`]).
+pub(crate) type TimerTable = crate::boundary::TimerTable<Timer, COUNT>;

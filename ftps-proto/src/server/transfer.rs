@@ -1,7 +1,7 @@
 //! Transfers: the parameters (TYPE, MODE, STRU, REST), the transfer commands (RETR, STOR,
 //! APPE, STOU, LIST, NLST, MLSD) with their storage continuations, ABOR, and a transfer's
-//! life from 150 to 226: connect, move, finish (commit or discard), each step a report
-//! from the adapter.
+//! life from 150 to 226: connect, move, and for an upload finish (commit or discard), each
+//! step a report from the adapter.
 
 use super::data::DataSetup;
 use super::format::{Access, ListKind};
@@ -41,7 +41,6 @@ pub(super) struct Transfer {
     kind: TransferKind,
     pub(super) path: VirtualPath,
     tls: bool,
-    payload: Option<Vec<u8>>,
     phase: Phase,
     pub(super) bytes: u64,
 }
@@ -342,7 +341,6 @@ impl ServerSession {
             kind,
             path,
             tls,
-            payload: None,
             phase: Phase::Connecting,
             bytes: 0,
         });
@@ -411,13 +409,10 @@ impl ServerSession {
         self.timers.stop(Timer::DataConnect);
         self.timers
             .set(Timer::DataStall, now + self.config.timeouts.data_stall);
-        let ascii = self.ascii && t.kind != TransferKind::Listing;
-        let payload = self.transfer.as_mut().and_then(|t| {
+        if let Some(t) = self.transfer.as_mut() {
             t.phase = Phase::Moving;
-            t.payload.take()
-        });
-        self.actions
-            .push_back(Action::Transfer { id, payload, ascii });
+        }
+        self.actions.push_back(Action::Transfer { id });
     }
 
     /// [`IoEvent::DataFailed`](super::IoEvent::DataFailed).
@@ -436,26 +431,32 @@ impl ServerSession {
         }
     }
 
-    /// [`IoEvent::DataEnded`](super::IoEvent::DataEnded): asks the adapter to commit or
-    /// discard.
-    pub(super) fn on_data_ended(&mut self, id: DataId, bytes: u64, end: DataEnd) {
-        let Some(t) = self
+    /// [`IoEvent::DataEnded`](super::IoEvent::DataEnded): the final reply of a download
+    /// or listing (its connection is closed already); an upload is committed or discarded
+    /// first ([`Action::FinishUpload`]).
+    pub(super) fn on_data_ended(&mut self, id: DataId, bytes: u64, end: DataEnd, now: Instant) {
+        let Some(mut t) = self
             .transfer
-            .as_mut()
-            .filter(|t| t.id == id && t.phase == Phase::Moving)
+            .take_if(|t| t.id == id && t.phase == Phase::Moving)
         else {
             return;
         };
         t.bytes = bytes;
         self.timers.stop(Timer::DataStall);
         let (ok, r) = end_reply(&t.kind, t.tls, end);
-        t.phase = Phase::Finishing { ok, reply: r };
-        self.actions
-            .push_back(Action::FinishTransfer { id, commit: ok });
+        if t.kind == TransferKind::Upload {
+            t.phase = Phase::Finishing { ok, reply: r };
+            self.transfer = Some(t);
+            self.actions
+                .push_back(Action::FinishUpload { id, commit: ok });
+        } else {
+            self.end_transfer(t, ok, r, now);
+        }
     }
 
-    /// [`IoEvent::TransferFinished`](super::IoEvent::TransferFinished): the final reply.
-    pub(super) fn on_transfer_finished(
+    /// [`IoEvent::UploadFinished`](super::IoEvent::UploadFinished): the final reply of an
+    /// upload.
+    pub(super) fn on_upload_finished(
         &mut self,
         id: DataId,
         result: Result<(), StorageError>,
@@ -467,13 +468,18 @@ impl ServerSession {
         else {
             return;
         };
-        let Phase::Finishing { ok, reply: r } = t.phase else {
+        let Phase::Finishing { ok, reply: r } = t.phase.clone() else {
             return;
         };
         let (ok, r) = match result {
             Err(e) if ok => (false, storage_error_reply(&e)),
             _ => (ok, r),
         };
+        self.end_transfer(t, ok, r, now);
+    }
+
+    /// Ends transfer `t` with reply `r`: `ok` says whether it succeeded.
+    fn end_transfer(&mut self, t: Transfer, ok: bool, r: Reply, now: Instant) {
         self.events.push_back(Event::TransferDone {
             path: t.path,
             bytes: t.bytes,

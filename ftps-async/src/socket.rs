@@ -14,18 +14,18 @@ use std::io;
 /// write blocks — so it reads no further commands — and the reply-write deadline
 /// ([`ftps_proto::server::Timeouts::reply_write`]) closes it. Control replies are small;
 /// a large one (STAT of a directory) is written as the client reads it.
-pub const CONTROL_BUFFER: usize = 16 * 1024;
+pub(crate) const CONTROL_BUFFER: usize = 16 * 1024;
 
 /// Bounds a newly accepted control connection's kernel buffers (see [`CONTROL_BUFFER`]).
-pub fn control_socket(sock: socket2::SockRef<'_>) -> io::Result<()> {
+pub(crate) fn control_socket(sock: socket2::SockRef<'_>) -> io::Result<()> {
     sock.set_send_buffer_size(CONTROL_BUFFER)?;
     sock.set_recv_buffer_size(CONTROL_BUFFER)
 }
 
 /// Whether an accept failed for want of file descriptors (the process's or the
 /// system's): the server should then make room (see
-/// [`SessionLimits::make_room`](crate::SessionLimits::make_room)).
-pub fn out_of_descriptors(e: &io::Error) -> bool {
+/// [`SessionLimits::make_room`](crate::limits::SessionLimits::make_room)).
+pub(crate) fn out_of_descriptors(e: &io::Error) -> bool {
     // EMFILE and ENFILE on Linux and the BSDs.
     matches!(e.raw_os_error(), Some(23 | 24))
 }

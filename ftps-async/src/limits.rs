@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// IPv6 address counts as the IPv4 one), or the /64 prefix of its IPv6 address. One IPv6
 /// host is routinely given a whole /64 (RFC 4291 §2.5.1, RFC 7421): counted per address,
 /// one client could take every slot by changing the low bits of its source address.
-pub fn client_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -25,7 +25,7 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
 
 /// How to end a session from outside (tell its driver to close it): called when the
 /// session is evicted to make room (see [`SessionLimits::admit`]).
-pub type Evict = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Evict = Arc<dyn Fn() + Send + Sync>;
 
 /// Caps on concurrent sessions: in total, per client address (see [`client_key`]), and
 /// for sessions not yet logged in.
@@ -38,7 +38,7 @@ pub type Evict = Arc<dyn Fn() + Send + Sync>;
 /// one). Logged-in sessions are never evicted. A connection beyond its address's cap is
 /// refused. An evicted session still counts until it has ended (a moment later), so the
 /// total can be passed by the number of evictions in flight.
-pub struct SessionLimits {
+pub(crate) struct SessionLimits {
     total: usize,
     per_ip: usize,
     before_login: usize,
@@ -97,7 +97,7 @@ impl State {
 }
 
 /// A session counted against [`SessionLimits`] for as long as it lives.
-pub struct SessionSlot {
+pub(crate) struct SessionSlot {
     limits: Arc<SessionLimits>,
     ip: IpAddr,
     id: u64,
@@ -113,7 +113,7 @@ impl std::fmt::Debug for SessionSlot {
 impl SessionLimits {
     /// At most `total` sessions, `per_ip` from one address, and `before_login` not yet
     /// logged in (at least one).
-    pub fn new(total: usize, per_ip: usize, before_login: usize) -> Arc<SessionLimits> {
+    pub(crate) fn new(total: usize, per_ip: usize, before_login: usize) -> Arc<SessionLimits> {
         Arc::new(SessionLimits {
             total,
             per_ip,
@@ -127,7 +127,7 @@ impl SessionLimits {
     /// has logged in; or `None` if its address's cap is reached, or the server is full of
     /// logged-in sessions (answer it with
     /// [`ftps_proto::server::too_many_sessions_reply`] and close).
-    pub fn admit(self: &Arc<Self>, ip: IpAddr, evict: Evict) -> Option<SessionSlot> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, evict: Evict) -> Option<SessionSlot> {
         let ip = client_key(ip);
         let victim = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -172,7 +172,7 @@ impl SessionLimits {
     /// Evicts one session waiting to log in (the oldest of the address with the most), if
     /// there is one: for when the server runs out of something no cap counts (file
     /// descriptors, say) and must make room. Whether one was.
-    pub fn make_room(&self) -> bool {
+    pub(crate) fn make_room(&self) -> bool {
         let victim = self
             .state
             .lock()
@@ -189,12 +189,13 @@ impl SessionLimits {
     }
 
     /// Sessions open now.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
     /// Sessions open now that have not logged in.
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -210,7 +211,7 @@ impl SessionSlot {
     ///
     /// [`Event::LoggedIn`]: ftps_proto::server::Event::LoggedIn
     /// [`Event::LoggedOut`]: ftps_proto::server::Event::LoggedOut
-    pub fn follow(&self, event: &ftps_proto::server::Event) {
+    pub(crate) fn follow(&self, event: &ftps_proto::server::Event) {
         use ftps_proto::server::Event;
         match event {
             Event::LoggedIn {
@@ -222,7 +223,7 @@ impl SessionSlot {
     }
 
     /// The session has logged in (not anonymously): it is no longer evicted to make room.
-    pub fn logged_in(&self) {
+    pub(crate) fn logged_in(&self) {
         let forgotten = self
             .limits
             .state
@@ -234,7 +235,7 @@ impl SessionSlot {
 
     /// The session is not logged in any more (REIN): it may be evicted again, as the
     /// newest of its address.
-    pub fn logged_out(&self) {
+    pub(crate) fn logged_out(&self) {
         let mut state = self
             .limits
             .state
@@ -303,14 +304,14 @@ impl<K: std::hash::Hash + Eq + Clone> Counts<K> {
 /// passive port range (each session holds at most one listener; one nobody uses is
 /// closed after the data-connect timeout).
 #[derive(Debug)]
-pub struct ListenerCaps {
+pub(crate) struct ListenerCaps {
     per_ip: Counts<IpAddr>,
     per_user: Counts<String>,
 }
 
 /// A passive listener counted against [`ListenerCaps`] for as long as it is held.
 #[derive(Debug)]
-pub struct ListenerSlot {
+pub(crate) struct ListenerSlot {
     caps: Arc<ListenerCaps>,
     ip: IpAddr,
     user: String,
@@ -318,7 +319,7 @@ pub struct ListenerSlot {
 
 impl ListenerCaps {
     /// At most `per_ip` listeners for one address and `per_user` for one user.
-    pub fn new(per_ip: usize, per_user: usize) -> Arc<ListenerCaps> {
+    pub(crate) fn new(per_ip: usize, per_user: usize) -> Arc<ListenerCaps> {
         Arc::new(ListenerCaps {
             per_ip: Counts {
                 cap: per_ip,
@@ -332,7 +333,7 @@ impl ListenerCaps {
     }
 
     /// A listener for `user` at `ip`, or `None` if either cap is reached (425).
-    pub fn admit(self: &Arc<Self>, ip: IpAddr, user: &str) -> Option<ListenerSlot> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, user: &str) -> Option<ListenerSlot> {
         let ip = client_key(ip);
         if !self.per_ip.take(&ip) {
             return None;
@@ -360,7 +361,7 @@ impl Drop for ListenerSlot {
 /// The ports to try, in order, for a passive listener in `range`: from a start spread by
 /// `seed` (so concurrent sessions do not all race for the lowest port), wrapping around,
 /// at most 2000 of them.
-pub fn passive_ports(range: &RangeInclusive<u16>, seed: u64) -> impl Iterator<Item = u16> {
+pub(crate) fn passive_ports(range: &RangeInclusive<u16>, seed: u64) -> impl Iterator<Item = u16> {
     let (lo, hi) = (u64::from(*range.start()), u64::from(*range.end()));
     let span = hi.saturating_sub(lo) + 1;
     let start = seed.wrapping_mul(2_654_435_761) % span;
@@ -373,7 +374,7 @@ pub fn passive_ports(range: &RangeInclusive<u16>, seed: u64) -> impl Iterator<It
 /// stops an attacker from simply opening new sessions. Memory is bounded: at most
 /// [`LoginGuard::MAX_ADDRESSES`] addresses are tracked (beyond, new ones are not).
 #[derive(Debug)]
-pub struct LoginGuard {
+pub(crate) struct LoginGuard {
     after: u32,
     window: std::time::Duration,
     lock: std::time::Duration,
@@ -389,10 +390,14 @@ struct Strikes {
 
 impl LoginGuard {
     /// The most addresses tracked at once.
-    pub const MAX_ADDRESSES: usize = 10_000;
+    pub(crate) const MAX_ADDRESSES: usize = 10_000;
 
     /// Locks an address out for `lock` after `after` failures within `window`.
-    pub fn new(after: u32, window: std::time::Duration, lock: std::time::Duration) -> LoginGuard {
+    pub(crate) fn new(
+        after: u32,
+        window: std::time::Duration,
+        lock: std::time::Duration,
+    ) -> LoginGuard {
         LoginGuard {
             after: after.max(1),
             window,
@@ -402,7 +407,7 @@ impl LoginGuard {
     }
 
     /// Whether a login from `ip` may be checked now.
-    pub fn allows(&self, ip: IpAddr, now: std::time::Instant) -> bool {
+    pub(crate) fn allows(&self, ip: IpAddr, now: std::time::Instant) -> bool {
         let ip = client_key(ip);
         let map = self.strikes.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(&ip)
@@ -411,7 +416,7 @@ impl LoginGuard {
     }
 
     /// Records the outcome of a login checked from `ip`.
-    pub fn record(&self, ip: IpAddr, now: std::time::Instant, accepted: bool) {
+    pub(crate) fn record(&self, ip: IpAddr, now: std::time::Instant, accepted: bool) {
         let ip = client_key(ip);
         // A success does not wipe the address's failures: they expire with their window.
         // Wiped, any login that succeeds (an anonymous one, or the attacker's own account)

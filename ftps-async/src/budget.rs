@@ -11,20 +11,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// of all of them together stay within it, and the rest keep to 64 KiB ones (slower only
 /// when many transfers run at once).
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     left: AtomicUsize,
 }
 
 impl Budget {
     /// A budget of `bytes`.
-    pub fn new(bytes: usize) -> Arc<Budget> {
+    pub(crate) fn new(bytes: usize) -> Arc<Budget> {
         Arc::new(Budget {
             left: AtomicUsize::new(bytes),
         })
     }
 
     /// Takes `bytes` if that many are left.
-    pub fn take(self: &Arc<Self>, bytes: usize) -> Option<Taken> {
+    pub(crate) fn take(self: &Arc<Self>, bytes: usize) -> Option<Taken> {
         self.left
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
                 left.checked_sub(bytes)
@@ -37,14 +37,15 @@ impl Budget {
     }
 
     /// Bytes left.
-    pub fn left(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn left(&self) -> usize {
         self.left.load(Ordering::Acquire)
     }
 }
 
 /// Bytes taken from a [`Budget`], given back when dropped.
 #[derive(Debug)]
-pub struct Taken {
+pub(crate) struct Taken {
     budget: Arc<Budget>,
     bytes: usize,
 }

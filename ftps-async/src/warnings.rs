@@ -11,7 +11,7 @@ use std::time::Duration;
 /// not enough, as a session can open a listener per command and an address many sessions
 /// (issue 13, finding 14 and its second review's finding I).
 #[derive(Debug, Default)]
-pub struct Warnings {
+pub(crate) struct Warnings {
     foreign: Gate,
     listen: Gate,
     locked_out: Gate,
@@ -41,7 +41,7 @@ impl Gate {
 
 impl Warnings {
     /// A passive listener refused a data connection from `peer`, a foreign address.
-    pub fn foreign_data_connection(&self, peer: SocketAddr) {
+    pub(crate) fn foreign_data_connection(&self, peer: SocketAddr) {
         if let Some(held) = self.foreign.allow() {
             tracing::warn!(%peer, held, "data connection from a foreign address refused");
         }
@@ -50,14 +50,14 @@ impl Warnings {
     /// A login from `peer` was refused unchecked: its address is locked out after too
     /// many failures (each attempt is not logged: the lockout is when an address tries
     /// hardest).
-    pub fn locked_out(&self, peer: std::net::IpAddr) {
+    pub(crate) fn locked_out(&self, peer: std::net::IpAddr) {
         if let Some(held) = self.locked_out.allow() {
             tracing::warn!(%peer, held, "login refused: address locked out");
         }
     }
 
     /// An accept failed (out of descriptors, say: it repeats as fast as the loop turns).
-    pub fn accept_failed(&self, error: &std::io::Error) {
+    pub(crate) fn accept_failed(&self, error: &std::io::Error) {
         if let Some(held) = self.accept.allow() {
             tracing::warn!(held, "accept: {error}");
         }
@@ -65,14 +65,14 @@ impl Warnings {
 
     /// An anonymous login from `peer` was accepted: anybody can repeat it at will (no
     /// password to check, no lockout), so it is said at most once a second (at info).
-    pub fn anonymous_login(&self, peer: std::net::IpAddr) {
+    pub(crate) fn anonymous_login(&self, peer: std::net::IpAddr) {
         if let Some(held) = self.anonymous.allow() {
             tracing::info!(%peer, held, "anonymous login");
         }
     }
 
     /// A passive listener could not be opened.
-    pub fn passive_listener_failed(&self, error: &std::io::Error) {
+    pub(crate) fn passive_listener_failed(&self, error: &std::io::Error) {
         if let Some(held) = self.listen.allow() {
             tracing::warn!(held, "passive listener: {error}");
         }
@@ -82,7 +82,7 @@ impl Warnings {
 /// A warning that may repeat fast (a failing accept loop, say): said at most once per
 /// interval, with the count of those held back since.
 #[derive(Debug)]
-pub struct Throttled {
+pub(crate) struct Throttled {
     every: std::time::Duration,
     last: Option<std::time::Instant>,
     held: u64,
@@ -90,7 +90,7 @@ pub struct Throttled {
 
 impl Throttled {
     /// At most one line per `every`.
-    pub fn new(every: std::time::Duration) -> Self {
+    pub(crate) fn new(every: std::time::Duration) -> Self {
         Throttled {
             every,
             last: None,
@@ -99,7 +99,7 @@ impl Throttled {
     }
 
     /// Whether to log now; if so, how many were held back since the last line.
-    pub fn allow(&mut self) -> Option<u64> {
+    pub(crate) fn allow(&mut self) -> Option<u64> {
         let now = std::time::Instant::now();
         if self
             .last

@@ -1,0 +1,164 @@
+//! [`ServerBuilder`]: storage, users, the protocol configuration, TLS, passive ports and
+//! the limits a server is built from.
+
+use crate::budget::Budget;
+use crate::gate::Gate;
+use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
+use crate::server::Server;
+use crate::shared::ServerShared;
+use ftps_backend::{Authenticator, Storage};
+use ftps_proto::server::ServerConfig;
+use std::marker::PhantomData;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+/// Builds a [`Server`] on runtime `R`, or what a runtime crate wraps it in (`T`:
+/// `ftps_blocking::Server`, say).
+pub struct ServerBuilder<R, S, A, T = Server<R, S, A>> {
+    storage: S,
+    auth: A,
+    config: ServerConfig,
+    tls: Option<rustls::ServerConfig>,
+    passive_ports: Option<RangeInclusive<u16>>,
+    max_sessions: usize,
+    max_sessions_per_ip: usize,
+    max_before_login: Option<usize>,
+    max_passive_per_ip: usize,
+    max_passive_per_user: Option<usize>,
+    transfer_buffers: usize,
+    login_guard: LoginGuard,
+    server: PhantomData<fn() -> (R, T)>,
+}
+
+impl<R, S, A, T> ServerBuilder<R, S, A, T> {
+    /// A server on `storage` and `auth`, with the default configuration (TLS required on
+    /// control and data, session reuse checked), at most 1000 sessions and 50 per address.
+    pub fn new(storage: S, auth: A) -> Self {
+        ServerBuilder {
+            storage,
+            auth,
+            config: ServerConfig::default(),
+            tls: None,
+            passive_ports: None,
+            max_sessions: 1000,
+            max_sessions_per_ip: 50,
+            max_before_login: None,
+            max_passive_per_ip: 16,
+            max_passive_per_user: None,
+            transfer_buffers: 64 << 20,
+            login_guard: LoginGuard::default(),
+            server: PhantomData,
+        }
+    }
+
+    /// The protocol configuration (policies, timeouts, limits). Its `tls_available` is set
+    /// from whether [`tls`](Self::tls) was given.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The TLS configuration (see [`ftps_proto::tls`] and [`ftps_backend::files`]).
+    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The ports passive listeners use; by default any free port.
+    pub fn passive_ports(mut self, ports: RangeInclusive<u16>) -> Self {
+        self.passive_ports = Some(ports);
+        self
+    }
+
+    /// At most `total` sessions at once, and `per_ip` from one address (421 beyond). An
+    /// IPv6 client counts by its /64.
+    pub fn max_sessions(mut self, total: usize, per_ip: usize) -> Self {
+        self.max_sessions = total;
+        self.max_sessions_per_ip = per_ip;
+        self
+    }
+
+    /// At most `n` sessions waiting to log in (default: `max_sessions`, so only a full
+    /// server evicts). Past it — or when the server is full — a new connection evicts the
+    /// oldest waiting session of the address with the most of them, so connections that
+    /// never log in cannot keep users out. A lower bound keeps
+    /// room for logged-in sessions, but evicts logins in progress from a legitimate burst
+    /// larger than it.
+    pub fn max_sessions_before_login(mut self, n: usize) -> Self {
+        self.max_before_login = Some(n);
+        self
+    }
+
+    /// At most `per_ip` passive listeners open at once for one client address (default
+    /// 16; beyond, PASV/EPSV get 425). Each session holds at most one, and one that no
+    /// transfer uses within the data-connect timeout is closed.
+    pub fn max_passive_listeners_per_ip(mut self, per_ip: usize) -> Self {
+        self.max_passive_per_ip = per_ip;
+        self
+    }
+
+    /// At most `per_user` passive listeners open at once for one user, whatever addresses
+    /// its sessions come from (default: a quarter of the [`passive_ports`](Self::passive_ports)
+    /// range, at least one; 1024 with no range).
+    pub fn max_passive_listeners_per_user(mut self, per_user: usize) -> Self {
+        self.max_passive_per_user = Some(per_user);
+        self
+    }
+
+    /// What transfers' large buffers may hold together, server-wide (default 64 MiB): past
+    /// it, transfers use 64 KiB buffers.
+    pub fn max_transfer_buffers(mut self, bytes: usize) -> Self {
+        self.transfer_buffers = bytes;
+        self
+    }
+
+    /// Locks an address out for `lock` after `failures` failed logins within `window`
+    /// (default: 10 in 10 minutes, 5 minutes).
+    pub fn login_lockout(
+        mut self,
+        failures: u32,
+        window: std::time::Duration,
+        lock: std::time::Duration,
+    ) -> Self {
+        self.login_guard = LoginGuard::new(failures, window, lock);
+        self
+    }
+}
+
+impl<R, S, A, T> ServerBuilder<R, S, A, T>
+where
+    S: Storage,
+    A: Authenticator,
+    T: From<Server<R, S, A>>,
+{
+    /// Builds the server.
+    pub fn build(mut self) -> T {
+        self.config.tls_available = self.tls.is_some();
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let passive_per_user = self.max_passive_per_user.unwrap_or_else(|| {
+            self.passive_ports.as_ref().map_or(1024, |r| {
+                let span = usize::from(*r.end()).saturating_sub(usize::from(*r.start())) + 1;
+                (span / 4).max(1)
+            })
+        });
+        let shared = Arc::new(ServerShared {
+            storage: Arc::new(self.storage),
+            auth: Arc::new(self.auth),
+            config: Arc::new(self.config),
+            tls: self.tls,
+            passive_ports: self.passive_ports,
+            limits: SessionLimits::new(
+                self.max_sessions,
+                self.max_sessions_per_ip,
+                self.max_before_login.unwrap_or(self.max_sessions),
+            ),
+            passive_listeners: ListenerCaps::new(self.max_passive_per_ip, passive_per_user),
+            warnings: Arc::default(),
+            login_guard: self.login_guard,
+            transfer_buffers: Budget::new(self.transfer_buffers),
+            login_gate: Gate::new(cores),
+            stat_gate: Gate::new(cores),
+        });
+        T::from(Server::new(shared))
+    }
+}

@@ -1,0 +1,41 @@
+//! How a data stream's failures become what the core judges: the end of an upload's
+//! connection, and the storage errors of a file read or written.
+
+use ftps_backend::ListingCut;
+use ftps_proto::boundary::DataEnd;
+use ftps_proto::server::StorageError;
+use std::io;
+
+/// How an upload's data connection ended, from the error its read gave: rustls reports a
+/// TCP close without close_notify as `UnexpectedEof`, which the core judges (the upload
+/// may be cut short); anything else is a failed connection.
+pub(crate) fn upload_read_end(e: &io::Error, tls: bool) -> DataEnd {
+    if tls && e.kind() == io::ErrorKind::UnexpectedEof {
+        DataEnd::Complete {
+            close_notify: false,
+        }
+    } else {
+        DataEnd::Failed(e.to_string())
+    }
+}
+
+/// The storage error for a failed read of what a download sends (a file, or a listing
+/// cut at the session's bound: [`ListingCut`]).
+pub(crate) fn read_error(e: &io::Error) -> StorageError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ListingCut>())
+    {
+        Some(cut) => StorageError::ListingTooLong { max: cut.max },
+        None => StorageError::Other(format!("reading the file: {e}")),
+    }
+}
+
+/// The storage error for a failed write of an upload.
+pub(crate) fn write_error(e: &io::Error) -> StorageError {
+    match e.kind() {
+        io::ErrorKind::StorageFull => StorageError::InsufficientStorage,
+        io::ErrorKind::QuotaExceeded => StorageError::QuotaExceeded,
+        _ => StorageError::Other(e.to_string()),
+    }
+}

@@ -1,0 +1,34 @@
+//! [`Gate`]: a counting semaphore the sessions of a server share.
+
+/// A counting semaphore: at most `n` holders of a [`Permit`] at once. The driver waits in
+/// [`enter`](Self::enter) without holding a thread (a thousand logins arriving together
+/// must not take a thousand blocking threads).
+#[derive(Debug)]
+pub(crate) struct Gate {
+    tx: async_channel::Sender<()>,
+    rx: async_channel::Receiver<()>,
+}
+
+/// A place in a [`Gate`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Permit<'a>(&'a Gate);
+
+impl Gate {
+    /// At most `n` holders (at least one).
+    pub(crate) fn new(n: usize) -> Gate {
+        let (tx, rx) = async_channel::bounded(n.max(1));
+        Gate { tx, rx }
+    }
+
+    /// Waits for a place.
+    pub(crate) async fn enter(&self) -> Permit<'_> {
+        let _ = self.tx.send(()).await;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.rx.try_recv();
+    }
+}

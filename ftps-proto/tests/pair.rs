@@ -792,8 +792,7 @@ fn truncated_download_is_an_error_even_after_226() {
 #[test]
 fn active_mode_with_port() {
     let server = ServerConfig::default().with_active_mode(true);
-    let client = Pair::config(ConnectionMode::ExplicitRequired)
-        .with_passive(false);
+    let client = Pair::config(ConnectionMode::ExplicitRequired).with_passive(false);
     let mut pair = Pair::new(client, server, TlsMode::Explicit);
     assert!(matches!(
         pair.submit(Operation::Retrieve {
@@ -884,8 +883,7 @@ fn abort_ends_a_running_transfer_and_the_session_goes_on() {
 /// and fails with the bound; downloads carry no limit; the session goes on.
 #[test]
 fn a_listing_past_its_bound_is_aborted_and_the_session_goes_on() {
-    let client = Pair::config(ConnectionMode::ExplicitRequired)
-        .with_max_listing(1000);
+    let client = Pair::config(ConnectionMode::ExplicitRequired).with_max_listing(1000);
     let mut pair = Pair::new(client, ServerConfig::default(), TlsMode::Explicit);
     pair.hold_transfers = true;
     let id = pair.client.submit(
@@ -936,8 +934,7 @@ fn a_listing_past_its_bound_is_aborted_and_the_session_goes_on() {
 /// same error: the core does not take the bytes.
 #[test]
 fn a_listing_that_ended_past_its_bound_is_refused() {
-    let client = Pair::config(ConnectionMode::ExplicitRequired)
-        .with_max_listing(10);
+    let client = Pair::config(ConnectionMode::ExplicitRequired).with_max_listing(10);
     let mut pair = Pair::new(client, ServerConfig::default(), TlsMode::Explicit);
     let listing = Operation::List {
         path: None,

@@ -148,7 +148,8 @@ impl Fixture {
         } else {
             server.explicit()
         };
-        let mut o = ClientOptions::new("localhost", addr.port(), USER, PASSWORD).unwrap();
+        let mut o =
+            ClientOptions::new("localhost", addr.port(), USER, PASSWORD).expect("credentials");
         o.session.mode = if case.implicit {
             ConnectionMode::Implicit
         } else {

@@ -367,4 +367,23 @@ mod tests {
             ("example.com", 2990, "bob", ConnectionMode::Implicit, "x")
         );
     }
+
+    #[test]
+    fn options_hold_the_session_and_never_show_the_password() {
+        let o = ClientOptions::new("example.com", 21, "alice", "hunter2")
+            .unwrap()
+            .with_connect_timeout(Duration::from_secs(3))
+            .map_session(|s| s.with_epsv(false));
+        assert_eq!(
+            (o.connect_timeout, o.session.epsv, o.session.user.as_str()),
+            (Duration::from_secs(3), false, "alice")
+        );
+        let shown = format!("{o:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(ClientOptions::new("example.com", 21, "alice\r\nPASS x", "pw").is_err());
+        assert!(ClientOptions::new("example.com", 21, "alice", "pw\n").is_err());
+    }
 }

@@ -167,7 +167,7 @@ impl<R: Runtime> Client<R> {
         let (control_tx, control_rx) = async_channel::bounded(crate::control::INBOX);
         let reader = crate::control::spawn_reader::<R>(read, control_tx);
         let (data_tx, data_rx) = async_channel::unbounded();
-        let config = options.session_config()?;
+        let config = options.session.clone();
         let session = ClientSession::new(Arc::new(config), peer, Instant::now());
         let mut client = Client {
             session,
@@ -357,7 +357,7 @@ impl<R: Runtime> Client<R> {
         let id = self.submit(op);
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream, ending) => Ok(DataReader {
-                stall: Stall::new(data, self.options.data_timeout),
+                stall: Stall::new(data, self.options.session.data_timeout),
                 client: self,
                 op: id,
                 data,
@@ -389,7 +389,7 @@ impl<R: Runtime> Client<R> {
         let id = self.submit(op);
         match self.drive(id, &mut Sink::Stream).await? {
             Drive::Handed(data, stream, ending) => Ok(DataWriter {
-                stall: Stall::new(data, self.options.data_timeout),
+                stall: Stall::new(data, self.options.session.data_timeout),
                 client: self,
                 op: id,
                 data,
@@ -407,7 +407,7 @@ impl<R: Runtime> Client<R> {
             let now = Instant::now;
             match action {
                 Action::Send(bytes) => {
-                    let limit = self.options.reply_timeout;
+                    let limit = self.options.session.reply_timeout;
                     if self.control.send::<R>(&bytes, limit).await.is_err() {
                         self.session.handle_io(IoEvent::ControlClosed, now());
                     }
@@ -415,7 +415,7 @@ impl<R: Runtime> Client<R> {
                 Action::StartTls => {
                     // A server that accepts the connection (or AUTH TLS) and then says
                     // nothing must not hold the client: the handshake has a deadline.
-                    let limit = self.options.reply_timeout;
+                    let limit = self.options.session.reply_timeout;
                     let started = match rustls::ClientConnection::new(
                         self.connector.clone(),
                         self.server_name.clone(),
@@ -434,7 +434,7 @@ impl<R: Runtime> Client<R> {
                 }
                 Action::StopTls => {
                     // The close_notify has the deadline of any write to the server.
-                    let limit = self.options.reply_timeout;
+                    let limit = self.options.session.reply_timeout;
                     if self.control.stop_tls::<R>(limit).await.is_err() {
                         self.session.handle_io(IoEvent::ControlClosed, now());
                     }
@@ -442,7 +442,7 @@ impl<R: Runtime> Client<R> {
                 }
                 Action::ConnectData { id, addr, tls } => {
                     let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
-                    let limit = self.options.data_timeout;
+                    let limit = self.options.session.data_timeout;
                     let report = self.data_tx.clone();
                     let task = R::spawn(async move {
                         let connected = connect_data::<R>(addr, connector, limit).await;
@@ -459,7 +459,7 @@ impl<R: Runtime> Client<R> {
                         let local = R::listener_addr(&listener)?;
                         let connector =
                             tls.then(|| (self.connector.clone(), self.server_name.clone()));
-                        let limit = self.options.data_timeout;
+                        let limit = self.options.session.data_timeout;
                         let report = self.data_tx.clone();
                         let task = R::spawn(async move {
                             let accepted =
@@ -622,7 +622,7 @@ impl<R: Runtime> Client<R> {
 
     async fn on_control_bytes(&mut self, bytes: &[u8]) {
         let now = Instant::now;
-        let limit = self.options.reply_timeout;
+        let limit = self.options.session.reply_timeout;
         match self.control.take::<R>(bytes, &mut self.input, limit).await {
             Taken::Input => {}
             Taken::Established => {

@@ -8,24 +8,25 @@ use ftps_proto::tls::{
     ClientIdentity, Fingerprint, IdentityError, ServerTrust, SessionStore, TlsConfigError,
     client_config, with_session_store,
 };
-use ftps_proto::{ParseError, Password, ProtectionLevel, Text, Username};
+use ftps_proto::{ParseError, Password, Username};
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How to connect.
+/// How to connect: what only the connection needs (where, the TLS trust, the connect
+/// timeout), and the session's own settings, [`session`](Self::session), a
+/// [`ClientConfig`] (mode, credentials, protection, passive/EPSV, timeouts, bounds).
+///
+/// Build with [`new`](Self::new) (or [`from_url`](Self::from_url)), then `with_` methods or
+/// field assignment; the type is `#[non_exhaustive]`, so fields may be added without
+/// breaking callers. Its `Debug` never shows the password.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// Host name or IP address; also the TLS server name.
     pub host: String,
     /// Port (21 explicit, 990 implicit by convention).
     pub port: u16,
-    /// TLS mode.
-    pub mode: ConnectionMode,
-    /// User name.
-    pub user: String,
-    /// Password.
-    pub password: String,
     /// TLS settings; `None` uses the platform's root certificates.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Trust the server's certificate only if its SHA-256 fingerprint is one of these
@@ -34,79 +35,96 @@ pub struct ClientOptions {
     pub pins: Vec<Fingerprint>,
     /// A client certificate to present when the server asks for one.
     pub identity: Option<ClientIdentity>,
-    /// PROT P (default) or PROT C.
-    pub protection: ProtectionLevel,
-    /// Passive (default) or active.
-    pub passive: bool,
-    /// Passive with EPSV first (the default), or PASV only.
-    pub epsv: bool,
-    /// Connect data connections to the address a 227 reply names instead of the control
-    /// peer's (off by default: a hostile server could aim them elsewhere, CVE-2020-8284).
-    pub trust_pasv_address: bool,
-    /// HOST (RFC 7151): the virtual host to ask for before logging in.
-    pub virtual_host: Option<String>,
-    /// Connect timeout.
+    /// Connect timeout (TCP; the control TLS handshake is bounded by
+    /// [`ClientConfig::reply_timeout`]). Default 20 s.
     pub connect_timeout: Duration,
-    /// Reply timeout.
-    pub reply_timeout: Duration,
-    /// How long a data connection may take to come up, and a transfer may go without
-    /// moving a byte.
-    pub data_timeout: Duration,
-    /// The most control-connection bytes that may wait to be taken by the session
-    /// ([`ClientConfig::max_control_input`]; default
-    /// [`DEFAULT_MAX_CONTROL_INPUT`](ftps_proto::client::DEFAULT_MAX_CONTROL_INPUT)).
-    pub max_control_input: usize,
-    /// How long closing our end of a data connection may take
-    /// ([`ClientConfig::data_close_timeout`]; default 2 s).
-    pub data_close_timeout: Duration,
-    /// How long an upload reads on to the server's end of its data connection
-    /// ([`ClientConfig::upload_end_wait`]; default 10 s).
-    pub upload_end_wait: Duration,
+    /// The session's settings: TLS mode, user and password, PROT level, passive/EPSV,
+    /// the virtual host, the reply and data timeouts, the input bounds.
+    pub session: ClientConfig,
 }
 
 impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The session's `Password` prints itself redacted.
         f.debug_struct("ClientOptions")
             .field("host", &self.host)
             .field("port", &self.port)
-            .field("mode", &self.mode)
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .field("protection", &self.protection)
-            .field("passive", &self.passive)
+            .field("pins", &self.pins.len())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("session", &self.session)
             .finish_non_exhaustive()
     }
 }
 
 impl ClientOptions {
-    /// Explicit TLS required, PROT P, passive, platform roots.
+    /// Explicit TLS required, PROT P, passive, platform roots: [`ClientConfig::new`]'s
+    /// defaults with these credentials. Fails if the user name or password holds CR, LF
+    /// or NUL.
     pub fn new(
         host: impl Into<String>,
         port: u16,
         user: impl Into<String>,
         password: impl Into<String>,
-    ) -> Self {
+    ) -> Result<Self, ParseError> {
+        let session = ClientConfig::new(Username::new(user)?, Password::new(password)?);
+        Ok(Self::for_session(host, port, session))
+    }
+
+    /// Options for a session configured already (its credentials validated), platform
+    /// roots, a 20 s connect timeout.
+    pub fn for_session(host: impl Into<String>, port: u16, session: ClientConfig) -> Self {
         Self {
             host: host.into(),
             port,
-            mode: ConnectionMode::ExplicitRequired,
-            user: user.into(),
-            password: password.into(),
             tls: None,
             pins: Vec::new(),
             identity: None,
-            protection: ProtectionLevel::Private,
-            passive: true,
-            epsv: true,
-            trust_pasv_address: false,
-            virtual_host: None,
             connect_timeout: Duration::from_secs(20),
-            reply_timeout: Duration::from_secs(30),
-            data_timeout: Duration::from_secs(60),
-            max_control_input: ftps_proto::client::DEFAULT_MAX_CONTROL_INPUT,
-            data_close_timeout: Duration::from_secs(2),
-            upload_end_wait: Duration::from_secs(10),
+            session,
         }
+    }
+
+    /// Sets [`tls`](Self::tls).
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets [`pins`](Self::pins).
+    #[must_use]
+    pub fn with_pins(mut self, pins: Vec<Fingerprint>) -> Self {
+        self.pins = pins;
+        self
+    }
+
+    /// Sets [`identity`](Self::identity).
+    #[must_use]
+    pub fn with_identity(mut self, identity: Option<ClientIdentity>) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    #[must_use]
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// Sets [`session`](Self::session).
+    #[must_use]
+    pub fn with_session(mut self, session: ClientConfig) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// Changes [`session`](Self::session) in place, so that its `with_` methods chain
+    /// on: `options.map_session(|s| s.with_mode(ConnectionMode::Implicit))`.
+    #[must_use]
+    pub fn map_session(mut self, f: impl FnOnce(ClientConfig) -> ClientConfig) -> Self {
+        self.session = f(self.session);
+        self
     }
 }
 
@@ -259,41 +277,20 @@ fn percent_decode(s: &str) -> Result<String, ParseError> {
 impl ClientOptions {
     /// Options for a URL (`ftps://` implicit, `ftpes://` and `ftp://` explicit required);
     /// the user is the URL's, else `anonymous`. Returns the options and the URL's path.
+    /// Fails if the URL does not parse, or the user name or password holds CR, LF or NUL.
     pub fn from_url(
         url: &str,
         password: impl Into<String>,
     ) -> Result<(ClientOptions, String), ParseError> {
         let url = FtpUrl::parse(url)?;
         let user = url.user.clone().unwrap_or_else(|| "anonymous".to_owned());
-        let mut options = ClientOptions::new(url.host, url.port, user, password);
-        options.mode = url.mode;
+        let mut options = ClientOptions::new(url.host, url.port, user, password)?;
+        options.session.mode = url.mode;
         Ok((options, url.path))
     }
 }
 
 impl ClientOptions {
-    /// The protocol core's configuration (fails if the user name or password holds CR,
-    /// LF or NUL).
-    pub fn session_config(&self) -> Result<ClientConfig, ParseError> {
-        Ok(ClientConfig {
-            mode: self.mode,
-            protection: self.protection,
-            passive: self.passive,
-            epsv: self.epsv,
-            trust_pasv_address: self.trust_pasv_address,
-            host: self.virtual_host.clone().map(Text::new).transpose()?,
-            reply_timeout: self.reply_timeout,
-            data_timeout: self.data_timeout,
-            max_control_input: self.max_control_input,
-            data_close_timeout: self.data_close_timeout,
-            upload_end_wait: self.upload_end_wait,
-            ..ClientConfig::new(
-                Username::new(self.user.clone())?,
-                Password::new(self.password.clone())?,
-            )
-        })
-    }
-
     /// The rustls configuration of one session: the given one (or the platform's roots),
     /// with ALPN `ftp` (which tells servers this client reads data connections to their
     /// end, so they may hand it fresh TLS 1.3 tickets after uploads too), the session's
@@ -363,11 +360,30 @@ mod tests {
             (
                 o.host.as_str(),
                 o.port,
-                o.user.as_str(),
-                o.mode,
+                o.session.user.as_str(),
+                o.session.mode,
                 path.as_str()
             ),
             ("example.com", 2990, "bob", ConnectionMode::Implicit, "x")
         );
+    }
+
+    #[test]
+    fn options_hold_the_session_and_never_show_the_password() {
+        let o = ClientOptions::new("example.com", 21, "alice", "hunter2")
+            .unwrap()
+            .with_connect_timeout(Duration::from_secs(3))
+            .map_session(|s| s.with_epsv(false));
+        assert_eq!(
+            (o.connect_timeout, o.session.epsv, o.session.user.as_str()),
+            (Duration::from_secs(3), false, "alice")
+        );
+        let shown = format!("{o:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(ClientOptions::new("example.com", 21, "alice\r\nPASS x", "pw").is_err());
+        assert!(ClientOptions::new("example.com", 21, "alice", "pw\n").is_err());
     }
 }

@@ -22,7 +22,7 @@
 //! let listener = std::net::TcpListener::bind("127.0.0.1:2121")?;
 //! std::thread::spawn(move || server.serve(listener, TlsMode::Explicit));
 //!
-//! let mut options = ClientOptions::new("localhost", 2121, "alice", "secret");
+//! let mut options = ClientOptions::new("localhost", 2121, "alice", "secret")?;
 //! options.tls = Some(std::sync::Arc::new(ftps_backend::files::client_config_from_pem_file("cert.pem".as_ref())?));
 //! let mut client = Client::connect(options)?;
 //! let mut data = Vec::new();

@@ -210,7 +210,10 @@ impl From<Failure> for ExitCode {
 impl Connection {
     /// How long a transfer may go without moving a byte (the library's default).
     fn data_timeout(&self) -> std::time::Duration {
-        ClientOptions::new(String::new(), 0, String::new(), String::new()).data_timeout
+        ClientOptions::new("", 0, "anonymous", "")
+            .expect("a constant, valid user name and password")
+            .session
+            .data_timeout
     }
 }
 
@@ -239,16 +242,17 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
         .or_else(|| url.user.clone())
         .unwrap_or_else(|| "anonymous".to_owned());
     let password = password(conn, &user)?;
-    let mut options = ClientOptions::new(url.host.clone(), url.port, user, password);
-    options.mode = match conn.tls {
+    let mut options = ClientOptions::new(url.host.clone(), url.port, user, password)
+        .map_err(|e| Failure::from_client(Error::Invalid(e), true))?;
+    options.session.mode = match conn.tls {
         Some(TlsArg::Explicit) => ConnectionMode::ExplicitRequired,
         Some(TlsArg::Implicit) => ConnectionMode::Implicit,
         Some(TlsArg::IfAvailable) => ConnectionMode::ExplicitIfAvailable,
         Some(TlsArg::None) => ConnectionMode::Plain,
         None => url.mode,
     };
-    options.passive = !conn.active;
-    options.protection = match conn.prot {
+    options.session.passive = !conn.active;
+    options.session.protection = match conn.prot {
         Some(ProtArg::C) => ProtectionLevel::Clear,
         _ => ProtectionLevel::Private,
     };
@@ -285,7 +289,7 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
             })?;
         options.identity = Some(identity);
     }
-    if options.mode != ConnectionMode::Plain {
+    if options.session.mode != ConnectionMode::Plain {
         options.tls = Some(Arc::new(
             tls.map_err(|e| Failure::from_client(Error::from(e), true))?,
         ));

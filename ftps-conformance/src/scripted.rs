@@ -353,12 +353,13 @@ impl ScriptedServer {
     /// passive, this server's certificate trusted (see [`client_tls`](Self::client_tls)),
     /// host `127.0.0.1` (in the certificate), and 10 s reply and data timeouts.
     pub fn client_options(&self, protection: ProtectionLevel, tls12_only: bool) -> ClientOptions {
-        let mut o = ClientOptions::new("127.0.0.1", self.addr.port(), "tester", "secret");
+        let mut o = ClientOptions::new("127.0.0.1", self.addr.port(), "tester", "secret")
+            .expect("credentials");
         o.tls = Some(self.client_tls(tls12_only));
-        o.protection = protection;
+        o.session.protection = protection;
         o.connect_timeout = Duration::from_secs(5);
-        o.reply_timeout = Duration::from_secs(10);
-        o.data_timeout = Duration::from_secs(10);
+        o.session.reply_timeout = Duration::from_secs(10);
+        o.session.data_timeout = Duration::from_secs(10);
         o
     }
 }

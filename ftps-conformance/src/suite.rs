@@ -148,18 +148,19 @@ impl Fixture {
         } else {
             server.explicit()
         };
-        let mut o = ClientOptions::new("localhost", addr.port(), USER, PASSWORD);
-        o.mode = if case.implicit {
+        let mut o =
+            ClientOptions::new("localhost", addr.port(), USER, PASSWORD).expect("credentials");
+        o.session.mode = if case.implicit {
             ConnectionMode::Implicit
         } else {
             ConnectionMode::ExplicitRequired
         };
-        o.protection = if case.clear_data {
+        o.session.protection = if case.clear_data {
             ProtectionLevel::Clear
         } else {
             ProtectionLevel::Private
         };
-        o.passive = !case.active;
+        o.session.passive = !case.active;
         o.tls = Some(Arc::new(tls));
         o
     }

@@ -54,10 +54,10 @@ fn options(
 ) -> ftps_backend::client::ClientOptions {
     let mut o = server.client_options(ProtectionLevel::Private, false);
     o.port = port;
-    o.mode = mode;
+    o.session.mode = mode;
     o.connect_timeout = LIMIT;
-    o.reply_timeout = LIMIT;
-    o.data_timeout = LIMIT;
+    o.session.reply_timeout = LIMIT;
+    o.session.data_timeout = LIMIT;
     o
 }
 

@@ -24,8 +24,8 @@ use std::sync::Arc;
 fn options(p: &Peer, versions: &[&'static rustls::SupportedProtocolVersion]) -> ClientOptions {
     // The peers' certificates are made by `openssl req -x509` (CA:TRUE, as admins make them).
     let config = ftps_tokio::client::client_config_from_pem(&p.ca, versions).unwrap();
-    let mut o = ClientOptions::new("localhost", p.port, &p.user, PASSWORD);
-    o.mode = ConnectionMode::ExplicitRequired;
+    let mut o = ClientOptions::new("localhost", p.port, &p.user, PASSWORD).unwrap();
+    o.session.mode = ConnectionMode::ExplicitRequired;
     o.tls = Some(Arc::new(config));
     o
 }
@@ -125,7 +125,7 @@ async fn exercise(
 
         // Active mode: the server connects back to the client's listener.
         let mut o = options(p, versions);
-        o.passive = false;
+        o.session.passive = false;
         let mut c = Client::connect(o)
             .await
             .unwrap_or_else(|e| panic!("{tag} active: {e}"));
@@ -144,7 +144,7 @@ async fn exercise(
 
         // PASV instead of EPSV.
         let mut o = options(p, versions);
-        o.epsv = false;
+        o.session.epsv = false;
         let mut c = Client::connect(o)
             .await
             .unwrap_or_else(|e| panic!("{tag} PASV: {e}"));
@@ -163,7 +163,7 @@ async fn exercise(
 
         // PROT C: data in clear (the servers here allow it), the control connection in TLS.
         let mut o = options(p, versions);
-        o.protection = ProtectionLevel::Clear;
+        o.session.protection = ProtectionLevel::Clear;
         let mut c = Client::connect(o)
             .await
             .unwrap_or_else(|e| panic!("{tag} PROT C: {e}"));
@@ -202,7 +202,7 @@ async fn implicit(p: &Peer, name: &str) {
     for versions in BOTH {
         let tag = format!("{name} implicit {:?}", versions[0].version);
         let mut o = options(p, versions);
-        o.mode = ConnectionMode::Implicit;
+        o.session.mode = ConnectionMode::Implicit;
         let mut c = Client::connect(o)
             .await
             .unwrap_or_else(|e| panic!("{tag}: {e}"));
@@ -281,8 +281,8 @@ async fn client_against_vsftpd_proftpd_and_pure_ftpd() {
     if let Some(p) = vsftpd(true) {
         implicit(&p, "vsftpd").await;
         let mut o = options(&p, TLS13);
-        o.mode = ConnectionMode::Implicit;
-        o.protection = ProtectionLevel::Clear;
+        o.session.mode = ConnectionMode::Implicit;
+        o.session.protection = ProtectionLevel::Clear;
         let mut c = Client::connect(o).await.unwrap();
         let err = c
             .retrieve("hello.txt", 0, &mut Vec::new())

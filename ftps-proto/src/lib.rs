@@ -49,6 +49,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// First: the modules below use its macros.
+#[macro_use]
+mod config_macros;
+
 pub mod address;
 pub mod ascii;
 pub mod boundary;

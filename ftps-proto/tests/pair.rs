@@ -130,13 +130,11 @@ impl Pair {
     }
 
     fn config(mode: ConnectionMode) -> ClientConfig {
-        ClientConfig {
-            mode,
-            ..ClientConfig::new(
-                Username::new("alice").unwrap(),
-                Password::new("secret").unwrap(),
-            )
-        }
+        ClientConfig::new(
+            Username::new("alice").unwrap(),
+            Password::new("secret").unwrap(),
+        )
+        .with_mode(mode)
     }
 
     fn secure() -> Self {
@@ -790,10 +788,7 @@ fn truncated_download_is_an_error_even_after_226() {
 #[test]
 fn active_mode_with_port() {
     let server = ServerConfig::default().with_active_mode(true);
-    let client = ClientConfig {
-        passive: false,
-        ..Pair::config(ConnectionMode::ExplicitRequired)
-    };
+    let client = Pair::config(ConnectionMode::ExplicitRequired).with_passive(false);
     let mut pair = Pair::new(client, server, TlsMode::Explicit);
     assert!(matches!(
         pair.submit(Operation::Retrieve {
@@ -811,11 +806,9 @@ fn active_mode_with_port() {
 #[test]
 fn active_connection_that_never_comes_times_out() {
     let server = ServerConfig::default().with_active_mode(true);
-    let client = ClientConfig {
-        passive: false,
-        data_timeout: Duration::from_secs(60),
-        ..Pair::config(ConnectionMode::ExplicitRequired)
-    };
+    let client = Pair::config(ConnectionMode::ExplicitRequired)
+        .with_passive(false)
+        .with_data_timeout(Duration::from_secs(60));
     let mut pair = Pair::new(client, server, TlsMode::Explicit);
     pair.server_never_connects = true;
     let id = pair.client.submit(
@@ -886,10 +879,7 @@ fn abort_ends_a_running_transfer_and_the_session_goes_on() {
 /// and fails with the bound; downloads carry no limit; the session goes on.
 #[test]
 fn a_listing_past_its_bound_is_aborted_and_the_session_goes_on() {
-    let client = ClientConfig {
-        max_listing: 1000,
-        ..Pair::config(ConnectionMode::ExplicitRequired)
-    };
+    let client = Pair::config(ConnectionMode::ExplicitRequired).with_max_listing(1000);
     let mut pair = Pair::new(client, ServerConfig::default(), TlsMode::Explicit);
     pair.hold_transfers = true;
     let id = pair.client.submit(
@@ -940,10 +930,7 @@ fn a_listing_past_its_bound_is_aborted_and_the_session_goes_on() {
 /// same error: the core does not take the bytes.
 #[test]
 fn a_listing_that_ended_past_its_bound_is_refused() {
-    let client = ClientConfig {
-        max_listing: 10,
-        ..Pair::config(ConnectionMode::ExplicitRequired)
-    };
+    let client = Pair::config(ConnectionMode::ExplicitRequired).with_max_listing(10);
     let mut pair = Pair::new(client, ServerConfig::default(), TlsMode::Explicit);
     let listing = Operation::List {
         path: None,
@@ -1006,10 +993,8 @@ fn ccc_clears_the_control_connection_and_data_stays_protected() {
 #[test]
 fn prot_c_when_asked() {
     let server = ServerConfig::default().with_data_tls(DataTlsPolicy::Allow);
-    let client = ClientConfig {
-        protection: ftps_proto::ProtectionLevel::Clear,
-        ..Pair::config(ConnectionMode::ExplicitRequired)
-    };
+    let client = Pair::config(ConnectionMode::ExplicitRequired)
+        .with_protection(ftps_proto::ProtectionLevel::Clear);
     let mut pair = Pair::new(client, server, TlsMode::Explicit);
     assert!(pair.sent().contains("PROT C\r\n"));
     assert!(matches!(

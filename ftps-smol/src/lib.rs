@@ -13,7 +13,7 @@
 //!
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! smol::block_on(async {
-//!     let mut client = Client::connect(ClientOptions::new("ftp.example.com", 21, "alice", "secret")).await?;
+//!     let mut client = Client::connect(ClientOptions::new("ftp.example.com", 21, "alice", "secret")?).await?;
 //!     for entry in client.list(None).await? {
 //!         println!("{} {:?}", entry.name, entry.size);
 //!     }

@@ -70,8 +70,8 @@ impl Fixture {
             self.explicit
         };
         // The certificate is for "localhost", which resolves to the loopback address.
-        let mut o = ClientOptions::new("localhost", port, "alice", "wonderland");
-        o.mode = mode;
+        let mut o = ClientOptions::new("localhost", port, "alice", "wonderland").unwrap();
+        o.session.mode = mode;
         o.tls = Some(Arc::new(config));
         o
     }
@@ -244,7 +244,7 @@ async fn implicit_active_and_prot_c() {
     c.quit().await.unwrap();
 
     let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
-    o.passive = false;
+    o.session.passive = false;
     let mut c = Client::connect(o).await.unwrap();
     let mut out = Vec::new();
     c.retrieve("hello.txt", 0, &mut out).await.unwrap();
@@ -258,7 +258,7 @@ async fn implicit_active_and_prot_c() {
     c.quit().await.unwrap();
 
     let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
-    o.protection = ProtectionLevel::Clear;
+    o.session.protection = ProtectionLevel::Clear;
     let mut c = Client::connect(o).await.unwrap();
     let mut out = Vec::new();
     c.retrieve("hello.txt", 0, &mut out).await.unwrap();
@@ -448,8 +448,8 @@ async fn ascii_transfers_pasv_only_and_host() {
     let f = start("ascii", ServerConfig::default(), true).await;
     std::fs::write(f.dir.join("root/lines.txt"), b"one\ntwo\nthree\n").unwrap();
     let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
-    o.epsv = false;
-    o.virtual_host = Some("localhost".into());
+    o.session.epsv = false;
+    o.session.host = Some(ftps_proto::Text::new("localhost").unwrap());
     let mut c = Client::connect(o).await.unwrap();
     c.set_ascii(true);
     let mut text = Vec::new();
@@ -507,7 +507,7 @@ async fn an_expired_certificate_is_refused() {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { server.serve(listener, TlsMode::Explicit).await });
     let roots = client::roots_from_pem(cert.pem().as_bytes()).unwrap();
-    let mut o = ClientOptions::new("localhost", port, "alice", "wonderland");
+    let mut o = ClientOptions::new("localhost", port, "alice", "wonderland").unwrap();
     o.tls = Some(Arc::new(client::client_config(roots).unwrap()));
     let err = Client::connect(o).await.unwrap_err();
     assert!(err.to_string().contains("certificate expired"), "{err}");

@@ -115,10 +115,10 @@ async fn serve(script: Script) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
 }
 
 async fn client(port: u16) -> Client {
-    let mut o = ClientOptions::new("127.0.0.1", port, "u", "p");
-    o.mode = ConnectionMode::Plain;
-    o.reply_timeout = Duration::from_secs(2);
-    o.data_timeout = Duration::from_secs(1);
+    let mut o = ClientOptions::new("127.0.0.1", port, "u", "p").unwrap();
+    o.session.mode = ConnectionMode::Plain;
+    o.session.reply_timeout = Duration::from_secs(2);
+    o.session.data_timeout = Duration::from_secs(1);
     Client::connect(o).await.unwrap()
 }
 
@@ -211,9 +211,9 @@ async fn a_reply_without_crlf_times_out() {
         tcp.write_all(b"220 no line end").await.unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
-    let mut o = ClientOptions::new("127.0.0.1", port, "u", "p");
-    o.mode = ConnectionMode::Plain;
-    o.reply_timeout = Duration::from_secs(1);
+    let mut o = ClientOptions::new("127.0.0.1", port, "u", "p").unwrap();
+    o.session.mode = ConnectionMode::Plain;
+    o.session.reply_timeout = Duration::from_secs(1);
     let start = Instant::now();
     let err = tokio::time::timeout(Duration::from_secs(10), Client::connect(o))
         .await

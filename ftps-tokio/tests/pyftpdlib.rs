@@ -106,8 +106,8 @@ fn start(python: &str) -> Py {
 fn options(p: &Py, versions: &[&'static rustls::SupportedProtocolVersion]) -> ClientOptions {
     let roots = ftps_tokio::client::roots_from_pem(&p.ca).unwrap();
     let config = ftps_tokio::client::client_config_with_versions(roots, versions).unwrap();
-    let mut o = ClientOptions::new("localhost", p.port, "alice", "wonderland");
-    o.mode = ConnectionMode::ExplicitRequired;
+    let mut o = ClientOptions::new("localhost", p.port, "alice", "wonderland").unwrap();
+    o.session.mode = ConnectionMode::ExplicitRequired;
     o.tls = Some(Arc::new(config));
     o
 }
@@ -124,8 +124,8 @@ async fn client_against_pyftpdlib() {
     ];
     for (i, (versions, passive, protection)) in cases.into_iter().enumerate() {
         let mut o = options(&p, versions);
-        o.passive = passive;
-        o.protection = protection;
+        o.session.passive = passive;
+        o.session.protection = protection;
         let mut c = Client::connect(o).await.unwrap();
         assert!(c.features().supports("MLST"));
         for j in 0..10u32 {

@@ -135,10 +135,11 @@ async fn one_round(
         let tls = tls.clone();
         let (user, password) = (user.to_owned(), password.to_owned());
         tasks.push(tokio::spawn(async move {
-            let mut o = ftps_tokio::ClientOptions::new("localhost", port, user, password);
+            let mut o = ftps_tokio::ClientOptions::new("localhost", port, user, password)
+                .map_err(|e| format!("{i}: options: {e}"))?;
             o.tls = Some(tls);
             o.connect_timeout = Duration::from_secs(120);
-            o.reply_timeout = Duration::from_secs(
+            o.session.reply_timeout = Duration::from_secs(
                 std::env::var("LOAD_REPLY_TIMEOUT")
                     .ok()
                     .and_then(|s| s.parse().ok())

@@ -53,6 +53,7 @@ pub const DEFAULT_MAX_CONTROL_INPUT: usize = 64 << 10;
 
 /// How the client protects the control connection (the choices FileZilla offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ConnectionMode {
     /// TLS from the first byte (port 990 style).
     Implicit,
@@ -66,8 +67,11 @@ pub enum ConnectionMode {
     Plain,
 }
 
-/// The client's settings.
+/// The client's settings: [`ClientConfig::new`], then `with_` methods or field
+/// assignment (the type is `#[non_exhaustive]`: settings may be added without breaking
+/// callers).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// TLS mode.
     pub mode: ConnectionMode,
@@ -145,6 +149,25 @@ impl ClientConfig {
         }
     }
 }
+
+with_fields!(ClientConfig {
+    with_mode: mode: ConnectionMode,
+    with_user: user: Username,
+    with_password: password: Password,
+    with_account: account: Option<Text>,
+    with_host: host: Option<Text>,
+    with_protection: protection: ProtectionLevel,
+    with_passive: passive: bool,
+    with_trust_pasv_address: trust_pasv_address: bool,
+    with_epsv: epsv: bool,
+    with_limits: limits: ReplyLimits,
+    with_reply_timeout: reply_timeout: Duration,
+    with_data_timeout: data_timeout: Duration,
+    with_max_listing: max_listing: u64,
+    with_max_control_input: max_control_input: usize,
+    with_data_close_timeout: data_close_timeout: Duration,
+    with_upload_end_wait: upload_end_wait: Duration,
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Setup {

@@ -260,7 +260,7 @@ fn fetch(args: &[String]) -> Result<(), Fail> {
     };
     let ca = std::fs::read(ca)?;
     let mut o =
-        ftps_backend::client::ClientOptions::new("localhost", port.parse()?, user, password);
+        ftps_backend::client::ClientOptions::new("localhost", port.parse()?, user, password)?;
     o.tls = Some(std::sync::Arc::new(
         ftps_proto::tls::client_config_from_pem(&ca, ftps_proto::tls::BOTH)?,
     ));

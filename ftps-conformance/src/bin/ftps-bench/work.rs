@@ -81,7 +81,7 @@ pub(crate) fn options(server: &Running) -> Result<ftps_backend::client::ClientOp
         server.port,
         &server.user.0,
         &server.user.1,
-    );
+    )?;
     // The peers' certificates are made by `openssl req -x509` (CA:TRUE).
     o.tls = Some(Arc::new(ftps_proto::tls::client_config_from_pem(
         &server.ca,

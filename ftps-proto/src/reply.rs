@@ -357,6 +357,7 @@ impl fmt::Display for Reply {
 /// Caps on one reply, so a hostile or broken server cannot make the client buffer without
 /// end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReplyLimits {
     /// The longest line, in bytes, without its line ending. Default 8 KiB.
     pub max_line: usize,
@@ -366,13 +367,20 @@ pub struct ReplyLimits {
     pub max_bytes: usize,
 }
 
+impl ReplyLimits {
+    /// Limits of `max_line` bytes a line, `max_lines` lines and `max_bytes` bytes a reply.
+    pub const fn new(max_line: usize, max_lines: usize, max_bytes: usize) -> Self {
+        Self {
+            max_line,
+            max_lines,
+            max_bytes,
+        }
+    }
+}
+
 impl Default for ReplyLimits {
     fn default() -> Self {
-        Self {
-            max_line: 8192,
-            max_lines: 10_000,
-            max_bytes: 1 << 20,
-        }
+        Self::new(8192, 10_000, 1 << 20)
     }
 }
 

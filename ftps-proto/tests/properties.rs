@@ -113,7 +113,7 @@ proptest! {
 
     #[test]
     fn reply_decoder_never_panics_and_stays_bounded(input in control_bytes(), sizes in split_points()) {
-        let limits = ReplyLimits { max_line: 64, max_lines: 8, max_bytes: 256 };
+        let limits = ReplyLimits::new(64, 8, 256);
         let mut decoder = ReplyDecoder::new(limits);
         let mut pos = 0;
         for size in sizes.iter().cycle() {

@@ -6,7 +6,7 @@
 use ftps_proto::{Reply, ReplyDecoder, ReplyLimits};
 use libfuzzer_sys::fuzz_target;
 
-const LIMITS: ReplyLimits = ReplyLimits { max_line: 256, max_lines: 32, max_bytes: 2048 };
+const LIMITS: ReplyLimits = ReplyLimits::new(256, 32, 2048);
 
 fn decode(data: &[u8], chunk: usize) -> Vec<Result<Reply, ftps_proto::ReplyError>> {
     let mut decoder = ReplyDecoder::new(LIMITS);

@@ -132,6 +132,11 @@ impl<T: Timers, const N: usize> TimerTable<T, N> {
         self.deadlines[timer.index()] = None;
     }
 
+    /// Stops every timer.
+    pub(crate) fn clear(&mut self) {
+        self.deadlines = [None; N];
+    }
+
     /// The earliest deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
         self.deadlines.iter().flatten().min().copied()

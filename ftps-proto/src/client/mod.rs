@@ -24,12 +24,13 @@ mod tests;
 mod timer;
 
 pub use io::{
-    Action, ClientError, DataEnding, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output,
+    Action, ClientError, DataEnding, Event, IoEvent, ListFormat, OpId, Operation, Output,
 };
 
 use crate::address::{
     format_eprt_argument, format_port_argument, parse_epsv_reply, parse_pasv_reply,
 };
+use crate::boundary::{DataEnd, DataId};
 use crate::command::{Command, EpsvMode, ProtectionLevel, RepresentationType, TextFormat};
 use crate::facts::MlsxEntry;
 use crate::feature::Features;
@@ -214,7 +215,7 @@ struct Transfer {
     phase: Phase,
     /// The data connection is up (it may come up in any phase after EPSV/PASV/PORT).
     connected: bool,
-    /// How the data ended: bytes and whether cleanly.
+    /// How the data ended: bytes and whether properly (see [`IoEvent::DataEnded`]).
     data_end: Option<(u64, bool)>,
     final_reply: Option<Reply>,
     failure: Option<ClientError>,
@@ -324,7 +325,7 @@ impl ClientSession {
         };
         if s.config.mode == ConnectionMode::Implicit {
             s.state = State::Setup(Setup::Tls);
-            s.actions.push_back(Action::StartTls);
+            s.actions.push_back(Action::StartControlTls);
         }
         s.timers.set(Timer::Reply, now + s.config.reply_timeout);
         s
@@ -487,7 +488,7 @@ impl ClientSession {
             return;
         }
         match event {
-            IoEvent::TlsEstablished => {
+            IoEvent::ControlTlsEstablished(_) => {
                 if self.state == State::Setup(Setup::Tls) {
                     self.secure = true;
                     self.data_tls = true;
@@ -500,7 +501,7 @@ impl ClientSession {
                     }
                 }
             }
-            IoEvent::TlsFailed(reason) => self.fail_session(ClientError::Tls(reason)),
+            IoEvent::ControlTlsFailed(reason) => self.fail_session(ClientError::Tls(reason)),
             IoEvent::ControlClosed => self.fail_session(ClientError::Closed),
             IoEvent::Resumption { exhausted } => self.tickets_exhausted = exhausted,
             IoEvent::ControlReconnected { peer } => self.on_reconnected(peer, now),
@@ -539,8 +540,9 @@ impl ClientSession {
                     self.finish_transfer(now);
                 }
             }
-            IoEvent::DataEnded { id, bytes, clean } => {
+            IoEvent::DataEnded { id, bytes, end } => {
                 if let Some(t) = self.transfer_mut(id) {
+                    let clean = matches!(end, DataEnd::Complete { close_notify: true });
                     t.data_end = Some((bytes, clean));
                     t.moved = bytes;
                     self.timers.stop(Timer::DataStall);
@@ -787,7 +789,7 @@ impl ClientSession {
             Setup::Greeting if code == ReplyCode::SERVICE_READY => self.after_greeting(now),
             Setup::Auth { .. } if code == ReplyCode::AUTH_OK => {
                 self.state = State::Setup(Setup::Tls);
-                self.actions.push_back(Action::StartTls);
+                self.actions.push_back(Action::StartControlTls);
             }
             Setup::Auth { ssl: false }
                 if !code.is_positive() && code != ReplyCode::SERVICE_NOT_AVAILABLE =>
@@ -1202,7 +1204,7 @@ impl ClientSession {
                     // clear text.
                     self.secure = false;
                     self.tls_leftover_pending = true;
-                    self.actions.push_back(Action::StopTls);
+                    self.actions.push_back(Action::StopControlTls);
                 }
                 self.op_done(op, result, now);
             }

@@ -38,19 +38,21 @@ pub const ALPN_FTP: &[u8] = b"ftp";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DataId(pub(crate) u64);
 
-/// How a data stream ended.
+/// How a data stream ended, as an adapter reports it to its core (either side).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DataEnd {
-    /// The stream ended: for uploads the peer closed; `close_notify` says whether a TLS
-    /// stream ended with close_notify (always true for plain streams).
+    /// The stream ended: the peer closed what it sent to us, or our end of what we sent
+    /// went out; `close_notify` says whether a TLS stream ended with close_notify (always
+    /// true for plain streams).
     Complete {
         /// TLS ended properly (true for plain connections).
         close_notify: bool,
     },
     /// The connection failed (reset, TLS error, timeout in the adapter).
     Failed(String),
-    /// Reading or writing the file failed.
+    /// Reading or writing the file failed (the server's; the client's streams are the
+    /// application's, whose failures are the client adapter's IO errors).
     Storage(StorageError),
 }
 

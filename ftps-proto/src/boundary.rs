@@ -1,7 +1,8 @@
 //! The vocabulary of the boundary between the protocol cores and their adapters, one for
 //! the client and the server: what a TLS handshake did ([`TlsInfo`]), the ALPN id of FTP,
-//! a data connection's id ([`DataId`]) and how its stream ended ([`DataEnd`], with
-//! [`StorageError`] for the file side), and the cores' timer table.
+//! the control input an adapter holds ([`MAX_CONTROL_INPUT`]), a data connection's id
+//! ([`DataId`]) and how its stream ended ([`DataEnd`], with [`StorageError`] for the file
+//! side), and the cores' timer table.
 
 use std::marker::PhantomData;
 use std::time::Instant;
@@ -33,6 +34,11 @@ pub struct TlsInfo {
 /// advertises and requires it; a client offering ALPN without it must fail the handshake
 /// (ALPACA).
 pub const ALPN_FTP: &[u8] = b"ftp";
+
+/// Bytes of control input an adapter holds before its core takes them, at most: the
+/// server driver's bound, and the default of the client's
+/// ([`ClientConfig::max_control_input`](crate::client::ClientConfig::max_control_input)).
+pub const MAX_CONTROL_INPUT: usize = 64 << 10;
 
 /// Names one data connection (a listener, an active target, and the transfer on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -49,8 +49,8 @@ use timer::{Timer, TimerTable};
 pub const DEFAULT_MAX_LISTING: u64 = 64 << 20;
 
 /// The default of [`ClientConfig::max_control_input`]: 64 KiB, the server driver's bound
-/// too.
-pub const DEFAULT_MAX_CONTROL_INPUT: usize = 64 << 10;
+/// too ([`boundary::MAX_CONTROL_INPUT`](crate::boundary::MAX_CONTROL_INPUT)).
+pub const DEFAULT_MAX_CONTROL_INPUT: usize = crate::boundary::MAX_CONTROL_INPUT;
 
 /// How the client protects the control connection (the choices FileZilla offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,13 +8,13 @@
 //! reads to the end, which also collects the TLS 1.3 tickets the next transfer needs.
 
 use crate::control::{self, Control, Taken, Woke};
+use crate::ending::read_end;
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::stall::{self, Stall};
 use crate::stream;
 use crate::tls::TlsStream;
-use ftps_proto::client::{
-    self, Action, DataEnding, DataId, Event, IoEvent, ListFormat, Operation, Output,
-};
+use ftps_proto::boundary::{DataEnd, DataId, TlsVersion};
+use ftps_proto::client::{self, Action, DataEnding, Event, IoEvent, ListFormat, Operation, Output};
 use ftps_proto::tls::SessionStore;
 use ftps_proto::{ClientSession, ListEntry, MlsxEntry, Pathname, Reply, Timestamp};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -312,13 +312,13 @@ impl<R: Runtime> Client<R> {
         op: client::OpId,
         data: DataId,
         bytes: u64,
-        clean: bool,
+        end: DataEnd,
     ) -> Result<u64, Error<R>> {
         self.session.handle_io(
             IoEvent::DataEnded {
                 id: data,
                 bytes,
-                clean,
+                end,
             },
             Instant::now(),
         );
@@ -412,7 +412,7 @@ impl<R: Runtime> Client<R> {
                         self.session.handle_io(IoEvent::ControlClosed, now());
                     }
                 }
-                Action::StartTls => {
+                Action::StartControlTls => {
                     // A server that accepts the connection (or AUTH TLS) and then says
                     // nothing must not hold the client: the handshake has a deadline.
                     let limit = self.options.session.reply_timeout;
@@ -429,10 +429,10 @@ impl<R: Runtime> Client<R> {
                     };
                     match started {
                         Ok(()) => self.handshake_deadline = Some(now() + limit),
-                        Err(e) => self.session.handle_io(IoEvent::TlsFailed(e), now()),
+                        Err(e) => self.session.handle_io(IoEvent::ControlTlsFailed(e), now()),
                     }
                 }
-                Action::StopTls => {
+                Action::StopControlTls => {
                     // The close_notify has the deadline of any write to the server.
                     let limit = self.options.session.reply_timeout;
                     if self.control.stop_tls::<R>(limit).await.is_err() {
@@ -506,9 +506,9 @@ impl<R: Runtime> Client<R> {
                         ascii: self.ascii,
                     };
                     match pump::<R>(stream, how, sink, &mut self.session).await? {
-                        Pumped::Ended(bytes, clean) => self
+                        Pumped::Ended(bytes, end) => self
                             .session
-                            .handle_io(IoEvent::DataEnded { id, bytes, clean }, now()),
+                            .handle_io(IoEvent::DataEnded { id, bytes, end }, now()),
                         Pumped::OverLimit(bytes) => self
                             .session
                             .handle_io(IoEvent::DataOverLimit { id, bytes }, now()),
@@ -627,15 +627,30 @@ impl<R: Runtime> Client<R> {
             Taken::Input => {}
             Taken::Established => {
                 self.handshake_deadline = None;
-                self.tls13 = self.control.tls().and_then(|c| c.protocol_version())
-                    == Some(rustls::ProtocolVersion::TLSv1_3);
-                self.session.handle_io(IoEvent::TlsEstablished, now());
+                let event = match self.control.tls() {
+                    Some(rustls::Connection::Client(conn)) => {
+                        let sni = match &self.server_name {
+                            ServerName::DnsName(name) if self.connector.enable_sni => {
+                                Some(name.as_ref())
+                            }
+                            _ => None,
+                        };
+                        let info = ftps_proto::tls::client_handshake_info(conn, sni);
+                        tracing::debug!(?info, "control TLS established");
+                        self.tls13 = info.version == TlsVersion::Tls13;
+                        IoEvent::ControlTlsEstablished(info)
+                    }
+                    _ => {
+                        IoEvent::ControlTlsFailed("no client TLS on the control connection".into())
+                    }
+                };
+                self.session.handle_io(event, now());
             }
             Taken::HandshakeFailed(e) => {
                 self.handshake_deadline = None;
                 return self
                     .session
-                    .handle_io(IoEvent::TlsFailed(e.to_string()), now());
+                    .handle_io(IoEvent::ControlTlsFailed(e.to_string()), now());
             }
             Taken::Failed => return self.session.handle_io(IoEvent::ControlClosed, now()),
         }
@@ -648,7 +663,8 @@ impl<R: Runtime> Client<R> {
         if self.handshake_deadline.is_some_and(|t| t <= now) {
             self.handshake_deadline = None;
             let reason = "the TLS handshake timed out".into();
-            self.session.handle_io(IoEvent::TlsFailed(reason), now);
+            self.session
+                .handle_io(IoEvent::ControlTlsFailed(reason), now);
         }
         self.session.handle_timeout(now);
     }
@@ -995,7 +1011,7 @@ async fn accept_data<R: Runtime>(
     secure_data::<R>(tcp, tls, limit).await
 }
 
-/// Moves one transfer's bytes; returns the count and whether it ended cleanly. A
+/// Moves one transfer's bytes; returns the count and how the data ended. A
 /// download that would pass its `limit` (see [`Action::StartTransfer`]) stops before the
 /// byte that passes it: the data connection is dropped (the session then aborts the
 /// transfer).
@@ -1017,7 +1033,8 @@ async fn pump<R: Runtime>(
     let mut total = 0u64;
     if upload {
         let Sink::Read(input) = sink else {
-            return Ok(Pumped::Ended(0, false));
+            let end = DataEnd::Failed("no stream to upload from".into());
+            return Ok(Pumped::Ended(0, end));
         };
         let mut to_network = ascii.then(ftps_proto::ascii::ToNetwork::default);
         // Bytes on the wire (with line endings converted), for the session's progress.
@@ -1038,7 +1055,11 @@ async fn pump<R: Runtime>(
             let mut rest = chunk;
             while !rest.is_empty() {
                 match timeout::<R, _>(wait_limit(session), stream.write(rest)).await {
-                    Ok(Ok(0) | Err(_)) => return Ok(Pumped::Ended(total, false)),
+                    Ok(Ok(0)) => {
+                        let end = DataEnd::Failed("the data connection took no bytes".into());
+                        return Ok(Pumped::Ended(total, end));
+                    }
+                    Ok(Err(e)) => return Ok(Pumped::Ended(total, DataEnd::Failed(e.to_string()))),
                     Ok(Ok(k)) => {
                         rest = &rest[k..];
                         wire += k as u64;
@@ -1073,7 +1094,10 @@ async fn pump<R: Runtime>(
                         c.finish(&mut converted);
                         out.write_all(&converted).await?;
                     }
-                    return Ok(Pumped::Ended(total, true));
+                    return Ok(Pumped::Ended(
+                        total,
+                        DataEnd::Complete { close_notify: true },
+                    ));
                 }
                 Ok(n) => {
                     if limit.is_some_and(|limit| total + n as u64 > limit) {
@@ -1094,7 +1118,7 @@ async fn pump<R: Runtime>(
                     }
                 }
                 // Without close_notify (TLS) or with a reset: maybe cut short.
-                Err(_) => return Ok(Pumped::Ended(total, false)),
+                Err(e) => return Ok(Pumped::Ended(total, read_end(&e, stream.is_tls()))),
             }
         }
     }
@@ -1133,8 +1157,8 @@ struct Pump {
 
 /// How a transfer's data connection ended.
 enum Pumped {
-    /// At its end (bytes, cleanly or not).
-    Ended(u64, bool),
+    /// At its end (bytes, and how).
+    Ended(u64, DataEnd),
     /// The session ended the transfer: no byte moved for its data timeout.
     Stopped,
     /// A download would have passed its limit (bytes kept).
@@ -1154,7 +1178,7 @@ pub struct DataReader<'c, R: Runtime> {
     ending: DataEnding,
     stream: Option<Stream<R>>,
     bytes: u64,
-    ended: Option<bool>,
+    ended: Option<DataEnd>,
     /// The session was told how the data ended (by finish or abort).
     settled: bool,
     /// No byte for the data timeout is an error, as in the transfers the client runs
@@ -1172,6 +1196,7 @@ impl<R: Runtime> AsyncRead for DataReader<'_, R> {
         let Some(stream) = this.stream.as_mut().filter(|_| this.ended.is_none()) else {
             return Poll::Ready(Ok(0));
         };
+        let tls = stream.is_tls();
         let session = &mut this.client.session;
         let polled = R::poll_until(Stall::<R>::deadline(session), || {
             Pin::new(stream).poll_read(cx, buf)
@@ -1179,7 +1204,7 @@ impl<R: Runtime> AsyncRead for DataReader<'_, R> {
         match stall::watch(&mut this.stall, session, cx, polled) {
             Poll::Ready(Ok(n)) => {
                 if n == 0 {
-                    this.ended = Some(true);
+                    this.ended = Some(DataEnd::Complete { close_notify: true });
                 } else {
                     this.bytes += n as u64;
                     this.stall.progress(session, this.bytes);
@@ -1187,7 +1212,7 @@ impl<R: Runtime> AsyncRead for DataReader<'_, R> {
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => {
-                this.ended = Some(false);
+                this.ended = Some(read_end(&e, tls));
                 Poll::Ready(Err(e))
             }
             Poll::Pending => Poll::Pending,
@@ -1222,9 +1247,9 @@ impl<R: Runtime> DataReader<'_, R> {
             end_download::<R>(&mut stream, self.ending).await;
         }
         self.settled = true;
-        let clean = self.ended == Some(true);
+        let end = self.ended.take().unwrap_or_else(not_read_to_end);
         self.client
-            .finish_handed(self.op, self.data, self.bytes, clean)
+            .finish_handed(self.op, self.data, self.bytes, end)
             .await
     }
 }
@@ -1235,7 +1260,7 @@ impl<R: Runtime> Drop for DataReader<'_, R> {
             let end = IoEvent::DataEnded {
                 id: self.data,
                 bytes: self.bytes,
-                clean: self.ended == Some(true),
+                end: self.ended.take().unwrap_or_else(not_read_to_end),
             };
             self.client.session.handle_io(end, Instant::now());
         }
@@ -1319,8 +1344,8 @@ impl<R: Runtime> DataWriter<'_, R> {
             bytes,
             ..
         } = self;
-        let clean = end_upload::<R>(&mut stream, ending).await;
-        client.finish_handed(op, data, bytes, clean).await
+        let end = end_upload::<R>(&mut stream, ending).await;
+        client.finish_handed(op, data, bytes, end).await
     }
 }
 
@@ -1336,20 +1361,25 @@ async fn end_download<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) {
 /// in for the next transfer; the session bounds both steps (`ending`). How the server
 /// ends its side (with close_notify or a bare FIN) does not matter: our data went out
 /// whole, and the final reply says whether it arrived (curl and lftp judge uploads so
-/// too). Returns whether our end went out cleanly.
-async fn end_upload<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) -> bool {
+/// too). Returns how our end went out: [`DataEnd::Complete`] if cleanly.
+async fn end_upload<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) -> DataEnd {
     // The close_notify is a write like any: a server that stopped reading gets the
     // same bound as the download's close.
-    if !matches!(
-        timeout::<R, _>(ending.close, stream.close()).await,
-        Ok(Ok(()))
-    ) {
-        return false;
+    match timeout::<R, _>(ending.close, stream.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return DataEnd::Failed(format!("closing the data connection: {e}")),
+        Err(_) => return DataEnd::Failed("closing the data connection timed out".into()),
     }
     let mut buf = vec![0u8; 16 * 1024];
     let _ = timeout::<R, _>(ending.upload_drain, async {
         while let Ok(1..) = stream.read(&mut buf).await {}
     })
     .await;
-    true
+    DataEnd::Complete { close_notify: true }
+}
+
+/// The end of a handed download that was neither read to its end nor failed: the data
+/// may be cut short.
+fn not_read_to_end() -> DataEnd {
+    DataEnd::Failed("the download was not read to its end".into())
 }

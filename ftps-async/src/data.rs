@@ -3,7 +3,7 @@
 
 use crate::blocking::{self, Chunk};
 use crate::budget::Budget;
-use crate::ending::{read_error, upload_read_end, write_error};
+use crate::ending::{read_end, read_error, write_error};
 use crate::limits::passive_ports;
 use crate::meter::Meter;
 use crate::order::{Job, Order, Work};
@@ -601,7 +601,7 @@ async fn receive<R: Runtime, S: Storage>(
                 filled = 0;
                 writing = Some(blocking::write::<R, _>(up, out, len));
             }
-            Err(e) => break upload_read_end(&e, tls),
+            Err(e) => break read_end(&e, tls),
         }
     };
     if let Err(e) = settle(&mut writing, &mut idle).await {

@@ -1,15 +1,16 @@
-//! How a data stream's failures become what the core judges: the end of an upload's
-//! connection, and the storage errors of a file read or written.
+//! How a data stream's failures become what the cores judge: the end of a connection
+//! the peer sends on (the server's uploads, the client's downloads), and the storage
+//! errors of a file read or written.
 
 use ftps_backend::ListingCut;
 use ftps_proto::boundary::DataEnd;
 use ftps_proto::server::StorageError;
 use std::io;
 
-/// How an upload's data connection ended, from the error its read gave: rustls reports a
-/// TCP close without close_notify as `UnexpectedEof`, which the core judges (the upload
-/// may be cut short); anything else is a failed connection.
-pub(crate) fn upload_read_end(e: &io::Error, tls: bool) -> DataEnd {
+/// How a data connection the peer sends on ended, from the error its read gave: rustls
+/// reports a TCP close without close_notify as `UnexpectedEof`, which the core judges
+/// (the data may be cut short); anything else is a failed connection.
+pub(crate) fn read_end(e: &io::Error, tls: bool) -> DataEnd {
     if tls && e.kind() == io::ErrorKind::UnexpectedEof {
         DataEnd::Complete {
             close_notify: false,

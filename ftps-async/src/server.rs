@@ -11,7 +11,7 @@ use crate::runtime::{Closer, Runtime, timeout};
 use crate::shared::ServerShared;
 use crate::socket::{control_socket, out_of_descriptors};
 use ftps_backend::{Authenticator, Storage};
-use ftps_proto::boundary::DataId;
+use ftps_proto::boundary::{DataId, MAX_CONTROL_INPUT};
 use ftps_proto::server::{Action, Event, IoEvent, StorageRequest, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
@@ -30,9 +30,6 @@ const REFUSAL_WRITE: Duration = Duration::from_secs(5);
 
 /// Aborted data tasks a session lets end in their grace at once, at most.
 const MAX_DYING: usize = 4;
-
-/// Bytes of control input held before the session takes them, at most.
-const MAX_CONTROL_INPUT: usize = 64 * 1024;
 
 type Shared<S, A> = ServerShared<S, A>;
 

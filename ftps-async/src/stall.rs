@@ -8,7 +8,8 @@
 
 use crate::runtime::{BoxFuture, Runtime};
 use ftps_proto::ClientSession;
-use ftps_proto::client::{DataId, IoEvent};
+use ftps_proto::boundary::DataId;
+use ftps_proto::client::IoEvent;
 use std::io;
 use std::marker::PhantomData;
 use std::task::{Context, Poll};

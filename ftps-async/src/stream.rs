@@ -17,6 +17,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream<T> {
     pub(crate) fn tls(stream: TlsStream<T>) -> Self {
         Stream::Tls(Box::new(stream))
     }
+
+    /// Whether it runs TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<T> {

@@ -1,7 +1,8 @@
 //! The vocabulary of the boundary between the protocol cores and their adapters, one for
 //! the client and the server: what a TLS handshake did ([`TlsInfo`]), the ALPN id of FTP,
-//! a data connection's id ([`DataId`]) and how its stream ended ([`DataEnd`], with
-//! [`StorageError`] for the file side), and the cores' timer table.
+//! the control input an adapter holds ([`MAX_CONTROL_INPUT`]), a data connection's id
+//! ([`DataId`]) and how its stream ended ([`DataEnd`], with [`StorageError`] for the file
+//! side), and the cores' timer table.
 
 use std::marker::PhantomData;
 use std::time::Instant;
@@ -34,23 +35,30 @@ pub struct TlsInfo {
 /// (ALPACA).
 pub const ALPN_FTP: &[u8] = b"ftp";
 
+/// Bytes of control input an adapter holds before its core takes them, at most: the
+/// server driver's bound, and the default of the client's
+/// ([`ClientConfig::max_control_input`](crate::client::ClientConfig::max_control_input)).
+pub const MAX_CONTROL_INPUT: usize = 64 << 10;
+
 /// Names one data connection (a listener, an active target, and the transfer on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DataId(pub(crate) u64);
 
-/// How a data stream ended.
+/// How a data stream ended, as an adapter reports it to its core (either side).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DataEnd {
-    /// The stream ended: for uploads the peer closed; `close_notify` says whether a TLS
-    /// stream ended with close_notify (always true for plain streams).
+    /// The stream ended: the peer closed what it sent to us, or our end of what we sent
+    /// went out; `close_notify` says whether a TLS stream ended with close_notify (always
+    /// true for plain streams).
     Complete {
         /// TLS ended properly (true for plain connections).
         close_notify: bool,
     },
     /// The connection failed (reset, TLS error, timeout in the adapter).
     Failed(String),
-    /// Reading or writing the file failed.
+    /// Reading or writing the file failed (the server's; the client's streams are the
+    /// application's, whose failures are the client adapter's IO errors).
     Storage(StorageError),
 }
 
@@ -130,6 +138,11 @@ impl<T: Timers, const N: usize> TimerTable<T, N> {
     /// Stops `timer`.
     pub(crate) fn stop(&mut self, timer: T) {
         self.deadlines[timer.index()] = None;
+    }
+
+    /// Stops every timer.
+    pub(crate) fn clear(&mut self) {
+        self.deadlines = [None; N];
     }
 
     /// The earliest deadline.

@@ -38,14 +38,14 @@ struct Pair {
     /// Passive listeners: port -> server data id.
     listeners: BTreeMap<u16, boundary::DataId>,
     /// Client active listeners: port -> client data id.
-    client_listeners: BTreeMap<u16, client::DataId>,
+    client_listeners: BTreeMap<u16, boundary::DataId>,
     /// Data connections: client id <-> server id, and what each side asked for.
-    links: Vec<(client::DataId, Option<boundary::DataId>)>,
-    client_connect: BTreeMap<client::DataId, u16>,
+    links: Vec<(boundary::DataId, Option<boundary::DataId>)>,
+    client_connect: BTreeMap<boundary::DataId, u16>,
     server_open: BTreeMap<boundary::DataId, Option<SocketAddr>>,
-    client_start: BTreeMap<client::DataId, bool>,
+    client_start: BTreeMap<boundary::DataId, bool>,
     /// The byte limit of each download the client started.
-    client_limits: BTreeMap<client::DataId, Option<u64>>,
+    client_limits: BTreeMap<boundary::DataId, Option<u64>>,
     server_transfer: BTreeSet<boundary::DataId>,
     open_files: BTreeMap<boundary::DataId, (VirtualPath, bool, u64)>,
     /// Listings opened for data connections, already made.
@@ -202,7 +202,8 @@ impl Pair {
                 }),
                 now,
             );
-            self.client.handle_io(client::IoEvent::TlsEstablished, now);
+            self.client
+                .handle_io(client::IoEvent::ControlTlsEstablished(tls_info()), now);
             progressed = true;
         }
         progressed |= self.link_data();
@@ -222,7 +223,7 @@ impl Pair {
                 let used = self.server.handle_control_input(&bytes, now);
                 assert_eq!(used, bytes.len());
             }
-            client::Action::StartTls => self.client_tls_wanted = true,
+            client::Action::StartControlTls => self.client_tls_wanted = true,
             client::Action::ConnectData { id, addr, tls } => {
                 assert_eq!(
                     addr.ip().to_string(),
@@ -249,7 +250,7 @@ impl Pair {
                 self.client_start.insert(id, upload);
                 self.client_limits.insert(id, limit);
             }
-            client::Action::StopTls => self.client_stopped_tls += 1,
+            client::Action::StopControlTls => self.client_stopped_tls += 1,
             client::Action::CloseData { .. } | client::Action::Close => {}
             other => panic!("unexpected client action {other:?}"),
         }
@@ -497,7 +498,9 @@ impl Pair {
                 self.downloads.push(data);
                 n
             };
-            let clean = !self.truncate;
+            let end = boundary::DataEnd::Complete {
+                close_notify: !self.truncate,
+            };
             self.server.handle_io(
                 server::IoEvent::DataEnded {
                     id: sid,
@@ -510,7 +513,7 @@ impl Pair {
                 client::IoEvent::DataEnded {
                     id: cid,
                     bytes,
-                    clean,
+                    end,
                 },
                 now,
             );

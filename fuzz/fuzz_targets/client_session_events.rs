@@ -5,8 +5,9 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
+use ftps_proto::boundary::{DataEnd, DataId, TlsInfo, TlsVersion};
 use ftps_proto::client::{
-    Action, ClientConfig, ConnectionMode, DataId, Event, IoEvent, ListFormat, Operation, Output,
+    Action, ClientConfig, ConnectionMode, Event, IoEvent, ListFormat, Operation, Output,
 };
 use ftps_proto::{ClientSession, Password, Pathname, ProtectionLevel, Username};
 use libfuzzer_sys::fuzz_target;
@@ -66,6 +67,11 @@ struct Case {
     clear: bool,
     active: bool,
     inputs: Vec<Input>,
+}
+
+/// What the control TLS handshake settled, as an adapter reports it.
+fn tls() -> TlsInfo {
+    TlsInfo { version: TlsVersion::Tls13, resumed: false, alpn: None, sni: None }
 }
 
 fuzz_target!(|case: Case| {
@@ -131,8 +137,8 @@ fuzz_target!(|case: Case| {
                 };
                 c.submit(op, now);
             }
-            Input::TlsUp => c.handle_io(IoEvent::TlsEstablished, now),
-            Input::TlsFailed => c.handle_io(IoEvent::TlsFailed("x".into()), now),
+            Input::TlsUp => c.handle_io(IoEvent::ControlTlsEstablished(tls()), now),
+            Input::TlsFailed => c.handle_io(IoEvent::ControlTlsFailed("x".into()), now),
             Input::DataConnected { which } => {
                 if !data.is_empty() {
                     let id = data[usize::from(which) % data.len()];
@@ -143,7 +149,8 @@ fuzz_target!(|case: Case| {
                 if !data.is_empty() {
                     let id = data[usize::from(which) % data.len()];
                     clean_ends += u32::from(clean);
-                    let event = IoEvent::DataEnded { id, bytes: u64::from(bytes), clean };
+                    let end = DataEnd::Complete { close_notify: clean };
+                    let event = IoEvent::DataEnded { id, bytes: u64::from(bytes), end };
                     c.handle_io(event, now);
                 }
             }

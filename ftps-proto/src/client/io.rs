@@ -1,6 +1,7 @@
 //! The vocabulary between a [`ClientSession`](super::ClientSession), its adapter and its
 //! application: operations in, actions and events out, IO events in.
 
+use crate::boundary::{DataEnd, DataId, TlsInfo};
 use crate::command::Command;
 use crate::facts::MlsxEntry;
 use crate::feature::Features;
@@ -9,10 +10,6 @@ use crate::text::{Pathname, Text};
 use crate::time::Timestamp;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// Names one data connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DataId(pub(crate) u64);
 
 /// Names one submitted operation; its result comes back in [`Event::Done`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -103,7 +100,7 @@ pub enum Operation {
     Stat(Option<Pathname>),
     /// CCC (RFC 4217 §6): end TLS on the control connection and go on in clear text, for
     /// firewalls that must read it. Opt-in only; data connections keep their protection
-    /// level. On 200 the session asks the adapter for [`Action::StopTls`].
+    /// level. On 200 the session asks the adapter for [`Action::StopControlTls`].
     ClearControl,
     /// Any command without a data connection; the final reply is the result, whatever its
     /// code.
@@ -262,11 +259,11 @@ pub enum Action {
     /// Write these bytes to the control connection.
     Send(Vec<u8>),
     /// Start TLS (client side) on the control connection, verifying the configured server
-    /// name; report [`IoEvent::TlsEstablished`] or [`IoEvent::TlsFailed`].
-    StartTls,
+    /// name; report [`IoEvent::ControlTlsEstablished`] or [`IoEvent::ControlTlsFailed`].
+    StartControlTls,
     /// End TLS on the control connection (send close_notify, read the server's) and go on
     /// in clear text on the same TCP connection (after CCC, RFC 4217 §6).
-    StopTls,
+    StopControlTls,
     /// Connect a data connection to `addr` (passive mode), with TLS if `tls` (same server
     /// name as the control connection, and resuming its TLS session); report
     /// [`IoEvent::DataConnected`] or [`IoEvent::DataFailed`].
@@ -340,10 +337,10 @@ pub struct DataEnding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IoEvent {
-    /// The control TLS handshake completed.
-    TlsEstablished,
+    /// The control TLS handshake completed, with what it settled.
+    ControlTlsEstablished(TlsInfo),
     /// The control TLS handshake failed.
-    TlsFailed(String),
+    ControlTlsFailed(String),
     /// An active-mode listener is up.
     DataListening {
         /// The data connection.
@@ -369,10 +366,13 @@ pub enum IoEvent {
         id: DataId,
         /// Bytes moved.
         bytes: u64,
-        /// Ended properly: a download with the server's close_notify (under TLS; a bare
-        /// FIN may mean the data was cut short), an upload with our close_notify and FIN
-        /// sent (the final reply then confirms it); on plain connections, at the FIN.
-        clean: bool,
+        /// How it ended. Only [`DataEnd::Complete`] with `close_notify` is a proper end:
+        /// a download with the server's close_notify (under TLS; a bare FIN may mean the
+        /// data was cut short, [`ClientError::Truncated`]), an upload with our
+        /// close_notify and FIN sent (the final reply then confirms it); on plain
+        /// connections, at the FIN. Any other end is not proper: a download may
+        /// be cut short, an upload's end did not go out.
+        end: DataEnd,
     },
     /// Bytes moved on a running transfer: now and then while it runs (at least once per
     /// [`ClientConfig::data_timeout`](super::ClientConfig::data_timeout) while bytes

@@ -24,12 +24,13 @@ mod tests;
 mod timer;
 
 pub use io::{
-    Action, ClientError, DataEnding, DataId, Event, IoEvent, ListFormat, OpId, Operation, Output,
+    Action, ClientError, DataEnding, Event, IoEvent, ListFormat, OpId, Operation, Output,
 };
 
 use crate::address::{
     format_eprt_argument, format_port_argument, parse_epsv_reply, parse_pasv_reply,
 };
+use crate::boundary::{DataEnd, DataId};
 use crate::command::{Command, EpsvMode, ProtectionLevel, RepresentationType, TextFormat};
 use crate::facts::MlsxEntry;
 use crate::feature::Features;
@@ -48,8 +49,8 @@ use timer::{Timer, TimerTable};
 pub const DEFAULT_MAX_LISTING: u64 = 64 << 20;
 
 /// The default of [`ClientConfig::max_control_input`]: 64 KiB, the server driver's bound
-/// too.
-pub const DEFAULT_MAX_CONTROL_INPUT: usize = 64 << 10;
+/// too ([`boundary::MAX_CONTROL_INPUT`](crate::boundary::MAX_CONTROL_INPUT)).
+pub const DEFAULT_MAX_CONTROL_INPUT: usize = crate::boundary::MAX_CONTROL_INPUT;
 
 /// How the client protects the control connection (the choices FileZilla offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -237,7 +238,7 @@ struct Transfer {
     phase: Phase,
     /// The data connection is up (it may come up in any phase after EPSV/PASV/PORT).
     connected: bool,
-    /// How the data ended: bytes and whether cleanly.
+    /// How the data ended: bytes and whether properly (see [`IoEvent::DataEnded`]).
     data_end: Option<(u64, bool)>,
     final_reply: Option<Reply>,
     failure: Option<ClientError>,
@@ -347,7 +348,7 @@ impl ClientSession {
         };
         if s.config.mode == ConnectionMode::Implicit {
             s.state = State::Setup(Setup::Tls);
-            s.actions.push_back(Action::StartTls);
+            s.actions.push_back(Action::StartControlTls);
         }
         s.timers.set(Timer::Reply, now + s.config.reply_timeout);
         s
@@ -510,7 +511,7 @@ impl ClientSession {
             return;
         }
         match event {
-            IoEvent::TlsEstablished => {
+            IoEvent::ControlTlsEstablished(_) => {
                 if self.state == State::Setup(Setup::Tls) {
                     self.secure = true;
                     self.data_tls = true;
@@ -523,7 +524,7 @@ impl ClientSession {
                     }
                 }
             }
-            IoEvent::TlsFailed(reason) => self.fail_session(ClientError::Tls(reason)),
+            IoEvent::ControlTlsFailed(reason) => self.fail_session(ClientError::Tls(reason)),
             IoEvent::ControlClosed => self.fail_session(ClientError::Closed),
             IoEvent::Resumption { exhausted } => self.tickets_exhausted = exhausted,
             IoEvent::ControlReconnected { peer } => self.on_reconnected(peer, now),
@@ -562,8 +563,9 @@ impl ClientSession {
                     self.finish_transfer(now);
                 }
             }
-            IoEvent::DataEnded { id, bytes, clean } => {
+            IoEvent::DataEnded { id, bytes, end } => {
                 if let Some(t) = self.transfer_mut(id) {
+                    let clean = matches!(end, DataEnd::Complete { close_notify: true });
                     t.data_end = Some((bytes, clean));
                     t.moved = bytes;
                     self.timers.stop(Timer::DataStall);
@@ -810,7 +812,7 @@ impl ClientSession {
             Setup::Greeting if code == ReplyCode::SERVICE_READY => self.after_greeting(now),
             Setup::Auth { .. } if code == ReplyCode::AUTH_OK => {
                 self.state = State::Setup(Setup::Tls);
-                self.actions.push_back(Action::StartTls);
+                self.actions.push_back(Action::StartControlTls);
             }
             Setup::Auth { ssl: false }
                 if !code.is_positive() && code != ReplyCode::SERVICE_NOT_AVAILABLE =>
@@ -1225,7 +1227,7 @@ impl ClientSession {
                     // clear text.
                     self.secure = false;
                     self.tls_leftover_pending = true;
-                    self.actions.push_back(Action::StopTls);
+                    self.actions.push_back(Action::StopControlTls);
                 }
                 self.op_done(op, result, now);
             }

@@ -154,7 +154,7 @@ impl ClientSession {
         self.renewal = Some(Renewal::Login { cwd });
         if self.config.mode == ConnectionMode::Implicit {
             self.state = State::Setup(Setup::Tls);
-            self.actions.push_back(Action::StartTls);
+            self.actions.push_back(Action::StartControlTls);
         } else {
             self.state = State::Setup(Setup::Greeting);
         }

@@ -2,9 +2,20 @@
 //! actions and events out, time passed in.
 
 use super::*;
+use crate::boundary::{TlsInfo, TlsVersion};
 use crate::text::{Password, Username};
 
 const PEER: &str = "127.0.0.1:21";
+
+/// What the control TLS handshake settled, as an adapter reports it.
+fn tls_info() -> TlsInfo {
+    TlsInfo {
+        version: TlsVersion::Tls13,
+        resumed: false,
+        alpn: None,
+        sni: None,
+    }
+}
 
 /// A session and the script's clock.
 struct Script {
@@ -41,7 +52,7 @@ impl Script {
         let mut s = Script::new(config);
         s.reply("220 hi");
         s.reply("234 go");
-        s.io(IoEvent::TlsEstablished);
+        s.io(IoEvent::ControlTlsEstablished(tls_info()));
         s.reply("331 password");
         s.reply("230 in");
         s.reply("211 no features");
@@ -121,7 +132,7 @@ fn untaken_control_input_at_the_cap_fails_the_session() {
     assert_eq!(s.session.max_control_input(), 64);
     s.submit(Operation::ClearControl);
     s.reply("200 CCC");
-    assert!(s.actions.contains(&Action::StopTls));
+    assert!(s.actions.contains(&Action::StopControlTls));
     // The start of a TLS record of 16 KiB: the session waits for the rest of it.
     let mut record = vec![0x17, 0x03, 0x03, 0x40, 0x00];
     record.extend_from_slice(&[0u8; 40]);
@@ -277,7 +288,7 @@ fn progress_keeps_the_stall_timer_from_firing() {
     s.io(IoEvent::DataEnded {
         id,
         bytes: 2000,
-        clean: true,
+        end: DataEnd::Complete { close_notify: true },
     });
     s.advance(Duration::from_secs(6));
     assert!(!s.session.is_closed());
@@ -336,7 +347,7 @@ fn used_up_tickets_renew_the_control_connection_before_a_data_connection() {
     });
     s.reply("220 hi again");
     s.reply("234 go");
-    s.io(IoEvent::TlsEstablished);
+    s.io(IoEvent::ControlTlsEstablished(tls_info()));
     s.reply("331 password");
     s.reply("230 in");
     s.reply("211 no features");
@@ -406,7 +417,7 @@ fn no_renewal_while_tickets_are_left_or_without_protected_data() {
     for line in ["220 hi", "234 go"] {
         s.reply(line);
     }
-    s.io(IoEvent::TlsEstablished);
+    s.io(IoEvent::ControlTlsEstablished(tls_info()));
     for line in ["331 p", "230 in", "211 none", "200 PBSZ=0", "200 PROT C"] {
         s.reply(line);
     }

@@ -1,7 +1,7 @@
-//! The client session's timers, as the server's: an enum and a deadline each. `now` is
+//! The session's timers: an enum, kept in the [`TimerTable`] both cores use. `now` is
 //! always passed in; a timeout that finds nothing expired does nothing.
 
-use std::time::Instant;
+use crate::boundary::Timers;
 
 /// The session's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,53 +15,13 @@ pub(crate) enum Timer {
 
 const COUNT: usize = 2;
 
-impl Timer {
-    const ALL: [Timer; COUNT] = [Timer::Reply, Timer::DataStall];
+impl Timers for Timer {
+    const ALL: &'static [Timer] = &[Timer::Reply, Timer::DataStall];
 
     fn index(self) -> usize {
         self as usize
     }
 }
 
-/// A deadline per timer.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct TimerTable {
-    deadlines: [Option<Instant>; COUNT],
-}
-
-impl TimerTable {
-    pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
-        self.deadlines[timer.index()] = Some(at);
-    }
-
-    pub(crate) fn stop(&mut self, timer: Timer) {
-        self.deadlines[timer.index()] = None;
-    }
-
-    /// Stops every timer.
-    pub(crate) fn clear(&mut self) {
-        self.deadlines = [None; COUNT];
-    }
-
-    /// The earliest deadline.
-    pub(crate) fn next(&self) -> Option<Instant> {
-        self.deadlines.iter().flatten().min().copied()
-    }
-
-    /// Removes and returns the timers expired at `now`, earliest first.
-    pub(crate) fn expired(&mut self, now: Instant) -> Vec<Timer> {
-        let mut due: Vec<(Instant, Timer)> = Timer::ALL
-            .iter()
-            .filter_map(|&t| {
-                self.deadlines[t.index()]
-                    .filter(|&d| d <= now)
-                    .map(|d| (d, t))
-            })
-            .collect();
-        due.sort_by_key(|(d, _)| *d);
-        for (_, t) in &due {
-            self.stop(*t);
-        }
-        due.into_iter().map(|(_, t)| t).collect()
-    }
-}
+/// A deadline per timer of the session (see [`crate::boundary::TimerTable`]).
+pub(crate) type TimerTable = crate::boundary::TimerTable<Timer, COUNT>;

@@ -7,6 +7,7 @@
 //! lives in `ftps-backend`.
 
 mod config;
+mod handshake;
 mod identity;
 mod server_session;
 mod session_store;
@@ -17,7 +18,8 @@ pub use config::{
     client_config_with_versions, insecure_client_config, insecure_client_config_with_versions,
     provider, roots_from_pem, server_config, server_config_from_pem,
 };
+pub use handshake::{client_handshake_info, handshake_info};
 pub use identity::{ClientIdentity, IdentityError};
-pub use server_session::{DataTls, SessionTls, handshake_info};
+pub use server_session::{DataTls, SessionTls};
 pub use session_store::{SessionStore, with_session_store};
 pub use trust::{Fingerprint, ServerTrust};

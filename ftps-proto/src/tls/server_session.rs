@@ -1,8 +1,8 @@
 //! The server's per-session TLS configurations, which bind data connections to their
-//! control connection (RFC 4217 §10.2), and what a completed handshake did.
+//! control connection (RFC 4217 §10.2).
 
-use crate::boundary::{ALPN_FTP, TlsInfo, TlsVersion};
-use rustls::server::{ClientHello, ServerConnection, ServerSessionMemoryCache};
+use crate::boundary::ALPN_FTP;
+use rustls::server::{ClientHello, ServerSessionMemoryCache};
 use std::sync::Arc;
 
 /// The configurations for one control connection and for its data connections.
@@ -74,18 +74,5 @@ impl DataTls {
         } else {
             self.ticketing.clone()
         }
-    }
-}
-
-/// What a completed server handshake did, for the session's policy checks.
-pub fn handshake_info(conn: &ServerConnection) -> TlsInfo {
-    TlsInfo {
-        version: match conn.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_2) => TlsVersion::Tls12,
-            _ => TlsVersion::Tls13,
-        },
-        resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
-        alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
-        sni: conn.server_name().map(str::to_owned),
     }
 }

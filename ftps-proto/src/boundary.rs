@@ -18,6 +18,7 @@ pub enum TlsVersion {
 
 /// What a completed TLS handshake did, as the adapter saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsInfo {
     /// The negotiated version.
     pub version: TlsVersion,
@@ -29,6 +30,25 @@ pub struct TlsInfo {
     /// The server name the client sent (SNI), if any.
     pub sni: Option<String>,
 }
+
+impl TlsInfo {
+    /// A handshake of `version`, resumed or not, with no ALPN and no SNI.
+    pub fn new(version: TlsVersion, resumed: bool) -> Self {
+        Self {
+            version,
+            resumed,
+            alpn: None,
+            sni: None,
+        }
+    }
+}
+
+with_fields!(TlsInfo {
+    with_version: version: TlsVersion,
+    with_resumed: resumed: bool,
+    with_alpn: alpn: Option<Vec<u8>>,
+    with_sni: sni: Option<String>,
+});
 
 /// The ALPN protocol id of FTP (RFC 7301; "ftp" is registered for FTP). The server
 /// advertises and requires it; a client offering ALPN without it must fail the handshake

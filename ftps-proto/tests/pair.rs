@@ -69,12 +69,7 @@ fn p(s: &str) -> Pathname {
 }
 
 fn tls_info() -> TlsInfo {
-    TlsInfo {
-        version: TlsVersion::Tls13,
-        resumed: true,
-        alpn: None,
-        sni: None,
-    }
+    TlsInfo::new(TlsVersion::Tls13, true)
 }
 
 impl Pair {
@@ -196,10 +191,7 @@ impl Pair {
             self.server_tls_wanted = false;
             self.client_tls_wanted = false;
             self.server.handle_io(
-                server::IoEvent::ControlTlsEstablished(TlsInfo {
-                    resumed: false,
-                    ..tls_info()
-                }),
+                server::IoEvent::ControlTlsEstablished(tls_info().with_resumed(false)),
                 now,
             );
             self.client

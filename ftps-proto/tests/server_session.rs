@@ -188,12 +188,9 @@ impl Harness {
     }
 
     fn tls_info(&self) -> TlsInfo {
-        TlsInfo {
-            version: TlsVersion::Tls13,
-            resumed: self.data.resumed,
-            alpn: self.alpn.clone(),
-            sni: Some("localhost".into()),
-        }
+        TlsInfo::new(TlsVersion::Tls13, self.data.resumed)
+            .with_alpn(self.alpn.clone())
+            .with_sni(Some("localhost".into()))
     }
 
     fn pump(&mut self) {
@@ -229,10 +226,7 @@ impl Harness {
             }
             Action::StartControlTls => {
                 if self.auto_tls {
-                    let info = TlsInfo {
-                        resumed: false,
-                        ..self.tls_info()
-                    };
+                    let info = self.tls_info().with_resumed(false);
                     self.session
                         .handle_io(IoEvent::ControlTlsEstablished(info), now);
                 }

@@ -71,7 +71,7 @@ struct Case {
 
 /// What the control TLS handshake settled, as an adapter reports it.
 fn tls() -> TlsInfo {
-    TlsInfo { version: TlsVersion::Tls13, resumed: false, alpn: None, sni: None }
+    TlsInfo::new(TlsVersion::Tls13, false)
 }
 
 fuzz_target!(|case: Case| {

@@ -173,12 +173,7 @@ fn meta(name: Option<&str>) -> Metadata {
 }
 
 fn tls(resumed: bool, tls12: bool) -> TlsInfo {
-    TlsInfo {
-        version: if tls12 { TlsVersion::Tls12 } else { TlsVersion::Tls13 },
-        resumed,
-        alpn: None,
-        sni: None,
-    }
+    TlsInfo::new(if tls12 { TlsVersion::Tls12 } else { TlsVersion::Tls13 }, resumed)
 }
 
 fuzz_target!(|case: Case| {

@@ -29,8 +29,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-const BUFFER: usize = 256 * 1024;
-
 /// Why a client call failed.
 pub type Error<R> = ftps_backend::client::Error<PlaintextOffer<R>>;
 
@@ -839,30 +837,28 @@ impl<R: Runtime> Client<R> {
 
     /// CWD.
     pub async fn cwd(&mut self, path: &str) -> Result<(), Error<R>> {
-        self.run(Operation::Cwd(Pathname::new(path)?), &mut Sink::None)
-            .await
-            .map(drop)
+        self.on_path(Operation::Cwd, path).await
     }
 
     /// MKD.
     pub async fn mkdir(&mut self, path: &str) -> Result<(), Error<R>> {
-        self.run(Operation::Mkd(Pathname::new(path)?), &mut Sink::None)
-            .await
-            .map(drop)
+        self.on_path(Operation::Mkd, path).await
     }
 
     /// RMD.
     pub async fn rmdir(&mut self, path: &str) -> Result<(), Error<R>> {
-        self.run(Operation::Rmd(Pathname::new(path)?), &mut Sink::None)
-            .await
-            .map(drop)
+        self.on_path(Operation::Rmd, path).await
     }
 
     /// DELE.
     pub async fn delete(&mut self, path: &str) -> Result<(), Error<R>> {
-        self.run(Operation::Dele(Pathname::new(path)?), &mut Sink::None)
-            .await
-            .map(drop)
+        self.on_path(Operation::Dele, path).await
+    }
+
+    /// Runs the operation `op` makes of `path`, with no output but its success.
+    async fn on_path(&mut self, op: fn(Pathname) -> Operation, path: &str) -> Result<(), Error<R>> {
+        let op = op(Pathname::new(path)?);
+        self.run(op, &mut Sink::None).await.map(drop)
     }
 
     /// RNFR + RNTO.
@@ -1028,7 +1024,7 @@ async fn pump<R: Runtime>(
         ending,
         ascii,
     } = how;
-    let mut buf = vec![0u8; BUFFER];
+    let mut buf = vec![0u8; crate::data::BUFFER];
     let mut converted = Vec::new();
     let mut total = 0u64;
     if upload {

@@ -287,26 +287,19 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         let can_read = control_open && d.input.len() < MAX_CONTROL_INPUT;
         match control::next::<R, _>(&control_rx, can_read, &events_rx, deadline).await {
             Woke::Control(Some(bytes)) if !bytes.is_empty() => {
+                // What the data tasks reported already goes first: a download that ended
+                // before the client's ABOR came is whole, not aborted (issue 14's third
+                // review, m1: 426 for a complete download, most times on tokio).
+                while let Ok(event) = events_rx.try_recv() {
+                    d.on_event_io(event);
+                }
                 Box::pin(d.on_control_bytes(&bytes)).await
             }
             Woke::Control(_) => {
                 control_open = false;
                 d.session.handle_io(IoEvent::ControlClosed, Instant::now());
             }
-            Woke::Event(Some(event)) => {
-                // A data task's last report: its socket is gone.
-                let over = match &event {
-                    IoEvent::UploadFinished { id, .. } | IoEvent::DataFailed { id, .. } => {
-                        Some(*id)
-                    }
-                    IoEvent::DataEnded { id, .. } if d.desk.ended(*id) => Some(*id),
-                    _ => None,
-                };
-                if let Some(id) = over {
-                    d.kills.remove(&id);
-                }
-                d.session.handle_io(event, Instant::now())
-            }
+            Woke::Event(Some(event)) => d.on_event_io(event),
             Woke::Event(None) => {}
             Woke::Timeout => d.on_timeout(),
         }
@@ -328,6 +321,20 @@ impl<R: Runtime, S: Storage, A> Drop for Driver<R, S, A> {
 }
 
 impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
+    /// A data task's report, to the session.
+    fn on_event_io(&mut self, event: IoEvent) {
+        // A data task's last report: its socket is gone.
+        let over = match &event {
+            IoEvent::UploadFinished { id, .. } | IoEvent::DataFailed { id, .. } => Some(*id),
+            IoEvent::DataEnded { id, .. } if self.desk.ended(*id) => Some(*id),
+            _ => None,
+        };
+        if let Some(id) = over {
+            self.kills.remove(&id);
+        }
+        self.session.handle_io(event, Instant::now())
+    }
+
     /// Executes actions and answers events until the session has nothing more to say.
     async fn settle(&mut self) {
         loop {

@@ -1131,6 +1131,11 @@ fn file_commands() {
         h.send("RNTO x\nRNFR nope\nRNFR hello.txt\nNOOP\nRNTO x"),
         [503, 550, 350, 200, 503]
     );
+    // A line that does not parse ends a pending RNFR too (issue 14's third review, m3).
+    assert_eq!(
+        h.send("RNFR hello.txt\nFOO\nRNTO x\nRNFR hello.txt\nRNTO\nRNTO x"),
+        [350, 500, 503, 350, 501, 503]
+    );
     assert_eq!(h.send("RNFR hello.txt\nRNTO renamed.txt"), [350, 250]);
     assert!(h.file("/renamed.txt").is_some() && h.file("/hello.txt").is_none());
     assert_eq!(

@@ -824,7 +824,10 @@ impl ClientSession {
                 if !code.is_positive() && code != ReplyCode::SERVICE_NOT_AVAILABLE =>
             {
                 match self.config.mode {
-                    ConnectionMode::ExplicitIfAvailable => {
+                    // A session that had TLS never goes on without it: a renewal's fresh
+                    // connection that offers none fails (issue 14's third review, F2: the
+                    // offer to downgrade waited for an answer nobody gives mid-operation).
+                    ConnectionMode::ExplicitIfAvailable if self.renewal.is_none() => {
                         self.state = State::Setup(Setup::Downgrade);
                         self.timers.stop(Timer::Reply);
                         self.events.push_back(Event::PlaintextOnly);

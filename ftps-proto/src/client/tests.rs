@@ -439,3 +439,31 @@ fn a_failed_pwd_fails_the_operation_and_the_session_goes_on() {
     s.reply("200 ok");
     assert!(matches!(done(&s, op), Some(Ok(_))));
 }
+
+/// Issue 14's third review, F2: with explicit-if-available, a renewal's fresh connection
+/// that refuses TLS used to stop at an offer to go on in clear text that nobody answers
+/// mid-operation (the client hung). A session that had TLS never goes on without it:
+/// the operation fails with `TlsUnavailable`, nothing is sent in clear.
+#[test]
+fn a_renewal_to_a_server_that_refuses_tls_fails_and_never_downgrades() {
+    let config = Script::config().with_mode(ConnectionMode::ExplicitIfAvailable);
+    let mut s = Script::ready(config);
+    s.io(IoEvent::Resumption { exhausted: true });
+    let op = s.submit(retrieve());
+    s.reply("257 \"/\"");
+    s.reply("221 bye");
+    s.io(IoEvent::ControlReconnected {
+        peer: "127.0.0.2:21".parse().unwrap(),
+    });
+    s.reply("220 hi again");
+    s.reply("504 no TLS here");
+    s.reply("504 no SSL either");
+    assert!(
+        matches!(done(&s, op), Some(Err(ClientError::TlsUnavailable))),
+        "{:?}",
+        s.events
+    );
+    assert!(!s.events.iter().any(|e| matches!(e, Event::PlaintextOnly)));
+    assert!(s.session.is_closed());
+    assert_eq!(s.sent(), ["PWD", "QUIT", "AUTH TLS", "AUTH SSL"]);
+}

@@ -564,12 +564,15 @@ impl ServerSession {
     fn drain(&mut self, now: Instant) {
         while !self.closed && self.security.control != ControlState::Handshaking {
             if self.pending.is_none() && self.login.delayed.is_none() && self.transfer.is_some() {
+                // Once an upload's commit is ordered, ABOR and QUIT wait for its end: the
+                // file is being published, so its reply must say so, never 426 (issue 14's
+                // third review, F1: an upload answered 426 replaced the file).
+                let committing = self.upload_committing();
                 let urgent = self.queue.iter().position(|l| {
-                    l.as_ref().is_ok_and(|l| {
-                        matches!(
-                            Command::parse(l),
-                            Ok(Command::Abor | Command::Stat(None) | Command::Quit)
-                        )
+                    l.as_ref().is_ok_and(|l| match Command::parse(l) {
+                        Ok(Command::Stat(None)) => true,
+                        Ok(Command::Abor | Command::Quit) => !committing,
+                        _ => false,
                     })
                 });
                 match urgent {
@@ -597,6 +600,9 @@ impl ServerSession {
             self.timers
                 .set(Timer::Idle, now + self.config.timeouts.idle);
         }
+        // RNFR must be followed directly by RNTO: any other line ends it, one that does
+        // not parse or is refused as well (issue 14's third review, m3).
+        let rename_from = self.rename_from.take();
         let line = match line {
             Ok(line) => line,
             Err(FrameError::LineTooLong { .. }) => {
@@ -612,7 +618,7 @@ impl ServerSession {
             return;
         }
         match Command::parse(line) {
-            Ok(cmd) => self.execute(cmd, now),
+            Ok(cmd) => self.execute(cmd, rename_from, now),
             Err(e) => {
                 let text = match e.kind() {
                     CommandErrorKind::UnknownVerb | CommandErrorKind::Syntax => {
@@ -630,15 +636,13 @@ impl ServerSession {
 
     /// Runs a command: the gate (TLS policy, login) and the write refusal first, then
     /// the concept it belongs to.
-    fn execute(&mut self, cmd: Command, now: Instant) {
+    fn execute(&mut self, cmd: Command, rename_from: Option<VirtualPath>, now: Instant) {
         use Command as C;
         if let Some(refusal) = self.gate(&cmd) {
             self.send(refusal);
             return;
         }
         let rest = self.take_rest(&cmd);
-        // RNFR must be followed directly by RNTO.
-        let rename_from = self.rename_from.take();
         if let Some(refusal) = self.write_refusal(&cmd, rest) {
             if matches!(cmd, C::Stor(_) | C::Appe(_) | C::Stou(_)) {
                 self.close_data_setup();

@@ -358,6 +358,14 @@ impl ServerSession {
         });
     }
 
+    /// Whether the running transfer is an upload whose commit or discard is ordered
+    /// ([`Action::FinishUpload`]) and not yet done.
+    pub(super) fn upload_committing(&self) -> bool {
+        self.transfer
+            .as_ref()
+            .is_some_and(|t| matches!(t.phase, Phase::Finishing { .. }))
+    }
+
     pub(super) fn transfer_id(&self) -> Option<DataId> {
         self.transfer.as_ref().map(|t| t.id)
     }

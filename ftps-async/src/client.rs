@@ -150,39 +150,28 @@ impl<R: Runtime> std::fmt::Debug for Client<R> {
 impl<R: Runtime> Client<R> {
     /// Connects, secures and logs in as the options say.
     pub async fn connect(options: ClientOptions) -> Result<Client<R>, Error<R>> {
-        // Data connections resume this control connection's session and no other's.
-        let store = SessionStore::new();
-        let tls = options.tls_config(store.clone())?;
         let server_name = options.server_name()?;
-        let connecting = R::connect_host(options.host.clone(), options.port);
-        let tcp = timeout::<R, _>(options.connect_timeout, connecting)
-            .await
-            .map_err(|_| Error::Protocol(client::ClientError::Timeout))??;
-        R::set_nodelay(&tcp)?;
-        let (local, peer) = R::addrs(&tcp)?;
-        let close = R::closer(&tcp)?;
-        let (read, write) = R::split(tcp)?;
-        let (control_tx, control_rx) = async_channel::bounded(crate::control::INBOX);
-        let reader = crate::control::spawn_reader::<R>(read, control_tx);
+        let link = open_control::<R>(&options).await?;
+        let peer = link.peer;
         let (data_tx, data_rx) = async_channel::unbounded();
         let config = options.session.clone();
         let session = ClientSession::new(Arc::new(config), peer, Instant::now());
         let mut client = Client {
             session,
             options,
-            store,
+            store: link.store,
             tls13: false,
             ascii: false,
-            control: Control::new(write),
-            control_rx,
-            _reader: reader,
-            close,
+            control: Control::new(link.write),
+            control_rx: link.control_rx,
+            _reader: link.reader,
+            close: link.close,
             control_ended: false,
             handshake_deadline: None,
-            connector: tls,
+            connector: link.connector,
             server_name,
             peer,
-            local,
+            local: link.local,
             data: HashMap::new(),
             data_tx,
             data_rx,
@@ -545,29 +534,19 @@ impl<R: Runtime> Client<R> {
         tracing::info!("TLS 1.3 tickets used up: opening the control connection again");
         self.control.close::<R>(Duration::from_secs(2)).await;
         (self.close)();
-        let store = SessionStore::new();
-        let connector = self.options.tls_config(store.clone())?;
-        let connecting = R::connect_host(self.options.host.clone(), self.options.port);
-        let tcp = timeout::<R, _>(self.options.connect_timeout, connecting)
-            .await
-            .map_err(|_| Error::Protocol(client::ClientError::Timeout))??;
-        R::set_nodelay(&tcp)?;
-        let (local, peer) = R::addrs(&tcp)?;
-        let close = R::closer(&tcp)?;
-        let (read, write) = R::split(tcp)?;
-        let (control_tx, control_rx) = async_channel::bounded(crate::control::INBOX);
-        self._reader = crate::control::spawn_reader::<R>(read, control_tx);
-        self.control_rx = control_rx;
-        self.control = Control::new(write);
-        self.close = close;
-        self.store = store;
-        self.connector = connector;
+        let link = open_control::<R>(&self.options).await?;
+        self._reader = link.reader;
+        self.control_rx = link.control_rx;
+        self.control = Control::new(link.write);
+        self.close = link.close;
+        self.store = link.store;
+        self.connector = link.connector;
         self.tls13 = false;
         self.control_ended = false;
         self.handshake_deadline = None;
         self.input.clear();
-        (self.local, self.peer) = (local, peer);
-        Ok(peer)
+        (self.local, self.peer) = (link.local, link.peer);
+        Ok(link.peer)
     }
 
     /// Waits for the next input: control bytes, a data connection, a timeout. Only
@@ -1135,6 +1114,48 @@ fn wait_limit(session: &ClientSession) -> Duration {
 fn still_moving(session: &mut ClientSession, id: DataId) -> bool {
     session.handle_timeout(Instant::now());
     session.is_moving(id)
+}
+
+/// A fresh control connection, before any byte: what [`Client::connect`] starts from and
+/// a renewal ([`Action::Reconnect`]) replaces the old one with.
+struct ControlLink<R: Runtime> {
+    /// The TLS sessions data connections may resume: this connection's, and no other's.
+    store: Arc<SessionStore>,
+    /// The rustls configuration of this connection (with `store`).
+    connector: Arc<rustls::ClientConfig>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    close: Closer,
+    write: R::WriteHalf,
+    control_rx: async_channel::Receiver<Vec<u8>>,
+    reader: R::Task<()>,
+}
+
+/// Connects to the server the options name, within their connect timeout, and starts the
+/// control connection's reader.
+async fn open_control<R: Runtime>(options: &ClientOptions) -> Result<ControlLink<R>, Error<R>> {
+    let store = SessionStore::new();
+    let connector = options.tls_config(store.clone())?;
+    let connecting = R::connect_host(options.host.clone(), options.port);
+    let tcp = timeout::<R, _>(options.connect_timeout, connecting)
+        .await
+        .map_err(|_| Error::Protocol(client::ClientError::Timeout))??;
+    R::set_nodelay(&tcp)?;
+    let (local, peer) = R::addrs(&tcp)?;
+    let close = R::closer(&tcp)?;
+    let (read, write) = R::split(tcp)?;
+    let (control_tx, control_rx) = async_channel::bounded(crate::control::INBOX);
+    let reader = crate::control::spawn_reader::<R>(read, control_tx);
+    Ok(ControlLink {
+        store,
+        connector,
+        local,
+        peer,
+        close,
+        write,
+        control_rx,
+        reader,
+    })
 }
 
 /// What the session asked of one transfer ([`Action::StartTransfer`]).

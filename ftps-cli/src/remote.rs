@@ -459,8 +459,13 @@ pub(crate) fn interrupted() {
     }
 }
 
-/// A failure that names `what` (a local or remote path) first.
+/// A failure that names `what` (a local or remote path) first; an empty path (a URL that
+/// names the login directory) is not named (it printed `ftps: : ...`).
 fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
+    let what = what.to_string();
+    if what.is_empty() {
+        return f;
+    }
     Failure {
         code: f.code,
         message: format!("{what}: {}", f.message),
@@ -871,6 +876,19 @@ pub(crate) async fn cat(conn: &Connection, url: &str) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_failure_about_the_login_directory_has_no_empty_label() {
+        let f = |m: &str| super::Failure {
+            code: 1,
+            message: m.to_owned(),
+        };
+        assert_eq!(super::about("", f("refused")).message, "refused");
+        assert_eq!(
+            super::about("a.txt", f("refused")).message,
+            "a.txt: refused"
+        );
+    }
+
     use super::redacted;
 
     #[test]

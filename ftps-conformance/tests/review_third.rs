@@ -49,29 +49,3 @@ fn f1_an_upload_answered_426_never_replaces_the_file() {
         eprintln!("{tag}: {kept} kept (226), {aborted} aborted (426)");
     });
 }
-
-/// F1's QUIT: QUIT right after an upload's end waits for the upload's reply (RFC 959
-/// §4.1.1: QUIT lets a transfer in progress finish and send its reply), and a 221
-/// without a 226 never leaves a replaced file behind.
-#[test]
-fn f1_quit_after_an_upload_waits_for_its_reply() {
-    each("third-f1-quit", plain_allowed, |f, r, tag| {
-        let victim = f.root().join("victim.txt");
-        for run in 0..10 {
-            std::fs::write(&victim, b"original").unwrap();
-            let mut c = plain_session(f, r);
-            let mut data = start_plain_upload(&mut c, "STOR victim.txt").unwrap();
-            data.write_all(b"NEW CONTENT").unwrap();
-            data.shutdown(std::net::Shutdown::Write).unwrap();
-            c.send_bytes(b"QUIT\r\n").unwrap();
-            let first = c.reply().unwrap().code().get();
-            std::thread::sleep(Duration::from_millis(100));
-            let content = std::fs::read(&victim).unwrap();
-            match first {
-                226 => assert_eq!(content, b"NEW CONTENT", "{tag} run {run}"),
-                221 => assert_eq!(content, b"original", "{tag} run {run}: 221 alone, kept"),
-                other => panic!("{tag} run {run}: answered {other}"),
-            }
-        }
-    });
-}

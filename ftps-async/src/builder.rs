@@ -27,6 +27,7 @@ pub struct ServerBuilder<R, S, A, T = Server<R, S, A>> {
     max_passive_per_user: Option<usize>,
     transfer_buffers: usize,
     login_guard: LoginGuard,
+    auth_timeout: std::time::Duration,
     server: PhantomData<fn() -> (R, T)>,
 }
 
@@ -47,8 +48,17 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
             max_passive_per_user: None,
             transfer_buffers: 64 << 20,
             login_guard: LoginGuard::default(),
+            auth_timeout: std::time::Duration::from_secs(30),
             server: PhantomData,
         }
+    }
+
+    /// How long one login check may take, whatever the authenticator waits on (default
+    /// 30 s; a check waiting for its turn behind other password hashes counts): past it,
+    /// the client gets 421 and the session closes, and the login is not counted as failed.
+    pub fn auth_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.auth_timeout = limit;
+        self
     }
 
     /// The protocol configuration (policies, timeouts, limits). Its `tls_available` is set
@@ -156,7 +166,8 @@ where
             warnings: Arc::default(),
             login_guard: self.login_guard,
             transfer_buffers: Budget::new(self.transfer_buffers),
-            login_gate: Gate::new(cores),
+            login_gate: Arc::new(Gate::new(cores)),
+            auth_timeout: self.auth_timeout,
             stat_gate: Gate::new(cores),
         });
         T::from(Server::new(shared))

@@ -27,6 +27,26 @@ impl Gate {
     }
 }
 
+/// A place in a [`Gate`] that owns its gate, so that it can go with work that outlives
+/// the one who waited for it (a blocking check whose waiter timed out keeps its place
+/// until the check ends).
+#[derive(Debug)]
+pub(crate) struct OwnedPermit(std::sync::Arc<Gate>);
+
+impl Gate {
+    /// Waits for a place that owns the gate.
+    pub(crate) async fn enter_owned(self: std::sync::Arc<Self>) -> OwnedPermit {
+        let _ = self.tx.send(()).await;
+        OwnedPermit(self)
+    }
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        let _ = self.0.rx.try_recv();
+    }
+}
+
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         let _ = self.0.rx.try_recv();

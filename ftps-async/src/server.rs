@@ -10,9 +10,9 @@ use crate::order::Order;
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::shared::ServerShared;
 use crate::socket::{control_socket, out_of_descriptors};
-use ftps_backend::{Authenticator, Storage};
+use ftps_backend::{Authenticator, Storage, User};
 use ftps_proto::boundary::{DataId, MAX_CONTROL_INPUT};
-use ftps_proto::server::{Action, Event, IoEvent, StorageRequest, TlsMode};
+use ftps_proto::server::{Action, Event, IoEvent, StorageError, StorageRequest, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
 use futures_lite::io::AsyncWriteExt;
@@ -209,7 +209,12 @@ struct Driver<R: Runtime, S: Storage, A> {
     /// Aborted data tasks' sockets, to shut down at these times if the tasks are still
     /// there (see [`Kill`]).
     dying: Vec<(Instant, Kill)>,
-    user: String,
+    /// The logged-in user's name (counted against the per-user listener cap).
+    user_name: String,
+    /// The logged-in user, for the storage.
+    user: Option<Arc<User>>,
+    /// The user the authenticator accepted, until the core says it is logged in.
+    checked: Option<Arc<User>>,
     local: SocketAddr,
     peer: SocketAddr,
     /// The passive listener this session holds against its address's and user's caps,
@@ -254,7 +259,9 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         desk: DataDesk::default(),
         kills: HashMap::new(),
         dying: Vec::new(),
-        user: String::new(),
+        user_name: String::new(),
+        user: None,
+        checked: None,
         local,
         peer,
         listener_slot: None,
@@ -479,7 +486,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 // PASV replaces the old listener, so its slot goes first).
                 self.listener_slot = None;
                 let caps = &self.shared.passive_listeners;
-                let Some(slot) = caps.admit(self.peer.ip(), &self.user) else {
+                let Some(slot) = caps.admit(self.peer.ip(), &self.user_name) else {
                     tracing::debug!("passive listeners per address or user: cap reached");
                     self.session
                         .handle_io(IoEvent::DataListenFailed { id }, now());
@@ -594,19 +601,22 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
     async fn on_event(&mut self, event: Event) {
         match event {
             Event::Login(request) => {
-                let shared = self.shared.clone();
-                let check = request.clone();
-                let permit = self.shared.login_gate.enter().await;
-                let answer = R::unblock(move || shared.check_login(&check)).await;
-                drop(permit);
-                self.user = request.user.clone();
+                let (answer, user) = self.shared.check_login::<R>(&request).await;
+                // Kept until the core says the user is logged in (it may still refuse:
+                // TLS required for this user).
+                self.checked = user.map(Arc::new);
                 self.session
                     .answer_login(request.token, answer, Instant::now());
             }
             Event::Storage { token, request } => {
                 let id = opened_for(&request);
                 let shared = self.shared.clone();
-                let user = self.user.clone();
+                let Some(user) = self.user.clone() else {
+                    // The core asks the storage only for a logged-in user.
+                    let e = StorageError::PermissionDenied;
+                    self.session.answer_storage(token, Err(e), Instant::now());
+                    return;
+                };
                 let stat = matches!(request, StorageRequest::List(_));
                 let permit = match stat {
                     true => Some(self.shared.stat_gate.enter().await),
@@ -628,9 +638,13 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             Event::LoggedIn { ref user, .. } => {
                 tracing::debug!(user = %Printable(user), "logged in");
                 self.slot.follow(&event);
-                self.user = user.clone();
+                self.user_name = user.clone();
+                self.user = self.checked.take();
             }
-            Event::LoggedOut => self.slot.follow(&event),
+            Event::LoggedOut => {
+                self.user = None;
+                self.slot.follow(&event);
+            }
             // Debug, not a warning: any peer can cause it once a connection, and warnings
             // a peer can repeat at will would flood the log (issue 13, finding 14's class).
             Event::PlaintextDiscarded { bytes } => {

@@ -4,11 +4,13 @@
 use crate::budget::Budget;
 use crate::gate::Gate;
 use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
+use crate::runtime::Runtime;
 use crate::warnings::Warnings;
-use ftps_backend::Authenticator;
-use ftps_proto::server::{LoginAnswer, ServerConfig};
+use ftps_backend::{Authenticator, Check, User, Verdict};
+use ftps_proto::server::{LoginAnswer, LoginRequest, ServerConfig};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Everything a server's sessions share, read-only.
 pub(crate) struct ServerShared<S, A> {
@@ -32,10 +34,13 @@ pub(crate) struct ServerShared<S, A> {
     pub(crate) warnings: Arc<Warnings>,
     /// Failed logins per address, across sessions.
     pub(crate) login_guard: LoginGuard,
-    /// Bounds the password checks running at once (one per core): each Argon2 check takes
-    /// about 19 MiB, so a thousand logins arriving together must not run a thousand of
-    /// them. The driver enters it around [`check_login`](Self::check_login).
-    pub(crate) login_gate: Gate,
+    /// Bounds the CPU-bound login checks running at once ([`Check::Compute`]: one per
+    /// core): each Argon2 check takes about 19 MiB, so a thousand logins arriving
+    /// together must not run a thousand of them. Checks that wait on a service are not
+    /// bound by it.
+    pub(crate) login_gate: Arc<Gate>,
+    /// How long a login check may take, whatever its kind; past it the client gets 421.
+    pub(crate) auth_timeout: Duration,
     /// What transfers' large buffers may hold together (see [`Budget`]): 64 MiB.
     pub(crate) transfer_buffers: Arc<Budget>,
     /// Bounds the STAT listings built at once (one per core; each holds up to
@@ -44,19 +49,38 @@ pub(crate) struct ServerShared<S, A> {
     pub(crate) stat_gate: Gate,
 }
 
-impl<S, A: Authenticator> ServerShared<S, A> {
-    /// Checks a login (blocking: Argon2), unless its address is locked out after too many
-    /// failures; records and logs the outcome.
-    pub(crate) fn check_login(&self, request: &ftps_proto::server::LoginRequest) -> LoginAnswer {
+impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
+    /// Checks a login, unless its address is locked out after too many failures, within
+    /// the authentication timeout; records and logs the outcome. Returns the core's answer
+    /// and, when accepted, the user for the storage.
+    pub(crate) async fn check_login<R: Runtime>(
+        &self,
+        request: &LoginRequest,
+    ) -> (LoginAnswer, Option<User>) {
         let ip = request.peer.ip();
-        let now = std::time::Instant::now();
-        if !self.login_guard.allows(ip, now) {
+        if !self.login_guard.allows(ip, Instant::now()) {
             self.warnings.locked_out(ip);
-            return LoginAnswer::Rejected;
+            return (LoginAnswer::Rejected, None);
         }
-        let answer = self.auth.authenticate(request);
-        let accepted = matches!(answer, LoginAnswer::Accepted { .. });
-        self.login_guard.record(ip, now, accepted);
+        let verdict = match R::timeout(self.auth_timeout, self.run_check::<R>(request)).await {
+            Ok(verdict) => verdict,
+            Err(_) => {
+                self.warnings
+                    .login_unavailable(ip, "the authenticator did not answer in time");
+                return (LoginAnswer::Unavailable, None);
+            }
+        };
+        let user = match verdict {
+            Verdict::Accepted(user) => Some(user),
+            Verdict::Rejected => None,
+            _ => {
+                self.warnings
+                    .login_unavailable(ip, "the authenticator is unavailable");
+                return (LoginAnswer::Unavailable, None);
+            }
+        };
+        let accepted = user.is_some();
+        self.login_guard.record(ip, Instant::now(), accepted);
         // One line per login checked: a session has a few failures before it is closed,
         // an address a few more before it is locked out (then a line a second at most),
         // and a session at most 16 logins. Anonymous logins, which anybody can repeat at
@@ -71,6 +95,36 @@ impl<S, A: Authenticator> ServerShared<S, A> {
                 "login"
             );
         }
-        answer
+        match user {
+            Some(user) => {
+                let answer = LoginAnswer::Accepted {
+                    control_tls: user.control_tls,
+                    data_tls: user.data_tls,
+                    grants: Some(user.grants.clone()),
+                };
+                (answer, Some(user))
+            }
+            None => (LoginAnswer::Rejected, None),
+        }
+    }
+
+    /// Runs the authenticator's check where its kind belongs (see [`Check`]).
+    async fn run_check<R: Runtime>(&self, request: &LoginRequest) -> Verdict {
+        match self.auth.authenticate(request) {
+            Check::Done(verdict) => verdict,
+            Check::Wait(check) => check.await,
+            Check::Blocking(check) => R::unblock(check).await,
+            Check::Compute(check) => {
+                // The place goes with the check: one whose waiter timed out still holds
+                // it until it ends, so no more than one a core ever run.
+                let permit = self.login_gate.clone().enter_owned().await;
+                R::unblock(move || {
+                    let verdict = check();
+                    drop(permit);
+                    verdict
+                })
+                .await
+            }
+        }
     }
 }

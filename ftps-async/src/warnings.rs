@@ -17,6 +17,7 @@ pub(crate) struct Warnings {
     locked_out: Gate,
     accept: Gate,
     anonymous: Gate,
+    unavailable: Gate,
 }
 
 /// One kind of line, throttled.
@@ -68,6 +69,15 @@ impl Warnings {
     pub(crate) fn anonymous_login(&self, peer: std::net::IpAddr) {
         if let Some(held) = self.anonymous.allow() {
             tracing::info!(%peer, held, "anonymous login");
+        }
+    }
+
+    /// A login from `peer` could not be checked: the authenticator said it is unavailable,
+    /// or did not answer within the authentication timeout (not a failed login, so not
+    /// bounded by the lockout: said at most once a second).
+    pub(crate) fn login_unavailable(&self, peer: std::net::IpAddr, why: &str) {
+        if let Some(held) = self.unavailable.allow() {
+            tracing::warn!(%peer, held, "login not checked: {why}");
         }
     }
 

@@ -7,15 +7,18 @@
 //!
 //! - [`Storage`] and [`LocalFs`]: the files, confined to a root, uploads published
 //!   atomically; [`execute`] answers the protocol core's storage requests with them;
-//! - [`Authenticator`] and [`StaticUsers`]: logins checked against Argon2id hashes;
+//! - [`Authenticator`] and [`StaticUsers`]: logins checked (against Argon2id hashes, or
+//!   by whatever an application's authenticator asks), each making a [`User`]: its home,
+//!   permissions and policies;
 //! - [`files`]: certificates and keys read from PEM files, and the platform's roots;
 //! - [`client`]: how a client connects (`ClientOptions`, `FtpUrl`), for every runtime;
 //! - [`download`]: where a download's bytes go locally, so that a failed one never
 //!   destroys the file it was to replace.
 //!
-//! The traits are synchronous: file systems and password hashing block, so the async
-//! adapters run these calls on their blocking pools (`spawn_blocking`, `unblock`) and the
-//! blocking adapter calls them directly. One implementation then serves all three.
+//! [`Storage`] is synchronous: file systems block, so the drivers run its calls on their
+//! runtime's blocking pool. An [`Authenticator`] says how its check runs ([`Check`]:
+//! awaited, blocking, or CPU-bound), so that logins waiting on a network service are not
+//! throttled like password hashes. One implementation serves every runtime.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,8 +30,13 @@ pub mod files;
 mod listing;
 mod local_fs;
 mod storage;
+mod user;
 
-pub use auth::{Authenticator, BadHash, StaticUsers, hash_password};
+pub use auth::{
+    Authenticator, BadHash, BlockingAuthenticator, BoxFuture, Check, StaticUsers, Unblocked,
+    Verdict, hash_password,
+};
 pub use listing::{Entries, ListingCut, ListingReader};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use storage::{Opened, OpenedFile, STAT_ENTRIES, Storage, execute, now_utc};
+pub use user::User;

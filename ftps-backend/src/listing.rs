@@ -53,9 +53,9 @@ impl ListingReader {
     pub fn new(entries: Entries, format: ListingFormat, now: Timestamp) -> Self {
         ListingReader {
             entries,
+            left: format.max_entries(),
             format,
             now,
-            left: format.max_entries(),
             line: Vec::new(),
             at: 0,
             cut: false,

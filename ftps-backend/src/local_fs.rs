@@ -45,6 +45,7 @@
 
 use crate::listing::Entries;
 use crate::storage::{STAT_ENTRIES, Storage, timestamp};
+use crate::user::User;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata as CapMetadata, MetadataExt, OpenOptions, OpenOptionsExt};
@@ -279,15 +280,28 @@ impl LocalFs {
         &self.path
     }
 
-    /// The parent directory of `path` (opened beneath the root) and its last name.
-    fn parent(&self, path: &VirtualPath) -> Result<(Dir, OsString), StorageError> {
+    /// The user's home: the directory every path of `user` is beneath (the root, or its
+    /// [`home`](User::home) opened beneath the root). Paths are opened beneath it, so a
+    /// symbolic link cannot lead out of the home either.
+    fn home<'a>(&'a self, user: &User) -> Result<Home<'a>, StorageError> {
+        if user.home.is_root() {
+            return Ok(Home::Root(&self.root));
+        }
+        self.root
+            .open_dir(relative(&user.home))
+            .map(Home::Own)
+            .map_err(io_err)
+    }
+
+    /// The parent directory of `path` (opened beneath `home`) and its last name.
+    fn parent(home: &Dir, path: &VirtualPath) -> Result<(Dir, OsString), StorageError> {
         let mut components: Vec<&str> = path.components().collect();
         let name = components.pop().ok_or(StorageError::PermissionDenied)?;
         let dir = if components.is_empty() {
-            self.root.try_clone().map_err(io_err)?
+            home.try_clone().map_err(io_err)?
         } else {
             let rel: PathBuf = components.into_iter().collect();
-            self.root.open_dir(rel).map_err(io_err)?
+            home.open_dir(rel).map_err(io_err)?
         };
         Ok((dir, OsString::from(name)))
     }
@@ -341,6 +355,23 @@ impl LocalFs {
     fn is_symlink(dir: &Dir, name: &OsStr) -> bool {
         dir.symlink_metadata(name)
             .is_ok_and(|m| m.file_type().is_symlink())
+    }
+}
+
+/// A user's home: the root itself, or a directory opened beneath it.
+enum Home<'a> {
+    Root(&'a Dir),
+    Own(Dir),
+}
+
+impl std::ops::Deref for Home<'_> {
+    type Target = Dir;
+
+    fn deref(&self) -> &Dir {
+        match self {
+            Home::Root(d) => d,
+            Home::Own(d) => d,
+        }
     }
 }
 
@@ -401,8 +432,9 @@ impl Storage for LocalFs {
     type Reader = fs::File;
     type Upload = LocalUpload;
 
-    fn stat(&self, _user: &str, path: &VirtualPath) -> Result<Metadata, StorageError> {
-        let m = self.root.metadata(relative(path)).map_err(io_err)?;
+    fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError> {
+        let home = self.home(user)?;
+        let m = home.metadata(relative(path)).map_err(io_err)?;
         Ok(metadata(path.file_name().unwrap_or("/"), &m))
     }
 
@@ -410,12 +442,13 @@ impl Storage for LocalFs {
     /// Reading stops there, so a huge directory costs no more time or memory than that;
     /// of a larger directory, which entries come is the file system's order. A listing
     /// of every entry is [`list_entries`](Storage::list_entries).
-    fn list(&self, _user: &str, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
+    fn list(&self, user: &User, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
+        let home = self.home(user)?;
         let rel = relative(path);
-        let dir = match self.root.open_dir(&rel) {
+        let dir = match home.open_dir(&rel) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
-                let m = self.root.metadata(&rel).map_err(io_err)?;
+                let m = home.metadata(&rel).map_err(io_err)?;
                 return Ok(vec![metadata(path.file_name().unwrap_or("/"), &m)]);
             }
             Err(e) => return Err(io_err(e)),
@@ -440,12 +473,13 @@ impl Storage for LocalFs {
     /// Streams the directory as it is read: a directory of up to 1024
     /// entries comes sorted by name; a larger one in the order the file system gives,
     /// so that no listing holds more than that many entries at once.
-    fn list_entries(&self, _user: &str, path: &VirtualPath) -> Result<Entries, StorageError> {
+    fn list_entries(&self, user: &User, path: &VirtualPath) -> Result<Entries, StorageError> {
+        let home = self.home(user)?;
         let rel = relative(path);
-        let dir = match self.root.open_dir(&rel) {
+        let dir = match home.open_dir(&rel) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
-                let m = self.root.metadata(&rel).map_err(io_err)?;
+                let m = home.metadata(&rel).map_err(io_err)?;
                 let one = metadata(path.file_name().unwrap_or("/"), &m);
                 return Ok(Box::new(std::iter::once(one)));
             }
@@ -461,18 +495,21 @@ impl Storage for LocalFs {
         Ok(Box::new(first.into_iter().chain(streamed)))
     }
 
-    fn make_dir(&self, _user: &str, path: &VirtualPath) -> Result<(), StorageError> {
-        let (dir, name) = self.parent(path)?;
+    fn make_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+        let home = self.home(user)?;
+        let (dir, name) = Self::parent(&home, path)?;
         dir.create_dir(name).map_err(io_err)
     }
 
-    fn remove_dir(&self, _user: &str, path: &VirtualPath) -> Result<(), StorageError> {
-        let (dir, name) = self.parent(path)?;
+    fn remove_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+        let home = self.home(user)?;
+        let (dir, name) = Self::parent(&home, path)?;
         dir.remove_dir(name).map_err(io_err)
     }
 
-    fn remove_file(&self, _user: &str, path: &VirtualPath) -> Result<(), StorageError> {
-        let (dir, name) = self.parent(path)?;
+    fn remove_file(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+        let home = self.home(user)?;
+        let (dir, name) = Self::parent(&home, path)?;
         // unlinkat on a directory fails with EISDIR (Linux) or EPERM; say which it is.
         dir.remove_file(&name)
             .map_err(|e| match dir.symlink_metadata(&name) {
@@ -483,12 +520,13 @@ impl Storage for LocalFs {
 
     fn rename(
         &self,
-        _user: &str,
+        user: &User,
         from: &VirtualPath,
         to: &VirtualPath,
     ) -> Result<(), StorageError> {
-        let (from_dir, from_name) = self.parent(from)?;
-        let (to_dir, to_name) = self.parent(to)?;
+        let home = self.home(user)?;
+        let (from_dir, from_name) = Self::parent(&home, from)?;
+        let (to_dir, to_name) = Self::parent(&home, to)?;
         if Self::is_symlink(&to_dir, &to_name) {
             return Err(StorageError::PermissionDenied);
         }
@@ -499,24 +537,25 @@ impl Storage for LocalFs {
 
     fn set_modified(
         &self,
-        _user: &str,
+        user: &User,
         path: &VirtualPath,
         time: Timestamp,
     ) -> Result<(), StorageError> {
+        let home = self.home(user)?;
         let when = UNIX_EPOCH + Duration::from_secs(u64::try_from(time.to_unix()).unwrap_or(0));
-        let (file, _) =
-            Self::open_regular(&self.root, &relative(path), OpenOptions::new().write(true))?;
+        let (file, _) = Self::open_regular(&home, &relative(path), OpenOptions::new().write(true))?;
         file.set_modified(when).map_err(io_err)
     }
 
     fn open_read(
         &self,
-        _user: &str,
+        user: &User,
         path: &VirtualPath,
         offset: u64,
     ) -> Result<(fs::File, u64), StorageError> {
+        let home = self.home(user)?;
         let (mut file, m) =
-            Self::open_regular(&self.root, &relative(path), OpenOptions::new().read(true))?;
+            Self::open_regular(&home, &relative(path), OpenOptions::new().read(true))?;
         if offset > 0 && offset <= m.len() {
             file.seek(io::SeekFrom::Start(offset)).map_err(io_err)?;
         }
@@ -525,17 +564,18 @@ impl Storage for LocalFs {
 
     fn open_write(
         &self,
-        _user: &str,
+        user: &User,
         path: &VirtualPath,
         offset: u64,
         append: bool,
         unique: bool,
     ) -> Result<(LocalUpload, VirtualPath), StorageError> {
+        let home = self.home(user)?;
         if unique {
             // The name is chosen now, for the 150 reply that precedes the transfer (RFC
             // 1123 §4.1.2.9), and taken only at commit, where a name that appeared
             // meanwhile fails the upload instead of being replaced (see the module docs).
-            let dir = self.root.open_dir(relative(path)).map_err(io_err)?;
+            let dir = home.open_dir(relative(path)).map_err(io_err)?;
             let mut free = None;
             for _ in 0..16 {
                 let candidate = random_name("ftps-");
@@ -562,7 +602,7 @@ impl Storage for LocalFs {
             };
             return Ok((upload, shown));
         }
-        let (dir, name) = self.parent(path)?;
+        let (dir, name) = Self::parent(&home, path)?;
         if Self::is_symlink(&dir, &name) {
             // An upload never replaces (or writes through) a symbolic link.
             return Err(StorageError::PermissionDenied);
@@ -616,10 +656,11 @@ impl Storage for LocalFs {
 
     fn open_write_new(
         &self,
-        _user: &str,
+        user: &User,
         path: &VirtualPath,
     ) -> Result<(LocalUpload, VirtualPath), StorageError> {
-        let (dir, name) = self.parent(path)?;
+        let home = self.home(user)?;
+        let (dir, name) = Self::parent(&home, path)?;
         if dir.symlink_metadata(&name).is_ok() {
             // Whatever it is (file, directory, link), the name is taken.
             return Err(StorageError::AlreadyExists);

@@ -1,14 +1,17 @@
 //! The storage trait and the one place that answers the core's storage requests with it.
 
 use crate::listing::{Entries, ListingReader};
+use crate::user::User;
 use ftps_proto::server::{Metadata, StorageError, StorageReply, StorageRequest};
 use ftps_proto::{Timestamp, VirtualPath};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where files live. Every path is a [`VirtualPath`] already resolved inside the user's
-/// root by the protocol core; an implementation must still refuse paths that leave the
-/// root by a symbolic link. `user` is the logged-in user name. Calls block; async
-/// adapters make them on a blocking pool.
+/// root by the protocol core, and relative to the user's [`home`](User::home): an
+/// implementation must serve `path` from within the home and refuse what leaves the home
+/// by a symbolic link. `user` is the logged-in user, as the authenticator made it; the
+/// protocol core has already checked its permissions. Calls block; async adapters make
+/// them on a blocking pool.
 pub trait Storage: Send + Sync + 'static {
     /// A file opened for reading.
     type Reader: std::io::Read + Send + 'static;
@@ -17,36 +20,37 @@ pub trait Storage: Send + Sync + 'static {
     type Upload: std::io::Write + Send + 'static;
 
     /// Facts about a path.
-    fn stat(&self, user: &str, path: &VirtualPath) -> Result<Metadata, StorageError>;
+    fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError>;
     /// A directory's entries, or the one entry of a file (STAT over the control
     /// connection; the session caps how many it shows).
-    fn list(&self, user: &str, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError>;
+    fn list(&self, user: &User, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError>;
     /// The same entries as they are read, for a listing streamed to a data connection.
     /// The default collects [`list`](Self::list); a storage that can should stream them,
     /// so that listing a directory costs bounded memory whatever its size (`LocalFs`
     /// does).
-    fn list_entries(&self, user: &str, path: &VirtualPath) -> Result<Entries, StorageError> {
+    fn list_entries(&self, user: &User, path: &VirtualPath) -> Result<Entries, StorageError> {
         Ok(Box::new(self.list(user, path)?.into_iter()))
     }
     /// Makes a directory.
-    fn make_dir(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError>;
+    fn make_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError>;
     /// Removes an empty directory.
-    fn remove_dir(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError>;
+    fn remove_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError>;
     /// Removes a file.
-    fn remove_file(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError>;
+    fn remove_file(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError>;
     /// Renames.
-    fn rename(&self, user: &str, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError>;
+    fn rename(&self, user: &User, from: &VirtualPath, to: &VirtualPath)
+    -> Result<(), StorageError>;
     /// Sets a file's modification time.
     fn set_modified(
         &self,
-        user: &str,
+        user: &User,
         path: &VirtualPath,
         time: Timestamp,
     ) -> Result<(), StorageError>;
     /// Opens a file to read from `offset`; returns it and its size.
     fn open_read(
         &self,
-        user: &str,
+        user: &User,
         path: &VirtualPath,
         offset: u64,
     ) -> Result<(Self::Reader, u64), StorageError>;
@@ -54,7 +58,7 @@ pub trait Storage: Send + Sync + 'static {
     /// name in the directory `path` for `unique`); returns it and the final path.
     fn open_write(
         &self,
-        user: &str,
+        user: &User,
         path: &VirtualPath,
         offset: u64,
         append: bool,
@@ -71,7 +75,7 @@ pub trait Storage: Send + Sync + 'static {
     /// such users write at all.
     fn open_write_new(
         &self,
-        user: &str,
+        user: &User,
         path: &VirtualPath,
     ) -> Result<(Self::Upload, VirtualPath), StorageError> {
         let _ = (user, path);
@@ -105,7 +109,7 @@ pub type OpenedFile<S> = Opened<<S as Storage>::Reader, <S as Storage>::Upload>;
 /// `OpenWrite` it also returns the file, for the adapter to hand to the data connection.
 pub fn execute<S: Storage>(
     storage: &S,
-    user: &str,
+    user: &User,
     request: StorageRequest,
 ) -> (Result<StorageReply, StorageError>, Option<OpenedFile<S>>) {
     let done = |r: Result<(), StorageError>| (r.map(|()| StorageReply::Done), None);

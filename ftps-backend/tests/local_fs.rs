@@ -8,6 +8,10 @@ use ftps_proto::VirtualPath;
 use ftps_proto::server::StorageError;
 use std::io::{Read, Write};
 
+fn u() -> ftps_backend::User {
+    ftps_backend::User::new("u")
+}
+
 fn p(s: &str) -> VirtualPath {
     VirtualPath::root().resolve(s)
 }
@@ -33,31 +37,31 @@ fn symlinks_out_of_the_root_are_refused() {
     let fs = LocalFs::new(&root).unwrap();
     let denied = Err(StorageError::PermissionDenied);
 
-    assert_eq!(fs.stat("u", &p("escape/secret.txt")).map(|_| ()), denied);
-    assert_eq!(fs.list("u", &p("escape")).map(|_| ()), denied);
-    assert_eq!(fs.open_read("u", &p("secret-link"), 0).map(|_| ()), denied);
+    assert_eq!(fs.stat(&u(), &p("escape/secret.txt")).map(|_| ()), denied);
+    assert_eq!(fs.list(&u(), &p("escape")).map(|_| ()), denied);
+    assert_eq!(fs.open_read(&u(), &p("secret-link"), 0).map(|_| ()), denied);
     assert_eq!(
-        fs.open_read("u", &p("escape/secret.txt"), 0).map(|_| ()),
+        fs.open_read(&u(), &p("escape/secret.txt"), 0).map(|_| ()),
         denied
     );
     assert_eq!(
-        fs.open_write("u", &p("escape/new.txt"), 0, false, false)
+        fs.open_write(&u(), &p("escape/new.txt"), 0, false, false)
             .map(|_| ()),
         denied
     );
     assert_eq!(
-        fs.open_write("u", &p("dangling"), 0, false, false)
+        fs.open_write(&u(), &p("dangling"), 0, false, false)
             .map(|_| ()),
         denied
     );
-    assert_eq!(fs.make_dir("u", &p("escape/newdir")), denied);
-    assert_eq!(fs.remove_file("u", &p("escape/secret.txt")), denied);
+    assert_eq!(fs.make_dir(&u(), &p("escape/newdir")), denied);
+    assert_eq!(fs.remove_file(&u(), &p("escape/secret.txt")), denied);
     assert_eq!(
-        fs.rename("u", &p("inside.txt"), &p("escape/moved.txt")),
+        fs.rename(&u(), &p("inside.txt"), &p("escape/moved.txt")),
         denied
     );
     assert_eq!(
-        fs.rename("u", &p("inside.txt"), &p("secret-link")),
+        fs.rename(&u(), &p("inside.txt"), &p("secret-link")),
         denied,
         "RNTO onto a symlink"
     );
@@ -72,30 +76,30 @@ fn symlinks_out_of_the_root_are_refused() {
     );
 
     // Links that stay inside the root work; `..` cannot leave it (the core clamps it).
-    let (mut r, size) = fs.open_read("u", &p("inside-link"), 0).unwrap();
+    let (mut r, size) = fs.open_read(&u(), &p("inside-link"), 0).unwrap();
     assert_eq!(size, 6);
     let mut s = String::new();
     r.read_to_string(&mut s).unwrap();
     assert_eq!(s, "inside");
-    assert_eq!(fs.open_read("u", &p("other/up-link"), 0).unwrap().1, 6);
+    assert_eq!(fs.open_read(&u(), &p("other/up-link"), 0).unwrap().1, 6);
     assert_eq!(
-        fs.open_read("u", &p("absolute-link"), 0).map(|_| ()),
+        fs.open_read(&u(), &p("absolute-link"), 0).map(|_| ()),
         denied
     );
     assert_eq!(
-        fs.stat("u", &p("../../outside/secret.txt")).map(|_| ()),
+        fs.stat(&u(), &p("../../outside/secret.txt")).map(|_| ()),
         Err(StorageError::NotFound)
     );
 
     // Uploads are invisible until committed, and gone if discarded.
     let (mut up, path) = fs
-        .open_write("u", &p("sub/new.bin"), 0, false, false)
+        .open_write(&u(), &p("sub/new.bin"), 0, false, false)
         .unwrap();
     assert_eq!(path, p("sub/new.bin"));
     up.write_all(b"data").unwrap();
     assert!(!root.join("sub/new.bin").exists());
     let names: Vec<String> = fs
-        .list("u", &p("sub"))
+        .list(&u(), &p("sub"))
         .unwrap()
         .into_iter()
         .map(|m| m.name)
@@ -104,7 +108,7 @@ fn symlinks_out_of_the_root_are_refused() {
     fs.commit(up, true).unwrap();
     assert_eq!(std::fs::read(root.join("sub/new.bin")).unwrap(), b"data");
     let (mut up, _) = fs
-        .open_write("u", &p("sub/gone.bin"), 0, false, false)
+        .open_write(&u(), &p("sub/gone.bin"), 0, false, false)
         .unwrap();
     up.write_all(b"partial").unwrap();
     fs.commit(up, false).unwrap();
@@ -116,7 +120,7 @@ fn symlinks_out_of_the_root_are_refused() {
 
     // An upload dropped without commit (an aborted transfer) is removed too.
     let (mut up, _) = fs
-        .open_write("u", &p("sub/dropped.bin"), 0, false, false)
+        .open_write(&u(), &p("sub/dropped.bin"), 0, false, false)
         .unwrap();
     up.write_all(b"partial").unwrap();
     drop(up);
@@ -124,7 +128,7 @@ fn symlinks_out_of_the_root_are_refused() {
 
     // Append and resume start from the existing content.
     let (mut up, _) = fs
-        .open_write("u", &p("sub/new.bin"), 0, true, false)
+        .open_write(&u(), &p("sub/new.bin"), 0, true, false)
         .unwrap();
     up.write_all(b"+more").unwrap();
     fs.commit(up, true).unwrap();
@@ -133,7 +137,7 @@ fn symlinks_out_of_the_root_are_refused() {
         b"data+more"
     );
     let (mut up, _) = fs
-        .open_write("u", &p("sub/new.bin"), 2, false, false)
+        .open_write(&u(), &p("sub/new.bin"), 2, false, false)
         .unwrap();
     up.write_all(b"TA").unwrap();
     fs.commit(up, true).unwrap();

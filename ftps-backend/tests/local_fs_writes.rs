@@ -11,6 +11,10 @@ use ftps_proto::server::StorageError;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+fn u() -> ftps_backend::User {
+    ftps_backend::User::new("u")
+}
+
 fn p(s: &str) -> VirtualPath {
     VirtualPath::root().resolve(s)
 }
@@ -38,7 +42,7 @@ fn raw_names(dir: &Path) -> Vec<Vec<u8>> {
 
 /// The names `LocalFs` lists in `dir` (what LIST, NLST, MLSD and STAT show).
 fn listed(fs: &LocalFs, dir: &str) -> Vec<String> {
-    fs.list("u", &p(dir))
+    fs.list(&u(), &p(dir))
         .unwrap()
         .into_iter()
         .map(|m| m.name)
@@ -66,7 +70,7 @@ fn finding_h_stou_is_invisible_until_committed() {
     let (base, root) = base("stou");
     std::fs::create_dir_all(root.join("in")).unwrap();
     for (fs, how) in both(&root) {
-        let (mut up, shown) = fs.open_write("u", &p("in"), 0, false, true).unwrap();
+        let (mut up, shown) = fs.open_write(&u(), &p("in"), 0, false, true).unwrap();
         let name = shown.file_name().unwrap().to_owned();
         assert_eq!(shown, p(&format!("in/{name}")), "{how}");
         up.write_all(b"partial").unwrap();
@@ -76,12 +80,12 @@ fn finding_h_stou_is_invisible_until_committed() {
             "{how}: listed while uploading"
         );
         assert_eq!(
-            fs.stat("u", &shown).map(|_| ()),
+            fs.stat(&u(), &shown).map(|_| ()),
             Err(StorageError::NotFound),
             "{how}: SIZE/MDTM reach the upload"
         );
         assert_eq!(
-            fs.open_read("u", &shown, 0).map(|_| ()),
+            fs.open_read(&u(), &shown, 0).map(|_| ()),
             Err(StorageError::NotFound),
             "{how}: RETR reaches the upload"
         );
@@ -97,10 +101,10 @@ fn finding_h_stou_is_invisible_until_committed() {
         std::fs::remove_file(root.join("in").join(&name)).unwrap();
 
         // Aborted (dropped) or failed (commit without keep): nothing is left.
-        let (mut up, _) = fs.open_write("u", &p("in"), 0, false, true).unwrap();
+        let (mut up, _) = fs.open_write(&u(), &p("in"), 0, false, true).unwrap();
         up.write_all(b"partial").unwrap();
         drop(up);
-        let (mut up, _) = fs.open_write("u", &p("in"), 0, false, true).unwrap();
+        let (mut up, _) = fs.open_write(&u(), &p("in"), 0, false, true).unwrap();
         up.write_all(b"partial").unwrap();
         fs.commit(up, false).unwrap();
         assert!(raw_names(&root.join("in")).is_empty(), "{how}: left behind");
@@ -114,7 +118,7 @@ fn finding_h_stou_is_invisible_until_committed() {
 fn finding_h_stou_never_replaces_a_file_that_took_its_name() {
     let (base, root) = base("stou-taken");
     for (fs, how) in both(&root) {
-        let (mut up, shown) = fs.open_write("u", &p("/"), 0, false, true).unwrap();
+        let (mut up, shown) = fs.open_write(&u(), &p("/"), 0, false, true).unwrap();
         let name = shown.file_name().unwrap().to_owned();
         up.write_all(b"from the upload").unwrap();
         std::fs::write(root.join(&name), b"someone else's").unwrap();
@@ -142,7 +146,7 @@ fn fallback_temporary_files_are_out_of_reach_of_ftp_commands() {
     let (base, root) = base("fallback");
     std::fs::write(root.join("old.txt"), b"old").unwrap();
     let fs = LocalFs::new(&root).unwrap().without_unnamed_files();
-    let (mut up, _) = fs.open_write("u", &p("old.txt"), 0, false, false).unwrap();
+    let (mut up, _) = fs.open_write(&u(), &p("old.txt"), 0, false, false).unwrap();
     up.write_all(b"new").unwrap();
     let names = raw_names(&root);
     assert_eq!(names.len(), 2, "{names:?}");
@@ -150,7 +154,7 @@ fn fallback_temporary_files_are_out_of_reach_of_ftp_commands() {
     assert!(std::str::from_utf8(temp).is_err(), "{temp:?}");
     assert_eq!(listed(&fs, "/"), vec!["old.txt".to_owned()]);
     assert_eq!(
-        fs.list_entries("u", &p("/")).unwrap().count(),
+        fs.list_entries(&u(), &p("/")).unwrap().count(),
         1,
         "streamed listings skip it too"
     );
@@ -158,7 +162,9 @@ fn fallback_temporary_files_are_out_of_reach_of_ftp_commands() {
     assert_eq!(raw_names(&root), vec![b"old.txt".to_vec()]);
     assert_eq!(std::fs::read(root.join("old.txt")).unwrap(), b"new");
     // Discarded: gone.
-    let (mut up, _) = fs.open_write("u", &p("gone.txt"), 0, false, false).unwrap();
+    let (mut up, _) = fs
+        .open_write(&u(), &p("gone.txt"), 0, false, false)
+        .unwrap();
     up.write_all(b"partial").unwrap();
     drop(up);
     assert_eq!(raw_names(&root), vec![b"old.txt".to_vec()]);
@@ -178,13 +184,13 @@ fn in_place_writes_refuse_hard_links() {
     let fs = LocalFs::new(&root).unwrap();
     let denied = Err(StorageError::PermissionDenied);
     assert_eq!(
-        fs.open_write("u", &p("link.txt"), 0, true, false)
+        fs.open_write(&u(), &p("link.txt"), 0, true, false)
             .map(|_| ()),
         denied,
         "APPE"
     );
     assert_eq!(
-        fs.open_write("u", &p("link.txt"), 3, false, false)
+        fs.open_write(&u(), &p("link.txt"), 3, false, false)
             .map(|_| ()),
         denied,
         "REST + STOR"
@@ -194,17 +200,19 @@ fn in_place_writes_refuse_hard_links() {
     std::fs::write(root.join("a.txt"), b"a").unwrap();
     std::fs::hard_link(root.join("a.txt"), root.join("b.txt")).unwrap();
     assert_eq!(
-        fs.open_write("u", &p("b.txt"), 0, true, false).map(|_| ()),
+        fs.open_write(&u(), &p("b.txt"), 0, true, false).map(|_| ()),
         denied
     );
     // STOR gives the name a new file; the outside one stays as it was.
-    let (mut up, _) = fs.open_write("u", &p("link.txt"), 0, false, false).unwrap();
+    let (mut up, _) = fs
+        .open_write(&u(), &p("link.txt"), 0, false, false)
+        .unwrap();
     up.write_all(b"replaced").unwrap();
     fs.commit(up, true).unwrap();
     assert_eq!(std::fs::read(root.join("link.txt")).unwrap(), b"replaced");
     assert_eq!(std::fs::read(&outside).unwrap(), b"outside the root");
     // A file with one link still appends in place.
-    let (mut up, _) = fs.open_write("u", &p("link.txt"), 0, true, false).unwrap();
+    let (mut up, _) = fs.open_write(&u(), &p("link.txt"), 0, true, false).unwrap();
     up.write_all(b"+more").unwrap();
     fs.commit(up, true).unwrap();
     assert_eq!(
@@ -224,10 +232,10 @@ fn in_place_write_to_a_file_deleted_meanwhile_fails_at_commit() {
     for (offset, append, what) in [(0, true, "APPE"), (2, false, "REST + STOR")] {
         std::fs::write(root.join("log.txt"), b"base").unwrap();
         let (mut up, _) = fs
-            .open_write("u", &p("log.txt"), offset, append, false)
+            .open_write(&u(), &p("log.txt"), offset, append, false)
             .unwrap();
         up.write_all(b"+lost").unwrap();
-        fs.remove_file("u", &p("log.txt")).unwrap();
+        fs.remove_file(&u(), &p("log.txt")).unwrap();
         let result = fs.commit(up, true);
         assert!(
             matches!(&result, Err(StorageError::Other(m)) if m.contains("deleted")),
@@ -236,9 +244,9 @@ fn in_place_write_to_a_file_deleted_meanwhile_fails_at_commit() {
         assert!(!root.join("log.txt").exists(), "{what}");
     }
     std::fs::write(root.join("log.txt"), b"base").unwrap();
-    let (mut up, _) = fs.open_write("u", &p("log.txt"), 0, true, false).unwrap();
+    let (mut up, _) = fs.open_write(&u(), &p("log.txt"), 0, true, false).unwrap();
     up.write_all(b"+kept").unwrap();
-    fs.rename("u", &p("log.txt"), &p("moved.txt")).unwrap();
+    fs.rename(&u(), &p("log.txt"), &p("moved.txt")).unwrap();
     fs.commit(up, true).unwrap();
     assert_eq!(std::fs::read(root.join("moved.txt")).unwrap(), b"base+kept");
     let _ = std::fs::remove_dir_all(&base);

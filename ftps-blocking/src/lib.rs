@@ -41,5 +41,8 @@ pub mod threads;
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::download;
-pub use ftps_backend::{Authenticator, LocalFs, StaticUsers, Storage};
+pub use ftps_backend::{
+    Authenticator, BlockingAuthenticator, Check, LocalFs, StaticUsers, Storage, Unblocked, User,
+    Verdict,
+};
 pub use server::{Server, ServerBuilder};

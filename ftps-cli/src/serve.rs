@@ -1,8 +1,11 @@
 //! `ftps serve`.
 
 use clap::{Args, ValueEnum};
-use ftps_proto::server::{ControlTlsPolicy, DataTlsPolicy, ServerConfig, TlsMode};
-use ftps_tokio::{LocalFs, Server, StaticUsers, tls};
+use ftps_proto::VirtualPath;
+use ftps_proto::server::{
+    ControlTlsPolicy, DataTlsPolicy, Grants, Permissions, ServerConfig, TlsMode,
+};
+use ftps_tokio::{LocalFs, Server, StaticUsers, User, tls};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Component, Path, PathBuf};
@@ -64,10 +67,15 @@ pub(crate) struct ServeArgs {
     /// start). Must lie outside --root: the server refuses to start otherwise.
     #[arg(long, value_name = "DIR", default_value = "./.ftps")]
     state_dir: PathBuf,
-    /// Users from FILE: one NAME:HASH per line, HASH an Argon2id PHC string (`ftps
-    /// hash-password` prints one); blank lines and lines starting with # are skipped.
-    /// The environment variable FTPS_USERS may hold the same lines. Default, with no
-    /// users given at all: user `ftps` with a random password, printed.
+    /// Users from FILE: one NAME:HASH[:HOME[:PERMISSIONS]] per line, HASH an Argon2id
+    /// PHC string (`ftps hash-password` prints one), HOME the user's `/` within --root
+    /// (an existing directory; default: --root itself), PERMISSIONS a comma-separated
+    /// list of list, download, upload, overwrite, delete, rename, mkdir, rmdir, settime
+    /// (or all, none; default: all), then per-directory rules `;/DIR=PERMISSIONS` (the
+    /// deepest rule holding a path decides). E.g. `bob:HASH:/shared:list,download` or
+    /// `drop:HASH:/inbox:upload`. Blank lines and lines starting with # are skipped. The
+    /// environment variable FTPS_USERS may hold the same lines. Default, with no users
+    /// given at all: user `ftps` with a random password, printed.
     #[arg(long, value_name = "FILE")]
     users_file: Option<PathBuf>,
     /// A user as NAME:PASSWORD, for quick tries (repeatable). Other users of this machine
@@ -200,6 +208,7 @@ fn outside_root(root: &Path, what: &str, flag: &str, path: &Path) -> Result<Path
 fn parse_users(
     text: &str,
     source: &str,
+    root: &Path,
     mut users: StaticUsers,
     names: &mut Vec<String>,
 ) -> Result<StaticUsers, String> {
@@ -209,12 +218,34 @@ fn parse_users(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some((name, hash)) = line.split_once(':') else {
+        // A PHC string holds no ':', so the fields split on it.
+        let mut fields = line.split(':').map(str::trim);
+        let (Some(name), Some(hash)) = (fields.next(), fields.next()) else {
             return Err(format!(
-                "{at}: expected NAME:HASH, HASH an Argon2id PHC string ({HASH_HINT})"
+                "{at}: expected NAME:HASH[:HOME[:PERMISSIONS]], HASH an Argon2id PHC string \
+                 ({HASH_HINT})"
             ));
         };
-        let (name, hash) = (name.trim(), hash.trim());
+        let mut user = User::new(name);
+        if let Some(home) = fields.next().filter(|h| !h.is_empty()) {
+            let home = home_path(home).map_err(|e| format!("{at}: {e}"))?;
+            let dir: PathBuf = root.join(home.components().collect::<PathBuf>());
+            if !dir.is_dir() {
+                return Err(format!(
+                    "{at}: the home of {name:?}, {home}, is not a directory under --root ({})",
+                    dir.display()
+                ));
+            }
+            user = user.with_home(home);
+        }
+        if let Some(rules) = fields.next() {
+            user = user.with_grants(parse_grants(rules).map_err(|e| format!("{at}: {e}"))?);
+        }
+        if fields.next().is_some() {
+            return Err(format!(
+                "{at}: too many fields: expected NAME:HASH[:HOME[:PERMISSIONS]]"
+            ));
+        }
         if name.is_empty() || name.chars().any(char::is_control) {
             return Err(format!(
                 "{at}: the user name is empty or holds control characters"
@@ -228,12 +259,45 @@ fn parse_users(
         if names.iter().any(|n| n == name) {
             return Err(format!("{at}: user {name:?} is given twice"));
         }
-        users = users.with_hash(name, hash).map_err(|_| {
+        users = users.with_user(user, hash).map_err(|_| {
             format!("{at}: the hash of {name:?} is not an Argon2 PHC string ({HASH_HINT})")
         })?;
         names.push(name.to_owned());
     }
     Ok(users)
+}
+
+/// A home directory as the users file gives it: an absolute path within --root, with no
+/// `.` or `..` (a home is not resolved, it is named).
+fn home_path(home: &str) -> Result<VirtualPath, String> {
+    let path = VirtualPath::root().resolve(home);
+    let named: Vec<&str> = home.split('/').filter(|c| !c.is_empty()).collect();
+    if !home.starts_with('/') || named.iter().any(|c| *c == "." || *c == "..") {
+        return Err(format!(
+            "home {home:?}: expected an absolute path within --root, without . or .."
+        ));
+    }
+    Ok(path)
+}
+
+/// PERMISSIONS[;/DIR=PERMISSIONS...] as the users file gives them.
+fn parse_grants(rules: &str) -> Result<Grants, String> {
+    let mut parts = rules.split(';');
+    let default = parts.next().unwrap_or_default();
+    let mut grants = Grants::new(Permissions::parse(default).map_err(|e| e.to_string())?);
+    for rule in parts {
+        let (dir, permissions) = rule
+            .split_once('=')
+            .ok_or_else(|| format!("rule {rule:?}: expected /DIR=PERMISSIONS"))?;
+        let dir = home_path(dir.trim()).map_err(|_| {
+            format!(
+                "rule {rule:?}: the directory must be absolute (within the home), without . or .."
+            )
+        })?;
+        let permissions = Permissions::parse(permissions).map_err(|e| e.to_string())?;
+        grants = grants.with_dir(dir, permissions);
+    }
+    Ok(grants)
 }
 
 /// Reads a users file, warning (as ssh does for keys) if others may read it.
@@ -380,13 +444,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         // Its hashes are for the server alone, as its key is.
         outside_root(&root, "users file", "--users-file FILE", file)?;
         let text = read_users_file(file)?;
-        users = parse_users(&text, &file.display().to_string(), users, &mut names)?;
+        users = parse_users(&text, &file.display().to_string(), &root, users, &mut names)?;
     }
     if let Some(text) = std::env::var_os(USERS_ENV) {
         let text = text
             .into_string()
             .map_err(|_| format!("{USERS_ENV}: not UTF-8"))?;
-        users = parse_users(&text, USERS_ENV, users, &mut names)?;
+        users = parse_users(&text, USERS_ENV, &root, users, &mut names)?;
     }
     if !args.users.is_empty() {
         eprintln!(

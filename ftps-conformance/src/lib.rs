@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod hostile;
 pub mod peers;
 pub mod quota;
@@ -111,6 +112,13 @@ pub struct ServerSetup {
     pub passive_ports: Option<std::ops::RangeInclusive<u16>>,
     /// The transfers' buffer budget (the builder's default if `None`).
     pub transfer_buffers: Option<usize>,
+    /// More users, with their homes and permissions, and their passwords.
+    pub users: Vec<(ftps_backend::User, String)>,
+    /// Every login check waits this long, as one asking a slow service would, instead of
+    /// hashing ([`SuiteAuth`](crate::auth::SuiteAuth)); `None`: Argon2id hashes.
+    pub auth_wait: Option<std::time::Duration>,
+    /// The server's authentication timeout (the builder's default if `None`).
+    pub auth_timeout: Option<std::time::Duration>,
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

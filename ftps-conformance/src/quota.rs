@@ -1,7 +1,7 @@
 //! A storage with a byte quota on uploads, to inject a full disk (ENOSPC) through the
 //! storage trait: every other call goes to [`LocalFs`].
 
-use ftps_backend::{LocalFs, LocalUpload, Storage};
+use ftps_backend::{LocalFs, LocalUpload, Storage, User};
 use ftps_proto::server::{Metadata, StorageError};
 use ftps_proto::{Timestamp, VirtualPath};
 use std::io::{self, Write};
@@ -47,34 +47,39 @@ impl Storage for QuotaFs {
     type Reader = std::fs::File;
     type Upload = QuotaUpload;
 
-    fn stat(&self, user: &str, path: &VirtualPath) -> Result<Metadata, StorageError> {
+    fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError> {
         self.inner.stat(user, path)
     }
-    fn list(&self, user: &str, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
+    fn list(&self, user: &User, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
         self.inner.list(user, path)
     }
     fn list_entries(
         &self,
-        user: &str,
+        user: &User,
         path: &VirtualPath,
     ) -> Result<ftps_backend::Entries, StorageError> {
         self.inner.list_entries(user, path)
     }
-    fn make_dir(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError> {
+    fn make_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
         self.inner.make_dir(user, path)
     }
-    fn remove_dir(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError> {
+    fn remove_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
         self.inner.remove_dir(user, path)
     }
-    fn remove_file(&self, user: &str, path: &VirtualPath) -> Result<(), StorageError> {
+    fn remove_file(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
         self.inner.remove_file(user, path)
     }
-    fn rename(&self, user: &str, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+    fn rename(
+        &self,
+        user: &User,
+        from: &VirtualPath,
+        to: &VirtualPath,
+    ) -> Result<(), StorageError> {
         self.inner.rename(user, from, to)
     }
     fn set_modified(
         &self,
-        user: &str,
+        user: &User,
         path: &VirtualPath,
         time: Timestamp,
     ) -> Result<(), StorageError> {
@@ -82,7 +87,7 @@ impl Storage for QuotaFs {
     }
     fn open_read(
         &self,
-        user: &str,
+        user: &User,
         path: &VirtualPath,
         offset: u64,
     ) -> Result<(std::fs::File, u64), StorageError> {
@@ -90,7 +95,7 @@ impl Storage for QuotaFs {
     }
     fn open_write(
         &self,
-        user: &str,
+        user: &User,
         path: &VirtualPath,
         offset: u64,
         append: bool,
@@ -107,7 +112,7 @@ impl Storage for QuotaFs {
     }
     fn open_write_new(
         &self,
-        user: &str,
+        user: &User,
         path: &VirtualPath,
     ) -> Result<(QuotaUpload, VirtualPath), StorageError> {
         let (inner, path) = self.inner.open_write_new(user, path)?;

@@ -1,9 +1,10 @@
 //! Each runtime's client and server behind the suite's traits.
 
+use crate::auth::SuiteAuth;
 use crate::quota::QuotaFs;
 use crate::{ClientRuntime, Failure, RunningServer, ServerRuntime, ServerSetup, Session};
+use ftps_backend::LocalFs;
 use ftps_backend::client::ClientOptions;
-use ftps_backend::{LocalFs, StaticUsers};
 use ftps_proto::server::TlsMode;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -13,10 +14,8 @@ fn fail(e: impl std::fmt::Display) -> Failure {
     e.to_string()
 }
 
-fn users(setup: &ServerSetup) -> StaticUsers {
-    StaticUsers::new()
-        .with_password(&setup.user.0, &setup.user.1)
-        .with_anonymous(setup.config.anonymous)
+fn users(setup: &ServerSetup) -> SuiteAuth {
+    SuiteAuth::new(setup)
 }
 
 fn storage(setup: &ServerSetup) -> QuotaFs {
@@ -26,9 +25,9 @@ fn storage(setup: &ServerSetup) -> QuotaFs {
 
 /// Applies `setup`'s configuration, TLS and limits to any runtime's server builder.
 fn configure<R, T>(
-    builder: ftps_async::ServerBuilder<R, QuotaFs, StaticUsers, T>,
+    builder: ftps_async::ServerBuilder<R, QuotaFs, SuiteAuth, T>,
     setup: &ServerSetup,
-) -> ftps_async::ServerBuilder<R, QuotaFs, StaticUsers, T> {
+) -> ftps_async::ServerBuilder<R, QuotaFs, SuiteAuth, T> {
     let mut builder = builder
         .config(setup.config.clone())
         .tls(setup.tls.clone())
@@ -47,6 +46,9 @@ fn configure<R, T>(
     }
     if let Some(bytes) = setup.transfer_buffers {
         builder = builder.max_transfer_buffers(bytes);
+    }
+    if let Some(limit) = setup.auth_timeout {
+        builder = builder.auth_timeout(limit);
     }
     builder
 }
@@ -245,7 +247,7 @@ pub struct Blocking;
 struct BlockingServer {
     explicit: SocketAddr,
     implicit: SocketAddr,
-    server: ftps_blocking::Server<QuotaFs, StaticUsers>,
+    server: ftps_blocking::Server<QuotaFs, SuiteAuth>,
 }
 
 impl RunningServer for BlockingServer {
@@ -430,7 +432,7 @@ impl<E: Executor> Smol<E> {
 struct SmolServer {
     explicit: SocketAddr,
     implicit: SocketAddr,
-    server: ftps_smol::Server<QuotaFs, StaticUsers>,
+    server: ftps_smol::Server<QuotaFs, SuiteAuth>,
 }
 
 impl RunningServer for SmolServer {

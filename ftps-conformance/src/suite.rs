@@ -132,6 +132,9 @@ impl Fixture {
             max_passive_per_user: None,
             passive_ports: None,
             transfer_buffers: None,
+            users: Vec::new(),
+            auth_wait: None,
+            auth_timeout: None,
         }
     }
 

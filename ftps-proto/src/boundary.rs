@@ -29,6 +29,10 @@ pub struct TlsInfo {
     pub alpn: Option<Vec<u8>>,
     /// The server name the client sent (SNI), if any.
     pub sni: Option<String>,
+    /// The certificate chain the peer presented (DER, its own certificate first); empty
+    /// when it presented none (a server's clients usually do not; the server's
+    /// `rustls::ServerConfig` decides whether to ask for and verify one).
+    pub peer_certificates: Vec<Vec<u8>>,
 }
 
 impl TlsInfo {
@@ -39,6 +43,7 @@ impl TlsInfo {
             resumed,
             alpn: None,
             sni: None,
+            peer_certificates: Vec::new(),
         }
     }
 }
@@ -48,6 +53,7 @@ with_fields!(TlsInfo {
     with_resumed: resumed: bool,
     with_alpn: alpn: Option<Vec<u8>>,
     with_sni: sni: Option<String>,
+    with_peer_certificates: peer_certificates: Vec<Vec<u8>>,
 });
 
 /// The ALPN protocol id of FTP (RFC 7301; "ftp" is registered for FTP). The server

@@ -7,8 +7,9 @@
 use ftps_proto::boundary::{DataEnd, DataId};
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{
-    Action, ControlTlsPolicy, DataTlsPolicy, Event, IoEvent, LoginAnswer, Metadata, ServerConfig,
-    StorageError, StorageReply, StorageRequest, TlsInfo, TlsMode, TlsVersion,
+    Action, ControlTlsPolicy, DataTlsPolicy, Event, Grants, IoEvent, LoginAnswer, Metadata,
+    Permission, Permissions, ServerConfig, StorageError, StorageReply, StorageRequest, TlsInfo,
+    TlsMode, TlsVersion,
 };
 use ftps_proto::{MlsxEntry, Reply, ReplyDecoder, ServerSession, Timestamp, VirtualPath};
 use std::collections::BTreeMap;
@@ -53,6 +54,8 @@ struct Harness {
     alpn: Option<Vec<u8>>,
     next_port: u16,
     closed: bool,
+    /// What a login's answer grants (`None`: everything).
+    grants: Option<Grants>,
 }
 
 const PEER: &str = "127.0.0.1:50000";
@@ -124,6 +127,7 @@ impl Harness {
             alpn: Some(b"ftp".to_vec()),
             next_port: 40000,
             closed: false,
+            grants: None,
         };
         h.pump();
         h
@@ -316,7 +320,11 @@ impl Harness {
                 let ok = (req.user == "alice" && req.password.expose() == "secret")
                     || req.user == "anonymous";
                 let answer = if ok {
-                    LoginAnswer::accepted()
+                    LoginAnswer::Accepted {
+                        control_tls: None,
+                        data_tls: None,
+                        grants: self.grants.clone(),
+                    }
                 } else {
                     LoginAnswer::Rejected
                 };
@@ -435,6 +443,7 @@ impl Harness {
                 path,
                 offset,
                 unique,
+                create_new,
                 ..
             } => {
                 let path = if unique {
@@ -442,6 +451,9 @@ impl Harness {
                 } else {
                     path
                 };
+                if create_new && self.fs.contains_key(path.as_str()) {
+                    return Err(StorageError::AlreadyExists);
+                }
                 if matches!(self.fs.get(path.as_str()), Some(Node::Dir)) {
                     return Err(StorageError::IsADirectory);
                 }
@@ -616,6 +628,7 @@ fn control_allow_permits_plain_login_and_per_user_override_tightens_it() {
     let answer = LoginAnswer::Accepted {
         control_tls: Some(ControlTlsPolicy::Require),
         data_tls: None,
+        grants: None,
     };
     h2.session.answer_login(token, answer, h2.now);
     h2.pump();
@@ -1392,6 +1405,96 @@ fn anonymous_is_read_only_and_uploads_only_add_files() {
     // A named user on the same server is not limited.
     let mut h = Harness::new(config, TlsMode::Explicit);
     assert_eq!(h.send("USER alice\nPASS secret\nMKD d"), [331, 230, 257]);
+}
+
+// Issue 15: what a user may do is the authenticator's answer, enforced by the core for
+// every command before anything reaches the storage or a data connection.
+#[test]
+fn grants_decide_every_command() {
+    let writes = "STOR x\nAPPE x\nSTOU\nDELE x\nRMD d\nMKD d\nRNFR x\nRNTO y\nMFMT 20200101000000 x\nSITE CHMOD 777 x";
+    let config = allow_all().with_site_commands(true);
+
+    // Read-only: every write 550; reading goes on (to the data connection check: 425).
+    let mut h = Harness::new(config.clone(), TlsMode::Explicit);
+    h.grants = Some(Grants::new(Permissions::READ_ONLY));
+    assert_eq!(h.send("USER alice\nPASS secret"), [331, 230]);
+    assert_eq!(h.send(writes), [550; 10]);
+    assert!(
+        h.last().text().contains("Permission denied"),
+        "{:?}",
+        h.last()
+    );
+    assert_eq!(
+        h.send("SIZE hello.txt\nRETR hello.txt\nLIST\nMLSD"),
+        [213, 425, 425, 425]
+    );
+
+    // A drop box: upload only. No listing, no reading, no facts; new files only.
+    let mut h = Harness::new(config.clone(), TlsMode::Explicit);
+    h.grants = Some(Grants::new(Permissions::NONE.with(Permission::Upload)));
+    assert_eq!(h.send("USER alice\nPASS secret"), [331, 230]);
+    assert_eq!(
+        h.send("LIST\nLIST -la /sub\nNLST\nMLSD sub\nMLST hello.txt\nSTAT hello.txt\nRETR hello.txt\nSIZE hello.txt\nMDTM hello.txt"),
+        [550; 9]
+    );
+    assert_eq!(
+        h.send("STOR new.txt\nSTOU\nREST 5\nSTOR x\nAPPE x\nDELE hello.txt\nRNFR hello.txt"),
+        [425, 425, 350, 550, 550, 550, 550]
+    );
+    // A STOR of a name that exists is refused by the storage (create_new), not replaced.
+    assert_eq!(h.send("PASV\nSTOR hello.txt"), [227, 550]);
+    assert_eq!(
+        h.file("/hello.txt"),
+        Some(&b"hello from the ftps lab\n"[..])
+    );
+    // A new name goes through.
+    assert_eq!(h.send("PASV\nSTOR new.txt"), [227, 150, 226]);
+    assert_eq!(h.file("/new.txt"), Some(&b"uploaded bytes"[..]));
+
+    // Per directory: read-only at the root, everything in /sub and beneath.
+    let mut h = Harness::new(config, TlsMode::Explicit);
+    h.grants = Some(
+        Grants::new(Permissions::READ_ONLY)
+            .with_dir(VirtualPath::root().resolve("/sub"), Permissions::ALL),
+    );
+    assert_eq!(h.send("USER alice\nPASS secret"), [331, 230]);
+    assert_eq!(h.send("MKD /d\nMKD /sub/d\nMKD sub/e"), [550, 257, 257]);
+    assert_eq!(h.send("CWD sub\nMKD f\nCWD /\nMKD f"), [250, 257, 250, 550]);
+    // A rename needs the permission at both names.
+    assert_eq!(h.send("RNFR /hello.txt"), [550]);
+    assert_eq!(h.send("RNFR /sub/d\nRNTO /d"), [350, 550]);
+    assert_eq!(h.send("RNFR /sub/d\nRNTO /sub/g"), [350, 250]);
+    // MLST tells what is allowed where.
+    h.send("MLST /hello.txt");
+    assert!(
+        h.last().lines().iter().any(|l| l.contains("perm=r;")),
+        "{:?}",
+        h.last()
+    );
+    h.send("MLST /sub");
+    assert!(
+        h.last().lines().iter().any(|l| l.contains("perm=flcdmpe;")),
+        "{:?}",
+        h.last()
+    );
+}
+
+// Issue 15: an authenticator that cannot check a login makes the session end with 421,
+// at once (no delay), and it is not a failed login.
+#[test]
+fn an_unavailable_authenticator_is_421_and_not_a_failure() {
+    let mut h = Harness::new(allow_all(), TlsMode::Explicit);
+    h.send("USER alice");
+    h.session.handle_control_input(b"PASS secret\r\n", h.now);
+    let token = match h.session.poll_event() {
+        Some(Event::Login(req)) => req.token,
+        other => panic!("{other:?}"),
+    };
+    h.session
+        .answer_login(token, LoginAnswer::Unavailable, h.now);
+    h.pump();
+    assert_eq!(h.last().code().get(), 421);
+    assert!(h.closed);
 }
 
 // Issue 13's third review: REIN before a login re-armed the login timer (a session could

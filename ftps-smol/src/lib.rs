@@ -34,7 +34,10 @@ use std::time::Instant;
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::download;
-pub use ftps_backend::{Authenticator, LocalFs, StaticUsers, Storage};
+pub use ftps_backend::{
+    Authenticator, BlockingAuthenticator, Check, LocalFs, StaticUsers, Storage, Unblocked, User,
+    Verdict,
+};
 
 /// The smol runtime, for [`ftps_async`].
 #[derive(Debug, Clone, Copy)]

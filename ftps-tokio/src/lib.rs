@@ -32,7 +32,8 @@ pub mod tls;
 pub use client::{Client, ClientOptions, DataReader, DataWriter, FtpUrl, PlaintextOffer};
 pub use ftps_backend::download;
 pub use ftps_backend::{
-    Authenticator, BadHash, LocalFs, LocalUpload, StaticUsers, Storage, hash_password,
+    Authenticator, BadHash, BlockingAuthenticator, Check, LocalFs, LocalUpload, StaticUsers,
+    Storage, Unblocked, User, Verdict, hash_password,
 };
 pub use runtime::Tokio;
 

@@ -9,12 +9,7 @@ const PEER: &str = "127.0.0.1:21";
 
 /// What the control TLS handshake settled, as an adapter reports it.
 fn tls_info() -> TlsInfo {
-    TlsInfo {
-        version: TlsVersion::Tls13,
-        resumed: false,
-        alpn: None,
-        sni: None,
-    }
+    TlsInfo::new(TlsVersion::Tls13, false)
 }
 
 /// A session and the script's clock.

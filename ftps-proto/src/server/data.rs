@@ -71,18 +71,6 @@ impl ServerSession {
         }
     }
 
-    /// Gives up data connection `id` (its transfer command failed).
-    pub(super) fn release_data(&mut self, id: DataId) {
-        self.actions.push_back(Action::AbortData { id });
-        let current = match self.data {
-            DataSetup::Passive { id } | DataSetup::Active { id, .. } => Some(id),
-            DataSetup::None => None,
-        };
-        if current == Some(id) {
-            self.data = DataSetup::None;
-        }
-    }
-
     fn cmd_passive(&mut self, extended: bool) {
         if self.epsv_all && !extended {
             self.send(only_epsv());

@@ -175,7 +175,8 @@ impl ServerSession {
     }
 
     fn mlst_answered(&self, shown: &str, m: &Metadata) -> Reply {
-        let entry = format::mlsx_entry(m, shown, self.facts, self.access());
+        let allowed = self.permissions_at(&self.cwd.resolve(shown));
+        let entry = format::mlsx_entry(m, shown, self.facts, allowed);
         Reply::multiline(
             ReplyCode::FILE_ACTION_OK,
             [

@@ -3,7 +3,9 @@
 
 use crate::facts::{Fact, FileType, MlsxEntry};
 use crate::listing::EntryKind;
+use crate::path::VirtualPath;
 use crate::server::io::Metadata;
+use crate::server::permissions::{Grants, Permission, Permissions};
 use crate::time::Timestamp;
 
 const MONTHS: [&str; 12] = [
@@ -59,31 +61,38 @@ pub(crate) fn list_line(meta: &Metadata, now: &Timestamp) -> String {
     )
 }
 
-/// What a logged-in user may change in the storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// Everything the storage allows.
-    Full,
-    /// Nothing: anonymous without [`ServerConfig::anonymous_upload`](super::ServerConfig::anonymous_upload).
-    ReadOnly,
-    /// New files only (STOR to a name that does not exist, STOU): anonymous with
-    /// [`ServerConfig::anonymous_upload`](super::ServerConfig::anonymous_upload).
-    UploadNew,
-}
-
 /// The MLSx `perm` fact (RFC 3659 §7.5.5) for what the user may do: what the storage
-/// allows, narrowed by the user's [`Access`] (an anonymous user is never told it may
-/// delete, rename, append or make directories; with uploads, only `c`, create files in a
-/// directory).
-fn perm(meta: &Metadata, access: Access) -> String {
-    let perm = match (meta.kind, meta.writable, access) {
-        (EntryKind::Directory, true, Access::Full) => "flcdmpe",
-        (EntryKind::Directory, true, Access::UploadNew) => "elc",
-        (EntryKind::Directory, _, _) => "el",
-        (_, true, Access::Full) => "adfrw",
-        (_, _, _) => "r",
+/// allows (`writable`), narrowed by the user's [`Permissions`] at the entry, so a client
+/// is never offered what it would be refused. Directories: `f` rename, `l` list, `c`
+/// create files, `d` remove, `m` make directories, `p` delete entries, `e` enter; files:
+/// `a` append, `d` delete, `f` rename, `r` retrieve, `w` store.
+fn perm(meta: &Metadata, allowed: Permissions) -> String {
+    use Permission as P;
+    let w = meta.writable;
+    let letters: &[(char, bool)] = if meta.kind == EntryKind::Directory {
+        &[
+            ('f', w && allowed.allows(P::Rename)),
+            ('l', allowed.allows(P::List)),
+            ('c', w && allowed.allows(P::Upload)),
+            ('d', w && allowed.allows(P::RemoveDir)),
+            ('m', w && allowed.allows(P::MakeDir)),
+            ('p', w && allowed.allows(P::Delete)),
+            ('e', true),
+        ]
+    } else {
+        &[
+            ('a', w && allowed.allows(P::Overwrite)),
+            ('d', w && allowed.allows(P::Delete)),
+            ('f', w && allowed.allows(P::Rename)),
+            ('r', allowed.allows(P::Download)),
+            ('w', w && allowed.allows(P::Overwrite)),
+        ]
     };
-    perm.to_owned()
+    letters
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(c, _)| *c)
+        .collect()
 }
 
 /// Which MLSx facts to send (OPTS MLST selects them, RFC 3659 §7.9).
@@ -170,7 +179,7 @@ pub(crate) fn mlsx_entry(
     meta: &Metadata,
     pathname: &str,
     select: FactSelection,
-    access: Access,
+    allowed: Permissions,
 ) -> MlsxEntry {
     let mut facts = Vec::new();
     if select.kind {
@@ -190,7 +199,7 @@ pub(crate) fn mlsx_entry(
         facts.push(Fact::Modify(t));
     }
     if select.perm {
-        facts.push(Fact::Perm(perm(meta, access)));
+        facts.push(Fact::Perm(perm(meta, allowed)));
     }
     if select.unique
         && let Some(u) = &meta.unique
@@ -255,7 +264,7 @@ mod tests {
     #[test]
     fn mlsx_and_selection() {
         let m = meta("a;b c", EntryKind::File, "20190304050607");
-        let e = mlsx_entry(&m, "a;b c", FactSelection::default(), Access::Full);
+        let e = mlsx_entry(&m, "a;b c", FactSelection::default(), Permissions::ALL);
         assert_eq!(
             e.to_string(),
             "type=file;size=24;modify=20190304050607;perm=adfrw;unique=fe00g1;UNIX.mode=0644; a;b c"
@@ -264,26 +273,34 @@ mod tests {
         let only = FactSelection::parse("size;TYPE;bogus;");
         assert_eq!(only.names(), "type;size;");
         assert_eq!(
-            mlsx_entry(&m, "x", only, Access::Full).to_string(),
+            mlsx_entry(&m, "x", only, Permissions::ALL).to_string(),
             "type=file;size=24; x"
         );
         assert_eq!(quote_path("/a\"b"), "\"/a\"\"b\"");
     }
 
     #[test]
-    fn perm_tells_an_anonymous_user_only_what_it_may_do() {
+    fn perm_tells_a_user_only_what_it_may_do() {
         let file = meta("f", EntryKind::File, "20190304050607");
         let dir = meta("d", EntryKind::Directory, "20190304050607");
         let perm = |m: &Metadata, a| {
             let only = FactSelection::parse("perm;");
             mlsx_entry(m, "x", only, a).to_string()
         };
-        assert_eq!(perm(&file, Access::Full), "perm=adfrw; x");
-        assert_eq!(perm(&dir, Access::Full), "perm=flcdmpe; x");
-        assert_eq!(perm(&file, Access::ReadOnly), "perm=r; x");
-        assert_eq!(perm(&dir, Access::ReadOnly), "perm=el; x");
-        assert_eq!(perm(&file, Access::UploadNew), "perm=r; x");
-        assert_eq!(perm(&dir, Access::UploadNew), "perm=elc; x");
+        let upload = Permissions::READ_ONLY.with(Permission::Upload);
+        let drop_box = Permissions::NONE.with(Permission::Upload);
+        assert_eq!(perm(&file, Permissions::ALL), "perm=adfrw; x");
+        assert_eq!(perm(&dir, Permissions::ALL), "perm=flcdmpe; x");
+        assert_eq!(perm(&file, Permissions::READ_ONLY), "perm=r; x");
+        assert_eq!(perm(&dir, Permissions::READ_ONLY), "perm=le; x");
+        assert_eq!(perm(&file, upload), "perm=r; x");
+        assert_eq!(perm(&dir, upload), "perm=lce; x");
+        assert_eq!(perm(&file, drop_box), "perm=; x");
+        assert_eq!(perm(&dir, drop_box), "perm=ce; x");
+        // What the storage does not allow is never offered.
+        let mut locked = file.clone();
+        locked.writable = false;
+        assert_eq!(perm(&locked, Permissions::ALL), "perm=r; x");
     }
 }
 
@@ -302,11 +319,13 @@ pub(crate) enum ListKind {
 /// directory, one line each: the session decides it, the adapter streams the directory's
 /// entries through [`line`](Self::line) as the data connection takes them, so a listing
 /// costs bounded memory whatever the directory's size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListingFormat {
     pub(crate) kind: ListKind,
     pub(crate) facts: FactSelection,
-    pub(crate) access: Access,
+    /// The listed directory, and what the user may do where (MLSD's `perm`).
+    pub(crate) dir: VirtualPath,
+    pub(crate) grants: Grants,
     pub(crate) max_entries: usize,
 }
 
@@ -319,7 +338,10 @@ impl ListingFormat {
         let mut line = match self.kind {
             ListKind::List { hidden: all } if all || !hidden => list_line(entry, now),
             ListKind::Nlst if !hidden => entry.name.clone(),
-            ListKind::Mlsd => mlsx_entry(entry, &entry.name, self.facts, self.access).to_string(),
+            ListKind::Mlsd => {
+                let allowed = self.grants.at(&self.dir.resolve(&entry.name));
+                mlsx_entry(entry, &entry.name, self.facts, allowed).to_string()
+            }
             _ => return None,
         };
         if line.contains(['\r', '\n']) {

@@ -7,6 +7,7 @@ use crate::listing::EntryKind;
 use crate::path::VirtualPath;
 use crate::reply::Reply;
 use crate::server::config::{ControlTlsPolicy, DataTlsPolicy};
+use crate::server::permissions::Grants;
 use crate::text::Password;
 use crate::time::Timestamp;
 use std::net::{IpAddr, SocketAddr};
@@ -286,6 +287,9 @@ pub struct LoginRequest {
     pub secure: bool,
     /// The client's address.
     pub peer: SocketAddr,
+    /// What the control connection's TLS handshake did (its SNI, the client's
+    /// certificate chain), if the control connection is or was protected.
+    pub tls: Option<TlsInfo>,
 }
 
 /// The answer to a [`LoginRequest`].
@@ -298,17 +302,29 @@ pub enum LoginAnswer {
         control_tls: Option<ControlTlsPolicy>,
         /// Replaces the configured data policy for this user.
         data_tls: Option<DataTlsPolicy>,
+        /// What the user may do where (`None`: everything). Anonymous users get no more
+        /// than reading (and adding files with
+        /// [`ServerConfig::anonymous_upload`](super::ServerConfig::anonymous_upload)),
+        /// whatever this says.
+        grants: Option<Grants>,
     },
-    /// Wrong user or password.
+    /// Wrong user or password: a failed login (held back by the delay, counted towards
+    /// closing the session and the address's lockout).
     Rejected,
+    /// The login could not be checked (the service that checks it is down or did not
+    /// answer in time): 421 and the session closes (RFC 959 §4.2: "Service not
+    /// available, closing control connection"). Not a failed login: no delay, not
+    /// counted.
+    Unavailable,
 }
 
 impl LoginAnswer {
-    /// Accepted with the configured policies.
+    /// Accepted with the configured policies, allowed everything.
     pub fn accepted() -> Self {
         Self::Accepted {
             control_tls: None,
             data_tls: None,
+            grants: None,
         }
     }
 }

@@ -2,11 +2,12 @@
 //! anonymous user's access), failed logins held back by a delay and counted to a
 //! lockout, and what a logged-in user may change.
 
-use super::format::Access;
+use super::permissions::{Grants, Permission, Permissions};
 use super::security::ControlState;
 use super::timer::Timer;
 use super::{ControlTlsPolicy, Event, LoginAnswer, LoginRequest, Pending, ServerSession, reply};
 use crate::command::Command;
+use crate::path::VirtualPath;
 use crate::reply::{Reply, ReplyCode};
 use crate::text::Password;
 use std::time::Instant;
@@ -25,7 +26,7 @@ pub(super) enum Login {
     },
     LoggedIn {
         user: String,
-        access: Access,
+        grants: Grants,
     },
 }
 
@@ -131,6 +132,7 @@ impl ServerSession {
             host: self.login.host.clone(),
             secure: self.security.control == ControlState::Secure,
             peer: self.peer,
+            tls: self.security.tls.clone(),
         };
         self.pending = Some((token, Pending::Login));
         self.events.push_back(Event::Login(request));
@@ -148,6 +150,7 @@ impl ServerSession {
             LoginAnswer::Accepted {
                 control_tls,
                 data_tls,
+                grants,
             } => {
                 let control = control_tls.unwrap_or(self.security.control_policy);
                 let needs_tls = match control {
@@ -164,8 +167,17 @@ impl ServerSession {
                 }
                 self.security.control_policy = control;
                 self.security.data_policy = data_tls.unwrap_or(self.security.data_policy);
-                self.logged_in(user, anonymous, now);
+                self.logged_in(user, anonymous, grants.unwrap_or_default(), now);
                 true
+            }
+            LoginAnswer::Unavailable => {
+                // Not a failed login: no delay, not counted; the client may come back.
+                self.send(reply(
+                    ReplyCode::SERVICE_NOT_AVAILABLE,
+                    "Login service unavailable; try again later.",
+                ));
+                self.close();
+                false
             }
             _ => {
                 self.login_failed(now);
@@ -174,19 +186,21 @@ impl ServerSession {
         }
     }
 
-    fn logged_in(&mut self, user: String, anonymous: bool, now: Instant) {
+    fn logged_in(&mut self, user: String, anonymous: bool, grants: Grants, now: Instant) {
         self.login.failures = 0;
         self.timers.stop(Timer::Login);
         self.timers
             .set(Timer::Idle, now + self.config.timeouts.idle);
-        let access = match (anonymous, self.config.anonymous_upload) {
-            (false, _) => Access::Full,
-            (true, false) => Access::ReadOnly,
-            (true, true) => Access::UploadNew,
+        // Anonymous users never get more than reading, and adding new files with
+        // `anonymous_upload`, whatever the authenticator granted.
+        let grants = match (anonymous, self.config.anonymous_upload) {
+            (false, _) => grants,
+            (true, false) => grants.limited_to(Permissions::READ_ONLY),
+            (true, true) => grants.limited_to(Permissions::READ_ONLY.with(Permission::Upload)),
         };
         self.login.state = Login::LoggedIn {
             user: user.clone(),
-            access,
+            grants,
         };
         self.login.count += 1;
         self.events.push_back(Event::LoggedIn { user, anonymous });
@@ -223,46 +237,70 @@ impl ServerSession {
         }
     }
 
-    /// What the logged-in user may change (everything before login: nothing is shown then).
-    pub(super) fn access(&self) -> Access {
+    /// What the logged-in user may do at `path` (before login: everything, as nothing
+    /// reaches the storage then).
+    pub(super) fn permissions_at(&self, path: &VirtualPath) -> Permissions {
         match &self.login.state {
-            Login::LoggedIn { access, .. } => *access,
-            _ => Access::Full,
+            Login::LoggedIn { grants, .. } => grants.at(path),
+            _ => Permissions::ALL,
         }
     }
 
-    /// The refusal of a command that would change the storage, for a user who may not
-    /// (anonymous users; see [`Access`]). `rest` is the REST offset the command would use.
-    pub(super) fn write_refusal(&self, cmd: &Command, rest: u64) -> Option<Reply> {
-        use Command as C;
-        let access = match &self.login.state {
-            Login::LoggedIn { access, .. } => *access,
-            _ => return None,
-        };
-        let text = match (access, cmd) {
-            (Access::Full, _) => return None,
-            // New files only: a STOR that neither resumes nor (see `cmd_store`) replaces,
-            // and STOU, whose name is new by construction.
-            (Access::UploadNew, C::Stor(_)) if rest == 0 => return None,
-            (Access::UploadNew, C::Stou(_)) => return None,
-            (Access::UploadNew, C::Stor(_) | C::Appe(_)) => {
-                "Permission denied: anonymous uploads may only create new files."
-            }
-            (
-                _,
-                C::Stor(_)
-                | C::Appe(_)
-                | C::Stou(_)
-                | C::Dele(_)
-                | C::Rmd(_)
-                | C::Mkd(_)
-                | C::Rnfr(_)
-                | C::Rnto(_)
-                | C::Mfmt { .. }
-                | C::Site(_),
-            ) => "Permission denied: anonymous users may not change files.",
-            _ => return None,
-        };
-        Some(reply(ReplyCode::FILE_UNAVAILABLE, text))
+    /// The logged-in user's grants (everything before login).
+    pub(super) fn grants(&self) -> Grants {
+        match &self.login.state {
+            Login::LoggedIn { grants, .. } => grants.clone(),
+            _ => Grants::default(),
+        }
     }
+
+    /// The refusal of a command the user may not run on its path (550), checked before
+    /// the command reaches its concept: the one place permissions are enforced, for every
+    /// storage. `rest` is the REST offset the command would use (resuming an upload
+    /// changes a file: it needs [`Permission::Overwrite`]). A STOR without `overwrite`
+    /// passes here and may only create a file (see `cmd_store`).
+    pub(super) fn permission_refusal(&self, cmd: &Command, rest: u64) -> Option<Reply> {
+        use Command as C;
+        use Permission as P;
+        if !matches!(self.login.state, Login::LoggedIn { .. }) {
+            return None;
+        }
+        let at = |p: &str| self.cwd.resolve(p);
+        let here = || self.cwd.clone();
+        let (needed, path): (&[Permission], VirtualPath) = match cmd {
+            C::Retr(p) => (&[P::Download], at(p.as_str())),
+            C::Stor(p) if rest > 0 => (&[P::Upload, P::Overwrite], at(p.as_str())),
+            C::Stor(p) => (&[P::Upload], at(p.as_str())),
+            C::Stou(p) => (
+                &[P::Upload],
+                p.as_ref().map_or_else(here, |p| at(p.as_str())),
+            ),
+            C::Appe(p) => (&[P::Upload, P::Overwrite], at(p.as_str())),
+            C::Dele(p) => (&[P::Delete], at(p.as_str())),
+            C::Rmd(p) => (&[P::RemoveDir], at(p.as_str())),
+            C::Mkd(p) => (&[P::MakeDir], at(p.as_str())),
+            C::Rnfr(p) | C::Rnto(p) => (&[P::Rename], at(p.as_str())),
+            C::Mfmt { path, .. } => (&[P::SetTime], at(path.as_str())),
+            C::Size(p) | C::Mdtm(p) => (&[P::List], at(p.as_str())),
+            C::Stat(Some(p)) => (&[P::List], at(p.as_str())),
+            C::Mlst(p) | C::Mlsd(p) | C::Nlst(p) => {
+                (&[P::List], p.as_ref().map_or_else(here, |p| at(p.as_str())))
+            }
+            C::List(p) => {
+                let path = super::transfer::list_path(p.as_ref().map(|p| p.as_str())).1;
+                (&[P::List], path.map_or_else(here, at))
+            }
+            // An application's SITE command may change anything.
+            C::Site(_) if !self.permissions_at(&self.cwd).allows_every_write() => {
+                return Some(denied());
+            }
+            _ => return None,
+        };
+        let allowed = self.permissions_at(&path);
+        (!needed.iter().all(|p| allowed.allows(*p))).then(denied)
+    }
+}
+
+fn denied() -> Reply {
+    reply(ReplyCode::FILE_UNAVAILABLE, "Permission denied.")
 }

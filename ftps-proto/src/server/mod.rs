@@ -49,6 +49,7 @@ mod files;
 mod format;
 pub mod io;
 mod login;
+pub mod permissions;
 mod security;
 mod service;
 mod timer;
@@ -65,6 +66,7 @@ pub use io::{
     Action, Event, IoEvent, LoginAnswer, LoginRequest, Metadata, RequestToken, StorageReply,
     StorageRequest,
 };
+pub use permissions::{Grants, Permission, Permissions};
 
 use crate::boundary::{DataEnd, DataId};
 use crate::command::{Command, CommandErrorKind, ProtectionLevel};
@@ -324,7 +326,7 @@ impl ServerSession {
 
     /// The server name the client sent in the control TLS handshake.
     pub fn sni(&self) -> Option<&str> {
-        self.security.sni.as_deref()
+        self.security.tls.as_ref().and_then(|t| t.sni.as_deref())
     }
 
     /// The HOST the client asked for.
@@ -643,10 +645,12 @@ impl ServerSession {
             return;
         }
         let rest = self.take_rest(&cmd);
-        if let Some(refusal) = self.write_refusal(&cmd, rest) {
-            if matches!(cmd, C::Stor(_) | C::Appe(_) | C::Stou(_)) {
-                self.close_data_setup();
-            }
+        if let Some(refusal) = self.permission_refusal(&cmd, rest) {
+            // The data setup stays for the next transfer command, as vsftpd's does: curl
+            // has connected to the passive port by now, and a listener closed under it
+            // makes it retry with PASV and misread this 550 as PASV's answer ("Bad
+            // PASV/EPSV response"). An unused listener still closes at the data-connect
+            // timeout.
             self.send(refusal);
             return;
         }

@@ -38,8 +38,9 @@ pub(super) struct Security {
     /// PBSZ was accepted (PROT needs it).
     pub(super) pbsz: bool,
     pub(super) prot: ProtectionLevel,
-    /// The server name the client sent in the control TLS handshake.
-    pub(super) sni: Option<String>,
+    /// What the control connection's TLS handshake did (its SNI, the client's
+    /// certificates), for the authenticator.
+    pub(super) tls: Option<TlsInfo>,
 }
 
 impl Security {
@@ -51,7 +52,7 @@ impl Security {
             data_policy: config.data_tls,
             pbsz: false,
             prot: ProtectionLevel::Clear,
-            sni: None,
+            tls: None,
         }
     }
 
@@ -171,7 +172,7 @@ impl ServerSession {
             return;
         }
         self.security.control = ControlState::Secure;
-        self.security.sni = info.sni;
+        self.security.tls = Some(info);
         if self.mode == TlsMode::Implicit
             && self.pending.is_none()
             && self.user().is_none()

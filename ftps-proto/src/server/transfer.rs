@@ -4,8 +4,8 @@
 //! step a report from the adapter.
 
 use super::data::DataSetup;
-use super::format::{Access, ListKind};
-use super::login::Login;
+use super::format::ListKind;
+use super::permissions::Permission;
 use super::timer::Timer;
 use super::{
     ALPN_FTP, Action, DataEnd, DataId, Event, INVALID_REST_PARAMETER, ListingFormat, Pending,
@@ -54,14 +54,6 @@ pub(super) enum Open {
     Write { id: DataId },
     /// LIST, NLST, MLSD.
     Listing { id: DataId, path: VirtualPath },
-}
-
-impl Open {
-    fn id(&self) -> DataId {
-        match self {
-            Open::Read { id, .. } | Open::Write { id } | Open::Listing { id, .. } => *id,
-        }
-    }
 }
 
 /// How a transfer's data connection ended: whether the transfer succeeded, and the reply.
@@ -209,20 +201,14 @@ impl ServerSession {
     }
 
     fn cmd_store(&mut self, path: Option<&str>, offset: u64, append: bool, unique: bool) {
-        // Users who may only add files never replace one (the storage refuses a name
-        // that exists, when it opens the file and when it publishes it).
-        let create_new = !unique
-            && matches!(
-                self.login.state,
-                Login::LoggedIn {
-                    access: Access::UploadNew,
-                    ..
-                }
-            );
         let path = match path {
             Some(p) => self.cwd.resolve(p),
             None => self.cwd.clone(),
         };
+        // Users who may not change files only add them: they never replace one (the
+        // storage refuses a name that exists, when it opens the file and when it
+        // publishes it). STOU's name is new by construction.
+        let create_new = !unique && !self.permissions_at(&path).allows(Permission::Overwrite);
         if let Some(id) = self.data_for_transfer() {
             let request = StorageRequest::OpenWrite {
                 id,
@@ -237,13 +223,9 @@ impl ServerSession {
     }
 
     fn cmd_list(&mut self, arg: Option<&str>, kind: Option<ListKind>) {
-        // LIST takes `ls` options before the path ("-a", "-la dir"); only -a matters.
-        let (options, path) = match arg {
-            Some(a) if a.starts_with('-') && kind.is_none() => match a.split_once(' ') {
-                Some((o, p)) => (o, Some(p)),
-                None => (a, None),
-            },
-            other => ("", other),
+        let (options, path) = match kind {
+            None => list_path(arg),
+            Some(_) => ("", arg),
         };
         let kind = kind.unwrap_or(ListKind::List {
             hidden: options.contains('a'),
@@ -253,7 +235,8 @@ impl ServerSession {
             let format = ListingFormat {
                 kind,
                 facts: self.facts,
-                access: self.access(),
+                dir: path.clone(),
+                grants: self.grants(),
                 max_entries: self.config.max_listing_entries,
             };
             let open = Open::Listing {
@@ -277,7 +260,8 @@ impl ServerSession {
         let (path, size) = match answer {
             Ok(StorageReply::Opened { path, size }) => (path, size),
             refused => {
-                self.release_data(open.id());
+                // Refused before its 150: the data setup stays for the next transfer
+                // command (see `execute`: curl is connected to it by now).
                 self.send(match refused {
                     Err(e) => storage_error_reply(&e),
                     // The application answered with the wrong kind of reply.
@@ -287,8 +271,7 @@ impl ServerSession {
             }
         };
         match open {
-            Open::Read { id, offset } if offset > size => {
-                self.release_data(id);
+            Open::Read { offset, .. } if offset > size => {
                 self.send(reply(
                     INVALID_REST_PARAMETER,
                     "Restart offset past the end of the file.",
@@ -556,5 +539,17 @@ impl ServerSession {
                 ));
             }
         }
+    }
+}
+
+/// LIST's and NLST's argument: `ls` options before the path ("-a", "-la dir"; only `-a`
+/// matters), and the path.
+pub(super) fn list_path(arg: Option<&str>) -> (&str, Option<&str>) {
+    match arg {
+        Some(a) if a.starts_with('-') => match a.split_once(' ') {
+            Some((o, p)) => (o, Some(p)),
+            None => (a, None),
+        },
+        other => ("", other),
     }
 }

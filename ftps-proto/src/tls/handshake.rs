@@ -27,5 +27,9 @@ fn info(state: &CommonState, sni: Option<String>) -> TlsInfo {
         resumed: state.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         alpn: state.alpn_protocol().map(<[u8]>::to_vec),
         sni,
+        peer_certificates: state
+            .peer_certificates()
+            .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect())
+            .unwrap_or_default(),
     }
 }

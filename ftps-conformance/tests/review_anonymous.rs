@@ -147,8 +147,10 @@ fn finding_17_anonymous_sessions_are_read_only() {
         let mlsd = String::from_utf8(mlsd).unwrap();
         for line in mlsd.lines() {
             let perm = line.split(';').find_map(|f| f.strip_prefix("perm="));
+            // Letters of a set (RFC 3659 §7.5.5: their order means nothing): read,
+            // enter and list only.
             assert!(
-                matches!(perm, Some("r" | "el")),
+                perm.is_some_and(|p| !p.is_empty() && p.chars().all(|c| "rel".contains(c))),
                 "{tag}: an anonymous listing offers writes: {line}"
             );
         }

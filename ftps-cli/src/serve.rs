@@ -67,7 +67,7 @@ pub(crate) struct ServeArgs {
     /// start). Must lie outside --root: the server refuses to start otherwise.
     #[arg(long, value_name = "DIR", default_value = "./.ftps")]
     state_dir: PathBuf,
-    /// Users from FILE: one NAME:HASH[:HOME[:PERMISSIONS]] per line, HASH an Argon2id
+    /// Users from FILE: one `NAME:HASH[:HOME[:PERMISSIONS]]` per line, HASH an Argon2id
     /// PHC string (`ftps hash-password` prints one), HOME the user's `/` within --root
     /// (an existing directory; default: --root itself), PERMISSIONS a comma-separated
     /// list of list, download, upload, overwrite, delete, rename, mkdir, rmdir, settime

@@ -1,0 +1,207 @@
+//! Review of issue 15, step 1 (users as values): attacks on homes, permissions and the
+//! authenticator's timeout, over real sockets, on every server runtime.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use ftps_backend::User;
+use ftps_conformance::hostile::{connect, each, plain_allowed, transfer};
+use ftps_conformance::raw::Raw;
+use ftps_proto::VirtualPath;
+use ftps_proto::server::{Grants, Permission, Permissions};
+use std::time::{Duration, Instant};
+
+fn path(p: &str) -> VirtualPath {
+    VirtualPath::root().resolve(p)
+}
+
+fn login(r: &dyn ftps_conformance::RunningServer, user: &str, password: &str) -> Raw {
+    let mut c = connect(r);
+    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230, "{user}");
+    c
+}
+
+/// Finding 1: a per-directory rule names a path, so renaming a directory above the rule's
+/// directory carried the directory out from under its rule: carol (everything, but only
+/// reading in /a/locked) renamed /a to /b, then deleted and replaced /b/locked's files.
+#[test]
+fn renaming_a_directory_above_a_rule_does_not_carry_it_out() {
+    each(
+        "review-users-rename-rule",
+        |s| {
+            plain_allowed(s);
+            std::fs::create_dir_all(s.root.join("carol/a/locked")).unwrap();
+            std::fs::write(s.root.join("carol/a/locked/keep.txt"), b"kept").unwrap();
+            std::fs::create_dir_all(s.root.join("carol/pass")).unwrap();
+            std::fs::write(s.root.join("carol/pass/keep.txt"), b"kept").unwrap();
+            s.users = vec![(
+                User::new("carol").with_home(path("/carol")).with_grants(
+                    Grants::new(Permissions::ALL)
+                        .with_dir(path("/a/locked"), Permissions::READ_ONLY)
+                        .with_dir(
+                            path("/pass"),
+                            Permissions::READ_ONLY.with(Permission::Rename),
+                        ),
+                ),
+                "pc".into(),
+            )];
+        },
+        |f, r, tag| {
+            let root = f.root();
+            let mut c = login(r, "carol", "pc");
+            // The rule holds at its directory.
+            assert_eq!(c.cmd("DELE a/locked/keep.txt").unwrap(), 550, "{tag}");
+            // Renaming a directory that holds a rule's directory is refused, whichever
+            // name it would get (RNFR /a, or RNTO of anything over it).
+            assert_eq!(c.cmd("RNFR a").unwrap(), 550, "{tag}: RNFR a");
+            assert_eq!(c.cmd("RNTO b").unwrap(), 503, "{tag}: RNTO b");
+            assert_eq!(c.cmd("RNFR /").unwrap(), 550, "{tag}: RNFR /");
+            assert_eq!(c.cmd("DELE b/locked/keep.txt").unwrap(), 550, "{tag}");
+            assert_eq!(
+                std::fs::read(root.join("carol/a/locked/keep.txt")).unwrap(),
+                b"kept",
+                "{tag}"
+            );
+            // Nor the rule's directory itself, even where its rule grants rename (it would
+            // leave its rule behind: /pass2 has the default, everything).
+            assert_eq!(c.cmd("RNFR pass").unwrap(), 550, "{tag}: RNFR pass");
+            assert_eq!(c.cmd("RNTO pass2").unwrap(), 503, "{tag}");
+            assert_eq!(c.cmd("DELE pass2/keep.txt").unwrap(), 550, "{tag}");
+            // Nor another directory renamed to a rule's name, or above it.
+            assert_eq!(c.cmd("MKD mine").unwrap(), 257, "{tag}");
+            assert_eq!(c.cmd("RNFR mine").unwrap(), 350, "{tag}");
+            assert_eq!(c.cmd("RNTO a").unwrap(), 550, "{tag}: RNTO a");
+            // A directory beside the rule's renames as before.
+            assert_eq!(c.cmd("MKD other").unwrap(), 257, "{tag}");
+            assert_eq!(c.cmd("RNFR other").unwrap(), 350, "{tag}");
+            assert_eq!(c.cmd("RNTO other2").unwrap(), 250, "{tag}");
+        },
+    );
+}
+
+/// Finding 2: RNTO onto an existing file replaces it (rename(2)), so a user with
+/// `rename` but neither `overwrite` nor `delete` destroys any file it can name. It should
+/// need `overwrite` (SFTPGo's rule) or fail on an existing name.
+#[test]
+#[ignore = "finding 2 (review15): RNTO over an existing file needs no overwrite permission"]
+fn renaming_over_a_file_needs_overwrite() {
+    each(
+        "review-users-rename-over",
+        |s| {
+            plain_allowed(s);
+            std::fs::create_dir_all(s.root.join("dave")).unwrap();
+            std::fs::write(s.root.join("dave/precious.txt"), b"precious").unwrap();
+            let p = Permissions::READ_ONLY
+                .with(Permission::Upload)
+                .with(Permission::Rename);
+            s.users = vec![(
+                User::new("dave")
+                    .with_home(path("/dave"))
+                    .with_grants(Grants::new(p)),
+                "pd".into(),
+            )];
+        },
+        |f, r, tag| {
+            let root = f.root();
+            let mut d = login(r, "dave", "pd");
+            // dave may not replace precious.txt by STOR, nor delete it...
+            assert_eq!(
+                transfer(&mut d, "STOR precious.txt", Some(b"x")).0,
+                550,
+                "{tag}"
+            );
+            assert_eq!(d.cmd("DELE precious.txt").unwrap(), 550, "{tag}");
+            // ...but may upload a new file and rename it over precious.txt.
+            assert_eq!(
+                transfer(&mut d, "STOR mine.txt", Some(b"gone")).0,
+                226,
+                "{tag}"
+            );
+            assert_eq!(d.cmd("RNFR mine.txt").unwrap(), 350, "{tag}");
+            let code = d.cmd("RNTO precious.txt").unwrap();
+            assert_eq!(
+                std::fs::read(root.join("dave/precious.txt")).unwrap(),
+                b"precious",
+                "{tag}: RNTO answered {code} and replaced a file dave may not overwrite"
+            );
+            assert_eq!(code, 550, "{tag}");
+        },
+    );
+}
+
+/// Finding 3: MLSx `perm` offered `a` and `w` (append, store) on a file to a user with
+/// `overwrite` but not `upload`, and the server refuses both (STOR and APPE need
+/// `upload`): a client is never to be offered what it would be refused.
+#[test]
+fn perm_offers_no_store_without_upload() {
+    each(
+        "review-users-perm",
+        |s| {
+            plain_allowed(s);
+            std::fs::create_dir_all(s.root.join("erin")).unwrap();
+            std::fs::write(s.root.join("erin/f.txt"), b"file").unwrap();
+            let p = Permissions::READ_ONLY.with(Permission::Overwrite);
+            s.users = vec![(
+                User::new("erin")
+                    .with_home(path("/erin"))
+                    .with_grants(Grants::new(p)),
+                "pe".into(),
+            )];
+        },
+        |f, r, tag| {
+            let root = f.root();
+            let mut e = login(r, "erin", "pe");
+            e.send_bytes(b"MLST f.txt\r\n").unwrap();
+            let reply = e.reply().unwrap();
+            assert_eq!(reply.code().get(), 250, "{tag}");
+            let text = reply.lines().join("\n");
+            let perm = text
+                .split(';')
+                .find_map(|f| f.trim().strip_prefix("perm="))
+                .unwrap()
+                .to_owned();
+            let stor = transfer(&mut e, "STOR f.txt", Some(b"x")).0;
+            let appe = transfer(&mut e, "APPE f.txt", Some(b"x")).0;
+            assert_eq!(std::fs::read(root.join("erin/f.txt")).unwrap(), b"file");
+            assert!(
+                !(perm.contains('w') && stor == 550),
+                "{tag}: perm={perm} offers w, STOR answered {stor}"
+            );
+            assert!(
+                !(perm.contains('a') && appe == 550),
+                "{tag}: perm={perm} offers a, APPE answered {appe}"
+            );
+        },
+    );
+}
+
+/// Finding 4: "every check bounded by auth_timeout, whatever its kind": a blocking check
+/// (a synchronous directory client) that does not answer in time should be 421 at the
+/// timeout on every runtime.
+#[test]
+#[ignore = "finding 4 (review15): on ftps-blocking a blocking check runs inline, past auth_timeout"]
+fn a_blocking_check_past_its_timeout_is_421_on_every_runtime() {
+    each(
+        "review-users-blocking-timeout",
+        |s| {
+            plain_allowed(s);
+            s.auth_wait = Some(Duration::from_secs(3));
+            s.auth_blocking = true;
+            s.auth_timeout = Some(Duration::from_millis(200));
+        },
+        |f, r, tag| {
+            let (user, password) = f.credentials();
+            let mut c = connect(r);
+            assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+            let start = Instant::now();
+            let code = c.cmd(&format!("PASS {password}")).unwrap();
+            let took = start.elapsed();
+            eprintln!("{tag}: PASS answered {code} in {took:?}");
+            assert_eq!(code, 421, "{tag}");
+            assert!(
+                took < Duration::from_millis(1500),
+                "{tag}: the 421 came after {took:?}, not at the 200 ms timeout"
+            );
+        },
+    );
+}

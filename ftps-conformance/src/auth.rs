@@ -74,8 +74,13 @@ impl Authenticator for SuiteAuth {
     }
 }
 
-/// The password as given against `users`.
+/// The password as given against `users` (the password `panic!` panics, as a buggy
+/// authenticator would).
 fn verdict(users: &HashMap<String, (User, String)>, login: &LoginRequest) -> Verdict {
+    assert!(
+        login.password.expose() != "panic!",
+        "the suite's authenticator panics on purpose"
+    );
     match users.get(&login.user) {
         Some((user, password)) if password == login.password.expose() => {
             Verdict::Accepted(user.clone())

@@ -257,3 +257,51 @@ fn a_panicking_authenticator_costs_one_session() {
         );
     }
 }
+
+/// Finding 5: the lockout was checked before a login's check waited (for the CPU gate, or
+/// for a slow service), and not after: sessions from one address sending their passwords
+/// together each got a guess checked and answered past the lockout's bound (before this
+/// change, the lockout was checked inside the gate, one check at a time). A password that
+/// arrives while other guesses are in flight, answered after the address was locked out,
+/// must not log in.
+#[test]
+fn guesses_in_flight_do_not_outrun_the_lockout() {
+    each(
+        "review-users-lockout-race",
+        |s| {
+            plain_allowed(s);
+            s.auth_wait = Some(Duration::from_millis(300));
+            // Three failures lock the address out.
+            s.login_lockout = Some((3, Duration::from_secs(60), Duration::from_secs(60)));
+        },
+        |f, r, tag| {
+            let (user, password) = f.credentials();
+            let mut wrong: Vec<Raw> = (0..8)
+                .map(|_| {
+                    let mut c = connect(r);
+                    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+                    c
+                })
+                .collect();
+            let mut right = connect(r);
+            assert_eq!(right.cmd(&format!("USER {user}")).unwrap(), 331);
+            for c in &mut wrong {
+                c.send_bytes(b"PASS wrong\r\n").unwrap();
+            }
+            // The right password arrives while the wrong ones are checked: it is answered
+            // after they have locked the address out.
+            std::thread::sleep(Duration::from_millis(100));
+            right
+                .send_bytes(format!("PASS {password}\r\n").as_bytes())
+                .unwrap();
+            for c in &mut wrong {
+                assert_eq!(c.reply().unwrap().code().get(), 530, "{tag}");
+            }
+            let code = right.reply().unwrap().code().get();
+            assert_eq!(
+                code, 530,
+                "{tag}: a guess answered after the lockout logged in"
+            );
+        },
+    );
+}

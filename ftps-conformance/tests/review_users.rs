@@ -305,3 +305,48 @@ fn guesses_in_flight_do_not_outrun_the_lockout() {
         },
     );
 }
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// Finding 6: a blocking check past its timeout is 421 and its session closes, but the
+/// check keeps its thread until it ends (threads cannot be cancelled): a client that logs
+/// in again and again against a directory service that hangs holds a blocking-pool thread
+/// per attempt, beyond every session limit (here 2 sessions per address, 20 threads);
+/// once the pool is full (tokio: 512), every file operation waits behind the hung checks.
+/// Blocking checks should be bounded (a gate, as CPU-bound ones are).
+#[test]
+#[ignore = "finding 6 (review15): timed-out blocking checks hold threads beyond the session limits"]
+fn timed_out_blocking_checks_hold_no_threads_beyond_the_session_limits() {
+    each(
+        "review-users-threads",
+        |s| {
+            plain_allowed(s);
+            s.auth_wait = Some(Duration::from_secs(4));
+            s.auth_blocking = true;
+            s.auth_timeout = Some(Duration::from_millis(100));
+            s.max_sessions = (1000, 2);
+        },
+        |f, r, tag| {
+            let (user, password) = f.credentials();
+            let before = threads();
+            let start = Instant::now();
+            let mut attempts = 0;
+            while attempts < 20 && start.elapsed() < Duration::from_secs(3) {
+                let mut c = connect(r);
+                assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+                let _ = c.cmd(&format!("PASS {password}"));
+                attempts += 1;
+            }
+            let held = threads().saturating_sub(before);
+            eprintln!(
+                "{tag}: {attempts} logins in {:?}, {held} more threads",
+                start.elapsed()
+            );
+            // Let the hung checks end before the next runtime's turn.
+            std::thread::sleep(Duration::from_secs(4));
+            assert!(held <= 4, "{tag}: {held} threads held by {attempts} logins");
+        },
+    );
+}

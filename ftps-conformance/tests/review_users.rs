@@ -350,3 +350,41 @@ fn timed_out_blocking_checks_hold_no_threads_beyond_the_session_limits() {
         },
     );
 }
+
+/// Finding 7 (low): a rule's directory is governed by its own rule, not its parent's (the
+/// rule "covers /pub itself"): with a read-only root and everything in /pub, the user
+/// removes /pub from the read-only root, then stores a file named `pub` there. SFTPGo
+/// checks making, removing and creating an entry against its parent directory's
+/// permissions.
+#[test]
+#[ignore = "finding 7 (review15): a rule's directory can be removed and replaced by a file from a parent that forbids it"]
+fn a_rule_directory_is_not_removed_from_a_read_only_parent() {
+    each(
+        "review-users-rule-itself",
+        |s| {
+            plain_allowed(s);
+            std::fs::create_dir_all(s.root.join("fay/pub")).unwrap();
+            s.users = vec![(
+                User::new("fay").with_home(path("/fay")).with_grants(
+                    Grants::new(Permissions::READ_ONLY).with_dir(path("/pub"), Permissions::ALL),
+                ),
+                "pf".into(),
+            )];
+        },
+        |f, r, tag| {
+            let root = f.root();
+            let mut c = login(r, "fay", "pf");
+            assert_eq!(
+                transfer(&mut c, "STOR /new.txt", Some(b"x")).0,
+                550,
+                "{tag}"
+            );
+            let rmd = c.cmd("RMD /pub").unwrap();
+            let stor = transfer(&mut c, "STOR /pub", Some(b"a file in the read-only root")).0;
+            assert!(
+                root.join("fay/pub").is_dir(),
+                "{tag}: RMD /pub answered {rmd}, STOR /pub {stor}"
+            );
+        },
+    );
+}

@@ -388,3 +388,39 @@ fn a_rule_directory_is_not_removed_from_a_read_only_parent() {
         },
     );
 }
+
+/// Finding 8 (low; needs a local account that writes in the home): per-directory rules
+/// name virtual paths, and the storage follows symbolic links that stay in the home, so a
+/// link from a permissive directory into a restricted one carries the permissive rule:
+/// gus (read-only in /locked, everything in /out) deletes /locked's file through
+/// /out/lk -> ../locked.
+#[test]
+#[ignore = "finding 8 (review15): a symlink inside the home leads around a per-directory rule"]
+fn a_symbolic_link_does_not_lead_around_a_rule() {
+    each(
+        "review-users-rule-symlink",
+        |s| {
+            plain_allowed(s);
+            std::fs::create_dir_all(s.root.join("gus/locked")).unwrap();
+            std::fs::create_dir_all(s.root.join("gus/out")).unwrap();
+            std::fs::write(s.root.join("gus/locked/keep.txt"), b"kept").unwrap();
+            std::os::unix::fs::symlink("../locked", s.root.join("gus/out/lk")).unwrap();
+            s.users = vec![(
+                User::new("gus").with_home(path("/gus")).with_grants(
+                    Grants::new(Permissions::READ_ONLY).with_dir(path("/out"), Permissions::ALL),
+                ),
+                "pg".into(),
+            )];
+        },
+        |f, r, tag| {
+            let root = f.root();
+            let mut c = login(r, "gus", "pg");
+            assert_eq!(c.cmd("DELE /locked/keep.txt").unwrap(), 550, "{tag}");
+            let code = c.cmd("DELE /out/lk/keep.txt").unwrap();
+            assert!(
+                root.join("gus/locked/keep.txt").exists(),
+                "{tag}: DELE through the link answered {code}"
+            );
+        },
+    );
+}

@@ -83,9 +83,8 @@ fn renaming_a_directory_above_a_rule_does_not_carry_it_out() {
 
 /// Finding 2: RNTO onto an existing file replaces it (rename(2)), so a user with
 /// `rename` but neither `overwrite` nor `delete` destroys any file it can name. It should
-/// need `overwrite` (SFTPGo's rule) or fail on an existing name.
+/// need `overwrite`: without it, RNTO renames only to a name that does not exist.
 #[test]
-#[ignore = "finding 2 (review15): RNTO over an existing file needs no overwrite permission"]
 fn renaming_over_a_file_needs_overwrite() {
     each(
         "review-users-rename-over",
@@ -127,6 +126,10 @@ fn renaming_over_a_file_needs_overwrite() {
                 "{tag}: RNTO answered {code} and replaced a file dave may not overwrite"
             );
             assert_eq!(code, 550, "{tag}");
+            // A new name is still fine, and a user with overwrite still replaces.
+            assert_eq!(d.cmd("RNFR mine.txt").unwrap(), 350, "{tag}");
+            assert_eq!(d.cmd("RNTO other.txt").unwrap(), 250, "{tag}");
+            assert_eq!(std::fs::read(root.join("dave/other.txt")).unwrap(), b"gone");
         },
     );
 }

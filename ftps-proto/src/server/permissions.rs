@@ -20,7 +20,8 @@ pub enum Permission {
     /// Upload new files (STOR to a name that does not exist, STOU).
     Upload,
     /// Change existing files: replace one by STOR, resume an upload (REST + STOR),
-    /// append (APPE); each needs [`Upload`](Self::Upload) as well.
+    /// append (APPE); each needs [`Upload`](Self::Upload) as well. Without it, RNTO
+    /// renames only to a name that does not exist.
     Overwrite,
     /// Delete files (DELE).
     Delete,

@@ -70,6 +70,14 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
                 return (LoginAnswer::Unavailable, None);
             }
         };
+        // Other sessions from the address may have failed while this check waited or ran
+        // (they are not one at a time): once the address is locked out, no check's answer
+        // is given, whatever it is, or parallel sessions would each get a guess past the
+        // lockout's bound.
+        if !self.login_guard.allows(ip, Instant::now()) {
+            self.warnings.locked_out(ip);
+            return (LoginAnswer::Rejected, None);
+        }
         let user = match verdict {
             Verdict::Accepted(user) => Some(user),
             Verdict::Rejected => None,
@@ -118,6 +126,10 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
                 // The place goes with the check: one whose waiter timed out still holds
                 // it until it ends, so no more than one a core ever run.
                 let permit = self.login_gate.clone().enter_owned().await;
+                // Locked out while it waited for its place: not worth a hash.
+                if !self.login_guard.allows(request.peer.ip(), Instant::now()) {
+                    return Verdict::Rejected;
+                }
                 R::unblock(move || {
                     let verdict = check();
                     drop(permit);

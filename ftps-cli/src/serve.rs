@@ -227,19 +227,40 @@ fn parse_users(
             ));
         };
         let mut user = User::new(name);
+        let mut home_dir = root.to_path_buf();
         if let Some(home) = fields.next().filter(|h| !h.is_empty()) {
             let home = home_path(home).map_err(|e| format!("{at}: {e}"))?;
             let dir: PathBuf = root.join(home.components().collect::<PathBuf>());
-            if !dir.is_dir() {
+            // A home that is a symbolic link leading out of --root passes `is_dir`, and the
+            // storage (which opens it beneath the root) then refuses every command.
+            let inside = dir
+                .canonicalize()
+                .ok()
+                .zip(root.canonicalize().ok())
+                .is_some_and(|(d, r)| d.starts_with(r));
+            if !dir.is_dir() || !inside {
                 return Err(format!(
                     "{at}: the home of {name:?}, {home}, is not a directory under --root ({})",
                     dir.display()
                 ));
             }
             user = user.with_home(home);
+            home_dir = dir;
         }
         if let Some(rules) = fields.next() {
-            user = user.with_grants(parse_grants(rules).map_err(|e| format!("{at}: {e}"))?);
+            let grants = parse_grants(rules).map_err(|e| format!("{at}: {e}"))?;
+            // Rules name paths within the home: one written from --root (or misspelled)
+            // silently restricts nothing. It may name a directory made later, so warn.
+            for (dir, _) in grants.dirs() {
+                let on_disk = home_dir.join(dir.components().collect::<PathBuf>());
+                if !on_disk.is_dir() {
+                    eprintln!(
+                        "ftps: warning: {at}: the rule for {dir} names no directory in the home                          of {name:?} ({}); rules are paths within the home",
+                        on_disk.display()
+                    );
+                }
+            }
+            user = user.with_grants(grants);
         }
         if fields.next().is_some() {
             return Err(format!(

@@ -20,6 +20,8 @@ pub enum SuiteAuth {
         wait: Duration,
         /// Each user and its password.
         users: Arc<HashMap<String, (User, String)>>,
+        /// The wait blocks a thread ([`Check::Blocking`]) instead of awaiting a timer.
+        blocking: bool,
     },
 }
 
@@ -39,6 +41,7 @@ impl SuiteAuth {
             Some(wait) => SuiteAuth::Waits {
                 wait,
                 users: Arc::new(all.map(|(u, p)| (u.name.clone(), (u, p))).collect()),
+                blocking: setup.auth_blocking,
             },
         }
     }
@@ -48,15 +51,40 @@ impl Authenticator for SuiteAuth {
     fn authenticate<'a>(&'a self, login: &'a LoginRequest) -> Check<'a> {
         match self {
             SuiteAuth::Hashes(users) => users.authenticate(login),
-            SuiteAuth::Waits { wait, users } => Check::Wait(Box::pin(async move {
+            SuiteAuth::Waits {
+                wait,
+                users,
+                blocking: false,
+            } => Check::Wait(Box::pin(async move {
                 smol::Timer::after(*wait).await;
-                match users.get(&login.user) {
-                    Some((user, password)) if password == login.password.expose() => {
-                        Verdict::Accepted(user.clone())
-                    }
-                    _ => Verdict::Rejected,
-                }
+                verdict(users, login)
             })),
+            SuiteAuth::Waits {
+                wait,
+                users,
+                blocking: true,
+            } => {
+                let (wait, users, login) = (*wait, users.clone(), login.clone());
+                Check::Blocking(Box::new(move || {
+                    std::thread::sleep(wait);
+                    verdict(&users, &login)
+                }))
+            }
         }
+    }
+}
+
+/// The password as given against `users` (the password `panic!` panics, as a buggy
+/// authenticator would).
+fn verdict(users: &HashMap<String, (User, String)>, login: &LoginRequest) -> Verdict {
+    assert!(
+        login.password.expose() != "panic!",
+        "the suite's authenticator panics on purpose"
+    );
+    match users.get(&login.user) {
+        Some((user, password)) if password == login.password.expose() => {
+            Verdict::Accepted(user.clone())
+        }
+        _ => Verdict::Rejected,
     }
 }

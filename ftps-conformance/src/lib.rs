@@ -117,6 +117,10 @@ pub struct ServerSetup {
     /// Every login check waits this long, as one asking a slow service would, instead of
     /// hashing ([`SuiteAuth`](crate::auth::SuiteAuth)); `None`: Argon2id hashes.
     pub auth_wait: Option<std::time::Duration>,
+    /// With [`auth_wait`](Self::auth_wait): the check blocks its thread for the wait
+    /// ([`Check::Blocking`](ftps_backend::Check::Blocking), a synchronous directory
+    /// client) instead of awaiting a timer.
+    pub auth_blocking: bool,
     /// The server's authentication timeout (the builder's default if `None`).
     pub auth_timeout: Option<std::time::Duration>,
 }

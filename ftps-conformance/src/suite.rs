@@ -134,6 +134,7 @@ impl Fixture {
             transfer_buffers: None,
             users: Vec::new(),
             auth_wait: None,
+            auth_blocking: false,
             auth_timeout: None,
         }
     }

@@ -3,6 +3,7 @@
 //! continuation (what the answer becomes) side by side; [`FileOp`] carries what the
 //! continuation needs from the request.
 
+use super::permissions::Permission;
 use super::{
     Metadata, Pending, ServerSession, StorageError, StorageReply, StorageRequest, format,
     local_error, reply, storage_error_reply,
@@ -32,6 +33,14 @@ pub(super) enum FileOp {
     Stat(VirtualPath),
     /// MFMT, DELE, RMD, RNTO: the reply once the storage has done it.
     Done(Reply),
+    /// RNTO by a user who may not overwrite its target: the target's metadata was asked
+    /// for; the rename goes on only if there is none (rename(2) replaces a file).
+    RntoNew {
+        /// What RNFR named.
+        from: VirtualPath,
+        /// The new name.
+        to: VirtualPath,
+    },
 }
 
 fn changed_directory() -> Reply {
@@ -67,6 +76,16 @@ impl ServerSession {
     /// The storage's answer to a file command: its continuation's reply.
     pub(super) fn file_answered(&mut self, op: FileOp, answer: Result<StorageReply, StorageError>) {
         use StorageReply as R;
+        if let FileOp::RntoNew { from, to } = op {
+            match answer {
+                Err(StorageError::NotFound) => self.rename(from, to),
+                // The name is taken (whatever it is): not replaced.
+                Ok(R::Metadata(_)) => self.send(storage_error_reply(&StorageError::AlreadyExists)),
+                Err(e) => self.send(storage_error_reply(&e)),
+                Ok(_) => self.send(local_error()),
+            }
+            return;
+        }
         let r = match (op, answer) {
             (_, Err(e)) => storage_error_reply(&e),
             (FileOp::Cwd(path), Ok(R::Metadata(m))) => self.cwd_answered(path, &m),
@@ -242,6 +261,22 @@ impl ServerSession {
             return;
         };
         let to = self.cwd.resolve(path);
+        if !self.permissions_at(&to).allows(Permission::Overwrite) {
+            // rename(2) replaces an existing file: a user who may not overwrite it renames
+            // only to a name that does not exist (else RNTO would destroy any file the user
+            // may neither overwrite nor delete). The name is asked for first.
+            let op = FileOp::RntoNew {
+                from,
+                to: to.clone(),
+            };
+            self.file_request(op, StorageRequest::Stat(to));
+            return;
+        }
+        self.rename(from, to);
+    }
+
+    /// RNTO's rename.
+    fn rename(&mut self, from: VirtualPath, to: VirtualPath) {
         let done = reply(ReplyCode::FILE_ACTION_OK, "Rename successful.");
         self.file_request(FileOp::Done(done), StorageRequest::Rename { from, to });
     }

@@ -81,11 +81,18 @@ fn perm(meta: &Metadata, allowed: Permissions) -> String {
         ]
     } else {
         &[
-            ('a', w && allowed.allows(P::Overwrite)),
+            // APPE and a STOR over the file need both (see `permission_refusal`).
+            (
+                'a',
+                w && allowed.allows(P::Upload) && allowed.allows(P::Overwrite),
+            ),
             ('d', w && allowed.allows(P::Delete)),
             ('f', w && allowed.allows(P::Rename)),
             ('r', allowed.allows(P::Download)),
-            ('w', w && allowed.allows(P::Overwrite)),
+            (
+                'w',
+                w && allowed.allows(P::Upload) && allowed.allows(P::Overwrite),
+            ),
         ]
     };
     letters
@@ -297,6 +304,9 @@ mod tests {
         assert_eq!(perm(&dir, upload), "perm=lce; x");
         assert_eq!(perm(&file, drop_box), "perm=; x");
         assert_eq!(perm(&dir, drop_box), "perm=ce; x");
+        // STOR over a file and APPE need upload as well as overwrite (review15, 3).
+        let overwrite_only = Permissions::READ_ONLY.with(Permission::Overwrite);
+        assert_eq!(perm(&file, overwrite_only), "perm=r; x");
         // What the storage does not allow is never offered.
         let mut locked = file.clone();
         locked.writable = false;

@@ -246,6 +246,14 @@ impl ServerSession {
         }
     }
 
+    /// The logged-in user's grants, once logged in.
+    fn grants_ref(&self) -> Option<&Grants> {
+        match &self.login.state {
+            Login::LoggedIn { grants, .. } => Some(grants),
+            _ => None,
+        }
+    }
+
     /// The logged-in user's grants (everything before login).
     pub(super) fn grants(&self) -> Grants {
         match &self.login.state {
@@ -279,6 +287,15 @@ impl ServerSession {
             C::Dele(p) => (&[P::Delete], at(p.as_str())),
             C::Rmd(p) => (&[P::RemoveDir], at(p.as_str())),
             C::Mkd(p) => (&[P::MakeDir], at(p.as_str())),
+            // Rules name paths: a rename that would carry a rule's directory out from
+            // under its rule, or put another directory under it, is refused.
+            C::Rnfr(p) | C::Rnto(p)
+                if self
+                    .grants_ref()
+                    .is_some_and(|g| g.has_rule_within(&at(p.as_str()))) =>
+            {
+                return Some(denied());
+            }
             C::Rnfr(p) | C::Rnto(p) => (&[P::Rename], at(p.as_str())),
             C::Mfmt { path, .. } => (&[P::SetTime], at(path.as_str())),
             C::Size(p) | C::Mdtm(p) => (&[P::List], at(p.as_str())),

@@ -20,11 +20,14 @@ pub enum Permission {
     /// Upload new files (STOR to a name that does not exist, STOU).
     Upload,
     /// Change existing files: replace one by STOR, resume an upload (REST + STOR),
-    /// append (APPE).
+    /// append (APPE); each needs [`Upload`](Self::Upload) as well. Without it, RNTO
+    /// renames only to a name that does not exist.
     Overwrite,
     /// Delete files (DELE).
     Delete,
-    /// Rename files and directories (RNFR/RNTO; needed at both names).
+    /// Rename files and directories (RNFR/RNTO; needed at both names). A name that is,
+    /// or holds, a per-directory rule's directory is never renamed (see
+    /// [`Grants::has_rule_within`]).
     Rename,
     /// Make directories (MKD).
     MakeDir,
@@ -230,6 +233,13 @@ impl Grants {
             .map_or(self.default, |(_, p)| *p)
     }
 
+    /// Whether `path` is a rule's directory or holds one. Renaming such a path would
+    /// carry the rule's directory out from under its rule (rules name paths), or move
+    /// another directory under it: RNFR and RNTO refuse it (as SFTPGo does).
+    pub fn has_rule_within(&self, path: &VirtualPath) -> bool {
+        self.dirs.iter().any(|(dir, _)| holds(path, dir))
+    }
+
     /// These grants with nothing beyond `cap` anywhere (anonymous users: see
     /// [`ServerConfig::anonymous_upload`](super::ServerConfig::anonymous_upload)).
     #[must_use]
@@ -292,6 +302,18 @@ mod tests {
             g.at(&p("/in/checkedx")),
             Permissions::NONE.with(Permission::Upload)
         );
+    }
+
+    #[test]
+    fn a_rule_within_a_path() {
+        let g = Grants::default().with_dir(p("/a/locked"), Permissions::READ_ONLY);
+        for holds in ["/", "/a", "/a/locked"] {
+            assert!(g.has_rule_within(&p(holds)), "{holds}");
+        }
+        for beside in ["/a/locked/x", "/a/lockedx", "/b", "/ab"] {
+            assert!(!g.has_rule_within(&p(beside)), "{beside}");
+        }
+        assert!(!Grants::default().has_rule_within(&p("/")));
     }
 
     #[test]

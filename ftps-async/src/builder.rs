@@ -28,6 +28,7 @@ pub struct ServerBuilder<R, S, A, T = Server<R, S, A>> {
     transfer_buffers: usize,
     login_guard: LoginGuard,
     auth_timeout: std::time::Duration,
+    blocking_auth_checks: Option<usize>,
     server: PhantomData<fn() -> (R, T)>,
 }
 
@@ -49,8 +50,19 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
             transfer_buffers: 64 << 20,
             login_guard: LoginGuard::default(),
             auth_timeout: std::time::Duration::from_secs(30),
+            blocking_auth_checks: None,
             server: PhantomData,
         }
+    }
+
+    /// At most `n` blocking login checks ([`Check::Blocking`](ftps_backend::Check)) at
+    /// once (default: twice the cores, at least 4). Each holds a thread until it ends,
+    /// also past the authentication timeout; past the bound, logins wait for a place
+    /// (and time out with 421), so a directory service that hangs cannot take every
+    /// thread the server's file operations need.
+    pub fn max_blocking_auth_checks(mut self, n: usize) -> Self {
+        self.blocking_auth_checks = Some(n);
+        self
     }
 
     /// How long one login check may take, whatever the authenticator waits on (default
@@ -167,6 +179,9 @@ where
             login_guard: self.login_guard,
             transfer_buffers: Budget::new(self.transfer_buffers),
             login_gate: Arc::new(Gate::new(cores)),
+            blocking_gate: Arc::new(Gate::new(
+                self.blocking_auth_checks.unwrap_or((2 * cores).max(4)),
+            )),
             auth_timeout: self.auth_timeout,
             stat_gate: Gate::new(cores),
         });

@@ -63,6 +63,15 @@ pub trait Runtime: Send + Sync + 'static {
     fn spawn_detached(future: impl Future<Output = ()> + Send + 'static);
     /// Runs `f` on the runtime's blocking pool.
     fn unblock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T>;
+    /// Runs `f` apart from the task that awaits it, so that a timeout around the wait ends
+    /// the wait while `f` goes on (a login check that hangs on a service). The default is
+    /// [`unblock`](Self::unblock), whose pool runs `f` apart already; a runtime whose
+    /// `unblock` runs `f` inline runs it on a thread of its own here.
+    fn unblock_apart<T: Send + 'static>(
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> BoxFuture<'static, T> {
+        Self::unblock(f)
+    }
     /// The largest file read a download makes at once (reads start at 64 KiB and double
     /// up to it). Where each read is a handoff to a blocking pool, few large ones cost
     /// less (fixed 1 MiB reads gave our client about 1.5 GB/s where 256 KiB gave 1.2, and

@@ -39,6 +39,9 @@ pub(crate) struct ServerShared<S, A> {
     /// together must not run a thousand of them. Checks that wait on a service are not
     /// bound by it.
     pub(crate) login_gate: Arc<Gate>,
+    /// Bounds the blocking login checks running at once ([`Check::Blocking`]; see
+    /// [`ServerBuilder::max_blocking_auth_checks`](crate::ServerBuilder::max_blocking_auth_checks)).
+    pub(crate) blocking_gate: Arc<Gate>,
     /// How long a login check may take, whatever its kind; past it the client gets 421.
     pub(crate) auth_timeout: Duration,
     /// What transfers' large buffers may hold together (see [`Budget`]): 64 MiB.
@@ -121,7 +124,19 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
         match self.auth.authenticate(request) {
             Check::Done(verdict) => verdict,
             Check::Wait(check) => check.await,
-            Check::Blocking(check) => R::unblock(check).await,
+            Check::Blocking(check) => {
+                // Bounded like CPU-bound checks, by a gate of its own: a check that hangs
+                // (a directory service that does not answer) keeps its thread past the
+                // timeout, so without a bound, logins could take every thread of the pool
+                // (review15, finding 6). Past the bound, logins wait and time out (421).
+                let permit = self.blocking_gate.clone().enter_owned().await;
+                R::unblock_apart(move || {
+                    let verdict = check();
+                    drop(permit);
+                    verdict
+                })
+                .await
+            }
             Check::Compute(check) => {
                 // The place goes with the check: one whose waiter timed out still holds
                 // it until it ends, so no more than one a core ever run.
@@ -130,7 +145,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
                 if !self.login_guard.allows(request.peer.ip(), Instant::now()) {
                     return Verdict::Rejected;
                 }
-                R::unblock(move || {
+                R::unblock_apart(move || {
                     let verdict = check();
                     drop(permit);
                     verdict

@@ -440,6 +440,15 @@ impl Runtime for Threads {
         Box::pin(async move { f() })
     }
 
+    // `unblock` runs inline (the task's own thread is the pool), where no timeout can end
+    // the wait: a check that must be bounded gets a thread of its own.
+    fn unblock_apart<T: Send + 'static>(
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> BoxFuture<'static, T> {
+        // The task's panic, if any, comes out of the await.
+        Box::pin(spawn_thread(async move { f() }))
+    }
+
     // A file read costs no handoff here: reads of 256 KiB, which stay in the cache
     // between the read and the encryption (1 MiB ones cost ~0.05 s/GiB more CPU on a
     // PROT P download; a pool of threads to read ahead cost ~0.1 more; measured).

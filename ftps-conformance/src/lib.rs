@@ -123,6 +123,8 @@ pub struct ServerSetup {
     pub auth_blocking: bool,
     /// The server's authentication timeout (the builder's default if `None`).
     pub auth_timeout: Option<std::time::Duration>,
+    /// Blocking login checks at once, at most (the builder's default if `None`).
+    pub blocking_auth_checks: Option<usize>,
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

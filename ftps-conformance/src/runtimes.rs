@@ -50,6 +50,9 @@ fn configure<R, T>(
     if let Some(limit) = setup.auth_timeout {
         builder = builder.auth_timeout(limit);
     }
+    if let Some(n) = setup.blocking_auth_checks {
+        builder = builder.max_blocking_auth_checks(n);
+    }
     builder
 }
 

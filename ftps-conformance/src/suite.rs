@@ -136,6 +136,7 @@ impl Fixture {
             auth_wait: None,
             auth_blocking: false,
             auth_timeout: None,
+            blocking_auth_checks: None,
         }
     }
 

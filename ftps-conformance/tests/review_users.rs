@@ -184,7 +184,6 @@ fn perm_offers_no_store_without_upload() {
 /// (a synchronous directory client) that does not answer in time should be 421 at the
 /// timeout on every runtime.
 #[test]
-#[ignore = "finding 4 (review15): on ftps-blocking a blocking check runs inline, past auth_timeout"]
 fn a_blocking_check_past_its_timeout_is_421_on_every_runtime() {
     each(
         "review-users-blocking-timeout",
@@ -320,7 +319,6 @@ fn threads() -> usize {
 /// once the pool is full (tokio: 512), every file operation waits behind the hung checks.
 /// Blocking checks should be bounded (a gate, as CPU-bound ones are).
 #[test]
-#[ignore = "finding 6 (review15): timed-out blocking checks hold threads beyond the session limits"]
 fn timed_out_blocking_checks_hold_no_threads_beyond_the_session_limits() {
     each(
         "review-users-threads",
@@ -330,6 +328,7 @@ fn timed_out_blocking_checks_hold_no_threads_beyond_the_session_limits() {
             s.auth_blocking = true;
             s.auth_timeout = Some(Duration::from_millis(100));
             s.max_sessions = (1000, 2);
+            s.blocking_auth_checks = Some(4);
         },
         |f, r, tag| {
             let (user, password) = f.credentials();
@@ -349,7 +348,9 @@ fn timed_out_blocking_checks_hold_no_threads_beyond_the_session_limits() {
             );
             // Let the hung checks end before the next runtime's turn.
             std::thread::sleep(Duration::from_secs(4));
-            assert!(held <= 4, "{tag}: {held} threads held by {attempts} logins");
+            // The gate's 4 places, and on the blocking runtime (a thread per session)
+            // the 2 sessions the address may hold: not a thread per attempt.
+            assert!(held <= 6, "{tag}: {held} threads held by {attempts} logins");
         },
     );
 }
@@ -360,7 +361,6 @@ fn timed_out_blocking_checks_hold_no_threads_beyond_the_session_limits() {
 /// checks making, removing and creating an entry against its parent directory's
 /// permissions.
 #[test]
-#[ignore = "finding 7 (review15): a rule's directory can be removed and replaced by a file from a parent that forbids it"]
 fn a_rule_directory_is_not_removed_from_a_read_only_parent() {
     each(
         "review-users-rule-itself",

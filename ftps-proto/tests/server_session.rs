@@ -1471,12 +1471,14 @@ fn grants_decide_every_command() {
         "{:?}",
         h.last()
     );
+    // /sub's own name is the read-only root's: no rename (f) or removal (d) of it.
     h.send("MLST /sub");
     assert!(
-        h.last().lines().iter().any(|l| l.contains("perm=flcdmpe;")),
+        h.last().lines().iter().any(|l| l.contains("perm=lcmpe;")),
         "{:?}",
         h.last()
     );
+    assert_eq!(h.send("RMD /sub\nRNFR /sub"), [550, 550]);
 }
 
 // Issue 15: an authenticator that cannot check a login makes the session end with 421,

@@ -194,7 +194,11 @@ impl ServerSession {
     }
 
     fn mlst_answered(&self, shown: &str, m: &Metadata) -> Reply {
-        let allowed = self.permissions_at(&self.cwd.resolve(shown));
+        let path = self.cwd.resolve(shown);
+        let allowed = format::Allowed {
+            entry: self.permissions_at(&path.parent()),
+            inside: self.permissions_at(&path),
+        };
         let entry = format::mlsx_entry(m, shown, self.facts, allowed);
         Reply::multiline(
             ReplyCode::FILE_ACTION_OK,
@@ -261,7 +265,10 @@ impl ServerSession {
             return;
         };
         let to = self.cwd.resolve(path);
-        if !self.permissions_at(&to).allows(Permission::Overwrite) {
+        if !self
+            .permissions_at(&to.parent())
+            .allows(Permission::Overwrite)
+        {
             // rename(2) replaces an existing file: a user who may not overwrite it renames
             // only to a name that does not exist (else RNTO would destroy any file the user
             // may neither overwrite nor delete). The name is asked for first.

@@ -61,22 +61,43 @@ pub(crate) fn list_line(meta: &Metadata, now: &Timestamp) -> String {
     )
 }
 
+/// What a user may do with an entry: `entry` in the directory that holds it (rename,
+/// delete, store, retrieve), `inside` in the entry itself if it is a directory (list,
+/// create, make directories, delete its entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Allowed {
+    pub(crate) entry: Permissions,
+    pub(crate) inside: Permissions,
+}
+
+impl Allowed {
+    /// The same permissions for the entry and inside it.
+    #[cfg(test)]
+    fn both(p: Permissions) -> Self {
+        Allowed {
+            entry: p,
+            inside: p,
+        }
+    }
+}
+
 /// The MLSx `perm` fact (RFC 3659 §7.5.5) for what the user may do: what the storage
-/// allows (`writable`), narrowed by the user's [`Permissions`] at the entry, so a client
-/// is never offered what it would be refused. Directories: `f` rename, `l` list, `c`
-/// create files, `d` remove, `m` make directories, `p` delete entries, `e` enter; files:
-/// `a` append, `d` delete, `f` rename, `r` retrieve, `w` store.
-fn perm(meta: &Metadata, allowed: Permissions) -> String {
+/// allows (`writable`), narrowed by the user's permissions ([`Allowed`]), so a client is
+/// never offered what it would be refused. Directories: `f` rename, `l` list, `c` create
+/// files, `d` remove, `m` make directories, `p` delete entries, `e` enter; files: `a`
+/// append, `d` delete, `f` rename, `r` retrieve, `w` store.
+fn perm(meta: &Metadata, allowed: Allowed) -> String {
     use Permission as P;
     let w = meta.writable;
+    let (entry, inside) = (allowed.entry, allowed.inside);
     let letters: &[(char, bool)] = if meta.kind == EntryKind::Directory {
         &[
-            ('f', w && allowed.allows(P::Rename)),
-            ('l', allowed.allows(P::List)),
-            ('c', w && allowed.allows(P::Upload)),
-            ('d', w && allowed.allows(P::RemoveDir)),
-            ('m', w && allowed.allows(P::MakeDir)),
-            ('p', w && allowed.allows(P::Delete)),
+            ('f', w && entry.allows(P::Rename)),
+            ('l', inside.allows(P::List)),
+            ('c', w && inside.allows(P::Upload)),
+            ('d', w && entry.allows(P::RemoveDir)),
+            ('m', w && inside.allows(P::MakeDir)),
+            ('p', w && inside.allows(P::Delete)),
             ('e', true),
         ]
     } else {
@@ -84,14 +105,14 @@ fn perm(meta: &Metadata, allowed: Permissions) -> String {
             // APPE and a STOR over the file need both (see `permission_refusal`).
             (
                 'a',
-                w && allowed.allows(P::Upload) && allowed.allows(P::Overwrite),
+                w && entry.allows(P::Upload) && entry.allows(P::Overwrite),
             ),
-            ('d', w && allowed.allows(P::Delete)),
-            ('f', w && allowed.allows(P::Rename)),
-            ('r', allowed.allows(P::Download)),
+            ('d', w && entry.allows(P::Delete)),
+            ('f', w && entry.allows(P::Rename)),
+            ('r', entry.allows(P::Download)),
             (
                 'w',
-                w && allowed.allows(P::Upload) && allowed.allows(P::Overwrite),
+                w && entry.allows(P::Upload) && entry.allows(P::Overwrite),
             ),
         ]
     };
@@ -186,7 +207,7 @@ pub(crate) fn mlsx_entry(
     meta: &Metadata,
     pathname: &str,
     select: FactSelection,
-    allowed: Permissions,
+    allowed: Allowed,
 ) -> MlsxEntry {
     let mut facts = Vec::new();
     if select.kind {
@@ -271,7 +292,12 @@ mod tests {
     #[test]
     fn mlsx_and_selection() {
         let m = meta("a;b c", EntryKind::File, "20190304050607");
-        let e = mlsx_entry(&m, "a;b c", FactSelection::default(), Permissions::ALL);
+        let e = mlsx_entry(
+            &m,
+            "a;b c",
+            FactSelection::default(),
+            Allowed::both(Permissions::ALL),
+        );
         assert_eq!(
             e.to_string(),
             "type=file;size=24;modify=20190304050607;perm=adfrw;unique=fe00g1;UNIX.mode=0644; a;b c"
@@ -280,7 +306,7 @@ mod tests {
         let only = FactSelection::parse("size;TYPE;bogus;");
         assert_eq!(only.names(), "type;size;");
         assert_eq!(
-            mlsx_entry(&m, "x", only, Permissions::ALL).to_string(),
+            mlsx_entry(&m, "x", only, Allowed::both(Permissions::ALL)).to_string(),
             "type=file;size=24; x"
         );
         assert_eq!(quote_path("/a\"b"), "\"/a\"\"b\"");
@@ -292,7 +318,7 @@ mod tests {
         let dir = meta("d", EntryKind::Directory, "20190304050607");
         let perm = |m: &Metadata, a| {
             let only = FactSelection::parse("perm;");
-            mlsx_entry(m, "x", only, a).to_string()
+            mlsx_entry(m, "x", only, Allowed::both(a)).to_string()
         };
         let upload = Permissions::READ_ONLY.with(Permission::Upload);
         let drop_box = Permissions::NONE.with(Permission::Upload);
@@ -307,6 +333,16 @@ mod tests {
         // STOR over a file and APPE need upload as well as overwrite (review15, 3).
         let overwrite_only = Permissions::READ_ONLY.with(Permission::Overwrite);
         assert_eq!(perm(&file, overwrite_only), "perm=r; x");
+        // A directory's own name is its parent's to rename or remove; what is inside it,
+        // its own.
+        let rule_dir = Allowed {
+            entry: Permissions::READ_ONLY,
+            inside: Permissions::ALL,
+        };
+        assert_eq!(
+            mlsx_entry(&dir, "x", FactSelection::parse("perm;"), rule_dir).to_string(),
+            "perm=lcmpe; x"
+        );
         // What the storage does not allow is never offered.
         let mut locked = file.clone();
         locked.writable = false;
@@ -349,7 +385,15 @@ impl ListingFormat {
             ListKind::List { hidden: all } if all || !hidden => list_line(entry, now),
             ListKind::Nlst if !hidden => entry.name.clone(),
             ListKind::Mlsd => {
-                let allowed = self.grants.at(&self.dir.resolve(&entry.name));
+                let here = self.grants.at(&self.dir);
+                let inside = match entry.kind {
+                    EntryKind::Directory => self.grants.at(&self.dir.resolve(&entry.name)),
+                    _ => here,
+                };
+                let allowed = Allowed {
+                    entry: here,
+                    inside,
+                };
                 mlsx_entry(entry, &entry.name, self.facts, allowed).to_string()
             }
             _ => return None,

@@ -274,19 +274,23 @@ impl ServerSession {
             return None;
         }
         let at = |p: &str| self.cwd.resolve(p);
+        // What changes or reads an entry (a file, a directory as a name) is decided by the
+        // directory that holds it: a rule's directory is made, removed or renamed under
+        // its parent's permissions, not its own (review15, finding 7).
+        let entry = |p: &str| self.cwd.resolve(p).parent();
         let here = || self.cwd.clone();
         let (needed, path): (&[Permission], VirtualPath) = match cmd {
-            C::Retr(p) => (&[P::Download], at(p.as_str())),
-            C::Stor(p) if rest > 0 => (&[P::Upload, P::Overwrite], at(p.as_str())),
-            C::Stor(p) => (&[P::Upload], at(p.as_str())),
+            C::Retr(p) => (&[P::Download], entry(p.as_str())),
+            C::Stor(p) if rest > 0 => (&[P::Upload, P::Overwrite], entry(p.as_str())),
+            C::Stor(p) => (&[P::Upload], entry(p.as_str())),
             C::Stou(p) => (
                 &[P::Upload],
                 p.as_ref().map_or_else(here, |p| at(p.as_str())),
             ),
-            C::Appe(p) => (&[P::Upload, P::Overwrite], at(p.as_str())),
-            C::Dele(p) => (&[P::Delete], at(p.as_str())),
-            C::Rmd(p) => (&[P::RemoveDir], at(p.as_str())),
-            C::Mkd(p) => (&[P::MakeDir], at(p.as_str())),
+            C::Appe(p) => (&[P::Upload, P::Overwrite], entry(p.as_str())),
+            C::Dele(p) => (&[P::Delete], entry(p.as_str())),
+            C::Rmd(p) => (&[P::RemoveDir], entry(p.as_str())),
+            C::Mkd(p) => (&[P::MakeDir], entry(p.as_str())),
             // Rules name paths: a rename that would carry a rule's directory out from
             // under its rule, or put another directory under it, is refused.
             C::Rnfr(p) | C::Rnto(p)
@@ -296,9 +300,9 @@ impl ServerSession {
             {
                 return Some(denied());
             }
-            C::Rnfr(p) | C::Rnto(p) => (&[P::Rename], at(p.as_str())),
-            C::Mfmt { path, .. } => (&[P::SetTime], at(path.as_str())),
-            C::Size(p) | C::Mdtm(p) => (&[P::List], at(p.as_str())),
+            C::Rnfr(p) | C::Rnto(p) => (&[P::Rename], entry(p.as_str())),
+            C::Mfmt { path, .. } => (&[P::SetTime], entry(path.as_str())),
+            C::Size(p) | C::Mdtm(p) => (&[P::List], entry(p.as_str())),
             C::Stat(Some(p)) => (&[P::List], at(p.as_str())),
             C::Mlst(p) | C::Mlsd(p) | C::Nlst(p) => {
                 (&[P::List], p.as_ref().map_or_else(here, |p| at(p.as_str())))

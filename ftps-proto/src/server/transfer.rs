@@ -208,7 +208,10 @@ impl ServerSession {
         // Users who may not change files only add them: they never replace one (the
         // storage refuses a name that exists, when it opens the file and when it
         // publishes it). STOU's name is new by construction.
-        let create_new = !unique && !self.permissions_at(&path).allows(Permission::Overwrite);
+        let create_new = !unique
+            && !self
+                .permissions_at(&path.parent())
+                .allows(Permission::Overwrite);
         if let Some(id) = self.data_for_transfer() {
             let request = StorageRequest::OpenWrite {
                 id,

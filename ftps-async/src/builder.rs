@@ -6,7 +6,7 @@ use crate::gate::Gate;
 use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
 use crate::server::Server;
 use crate::shared::ServerShared;
-use ftps_backend::{Authenticator, Storage};
+use ftps_backend::{Authenticator, Quoted, Storage};
 use ftps_proto::server::ServerConfig;
 use std::marker::PhantomData;
 use std::ops::RangeInclusive;
@@ -164,7 +164,7 @@ where
             })
         });
         let shared = Arc::new(ServerShared {
-            storage: Arc::new(self.storage),
+            storage: Arc::new(Quoted::new(self.storage)),
             auth: Arc::new(self.auth),
             config: Arc::new(self.config),
             tls: self.tls,

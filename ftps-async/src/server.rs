@@ -10,7 +10,7 @@ use crate::order::Order;
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::shared::ServerShared;
 use crate::socket::{control_socket, out_of_descriptors};
-use ftps_backend::{Authenticator, Storage, User};
+use ftps_backend::{Authenticator, Quoted, Storage, User};
 use ftps_proto::boundary::{DataId, MAX_CONTROL_INPUT};
 use ftps_proto::server::{Action, Event, IoEvent, StorageError, StorageRequest, TlsMode};
 use ftps_proto::tls::{DataTls, SessionTls};
@@ -35,7 +35,8 @@ type Shared<S, A> = ServerShared<S, A>;
 
 /// An FTPS server. Cheap to clone; all clones serve the same storage and users.
 pub struct Server<R, S, A> {
-    shared: Arc<Shared<S, A>>,
+    /// The storage with every user's quota enforced ([`Quoted`]), whatever it is.
+    shared: Arc<Shared<Quoted<S>, A>>,
     /// Closed by [`Server::shutdown`]; every `serve` loop waits on it.
     stop: async_channel::Sender<()>,
     stopped: async_channel::Receiver<()>,
@@ -59,7 +60,7 @@ impl<R, S, A> Clone for Server<R, S, A> {
 
 impl<R, S, A> Server<R, S, A> {
     /// A server of sessions that share `shared`.
-    pub(crate) fn new(shared: Arc<ServerShared<S, A>>) -> Self {
+    pub(crate) fn new(shared: Arc<ServerShared<Quoted<S>, A>>) -> Self {
         let (stop, stopped) = async_channel::bounded(1);
         Server {
             shared,
@@ -175,7 +176,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                     // An eviction ends the session wherever it waits (a TLS handshake, a
                     // login check, a write): the whole session is dropped, its socket and
                     // slot freed at once.
-                    let run = run_session::<R, S, A>(shared, tcp, close, mode, slot);
+                    let run = run_session::<R, Quoted<S>, A>(shared, tcp, close, mode, slot);
                     let evicted = async move {
                         let _ = evicted.recv().await;
                         tracing::debug!("evicted to make room");

@@ -29,6 +29,7 @@ pub mod download;
 pub mod files;
 mod listing;
 mod local_fs;
+mod quota;
 mod storage;
 mod user;
 
@@ -38,5 +39,6 @@ pub use auth::{
 };
 pub use listing::{Entries, ListingCut, ListingReader};
 pub use local_fs::{LocalFs, LocalUpload};
+pub use quota::{Quota, QuotaUpload, Quoted, Usage};
 pub use storage::{Opened, OpenedFile, STAT_ENTRIES, Storage, execute, now_utc};
 pub use user::User;

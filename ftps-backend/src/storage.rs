@@ -1,7 +1,9 @@
 //! The storage trait and the one place that answers the core's storage requests with it.
 
 use crate::listing::{Entries, ListingReader};
+use crate::quota::Usage;
 use crate::user::User;
+use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{Metadata, StorageError, StorageReply, StorageRequest};
 use ftps_proto::{Timestamp, VirtualPath};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -83,6 +85,28 @@ pub trait Storage: Send + Sync + 'static {
     }
     /// Publishes a finished upload, or removes it if `keep` is false.
     fn commit(&self, upload: Self::Upload, keep: bool) -> Result<(), StorageError>;
+
+    /// What `user`'s home holds, for its [`Quota`](crate::Quota): asked once per user,
+    /// when a quota first needs it; the server keeps the count from then on. The default
+    /// walks the home ([`list_entries`](Self::list_entries), symbolic links not followed);
+    /// a storage that keeps the figures should answer from them.
+    fn usage(&self, user: &User) -> Result<Usage, StorageError> {
+        let mut usage = Usage::default();
+        let mut dirs = vec![VirtualPath::root()];
+        while let Some(dir) = dirs.pop() {
+            for m in self.list_entries(user, &dir)? {
+                match m.kind {
+                    EntryKind::File => {
+                        usage.bytes = usage.bytes.saturating_add(m.size);
+                        usage.files += 1;
+                    }
+                    EntryKind::Directory => dirs.push(dir.resolve(&m.name)),
+                    _ => {}
+                }
+            }
+        }
+        Ok(usage)
+    }
 }
 
 /// At most this many entries in a STAT reply (the listing comes over the control

@@ -1,6 +1,7 @@
 //! [`User`]: who logged in, as the authenticator made it — what the storage receives with
 //! every call and what the protocol core enforces.
 
+use crate::quota::Quota;
 use ftps_proto::VirtualPath;
 use ftps_proto::server::{ControlTlsPolicy, DataTlsPolicy, Grants};
 use std::any::Any;
@@ -24,6 +25,8 @@ pub struct User {
     pub home: VirtualPath,
     /// What the user may do where (relative to [`home`](Self::home)).
     pub grants: Grants,
+    /// What the home may hold (the server enforces it for every storage: 552 past it).
+    pub quota: Quota,
     /// Replaces the server's control channel policy for this user.
     pub control_tls: Option<ControlTlsPolicy>,
     /// Replaces the server's data channel policy for this user.
@@ -41,6 +44,7 @@ impl User {
             name: name.into(),
             home: VirtualPath::root(),
             grants: Grants::default(),
+            quota: Quota::UNLIMITED,
             control_tls: None,
             data_tls: None,
             extra: None,
@@ -58,6 +62,13 @@ impl User {
     #[must_use]
     pub fn with_grants(mut self, grants: Grants) -> Self {
         self.grants = grants;
+        self
+    }
+
+    /// With this quota.
+    #[must_use]
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
         self
     }
 
@@ -89,6 +100,7 @@ impl fmt::Debug for User {
             .field("name", &self.name)
             .field("home", &self.home)
             .field("grants", &self.grants)
+            .field("quota", &self.quota)
             .field("control_tls", &self.control_tls)
             .field("data_tls", &self.data_tls)
             .field("extra", &self.extra.as_ref().map(|_| ".."))

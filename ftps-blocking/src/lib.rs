@@ -42,7 +42,7 @@ pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::download;
 pub use ftps_backend::{
-    Authenticator, BlockingAuthenticator, Check, LocalFs, StaticUsers, Storage, Unblocked, User,
-    Verdict,
+    Authenticator, BlockingAuthenticator, Check, LocalFs, Quota, StaticUsers, Storage, Unblocked,
+    User, Verdict,
 };
 pub use server::{Server, ServerBuilder};

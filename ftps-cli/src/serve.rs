@@ -5,7 +5,7 @@ use ftps_proto::VirtualPath;
 use ftps_proto::server::{
     ControlTlsPolicy, DataTlsPolicy, Grants, Permissions, ServerConfig, TlsMode,
 };
-use ftps_tokio::{LocalFs, Server, StaticUsers, User, tls};
+use ftps_tokio::{LocalFs, Quota, Server, StaticUsers, User, tls};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Component, Path, PathBuf};
@@ -67,13 +67,14 @@ pub(crate) struct ServeArgs {
     /// start). Must lie outside --root: the server refuses to start otherwise.
     #[arg(long, value_name = "DIR", default_value = "./.ftps")]
     state_dir: PathBuf,
-    /// Users from FILE: one `NAME:HASH[:HOME[:PERMISSIONS]]` per line, HASH an Argon2id
+    /// Users from FILE: one `NAME:HASH[:HOME[:PERMISSIONS[:QUOTA]]]` per line, HASH an Argon2id
     /// PHC string (`ftps hash-password` prints one), HOME the user's `/` within --root
     /// (an existing directory; default: --root itself), PERMISSIONS a comma-separated
     /// list of list, download, upload, overwrite, delete, rename, mkdir, rmdir, settime
     /// (or all, none; default: all), then per-directory rules `;/DIR=PERMISSIONS` (the
-    /// deepest rule holding a path decides). E.g. `bob:HASH:/shared:list,download` or
-    /// `drop:HASH:/inbox:upload`. Blank lines and lines starting with # are skipped. The
+    /// deepest rule holding a path decides), QUOTA what the home may hold, BYTES[,FILES]
+    /// (BYTES with K, M, G or T; `-` for no bound: 552 past it). E.g.
+    /// `bob:HASH:/shared:list,download` or `drop:HASH:/inbox:upload:1G,1000`. Blank lines and lines starting with # are skipped. The
     /// environment variable FTPS_USERS may hold the same lines. Default, with no users
     /// given at all: user `ftps` with a random password, printed.
     #[arg(long, value_name = "FILE")]
@@ -222,8 +223,8 @@ fn parse_users(
         let mut fields = line.split(':').map(str::trim);
         let (Some(name), Some(hash)) = (fields.next(), fields.next()) else {
             return Err(format!(
-                "{at}: expected NAME:HASH[:HOME[:PERMISSIONS]], HASH an Argon2id PHC string \
-                 ({HASH_HINT})"
+                "{at}: expected NAME:HASH[:HOME[:PERMISSIONS[:QUOTA]]], HASH an Argon2id PHC \
+                 string ({HASH_HINT})"
             ));
         };
         let mut user = User::new(name);
@@ -248,6 +249,11 @@ fn parse_users(
             home_dir = dir;
         }
         if let Some(rules) = fields.next() {
+            if rules.is_empty() {
+                return Err(format!(
+                    "{at}: PERMISSIONS is empty: write all, none or a list (list,download...)"
+                ));
+            }
             let grants = parse_grants(rules).map_err(|e| format!("{at}: {e}"))?;
             // Rules name paths within the home: one written from --root (or misspelled)
             // silently restricts nothing. It may name a directory made later, so warn.
@@ -255,16 +261,20 @@ fn parse_users(
                 let on_disk = home_dir.join(dir.components().collect::<PathBuf>());
                 if !on_disk.is_dir() {
                     eprintln!(
-                        "ftps: warning: {at}: the rule for {dir} names no directory in the home                          of {name:?} ({}); rules are paths within the home",
+                        "ftps: warning: {at}: the rule for {dir} names no directory in the home of \
+                         {name:?} ({}); rules are paths within the home",
                         on_disk.display()
                     );
                 }
             }
             user = user.with_grants(grants);
         }
+        if let Some(quota) = fields.next() {
+            user = user.with_quota(parse_quota(quota).map_err(|e| format!("{at}: {e}"))?);
+        }
         if fields.next().is_some() {
             return Err(format!(
-                "{at}: too many fields: expected NAME:HASH[:HOME[:PERMISSIONS]]"
+                "{at}: too many fields: expected NAME:HASH[:HOME[:PERMISSIONS[:QUOTA]]]"
             ));
         }
         if name.is_empty() || name.chars().any(char::is_control) {
@@ -299,6 +309,40 @@ fn home_path(home: &str) -> Result<VirtualPath, String> {
         ));
     }
     Ok(path)
+}
+
+/// BYTES[,FILES] as the users file gives a quota: BYTES a number with an optional K, M,
+/// G or T (powers of 1024), `-` for no bound.
+fn parse_quota(quota: &str) -> Result<Quota, String> {
+    let bad = || format!("quota {quota:?}: expected BYTES[,FILES], e.g. 10G,1000 or -,50");
+    let (bytes, files) = match quota.split_once(',') {
+        Some((b, f)) => (b.trim(), Some(f.trim())),
+        None => (quota.trim(), None),
+    };
+    let bytes = match bytes {
+        "-" | "" => None,
+        b => {
+            let (digits, unit) = match b.char_indices().last() {
+                Some((i, c)) if c.is_ascii_alphabetic() => (&b[..i], c.to_ascii_uppercase()),
+                _ => (b, 'B'),
+            };
+            let shift = match unit {
+                'B' => 0,
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(bad()),
+            };
+            let n: u64 = digits.parse().map_err(|_| bad())?;
+            Some(n.checked_mul(1 << shift).ok_or_else(bad)?)
+        }
+    };
+    let files = match files {
+        None | Some("-") => None,
+        Some(f) => Some(f.parse::<u64>().map_err(|_| bad())?),
+    };
+    Ok(Quota::new(bytes, files))
 }
 
 /// PERMISSIONS[;/DIR=PERMISSIONS...] as the users file gives them.

@@ -1,6 +1,6 @@
 //! Issue 15: `ftps serve --users-file` with homes and permissions, tried with curl and
-//! lftp: `alice` read-write in her home, `bob` read-only, `drop` upload-only. Refusals
-//! come with 550 and leave nothing behind. `cargo xtask ci` sets `FTPS_REQUIRE_PEERS=1`,
+//! lftp: `alice` read-write in her home, `bob` read-only, `drop` upload-only, `small`
+//! under a quota. Refusals come with 550 (552 past the quota) and leave nothing behind. `cargo xtask ci` sets `FTPS_REQUIRE_PEERS=1`,
 //! which turns a missing client into a failure instead of a skip.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
@@ -56,7 +56,7 @@ impl Served {
         let dir = std::env::temp_dir().join(format!("ftps-users-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let root = dir.join("ftp-root");
-        for home in ["alice", "shared", "inbox"] {
+        for home in ["alice", "shared", "inbox", "small"] {
             std::fs::create_dir_all(root.join(home)).unwrap();
         }
         std::fs::write(root.join("shared/report.csv"), b"a,b\n1,2\n").unwrap();
@@ -154,10 +154,12 @@ fn users_file() -> String {
         "# name:hash:home:permissions\n\
          alice:{}:/alice\n\
          bob:{}:/shared:list,download\n\
-         drop:{}:/inbox:upload\n",
+         drop:{}:/inbox:upload\n\
+         small:{}:/small:all:1K,2\n",
         hash("alice-pw"),
         hash("bob-pw"),
-        hash("drop-pw")
+        hash("drop-pw"),
+        hash("small-pw")
     )
 }
 
@@ -215,6 +217,22 @@ fn curl_with_three_users() {
         b"already here"
     );
     assert_eq!(names(&root.join("inbox")), ["delivery.txt", "old.txt"]);
+
+    // small: at most 1 KiB and 2 files; an upload that passes it is stopped with 552
+    // (curl: 70, "disk full or allocation exceeded") and leaves nothing; a third file is
+    // refused with 552 before it starts (curl: 25, "failed FTP upload").
+    let big = s.dir.join("big.bin");
+    std::fs::write(&big, vec![1u8; 4096]).unwrap();
+    assert_eq!(
+        s.curl("small:small-pw", "/big.bin", &["-T", big.to_str().unwrap()])
+            .0,
+        70
+    );
+    assert!(names(&root.join("small")).is_empty());
+    assert_eq!(s.curl("small:small-pw", "/a.txt", &["-T", up]).0, 0);
+    assert_eq!(s.curl("small:small-pw", "/b.txt", &["-T", up]).0, 0);
+    assert_eq!(s.curl("small:small-pw", "/c.txt", &["-T", up]).0, 25);
+    assert_eq!(names(&root.join("small")), ["a.txt", "b.txt"]);
 }
 
 #[test]
@@ -261,6 +279,11 @@ fn lftp_with_three_users() {
         b"already here"
     );
     assert_eq!(names(&root.join("inbox")), ["in.txt", "old.txt"]);
+
+    std::fs::write(s.dir.join("big.bin"), vec![1u8; 4096]).unwrap();
+    let (ok, out) = s.lftp("small,small-pw", "put big.bin");
+    assert!(!ok && out.contains("552"), "{out}");
+    assert!(names(&root.join("small")).is_empty());
 }
 
 #[test]
@@ -288,6 +311,14 @@ fn a_bad_users_file_names_the_line() {
         ),
         (
             format!("alice:{h}:/alice:all:extra\n"),
+            "users, line 1: quota \"extra\"",
+        ),
+        (
+            format!("alice:{h}:/alice::1K\n"),
+            "users, line 1: PERMISSIONS is empty",
+        ),
+        (
+            format!("alice:{h}:/alice:all:1K,2:extra\n"),
             "users, line 1: too many fields",
         ),
     ] {

@@ -35,8 +35,8 @@ use std::time::Instant;
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::download;
 pub use ftps_backend::{
-    Authenticator, BlockingAuthenticator, Check, LocalFs, StaticUsers, Storage, Unblocked, User,
-    Verdict,
+    Authenticator, BlockingAuthenticator, Check, LocalFs, Quota, StaticUsers, Storage, Unblocked,
+    User, Verdict,
 };
 
 /// The smol runtime, for [`ftps_async`].

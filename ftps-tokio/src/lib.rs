@@ -32,7 +32,7 @@ pub mod tls;
 pub use client::{Client, ClientOptions, DataReader, DataWriter, FtpUrl, PlaintextOffer};
 pub use ftps_backend::download;
 pub use ftps_backend::{
-    Authenticator, BadHash, BlockingAuthenticator, Check, LocalFs, LocalUpload, StaticUsers,
+    Authenticator, BadHash, BlockingAuthenticator, Check, LocalFs, LocalUpload, Quota, StaticUsers,
     Storage, Unblocked, User, Verdict, hash_password,
 };
 pub use runtime::Tokio;

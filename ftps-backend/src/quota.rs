@@ -1,0 +1,438 @@
+//! Quotas: what a user's home may hold ([`Quota`], in bytes and in files), enforced for
+//! every storage by [`Quoted`], which the server wraps around the storage it is given.
+//!
+//! A user's usage is counted once (the storage's [`usage`](Storage::usage): by default a
+//! walk of the home) and then kept by the server as uploads commit and files are deleted.
+//! An upload is checked before it starts (a full quota is 552 at once, with no data
+//! connection used) and while it runs: every byte written is reserved first, so two
+//! uploads at once cannot together pass the quota; one that would is stopped with 552
+//! and discarded, nothing of it left. (An append or a resumed upload writes in place: what
+//! it wrote before the quota stopped it stays, as for any broken resumable upload.)
+//! Changes made to the home by other means than this server are not seen until the
+//! server restarts.
+
+use crate::storage::Storage;
+use crate::user::User;
+use ftps_proto::listing::EntryKind;
+use ftps_proto::server::{Metadata, StorageError};
+use ftps_proto::{Timestamp, VirtualPath};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// What a user's home may hold; `None`: no bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Quota {
+    /// Bytes in all files.
+    pub bytes: Option<u64>,
+    /// Files.
+    pub files: Option<u64>,
+}
+
+impl Quota {
+    /// No bounds.
+    pub const UNLIMITED: Quota = Quota {
+        bytes: None,
+        files: None,
+    };
+
+    /// At most `bytes` in all and `files` files.
+    pub fn new(bytes: Option<u64>, files: Option<u64>) -> Self {
+        Quota { bytes, files }
+    }
+
+    /// Whether anything is bounded.
+    pub fn is_limited(&self) -> bool {
+        self.bytes.is_some() || self.files.is_some()
+    }
+}
+
+/// What a home holds, as a quota counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes in all files (and, while uploads run, what they have reserved).
+    pub bytes: u64,
+    /// Files.
+    pub files: u64,
+}
+
+/// A user's usage, shared by its sessions.
+#[derive(Debug, Default)]
+struct Ledger(Mutex<Usage>);
+
+impl Ledger {
+    fn usage(&self) -> std::sync::MutexGuard<'_, Usage> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reserves `n` bytes if they fit under `max`.
+    fn reserve(&self, n: u64, max: Option<u64>) -> bool {
+        let mut usage = self.usage();
+        match max {
+            Some(max) if usage.bytes.saturating_add(n) > max => false,
+            _ => {
+                usage.bytes = usage.bytes.saturating_add(n);
+                true
+            }
+        }
+    }
+
+    fn release(&self, n: u64) {
+        let mut usage = self.usage();
+        usage.bytes = usage.bytes.saturating_sub(n);
+    }
+}
+
+/// A storage with every user's [`Quota`] enforced (see the module docs). The server wraps
+/// the storage it is built with in one; users without a quota pass straight through.
+pub struct Quoted<S> {
+    inner: S,
+    /// Each limited user's usage, by user name, counted when first needed.
+    ledgers: Mutex<HashMap<String, Arc<Ledger>>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Quoted<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quoted")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage> Quoted<S> {
+    /// `inner`, with quotas enforced.
+    pub fn new(inner: S) -> Self {
+        Quoted {
+            inner,
+            ledgers: Mutex::default(),
+        }
+    }
+
+    /// The storage inside.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The ledger of a user with a quota (its usage counted now if not yet), or `None`
+    /// for a user without one.
+    fn ledger(&self, user: &User) -> Result<Option<Arc<Ledger>>, StorageError> {
+        if !user.quota.is_limited() {
+            return Ok(None);
+        }
+        if let Some(l) = self.lock().get(&user.name) {
+            return Ok(Some(l.clone()));
+        }
+        // Counted outside the lock (a walk may take a while); the first count kept wins.
+        let usage = self.inner.usage(user)?;
+        let ledger = Arc::new(Ledger(Mutex::new(usage)));
+        Ok(Some(
+            self.lock()
+                .entry(user.name.clone())
+                .or_insert(ledger)
+                .clone(),
+        ))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Ledger>>> {
+        self.ledgers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The size of the file at `path`, if there is one.
+    fn file_size(&self, user: &User, path: &VirtualPath) -> Result<Option<u64>, StorageError> {
+        match self.inner.stat(user, path) {
+            Ok(m) if m.kind == EntryKind::File => Ok(Some(m.size)),
+            Ok(_) | Err(StorageError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks an upload to `path` against the quota before it starts, and wraps it.
+    /// `target` is the file the upload writes (`None` for STOU's new name).
+    fn guarded(
+        &self,
+        user: &User,
+        target: Option<&VirtualPath>,
+        in_place: Option<u64>,
+        open: impl FnOnce() -> Result<(S::Upload, VirtualPath), StorageError>,
+    ) -> Result<(QuotaUpload<S::Upload>, VirtualPath), StorageError> {
+        let Some(ledger) = self.ledger(user)? else {
+            let (upload, path) = open()?;
+            return Ok((QuotaUpload::free(upload), path));
+        };
+        let old = match target {
+            Some(path) => self.file_size(user, path)?,
+            None => None,
+        };
+        {
+            let usage = ledger.usage();
+            // A file the upload replaces gives its bytes back (as SFTPGo counts): the
+            // quota is full only if even those would not make room.
+            let credit = if in_place.is_some() {
+                0
+            } else {
+                old.unwrap_or(0)
+            };
+            let full = user
+                .quota
+                .bytes
+                .is_some_and(|max| usage.bytes >= max.saturating_add(credit));
+            let new_file = old.is_none();
+            let too_many = new_file && user.quota.files.is_some_and(|max| usage.files >= max);
+            if full || too_many {
+                return Err(StorageError::QuotaExceeded);
+            }
+        }
+        let (upload, path) = open()?;
+        let old_size = old.unwrap_or(0);
+        Ok((
+            QuotaUpload {
+                inner: Some(upload),
+                guard: Some(Guard {
+                    ledger,
+                    max: user.quota.bytes,
+                    reserved: 0,
+                    in_place: in_place.is_some(),
+                    // Bytes up to the old file's end are counted already: in place they
+                    // are overwritten, and a replaced file gives them back on commit.
+                    end: old_size,
+                    position: in_place.unwrap_or(0),
+                    replaced: if in_place.is_some() { 0 } else { old_size },
+                    new_file: old.is_none(),
+                }),
+            },
+            path,
+        ))
+    }
+}
+
+/// An upload under a quota: every byte reserved before it is written.
+pub struct QuotaUpload<U> {
+    /// The storage's upload (taken out by the commit).
+    inner: Option<U>,
+    guard: Option<Guard>,
+}
+
+impl<U> std::fmt::Debug for QuotaUpload<U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuotaUpload")
+            .field("limited", &self.guard.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Guard {
+    ledger: Arc<Ledger>,
+    max: Option<u64>,
+    /// Bytes this upload added to the usage so far (past the old file's end).
+    reserved: u64,
+    /// Writing into an existing file (APPE, REST + STOR): what is written stays even if
+    /// the upload is not committed.
+    in_place: bool,
+    /// The end of the file as counted (at first the old file's): bytes below it cost
+    /// nothing more.
+    end: u64,
+    /// Where the next byte goes.
+    position: u64,
+    /// The size of the file a new upload replaces: what the new file does not reuse of
+    /// it is given back on commit.
+    replaced: u64,
+    /// Whether the upload adds a file.
+    new_file: bool,
+}
+
+impl<U> QuotaUpload<U> {
+    fn free(inner: U) -> Self {
+        QuotaUpload {
+            inner: Some(inner),
+            guard: None,
+        }
+    }
+
+    fn inner(&mut self) -> io::Result<&mut U> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the upload was committed"))
+    }
+}
+
+impl<U: Write> Write for QuotaUpload<U> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the upload was committed"))?;
+        let Some(g) = self.guard.as_mut() else {
+            return inner.write(buf);
+        };
+        let n = buf.len() as u64;
+        let growth = g.position.saturating_add(n).saturating_sub(g.end);
+        if !g.ledger.reserve(growth, g.max) {
+            return Err(io::ErrorKind::QuotaExceeded.into());
+        }
+        let written = match inner.write(buf) {
+            Ok(w) => w as u64,
+            Err(e) => {
+                g.ledger.release(growth);
+                return Err(e);
+            }
+        };
+        // What was reserved and not written goes back.
+        let end = g.end.max(g.position.saturating_add(written));
+        let used = end - g.end;
+        g.ledger.release(growth - used);
+        g.reserved += used;
+        g.end = end;
+        g.position += written;
+        Ok(written as usize)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner()?.flush()
+    }
+}
+
+impl Guard {
+    /// The upload is over: `kept` if it was committed. A kept upload gives back what the
+    /// file it replaced held beyond the new one, and counts a new file; one discarded
+    /// gives back what it reserved, unless it wrote in place (what it wrote stays in the
+    /// file, and counts).
+    fn settle(self, kept: bool) {
+        let mut usage = self.ledger.usage();
+        if kept {
+            // A shorter file in place of a longer one gives back the difference.
+            let freed = self.replaced.saturating_sub(self.position);
+            usage.bytes = usage.bytes.saturating_sub(freed);
+        } else if !self.in_place {
+            usage.bytes = usage.bytes.saturating_sub(self.reserved);
+            return;
+        }
+        if self.new_file {
+            usage.files += 1;
+        }
+    }
+}
+
+impl<U> Drop for QuotaUpload<U> {
+    /// An upload dropped without its commit is discarded (see [`Guard::settle`]).
+    fn drop(&mut self) {
+        if let Some(g) = self.guard.take() {
+            g.settle(false);
+        }
+    }
+}
+
+impl<S: Storage> Storage for Quoted<S> {
+    type Reader = S::Reader;
+    type Upload = QuotaUpload<S::Upload>;
+
+    fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError> {
+        self.inner.stat(user, path)
+    }
+    fn list(&self, user: &User, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
+        self.inner.list(user, path)
+    }
+    fn list_entries(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+    ) -> Result<crate::Entries, StorageError> {
+        self.inner.list_entries(user, path)
+    }
+    fn make_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+        self.inner.make_dir(user, path)
+    }
+    fn remove_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+        self.inner.remove_dir(user, path)
+    }
+    fn remove_file(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+        let Some(ledger) = self.ledger(user)? else {
+            return self.inner.remove_file(user, path);
+        };
+        let size = self.file_size(user, path)?;
+        self.inner.remove_file(user, path)?;
+        if let Some(size) = size {
+            let mut usage = ledger.usage();
+            usage.bytes = usage.bytes.saturating_sub(size);
+            usage.files = usage.files.saturating_sub(1);
+        }
+        Ok(())
+    }
+    fn rename(
+        &self,
+        user: &User,
+        from: &VirtualPath,
+        to: &VirtualPath,
+    ) -> Result<(), StorageError> {
+        let Some(ledger) = self.ledger(user)? else {
+            return self.inner.rename(user, from, to);
+        };
+        // A rename over a file removes that file.
+        let replaced = self.file_size(user, to)?;
+        self.inner.rename(user, from, to)?;
+        if let Some(size) = replaced {
+            let mut usage = ledger.usage();
+            usage.bytes = usage.bytes.saturating_sub(size);
+            usage.files = usage.files.saturating_sub(1);
+        }
+        Ok(())
+    }
+    fn set_modified(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+        time: Timestamp,
+    ) -> Result<(), StorageError> {
+        self.inner.set_modified(user, path, time)
+    }
+    fn open_read(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+        offset: u64,
+    ) -> Result<(S::Reader, u64), StorageError> {
+        self.inner.open_read(user, path, offset)
+    }
+    fn open_write(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+        offset: u64,
+        append: bool,
+        unique: bool,
+    ) -> Result<(Self::Upload, VirtualPath), StorageError> {
+        let in_place = match (append, offset) {
+            (true, _) => Some(self.file_size(user, path)?.unwrap_or(0)),
+            (false, 0) => None,
+            (false, offset) => Some(offset),
+        };
+        // STOU names a directory: its upload is always a new file.
+        let target = (!unique).then_some(path);
+        self.guarded(user, target, in_place.filter(|_| !unique), || {
+            self.inner.open_write(user, path, offset, append, unique)
+        })
+    }
+    fn open_write_new(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+    ) -> Result<(Self::Upload, VirtualPath), StorageError> {
+        self.guarded(user, Some(path), None, || {
+            self.inner.open_write_new(user, path)
+        })
+    }
+    fn commit(&self, mut upload: Self::Upload, keep: bool) -> Result<(), StorageError> {
+        // Both leave the wrapper, whose Drop then has nothing to do.
+        let guard = upload.guard.take();
+        let Some(inner) = upload.inner.take() else {
+            return Err(StorageError::Other("upload committed twice".into()));
+        };
+        let done = self.inner.commit(inner, keep);
+        if let Some(g) = guard {
+            g.settle(keep && done.is_ok());
+        }
+        done
+    }
+    fn usage(&self, user: &User) -> Result<Usage, StorageError> {
+        self.inner.usage(user)
+    }
+}

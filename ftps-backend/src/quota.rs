@@ -313,7 +313,8 @@ impl Guard {
 }
 
 impl<U> Drop for QuotaUpload<U> {
-    /// An upload dropped without its commit is discarded (see [`Guard::settle`]).
+    /// An upload dropped without its commit is discarded: what it reserved goes back
+    /// (in place, what it wrote stays in the file, and counts).
     fn drop(&mut self) {
         if let Some(g) = self.guard.take() {
             g.settle(false);

@@ -72,7 +72,7 @@ pub(crate) struct ServeArgs {
     /// (an existing directory; default: --root itself), PERMISSIONS a comma-separated
     /// list of list, download, upload, overwrite, delete, rename, mkdir, rmdir, settime
     /// (or all, none; default: all), then per-directory rules `;/DIR=PERMISSIONS` (the
-    /// deepest rule holding a path decides), QUOTA what the home may hold, BYTES[,FILES]
+    /// deepest rule holding a path decides), QUOTA what the home may hold, `BYTES[,FILES]`
     /// (BYTES with K, M, G or T; `-` for no bound: 552 past it). E.g.
     /// `bob:HASH:/shared:list,download` or `drop:HASH:/inbox:upload:1G,1000`. Blank lines and lines starting with # are skipped. The
     /// environment variable FTPS_USERS may hold the same lines. Default, with no users
@@ -311,7 +311,7 @@ fn home_path(home: &str) -> Result<VirtualPath, String> {
     Ok(path)
 }
 
-/// BYTES[,FILES] as the users file gives a quota: BYTES a number with an optional K, M,
+/// `BYTES[,FILES]` as the users file gives a quota: BYTES a number with an optional K, M,
 /// G or T (powers of 1024), `-` for no bound.
 fn parse_quota(quota: &str) -> Result<Quota, String> {
     let bad = || format!("quota {quota:?}: expected BYTES[,FILES], e.g. 10G,1000 or -,50");

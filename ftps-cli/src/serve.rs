@@ -1,5 +1,6 @@
 //! `ftps serve`.
 
+use crate::config;
 use clap::{Args, ValueEnum};
 use ftps_proto::VirtualPath;
 use ftps_proto::server::{
@@ -18,7 +19,8 @@ const USERS_ENV: &str = "FTPS_USERS";
 const HASH_HINT: &str = "`ftps hash-password` prints one";
 
 /// Control-channel TLS policy.
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum ControlTls {
     /// Plain text allowed.
     Allow,
@@ -29,7 +31,8 @@ pub(crate) enum ControlTls {
 }
 
 /// Data-channel TLS policy.
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum DataTls {
     /// PROT C and PROT P.
     Allow,
@@ -39,45 +42,58 @@ pub(crate) enum DataTls {
     Deny,
 }
 
+/// `ftps serve`'s flags. Each has an environment variable (`FTPS_` and its name, e.g.
+/// `FTPS_ROOT`) and a key of the configuration file (`--config`); a flag or variable given
+/// wins over the file, the file over the default.
 #[derive(Args)]
 pub(crate) struct ServeArgs {
-    /// The directory to serve (created if missing).
-    #[arg(long, default_value = "./ftp-root")]
-    root: PathBuf,
-    /// Where to listen for explicit FTPS (AUTH TLS).
-    #[arg(long, default_value = "127.0.0.1:2121")]
-    explicit: SocketAddr,
-    /// Where to listen for implicit FTPS (TLS from the first byte).
-    #[arg(long, default_value = "127.0.0.1:9990")]
-    implicit: SocketAddr,
+    /// Settings from FILE (TOML): the keys are the flags' names with `_` for `-` (`root`,
+    /// `explicit`, `passive_ports`, `control_tls`...; `explicit = false` for
+    /// --no-explicit, `session_reuse_check = false` for --no-session-reuse-check), and
+    /// users as `[[users]]` tables of `name`, `hash`, `home`, `permissions`, `rules` and
+    /// `quota`. Relative paths in it are taken from the file's directory.
+    #[arg(long, value_name = "FILE", env = "FTPS_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// The directory to serve (created if missing) [default: ./ftp-root].
+    #[arg(long, env = "FTPS_ROOT")]
+    root: Option<PathBuf>,
+    /// Where to listen for explicit FTPS (AUTH TLS) [default: 127.0.0.1:2121].
+    #[arg(long, env = "FTPS_EXPLICIT")]
+    explicit: Option<SocketAddr>,
+    /// Where to listen for implicit FTPS (TLS from the first byte) [default:
+    /// 127.0.0.1:9990].
+    #[arg(long, env = "FTPS_IMPLICIT")]
+    implicit: Option<SocketAddr>,
     /// Do not listen for explicit FTPS.
-    #[arg(long)]
+    #[arg(long, env = "FTPS_NO_EXPLICIT")]
     no_explicit: bool,
     /// Do not listen for implicit FTPS.
-    #[arg(long)]
+    #[arg(long, env = "FTPS_NO_IMPLICIT")]
     no_implicit: bool,
     /// Certificate chain, PEM (default: a self-signed one kept in --state-dir). Must lie
-    /// outside --root.
-    #[arg(long, requires = "key")]
+    /// outside --root; needs --key.
+    #[arg(long, env = "FTPS_CERT")]
     cert: Option<PathBuf>,
-    /// Private key, PEM. Must lie outside --root.
-    #[arg(long, requires = "cert")]
+    /// Private key, PEM. Must lie outside --root; needs --cert.
+    #[arg(long, env = "FTPS_KEY")]
     key: Option<PathBuf>,
     /// Where the self-signed certificate and its private key are kept (made on first
-    /// start). Must lie outside --root: the server refuses to start otherwise.
-    #[arg(long, value_name = "DIR", default_value = "./.ftps")]
-    state_dir: PathBuf,
-    /// Users from FILE: one `NAME:HASH[:HOME[:PERMISSIONS[:QUOTA]]]` per line, HASH an Argon2id
-    /// PHC string (`ftps hash-password` prints one), HOME the user's `/` within --root
-    /// (an existing directory; default: --root itself), PERMISSIONS a comma-separated
-    /// list of list, download, upload, overwrite, delete, rename, mkdir, rmdir, settime
-    /// (or all, none; default: all), then per-directory rules `;/DIR=PERMISSIONS` (the
-    /// deepest rule holding a path decides), QUOTA what the home may hold, `BYTES[,FILES]`
-    /// (BYTES with K, M, G or T; `-` for no bound: 552 past it). E.g.
-    /// `bob:HASH:/shared:list,download` or `drop:HASH:/inbox:upload:1G,1000`. Blank lines and lines starting with # are skipped. The
-    /// environment variable FTPS_USERS may hold the same lines. Default, with no users
-    /// given at all: user `ftps` with a random password, printed.
-    #[arg(long, value_name = "FILE")]
+    /// start). Must lie outside --root: the server refuses to start otherwise [default:
+    /// ./.ftps].
+    #[arg(long, value_name = "DIR", env = "FTPS_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Users from FILE: one `NAME:HASH[:HOME[:PERMISSIONS[:QUOTA]]]` per line, HASH an
+    /// Argon2id PHC string (`ftps hash-password` prints one), HOME the user's `/` within
+    /// --root (an existing directory; default: --root itself), PERMISSIONS a
+    /// comma-separated list of list, download, upload, overwrite, delete, rename, mkdir,
+    /// rmdir, settime (or all, none; default: all), then per-directory rules
+    /// `;/DIR=PERMISSIONS` (the deepest rule holding a path decides), QUOTA what the home
+    /// may hold, `BYTES[,FILES]` (BYTES with K, M, G or T; `-` for no bound: 552 past
+    /// it). E.g. `bob:HASH:/shared:list,download` or `drop:HASH:/inbox:upload:1G,1000`.
+    /// Blank lines and lines starting with # are skipped. The environment variable
+    /// FTPS_USERS may hold the same lines. Default, with no users given at all: user
+    /// `ftps` with a random password, printed.
+    #[arg(long, value_name = "FILE", env = "FTPS_USERS_FILE")]
     users_file: Option<PathBuf>,
     /// A user as NAME:PASSWORD, for quick tries (repeatable). Other users of this machine
     /// can read it (ps, /proc): prefer --users-file or FTPS_USERS.
@@ -85,34 +101,151 @@ pub(crate) struct ServeArgs {
     users: Vec<String>,
     /// Allow anonymous logins (`anonymous` or `ftp`, any password), read-only: no upload,
     /// delete, rename or mkdir.
-    #[arg(long)]
+    #[arg(long, env = "FTPS_ANONYMOUS")]
     anonymous: bool,
     /// Also let anonymous users upload new files (STOR to a name that does not exist,
-    /// STOU); they still cannot overwrite, append, resume, delete, rename or mkdir.
-    #[arg(long, requires = "anonymous")]
+    /// STOU); they still cannot overwrite, append, resume, delete, rename or mkdir. Needs
+    /// --anonymous.
+    #[arg(long, env = "FTPS_ANONYMOUS_UPLOAD")]
     anonymous_upload: bool,
     /// Passive ports, LO-HI.
-    #[arg(long, value_name = "LO-HI", value_parser = parse_ports)]
+    #[arg(long, value_name = "LO-HI", value_parser = parse_ports, env = "FTPS_PASSIVE_PORTS")]
     passive_ports: Option<RangeInclusive<u16>>,
     /// The address announced in PASV replies (for NAT).
-    #[arg(long, value_name = "IP")]
+    #[arg(long, value_name = "IP", env = "FTPS_ADVERTISE")]
     advertise: Option<IpAddr>,
-    /// Control-channel TLS policy.
-    #[arg(long, value_enum, default_value = "require")]
-    control_tls: ControlTls,
-    /// Data-channel TLS policy.
-    #[arg(long, value_enum, default_value = "require")]
-    data_tls: DataTls,
+    /// Control-channel TLS policy [default: require].
+    #[arg(long, value_enum, env = "FTPS_CONTROL_TLS")]
+    control_tls: Option<ControlTls>,
+    /// Data-channel TLS policy [default: require].
+    #[arg(long, value_enum, env = "FTPS_DATA_TLS")]
+    data_tls: Option<DataTls>,
     /// Accept data connections whose TLS session does not resume the control session.
-    #[arg(long)]
+    #[arg(long, env = "FTPS_NO_SESSION_REUSE_CHECK")]
     no_session_reuse_check: bool,
     /// Enable active mode (PORT/EPRT), to the client's own address and ports >= 1024 only.
-    #[arg(long)]
+    #[arg(long, env = "FTPS_ACTIVE")]
     active: bool,
     /// Allow CCC after login (RFC 4217 §6): the client may clear the control connection;
     /// data connections keep their protection.
-    #[arg(long)]
+    #[arg(long, env = "FTPS_ALLOW_CCC")]
     allow_ccc: bool,
+}
+
+/// The settings in force: flags and variables, then the configuration file, then the
+/// defaults.
+struct Settings {
+    root: PathBuf,
+    explicit: Option<SocketAddr>,
+    implicit: Option<SocketAddr>,
+    cert: Option<(PathBuf, PathBuf)>,
+    state_dir: PathBuf,
+    users_file: Option<PathBuf>,
+    anonymous: bool,
+    anonymous_upload: bool,
+    passive_ports: Option<RangeInclusive<u16>>,
+    advertise: Option<IpAddr>,
+    control_tls: ControlTls,
+    data_tls: DataTls,
+    session_reuse_check: bool,
+    active: bool,
+    allow_ccc: bool,
+}
+
+impl Settings {
+    fn resolve(args: &ServeArgs, file: Option<&config::Loaded>) -> Result<Settings, String> {
+        let empty = config::FileConfig::default();
+        let c = file.map_or(&empty, |f| &f.config);
+        // Paths in the file are taken from its directory.
+        let base = file
+            .and_then(|f| f.path.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let from_file = |p: &Option<PathBuf>| p.as_ref().map(|p| base.join(p));
+        let listen = |off: bool,
+                      flag: Option<SocketAddr>,
+                      key: Option<config::Listen>,
+                      name: &str,
+                      default: &str|
+         -> Result<Option<SocketAddr>, String> {
+            if off {
+                return Ok(None);
+            }
+            if let Some(a) = flag {
+                return Ok(Some(a));
+            }
+            match key {
+                Some(config::Listen::At(a)) => Ok(Some(a)),
+                Some(config::Listen::Off(false)) => Ok(None),
+                Some(config::Listen::Off(true)) => Err(format!(
+                    "{name} = true: give an address (\"0.0.0.0:21\"), or false"
+                )),
+                None => Ok(Some(default.parse().map_err(|_| "bad default address")?)),
+            }
+        };
+        let cert = match (
+            args.cert.clone().or_else(|| from_file(&c.cert)),
+            args.key.clone().or_else(|| from_file(&c.key)),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("--cert and --key go together (a certificate and its key)".into()),
+        };
+        let passive_ports = match (&args.passive_ports, &c.passive_ports) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(p)) => {
+                let at = file.map(|f| f.at(p.span().start)).unwrap_or_default();
+                Some(parse_ports(p.get_ref()).map_err(|e| format!("{at}: passive_ports: {e}"))?)
+            }
+            (None, None) => None,
+        };
+        let anonymous = args.anonymous || c.anonymous.unwrap_or(false);
+        let anonymous_upload = args.anonymous_upload || c.anonymous_upload.unwrap_or(false);
+        if anonymous_upload && !anonymous {
+            return Err("--anonymous-upload needs --anonymous".into());
+        }
+        Ok(Settings {
+            root: args
+                .root
+                .clone()
+                .or_else(|| from_file(&c.root))
+                .unwrap_or_else(|| PathBuf::from("./ftp-root")),
+            explicit: listen(
+                args.no_explicit,
+                args.explicit,
+                c.explicit,
+                "explicit",
+                "127.0.0.1:2121",
+            )?,
+            implicit: listen(
+                args.no_implicit,
+                args.implicit,
+                c.implicit,
+                "implicit",
+                "127.0.0.1:9990",
+            )?,
+            cert,
+            state_dir: args
+                .state_dir
+                .clone()
+                .or_else(|| from_file(&c.state_dir))
+                .unwrap_or_else(|| PathBuf::from("./.ftps")),
+            users_file: args.users_file.clone().or_else(|| from_file(&c.users_file)),
+            anonymous,
+            anonymous_upload,
+            passive_ports,
+            advertise: args.advertise.or(c.advertise),
+            control_tls: args
+                .control_tls
+                .or(c.control_tls)
+                .unwrap_or(ControlTls::Require),
+            data_tls: args.data_tls.or(c.data_tls).unwrap_or(DataTls::Require),
+            session_reuse_check: !args.no_session_reuse_check
+                && c.session_reuse_check.unwrap_or(true),
+            active: args.active || c.active.unwrap_or(false),
+            allow_ccc: args.allow_ccc || c.allow_ccc.unwrap_or(false),
+        })
+    }
 }
 
 fn parse_ports(s: &str) -> Result<RangeInclusive<u16>, String> {
@@ -227,74 +360,101 @@ fn parse_users(
                  string ({HASH_HINT})"
             ));
         };
-        let mut user = User::new(name);
-        let mut home_dir = root.to_path_buf();
-        if let Some(home) = fields.next().filter(|h| !h.is_empty()) {
-            let home = home_path(home).map_err(|e| format!("{at}: {e}"))?;
-            let dir: PathBuf = root.join(home.components().collect::<PathBuf>());
-            // A home that is a symbolic link leading out of --root passes `is_dir`, and the
-            // storage (which opens it beneath the root) then refuses every command.
-            let inside = dir
-                .canonicalize()
-                .ok()
-                .zip(root.canonicalize().ok())
-                .is_some_and(|(d, r)| d.starts_with(r));
-            if !dir.is_dir() || !inside {
-                return Err(format!(
-                    "{at}: the home of {name:?}, {home}, is not a directory under --root ({})",
-                    dir.display()
-                ));
-            }
-            user = user.with_home(home);
-            home_dir = dir;
-        }
-        if let Some(rules) = fields.next() {
-            if rules.is_empty() {
-                return Err(format!(
-                    "{at}: PERMISSIONS is empty: write all, none or a list (list,download...)"
-                ));
-            }
-            let grants = parse_grants(rules).map_err(|e| format!("{at}: {e}"))?;
-            // Rules name paths within the home: one written from --root (or misspelled)
-            // silently restricts nothing. It may name a directory made later, so warn.
-            for (dir, _) in grants.dirs() {
-                let on_disk = home_dir.join(dir.components().collect::<PathBuf>());
-                if !on_disk.is_dir() {
-                    eprintln!(
-                        "ftps: warning: {at}: the rule for {dir} names no directory in the home of \
-                         {name:?} ({}); rules are paths within the home",
-                        on_disk.display()
-                    );
-                }
-            }
-            user = user.with_grants(grants);
-        }
-        if let Some(quota) = fields.next() {
-            user = user.with_quota(parse_quota(quota).map_err(|e| format!("{at}: {e}"))?);
-        }
+        let given = UserFields {
+            name,
+            hash,
+            home: fields.next().filter(|h| !h.is_empty()),
+            permissions: fields.next(),
+            quota: fields.next(),
+        };
         if fields.next().is_some() {
             return Err(format!(
                 "{at}: too many fields: expected NAME:HASH[:HOME[:PERMISSIONS[:QUOTA]]]"
             ));
         }
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(format!(
-                "{at}: the user name is empty or holds control characters"
-            ));
-        }
-        if name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp") {
-            return Err(format!(
-                "{at}: {name:?} is the anonymous login (see --anonymous), not a user name"
-            ));
-        }
-        if names.iter().any(|n| n == name) {
-            return Err(format!("{at}: user {name:?} is given twice"));
-        }
-        users = users.with_user(user, hash).map_err(|_| {
-            format!("{at}: the hash of {name:?} is not an Argon2 PHC string ({HASH_HINT})")
-        })?;
-        names.push(name.to_owned());
+        users = add_user(users, names, root, &given).map_err(|e| format!("{at}: {e}"))?;
     }
+    Ok(users)
+}
+
+/// One user as a users file's line or a configuration file's `[[users]]` gives it.
+pub(crate) struct UserFields<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) hash: &'a str,
+    pub(crate) home: Option<&'a str>,
+    /// PERMISSIONS[;/DIR=PERMISSIONS...].
+    pub(crate) permissions: Option<&'a str>,
+    pub(crate) quota: Option<&'a str>,
+}
+
+/// Checks `given` and adds it to `users` (its name to `names`).
+pub(crate) fn add_user(
+    users: StaticUsers,
+    names: &mut Vec<String>,
+    root: &Path,
+    given: &UserFields<'_>,
+) -> Result<StaticUsers, String> {
+    let name = given.name;
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err("the user name is empty or holds control characters".into());
+    }
+    if name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp") {
+        return Err(format!(
+            "{name:?} is the anonymous login (see --anonymous), not a user name"
+        ));
+    }
+    if names.iter().any(|n| n == name) {
+        return Err(format!("user {name:?} is given twice"));
+    }
+    let mut user = User::new(name);
+    let mut home_dir = root.to_path_buf();
+    if let Some(home) = given.home {
+        let home = home_path(home)?;
+        let dir: PathBuf = root.join(home.components().collect::<PathBuf>());
+        // A home that is a symbolic link leading out of --root passes `is_dir`, and the
+        // storage (which opens it beneath the root) then refuses every command.
+        let inside = dir
+            .canonicalize()
+            .ok()
+            .zip(root.canonicalize().ok())
+            .is_some_and(|(d, r)| d.starts_with(r));
+        if !dir.is_dir() || !inside {
+            return Err(format!(
+                "the home of {name:?}, {home}, is not a directory under --root ({})",
+                dir.display()
+            ));
+        }
+        user = user.with_home(home);
+        home_dir = dir;
+    }
+    if let Some(rules) = given.permissions {
+        if rules.is_empty() {
+            return Err(
+                "PERMISSIONS is empty: write all, none or a list (list,download...)".into(),
+            );
+        }
+        let grants = parse_grants(rules)?;
+        // Rules name paths within the home: one written from --root (or misspelled)
+        // silently restricts nothing. It may name a directory made later, so warn.
+        for (dir, _) in grants.dirs() {
+            let on_disk = home_dir.join(dir.components().collect::<PathBuf>());
+            if !on_disk.is_dir() {
+                eprintln!(
+                    "ftps: warning: user {name:?}: the rule for {dir} names no directory in \
+                     the home ({}); rules are paths within the home",
+                    on_disk.display()
+                );
+            }
+        }
+        user = user.with_grants(grants);
+    }
+    if let Some(quota) = given.quota {
+        user = user.with_quota(parse_quota(quota)?);
+    }
+    let users = users.with_user(user, given.hash).map_err(|_| {
+        format!("the hash of {name:?} is not an Argon2 PHC string ({HASH_HINT})")
+    })?;
+    names.push(name.to_owned());
     Ok(users)
 }
 
@@ -367,26 +527,38 @@ fn parse_grants(rules: &str) -> Result<Grants, String> {
 
 /// Reads a users file, warning (as ssh does for keys) if others may read it.
 fn read_users_file(path: &Path) -> Result<String, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let fail = |e: std::io::Error| format!("--users-file {}: {e}", path.display());
+    let text = read_secret_file(path, "--users-file")?;
+    warn_if_readable(path, "--users-file");
+    Ok(text)
+}
+
+/// Reads a regular file named by `flag` (a users or configuration file).
+pub(crate) fn read_secret_file(path: &Path, flag: &str) -> Result<String, String> {
+    let fail = |e: std::io::Error| format!("{flag} {}: {e}", path.display());
     let meta = std::fs::metadata(path).map_err(fail)?;
     if !meta.is_file() {
-        return Err(format!("--users-file {}: not a file", path.display()));
+        return Err(format!("{flag} {}: not a file", path.display()));
     }
+    std::fs::read_to_string(path).map_err(fail)
+}
+
+/// Warns (as ssh does for keys) if others may read `path`, which holds password hashes.
+pub(crate) fn warn_if_readable(path: &Path, flag: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         eprintln!(
-            "warning: --users-file {} can be read by other users (mode {mode:04o}), who could \
+            "warning: {flag} {} can be read by other users (mode {mode:04o}), who could \
              attack its hashes offline; chmod 600 {}",
             path.display(),
             path.display()
         );
     }
-    std::fs::read_to_string(path).map_err(fail)
 }
 
-/// `ftps hash-password`: reads a password from the terminal (twice, not echoed) or, when
-/// standard input is not a terminal, its first line; prints its Argon2id PHC string.
 pub(crate) fn hash_password() -> Result<(), String> {
     use std::io::{BufRead, IsTerminal, Read};
     let password = if std::io::stdin().is_terminal() {
@@ -493,19 +665,21 @@ fn sessions_for(open_files: u64) -> usize {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
-    if args.no_explicit && args.no_implicit {
+    let file = args.config.as_deref().map(config::load).transpose()?;
+    let s = Settings::resolve(&args, file.as_ref())?;
+    if s.explicit.is_none() && s.implicit.is_none() {
         return Err("--no-explicit and --no-implicit leave nothing to serve".into());
     }
-    std::fs::create_dir_all(&args.root).map_err(|e| format!("{}: {e}", args.root.display()))?;
-    let storage = LocalFs::new(&args.root).map_err(|e| format!("{}: {e}", args.root.display()))?;
+    std::fs::create_dir_all(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
+    let storage = LocalFs::new(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
     // The server never serves its own key or certificate: they must lie outside the root
     // (compared as canonical paths, symbolic links resolved), checked before anything is
     // made and again on the files themselves.
     let root = storage.root().to_path_buf();
 
-    let mut users = StaticUsers::new().with_anonymous(args.anonymous);
+    let mut users = StaticUsers::new().with_anonymous(s.anonymous);
     let mut names = Vec::new();
-    if let Some(file) = &args.users_file {
+    if let Some(file) = &s.users_file {
         // Its hashes are for the server alone, as its key is.
         outside_root(&root, "users file", "--users-file FILE", file)?;
         let text = read_users_file(file)?;
@@ -516,6 +690,35 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
             .into_string()
             .map_err(|_| format!("{USERS_ENV}: not UTF-8"))?;
         users = parse_users(&text, USERS_ENV, &root, users, &mut names)?;
+    }
+    if let Some(file) = &file {
+        // Its hashes are for the server alone, as its key is.
+        if !file.config.users.is_empty() {
+            outside_root(&root, "configuration file", "--config FILE", &file.path)?;
+            warn_if_readable(&file.path, "--config");
+        }
+        for entry in &file.config.users {
+            let u = entry.get_ref();
+            // The rules go with the permissions, as a users file's line writes them.
+            let mut permissions = u.permissions.clone();
+            for (dir, p) in &u.rules {
+                if dir.contains([';', '=']) {
+                    let at = file.at(entry.span().start);
+                    return Err(format!("{at}: rule {dir:?}: a directory with ; or ="));
+                }
+                let all = permissions.get_or_insert_with(|| "all".to_owned());
+                all.push_str(&format!(";{dir}={p}"));
+            }
+            let given = UserFields {
+                name: &u.name,
+                hash: &u.hash,
+                home: u.home.as_deref(),
+                permissions: permissions.as_deref(),
+                quota: u.quota.as_deref(),
+            };
+            users = add_user(users, &mut names, &root, &given)
+                .map_err(|e| format!("{}: [[users]] {:?}: {e}", file.at(entry.span().start), u.name))?;
+        }
     }
     if !args.users.is_empty() {
         eprintln!(
@@ -544,16 +747,21 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         shown_password = Some(("ftps".to_owned(), password));
     }
 
-    let (cert, key) = match (&args.cert, &args.key) {
-        (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => {
+    let (cert, key) = match &s.cert {
+        Some((c, k)) => (c.clone(), k.clone()),
+        None => {
             outside_root(
                 &root,
                 "certificate state directory",
                 "--state-dir DIR",
-                &args.state_dir,
+                &s.state_dir,
             )?;
-            self_signed(&args.state_dir, &[args.explicit.ip(), args.implicit.ip()])?
+            let addrs: Vec<IpAddr> = [s.explicit, s.implicit]
+                .into_iter()
+                .flatten()
+                .map(|a| a.ip())
+                .collect();
+            self_signed(&s.state_dir, &addrs)?
         }
     };
     let cert = outside_root(&root, "certificate", "--cert FILE", &cert)?;
@@ -561,22 +769,22 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     let tls = tls::server_config_from_pem_files(&cert, &key).map_err(|e| e.to_string())?;
 
     let config = ServerConfig::default()
-        .with_control_tls(match args.control_tls {
+        .with_control_tls(match s.control_tls {
             ControlTls::Allow => ControlTlsPolicy::Allow,
             ControlTls::Credentials => ControlTlsPolicy::RequireForCredentials,
             ControlTls::Require => ControlTlsPolicy::Require,
         })
-        .with_data_tls(match args.data_tls {
+        .with_data_tls(match s.data_tls {
             DataTls::Allow => DataTlsPolicy::Allow,
             DataTls::Require => DataTlsPolicy::Require,
             DataTls::Deny => DataTlsPolicy::Deny,
         })
-        .with_require_session_reuse(!args.no_session_reuse_check)
-        .with_active_mode(args.active)
-        .with_allow_ccc(args.allow_ccc)
-        .with_anonymous(args.anonymous)
-        .with_anonymous_upload(args.anonymous_upload)
-        .with_advertised_address(args.advertise);
+        .with_require_session_reuse(s.session_reuse_check)
+        .with_active_mode(s.active)
+        .with_allow_ccc(s.allow_ccc)
+        .with_anonymous(s.anonymous)
+        .with_anonymous_upload(s.anonymous_upload)
+        .with_advertised_address(s.advertise);
     let mut builder = Server::builder(storage, users).config(config).tls(tls);
     // Sessions are bounded by the open files allowed as well as by the cap: each takes
     // about three descriptors (control, data, a file). Out of descriptors, accept fails
@@ -589,20 +797,18 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         );
     }
     builder = builder.max_sessions(sessions, DEFAULT_SESSIONS_PER_ADDRESS.min(sessions));
-    if let Some(ports) = args.passive_ports.clone() {
+    if let Some(ports) = s.passive_ports.clone() {
         builder = builder.passive_ports(ports);
     }
     let server = builder.build();
 
-    let explicit = if args.no_explicit {
-        None
-    } else {
-        Some(listen(args.explicit, "explicit").await?)
+    let explicit = match s.explicit {
+        Some(addr) => Some((addr, listen(addr, "explicit").await?)),
+        None => None,
     };
-    let implicit = if args.no_implicit {
-        None
-    } else {
-        Some(listen(args.implicit, "implicit").await?)
+    let implicit = match s.implicit {
+        Some(addr) => Some((addr, listen(addr, "implicit").await?)),
+        None => None,
     };
 
     let (user, password) = match &shown_password {
@@ -617,8 +823,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         "users: NAME:HASH lines in --users-file FILE or {USERS_ENV}; `ftps hash-password` \
          makes a HASH (asking for the password, never on a command line)"
     );
-    if args.anonymous {
-        let what = if args.anonymous_upload {
+    if s.anonymous {
+        let what = if s.anonymous_upload {
             "read and upload new files"
         } else {
             "read only"
@@ -635,16 +841,16 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         IpAddr::V4(ip) => format!("{ip}:{}", a.port()),
     };
     let ca = cert.display();
-    if explicit.is_some() {
-        let h = host(args.explicit);
+    if let Some((addr, _)) = &explicit {
+        let h = host(*addr);
         println!("\nexplicit FTPS (AUTH TLS) on {h}:");
         println!("  curl --ssl-reqd --cacert {ca} -u {user}:{password} ftp://{h}/");
         println!(
             "  lftp -u {user},{password} -e 'set ssl:ca-file {ca}; set ftp:ssl-force true; set ftp:ssl-protect-data true; ls; bye' ftp://{h}"
         );
     }
-    if implicit.is_some() {
-        let h = host(args.implicit);
+    if let Some((addr, _)) = &implicit {
+        let h = host(*addr);
         println!("\nimplicit FTPS on {h}:");
         println!("  curl --cacert {ca} -u {user}:{password} ftps://{h}/");
         println!(
@@ -670,8 +876,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         }
     });
     let (a, b) = tokio::join!(
-        serve(explicit, TlsMode::Explicit),
-        serve(implicit, TlsMode::Implicit)
+        serve(explicit.map(|(_, l)| l), TlsMode::Explicit),
+        serve(implicit.map(|(_, l)| l), TlsMode::Implicit)
     );
     a.and(b).map_err(|e| e.to_string())
 }

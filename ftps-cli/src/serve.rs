@@ -451,9 +451,9 @@ pub(crate) fn add_user(
     if let Some(quota) = given.quota {
         user = user.with_quota(parse_quota(quota)?);
     }
-    let users = users.with_user(user, given.hash).map_err(|_| {
-        format!("the hash of {name:?} is not an Argon2 PHC string ({HASH_HINT})")
-    })?;
+    let users = users
+        .with_user(user, given.hash)
+        .map_err(|_| format!("the hash of {name:?} is not an Argon2 PHC string ({HASH_HINT})"))?;
     names.push(name.to_owned());
     Ok(users)
 }
@@ -716,8 +716,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
                 permissions: permissions.as_deref(),
                 quota: u.quota.as_deref(),
             };
-            users = add_user(users, &mut names, &root, &given)
-                .map_err(|e| format!("{}: [[users]] {:?}: {e}", file.at(entry.span().start), u.name))?;
+            users = add_user(users, &mut names, &root, &given).map_err(|e| {
+                format!(
+                    "{}: [[users]] {:?}: {e}",
+                    file.at(entry.span().start),
+                    u.name
+                )
+            })?;
         }
     }
     if !args.users.is_empty() {

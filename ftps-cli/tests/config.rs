@@ -84,7 +84,10 @@ fn curl(ca: &Path, port: u16, user: &str, path: &str, args: &[&str]) -> (i32, Ve
         .arg(&url)
         .output()
         .unwrap();
-    eprintln!("curl {url} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "curl {url} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), out.stdout)
 }
 
@@ -130,8 +133,14 @@ fn a_configuration_file_with_users_serves() {
     let up = dir.join("up.txt");
     std::fs::write(&up, b"hello").unwrap();
     let up = up.to_str().unwrap();
-    assert_eq!(curl(&ca, port, "alice:alice-pw", "/a.txt", &["-T", up]).0, 0);
-    assert_eq!(std::fs::read(dir.join("srv/alice/a.txt")).unwrap(), b"hello");
+    assert_eq!(
+        curl(&ca, port, "alice:alice-pw", "/a.txt", &["-T", up]).0,
+        0
+    );
+    assert_eq!(
+        std::fs::read(dir.join("srv/alice/a.txt")).unwrap(),
+        b"hello"
+    );
     let (code, got) = curl(&ca, port, "bob:bob-pw", "/report.csv", &[]);
     assert_eq!((code, got.as_slice()), (0, &b"a,b\n"[..]));
     assert_eq!(curl(&ca, port, "bob:bob-pw", "/x.txt", &["-T", up]).0, 25);
@@ -139,7 +148,10 @@ fn a_configuration_file_with_users_serves() {
     let big = dir.join("big.bin");
     std::fs::write(&big, vec![0u8; 2048]).unwrap();
     let big = big.to_str().unwrap();
-    assert_eq!(curl(&ca, port, "alice:alice-pw", "/big.bin", &["-T", big]).0, 70);
+    assert_eq!(
+        curl(&ca, port, "alice:alice-pw", "/big.bin", &["-T", big]).0,
+        70
+    );
     assert!(!dir.join("srv/alice/big.bin").exists());
     let _ = server.kill();
     let _ = server.wait();
@@ -164,13 +176,27 @@ fn a_bad_configuration_file_names_file_line_and_key() {
     std::fs::create_dir_all(dir.join("ftp-root/alice")).unwrap();
     let h = hash("x-pw");
     for (text, says) in [
-        ("root = \"r\"\nroott = \"x\"\n", "ftps.toml, line 2: unknown field `roott`"),
-        ("explicit = \"nowhere\"\n", "ftps.toml, line 1: an address such as"),
-        ("\n\ncontrol_tls = \"sometimes\"\n", "ftps.toml, line 3: unknown variant `sometimes`"),
-        ("passive_ports = \"9-1\"\n", "ftps.toml, line 1: passive_ports: expected 1 <= LO <= HI"),
+        (
+            "root = \"r\"\nroott = \"x\"\n",
+            "ftps.toml, line 2: unknown field `roott`",
+        ),
+        (
+            "explicit = \"nowhere\"\n",
+            "ftps.toml, line 1: an address such as",
+        ),
+        (
+            "\n\ncontrol_tls = \"sometimes\"\n",
+            "ftps.toml, line 3: unknown variant `sometimes`",
+        ),
+        (
+            "passive_ports = \"9-1\"\n",
+            "ftps.toml, line 1: passive_ports: expected 1 <= LO <= HI",
+        ),
         ("explicit = true\n", "explicit = true: give an address"),
         (
-            &format!("\n[[users]]\nname = \"alice\"\nhash = \"{h}\"\npermissions = \"list,write\"\n"),
+            &format!(
+                "\n[[users]]\nname = \"alice\"\nhash = \"{h}\"\npermissions = \"list,write\"\n"
+            ),
             "ftps.toml, line 2: [[users]] \"alice\": unknown permission \"write\"",
         ),
         (

@@ -4,9 +4,12 @@
 //! A user's usage is counted once (the storage's [`usage`](Storage::usage): by default a
 //! walk of the home) and then kept by the server as uploads commit and files are deleted.
 //! An upload is checked before it starts (a full quota is 552 at once, with no data
-//! connection used) and while it runs: every byte written is reserved first, so two
-//! uploads at once cannot together pass the quota; one that would is stopped with 552
-//! and discarded, nothing of it left. (An append or a resumed upload writes in place: what
+//! connection used) and while it runs: every byte written is reserved first (and a new
+//! file's place when it opens), so two uploads at once cannot together pass the quota;
+//! one that would is stopped with 552 and discarded, nothing of it left. What an upload
+//! replaces is measured as it commits (not as it opened: the file may have been deleted,
+//! renamed away or replaced meanwhile), with the user's deletes, renames and other
+//! commits held off while it does. (An append or a resumed upload writes in place: what
 //! it wrote before the quota stopped it stays, as for any broken resumable upload.)
 //! Changes made to the home by other means than this server are not seen until the
 //! server restarts.
@@ -58,11 +61,28 @@ pub struct Usage {
 
 /// A user's usage, shared by its sessions.
 #[derive(Debug, Default)]
-struct Ledger(Mutex<Usage>);
+struct Ledger {
+    usage: Mutex<Usage>,
+    /// Held while a change to the home's names (a commit, a delete, a rename) is
+    /// measured and made, so that what one replaces or removes is what it found there:
+    /// two of them at once would each give back the same file.
+    names: Mutex<()>,
+}
 
 impl Ledger {
+    fn new(usage: Usage) -> Self {
+        Ledger {
+            usage: Mutex::new(usage),
+            names: Mutex::default(),
+        }
+    }
+
     fn usage(&self) -> std::sync::MutexGuard<'_, Usage> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.usage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reserves `n` bytes if they fit under `max`.
@@ -124,7 +144,7 @@ impl<S: Storage> Quoted<S> {
         }
         // Counted outside the lock (a walk may take a while); the first count kept wins.
         let usage = self.inner.usage(user)?;
-        let ledger = Arc::new(Ledger(Mutex::new(usage)));
+        let ledger = Arc::new(Ledger::new(usage));
         Ok(Some(
             self.lock()
                 .entry(user.name.clone())
@@ -163,8 +183,9 @@ impl<S: Storage> Quoted<S> {
             Some(path) => self.file_size(user, path)?,
             None => None,
         };
+        let new_file = old.is_none();
         {
-            let usage = ledger.usage();
+            let mut usage = ledger.usage();
             // A file the upload replaces gives its bytes back (as SFTPGo counts): the
             // quota is full only if even those would not make room.
             let credit = if in_place.is_some() {
@@ -176,13 +197,27 @@ impl<S: Storage> Quoted<S> {
                 .quota
                 .bytes
                 .is_some_and(|max| usage.bytes >= max.saturating_add(credit));
-            let new_file = old.is_none();
             let too_many = new_file && user.quota.files.is_some_and(|max| usage.files >= max);
             if full || too_many {
                 return Err(StorageError::QuotaExceeded);
             }
+            // A new file takes its place in the count now, so that uploads of new files
+            // at once cannot together pass the files quota.
+            if new_file {
+                usage.files += 1;
+            }
         }
-        let (upload, path) = open()?;
+        let opened = open();
+        let (upload, path) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                if new_file {
+                    let mut usage = ledger.usage();
+                    usage.files = usage.files.saturating_sub(1);
+                }
+                return Err(e);
+            }
+        };
         let old_size = old.unwrap_or(0);
         Ok((
             QuotaUpload {
@@ -196,8 +231,9 @@ impl<S: Storage> Quoted<S> {
                     // are overwritten, and a replaced file gives them back on commit.
                     end: old_size,
                     position: in_place.unwrap_or(0),
-                    replaced: if in_place.is_some() { 0 } else { old_size },
-                    new_file: old.is_none(),
+                    new_file,
+                    user: user.clone(),
+                    target: path.clone(),
                 }),
             },
             path,
@@ -233,11 +269,12 @@ struct Guard {
     end: u64,
     /// Where the next byte goes.
     position: u64,
-    /// The size of the file a new upload replaces: what the new file does not reuse of
-    /// it is given back on commit.
-    replaced: u64,
-    /// Whether the upload adds a file.
+    /// Whether the upload was counted as a new file when it opened.
     new_file: bool,
+    /// Whose upload, and the file it writes: what it replaces there is measured when it
+    /// commits (the file it found when it opened may have gone or changed since).
+    user: User,
+    target: VirtualPath,
 }
 
 impl<U> QuotaUpload<U> {
@@ -292,22 +329,38 @@ impl<U: Write> Write for QuotaUpload<U> {
 }
 
 impl Guard {
-    /// The upload is over: `kept` if it was committed. A kept upload gives back what the
-    /// file it replaced held beyond the new one, and counts a new file; one discarded
-    /// gives back what it reserved, unless it wrote in place (what it wrote stays in the
-    /// file, and counts).
-    fn settle(self, kept: bool) {
-        let mut usage = self.ledger.usage();
-        if kept {
-            // A shorter file in place of a longer one gives back the difference.
-            let freed = self.replaced.saturating_sub(self.position);
-            usage.bytes = usage.bytes.saturating_sub(freed);
-        } else if !self.in_place {
-            usage.bytes = usage.bytes.saturating_sub(self.reserved);
+    /// The upload is over without being kept (or its commit failed): what it reserved goes
+    /// back and so does its place as a new file, unless it wrote in place (what it wrote
+    /// stays in the file, and counts).
+    fn discard(self) {
+        if self.in_place {
             return;
         }
+        let mut usage = self.ledger.usage();
+        usage.bytes = usage.bytes.saturating_sub(self.reserved);
         if self.new_file {
-            usage.files += 1;
+            usage.files = usage.files.saturating_sub(1);
+        }
+    }
+
+    /// The upload was kept. In place, the file is what it counted. A new file replaced
+    /// `replaced` (the size of the file under its name when it committed, if any): that
+    /// file's bytes and place go back, the upload's bytes (`position`) count instead of
+    /// what it reserved.
+    fn kept(self, replaced: Option<u64>) {
+        if self.in_place {
+            return;
+        }
+        let mut usage = self.ledger.usage();
+        usage.bytes = usage
+            .bytes
+            .saturating_add(self.position)
+            .saturating_sub(self.reserved)
+            .saturating_sub(replaced.unwrap_or(0));
+        match (replaced.is_some(), self.new_file) {
+            (true, true) => usage.files = usage.files.saturating_sub(1),
+            (false, false) => usage.files += 1,
+            _ => {}
         }
     }
 }
@@ -317,7 +370,7 @@ impl<U> Drop for QuotaUpload<U> {
     /// (in place, what it wrote stays in the file, and counts).
     fn drop(&mut self) {
         if let Some(g) = self.guard.take() {
-            g.settle(false);
+            g.discard();
         }
     }
 }
@@ -349,6 +402,7 @@ impl<S: Storage> Storage for Quoted<S> {
         let Some(ledger) = self.ledger(user)? else {
             return self.inner.remove_file(user, path);
         };
+        let _names = ledger.names();
         let size = self.file_size(user, path)?;
         self.inner.remove_file(user, path)?;
         if let Some(size) = size {
@@ -367,8 +421,17 @@ impl<S: Storage> Storage for Quoted<S> {
         let Some(ledger) = self.ledger(user)? else {
             return self.inner.rename(user, from, to);
         };
-        // A rename over a file removes that file.
-        let replaced = self.file_size(user, to)?;
+        let _names = ledger.names();
+        // A rename over a file removes that file, unless it is the file renamed (the
+        // same name, or another link to it: rename(2) then does nothing).
+        let replaced = match self.inner.stat(user, to) {
+            Ok(m) if m.kind != EntryKind::File => None,
+            Ok(_) if from == to => None,
+            Ok(m) if m.unique.is_some() && self.inner.stat(user, from)?.unique == m.unique => None,
+            Ok(m) => Some(m.size),
+            Err(StorageError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
         self.inner.rename(user, from, to)?;
         if let Some(size) = replaced {
             let mut usage = ledger.usage();
@@ -427,9 +490,24 @@ impl<S: Storage> Storage for Quoted<S> {
         let Some(inner) = upload.inner.take() else {
             return Err(StorageError::Other("upload committed twice".into()));
         };
+        let Some(g) = guard else {
+            return self.inner.commit(inner, keep);
+        };
+        if !keep || g.in_place {
+            let done = self.inner.commit(inner, keep);
+            g.discard();
+            return done;
+        }
+        // What the upload replaces is measured as it commits, with the user's other
+        // changes of names held off meanwhile.
+        let names = g.ledger.clone();
+        let _names = names.names();
+        // A name that cannot be measured replaces nothing: its bytes stay counted.
+        let replaced = self.file_size(&g.user, &g.target).unwrap_or(None);
         let done = self.inner.commit(inner, keep);
-        if let Some(g) = guard {
-            g.settle(keep && done.is_ok());
+        match done {
+            Ok(()) => g.kept(replaced),
+            Err(_) => g.discard(),
         }
         done
     }

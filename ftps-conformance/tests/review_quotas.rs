@@ -75,7 +75,6 @@ fn fill_and_check(c: &mut Raw, home: &Path, tag: &str) {
 /// file though a.bin stays: the user's count drops by 800 each time, and it can then
 /// upload past its quota.
 #[test]
-#[ignore = "review15q finding 1: a rename onto itself gives back the file's bytes"]
 fn rename_onto_itself_gives_nothing_back() {
     each("rq-self-rename", full_user, |f, r, tag| {
         let home = f.root().join("q");
@@ -92,7 +91,6 @@ fn rename_onto_itself_gives_nothing_back() {
 /// when it commits; if the old file went meanwhile (renamed away or deleted by another
 /// session of the same user), it is given back twice, and the new file is never counted.
 #[test]
-#[ignore = "review15q finding 2: a file renamed away during a replacing upload is given back twice"]
 fn rename_away_during_a_replacing_upload() {
     each("rq-rename-away", full_user, |f, r, tag| {
         let home = f.root().join("q");
@@ -110,7 +108,6 @@ fn rename_away_during_a_replacing_upload() {
 /// Finding 2 (the same, with DELE): the deleted file is given back by the DELE and again
 /// by the upload's commit, and the new file is not counted.
 #[test]
-#[ignore = "review15q finding 2: a file deleted during a replacing upload is given back twice"]
 fn delete_during_a_replacing_upload() {
     each("rq-dele-during", full_user, |f, r, tag| {
         let home = f.root().join("q");
@@ -127,7 +124,6 @@ fn delete_during_a_replacing_upload() {
 /// Finding 3: two uploads at once replacing the same file each give back its size on
 /// commit; the second gives back bytes the first already gave back.
 #[test]
-#[ignore = "review15q finding 3: two uploads replacing one file give its bytes back twice"]
 fn two_uploads_replacing_one_file() {
     each("rq-two-replace", full_user, |f, r, tag| {
         let home = f.root().join("q");
@@ -146,7 +142,6 @@ fn two_uploads_replacing_one_file() {
 /// file and their bytes; one replaces the other, so the count stays too high (the user
 /// loses room it has).
 #[test]
-#[ignore = "review15q finding 3: two uploads creating one name count two files"]
 fn two_uploads_creating_one_name() {
     each("rq-two-create", full_user, |f, r, tag| {
         let home = f.root().join("q");
@@ -185,7 +180,6 @@ fn rest_stor_truncation_gives_back() {
 /// Finding 5: the files quota is checked when an upload opens, not reserved: uploads of
 /// new files at once all pass the check, and together pass the quota.
 #[test]
-#[ignore = "review15q finding 5: uploads of new files at once pass the files quota"]
 fn new_files_at_once_share_the_files_quota() {
     each("rq-files-race", full_user, |f, r, tag| {
         let home = f.root().join("q");

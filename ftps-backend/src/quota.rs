@@ -159,29 +159,38 @@ impl<S: Storage> Quoted<S> {
 
     /// The size of the file at `path`, if there is one.
     fn file_size(&self, user: &User, path: &VirtualPath) -> Result<Option<u64>, StorageError> {
+        Ok(self.file(user, path)?.map(|m| m.size))
+    }
+
+    /// The file at `path`, if there is one.
+    fn file(&self, user: &User, path: &VirtualPath) -> Result<Option<Metadata>, StorageError> {
         match self.inner.stat(user, path) {
-            Ok(m) if m.kind == EntryKind::File => Ok(Some(m.size)),
+            Ok(m) if m.kind == EntryKind::File => Ok(Some(m)),
             Ok(_) | Err(StorageError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Checks an upload to `path` against the quota before it starts, and wraps it.
-    /// `target` is the file the upload writes (`None` for STOU's new name).
+    /// Checks an upload to `path` (written as [`Storage::open_write`] says) against the
+    /// quota before it starts, and wraps it. A user without a quota pays nothing.
     fn guarded(
         &self,
         user: &User,
-        target: Option<&VirtualPath>,
-        in_place: Option<u64>,
+        path: &VirtualPath,
+        (offset, append, unique): (u64, bool, bool),
         open: impl FnOnce() -> Result<(S::Upload, VirtualPath), StorageError>,
     ) -> Result<(QuotaUpload<S::Upload>, VirtualPath), StorageError> {
         let Some(ledger) = self.ledger(user)? else {
             let (upload, path) = open()?;
             return Ok((QuotaUpload::free(upload), path));
         };
-        let old = match target {
-            Some(path) => self.file_size(user, path)?,
-            None => None,
+        // STOU names a directory: its upload is always a new file.
+        let found = if unique { None } else { self.file(user, path)? };
+        let old = found.as_ref().map(|m| m.size);
+        let in_place = match (unique, append, offset) {
+            (true, ..) | (false, false, 0) => None,
+            (false, true, _) => Some(old.unwrap_or(0)),
+            (false, false, offset) => Some(offset),
         };
         let new_file = old.is_none();
         {
@@ -232,6 +241,7 @@ impl<S: Storage> Quoted<S> {
                     end: old_size,
                     position: in_place.unwrap_or(0),
                     new_file,
+                    identity: found.and_then(|m| m.unique).filter(|_| in_place.is_some()),
                     user: user.clone(),
                     target: path.clone(),
                 }),
@@ -275,6 +285,9 @@ struct Guard {
     /// commits (the file it found when it opened may have gone or changed since).
     user: User,
     target: VirtualPath,
+    /// In place, the identity of the file written ([`Metadata::unique`]), if it had one
+    /// when the upload opened.
+    identity: Option<String>,
 }
 
 impl<U> QuotaUpload<U> {
@@ -343,7 +356,22 @@ impl Guard {
         }
     }
 
-    /// The upload was kept. In place, the file is what it counted. A new file replaced
+    /// An upload in place was kept, and `now` is the file under its name after the
+    /// commit: if it is the file written, its size is what counts (REST + STOR may cut
+    /// the file at the end of what it wrote, giving back the rest).
+    fn kept_in_place(self, now: Option<Metadata>) {
+        let Some(now) = now else { return };
+        if self.identity.is_none() || now.unique != self.identity {
+            return; // Renamed away, or replaced: what it wrote is counted as it was.
+        }
+        let mut usage = self.ledger.usage();
+        usage.bytes = usage
+            .bytes
+            .saturating_sub(self.end)
+            .saturating_add(now.size);
+    }
+
+    /// The upload was kept. In place, see [`kept_in_place`](Self::kept_in_place). A new file replaced
     /// `replaced` (the size of the file under its name when it committed, if any): that
     /// file's bytes and place go back, the upload's bytes (`position`) count instead of
     /// what it reserved.
@@ -464,14 +492,7 @@ impl<S: Storage> Storage for Quoted<S> {
         append: bool,
         unique: bool,
     ) -> Result<(Self::Upload, VirtualPath), StorageError> {
-        let in_place = match (append, offset) {
-            (true, _) => Some(self.file_size(user, path)?.unwrap_or(0)),
-            (false, 0) => None,
-            (false, offset) => Some(offset),
-        };
-        // STOU names a directory: its upload is always a new file.
-        let target = (!unique).then_some(path);
-        self.guarded(user, target, in_place.filter(|_| !unique), || {
+        self.guarded(user, path, (offset, append, unique), || {
             self.inner.open_write(user, path, offset, append, unique)
         })
     }
@@ -480,7 +501,7 @@ impl<S: Storage> Storage for Quoted<S> {
         user: &User,
         path: &VirtualPath,
     ) -> Result<(Self::Upload, VirtualPath), StorageError> {
-        self.guarded(user, Some(path), None, || {
+        self.guarded(user, path, (0, false, false), || {
             self.inner.open_write_new(user, path)
         })
     }
@@ -493,15 +514,26 @@ impl<S: Storage> Storage for Quoted<S> {
         let Some(g) = guard else {
             return self.inner.commit(inner, keep);
         };
-        if !keep || g.in_place {
+        if !keep {
             let done = self.inner.commit(inner, keep);
             g.discard();
             return done;
         }
-        // What the upload replaces is measured as it commits, with the user's other
-        // changes of names held off meanwhile.
+        // What the upload replaces (or, in place, what the file holds) is measured as it
+        // commits, with the user's other changes of names held off meanwhile.
         let names = g.ledger.clone();
         let _names = names.names();
+        if g.in_place {
+            let done = self.inner.commit(inner, keep);
+            match done {
+                Ok(()) => {
+                    let now = self.file(&g.user, &g.target).unwrap_or(None);
+                    g.kept_in_place(now);
+                }
+                Err(_) => g.discard(),
+            }
+            return done;
+        }
         // A name that cannot be measured replaces nothing: its bytes stay counted.
         let replaced = self.file_size(&g.user, &g.target).unwrap_or(None);
         let done = self.inner.commit(inner, keep);

@@ -162,18 +162,21 @@ fn two_uploads_creating_one_name() {
 /// Finding 4: REST + STOR cuts the file at the end of what it wrote, but the bytes cut
 /// off are not given back: the user's count stays too high.
 #[test]
-#[ignore = "review15q finding 4: REST+STOR's truncation is not given back"]
 fn rest_stor_truncation_gives_back() {
     each("rq-rest-cut", full_user, |f, r, tag| {
         let home = f.root().join("q");
         let mut c = login(r);
         assert_eq!(c.cmd("TYPE I").unwrap(), 200, "{tag}");
+        // (At a full quota a REST + STOR is refused before it starts: room first.)
+        assert_eq!(c.cmd("DELE old.bin").unwrap(), 250, "{tag}");
         assert_eq!(c.cmd("REST 100").unwrap(), 350, "{tag}");
         assert_eq!(up(&mut c, "STOR a.bin", 0), 226, "{tag}");
         assert_eq!(std::fs::metadata(home.join("a.bin")).unwrap().len(), 100);
-        // Held: 300 bytes, 2 files: 700 more fit.
-        assert_eq!(up(&mut c, "STOR b.bin", 700), 226, "{tag}");
-        assert_eq!(held(&home), (1000, 3), "{tag}");
+        // Held: 100 bytes, 1 file: 900 more fit.
+        assert_eq!(up(&mut c, "STOR b.bin", 900), 226, "{tag}");
+        assert_eq!(held(&home), (1000, 2), "{tag}");
+        // And an APPE (nothing cut) keeps counting what it wrote: full now.
+        assert_eq!(up(&mut c, "APPE a.bin", 1), 552, "{tag}");
     });
 }
 

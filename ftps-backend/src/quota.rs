@@ -9,7 +9,8 @@
 //! one that would is stopped with 552 and discarded, nothing of it left. What an upload
 //! replaces is measured as it commits (not as it opened: the file may have been deleted,
 //! renamed away or replaced meanwhile), with the user's deletes, renames and other
-//! commits held off while it does. (An append or a resumed upload writes in place: what
+//! commits held off while it does; what the replaced file no longer covers must then fit,
+//! or the upload stops with 552. (An append or a resumed upload writes in place: what
 //! it wrote before the quota stopped it stays, as for any broken resumable upload.)
 //! Changes made to the home by other means than this server are not seen until the
 //! server restarts.
@@ -95,6 +96,21 @@ impl Ledger {
                 true
             }
         }
+    }
+
+    /// Reserves `n` bytes and, if `file`, a file's place, if both fit under `quota`.
+    fn reserve_room(&self, n: u64, file: bool, quota: Quota) -> bool {
+        let mut usage = self.usage();
+        let bytes = quota
+            .bytes
+            .is_some_and(|max| usage.bytes.saturating_add(n) > max);
+        let files = file && quota.files.is_some_and(|max| usage.files >= max);
+        if bytes || files {
+            return false;
+        }
+        usage.bytes = usage.bytes.saturating_add(n);
+        usage.files += u64::from(file);
+        true
     }
 
     fn release(&self, n: u64) {
@@ -536,6 +552,23 @@ impl<S: Storage> Storage for Quoted<S> {
         }
         // A name that cannot be measured replaces nothing: its bytes stay counted.
         let replaced = self.file_size(&g.user, &g.target).unwrap_or(None);
+        // What the upload wrote below the old file's end was not reserved: the file it
+        // replaces held those bytes. What that file no longer covers (it was deleted,
+        // renamed away or replaced by a shorter one meanwhile) needs room now, and so does
+        // its place if it went: without it the upload would pass the quota, and stops.
+        let mut g = g;
+        let unbacked = g
+            .position
+            .saturating_sub(g.reserved)
+            .saturating_sub(replaced.unwrap_or(0));
+        let place = replaced.is_none() && !g.new_file;
+        if !g.ledger.reserve_room(unbacked, place, g.user.quota) {
+            let _ = self.inner.commit(inner, false);
+            g.discard();
+            return Err(StorageError::QuotaExceeded);
+        }
+        g.reserved += unbacked;
+        g.new_file |= place;
         let done = self.inner.commit(inner, keep);
         match done {
             Ok(()) => g.kept(replaced),

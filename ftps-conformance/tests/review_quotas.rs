@@ -411,3 +411,46 @@ fn append_to_a_deleted_file_gives_back() {
         assert_eq!(up(&mut c2, "STOR full.bin", 1000), 226, "{tag}");
     });
 }
+
+/// Finding 2, the rest: a replacing upload writes up to the old file's size without
+/// reserving (those bytes are counted already), but when the old file is deleted while it
+/// runs and the room is taken by another upload, its commit passes the quota. It must be
+/// stopped with 552 instead (and discarded, nothing of it left).
+#[test]
+fn a_replacing_upload_whose_room_was_taken() {
+    each("rq-room-taken", full_user, |f, r, tag| {
+        let home = f.root().join("q");
+        let mut c1 = login(r);
+        let mut c2 = login(r);
+        let d = start_plain_upload(&mut c1, "STOR a.bin").unwrap();
+        assert_eq!(c2.cmd("DELE a.bin").unwrap(), 250, "{tag}"); // 200, 1 file
+        assert_eq!(up(&mut c2, "STOR b.bin", 800), 226, "{tag}"); // 1000, 2 files
+        let code = end_plain_upload(&mut c1, d, &[3u8; 700]);
+        assert_eq!(code, 552, "{tag}");
+        assert_eq!(held(&home), (1000, 2), "{tag}");
+        // And the count is right: full, but a file may still be replaced in its room.
+        assert_eq!(up(&mut c2, "STOR x.bin", 1), 552, "{tag}");
+        assert_eq!(up(&mut c2, "STOR b.bin", 800), 226, "{tag}");
+    });
+}
+
+/// Finding 2, the rest, in files: a replacing upload whose old file was deleted while it
+/// runs adds a file when it commits; if the files quota was filled meanwhile, 552.
+#[test]
+fn a_replacing_upload_whose_place_was_taken() {
+    each("rq-place-taken", full_user, |f, r, tag| {
+        let home = f.root().join("q");
+        let mut c1 = login(r);
+        let mut c2 = login(r);
+        let d = start_plain_upload(&mut c1, "STOR a.bin").unwrap();
+        assert_eq!(c2.cmd("DELE a.bin").unwrap(), 250, "{tag}"); // 200, 1 file
+        assert_eq!(up(&mut c2, "STOR n1.bin", 1), 226, "{tag}");
+        assert_eq!(up(&mut c2, "STOR n2.bin", 1), 226, "{tag}"); // 202, 3 files
+        assert_eq!(end_plain_upload(&mut c1, d, &[3u8; 1]), 552, "{tag}");
+        assert_eq!(held(&home), (202, 3), "{tag}");
+        assert_eq!(up(&mut c2, "STOR x.bin", 1), 552, "{tag}");
+        assert_eq!(c2.cmd("DELE n2.bin").unwrap(), 250, "{tag}");
+        assert_eq!(up(&mut c2, "STOR x.bin", 798), 226, "{tag}");
+        assert_eq!(held(&home), (999, 3), "{tag}");
+    });
+}

@@ -4,9 +4,13 @@
 //! A user's usage is counted once (the storage's [`usage`](Storage::usage): by default a
 //! walk of the home) and then kept by the server as uploads commit and files are deleted.
 //! An upload is checked before it starts (a full quota is 552 at once, with no data
-//! connection used) and while it runs: every byte written is reserved first, so two
-//! uploads at once cannot together pass the quota; one that would is stopped with 552
-//! and discarded, nothing of it left. (An append or a resumed upload writes in place: what
+//! connection used) and while it runs: every byte written is reserved first (and a new
+//! file's place when it opens), so two uploads at once cannot together pass the quota;
+//! one that would is stopped with 552 and discarded, nothing of it left. What an upload
+//! replaces is measured as it commits (not as it opened: the file may have been deleted,
+//! renamed away or replaced meanwhile), with the user's deletes, renames and other
+//! commits held off while it does; what the replaced file no longer covers must then fit,
+//! or the upload stops with 552. (An append or a resumed upload writes in place: what
 //! it wrote before the quota stopped it stays, as for any broken resumable upload.)
 //! Changes made to the home by other means than this server are not seen until the
 //! server restarts.
@@ -58,11 +62,28 @@ pub struct Usage {
 
 /// A user's usage, shared by its sessions.
 #[derive(Debug, Default)]
-struct Ledger(Mutex<Usage>);
+struct Ledger {
+    usage: Mutex<Usage>,
+    /// Held while a change to the home's names (a commit, a delete, a rename) is
+    /// measured and made, so that what one replaces or removes is what it found there:
+    /// two of them at once would each give back the same file.
+    names: Mutex<()>,
+}
 
 impl Ledger {
+    fn new(usage: Usage) -> Self {
+        Ledger {
+            usage: Mutex::new(usage),
+            names: Mutex::default(),
+        }
+    }
+
     fn usage(&self) -> std::sync::MutexGuard<'_, Usage> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.usage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reserves `n` bytes if they fit under `max`.
@@ -75,6 +96,21 @@ impl Ledger {
                 true
             }
         }
+    }
+
+    /// Reserves `n` bytes and, if `file`, a file's place, if both fit under `quota`.
+    fn reserve_room(&self, n: u64, file: bool, quota: Quota) -> bool {
+        let mut usage = self.usage();
+        let bytes = quota
+            .bytes
+            .is_some_and(|max| usage.bytes.saturating_add(n) > max);
+        let files = file && quota.files.is_some_and(|max| usage.files >= max);
+        if bytes || files {
+            return false;
+        }
+        usage.bytes = usage.bytes.saturating_add(n);
+        usage.files += u64::from(file);
+        true
     }
 
     fn release(&self, n: u64) {
@@ -124,7 +160,7 @@ impl<S: Storage> Quoted<S> {
         }
         // Counted outside the lock (a walk may take a while); the first count kept wins.
         let usage = self.inner.usage(user)?;
-        let ledger = Arc::new(Ledger(Mutex::new(usage)));
+        let ledger = Arc::new(Ledger::new(usage));
         Ok(Some(
             self.lock()
                 .entry(user.name.clone())
@@ -139,32 +175,42 @@ impl<S: Storage> Quoted<S> {
 
     /// The size of the file at `path`, if there is one.
     fn file_size(&self, user: &User, path: &VirtualPath) -> Result<Option<u64>, StorageError> {
+        Ok(self.file(user, path)?.map(|m| m.size))
+    }
+
+    /// The file at `path`, if there is one.
+    fn file(&self, user: &User, path: &VirtualPath) -> Result<Option<Metadata>, StorageError> {
         match self.inner.stat(user, path) {
-            Ok(m) if m.kind == EntryKind::File => Ok(Some(m.size)),
+            Ok(m) if m.kind == EntryKind::File => Ok(Some(m)),
             Ok(_) | Err(StorageError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Checks an upload to `path` against the quota before it starts, and wraps it.
-    /// `target` is the file the upload writes (`None` for STOU's new name).
+    /// Checks an upload to `path` (written as [`Storage::open_write`] says) against the
+    /// quota before it starts, and wraps it. A user without a quota pays nothing.
     fn guarded(
         &self,
         user: &User,
-        target: Option<&VirtualPath>,
-        in_place: Option<u64>,
+        path: &VirtualPath,
+        (offset, append, unique): (u64, bool, bool),
         open: impl FnOnce() -> Result<(S::Upload, VirtualPath), StorageError>,
     ) -> Result<(QuotaUpload<S::Upload>, VirtualPath), StorageError> {
         let Some(ledger) = self.ledger(user)? else {
             let (upload, path) = open()?;
             return Ok((QuotaUpload::free(upload), path));
         };
-        let old = match target {
-            Some(path) => self.file_size(user, path)?,
-            None => None,
+        // STOU names a directory: its upload is always a new file.
+        let found = if unique { None } else { self.file(user, path)? };
+        let old = found.as_ref().map(|m| m.size);
+        let in_place = match (unique, append, offset) {
+            (true, ..) | (false, false, 0) => None,
+            (false, true, _) => Some(old.unwrap_or(0)),
+            (false, false, offset) => Some(offset),
         };
+        let new_file = old.is_none();
         {
-            let usage = ledger.usage();
+            let mut usage = ledger.usage();
             // A file the upload replaces gives its bytes back (as SFTPGo counts): the
             // quota is full only if even those would not make room.
             let credit = if in_place.is_some() {
@@ -176,13 +222,27 @@ impl<S: Storage> Quoted<S> {
                 .quota
                 .bytes
                 .is_some_and(|max| usage.bytes >= max.saturating_add(credit));
-            let new_file = old.is_none();
             let too_many = new_file && user.quota.files.is_some_and(|max| usage.files >= max);
             if full || too_many {
                 return Err(StorageError::QuotaExceeded);
             }
+            // A new file takes its place in the count now, so that uploads of new files
+            // at once cannot together pass the files quota.
+            if new_file {
+                usage.files += 1;
+            }
         }
-        let (upload, path) = open()?;
+        let opened = open();
+        let (upload, path) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                if new_file {
+                    let mut usage = ledger.usage();
+                    usage.files = usage.files.saturating_sub(1);
+                }
+                return Err(e);
+            }
+        };
         let old_size = old.unwrap_or(0);
         Ok((
             QuotaUpload {
@@ -196,8 +256,10 @@ impl<S: Storage> Quoted<S> {
                     // are overwritten, and a replaced file gives them back on commit.
                     end: old_size,
                     position: in_place.unwrap_or(0),
-                    replaced: if in_place.is_some() { 0 } else { old_size },
-                    new_file: old.is_none(),
+                    new_file,
+                    identity: found.and_then(|m| m.unique).filter(|_| in_place.is_some()),
+                    user: user.clone(),
+                    target: path.clone(),
                 }),
             },
             path,
@@ -233,11 +295,15 @@ struct Guard {
     end: u64,
     /// Where the next byte goes.
     position: u64,
-    /// The size of the file a new upload replaces: what the new file does not reuse of
-    /// it is given back on commit.
-    replaced: u64,
-    /// Whether the upload adds a file.
+    /// Whether the upload was counted as a new file when it opened.
     new_file: bool,
+    /// Whose upload, and the file it writes: what it replaces there is measured when it
+    /// commits (the file it found when it opened may have gone or changed since).
+    user: User,
+    target: VirtualPath,
+    /// In place, the identity of the file written ([`Metadata::unique`]), if it had one
+    /// when the upload opened.
+    identity: Option<String>,
 }
 
 impl<U> QuotaUpload<U> {
@@ -292,22 +358,53 @@ impl<U: Write> Write for QuotaUpload<U> {
 }
 
 impl Guard {
-    /// The upload is over: `kept` if it was committed. A kept upload gives back what the
-    /// file it replaced held beyond the new one, and counts a new file; one discarded
-    /// gives back what it reserved, unless it wrote in place (what it wrote stays in the
-    /// file, and counts).
-    fn settle(self, kept: bool) {
-        let mut usage = self.ledger.usage();
-        if kept {
-            // A shorter file in place of a longer one gives back the difference.
-            let freed = self.replaced.saturating_sub(self.position);
-            usage.bytes = usage.bytes.saturating_sub(freed);
-        } else if !self.in_place {
-            usage.bytes = usage.bytes.saturating_sub(self.reserved);
+    /// The upload is over without being kept (or its commit failed): what it reserved goes
+    /// back and so does its place as a new file, unless it wrote in place (what it wrote
+    /// stays in the file, and counts).
+    fn discard(self) {
+        if self.in_place {
             return;
         }
+        let mut usage = self.ledger.usage();
+        usage.bytes = usage.bytes.saturating_sub(self.reserved);
         if self.new_file {
-            usage.files += 1;
+            usage.files = usage.files.saturating_sub(1);
+        }
+    }
+
+    /// An upload in place was kept, and `now` is the file under its name after the
+    /// commit: if it is the file written, its size is what counts (REST + STOR may cut
+    /// the file at the end of what it wrote, giving back the rest).
+    fn kept_in_place(self, now: Option<Metadata>) {
+        let Some(now) = now else { return };
+        if self.identity.is_none() || now.unique != self.identity {
+            return; // Renamed away, or replaced: what it wrote is counted as it was.
+        }
+        let mut usage = self.ledger.usage();
+        usage.bytes = usage
+            .bytes
+            .saturating_sub(self.end)
+            .saturating_add(now.size);
+    }
+
+    /// The upload was kept. In place, see [`kept_in_place`](Self::kept_in_place). A new file replaced
+    /// `replaced` (the size of the file under its name when it committed, if any): that
+    /// file's bytes and place go back, the upload's bytes (`position`) count instead of
+    /// what it reserved.
+    fn kept(self, replaced: Option<u64>) {
+        if self.in_place {
+            return;
+        }
+        let mut usage = self.ledger.usage();
+        usage.bytes = usage
+            .bytes
+            .saturating_add(self.position)
+            .saturating_sub(self.reserved)
+            .saturating_sub(replaced.unwrap_or(0));
+        match (replaced.is_some(), self.new_file) {
+            (true, true) => usage.files = usage.files.saturating_sub(1),
+            (false, false) => usage.files += 1,
+            _ => {}
         }
     }
 }
@@ -317,7 +414,7 @@ impl<U> Drop for QuotaUpload<U> {
     /// (in place, what it wrote stays in the file, and counts).
     fn drop(&mut self) {
         if let Some(g) = self.guard.take() {
-            g.settle(false);
+            g.discard();
         }
     }
 }
@@ -349,6 +446,7 @@ impl<S: Storage> Storage for Quoted<S> {
         let Some(ledger) = self.ledger(user)? else {
             return self.inner.remove_file(user, path);
         };
+        let _names = ledger.names();
         let size = self.file_size(user, path)?;
         self.inner.remove_file(user, path)?;
         if let Some(size) = size {
@@ -367,8 +465,17 @@ impl<S: Storage> Storage for Quoted<S> {
         let Some(ledger) = self.ledger(user)? else {
             return self.inner.rename(user, from, to);
         };
-        // A rename over a file removes that file.
-        let replaced = self.file_size(user, to)?;
+        let _names = ledger.names();
+        // A rename over a file removes that file, unless it is the file renamed (the
+        // same name, or another link to it: rename(2) then does nothing).
+        let replaced = match self.inner.stat(user, to) {
+            Ok(m) if m.kind != EntryKind::File => None,
+            Ok(_) if from == to => None,
+            Ok(m) if m.unique.is_some() && self.inner.stat(user, from)?.unique == m.unique => None,
+            Ok(m) => Some(m.size),
+            Err(StorageError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
         self.inner.rename(user, from, to)?;
         if let Some(size) = replaced {
             let mut usage = ledger.usage();
@@ -401,14 +508,7 @@ impl<S: Storage> Storage for Quoted<S> {
         append: bool,
         unique: bool,
     ) -> Result<(Self::Upload, VirtualPath), StorageError> {
-        let in_place = match (append, offset) {
-            (true, _) => Some(self.file_size(user, path)?.unwrap_or(0)),
-            (false, 0) => None,
-            (false, offset) => Some(offset),
-        };
-        // STOU names a directory: its upload is always a new file.
-        let target = (!unique).then_some(path);
-        self.guarded(user, target, in_place.filter(|_| !unique), || {
+        self.guarded(user, path, (offset, append, unique), || {
             self.inner.open_write(user, path, offset, append, unique)
         })
     }
@@ -417,7 +517,7 @@ impl<S: Storage> Storage for Quoted<S> {
         user: &User,
         path: &VirtualPath,
     ) -> Result<(Self::Upload, VirtualPath), StorageError> {
-        self.guarded(user, Some(path), None, || {
+        self.guarded(user, path, (0, false, false), || {
             self.inner.open_write_new(user, path)
         })
     }
@@ -427,9 +527,52 @@ impl<S: Storage> Storage for Quoted<S> {
         let Some(inner) = upload.inner.take() else {
             return Err(StorageError::Other("upload committed twice".into()));
         };
+        let Some(g) = guard else {
+            return self.inner.commit(inner, keep);
+        };
+        if !keep {
+            let done = self.inner.commit(inner, keep);
+            g.discard();
+            return done;
+        }
+        // What the upload replaces (or, in place, what the file holds) is measured as it
+        // commits, with the user's other changes of names held off meanwhile.
+        let names = g.ledger.clone();
+        let _names = names.names();
+        if g.in_place {
+            let done = self.inner.commit(inner, keep);
+            match done {
+                Ok(()) => {
+                    let now = self.file(&g.user, &g.target).unwrap_or(None);
+                    g.kept_in_place(now);
+                }
+                Err(_) => g.discard(),
+            }
+            return done;
+        }
+        // A name that cannot be measured replaces nothing: its bytes stay counted.
+        let replaced = self.file_size(&g.user, &g.target).unwrap_or(None);
+        // What the upload wrote below the old file's end was not reserved: the file it
+        // replaces held those bytes. What that file no longer covers (it was deleted,
+        // renamed away or replaced by a shorter one meanwhile) needs room now, and so does
+        // its place if it went: without it the upload would pass the quota, and stops.
+        let mut g = g;
+        let unbacked = g
+            .position
+            .saturating_sub(g.reserved)
+            .saturating_sub(replaced.unwrap_or(0));
+        let place = replaced.is_none() && !g.new_file;
+        if !g.ledger.reserve_room(unbacked, place, g.user.quota) {
+            let _ = self.inner.commit(inner, false);
+            g.discard();
+            return Err(StorageError::QuotaExceeded);
+        }
+        g.reserved += unbacked;
+        g.new_file |= place;
         let done = self.inner.commit(inner, keep);
-        if let Some(g) = guard {
-            g.settle(keep && done.is_ok());
+        match done {
+            Ok(()) => g.kept(replaced),
+            Err(_) => g.discard(),
         }
         done
     }

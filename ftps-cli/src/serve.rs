@@ -480,7 +480,14 @@ fn parse_quota(quota: &str) -> Result<Quota, String> {
         None => (quota.trim(), None),
     };
     let bytes = match bytes {
-        "-" | "" => None,
+        "-" => None,
+        // An empty field is no bound said by mistake as often as on purpose (a trailing
+        // colon): as for PERMISSIONS, write it out.
+        "" => {
+            return Err(format!(
+                "quota {quota:?}: BYTES is empty (write - for no bound)"
+            ));
+        }
         b => {
             let (digits, unit) = match b.char_indices().last() {
                 Some((i, c)) if c.is_ascii_alphabetic() => (&b[..i], c.to_ascii_uppercase()),
@@ -885,4 +892,41 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         serve(implicit.map(|(_, l)| l), TlsMode::Implicit)
     );
     a.and(b).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_quota;
+    use ftps_tokio::Quota;
+
+    #[test]
+    fn quotas_as_the_users_file_writes_them() {
+        let ok = |q: &str, bytes, files| assert_eq!(parse_quota(q), Ok(Quota::new(bytes, files)));
+        ok("1K,2", Some(1024), Some(2));
+        ok(" 10g , 3 ", Some(10 << 30), Some(3));
+        ok("-,50", None, Some(50));
+        ok("-", None, None);
+        ok("0", Some(0), None);
+        ok(
+            "18446744073709551615,18446744073709551615",
+            Some(u64::MAX),
+            Some(u64::MAX),
+        );
+        // Empty (a trailing colon, or no BYTES), past u64, negative, a space inside a
+        // number, a suffix the files take not: errors, never silently no bound.
+        for bad in [
+            "",
+            " ",
+            ",5",
+            "1K,",
+            "16777216T",
+            "-1",
+            "1 K",
+            "1KB",
+            "5,1K",
+            "1,2,3",
+        ] {
+            assert!(parse_quota(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -24,6 +24,7 @@ mod forward;
 mod gate;
 mod limits;
 mod meter;
+mod observe;
 mod order;
 pub mod runtime;
 pub mod server;

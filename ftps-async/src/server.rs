@@ -6,6 +6,7 @@ use crate::control::{self, Control, Taken, Woke};
 use crate::data::{self, DataContext, Kill};
 use crate::desk::{DataDesk, TaskGone, opened_for};
 use crate::limits::{Evict, ListenerSlot, SessionSlot};
+use crate::observe;
 use crate::order::Order;
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::shared::ServerShared;
@@ -226,6 +227,8 @@ struct Driver<R: Runtime, S: Storage, A> {
     /// Control input (clear text) the session has not taken yet.
     input: Vec<u8>,
     closing: bool,
+    /// Counted among the open sessions while it lives.
+    _counted: observe::SessionCount,
 }
 
 async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
@@ -269,6 +272,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         slot,
         input: Vec::new(),
         closing: false,
+        _counted: observe::SessionCount::open(),
     };
     let mut control_open = true;
     loop {
@@ -331,6 +335,9 @@ impl<R: Runtime, S: Storage, A> Drop for Driver<R, S, A> {
 impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
     /// A data task's report, to the session.
     fn on_event_io(&mut self, event: IoEvent) {
+        if let IoEvent::DataConnected { tls: Some(info), .. } = &event {
+            observe::tls("data", info.version);
+        }
         // A data task's last report: its socket is gone.
         let over = match &event {
             IoEvent::UploadFinished { id, .. } | IoEvent::DataFailed { id, .. } => Some(*id),
@@ -383,6 +390,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 if let Some(rustls::Connection::Server(conn)) = self.control.tls() {
                     let info = ftps_proto::tls::handshake_info(conn);
                     tracing::debug!(?info, "control TLS established");
+                    observe::tls("control", info.version);
                     self.session
                         .handle_io(IoEvent::ControlTlsEstablished(info), now());
                 }
@@ -442,6 +450,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
         let now = Instant::now;
         match action {
             Action::Send(bytes) => {
+                observe::replies(&bytes);
                 // A peer that does not read must not hold the session: the write has a
                 // deadline, and missing it closes the session.
                 let limit = self.shared.config.timeouts.reply_write;
@@ -623,9 +632,13 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     true => Some(self.shared.stat_gate.enter().await),
                     false => None,
                 };
-                let (answer, file) =
-                    R::unblock(move || ftps_backend::execute(&*shared.storage, &user, request))
-                        .await;
+                let started = Instant::now();
+                let (op, (answer, file)) = R::unblock(move || {
+                    let op = observe::storage_op(&request);
+                    (op, ftps_backend::execute(&*shared.storage, &user, request))
+                })
+                .await;
+                observe::storage(op, started.elapsed());
                 drop(permit);
                 if let (Some(id), Some(file)) = (id, file) {
                     self.desk.file_opened(id, file);
@@ -651,7 +664,13 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             Event::PlaintextDiscarded { bytes } => {
                 tracing::debug!(bytes, "plaintext after AUTH discarded")
             }
-            Event::TransferDone { path, bytes, ok } => {
+            Event::TransferDone {
+                kind,
+                path,
+                bytes,
+                ok,
+            } => {
+                observe::transfer(kind, ok, bytes);
                 tracing::info!(path = %Printable(path.as_str()), bytes, ok, "transfer")
             }
             Event::Closed => tracing::debug!("closed"),

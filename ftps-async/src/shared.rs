@@ -4,6 +4,7 @@
 use crate::budget::Budget;
 use crate::gate::Gate;
 use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
+use crate::observe;
 use crate::runtime::Runtime;
 use crate::warnings::Warnings;
 use ftps_backend::{Authenticator, Check, User, Verdict};
@@ -63,6 +64,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
         let ip = request.peer.ip();
         if !self.login_guard.allows(ip, Instant::now()) {
             self.warnings.locked_out(ip);
+            observe::login("locked_out");
             return (LoginAnswer::Rejected, None);
         }
         let verdict = match R::timeout(self.auth_timeout, self.run_check::<R>(request)).await {
@@ -70,6 +72,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
             Err(_) => {
                 self.warnings
                     .login_unavailable(ip, "the authenticator did not answer in time");
+                observe::login("unavailable");
                 return (LoginAnswer::Unavailable, None);
             }
         };
@@ -79,6 +82,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
         // lockout's bound.
         if !self.login_guard.allows(ip, Instant::now()) {
             self.warnings.locked_out(ip);
+            observe::login("locked_out");
             return (LoginAnswer::Rejected, None);
         }
         let user = match verdict {
@@ -87,11 +91,13 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
             _ => {
                 self.warnings
                     .login_unavailable(ip, "the authenticator is unavailable");
+                observe::login("unavailable");
                 return (LoginAnswer::Unavailable, None);
             }
         };
         let accepted = user.is_some();
         self.login_guard.record(ip, Instant::now(), accepted);
+        observe::login(if accepted { "accepted" } else { "rejected" });
         // One line per login checked: a session has a few failures before it is closed,
         // an address a few more before it is locked out (then a line a second at most),
         // and a session at most 16 logins. Anonymous logins, which anybody can repeat at

@@ -49,6 +49,8 @@ pub(crate) struct FileConfig {
     pub(crate) active: Option<bool>,
     /// `--allow-ccc`.
     pub(crate) allow_ccc: Option<bool>,
+    /// `--metrics`.
+    pub(crate) metrics: Option<SocketAddr>,
     /// Users, as a users file's lines would give them.
     #[serde(default)]
     pub(crate) users: Vec<Spanned<UserEntry>>,
@@ -148,6 +150,7 @@ mod tests {
             session_reuse_check = false
             active = true
             allow_ccc = true
+            metrics = "127.0.0.1:9100"
 
             [[users]]
             name = "alice"

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod metrics;
 mod remote;
 mod serve;
 
@@ -168,7 +169,14 @@ fn main() -> ExitCode {
             };
         }
         Command::Serve(args) => {
-            return match runtime.block_on(serve::run(args)) {
+            let prepared = match serve::prepare(args) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            return match runtime.block_on(serve::run(prepared)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -130,6 +130,10 @@ pub(crate) struct ServeArgs {
     /// data connections keep their protection.
     #[arg(long, env = "FTPS_ALLOW_CCC")]
     allow_ccc: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (and /health), on an address only
+    /// the monitoring reaches.
+    #[arg(long, value_name = "ADDR", env = "FTPS_METRICS")]
+    metrics: Option<SocketAddr>,
 }
 
 /// The settings in force: flags and variables, then the configuration file, then the
@@ -150,6 +154,7 @@ struct Settings {
     session_reuse_check: bool,
     active: bool,
     allow_ccc: bool,
+    metrics: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -244,6 +249,7 @@ impl Settings {
                 && c.session_reuse_check.unwrap_or(true),
             active: args.active || c.active.unwrap_or(false),
             allow_ccc: args.allow_ccc || c.allow_ccc.unwrap_or(false),
+            metrics: args.metrics.or(c.metrics),
         })
     }
 }
@@ -623,7 +629,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// with 900 clients connecting at once and tokio's default backlog of 1024).
 async fn listen(addr: SocketAddr, flag: &str) -> Result<TcpListener, String> {
     let fail = |e: std::io::Error| {
-        format!("cannot listen on {addr}: {e} (choose another with --{flag} ADDR, or --no-{flag})")
+        let or_not = if flag == "metrics" {
+            String::new()
+        } else {
+            format!(", or --no-{flag}")
+        };
+        format!("cannot listen on {addr}: {e} (choose another with --{flag} ADDR{or_not})")
     };
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
@@ -671,12 +682,34 @@ fn sessions_for(open_files: u64) -> usize {
         .clamp(1, DEFAULT_SESSIONS)
 }
 
-pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
+/// A `serve` invocation whose flags, variables and configuration file agree.
+pub(crate) struct Prepared {
+    args: ServeArgs,
+    file: Option<config::Loaded>,
+    settings: Settings,
+}
+
+/// Reads the configuration file and settles the settings: an error here is a usage error
+/// (exit 2, as clap's), before anything is made or served.
+pub(crate) fn prepare(args: ServeArgs) -> Result<Prepared, String> {
     let file = args.config.as_deref().map(config::load).transpose()?;
-    let s = Settings::resolve(&args, file.as_ref())?;
-    if s.explicit.is_none() && s.implicit.is_none() {
+    let settings = Settings::resolve(&args, file.as_ref())?;
+    if settings.explicit.is_none() && settings.implicit.is_none() {
         return Err("--no-explicit and --no-implicit leave nothing to serve".into());
     }
+    Ok(Prepared {
+        args,
+        file,
+        settings,
+    })
+}
+
+pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
+    let Prepared {
+        args,
+        file,
+        settings: s,
+    } = prepared;
     std::fs::create_dir_all(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
     let storage = LocalFs::new(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
     // The server never serves its own key or certificate: they must lie outside the root
@@ -813,6 +846,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         builder = builder.passive_ports(ports);
     }
     let server = builder.build();
+    if let Some(addr) = s.metrics {
+        let handle = crate::metrics::install()?;
+        let listener = listen(addr, "metrics").await?;
+        tokio::spawn(crate::metrics::serve(listener, handle));
+        println!("metrics: http://{addr}/metrics");
+    }
 
     let explicit = match s.explicit {
         Some(addr) => Some((addr, listen(addr, "explicit").await?)),

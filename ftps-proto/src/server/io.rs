@@ -367,6 +367,8 @@ pub enum Event {
     },
     /// A transfer ended.
     TransferDone {
+        /// A download, an upload or a listing.
+        kind: TransferKind,
         /// The file, or the listed directory.
         path: VirtualPath,
         /// Bytes moved.
@@ -376,6 +378,29 @@ pub enum Event {
     },
     /// The session is over.
     Closed,
+}
+
+/// What a transfer moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransferKind {
+    /// A file to the client (RETR).
+    Download,
+    /// A file from the client (STOR, APPE, STOU).
+    Upload,
+    /// A listing to the client (LIST, NLST, MLSD).
+    Listing,
+}
+
+impl TransferKind {
+    /// `download`, `upload` or `listing` (for logs and metrics).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferKind::Download => "download",
+            TransferKind::Upload => "upload",
+            TransferKind::Listing => "listing",
+        }
+    }
 }
 
 /// A site reply answering [`Event::Site`].

@@ -64,7 +64,7 @@ pub use config::{ControlTlsPolicy, DataTlsPolicy, ServerConfig, Timeouts, TlsMod
 pub use format::ListingFormat;
 pub use io::{
     Action, Event, IoEvent, LoginAnswer, LoginRequest, Metadata, RequestToken, StorageReply,
-    StorageRequest,
+    StorageRequest, TransferKind,
 };
 pub use permissions::{Grants, Permission, Permissions};
 

@@ -6,6 +6,7 @@
 use super::data::DataSetup;
 use super::format::ListKind;
 use super::permissions::Permission;
+use super::TransferKind;
 use super::timer::Timer;
 use super::{
     ALPN_FTP, Action, DataEnd, DataId, Event, INVALID_REST_PARAMETER, ListingFormat, Pending,
@@ -19,13 +20,6 @@ use crate::path::VirtualPath;
 use crate::reply::{Reply, ReplyCode};
 use std::net::SocketAddr;
 use std::time::Instant;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum TransferKind {
-    Download,
-    Upload,
-    Listing,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
@@ -475,6 +469,7 @@ impl ServerSession {
     /// Ends transfer `t` with reply `r`: `ok` says whether it succeeded.
     fn end_transfer(&mut self, t: Transfer, ok: bool, r: Reply, now: Instant) {
         self.events.push_back(Event::TransferDone {
+            kind: t.kind,
             path: t.path,
             bytes: t.bytes,
             ok,
@@ -491,6 +486,7 @@ impl ServerSession {
             self.timers.stop(Timer::DataStall);
             self.actions.push_back(Action::AbortData { id: t.id });
             self.events.push_back(Event::TransferDone {
+                kind: t.kind,
                 path: t.path,
                 bytes: t.bytes,
                 ok: false,
@@ -524,6 +520,7 @@ impl ServerSession {
                 self.actions.push_back(Action::AbortData { id: t.id });
                 self.data = DataSetup::None;
                 self.events.push_back(Event::TransferDone {
+                    kind: t.kind,
                     path: t.path,
                     bytes: t.bytes,
                     ok: false,

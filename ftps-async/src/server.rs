@@ -335,7 +335,10 @@ impl<R: Runtime, S: Storage, A> Drop for Driver<R, S, A> {
 impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
     /// A data task's report, to the session.
     fn on_event_io(&mut self, event: IoEvent) {
-        if let IoEvent::DataConnected { tls: Some(info), .. } = &event {
+        if let IoEvent::DataConnected {
+            tls: Some(info), ..
+        } = &event
+        {
             observe::tls("data", info.version);
         }
         // A data task's last report: its socket is gone.

@@ -30,14 +30,26 @@ fn get(port: u16, path: &str) -> (String, String) {
 /// The value of the sample `name{labels}` (exactly as Prometheus text writes it), or 0.
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0.0)
 }
 
 #[test]
 fn counters_move_during_a_transfer() {
-    let found = Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
-    assert!(found || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(), "curl is required");
+    let found = Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
+        "curl is required"
+    );
     if !found {
         return;
     }
@@ -59,7 +71,10 @@ fn counters_move_during_a_transfer() {
     while !lines.next().unwrap().unwrap().contains("Ctrl-C") {
         assert!(Instant::now() < deadline, "server did not start");
     }
-    assert_eq!(get(metrics, "/health"), ("HTTP/1.1 200 OK".into(), "ok\n".into()));
+    assert_eq!(
+        get(metrics, "/health"),
+        ("HTTP/1.1 200 OK".into(), "ok\n".into())
+    );
     assert_eq!(get(metrics, "/nothing").0, "HTTP/1.1 404 Not Found");
 
     let (status, before) = get(metrics, "/metrics");
@@ -86,13 +101,22 @@ fn counters_move_during_a_transfer() {
     let (_, after) = get(metrics, "/metrics");
     eprintln!("{after}");
     let moved = |series: &str| sample(&after, series) - sample(&before, series);
-    assert_eq!(moved(r#"ftps_transfers_total{kind="upload",result="ok"}"#), 1.0);
-    assert_eq!(moved(r#"ftps_transfer_bytes_total{kind="upload"}"#), 100_000.0);
+    assert_eq!(
+        moved(r#"ftps_transfers_total{kind="upload",result="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        moved(r#"ftps_transfer_bytes_total{kind="upload"}"#),
+        100_000.0
+    );
     assert_eq!(moved(r#"ftps_logins_total{result="accepted"}"#), 1.0);
     assert_eq!(moved(r#"ftps_logins_total{result="rejected"}"#), 1.0);
     assert_eq!(moved("ftps_sessions_total"), 2.0);
     assert!(moved(r#"ftps_tls_handshakes_total{channel="control",version="1.3"}"#) >= 2.0);
-    assert_eq!(moved(r#"ftps_tls_handshakes_total{channel="data",version="1.3"}"#), 1.0);
+    assert_eq!(
+        moved(r#"ftps_tls_handshakes_total{channel="data",version="1.3"}"#),
+        1.0
+    );
     assert_eq!(moved(r#"ftps_replies_total{code="226"}"#), 1.0);
     assert_eq!(moved(r#"ftps_replies_total{code="530"}"#), 1.0);
     assert!(after.contains("ftps_storage_seconds"), "{after}");

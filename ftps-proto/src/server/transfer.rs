@@ -3,10 +3,10 @@
 //! life from 150 to 226: connect, move, and for an upload finish (commit or discard), each
 //! step a report from the adapter.
 
+use super::TransferKind;
 use super::data::DataSetup;
 use super::format::ListKind;
 use super::permissions::Permission;
-use super::TransferKind;
 use super::timer::Timer;
 use super::{
     ALPN_FTP, Action, DataEnd, DataId, Event, INVALID_REST_PARAMETER, ListingFormat, Pending,

@@ -6,7 +6,11 @@ use ftps_proto::VirtualPath;
 use ftps_proto::server::{
     ControlTlsPolicy, DataTlsPolicy, Grants, Permissions, ServerConfig, TlsMode,
 };
-use ftps_tokio::{LocalFs, Quota, Server, StaticUsers, User, tls};
+use ftps_proto::server::LoginRequest;
+use ftps_tokio::{
+    Authenticator, Check, LocalFs, Quota, Server, StaticUsers, User, Verdict, tls,
+};
+use std::sync::{Arc, RwLock};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Component, Path, PathBuf};
@@ -383,6 +387,165 @@ fn parse_users(
     Ok(users)
 }
 
+/// Where the users come from, read at the start and again on SIGHUP.
+struct UserSources {
+    users_file: Option<PathBuf>,
+    config: Option<PathBuf>,
+    cli: Vec<String>,
+    anonymous: bool,
+    root: PathBuf,
+}
+
+impl UserSources {
+    /// The users of every source (`file`: the configuration file, read already);
+    /// `generated`, the user made when none is given (kept across reloads). Returns the
+    /// users, their names, and the generated user and password if there is one.
+    #[allow(clippy::type_complexity)]
+    fn load(
+        &self,
+        file: Option<&config::Loaded>,
+        generated: Option<&(String, String)>,
+    ) -> Result<(StaticUsers, Vec<String>, Option<(String, String)>), String> {
+        let root = &self.root;
+        let mut users = StaticUsers::new().with_anonymous(self.anonymous);
+        let mut names = Vec::new();
+        if let Some(file) = &self.users_file {
+            // Its hashes are for the server alone, as its key is.
+            outside_root(root, "users file", "--users-file FILE", file)?;
+            let text = read_users_file(file)?;
+            users = parse_users(&text, &file.display().to_string(), root, users, &mut names)?;
+        }
+        if let Some(text) = std::env::var_os(USERS_ENV) {
+            let text = text
+                .into_string()
+                .map_err(|_| format!("{USERS_ENV}: not UTF-8"))?;
+            users = parse_users(&text, USERS_ENV, root, users, &mut names)?;
+        }
+        if let Some(file) = file {
+            users = config_users(file, root, users, &mut names)?;
+        }
+        for spec in &self.cli {
+            let (name, password) = spec
+                .split_once(':')
+                .ok_or_else(|| "--user: expected NAME:PASSWORD".to_owned())?;
+            if name.is_empty() {
+                return Err("--user: empty name".into());
+            }
+            if names.iter().any(|n| n == name) {
+                return Err(format!("--user: user {name:?} is given twice"));
+            }
+            users = users.with_password(name, password);
+            names.push(name.to_owned());
+        }
+        let mut shown = None;
+        if names.is_empty() {
+            let (name, password) = match generated {
+                Some(g) => g.clone(),
+                None => ("ftps".to_owned(), random_password()?),
+            };
+            users = users.with_password(&name, &password);
+            shown = Some((name, password));
+        }
+        Ok((users, names, shown))
+    }
+}
+
+/// The users of a configuration file's `[[users]]` tables, added to `users`.
+fn config_users(
+    file: &config::Loaded,
+    root: &Path,
+    mut users: StaticUsers,
+    names: &mut Vec<String>,
+) -> Result<StaticUsers, String> {
+    if file.config.users.is_empty() {
+        return Ok(users);
+    }
+    // Its hashes are for the server alone, as its key is.
+    outside_root(root, "configuration file", "--config FILE", &file.path)?;
+    warn_if_readable(&file.path, "--config");
+    for entry in &file.config.users {
+        let u = entry.get_ref();
+        let at = file.at(entry.span().start);
+        // The rules go with the permissions, as a users file's line writes them.
+        let mut permissions = u.permissions.clone();
+        for (dir, p) in &u.rules {
+            if dir.contains([';', '=']) {
+                return Err(format!("{at}: rule {dir:?}: a directory with ; or ="));
+            }
+            let all = permissions.get_or_insert_with(|| "all".to_owned());
+            all.push_str(&format!(";{dir}={p}"));
+        }
+        let given = UserFields {
+            name: &u.name,
+            hash: &u.hash,
+            home: u.home.as_deref(),
+            permissions: permissions.as_deref(),
+            quota: u.quota.as_deref(),
+        };
+        users = add_user(users, names, root, &given)
+            .map_err(|e| format!("{at}: [[users]] {:?}: {e}", u.name))?;
+    }
+    Ok(users)
+}
+
+/// The users in force, replaced whole on SIGHUP: sessions logged in keep their user; the
+/// next login is checked against the new list.
+#[derive(Debug, Clone)]
+struct LiveUsers(Arc<RwLock<StaticUsers>>);
+
+impl Authenticator for LiveUsers {
+    fn authenticate<'a>(&'a self, login: &'a LoginRequest) -> Check<'a> {
+        let users = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        // StaticUsers answers at once or with a hash to compute, both owned: nothing of
+        // the list borrowed here outlives this call.
+        match users.authenticate(login) {
+            Check::Done(v) => Check::Done(v),
+            Check::Compute(f) => Check::Compute(f),
+            Check::Blocking(f) => Check::Blocking(f),
+            _ => Check::Done(Verdict::Unavailable),
+        }
+    }
+}
+
+/// What SIGHUP reloads: the users, and the certificate and key from their files.
+struct Reload {
+    sources: UserSources,
+    generated: Option<(String, String)>,
+    users: LiveUsers,
+    cert: Arc<tls::ReloadableCert>,
+    cert_files: (PathBuf, PathBuf),
+}
+
+impl Reload {
+    /// Reads everything again; on any error nothing changes. Says what it did.
+    fn run(&self) -> Result<String, String> {
+        let file = self.sources.config.as_deref().map(config::load).transpose()?;
+        let (users, names, _) = self.sources.load(file.as_ref(), self.generated.as_ref())?;
+        let (cert, key) = &self.cert_files;
+        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let (chain, key_pem) = (read(cert)?, read(key)?);
+        // Checked whole before anything is replaced.
+        tls::ReloadableCert::from_pem(&chain, &key_pem).map_err(|e| e.to_string())?;
+        self.cert
+            .reload_pem(&chain, &key_pem)
+            .map_err(|e| e.to_string())?;
+        *self
+            .users
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = users;
+        Ok(format!(
+            "{} users, certificate {}",
+            names.len().max(usize::from(self.generated.is_some())),
+            cert.display()
+        ))
+    }
+}
+
 /// One user as a users file's line or a configuration file's `[[users]]` gives it.
 pub(crate) struct UserFields<'a> {
     pub(crate) name: &'a str,
@@ -717,54 +880,6 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
     // made and again on the files themselves.
     let root = storage.root().to_path_buf();
 
-    let mut users = StaticUsers::new().with_anonymous(s.anonymous);
-    let mut names = Vec::new();
-    if let Some(file) = &s.users_file {
-        // Its hashes are for the server alone, as its key is.
-        outside_root(&root, "users file", "--users-file FILE", file)?;
-        let text = read_users_file(file)?;
-        users = parse_users(&text, &file.display().to_string(), &root, users, &mut names)?;
-    }
-    if let Some(text) = std::env::var_os(USERS_ENV) {
-        let text = text
-            .into_string()
-            .map_err(|_| format!("{USERS_ENV}: not UTF-8"))?;
-        users = parse_users(&text, USERS_ENV, &root, users, &mut names)?;
-    }
-    if let Some(file) = &file {
-        // Its hashes are for the server alone, as its key is.
-        if !file.config.users.is_empty() {
-            outside_root(&root, "configuration file", "--config FILE", &file.path)?;
-            warn_if_readable(&file.path, "--config");
-        }
-        for entry in &file.config.users {
-            let u = entry.get_ref();
-            // The rules go with the permissions, as a users file's line writes them.
-            let mut permissions = u.permissions.clone();
-            for (dir, p) in &u.rules {
-                if dir.contains([';', '=']) {
-                    let at = file.at(entry.span().start);
-                    return Err(format!("{at}: rule {dir:?}: a directory with ; or ="));
-                }
-                let all = permissions.get_or_insert_with(|| "all".to_owned());
-                all.push_str(&format!(";{dir}={p}"));
-            }
-            let given = UserFields {
-                name: &u.name,
-                hash: &u.hash,
-                home: u.home.as_deref(),
-                permissions: permissions.as_deref(),
-                quota: u.quota.as_deref(),
-            };
-            users = add_user(users, &mut names, &root, &given).map_err(|e| {
-                format!(
-                    "{}: [[users]] {:?}: {e}",
-                    file.at(entry.span().start),
-                    u.name
-                )
-            })?;
-        }
-    }
     if !args.users.is_empty() {
         eprintln!(
             "warning: --user puts a password on the command line, where other users of this \
@@ -772,25 +887,15 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
              {USERS_ENV} with NAME:HASH lines ({HASH_HINT})"
         );
     }
-    for spec in &args.users {
-        let (name, password) = spec
-            .split_once(':')
-            .ok_or_else(|| "--user: expected NAME:PASSWORD".to_owned())?;
-        if name.is_empty() {
-            return Err("--user: empty name".into());
-        }
-        if names.iter().any(|n| n == name) {
-            return Err(format!("--user: user {name:?} is given twice"));
-        }
-        users = users.with_password(name, password);
-        names.push(name.to_owned());
-    }
-    let mut shown_password = None;
-    if names.is_empty() {
-        let password = random_password()?;
-        users = users.with_password("ftps", &password);
-        shown_password = Some(("ftps".to_owned(), password));
-    }
+    let sources = UserSources {
+        users_file: s.users_file.clone(),
+        config: args.config.clone(),
+        cli: args.users.clone(),
+        anonymous: s.anonymous,
+        root: root.clone(),
+    };
+    let (users, names, shown_password) = sources.load(file.as_ref(), None)?;
+    let live = LiveUsers(Arc::new(RwLock::new(users)));
 
     let (cert, key) = match &s.cert {
         Some((c, k)) => (c.clone(), k.clone()),
@@ -811,7 +916,11 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
     };
     let cert = outside_root(&root, "certificate", "--cert FILE", &cert)?;
     let key = outside_root(&root, "private key", "--key FILE", &key)?;
-    let tls = tls::server_config_from_pem_files(&cert, &key).map_err(|e| e.to_string())?;
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let resolver = Arc::new(
+        tls::ReloadableCert::from_pem(&read(&cert)?, &read(&key)?).map_err(|e| e.to_string())?,
+    );
+    let tls = tls::server_config_with_resolver(resolver.clone()).map_err(|e| e.to_string())?;
 
     let config = ServerConfig::default()
         .with_control_tls(match s.control_tls {
@@ -830,7 +939,9 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
         .with_anonymous(s.anonymous)
         .with_anonymous_upload(s.anonymous_upload)
         .with_advertised_address(s.advertise);
-    let mut builder = Server::builder(storage, users).config(config).tls(tls);
+    let mut builder = Server::builder(storage, live.clone())
+        .config(config)
+        .tls(tls);
     // Sessions are bounded by the open files allowed as well as by the cap: each takes
     // about three descriptors (control, data, a file). Out of descriptors, accept fails
     // before any cap is reached, and no session would make room.
@@ -908,7 +1019,7 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
             "  lftp -u {user},{password} -e 'set ssl:ca-file {ca}; set ftp:ssl-protect-data true; ls; bye' ftps://{h}"
         );
     }
-    println!("\nCtrl-C stops the server.");
+    println!("\nSIGHUP reloads the users and the certificate; Ctrl-C stops the server.");
 
     let serve = |listener: Option<TcpListener>, mode: TlsMode| {
         let server = server.clone();
@@ -919,6 +1030,27 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
             }
         }
     };
+    let reload = Arc::new(Reload {
+        sources,
+        generated: shown_password.clone(),
+        users: live,
+        cert: resolver,
+        cert_files: (cert.clone(), key.clone()),
+    });
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let reload = reload.clone();
+            match tokio::task::spawn_blocking(move || reload.run()).await {
+                Ok(Ok(what)) => eprintln!("ftps: reloaded: {what}"),
+                Ok(Err(e)) => eprintln!("ftps: reload failed, nothing changed: {e}"),
+                Err(e) => eprintln!("ftps: reload failed, nothing changed: {e}"),
+            }
+        }
+    });
     let stopper = server.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

@@ -50,6 +50,75 @@ pub fn server_config_from_pem(
     server_config(certs, key)
 }
 
+/// A server certificate that can be replaced while the server runs (a renewal): new
+/// handshakes present the new one, connections under way keep theirs.
+#[derive(Debug)]
+pub struct ReloadableCert(std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>);
+
+impl ReloadableCert {
+    /// The certificate of PEM data (the chain, end-entity first) and its key; the key must
+    /// match the certificate.
+    pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsConfigError> {
+        Ok(ReloadableCert(std::sync::RwLock::new(Arc::new(
+            certified_key(cert_chain_pem, key_pem)?,
+        ))))
+    }
+
+    /// Replaces the certificate; on an error the one in force stays.
+    pub fn reload_pem(&self, cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<(), TlsConfigError> {
+        let new = Arc::new(certified_key(cert_chain_pem, key_pem)?);
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = new;
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadableCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(
+            self.0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+/// A chain and key from PEM, checked to belong together.
+fn certified_key(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<rustls::sign::CertifiedKey, TlsConfigError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsConfigError(format!("certificate PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsConfigError("no certificate in the PEM data".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| TlsConfigError(format!("private key PEM: {e}")))?;
+    rustls::sign::CertifiedKey::from_der(certs, key, &provider()).map_err(err)
+}
+
+/// A server configuration whose certificate is [`ReloadableCert`]'s (or any resolver's),
+/// otherwise as [`server_config`].
+pub fn server_config_with_resolver(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+) -> Result<rustls::ServerConfig, TlsConfigError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(BOTH)
+        .map_err(err)?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![ALPN_FTP.to_vec()];
+    Ok(config)
+}
+
 /// A server configuration from DER certificates and key.
 pub fn server_config(
     certs: Vec<CertificateDer<'static>>,

@@ -17,6 +17,7 @@ pub use config::{
     BOTH, TlsConfigError, client_config, client_config_from_pem, client_config_with_trust,
     client_config_with_versions, insecure_client_config, insecure_client_config_with_versions,
     provider, roots_from_pem, server_config, server_config_from_pem,
+    server_config_with_resolver, ReloadableCert,
 };
 pub use handshake::{client_handshake_info, handshake_info};
 pub use identity::{ClientIdentity, IdentityError};

@@ -3,17 +3,15 @@
 use crate::config;
 use clap::{Args, ValueEnum};
 use ftps_proto::VirtualPath;
+use ftps_proto::server::LoginRequest;
 use ftps_proto::server::{
     ControlTlsPolicy, DataTlsPolicy, Grants, Permissions, ServerConfig, TlsMode,
 };
-use ftps_proto::server::LoginRequest;
-use ftps_tokio::{
-    Authenticator, Check, LocalFs, Quota, Server, StaticUsers, User, Verdict, tls,
-};
-use std::sync::{Arc, RwLock};
+use ftps_tokio::{Authenticator, Check, LocalFs, Quota, Server, StaticUsers, User, Verdict, tls};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 
 /// The environment variable holding users as `NAME:HASH` lines, like `--users-file`.
@@ -523,7 +521,12 @@ struct Reload {
 impl Reload {
     /// Reads everything again; on any error nothing changes. Says what it did.
     fn run(&self) -> Result<String, String> {
-        let file = self.sources.config.as_deref().map(config::load).transpose()?;
+        let file = self
+            .sources
+            .config
+            .as_deref()
+            .map(config::load)
+            .transpose()?;
         let (users, names, _) = self.sources.load(file.as_ref(), self.generated.as_ref())?;
         let (cert, key) = &self.cert_files;
         let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));

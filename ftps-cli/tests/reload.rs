@@ -34,7 +34,10 @@ fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let pair = rcgen::KeyPair::generate().unwrap();
     let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
     let cert = params.self_signed(&pair).unwrap();
-    let (c, k) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    let (c, k) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
     std::fs::write(&c, cert.pem()).unwrap();
     std::fs::write(&k, pair.serialize_pem()).unwrap();
     (c, k)
@@ -73,7 +76,13 @@ fn logs_in(port: u16, user: &str, password: &str) -> bool {
 /// Whether a TLS handshake on the explicit port succeeds when trusting `ca` only.
 fn trusts(port: u16, ca: &Path) -> bool {
     let out = Command::new("openssl")
-        .args(["s_client", "-starttls", "ftp", "-verify_return_error", "-CAfile"])
+        .args([
+            "s_client",
+            "-starttls",
+            "ftp",
+            "-verify_return_error",
+            "-CAfile",
+        ])
         .arg(ca)
         .args(["-connect", &format!("127.0.0.1:{port}")])
         .stdin(Stdio::null())
@@ -145,7 +154,10 @@ fn sighup_reloads_users_and_certificate_and_keeps_sessions() {
     std::fs::copy(&new_cert, &cert).unwrap();
     std::fs::copy(&new_key, &key).unwrap();
     hangup(&child);
-    assert!(eventually(|| logs_in(port, "bob", "bob-pw")), "bob never got in");
+    assert!(
+        eventually(|| logs_in(port, "bob", "bob-pw")),
+        "bob never got in"
+    );
     assert!(!logs_in(port, "alice", "alice-pw"));
     assert!(trusts(port, &new_cert));
     assert!(!trusts(port, &old_cert));

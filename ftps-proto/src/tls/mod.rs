@@ -14,10 +14,10 @@ mod session_store;
 mod trust;
 
 pub use config::{
-    BOTH, TlsConfigError, client_config, client_config_from_pem, client_config_with_trust,
-    client_config_with_versions, insecure_client_config, insecure_client_config_with_versions,
-    provider, roots_from_pem, server_config, server_config_from_pem,
-    server_config_with_resolver, ReloadableCert,
+    BOTH, ReloadableCert, TlsConfigError, client_config, client_config_from_pem,
+    client_config_with_trust, client_config_with_versions, insecure_client_config,
+    insecure_client_config_with_versions, provider, roots_from_pem, server_config,
+    server_config_from_pem, server_config_with_resolver,
 };
 pub use handshake::{client_handshake_info, handshake_info};
 pub use identity::{ClientIdentity, IdentityError};

@@ -169,6 +169,10 @@ impl Settings {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let from_file = |p: &Option<PathBuf>| p.as_ref().map(|p| base.join(p));
+        // Errors of settings the file may hold name it ("FILE: " before them).
+        let in_file = file
+            .map(|f| format!("{}: ", f.path.display()))
+            .unwrap_or_default();
         let listen = |off: bool,
                       flag: Option<SocketAddr>,
                       key: Option<config::Listen>,
@@ -185,7 +189,7 @@ impl Settings {
                 Some(config::Listen::At(a)) => Ok(Some(a)),
                 Some(config::Listen::Off(false)) => Ok(None),
                 Some(config::Listen::Off(true)) => Err(format!(
-                    "{name} = true: give an address (\"0.0.0.0:21\"), or false"
+                    "{in_file}{name} = true: give an address (\"0.0.0.0:21\"), or false"
                 )),
                 None => Ok(Some(default.parse().map_err(|_| "bad default address")?)),
             }
@@ -196,7 +200,17 @@ impl Settings {
         ) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
-            _ => return Err("--cert and --key go together (a certificate and its key)".into()),
+            _ => {
+                let at = if c.cert.is_some() || c.key.is_some() {
+                    in_file.as_str()
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "{at}--cert and --key (cert and key) go together (a certificate and \
+                     its key)"
+                ));
+            }
         };
         let passive_ports = match (&args.passive_ports, &c.passive_ports) {
             (Some(p), _) => Some(p.clone()),
@@ -206,10 +220,19 @@ impl Settings {
             }
             (None, None) => None,
         };
-        let anonymous = args.anonymous || c.anonymous.unwrap_or(false);
-        let anonymous_upload = args.anonymous_upload || c.anonymous_upload.unwrap_or(false);
+        let anonymous = switch(args.anonymous, "FTPS_ANONYMOUS", c.anonymous);
+        let anonymous_upload = switch(
+            args.anonymous_upload,
+            "FTPS_ANONYMOUS_UPLOAD",
+            c.anonymous_upload,
+        );
         if anonymous_upload && !anonymous {
-            return Err("--anonymous-upload needs --anonymous".into());
+            let at = if c.anonymous_upload.is_some() || c.anonymous.is_some() {
+                in_file.as_str()
+            } else {
+                ""
+            };
+            return Err(format!("{at}--anonymous-upload needs --anonymous"));
         }
         Ok(Settings {
             root: args
@@ -248,12 +271,26 @@ impl Settings {
                 .unwrap_or(ControlTls::Require),
             data_tls: args.data_tls.or(c.data_tls).unwrap_or(DataTls::Require),
             session_reuse_check: !args.no_session_reuse_check
-                && c.session_reuse_check.unwrap_or(true),
-            active: args.active || c.active.unwrap_or(false),
-            allow_ccc: args.allow_ccc || c.allow_ccc.unwrap_or(false),
+                && (given_false("FTPS_NO_SESSION_REUSE_CHECK")
+                    || c.session_reuse_check.unwrap_or(true)),
+            active: switch(args.active, "FTPS_ACTIVE", c.active),
+            allow_ccc: switch(args.allow_ccc, "FTPS_ALLOW_CCC", c.allow_ccc),
             metrics: args.metrics.or(c.metrics),
         })
     }
+}
+
+/// Whether the environment variable `name` says `false`: clap reads that as a switch not
+/// given, but it was given, and a variable given wins over the file (review15c finding 1:
+/// `FTPS_ANONYMOUS=false` left a file's `anonymous = true` in force).
+fn given_false(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "false")
+}
+
+/// A switch: on if its flag or variable says so, off if its variable says `false`, else
+/// as the file's key (off without one).
+fn switch(flag: bool, var: &str, key: Option<bool>) -> bool {
+    flag || (!given_false(var) && key.unwrap_or(false))
 }
 
 fn parse_ports(s: &str) -> Result<RangeInclusive<u16>, String> {
@@ -455,11 +492,13 @@ fn config_users(
     mut users: StaticUsers,
     names: &mut Vec<String>,
 ) -> Result<StaticUsers, String> {
+    // Its hashes are for the server alone, as its key is; and a user who could upload it
+    // would choose the next start's settings (the root, anonymous...): outside the root
+    // even without users (review15c finding 3).
+    outside_root(root, "configuration file", "--config FILE", &file.path)?;
     if file.config.users.is_empty() {
         return Ok(users);
     }
-    // Its hashes are for the server alone, as its key is.
-    outside_root(root, "configuration file", "--config FILE", &file.path)?;
     warn_if_readable(&file.path, "--config");
     for entry in &file.config.users {
         let u = entry.get_ref();
@@ -469,6 +508,13 @@ fn config_users(
         for (dir, p) in &u.rules {
             if dir.contains([';', '=']) {
                 return Err(format!("{at}: rule {dir:?}: a directory with ; or ="));
+            }
+            // A value with ; would add rules of its own (review15c finding 4:
+            // `{ "/in" = "upload;/=all" }` granted all in the whole home).
+            if p.contains([';', '=']) {
+                return Err(format!(
+                    "{at}: rule {dir:?} = {p:?}: permissions with ; or ="
+                ));
             }
             let all = permissions.get_or_insert_with(|| "all".to_owned());
             all.push_str(&format!(";{dir}={p}"));
@@ -876,6 +922,11 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
         file,
         settings: s,
     } = prepared;
+    // SIGHUP is taken from now on: its default action ends the process, and the listeners
+    // take connections before the reloading task would otherwise have registered (review15c
+    // finding 2: a reload sent as the server said "serving" stopped it).
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot take SIGHUP: {e}"))?;
     std::fs::create_dir_all(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
     let storage = LocalFs::new(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
     // The server never serves its own key or certificate: they must lie outside the root
@@ -1040,11 +1091,8 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
         cert: resolver,
         cert_files: (cert.clone(), key.clone()),
     });
+    let mut hangups = hangups;
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            return;
-        };
         while hangups.recv().await.is_some() {
             let reload = reload.clone();
             match tokio::task::spawn_blocking(move || reload.run()).await {

@@ -578,10 +578,10 @@ impl Reload {
         let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
         let (chain, key_pem) = (read(cert)?, read(key)?);
         // Checked whole before anything is replaced.
-        tls::ReloadableCert::from_pem(&chain, &key_pem).map_err(|e| e.to_string())?;
+        tls::ReloadableCert::from_pem(&chain, &key_pem).map_err(|e| cert_error(cert, key, &e))?;
         self.cert
             .reload_pem(&chain, &key_pem)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| cert_error(cert, key, &e))?;
         *self
             .users
             .0
@@ -593,6 +593,16 @@ impl Reload {
             cert.display()
         ))
     }
+}
+
+/// A certificate or key that would not load, with the files named (review15c finding 7:
+/// "keys may not be consistent: KeyMismatch" said neither).
+fn cert_error(cert: &Path, key: &Path, e: &impl std::fmt::Display) -> String {
+    format!(
+        "certificate {} and private key {}: {e}",
+        cert.display(),
+        key.display()
+    )
 }
 
 /// One user as a users file's line or a configuration file's `[[users]]` gives it.
@@ -972,7 +982,8 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
     let key = outside_root(&root, "private key", "--key FILE", &key)?;
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let resolver = Arc::new(
-        tls::ReloadableCert::from_pem(&read(&cert)?, &read(&key)?).map_err(|e| e.to_string())?,
+        tls::ReloadableCert::from_pem(&read(&cert)?, &read(&key)?)
+            .map_err(|e| cert_error(&cert, &key, &e))?,
     );
     let tls = tls::server_config_with_resolver(resolver.clone()).map_err(|e| e.to_string())?;
 

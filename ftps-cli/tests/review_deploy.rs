@@ -291,3 +291,43 @@ fn finding6_idle_connections_do_not_hold_the_metrics_endpoint() {
     assert!(all.starts_with("HTTP/1.1 200"), "{all}");
     assert!(took < Duration::from_secs(2), "/health took {took:?}");
 }
+
+/// Finding 7 (low): a certificate whose key does not match it, or PEM that holds none,
+/// stopped the start (and failed a reload) with "keys may not be consistent:
+/// KeyMismatch" or "no certificate in the PEM data", naming neither file.
+#[test]
+fn finding7_a_bad_certificate_or_key_is_named() {
+    let dir = fresh("certname");
+    let pair = |name: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    };
+    pair("one");
+    pair("two");
+    std::fs::write(dir.join("garbage.crt"), "garbage\n").unwrap();
+    for (cert, key) in [("one.crt", "two.key"), ("garbage.crt", "one.key")] {
+        let out = refused(
+            &dir,
+            &[
+                "--root",
+                "srv",
+                "--no-implicit",
+                "--explicit",
+                "127.0.0.1:1",
+                "--cert",
+                cert,
+                "--key",
+                key,
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains(cert) && err.contains(key), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,17 +3,27 @@
 //! storage latency) as Prometheus text at `http://ADDR/metrics`, and `/health` for a
 //! load balancer.
 //!
-//! The endpoint answers one GET at a time, each within 5 s, and reads at most 1 KiB of a
-//! request: a scrape every few seconds needs no more, and nothing a peer sends can hold
-//! more of the server than that. Put it on an address only the monitoring can reach.
+//! The endpoint answers up to [`AT_ONCE`] connections at once (one past that is closed at
+//! once), gives each 2 s to send its request line and 5 s in all, and reads at most 1 KiB
+//! of a request: a scrape every few seconds needs no more, idle connections cannot hold
+//! `/health` from a load balancer (review15c, finding 6: one at a time, three idle
+//! connections held it 15 s), and nothing a peer sends holds more of the server than that.
+//! Put it on an address only the monitoring can reach.
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long one request may take.
 const REQUEST_TIME: Duration = Duration::from_secs(5);
+
+/// How long a connection may take to send its request line.
+const REQUEST_LINE_TIME: Duration = Duration::from_secs(2);
+
+/// Connections answered at once, at most.
+const AT_ONCE: usize = 32;
 
 /// Installs the Prometheus recorder for the whole process.
 pub(crate) fn install() -> Result<PrometheusHandle, String> {
@@ -24,13 +34,21 @@ pub(crate) fn install() -> Result<PrometheusHandle, String> {
 
 /// Answers requests on `listener` for as long as the server runs.
 pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle) {
+    let places = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
     loop {
         let Ok((mut tcp, _)) = listener.accept().await else {
             // Out of descriptors, say: try again in a moment rather than spin.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let _ = tokio::time::timeout(REQUEST_TIME, answer(&mut tcp, &handle)).await;
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            continue; // Full: this connection is closed at once.
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(REQUEST_TIME, answer(&mut tcp, &handle)).await;
+            drop(place);
+        });
     }
 }
 
@@ -39,12 +57,18 @@ pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle) {
 async fn answer(tcp: &mut TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
     let mut buf = [0u8; 1024];
     let mut n = 0;
-    while n < buf.len() && !buf[..n].contains(&b'\n') {
-        match tcp.read(&mut buf[n..]).await? {
-            0 => break,
-            got => n += got,
+    let line = async {
+        while n < buf.len() && !buf[..n].contains(&b'\n') {
+            match tcp.read(&mut buf[n..]).await? {
+                0 => break,
+                got => n += got,
+            }
         }
-    }
+        Ok::<(), std::io::Error>(())
+    };
+    tokio::time::timeout(REQUEST_LINE_TIME, line)
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)??;
     let line = String::from_utf8_lossy(&buf[..n]);
     let mut words = line.split_whitespace();
     let (status, body) = match (words.next(), words.next()) {

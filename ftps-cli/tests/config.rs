@@ -4,74 +4,17 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+mod support;
+use support::{free_port, hash, have, start};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn have_curl() -> bool {
-    let found = Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
-        "curl is required but not installed"
-    );
-    found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn hash(password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use std::process::Command;
 
 fn fresh(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ftps-config-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// `ftps serve` in `dir` with `args` and `env`, once it says it is ready.
-fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
-        .current_dir(dir)
-        .arg("serve")
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        match lines.next() {
-            Some(Ok(l)) if l.contains("Ctrl-C") => break,
-            Some(_) => {}
-            None => panic!("server exited"),
-        }
-    }
-    child
 }
 
 fn curl(ca: &Path, port: u16, user: &str, path: &str, args: &[&str]) -> (i32, Vec<u8>) {
@@ -93,7 +36,7 @@ fn curl(ca: &Path, port: u16, user: &str, path: &str, args: &[&str]) -> (i32, Ve
 
 #[test]
 fn a_configuration_file_with_users_serves() {
-    if !have_curl() {
+    if !have("curl") {
         return;
     }
     let dir = fresh("serve");

@@ -3,18 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+mod support;
+use support::free_port;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `GET path` on `port`: the status line and the body.
 fn get(port: u16, path: &str) -> (String, String) {

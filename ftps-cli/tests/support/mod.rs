@@ -1,0 +1,72 @@
+//! What the `ftps serve` tests share: a free port, a password hash made by the binary,
+//! a peer client looked for, and a server started and waited for.
+
+#![allow(dead_code)] // Each test binary uses its own part of it.
+#![allow(clippy::unwrap_used)] // Test support: a broken step fails the test loudly.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port free on 127.0.0.1 a moment ago.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A PHC hash of `password`, as `ftps hash-password` prints it.
+pub(crate) fn hash(password: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Whether `program` is installed; with `FTPS_REQUIRE_PEERS` set (as `cargo xtask ci`
+/// sets it) a missing one fails the test instead of skipping it.
+pub(crate) fn have(program: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
+        "{program} is required but not installed"
+    );
+    found
+}
+
+/// `ftps serve` in `dir` with `args` and `env`, once it says it is ready.
+pub(crate) fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(dir)
+        .arg("serve")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "server did not start");
+        match lines.next() {
+            Some(Ok(l)) if l.contains("Ctrl-C") => break,
+            Some(_) => {}
+            None => panic!("server exited"),
+        }
+    }
+    child
+}

@@ -156,6 +156,7 @@ where
     /// Builds the server.
     pub fn build(mut self) -> T {
         self.config.tls_available = self.tls.is_some();
+        self.config.storage = self.storage.capabilities();
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let passive_per_user = self.max_passive_per_user.unwrap_or_else(|| {
             self.passive_ports.as_ref().map_or(1024, |r| {

@@ -423,6 +423,9 @@ impl<S: Storage> Storage for Quoted<S> {
     type Reader = S::Reader;
     type Upload = QuotaUpload<S::Upload>;
 
+    fn capabilities(&self) -> ftps_proto::server::StorageCapabilities {
+        self.inner.capabilities()
+    }
     fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError> {
         self.inner.stat(user, path)
     }

@@ -4,7 +4,9 @@ use crate::listing::{Entries, ListingReader};
 use crate::quota::Usage;
 use crate::user::User;
 use ftps_proto::listing::EntryKind;
-use ftps_proto::server::{Metadata, StorageError, StorageReply, StorageRequest};
+use ftps_proto::server::{
+    Metadata, StorageCapabilities, StorageError, StorageReply, StorageRequest,
+};
 use ftps_proto::{Timestamp, VirtualPath};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +23,14 @@ pub trait Storage: Send + Sync + 'static {
     /// without committing it must discard it (an aborted transfer does that).
     type Upload: std::io::Write + Send + 'static;
 
+    /// What this storage can do beyond whole-file reads and writes; the server refuses
+    /// the rest before calling it, and FEAT offers only what it can. The default: all of
+    /// it (a file system). A storage that answers `false` for something is not called
+    /// for it: `open_write` gets no `offset` > 0 without `restart_upload`, no `append`
+    /// without `append`; `set_modified` is not called without `set_modified`.
+    fn capabilities(&self) -> StorageCapabilities {
+        StorageCapabilities::all()
+    }
     /// Facts about a path.
     fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError>;
     /// A directory's entries, or the one entry of a file (STAT over the control

@@ -19,6 +19,8 @@ use toml::Spanned;
 pub(crate) struct FileConfig {
     /// `--root`.
     pub(crate) root: Option<PathBuf>,
+    /// `--storage`.
+    pub(crate) storage: Option<String>,
     /// `--explicit` / `--no-explicit`.
     pub(crate) explicit: Option<Listen>,
     /// `--implicit` / `--no-implicit`.

@@ -7,7 +7,10 @@ use ftps_proto::server::LoginRequest;
 use ftps_proto::server::{
     ControlTlsPolicy, DataTlsPolicy, Grants, Permissions, ServerConfig, TlsMode,
 };
-use ftps_tokio::{Authenticator, Check, LocalFs, Quota, Server, StaticUsers, User, Verdict, tls};
+use ftps_object::{Address, ObjectStore};
+use ftps_tokio::{
+    Authenticator, Check, LocalFs, Quota, Server, StaticUsers, Storage, User, Verdict, tls,
+};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Component, Path, PathBuf};
@@ -59,6 +62,13 @@ pub(crate) struct ServeArgs {
     /// The directory to serve (created if missing) [default: ./ftp-root].
     #[arg(long, env = "FTPS_ROOT")]
     root: Option<PathBuf>,
+    /// Serve an object store instead of a directory: `s3://BUCKET[/PREFIX]?endpoint=URL&
+    /// region=NAME` (S3 or an S3-compatible service such as Garage or MinIO), each user's
+    /// home a key prefix. The credentials come from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY (never from the address). Uploads appear whole when they end
+    /// (226) or not at all; restarted uploads, APPE and MFMT are refused.
+    #[arg(long, value_name = "URL", env = "FTPS_STORAGE", conflicts_with = "root")]
+    storage: Option<String>,
     /// Where to listen for explicit FTPS (AUTH TLS) [default: 127.0.0.1:2121].
     #[arg(long, env = "FTPS_EXPLICIT")]
     explicit: Option<SocketAddr>,
@@ -142,6 +152,7 @@ pub(crate) struct ServeArgs {
 /// defaults.
 struct Settings {
     root: PathBuf,
+    storage: Option<String>,
     explicit: Option<SocketAddr>,
     implicit: Option<SocketAddr>,
     cert: Option<(PathBuf, PathBuf)>,
@@ -226,6 +237,12 @@ impl Settings {
             "FTPS_ANONYMOUS_UPLOAD",
             c.anonymous_upload,
         );
+        if args.root.is_none() && args.storage.is_none() && c.root.is_some() && c.storage.is_some()
+        {
+            return Err(format!(
+                "{in_file}root and storage: serve a directory or an object store, not both"
+            ));
+        }
         if anonymous_upload && !anonymous {
             let at = if c.anonymous_upload.is_some() || c.anonymous.is_some() {
                 in_file.as_str()
@@ -240,6 +257,11 @@ impl Settings {
                 .clone()
                 .or_else(|| from_file(&c.root))
                 .unwrap_or_else(|| PathBuf::from("./ftp-root")),
+            storage: match (&args.root, &args.storage) {
+                // A directory given as a flag wins over the file's object store.
+                (Some(_), None) => None,
+                _ => args.storage.clone().or_else(|| c.storage.clone()),
+            },
             explicit: listen(
                 args.no_explicit,
                 args.explicit,
@@ -367,9 +389,16 @@ fn resolved(path: &Path) -> Result<PathBuf, String> {
 
 /// Refuses `path` (`what`, given as `flag`) if it lies inside the served `root`
 /// (canonical): anyone who can log in could download it.
-fn outside_root(root: &Path, what: &str, flag: &str, path: &Path) -> Result<PathBuf, String> {
+fn outside_root(
+    root: Option<&Path>,
+    what: &str,
+    flag: &str,
+    path: &Path,
+) -> Result<PathBuf, String> {
     let real = resolved(path)?;
-    if real.starts_with(root) {
+    if let Some(root) = root
+        && real.starts_with(root)
+    {
         return Err(format!(
             "the {what} {} ({}) lies inside the served directory {}: anyone who can log \
              in could download it. Keep it outside the served directory ({flag}), or serve \
@@ -387,7 +416,7 @@ fn outside_root(root: &Path, what: &str, flag: &str, path: &Path) -> Result<Path
 fn parse_users(
     text: &str,
     source: &str,
-    root: &Path,
+    root: Option<&Path>,
     mut users: StaticUsers,
     names: &mut Vec<String>,
 ) -> Result<StaticUsers, String> {
@@ -428,7 +457,8 @@ struct UserSources {
     config: Option<PathBuf>,
     cli: Vec<String>,
     anonymous: bool,
-    root: PathBuf,
+    /// The served directory (`None`: an object store, no directory of this machine).
+    root: Option<PathBuf>,
 }
 
 impl UserSources {
@@ -441,7 +471,7 @@ impl UserSources {
         file: Option<&config::Loaded>,
         generated: Option<&(String, String)>,
     ) -> Result<(StaticUsers, Vec<String>, Option<(String, String)>), String> {
-        let root = &self.root;
+        let root = self.root.as_deref();
         let mut users = StaticUsers::new().with_anonymous(self.anonymous);
         let mut names = Vec::new();
         if let Some(file) = &self.users_file {
@@ -488,7 +518,7 @@ impl UserSources {
 /// The users of a configuration file's `[[users]]` tables, added to `users`.
 fn config_users(
     file: &config::Loaded,
-    root: &Path,
+    root: Option<&Path>,
     mut users: StaticUsers,
     names: &mut Vec<String>,
 ) -> Result<StaticUsers, String> {
@@ -619,7 +649,7 @@ pub(crate) struct UserFields<'a> {
 pub(crate) fn add_user(
     users: StaticUsers,
     names: &mut Vec<String>,
-    root: &Path,
+    root: Option<&Path>,
     given: &UserFields<'_>,
 ) -> Result<StaticUsers, String> {
     let name = given.name;
@@ -635,9 +665,15 @@ pub(crate) fn add_user(
         return Err(format!("user {name:?} is given twice"));
     }
     let mut user = User::new(name);
-    let mut home_dir = root.to_path_buf();
+    // The home on disk, for a served directory (an object store's homes are prefixes,
+    // there as soon as a file is).
+    let mut home_dir = root.map(Path::to_path_buf);
     if let Some(home) = given.home {
         let home = home_path(home)?;
+        let Some(root) = root else {
+            user = user.with_home(home);
+            return finish_user(users, names, user, None, given);
+        };
         let dir: PathBuf = root.join(home.components().collect::<PathBuf>());
         // A home that is a symbolic link leading out of --root passes `is_dir`, and the
         // storage (which opens it beneath the root) then refuses every command.
@@ -653,8 +689,20 @@ pub(crate) fn add_user(
             ));
         }
         user = user.with_home(home);
-        home_dir = dir;
+        home_dir = Some(dir);
     }
+    finish_user(users, names, user, home_dir, given)
+}
+
+/// The rest of [`add_user`]: permissions, quota, the hash.
+fn finish_user(
+    users: StaticUsers,
+    names: &mut Vec<String>,
+    mut user: User,
+    home_dir: Option<PathBuf>,
+    given: &UserFields<'_>,
+) -> Result<StaticUsers, String> {
+    let name = given.name;
     if let Some(rules) = given.permissions {
         if rules.is_empty() {
             return Err(
@@ -664,8 +712,8 @@ pub(crate) fn add_user(
         let grants = parse_grants(rules)?;
         // Rules name paths within the home: one written from --root (or misspelled)
         // silently restricts nothing. It may name a directory made later, so warn.
-        for (dir, _) in grants.dirs() {
-            let on_disk = home_dir.join(dir.components().collect::<PathBuf>());
+        for (dir, _) in grants.dirs().filter(|_| home_dir.is_some()) {
+            let on_disk = home_dir.as_deref().unwrap_or(Path::new("")).join(dir.components().collect::<PathBuf>());
             if !on_disk.is_dir() {
                 eprintln!(
                     "ftps: warning: user {name:?}: the rule for {dir} names no directory in \
@@ -937,12 +985,52 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
     // finding 2: a reload sent as the server said "serving" stopped it).
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| format!("cannot take SIGHUP: {e}"))?;
-    std::fs::create_dir_all(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
-    let storage = LocalFs::new(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
-    // The server never serves its own key or certificate: they must lie outside the root
-    // (compared as canonical paths, symbolic links resolved), checked before anything is
-    // made and again on the files themselves.
-    let root = storage.root().to_path_buf();
+    match s.storage.clone() {
+        None => {
+            std::fs::create_dir_all(&s.root)
+                .map_err(|e| format!("{}: {e}", s.root.display()))?;
+            let storage =
+                LocalFs::new(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
+            // The server never serves its own key or certificate: they must lie outside
+            // the root (compared as canonical paths, symbolic links resolved), checked
+            // before anything is made and again on the files themselves.
+            let root = storage.root().to_path_buf();
+            let serving = root.display().to_string();
+            serve_on(storage, Some(root), serving, args, file, s, hangups).await
+        }
+        Some(url) => {
+            let address = Address::parse(&url)
+                .map_err(|e| format!("--storage {url}: {e}"))?
+                .with_env_credentials();
+            if address.access_key_id.is_none() || address.secret_access_key.is_none() {
+                return Err(format!(
+                    "--storage {url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                ));
+            }
+            let store = ObjectStore::s3(&address).map_err(|e| format!("--storage {url}: {e}"))?;
+            // A bucket that does not answer stops the start, not the first login.
+            let checked = store.clone();
+            tokio::task::spawn_blocking(move || checked.check())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("--storage {url}: {e}"))?;
+            serve_on(store, None, url, args, file, s, hangups).await
+        }
+    }
+}
+
+/// The rest of [`run`], on the storage chosen; `root` is the served directory (`None`
+/// for an object store), `serving` what the start message names.
+async fn serve_on<S: Storage>(
+    storage: S,
+    root: Option<PathBuf>,
+    serving: String,
+    args: ServeArgs,
+    file: Option<config::Loaded>,
+    s: Settings,
+    hangups: tokio::signal::unix::Signal,
+) -> Result<(), String> {
+    let root_dir = root.as_deref();
 
     if !args.users.is_empty() {
         eprintln!(
@@ -965,7 +1053,7 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
         Some((c, k)) => (c.clone(), k.clone()),
         None => {
             outside_root(
-                &root,
+                root_dir,
                 "certificate state directory",
                 "--state-dir DIR",
                 &s.state_dir,
@@ -978,8 +1066,8 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
             self_signed(&s.state_dir, &addrs)?
         }
     };
-    let cert = outside_root(&root, "certificate", "--cert FILE", &cert)?;
-    let key = outside_root(&root, "private key", "--key FILE", &key)?;
+    let cert = outside_root(root_dir, "certificate", "--cert FILE", &cert)?;
+    let key = outside_root(root_dir, "private key", "--key FILE", &key)?;
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let resolver = Arc::new(
         tls::ReloadableCert::from_pem(&read(&cert)?, &read(&key)?)
@@ -1042,7 +1130,7 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
         Some((u, p)) => (u.clone(), p.clone()),
         None => (names[0].clone(), "PASSWORD".to_owned()),
     };
-    println!("ftps: serving {}", root.display());
+    println!("ftps: serving {serving}");
     if let Some((u, p)) = &shown_password {
         println!("user: {u}   password: {p}");
     }

@@ -12,12 +12,14 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod garage;
 pub mod hostile;
 pub mod peers;
 pub mod quota;
 pub mod raw;
 pub mod runtimes;
 pub mod scripted;
+pub mod storage;
 mod suite;
 
 pub use suite::{Case, Fixture, behaviours, run};

@@ -7,6 +7,7 @@
 use ftps_proto::boundary::{DataEnd, DataId};
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{
+    StorageCapabilities,
     Action, ControlTlsPolicy, DataTlsPolicy, Event, Grants, IoEvent, LoginAnswer, Metadata,
     Permission, Permissions, ServerConfig, StorageError, StorageReply, StorageRequest, TlsInfo,
     TlsMode, TlsVersion,
@@ -1235,6 +1236,35 @@ fn feat_lists_what_is_supported() {
     h.send("FEAT");
     let f = ftps_proto::Features::from_reply(h.last()).unwrap();
     assert!(f.supports("EPRT") && f.supports("CCC"));
+}
+
+/// A storage that writes objects whole: FEAT leaves MFMT out, APPE and MFMT get 502,
+/// REST + STOR 554 (RFC 3659 §5.3); restarted downloads, whole uploads, REST STREAM stay.
+#[test]
+fn capabilities_the_storage_lacks_are_refused_and_not_offered() {
+    let mut h = Harness::new(
+        ServerConfig::default().with_storage(StorageCapabilities::whole_objects()),
+        TlsMode::Explicit,
+    );
+    h.login();
+    h.send("FEAT");
+    let f = ftps_proto::Features::from_reply(h.last()).unwrap();
+    assert!(!f.supports("MFMT"), "MFMT offered");
+    assert!(f.rest_stream() && f.supports("MDTM") && f.supports("SIZE"));
+    let before = h.file("/hello.txt").map(<[u8]>::to_vec);
+    assert_eq!(h.send("EPSV\nAPPE hello.txt"), [229, 502]);
+    assert_eq!(h.send("MFMT 20200101000000 hello.txt"), [502]);
+    assert_eq!(h.send("REST 5\nSTOR hello.txt"), [350, 554]);
+    assert_eq!(h.file("/hello.txt").map(<[u8]>::to_vec), before);
+    // The data setup stays for the next transfer, as for any refused one.
+    assert_eq!(h.send("STOR new.bin"), [150, 226]);
+    assert_eq!(h.send("REST 3\nEPSV\nRETR hello.txt"), [350, 229, 150, 226]);
+    // Everything, by default.
+    let mut h = Harness::secure();
+    h.login();
+    h.send("FEAT");
+    let f = ftps_proto::Features::from_reply(h.last()).unwrap();
+    assert!(f.supports("MFMT"));
 }
 
 #[test]

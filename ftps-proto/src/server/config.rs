@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::time::Duration;
+use super::StorageCapabilities;
 
 /// How a listener starts its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,6 +120,9 @@ pub struct ServerConfig {
     pub site_commands: bool,
     /// The timer table.
     pub timeouts: Timeouts,
+    /// What the storage can do; commands it cannot are refused and FEAT does not offer
+    /// them. Server builders set it from the storage they are given.
+    pub storage: StorageCapabilities,
 }
 
 impl Default for ServerConfig {
@@ -141,6 +145,7 @@ impl Default for ServerConfig {
             max_listing_entries: 100_000,
             site_commands: false,
             timeouts: Timeouts::default(),
+            storage: StorageCapabilities::all(),
         }
     }
 }
@@ -172,4 +177,5 @@ with_fields!(ServerConfig {
     with_max_listing_entries: max_listing_entries: usize,
     with_site_commands: site_commands: bool,
     with_timeouts: timeouts: Timeouts,
+    with_storage: storage: StorageCapabilities,
 });

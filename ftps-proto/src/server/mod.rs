@@ -43,6 +43,7 @@
 //! login, SITE) leaves a `Pending` with its token; the answer continues it in the same
 //! module as the request.
 
+mod capabilities;
 pub mod config;
 mod data;
 mod files;
@@ -60,6 +61,7 @@ mod transfer;
 pub use crate::boundary::StorageError;
 /// Shared with the client (see [`crate::boundary`]); re-exported here as before.
 pub use crate::boundary::{ALPN_FTP, TlsInfo, TlsVersion};
+pub use capabilities::StorageCapabilities;
 pub use config::{ControlTlsPolicy, DataTlsPolicy, ServerConfig, Timeouts, TlsMode};
 pub use format::ListingFormat;
 pub use io::{
@@ -645,7 +647,10 @@ impl ServerSession {
             return;
         }
         let rest = self.take_rest(&cmd);
-        if let Some(refusal) = self.permission_refusal(&cmd, rest) {
+        if let Some(refusal) = self
+            .capability_refusal(&cmd, rest)
+            .or_else(|| self.permission_refusal(&cmd, rest))
+        {
             // The data setup stays for the next transfer command, as vsftpd's does: curl
             // has connected to the passive port by now, and a listener closed under it
             // makes it retry with PASV and misread this 550 as PASV's answer ("Bad

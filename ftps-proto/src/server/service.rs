@@ -149,7 +149,9 @@ impl ServerSession {
         add("EPSV", "");
         add("HOST", "");
         add("MDTM", "");
-        add("MFMT", "");
+        if self.config.storage.set_modified {
+            add("MFMT", "");
+        }
         add("MLST", &self.facts.feat());
         add("PASV", "");
         add("REST", "STREAM");

@@ -1,0 +1,217 @@
+//! Garage, a real S3-compatible object store, started on loopback for a test: one node,
+//! SQLite metadata, replication factor 1, a bucket and a key allowed on it.
+//!
+//! The binary is `FTPS_GARAGE` if set, else `garage` on `PATH` or in `~/.cargo/bin`
+//! (`cargo xtask garage` installs it there: `cargo install garage --locked
+//! --no-default-features --features bundled-libs,sqlite`). Missing, the test is skipped,
+//! or fails when peers are required (`FTPS_REQUIRE_PEERS`).
+
+use crate::peers::{free_port, required};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The region Garage is configured with.
+pub const REGION: &str = "garage";
+
+/// A running Garage node, stopped and its files removed when dropped.
+pub struct Garage {
+    child: Child,
+    dir: PathBuf,
+    /// The S3 endpoint (`http://127.0.0.1:PORT`).
+    pub endpoint: String,
+    /// The bucket made for the test.
+    pub bucket: String,
+    /// The key's id (`AWS_ACCESS_KEY_ID`).
+    pub key_id: String,
+    /// The key's secret (`AWS_SECRET_ACCESS_KEY`).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Garage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Garage")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The garage binary, if there is one.
+pub fn binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("FTPS_GARAGE") {
+        return Some(PathBuf::from(path));
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let home = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin"));
+    on_path
+        .into_iter()
+        .chain(home)
+        .map(|d| d.join("garage"))
+        .find(|p| p.is_file())
+}
+
+impl Garage {
+    /// Starts a node with a bucket named `bucket`; `None` (skipped) if there is no
+    /// binary and peers are not required.
+    pub fn start(bucket: &str) -> Option<Garage> {
+        let Some(program) = binary() else {
+            assert!(
+                !required(),
+                "garage required (cargo xtask garage installs it)"
+            );
+            eprintln!("garage missing: skipped");
+            return None;
+        };
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ftps-garage-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("garage dir");
+        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
+        let secret: String = (0..32).map(|i| format!("{:02x}", (i * 37 + 11) % 256)).collect();
+        let config = format!(
+            "metadata_dir = \"{dir}/meta\"\n\
+             data_dir = \"{dir}/data\"\n\
+             db_engine = \"sqlite\"\n\
+             replication_factor = 1\n\
+             rpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+             rpc_public_addr = \"127.0.0.1:{rpc}\"\n\
+             rpc_secret = \"{secret}\"\n\
+             [s3_api]\n\
+             s3_region = \"{REGION}\"\n\
+             api_bind_addr = \"127.0.0.1:{s3}\"\n\
+             root_domain = \".s3.garage.localhost\"\n\
+             [admin]\n\
+             api_bind_addr = \"127.0.0.1:{admin}\"\n",
+            dir = dir.display()
+        );
+        let config_path = dir.join("garage.toml");
+        std::fs::write(&config_path, config).expect("garage config");
+        let log = std::fs::File::create(dir.join("garage.log")).expect("garage log");
+        let child = Command::new(&program)
+            .arg("-c")
+            .arg(&config_path)
+            .arg("server")
+            .env("RUST_LOG", "garage=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("garage starts");
+        let mut garage = Garage {
+            child,
+            dir,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            bucket: bucket.to_owned(),
+            key_id: String::new(),
+            secret: String::new(),
+        };
+        garage.provision(&program, &config_path);
+        Some(garage)
+    }
+
+    /// Lays the node out, makes the bucket and the key.
+    fn provision(&mut self, program: &Path, config: &Path) {
+        let cli = |args: &[&str]| -> Result<String, String> {
+            let out = Command::new(program)
+                .arg("-c")
+                .arg(config)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(format!(
+                    "garage {}: {}{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        // The node answers its RPC port once it is up.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let id = loop {
+            match cli(&["node", "id", "-q"]) {
+                Ok(id) => break id.trim().to_owned(),
+                Err(e) => {
+                    if Instant::now() > deadline || self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                        panic!("garage did not start: {e}\n{}", self.log());
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        };
+        let node = id.split('@').next().unwrap_or(&id).to_owned();
+        let log = self.dir.join("garage.log");
+        let step = |args: &[&str]| {
+            cli(args).unwrap_or_else(|e| {
+                panic!("{e}\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+            })
+        };
+        step(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        step(&["layout", "apply", "--version", "1"]);
+        step(&["bucket", "create", &self.bucket]);
+        let key = step(&["key", "create", "ftps-test"]);
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_owned())
+                })
+                .unwrap_or_else(|| panic!("no {name} in: {key}"))
+        };
+        let (key_id, secret) = (field("Key ID"), field("Secret key"));
+        step(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            &self.bucket,
+            "--key",
+            "ftps-test",
+        ]);
+        self.key_id = key_id;
+        self.secret = secret;
+        // The S3 port is up once the layout is.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let s3 = self.endpoint.trim_start_matches("http://").to_owned();
+        while std::net::TcpStream::connect(&s3).is_err() {
+            assert!(Instant::now() < deadline, "garage's S3 port did not open\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("garage.log")).unwrap_or_default()
+    }
+
+    /// The `s3://` address of the bucket (with `prefix` beneath it) for
+    /// `ftps_object::Address::parse` and `ftps serve --storage`.
+    pub fn address(&self, prefix: &str) -> String {
+        format!(
+            "s3://{}/{}?endpoint={}&region={REGION}",
+            self.bucket,
+            prefix.trim_matches('/'),
+            self.endpoint
+        )
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -2,12 +2,12 @@
 
 use crate::config;
 use clap::{Args, ValueEnum};
+use ftps_object::{Address, ObjectStore};
 use ftps_proto::VirtualPath;
 use ftps_proto::server::LoginRequest;
 use ftps_proto::server::{
     ControlTlsPolicy, DataTlsPolicy, Grants, Permissions, ServerConfig, TlsMode,
 };
-use ftps_object::{Address, ObjectStore};
 use ftps_tokio::{
     Authenticator, Check, LocalFs, Quota, Server, StaticUsers, Storage, User, Verdict, tls,
 };
@@ -67,7 +67,12 @@ pub(crate) struct ServeArgs {
     /// home a key prefix. The credentials come from AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY (never from the address). Uploads appear whole when they end
     /// (226) or not at all; restarted uploads, APPE and MFMT are refused.
-    #[arg(long, value_name = "URL", env = "FTPS_STORAGE", conflicts_with = "root")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FTPS_STORAGE",
+        conflicts_with = "root"
+    )]
     storage: Option<String>,
     /// Where to listen for explicit FTPS (AUTH TLS) [default: 127.0.0.1:2121].
     #[arg(long, env = "FTPS_EXPLICIT")]
@@ -713,7 +718,10 @@ fn finish_user(
         // Rules name paths within the home: one written from --root (or misspelled)
         // silently restricts nothing. It may name a directory made later, so warn.
         for (dir, _) in grants.dirs().filter(|_| home_dir.is_some()) {
-            let on_disk = home_dir.as_deref().unwrap_or(Path::new("")).join(dir.components().collect::<PathBuf>());
+            let on_disk = home_dir
+                .as_deref()
+                .unwrap_or(Path::new(""))
+                .join(dir.components().collect::<PathBuf>());
             if !on_disk.is_dir() {
                 eprintln!(
                     "ftps: warning: user {name:?}: the rule for {dir} names no directory in \
@@ -987,8 +995,7 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
         .map_err(|e| format!("cannot take SIGHUP: {e}"))?;
     match s.storage.clone() {
         None => {
-            std::fs::create_dir_all(&s.root)
-                .map_err(|e| format!("{}: {e}", s.root.display()))?;
+            std::fs::create_dir_all(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
             let storage =
                 LocalFs::new(&s.root).map_err(|e| format!("{}: {e}", s.root.display()))?;
             // The server never serves its own key or certificate: they must lie outside

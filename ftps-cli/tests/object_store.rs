@@ -135,7 +135,10 @@ impl Served {
         match code.as_str() {
             "200" => Some(body),
             "404" => None,
-            other => panic!("S3 GET {key}: HTTP {other}: {}", String::from_utf8_lossy(&body)),
+            other => panic!(
+                "S3 GET {key}: HTTP {other}: {}",
+                String::from_utf8_lossy(&body)
+            ),
         }
     }
 
@@ -161,7 +164,11 @@ impl Served {
         let mut all = vec!["-sS", "--aws-sigv4", &sigv4, "-u", &login];
         all.extend_from_slice(args);
         let out = Command::new("curl").args(&all).output().unwrap();
-        assert!(out.status.success(), "curl (S3): {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "curl (S3): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 }
@@ -183,9 +190,17 @@ fn curl_lftp_and_ftps_store_and_fetch_through_garage() {
     let small = data(11, 300_001);
     let big = data(12, 19 * 1024 * 1024 + 3);
     let f = write(&s.dir, "small.bin", &small);
-    assert!(s.curl("alice", &["-T", &f, &s.url("/small.bin")]).status.success());
+    assert!(
+        s.curl("alice", &["-T", &f, &s.url("/small.bin")])
+            .status
+            .success()
+    );
     let f = write(&s.dir, "big.bin", &big);
-    assert!(s.curl("alice", &["-T", &f, &s.url("/big.bin")]).status.success());
+    assert!(
+        s.curl("alice", &["-T", &f, &s.url("/big.bin")])
+            .status
+            .success()
+    );
     assert_eq!(s.object("alice/small.bin").as_deref(), Some(&small[..]));
     assert_eq!(s.object("alice/big.bin").as_deref(), Some(&big[..]));
     let got = s.curl("alice", &[&s.url("/big.bin")]);
@@ -213,29 +228,60 @@ fn curl_lftp_and_ftps_store_and_fetch_through_garage() {
     // ftps: put and get.
     let ours = data(14, 5_000_000);
     write(&s.dir, "ours.bin", &ours);
-    assert!(s.ftps(&["put", "ours.bin", &s.url("/docs/")]).status.success());
+    assert!(
+        s.ftps(&["put", "ours.bin", &s.url("/docs/")])
+            .status
+            .success()
+    );
     assert_eq!(s.object("alice/docs/ours.bin").as_deref(), Some(&ours[..]));
-    assert!(s.ftps(&["get", &s.url("/docs/ours.bin"), "ours-back.bin"]).status.success());
+    assert!(
+        s.ftps(&["get", &s.url("/docs/ours.bin"), "ours-back.bin"])
+            .status
+            .success()
+    );
     assert!(std::fs::read(s.dir.join("ours-back.bin")).unwrap() == ours);
     let listed = s.ftps(&["ls", &s.url("/docs/")]);
     let listed = String::from_utf8_lossy(&listed.stdout);
-    assert!(listed.contains("ours.bin") && listed.contains("moved.bin"), "{listed}");
+    assert!(
+        listed.contains("ours.bin") && listed.contains("moved.bin"),
+        "{listed}"
+    );
 
     // What an object store cannot do is refused, not half done: APPE gets 502 (curl
     // --append), and the object stays as it was.
-    let out = s.curl("alice", &["--append", "-T", "ours.bin", &s.url("/docs/moved.bin")]);
+    let out = s.curl(
+        "alice",
+        &["--append", "-T", "ours.bin", &s.url("/docs/moved.bin")],
+    );
     assert!(!out.status.success());
     assert_eq!(s.object("alice/docs/moved.bin").as_deref(), Some(&lf[..]));
 
     // The drop-box user uploads a new name, never over one, and lists nothing.
     write(&s.dir, "report.txt", b"report");
-    assert!(s.curl("drop", &["-T", "report.txt", &s.url("/report.txt")]).status.success());
-    assert_eq!(s.object("inbox/report.txt").as_deref(), Some(&b"report"[..]));
+    assert!(
+        s.curl("drop", &["-T", "report.txt", &s.url("/report.txt")])
+            .status
+            .success()
+    );
+    assert_eq!(
+        s.object("inbox/report.txt").as_deref(),
+        Some(&b"report"[..])
+    );
     write(&s.dir, "other.txt", b"other");
     let again = s.curl("drop", &["-T", "other.txt", &s.url("/report.txt")]);
-    assert_eq!(again.status.code(), Some(25), "an overwrite by the drop-box user");
-    assert_eq!(s.object("inbox/report.txt").as_deref(), Some(&b"report"[..]));
-    assert!(!s.curl("drop", &[&s.url("/")]).status.success(), "drop listed");
+    assert_eq!(
+        again.status.code(),
+        Some(25),
+        "an overwrite by the drop-box user"
+    );
+    assert_eq!(
+        s.object("inbox/report.txt").as_deref(),
+        Some(&b"report"[..])
+    );
+    assert!(
+        !s.curl("drop", &[&s.url("/")]).status.success(),
+        "drop listed"
+    );
 }
 
 #[test]
@@ -260,18 +306,29 @@ fn an_upload_cut_off_leaves_no_object() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    assert!(curl.try_wait().unwrap().is_none(), "the upload ended before it was cut");
+    assert!(
+        curl.try_wait().unwrap().is_none(),
+        "the upload ended before it was cut"
+    );
     curl.kill().unwrap();
     let _ = curl.wait();
     // The server sees the connection end and aborts the upload; nothing appears, then
     // or later.
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        assert_eq!(s.keys("alice/"), Vec::<String>::new(), "a cut upload is visible");
+        assert_eq!(
+            s.keys("alice/"),
+            Vec::<String>::new(),
+            "a cut upload is visible"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     // And the session's user can upload the name afresh.
     let small = write(&s.dir, "whole.bin", b"whole");
-    assert!(s.curl("alice", &["-T", &small, &s.url("/cut.bin")]).status.success());
+    assert!(
+        s.curl("alice", &["-T", &small, &s.url("/cut.bin")])
+            .status
+            .success()
+    );
     assert_eq!(s.object("alice/cut.bin").as_deref(), Some(&b"whole"[..]));
 }

@@ -74,7 +74,9 @@ impl Garage {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("garage dir");
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
-        let secret: String = (0..32).map(|i| format!("{:02x}", (i * 37 + 11) % 256)).collect();
+        let secret: String = (0..32)
+            .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+            .collect();
         let config = format!(
             "metadata_dir = \"{dir}/meta\"\n\
              data_dir = \"{dir}/data\"\n\
@@ -143,7 +145,8 @@ impl Garage {
             match cli(&["node", "id", "-q"]) {
                 Ok(id) => break id.trim().to_owned(),
                 Err(e) => {
-                    if Instant::now() > deadline || self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                    if Instant::now() > deadline || self.child.try_wait().is_ok_and(|s| s.is_some())
+                    {
                         panic!("garage did not start: {e}\n{}", self.log());
                     }
                     std::thread::sleep(Duration::from_millis(200));
@@ -186,7 +189,11 @@ impl Garage {
         let deadline = Instant::now() + Duration::from_secs(30);
         let s3 = self.endpoint.trim_start_matches("http://").to_owned();
         while std::net::TcpStream::connect(&s3).is_err() {
-            assert!(Instant::now() < deadline, "garage's S3 port did not open\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "garage's S3 port did not open\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -18,7 +18,7 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), Failure> {
     if ok { Ok(()) } else { Err(what()) }
 }
 
-fn fail<T>(what: &str) -> impl FnOnce(StorageError) -> Failure + '_ {
+fn fail(what: &str) -> impl FnOnce(StorageError) -> Failure + '_ {
     move |e| format!("{what}: {e:?}")
 }
 
@@ -36,12 +36,7 @@ pub fn data(seed: u32, len: usize) -> Vec<u8> {
 }
 
 /// Uploads `body` to `p` and commits it (`keep`); the path the storage chose.
-pub fn put<S: Storage>(
-    s: &S,
-    user: &User,
-    p: &str,
-    body: &[u8],
-) -> Result<VirtualPath, Failure> {
+pub fn put<S: Storage>(s: &S, user: &User, p: &str, body: &[u8]) -> Result<VirtualPath, Failure> {
     let (mut upload, at) = s
         .open_write(user, &path(p), 0, false, false)
         .map_err(|e| format!("open_write {p}: {e:?}"))?;
@@ -60,7 +55,12 @@ fn write_all<W: Write>(w: &mut W, body: &[u8]) -> Result<(), Failure> {
 }
 
 /// The bytes of `p` from `offset`, and the size the storage gave.
-pub fn get<S: Storage>(s: &S, user: &User, p: &str, offset: u64) -> Result<(Vec<u8>, u64), Failure> {
+pub fn get<S: Storage>(
+    s: &S,
+    user: &User,
+    p: &str,
+    offset: u64,
+) -> Result<(Vec<u8>, u64), Failure> {
     let (mut reader, size) = s
         .open_read(user, &path(p), offset)
         .map_err(|e| format!("open_read {p}@{offset}: {e:?}"))?;
@@ -71,10 +71,14 @@ pub fn get<S: Storage>(s: &S, user: &User, p: &str, offset: u64) -> Result<(Vec<
     Ok((out, size))
 }
 
-fn names<S: Storage>(s: &S, user: &User, p: &str) -> Result<Vec<(String, EntryKind, u64)>, Failure> {
+fn names<S: Storage>(
+    s: &S,
+    user: &User,
+    p: &str,
+) -> Result<Vec<(String, EntryKind, u64)>, Failure> {
     let mut v: Vec<_> = s
         .list_entries(user, &path(p))
-        .map_err(fail::<()>("list"))?
+        .map_err(fail("list"))?
         .map(|m| (m.name, m.kind, m.size))
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -84,17 +88,26 @@ fn names<S: Storage>(s: &S, user: &User, p: &str) -> Result<Vec<(String, EntryKi
 /// Runs every operation against `storage` as `user` (whose home must exist and be
 /// empty) and `other` (another user, another empty home). `entries` is how many files
 /// the long listing holds (more than a page of the service: S3 pages by 1000).
-pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -> Result<(), Failure> {
+pub fn run<S: Storage>(
+    storage: &S,
+    user: &User,
+    other: &User,
+    entries: usize,
+) -> Result<(), Failure> {
     let s = storage;
     let can = s.capabilities();
 
     // The home's top is a directory, and empty.
-    let top = s.stat(user, &VirtualPath::root()).map_err(fail::<()>("stat /"))?;
-    check(top.kind == EntryKind::Directory, || format!("stat / {top:?}"))?;
-    check(names(s, user, "/")?.is_empty(), || "the home is not empty".into())?;
+    let top = s.stat(user, &VirtualPath::root()).map_err(fail("stat /"))?;
+    check(top.kind == EntryKind::Directory, || {
+        format!("stat / {top:?}")
+    })?;
+    check(names(s, user, "/")?.is_empty(), || {
+        "the home is not empty".into()
+    })?;
 
     // Directories.
-    s.make_dir(user, &path("a")).map_err(fail::<()>("mkdir a"))?;
+    s.make_dir(user, &path("a")).map_err(fail("mkdir a"))?;
     check(
         s.make_dir(user, &path("a")) == Err(StorageError::AlreadyExists),
         || "mkdir a twice".into(),
@@ -119,11 +132,15 @@ pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -
     put(s, user, "a/big.bin", &big)?;
     put(s, user, "a/empty.bin", b"")?;
     let (bytes, size) = get(s, user, "a/small.bin", 0)?;
-    check(bytes == small && size == small.len() as u64, || "small read back".into())?;
+    check(bytes == small && size == small.len() as u64, || {
+        "small read back".into()
+    })?;
     let (bytes, _) = get(s, user, "a/big.bin", 0)?;
     check(bytes == big, || "big read back".into())?;
     let (bytes, _) = get(s, user, "a/big.bin", 12_345_678)?;
-    check(bytes == big[12_345_678..], || "big read from an offset".into())?;
+    check(bytes == big[12_345_678..], || {
+        "big read from an offset".into()
+    })?;
     let (bytes, size) = get(s, user, "a/empty.bin", 0)?;
     check(bytes.is_empty() && size == 0, || "empty read back".into())?;
     let (bytes, _) = get(s, user, "a/small.bin", small.len() as u64)?;
@@ -141,9 +158,10 @@ pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -
     check(s.open_read(user, &path("a"), 0).is_err(), || {
         "a directory read as a file".into()
     })?;
-    check(s.open_read(user, &path("nope.bin"), 0).err() == Some(StorageError::NotFound), || {
-        "a missing file read".into()
-    })?;
+    check(
+        s.open_read(user, &path("nope.bin"), 0).err() == Some(StorageError::NotFound),
+        || "a missing file read".into(),
+    )?;
     check(
         s.stat(user, &path("a/small.bin")).map(|m| (m.kind, m.size))
             == Ok((EntryKind::File, small.len() as u64)),
@@ -153,22 +171,26 @@ pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -
     // Replacing a file.
     let again = data(3, 1000);
     put(s, user, "a/small.bin", &again)?;
-    check(get(s, user, "a/small.bin", 0)?.0 == again, || "replaced".into())?;
+    check(get(s, user, "a/small.bin", 0)?.0 == again, || {
+        "replaced".into()
+    })?;
 
     // Nothing partial: an upload not kept, or dropped, leaves nothing.
     let (mut upload, _) = s
         .open_write(user, &path("a/partial.bin"), 0, false, false)
-        .map_err(fail::<()>("open partial"))?;
+        .map_err(fail("open partial"))?;
     write_all(&mut upload, &data(4, 9 * 1024 * 1024))?;
-    s.commit(upload, false).map_err(fail::<()>("discard"))?;
+    s.commit(upload, false).map_err(fail("discard"))?;
     let (mut dropped, _) = s
         .open_write(user, &path("a/dropped.bin"), 0, false, false)
-        .map_err(fail::<()>("open dropped"))?;
+        .map_err(fail("open dropped"))?;
     write_all(&mut dropped, &data(5, 100_000))?;
     drop(dropped);
     let listed = names(s, user, "a")?;
     check(
-        !listed.iter().any(|(n, ..)| n == "partial.bin" || n == "dropped.bin"),
+        !listed
+            .iter()
+            .any(|(n, ..)| n == "partial.bin" || n == "dropped.bin"),
         || format!("an upload not committed is visible: {listed:?}"),
     )?;
     check(
@@ -178,9 +200,10 @@ pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -
     // An upload to a replaced file that fails leaves the old bytes.
     let (mut failed, _) = s
         .open_write(user, &path("a/small.bin"), 0, false, false)
-        .map_err(fail::<()>("open over small"))?;
+        .map_err(fail("open over small"))?;
     write_all(&mut failed, b"half")?;
-    s.commit(failed, false).map_err(fail::<()>("discard over small"))?;
+    s.commit(failed, false)
+        .map_err(fail("discard over small"))?;
     check(get(s, user, "a/small.bin", 0)?.0 == again, || {
         "a discarded upload changed the file it was to replace".into()
     })?;
@@ -194,10 +217,10 @@ pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -
     let first = data(6, 5000);
     let (mut u1, _) = s
         .open_write_new(user, &path("a/new.bin"))
-        .map_err(fail::<()>("open_write_new"))?;
+        .map_err(fail("open_write_new"))?;
     let u2 = s.open_write_new(user, &path("a/new.bin"));
     write_all(&mut u1, &first)?;
-    s.commit(u1, true).map_err(fail::<()>("commit new"))?;
+    s.commit(u1, true).map_err(fail("commit new"))?;
     if let Ok((mut u2, _)) = u2 {
         write_all(&mut u2, b"second")?;
         check(
@@ -205,72 +228,94 @@ pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -
             || "a second new upload replaced the first".into(),
         )?;
     }
-    check(get(s, user, "a/new.bin", 0)?.0 == first, || "the first new upload".into())?;
+    check(get(s, user, "a/new.bin", 0)?.0 == first, || {
+        "the first new upload".into()
+    })?;
 
     // Unique names (STOU).
     let (mut u1, p1) = s
         .open_write(user, &path("a"), 0, false, true)
-        .map_err(fail::<()>("unique 1"))?;
+        .map_err(fail("unique 1"))?;
     let (mut u2, p2) = s
         .open_write(user, &path("a"), 0, false, true)
-        .map_err(fail::<()>("unique 2"))?;
+        .map_err(fail("unique 2"))?;
     write_all(&mut u1, b"one")?;
     write_all(&mut u2, b"two")?;
-    s.commit(u1, true).map_err(fail::<()>("commit unique 1"))?;
-    s.commit(u2, true).map_err(fail::<()>("commit unique 2"))?;
-    check(p1 != p2 && p1.parent() == path("a"), || format!("unique names {p1} {p2}"))?;
-    check(get(s, user, p1.as_str(), 0)?.0 == b"one", || "unique 1 bytes".into())?;
-    check(get(s, user, p2.as_str(), 0)?.0 == b"two", || "unique 2 bytes".into())?;
-    s.remove_file(user, &p1).map_err(fail::<()>("rm unique 1"))?;
-    s.remove_file(user, &p2).map_err(fail::<()>("rm unique 2"))?;
+    s.commit(u1, true).map_err(fail("commit unique 1"))?;
+    s.commit(u2, true).map_err(fail("commit unique 2"))?;
+    check(p1 != p2 && p1.parent() == path("a"), || {
+        format!("unique names {p1} {p2}")
+    })?;
+    check(get(s, user, p1.as_str(), 0)?.0 == b"one", || {
+        "unique 1 bytes".into()
+    })?;
+    check(get(s, user, p2.as_str(), 0)?.0 == b"two", || {
+        "unique 2 bytes".into()
+    })?;
+    s.remove_file(user, &p1).map_err(fail("rm unique 1"))?;
+    s.remove_file(user, &p2).map_err(fail("rm unique 2"))?;
 
     // What only some storages can do.
     if can.restart_upload {
         let (mut u, _) = s
             .open_write(user, &path("a/new.bin"), 5000, false, false)
-            .map_err(fail::<()>("restart"))?;
+            .map_err(fail("restart"))?;
         write_all(&mut u, b"tail")?;
-        s.commit(u, true).map_err(fail::<()>("commit restart"))?;
-        check(get(s, user, "a/new.bin", 4998)?.0 == [&first[4998..], b"tail"].concat(), || {
-            "restarted upload".into()
-        })?;
+        s.commit(u, true).map_err(fail("commit restart"))?;
+        check(
+            get(s, user, "a/new.bin", 4998)?.0 == [&first[4998..], b"tail"].concat(),
+            || "restarted upload".into(),
+        )?;
     }
     if can.append {
-        let before = s.stat(user, &path("a/empty.bin")).map_err(fail::<()>("stat"))?.size;
+        let before = s
+            .stat(user, &path("a/empty.bin"))
+            .map_err(fail("stat"))?
+            .size;
         let (mut u, _) = s
             .open_write(user, &path("a/empty.bin"), 0, true, false)
-            .map_err(fail::<()>("append"))?;
+            .map_err(fail("append"))?;
         write_all(&mut u, b"more")?;
-        s.commit(u, true).map_err(fail::<()>("commit append"))?;
-        check(get(s, user, "a/empty.bin", before)?.0 == b"more", || "append".into())?;
+        s.commit(u, true).map_err(fail("commit append"))?;
+        check(get(s, user, "a/empty.bin", before)?.0 == b"more", || {
+            "append".into()
+        })?;
     }
     if can.set_modified {
         let t = ftps_proto::Timestamp::from_unix(1_600_000_000).ok_or("a timestamp")?;
         s.set_modified(user, &path("a/new.bin"), t)
-            .map_err(fail::<()>("set_modified"))?;
+            .map_err(fail("set_modified"))?;
         check(
-            s.stat(user, &path("a/new.bin")).ok().and_then(|m| m.modified) == Some(t),
+            s.stat(user, &path("a/new.bin"))
+                .ok()
+                .and_then(|m| m.modified)
+                == Some(t),
             || "set_modified".into(),
         )?;
     }
 
     // Listings: names, kinds and sizes; a file listed alone; a long one, whole.
-    s.make_dir(user, &path("a/sub")).map_err(fail::<()>("mkdir a/sub"))?;
+    s.make_dir(user, &path("a/sub"))
+        .map_err(fail("mkdir a/sub"))?;
     let listed = names(s, user, "a")?;
     let want_small = ("small.bin".to_owned(), EntryKind::File, again.len() as u64);
     let want_sub = ("sub".to_owned(), EntryKind::Directory);
-    check(listed.contains(&want_small), || format!("listing a: {listed:?}"))?;
+    check(listed.contains(&want_small), || {
+        format!("listing a: {listed:?}")
+    })?;
     check(
         listed.iter().any(|(n, k, _)| (n.clone(), *k) == want_sub),
         || format!("listing a: {listed:?}"),
     )?;
-    check(names(s, user, "a/small.bin")? == vec![want_small.clone()], || {
-        "a file listed alone".into()
-    })?;
+    check(
+        names(s, user, "a/small.bin")? == vec![want_small.clone()],
+        || "a file listed alone".into(),
+    )?;
     check(s.list_entries(user, &path("nothere")).is_err(), || {
         "a missing directory listed".into()
     })?;
-    s.make_dir(user, &path("long")).map_err(fail::<()>("mkdir long"))?;
+    s.make_dir(user, &path("long"))
+        .map_err(fail("mkdir long"))?;
     for i in 0..entries {
         put(s, user, &format!("long/f{i:05}"), &[(i % 251) as u8])?;
     }
@@ -284,12 +329,14 @@ pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -
         }),
         || "long listing entries".into(),
     )?;
-    check(s.list(user, &path("long")).map(|v| v.len()).ok() == Some(entries.min(ftps_backend::STAT_ENTRIES)), || {
-        "list (bounded)".into()
-    })?;
+    check(
+        s.list(user, &path("long")).map(|v| v.len()).ok()
+            == Some(entries.min(ftps_backend::STAT_ENTRIES)),
+        || "list (bounded)".into(),
+    )?;
 
     // Usage: every file of the home, in bytes and files.
-    let usage = s.usage(user).map_err(fail::<()>("usage"))?;
+    let usage = s.usage(user).map_err(fail("usage"))?;
     let files = 4 + entries as u64; // small, big, empty, new
     let mut bytes = (again.len() + big.len() + first.len() + entries) as u64;
     if can.append {
@@ -303,7 +350,9 @@ pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -
     })?;
 
     // Homes: the other user sees none of it, and its files are its own.
-    check(names(s, other, "/")?.is_empty(), || "another home shows files".into())?;
+    check(names(s, other, "/")?.is_empty(), || {
+        "another home shows files".into()
+    })?;
     put(s, other, "mine.txt", b"other")?;
     check(
         s.stat(user, &path("mine.txt")) == Err(StorageError::NotFound),
@@ -312,15 +361,19 @@ pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -
 
     // Renames: a file, to a new name and over another file.
     s.rename(user, &path("a/small.bin"), &path("a/sub/moved.bin"))
-        .map_err(fail::<()>("rename"))?;
+        .map_err(fail("rename"))?;
     check(
         s.stat(user, &path("a/small.bin")) == Err(StorageError::NotFound),
         || "renamed file still there".into(),
     )?;
-    check(get(s, user, "a/sub/moved.bin", 0)?.0 == again, || "renamed bytes".into())?;
+    check(get(s, user, "a/sub/moved.bin", 0)?.0 == again, || {
+        "renamed bytes".into()
+    })?;
     s.rename(user, &path("a/sub/moved.bin"), &path("a/new.bin"))
-        .map_err(fail::<()>("rename over"))?;
-    check(get(s, user, "a/new.bin", 0)?.0 == again, || "renamed over a file".into())?;
+        .map_err(fail("rename over"))?;
+    check(get(s, user, "a/new.bin", 0)?.0 == again, || {
+        "renamed over a file".into()
+    })?;
     check(
         s.rename(user, &path("a/gone.bin"), &path("a/x.bin")) == Err(StorageError::NotFound),
         || "rename of a missing file".into(),
@@ -331,22 +384,30 @@ pub fn run<S: Storage>(storage: &S, user: &User, other: &User, entries: usize) -
         s.remove_dir(user, &path("a")) == Err(StorageError::DirectoryNotEmpty),
         || "rmdir of a non-empty directory".into(),
     )?;
-    check(s.remove_file(user, &path("a")).is_err(), || "rm of a directory".into())?;
-    check(s.remove_dir(user, &path("a/new.bin")).is_err(), || "rmdir of a file".into())?;
+    check(s.remove_file(user, &path("a")).is_err(), || {
+        "rm of a directory".into()
+    })?;
+    check(s.remove_dir(user, &path("a/new.bin")).is_err(), || {
+        "rmdir of a file".into()
+    })?;
     check(
         s.remove_file(user, &path("a/none.bin")) == Err(StorageError::NotFound),
         || "rm of a missing file".into(),
     )?;
     for f in ["a/new.bin", "a/big.bin", "a/empty.bin"] {
-        s.remove_file(user, &path(f)).map_err(|e| format!("rm {f}: {e:?}"))?;
+        s.remove_file(user, &path(f))
+            .map_err(|e| format!("rm {f}: {e:?}"))?;
     }
-    s.remove_dir(user, &path("a/sub")).map_err(fail::<()>("rmdir a/sub"))?;
-    s.remove_dir(user, &path("a")).map_err(fail::<()>("rmdir a"))?;
+    s.remove_dir(user, &path("a/sub"))
+        .map_err(fail("rmdir a/sub"))?;
+    s.remove_dir(user, &path("a")).map_err(fail("rmdir a"))?;
     check(
         s.stat(user, &path("a")) == Err(StorageError::NotFound),
         || "a removed directory is there".into(),
     )?;
     let left = names(s, user, "/")?;
-    check(left.len() == 1 && left[0].0 == "long", || format!("left: {left:?}"))?;
+    check(left.len() == 1 && left[0].0 == "long", || {
+        format!("left: {left:?}")
+    })?;
     Ok(())
 }

@@ -39,7 +39,10 @@ mod tests {
     fn keys_join_home_and_path() {
         let mut user = User::new("u");
         user.home = VirtualPath::root().resolve("homes/u");
-        assert_eq!(key(&user, &VirtualPath::root().resolve("a/b.txt")), "homes/u/a/b.txt");
+        assert_eq!(
+            key(&user, &VirtualPath::root().resolve("a/b.txt")),
+            "homes/u/a/b.txt"
+        );
         assert_eq!(key(&user, &VirtualPath::root()), "homes/u");
         let top = User::new("t");
         assert_eq!(key(&top, &VirtualPath::root()), "");

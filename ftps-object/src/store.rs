@@ -201,7 +201,11 @@ impl ObjectStore {
             .map_err(storage_error)
     }
 
-    fn upload(&self, key: String, reservation: Option<Reservation>) -> Result<ObjectUpload, StorageError> {
+    fn upload(
+        &self,
+        key: String,
+        reservation: Option<Reservation>,
+    ) -> Result<ObjectUpload, StorageError> {
         Ok(ObjectUpload {
             writer: Some(self.writer(&key)?),
             batch: Vec::new(),
@@ -465,7 +469,9 @@ impl Storage for ObjectStore {
             upload.abort();
             return Err(StorageError::AlreadyExists);
         }
-        upload.finish().map_err(|e| StorageError::Other(e.to_string()))
+        upload
+            .finish()
+            .map_err(|e| StorageError::Other(e.to_string()))
     }
 
     /// One recursive listing of the home's keys (a page of a thousand keys a request
@@ -477,7 +483,9 @@ impl Storage for ObjectStore {
             let mut lister = self.inner.op.lister_with(&prefix).recursive(true).await?;
             while let Some(entry) = lister.next().await.transpose()? {
                 if entry.metadata().is_file() && !entry.path().ends_with('/') {
-                    usage.bytes = usage.bytes.saturating_add(entry.metadata().content_length());
+                    usage.bytes = usage
+                        .bytes
+                        .saturating_add(entry.metadata().content_length());
                     usage.files += 1;
                 }
             }
@@ -523,9 +531,9 @@ fn file_metadata(name: &str, m: &opendal::Metadata) -> Metadata {
         name: name.to_owned(),
         kind: EntryKind::File,
         size: m.content_length(),
-        modified: m.last_modified().and_then(|t| {
-            Timestamp::from_unix(t.into_inner().as_second())
-        }),
+        modified: m
+            .last_modified()
+            .and_then(|t| Timestamp::from_unix(t.into_inner().as_second())),
         mode: None,
         writable: true,
         unique: m.etag().map(|e| e.trim_matches('"').to_owned()),

@@ -7,10 +7,9 @@
 use ftps_proto::boundary::{DataEnd, DataId};
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{
-    StorageCapabilities,
     Action, ControlTlsPolicy, DataTlsPolicy, Event, Grants, IoEvent, LoginAnswer, Metadata,
-    Permission, Permissions, ServerConfig, StorageError, StorageReply, StorageRequest, TlsInfo,
-    TlsMode, TlsVersion,
+    Permission, Permissions, ServerConfig, StorageCapabilities, StorageError, StorageReply,
+    StorageRequest, TlsInfo, TlsMode, TlsVersion,
 };
 use ftps_proto::{MlsxEntry, Reply, ReplyDecoder, ServerSession, Timestamp, VirtualPath};
 use std::collections::BTreeMap;

@@ -25,10 +25,12 @@ pub(crate) fn run() -> Result<(), String> {
     peers::ensure(peers::SERVERS)?;
     let python = peers::python_servers()?;
     let peers_root = peers::extracted_servers()?;
+    let garage = crate::garage::ensure()?;
     status(
         cargo()
             .args(["test", "--workspace", "--all-features", "--all-targets"])
             .env("FTPS_REQUIRE_PEERS", "1")
+            .env("FTPS_GARAGE", garage)
             .env("FTPS_PYTHON", python)
             .env("FTPS_PEERS_ROOT", peers_root),
     )?;

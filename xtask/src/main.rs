@@ -3,6 +3,7 @@
 mod bench;
 mod ci;
 mod fuzz;
+mod garage;
 mod io_check;
 mod load;
 mod peers;
@@ -20,6 +21,8 @@ tasks:
                           run one fuzz target (or all) for S seconds each (default 60)
   fuzz-smoke              every fuzz target for a bounded number of runs (part of ci)
   io-check                the ftps-proto no-IO proof alone (part of ci)
+  garage                  the S3 object store the object-store back-end is tested on,
+                          built with cargo install if missing (part of ci)
   interop                 our server against curl, lftp and Python's ftplib (part of ci's tests)
   bench [--quick] [-- OPTIONS]
                           ftps-bench: our servers and clients against vsftpd, Pure-FTPd,
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Some("fuzz-smoke") => fuzz::smoke(),
         Some("io-check") => io_check::run(),
         Some("interop") => peers::interop(),
+        Some("garage") => garage::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("load") => load::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {

@@ -1,8 +1,8 @@
 //! Server configuration: TLS policies (as IIS FTP names them), limits and timeouts.
 
+use super::StorageCapabilities;
 use std::net::IpAddr;
 use std::time::Duration;
-use super::StorageCapabilities;
 
 /// How a listener starts its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -52,5 +52,9 @@ fn object_store_refuses_wrong_credentials_at_the_check() {
     address.access_key_id = Some(garage.key_id.clone());
     address.secret_access_key = Some("0".repeat(64));
     let storage = ObjectStore::s3(&address).expect("store");
-    assert!(storage.check().is_err(), "a wrong secret was taken");
+    let e = storage.check().expect_err("a wrong secret was taken");
+    assert!(
+        e.contains("PermissionDenied") || e.contains("403") || e.contains("signature"),
+        "not refused for the credentials: {e}"
+    );
 }

@@ -87,6 +87,7 @@ impl ObjectStore {
     /// A store over `op` (any OpenDAL service), with a runtime of its own (two threads)
     /// to run it on.
     pub fn new(op: Operator) -> std::io::Result<ObjectStore> {
+        install_transport();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("ftps-object")
@@ -107,6 +108,8 @@ impl ObjectStore {
     /// progress in a transfer). Nothing is asked of the service yet: see
     /// [`check`](Self::check).
     pub fn s3(address: &Address) -> Result<ObjectStore, String> {
+        // Before the operator is made: it takes the transport then.
+        install_transport();
         let mut builder = opendal::services::S3::default()
             .bucket(&address.bucket)
             .root(&format!("/{}", address.prefix))
@@ -161,8 +164,16 @@ impl ObjectStore {
         self.inner.handle.block_on(future)
     }
 
+    /// What `path` names in `user`'s home; the home's top is always a directory (there
+    /// as soon as a key beneath it is, and for its user before that).
+    fn find_at(&self, user: &User, path: &VirtualPath) -> Result<Found, StorageError> {
+        if path.is_root() {
+            return Ok(Found::Dir);
+        }
+        self.find(&key(user, path))
+    }
+
     /// What `key` names: a file, a directory (a marker or keys beneath it), nothing.
-    /// The home's top is always a directory.
     fn find(&self, key: &str) -> Result<Found, StorageError> {
         if key.is_empty() {
             return Ok(Found::Dir);
@@ -189,7 +200,7 @@ impl ObjectStore {
 
     /// `Ok` if the directory `path` is in (the parent of a new entry).
     fn parent_is_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
-        match self.find(&key(user, &path.parent()))? {
+        match self.find_at(user, &path.parent())? {
             Found::Dir => Ok(()),
             Found::File(_) => Err(StorageError::NotADirectory),
             Found::Nothing => Err(StorageError::NotFound),
@@ -242,7 +253,7 @@ impl Storage for ObjectStore {
 
     fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError> {
         let name = path.file_name().unwrap_or("/");
-        match self.find(&key(user, path))? {
+        match self.find_at(user, path)? {
             Found::File(m) => Ok(file_metadata(name, &m)),
             Found::Dir => Ok(dir_metadata(name)),
             Found::Nothing => Err(StorageError::NotFound),
@@ -258,7 +269,7 @@ impl Storage for ObjectStore {
 
     fn list_entries(&self, user: &User, path: &VirtualPath) -> Result<Entries, StorageError> {
         let key = key(user, path);
-        match self.find(&key)? {
+        match self.find_at(user, path)? {
             Found::File(m) => {
                 let name = path.file_name().unwrap_or("/");
                 return Ok(Box::new(std::iter::once(file_metadata(name, &m))));
@@ -279,7 +290,7 @@ impl Storage for ObjectStore {
 
     fn make_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
         let key = key(user, path);
-        if key.is_empty() {
+        if path.is_root() {
             return Err(StorageError::AlreadyExists);
         }
         self.parent_is_dir(user, path)?;
@@ -417,7 +428,7 @@ impl Storage for ObjectStore {
         }
         if unique {
             // `path` is the directory; a fresh name in it, held against other uploads.
-            match self.find(&key(user, path))? {
+            match self.find_at(user, path)? {
                 Found::Dir => {}
                 Found::File(_) => return Err(StorageError::NotADirectory),
                 Found::Nothing => return Err(StorageError::NotFound),
@@ -563,6 +574,32 @@ fn unique_name() -> String {
         nanos & 0xffff_ffff_ffff,
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// OpenDAL's HTTP services need a process-wide transport: reqwest's, here on a client
+/// with the rustls configuration of our own clients (the platform's roots; the crypto
+/// provider our crates use), so nothing else has to install a default provider. The
+/// first transport installed stays (an application's own, if it installed one first).
+fn install_transport() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Without platform roots, `http://` endpoints still work; `https://` ones fail
+        // their handshakes with a clear error.
+        let roots = ftps_backend::files::platform_roots()
+            .unwrap_or_else(|_| rustls::RootCertStore::empty());
+        let Ok(mut tls) = ftps_proto::tls::client_config(roots) else {
+            return;
+        };
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if let Ok(client) = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .build()
+        {
+            opendal::HttpTransporter::install_default(
+                opendal_http_transport_reqwest::ReqwestTransport::new(client),
+            );
+        }
+    });
 }
 
 /// A service error as the storage error the server replies with.

@@ -2,7 +2,7 @@
 //! the peer sends on (the server's uploads, the client's downloads), and the storage
 //! errors of a file read or written.
 
-use ftps_backend::ListingCut;
+use ftps_backend::{ListingCut, ListingFailed};
 use ftps_proto::boundary::DataEnd;
 use ftps_proto::server::StorageError;
 use std::io;
@@ -23,13 +23,14 @@ pub(crate) fn read_end(e: &io::Error, tls: bool) -> DataEnd {
 /// The storage error for a failed read of what a download sends (a file, or a listing
 /// cut at the session's bound: [`ListingCut`]).
 pub(crate) fn read_error(e: &io::Error) -> StorageError {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<ListingCut>())
-    {
-        Some(cut) => StorageError::ListingTooLong { max: cut.max },
-        None => StorageError::Other(format!("reading the file: {e}")),
+    let inner = e.get_ref();
+    if let Some(cut) = inner.and_then(|i| i.downcast_ref::<ListingCut>()) {
+        return StorageError::ListingTooLong { max: cut.max };
     }
+    if let Some(ListingFailed(failure)) = inner.and_then(|i| i.downcast_ref::<ListingFailed>()) {
+        return failure.clone();
+    }
+    StorageError::Other(format!("reading the file: {e}"))
 }
 
 /// The storage error for a failed write of an upload.

@@ -37,7 +37,7 @@ pub use auth::{
     Authenticator, BadHash, BlockingAuthenticator, BoxFuture, Check, StaticUsers, Unblocked,
     Verdict, hash_password,
 };
-pub use listing::{Entries, ListingCut, ListingReader};
+pub use listing::{Entries, ListingCut, ListingFailed, ListingReader};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use quota::{Quota, QuotaUpload, Quoted, Usage};
 pub use storage::{Opened, OpenedFile, STAT_ENTRIES, Storage, execute, now_utc};

@@ -4,11 +4,13 @@
 //! it, so a listing costs a few buffers however large the directory.
 
 use ftps_proto::Timestamp;
-use ftps_proto::server::{ListingFormat, Metadata};
+use ftps_proto::server::{ListingFormat, Metadata, StorageError};
 use std::io::{self, Read};
 
-/// Entries as a storage reads them.
-pub type Entries = Box<dyn Iterator<Item = Metadata> + Send>;
+/// Entries as a storage reads them. A failure part-way is an item too: the listing then
+/// ends with it (451), never silently short (a mirroring client would take what was cut
+/// for deleted).
+pub type Entries = Box<dyn Iterator<Item = Result<Metadata, StorageError>> + Send>;
 
 /// The lines of a listing, made as they are read.
 pub struct ListingReader {
@@ -21,6 +23,8 @@ pub struct ListingReader {
     at: usize,
     /// More entries came than the cap allows: the next read fails.
     cut: bool,
+    /// The storage failed part-way: the next read fails with it.
+    failed: Option<StorageError>,
 }
 
 /// The error a [`ListingReader`] reads once its directory has more entries than the
@@ -39,6 +43,19 @@ impl std::fmt::Display for ListingCut {
 }
 
 impl std::error::Error for ListingCut {}
+
+/// The error a [`ListingReader`] reads once the storage failed part-way through the
+/// directory (the server driver turns it back into the storage error it carries).
+#[derive(Debug)]
+pub struct ListingFailed(pub StorageError);
+
+impl std::fmt::Display for ListingFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "listing failed: {:?}", self.0)
+    }
+}
+
+impl std::error::Error for ListingFailed {}
 
 impl std::fmt::Debug for ListingReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,6 +76,7 @@ impl ListingReader {
             line: Vec::new(),
             at: 0,
             cut: false,
+            failed: None,
         }
     }
 
@@ -66,8 +84,13 @@ impl ListingReader {
     /// if an entry remained).
     fn next_line(&mut self) -> bool {
         loop {
-            let Some(entry) = self.entries.next() else {
-                return false;
+            let entry = match self.entries.next() {
+                None => return false,
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) => {
+                    self.failed = Some(e);
+                    return false;
+                }
             };
             if self.left == 0 {
                 self.cut = true;
@@ -85,6 +108,9 @@ impl ListingReader {
 
 impl Read for ListingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(e) = self.failed.take() {
+            return Err(io::Error::other(ListingFailed(e)));
+        }
         if self.cut {
             let max = self.format.max_entries();
             return Err(io::Error::other(ListingCut { max }));
@@ -99,7 +125,7 @@ impl Read for ListingReader {
             self.at += n;
             filled += n;
         }
-        if filled == 0 && self.cut {
+        if filled == 0 && (self.cut || self.failed.is_some()) {
             return self.read(buf);
         }
         Ok(filled)

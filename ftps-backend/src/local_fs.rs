@@ -386,16 +386,23 @@ struct Streamed {
 }
 
 impl Iterator for Streamed {
-    type Item = Metadata;
+    type Item = Result<Metadata, StorageError>;
 
-    fn next(&mut self) -> Option<Metadata> {
+    fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let entry = self.read.next()?.ok()?;
+            let entry = match self.read.next()? {
+                Ok(entry) => entry,
+                Err(e) => return Some(Err(io_err(e))),
+            };
+            // A name that is not UTF-8 cannot be shown in a listing of this server.
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if let Ok(m) = self.dir.symlink_metadata(&name) {
-                return Some(metadata(&name, &m));
+            match self.dir.symlink_metadata(&name) {
+                Ok(m) => return Some(Ok(metadata(&name, &m))),
+                // Removed since the directory was read: not an entry any more.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Some(Err(io_err(e))),
             }
         }
     }
@@ -481,18 +488,21 @@ impl Storage for LocalFs {
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
                 let m = home.metadata(&rel).map_err(io_err)?;
                 let one = metadata(path.file_name().unwrap_or("/"), &m);
-                return Ok(Box::new(std::iter::once(one)));
+                return Ok(Box::new(std::iter::once(Ok(one))));
             }
             Err(e) => return Err(io_err(e)),
         };
         let read = dir.entries().map_err(io_err)?;
         let mut streamed = Streamed { dir, read };
-        let mut first: Vec<Metadata> = streamed.by_ref().take(SORTED_UP_TO).collect();
+        let mut first: Vec<Metadata> = streamed
+            .by_ref()
+            .take(SORTED_UP_TO)
+            .collect::<Result<_, _>>()?;
         if first.len() < SORTED_UP_TO {
             first.sort_by(|a, b| a.name.cmp(&b.name));
-            return Ok(Box::new(first.into_iter()));
+            return Ok(Box::new(first.into_iter().map(Ok)));
         }
-        Ok(Box::new(first.into_iter().chain(streamed)))
+        Ok(Box::new(first.into_iter().map(Ok).chain(streamed)))
     }
 
     fn make_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {

@@ -41,7 +41,7 @@ pub trait Storage: Send + Sync + 'static {
     /// so that listing a directory costs bounded memory whatever its size (`LocalFs`
     /// does).
     fn list_entries(&self, user: &User, path: &VirtualPath) -> Result<Entries, StorageError> {
-        Ok(Box::new(self.list(user, path)?.into_iter()))
+        Ok(Box::new(self.list(user, path)?.into_iter().map(Ok)))
     }
     /// Makes a directory.
     fn make_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError>;
@@ -105,6 +105,7 @@ pub trait Storage: Send + Sync + 'static {
         let mut dirs = vec![VirtualPath::root()];
         while let Some(dir) = dirs.pop() {
             for m in self.list_entries(user, &dir)? {
+                let m = m?;
                 match m.kind {
                     EntryKind::File => {
                         usage.bytes = usage.bytes.saturating_add(m.size);
@@ -151,12 +152,12 @@ pub fn execute<S: Storage>(
         StorageRequest::Stat(p) => (storage.stat(user, &p).map(StorageReply::Metadata), None),
         // STAT over the control connection: a reply held whole, so a bounded one.
         StorageRequest::List(p) => (
-            storage
-                .list_entries(user, &p)
-                .map(|entries| StorageReply::Entries {
-                    entries: entries.take(STAT_ENTRIES).collect(),
+            storage.list_entries(user, &p).and_then(|entries| {
+                Ok(StorageReply::Entries {
+                    entries: entries.take(STAT_ENTRIES).collect::<Result<_, _>>()?,
                     now: now_utc(),
-                }),
+                })
+            }),
             None,
         ),
         StorageRequest::MakeDir(p) => done(storage.make_dir(user, &p)),

@@ -106,6 +106,8 @@ pub struct ServerSetup {
     pub login_lockout: Option<(u32, std::time::Duration, std::time::Duration)>,
     /// A byte limit on each upload, to simulate a full disk (none if `None`).
     pub upload_quota: Option<u64>,
+    /// Listings fail after this many entries (a storage failing part-way).
+    pub listing_fails_after: Option<usize>,
     /// Sessions waiting to log in, at most (the builder's default if `None`).
     pub max_sessions_before_login: Option<usize>,
     /// Passive listeners per user, at most (the builder's default if `None`).

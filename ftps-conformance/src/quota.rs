@@ -1,5 +1,6 @@
 //! A storage with a byte quota on uploads, to inject a full disk (ENOSPC) through the
-//! storage trait: every other call goes to [`LocalFs`].
+//! storage trait, and listings that fail part-way, to inject a storage failure in the
+//! middle of a directory: every other call goes to [`LocalFs`].
 
 use ftps_backend::{LocalFs, LocalUpload, Storage, User};
 use ftps_proto::server::{Metadata, StorageError};
@@ -11,12 +12,23 @@ use std::io::{self, Write};
 pub struct QuotaFs {
     inner: LocalFs,
     limit: Option<u64>,
+    listing_fails_after: Option<usize>,
 }
 
 impl QuotaFs {
     /// `root`, with uploads limited to `limit` bytes (none if `None`).
     pub fn new(inner: LocalFs, limit: Option<u64>) -> QuotaFs {
-        QuotaFs { inner, limit }
+        QuotaFs {
+            inner,
+            limit,
+            listing_fails_after: None,
+        }
+    }
+
+    /// The same storage, its listings failing (`StorageError::Other`) after `n` entries.
+    pub fn with_listing_failure(mut self, n: Option<usize>) -> QuotaFs {
+        self.listing_fails_after = n;
+        self
     }
 }
 
@@ -58,7 +70,20 @@ impl Storage for QuotaFs {
         user: &User,
         path: &VirtualPath,
     ) -> Result<ftps_backend::Entries, StorageError> {
-        self.inner.list_entries(user, path)
+        let entries = self.inner.list_entries(user, path)?;
+        Ok(match self.listing_fails_after {
+            None => entries,
+            // The entry after the n-th, if there is one, is a failure instead.
+            Some(n) => Box::new(entries.enumerate().take(n + 1).map(move |(i, e)| {
+                if i < n {
+                    e
+                } else {
+                    Err(StorageError::Other(
+                        "the storage failed part-way (injected)".into(),
+                    ))
+                }
+            })),
+        })
     }
     fn make_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
         self.inner.make_dir(user, path)

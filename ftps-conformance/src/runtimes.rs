@@ -20,7 +20,7 @@ fn users(setup: &ServerSetup) -> SuiteAuth {
 
 fn storage(setup: &ServerSetup) -> QuotaFs {
     let local = LocalFs::new(&setup.root).expect("the root exists");
-    QuotaFs::new(local, setup.upload_quota)
+    QuotaFs::new(local, setup.upload_quota).with_listing_failure(setup.listing_fails_after)
 }
 
 /// Applies `setup`'s configuration, TLS and limits to any runtime's server builder.

@@ -79,8 +79,9 @@ fn names<S: Storage>(
     let mut v: Vec<_> = s
         .list_entries(user, &path(p))
         .map_err(fail("list"))?
-        .map(|m| (m.name, m.kind, m.size))
-        .collect();
+        .map(|m| m.map(|m| (m.name, m.kind, m.size)))
+        .collect::<Result<_, _>>()
+        .map_err(fail("list, part-way"))?;
     v.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(v)
 }

@@ -128,6 +128,7 @@ impl Fixture {
             max_sessions: (1000, 50),
             login_lockout: None,
             upload_quota: None,
+            listing_fails_after: None,
             max_sessions_before_login: None,
             max_passive_per_user: None,
             passive_ports: None,

@@ -261,10 +261,9 @@ impl Storage for ObjectStore {
     }
 
     fn list(&self, user: &User, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
-        Ok(self
-            .list_entries(user, path)?
+        self.list_entries(user, path)?
             .take(ftps_backend::STAT_ENTRIES)
-            .collect())
+            .collect()
     }
 
     fn list_entries(&self, user: &User, path: &VirtualPath) -> Result<Entries, StorageError> {
@@ -272,7 +271,7 @@ impl Storage for ObjectStore {
         match self.find_at(user, path)? {
             Found::File(m) => {
                 let name = path.file_name().unwrap_or("/");
-                return Ok(Box::new(std::iter::once(file_metadata(name, &m))));
+                return Ok(Box::new(std::iter::once(Ok(file_metadata(name, &m)))));
             }
             Found::Nothing => return Err(StorageError::NotFound),
             Found::Dir => {}
@@ -282,7 +281,7 @@ impl Storage for ObjectStore {
             .block(self.inner.op.lister(&prefix))
             .map_err(storage_error)?;
         Ok(Box::new(Listing {
-            lister,
+            lister: Some(lister),
             handle: self.inner.handle.clone(),
             prefix,
         }))
@@ -508,19 +507,28 @@ impl Storage for ObjectStore {
 
 /// A directory's entries as the service lists them, page by page.
 struct Listing {
-    lister: opendal::Lister,
+    /// `None` once it failed: the failure was the last item.
+    lister: Option<opendal::Lister>,
     handle: Handle,
     /// The directory's own prefix (its marker is not one of its entries).
     prefix: String,
 }
 
 impl Iterator for Listing {
-    type Item = Metadata;
+    type Item = Result<Metadata, StorageError>;
 
-    fn next(&mut self) -> Option<Metadata> {
+    fn next(&mut self) -> Option<Self::Item> {
         loop {
-            // A failure part-way ends the listing where it is.
-            let entry = self.handle.block_on(self.lister.next())?.ok()?;
+            let lister = self.lister.as_mut()?;
+            let entry = match self.handle.block_on(lister.next())? {
+                Ok(entry) => entry,
+                // A page that fails ends the listing with the failure (451), never
+                // silently short.
+                Err(e) => {
+                    self.lister = None;
+                    return Some(Err(storage_error(e)));
+                }
+            };
             if entry.path() == self.prefix || entry.path() == "/" {
                 continue;
             }
@@ -528,11 +536,11 @@ impl Iterator for Listing {
             if name.is_empty() {
                 continue;
             }
-            return Some(if entry.metadata().is_dir() {
+            return Some(Ok(if entry.metadata().is_dir() {
                 dir_metadata(name)
             } else {
                 file_metadata(name, entry.metadata())
-            });
+            }));
         }
     }
 }

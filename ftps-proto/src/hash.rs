@@ -169,12 +169,18 @@ impl HashReply {
 
     /// Parses a 213 reply to HASH; `None` if it is another reply or malformed (an unknown
     /// algorithm, a range that is not `n-m`, a digest that is not hex of the algorithm's
-    /// length).
+    /// length). In a multi-line reply the last line of that form counts: ProFTPD's
+    /// mod_digest says `213-Computing CRC32 digest` first.
     pub fn parse(reply: &Reply) -> Option<HashReply> {
         if reply.code() != ReplyCode::FILE_STATUS {
             return None;
         }
-        let line = reply.first_line().trim_start();
+        reply.lines().iter().rev().find_map(|l| Self::parse_line(l))
+    }
+
+    /// One line: `<algorithm> <start>-<end> <hex> <pathname>`.
+    fn parse_line(line: &str) -> Option<HashReply> {
+        let line = line.trim_start();
         let mut parts = line.splitn(4, ' ');
         let algorithm = HashAlgorithm::from_name(parts.next()?)?;
         let (start, end) = parts.next()?.split_once('-')?;
@@ -250,5 +256,12 @@ mod tests {
         assert_eq!(HashReply::parse(&bad), None);
         let other = Reply::new(ReplyCode::FILE_UNAVAILABLE, "No such file.");
         assert_eq!(HashReply::parse(&other), None);
+        // ProFTPD's mod_digest: a line of its own first.
+        let proftpd = Reply::multiline(
+            ReplyCode::FILE_STATUS,
+            ["Computing CRC32 digest", "CRC32 0-700000 e40bd125 data.bin"],
+        );
+        let h = HashReply::parse(&proftpd).unwrap();
+        assert_eq!((h.end, h.hex.as_str()), (700_000, "e40bd125"));
     }
 }

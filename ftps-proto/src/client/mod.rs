@@ -260,6 +260,7 @@ enum Running {
     Simple(Operation),
     Rename { to: Pathname, stage_rnto: bool },
     Hash(Box<hash::HashRun>),
+    HashReset(Box<hash::Resetting>),
     Transfer(Box<Transfer>),
     Quit,
 }
@@ -1204,6 +1205,7 @@ impl ClientSession {
                 ));
             }
             Running::Hash(run) => self.hash_reply(op, run, reply, now),
+            Running::HashReset(r) => self.hash_reset_reply(op, r, &reply, now),
             Running::Rename { .. } => {
                 let result = if code.class() == ReplyClass::PositiveCompletion {
                     Ok(Output::Reply(reply))

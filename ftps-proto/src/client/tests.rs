@@ -533,9 +533,21 @@ fn hash_selects_ranges_and_parses_the_reply() {
     let mut s = ready_with_features(&["HASH SHA-1;SHA-256*;MD5", "RANG"]);
     s.submit(hash_op(HashAlgorithm::Md5, Some((2, 9))));
     s.reply("200 MD5");
+    s.reply("200 Type set to I");
     s.reply("350 Restarting at 2. Ending byte 9.");
     s.reply("213 MD5 2-9 0123456789ABCDEF0123456789abcdef f.bin");
-    assert_eq!(s.sent(), ["OPTS HASH MD5", "RANG 2 9", "HASH f.bin"]);
+    assert!(last_done(&s).is_none(), "the range is reset first");
+    s.reply("350 Restarting at 0. Ending byte EOF.");
+    assert_eq!(
+        s.sent(),
+        [
+            "OPTS HASH MD5",
+            "TYPE I",
+            "RANG 2 9",
+            "HASH f.bin",
+            "RANG 1 0"
+        ]
+    );
     match last_done(&s) {
         Some(Ok(Output::Hash(h))) => {
             assert_eq!(
@@ -551,6 +563,47 @@ fn hash_selects_ranges_and_parses_the_reply() {
         }
         other => panic!("{other:?}"),
     }
+
+    // In TYPE I already: no TYPE before RANG.
+    s.actions.clear();
+    s.events.clear();
+    s.submit(hash_op(HashAlgorithm::Md5, Some((0, 0))));
+    s.reply("200 MD5");
+    s.reply("350 Restarting at 0. Ending byte 0.");
+    s.reply("213 MD5 0-0 0123456789abcdef0123456789abcdef f.bin");
+    s.reply("350 reset");
+    assert_eq!(
+        s.sent(),
+        ["OPTS HASH MD5", "RANG 0 0", "HASH f.bin", "RANG 1 0"]
+    );
+    assert!(matches!(last_done(&s), Some(Ok(Output::Hash(_)))));
+
+    // A server whose HASH ignored RANG (ProFTPD's mod_digest answers for the whole file):
+    // not the digest asked for; the range is reset all the same.
+    s.actions.clear();
+    s.events.clear();
+    s.submit(hash_op(HashAlgorithm::Md5, Some((100, 199))));
+    s.reply("200 MD5");
+    s.reply("350 Transferring byte range of 100 bytes starting from 100");
+    s.reply("213 MD5 0-700000 0123456789abcdef0123456789abcdef f.bin");
+    s.reply("350 reset");
+    assert_eq!(
+        s.sent(),
+        ["OPTS HASH MD5", "RANG 100 199", "HASH f.bin", "RANG 1 0"]
+    );
+    assert!(matches!(
+        last_done(&s),
+        Some(Err(ClientError::Unexpected(_)))
+    ));
+    // An exclusive end is taken for the same range.
+    s.actions.clear();
+    s.events.clear();
+    s.submit(hash_op(HashAlgorithm::Md5, Some((100, 199))));
+    s.reply("200 MD5");
+    s.reply("350 ok");
+    s.reply("213 MD5 100-200 0123456789abcdef0123456789abcdef f.bin");
+    s.reply("350 reset");
+    assert!(matches!(last_done(&s), Some(Ok(Output::Hash(_)))));
 
     // Another algorithm than asked, or a malformed digest: unexpected; a refusal: refused.
     for (answer, unexpected) in [

@@ -1,7 +1,7 @@
 //! File commands: PWD, CWD, CDUP, SIZE, MDTM, MLST, MFMT, DELE, RMD, MKD, RNFR, RNTO,
-//! STAT with a path, and HASH and RANG (worded in `hash`). Each command that asks the storage has its request and its
-//! continuation (what the answer becomes) side by side; [`FileOp`] carries what the
-//! continuation needs from the request.
+//! STAT with a path, and HASH and RANG (worded in `hash`). Each command that asks the
+//! storage has its request and its continuation (what the answer becomes) side by side;
+//! [`FileOp`] carries what the continuation needs from the request.
 
 use super::permissions::Permission;
 use super::{
@@ -73,7 +73,7 @@ impl ServerSession {
         }
     }
 
-    pub(super) fn file_request(&mut self, op: FileOp, request: StorageRequest) {
+    fn file_request(&mut self, op: FileOp, request: StorageRequest) {
         self.request(Pending::File(op), request);
     }
 

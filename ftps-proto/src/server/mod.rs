@@ -39,10 +39,9 @@
 //! lockout), `security` (AUTH, PBSZ, PROT, CCC, REIN, the TLS and login gate), `data`
 //! (PASV, EPSV, PORT, EPRT), `transfer` (TYPE, MODE, STRU, REST, the transfer commands,
 //! ABOR, a transfer from 150 to 226), `files` (the file commands), `hash` (HASH, OPTS
-//! HASH, RANG) and `service` (QUIT,
-//! FEAT, HELP, OPTS, STAT, SITE, ...). A command that asks the application (storage,
-//! login, SITE) leaves a `Pending` with its token; the answer continues it in the same
-//! module as the request.
+//! HASH, RANG) and `service` (QUIT, FEAT, HELP, OPTS, STAT, SITE, ...). A command that
+//! asks the application (storage, login, SITE) leaves a `Pending` with its token; the
+//! answer continues it in the same module as the request.
 
 pub mod config;
 mod data;

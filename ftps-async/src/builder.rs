@@ -185,6 +185,7 @@ where
             )),
             auth_timeout: self.auth_timeout,
             stat_gate: Gate::new(cores),
+            hash_gate: Gate::new(cores),
         });
         T::from(Server::new(shared))
     }

@@ -15,6 +15,7 @@ use crate::stream;
 use crate::tls::TlsStream;
 use ftps_proto::boundary::{DataEnd, DataId, TlsVersion};
 use ftps_proto::client::{self, Action, DataEnding, Event, IoEvent, ListFormat, Operation, Output};
+use ftps_proto::hash::{HashAlgorithm, HashReply};
 use ftps_proto::tls::SessionStore;
 use ftps_proto::{ClientSession, ListEntry, MlsxEntry, Pathname, Reply, Timestamp};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -796,6 +797,26 @@ impl<R: Runtime> Client<R> {
             .run(Operation::Size(Pathname::new(path)?), &mut Sink::None)
             .await?
             .into_size()?)
+    }
+
+    /// HASH (draft-bryan-ftpext-hash-02): `OPTS HASH`, `RANG` for a range (`start..=end`),
+    /// then `HASH`; the server's 213 reply, parsed. A server whose FEAT does not offer
+    /// HASH, the algorithm, or RANG for a range fails with
+    /// [`ClientError::Unsupported`](ftps_proto::client::ClientError::Unsupported),
+    /// having sent nothing (see [`ftps_proto::hash::offered`] and
+    /// [`ftps_proto::hash::preferred`] to choose an algorithm the server offers).
+    pub async fn hash(
+        &mut self,
+        path: &str,
+        algorithm: HashAlgorithm,
+        range: Option<(u64, u64)>,
+    ) -> Result<HashReply, Error<R>> {
+        let op = Operation::Hash {
+            path: Pathname::new(path)?,
+            algorithm,
+            range,
+        };
+        Ok(self.run(op, &mut Sink::None).await?.into_hash()?)
     }
 
     /// MDTM.

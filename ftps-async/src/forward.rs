@@ -36,6 +36,10 @@ macro_rules! client_calls {
             fn put_file(local: &std::path::Path, path: &str, resume: bool) -> u64;
             /// SIZE.
             fn size(path: &str) -> u64;
+            /// HASH (draft-bryan-ftpext-hash-02): the server's hash of a file, or of the
+            /// bytes `start..=end` of it; a server whose FEAT does not offer HASH, the
+            /// algorithm, or RANG for a range is `Unsupported`, nothing sent.
+            fn hash(path: &str, algorithm: $crate::proto::hash::HashAlgorithm, range: Option<(u64, u64)>) -> $crate::proto::hash::HashReply;
             /// MDTM.
             fn modified(path: &str) -> $crate::proto::Timestamp;
             /// MFMT: sets a file's modification time.

@@ -95,6 +95,7 @@ pub(crate) fn storage_op(request: &StorageRequest) -> &'static str {
         StorageRequest::OpenListing { .. } => "open_listing",
         StorageRequest::OpenRead { .. } => "open_read",
         StorageRequest::OpenWrite { .. } => "open_write",
+        StorageRequest::Hash { .. } => "hash",
         _ => "other",
     }
 }

@@ -630,10 +630,10 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     self.session.answer_storage(token, Err(e), Instant::now());
                     return;
                 };
-                let stat = matches!(request, StorageRequest::List(_));
-                let permit = match stat {
-                    true => Some(self.shared.stat_gate.enter().await),
-                    false => None,
+                let permit = match request {
+                    StorageRequest::List(_) => Some(self.shared.stat_gate.enter().await),
+                    StorageRequest::Hash { .. } => Some(self.shared.hash_gate.enter().await),
+                    _ => None,
                 };
                 let started = Instant::now();
                 let (op, (answer, file)) = R::unblock(move || {

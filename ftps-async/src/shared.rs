@@ -51,6 +51,11 @@ pub(crate) struct ServerShared<S, A> {
     /// [`ftps_backend::STAT_ENTRIES`] entries and their reply; hundreds at once held GBs). The
     /// driver enters it around a [`StorageRequest::List`](ftps_proto::server::StorageRequest::List).
     pub(crate) stat_gate: Gate,
+    /// Bounds the file hashes computed at once (HASH; one per core): each reads a file
+    /// to its end and keeps a core busy, so a crowd of sessions asking for hashes of large
+    /// files waits its turn instead of taking every core. The driver enters it around a
+    /// [`StorageRequest::Hash`](ftps_proto::server::StorageRequest::Hash).
+    pub(crate) hash_gate: Gate,
 }
 
 impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {

@@ -27,6 +27,7 @@ mod auth;
 pub mod client;
 pub mod download;
 pub mod files;
+pub mod hash;
 mod listing;
 mod local_fs;
 mod quota;

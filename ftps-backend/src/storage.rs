@@ -1,8 +1,10 @@
 //! The storage trait and the one place that answers the core's storage requests with it.
 
+use crate::hash::{FileHash, hash_reader};
 use crate::listing::{Entries, ListingReader};
 use crate::quota::Usage;
 use crate::user::User;
+use ftps_proto::hash::HashAlgorithm;
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{
     Metadata, StorageCapabilities, StorageError, StorageReply, StorageRequest,
@@ -95,6 +97,32 @@ pub trait Storage: Send + Sync + 'static {
     }
     /// Publishes a finished upload, or removes it if `keep` is false.
     fn commit(&self, upload: Self::Upload, keep: bool) -> Result<(), StorageError>;
+
+    /// The hash of a file (HASH, draft-bryan-ftpext-hash-02 §3): of the bytes
+    /// `start..=end` for `range` (RANG's, both inclusive), else of the whole file. A range
+    /// not within the file is [`StorageError::InvalidOffset`].
+    ///
+    /// The default reads the file through [`open_read`](Self::open_read) in 256 KiB
+    /// chunks up to the range's end ([`hash_reader`](crate::hash::hash_reader)), so every
+    /// storage has it; one that keeps checksums may answer from them instead.
+    fn hash(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+        algorithm: HashAlgorithm,
+        range: Option<(u64, u64)>,
+    ) -> Result<FileHash, StorageError> {
+        let start = range.map_or(0, |(start, _)| start);
+        let (reader, size) = self.open_read(user, path, start)?;
+        let limit = match range {
+            Some((start, end)) if start > end || end >= size => {
+                return Err(StorageError::InvalidOffset);
+            }
+            Some((start, end)) => Some(end - start + 1),
+            None => None,
+        };
+        hash_reader(reader, algorithm, limit)
+    }
 
     /// What `user`'s home holds, for its [`Quota`](crate::Quota): asked once per user,
     /// when a quota first needs it; the server keeps the count from then on. The default
@@ -209,6 +237,28 @@ pub fn execute<S: Storage>(
             ),
             Err(e) => (Err(e), None),
         },
+        StorageRequest::Hash {
+            path,
+            algorithm,
+            start,
+            end,
+        } => {
+            let range = match end {
+                Some(end) => Some((start, end)),
+                None if start == 0 => None,
+                // To the end from `start`: not a request the core makes.
+                None => return (Err(StorageError::InvalidOffset), None),
+            };
+            (
+                storage
+                    .hash(user, &path, algorithm, range)
+                    .map(|h| StorageReply::Hash {
+                        hex: h.hex,
+                        bytes: h.bytes,
+                    }),
+                None,
+            )
+        }
         _ => (
             Err(StorageError::Other("unsupported storage request".into())),
             None,

@@ -41,6 +41,9 @@ pub mod threads;
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::download;
+/// Hashing local files the way the server hashes stored ones (checking a download
+/// against `Client::hash`).
+pub use ftps_backend::hash;
 pub use ftps_backend::{
     Authenticator, BlockingAuthenticator, Check, LocalFs, Quota, StaticUsers, Storage, Unblocked,
     User, Verdict,

@@ -14,8 +14,9 @@ use std::process::ExitCode;
 /// FTP over TLS: server and client in one binary.
 ///
 /// Exit codes: 0 success, 1 local error, 2 usage, 3 connection or TLS failure, 4 login
-/// refused, 5 the server refused an operation, 6 a transfer did not complete, 130
-/// interrupted.
+/// refused, 5 the server refused an operation (or, for --checksum, offers no HASH), 6 a
+/// transfer did not complete (or, with --checksum, its bytes do not match the server's
+/// hash), 130 interrupted.
 #[derive(Parser)]
 #[command(name = "ftps", version, about)]
 struct Cli {
@@ -51,6 +52,11 @@ enum Command {
         /// Resume a partial local file.
         #[arg(short = 'C', long = "continue")]
         resume: bool,
+        /// Check each download against the server's hash (HASH; SHA-256 if offered, else
+        /// the strongest of SHA-512, SHA-1, MD5, CRC32): a file whose bytes do not match
+        /// is not kept (exit 6); a server without HASH fails before downloading (exit 5).
+        #[arg(long)]
+        checksum: bool,
     },
     /// Upload files: LOCAL... URL|URL/. Several files share one session.
     Put {
@@ -187,9 +193,12 @@ fn main() -> ExitCode {
         Command::Ls { conn, url, long } => {
             runtime.block_on(interruptible(remote::ls(&conn, &url, long)))
         }
-        Command::Get { conn, args, resume } => {
-            runtime.block_on(interruptible(remote::get(&conn, &args, resume)))
-        }
+        Command::Get {
+            conn,
+            args,
+            resume,
+            checksum,
+        } => runtime.block_on(interruptible(remote::get(&conn, &args, resume, checksum))),
         Command::Put { conn, args, resume } => {
             runtime.block_on(interruptible(remote::put(&conn, &args, resume)))
         }

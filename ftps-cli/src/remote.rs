@@ -9,6 +9,7 @@
 
 use clap::{Args, ValueEnum};
 use ftps_proto::client::{ClientError, ConnectionMode, DEFAULT_MAX_LISTING};
+use ftps_proto::hash::HashAlgorithm;
 use ftps_proto::tls::{ClientIdentity, Fingerprint, ServerTrust};
 use ftps_proto::{Printable, ProtectionLevel};
 use ftps_tokio::client::{self, Error};
@@ -28,9 +29,11 @@ pub(crate) mod exit {
     pub(crate) const CONNECT: u8 = 3;
     /// The login was refused.
     pub(crate) const LOGIN: u8 = 4;
-    /// The server refused an operation (the message names its reply).
+    /// The server refused an operation (the message names its reply), or cannot do what
+    /// was asked (`--checksum` of a server without HASH).
     pub(crate) const REFUSED: u8 = 5;
-    /// A transfer did not complete (cut off, or not confirmed).
+    /// A transfer did not complete (cut off, or not confirmed), or, with `--checksum`,
+    /// the bytes downloaded do not have the server's hash.
     pub(crate) const TRANSFER: u8 = 6;
 }
 
@@ -482,11 +485,17 @@ fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
 /// in `NAME.part`, which the next `-C` continues (or, when there is no `NAME.part`, `NAME`
 /// itself is taken as the partial file, moved to `NAME.part` once the transfer starts). A
 /// device, FIFO or standard output (`-`) is written through.
+///
+/// With `checksum` (`--checksum`), a complete download is published only if its bytes,
+/// read back from the temporary file (or the whole `-C` part), have the hash the server
+/// gives for the remote file (HASH, draft-bryan-ftpext-hash-02); on a mismatch the
+/// temporary file (or the part) is removed and the target left as it was.
 async fn download(
     c: &mut Client,
     remote: &str,
     local: &Path,
     resume: bool,
+    checksum: Option<HashAlgorithm>,
     stall: std::time::Duration,
 ) -> Result<(), Failure> {
     let size = c.size(remote).await.ok();
@@ -494,11 +503,17 @@ async fn download(
         if resume {
             return Err(Failure::local("-: -C needs a regular file to continue"));
         }
+        if checksum.is_some() {
+            return Err(checksum_needs_a_file("-"));
+        }
         return download_through(c, remote, tokio::io::stdout(), size, stall).await;
     }
     let (local, keep) = match Destination::of(local) {
         Destination::File { path, keep } => (path, keep),
         Destination::Through(path) => {
+            if checksum.is_some() {
+                return Err(checksum_needs_a_file(&path.display().to_string()));
+            }
             if resume {
                 return Err(Failure::local(format!(
                     "{}: -C needs a regular file to continue",
@@ -533,6 +548,9 @@ async fn download(
         }
         if offset == size {
             // Complete already.
+            if let Some(algorithm) = checksum {
+                verify(c, remote, from, algorithm).await?;
+            }
             if *from != local {
                 tokio::fs::rename(from, local)
                     .await
@@ -577,16 +595,93 @@ async fn download(
             Err(Failure::local(format!("{}: {e}", temp.display())))
         }
         (Ok(_), Err(e), _) => Err(about(remote, Failure::from_client(e, false))),
-        // A resumed download's part is complete: it becomes the file.
-        (Ok(_), Ok(_), Ok(())) => match partial {
-            Some(partial) => partial.publish(),
-            None => std::fs::rename(&temp, local),
+        (Ok(_), Ok(_), Ok(())) => match checksum {
+            Some(algorithm) => verify(c, remote, &temp, algorithm).await,
+            None => Ok(()),
         }
-        .map_err(|e| Failure::local(format!("{}: {e}", local.display()))),
+        .inspect_err(|f| {
+            // A part that does not hash as the file does is not worth continuing.
+            if partial.is_none() && f.code == exit::TRANSFER {
+                let _ = std::fs::remove_file(&temp);
+            }
+        })
+        .and_then(|()| {
+            // A resumed download's part is complete: it becomes the file.
+            match partial {
+                Some(partial) => partial.publish(),
+                None => std::fs::rename(&temp, local),
+            }
+            .map_err(|e| Failure::local(format!("{}: {e}", local.display())))
+        }),
     };
     // A failed download's temporary file goes with its `Partial`; a part stays.
     in_progress(None);
     outcome
+}
+
+/// `--checksum` with a destination that is not a regular file: what was written there
+/// could not be taken back.
+fn checksum_needs_a_file(what: &str) -> Failure {
+    Failure {
+        code: exit::USAGE,
+        message: format!(
+            "{what}: --checksum needs a regular file (bytes written to a pipe or device cannot be taken back if they do not match)"
+        ),
+    }
+}
+
+/// The algorithm `--checksum` uses: SHA-256 if the server offers it, else the strongest
+/// it offers of SHA-512, SHA-1, MD5 and CRC32 (its FEAT reply's HASH line). A server
+/// without HASH cannot check a download: that fails before anything is downloaded.
+fn checksum_algorithm(c: &Client) -> Result<HashAlgorithm, Failure> {
+    let offered = ftps_proto::hash::offered(c.features());
+    match offered.and_then(|(algorithms, _)| ftps_proto::hash::preferred(&algorithms)) {
+        Some(a) => Ok(a),
+        None => Err(Failure {
+            code: exit::REFUSED,
+            message: "--checksum: the server does not offer HASH (no HASH line in its FEAT reply), so it cannot confirm a download; nothing was downloaded (get without --checksum to download unchecked)".into(),
+        }),
+    }
+}
+
+/// Asks the server for the hash of `remote` and compares it with the hash of the local
+/// file `local`. A mismatch is [`exit::TRANSFER`].
+async fn verify(
+    c: &mut Client,
+    remote: &str,
+    local: &Path,
+    algorithm: HashAlgorithm,
+) -> Result<(), Failure> {
+    let theirs = op(c.hash(remote, algorithm, None).await).map_err(|f| {
+        about(
+            remote,
+            Failure {
+                message: format!("--checksum: HASH failed: {}", f.message),
+                ..f
+            },
+        )
+    })?;
+    let path = local.to_path_buf();
+    let ours = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path)?;
+        ftps_tokio::hash::hash_reader(file, algorithm, None).map_err(|e| match e {
+            ftps_proto::server::StorageError::Other(m) => std::io::Error::other(m),
+            e => std::io::Error::other(format!("{e:?}")),
+        })
+    })
+    .await
+    .map_err(Failure::local)?
+    .map_err(|e| Failure::local(format!("{}: {e}", local.display())))?;
+    if !ours.hex.eq_ignore_ascii_case(&theirs.hex) {
+        return Err(Failure {
+            code: exit::TRANSFER,
+            message: format!(
+                "{remote}: checksum mismatch: the server's {algorithm} is {}, the downloaded bytes' is {}; the download is corrupt and was not kept",
+                theirs.hex, ours.hex
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Downloads `remote` straight into `out` (a device, a FIFO, standard output). A reader
@@ -761,8 +856,14 @@ fn print_lines<S: AsRef<str>>(mut lines: impl Iterator<Item = S>) -> Result<(), 
     }
 }
 
-/// `ftps get URL... [LOCAL|DIR/]`.
-pub(crate) async fn get(conn: &Connection, args: &[String], resume: bool) -> Result<(), Failure> {
+/// `ftps get URL... [LOCAL|DIR/]`; with `checksum`, each file is checked against the
+/// server's HASH before it takes its place (see [`download`]).
+pub(crate) async fn get(
+    conn: &Connection,
+    args: &[String],
+    resume: bool,
+    checksum: bool,
+) -> Result<(), Failure> {
     let (urls, dest): (Vec<&String>, Option<&String>) = match args.split_last() {
         Some((last, rest)) if !rest.is_empty() && !last.contains("://") => {
             (rest.iter().collect(), Some(last))
@@ -776,13 +877,25 @@ pub(crate) async fn get(conn: &Connection, args: &[String], resume: bool) -> Res
         return Err(Failure::local("several files need a directory to go into"));
     }
     let mut c = connect(conn, &urls[0]).await?;
+    let checksum = match checksum {
+        true => Some(checksum_algorithm(&c)?),
+        false => None,
+    };
     for url in &urls {
         let local = match dest {
             Some(d) if !into_dir => PathBuf::from(d),
             Some(d) => Path::new(d).join(file_name(&url.path)),
             None => PathBuf::from(file_name(&url.path)),
         };
-        download(&mut c, &url.path, &local, resume, conn.data_timeout()).await?;
+        download(
+            &mut c,
+            &url.path,
+            &local,
+            resume,
+            checksum,
+            conn.data_timeout(),
+        )
+        .await?;
     }
     let _ = c.quit().await;
     Ok(())

@@ -414,7 +414,8 @@ pub fn proftpd(implicit: bool) -> Option<Peer> {
     })
 }
 
-/// ProFTPD with mod_tls (TLS required on the control connection) as `spec` says.
+/// ProFTPD with mod_tls (TLS required on the control connection) and mod_digest (HASH) as
+/// `spec` says.
 pub fn proftpd_spec(spec: Spec<'_>) -> Option<Peer> {
     let root = peers_root();
     let program = binary(root.join("usr/sbin/proftpd"))?;
@@ -433,9 +434,17 @@ pub fn proftpd_spec(spec: Spec<'_>) -> Option<Peer> {
     .into_iter()
     .flatten()
     .collect();
+    // mod_digest (Debian ships it with proftpd-mod-crypto): HASH, OPTS HASH and RANG for
+    // partial hashes (draft-bryan-ftpext-hash), XCRC/XMD5/XSHA*. Its cache is off, so
+    // every HASH reads the file as it is.
+    let digest = if root.join("usr/lib/proftpd/mod_digest.so").exists() {
+        "LoadModule mod_digest.c\nDigestEngine on\nDigestCache off\n"
+    } else {
+        ""
+    };
     let config = format!(
         "ServerName \"ftps interop\"\nServerType standalone\nPort {port}\nDefaultAddress 127.0.0.1\nSocketBindTight on\n\
-         User nobody\nGroup nogroup\nModulePath {modules}\nLoadModule mod_tls.c\nAuthOrder mod_auth_unix.c\n\
+         User nobody\nGroup nogroup\nModulePath {modules}\nLoadModule mod_tls.c\n{digest}AuthOrder mod_auth_unix.c\n\
          RequireValidShell off\nDefaultRoot ~\nPassivePorts 30000 30999\nScoreboardFile {dir}/scoreboard\n\
          PidFile {dir}/pid\nWtmpLog off\nUseIPv6 off\nDelayTable none\n<Directory />\n  AllowOverwrite on\n  AllowStoreRestart on\n</Directory>\n\
          TLSEngine on\nTLSProtocol TLSv1.2 TLSv1.3\nTLSRSACertificateFile {cert}\nTLSRSACertificateKeyFile {key}\n\

@@ -19,10 +19,13 @@
 //! 426 reply, not a hung test.
 //!
 //! It can also be hostile, for the clients' security tests ([`Listing`]): a listing that
-//! never ends, or names and refusals that carry terminal escape sequences.
+//! never ends, or names and refusals that carry terminal escape sequences. With
+//! [`ScriptedServer::set_hash`] it offers HASH (draft-bryan-ftpext-hash-02) for [`FILE`],
+//! truthfully or with a wrong digest ([`HashAnswers`]).
 
 use ftps_backend::client::ClientOptions;
 use ftps_proto::ProtectionLevel;
+use ftps_proto::hash::HashAlgorithm;
 use rustls::{ServerConnection, StreamOwned};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -110,6 +113,18 @@ pub enum Listing {
     /// characters; and RETR and SIZE of anything but [`FILE`] are refused with
     /// [`HOSTILE_REFUSAL`].
     Hostile,
+}
+
+/// Whether the server offers HASH (draft-bryan-ftpext-hash-02), and how it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HashAnswers {
+    /// No HASH in FEAT; HASH is 502 (the default, as vsftpd and Pure-FTPd).
+    None,
+    /// FEAT offers `HASH SHA-1;SHA-256*;MD5`; HASH of [`FILE`] gives its true digest.
+    True,
+    /// As [`HashAnswers::True`], but every digest has its last hex digit changed: a server
+    /// (or a path to it) that lies, or a file that differs from what was sent.
+    Lying,
 }
 
 /// The names of [`Listing::Hostile`]: an OSC that sets the terminal's title, a CSI that
@@ -200,6 +215,7 @@ struct Shared {
     tls: Arc<rustls::ServerConfig>,
     ending: Mutex<Ending>,
     listing: Mutex<Listing>,
+    hash: Mutex<HashAnswers>,
     /// What the data connection of the last endless listing took.
     listing_sent: AtomicU64,
     /// Downloads send this many bytes, then nothing more (a stalled server), if set.
@@ -266,6 +282,7 @@ impl ScriptedServer {
             tls: Arc::new(tls),
             ending: Mutex::new(ending),
             listing: Mutex::new(Listing::Fixed),
+            hash: Mutex::new(HashAnswers::None),
             listing_sent: AtomicU64::new(0),
             stall_after: Mutex::new(None),
             uploads: Mutex::new(HashMap::new()),
@@ -312,6 +329,12 @@ impl ScriptedServer {
     pub fn set_listing(&self, listing: Listing) {
         *lock(&self.shared.listing) = listing;
         self.shared.note(format!("-- listing now {listing:?}"));
+    }
+
+    /// Whether HASH is offered from now on, and how it answers.
+    pub fn set_hash(&self, answers: HashAnswers) {
+        *lock(&self.shared.hash) = answers;
+        self.shared.note(format!("-- hash now {answers:?}"));
     }
 
     /// The bytes the data connection of the last [`Listing::Endless`] listing took (a
@@ -501,6 +524,8 @@ struct Session {
     data: Option<Receiver<io::Result<Data>>>,
     /// The offset of the last REST, for the next RETR.
     rest: usize,
+    /// OPTS HASH's selection.
+    hash: HashAlgorithm,
 }
 
 fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
@@ -519,6 +544,7 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
         tls: false,
         data: None,
         rest: 0,
+        hash: HashAlgorithm::Sha256,
     };
     c.reply(shared, "220 scripted FTPS server ready")?;
     while let Some(line) = c.line(shared)? {
@@ -561,11 +587,45 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
                 s.logged_in = true;
                 c.reply(shared, "230 logged in")?;
             }
-            "FEAT" => c.reply(
-                shared,
-                "211-Features:\n EPSV\n PASV\n PBSZ\n PROT\n REST STREAM\n SIZE\n UTF8\n AUTH TLS\n211 End",
-            )?,
+            "FEAT" => {
+                let hash = match *lock(&shared.hash) {
+                    HashAnswers::None => "",
+                    _ => " HASH SHA-1;SHA-256*;MD5\n",
+                };
+                c.reply(
+                    shared,
+                    &format!("211-Features:\n EPSV\n PASV\n PBSZ\n PROT\n REST STREAM\n SIZE\n UTF8\n AUTH TLS\n{hash}211 End"),
+                )?
+            }
+            "OPTS"
+                if *lock(&shared.hash) != HashAnswers::None
+                    && arg.to_ascii_uppercase().starts_with("HASH ") =>
+            {
+                match HashAlgorithm::from_name(&arg[5..]) {
+                    Some(a) => {
+                        s.hash = a;
+                        c.reply(shared, &format!("200 {a}"))?
+                    }
+                    None => c.reply(shared, "501 unknown algorithm")?,
+                }
+            }
             "OPTS" => c.reply(shared, "200 OK")?,
+            "HASH" if *lock(&shared.hash) != HashAnswers::None && strip(&arg) == FILE => {
+                let mut hasher = ftps_backend::hash::Hasher::new(s.hash);
+                let content = file_content();
+                hasher.update(&content);
+                let mut hex = hasher.finish_hex();
+                if *lock(&shared.hash) == HashAnswers::Lying {
+                    let last = if hex.ends_with('0') { "1" } else { "0" };
+                    hex.pop();
+                    hex.push_str(last);
+                }
+                let reply = format!("213 {} 0-{} {hex} {}", s.hash, content.len(), arg.trim());
+                c.reply(shared, &reply)?
+            }
+            "HASH" if *lock(&shared.hash) != HashAnswers::None => {
+                c.reply(shared, refusal(shared))?
+            }
             "PBSZ" if arg.trim() == "0" => {
                 s.pbsz = true;
                 c.reply(shared, "200 PBSZ=0")?;

@@ -1,7 +1,7 @@
 //! Commands, client to server: the typed form, the parser and the encoder.
 //!
 //! Grammar (RFC 959 §5.3, extended by RFC 775, 2228, 2389, 2428, 2640, 3659, 7151 and the
-//! MFMT draft):
+//! MFMT draft, draft-bryan-ftpext-hash-02's HASH and draft-bryan-ftp-range's RANG):
 //!
 //! ```text
 //! command  = verb [ SP argument ] CRLF       ; the framer removes CRLF
@@ -235,6 +235,16 @@ pub enum Command {
     Lang(Option<Text>),
     /// HOST: the virtual host wanted (RFC 7151).
     Host(Text),
+    /// HASH: a file's hash, over the control connection (draft-bryan-ftpext-hash-02 §3).
+    Hash(Pathname),
+    /// RANG: the byte range, both ends inclusive, the next HASH covers
+    /// (draft-bryan-ftp-range; draft-bryan-ftpext-hash-02 §3.3). `RANG 1 0` resets it.
+    Rang {
+        /// The first byte.
+        start: u64,
+        /// The last byte.
+        end: u64,
+    },
 }
 
 #[cfg(feature = "arbitrary")]
@@ -601,6 +611,19 @@ impl Command {
             }
             "LANG" => C::Lang(arg.optional_text()?),
             "HOST" => C::Host(arg.text()?),
+            "HASH" => C::Hash(arg.path()?),
+            "RANG" => {
+                let value = arg.required_trimmed()?;
+                let mut parts = value.split_ascii_whitespace();
+                let (Some(start), Some(end), None) = (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(arg.invalid(ParseError::new("RANG argument", "not start end")));
+                };
+                C::Rang {
+                    start: arg.number(start, "range start")?,
+                    end: arg.number(end, "range end")?,
+                }
+            }
             _ => return Err(arg.err(CommandErrorKind::UnknownVerb)),
         };
         Ok(cmd)
@@ -662,6 +685,8 @@ impl Command {
             C::Mfmt { .. } => "MFMT",
             C::Lang(_) => "LANG",
             C::Host(_) => "HOST",
+            C::Hash(_) => "HASH",
+            C::Rang { .. } => "RANG",
         }
     }
 
@@ -695,7 +720,8 @@ impl Command {
             | C::Rmd(p)
             | C::Mkd(p)
             | C::Size(p)
-            | C::Mdtm(p) => f.write_str(p.as_str()),
+            | C::Mdtm(p)
+            | C::Hash(p) => f.write_str(p.as_str()),
             C::Stou(p) | C::List(p) | C::Nlst(p) | C::Stat(p) | C::Mlst(p) | C::Mlsd(p) => {
                 p.as_ref().map_or(Ok(()), |p| f.write_str(p.as_str()))
             }
@@ -735,6 +761,7 @@ impl Command {
                 record_size: Some(r),
             } => write!(f, "{size} R {r}"),
             C::Rest(n) => write!(f, "{n}"),
+            C::Rang { start, end } => write!(f, "{start} {end}"),
             C::Pbsz(n) => write!(f, "{n}"),
             C::Auth(t) => f.write_str(t.as_str()),
             C::Opts { name, value: None } => f.write_str(name.as_str()),

@@ -62,6 +62,7 @@ mod error;
 pub mod facts;
 pub mod feature;
 pub mod framing;
+pub mod hash;
 pub mod listing;
 pub mod path;
 pub mod reply;

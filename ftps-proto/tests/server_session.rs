@@ -463,6 +463,33 @@ impl Harness {
                 self.open.insert(id, (path.clone(), true, offset));
                 Ok(StorageReply::Opened { path, size: 0 })
             }
+            // A stand-in digest: the algorithm's length of zeros; the tests check what was
+            // asked (the request is among the events) and how the reply is worded.
+            StorageRequest::Hash {
+                path,
+                algorithm,
+                start,
+                end,
+            } => match self.fs.get(path.as_str()) {
+                Some(Node::File(b)) => {
+                    let size = b.len() as u64;
+                    let last = end.unwrap_or(size.saturating_sub(1));
+                    if end.is_some() && (start > last || last >= size) {
+                        return Err(StorageError::InvalidOffset);
+                    }
+                    let bytes = if end.is_some() {
+                        last - start + 1
+                    } else {
+                        size
+                    };
+                    Ok(StorageReply::Hash {
+                        hex: "0".repeat(algorithm.hex_len()),
+                        bytes,
+                    })
+                }
+                Some(Node::Dir) => Err(StorageError::IsADirectory),
+                None => Err(StorageError::NotFound),
+            },
             other => panic!("unexpected storage request {other:?}"),
         }
     }
@@ -1561,4 +1588,121 @@ fn anonymous_is_one_user_and_logins_per_session_are_bounded() {
     // Sixteen logins in one session: the next REIN closes it.
     assert_eq!(h.send("REIN"), [421]);
     assert!(h.closed);
+}
+
+// draft-bryan-ftpext-hash-02: HASH asks the storage (the core never hashes) and words its
+// reply `213 <algorithm> <start>-<end> <hex> <pathname>`; OPTS HASH selects; RANG ranges.
+#[test]
+fn hash_opts_hash_and_rang() {
+    use ftps_proto::hash::{HashAlgorithm, HashReply};
+    let mut h = Harness::secure();
+    h.login();
+    let hashes = |h: &Harness| -> Vec<(String, HashAlgorithm, u64, Option<u64>)> {
+        h.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Storage {
+                    request:
+                        StorageRequest::Hash {
+                            path,
+                            algorithm,
+                            start,
+                            end,
+                        },
+                    ..
+                } => Some((path.to_string(), *algorithm, *start, *end)),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // FEAT offers every algorithm, SHA-256 selected, and RANG.
+    assert_eq!(h.send("FEAT"), [211]);
+    let f = ftps_proto::Features::from_reply(h.last()).unwrap();
+    assert_eq!(f.params("HASH"), Some("SHA-1;SHA-256*;SHA-512;MD5;CRC32"));
+    assert!(f.supports("RANG"));
+
+    // The whole file, with the default algorithm.
+    assert_eq!(h.send("HASH hello.txt"), [213]);
+    let r = HashReply::parse(h.last()).unwrap();
+    assert_eq!(
+        (r.algorithm, r.start, r.end, r.path.as_str()),
+        (HashAlgorithm::Sha256, 0, 24, "hello.txt")
+    );
+    assert_eq!(r.hex.len(), 64);
+    assert_eq!(
+        hashes(&h).last().unwrap(),
+        &("/hello.txt".to_owned(), HashAlgorithm::Sha256, 0, None)
+    );
+
+    // OPTS HASH: query, select, refuse an unknown one (the selection stays).
+    assert_eq!(h.send("OPTS HASH"), [200]);
+    assert_eq!(h.last().first_line(), "SHA-256");
+    assert_eq!(
+        h.send("OPTS HASH md5\nOPTS HASH SHA-3\nOPTS HASH"),
+        [200, 501, 200]
+    );
+    assert_eq!(h.last().first_line(), "MD5");
+    h.send("FEAT");
+    let f = ftps_proto::Features::from_reply(h.last()).unwrap();
+    assert_eq!(f.params("HASH"), Some("SHA-1;SHA-256;SHA-512;MD5*;CRC32"));
+
+    // RANG covers the next HASH only; the reply shows the range asked for.
+    assert_eq!(h.send("RANG 2 9\nHASH hello.txt"), [350, 213]);
+    assert_eq!(
+        h.replies[h.replies.len() - 2].first_line(),
+        "Restarting at 2. Ending byte 9."
+    );
+    let r = HashReply::parse(h.last()).unwrap();
+    assert_eq!((r.algorithm, r.start, r.end), (HashAlgorithm::Md5, 2, 9));
+    assert_eq!(
+        hashes(&h).last().unwrap(),
+        &("/hello.txt".to_owned(), HashAlgorithm::Md5, 2, Some(9))
+    );
+    assert_eq!(h.send("HASH hello.txt"), [213]);
+    assert_eq!(hashes(&h).last().unwrap().3, None);
+    // RANG 1 0 resets; a start past the end is a syntax error; so is a lone number.
+    assert_eq!(
+        h.send("RANG 0 3\nRANG 1 0\nHASH hello.txt"),
+        [350, 350, 213]
+    );
+    assert_eq!(hashes(&h).last().unwrap().3, None);
+    assert_eq!(h.send("RANG 5 4\nRANG 5\nRANG a b"), [501, 501, 501]);
+    // A range past the end of the file: 556.
+    assert_eq!(h.send("RANG 0 24\nHASH hello.txt"), [350, 556]);
+    assert_eq!(h.send("RANG 30 40\nHASH hello.txt"), [350, 556]);
+    // A directory, a missing file, no argument.
+    assert_eq!(h.send("HASH sub\nHASH nope\nHASH"), [550, 550, 501]);
+    // A transfer command after RANG is refused (the range is for HASH), and the range
+    // is forgotten.
+    assert_eq!(
+        h.send("RANG 0 3\nRETR hello.txt\nHASH hello.txt"),
+        [350, 504, 213]
+    );
+    assert_eq!(hashes(&h).last().unwrap().3, None);
+    // REIN forgets the selection.
+    assert_eq!(h.send("REIN"), [220]);
+    h.login();
+    assert_eq!(h.send("OPTS HASH"), [200]);
+    assert_eq!(h.last().first_line(), "SHA-256");
+}
+
+// HASH reads the file: it needs the download permission where the file is.
+#[test]
+fn hash_needs_the_download_permission() {
+    let mut h = Harness::new(allow_all(), TlsMode::Explicit);
+    h.grants = Some(Grants::new(Permissions::NONE.with(Permission::List)));
+    assert_eq!(h.send("USER alice\nPASS secret"), [331, 230]);
+    assert_eq!(h.send("HASH hello.txt\nSIZE hello.txt"), [550, 213]);
+    assert!(!h.events.iter().any(|e| matches!(
+        e,
+        Event::Storage {
+            request: StorageRequest::Hash { .. },
+            ..
+        }
+    )));
+    let mut h = Harness::new(allow_all(), TlsMode::Explicit);
+    h.grants = Some(Grants::new(Permissions::READ_ONLY));
+    assert_eq!(h.send("USER alice\nPASS secret"), [331, 230]);
+    assert_eq!(h.send("HASH hello.txt"), [213]);
 }

@@ -34,6 +34,9 @@ use std::time::Instant;
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::download;
+/// Hashing local files the way the server hashes stored ones (checking a download
+/// against `Client::hash`).
+pub use ftps_backend::hash;
 pub use ftps_backend::{
     Authenticator, BlockingAuthenticator, Check, LocalFs, Quota, StaticUsers, Storage, Unblocked,
     User, Verdict,

@@ -31,6 +31,9 @@ pub mod tls;
 
 pub use client::{Client, ClientOptions, DataReader, DataWriter, FtpUrl, PlaintextOffer};
 pub use ftps_backend::download;
+/// Hashing local files the way the server hashes stored ones (checking a download
+/// against `Client::hash`).
+pub use ftps_backend::hash;
 pub use ftps_backend::{
     Authenticator, BadHash, BlockingAuthenticator, Check, LocalFs, LocalUpload, Quota, StaticUsers,
     Storage, Unblocked, User, Verdict, hash_password,

@@ -5,6 +5,7 @@ use crate::boundary::{DataEnd, DataId, TlsInfo};
 use crate::command::Command;
 use crate::facts::MlsxEntry;
 use crate::feature::Features;
+use crate::hash::{HashAlgorithm, HashReply};
 use crate::reply::{Reply, ReplyError};
 use crate::text::{Pathname, Text};
 use crate::time::Timestamp;
@@ -102,6 +103,18 @@ pub enum Operation {
     /// firewalls that must read it. Opt-in only; data connections keep their protection
     /// level. On 200 the session asks the adapter for [`Action::StopControlTls`].
     ClearControl,
+    /// HASH (draft-bryan-ftpext-hash-02): `OPTS HASH <algorithm>`, `RANG <start> <end>`
+    /// for a range (both inclusive), then `HASH <path>`; the result is
+    /// [`Output::Hash`]. Fails with [`ClientError::Unsupported`], sending nothing, when
+    /// the server's FEAT does not offer HASH, the algorithm, or (for a range) RANG.
+    Hash {
+        /// The file.
+        path: Pathname,
+        /// The algorithm (see [`crate::hash::preferred`] to pick one the server offers).
+        algorithm: HashAlgorithm,
+        /// The first and last byte, for a part of the file.
+        range: Option<(u64, u64)>,
+    },
     /// Any command without a data connection; the final reply is the result, whatever its
     /// code.
     Raw(Command),
@@ -144,6 +157,8 @@ pub enum Output {
     Path(String),
     /// MLST.
     Entry(MlsxEntry),
+    /// HASH.
+    Hash(HashReply),
 }
 
 /// Typed views of an [`Output`], for the adapters' client methods: the output an
@@ -199,6 +214,14 @@ impl Output {
     pub fn into_entry(self) -> Result<MlsxEntry, ClientError> {
         match self {
             Output::Entry(e) => Ok(e),
+            _ => Self::mismatch(),
+        }
+    }
+
+    /// HASH's answer.
+    pub fn into_hash(self) -> Result<HashReply, ClientError> {
+        match self {
+            Output::Hash(h) => Ok(h),
             _ => Self::mismatch(),
         }
     }

@@ -16,6 +16,7 @@
 //! [`accept_plaintext`](ClientSession::accept_plaintext)); the address in a 227 reply is
 //! ignored by default and the control peer's used instead (curl's CVE-2020-8284).
 
+mod hash;
 pub mod io;
 pub mod listing;
 mod renewal;
@@ -258,6 +259,8 @@ impl Transfer {
 enum Running {
     Simple(Operation),
     Rename { to: Pathname, stage_rnto: bool },
+    Hash(Box<hash::HashRun>),
+    HashReset(Box<hash::Resetting>),
     Transfer(Box<Transfer>),
     Quit,
 }
@@ -919,6 +922,14 @@ impl ClientSession {
                 self.send(&Command::Quit, now);
                 Running::Quit
             }
+            O::Hash {
+                path,
+                algorithm,
+                range,
+            } => match self.start_hash(path, algorithm, range, now) {
+                Ok(running) => running,
+                Err(e) => return self.op_done(op, Err(e), now),
+            },
             other => {
                 let command = match &other {
                     O::Size(p) => Command::Size(p.clone()),
@@ -1193,6 +1204,8 @@ impl ClientSession {
                     },
                 ));
             }
+            Running::Hash(run) => self.hash_reply(op, run, reply, now),
+            Running::HashReset(r) => self.hash_reset_reply(op, r, &reply, now),
             Running::Rename { .. } => {
                 let result = if code.class() == ReplyClass::PositiveCompletion {
                     Ok(Output::Reply(reply))

@@ -462,3 +462,176 @@ fn a_renewal_to_a_server_that_refuses_tls_fails_and_never_downgrades() {
     assert!(s.session.is_closed());
     assert_eq!(s.sent(), ["PWD", "QUIT", "AUTH TLS", "AUTH SSL"]);
 }
+
+/// Logged in against a server whose FEAT lists `features` (one line each).
+fn ready_with_features(features: &[&str]) -> Script {
+    let mut s = Script::new(Script::config());
+    s.reply("220 hi");
+    s.reply("234 go");
+    s.io(IoEvent::ControlTlsEstablished(tls_info()));
+    s.reply("331 password");
+    s.reply("230 in");
+    s.reply("211-Features:");
+    for f in features {
+        s.reply(&format!(" {f}"));
+    }
+    s.reply("211 End");
+    s.reply("200 PBSZ=0");
+    s.reply("200 PROT P");
+    s.actions.clear();
+    s.events.clear();
+    s
+}
+
+fn last_done(s: &Script) -> Option<&Result<Output, ClientError>> {
+    s.events.iter().find_map(|e| match e {
+        Event::Done { result, .. } => Some(result),
+        _ => None,
+    })
+}
+
+fn hash_op(algorithm: HashAlgorithm, range: Option<(u64, u64)>) -> Operation {
+    Operation::Hash {
+        path: Pathname::new("f.bin").unwrap(),
+        algorithm,
+        range,
+    }
+}
+
+use crate::hash::HashAlgorithm;
+
+// draft-bryan-ftpext-hash-02: no HASH in FEAT (or not the algorithm, or no RANG for a
+// range) is a typed error, and nothing is sent.
+#[test]
+fn hash_needs_the_servers_offer() {
+    let mut s = Script::ready(Script::config());
+    s.submit(hash_op(HashAlgorithm::Sha256, None));
+    assert!(
+        matches!(last_done(&s), Some(Err(ClientError::Unsupported(_)))),
+        "{:?}",
+        s.events
+    );
+    assert!(s.sent().is_empty(), "{:?}", s.sent());
+
+    let mut s = ready_with_features(&["HASH SHA-1;MD5*"]);
+    s.submit(hash_op(HashAlgorithm::Sha256, None));
+    assert!(matches!(
+        last_done(&s),
+        Some(Err(ClientError::Unsupported(_)))
+    ));
+    s.events.clear();
+    s.submit(hash_op(HashAlgorithm::Md5, Some((0, 9))));
+    assert!(matches!(
+        last_done(&s),
+        Some(Err(ClientError::Unsupported(_)))
+    ));
+    assert!(s.sent().is_empty(), "{:?}", s.sent());
+}
+
+#[test]
+fn hash_selects_ranges_and_parses_the_reply() {
+    let mut s = ready_with_features(&["HASH SHA-1;SHA-256*;MD5", "RANG"]);
+    s.submit(hash_op(HashAlgorithm::Md5, Some((2, 9))));
+    s.reply("200 MD5");
+    s.reply("200 Type set to I");
+    s.reply("350 Restarting at 2. Ending byte 9.");
+    s.reply("213 MD5 2-9 0123456789ABCDEF0123456789abcdef f.bin");
+    assert!(last_done(&s).is_none(), "the range is reset first");
+    s.reply("350 Restarting at 0. Ending byte EOF.");
+    assert_eq!(
+        s.sent(),
+        [
+            "OPTS HASH MD5",
+            "TYPE I",
+            "RANG 2 9",
+            "HASH f.bin",
+            "RANG 1 0"
+        ]
+    );
+    match last_done(&s) {
+        Some(Ok(Output::Hash(h))) => {
+            assert_eq!(
+                (h.algorithm, h.start, h.end, h.hex.as_str(), h.path.as_str()),
+                (
+                    HashAlgorithm::Md5,
+                    2,
+                    9,
+                    "0123456789abcdef0123456789abcdef",
+                    "f.bin"
+                )
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // In TYPE I already: no TYPE before RANG.
+    s.actions.clear();
+    s.events.clear();
+    s.submit(hash_op(HashAlgorithm::Md5, Some((0, 0))));
+    s.reply("200 MD5");
+    s.reply("350 Restarting at 0. Ending byte 0.");
+    s.reply("213 MD5 0-0 0123456789abcdef0123456789abcdef f.bin");
+    s.reply("350 reset");
+    assert_eq!(
+        s.sent(),
+        ["OPTS HASH MD5", "RANG 0 0", "HASH f.bin", "RANG 1 0"]
+    );
+    assert!(matches!(last_done(&s), Some(Ok(Output::Hash(_)))));
+
+    // A server whose HASH ignored RANG (ProFTPD's mod_digest answers for the whole file):
+    // not the digest asked for; the range is reset all the same.
+    s.actions.clear();
+    s.events.clear();
+    s.submit(hash_op(HashAlgorithm::Md5, Some((100, 199))));
+    s.reply("200 MD5");
+    s.reply("350 Transferring byte range of 100 bytes starting from 100");
+    s.reply("213 MD5 0-700000 0123456789abcdef0123456789abcdef f.bin");
+    s.reply("350 reset");
+    assert_eq!(
+        s.sent(),
+        ["OPTS HASH MD5", "RANG 100 199", "HASH f.bin", "RANG 1 0"]
+    );
+    assert!(matches!(
+        last_done(&s),
+        Some(Err(ClientError::Unexpected(_)))
+    ));
+    // An exclusive end is taken for the same range.
+    s.actions.clear();
+    s.events.clear();
+    s.submit(hash_op(HashAlgorithm::Md5, Some((100, 199))));
+    s.reply("200 MD5");
+    s.reply("350 ok");
+    s.reply("213 MD5 100-200 0123456789abcdef0123456789abcdef f.bin");
+    s.reply("350 reset");
+    assert!(matches!(last_done(&s), Some(Ok(Output::Hash(_)))));
+
+    // Another algorithm than asked, or a malformed digest: unexpected; a refusal: refused.
+    for (answer, unexpected) in [
+        (
+            "213 SHA-1 0-3 a9993e364706816aba3e25717850c26c9cd0d89d f.bin",
+            true,
+        ),
+        ("213 SHA-256 0-3 abc f.bin", true),
+        ("550 No such file.", false),
+    ] {
+        s.actions.clear();
+        s.events.clear();
+        s.submit(hash_op(HashAlgorithm::Sha256, None));
+        s.reply("200 SHA-256");
+        s.reply(answer);
+        assert_eq!(s.sent(), ["OPTS HASH SHA-256", "HASH f.bin"]);
+        match (last_done(&s), unexpected) {
+            (Some(Err(ClientError::Unexpected(_))), true)
+            | (Some(Err(ClientError::Refused(_))), false) => {}
+            other => panic!("{answer}: {other:?}"),
+        }
+    }
+    // An algorithm refused by OPTS HASH fails the operation; the session goes on.
+    s.actions.clear();
+    s.events.clear();
+    s.submit(hash_op(HashAlgorithm::Sha1, None));
+    s.reply("501 Unknown algorithm");
+    assert_eq!(s.sent(), ["OPTS HASH SHA-1"]);
+    assert!(matches!(last_done(&s), Some(Err(ClientError::Refused(_)))));
+    assert!(!s.session.is_closed());
+}

@@ -1,7 +1,7 @@
-//! File commands: PWD, CWD, CDUP, SIZE, MDTM, MLST, MFMT, DELE, RMD, MKD, RNFR, RNTO and
-//! STAT with a path. Each command that asks the storage has its request and its
-//! continuation (what the answer becomes) side by side; [`FileOp`] carries what the
-//! continuation needs from the request.
+//! File commands: PWD, CWD, CDUP, SIZE, MDTM, MLST, MFMT, DELE, RMD, MKD, RNFR, RNTO,
+//! STAT with a path, and HASH and RANG (worded in `hash`). Each command that asks the
+//! storage has its request and its continuation (what the answer becomes) side by side;
+//! [`FileOp`] carries what the continuation needs from the request.
 
 use super::permissions::Permission;
 use super::{
@@ -31,6 +31,8 @@ pub(super) enum FileOp {
     Mkd(VirtualPath),
     /// STAT with a path.
     Stat(VirtualPath),
+    /// HASH (see `hash`).
+    Hash(super::hash::PendingHash),
     /// MFMT, DELE, RMD, RNTO: the reply once the storage has done it.
     Done(Reply),
     /// RNTO by a user who may not overwrite its target: the target's metadata was asked
@@ -65,6 +67,8 @@ impl ServerSession {
             C::Rnfr(path) => self.cmd_rnfr(path.as_str()),
             C::Rnto(path) => self.cmd_rnto(path.as_str(), rename_from),
             C::Stat(Some(path)) => self.cmd_stat(path.as_str()),
+            C::Hash(path) => self.cmd_hash(path.as_str()),
+            C::Rang { start, end } => self.cmd_rang(start, end),
             other => self.misrouted(&other),
         }
     }
@@ -76,6 +80,11 @@ impl ServerSession {
     /// The storage's answer to a file command: its continuation's reply.
     pub(super) fn file_answered(&mut self, op: FileOp, answer: Result<StorageReply, StorageError>) {
         use StorageReply as R;
+        if let FileOp::Hash(pending) = op {
+            let r = Self::hash_answered(pending, answer);
+            self.send(r);
+            return;
+        }
         if let FileOp::RntoNew { from, to } = op {
             match answer {
                 Err(StorageError::NotFound) => self.rename(from, to),

@@ -3,6 +3,7 @@
 //! client shares (data ids, data ends, storage errors) is in [`crate::boundary`].
 
 use crate::boundary::{DataEnd, DataId, StorageError, TlsInfo};
+use crate::hash::HashAlgorithm;
 use crate::listing::EntryKind;
 use crate::path::VirtualPath;
 use crate::reply::Reply;
@@ -245,6 +246,21 @@ pub enum StorageRequest {
         /// Never set with `unique` or an offset.
         create_new: bool,
     },
+    /// A file's hash (HASH, draft-bryan-ftpext-hash-02 §3): the bytes `start..=end` of
+    /// the file (to its end when `end` is `None`), read from the storage and hashed with
+    /// `algorithm`; answer [`StorageReply::Hash`]. A range that does not lie within the
+    /// file is [`StorageError::InvalidOffset`] (556); a directory
+    /// [`StorageError::IsADirectory`].
+    Hash {
+        /// The file.
+        path: VirtualPath,
+        /// The algorithm.
+        algorithm: HashAlgorithm,
+        /// The first byte (0 without RANG).
+        start: u64,
+        /// The last byte (RANG's end), or `None` for the end of the file.
+        end: Option<u64>,
+    },
 }
 
 /// A successful answer to a [`StorageRequest`].
@@ -268,6 +284,13 @@ pub enum StorageReply {
         path: VirtualPath,
         /// The file's size when opened.
         size: u64,
+    },
+    /// The hash [`StorageRequest::Hash`] asked for.
+    Hash {
+        /// The digest, lower-case hex.
+        hex: String,
+        /// How many bytes were hashed (from the request's `start`).
+        bytes: u64,
     },
 }
 

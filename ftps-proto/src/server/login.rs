@@ -280,7 +280,7 @@ impl ServerSession {
         let entry = |p: &str| self.cwd.resolve(p).parent();
         let here = || self.cwd.clone();
         let (needed, path): (&[Permission], VirtualPath) = match cmd {
-            C::Retr(p) => (&[P::Download], entry(p.as_str())),
+            C::Retr(p) | C::Hash(p) => (&[P::Download], entry(p.as_str())),
             C::Stor(p) if rest > 0 => (&[P::Upload, P::Overwrite], entry(p.as_str())),
             C::Stor(p) => (&[P::Upload], entry(p.as_str())),
             C::Stou(p) => (

@@ -38,16 +38,17 @@
 //! ServerSession` block: `login` (HOST, USER, PASS, ACCT, failed-login delay and
 //! lockout), `security` (AUTH, PBSZ, PROT, CCC, REIN, the TLS and login gate), `data`
 //! (PASV, EPSV, PORT, EPRT), `transfer` (TYPE, MODE, STRU, REST, the transfer commands,
-//! ABOR, a transfer from 150 to 226), `files` (the file commands) and `service` (QUIT,
-//! FEAT, HELP, OPTS, STAT, SITE, ...). A command that asks the application (storage,
-//! login, SITE) leaves a `Pending` with its token; the answer continues it in the same
-//! module as the request.
+//! ABOR, a transfer from 150 to 226), `files` (the file commands), `hash` (HASH, OPTS
+//! HASH, RANG) and `service` (QUIT, FEAT, HELP, OPTS, STAT, SITE, ...). A command that
+//! asks the application (storage, login, SITE) leaves a `Pending` with its token; the
+//! answer continues it in the same module as the request.
 
 mod capabilities;
 pub mod config;
 mod data;
 mod files;
 mod format;
+mod hash;
 pub mod io;
 mod login;
 pub mod permissions;
@@ -151,6 +152,8 @@ pub struct ServerSession {
     epsv_all: bool,
     /// OPTS MLST: the facts MLST and MLSD show.
     facts: FactSelection,
+    /// OPTS HASH and RANG: the algorithm and range of HASH.
+    hash: hash::HashState,
 
     /// The last data id handed out.
     next_id: u64,
@@ -259,6 +262,7 @@ impl ServerSession {
             cwd: VirtualPath::root(),
             epsv_all: false,
             facts: FactSelection::default(),
+            hash: hash::HashState::default(),
             next_id: 0,
             data: DataSetup::None,
             transfer: None,
@@ -646,6 +650,11 @@ impl ServerSession {
             self.send(refusal);
             return;
         }
+        let transfer = matches!(cmd, C::Retr(_) | C::Stor(_) | C::Appe(_) | C::Stou(_));
+        if let Some(refusal) = self.range_refusal(transfer) {
+            self.send(refusal);
+            return;
+        }
         let rest = self.take_rest(&cmd);
         if let Some(refusal) = self
             .capability_refusal(&cmd, rest)
@@ -695,6 +704,8 @@ impl ServerSession {
             | C::Mkd(_)
             | C::Rnfr(_)
             | C::Rnto(_)
+            | C::Hash(_)
+            | C::Rang { .. }
             | C::Stat(Some(_)) => self.execute_file(cmd, rename_from),
             C::Quit
             | C::Noop

@@ -294,5 +294,6 @@ impl ServerSession {
         self.cwd = VirtualPath::root();
         self.epsv_all = false;
         self.facts = FactSelection::default();
+        self.hash = Default::default();
     }
 }

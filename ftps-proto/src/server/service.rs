@@ -15,10 +15,10 @@ fn help() -> Reply {
         ReplyCode::HELP_MESSAGE,
         [
             "The following commands are recognized.",
-            " ABOR ACCT ALLO APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HELP HOST LIST MDTM",
-            " MFMT MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT REIN",
-            " REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER XCUP XCWD",
-            " XMKD XPWD XRMD",
+            " ABOR ACCT ALLO APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HASH HELP HOST LIST",
+            " MDTM MFMT MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT",
+            " RANG REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER",
+            " XCUP XCWD XMKD XPWD XRMD",
             "Help OK.",
         ],
     )
@@ -75,6 +75,7 @@ impl ServerSession {
                 ReplyCode::PARAMETER_NOT_IMPLEMENTED,
                 "UTF8 cannot be turned off.",
             )),
+            ("HASH", _) => self.opts_hash(value),
             ("MLST", _) => {
                 self.facts = FactSelection::parse(value.unwrap_or(""));
                 let names = self.facts.names();
@@ -147,6 +148,7 @@ impl ServerSession {
             add("EPRT", "");
         }
         add("EPSV", "");
+        add("HASH", &self.hash_feat());
         add("HOST", "");
         add("MDTM", "");
         if self.config.storage.set_modified {
@@ -154,6 +156,7 @@ impl ServerSession {
         }
         add("MLST", &self.facts.feat());
         add("PASV", "");
+        add("RANG", "");
         add("REST", "STREAM");
         add("SIZE", "");
         add("TVFS", "");

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 /// FTP over TLS: server and client in one binary.
 ///
 /// Exit codes: 0 success, 1 local error, 2 usage, 3 connection or TLS failure, 4 login
-/// refused, 5 the server refused an operation (or, for --checksum, offers no HASH), 6 a
+/// refused, 5 the server refused an operation, 6 a
 /// transfer did not complete (or, with --checksum, its bytes do not match the server's
 /// hash), 130 interrupted.
 #[derive(Parser)]
@@ -54,7 +54,8 @@ enum Command {
         resume: bool,
         /// Check each download against the server's hash (HASH; SHA-256 if offered, else
         /// the strongest of SHA-512, SHA-1, MD5, CRC32): a file whose bytes do not match
-        /// is not kept (exit 6); a server without HASH fails before downloading (exit 5).
+        /// is not kept (exit 6); a server without HASH (vsftpd, Pure-FTPd) is said so and
+        /// the download goes on unchecked.
         #[arg(long)]
         checksum: bool,
     },

@@ -632,16 +632,18 @@ fn checksum_needs_a_file(what: &str) -> Failure {
 
 /// The algorithm `--checksum` uses: SHA-256 if the server offers it, else the strongest
 /// it offers of SHA-512, SHA-1, MD5 and CRC32 (its FEAT reply's HASH line). A server
-/// without HASH cannot check a download: that fails before anything is downloaded.
-fn checksum_algorithm(c: &Client) -> Result<HashAlgorithm, Failure> {
+/// without HASH (vsftpd, Pure-FTPd) cannot check a download: that is said, and the
+/// download goes on unchecked (`None`), as issue 15 asks.
+fn checksum_algorithm(c: &Client) -> Option<HashAlgorithm> {
     let offered = ftps_proto::hash::offered(c.features());
-    match offered.and_then(|(algorithms, _)| ftps_proto::hash::preferred(&algorithms)) {
-        Some(a) => Ok(a),
-        None => Err(Failure {
-            code: exit::REFUSED,
-            message: "--checksum: the server does not offer HASH (no HASH line in its FEAT reply), so it cannot confirm a download; nothing was downloaded (get without --checksum to download unchecked)".into(),
-        }),
+    let chosen = offered.and_then(|(algorithms, _)| ftps_proto::hash::preferred(&algorithms));
+    if chosen.is_none() {
+        eprintln!(
+            "ftps: warning: --checksum: the server does not offer HASH (no HASH line in its \
+             FEAT reply; vsftpd and Pure-FTPd have none): the download is not checked"
+        );
     }
+    chosen
 }
 
 /// Asks the server for the hash of `remote` and compares it with the hash of the local
@@ -877,9 +879,10 @@ pub(crate) async fn get(
         return Err(Failure::local("several files need a directory to go into"));
     }
     let mut c = connect(conn, &urls[0]).await?;
-    let checksum = match checksum {
-        true => Some(checksum_algorithm(&c)?),
-        false => None,
+    let checksum = if checksum {
+        checksum_algorithm(&c)
+    } else {
+        None
     };
     for url in &urls {
         let local = match dest {

@@ -252,6 +252,10 @@ fn curl_lftp_and_ftps_store_and_fetch_through_garage() {
             .success()
     );
     assert!(std::fs::read(s.dir.join("ours-back.bin")).unwrap() == ours);
+    // --checksum: the server's HASH of the object matches the bytes downloaded.
+    let out = s.ftps(&["get", "--checksum", &s.url("/docs/ours.bin"), "checked.bin"]);
+    assert!(out.status.success());
+    assert!(std::fs::read(s.dir.join("checked.bin")).unwrap() == ours);
     let listed = s.ftps(&["ls", &s.url("/docs/")]);
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(

@@ -46,6 +46,28 @@ pub fn put<S: Storage>(s: &S, user: &User, p: &str, body: &[u8]) -> Result<Virtu
     Ok(at)
 }
 
+/// The digest `tool` (`sha256sum`, `md5sum`) prints for `bytes`.
+fn coreutils(tool: &str, bytes: &[u8]) -> Result<String, Failure> {
+    let mut child = std::process::Command::new(tool)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{tool}: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let body = bytes.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&body));
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{tool}: {e}"))?;
+    let _ = feeder.join();
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
 fn write_all<W: Write>(w: &mut W, body: &[u8]) -> Result<(), Failure> {
     // In pieces, as a data connection hands them over.
     for piece in body.chunks(64 * 1024 + 7) {
@@ -167,6 +189,38 @@ pub fn run<S: Storage>(
         s.stat(user, &path("a/small.bin")).map(|m| (m.kind, m.size))
             == Ok((EntryKind::File, small.len() as u64)),
         || "stat a/small.bin".into(),
+    )?;
+
+    // HASH's digests, of the whole file and of a range, as coreutils computes them from
+    // the same bytes.
+    use ftps_proto::hash::HashAlgorithm as H;
+    let range = (1_000u64, 5_000_000u64);
+    for (algorithm, tool) in [(H::Sha256, "sha256sum"), (H::Md5, "md5sum")] {
+        let whole = s
+            .hash(user, &path("a/big.bin"), algorithm, None)
+            .map_err(fail("hash"))?;
+        check(
+            whole.hex == coreutils(tool, &big)? && whole.bytes == big.len() as u64,
+            || format!("{tool} of a/big.bin"),
+        )?;
+        let part = s
+            .hash(user, &path("a/big.bin"), algorithm, Some(range))
+            .map_err(fail("hash of a range"))?;
+        let slice = &big[range.0 as usize..=range.1 as usize];
+        check(part.hex == coreutils(tool, slice)?, || {
+            format!("{tool} of a range of a/big.bin")
+        })?;
+    }
+    check(
+        s.hash(
+            user,
+            &path("a/small.bin"),
+            H::Sha256,
+            Some((0, small.len() as u64)),
+        )
+        .err()
+            == Some(StorageError::InvalidOffset),
+        || "a hash range past the end".into(),
     )?;
 
     // Replacing a file.

@@ -123,7 +123,8 @@ impl Ledger {
 /// the storage it is built with in one; users without a quota pass straight through.
 pub struct Quoted<S> {
     inner: S,
-    /// Each limited user's usage, by user name, counted when first needed.
+    /// The usage of each home a limited user has, by home, counted when first needed:
+    /// users sharing a home share its count (each held to its own quota).
     ledgers: Mutex<HashMap<String, Arc<Ledger>>>,
 }
 
@@ -149,23 +150,22 @@ impl<S: Storage> Quoted<S> {
         &self.inner
     }
 
-    /// The ledger of a user with a quota (its usage counted now if not yet), or `None`
-    /// for a user without one.
+    /// The ledger of `user`'s home: counted now if the user has a quota and the home is
+    /// not counted yet; for a user without a quota, the home's ledger if a limited user
+    /// shares the home (its writes count there too), else `None`.
     fn ledger(&self, user: &User) -> Result<Option<Arc<Ledger>>, StorageError> {
+        let home = user.home.as_str();
+        if let Some(l) = self.lock().get(home) {
+            return Ok(Some(l.clone()));
+        }
         if !user.quota.is_limited() {
             return Ok(None);
-        }
-        if let Some(l) = self.lock().get(&user.name) {
-            return Ok(Some(l.clone()));
         }
         // Counted outside the lock (a walk may take a while); the first count kept wins.
         let usage = self.inner.usage(user)?;
         let ledger = Arc::new(Ledger::new(usage));
         Ok(Some(
-            self.lock()
-                .entry(user.name.clone())
-                .or_insert(ledger)
-                .clone(),
+            self.lock().entry(home.to_owned()).or_insert(ledger).clone(),
         ))
     }
 

@@ -205,10 +205,10 @@ fn new_files_at_once_share_the_files_quota() {
     });
 }
 
-/// Finding 6: two users with quotas sharing a home are each counted apart: each sees
-/// only its own uploads, so together they fill the home past either quota.
+/// Finding 6 (mended: the count is the home's): two users with quotas sharing a home
+/// were each counted apart, each seeing only its own uploads, so together they filled
+/// the home past either quota.
 #[test]
-#[ignore = "review15q finding 6: users sharing a home keep apart counts of it"]
 fn users_sharing_a_home() {
     each(
         "rq-shared-home",

@@ -81,6 +81,10 @@ pub(crate) struct UserEntry {
     #[serde(default)]
     pub(crate) rules: BTreeMap<String, String>,
     pub(crate) quota: Option<String>,
+    /// The user's own control-channel policy (as `control_tls` above).
+    pub(crate) control_tls: Option<ControlTls>,
+    /// The user's own data-channel policy (as `data_tls` above).
+    pub(crate) data_tls: Option<DataTls>,
 }
 
 /// A configuration file, read and parsed, with its text (for line numbers).

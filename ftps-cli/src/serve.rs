@@ -435,20 +435,29 @@ fn parse_users(
         let mut fields = line.split(':').map(str::trim);
         let (Some(name), Some(hash)) = (fields.next(), fields.next()) else {
             return Err(format!(
-                "{at}: expected NAME:HASH[:HOME[:PERMISSIONS[:QUOTA]]], HASH an Argon2id PHC \
-                 string ({HASH_HINT})"
+                "{at}: expected NAME:HASH[:HOME[:PERMISSIONS[:QUOTA[:TLS]]]], HASH an Argon2id \
+                 PHC string ({HASH_HINT})"
             ));
+        };
+        let home = fields.next().filter(|h| !h.is_empty());
+        let permissions = fields.next();
+        let quota = fields.next();
+        let (control_tls, data_tls) = match fields.next() {
+            Some(tls) => parse_user_tls(tls).map_err(|e| format!("{at}: {e}"))?,
+            None => (None, None),
         };
         let given = UserFields {
             name,
             hash,
-            home: fields.next().filter(|h| !h.is_empty()),
-            permissions: fields.next(),
-            quota: fields.next(),
+            home,
+            permissions,
+            quota,
+            control_tls,
+            data_tls,
         };
         if fields.next().is_some() {
             return Err(format!(
-                "{at}: too many fields: expected NAME:HASH[:HOME[:PERMISSIONS[:QUOTA]]]"
+                "{at}: too many fields: expected NAME:HASH[:HOME[:PERMISSIONS[:QUOTA[:TLS]]]]"
             ));
         }
         users = add_user(users, names, root, &given).map_err(|e| format!("{at}: {e}"))?;
@@ -560,6 +569,8 @@ fn config_users(
             home: u.home.as_deref(),
             permissions: permissions.as_deref(),
             quota: u.quota.as_deref(),
+            control_tls: u.control_tls,
+            data_tls: u.data_tls,
         };
         users = add_user(users, names, root, &given)
             .map_err(|e| format!("{at}: [[users]] {:?}: {e}", u.name))?;
@@ -648,6 +659,54 @@ pub(crate) struct UserFields<'a> {
     /// PERMISSIONS[;/DIR=PERMISSIONS...].
     pub(crate) permissions: Option<&'a str>,
     pub(crate) quota: Option<&'a str>,
+    /// The user's own control-channel TLS policy, in place of the server's.
+    pub(crate) control_tls: Option<ControlTls>,
+    /// The user's own data-channel TLS policy, in place of the server's.
+    pub(crate) data_tls: Option<DataTls>,
+}
+
+/// A users file's TLS field: `control=POLICY`, `data=POLICY` or both, comma-separated
+/// (`control=require,data=require` for a partner who must use TLS on both channels
+/// whatever the server's policies allow others).
+fn parse_user_tls(field: &str) -> Result<(Option<ControlTls>, Option<DataTls>), String> {
+    let (mut control, mut data) = (None, None);
+    for part in field.split(',').map(str::trim) {
+        let bad = || {
+            format!(
+                "TLS {part:?}: expected control=allow|credentials|require and/or \
+                 data=allow|require|deny, comma-separated"
+            )
+        };
+        let (key, value) = part.split_once('=').ok_or_else(bad)?;
+        match key.trim() {
+            "control" if control.is_none() => {
+                control = Some(ControlTls::from_str(value.trim(), false).map_err(|_| bad())?);
+            }
+            "data" if data.is_none() => {
+                data = Some(DataTls::from_str(value.trim(), false).map_err(|_| bad())?);
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok((control, data))
+}
+
+/// The core's control-channel policy for `--control-tls`'s value.
+fn control_policy(c: ControlTls) -> ControlTlsPolicy {
+    match c {
+        ControlTls::Allow => ControlTlsPolicy::Allow,
+        ControlTls::Credentials => ControlTlsPolicy::RequireForCredentials,
+        ControlTls::Require => ControlTlsPolicy::Require,
+    }
+}
+
+/// The core's data-channel policy for `--data-tls`'s value.
+fn data_policy(d: DataTls) -> DataTlsPolicy {
+    match d {
+        DataTls::Allow => DataTlsPolicy::Allow,
+        DataTls::Require => DataTlsPolicy::Require,
+        DataTls::Deny => DataTlsPolicy::Deny,
+    }
 }
 
 /// Checks `given` and adds it to `users` (its name to `names`).
@@ -735,6 +794,9 @@ fn finish_user(
     if let Some(quota) = given.quota {
         user = user.with_quota(parse_quota(quota)?);
     }
+    user = user
+        .with_control_tls(given.control_tls.map(control_policy))
+        .with_data_tls(given.data_tls.map(data_policy));
     let users = users
         .with_user(user, given.hash)
         .map_err(|_| format!("the hash of {name:?} is not an Argon2 PHC string ({HASH_HINT})"))?;
@@ -1083,16 +1145,8 @@ async fn serve_on<S: Storage>(
     let tls = tls::server_config_with_resolver(resolver.clone()).map_err(|e| e.to_string())?;
 
     let config = ServerConfig::default()
-        .with_control_tls(match s.control_tls {
-            ControlTls::Allow => ControlTlsPolicy::Allow,
-            ControlTls::Credentials => ControlTlsPolicy::RequireForCredentials,
-            ControlTls::Require => ControlTlsPolicy::Require,
-        })
-        .with_data_tls(match s.data_tls {
-            DataTls::Allow => DataTlsPolicy::Allow,
-            DataTls::Require => DataTlsPolicy::Require,
-            DataTls::Deny => DataTlsPolicy::Deny,
-        })
+        .with_control_tls(control_policy(s.control_tls))
+        .with_data_tls(data_policy(s.data_tls))
         .with_require_session_reuse(s.session_reuse_check)
         .with_active_mode(s.active)
         .with_allow_ccc(s.allow_ccc)

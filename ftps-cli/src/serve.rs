@@ -24,7 +24,7 @@ const USERS_ENV: &str = "FTPS_USERS";
 const HASH_HINT: &str = "`ftps hash-password` prints one";
 
 /// Control-channel TLS policy.
-#[derive(Debug, Clone, Copy, ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum ControlTls {
     /// Plain text allowed.
@@ -36,7 +36,7 @@ pub(crate) enum ControlTls {
 }
 
 /// Data-channel TLS policy.
-#[derive(Debug, Clone, Copy, ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum DataTls {
     /// PROT C and PROT P.
@@ -50,7 +50,7 @@ pub(crate) enum DataTls {
 /// `ftps serve`'s flags. Each has an environment variable (`FTPS_` and its name, e.g.
 /// `FTPS_ROOT`) and a key of the configuration file (`--config`); a flag or variable given
 /// wins over the file, the file over the default.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub(crate) struct ServeArgs {
     /// Settings from FILE (TOML): the keys are the flags' names with `_` for `-` (`root`,
     /// `explicit`, `passive_ports`, `control_tls`...; `explicit = false` for
@@ -155,6 +155,7 @@ pub(crate) struct ServeArgs {
 
 /// The settings in force: flags and variables, then the configuration file, then the
 /// defaults.
+#[derive(Clone, PartialEq)]
 struct Settings {
     root: PathBuf,
     storage: Option<String>,
@@ -603,6 +604,10 @@ impl Authenticator for LiveUsers {
 
 /// What SIGHUP reloads: the users, and the certificate and key from their files.
 struct Reload {
+    /// The flags and variables of the start, and the settings they and the file made:
+    /// a reload says which settings changed in the file and need a restart.
+    args: ServeArgs,
+    settings: Settings,
     sources: UserSources,
     generated: Option<(String, String)>,
     users: LiveUsers,
@@ -620,6 +625,12 @@ impl Reload {
             .map(config::load)
             .transpose()?;
         let (users, names, _) = self.sources.load(file.as_ref(), self.generated.as_ref())?;
+        // What else the file says now: applied at the next start, and said so, never
+        // silently ignored.
+        let unapplied = match Settings::resolve(&self.args, file.as_ref()) {
+            Ok(now) => self.settings.changed(&now),
+            Err(e) => vec![format!("(the file's settings: {e})")],
+        };
         let (cert, key) = &self.cert_files;
         let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
         let (chain, key_pem) = (read(cert)?, read(key)?);
@@ -633,11 +644,18 @@ impl Reload {
             .0
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = users;
-        Ok(format!(
+        let mut said = format!(
             "{} users, certificate {}",
             names.len().max(usize::from(self.generated.is_some())),
             cert.display()
-        ))
+        );
+        if !unapplied.is_empty() {
+            said.push_str(&format!(
+                "; changed but not applied until a restart: {}",
+                unapplied.join(", ")
+            ));
+        }
+        Ok(said)
     }
 }
 
@@ -1022,6 +1040,42 @@ fn sessions_for(open_files: u64) -> usize {
         .clamp(1, DEFAULT_SESSIONS)
 }
 
+impl Settings {
+    /// The names of the settings that differ in `now` (as the configuration file's keys).
+    fn changed(&self, now: &Settings) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut differs = |name: &str, same: bool| {
+            if !same {
+                out.push(name.to_owned());
+            }
+        };
+        differs("root", self.root == now.root);
+        differs("storage", self.storage == now.storage);
+        differs("explicit", self.explicit == now.explicit);
+        differs("implicit", self.implicit == now.implicit);
+        differs("cert/key", self.cert == now.cert);
+        differs("state_dir", self.state_dir == now.state_dir);
+        differs("users_file", self.users_file == now.users_file);
+        differs("anonymous", self.anonymous == now.anonymous);
+        differs(
+            "anonymous_upload",
+            self.anonymous_upload == now.anonymous_upload,
+        );
+        differs("passive_ports", self.passive_ports == now.passive_ports);
+        differs("advertise", self.advertise == now.advertise);
+        differs("control_tls", self.control_tls == now.control_tls);
+        differs("data_tls", self.data_tls == now.data_tls);
+        differs(
+            "session_reuse_check",
+            self.session_reuse_check == now.session_reuse_check,
+        );
+        differs("active", self.active == now.active);
+        differs("allow_ccc", self.allow_ccc == now.allow_ccc);
+        differs("metrics", self.metrics == now.metrics);
+        out
+    }
+}
+
 /// A `serve` invocation whose flags, variables and configuration file agree.
 pub(crate) struct Prepared {
     args: ServeArgs,
@@ -1245,6 +1299,8 @@ async fn serve_on<S: Storage>(
         }
     };
     let reload = Arc::new(Reload {
+        args: args.clone(),
+        settings: s.clone(),
         sources,
         generated: shown_password.clone(),
         users: live,

@@ -158,3 +158,78 @@ fn sighup_reloads_users_and_certificate_and_keeps_sessions() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Settings a reload does not apply (listeners, ports, policies...) are named when the
+/// file changes them, never silently ignored; the users it does apply are.
+#[test]
+fn a_reload_names_the_settings_that_need_a_restart() {
+    let dir = std::env::temp_dir().join(format!("ftps-reload-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("conf")).unwrap();
+    let port = free_port();
+    let h = hash("first-Pass-1");
+    let write_conf = |ports: &str| {
+        std::fs::write(
+            dir.join("conf/ftps.toml"),
+            format!(
+                "root = \"../srv\"\nexplicit = \"127.0.0.1:{port}\"\nimplicit = false\n\
+                 passive_ports = \"{ports}\"\n\
+                 [[users]]\nname = \"ann\"\nhash = \"{h}\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_conf("41000-41010");
+    let log = dir.join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(&dir)
+        .args(["serve", "--config", "conf/ftps.toml"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "server did not start");
+        match lines.next() {
+            Some(Ok(l)) if l.contains("Ctrl-C") => break,
+            Some(_) => {}
+            None => panic!("server exited"),
+        }
+    }
+    let said = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = text.lines().rev().find(|l| l.contains(what)) {
+                return line.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no {what:?} in: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Unchanged: a reload says nothing of restarts.
+    let hup = || {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    hup();
+    assert!(!said("reloaded").contains("restart"));
+    std::fs::write(&log, "").unwrap();
+    write_conf("42000-42010");
+    hup();
+    let line = said("reloaded");
+    assert!(
+        line.contains("not applied until a restart: passive_ports"),
+        "{line}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -171,7 +171,15 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 continue;
             };
             let shared = self.shared.clone();
-            let span = tracing::info_span!("session", %peer, ?mode);
+            // Every event of the session carries its id, peer and (once logged in) user.
+            let id = observe::session_id();
+            let span = tracing::info_span!(
+                "session",
+                id,
+                %peer,
+                ?mode,
+                user = tracing::field::Empty
+            );
             R::spawn_detached(
                 async move {
                     // An eviction ends the session wherever it waits (a TLS handshake, a
@@ -392,7 +400,11 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 self.handshake_deadline = None;
                 if let Some(rustls::Connection::Server(conn)) = self.control.tls() {
                     let info = ftps_proto::tls::handshake_info(conn);
-                    tracing::debug!(?info, "control TLS established");
+                    tracing::debug!(
+                        version = ?info.version,
+                        resumed = info.resumed,
+                        "control TLS established"
+                    );
                     observe::tls("control", info.version);
                     self.session
                         .handle_io(IoEvent::ControlTlsEstablished(info), now());
@@ -653,6 +665,8 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 self.session.answer_site(token, r, Instant::now());
             }
             Event::LoggedIn { ref user, .. } => {
+                // From now on every event of the session names its user.
+                tracing::Span::current().record("user", tracing::field::display(Printable(user)));
                 tracing::debug!(user = %Printable(user), "logged in");
                 self.slot.follow(&event);
                 self.user_name = user.clone();
@@ -674,7 +688,14 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 ok,
             } => {
                 observe::transfer(kind, ok, bytes);
-                tracing::info!(path = %Printable(path.as_str()), bytes, ok, "transfer")
+                let result = if ok { "ok" } else { "failed" };
+                tracing::info!(
+                    kind = kind.name(),
+                    path = %Printable(path.as_str()),
+                    bytes,
+                    result,
+                    "transfer"
+                );
             }
             Event::Closed => tracing::debug!("closed"),
             other => tracing::debug!(?other, "event"),

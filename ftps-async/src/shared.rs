@@ -108,7 +108,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
             tracing::info!(
                 user = %ftps_proto::Printable(&request.user),
                 peer = %ip,
-                accepted,
+                result = if accepted { "accepted" } else { "rejected" },
                 "login"
             );
         }

@@ -33,6 +33,7 @@ mod socket;
 mod stall;
 mod stream;
 mod tls;
+mod trace;
 mod warnings;
 
 /// The core, for [`client_calls!`]'s types.

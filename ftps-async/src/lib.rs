@@ -22,6 +22,7 @@ mod desk;
 mod ending;
 mod forward;
 mod gate;
+mod hooks;
 mod limits;
 mod meter;
 mod observe;

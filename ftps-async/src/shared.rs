@@ -3,6 +3,7 @@
 
 use crate::budget::Budget;
 use crate::gate::Gate;
+use crate::hooks::HookQueue;
 use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
 use crate::observe;
 use crate::runtime::Runtime;
@@ -51,6 +52,8 @@ pub(crate) struct ServerShared<S, A> {
     /// [`ftps_backend::STAT_ENTRIES`] entries and their reply; hundreds at once held GBs). The
     /// driver enters it around a [`StorageRequest::List`](ftps_proto::server::StorageRequest::List).
     pub(crate) stat_gate: Gate,
+    /// The application's hooks, if any, behind their queue.
+    pub(crate) hooks: Option<HookQueue>,
 }
 
 impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {

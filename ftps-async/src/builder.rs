@@ -3,10 +3,11 @@
 
 use crate::budget::Budget;
 use crate::gate::Gate;
+use crate::hooks::HookQueue;
 use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
 use crate::server::Server;
 use crate::shared::ServerShared;
-use ftps_backend::{Authenticator, Quoted, Storage};
+use ftps_backend::{Authenticator, Hooks, Quoted, Storage};
 use ftps_proto::server::ServerConfig;
 use std::marker::PhantomData;
 use std::ops::RangeInclusive;
@@ -29,6 +30,7 @@ pub struct ServerBuilder<R, S, A, T = Server<R, S, A>> {
     login_guard: LoginGuard,
     auth_timeout: std::time::Duration,
     blocking_auth_checks: Option<usize>,
+    hooks: Option<Arc<dyn Hooks>>,
     server: PhantomData<fn() -> (R, T)>,
 }
 
@@ -51,6 +53,7 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
             login_guard: LoginGuard::default(),
             auth_timeout: std::time::Duration::from_secs(30),
             blocking_auth_checks: None,
+            hooks: None,
             server: PhantomData,
         }
     }
@@ -62,6 +65,18 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
     /// thread the server's file operations need.
     pub fn max_blocking_auth_checks(mut self, n: usize) -> Self {
         self.blocking_auth_checks = Some(n);
+        self
+    }
+
+    /// Tells `hooks` of what users do, after the fact: logins, uploads and downloads
+    /// finished (an upload is `ok` only once committed and answered 226), deletes, renames,
+    /// directories made and removed. The calls are made in order, one at a time, by a task
+    /// of the server's on the runtime's blocking pool — never by a session, so a slow hook
+    /// never stalls one; it delays the events after it, and past
+    /// [`HOOK_QUEUE`](ftps_backend::HOOK_QUEUE) waiting events new ones are dropped (with
+    /// a warning). A hook must return quickly: spawn your own work for anything long.
+    pub fn hooks(mut self, hooks: impl Hooks) -> Self {
+        self.hooks = Some(Arc::new(hooks));
         self
     }
 
@@ -186,6 +201,7 @@ where
             auth_timeout: self.auth_timeout,
             stat_gate: Gate::new(cores),
             hash_gate: Gate::new(cores),
+            hooks: self.hooks.map(HookQueue::new),
         });
         T::from(Server::new(shared))
     }

@@ -130,6 +130,8 @@ pub struct Client<R: Runtime> {
     closed: Option<client::ClientError>,
     secure: bool,
     handed: Option<(DataId, Stream<R>, DataEnding)>,
+    /// The protocol trace of the replies (debug level; see [`crate::trace`]).
+    trace: crate::trace::ReplyTrace,
 }
 
 impl<R: Runtime> Drop for Client<R> {
@@ -182,6 +184,7 @@ impl<R: Runtime> Client<R> {
             closed: None,
             secure: false,
             handed: None,
+            trace: crate::trace::ReplyTrace::default(),
         };
         match client.until_ready().await? {
             Setup::Ready => Ok(client),
@@ -395,6 +398,7 @@ impl<R: Runtime> Client<R> {
             let now = Instant::now;
             match action {
                 Action::Send(bytes) => {
+                    crate::trace::sent(&bytes);
                     let limit = self.options.session.reply_timeout;
                     if self.control.send::<R>(&bytes, limit).await.is_err() {
                         self.session.handle_io(IoEvent::ControlClosed, now());
@@ -546,6 +550,7 @@ impl<R: Runtime> Client<R> {
         self.control_ended = false;
         self.handshake_deadline = None;
         self.input.clear();
+        self.trace.reset();
         (self.local, self.peer) = (link.local, link.peer);
         Ok(link.peer)
     }
@@ -601,7 +606,11 @@ impl<R: Runtime> Client<R> {
     async fn on_control_bytes(&mut self, bytes: &[u8]) {
         let now = Instant::now;
         let limit = self.options.session.reply_timeout;
-        match self.control.take::<R>(bytes, &mut self.input, limit).await {
+        let before = self.input.len();
+        let taken = self.control.take::<R>(bytes, &mut self.input, limit).await;
+        self.trace
+            .received(self.input.get(before..).unwrap_or_default());
+        match taken {
             Taken::Input => {}
             Taken::Established => {
                 self.handshake_deadline = None;
@@ -614,7 +623,7 @@ impl<R: Runtime> Client<R> {
                             _ => None,
                         };
                         let info = ftps_proto::tls::client_handshake_info(conn, sni);
-                        tracing::debug!(?info, "control TLS established");
+                        tracing::debug!(version = ?info.version, resumed = info.resumed, "control TLS established");
                         self.tls13 = info.version == TlsVersion::Tls13;
                         IoEvent::ControlTlsEstablished(info)
                     }

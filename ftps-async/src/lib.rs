@@ -22,6 +22,7 @@ mod desk;
 mod ending;
 mod forward;
 mod gate;
+mod hooks;
 mod limits;
 mod meter;
 mod observe;
@@ -33,6 +34,7 @@ mod socket;
 mod stall;
 mod stream;
 mod tls;
+mod trace;
 mod warnings;
 
 /// The core, for [`client_calls!`]'s types.

@@ -15,6 +15,7 @@
 
 use ftps_proto::server::{StorageRequest, TlsVersion, TransferKind};
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A session, counted open until dropped.
@@ -34,6 +35,13 @@ impl Drop for SessionCount {
     fn drop(&mut self) {
         metrics::gauge!("ftps_sessions_open").decrement(1.0);
     }
+}
+
+/// A new session's id: unique in the process, from 1 (the `id` of its log span, and of
+/// what hooks are told).
+pub(crate) fn session_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A login's outcome.

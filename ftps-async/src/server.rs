@@ -5,15 +5,18 @@ use crate::builder::ServerBuilder;
 use crate::control::{self, Control, Taken, Woke};
 use crate::data::{self, DataContext, Kill};
 use crate::desk::{DataDesk, TaskGone, opened_for};
+use crate::hooks::HookEvent;
 use crate::limits::{Evict, ListenerSlot, SessionSlot};
 use crate::observe;
 use crate::order::Order;
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::shared::ServerShared;
 use crate::socket::{control_socket, out_of_descriptors};
-use ftps_backend::{Authenticator, Quoted, Storage, User};
+use ftps_backend::{Actor, Authenticator, Quoted, Storage, Transferred, User};
 use ftps_proto::boundary::{DataId, MAX_CONTROL_INPUT};
-use ftps_proto::server::{Action, Event, IoEvent, StorageError, StorageRequest, TlsMode};
+use ftps_proto::server::{
+    Action, Event, IoEvent, StorageError, StorageRequest, TlsMode, TransferKind,
+};
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
 use futures_lite::io::AsyncWriteExt;
@@ -105,6 +108,9 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             Accepted(io::Result<(T, SocketAddr)>),
             Stop,
         }
+        if let Some(hooks) = &self.shared.hooks {
+            hooks.start::<R>();
+        }
         let close = R::listener_closer(&listener)?;
         self.listeners
             .lock()
@@ -171,13 +177,21 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 continue;
             };
             let shared = self.shared.clone();
-            let span = tracing::info_span!("session", %peer, ?mode);
+            // Every event of the session carries its id, peer and (once logged in) user.
+            let id = observe::session_id();
+            let span = tracing::info_span!(
+                "session",
+                id,
+                %peer,
+                ?mode,
+                user = tracing::field::Empty
+            );
             R::spawn_detached(
                 async move {
                     // An eviction ends the session wherever it waits (a TLS handshake, a
                     // login check, a write): the whole session is dropped, its socket and
                     // slot freed at once.
-                    let run = run_session::<R, Quoted<S>, A>(shared, tcp, close, mode, slot);
+                    let run = run_session::<R, Quoted<S>, A>(shared, tcp, close, mode, slot, id);
                     let evicted = async move {
                         let _ = evicted.recv().await;
                         tracing::debug!("evicted to make room");
@@ -229,6 +243,8 @@ struct Driver<R: Runtime, S: Storage, A> {
     closing: bool,
     /// Counted among the open sessions while it lives.
     _counted: observe::SessionCount,
+    /// The session's id (its log span's `id`, and what hooks are told).
+    session_id: u64,
 }
 
 async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
@@ -237,6 +253,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     close: Closer,
     mode: TlsMode,
     slot: SessionSlot,
+    session_id: u64,
 ) -> io::Result<()> {
     let (local, peer) = R::addrs(&tcp)?;
     R::set_nodelay(&tcp)?;
@@ -273,6 +290,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         input: Vec::new(),
         closing: false,
         _counted: observe::SessionCount::open(),
+        session_id,
     };
     let mut control_open = true;
     loop {
@@ -392,7 +410,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 self.handshake_deadline = None;
                 if let Some(rustls::Connection::Server(conn)) = self.control.tls() {
                     let info = ftps_proto::tls::handshake_info(conn);
-                    tracing::debug!(?info, "control TLS established");
+                    tracing::debug!(version = ?info.version, resumed = info.resumed, "control TLS established");
                     observe::tls("control", info.version);
                     self.session
                         .handle_io(IoEvent::ControlTlsEstablished(info), now());
@@ -602,6 +620,14 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
         }
     }
 
+    /// Tells the application's hooks, if any, of `event`, done by this session's user.
+    fn hook(&self, event: HookEvent) {
+        if let (Some(hooks), Some(user)) = (&self.shared.hooks, &self.user) {
+            let actor = Actor::new(user.clone(), self.peer, self.session_id);
+            hooks.push(actor, event);
+        }
+    }
+
     /// Reports a data task that is gone (it failed, or was never started).
     fn gone_if(&mut self, id: DataId, sent: Result<(), TaskGone>) {
         if sent.is_err() {
@@ -630,6 +656,11 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     self.session.answer_storage(token, Err(e), Instant::now());
                     return;
                 };
+                // What hooks are told once it succeeded (paths copied only for them).
+                let hooked = match self.shared.hooks {
+                    Some(_) => HookEvent::of_request(&request),
+                    None => None,
+                };
                 let permit = match request {
                     StorageRequest::List(_) => Some(self.shared.stat_gate.enter().await),
                     StorageRequest::Hash { .. } => Some(self.shared.hash_gate.enter().await),
@@ -646,6 +677,9 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 if let (Some(id), Some(file)) = (id, file) {
                     self.desk.file_opened(id, file);
                 }
+                if let (Some(event), true) = (hooked, answer.is_ok()) {
+                    self.hook(event);
+                }
                 self.session.answer_storage(token, answer, Instant::now());
             }
             Event::Site { token, .. } => {
@@ -653,10 +687,13 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 self.session.answer_site(token, r, Instant::now());
             }
             Event::LoggedIn { ref user, .. } => {
+                // From now on every event of the session names its user.
+                tracing::Span::current().record("user", tracing::field::display(Printable(user)));
                 tracing::debug!(user = %Printable(user), "logged in");
                 self.slot.follow(&event);
                 self.user_name = user.clone();
                 self.user = self.checked.take();
+                self.hook(HookEvent::Login);
             }
             Event::LoggedOut => {
                 self.user = None;
@@ -674,7 +711,22 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 ok,
             } => {
                 observe::transfer(kind, ok, bytes);
-                tracing::info!(path = %Printable(path.as_str()), bytes, ok, "transfer")
+                if self.shared.hooks.is_some() {
+                    let done = || Transferred::new(path.as_str(), bytes, ok);
+                    match kind {
+                        TransferKind::Upload => self.hook(HookEvent::UploadFinished(done())),
+                        TransferKind::Download => self.hook(HookEvent::DownloadFinished(done())),
+                        _ => {}
+                    }
+                }
+                let result = if ok { "ok" } else { "failed" };
+                tracing::info!(
+                    kind = kind.name(),
+                    path = %Printable(path.as_str()),
+                    bytes,
+                    result,
+                    "transfer"
+                );
             }
             Event::Closed => tracing::debug!("closed"),
             other => tracing::debug!(?other, "event"),

@@ -3,6 +3,7 @@
 
 use crate::budget::Budget;
 use crate::gate::Gate;
+use crate::hooks::HookQueue;
 use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
 use crate::observe;
 use crate::runtime::Runtime;
@@ -56,6 +57,8 @@ pub(crate) struct ServerShared<S, A> {
     /// files waits its turn instead of taking every core. The driver enters it around a
     /// [`StorageRequest::Hash`](ftps_proto::server::StorageRequest::Hash).
     pub(crate) hash_gate: Gate,
+    /// The application's hooks, if any, behind their queue.
+    pub(crate) hooks: Option<HookQueue>,
 }
 
 impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
@@ -113,7 +116,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
             tracing::info!(
                 user = %ftps_proto::Printable(&request.user),
                 peer = %ip,
-                accepted,
+                result = if accepted { "accepted" } else { "rejected" },
                 "login"
             );
         }

@@ -10,6 +10,8 @@
 //! - [`Authenticator`] and [`StaticUsers`]: logins checked (against Argon2id hashes, or
 //!   by whatever an application's authenticator asks), each making a [`User`]: its home,
 //!   permissions and policies;
+//! - [`Hooks`]: what an application is told after the fact (logins, uploads and downloads
+//!   finished, deletes, renames), to start its own work;
 //! - [`files`]: certificates and keys read from PEM files, and the platform's roots;
 //! - [`client`]: how a client connects (`ClientOptions`, `FtpUrl`), for every runtime;
 //! - [`download`]: where a download's bytes go locally, so that a failed one never
@@ -28,6 +30,7 @@ pub mod client;
 pub mod download;
 pub mod files;
 pub mod hash;
+mod hooks;
 mod listing;
 mod local_fs;
 mod quota;
@@ -38,6 +41,7 @@ pub use auth::{
     Authenticator, BadHash, BlockingAuthenticator, BoxFuture, Check, StaticUsers, Unblocked,
     Verdict, hash_password,
 };
+pub use hooks::{Actor, HOOK_QUEUE, Hooks, Transferred};
 pub use listing::{Entries, ListingCut, ListingFailed, ListingReader};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use quota::{Quota, QuotaUpload, Quoted, Usage};

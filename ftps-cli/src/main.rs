@@ -20,8 +20,28 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "ftps", version, about)]
 struct Cli {
+    /// Log more on standard error: -v the protocol trace (every command and reply, never
+    /// a password), -vv everything ftps traces. RUST_LOG, when set, wins (e.g.
+    /// RUST_LOG=ftps=debug, or RUST_LOG=off for nothing).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// What is logged: `RUST_LOG` when set; otherwise info (`ftps serve`'s sessions, logins
+/// and transfers; the client's notices), and with `-v` ftps' debug events (the client's
+/// commands and replies, target `ftps::client`), with `-vv` its trace events.
+fn log_filter(verbose: u8) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::builder().parse_lossy(spec),
+        _ => EnvFilter::new(match verbose {
+            0 => "info",
+            1 => "info,ftps=debug",
+            _ => "info,ftps=trace",
+        }),
+    }
 }
 
 #[derive(Subcommand)]
@@ -151,6 +171,7 @@ fn main() -> ExitCode {
     // Colours only on a terminal: in a file or a pipe they are raw escape bytes.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
+        .with_env_filter(log_filter(cli.verbose))
         .with_target(false)
         .with_ansi(colour)
         .with_writer(std::io::stderr)

@@ -129,6 +129,8 @@ pub struct ServerSetup {
     pub auth_timeout: Option<std::time::Duration>,
     /// Blocking login checks at once, at most (the builder's default if `None`).
     pub blocking_auth_checks: Option<usize>,
+    /// The application's hooks, told what users do (none if `None`).
+    pub hooks: Option<std::sync::Arc<dyn ftps_backend::Hooks>>,
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

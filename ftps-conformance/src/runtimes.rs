@@ -53,6 +53,9 @@ fn configure<R, T>(
     if let Some(n) = setup.blocking_auth_checks {
         builder = builder.max_blocking_auth_checks(n);
     }
+    if let Some(hooks) = &setup.hooks {
+        builder = builder.hooks(hooks.clone());
+    }
     builder
 }
 

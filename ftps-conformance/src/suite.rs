@@ -138,6 +138,7 @@ impl Fixture {
             auth_blocking: false,
             auth_timeout: None,
             blocking_auth_checks: None,
+            hooks: None,
         }
     }
 

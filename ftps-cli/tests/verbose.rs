@@ -1,0 +1,220 @@
+//! Issue 15 (observability) and issue 17 (`-v`, `RUST_LOG`): `ftps -v` shows the protocol
+//! trace on standard error, never the password; `ftps serve` logs its sessions' logins and
+//! transfers at info; `RUST_LOG` wins over both, and `RUST_LOG=off` silences them.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+mod support;
+use support::{free_port, have};
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "Verbose-Secret-9";
+
+/// `ftps serve` with one user, its log (stderr) read when it stops.
+struct Served {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Served {
+    fn start(name: &str, env: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("ftps-verbose-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("ftp-root")).unwrap();
+        std::fs::write(dir.join("ftp-root/hello.txt"), b"hello").unwrap();
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+            .current_dir(&dir)
+            .args(["serve", "--no-implicit"])
+            .args(["--user", &format!("alice:{PASSWORD}")])
+            .args(["--explicit", &format!("127.0.0.1:{port}")])
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "server did not start");
+            match lines.next() {
+                Some(Ok(l)) if l.contains("Ctrl-C") => break,
+                Some(_) => {}
+                None => panic!("server exited"),
+            }
+        }
+        Self { child, dir, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ftp://127.0.0.1:{}/{path}", self.port)
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join(".ftps/cert.pem")
+    }
+
+    /// `ftps ARGS` as alice (the password from the environment), within 60 s.
+    fn ftps(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let ca = self.ca();
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(env!("CARGO_BIN_EXE_ftps"))
+            .args(args)
+            .args(["--ca-cert", ca.to_str().unwrap(), "--user", "alice"])
+            .current_dir(&self.dir)
+            .env_remove("RUST_LOG")
+            .env("FTPS_PASSWORD", PASSWORD)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        eprintln!(
+            "ftps {args:?} -> {}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Uploads `bytes` as `name` with curl; whether curl succeeded.
+    fn curl_upload(&self, name: &str, bytes: &[u8]) -> bool {
+        let local = self.dir.join("upload.bin");
+        std::fs::write(&local, bytes).unwrap();
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg("curl")
+            .args(["-sS", "--ssl-reqd", "--cacert", self.ca().to_str().unwrap()])
+            .args(["-u", &format!("alice:{PASSWORD}")])
+            .args(["-T", local.to_str().unwrap(), &self.url(name)])
+            .output()
+            .unwrap();
+        eprintln!(
+            "curl -> {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.status.success()
+    }
+
+    /// Stops the server; its log.
+    fn log(mut self) -> String {
+        // The session's last lines are written as it ends, just after the client's.
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.child.kill();
+        let mut log = Vec::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_end(&mut log)
+            .unwrap();
+        String::from_utf8_lossy(&log).into_owned()
+    }
+
+    fn root(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn verbose_shows_commands_and_replies_never_the_password() {
+    let s = Served::start("client", &[]);
+    for args in [["-v", "ls"], ["ls", "-v"]] {
+        let out = s.ftps(&[args[0], args[1], &s.url("")], &[]);
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello.txt");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for shown in [
+            "> USER alice",
+            "> PASS ****",
+            "< 331 ",
+            "< 230 ",
+            "> NLST",
+            "< 226 ",
+        ] {
+            assert!(err.contains(shown), "{args:?}: no {shown:?} in:\n{err}");
+        }
+        assert!(
+            !err.contains(PASSWORD),
+            "{args:?}: the password is shown:\n{err}"
+        );
+    }
+    // -vv: more, still without the password.
+    let out = s.ftps(&["-vv", "ls", &s.url("")], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("> PASS ****") && !err.contains(PASSWORD),
+        "{err}"
+    );
+
+    // Without -v: no trace.
+    let out = s.ftps(&["ls", &s.url("")], &[]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("USER"));
+
+    // RUST_LOG wins: on without -v, off with it.
+    let out = s.ftps(&["ls", &s.url("")], &[("RUST_LOG", "ftps=debug")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("> USER alice"));
+    let out = s.ftps(&["-v", "ls", &s.url("")], &[("RUST_LOG", "off")]);
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!s.log().contains(PASSWORD));
+}
+
+#[test]
+fn serve_logs_logins_and_transfers() {
+    if !have("curl") {
+        return;
+    }
+    let s = Served::start("serve", &[]);
+    assert!(s.curl_upload("up.bin", &[7u8; 1234]));
+    assert_eq!(
+        std::fs::read(s.root().join("ftp-root/up.bin"))
+            .unwrap()
+            .len(),
+        1234
+    );
+    let log = s.log();
+    let login = log
+        .lines()
+        .find(|l| l.contains("login") && l.contains("alice"))
+        .unwrap_or_else(|| panic!("no login line:\n{log}"));
+    assert!(login.contains("accepted"), "{login}");
+    let transfer = log
+        .lines()
+        .find(|l| l.contains("transfer"))
+        .unwrap_or_else(|| panic!("no transfer line:\n{log}"));
+    for part in ["upload", "up.bin", "1234", "ok", "user=alice", "id="] {
+        assert!(transfer.contains(part), "no {part:?} in {transfer}");
+    }
+    assert!(
+        !log.contains(PASSWORD),
+        "the password is in the log:\n{log}"
+    );
+
+    // RUST_LOG=off: nothing but the start-up warning about --user.
+    let s = Served::start("serve-off", &[("RUST_LOG", "off")]);
+    assert!(s.curl_upload("up.bin", b"quiet"));
+    let log = s.log();
+    let logged: Vec<&str> = log.lines().filter(|l| !l.contains("warning")).collect();
+    assert!(logged.is_empty(), "{log}");
+}

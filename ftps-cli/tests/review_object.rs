@@ -910,3 +910,106 @@ fn a_listing_whose_service_fails_ends_with_451() {
     eprintln!("{end}");
     assert!(end.contains("451"), "a listing cut by the service: {end}");
 }
+
+/// `ftps serve --storage` on a fresh Garage with its log (standard error, asked for at
+/// trace level) kept in `DIR/log`, and its command line as `/proc` shows it.
+fn served_with_log(name: &str) -> Option<(Served, String)> {
+    if !have(&python()) {
+        return None;
+    }
+    let g = Garage::start("ftp")?;
+    let dir = fresh(name);
+    users(&dir);
+    let port = free_port();
+    let mut args = vec![
+        "serve".to_owned(),
+        "--storage".to_owned(),
+        g.address("served"),
+    ];
+    args.extend(server_args(port));
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(&dir)
+        .args(&args)
+        .env("AWS_ACCESS_KEY_ID", &g.key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &g.secret)
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "server did not start");
+        match lines.next() {
+            Some(Ok(l)) if l.contains("Ctrl-C") => break,
+            Some(_) => {}
+            None => panic!(
+                "server exited: {}",
+                std::fs::read_to_string(dir.join("log")).unwrap()
+            ),
+        }
+    }
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    let served = Served {
+        garage: Some(g),
+        child,
+        dir,
+        port,
+    };
+    Some((served, String::from_utf8_lossy(&cmdline).into_owned()))
+}
+
+/// Through uploads, downloads, listings, hashes and the errors of a service gone, the
+/// secret key shows up nowhere: not in the log (asked for at trace level), not in a
+/// reply (nor the endpoint), not in the process's arguments.
+#[test]
+fn the_secret_stays_out_of_logs_replies_and_ps() {
+    let Some((s, cmdline)) = served_with_log("secret") else {
+        return;
+    };
+    let mut replies = s.ops(
+        "alice",
+        &["PUT f 3000000", "GET f", "NLST", "C HASH f", "C SIZE nothing"],
+    );
+    let g = s.garage.as_ref().unwrap();
+    signal(garage_pid(g), "-KILL");
+    replies.extend(s.ops("alice", &["C SIZE f", "PUT g 10", "NLST"]));
+    std::thread::sleep(Duration::from_millis(500));
+    let logged = std::fs::read_to_string(s.dir.join("log")).unwrap();
+    assert!(logged.contains("transfer"), "nothing logged: {logged}");
+    assert!(!logged.contains(&g.secret), "the secret is in the log");
+    assert!(
+        !replies
+            .iter()
+            .any(|r| r.contains(&g.secret) || r.contains(&g.endpoint)),
+        "{replies:?}"
+    );
+    assert!(!cmdline.contains(&g.secret));
+}
+
+/// The service gone (connections refused): every command that needs it gets "451 Local
+/// error in processing." and the server's log says nothing of why (the storage error's
+/// text, "connection refused" at the endpoint, is dropped): the operator learns of a
+/// dead object store from users' complaints, not from the log.
+#[test]
+#[ignore = "review15d finding 6: storage failures (a dead object store) are logged nowhere; users get 451 and the log only transfer ok=false"]
+fn a_failing_service_is_in_the_log() {
+    let Some((s, _)) = served_with_log("failinglog") else {
+        return;
+    };
+    assert_eq!(codes(&s.ops("alice", &["PUT f 10"])), [226]);
+    signal(garage_pid(s.garage.as_ref().unwrap()), "-KILL");
+    let replies = s.ops("alice", &["C SIZE f", "PUT g 10", "NLST"]);
+    assert!(replies.iter().all(|r| code(r) == 451), "{replies:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let logged = std::fs::read_to_string(s.dir.join("log")).unwrap();
+    let lower = logged.to_lowercase();
+    assert!(
+        ["storage", "refused", "s3", "endpoint", "error"]
+            .iter()
+            .any(|w| lower.contains(w)),
+        "the log says nothing of the failing store:\n{logged}"
+    );
+}

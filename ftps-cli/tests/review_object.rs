@@ -101,8 +101,17 @@ fn python() -> String {
     std::env::var("FTPS_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
+/// One Garage at a time: nodes started side by side sometimes fail their layout step
+/// (`garage node id` answers before the node's RPC port is open), and each test here
+/// also measures time or memory, which a neighbour would disturb.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A served storage (an object store on Garage, or a directory) and its directory.
 struct Served {
+    _serial: std::sync::MutexGuard<'static, ()>,
     garage: Option<Garage>,
     child: Child,
     dir: PathBuf,
@@ -157,6 +166,7 @@ impl Served {
         if !have(&python()) {
             return None;
         }
+        let serial = serial();
         let garage = Garage::start("ftp")?;
         let dir = fresh(name);
         users(&dir);
@@ -174,6 +184,7 @@ impl Served {
             ],
         );
         Some(Served {
+            _serial: serial,
             garage: Some(garage),
             child,
             dir,
@@ -186,6 +197,7 @@ impl Served {
         if !have(&python()) {
             return None;
         }
+        let serial = serial();
         let dir = fresh(name);
         users(&dir);
         for home in ["alice", "alice2", "inbox", "q"] {
@@ -197,6 +209,7 @@ impl Served {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = start(&dir, &args, &[]);
         Some(Served {
+            _serial: serial,
             garage: None,
             child,
             dir,
@@ -724,6 +737,7 @@ fn wrong_credentials_or_bucket_stop_the_start_without_the_secret() {
     if !have(&python()) {
         return;
     }
+    let _serial = serial();
     let Some(g) = Garage::start("ftp") else {
         return;
     };
@@ -762,6 +776,7 @@ fn wrong_credentials_or_bucket_stop_the_start_without_the_secret() {
 #[test]
 #[ignore = "review15d finding 4: an object store that accepts and never answers holds the server's start for ~2 minutes (127 s measured)"]
 fn a_silent_endpoint_stops_the_start_in_bounded_time() {
+    let _serial = serial();
     let dir = fresh("silent");
     users(&dir);
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -926,6 +941,7 @@ fn served_with_log(name: &str) -> Option<(Served, String)> {
     if !have(&python()) {
         return None;
     }
+    let serial = serial();
     let g = Garage::start("ftp")?;
     let dir = fresh(name);
     users(&dir);
@@ -962,6 +978,7 @@ fn served_with_log(name: &str) -> Option<(Served, String)> {
     }
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
     let served = Served {
+        _serial: serial,
         garage: Some(g),
         child,
         dir,

@@ -237,7 +237,11 @@ impl Served {
 
     /// Runs `ops` as `user`: one output line per operation.
     fn ops(&self, user: &str, ops: &[&str]) -> Vec<String> {
-        let out = self.driver(user, ops).stdin(Stdio::null()).output().unwrap();
+        let out = self
+            .driver(user, ops)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         eprintln!(
             "{user} {ops:?} ->\n{text}{}",
@@ -357,7 +361,10 @@ fn homes_sharing_a_prefix_stay_apart() {
         "{mine:?}"
     );
     // The user without download may not hash a file either (HASH reads it).
-    let nodl = s.ops("nodl", &["C HASH %2e%2e/alice2/planted", "GET ..%2Falice2%2Fplanted2"]);
+    let nodl = s.ops(
+        "nodl",
+        &["C HASH %2e%2e/alice2/planted", "GET ..%2Falice2%2Fplanted2"],
+    );
     assert_eq!(codes(&nodl), [550, 550], "{nodl:?}");
 }
 
@@ -426,7 +433,10 @@ fn what_objects_cannot_do_is_refused_and_changes_nothing() {
     assert_eq!(c[4], 502, "APPE: {out:?}");
     assert_eq!(c[5], 502, "MFMT: {out:?}");
     assert_eq!((c[6], c[7]), (350, 554), "REST+STOR: {out:?}");
-    assert_eq!(&c[8..], [350, 550, 350, 550, 350, 550, 550, 550, 550, 550, 550]);
+    assert_eq!(
+        &c[8..],
+        [350, 550, 350, 550, 350, 550, 550, 550, 550, 550, 550]
+    );
     let mut keys = s.keys("served/alice/");
     keys.sort();
     assert_eq!(
@@ -466,7 +476,9 @@ fn hash_ranges_out_of_bounds_are_refused() {
     let c = codes(&out);
     assert_eq!(
         c,
-        [226, 350, 556, 501, 501, 350, 556, 350, 213, 350, 556, 550, 257, 550, 350, 504],
+        [
+            226, 350, 556, 501, 501, 350, 556, 350, 213, 350, 556, 550, 257, 550, 350, 504
+        ],
         "{out:?}"
     );
     // The whole file's SHA-256, as sha256sum prints it for 1000 bytes of `p`.
@@ -494,7 +506,11 @@ fn the_drop_box_user_cannot_overwrite_read_or_hash() {
             "C DELE r.txt",
         ],
     );
-    assert_eq!(codes(&out), [226, 550, 550, 550, 550, 550, 550, 550], "{out:?}");
+    assert_eq!(
+        codes(&out),
+        [226, 550, 550, 550, 550, 550, 550, 550],
+        "{out:?}"
+    );
     assert_eq!(s.keys("served/inbox/"), ["served/inbox/r.txt"]);
     // STOU: fresh names each time, beside the file, never over it.
     let unique = s.ops("drop", &["STOU 4", "STOU 5"]);
@@ -547,8 +563,9 @@ fn an_upload_does_not_land_beside_a_directory_of_its_name() {
 /// HASH has no bound in time: a HASH of a large file holds one of the server's hash
 /// places (one per core) for as long as the file takes to read, and the session that
 /// asked can do nothing else meanwhile. Two sessions hashing a large (sparse) file take
-/// every place, and another user's HASH of a 3-byte file waits behind them. Issue 15
-/// asks for hashes "bounded in time and CPU per session".
+/// every place, and another user's HASH of a 3-byte file waits behind them, even after
+/// the two sessions' clients have gone (the hashes run on for nobody). Issue 15 asks for
+/// hashes "bounded in time and CPU per session".
 #[test]
 #[ignore = "review15d finding 2: HASH has no time bound; a few sessions hashing large files starve every other user's HASH"]
 fn a_hash_of_a_huge_file_does_not_starve_other_users() {
@@ -573,6 +590,10 @@ fn a_hash_of_a_huge_file_does_not_starve_other_users() {
         })
         .collect();
     std::thread::sleep(Duration::from_secs(3));
+    // The clients that asked are gone: their hashes go on all the same.
+    for h in &mut hogs {
+        stop(h);
+    }
     let started = Instant::now();
     let mut victim = s
         .driver("alice2", &["TIME HASH tiny"])
@@ -664,7 +685,10 @@ sys.stdin.readline()
     let during = rss(pid);
     stop(&mut holder);
     let grown = during.saturating_sub(before);
-    eprintln!("{held} uploads held; RSS {before} -> {during} (+{} MiB)", grown >> 20);
+    eprintln!(
+        "{held} uploads held; RSS {before} -> {during} (+{} MiB)",
+        grown >> 20
+    );
     assert!(
         grown < 96 << 20,
         "{held} stalled uploads grew the server by {} MiB",
@@ -705,9 +729,18 @@ fn cut_and_over_quota_uploads_leave_nothing() {
 
 /// `ftps serve --storage` expected to stop: its output and how long it took (killed
 /// after `limit`).
-fn serve_stops(dir: &Path, storage: &str, env: &[(&str, &str)], limit: Duration) -> (Output, Duration) {
+fn serve_stops(
+    dir: &Path,
+    storage: &str,
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (Output, Duration) {
     let port = free_port();
-    let mut args = vec!["serve".to_owned(), "--storage".to_owned(), storage.to_owned()];
+    let mut args = vec![
+        "serve".to_owned(),
+        "--storage".to_owned(),
+        storage.to_owned(),
+    ];
     args.extend(server_args(port));
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
@@ -762,11 +795,22 @@ fn wrong_credentials_or_bucket_stop_the_start_without_the_secret() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        eprintln!("{storage} ({took:?}, {}):\n{}", out.status, &text[text.len().saturating_sub(2000)..]);
+        eprintln!(
+            "{storage} ({took:?}, {}):\n{}",
+            out.status,
+            &text[text.len().saturating_sub(2000)..]
+        );
         assert!(took < Duration::from_secs(30), "took {took:?} to give up");
-        assert!(!out.status.success() && out.status.code().is_some(), "{}", out.status);
+        assert!(
+            !out.status.success() && out.status.code().is_some(),
+            "{}",
+            out.status
+        );
         assert!(text.contains("--storage"), "no message naming the storage");
-        assert!(!text.contains(&g.secret) && !text.contains(&wrong), "the secret is shown");
+        assert!(
+            !text.contains(&g.secret) && !text.contains(&wrong),
+            "the secret is shown"
+        );
     }
 }
 
@@ -837,9 +881,10 @@ fn signal(pid: u32, sig: &str) {
 
 /// A service that stalls while the server runs (SIGSTOP: connections open, no answer):
 /// a command that asks it answers with an error within a bound (the client's own
-/// timeouts are 60 s or less), not after minutes.
+/// timeouts are 60 s or less), not after minutes. Measured: SIZE answered 451 after
+/// 248 s (each request: 60 s timeout, retried three times; a command makes several).
 #[test]
-#[ignore = "review15d finding 5: a stalled object store holds each command for minutes (timeout 60 s x 4 attempts, for each of several requests)"]
+#[ignore = "review15d finding 5: a stalled object store holds each command for minutes (SIZE answered 451 after 248 s)"]
 fn a_stalled_service_fails_commands_in_bounded_time() {
     let Some(s) = Served::object("stalled") else {
         return;
@@ -874,7 +919,10 @@ fn a_service_gone_fails_commands_soon() {
     eprintln!("{took:?}: {out:?}");
     assert!(took < Duration::from_secs(60), "took {took:?}");
     let c = codes(&out);
-    assert!(c[..3].iter().all(|c| matches!(c, 421 | 450 | 451 | 550)), "{out:?}");
+    assert!(
+        c[..3].iter().all(|c| matches!(c, 421 | 450 | 451 | 550)),
+        "{out:?}"
+    );
     assert_eq!(c[3], 200);
 }
 
@@ -916,7 +964,12 @@ fn a_listing_whose_service_fails_ends_with_451() {
     drop(runtime);
     // Whole while the service answers.
     let whole = s.ops("alice", &["NLST many"]);
-    assert_eq!(whole[0].matches("|f0").count() + 1, 1200, "{}", &whole[0][..200]);
+    assert_eq!(
+        whole[0].matches("|f0").count() + 1,
+        1200,
+        "{}",
+        &whole[0][..200]
+    );
     let mut lister = s
         .driver("alice", &["LISTPAUSE many"])
         .stdin(Stdio::piped())
@@ -997,7 +1050,13 @@ fn the_secret_stays_out_of_logs_replies_and_ps() {
     };
     let mut replies = s.ops(
         "alice",
-        &["PUT f 3000000", "GET f", "NLST", "C HASH f", "C SIZE nothing"],
+        &[
+            "PUT f 3000000",
+            "GET f",
+            "NLST",
+            "C HASH f",
+            "C SIZE nothing",
+        ],
     );
     let g = s.garage.as_ref().unwrap();
     signal(garage_pid(g), "-KILL");

@@ -841,6 +841,7 @@ fn wrong_credentials_or_bucket_stop_the_start_without_the_secret() {
             "the secret is shown"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An endpoint that takes connections and never answers (a stalled service, a wrong

@@ -287,6 +287,10 @@ fn a_bad_users_file_names_the_line() {
         ),
         (
             format!("alice:{h}:/alice:all:1K,2:extra\n"),
+            "users, line 1: TLS \"extra\"",
+        ),
+        (
+            format!("alice:{h}:/alice:all:1K,2:data=require:extra\n"),
             "users, line 1: too many fields",
         ),
     ] {

@@ -201,6 +201,7 @@ where
             auth_timeout: self.auth_timeout,
             stat_gate: Gate::new(cores),
             hash_gate: Gate::new(cores),
+            hashing: crate::gate::OnePerName::default(),
             hooks: self.hooks.map(HookQueue::new),
         });
         T::from(Server::new(shared))

@@ -358,6 +358,10 @@ async fn run<R: Runtime, S: Storage>(
         }
         return;
     };
+    if let DataEnd::Storage(e) = &end {
+        let op = if upload { "write" } else { "read" };
+        ctx.warnings.storage_failed(op, e);
+    }
     ctx.report(IoEvent::DataEnded {
         id: ctx.id,
         bytes,
@@ -382,6 +386,9 @@ async fn run<R: Runtime, S: Storage>(
         }
         None => Ok(()),
     };
+    if let Err(e) = &result {
+        ctx.warnings.storage_failed("commit", e);
+    }
     ctx.report(IoEvent::UploadFinished { id: ctx.id, result });
 }
 

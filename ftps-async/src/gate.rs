@@ -52,3 +52,42 @@ impl Drop for Permit<'_> {
         let _ = self.0.rx.try_recv();
     }
 }
+
+/// Names that hold something one at a time: each user computes at most one file hash at
+/// once, so that one user (with many sessions) cannot take every place of the server's
+/// hash gate and keep everyone else's HASH waiting (review15d finding 2).
+#[derive(Debug, Default)]
+pub(crate) struct OnePerName {
+    held: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// A name held in a [`OnePerName`], let go when dropped.
+#[derive(Debug)]
+pub(crate) struct NameHeld<'a> {
+    set: &'a OnePerName,
+    name: String,
+}
+
+impl OnePerName {
+    /// Holds `name`, or `None` if it is held already.
+    pub(crate) fn claim(&self, name: &str) -> Option<NameHeld<'_>> {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.insert(name.to_owned()).then(|| NameHeld {
+            set: self,
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl Drop for NameHeld<'_> {
+    fn drop(&mut self) {
+        self.set
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.name);
+    }
+}

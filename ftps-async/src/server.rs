@@ -661,6 +661,21 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     Some(_) => HookEvent::of_request(&request),
                     None => None,
                 };
+                // One hash at a time per user, then a place of the server's: a user with
+                // many sessions hashing large files cannot keep every other user's HASH
+                // waiting (the second of one user's gets 450 at once).
+                let gates = self.shared.clone();
+                let mine = match request {
+                    StorageRequest::Hash { .. } => match gates.hashing.claim(&user.name) {
+                        Some(held) => Some(held),
+                        None => {
+                            let e = StorageError::Busy;
+                            self.session.answer_storage(token, Err(e), Instant::now());
+                            return;
+                        }
+                    },
+                    _ => None,
+                };
                 let permit = match request {
                     StorageRequest::List(_) => Some(self.shared.stat_gate.enter().await),
                     StorageRequest::Hash { .. } => Some(self.shared.hash_gate.enter().await),
@@ -673,7 +688,11 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 })
                 .await;
                 observe::storage(op, started.elapsed());
+                if let Err(e) = &answer {
+                    self.shared.warnings.storage_failed(op, e);
+                }
                 drop(permit);
+                drop(mine);
                 if let (Some(id), Some(file)) = (id, file) {
                     self.desk.file_opened(id, file);
                 }

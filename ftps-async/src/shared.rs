@@ -57,6 +57,9 @@ pub(crate) struct ServerShared<S, A> {
     /// files waits its turn instead of taking every core. The driver enters it around a
     /// [`StorageRequest::Hash`](ftps_proto::server::StorageRequest::Hash).
     pub(crate) hash_gate: Gate,
+    /// The users computing a hash now: one each (a second HASH of the same user meanwhile
+    /// gets 450), so one user cannot hold every place of `hash_gate`.
+    pub(crate) hashing: crate::gate::OnePerName,
     /// The application's hooks, if any, behind their queue.
     pub(crate) hooks: Option<HookQueue>,
 }

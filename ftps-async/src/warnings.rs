@@ -18,6 +18,7 @@ pub(crate) struct Warnings {
     accept: Gate,
     anonymous: Gate,
     unavailable: Gate,
+    storage: Gate,
 }
 
 /// One kind of line, throttled.
@@ -78,6 +79,18 @@ impl Warnings {
     pub(crate) fn login_unavailable(&self, peer: std::net::IpAddr, why: &str) {
         if let Some(held) = self.unavailable.allow() {
             tracing::warn!(%peer, held, "login not checked: {why}");
+        }
+    }
+
+    /// The storage failed on its side (not a missing file or a refusal: an I/O error, a
+    /// full disk, an object store that does not answer): the reason the user's 451 or 452
+    /// does not give, said at most once a second (review15d finding 6).
+    pub(crate) fn storage_failed(&self, op: &str, error: &ftps_proto::server::StorageError) {
+        use ftps_proto::server::StorageError as E;
+        if matches!(error, E::Other(_) | E::Busy | E::InsufficientStorage)
+            && let Some(held) = self.storage.allow()
+        {
+            tracing::warn!(op, held, "storage failed: {error:?}");
         }
     }
 

@@ -160,7 +160,15 @@ impl Garage {
                 panic!("{e}\n{}", std::fs::read_to_string(&log).unwrap_or_default())
             })
         };
-        step(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        // `node id` answers before the node's RPC port takes the other commands
+        // (review15d saw `layout assign` refused, connection refused): retried a while.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]) {
+            if Instant::now() > deadline || self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                panic!("{e}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
         step(&["layout", "apply", "--version", "1"]);
         step(&["bucket", "create", &self.bucket]);
         let key = step(&["key", "create", "ftps-test"]);

@@ -11,7 +11,9 @@
 //!   an empty one;
 //! - an upload goes up as a multipart upload (parts of [`PART_SIZE`]; a small file as one
 //!   `PUT`) and becomes visible only when it is committed on the 226; an aborted or
-//!   failed transfer aborts it, so no partial object is ever seen;
+//!   failed transfer aborts it, so no partial object is ever seen. The parts being
+//!   gathered are held in memory the store bounds ([`UPLOAD_MEMORY`]). With S3's 10,000
+//!   parts, an upload is at most about 78 GiB;
 //! - objects are written whole: no restarted uploads (REST + STOR), no APPE, no MFMT
 //!   ([`StorageCapabilities::whole_objects`](ftps_proto::server::StorageCapabilities::whole_objects));
 //!   the server refuses those and leaves them out of FEAT. Restarted downloads (REST +
@@ -30,5 +32,5 @@ mod store;
 mod transfer;
 
 pub use address::{Address, AddressError};
-pub use store::{ObjectStore, PART_SIZE};
+pub use store::{IO_TIMEOUT, ObjectStore, PART_SIZE, REQUEST_TIMEOUT, RETRIES, UPLOAD_MEMORY};
 pub use transfer::{ObjectReader, ObjectUpload};

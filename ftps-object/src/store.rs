@@ -2,7 +2,7 @@
 
 use crate::address::Address;
 use crate::keys::{self, dir, key};
-use crate::transfer::{ObjectReader, ObjectUpload};
+use crate::transfer::{ObjectReader, ObjectUpload, UploadMemory};
 use ftps_backend::{Entries, Storage, Usage, User};
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{Metadata, StorageCapabilities, StorageError};
@@ -19,6 +19,23 @@ use tokio::runtime::{Handle, Runtime};
 /// last): an upload holds at most one part and a 1 MiB batch in memory. A file smaller
 /// than a part goes up as one `PUT` when it is committed.
 pub const PART_SIZE: usize = 8 << 20;
+
+/// How long a request other than a read or write (stat, list, delete, copy, the start
+/// of an upload) may take, each attempt: a store that does not answer fails a command in
+/// well under a client's patience (review15d findings 4 and 5: 60 s and three retries held
+/// a command for minutes).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one read or write (a part of an upload: 8 MiB needs 280 KB/s) may take.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Retries of a failed request (with backoff from one second).
+pub const RETRIES: usize = 1;
+
+/// What the uploads of one store may hold in memory together (parts being gathered): 64
+/// MiB, eight full parts. An upload that finds it full waits for room (at most
+/// [`IO_TIMEOUT`]); see [`ObjectStore::with_upload_memory`].
+pub const UPLOAD_MEMORY: u64 = 64 << 20;
 
 /// Attempts at a unique name for STOU before giving up.
 const UNIQUE_TRIES: usize = 16;
@@ -49,6 +66,8 @@ struct Inner {
     /// Keys being uploaded by users who may not replace a file, so that two such
     /// uploads of one name in this process cannot both land.
     creating: Mutex<HashSet<String>>,
+    /// What the uploads may hold in memory together.
+    memory: Arc<UploadMemory>,
 }
 
 impl Drop for Inner {
@@ -99,14 +118,14 @@ impl ObjectStore {
                 handle: runtime.handle().clone(),
                 runtime: Some(runtime),
                 creating: Mutex::default(),
+                memory: Arc::new(UploadMemory::new(UPLOAD_MEMORY)),
             }),
         })
     }
 
-    /// A store on the S3 (or S3-compatible) bucket `address` names. Requests are retried
-    /// (three times, with backoff) and timed out (60 s for a request, 30 s without
-    /// progress in a transfer). Nothing is asked of the service yet: see
-    /// [`check`](Self::check).
+    /// A store on the S3 (or S3-compatible) bucket `address` names. Requests are timed
+    /// out ([`REQUEST_TIMEOUT`], [`IO_TIMEOUT`]) and retried [`RETRIES`] times. Nothing is
+    /// asked of the service yet: see [`check`](Self::check).
     pub fn s3(address: &Address) -> Result<ObjectStore, String> {
         // Before the operator is made: it takes the transport then.
         install_transport();
@@ -137,21 +156,40 @@ impl ObjectStore {
             .map_err(|e| e.to_string())?
             .layer(
                 opendal::layers::TimeoutLayer::new()
-                    .with_timeout(Duration::from_secs(60))
-                    .with_io_timeout(Duration::from_secs(30)),
+                    .with_timeout(REQUEST_TIMEOUT)
+                    .with_io_timeout(IO_TIMEOUT),
             )
-            .layer(opendal::layers::RetryLayer::new().with_max_times(3));
+            .layer(opendal::layers::RetryLayer::new().with_max_times(RETRIES));
         ObjectStore::new(op).map_err(|e| e.to_string())
+    }
+
+    /// The same store with `bytes` (at least one part) as what its uploads may hold in
+    /// memory together, in place of [`UPLOAD_MEMORY`]. Call it before any upload starts.
+    pub fn with_upload_memory(mut self, bytes: u64) -> ObjectStore {
+        let bytes = bytes.max(PART_SIZE as u64);
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.memory = Arc::new(UploadMemory::new(bytes));
+        }
+        self
     }
 
     /// Asks the service whether the bucket answers with these credentials (a listing of
     /// one key): for a server to fail at its start rather than at its first login.
+    ///
+    /// A service that does not answer fails it within [`REQUEST_TIMEOUT`] and a retry at
+    /// most (review15d finding 4: two minutes on an endpoint that never answered).
     pub fn check(&self) -> Result<(), String> {
+        let limit = 2 * REQUEST_TIMEOUT + Duration::from_secs(2);
         self.block(async {
-            let mut lister = self.inner.op.lister_with("/").limit(1).await?;
-            lister.next().await.transpose().map(|_| ())
+            let asked = async {
+                let mut lister = self.inner.op.lister_with("/").limit(1).await?;
+                lister.next().await.transpose().map(|_| ())
+            };
+            match tokio::time::timeout(limit, asked).await {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("the service did not answer within {limit:?}")),
+            }
         })
-        .map_err(|e| e.to_string())
     }
 
     /// The OpenDAL operator, for what this crate does not do (an application's own
@@ -208,8 +246,9 @@ impl ObjectStore {
     }
 
     fn writer(&self, key: &str) -> Result<opendal::Writer, StorageError> {
-        self.block(async { self.inner.op.writer_with(key).chunk(PART_SIZE).await })
-            .map_err(storage_error)
+        // No chunk size of OpenDAL's: the upload hands it whole parts, each sent as it
+        // comes (a chunk size would make OpenDAL hold a part of its own until the next).
+        self.block(self.inner.op.writer(key)).map_err(storage_error)
     }
 
     fn upload(
@@ -223,6 +262,8 @@ impl ObjectStore {
             handle: self.inner.handle.clone(),
             key,
             reservation,
+            memory: Arc::clone(&self.inner.memory),
+            held: 0,
         })
     }
 
@@ -475,9 +516,19 @@ impl Storage for ObjectStore {
             upload.abort();
             return Ok(());
         }
-        if upload.reservation.is_some() && !matches!(self.find(&upload.key)?, Found::Nothing) {
-            upload.abort();
-            return Err(StorageError::AlreadyExists);
+        // What the name is now: a directory made under it meanwhile refuses the upload
+        // (a file beside a directory of its name is nothing a file system can show;
+        // review15d finding 1), and so does anything, for an upload that may not replace.
+        match self.find(&upload.key)? {
+            Found::Dir => {
+                upload.abort();
+                return Err(StorageError::IsADirectory);
+            }
+            Found::File(_) if upload.reservation.is_some() => {
+                upload.abort();
+                return Err(StorageError::AlreadyExists);
+            }
+            _ => {}
         }
         upload
             .finish()

@@ -4,6 +4,8 @@
 use crate::store::Reservation;
 use futures_lite::StreamExt;
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Instant;
 use tokio::runtime::Handle;
 
 /// An object being read from an offset to its end, as the service sends it. Its reads
@@ -38,13 +40,63 @@ impl Read for ObjectReader {
     }
 }
 
-/// Bytes gathered before they go to the writer (which gathers a part of
-/// [`PART_SIZE`](crate::PART_SIZE) before it sends one).
-const BATCH: usize = 1 << 20;
+/// How much a part's buffer grows at a time, each step taken from the store's
+/// [`UploadMemory`] first.
+const STEP: usize = 1 << 20;
+
+/// What the uploads of one store may hold in memory together: each gathers a part
+/// ([`PART_SIZE`](crate::PART_SIZE)) before it sends it, so without a bound a crowd of
+/// uploads that stop sending (or just send slowly) would hold a part each (review15d
+/// finding 3: 16 stalled uploads held 170 MiB). An upload whose next step does not fit
+/// waits for room, at most [`IO_TIMEOUT`](crate::IO_TIMEOUT), then fails (451).
+#[derive(Debug)]
+pub(crate) struct UploadMemory {
+    free: Mutex<u64>,
+    freed: Condvar,
+}
+
+impl UploadMemory {
+    pub(crate) fn new(bytes: u64) -> Self {
+        UploadMemory {
+            free: Mutex::new(bytes),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Takes `n` bytes, waiting for them until `deadline`.
+    fn take(&self, n: u64, deadline: Instant) -> io::Result<()> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the object store's upload memory stayed full",
+                ));
+            }
+            free = self
+                .freed
+                .wait_timeout(free, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *free -= n;
+        Ok(())
+    }
+
+    fn give(&self, n: u64) {
+        if n > 0 {
+            *self.free.lock().unwrap_or_else(PoisonError::into_inner) += n;
+            self.freed.notify_all();
+        }
+    }
+}
 
 /// An upload under way: a multipart upload the service keeps out of sight until
 /// [`commit`](ftps_backend::Storage::commit) completes it. Dropped without a commit (a
-/// failed or aborted transfer), it is aborted.
+/// failed or aborted transfer), it is aborted. It gathers a part at a time
+/// ([`PART_SIZE`](crate::PART_SIZE), in memory the store bounds) and sends each whole
+/// part as it fills; a file smaller than a part goes up as one `PUT` at the commit.
 pub struct ObjectUpload {
     pub(crate) writer: Option<opendal::Writer>,
     pub(crate) batch: Vec<u8>,
@@ -53,6 +105,9 @@ pub struct ObjectUpload {
     pub(crate) key: String,
     /// For an upload that must not replace anything: its name, held.
     pub(crate) reservation: Option<Reservation>,
+    pub(crate) memory: Arc<UploadMemory>,
+    /// What `batch` holds of `memory`.
+    pub(crate) held: u64,
 }
 
 impl std::fmt::Debug for ObjectUpload {
@@ -64,7 +119,8 @@ impl std::fmt::Debug for ObjectUpload {
 }
 
 impl ObjectUpload {
-    /// Sends what is gathered to the writer.
+    /// Sends what is gathered to the writer (a whole part goes up at once), then gives
+    /// its memory back.
     fn send_batch(&mut self) -> io::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
@@ -74,9 +130,16 @@ impl ObjectUpload {
             .writer
             .as_mut()
             .ok_or_else(|| io::Error::other("the upload is finished"))?;
-        self.handle
+        let sent = self
+            .handle
             .block_on(writer.write(batch))
-            .map_err(crate::store::io_error)
+            .map_err(crate::store::io_error);
+        self.release();
+        sent
+    }
+
+    fn release(&mut self) {
+        self.memory.give(std::mem::take(&mut self.held));
     }
 
     /// Completes the upload: the object appears, whole.
@@ -98,6 +161,7 @@ impl ObjectUpload {
     /// Aborts the upload: nothing of it stays.
     pub(crate) fn abort(&mut self) {
         self.batch = Vec::new();
+        self.release();
         if let Some(mut writer) = self.writer.take() {
             let _ = self.handle.block_on(writer.abort());
         }
@@ -106,12 +170,24 @@ impl ObjectUpload {
 
 impl Write for ObjectUpload {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.batch.capacity() == 0 {
-            self.batch.reserve_exact(BATCH);
+        if buf.is_empty() {
+            return Ok(0);
         }
-        let n = buf.len().min(BATCH - self.batch.len());
+        if self.batch.len() as u64 == self.held {
+            // The batch's room is used up: a step more, from the store's memory.
+            let step = STEP.min(crate::PART_SIZE - self.batch.len()) as u64;
+            self.memory.take(step, Instant::now() + crate::IO_TIMEOUT)?;
+            self.held += step;
+            if self.batch.capacity() == 0 {
+                // Address space for a part; its pages are taken as bytes arrive, step by
+                // step, as counted.
+                self.batch.reserve_exact(crate::PART_SIZE);
+            }
+        }
+        let room = (self.held as usize) - self.batch.len();
+        let n = buf.len().min(room);
         self.batch.extend_from_slice(&buf[..n]);
-        if self.batch.len() == BATCH {
+        if self.batch.len() == crate::PART_SIZE {
             self.send_batch()?;
         }
         Ok(n)
@@ -127,6 +203,7 @@ impl Drop for ObjectUpload {
     fn drop(&mut self) {
         // Dropped where blocking is not allowed (an async task): the abort runs on the
         // store's own runtime.
+        self.release();
         if let Some(mut writer) = self.writer.take() {
             self.handle.spawn(async move {
                 let _ = writer.abort().await;

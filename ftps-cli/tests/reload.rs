@@ -188,16 +188,7 @@ fn a_reload_names_the_settings_that_need_a_restart() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        match lines.next() {
-            Some(Ok(l)) if l.contains("Ctrl-C") => break,
-            Some(_) => {}
-            None => panic!("server exited"),
-        }
-    }
+    support::wait_ready(&mut child);
     let said = |what: &str| {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

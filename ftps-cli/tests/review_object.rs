@@ -1046,19 +1046,7 @@ fn served_with_log(name: &str) -> Option<(Served, String)> {
         .stderr(log)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        match lines.next() {
-            Some(Ok(l)) if l.contains("Ctrl-C") => break,
-            Some(_) => {}
-            None => panic!(
-                "server exited: {}",
-                std::fs::read_to_string(dir.join("log")).unwrap()
-            ),
-        }
-    }
+    support::wait_ready(&mut child);
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
     let served = Served {
         _serial: serial,

@@ -7,10 +7,10 @@
 mod support;
 use support::{free_port, have};
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PASSWORD: &str = "Verbose-Secret-9";
 
@@ -39,16 +39,7 @@ impl Served {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            assert!(Instant::now() < deadline, "server did not start");
-            match lines.next() {
-                Some(Ok(l)) if l.contains("Ctrl-C") => break,
-                Some(_) => {}
-                None => panic!("server exited"),
-            }
-        }
+        support::wait_ready(&mut child);
         Self { child, dir, port }
     }
 

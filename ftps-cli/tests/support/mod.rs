@@ -58,6 +58,13 @@ pub(crate) fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    wait_ready(&mut child);
+    child
+}
+
+/// Waits (30 s at most) until `ftps serve`, started with its standard output piped, says
+/// it is ready (its last line of the start, on Ctrl-C).
+pub(crate) fn wait_ready(child: &mut Child) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -68,5 +75,4 @@ pub(crate) fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
             None => panic!("server exited"),
         }
     }
-    child
 }

@@ -32,10 +32,13 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Retries of a failed request (with backoff from one second).
 pub const RETRIES: usize = 1;
 
-/// What the uploads of one store may hold in memory together (parts being gathered): 64
-/// MiB, eight full parts. An upload that finds it full waits for room (at most
-/// [`IO_TIMEOUT`]); see [`ObjectStore::with_upload_memory`].
-pub const UPLOAD_MEMORY: u64 = 64 << 20;
+/// What the uploads of one store may hold in memory together (parts being gathered): 32
+/// MiB, taken a MiB at a time as bytes arrive (so 32 small uploads at once, or four full
+/// parts), beside the server's own transfer buffers. An upload that finds it full waits
+/// for room (at most [`IO_TIMEOUT`], then 451); uploads that all wait for room at once
+/// (many large ones, each part-way through a part) go on as soon as one of them fails
+/// or ends. See [`ObjectStore::with_upload_memory`] for more.
+pub const UPLOAD_MEMORY: u64 = 32 << 20;
 
 /// Attempts at a unique name for STOU before giving up.
 const UNIQUE_TRIES: usize = 16;

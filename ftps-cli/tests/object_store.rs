@@ -9,7 +9,7 @@
 mod support;
 use support::{free_port, hash, have, start};
 
-use ftps_conformance::garage::{Garage, REGION};
+use ftps_conformance::garage::Garage;
 use ftps_conformance::storage::data;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -123,65 +123,12 @@ impl Served {
     /// The object `key` (beneath the served prefix) read through the S3 API; `None` if
     /// the store has no such object.
     fn object(&self, key: &str) -> Option<Vec<u8>> {
-        let url = format!(
-            "{}/{}/served/{key}",
-            self.garage.endpoint, self.garage.bucket
-        );
-        let out = self.s3(&["-o", "-", "-w", "\n%{http_code}", &url]);
-        let mut body = out.stdout;
-        let code_at = body.iter().rposition(|b| *b == b'\n').unwrap();
-        let code = String::from_utf8_lossy(&body[code_at + 1..]).into_owned();
-        body.truncate(code_at);
-        match code.as_str() {
-            "200" => Some(body),
-            "404" => None,
-            other => panic!(
-                "S3 GET {key}: HTTP {other}: {}",
-                String::from_utf8_lossy(&body)
-            ),
-        }
+        self.garage.object(&format!("served/{key}"))
     }
 
     /// The keys beneath `prefix` (of the served prefix), through the S3 API.
     fn keys(&self, prefix: &str) -> Vec<String> {
-        let url = format!(
-            "{}/{}?list-type=2&prefix=served%2F{}",
-            self.garage.endpoint,
-            self.garage.bucket,
-            prefix.replace('/', "%2F")
-        );
-        let out = self.s3(&[&url]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(text.contains("ListBucketResult"), "S3 list: {text}");
-        text.split("<Key>")
-            .skip(1)
-            .filter_map(|s| s.split("</Key>").next())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn s3(&self, args: &[&str]) -> Output {
-        let sigv4 = format!("aws:amz:{REGION}:s3");
-        let login = format!("{}:{}", self.garage.key_id, self.garage.secret);
-        // Garage insists on the payload's hash, which curl 7.88 does not send: that of
-        // an empty body (every request here is a GET), signed with the rest.
-        let mut all = vec![
-            "-sS",
-            "--aws-sigv4",
-            &sigv4,
-            "-u",
-            &login,
-            "-H",
-            "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        ];
-        all.extend_from_slice(args);
-        let out = Command::new("curl").args(&all).output().unwrap();
-        assert!(
-            out.status.success(),
-            "curl (S3): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        self.garage.keys(&format!("served/{prefix}"))
     }
 }
 

@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The payload-hash header Garage insists on (curl 7.88 does not send it): that of an
+/// empty body, for GETs.
+const EMPTY_PAYLOAD: &str =
+    "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /// The region Garage is configured with.
 pub const REGION: &str = "garage";
 
@@ -204,6 +209,31 @@ impl Garage {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        // And it answers S3 requests for the bucket with the key: a port open before then
+        // failed a test's first request ("error sending request", seen in CI).
+        let url = format!("{}/{}?list-type=2&max-keys=1", self.endpoint, self.bucket);
+        let sigv4 = format!("aws:amz:{REGION}:s3");
+        let login = format!("{}:{}", self.key_id, self.secret);
+        loop {
+            let listed = Command::new("curl")
+                .args(["-sS", "-m", "5", "--aws-sigv4", &sigv4, "-u", &login, "-H"])
+                .arg(EMPTY_PAYLOAD)
+                .arg(&url)
+                .output()
+                .is_ok_and(|o| {
+                    o.status.success()
+                        && String::from_utf8_lossy(&o.stdout).contains("ListBucketResult")
+                });
+            if listed {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "garage's S3 API did not answer\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// curl with `args`, its requests signed for this node (AWS SigV4, the key made for
@@ -215,10 +245,7 @@ impl Garage {
         let login = format!("{}:{}", self.key_id, self.secret);
         let out = Command::new("curl")
             .args(["-sS", "-m", "30", "--aws-sigv4", &sigv4, "-u", &login, "-H"])
-            .arg(
-                "x-amz-content-sha256: \
-                 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-            )
+            .arg(EMPTY_PAYLOAD)
             .args(args)
             .output()
             .expect("curl");

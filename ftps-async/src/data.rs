@@ -1,7 +1,7 @@
 //! One task per data connection: listen or connect, TLS, move the bytes, finish. It only
 //! executes what the session decided and reports back as [`IoEvent`]s.
 
-use crate::blocking::{self, Chunk};
+use crate::blocking::{self, Chunk, Pending};
 use crate::budget::Budget;
 use crate::ending::{read_end, read_error, write_error};
 use crate::limits::passive_ports;
@@ -313,16 +313,25 @@ async fn run<R: Runtime, S: Storage>(
             match work {
                 Work::Receive(up) => receive::<R, S>(&ctx, &mut stream, up, ascii, tls).await,
                 Work::SendFile(reader) => {
+                    let read = |r, buf| ctx.storage.read(r, buf);
                     let (n, end) =
-                        send::<R, S, _>(&ctx, &mut stream, reader, ascii, R::SEND_CHUNK_MAX).await;
+                        send::<R, S, _>(&ctx, &mut stream, reader, read, ascii, R::SEND_CHUNK_MAX)
+                            .await;
                     (None, n, end)
                 }
                 Work::SendListing(listing) => {
                     let (n, end) =
                         // Listings keep to the first, small buffer: a session's listing
                         // costs that much whatever the directory's size.
-                        send::<R, S, _>(&ctx, &mut stream, listing, ascii, SEND_CHUNK_FIRST)
-                            .await;
+                        send::<R, S, _>(
+                            &ctx,
+                            &mut stream,
+                            listing,
+                            blocking::fill::<R, _>,
+                            ascii,
+                            SEND_CHUNK_FIRST,
+                        )
+                        .await;
                     (None, n, end)
                 }
                 Work::Nothing => (None, 0, DataEnd::Failed("nothing to transfer".into())),
@@ -382,7 +391,7 @@ async fn run<R: Runtime, S: Storage>(
         Some(up) => {
             // Answer the client's close_notify with ours before closing.
             let _ = timeout::<R, _>(Duration::from_secs(5), stream.close()).await;
-            blocking::commit::<R, S>(&ctx.storage, up, commit).await
+            ctx.storage.commit(up, commit).await
         }
         None => Ok(()),
     };
@@ -429,10 +438,13 @@ async fn write_counted<R: Runtime, S: Storage>(
     Ok(())
 }
 
-async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
-    ctx: &DataContext<S>,
+/// Sends what `read` reads from `reader` (the storage's reads of a file; a listing's on
+/// the blocking pool).
+async fn send<'c, R: Runtime, S: Storage, F: Send + 'static>(
+    ctx: &'c DataContext<S>,
     stream: &mut Stream<R>,
     reader: F,
+    read: impl Fn(F, Vec<u8>) -> Pending<'c, F>,
     ascii: bool,
     chunk_max: usize,
 ) -> (u64, DataEnd) {
@@ -444,7 +456,7 @@ async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
         // shorter than its buffer was the last.
         let mut size = SEND_CHUNK_FIRST;
         let mut taken = Vec::new();
-        let mut next = Some(blocking::fill::<R, _>(reader, vec![0u8; size]));
+        let mut next = Some(read(reader, vec![0u8; size]));
         let mut spare = Vec::new();
         while let Some(pending) = next.take() {
             let Chunk {
@@ -472,7 +484,7 @@ async fn send<R: Runtime, S: Storage, F: std::io::Read + Send + 'static>(
                 if into.len() < size {
                     into.resize(size, 0);
                 }
-                next = Some(blocking::fill::<R, _>(reader, into));
+                next = Some(read(reader, into));
             }
             match conv.as_mut() {
                 Some(c) => {
@@ -553,13 +565,13 @@ async fn receive<R: Runtime, S: Storage>(
     let handoff = size / 2;
     let mut buf = vec![0u8; size];
     let mut filled = 0;
-    let mut writing: Option<blocking::Pending<S::Upload>> = None;
+    let mut writing: Option<Pending<'_, S::Upload>> = None;
     // Binary uploads swap `buf` and the spare, both kept at full length (never zeroed
     // again); TYPE A converts into the spare instead.
     let mut idle = Some((upload, vec![0u8; size]));
     // Waits for the write in flight; gives back the file and its buffer.
-    async fn settle<W: std::io::Write + Send + 'static>(
-        writing: &mut Option<blocking::Pending<W>>,
+    async fn settle<W: Send + 'static>(
+        writing: &mut Option<Pending<'_, W>>,
         idle: &mut Option<(W, Vec<u8>)>,
     ) -> Result<(), StorageError> {
         if let Some(w) = writing.take() {
@@ -607,7 +619,7 @@ async fn receive<R: Runtime, S: Storage>(
                 };
                 let (out, len) = chunk(&mut buf, filled, spare, &mut conv);
                 filled = 0;
-                writing = Some(blocking::write::<R, _>(up, out, len));
+                writing = Some(ctx.storage.write(up, out, len, false));
             }
             Err(e) => break read_end(&e, tls),
         }
@@ -623,7 +635,8 @@ async fn receive<R: Runtime, S: Storage>(
     if let Some(c) = conv.as_mut() {
         c.finish(&mut out);
     }
-    let Chunk { io: up, result, .. } = blocking::write_and_flush::<R, _>(up, out).await;
+    let len = out.len();
+    let Chunk { io: up, result, .. } = ctx.storage.write(up, out, len, true).await;
     match result {
         Ok(_) => (Some(up), meter.total(), end),
         Err(e) => (None, meter.total(), DataEnd::Storage(write_error(&e))),

@@ -15,6 +15,7 @@
 mod blocking;
 mod budget;
 mod builder;
+mod calls;
 pub mod client;
 mod control;
 mod data;
@@ -26,6 +27,7 @@ mod hooks;
 mod limits;
 mod meter;
 mod observe;
+mod on_pool;
 mod order;
 pub mod runtime;
 pub mod server;
@@ -43,5 +45,6 @@ pub use ftps_proto as proto;
 
 pub use builder::ServerBuilder;
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
+pub use on_pool::OnPool;
 pub use runtime::{BoxFuture, Runtime};
 pub use server::Server;

@@ -8,11 +8,12 @@ use crate::desk::{DataDesk, TaskGone, opened_for};
 use crate::hooks::HookEvent;
 use crate::limits::{Evict, ListenerSlot, SessionSlot};
 use crate::observe;
+use crate::on_pool::OnPool;
 use crate::order::Order;
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::shared::ServerShared;
 use crate::socket::{control_socket, out_of_descriptors};
-use ftps_backend::{Actor, Authenticator, Quoted, Storage, Transferred, User};
+use ftps_backend::{Actor, Authenticator, BlockingStorage, Quoted, Storage, Transferred, User};
 use ftps_proto::boundary::{DataId, MAX_CONTROL_INPUT};
 use ftps_proto::server::{
     Action, Event, IoEvent, StorageError, StorageRequest, TlsMode, TransferKind,
@@ -76,9 +77,19 @@ impl<R, S, A> Server<R, S, A> {
     }
 }
 
+impl<R: Runtime, S: BlockingStorage, A: Authenticator> Server<R, OnPool<R, S>, A> {
+    /// Starts building a server on `storage`, whose calls block (a file system:
+    /// [`LocalFs`](ftps_backend::LocalFs)), and `auth`: the storage's calls run on the
+    /// runtime's blocking pool ([`OnPool`]).
+    pub fn builder(storage: S, auth: A) -> ServerBuilder<R, OnPool<R, S>, A> {
+        ServerBuilder::new(OnPool::new(storage), auth)
+    }
+}
+
 impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
-    /// Starts building a server on `storage` and `auth`.
-    pub fn builder(storage: S, auth: A) -> ServerBuilder<R, S, A> {
+    /// Starts building a server on an async `storage` (see [`Storage`]) and `auth`: its
+    /// calls are awaited on the sessions' tasks.
+    pub fn builder_async(storage: S, auth: A) -> ServerBuilder<R, S, A> {
         ServerBuilder::new(storage, auth)
     }
 
@@ -682,11 +693,9 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     _ => None,
                 };
                 let started = Instant::now();
-                let (op, (answer, file)) = R::unblock(move || {
-                    let op = observe::storage_op(&request);
-                    (op, ftps_backend::execute(&*shared.storage, &user, request))
-                })
-                .await;
+                let op = observe::storage_op(&request);
+                let (answer, file) =
+                    crate::calls::execute::<R, _>(&*shared.storage, &user, request).await;
                 observe::storage(op, started.elapsed());
                 if let Err(e) = &answer {
                     self.shared.warnings.storage_failed(op, e);

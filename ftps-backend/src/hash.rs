@@ -1,6 +1,6 @@
 //! Computing file hashes (HASH, draft-bryan-ftpext-hash-02): a streaming [`Hasher`] of
 //! every [`HashAlgorithm`], and [`hash_reader`], which reads a file in 256 KiB chunks up to
-//! a bound. The server's storages use it ([`Storage::hash`](crate::Storage::hash)'s
+//! a bound. The server's storages use it ([`BlockingStorage::hash`](crate::BlockingStorage::hash)'s
 //! default), and so does a client checking what it downloaded.
 
 use ftps_proto::hash::HashAlgorithm;

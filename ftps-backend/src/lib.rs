@@ -5,8 +5,9 @@
 //! what applications implement or configure. How a server runs (its builder, limits and
 //! data connections) is the driver's, in `ftps-async`.
 //!
-//! - [`Storage`] and [`LocalFs`]: the files, confined to a root, uploads published
-//!   atomically; [`execute`] answers the protocol core's storage requests with them;
+//! - [`Storage`] (async) and [`BlockingStorage`] (calls that block, run on the runtime's
+//!   blocking pool), and [`LocalFs`]: the files, confined to a root, uploads published
+//!   atomically; [`Quoted`]: every user's quota enforced around any storage;
 //! - [`Authenticator`] and [`StaticUsers`]: logins checked (against Argon2id hashes, or
 //!   by whatever an application's authenticator asks), each making a [`User`]: its home,
 //!   permissions and policies;
@@ -17,8 +18,10 @@
 //! - [`download`]: where a download's bytes go locally, so that a failed one never
 //!   destroys the file it was to replace.
 //!
-//! [`Storage`] is synchronous: file systems block, so the drivers run its calls on their
-//! runtime's blocking pool. An [`Authenticator`] says how its check runs ([`Check`]:
+//! A [`Storage`] answers every call with a future, awaited on the session's task: an
+//! object store's HTTP client or a database waits without holding a thread. A file
+//! system blocks, so [`LocalFs`] is a [`BlockingStorage`], whose calls the drivers run on
+//! their runtime's blocking pool (`ftps_async::OnPool`). An [`Authenticator`] says how its check runs ([`Check`]:
 //! awaited, blocking, or CPU-bound), so that logins waiting on a network service are not
 //! throttled like password hashes. One implementation serves every runtime.
 
@@ -26,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod blocking_storage;
 pub mod client;
 pub mod download;
 pub mod files;
@@ -41,9 +45,10 @@ pub use auth::{
     Authenticator, BadHash, BlockingAuthenticator, BoxFuture, Check, StaticUsers, Unblocked,
     Verdict, hash_password,
 };
+pub use blocking_storage::{BlockingStorage, fill, write_all};
 pub use hooks::{Actor, HOOK_QUEUE, Hooks, Transferred};
 pub use listing::{Entries, ListingCut, ListingFailed, ListingReader};
 pub use local_fs::{LocalFs, LocalUpload};
 pub use quota::{Quota, QuotaUpload, Quoted, Usage};
-pub use storage::{Opened, OpenedFile, STAT_ENTRIES, Storage, execute, now_utc};
+pub use storage::{Chunk, Opened, OpenedFile, STAT_ENTRIES, Storage, StorageFuture, now_utc};
 pub use user::User;

@@ -28,12 +28,12 @@
 //! a file outside it, and is refused (550). An in-place write whose file was deleted
 //! while it ran (DELE, or a local `rm`) fails at commit (451) instead of reporting
 //! success for bytes no name holds. An upload that must not replace anything
-//! ([`Storage::open_write_new`], for anonymous uploads; STOU) is published by `linkat`
+//! ([`BlockingStorage::open_write_new`], for anonymous uploads; STOU) is published by `linkat`
 //! (or `link`) to the name, which fails rather than replace a file that appeared
 //! meanwhile.
 //!
 //! STOU: RFC 1123 §4.1.2.9 has the server name the file in the 1xx reply that *precedes*
-//! the transfer ("150 FILE: pppp"), and the core names the path [`Storage::open_write`]
+//! the transfer ("150 FILE: pppp"), and the core names the path [`BlockingStorage::open_write`]
 //! returns in its 150 reply. So the random name is chosen when the upload opens
 //! (one that does not exist then), the bytes go to an unnamed file like STOR's, and only
 //! commit gives the file that name, with a `linkat` that never replaces: a name that was
@@ -43,8 +43,9 @@
 //! names none. Reserving the name up front would need a file under it, visible during
 //! the upload and left by a crash: what this design avoids.
 
+use crate::blocking_storage::BlockingStorage;
 use crate::listing::Entries;
-use crate::storage::{STAT_ENTRIES, Storage, timestamp};
+use crate::storage::{STAT_ENTRIES, timestamp};
 use crate::user::User;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use cap_std::ambient_authority;
@@ -73,7 +74,7 @@ pub struct LocalFs {
     unnamed_files: bool,
 }
 
-/// An upload in progress under [`LocalFs`]. Dropped without [`Storage::commit`], a new
+/// An upload in progress under [`LocalFs`]. Dropped without [`BlockingStorage::commit`], a new
 /// file is discarded; an in-place write keeps what arrived.
 #[derive(Debug)]
 pub struct LocalUpload {
@@ -82,7 +83,7 @@ pub struct LocalUpload {
     name: OsString,
     how: Publish,
     /// Publishing may replace a file of the same name (not for
-    /// [`Storage::open_write_new`] nor STOU).
+    /// [`BlockingStorage::open_write_new`] nor STOU).
     replace: bool,
     /// STOU: the name was announced to the client before the transfer, so a file that
     /// took it meanwhile fails the upload (451) rather than being replaced or the upload
@@ -435,7 +436,7 @@ fn busy(dir: &Dir, name: &OsStr) -> Result<(), StorageError> {
     }
 }
 
-impl Storage for LocalFs {
+impl BlockingStorage for LocalFs {
     type Reader = fs::File;
     type Upload = LocalUpload;
 
@@ -448,7 +449,7 @@ impl Storage for LocalFs {
     /// At most [`STAT_ENTRIES`] entries, sorted by name: what a STAT reply can show.
     /// Reading stops there, so a huge directory costs no more time or memory than that;
     /// of a larger directory, which entries come is the file system's order. A listing
-    /// of every entry is [`list_entries`](Storage::list_entries).
+    /// of every entry is [`list_entries`](BlockingStorage::list_entries).
     fn list(&self, user: &User, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
         let home = self.home(user)?;
         let rel = relative(path);

@@ -15,13 +15,14 @@
 //! Changes made to the home by other means than this server are not seen until the
 //! server restarts.
 
-use crate::storage::Storage;
+use crate::auth::BoxFuture;
+use crate::storage::{Chunk, Storage, StorageFuture};
 use crate::user::User;
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{Metadata, StorageError};
 use ftps_proto::{Timestamp, VirtualPath};
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// What a user's home may hold; `None`: no bound.
@@ -67,14 +68,14 @@ struct Ledger {
     /// Held while a change to the home's names (a commit, a delete, a rename) is
     /// measured and made, so that what one replaces or removes is what it found there:
     /// two of them at once would each give back the same file.
-    names: Mutex<()>,
+    names: async_lock::Mutex<()>,
 }
 
 impl Ledger {
     fn new(usage: Usage) -> Self {
         Ledger {
             usage: Mutex::new(usage),
-            names: Mutex::default(),
+            names: async_lock::Mutex::default(),
         }
     }
 
@@ -82,8 +83,8 @@ impl Ledger {
         self.usage.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn names(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.names.lock().unwrap_or_else(PoisonError::into_inner)
+    async fn names(&self) -> async_lock::MutexGuard<'_, ()> {
+        self.names.lock().await
     }
 
     /// Reserves `n` bytes if they fit under `max`.
@@ -111,11 +112,6 @@ impl Ledger {
         usage.bytes = usage.bytes.saturating_add(n);
         usage.files += u64::from(file);
         true
-    }
-
-    fn release(&self, n: u64) {
-        let mut usage = self.usage();
-        usage.bytes = usage.bytes.saturating_sub(n);
     }
 }
 
@@ -153,7 +149,7 @@ impl<S: Storage> Quoted<S> {
     /// The ledger of `user`'s home: counted now if the user has a quota and the home is
     /// not counted yet; for a user without a quota, the home's ledger if a limited user
     /// shares the home (its writes count there too), else `None`.
-    fn ledger(&self, user: &User) -> Result<Option<Arc<Ledger>>, StorageError> {
+    async fn ledger(&self, user: &User) -> Result<Option<Arc<Ledger>>, StorageError> {
         let home = user.home.as_str();
         if let Some(l) = self.lock().get(home) {
             return Ok(Some(l.clone()));
@@ -162,7 +158,7 @@ impl<S: Storage> Quoted<S> {
             return Ok(None);
         }
         // Counted outside the lock (a walk may take a while); the first count kept wins.
-        let usage = self.inner.usage(user)?;
+        let usage = self.inner.usage(user).await?;
         let ledger = Arc::new(Ledger::new(usage));
         Ok(Some(
             self.lock().entry(home.to_owned()).or_insert(ledger).clone(),
@@ -174,13 +170,21 @@ impl<S: Storage> Quoted<S> {
     }
 
     /// The size of the file at `path`, if there is one.
-    fn file_size(&self, user: &User, path: &VirtualPath) -> Result<Option<u64>, StorageError> {
-        Ok(self.file(user, path)?.map(|m| m.size))
+    async fn file_size(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+    ) -> Result<Option<u64>, StorageError> {
+        Ok(self.file(user, path).await?.map(|m| m.size))
     }
 
     /// The file at `path`, if there is one.
-    fn file(&self, user: &User, path: &VirtualPath) -> Result<Option<Metadata>, StorageError> {
-        match self.inner.stat(user, path) {
+    async fn file(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+    ) -> Result<Option<Metadata>, StorageError> {
+        match self.inner.stat(user, path).await {
             Ok(m) if m.kind == EntryKind::File => Ok(Some(m)),
             Ok(_) | Err(StorageError::NotFound) => Ok(None),
             Err(e) => Err(e),
@@ -189,19 +193,23 @@ impl<S: Storage> Quoted<S> {
 
     /// Checks an upload to `path` (written as [`Storage::open_write`] says) against the
     /// quota before it starts, and wraps it. A user without a quota pays nothing.
-    fn guarded(
-        &self,
-        user: &User,
-        path: &VirtualPath,
+    async fn guarded<'a>(
+        &'a self,
+        user: &'a User,
+        path: &'a VirtualPath,
         (offset, append, unique): (u64, bool, bool),
-        open: impl FnOnce() -> Result<(S::Upload, VirtualPath), StorageError>,
+        open: impl FnOnce() -> StorageFuture<'a, (S::Upload, VirtualPath)>,
     ) -> Result<(QuotaUpload<S::Upload>, VirtualPath), StorageError> {
-        let Some(ledger) = self.ledger(user)? else {
-            let (upload, path) = open()?;
+        let Some(ledger) = self.ledger(user).await? else {
+            let (upload, path) = open().await?;
             return Ok((QuotaUpload::free(upload), path));
         };
         // STOU names a directory: its upload is always a new file.
-        let found = if unique { None } else { self.file(user, path)? };
+        let found = if unique {
+            None
+        } else {
+            self.file(user, path).await?
+        };
         let old = found.as_ref().map(|m| m.size);
         let in_place = match (unique, append, offset) {
             (true, ..) | (false, false, 0) => None,
@@ -232,7 +240,7 @@ impl<S: Storage> Quoted<S> {
                 usage.files += 1;
             }
         }
-        let opened = open();
+        let opened = open().await;
         let (upload, path) = match opened {
             Ok(opened) => opened,
             Err(e) => {
@@ -313,48 +321,6 @@ impl<U> QuotaUpload<U> {
             guard: None,
         }
     }
-
-    fn inner(&mut self) -> io::Result<&mut U> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| io::Error::other("the upload was committed"))
-    }
-}
-
-impl<U: Write> Write for QuotaUpload<U> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let inner = self
-            .inner
-            .as_mut()
-            .ok_or_else(|| io::Error::other("the upload was committed"))?;
-        let Some(g) = self.guard.as_mut() else {
-            return inner.write(buf);
-        };
-        let n = buf.len() as u64;
-        let growth = g.position.saturating_add(n).saturating_sub(g.end);
-        if !g.ledger.reserve(growth, g.max) {
-            return Err(io::ErrorKind::QuotaExceeded.into());
-        }
-        let written = match inner.write(buf) {
-            Ok(w) => w as u64,
-            Err(e) => {
-                g.ledger.release(growth);
-                return Err(e);
-            }
-        };
-        // What was reserved and not written goes back.
-        let end = g.end.max(g.position.saturating_add(written));
-        let used = end - g.end;
-        g.ledger.release(growth - used);
-        g.reserved += used;
-        g.end = end;
-        g.position += written;
-        Ok(written as usize)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner()?.flush()
-    }
 }
 
 impl Guard {
@@ -426,171 +392,229 @@ impl<S: Storage> Storage for Quoted<S> {
     fn capabilities(&self) -> ftps_proto::server::StorageCapabilities {
         self.inner.capabilities()
     }
-    fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError> {
+    fn stat<'a>(&'a self, user: &'a User, path: &'a VirtualPath) -> StorageFuture<'a, Metadata> {
         self.inner.stat(user, path)
     }
-    fn list(&self, user: &User, path: &VirtualPath) -> Result<Vec<Metadata>, StorageError> {
-        self.inner.list(user, path)
-    }
-    fn list_entries(
-        &self,
-        user: &User,
-        path: &VirtualPath,
-    ) -> Result<crate::Entries, StorageError> {
+    fn list_entries<'a>(
+        &'a self,
+        user: &'a User,
+        path: &'a VirtualPath,
+    ) -> StorageFuture<'a, crate::Entries> {
         self.inner.list_entries(user, path)
     }
-    fn make_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+    fn make_dir<'a>(&'a self, user: &'a User, path: &'a VirtualPath) -> StorageFuture<'a, ()> {
         self.inner.make_dir(user, path)
     }
-    fn remove_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+    fn remove_dir<'a>(&'a self, user: &'a User, path: &'a VirtualPath) -> StorageFuture<'a, ()> {
         self.inner.remove_dir(user, path)
     }
-    fn remove_file(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
-        let Some(ledger) = self.ledger(user)? else {
-            return self.inner.remove_file(user, path);
-        };
-        let _names = ledger.names();
-        let size = self.file_size(user, path)?;
-        self.inner.remove_file(user, path)?;
-        if let Some(size) = size {
-            let mut usage = ledger.usage();
-            usage.bytes = usage.bytes.saturating_sub(size);
-            usage.files = usage.files.saturating_sub(1);
-        }
-        Ok(())
+    fn remove_file<'a>(&'a self, user: &'a User, path: &'a VirtualPath) -> StorageFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(ledger) = self.ledger(user).await? else {
+                return self.inner.remove_file(user, path).await;
+            };
+            let _names = ledger.names().await;
+            let size = self.file_size(user, path).await?;
+            self.inner.remove_file(user, path).await?;
+            if let Some(size) = size {
+                let mut usage = ledger.usage();
+                usage.bytes = usage.bytes.saturating_sub(size);
+                usage.files = usage.files.saturating_sub(1);
+            }
+            Ok(())
+        })
     }
-    fn rename(
-        &self,
-        user: &User,
-        from: &VirtualPath,
-        to: &VirtualPath,
-    ) -> Result<(), StorageError> {
-        let Some(ledger) = self.ledger(user)? else {
-            return self.inner.rename(user, from, to);
-        };
-        let _names = ledger.names();
-        // A rename over a file removes that file, unless it is the file renamed (the
-        // same name, or another link to it: rename(2) then does nothing).
-        let replaced = match self.inner.stat(user, to) {
-            Ok(m) if m.kind != EntryKind::File => None,
-            Ok(_) if from == to => None,
-            Ok(m) if m.unique.is_some() && self.inner.stat(user, from)?.unique == m.unique => None,
-            Ok(m) => Some(m.size),
-            Err(StorageError::NotFound) => None,
-            Err(e) => return Err(e),
-        };
-        self.inner.rename(user, from, to)?;
-        if let Some(size) = replaced {
-            let mut usage = ledger.usage();
-            usage.bytes = usage.bytes.saturating_sub(size);
-            usage.files = usage.files.saturating_sub(1);
-        }
-        Ok(())
+    fn rename<'a>(
+        &'a self,
+        user: &'a User,
+        from: &'a VirtualPath,
+        to: &'a VirtualPath,
+    ) -> StorageFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(ledger) = self.ledger(user).await? else {
+                return self.inner.rename(user, from, to).await;
+            };
+            let _names = ledger.names().await;
+            // A rename over a file removes that file, unless it is the file renamed (the
+            // same name, or another link to it: rename(2) then does nothing).
+            let replaced = match self.inner.stat(user, to).await {
+                Ok(m) if m.kind != EntryKind::File => None,
+                Ok(_) if from == to => None,
+                Ok(m)
+                    if m.unique.is_some()
+                        && self.inner.stat(user, from).await?.unique == m.unique =>
+                {
+                    None
+                }
+                Ok(m) => Some(m.size),
+                Err(StorageError::NotFound) => None,
+                Err(e) => return Err(e),
+            };
+            self.inner.rename(user, from, to).await?;
+            if let Some(size) = replaced {
+                let mut usage = ledger.usage();
+                usage.bytes = usage.bytes.saturating_sub(size);
+                usage.files = usage.files.saturating_sub(1);
+            }
+            Ok(())
+        })
     }
-    fn set_modified(
-        &self,
-        user: &User,
-        path: &VirtualPath,
+    fn set_modified<'a>(
+        &'a self,
+        user: &'a User,
+        path: &'a VirtualPath,
         time: Timestamp,
-    ) -> Result<(), StorageError> {
+    ) -> StorageFuture<'a, ()> {
         self.inner.set_modified(user, path, time)
     }
-    fn open_read(
-        &self,
-        user: &User,
-        path: &VirtualPath,
+    fn open_read<'a>(
+        &'a self,
+        user: &'a User,
+        path: &'a VirtualPath,
         offset: u64,
-    ) -> Result<(S::Reader, u64), StorageError> {
+    ) -> StorageFuture<'a, (S::Reader, u64)> {
         self.inner.open_read(user, path, offset)
     }
-    fn open_write(
-        &self,
-        user: &User,
-        path: &VirtualPath,
+    fn read(&self, reader: S::Reader, buf: Vec<u8>) -> BoxFuture<'_, Chunk<S::Reader>> {
+        self.inner.read(reader, buf)
+    }
+    fn open_write<'a>(
+        &'a self,
+        user: &'a User,
+        path: &'a VirtualPath,
         offset: u64,
         append: bool,
         unique: bool,
-    ) -> Result<(Self::Upload, VirtualPath), StorageError> {
-        self.guarded(user, path, (offset, append, unique), || {
-            self.inner.open_write(user, path, offset, append, unique)
-        })
+    ) -> StorageFuture<'a, (Self::Upload, VirtualPath)> {
+        let open = move || self.inner.open_write(user, path, offset, append, unique);
+        Box::pin(self.guarded(user, path, (offset, append, unique), open))
     }
-    fn open_write_new(
+    fn open_write_new<'a>(
+        &'a self,
+        user: &'a User,
+        path: &'a VirtualPath,
+    ) -> StorageFuture<'a, (Self::Upload, VirtualPath)> {
+        let open = move || self.inner.open_write_new(user, path);
+        Box::pin(self.guarded(user, path, (0, false, false), open))
+    }
+    /// Every byte is reserved before it is written: past the quota, the chunk fails with
+    /// `QuotaExceeded` and nothing of it is written. The inner write starts at once (the
+    /// server writes a chunk while the next arrives).
+    fn write(
         &self,
-        user: &User,
-        path: &VirtualPath,
-    ) -> Result<(Self::Upload, VirtualPath), StorageError> {
-        self.guarded(user, path, (0, false, false), || {
-            self.inner.open_write_new(user, path)
+        mut upload: Self::Upload,
+        buf: Vec<u8>,
+        len: usize,
+        flush: bool,
+    ) -> BoxFuture<'_, Chunk<Self::Upload>> {
+        let refused = |upload, buf, e: io::Error| {
+            let chunk = Chunk {
+                io: upload,
+                buf,
+                result: Err(e),
+                then: None,
+            };
+            Box::pin(std::future::ready(chunk)) as BoxFuture<'_, Chunk<Self::Upload>>
+        };
+        let Some(inner) = upload.inner.take() else {
+            return refused(upload, buf, io::Error::other("the upload was committed"));
+        };
+        if let Some(g) = upload.guard.as_mut() {
+            let n = len as u64;
+            let end = g.end.max(g.position.saturating_add(n));
+            let growth = end - g.end;
+            if !g.ledger.reserve(growth, g.max) {
+                upload.inner = Some(inner);
+                return refused(upload, buf, io::ErrorKind::QuotaExceeded.into());
+            }
+            // Counted as written now: a write that fails fails the upload, which gives
+            // back what it reserved when it is discarded.
+            g.reserved += growth;
+            g.end = end;
+            g.position = g.position.saturating_add(n);
+        }
+        let writing = self.inner.write(inner, buf, len, flush);
+        Box::pin(async move {
+            let chunk = writing.await;
+            upload.inner = Some(chunk.io);
+            Chunk {
+                io: upload,
+                buf: chunk.buf,
+                result: chunk.result,
+                then: chunk.then,
+            }
         })
     }
-    fn commit(&self, mut upload: Self::Upload, keep: bool) -> Result<(), StorageError> {
-        // Both leave the wrapper, whose Drop then has nothing to do.
-        let guard = upload.guard.take();
-        let Some(inner) = upload.inner.take() else {
-            return Err(StorageError::Other("upload committed twice".into()));
-        };
-        let Some(g) = guard else {
-            return self.inner.commit(inner, keep);
-        };
-        if !keep {
-            let done = self.inner.commit(inner, keep);
-            g.discard();
-            return done;
-        }
-        // What the upload replaces (or, in place, what the file holds) is measured as it
-        // commits, with the user's other changes of names held off meanwhile.
-        let names = g.ledger.clone();
-        let _names = names.names();
-        if g.in_place {
-            let done = self.inner.commit(inner, keep);
-            match done {
-                Ok(()) => {
-                    let now = self.file(&g.user, &g.target).unwrap_or(None);
-                    g.kept_in_place(now);
+    fn commit(&self, mut upload: Self::Upload, keep: bool) -> StorageFuture<'_, ()> {
+        Box::pin(async move {
+            // Both leave the wrapper, whose Drop then has nothing to do.
+            let guard = upload.guard.take();
+            let Some(inner) = upload.inner.take() else {
+                return Err(StorageError::Other("upload committed twice".into()));
+            };
+            let Some(g) = guard else {
+                return self.inner.commit(inner, keep).await;
+            };
+            if !keep {
+                let done = self.inner.commit(inner, keep).await;
+                g.discard();
+                return done;
+            }
+            // What the upload replaces (or, in place, what the file holds) is measured as
+            // it commits, with the user's other changes of names held off meanwhile.
+            let names = g.ledger.clone();
+            let _names = names.names().await;
+            if g.in_place {
+                let done = self.inner.commit(inner, keep).await;
+                match done {
+                    Ok(()) => {
+                        let now = self.file(&g.user, &g.target).await.unwrap_or(None);
+                        g.kept_in_place(now);
+                    }
+                    Err(_) => g.discard(),
                 }
+                return done;
+            }
+            // A name that cannot be measured replaces nothing: its bytes stay counted.
+            let replaced = self.file_size(&g.user, &g.target).await.unwrap_or(None);
+            // What the upload wrote below the old file's end was not reserved: the file it
+            // replaces held those bytes. What that file no longer covers (it was deleted,
+            // renamed away or replaced by a shorter one meanwhile) needs room now, and so
+            // does its place if it went: without it the upload would pass the quota, and
+            // stops.
+            let mut g = g;
+            let unbacked = g
+                .position
+                .saturating_sub(g.reserved)
+                .saturating_sub(replaced.unwrap_or(0));
+            let place = replaced.is_none() && !g.new_file;
+            if !g.ledger.reserve_room(unbacked, place, g.user.quota) {
+                let _ = self.inner.commit(inner, false).await;
+                g.discard();
+                return Err(StorageError::QuotaExceeded);
+            }
+            g.reserved += unbacked;
+            g.new_file |= place;
+            let done = self.inner.commit(inner, keep).await;
+            match done {
+                Ok(()) => g.kept(replaced),
                 Err(_) => g.discard(),
             }
-            return done;
-        }
-        // A name that cannot be measured replaces nothing: its bytes stay counted.
-        let replaced = self.file_size(&g.user, &g.target).unwrap_or(None);
-        // What the upload wrote below the old file's end was not reserved: the file it
-        // replaces held those bytes. What that file no longer covers (it was deleted,
-        // renamed away or replaced by a shorter one meanwhile) needs room now, and so does
-        // its place if it went: without it the upload would pass the quota, and stops.
-        let mut g = g;
-        let unbacked = g
-            .position
-            .saturating_sub(g.reserved)
-            .saturating_sub(replaced.unwrap_or(0));
-        let place = replaced.is_none() && !g.new_file;
-        if !g.ledger.reserve_room(unbacked, place, g.user.quota) {
-            let _ = self.inner.commit(inner, false);
-            g.discard();
-            return Err(StorageError::QuotaExceeded);
-        }
-        g.reserved += unbacked;
-        g.new_file |= place;
-        let done = self.inner.commit(inner, keep);
-        match done {
-            Ok(()) => g.kept(replaced),
-            Err(_) => g.discard(),
-        }
-        done
+            done
+        })
     }
-    fn usage(&self, user: &User) -> Result<Usage, StorageError> {
+    fn usage<'a>(&'a self, user: &'a User) -> StorageFuture<'a, Usage> {
         self.inner.usage(user)
     }
 
     // Forwarded, so that an inner storage that answers from stored checksums still does.
-    fn hash(
-        &self,
-        user: &User,
-        path: &VirtualPath,
+    fn hash<'a>(
+        &'a self,
+        user: &'a User,
+        path: &'a VirtualPath,
         algorithm: ftps_proto::hash::HashAlgorithm,
         range: Option<(u64, u64)>,
-    ) -> Result<crate::hash::FileHash, StorageError> {
+    ) -> StorageFuture<'a, crate::hash::FileHash> {
         self.inner.hash(user, path, algorithm, range)
     }
 }

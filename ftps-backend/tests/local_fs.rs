@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ftps_backend::{LocalFs, Storage};
+use ftps_backend::{BlockingStorage, LocalFs};
 use ftps_proto::VirtualPath;
 use ftps_proto::server::StorageError;
 use std::io::{Read, Write};

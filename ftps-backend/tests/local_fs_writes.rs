@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ftps_backend::{LocalFs, STAT_ENTRIES, Storage};
+use ftps_backend::{BlockingStorage, LocalFs, STAT_ENTRIES};
 use ftps_proto::VirtualPath;
 use ftps_proto::server::StorageError;
 use std::io::Write;

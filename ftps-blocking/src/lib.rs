@@ -45,7 +45,10 @@ pub use ftps_backend::download;
 /// against `Client::hash`).
 pub use ftps_backend::hash;
 pub use ftps_backend::{
-    Authenticator, BlockingAuthenticator, Check, LocalFs, Quota, StaticUsers, Storage, Unblocked,
-    User, Verdict,
+    Authenticator, BlockingAuthenticator, BlockingStorage, Check, LocalFs, Quota, StaticUsers,
+    Storage, Unblocked, User, Verdict,
 };
 pub use server::{Server, ServerBuilder};
+/// A [`BlockingStorage`] as the server runs it: what [`Server::builder`] serves
+/// (`Server<OnPool<LocalFs>, StaticUsers>`); on threads, its calls run on the session's.
+pub type OnPool<S> = ftps_async::OnPool<threads::Threads, S>;

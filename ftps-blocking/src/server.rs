@@ -2,7 +2,8 @@
 //! per session (and per data connection), blocking sockets.
 
 use crate::threads::{Threads, block_on};
-use ftps_backend::{Authenticator, Storage};
+use ftps_async::OnPool;
+use ftps_backend::{Authenticator, BlockingStorage, Storage};
 use ftps_proto::server::TlsMode;
 use std::io;
 use std::net::TcpListener;
@@ -28,9 +29,18 @@ impl<S, A> From<ftps_async::Server<Threads, S, A>> for Server<S, A> {
     }
 }
 
+impl<S: BlockingStorage, A: Authenticator> Server<OnPool<Threads, S>, A> {
+    /// Starts building a server on `storage`, whose calls block (a file system:
+    /// [`LocalFs`](crate::LocalFs)), and `auth`.
+    pub fn builder(storage: S, auth: A) -> ServerBuilder<OnPool<Threads, S>, A> {
+        ServerBuilder::new(OnPool::new(storage), auth)
+    }
+}
+
 impl<S: Storage, A: Authenticator> Server<S, A> {
-    /// Starts building a server on `storage` and `auth`.
-    pub fn builder(storage: S, auth: A) -> ServerBuilder<S, A> {
+    /// Starts building a server on an async `storage` and `auth` (its futures are run on
+    /// the sessions' threads).
+    pub fn builder_async(storage: S, auth: A) -> ServerBuilder<S, A> {
         ServerBuilder::new(storage, auth)
     }
 

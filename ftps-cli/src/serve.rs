@@ -9,7 +9,7 @@ use ftps_proto::server::{
     ControlTlsPolicy, DataTlsPolicy, Grants, Permissions, ServerConfig, TlsMode,
 };
 use ftps_tokio::{
-    Authenticator, Check, LocalFs, Quota, Server, StaticUsers, Storage, User, Verdict, tls,
+    Authenticator, BlockingStorage, Check, LocalFs, Quota, Server, StaticUsers, User, Verdict, tls,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -1144,7 +1144,7 @@ pub(crate) async fn run(prepared: Prepared) -> Result<(), String> {
 
 /// The rest of [`run`], on the storage chosen; `root` is the served directory (`None`
 /// for an object store), `serving` what the start message names.
-async fn serve_on<S: Storage>(
+async fn serve_on<S: BlockingStorage>(
     storage: S,
     root: Option<PathBuf>,
     serving: String,

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod garage;
 pub mod hostile;
+pub mod memory;
 pub mod peers;
 pub mod quota;
 pub mod raw;
@@ -131,6 +132,9 @@ pub struct ServerSetup {
     pub blocking_auth_checks: Option<usize>,
     /// The application's hooks, told what users do (none if `None`).
     pub hooks: Option<std::sync::Arc<dyn ftps_backend::Hooks>>,
+    /// Serve this async storage (`Server::builder_async`) instead of `root` through
+    /// `LocalFs` on the blocking pool.
+    pub memory: Option<memory::MemoryStorage>,
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

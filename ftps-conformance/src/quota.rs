@@ -2,7 +2,7 @@
 //! storage trait, and listings that fail part-way, to inject a storage failure in the
 //! middle of a directory: every other call goes to [`LocalFs`].
 
-use ftps_backend::{LocalFs, LocalUpload, Storage, User};
+use ftps_backend::{BlockingStorage, LocalFs, LocalUpload, User};
 use ftps_proto::server::{Metadata, StorageError};
 use ftps_proto::{Timestamp, VirtualPath};
 use std::io::{self, Write};
@@ -55,7 +55,7 @@ impl Write for QuotaUpload {
     }
 }
 
-impl Storage for QuotaFs {
+impl BlockingStorage for QuotaFs {
     type Reader = std::fs::File;
     type Upload = QuotaUpload;
 

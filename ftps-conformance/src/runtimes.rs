@@ -24,10 +24,10 @@ fn storage(setup: &ServerSetup) -> QuotaFs {
 }
 
 /// Applies `setup`'s configuration, TLS and limits to any runtime's server builder.
-fn configure<R, T>(
-    builder: ftps_async::ServerBuilder<R, QuotaFs, SuiteAuth, T>,
+fn configure<R, S, T>(
+    builder: ftps_async::ServerBuilder<R, S, SuiteAuth, T>,
     setup: &ServerSetup,
-) -> ftps_async::ServerBuilder<R, QuotaFs, SuiteAuth, T> {
+) -> ftps_async::ServerBuilder<R, S, SuiteAuth, T> {
     let mut builder = builder
         .config(setup.config.clone())
         .tls(setup.tls.clone())
@@ -95,30 +95,42 @@ impl ServerRuntime for Tokio {
             .enable_all()
             .build()
             .expect("a runtime");
-        let server = configure(
-            ftps_tokio::Server::builder(storage(&setup), users(&setup)),
-            &setup,
-        )
-        .build();
-        let (explicit, implicit) = rt.block_on(async {
-            let e = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let i = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addrs = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
-            let s2 = server.clone();
-            tokio::spawn(async move { server.serve(e, TlsMode::Explicit).await });
-            tokio::spawn(async move { s2.serve(i, TlsMode::Implicit).await });
-            addrs
-        });
+        let (explicit, implicit) = match setup.memory.clone() {
+            Some(memory) => {
+                let builder = ftps_tokio::Server::builder_async(memory, users(&setup));
+                tokio_serve(&rt, configure(builder, &setup).build())
+            }
+            None => {
+                let builder = ftps_tokio::Server::builder(storage(&setup), users(&setup));
+                tokio_serve(&rt, configure(builder, &setup).build())
+            }
+        };
         Box::new(TokioServer {
             explicit,
             implicit,
             _rt: rt,
         })
     }
+}
+
+/// Serves explicit and implicit FTPS with `server` on `rt`; their addresses.
+fn tokio_serve<S: ftps_backend::Storage>(
+    rt: &tokio::runtime::Runtime,
+    server: ftps_tokio::Server<S, SuiteAuth>,
+) -> (SocketAddr, SocketAddr) {
+    rt.block_on(async {
+        let e = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let i = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addrs = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
+        let s2 = server.clone();
+        tokio::spawn(async move { server.serve(e, TlsMode::Explicit).await });
+        tokio::spawn(async move { s2.serve(i, TlsMode::Implicit).await });
+        addrs
+    })
 }
 
 impl ClientRuntime for Tokio {
@@ -253,7 +265,8 @@ pub struct Blocking;
 struct BlockingServer {
     explicit: SocketAddr,
     implicit: SocketAddr,
-    server: ftps_blocking::Server<QuotaFs, SuiteAuth>,
+    /// Stops the server's accept loops.
+    shutdown: Box<dyn Fn() + Send>,
 }
 
 impl RunningServer for BlockingServer {
@@ -267,7 +280,7 @@ impl RunningServer for BlockingServer {
 
 impl Drop for BlockingServer {
     fn drop(&mut self) {
-        self.server.shutdown();
+        (self.shutdown)();
     }
 }
 
@@ -277,23 +290,34 @@ impl ServerRuntime for Blocking {
     }
 
     fn start(&self, setup: ServerSetup) -> Box<dyn RunningServer> {
-        let server = configure(
-            ftps_blocking::Server::builder(storage(&setup), users(&setup)),
-            &setup,
-        )
-        .build();
-        let e = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let i = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let (explicit, implicit) = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
-        let (s1, s2) = (server.clone(), server.clone());
-        std::thread::spawn(move || s1.serve(e, TlsMode::Explicit));
-        std::thread::spawn(move || s2.serve(i, TlsMode::Implicit));
-        Box::new(BlockingServer {
-            explicit,
-            implicit,
-            server,
-        })
+        match setup.memory.clone() {
+            Some(memory) => {
+                let builder = ftps_blocking::Server::builder_async(memory, users(&setup));
+                blocking_serve(configure(builder, &setup).build())
+            }
+            None => {
+                let builder = ftps_blocking::Server::builder(storage(&setup), users(&setup));
+                blocking_serve(configure(builder, &setup).build())
+            }
+        }
     }
+}
+
+/// Serves explicit and implicit FTPS with `server`, a thread each.
+fn blocking_serve<S: ftps_backend::Storage>(
+    server: ftps_blocking::Server<S, SuiteAuth>,
+) -> Box<dyn RunningServer> {
+    let e = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let i = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (explicit, implicit) = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
+    let (s1, s2) = (server.clone(), server.clone());
+    std::thread::spawn(move || s1.serve(e, TlsMode::Explicit));
+    std::thread::spawn(move || s2.serve(i, TlsMode::Implicit));
+    Box::new(BlockingServer {
+        explicit,
+        implicit,
+        shutdown: Box::new(move || server.shutdown()),
+    })
 }
 
 impl ClientRuntime for Blocking {
@@ -438,7 +462,8 @@ impl<E: Executor> Smol<E> {
 struct SmolServer {
     explicit: SocketAddr,
     implicit: SocketAddr,
-    server: ftps_smol::Server<QuotaFs, SuiteAuth>,
+    /// Stops the server's accept loops.
+    shutdown: Box<dyn Fn() + Send>,
 }
 
 impl RunningServer for SmolServer {
@@ -452,7 +477,7 @@ impl RunningServer for SmolServer {
 
 impl Drop for SmolServer {
     fn drop(&mut self) {
-        self.server.shutdown();
+        (self.shutdown)();
     }
 }
 
@@ -462,23 +487,34 @@ impl<E: Executor> ServerRuntime for Smol<E> {
     }
 
     fn start(&self, setup: ServerSetup) -> Box<dyn RunningServer> {
-        let server = configure(
-            ftps_smol::Server::builder(storage(&setup), users(&setup)),
-            &setup,
-        )
-        .build();
-        let bind = || E::block_on(smol::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-        let (e, i) = (bind(), bind());
-        let (explicit, implicit) = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
-        let (s1, s2) = (server.clone(), server.clone());
-        std::thread::spawn(move || E::block_on(s1.serve(e, TlsMode::Explicit)));
-        std::thread::spawn(move || E::block_on(s2.serve(i, TlsMode::Implicit)));
-        Box::new(SmolServer {
-            explicit,
-            implicit,
-            server,
-        })
+        match setup.memory.clone() {
+            Some(memory) => {
+                let builder = ftps_smol::Server::builder_async(memory, users(&setup));
+                smol_serve::<E, _>(configure(builder, &setup).build())
+            }
+            None => {
+                let builder = ftps_smol::Server::builder(storage(&setup), users(&setup));
+                smol_serve::<E, _>(configure(builder, &setup).build())
+            }
+        }
     }
+}
+
+/// Serves explicit and implicit FTPS with `server`, a thread each running executor `E`.
+fn smol_serve<E: Executor, S: ftps_backend::Storage>(
+    server: ftps_smol::Server<S, SuiteAuth>,
+) -> Box<dyn RunningServer> {
+    let bind = || E::block_on(smol::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let (e, i) = (bind(), bind());
+    let (explicit, implicit) = (e.local_addr().expect("addr"), i.local_addr().expect("addr"));
+    let (s1, s2) = (server.clone(), server.clone());
+    std::thread::spawn(move || E::block_on(s1.serve(e, TlsMode::Explicit)));
+    std::thread::spawn(move || E::block_on(s2.serve(i, TlsMode::Implicit)));
+    Box::new(SmolServer {
+        explicit,
+        implicit,
+        shutdown: Box::new(move || server.shutdown()),
+    })
 }
 
 struct SmolSession<E> {

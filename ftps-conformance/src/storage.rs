@@ -1,14 +1,16 @@
-//! One suite of storage operations for every [`Storage`] back-end (`LocalFs`, the object
+//! One suite of storage operations for every storage back-end (`LocalFs`, the object
 //! store on Garage, an application's own): what the server relies on, called directly,
-//! each result checked. What a back-end's [capabilities](Storage::capabilities) leave out
-//! is not asked of it.
+//! each result checked. What a back-end's
+//! [capabilities](BlockingStorage::capabilities) leave out is not asked of it. An async
+//! [`Storage`] runs it through [`Blocked`].
 
 use crate::Failure;
-use ftps_backend::{Storage, User};
+use ftps_backend::{BlockingStorage, Entries, Storage, Usage, User};
 use ftps_proto::VirtualPath;
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::StorageError;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 fn path(p: &str) -> VirtualPath {
     VirtualPath::root().resolve(p)
@@ -36,7 +38,12 @@ pub fn data(seed: u32, len: usize) -> Vec<u8> {
 }
 
 /// Uploads `body` to `p` and commits it (`keep`); the path the storage chose.
-pub fn put<S: Storage>(s: &S, user: &User, p: &str, body: &[u8]) -> Result<VirtualPath, Failure> {
+pub fn put<S: BlockingStorage>(
+    s: &S,
+    user: &User,
+    p: &str,
+    body: &[u8],
+) -> Result<VirtualPath, Failure> {
     let (mut upload, at) = s
         .open_write(user, &path(p), 0, false, false)
         .map_err(|e| format!("open_write {p}: {e:?}"))?;
@@ -77,7 +84,7 @@ fn write_all<W: Write>(w: &mut W, body: &[u8]) -> Result<(), Failure> {
 }
 
 /// The bytes of `p` from `offset`, and the size the storage gave.
-pub fn get<S: Storage>(
+pub fn get<S: BlockingStorage>(
     s: &S,
     user: &User,
     p: &str,
@@ -93,7 +100,7 @@ pub fn get<S: Storage>(
     Ok((out, size))
 }
 
-fn names<S: Storage>(
+fn names<S: BlockingStorage>(
     s: &S,
     user: &User,
     p: &str,
@@ -111,7 +118,7 @@ fn names<S: Storage>(
 /// Runs every operation against `storage` as `user` (whose home must exist and be
 /// empty) and `other` (another user, another empty home). `entries` is how many files
 /// the long listing holds (more than a page of the service: S3 pages by 1000).
-pub fn run<S: Storage>(
+pub fn run<S: BlockingStorage>(
     storage: &S,
     user: &User,
     other: &User,
@@ -465,4 +472,165 @@ pub fn run<S: Storage>(
         format!("left: {left:?}")
     })?;
     Ok(())
+}
+
+/// An async [`Storage`] called as a [`BlockingStorage`]: each call run to its end on the
+/// calling thread, so that the suite (and any synchronous caller) can drive it.
+pub struct Blocked<S>(pub Arc<S>);
+
+/// A file of a [`Blocked`] storage, read through its storage's `read`.
+pub struct BlockedReader<S: Storage> {
+    storage: Arc<S>,
+    reader: Option<S::Reader>,
+}
+
+/// An upload of a [`Blocked`] storage, written through its storage's `write`.
+pub struct BlockedUpload<S: Storage> {
+    storage: Arc<S>,
+    upload: Option<S::Upload>,
+}
+
+impl<S: Storage> Read for BlockedReader<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let reader = self
+            .reader
+            .take()
+            .ok_or_else(|| io::Error::other("read failed"))?;
+        let chunk = smol::block_on(self.storage.read(reader, vec![0; buf.len()]));
+        let n = chunk.result?;
+        buf[..n].copy_from_slice(&chunk.buf[..n]);
+        self.reader = Some(chunk.io);
+        match chunk.then {
+            Some(e) if n == 0 => Err(e),
+            _ => Ok(n),
+        }
+    }
+}
+
+impl<S: Storage> BlockedUpload<S> {
+    fn send(&mut self, bytes: &[u8], flush: bool) -> io::Result<()> {
+        let upload = self
+            .upload
+            .take()
+            .ok_or_else(|| io::Error::other("write failed"))?;
+        let chunk = smol::block_on(
+            self.storage
+                .write(upload, bytes.to_vec(), bytes.len(), flush),
+        );
+        self.upload = Some(chunk.io);
+        chunk.result.map(drop)
+    }
+}
+
+impl<S: Storage> Write for BlockedUpload<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(buf, false).map(|()| buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.send(&[], true)
+    }
+}
+
+impl<S: Storage> BlockingStorage for Blocked<S> {
+    type Reader = BlockedReader<S>;
+    type Upload = BlockedUpload<S>;
+
+    fn capabilities(&self) -> ftps_proto::server::StorageCapabilities {
+        self.0.capabilities()
+    }
+    fn stat(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+    ) -> Result<ftps_proto::server::Metadata, StorageError> {
+        smol::block_on(self.0.stat(user, path))
+    }
+    fn list(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+    ) -> Result<Vec<ftps_proto::server::Metadata>, StorageError> {
+        self.list_entries(user, path)?
+            .take(ftps_backend::STAT_ENTRIES)
+            .collect()
+    }
+    fn list_entries(&self, user: &User, path: &VirtualPath) -> Result<Entries, StorageError> {
+        smol::block_on(self.0.list_entries(user, path))
+    }
+    fn make_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+        smol::block_on(self.0.make_dir(user, path))
+    }
+    fn remove_dir(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+        smol::block_on(self.0.remove_dir(user, path))
+    }
+    fn remove_file(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+        smol::block_on(self.0.remove_file(user, path))
+    }
+    fn rename(
+        &self,
+        user: &User,
+        from: &VirtualPath,
+        to: &VirtualPath,
+    ) -> Result<(), StorageError> {
+        smol::block_on(self.0.rename(user, from, to))
+    }
+    fn set_modified(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+        time: ftps_proto::Timestamp,
+    ) -> Result<(), StorageError> {
+        smol::block_on(self.0.set_modified(user, path, time))
+    }
+    fn open_read(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+        offset: u64,
+    ) -> Result<(Self::Reader, u64), StorageError> {
+        let (reader, size) = smol::block_on(self.0.open_read(user, path, offset))?;
+        let storage = self.0.clone();
+        let reader = Some(reader);
+        Ok((BlockedReader { storage, reader }, size))
+    }
+    fn open_write(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+        offset: u64,
+        append: bool,
+        unique: bool,
+    ) -> Result<(Self::Upload, VirtualPath), StorageError> {
+        let opened = self.0.open_write(user, path, offset, append, unique);
+        let (upload, path) = smol::block_on(opened)?;
+        let (storage, upload) = (self.0.clone(), Some(upload));
+        Ok((BlockedUpload { storage, upload }, path))
+    }
+    fn open_write_new(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+    ) -> Result<(Self::Upload, VirtualPath), StorageError> {
+        let (upload, path) = smol::block_on(self.0.open_write_new(user, path))?;
+        let (storage, upload) = (self.0.clone(), Some(upload));
+        Ok((BlockedUpload { storage, upload }, path))
+    }
+    fn commit(&self, mut upload: Self::Upload, keep: bool) -> Result<(), StorageError> {
+        match upload.upload.take() {
+            Some(u) => smol::block_on(self.0.commit(u, keep)),
+            None => Err(StorageError::Other("the upload failed".into())),
+        }
+    }
+    fn hash(
+        &self,
+        user: &User,
+        path: &VirtualPath,
+        algorithm: ftps_proto::hash::HashAlgorithm,
+        range: Option<(u64, u64)>,
+    ) -> Result<ftps_backend::hash::FileHash, StorageError> {
+        smol::block_on(self.0.hash(user, path, algorithm, range))
+    }
+    fn usage(&self, user: &User) -> Result<Usage, StorageError> {
+        smol::block_on(self.0.usage(user))
+    }
 }

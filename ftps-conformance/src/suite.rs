@@ -139,6 +139,7 @@ impl Fixture {
             auth_timeout: None,
             blocking_auth_checks: None,
             hooks: None,
+            memory: None,
         }
     }
 

@@ -3,6 +3,8 @@
 
 use ftps_backend::{LocalFs, User};
 use ftps_conformance::garage::Garage;
+use ftps_conformance::memory::MemoryStorage;
+use ftps_conformance::storage::Blocked;
 use ftps_object::{Address, ObjectStore};
 use ftps_proto::VirtualPath;
 
@@ -26,6 +28,19 @@ fn local_fs_passes_the_storage_suite() {
     let result = ftps_conformance::storage::run(&storage, &u1, &u2, 1100);
     let _ = std::fs::remove_dir_all(&root);
     result.expect("LocalFs");
+}
+
+/// A native async storage (in memory), through the async trait: its own reads and
+/// writes, its default HASH.
+#[test]
+fn an_async_storage_passes_the_storage_suite() {
+    let memory = MemoryStorage::new();
+    for h in ["/homes", "/homes/u1", "/homes/u2"] {
+        memory.make(h);
+    }
+    let (u1, u2) = users();
+    let storage = Blocked(std::sync::Arc::new(memory));
+    ftps_conformance::storage::run(&storage, &u1, &u2, 1100).expect("MemoryStorage");
 }
 
 #[test]

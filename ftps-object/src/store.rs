@@ -3,7 +3,7 @@
 use crate::address::Address;
 use crate::keys::{self, dir, key};
 use crate::transfer::{ObjectReader, ObjectUpload, UploadMemory};
-use ftps_backend::{Entries, Storage, Usage, User};
+use ftps_backend::{BlockingStorage, Entries, Usage, User};
 use ftps_proto::listing::EntryKind;
 use ftps_proto::server::{Metadata, StorageCapabilities, StorageError};
 use ftps_proto::{Timestamp, VirtualPath};
@@ -287,7 +287,7 @@ impl ObjectStore {
     }
 }
 
-impl Storage for ObjectStore {
+impl BlockingStorage for ObjectStore {
     type Reader = ObjectReader;
     type Upload = ObjectUpload;
 

@@ -38,8 +38,8 @@ pub use ftps_backend::download;
 /// against `Client::hash`).
 pub use ftps_backend::hash;
 pub use ftps_backend::{
-    Authenticator, BlockingAuthenticator, Check, LocalFs, Quota, StaticUsers, Storage, Unblocked,
-    User, Verdict,
+    Authenticator, BlockingAuthenticator, BlockingStorage, Check, LocalFs, Quota, StaticUsers,
+    Storage, Unblocked, User, Verdict,
 };
 
 /// The smol runtime, for [`ftps_async`].
@@ -60,6 +60,9 @@ pub type Error = ftps_async::client::Error<Smol>;
 pub type Server<S, A> = ftps_async::Server<Smol, S, A>;
 /// Builds a [`Server`].
 pub type ServerBuilder<S, A> = ftps_async::ServerBuilder<Smol, S, A>;
+/// A [`BlockingStorage`] run on smol's blocking pool: what [`Server::builder`] serves
+/// (`Server<OnPool<LocalFs>, StaticUsers>`).
+pub type OnPool<S> = ftps_async::OnPool<Smol, S>;
 
 impl Runtime for Smol {
     type Tcp = smol::net::TcpStream;

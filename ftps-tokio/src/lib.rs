@@ -35,8 +35,8 @@ pub use ftps_backend::download;
 /// against `Client::hash`).
 pub use ftps_backend::hash;
 pub use ftps_backend::{
-    Authenticator, BadHash, BlockingAuthenticator, Check, LocalFs, LocalUpload, Quota, StaticUsers,
-    Storage, Unblocked, User, Verdict, hash_password,
+    Authenticator, BadHash, BlockingAuthenticator, BlockingStorage, Check, LocalFs, LocalUpload,
+    Quota, StaticUsers, Storage, Unblocked, User, Verdict, hash_password,
 };
 pub use runtime::Tokio;
 
@@ -47,6 +47,10 @@ pub type Server<S, A> = ftps_async::Server<Tokio, S, A>;
 
 /// Builds a [`Server`].
 pub type ServerBuilder<S, A> = ftps_async::ServerBuilder<Tokio, S, A>;
+
+/// A [`BlockingStorage`] run on tokio's blocking pool: what [`Server::builder`] serves
+/// (`Server<OnPool<LocalFs>, StaticUsers>`).
+pub type OnPool<S> = ftps_async::OnPool<Tokio, S>;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -179,13 +179,19 @@ impl Runtime for Tokio {
         tokio::spawn(future);
     }
 
+    /// Starts `f` at once when called inside the runtime (so a storage's next read runs
+    /// while the last chunk is sent), else when first polled.
     fn unblock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {
-        Box::pin(async move {
-            match tokio::task::spawn_blocking(f).await {
+        async fn joined<T>(task: tokio::task::JoinHandle<T>) -> T {
+            match task.await {
                 Ok(v) => v,
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
-        })
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => Box::pin(joined(runtime.spawn_blocking(f))),
+            Err(_) => Box::pin(async move { joined(tokio::task::spawn_blocking(f)).await }),
+        }
     }
 
     fn file_from_std(file: std::fs::File) -> Self::File {

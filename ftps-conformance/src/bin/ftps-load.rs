@@ -122,7 +122,7 @@ async fn run(sessions: usize) -> Result<(), Box<dyn std::error::Error>> {
 /// One round of `sessions` concurrent sessions; returns how many completed and the time.
 async fn one_round(
     f: &Fixture,
-    server: &Server<LocalFs, StaticUsers>,
+    server: &Server<ftps_tokio::OnPool<LocalFs>, StaticUsers>,
     port: u16,
     sessions: usize,
     round: usize,

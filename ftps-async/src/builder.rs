@@ -5,6 +5,7 @@ use crate::budget::Budget;
 use crate::gate::Gate;
 use crate::hooks::HookQueue;
 use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
+use crate::proxy::TrustedProxies;
 use crate::server::Server;
 use crate::shared::ServerShared;
 use ftps_backend::{Authenticator, Hooks, Quoted, Storage};
@@ -31,6 +32,7 @@ pub struct ServerBuilder<R, S, A, T = Server<R, S, A>> {
     auth_timeout: std::time::Duration,
     blocking_auth_checks: Option<usize>,
     hooks: Option<Arc<dyn Hooks>>,
+    proxies: Option<TrustedProxies>,
     server: PhantomData<fn() -> (R, T)>,
 }
 
@@ -54,6 +56,7 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
             auth_timeout: std::time::Duration::from_secs(30),
             blocking_auth_checks: None,
             hooks: None,
+            proxies: None,
             server: PhantomData,
         }
     }
@@ -85,6 +88,16 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
     /// the client gets 421 and the session closes, and the login is not counted as failed.
     pub fn auth_timeout(mut self, limit: std::time::Duration) -> Self {
         self.auth_timeout = limit;
+        self
+    }
+
+    /// Accepts the PROXY protocol (HAProxy's, versions 1 and 2) from `trusted` (a load
+    /// balancer's addresses), on control connections and passive data connections alike:
+    /// a connection from them must start with a header, and the client it names is the
+    /// peer for everything (see [`TrustedProxies`]). Behind a balancer without it, every
+    /// client would be the balancer: one address's lockout would lock everyone out.
+    pub fn proxy_protocol(mut self, trusted: TrustedProxies) -> Self {
+        self.proxies = Some(trusted);
         self
     }
 
@@ -192,6 +205,7 @@ where
             ),
             passive_listeners: ListenerCaps::new(self.max_passive_per_ip, passive_per_user),
             warnings: Arc::default(),
+            proxies: self.proxies.map(Arc::new),
             login_guard: self.login_guard,
             transfer_buffers: Budget::new(self.transfer_buffers),
             login_gate: Arc::new(Gate::new(cores)),

@@ -7,6 +7,7 @@ use crate::ending::{read_end, read_error, write_error};
 use crate::limits::passive_ports;
 use crate::meter::Meter;
 use crate::order::{Job, Order, Work};
+use crate::proxy::{self, TrustedProxies};
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::stream;
 use crate::tls::TlsStream;
@@ -53,6 +54,8 @@ pub(crate) struct DataContext<S: Storage> {
     pub(crate) connect_timeout: Duration,
     /// Where the task's socket is held for an abort.
     pub(crate) kill: Kill,
+    /// The balancers trusted to send a PROXY header first (see [`TrustedProxies`]).
+    pub(crate) proxies: Option<Arc<TrustedProxies>>,
 }
 
 impl<S: Storage> DataContext<S> {
@@ -206,7 +209,21 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
         };
         let order = async { Next::Order(cmds.recv().await.ok()) };
         match or(accept, order).await {
-            Next::Accepted(Ok((stream, peer))) => {
+            Next::Accepted(Ok((mut stream, peer))) => {
+                // Through a trusted balancer: the client is who its header names, and it
+                // must be the session's (as any data connection's peer must).
+                let peer = match &ctx.proxies {
+                    Some(trusted) if trusted.trusts(peer.ip()) => {
+                        match proxy::read_header::<R, _>(&mut stream, ctx.handshake_timeout).await {
+                            Ok(header) => header.source.unwrap_or(peer),
+                            Err(e) => {
+                                ctx.warnings.bad_proxy_header(peer, &e);
+                                continue;
+                            }
+                        }
+                    }
+                    _ => peer,
+                };
                 if accept_from.is_some_and(|ip| ip != peer.ip()) {
                     ctx.warnings.foreign_data_connection(peer);
                     continue;

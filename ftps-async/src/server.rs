@@ -10,11 +10,13 @@ use crate::limits::{Evict, ListenerSlot, SessionSlot};
 use crate::observe;
 use crate::on_pool::OnPool;
 use crate::order::Order;
+use crate::proxy;
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::shared::ServerShared;
 use crate::socket::{control_socket, out_of_descriptors};
 use ftps_backend::{Actor, Authenticator, BlockingStorage, Quoted, Storage, Transferred, User};
 use ftps_proto::boundary::{DataId, MAX_CONTROL_INPUT};
+use ftps_proto::proxy::Proxied;
 use ftps_proto::server::{
     Action, Event, IoEvent, StorageError, StorageRequest, TlsMode, TransferKind,
 };
@@ -158,62 +160,153 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 tracing::debug!(%peer, "control socket: {e}");
                 continue;
             }
-            // Evicting a session (to make room before it logs in) closes this channel,
-            // which its driver watches, and shuts its socket down: a write or read under
-            // way fails at once (on the blocking runtime the driver is in it).
-            let (evict_tx, evicted) = async_channel::bounded::<()>(1);
-            let close = match R::closer(&tcp) {
-                Ok(c) => c,
-                Err(e) => {
-                    if out_of_descriptors(&e) {
-                        self.shared.limits.make_room();
-                    }
-                    tracing::debug!(%peer, "control socket: {e}");
-                    continue;
+            match &self.shared.proxies {
+                // A balancer's connection: its header first, on a task of its own (the
+                // accept loop never waits on a peer), then the session of the client it
+                // names.
+                Some(trusted) if trusted.trusts(peer.ip()) => {
+                    let server = self.clone();
+                    R::spawn_detached(async move {
+                        let mut tcp = tcp;
+                        let limit = server.shared.config.timeouts.tls_handshake;
+                        match proxy::read_header::<R, _>(&mut tcp, limit).await {
+                            Ok(header) => {
+                                let info = ConnectionInfo::proxied(peer, header, mode);
+                                if let Some(session) = server.admit(tcp, info) {
+                                    session.await;
+                                }
+                            }
+                            Err(e) => server.shared.warnings.bad_proxy_header(peer, &e),
+                        }
+                    });
                 }
-            };
-            let closing = close.clone();
-            let evict: Evict = Arc::new(move || {
-                evict_tx.close();
-                closing();
+                _ => {
+                    let local = R::addrs(&tcp).map_or(peer, |(local, _)| local);
+                    if let Some(session) = self.admit(tcp, ConnectionInfo::new(peer, local, mode)) {
+                        R::spawn_detached(session);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serves one connection accepted by the application (its own accept loop, socket
+    /// activation, a balancer of its own), as [`serve`](Self::serve) serves those it
+    /// accepts: counted against the session caps (421 past them), then a session until
+    /// it ends. `info` says who the client is (after any PROXY header the application
+    /// read itself), the address it connected to (PASV names it unless an advertised
+    /// address is configured) and the TLS mode.
+    pub async fn serve_connection(&self, tcp: R::Tcp, info: ConnectionInfo) -> io::Result<()> {
+        control_socket(R::socket(&tcp))?;
+        if let Some(session) = self.admit(tcp, info) {
+            session.await;
+        }
+        Ok(())
+    }
+
+    /// Counts a connection against the session caps: its session, to run, or `None` when
+    /// it was refused (its 421 is sent on a task of its own).
+    fn admit(
+        &self,
+        tcp: R::Tcp,
+        info: ConnectionInfo,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let ConnectionInfo { peer, mode, .. } = info;
+        // Evicting a session (to make room before it logs in) closes this channel,
+        // which its driver watches, and shuts its socket down: a write or read under
+        // way fails at once (on the blocking runtime the driver is in it).
+        let (evict_tx, evicted) = async_channel::bounded::<()>(1);
+        let close = match R::closer(&tcp) {
+            Ok(c) => c,
+            Err(e) => {
+                if out_of_descriptors(&e) {
+                    self.shared.limits.make_room();
+                }
+                tracing::debug!(%peer, "control socket: {e}");
+                return None;
+            }
+        };
+        let closing = close.clone();
+        let evict: Evict = Arc::new(move || {
+            evict_tx.close();
+            closing();
+        });
+        let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
+            R::spawn_detached(async move {
+                let mut tcp = tcp;
+                if mode == TlsMode::Explicit {
+                    let reply = ftps_proto::server::too_many_sessions_reply().to_bytes();
+                    let _ = timeout::<R, _>(REFUSAL_WRITE, tcp.write_all(&reply)).await;
+                }
             });
-            let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
-                R::spawn_detached(async move {
-                    let mut tcp = tcp;
-                    if mode == TlsMode::Explicit {
-                        let reply = ftps_proto::server::too_many_sessions_reply().to_bytes();
-                        let _ = timeout::<R, _>(REFUSAL_WRITE, tcp.write_all(&reply)).await;
-                    }
-                });
-                continue;
-            };
-            let shared = self.shared.clone();
-            // Every event of the session carries its id, peer and (once logged in) user.
-            let id = observe::session_id();
-            let span = tracing::info_span!(
-                "session",
-                id,
-                %peer,
-                ?mode,
-                user = tracing::field::Empty
-            );
-            R::spawn_detached(
-                async move {
-                    // An eviction ends the session wherever it waits (a TLS handshake, a
-                    // login check, a write): the whole session is dropped, its socket and
-                    // slot freed at once.
-                    let run = run_session::<R, Quoted<S>, A>(shared, tcp, close, mode, slot, id);
-                    let evicted = async move {
-                        let _ = evicted.recv().await;
-                        tracing::debug!("evicted to make room");
-                        Ok(())
-                    };
-                    if let Err(e) = futures_lite::future::or(run, evicted).await {
-                        tracing::debug!("session ended: {e}");
-                    }
+            return None;
+        };
+        let shared = self.shared.clone();
+        // Every event of the session carries its id, peer and (once logged in) user.
+        let id = observe::session_id();
+        let span = tracing::info_span!(
+            "session",
+            id,
+            %peer,
+            ?mode,
+            user = tracing::field::Empty
+        );
+        Some(
+            async move {
+                // An eviction ends the session wherever it waits (a TLS handshake, a
+                // login check, a write): the whole session is dropped, its socket and
+                // slot freed at once.
+                let run = run_session::<R, Quoted<S>, A>(shared, tcp, close, info, slot, id);
+                let evicted = async move {
+                    let _ = evicted.recv().await;
+                    tracing::debug!("evicted to make room");
+                    Ok(())
+                };
+                if let Err(e) = futures_lite::future::or(run, evicted).await {
+                    tracing::debug!("session ended: {e}");
                 }
-                .instrument(span),
-            );
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Who a connection is from and how to serve it ([`Server::serve_connection`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// The client: the peer for the session caps, the login lockout, the data
+    /// connections' peer check, logs and metrics.
+    pub peer: SocketAddr,
+    /// The address the client connected to (PASV names it unless the configuration
+    /// advertises another).
+    pub local: SocketAddr,
+    /// Explicit (AUTH TLS) or implicit (TLS from the first byte).
+    pub mode: TlsMode,
+    /// Whether a trusted balancer named the client (a PROXY header): the client's own
+    /// first bytes are not checked for one.
+    pub proxied: bool,
+}
+
+impl ConnectionInfo {
+    /// A connection from `peer` to `local`, served as `mode`.
+    pub fn new(peer: SocketAddr, local: SocketAddr, mode: TlsMode) -> Self {
+        ConnectionInfo {
+            peer,
+            local,
+            mode,
+            proxied: false,
+        }
+    }
+
+    /// A connection from a trusted balancer at `balancer`, for the client its `header`
+    /// names (the balancer's own connection, a health check, when it names none).
+    fn proxied(balancer: SocketAddr, header: Proxied, mode: TlsMode) -> Self {
+        ConnectionInfo {
+            peer: header.source.unwrap_or(balancer),
+            local: header.destination.unwrap_or(balancer),
+            mode,
+            proxied: true,
         }
     }
 }
@@ -251,6 +344,9 @@ struct Driver<R: Runtime, S: Storage, A> {
     slot: SessionSlot,
     /// Control input (clear text) the session has not taken yet.
     input: Vec<u8>,
+    /// The client's first bytes are still to be checked for a PROXY header it may not
+    /// send (only a trusted balancer may, before the session: see [`TrustedProxies`]).
+    first_input: bool,
     closing: bool,
     /// Counted among the open sessions while it lives.
     _counted: observe::SessionCount,
@@ -262,11 +358,19 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     shared: Arc<Shared<S, A>>,
     tcp: R::Tcp,
     close: Closer,
-    mode: TlsMode,
+    info: ConnectionInfo,
     slot: SessionSlot,
     session_id: u64,
 ) -> io::Result<()> {
-    let (local, peer) = R::addrs(&tcp)?;
+    // Passive listeners bind where this connection arrived (this node), whatever address
+    // the client sees.
+    let (local, _) = R::addrs(&tcp)?;
+    let ConnectionInfo {
+        peer,
+        local: seen,
+        mode,
+        proxied,
+    } = info;
     R::set_nodelay(&tcp)?;
     let tls = match shared.tls.as_ref().map(SessionTls::new).transpose() {
         Ok(t) => t,
@@ -278,7 +382,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
     let (read, write) = R::split(tcp)?;
     let (control_tx, control_rx) = async_channel::bounded(control::INBOX);
     let reader = control::spawn_reader::<R>(read, control_tx);
-    let session = ServerSession::new(shared.config.clone(), mode, peer, local, Instant::now());
+    let session = ServerSession::new(shared.config.clone(), mode, peer, seen, Instant::now());
     let (events_tx, events_rx) = async_channel::unbounded();
     let mut d = Driver::<R, S, A> {
         shared,
@@ -299,6 +403,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         listener_slot: None,
         slot,
         input: Vec::new(),
+        first_input: !proxied,
         closing: false,
         _counted: observe::SessionCount::open(),
         session_id,
@@ -436,6 +541,16 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             }
             Taken::Failed => return self.session.handle_io(IoEvent::ControlClosed, now()),
         }
+        if self.first_input && !self.input.is_empty() {
+            self.first_input = false;
+            // A PROXY header from a client (or from a balancer not trusted to send one,
+            // or on a server that expects none): a protocol error, not a command.
+            if ftps_proto::proxy::looks_like_header(&self.input) {
+                self.shared.warnings.untrusted_proxy_header(self.peer);
+                self.input.clear();
+                return self.session.handle_io(IoEvent::ControlClosed, now());
+            }
+        }
         let used = self.session.handle_control_input(&self.input, now());
         self.input.drain(..used);
         if self.input.is_empty() {
@@ -475,6 +590,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             transfer_buffers: self.shared.transfer_buffers.clone(),
             handshake_timeout: self.shared.config.timeouts.tls_handshake,
             connect_timeout: self.shared.config.timeouts.data_connect,
+            proxies: self.shared.proxies.clone(),
         }
     }
 

@@ -19,6 +19,7 @@ pub(crate) struct Warnings {
     anonymous: Gate,
     unavailable: Gate,
     storage: Gate,
+    proxy: Gate,
 }
 
 /// One kind of line, throttled.
@@ -91,6 +92,22 @@ impl Warnings {
             && let Some(held) = self.storage.allow()
         {
             tracing::warn!(op, held, "storage failed: {error:?}");
+        }
+    }
+
+    /// A trusted balancer's connection from `peer` brought no valid PROXY header: closed
+    /// unanswered. Said (throttled) because it is how a balancer configured without
+    /// `send-proxy` shows.
+    pub(crate) fn bad_proxy_header(&self, peer: SocketAddr, error: &std::io::Error) {
+        if let Some(held) = self.proxy.allow() {
+            tracing::warn!(%peer, held, "closed: {error}");
+        }
+    }
+
+    /// A connection from `peer`, not trusted to send a PROXY header, sent one: closed.
+    pub(crate) fn untrusted_proxy_header(&self, peer: SocketAddr) {
+        if let Some(held) = self.proxy.allow() {
+            tracing::warn!(%peer, held, "closed: a PROXY header from an address not trusted to send one");
         }
     }
 

@@ -2,11 +2,11 @@
 //! per session (and per data connection), blocking sockets.
 
 use crate::threads::{Threads, block_on};
-use ftps_async::OnPool;
+use ftps_async::{ConnectionInfo, OnPool};
 use ftps_backend::{Authenticator, BlockingStorage, Storage};
 use ftps_proto::server::TlsMode;
 use std::io;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
 /// Builds a [`Server`]: storage, users, configuration, TLS, passive ports, limits.
@@ -64,5 +64,11 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
     /// until its own timeout.
     pub fn serve(&self, listener: TcpListener, mode: TlsMode) -> io::Result<()> {
         block_on(self.0.serve(Arc::new(listener), mode))
+    }
+
+    /// Serves one connection the application accepted itself, as `info` describes it
+    /// (see [`ftps_async::Server::serve_connection`]). Blocks until the session ends.
+    pub fn serve_connection(&self, tcp: TcpStream, info: ConnectionInfo) -> io::Result<()> {
+        block_on(self.0.serve_connection(crate::threads::Tcp::new(tcp), info))
     }
 }

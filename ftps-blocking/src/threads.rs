@@ -61,7 +61,7 @@ pub struct Tcp {
 }
 
 impl Tcp {
-    fn new(tcp: TcpStream) -> Tcp {
+    pub(crate) fn new(tcp: TcpStream) -> Tcp {
         Self::shared(Arc::new(tcp))
     }
 
@@ -365,8 +365,14 @@ impl Runtime for Threads {
     type File = File;
 
     fn split(tcp: Self::Tcp) -> io::Result<(Self::ReadHalf, Self::WriteHalf)> {
-        // A std socket reads and writes through a shared reference.
-        Ok((Tcp::shared(tcp.tcp.clone()), tcp))
+        // A std socket reads and writes through a shared reference. The reading half
+        // takes over the read timeout the socket has now: one left by a read before the
+        // split (a PROXY header's, under its deadline) would otherwise end the reader's
+        // undeadlined waits, a half that believes no timeout is set never clearing it.
+        let read = Tcp::shared(tcp.tcp.clone());
+        read.read_timeout
+            .store(tcp.read_timeout.load(Ordering::Relaxed), Ordering::Relaxed);
+        Ok((read, tcp))
     }
 
     fn closer(tcp: &Self::Tcp) -> io::Result<Closer> {

@@ -9,7 +9,8 @@ use ftps_proto::server::{
     ControlTlsPolicy, DataTlsPolicy, Grants, Permissions, ServerConfig, TlsMode,
 };
 use ftps_tokio::{
-    Authenticator, BlockingStorage, Check, LocalFs, Quota, Server, StaticUsers, User, Verdict, tls,
+    Authenticator, BlockingStorage, Check, LocalFs, Quota, Server, StaticUsers, TrustedProxies,
+    User, Verdict, tls,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -131,6 +132,11 @@ pub(crate) struct ServeArgs {
     /// The address announced in PASV replies (for NAT).
     #[arg(long, value_name = "IP", env = "FTPS_ADVERTISE")]
     advertise: Option<IpAddr>,
+    /// Behind a load balancer: accept PROXY protocol headers (v1 and v2) from these
+    /// addresses and networks (`127.0.0.1,10.0.0.0/8`), on control and passive data
+    /// connections; the client a header names is the peer for limits, lockout and logs.
+    #[arg(long, value_name = "ADDRS", value_parser = TrustedProxies::parse, env = "FTPS_PROXY_PROTOCOL")]
+    proxy_protocol: Option<TrustedProxies>,
     /// Control-channel TLS policy [default: require].
     #[arg(long, value_enum, env = "FTPS_CONTROL_TLS")]
     control_tls: Option<ControlTls>,
@@ -168,6 +174,7 @@ struct Settings {
     anonymous_upload: bool,
     passive_ports: Option<RangeInclusive<u16>>,
     advertise: Option<IpAddr>,
+    proxy_protocol: Option<TrustedProxies>,
     control_tls: ControlTls,
     data_tls: DataTls,
     session_reuse_check: bool,
@@ -293,6 +300,17 @@ impl Settings {
             anonymous_upload,
             passive_ports,
             advertise: args.advertise.or(c.advertise),
+            proxy_protocol: match (&args.proxy_protocol, &c.proxy_protocol) {
+                (Some(t), _) => Some(t.clone()),
+                (None, Some(list)) => {
+                    let at = file.map(|f| f.at(list.span().start)).unwrap_or_default();
+                    Some(
+                        TrustedProxies::parse(list.get_ref())
+                            .map_err(|e| format!("{at}: proxy_protocol: {e}"))?,
+                    )
+                }
+                (None, None) => None,
+            },
             control_tls: args
                 .control_tls
                 .or(c.control_tls)
@@ -1063,6 +1081,7 @@ impl Settings {
         );
         differs("passive_ports", self.passive_ports == now.passive_ports);
         differs("advertise", self.advertise == now.advertise);
+        differs("proxy_protocol", self.proxy_protocol == now.proxy_protocol);
         differs("control_tls", self.control_tls == now.control_tls);
         differs("data_tls", self.data_tls == now.data_tls);
         differs(
@@ -1223,6 +1242,9 @@ async fn serve_on<S: BlockingStorage>(
     builder = builder.max_sessions(sessions, DEFAULT_SESSIONS_PER_ADDRESS.min(sessions));
     if let Some(ports) = s.passive_ports.clone() {
         builder = builder.passive_ports(ports);
+    }
+    if let Some(trusted) = s.proxy_protocol.clone() {
+        builder = builder.proxy_protocol(trusted);
     }
     let server = builder.build();
     if let Some(addr) = s.metrics {

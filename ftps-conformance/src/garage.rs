@@ -6,7 +6,7 @@
 //! --no-default-features --features bundled-libs,sqlite`). Missing, the test is skipped,
 //! or fails when peers are required (`FTPS_REQUIRE_PEERS`).
 
-use crate::peers::{free_port, required};
+use crate::peers::required;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -78,53 +78,90 @@ impl Garage {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("garage dir");
-        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
-        let secret: String = (0..32)
-            .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
-            .collect();
-        let config = format!(
-            "metadata_dir = \"{dir}/meta\"\n\
-             data_dir = \"{dir}/data\"\n\
-             db_engine = \"sqlite\"\n\
-             replication_factor = 1\n\
-             rpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
-             rpc_public_addr = \"127.0.0.1:{rpc}\"\n\
-             rpc_secret = \"{secret}\"\n\
-             [s3_api]\n\
-             s3_region = \"{REGION}\"\n\
-             api_bind_addr = \"127.0.0.1:{s3}\"\n\
-             root_domain = \".s3.garage.localhost\"\n\
-             [admin]\n\
-             api_bind_addr = \"127.0.0.1:{admin}\"\n",
-            dir = dir.display()
-        );
-        let config_path = dir.join("garage.toml");
-        std::fs::write(&config_path, config).expect("garage config");
-        let log = std::fs::File::create(dir.join("garage.log")).expect("garage log");
-        let child = Command::new(&program)
-            .arg("-c")
-            .arg(&config_path)
-            .arg("server")
-            .env("RUST_LOG", "garage=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("garage starts");
-        let mut garage = Garage {
-            child,
-            dir,
-            endpoint: format!("http://127.0.0.1:{s3}"),
-            bucket: bucket.to_owned(),
-            key_id: String::new(),
-            secret: String::new(),
+        // A port another process takes between the pick and garage's bind fails the
+        // node at once ("Address already in use", seen under a loaded test run): picked
+        // again, a few times.
+        let mut attempt = 0;
+        let (mut garage, config_path, node) = loop {
+            attempt += 1;
+            let (rpc, s3, admin) = quiet_ports();
+            let secret: String = (0..32)
+                .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+                .collect();
+            let config = format!(
+                "metadata_dir = \"{dir}/meta\"\n\
+                 data_dir = \"{dir}/data\"\n\
+                 db_engine = \"sqlite\"\n\
+                 replication_factor = 1\n\
+                 rpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_secret = \"{secret}\"\n\
+                 [s3_api]\n\
+                 s3_region = \"{REGION}\"\n\
+                 api_bind_addr = \"127.0.0.1:{s3}\"\n\
+                 root_domain = \".s3.garage.localhost\"\n\
+                 [admin]\n\
+                 api_bind_addr = \"127.0.0.1:{admin}\"\n",
+                dir = dir.display()
+            );
+            let config_path = dir.join("garage.toml");
+            std::fs::write(&config_path, config).expect("garage config");
+            let log = std::fs::File::create(dir.join("garage.log")).expect("garage log");
+            let child = Command::new(&program)
+                .arg("-c")
+                .arg(&config_path)
+                .arg("server")
+                .env("RUST_LOG", "garage=warn")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("garage starts");
+            let mut garage = Garage {
+                child,
+                dir: dir.clone(),
+                endpoint: format!("http://127.0.0.1:{s3}"),
+                bucket: bucket.to_owned(),
+                key_id: String::new(),
+                secret: String::new(),
+            };
+            match garage.node_id(&program, &config_path) {
+                Ok(node) => break (garage, config_path, node),
+                Err(e) if attempt < 3 && garage.log().contains("Address already in use") => {
+                    eprintln!("garage: a port was taken, again ({e})");
+                    drop(garage);
+                    let _ = std::fs::remove_dir_all(dir.join("meta"));
+                    let _ = std::fs::remove_dir_all(dir.join("data"));
+                }
+                Err(e) => panic!("garage did not start: {e}\n{}", garage.log()),
+            }
         };
-        garage.provision(&program, &config_path);
+        garage.provision(&program, &config_path, &node);
         Some(garage)
     }
 
+    /// The node's id, once it answers (an error once it died or 30 s passed).
+    fn node_id(&mut self, program: &Path, config: &Path) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match garage_cli(program, config, &["node", "id", "-q"]) {
+                Ok(id) => {
+                    let id = id.trim();
+                    return Ok(id.split('@').next().unwrap_or(id).to_owned());
+                }
+                Err(e) => {
+                    if Instant::now() > deadline || self.child.try_wait().is_ok_and(|s| s.is_some())
+                    {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
     /// Lays the node out, makes the bucket and the key.
-    fn provision(&mut self, program: &Path, config: &Path) {
+    fn provision(&mut self, program: &Path, config: &Path, node: &str) {
         let cli = |args: &[&str]| -> Result<String, String> {
             let out = Command::new(program)
                 .arg("-c")
@@ -144,21 +181,6 @@ impl Garage {
                 ))
             }
         };
-        // The node answers its RPC port once it is up.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let id = loop {
-            match cli(&["node", "id", "-q"]) {
-                Ok(id) => break id.trim().to_owned(),
-                Err(e) => {
-                    if Instant::now() > deadline || self.child.try_wait().is_ok_and(|s| s.is_some())
-                    {
-                        panic!("garage did not start: {e}\n{}", self.log());
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        };
-        let node = id.split('@').next().unwrap_or(&id).to_owned();
         let log = self.dir.join("garage.log");
         let step = |args: &[&str]| {
             cli(args).unwrap_or_else(|e| {
@@ -168,7 +190,7 @@ impl Garage {
         // `node id` answers before the node's RPC port takes the other commands
         // (review15d saw `layout assign` refused, connection refused): retried a while.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while let Err(e) = cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]) {
+        while let Err(e) = cli(&["layout", "assign", "-z", "dc1", "-c", "1G", node]) {
             if Instant::now() > deadline || self.child.try_wait().is_ok_and(|s| s.is_some()) {
                 panic!("{e}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
             }
@@ -319,4 +341,51 @@ impl Drop for Garage {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs the garage CLI with `args` against the node of `config`: its output, or why not.
+fn garage_cli(program: &Path, config: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "garage {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Three distinct free ports below the kernel's ephemeral range (which outgoing
+/// connections draw from, so a port picked there can be taken before the node binds it).
+fn quiet_ports() -> (u16, u16, u16) {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (10_000u16, low.max(10_100));
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 32;
+    let mut held = Vec::new();
+    while held.len() < 3 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = from + (seed % u64::from(to - from)) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    let port = |i: usize| held[i].local_addr().map_or(0, |a| a.port());
+    (port(0), port(1), port(2))
 }

@@ -135,6 +135,8 @@ pub struct ServerSetup {
     /// Serve this async storage (`Server::builder_async`) instead of `root` through
     /// `LocalFs` on the blocking pool.
     pub memory: Option<memory::MemoryStorage>,
+    /// The balancers trusted to send a PROXY header (none if `None`).
+    pub proxies: Option<ftps_async::TrustedProxies>,
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

@@ -56,6 +56,9 @@ fn configure<R, S, T>(
     if let Some(hooks) = &setup.hooks {
         builder = builder.hooks(hooks.clone());
     }
+    if let Some(trusted) = &setup.proxies {
+        builder = builder.proxy_protocol(trusted.clone());
+    }
     builder
 }
 

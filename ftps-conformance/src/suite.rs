@@ -140,6 +140,7 @@ impl Fixture {
             blocking_auth_checks: None,
             hooks: None,
             memory: None,
+            proxies: None,
         }
     }
 

@@ -65,6 +65,7 @@ pub mod framing;
 pub mod hash;
 pub mod listing;
 pub mod path;
+pub mod proxy;
 pub mod reply;
 pub mod server;
 mod text;

@@ -32,6 +32,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+pub use ftps_async::{ConnectionInfo, TrustedProxies};
 pub use ftps_backend::client::{ClientOptions, FtpUrl};
 pub use ftps_backend::download;
 /// Hashing local files the way the server hashes stored ones (checking a download

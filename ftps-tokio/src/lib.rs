@@ -30,6 +30,7 @@ mod runtime;
 pub mod tls;
 
 pub use client::{Client, ClientOptions, DataReader, DataWriter, FtpUrl, PlaintextOffer};
+pub use ftps_async::{ConnectionInfo, TrustedProxies};
 pub use ftps_backend::download;
 /// Hashing local files the way the server hashes stored ones (checking a download
 /// against `Client::hash`).
@@ -38,7 +39,7 @@ pub use ftps_backend::{
     Authenticator, BadHash, BlockingAuthenticator, BlockingStorage, Check, LocalFs, LocalUpload,
     Quota, StaticUsers, Storage, Unblocked, User, Verdict, hash_password,
 };
-pub use runtime::Tokio;
+pub use runtime::{Tcp, Tokio};
 
 /// The FTPS server on tokio: [`ftps_async::Server`] on the [`Tokio`] runtime. Sessions
 /// and data connections are tokio tasks; storage calls and password checks run on the

@@ -18,6 +18,13 @@ use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 #[derive(Debug, Clone)]
 pub struct Tcp(Arc<tokio::net::TcpStream>);
 
+impl From<tokio::net::TcpStream> for Tcp {
+    /// A stream the application accepted itself, for `Server::serve_connection`.
+    fn from(tcp: tokio::net::TcpStream) -> Self {
+        Tcp(Arc::new(tcp))
+    }
+}
+
 /// Runs a non-blocking call once the socket is ready for it (`ready`), again if
 /// readiness turned out stale.
 fn when_ready<T>(

@@ -206,6 +206,7 @@ where
             passive_listeners: ListenerCaps::new(self.max_passive_per_ip, passive_per_user),
             warnings: Arc::default(),
             proxies: self.proxies.map(Arc::new),
+            drain: Arc::default(),
             login_guard: self.login_guard,
             transfer_buffers: Budget::new(self.transfer_buffers),
             login_gate: Arc::new(Gate::new(cores)),

@@ -571,7 +571,7 @@ impl<R: Runtime> Client<R> {
         let reading =
             !self.control_ended && (waiting == 0 || waiting < self.session.max_control_input());
         let data = &self.data_rx;
-        let woke = control::next::<R, _>(&self.control_rx, reading, data, deadline).await;
+        let woke = control::next::<R, _>(&self.control_rx, reading, data, deadline, None).await;
         let now = Instant::now();
         match woke {
             Woke::Control(Some(bytes)) if !bytes.is_empty() => self.on_control_bytes(&bytes).await,
@@ -597,7 +597,8 @@ impl<R: Runtime> Client<R> {
                     }
                 }
             }
-            Woke::Event(None) => {}
+            // The client never waits on a drain (`None` above).
+            Woke::Event(None) | Woke::Drain => {}
             Woke::Timeout => self.on_timeout(),
         }
         Ok(())

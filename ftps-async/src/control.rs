@@ -67,6 +67,8 @@ pub(crate) enum Woke<E> {
     Event(Option<E>),
     /// The deadline passed.
     Timeout,
+    /// The server is draining (see [`Drain`](crate::drain::Drain)).
+    Drain,
 }
 
 /// Waits for a driver's next input: a chunk of control input (if `reading`), an event
@@ -77,6 +79,7 @@ pub(crate) async fn next<R: Runtime, E>(
     reading: bool,
     events: &async_channel::Receiver<E>,
     deadline: Option<Instant>,
+    drain: Option<&crate::drain::Drain>,
 ) -> Woke<E> {
     use futures_lite::future::{or, pending};
     let read = async {
@@ -95,7 +98,16 @@ pub(crate) async fn next<R: Runtime, E>(
             None => pending().await,
         }
     };
-    or(read, or(event, timer)).await
+    let drained = async {
+        match drain {
+            Some(d) => {
+                d.started().await;
+                Woke::Drain
+            }
+            None => pending().await,
+        }
+    };
+    or(read, or(event, or(timer, drained))).await
 }
 
 /// What a chunk of control bytes did (see [`Control::take`]).

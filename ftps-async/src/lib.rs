@@ -20,6 +20,7 @@ pub mod client;
 mod control;
 mod data;
 mod desk;
+mod drain;
 mod ending;
 mod forward;
 mod gate;

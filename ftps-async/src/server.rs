@@ -110,6 +110,38 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
         }
     }
 
+    /// Drains the server before it goes away (a rolling restart): stops accepting, as
+    /// [`shutdown`](Self::shutdown) does, and tells every session: an idle one gets 421
+    /// ("Server shutting down") and closes at once; one moving a file or waiting on a
+    /// login check or the storage finishes that (a transfer with its final reply) and then
+    /// gets 421. Completes once every session has ended, or once `grace` has passed, when
+    /// the sessions left are closed; returns how many had to be.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        self.shared.drain.start();
+        self.shutdown();
+        let deadline = Instant::now() + grace;
+        while self.open_sessions() > 0 && Instant::now() < deadline {
+            R::sleep_until((Instant::now() + Duration::from_millis(20)).min(deadline)).await;
+        }
+        let left = self.open_sessions();
+        if left > 0 {
+            tracing::info!(left, "drain: grace period over, closing the sessions left");
+            self.shared.drain.force();
+            // They end at once (their tasks are dropped); a moment for it.
+            let gone = Instant::now() + Duration::from_secs(2);
+            while self.open_sessions() > 0 && Instant::now() < gone {
+                R::sleep_until(Instant::now() + Duration::from_millis(20)).await;
+            }
+        }
+        left
+    }
+
+    /// Whether [`drain`](Self::drain) has started (for a health check: a balancer should
+    /// stop sending new clients).
+    pub fn is_draining(&self) -> bool {
+        self.shared.drain.is_draining()
+    }
+
     /// Accepts connections on `listener` as `mode` sessions until [`shutdown`](Self::shutdown).
     ///
     /// Give the listener a backlog as large as the clients that may connect at once (for
@@ -242,6 +274,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             return None;
         };
         let shared = self.shared.clone();
+        let shared_drain = self.shared.drain.clone();
         // Every event of the session carries its id, peer and (once logged in) user.
         let id = observe::session_id();
         let span = tracing::info_span!(
@@ -257,9 +290,17 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 // login check, a write): the whole session is dropped, its socket and
                 // slot freed at once.
                 let run = run_session::<R, Quoted<S>, A>(shared, tcp, close, info, slot, id);
+                let drain = shared_drain.clone();
                 let evicted = async move {
-                    let _ = evicted.recv().await;
-                    tracing::debug!("evicted to make room");
+                    let evicted = async {
+                        let _ = evicted.recv().await;
+                        tracing::debug!("evicted to make room");
+                    };
+                    let forced = async {
+                        drain.forced().await;
+                        tracing::debug!("closed: the drain's grace period is over");
+                    };
+                    futures_lite::future::or(evicted, forced).await;
                     Ok(())
                 };
                 if let Err(e) = futures_lite::future::or(run, evicted).await {
@@ -431,7 +472,9 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         // Input the session cannot take yet stays in the channel, then in the kernel:
         // a client that pipelines without reading its replies is slowed, not buffered.
         let can_read = control_open && d.input.len() < MAX_CONTROL_INPUT;
-        match control::next::<R, _>(&control_rx, can_read, &events_rx, deadline).await {
+        // Until the session is told the server drains: then it ends as soon as idle.
+        let drain = (!d.session.is_shutting_down()).then_some(&*d.shared.drain);
+        match control::next::<R, _>(&control_rx, can_read, &events_rx, deadline, drain).await {
             Woke::Control(Some(bytes)) if !bytes.is_empty() => {
                 // What the data tasks reported already goes first: a download that ended
                 // before the client's ABOR came is whole, not aborted (issue 14's third
@@ -448,6 +491,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
             Woke::Event(Some(event)) => d.on_event_io(event),
             Woke::Event(None) => {}
             Woke::Timeout => d.on_timeout(),
+            Woke::Drain => d.session.shut_down(Instant::now()),
         }
     }
     drop(reader);

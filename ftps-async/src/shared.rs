@@ -34,6 +34,8 @@ pub(crate) struct ServerShared<S, A> {
     pub(crate) passive_listeners: Arc<ListenerCaps>,
     /// Warnings a peer can repeat at will, throttled server-wide.
     pub(crate) warnings: Arc<Warnings>,
+    /// The drain signals (see [`Server::drain`](crate::Server::drain)).
+    pub(crate) drain: Arc<crate::drain::Drain>,
     /// The balancers trusted to send a PROXY header (none: no connection may send one).
     pub(crate) proxies: Option<Arc<crate::proxy::TrustedProxies>>,
     /// Failed logins per address, across sessions.

@@ -66,6 +66,17 @@ impl<S: Storage, A: Authenticator> Server<S, A> {
         block_on(self.0.serve(Arc::new(listener), mode))
     }
 
+    /// Drains the server before it goes away (see [`ftps_async::Server::drain`]): blocks
+    /// until every session has ended or `grace` has passed; how many had to be closed.
+    pub fn drain(&self, grace: std::time::Duration) -> usize {
+        block_on(self.0.drain(grace))
+    }
+
+    /// Whether [`drain`](Self::drain) has started.
+    pub fn is_draining(&self) -> bool {
+        self.0.is_draining()
+    }
+
     /// Serves one connection the application accepted itself, as `info` describes it
     /// (see [`ftps_async::Server::serve_connection`]). Blocks until the session ends.
     pub fn serve_connection(&self, tcp: TcpStream, info: ConnectionInfo) -> io::Result<()> {

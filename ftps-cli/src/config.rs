@@ -55,6 +55,8 @@ pub(crate) struct FileConfig {
     pub(crate) allow_ccc: Option<bool>,
     /// `--metrics`.
     pub(crate) metrics: Option<SocketAddr>,
+    /// `--drain-grace`, in seconds.
+    pub(crate) drain_grace: Option<u64>,
     /// Users, as a users file's lines would give them.
     #[serde(default)]
     pub(crate) users: Vec<Spanned<UserEntry>>,

@@ -32,8 +32,11 @@ pub(crate) fn install() -> Result<PrometheusHandle, String> {
         .map_err(|e| format!("--metrics: {e}"))
 }
 
+/// Whether the server is draining (`/health` then answers 503 `draining`).
+pub(crate) type Draining = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Answers requests on `listener` for as long as the server runs.
-pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle) {
+pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle, draining: Draining) {
     let places = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
     loop {
         let Ok((mut tcp, _)) = listener.accept().await else {
@@ -44,17 +47,23 @@ pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle) {
         let Ok(place) = places.clone().try_acquire_owned() else {
             continue; // Full: this connection is closed at once.
         };
-        let handle = handle.clone();
+        let (handle, draining) = (handle.clone(), draining.clone());
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIME, answer(&mut tcp, &handle)).await;
+            let answered = answer(&mut tcp, &handle, draining.as_ref());
+            let _ = tokio::time::timeout(REQUEST_TIME, answered).await;
             drop(place);
         });
     }
 }
 
-/// Reads a request line and answers it: 200 for `GET /metrics` and `GET /health`, 404
-/// for anything else.
-async fn answer(tcp: &mut TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
+/// Reads a request line and answers it: 200 for `GET /metrics` and `GET /health` (503
+/// `draining` once the server drains, so that a balancer's check takes the node out),
+/// 404 for anything else.
+async fn answer(
+    tcp: &mut TcpStream,
+    handle: &PrometheusHandle,
+    draining: &(dyn Fn() -> bool + Send + Sync),
+) -> std::io::Result<()> {
     let mut buf = [0u8; 1024];
     let mut n = 0;
     let line = async {
@@ -73,6 +82,9 @@ async fn answer(tcp: &mut TcpStream, handle: &PrometheusHandle) -> std::io::Resu
     let mut words = line.split_whitespace();
     let (status, body) = match (words.next(), words.next()) {
         (Some("GET"), Some("/metrics")) => ("200 OK", handle.render()),
+        (Some("GET"), Some("/health")) if draining() => {
+            ("503 Service Unavailable", "draining\n".to_owned())
+        }
         (Some("GET"), Some("/health")) => ("200 OK", "ok\n".to_owned()),
         _ => ("404 Not Found", "not found\n".to_owned()),
     };

@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// The environment variable holding users as `NAME:HASH` lines, like `--users-file`.
@@ -157,6 +158,11 @@ pub(crate) struct ServeArgs {
     /// the monitoring reaches.
     #[arg(long, value_name = "ADDR", env = "FTPS_METRICS")]
     metrics: Option<SocketAddr>,
+    /// On SIGTERM (or Ctrl-C), stop accepting, let transfers under way finish for at most
+    /// this many seconds (idle sessions get 421 at once, /health says `draining`), then
+    /// close the rest and exit 0 [default: 30].
+    #[arg(long, value_name = "SECS", env = "FTPS_DRAIN_GRACE")]
+    drain_grace: Option<u64>,
 }
 
 /// The settings in force: flags and variables, then the configuration file, then the
@@ -181,6 +187,7 @@ struct Settings {
     active: bool,
     allow_ccc: bool,
     metrics: Option<SocketAddr>,
+    drain_grace: Duration,
 }
 
 impl Settings {
@@ -322,6 +329,7 @@ impl Settings {
             active: switch(args.active, "FTPS_ACTIVE", c.active),
             allow_ccc: switch(args.allow_ccc, "FTPS_ALLOW_CCC", c.allow_ccc),
             metrics: args.metrics.or(c.metrics),
+            drain_grace: Duration::from_secs(args.drain_grace.or(c.drain_grace).unwrap_or(30)),
         })
     }
 }
@@ -1091,6 +1099,7 @@ impl Settings {
         differs("active", self.active == now.active);
         differs("allow_ccc", self.allow_ccc == now.allow_ccc);
         differs("metrics", self.metrics == now.metrics);
+        differs("drain_grace", self.drain_grace == now.drain_grace);
         out
     }
 }
@@ -1250,7 +1259,9 @@ async fn serve_on<S: BlockingStorage>(
     if let Some(addr) = s.metrics {
         let handle = crate::metrics::install()?;
         let listener = listen(addr, "metrics").await?;
-        tokio::spawn(crate::metrics::serve(listener, handle));
+        let watched = server.clone();
+        let draining = Arc::new(move || watched.is_draining());
+        tokio::spawn(crate::metrics::serve(listener, handle, draining));
         println!("metrics: http://{addr}/metrics");
     }
 
@@ -1309,7 +1320,10 @@ async fn serve_on<S: BlockingStorage>(
             "  lftp -u {user},{password} -e 'set ssl:ca-file {ca}; set ftp:ssl-protect-data true; ls; bye' ftps://{h}"
         );
     }
-    println!("\nSIGHUP reloads the users and the certificate; Ctrl-C stops the server.");
+    println!(
+        "\nSIGHUP reloads the users and the certificate; SIGTERM or Ctrl-C drains and stops \
+         the server."
+    );
 
     let serve = |listener: Option<TcpListener>, mode: TlsMode| {
         let server = server.clone();
@@ -1340,17 +1354,34 @@ async fn serve_on<S: BlockingStorage>(
             }
         }
     });
+    // SIGTERM (a service manager, a rolling restart) or Ctrl-C: drain, then exit 0.
+    let mut terms = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("SIGTERM: {e}"))?;
     let stopper = server.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("ftps: stopping");
-            stopper.shutdown();
+    let grace = s.drain_grace;
+    let drained = tokio::spawn(async move {
+        tokio::select! {
+            _ = terms.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!(
+            "ftps: draining: no new sessions; transfers under way have {} s to finish",
+            grace.as_secs()
+        );
+        let cut = stopper.drain(grace).await;
+        match cut {
+            0 => eprintln!("ftps: drained"),
+            n => eprintln!("ftps: drained; {n} sessions closed at the end of the grace period"),
         }
     });
     let (a, b) = tokio::join!(
         serve(explicit.map(|(_, l)| l), TlsMode::Explicit),
         serve(implicit.map(|(_, l)| l), TlsMode::Implicit)
     );
+    // The listeners stop when the drain starts; the sessions end with it.
+    if server.is_draining() {
+        let _ = drained.await;
+    }
     a.and(b).map_err(|e| e.to_string())
 }
 

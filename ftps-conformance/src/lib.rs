@@ -145,6 +145,8 @@ pub trait RunningServer {
     fn explicit(&self) -> SocketAddr;
     /// The implicit-FTPS listener.
     fn implicit(&self) -> SocketAddr;
+    /// Drains the server (`Server::drain`): how many sessions had to be closed.
+    fn drain(&self, grace: std::time::Duration) -> usize;
 }
 
 /// A runtime's server.

@@ -75,8 +75,12 @@ struct TokioSession {
 struct TokioServer {
     explicit: SocketAddr,
     implicit: SocketAddr,
+    drain: Drainer,
     _rt: tokio::runtime::Runtime,
 }
+
+/// Drains a running server (see [`RunningServer::drain`]).
+type Drainer = Box<dyn Fn(std::time::Duration) -> usize + Send>;
 
 impl RunningServer for TokioServer {
     fn explicit(&self) -> SocketAddr {
@@ -84,6 +88,9 @@ impl RunningServer for TokioServer {
     }
     fn implicit(&self) -> SocketAddr {
         self.implicit
+    }
+    fn drain(&self, grace: std::time::Duration) -> usize {
+        (self.drain)(grace)
     }
 }
 
@@ -98,7 +105,7 @@ impl ServerRuntime for Tokio {
             .enable_all()
             .build()
             .expect("a runtime");
-        let (explicit, implicit) = match setup.memory.clone() {
+        let (explicit, implicit, drain) = match setup.memory.clone() {
             Some(memory) => {
                 let builder = ftps_tokio::Server::builder_async(memory, users(&setup));
                 tokio_serve(&rt, configure(builder, &setup).build())
@@ -111,6 +118,7 @@ impl ServerRuntime for Tokio {
         Box::new(TokioServer {
             explicit,
             implicit,
+            drain,
             _rt: rt,
         })
     }
@@ -120,8 +128,10 @@ impl ServerRuntime for Tokio {
 fn tokio_serve<S: ftps_backend::Storage>(
     rt: &tokio::runtime::Runtime,
     server: ftps_tokio::Server<S, SuiteAuth>,
-) -> (SocketAddr, SocketAddr) {
-    rt.block_on(async {
+) -> (SocketAddr, SocketAddr, Drainer) {
+    let (handle, draining) = (rt.handle().clone(), server.clone());
+    let drain: Drainer = Box::new(move |grace| handle.block_on(draining.drain(grace)));
+    let (e, i) = rt.block_on(async {
         let e = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -133,7 +143,8 @@ fn tokio_serve<S: ftps_backend::Storage>(
         tokio::spawn(async move { server.serve(e, TlsMode::Explicit).await });
         tokio::spawn(async move { s2.serve(i, TlsMode::Implicit).await });
         addrs
-    })
+    });
+    (e, i, drain)
 }
 
 impl ClientRuntime for Tokio {
@@ -270,6 +281,7 @@ struct BlockingServer {
     implicit: SocketAddr,
     /// Stops the server's accept loops.
     shutdown: Box<dyn Fn() + Send>,
+    drain: Drainer,
 }
 
 impl RunningServer for BlockingServer {
@@ -278,6 +290,9 @@ impl RunningServer for BlockingServer {
     }
     fn implicit(&self) -> SocketAddr {
         self.implicit
+    }
+    fn drain(&self, grace: std::time::Duration) -> usize {
+        (self.drain)(grace)
     }
 }
 
@@ -316,10 +331,12 @@ fn blocking_serve<S: ftps_backend::Storage>(
     let (s1, s2) = (server.clone(), server.clone());
     std::thread::spawn(move || s1.serve(e, TlsMode::Explicit));
     std::thread::spawn(move || s2.serve(i, TlsMode::Implicit));
+    let draining = server.clone();
     Box::new(BlockingServer {
         explicit,
         implicit,
         shutdown: Box::new(move || server.shutdown()),
+        drain: Box::new(move |grace| draining.drain(grace)),
     })
 }
 
@@ -467,6 +484,7 @@ struct SmolServer {
     implicit: SocketAddr,
     /// Stops the server's accept loops.
     shutdown: Box<dyn Fn() + Send>,
+    drain: Drainer,
 }
 
 impl RunningServer for SmolServer {
@@ -475,6 +493,9 @@ impl RunningServer for SmolServer {
     }
     fn implicit(&self) -> SocketAddr {
         self.implicit
+    }
+    fn drain(&self, grace: std::time::Duration) -> usize {
+        (self.drain)(grace)
     }
 }
 
@@ -513,10 +534,12 @@ fn smol_serve<E: Executor, S: ftps_backend::Storage>(
     let (s1, s2) = (server.clone(), server.clone());
     std::thread::spawn(move || E::block_on(s1.serve(e, TlsMode::Explicit)));
     std::thread::spawn(move || E::block_on(s2.serve(i, TlsMode::Implicit)));
+    let draining = server.clone();
     Box::new(SmolServer {
         explicit,
         implicit,
         shutdown: Box::new(move || server.shutdown()),
+        drain: Box::new(move |grace| E::block_on(draining.drain(grace))),
     })
 }
 

@@ -133,6 +133,9 @@ pub struct ServerSession {
     events: VecDeque<Event>,
     timers: TimerTable,
     closed: bool,
+    /// The server is going away ([`shut_down`](Self::shut_down)): the session ends, with
+    /// 421, as soon as nothing is under way.
+    shutting_down: bool,
 
     /// AUTH, PBSZ, PROT, CCC and the TLS policies.
     security: Security,
@@ -254,6 +257,7 @@ impl ServerSession {
             events: VecDeque::new(),
             timers: TimerTable::default(),
             closed: false,
+            shutting_down: false,
             login: LoginState::default(),
             unsent: 0,
             ascii: false,
@@ -388,6 +392,25 @@ impl ServerSession {
             }
         }
         used
+    }
+
+    /// The server is going away (a drain before a restart): the session ends with 421
+    /// ("Service not available, closing control connection", RFC 959 §4.2) as soon as
+    /// nothing is under way — at once if idle; after the transfer, the login check or the
+    /// storage request in progress otherwise (a transfer finishes with its own final reply
+    /// first, so nothing the client sent is lost). Commands that arrive meanwhile are not
+    /// run, but for ABOR, STAT and QUIT during a transfer.
+    pub fn shut_down(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.shutting_down = true;
+        self.drain(now);
+    }
+
+    /// Whether the session was told the server is going away.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
     }
 
     /// Takes an IO event from the adapter.
@@ -594,6 +617,14 @@ impl ServerSession {
                 }
             }
             if self.blocked() {
+                return;
+            }
+            if self.shutting_down {
+                self.send(reply(
+                    ReplyCode::SERVICE_NOT_AVAILABLE,
+                    "Server shutting down; please reconnect.",
+                ));
+                self.close();
                 return;
             }
             let Some(line) = self.queue.pop_front() else {

@@ -4,7 +4,8 @@
 use crate::budget::Budget;
 use crate::gate::Gate;
 use crate::hooks::HookQueue;
-use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
+use crate::limits::{ListenerCaps, SessionLimits};
+use crate::lockout::{LocalLockout, Lockout};
 use crate::proxy::TrustedProxies;
 use crate::server::Server;
 use crate::shared::ServerShared;
@@ -28,7 +29,7 @@ pub struct ServerBuilder<R, S, A, T = Server<R, S, A>> {
     max_passive_per_ip: usize,
     max_passive_per_user: Option<usize>,
     transfer_buffers: usize,
-    login_guard: LoginGuard,
+    lockout: Arc<dyn Lockout>,
     auth_timeout: std::time::Duration,
     blocking_auth_checks: Option<usize>,
     hooks: Option<Arc<dyn Hooks>>,
@@ -52,7 +53,7 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
             max_passive_per_ip: 16,
             max_passive_per_user: None,
             transfer_buffers: 64 << 20,
-            login_guard: LoginGuard::default(),
+            lockout: Arc::new(LocalLockout::default()),
             auth_timeout: std::time::Duration::from_secs(30),
             blocking_auth_checks: None,
             hooks: None,
@@ -88,6 +89,14 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
     /// the client gets 421 and the session closes, and the login is not counted as failed.
     pub fn auth_timeout(mut self, limit: std::time::Duration) -> Self {
         self.auth_timeout = limit;
+        self
+    }
+
+    /// Counts failed logins with `lockout` instead of in this process: a fleet's nodes
+    /// sharing one (`ftps_fleet::RedisLockout`) lock an address out on every node at once.
+    /// Replaces what [`login_lockout`](Self::login_lockout) set.
+    pub fn lockout(mut self, lockout: impl Lockout) -> Self {
+        self.lockout = Arc::new(lockout);
         self
     }
 
@@ -170,7 +179,7 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
         window: std::time::Duration,
         lock: std::time::Duration,
     ) -> Self {
-        self.login_guard = LoginGuard::new(failures, window, lock);
+        self.lockout = Arc::new(LocalLockout::new(failures, window, lock));
         self
     }
 }
@@ -207,7 +216,7 @@ where
             warnings: Arc::default(),
             proxies: self.proxies.map(Arc::new),
             drain: Arc::default(),
-            login_guard: self.login_guard,
+            lockout: self.lockout,
             transfer_buffers: Budget::new(self.transfer_buffers),
             login_gate: Arc::new(Gate::new(cores)),
             blocking_gate: Arc::new(Gate::new(

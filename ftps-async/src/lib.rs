@@ -26,6 +26,7 @@ mod forward;
 mod gate;
 mod hooks;
 mod limits;
+pub mod lockout;
 mod meter;
 mod observe;
 mod on_pool;
@@ -47,6 +48,7 @@ pub use ftps_proto as proto;
 
 pub use builder::ServerBuilder;
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
+pub use lockout::{LocalLockout, Lockout};
 pub use on_pool::OnPool;
 pub use proxy::TrustedProxies;
 pub use runtime::{BoxFuture, Runtime};

@@ -4,7 +4,7 @@
 use crate::budget::Budget;
 use crate::gate::Gate;
 use crate::hooks::HookQueue;
-use crate::limits::{ListenerCaps, LoginGuard, SessionLimits};
+use crate::limits::{ListenerCaps, SessionLimits, client_key};
 use crate::observe;
 use crate::runtime::Runtime;
 use crate::warnings::Warnings;
@@ -12,7 +12,7 @@ use ftps_backend::{Authenticator, Check, User, Verdict};
 use ftps_proto::server::{LoginAnswer, LoginRequest, ServerConfig};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Everything a server's sessions share, read-only.
 pub(crate) struct ServerShared<S, A> {
@@ -38,8 +38,8 @@ pub(crate) struct ServerShared<S, A> {
     pub(crate) drain: Arc<crate::drain::Drain>,
     /// The balancers trusted to send a PROXY header (none: no connection may send one).
     pub(crate) proxies: Option<Arc<crate::proxy::TrustedProxies>>,
-    /// Failed logins per address, across sessions.
-    pub(crate) login_guard: LoginGuard,
+    /// Failed logins per address, across sessions (and, shared, across nodes).
+    pub(crate) lockout: Arc<dyn crate::lockout::Lockout>,
     /// Bounds the CPU-bound login checks running at once ([`Check::Compute`]: one per
     /// core): each Argon2 check takes about 19 MiB, so a thousand logins arriving
     /// together must not run a thousand of them. Checks that wait on a service are not
@@ -77,7 +77,8 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
         request: &LoginRequest,
     ) -> (LoginAnswer, Option<User>) {
         let ip = request.peer.ip();
-        if !self.login_guard.allows(ip, Instant::now()) {
+        let key = client_key(ip);
+        if !self.lockout.allows(key).await {
             self.warnings.locked_out(ip);
             observe::login("locked_out");
             return (LoginAnswer::Rejected, None);
@@ -95,7 +96,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
         // (they are not one at a time): once the address is locked out, no check's answer
         // is given, whatever it is, or parallel sessions would each get a guess past the
         // lockout's bound.
-        if !self.login_guard.allows(ip, Instant::now()) {
+        if !self.lockout.allows(key).await {
             self.warnings.locked_out(ip);
             observe::login("locked_out");
             return (LoginAnswer::Rejected, None);
@@ -111,7 +112,9 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
             }
         };
         let accepted = user.is_some();
-        self.login_guard.record(ip, Instant::now(), accepted);
+        if !accepted {
+            self.lockout.failed(key).await;
+        }
         observe::login(if accepted { "accepted" } else { "rejected" });
         // One line per login checked: a session has a few failures before it is closed,
         // an address a few more before it is locked out (then a line a second at most),
@@ -163,7 +166,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
                 // it until it ends, so no more than one a core ever run.
                 let permit = self.login_gate.clone().enter_owned().await;
                 // Locked out while it waited for its place: not worth a hash.
-                if !self.login_guard.allows(request.peer.ip(), Instant::now()) {
+                if !self.lockout.allows(client_key(request.peer.ip())).await {
                     return Verdict::Rejected;
                 }
                 R::unblock_apart(move || {

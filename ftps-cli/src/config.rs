@@ -43,6 +43,8 @@ pub(crate) struct FileConfig {
     pub(crate) advertise: Option<IpAddr>,
     /// `--proxy-protocol`, as `"127.0.0.1,10.0.0.0/8"`.
     pub(crate) proxy_protocol: Option<Spanned<String>>,
+    /// `--lockout-redis`.
+    pub(crate) lockout_redis: Option<String>,
     /// `--control-tls`.
     pub(crate) control_tls: Option<ControlTls>,
     /// `--data-tls`.

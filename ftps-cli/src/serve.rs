@@ -138,6 +138,11 @@ pub(crate) struct ServeArgs {
     /// connections; the client a header names is the peer for limits, lockout and logs.
     #[arg(long, value_name = "ADDRS", value_parser = TrustedProxies::parse, env = "FTPS_PROXY_PROTOCOL")]
     proxy_protocol: Option<TrustedProxies>,
+    /// Count failed logins in Redis (`redis://HOST:PORT/`), shared by every node of a
+    /// fleet: an address locked out through one node is locked out on all (10 failures in
+    /// 10 minutes lock it out for 5).
+    #[arg(long, value_name = "URL", env = "FTPS_LOCKOUT_REDIS")]
+    lockout_redis: Option<String>,
     /// Control-channel TLS policy [default: require].
     #[arg(long, value_enum, env = "FTPS_CONTROL_TLS")]
     control_tls: Option<ControlTls>,
@@ -181,6 +186,7 @@ struct Settings {
     passive_ports: Option<RangeInclusive<u16>>,
     advertise: Option<IpAddr>,
     proxy_protocol: Option<TrustedProxies>,
+    lockout_redis: Option<String>,
     control_tls: ControlTls,
     data_tls: DataTls,
     session_reuse_check: bool,
@@ -318,6 +324,10 @@ impl Settings {
                 }
                 (None, None) => None,
             },
+            lockout_redis: args
+                .lockout_redis
+                .clone()
+                .or_else(|| c.lockout_redis.clone()),
             control_tls: args
                 .control_tls
                 .or(c.control_tls)
@@ -1090,6 +1100,7 @@ impl Settings {
         differs("passive_ports", self.passive_ports == now.passive_ports);
         differs("advertise", self.advertise == now.advertise);
         differs("proxy_protocol", self.proxy_protocol == now.proxy_protocol);
+        differs("lockout_redis", self.lockout_redis == now.lockout_redis);
         differs("control_tls", self.control_tls == now.control_tls);
         differs("data_tls", self.data_tls == now.data_tls);
         differs(
@@ -1254,6 +1265,17 @@ async fn serve_on<S: BlockingStorage>(
     }
     if let Some(trusted) = s.proxy_protocol.clone() {
         builder = builder.proxy_protocol(trusted);
+    }
+    if let Some(url) = s.lockout_redis.clone() {
+        // Connected (and asked) before the server starts: a wrong URL stops the start.
+        let lockout = tokio::task::spawn_blocking(move || {
+            let (window, lock) = (Duration::from_secs(600), Duration::from_secs(300));
+            ftps_fleet::RedisLockout::connect(&url, 10, window, lock)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("--lockout-redis {e}"))?;
+        builder = builder.lockout(lockout);
     }
     let server = builder.build();
     if let Some(addr) = s.metrics {

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod peers;
 pub mod quota;
 pub mod raw;
+pub mod redis;
 pub mod runtimes;
 pub mod scripted;
 pub mod storage;

@@ -23,6 +23,7 @@ pub(crate) fn run() -> Result<(), String> {
     // finds one missing fails instead of skipping.
     peers::ensure(peers::CLIENTS)?;
     peers::ensure(peers::SERVERS)?;
+    peers::ensure(peers::FLEET)?;
     let python = peers::python_servers()?;
     let peers_root = peers::extracted_servers()?;
     let garage = crate::garage::ensure()?;

@@ -32,6 +32,13 @@ pub(crate) const SERVERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// What a fleet's tests run beside the server nodes: (program, Debian package). Redis for
+/// the shared login lockout, HAProxy as the load balancer.
+pub(crate) const FLEET: &[(&str, &str)] = &[
+    ("/usr/bin/redis-server", "redis-server"),
+    ("/usr/sbin/haproxy", "haproxy"),
+];
+
 /// Downloads ProFTPD (with mod_tls) and Pure-FTPd and extracts them under
 /// target/interop-peers/root; returns that directory.
 pub(crate) fn extracted_servers() -> Result<String, String> {

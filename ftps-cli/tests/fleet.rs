@@ -1,0 +1,278 @@
+//! Issue 16: a fleet on loopback, for real — HAProxy (Debian's) on 127.0.0.1 balancing
+//! three `ftps serve` nodes on 127.0.0.11-13 (the control port round-robin, each node's
+//! passive range forwarded to it, both with `send-proxy-v2`), sharing one directory and a
+//! Redis lockout. Clients come from 127.0.0.2 and 127.0.0.3 (curl `--interface`): a file
+//! uploaded through one node is downloaded through another, byte for byte; wrong
+//! passwords from 127.0.0.2 lock 127.0.0.2 out on every node and leave 127.0.0.3 alone.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+mod support;
+use support::{free_port, have};
+
+use ftps_conformance::redis::Redis;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Ports `base..base + n` free on every address the fleet binds (below the ephemeral
+/// range, so that no outgoing connection takes one meanwhile).
+fn free_range(n: u16) -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let ips = ["127.0.0.1", "127.0.0.11", "127.0.0.12", "127.0.0.13"];
+    let mut base = 20_000 + (std::process::id() % 97) as u16 * 100;
+    while base + n < low {
+        let all = (base..base + n).all(|p| {
+            ips.iter()
+                .all(|ip| std::net::TcpListener::bind((*ip, p)).is_ok())
+        });
+        if all {
+            return base;
+        }
+        base += n + 7;
+    }
+    panic!("no free port range");
+}
+
+struct Killed(Vec<Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `ftps serve` node `n` (its address 127.0.0.1n), waited for.
+#[allow(clippy::too_many_arguments)]
+fn node(
+    dir: &Path,
+    n: u16,
+    port: u16,
+    pasv: u16,
+    metrics: u16,
+    redis: &str,
+    cert: &Path,
+    key: &Path,
+) -> Child {
+    let ip = format!("127.0.0.1{n}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(dir)
+        .arg("serve")
+        .arg("--root")
+        .arg(dir.join("files"))
+        .arg("--state-dir")
+        .arg(dir.join(format!("state-{n}")))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .args(["--user", "alice:pw", "--no-implicit"])
+        .args(["--explicit", &format!("{ip}:{port}")])
+        .args(["--passive-ports", &format!("{pasv}-{}", pasv + 9)])
+        .args(["--advertise", "127.0.0.1", "--proxy-protocol", "127.0.0.1"])
+        .args(["--lockout-redis", redis])
+        .args(["--metrics", &format!("{ip}:{metrics}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "node {n} did not start");
+        match lines.next() {
+            Some(Ok(l)) if l.contains("Ctrl-C") => break,
+            Some(_) => {}
+            None => panic!("node {n} exited"),
+        }
+    }
+    child
+}
+
+/// HAProxy's configuration: the recipe the README gives.
+fn haproxy_config(control: u16, node_port: u16, pasv: &[u16; 3]) -> String {
+    let mut c = String::from(
+        "global\n  maxconn 2000\n\
+         defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n",
+    );
+    c += &format!("frontend control\n  bind 127.0.0.1:{control}\n  default_backend nodes\n");
+    c += "backend nodes\n  balance roundrobin\n";
+    for n in 1..=3 {
+        c += &format!("  server n{n} 127.0.0.1{n}:{node_port} send-proxy-v2 source 127.0.0.1\n");
+    }
+    for (i, base) in pasv.iter().enumerate() {
+        let n = i + 1;
+        c += &format!(
+            "frontend pasv{n}\n  bind 127.0.0.1:{base}-{}\n  default_backend pasv{n}\n\
+             backend pasv{n}\n  server n{n} 127.0.0.1{n} send-proxy-v2 source 127.0.0.1\n",
+            base + 9
+        );
+    }
+    c
+}
+
+/// curl through the balancer from `from`, with `args`: whether it succeeded.
+fn curl(from: &str, cert: &Path, control: u16, password: &str, args: &[&str], path: &str) -> bool {
+    Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "--max-time", "30", "--interface", from])
+        .arg("--cacert")
+        .arg(cert)
+        .args(["-u", &format!("alice:{password}")])
+        .args(args)
+        .arg(format!("ftp://127.0.0.1:{control}/{path}"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `ftps_transfers_total` by kind on a node's metrics listener.
+fn transfers(ip: &str, port: u16, kind: &str) -> f64 {
+    let mut tcp = TcpStream::connect((ip, port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(tcp, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut all = String::new();
+    tcp.read_to_string(&mut all).unwrap();
+    all.lines()
+        .filter(|l| {
+            l.starts_with("ftps_transfers_total{") && l.contains(&format!("kind=\"{kind}\""))
+        })
+        .filter(|l| l.contains("result=\"ok\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_fleet_behind_haproxy() {
+    let needed = Path::new("/usr/sbin/haproxy").is_file() && have("curl");
+    assert!(
+        needed || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
+        "haproxy and curl are required"
+    );
+    if !needed {
+        return;
+    }
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let (dir, cert, key, _) = ftps_conformance::peers::workdir("fleet");
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    let (control, node_port, metrics) = (free_port(), free_range(1), free_port());
+    let base = free_range(30);
+    let pasv = [base, base + 10, base + 20];
+    let mut children = Killed(Vec::new());
+    for n in 1..=3u16 {
+        let child = node(
+            &dir,
+            n,
+            node_port,
+            pasv[usize::from(n - 1)],
+            metrics,
+            &redis.url(),
+            &cert,
+            &key,
+        );
+        children.0.push(child);
+    }
+    let config = dir.join("haproxy.cfg");
+    std::fs::write(&config, haproxy_config(control, node_port, &pasv)).unwrap();
+    let balancer = Command::new("/usr/sbin/haproxy")
+        .arg("-f")
+        .arg(&config)
+        .arg("-db")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    children.0.push(balancer);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", control)).is_err() {
+        assert!(Instant::now() < deadline, "haproxy did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Uploaded from 127.0.0.2 through one node, downloaded from 127.0.0.3 through the
+    // next (round robin), byte for byte.
+    let body: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let local = dir.join("up.bin");
+    std::fs::write(&local, &body).unwrap();
+    let up = local.to_string_lossy().into_owned();
+    assert!(
+        curl(
+            "127.0.0.2",
+            &cert,
+            control,
+            "pw",
+            &["-T", &up],
+            "shared.bin"
+        ),
+        "upload"
+    );
+    let got = dir.join("got.bin");
+    let got_s = got.to_string_lossy().into_owned();
+    assert!(
+        curl(
+            "127.0.0.3",
+            &cert,
+            control,
+            "pw",
+            &["-o", &got_s],
+            "shared.bin"
+        ),
+        "download"
+    );
+    assert!(std::fs::read(&got).unwrap() == body, "the download differs");
+    let ups: Vec<f64> = (1..=3)
+        .map(|n| transfers(&format!("127.0.0.1{n}"), metrics, "upload"))
+        .collect();
+    let downs: Vec<f64> = (1..=3)
+        .map(|n| transfers(&format!("127.0.0.1{n}"), metrics, "download"))
+        .collect();
+    let up_node = ups
+        .iter()
+        .position(|&c| c >= 1.0)
+        .expect("no node counted the upload");
+    let down_node = downs
+        .iter()
+        .position(|&c| c >= 1.0)
+        .expect("no node counted the download");
+    assert_ne!(
+        up_node, down_node,
+        "one node served both: {ups:?} {downs:?}"
+    );
+
+    // Wrong passwords from 127.0.0.2, spread over the nodes: 127.0.0.2 locked out on all.
+    for _ in 0..10 {
+        assert!(!curl(
+            "127.0.0.2",
+            &cert,
+            control,
+            "wrong",
+            &["-I"],
+            "shared.bin"
+        ));
+    }
+    for attempt in 0..3 {
+        assert!(
+            !curl("127.0.0.2", &cert, control, "pw", &["-I"], "shared.bin"),
+            "127.0.0.2 logged in after its lockout (attempt {attempt}, a node that did not count)"
+        );
+    }
+    for attempt in 0..3 {
+        assert!(
+            curl("127.0.0.3", &cert, control, "pw", &["-I"], "shared.bin"),
+            "127.0.0.3 locked out with 127.0.0.2 (attempt {attempt})"
+        );
+    }
+    drop(children);
+    let _ = std::fs::remove_dir_all(&dir);
+}

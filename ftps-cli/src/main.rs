@@ -78,6 +78,12 @@ enum Command {
         /// the download goes on unchecked.
         #[arg(long)]
         checksum: bool,
+        /// Retry a file whose transfer failed (the connection lost, the server gone or
+        /// draining) up to N times, each on a fresh connection after a pause (1 s,
+        /// doubling to 10 s); with -C a retry continues from the partial file, else it
+        /// starts over (a failed download never leaves a partial file then).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        retry: u32,
     },
     /// Upload files: LOCAL... URL|URL/. Several files share one session.
     Put {
@@ -89,6 +95,12 @@ enum Command {
         /// Resume from the remote file's size.
         #[arg(short = 'C', long = "continue")]
         resume: bool,
+        /// Retry a file whose upload failed up to N times, each on a fresh connection
+        /// after a pause (1 s, doubling to 10 s); with -C a retry continues from the
+        /// remote file's size, else it uploads the file again (the server publishes only
+        /// complete uploads).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        retry: u32,
     },
     /// Delete files.
     Rm {
@@ -220,10 +232,16 @@ fn main() -> ExitCode {
             args,
             resume,
             checksum,
-        } => runtime.block_on(interruptible(remote::get(&conn, &args, resume, checksum))),
-        Command::Put { conn, args, resume } => {
-            runtime.block_on(interruptible(remote::put(&conn, &args, resume)))
-        }
+            retry,
+        } => runtime.block_on(interruptible(remote::get(
+            &conn, &args, resume, checksum, retry,
+        ))),
+        Command::Put {
+            conn,
+            args,
+            resume,
+            retry,
+        } => runtime.block_on(interruptible(remote::put(&conn, &args, resume, retry))),
         Command::Rm { conn, urls } => runtime.block_on(interruptible(remote::rm(&conn, &urls))),
         Command::Mkdir { conn, url } => runtime.block_on(interruptible(remote::mkdir(&conn, &url))),
         Command::Mv { conn, url, to } => {

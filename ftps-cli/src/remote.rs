@@ -865,6 +865,7 @@ pub(crate) async fn get(
     args: &[String],
     resume: bool,
     checksum: bool,
+    retry: u32,
 ) -> Result<(), Failure> {
     let (urls, dest): (Vec<&String>, Option<&String>) = match args.split_last() {
         Some((last, rest)) if !rest.is_empty() && !last.contains("://") => {
@@ -878,7 +879,8 @@ pub(crate) async fn get(
     if urls.len() > 1 && dest.is_some_and(|d| !Path::new(d).is_dir()) {
         return Err(Failure::local("several files need a directory to go into"));
     }
-    let mut c = connect(conn, &urls[0]).await?;
+    let mut retries = Retries::new(retry);
+    let mut c = retries.connect(conn, &urls[0]).await?;
     let checksum = if checksum {
         checksum_algorithm(&c)
     } else {
@@ -890,23 +892,91 @@ pub(crate) async fn get(
             Some(d) => Path::new(d).join(file_name(&url.path)),
             None => PathBuf::from(file_name(&url.path)),
         };
-        download(
-            &mut c,
-            &url.path,
-            &local,
-            resume,
-            checksum,
-            conn.data_timeout(),
-        )
-        .await?;
+        loop {
+            let stall = conn.data_timeout();
+            match download(&mut c, &url.path, &local, resume, checksum, stall).await {
+                Ok(()) => break,
+                Err(f) => c = retries.after(f, &url.path, conn, url).await?,
+            }
+        }
     }
     let _ = c.quit().await;
     Ok(())
 }
 
+/// Retries of failed transfers (`--retry N`): each on a fresh connection, after a pause
+/// that doubles from 1 s to 10 s. Only what may go better another time is retried: a
+/// connection that failed or a transfer that did not complete (exit 3 and 6), never a
+/// refused login or operation, a usage or local error.
+struct Retries {
+    left: u32,
+    pause: std::time::Duration,
+}
+
+impl Retries {
+    fn new(times: u32) -> Self {
+        Retries {
+            left: times,
+            pause: std::time::Duration::from_secs(1),
+        }
+    }
+
+    /// Whether `f` may be retried, and a retry is left (counted).
+    fn take(&mut self, f: &Failure) -> bool {
+        if self.left == 0 || !matches!(f.code, exit::CONNECT | exit::TRANSFER) {
+            return false;
+        }
+        self.left -= 1;
+        true
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(std::time::Duration::from_secs(10));
+    }
+
+    /// Connects, retrying a connection that fails.
+    async fn connect(&mut self, conn: &Connection, url: &FtpUrl) -> Result<Client, Failure> {
+        loop {
+            match connect(conn, url).await {
+                Ok(c) => return Ok(c),
+                Err(f) if self.take(&f) => {
+                    eprintln!("ftps: {}; retrying ({} left)", f.message, self.left);
+                    self.wait().await;
+                }
+                Err(f) => return Err(f),
+            }
+        }
+    }
+
+    /// After `what` failed with `f`: a fresh connection to retry on, or the failure.
+    async fn after(
+        &mut self,
+        f: Failure,
+        what: &str,
+        conn: &Connection,
+        url: &FtpUrl,
+    ) -> Result<Client, Failure> {
+        if !self.take(&f) {
+            return Err(f);
+        }
+        eprintln!(
+            "ftps: {what}: {}; retrying on a fresh connection ({} left)",
+            f.message, self.left
+        );
+        self.wait().await;
+        self.connect(conn, url).await
+    }
+}
+
 /// `ftps put LOCAL... URL|URL/`. Every local file is opened (and must be a regular file)
 /// before anything is sent.
-pub(crate) async fn put(conn: &Connection, args: &[String], resume: bool) -> Result<(), Failure> {
+pub(crate) async fn put(
+    conn: &Connection,
+    args: &[String],
+    resume: bool,
+    retry: u32,
+) -> Result<(), Failure> {
     let Some((url, locals)) = args.split_last() else {
         return Err(Failure::local("nothing to upload"));
     };
@@ -924,7 +994,8 @@ pub(crate) async fn put(conn: &Connection, args: &[String], resume: bool) -> Res
             .ok_or_else(|| Failure::local(format!("{}: not a file name", local.display())))?;
         files.push((local, name, open_upload(local)?));
     }
-    let mut c = connect(conn, &url).await?;
+    let mut retries = Retries::new(retry);
+    let mut c = retries.connect(conn, &url).await?;
     for (local, name, file) in files {
         let remote = if !into_dir {
             url.path.clone()
@@ -933,7 +1004,14 @@ pub(crate) async fn put(conn: &Connection, args: &[String], resume: bool) -> Res
         } else {
             format!("{}/{name}", url.path)
         };
-        upload(&mut c, file, local, &remote, resume, conn.data_timeout()).await?;
+        loop {
+            // Each attempt reads the file from its own handle (the last one moved on).
+            let file = file.try_clone().map_err(Failure::local)?;
+            match upload(&mut c, file, local, &remote, resume, conn.data_timeout()).await {
+                Ok(()) => break,
+                Err(f) => c = retries.after(f, &remote, conn, &url).await?,
+            }
+        }
     }
     let _ = c.quit().await;
     Ok(())

@@ -1,0 +1,85 @@
+//! Issue 16, item 5: `ftps get|put --retry N` — a transfer that fails because the server
+//! is not there (restarting) is retried on a fresh connection and completes; without
+//! `--retry` it fails at once with exit 3.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+mod support;
+use support::{free_port, start};
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_server_back_after_a_restart_gets_the_retried_transfers() {
+    let (dir, cert, key, _) = ftps_conformance::peers::workdir("retry");
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    let body: Vec<u8> = (0..500_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(dir.join("root/file.bin"), &body).unwrap();
+    std::fs::write(dir.join("local.bin"), &body).unwrap();
+    let port = free_port();
+    let client = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftps"));
+        cmd.current_dir(&dir)
+            .args(args)
+            .arg("--ca-cert")
+            .arg(&cert)
+            .args(["--user", "alice"])
+            .env("FTPS_PASSWORD", "pw")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let url = format!("ftp://127.0.0.1:{port}/file.bin");
+    let up = format!("ftp://127.0.0.1:{port}/up.bin");
+
+    // Nobody there, no retry: exit 3 at once.
+    let out = client(&["get", &url, "none.bin"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+
+    // The server comes up while the clients retry.
+    let get = client(&["get", "--retry", "5", &url, "got.bin"])
+        .spawn()
+        .unwrap();
+    let put = client(&["put", "--retry", "5", "local.bin", &up])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut server = start(
+        &dir,
+        &[
+            "--root",
+            dir.join("root").to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--user",
+            "alice:pw",
+            "--no-implicit",
+            "--explicit",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (what, mut child) in [("get", get), ("put", put)] {
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "{what} did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "{what}: {status}: {err}");
+        assert!(err.contains("retrying"), "{what} did not retry: {err}");
+    }
+    assert!(std::fs::read(dir.join("got.bin")).unwrap() == body);
+    assert!(std::fs::read(dir.join("root/up.bin")).unwrap() == body);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

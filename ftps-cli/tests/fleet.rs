@@ -1,15 +1,19 @@
 //! Issue 16: a fleet on loopback, for real — HAProxy (Debian's) on 127.0.0.1 balancing
 //! three `ftps serve` nodes on 127.0.0.11-13 (the control port round-robin, each node's
-//! passive range forwarded to it, both with `send-proxy-v2`), sharing one directory and a
-//! Redis lockout. Clients come from 127.0.0.2 and 127.0.0.3 (curl `--interface`): a file
-//! uploaded through one node is downloaded through another, byte for byte; wrong
-//! passwords from 127.0.0.2 lock 127.0.0.2 out on every node and leave 127.0.0.3 alone.
+//! passive range forwarded to it, both with `send-proxy-v2`), sharing one object store (a
+//! Garage node) and a Redis lockout. Clients come from 127.0.0.2 and 127.0.0.3 (curl
+//! `--interface`) and 127.0.0.1 (`ftps`): a file uploaded through one node is downloaded
+//! through another, byte for byte; wrong passwords from 127.0.0.2 lock 127.0.0.2 out on
+//! every node and leave 127.0.0.3 alone; a rolling restart (each node drained with
+//! SIGTERM and started again) while clients transfer with `--retry` loses nothing; nodes
+//! killed with SIGKILL mid-upload leave nothing of it in the store.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 mod support;
 use support::{free_port, have};
 
+use ftps_conformance::garage::Garage;
 use ftps_conformance::redis::Redis;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -50,24 +54,30 @@ impl Drop for Killed {
     }
 }
 
-/// `ftps serve` node `n` (its address 127.0.0.1n), waited for.
-#[allow(clippy::too_many_arguments)]
-fn node(
-    dir: &Path,
-    n: u16,
+/// What every node is started with.
+struct Fleet<'a> {
+    dir: &'a Path,
     port: u16,
-    pasv: u16,
+    pasv: [u16; 3],
     metrics: u16,
-    redis: &str,
-    cert: &Path,
-    key: &Path,
-) -> Child {
+    redis: String,
+    cert: &'a Path,
+    key: &'a Path,
+    garage: &'a Garage,
+}
+
+/// `ftps serve` node `n` (its address 127.0.0.1n), waited for.
+fn node(f: &Fleet<'_>, n: u16) -> Child {
+    let (dir, port, metrics, redis) = (f.dir, f.port, f.metrics, f.redis.as_str());
+    let (cert, key, garage) = (f.cert, f.key, f.garage);
+    let pasv = f.pasv[usize::from(n - 1)];
     let ip = format!("127.0.0.1{n}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
         .current_dir(dir)
         .arg("serve")
-        .arg("--root")
-        .arg(dir.join("files"))
+        .args(["--storage", &garage.address("fleet")])
+        .env("AWS_ACCESS_KEY_ID", &garage.key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &garage.secret)
         .arg("--state-dir")
         .arg(dir.join(format!("state-{n}")))
         .arg("--cert")
@@ -80,6 +90,7 @@ fn node(
         .args(["--advertise", "127.0.0.1", "--proxy-protocol", "127.0.0.1"])
         .args(["--lockout-redis", redis])
         .args(["--metrics", &format!("{ip}:{metrics}")])
+        .args(["--drain-grace", "20"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -104,7 +115,8 @@ fn haproxy_config(control: u16, node_port: u16, pasv: &[u16; 3]) -> String {
          defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n",
     );
     c += &format!("frontend control\n  bind 127.0.0.1:{control}\n  default_backend nodes\n");
-    c += "backend nodes\n  balance roundrobin\n";
+    // A node that is down (restarting) refuses the connection: the next one takes it.
+    c += "backend nodes\n  balance roundrobin\n  option redispatch\n  retries 2\n";
     for n in 1..=3 {
         c += &format!("  server n{n} 127.0.0.1{n}:{node_port} send-proxy-v2 source 127.0.0.1\n");
     }
@@ -163,27 +175,25 @@ fn a_fleet_behind_haproxy() {
     let Some(redis) = Redis::start() else {
         return;
     };
+    let Some(garage) = Garage::start("fleet") else {
+        return;
+    };
     let (dir, cert, key, _) = ftps_conformance::peers::workdir("fleet");
-    std::fs::create_dir_all(dir.join("files")).unwrap();
     let (control, node_port, metrics) = (free_port(), free_range(1), free_port());
     let base = free_range(30);
-    let pasv = [base, base + 10, base + 20];
-    let mut children = Killed(Vec::new());
-    for n in 1..=3u16 {
-        let child = node(
-            &dir,
-            n,
-            node_port,
-            pasv[usize::from(n - 1)],
-            metrics,
-            &redis.url(),
-            &cert,
-            &key,
-        );
-        children.0.push(child);
-    }
+    let fleet = Fleet {
+        dir: &dir,
+        port: node_port,
+        pasv: [base, base + 10, base + 20],
+        metrics,
+        redis: redis.url(),
+        cert: &cert,
+        key: &key,
+        garage: &garage,
+    };
+    let mut nodes = Killed((1..=3).map(|n| node(&fleet, n)).collect());
     let config = dir.join("haproxy.cfg");
-    std::fs::write(&config, haproxy_config(control, node_port, &pasv)).unwrap();
+    std::fs::write(&config, haproxy_config(control, node_port, &fleet.pasv)).unwrap();
     let balancer = Command::new("/usr/sbin/haproxy")
         .arg("-f")
         .arg(&config)
@@ -193,7 +203,7 @@ fn a_fleet_behind_haproxy() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    children.0.push(balancer);
+    let _balancer = Killed(vec![balancer]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", control)).is_err() {
         assert!(Instant::now() < deadline, "haproxy did not listen");
@@ -273,6 +283,125 @@ fn a_fleet_behind_haproxy() {
             "127.0.0.3 locked out with 127.0.0.2 (attempt {attempt})"
         );
     }
-    drop(children);
+
+    // A rolling restart while our client moves files through the balancer with --retry:
+    // each node drained (SIGTERM: it must exit 0) and started again, in turn.
+    let files: Vec<Vec<u8>> = (0..4u32)
+        .map(|k| {
+            (0..3_000_000u32)
+                .map(|i| ((i + k) * 13 % 251) as u8)
+                .collect()
+        })
+        .collect();
+    for (k, f) in files.iter().enumerate() {
+        std::fs::write(dir.join(format!("roll-{k}.bin")), f).unwrap();
+    }
+    let ftps = |args: &[String]| {
+        Command::new(env!("CARGO_BIN_EXE_ftps"))
+            .current_dir(&dir)
+            .args(args)
+            .arg("--ca-cert")
+            .arg(&cert)
+            .args(["--user", "alice", "--retry", "8"])
+            .env("FTPS_PASSWORD", "pw")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    let url = |name: &str| format!("ftp://127.0.0.1:{control}/{name}");
+    let (clients, restarts) = std::thread::scope(|scope| {
+        let clients = scope.spawn(|| {
+            let mut outcomes = Vec::new();
+            for round in 0..3 {
+                for k in 0..files.len() {
+                    let name = format!("roll-{k}.bin");
+                    let put = ftps(&["put".into(), name.clone(), url(&name)]);
+                    let got = format!("back-{round}-{k}.bin");
+                    let get = ftps(&["get".into(), url(&name), got.clone()]);
+                    let same = std::fs::read(dir.join(&got)).is_ok_and(|b| b == files[k]);
+                    let retried = [&put, &get]
+                        .iter()
+                        .map(|o| {
+                            String::from_utf8_lossy(&o.stderr)
+                                .matches("retrying")
+                                .count()
+                        })
+                        .sum::<usize>();
+                    outcomes.push((put.status.success(), get.status.success(), same, retried));
+                }
+            }
+            outcomes
+        });
+        let mut restarts = 0;
+        for n in 1..=3u16 {
+            std::thread::sleep(Duration::from_millis(700));
+            let i = usize::from(n - 1);
+            let term = Command::new("kill")
+                .args(["-TERM", &nodes.0[i].id().to_string()])
+                .status()
+                .unwrap();
+            assert!(term.success());
+            let status = nodes.0[i].wait().unwrap();
+            assert!(status.success(), "node {n} drained with {status}");
+            nodes.0[i] = node(&fleet, n);
+            restarts += 1;
+        }
+        (clients.join().unwrap(), restarts)
+    });
+    let failed = clients
+        .iter()
+        .filter(|(p, g, same, _)| !(*p && *g && *same))
+        .count();
+    let retries: usize = clients.iter().map(|c| c.3).sum();
+    eprintln!(
+        "fleet: rolling restart: {} transfers, {} MB, {failed} failed, {retries} retries, {restarts} restarts",
+        clients.len() * 2,
+        clients.len() * 2 * 3,
+    );
+    assert_eq!(
+        failed, 0,
+        "transfers lost in the rolling restart: {clients:?}"
+    );
+
+    // Every node killed (SIGKILL) while curl uploads slowly through one of them: nothing
+    // of the upload is visible in the store.
+    let slow = dir.join("slow.bin");
+    std::fs::write(&slow, vec![5u8; 8 << 20]).unwrap();
+    let slow_s = slow.to_string_lossy().into_owned();
+    let mut upload = Command::new("curl")
+        .args([
+            "-sS",
+            "--ssl-reqd",
+            "--limit-rate",
+            "1M",
+            "--interface",
+            "127.0.0.3",
+        ])
+        .arg("--cacert")
+        .arg(&cert)
+        .args(["-u", "alice:pw", "-T", &slow_s])
+        .arg(url("killed.bin"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    for n in &mut nodes.0 {
+        let _ = n.kill();
+        let _ = n.wait();
+    }
+    let _ = upload.wait();
+    assert!(
+        garage.keys("fleet/killed").is_empty(),
+        "a killed upload left {:?}",
+        garage.keys("fleet/killed")
+    );
+    assert!(
+        garage.object("fleet/shared.bin").is_some(),
+        "the store lost a file"
+    );
+    drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }

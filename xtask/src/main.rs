@@ -24,6 +24,9 @@ tasks:
   garage                  the S3 object store the object-store back-end is tested on,
                           built with cargo install if missing (part of ci)
   interop                 our server against curl, lftp and Python's ftplib (part of ci's tests)
+  fleet                   HAProxy, Redis, Garage and three ftps serve nodes on loopback:
+                          transfers through the balancer, the shared lockout, a rolling
+                          restart, nodes killed mid-upload (part of ci's tests)
   bench [--quick] [-- OPTIONS]
                           ftps-bench: our servers and clients against vsftpd, Pure-FTPd,
                           pyftpdlib and curl in one run; tables and JSON in target/bench
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Some("io-check") => io_check::run(),
         Some("interop") => peers::interop(),
         Some("garage") => garage::run(),
+        Some("fleet") => peers::fleet(),
         Some("bench") => bench::run(&args[1..]),
         Some("load") => load::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {

@@ -79,6 +79,29 @@ pub(crate) fn extracted_servers() -> Result<String, String> {
     Ok(root.to_string_lossy().into_owned())
 }
 
+/// `cargo xtask fleet`: installs HAProxy and Redis (Debian's) and Garage if missing, then
+/// runs the fleet test (`ftps-cli/tests/fleet.rs`) with its report.
+pub(crate) fn fleet() -> Result<(), String> {
+    ensure(CLIENTS)?;
+    ensure(SERVERS)?;
+    ensure(FLEET)?;
+    let garage = crate::garage::ensure()?;
+    status(
+        crate::run::cargo()
+            .args([
+                "test",
+                "-p",
+                "ftps-cli",
+                "--test",
+                "fleet",
+                "--",
+                "--nocapture",
+            ])
+            .env("FTPS_REQUIRE_PEERS", "1")
+            .env("FTPS_GARAGE", garage),
+    )
+}
+
 /// `cargo xtask interop`: our server against curl, lftp and Python's ftplib, our
 /// clients against vsftpd, ProFTPD, Pure-FTPd and pyftpdlib, and the `ftps` binary's
 /// client commands against all of them and `ftps serve`.

@@ -315,12 +315,12 @@ fn a_fleet_behind_haproxy() {
         let clients = scope.spawn(|| {
             let mut outcomes = Vec::new();
             for round in 0..3 {
-                for k in 0..files.len() {
+                for (k, file) in files.iter().enumerate() {
                     let name = format!("roll-{k}.bin");
                     let put = ftps(&["put".into(), name.clone(), url(&name)]);
                     let got = format!("back-{round}-{k}.bin");
                     let get = ftps(&["get".into(), url(&name), got.clone()]);
-                    let same = std::fs::read(dir.join(&got)).is_ok_and(|b| b == files[k]);
+                    let same = std::fs::read(dir.join(&got)).is_ok_and(|b| b == *file);
                     let retried = [&put, &get]
                         .iter()
                         .map(|o| {

@@ -136,24 +136,28 @@ fn login_as(r: &dyn RunningServer, name: &str, password: &str) -> Raw {
 // PROXY protocol
 // ---------------------------------------------------------------------------------------
 
-/// Finding 1: a connection from a trusted balancer is given a task (on the blocking
-/// runtime, a thread) of its own to read its header, before it is counted anywhere: no
-/// session slot, no cap on the headers awaited at once. Anyone who can open connections
-/// through (or as) the balancer without a header — a balancer that opens its backend
-/// connection before the client's first byte, a port scan of a health-check address, a
-/// compromised host in the trusted network — holds a descriptor and a task (a thread)
-/// per connection for the whole handshake timeout (15 s by default), far past the
-/// session caps. A server whose caps are 4 sessions keeps 60 silent balancer connections
-/// open; an untrusted peer's connections past the cap are refused at once.
+/// Finding 1 (fixed on this branch: `SessionLimits::await_header` counts them, at most
+/// `before_login`, the oldest closed to make room): a connection from a trusted balancer
+/// was given a task (on the blocking runtime, a thread) of its own to read its header
+/// before it was counted anywhere: no session slot, no cap on the headers awaited at
+/// once. Anyone who can open connections through (or as) the balancer without a header
+/// — a balancer that opens its backend connection before the client's first byte, a
+/// port scan of a health-check address, a compromised host in the trusted network —
+/// held a descriptor and a task (a thread) per connection for the whole handshake
+/// timeout (15 s by default), far past the session caps: a server whose caps were 4
+/// sessions (4 before login) kept 60 silent balancer connections open (on the blocking
+/// runtime, 60 more threads), where an untrusted peer's connections past the cap are
+/// refused at once.
 #[test]
-#[ignore = "review16a finding 1: connections awaiting a PROXY header are uncounted: past every session cap, a task (thread) each until the timeout"]
 fn silent_balancer_connections_are_bounded_by_the_session_caps() {
+    let failures = Mutex::new(Vec::new());
     each(
         "r16a-silent-balancer",
         |s| {
             behind_balancer(s);
             s.config.timeouts.tls_handshake = Duration::from_secs(10);
             s.max_sessions = (4, 4);
+            s.max_sessions_before_login = Some(4);
         },
         |_, r, tag| {
             let before = threads();
@@ -168,13 +172,18 @@ fn silent_balancer_connections_are_bounded_by_the_session_caps() {
                 .filter(|closed| !closed)
                 .count();
             drop(held);
-            assert!(
-                open <= 8,
-                "{tag}: {open} of 60 silent balancer connections held open with a session \
-                 cap of 4 (threads in this process {before} -> {during})"
-            );
+            // Every runtime is tried (the blocking one's threads are the point).
+            if open > 8 {
+                failures.lock().unwrap().push(format!(
+                    "{tag}: {open} of 60 silent balancer connections held open with caps of \
+                     4 sessions and 4 before login (threads in this process {before} -> \
+                     {during})"
+                ));
+            }
         },
     );
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Held: a header trickled a byte at a time cannot keep a balancer's connection past the
@@ -201,15 +210,15 @@ fn a_trickled_header_is_bounded_by_the_handshake_timeout() {
     });
 }
 
-/// Finding 2: the check that a client's first clear-text bytes are not a PROXY header
-/// (`first_input`) looks only at the first segment that arrives: "PRO" and then
-/// "XY TCP4 ..." passes it, and the header is taken as a command (500) on a session that
-/// stays open — the "protocol error, connection closed" rule of issue 16 (a header from
-/// anyone else) is not kept. No address is spoofed by it (the session's peer is fixed by
-/// then), but a misconfigured balancer (sending headers to a server that does not trust
-/// it) is not reliably told so.
+/// Finding 2 (fixed on this branch: `ftps_proto::proxy::starts_header`, the driver
+/// holds the first bytes until they tell): the check that a client's first clear-text
+/// bytes are not a PROXY header (`first_input`) looked only at the first segment that
+/// arrived: "PRO" and then "XY TCP4 ..." passed it, and the header was taken as a
+/// command (500) on a session that stayed open — the "protocol error, connection
+/// closed" rule of issue 16 (a header from anyone else) was not kept. No address was spoofed by it (the session's peer is fixed
+/// by then), but a misconfigured balancer (sending headers to a server that does not
+/// trust it) was not reliably told so.
 #[test]
-#[ignore = "review16a finding 2: a PROXY header split after its first bytes passes the untrusted-header check and is served as a command"]
 fn a_split_header_from_an_untrusted_peer_still_closes() {
     each("r16a-split-header", behind_balancer, |_, r, tag| {
         let tcp = socket_from([127, 0, 0, 2], r.explicit().port()).unwrap();
@@ -422,7 +431,7 @@ fn a_failed_append_gives_its_reservation_back() {
 /// reservation), reached without any storage failure: here 20 000 bytes stay counted in
 /// an empty home, and each round adds more.
 #[test]
-#[ignore = "review16a finding 5: DELE of a file during an APPE to it leaves the append's bytes counted (and its 226 names nothing)"]
+#[ignore = "review16a finding 5: DELE of a file during an APPE to it leaves the append's reservation counted for good (the APPE fails 451 and gives nothing back)"]
 fn a_delete_during_an_append_leaves_the_count_true() {
     each(
         "r16a-appe-dele",

@@ -204,9 +204,42 @@ pub fn looks_like_header(input: &[u8]) -> bool {
         || (input.len() >= FIRST && input.starts_with(&V2_SIGNATURE[..FIRST]))
 }
 
+/// Whether `input`, the first bytes a client sent (however they were split into
+/// segments), starts a PROXY header: `Some(true)` it does ([`looks_like_header`]),
+/// `Some(false)` it does not, `None` too few bytes to tell (`input` is a strict prefix of
+/// a header's start: "PRO", say). A check that decided on the first segment alone would
+/// let "PRO" then "XY TCP4 ..." through.
+pub fn starts_header(input: &[u8]) -> Option<bool> {
+    if looks_like_header(input) {
+        return Some(true);
+    }
+    let undecided =
+        |start: &[u8]| !input.is_empty() && input.len() < start.len() && start.starts_with(input);
+    if undecided(b"PROXY ") || undecided(&V2_SIGNATURE[..FIRST]) {
+        None
+    } else {
+        Some(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_start_is_told_whatever_the_split() {
+        assert_eq!(starts_header(b"PRO"), None);
+        assert_eq!(starts_header(b"PROXY"), None);
+        assert_eq!(starts_header(b"PROXY "), Some(true));
+        assert_eq!(starts_header(b"PROXY TCP4 1.2.3.4"), Some(true));
+        assert_eq!(starts_header(b"PROT P\r\n"), Some(false));
+        assert_eq!(starts_header(b"PROXZ"), Some(false));
+        assert_eq!(starts_header(b"USER a\r\n"), Some(false));
+        assert_eq!(starts_header(&V2_SIGNATURE[..3]), None);
+        assert_eq!(starts_header(&V2_SIGNATURE[..FIRST]), Some(true));
+        assert_eq!(starts_header(b"\r\n\r\n\0x"), Some(false));
+        assert_eq!(starts_header(b""), Some(false));
+    }
 
     /// Feeds `bytes` as a reader would, in the sizes asked for.
     fn decode(bytes: &[u8]) -> Result<(Proxied, usize), ProxyError> {

@@ -335,6 +335,81 @@ fn the_per_address_cap_counts_the_named_client() {
     );
 }
 
+/// Held: a trusted balancer's LOCAL header (a health check; v1's `PROXY UNKNOWN`
+/// likewise) names no client; the session is then the balancer's own (the spec: use the
+/// connection's endpoints). `ConnectionInfo::proxied` also takes the balancer's address
+/// as the session's *local* address, but PASV names the listener's real address (or the
+/// advertised one), and the local address's only other use is its family (the same as
+/// the connection's): a balancer at 127.0.0.5 opening a LOCAL session on a server at
+/// 127.0.0.1 is sent to 127.0.0.1 by PASV. Kept as a guard: should the session's
+/// local address ever be used for PASV, this would name the balancer.
+#[test]
+fn a_local_header_keeps_the_servers_own_address_for_pasv() {
+    each(
+        "r16a-local-pasv",
+        |s| {
+            behind_balancer(s);
+            s.proxies = Some(TrustedProxies::parse("127.0.0.5").unwrap());
+        },
+        |f, r, tag| {
+            let (user, password) = f.credentials();
+            let mut tcp = socket_from([127, 0, 0, 5], r.explicit().port()).unwrap();
+            let mut local = V2_SIGNATURE.to_vec();
+            local.extend_from_slice(&[0x20, 0x00, 0, 0]);
+            tcp.write_all(&local).unwrap();
+            let (mut c, greeting) = Raw::over(tcp).unwrap();
+            assert_eq!(greeting.code().get(), 220, "{tag}");
+            assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+            assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230, "{tag}");
+            c.send_bytes(b"PASV\r\n").unwrap();
+            let reply = c.reply().unwrap();
+            assert_eq!(reply.code().get(), 227, "{tag}: {}", reply.first_line());
+            let named = ftps_proto::address::parse_pasv_reply(reply.first_line()).unwrap();
+            assert_eq!(
+                named.ip().octets(),
+                [127, 0, 0, 1],
+                "{tag}: PASV named {named} (the balancer) on a LOCAL session"
+            );
+        },
+    );
+}
+
+/// Finding 6 (fixed on this branch: the PROXY decoder gives an IPv4-mapped address,
+/// v1 TCP6 or v2 IPv6, as the IPv4 one): the passive data connection's peer check
+/// compares addresses as they are (`accept_from != peer.ip()`, in the driver and in the
+/// core), so one client named in two forms — `127.0.0.2` by the control connection's v1
+/// (or v2 IPv4) header and `::ffff:127.0.0.2` by the data connection's v2 IPv6 header (a
+/// balancer whose passive frontend is a dual-stack socket, or whose two frontends differ
+/// in family) — was refused its own data connection: 425. The lockout and caps already
+/// counted both forms as one (`limits::client_key`; see the held test above).
+#[test]
+fn a_mapped_data_header_names_the_same_client() {
+    each("r16a-mapped-data", behind_balancer, |f, r, tag| {
+        let (user, password) = f.credentials();
+        let port = r.explicit().port();
+        let mut c = through_balancer(r.explicit(), &v1([127, 0, 0, 2], port));
+        assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+        assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230, "{tag}");
+        let data_port = epsv(&mut c);
+        let mut data = TcpStream::connect(("127.0.0.1", data_port)).unwrap();
+        data.write_all(&v2_mapped([127, 0, 0, 2], data_port))
+            .unwrap();
+        c.send_bytes(b"NLST\r\n").unwrap();
+        let mut code = c.any_reply().unwrap().code().get();
+        if code == 150 {
+            data.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut listing = Vec::new();
+            let _ = data.read_to_end(&mut listing);
+            code = c.reply().unwrap().code().get();
+        }
+        assert_eq!(
+            code, 226,
+            "{tag}: the client's own data connection (named ::ffff:127.0.0.2) was refused"
+        );
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // Async storage and quotas
 // ---------------------------------------------------------------------------------------

@@ -410,6 +410,60 @@ fn a_mapped_data_header_names_the_same_client() {
     });
 }
 
+/// Finding 7: a passive listener reads a trusted peer's PROXY header inline, in its
+/// accept loop (`data::passive`): while it waits for one silent connection's header (up
+/// to the handshake timeout), it accepts no other connection and the client's real data
+/// connection waits in the backlog. Silent connections one after another add up: with
+/// the README's example trust list (`10.0.0.0/8`) any host of that network can scan a
+/// node's passive range with silent connections and make every transfer there fail
+/// (425 once `data_connect` passes). Here, with a 2 s handshake timeout and a 3 s
+/// data-connect timeout, two silent connections from the trusted address ahead of the
+/// client's own (with its header) make the listing fail.
+#[test]
+#[ignore = "review16a finding 7: a passive listener waits for each trusted connection's PROXY header inline: silent ones ahead of the client's make its transfer fail"]
+fn silent_trusted_data_connections_do_not_starve_the_clients_own() {
+    each(
+        "r16a-passive-silent",
+        |s| {
+            behind_balancer(s);
+            s.config.timeouts.tls_handshake = Duration::from_secs(2);
+            s.config.timeouts.data_connect = Duration::from_secs(3);
+        },
+        |f, r, tag| {
+            let (user, password) = f.credentials();
+            let port = r.explicit().port();
+            let mut c = through_balancer(r.explicit(), &v1([127, 0, 0, 2], port));
+            assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+            assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230, "{tag}");
+            let data_port = epsv(&mut c);
+            let silent: Vec<TcpStream> = (0..2)
+                .map(|_| TcpStream::connect(("127.0.0.1", data_port)).unwrap())
+                .collect();
+            std::thread::sleep(Duration::from_millis(100));
+            let mut data = TcpStream::connect(("127.0.0.1", data_port)).unwrap();
+            data.write_all(&v2([127, 0, 0, 2], data_port)).unwrap();
+            let start = Instant::now();
+            c.send_bytes(b"NLST\r\n").unwrap();
+            let mut code = c.any_reply().unwrap().code().get();
+            if code == 150 {
+                data.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut listing = Vec::new();
+                let _ = data.read_to_end(&mut listing);
+                code = c.reply().unwrap().code().get();
+            }
+            drop(silent);
+            assert_eq!(
+                code,
+                226,
+                "{tag}: the client's own data connection, behind two silent ones from the \
+                 trusted address, got {code} after {:?}",
+                start.elapsed()
+            );
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Async storage and quotas
 // ---------------------------------------------------------------------------------------

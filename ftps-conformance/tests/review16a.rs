@@ -17,7 +17,7 @@ use ftps_conformance::hostile::{
 };
 use ftps_conformance::memory::MemoryStorage;
 use ftps_conformance::raw::Raw;
-use ftps_conformance::{RunningServer, ServerSetup};
+use ftps_conformance::{Fixture, RunningServer, ServerSetup};
 use ftps_proto::VirtualPath;
 use ftps_proto::proxy::V2_SIGNATURE;
 use std::io::{Read, Write};
@@ -123,6 +123,28 @@ fn threads() -> usize {
                 .and_then(|n| n.trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// [`each`], going on to the next runtime when a case fails (its panic is printed as it
+/// happens), then failing with the runtimes that did: a finding's test shows where it
+/// holds.
+fn each_all(
+    name: &str,
+    adjust: impl Fn(&mut ServerSetup),
+    case: impl Fn(&Fixture, &dyn RunningServer, &str),
+) {
+    let failed = Mutex::new(Vec::new());
+    each(name, adjust, |f, r, tag| {
+        let run = std::panic::AssertUnwindSafe(|| case(f, r, tag));
+        if std::panic::catch_unwind(run).is_err() {
+            failed.lock().unwrap().push(tag.to_owned());
+        }
+    });
+    let failed = failed.into_inner().unwrap();
+    assert!(
+        failed.is_empty(),
+        "failed on {failed:?} (each one's panic above)"
+    );
 }
 
 fn login_as(r: &dyn RunningServer, name: &str, password: &str) -> Raw {
@@ -422,6 +444,7 @@ fn a_mapped_data_header_names_the_same_client() {
 #[test]
 #[ignore = "review16a finding 7: a passive listener waits for each trusted connection's PROXY header inline: silent ones ahead of the client's make its transfer fail"]
 fn silent_trusted_data_connections_do_not_starve_the_clients_own() {
+    let failures = Mutex::new(Vec::new());
     each(
         "r16a-passive-silent",
         |s| {
@@ -453,15 +476,18 @@ fn silent_trusted_data_connections_do_not_starve_the_clients_own() {
                 code = c.reply().unwrap().code().get();
             }
             drop(silent);
-            assert_eq!(
-                code,
-                226,
-                "{tag}: the client's own data connection, behind two silent ones from the \
-                 trusted address, got {code} after {:?}",
-                start.elapsed()
-            );
+            // Every runtime is tried.
+            if code != 226 {
+                failures.lock().unwrap().push(format!(
+                    "{tag}: the client's own data connection, behind two silent ones from \
+                     the trusted address, got {code} after {:?}",
+                    start.elapsed()
+                ));
+            }
         },
     );
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -524,7 +550,7 @@ fn a_second_in_place_writer_is_refused_and_the_count_stays_true() {
 #[test]
 #[ignore = "review16a finding 3: a failed in-place (APPE) write keeps its quota reservation for good: the count drifts up"]
 fn a_failed_append_gives_its_reservation_back() {
-    each(
+    each_all(
         "r16a-appe-fails",
         |s| {
             quota_user(s, 100_000);
@@ -562,7 +588,7 @@ fn a_failed_append_gives_its_reservation_back() {
 #[test]
 #[ignore = "review16a finding 5: DELE of a file during an APPE to it leaves the append's reservation counted for good (the APPE fails 451 and gives nothing back)"]
 fn a_delete_during_an_append_leaves_the_count_true() {
-    each(
+    each_all(
         "r16a-appe-dele",
         |s| {
             quota_user(s, 100_000);
@@ -666,7 +692,7 @@ fn current() -> MemoryStorage {
 #[ignore = "review16a finding 4: storage calls have no deadline; a hung call holds the session (QUIT unanswered, idle timeout dead) and its slot"]
 fn a_hung_storage_call_does_not_hold_the_session_for_good() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    each(
+    each_all(
         "r16a-hung-storage",
         |s| {
             on_memory(s, MemoryStorage::new().with_wait(Duration::from_secs(60)));

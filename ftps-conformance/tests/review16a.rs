@@ -490,6 +490,47 @@ fn silent_trusted_data_connections_do_not_starve_the_clients_own() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Held: the header is read exactly — a v2 header with TLVs (a NOOP TLV of 100 bytes, as
+/// `proxy-v2-options` adds) and the client's first command in the same segment: the
+/// session gets the command whole, from the client the header names (the per-address
+/// cap of 1 then refuses a second session for that client, not for the balancer).
+#[test]
+fn a_header_with_tlvs_and_the_first_command_in_one_segment() {
+    each(
+        "r16a-header-tlv",
+        |s| {
+            behind_balancer(s);
+            s.max_sessions = (50, 1);
+        },
+        |f, r, tag| {
+            let (user, _) = f.credentials();
+            let port = r.explicit().port();
+            let mut h = V2_SIGNATURE.to_vec();
+            h.extend_from_slice(&[0x21, 0x11]);
+            h.extend_from_slice(&(12u16 + 3 + 100).to_be_bytes());
+            h.extend_from_slice(&[127, 0, 0, 4, 127, 0, 0, 1]);
+            h.extend_from_slice(&40000u16.to_be_bytes());
+            h.extend_from_slice(&port.to_be_bytes());
+            h.extend_from_slice(&[0x04, 0, 100]);
+            h.extend_from_slice(&[0u8; 100]);
+            h.extend_from_slice(format!("USER {user}\r\n").as_bytes());
+            let mut tcp = TcpStream::connect(r.explicit()).unwrap();
+            tcp.write_all(&h).unwrap();
+            let (mut c, greeting) = Raw::over(tcp).unwrap();
+            assert_eq!(greeting.code().get(), 220, "{tag}");
+            assert_eq!(
+                c.reply().unwrap().code().get(),
+                331,
+                "{tag}: the first command"
+            );
+            let mut second = TcpStream::connect(r.explicit()).unwrap();
+            second.write_all(&v1([127, 0, 0, 4], port)).unwrap();
+            let (_, reply) = Raw::over(second).unwrap();
+            assert_eq!(reply.code().get(), 421, "{tag}: 127.0.0.4's second session");
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Async storage and quotas
 // ---------------------------------------------------------------------------------------

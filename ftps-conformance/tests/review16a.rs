@@ -531,6 +531,41 @@ fn a_header_with_tlvs_and_the_first_command_in_one_segment() {
     );
 }
 
+/// Held: a client behind the balancer cannot rename itself with a header of its own:
+/// the balancer passes the client's bytes as they are, so a "PROXY TCP4 127.0.0.9 ..."
+/// line after the balancer's header is the client's first command — refused (or the
+/// connection closed), and the session stays the client the balancer named (STAT says
+/// 127.0.0.4).
+#[test]
+fn a_second_header_from_the_client_behind_the_balancer_renames_nothing() {
+    each("r16a-second-header", behind_balancer, |f, r, tag| {
+        let (user, password) = f.credentials();
+        let port = r.explicit().port();
+        let mut header = v1([127, 0, 0, 4], port);
+        header.extend_from_slice(&v1([127, 0, 0, 9], port));
+        let mut tcp = TcpStream::connect(r.explicit()).unwrap();
+        tcp.write_all(&header).unwrap();
+        let (mut c, greeting) = Raw::over(tcp).unwrap();
+        assert_eq!(greeting.code().get(), 220, "{tag}");
+        match c.reply() {
+            Ok(reply) => assert!(
+                reply.code().get() >= 500,
+                "{tag}: the client's own header was accepted: {}",
+                reply.first_line()
+            ),
+            Err(_) => return, // Closed: nothing renamed either.
+        }
+        assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+        assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230, "{tag}");
+        c.send_bytes(b"STAT\r\n").unwrap();
+        let status = c.reply().unwrap().text();
+        assert!(
+            status.contains("Connected to 127.0.0.4"),
+            "{tag}: the session is not 127.0.0.4's: {status}"
+        );
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // Async storage and quotas
 // ---------------------------------------------------------------------------------------

@@ -44,6 +44,27 @@ pub(crate) struct SessionLimits {
     before_login: usize,
     open: AtomicUsize,
     state: Mutex<State>,
+    /// Connections from a trusted balancer still waiting for their PROXY header (not
+    /// sessions yet: whose they are is not known), oldest first, with what closes each.
+    headers: Mutex<(VecDeque<(u64, Evict)>, u64)>,
+}
+
+/// A connection from a trusted balancer counted among those waiting for their PROXY
+/// header ([`SessionLimits::await_header`]) until it is dropped.
+pub(crate) struct HeaderSlot {
+    limits: Arc<SessionLimits>,
+    id: u64,
+}
+
+impl Drop for HeaderSlot {
+    fn drop(&mut self) {
+        let mut headers = self
+            .limits
+            .headers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        headers.0.retain(|(id, _)| *id != self.id);
+    }
 }
 
 impl std::fmt::Debug for SessionLimits {
@@ -120,7 +141,48 @@ impl SessionLimits {
             before_login: before_login.max(1),
             open: AtomicUsize::new(0),
             state: Mutex::new(State::default()),
+            headers: Mutex::default(),
         })
+    }
+
+    /// Counts a connection from a trusted balancer while it waits for its PROXY header:
+    /// at most `before_login` wait at once (they are connections not logged in, which
+    /// anybody who reaches the balancer can open, and no other cap counts them yet);
+    /// past that, the oldest waiting is closed with `close` to make room, as a session
+    /// not logged in is evicted. Without this bound every silent connection held a task
+    /// (a thread on the blocking runtime) and a descriptor for the whole handshake
+    /// timeout, however many there were (review16a, finding 1).
+    pub(crate) fn await_header(self: &Arc<Self>, close: Evict) -> HeaderSlot {
+        let (victim, id) = {
+            let mut headers = self.headers.lock().unwrap_or_else(PoisonError::into_inner);
+            let victim = if headers.0.len() >= self.before_login {
+                headers.0.pop_front().map(|(_, close)| close)
+            } else {
+                None
+            };
+            let id = headers.1;
+            headers.1 += 1;
+            headers.0.push_back((id, close));
+            (victim, id)
+        };
+        if let Some(close) = victim {
+            tracing::debug!("connection awaiting a PROXY header closed to make room");
+            close();
+        }
+        HeaderSlot {
+            limits: self.clone(),
+            id,
+        }
+    }
+
+    /// Connections waiting for their PROXY header now.
+    #[cfg(test)]
+    pub(crate) fn awaiting_header(&self) -> usize {
+        self.headers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .len()
     }
 
     /// A slot for a session from `ip`, which `evict` ends if it must make room before it
@@ -559,6 +621,34 @@ mod tests {
         assert!(guard.allows(a, now));
         guard.record(a, now, false);
         assert!(!guard.allows(a, now), "four failures lock the address out");
+    }
+
+    #[test]
+    fn connections_awaiting_a_header_are_bounded_oldest_closed_first() {
+        let limits = SessionLimits::new(100, 100, 2);
+        let closed: Vec<Arc<AtomicBool>> = (0..4).map(|_| Arc::default()).collect();
+        let close = |i: usize| -> Evict {
+            let flag = closed[i].clone();
+            Arc::new(move || flag.store(true, Ordering::SeqCst))
+        };
+        let a = limits.await_header(close(0));
+        let b = limits.await_header(close(1));
+        assert_eq!(limits.awaiting_header(), 2);
+        assert!(!closed[0].load(Ordering::SeqCst));
+        // A third closes the oldest.
+        let c = limits.await_header(close(2));
+        assert!(closed[0].load(Ordering::SeqCst));
+        assert!(!closed[1].load(Ordering::SeqCst));
+        assert_eq!(limits.awaiting_header(), 2);
+        drop(a); // Already gone from the count.
+        drop(b);
+        assert_eq!(limits.awaiting_header(), 1);
+        let _d = limits.await_header(close(3));
+        assert!(!closed[2].load(Ordering::SeqCst), "room was left");
+        drop(c);
+        assert_eq!(limits.awaiting_header(), 1);
+        // Sessions are not counted by it, nor it by them.
+        assert_eq!(limits.open(), 0);
     }
 
     #[test]

@@ -15,8 +15,10 @@ use std::time::Duration;
 /// connection from one of them — control or passive data — must start with a header,
 /// and the client it names is the peer for everything (the per-address caps, the login
 /// lockout, the data connections' peer check, logs and metrics); without a valid header
-/// within the handshake timeout, the connection is closed unanswered. A connection from
-/// anyone else is served as it is, and one that starts with a header is closed.
+/// within the handshake timeout, the connection is closed unanswered. Connections waiting
+/// for their header are counted: at most as many as the cap of sessions not logged in,
+/// the oldest closed to make room. A connection from anyone else is served as it is, and
+/// one that starts with a header (however its first bytes are split) is closed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<(IpAddr, u8)>);
 

@@ -197,11 +197,27 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 // accept loop never waits on a peer), then the session of the client it
                 // names.
                 Some(trusted) if trusted.trusts(peer.ip()) => {
+                    // Counted while it waits (at most as many as may wait to log in, the
+                    // oldest closed to make room): not a session yet, but a task, a
+                    // descriptor and, on the blocking runtime, a thread.
+                    let close = match R::closer(&tcp) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            if out_of_descriptors(&e) {
+                                self.shared.limits.make_room();
+                            }
+                            tracing::debug!(%peer, "control socket: {e}");
+                            continue;
+                        }
+                    };
+                    let waiting = self.shared.limits.await_header(close);
                     let server = self.clone();
                     R::spawn_detached(async move {
                         let mut tcp = tcp;
                         let limit = server.shared.config.timeouts.tls_handshake;
-                        match proxy::read_header::<R, _>(&mut tcp, limit).await {
+                        let header = proxy::read_header::<R, _>(&mut tcp, limit).await;
+                        drop(waiting);
+                        match header {
                             Ok(header) => {
                                 let info = ConnectionInfo::proxied(peer, header, mode);
                                 if let Some(session) = server.admit(tcp, info) {
@@ -546,7 +562,8 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 progressed = true;
                 self.on_event(event).await;
             }
-            if !self.input.is_empty() && !self.session.is_closed() {
+            // Input still being checked for a PROXY header is not the session's yet.
+            if !self.input.is_empty() && !self.session.is_closed() && !self.first_input {
                 let used = self
                     .session
                     .handle_control_input(&self.input, Instant::now());
@@ -586,13 +603,19 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             Taken::Failed => return self.session.handle_io(IoEvent::ControlClosed, now()),
         }
         if self.first_input && !self.input.is_empty() {
-            self.first_input = false;
             // A PROXY header from a client (or from a balancer not trusted to send one,
-            // or on a server that expects none): a protocol error, not a command.
-            if ftps_proto::proxy::looks_like_header(&self.input) {
-                self.shared.warnings.untrusted_proxy_header(self.peer);
-                self.input.clear();
-                return self.session.handle_io(IoEvent::ControlClosed, now());
+            // or on a server that expects none): a protocol error, not a command. Told
+            // on the first bytes however they were split ("PRO", then "XY ..."): until
+            // there are enough to tell, the session is given none of them (review16a,
+            // finding 2).
+            match ftps_proto::proxy::starts_header(&self.input) {
+                Some(true) => {
+                    self.shared.warnings.untrusted_proxy_header(self.peer);
+                    self.input.clear();
+                    return self.session.handle_io(IoEvent::ControlClosed, now());
+                }
+                None => return,
+                Some(false) => self.first_input = false,
             }
         }
         let used = self.session.handle_control_input(&self.input, now());

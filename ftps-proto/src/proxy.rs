@@ -128,10 +128,14 @@ impl ProxyDecoder {
                         a.destination_port,
                     )),
                 },
+                // A mapped address names the IPv4 client (see `v2`).
                 ppp::v1::Addresses::Tcp6(a) => Proxied {
-                    source: Some(SocketAddr::new(a.source_address.into(), a.source_port)),
+                    source: Some(SocketAddr::new(
+                        IpAddr::V6(a.source_address).to_canonical(),
+                        a.source_port,
+                    )),
                     destination: Some(SocketAddr::new(
-                        a.destination_address.into(),
+                        IpAddr::V6(a.destination_address).to_canonical(),
                         a.destination_port,
                     )),
                 },
@@ -184,9 +188,17 @@ impl ProxyDecoder {
                 SocketAddr::new(IpAddr::V4(a.source_address), a.source_port),
                 SocketAddr::new(IpAddr::V4(a.destination_address), a.destination_port),
             ),
+            // An IPv4-mapped address (`::ffff:a.b.c.d`, from a balancer's dual-stack
+            // socket) names the IPv4 client: as its IPv4 address, so that the same client
+            // named by a TCP4 header on another connection is the same peer (the data
+            // connections' peer check compares addresses as they are; review16a,
+            // finding 6).
             ppp::v2::Addresses::IPv6(a) => (
-                SocketAddr::new(IpAddr::V6(a.source_address), a.source_port),
-                SocketAddr::new(IpAddr::V6(a.destination_address), a.destination_port),
+                SocketAddr::new(IpAddr::V6(a.source_address).to_canonical(), a.source_port),
+                SocketAddr::new(
+                    IpAddr::V6(a.destination_address).to_canonical(),
+                    a.destination_port,
+                ),
             ),
             _ => return Err(ProxyError::Malformed("no client address".into())),
         };
@@ -204,9 +216,70 @@ pub fn looks_like_header(input: &[u8]) -> bool {
         || (input.len() >= FIRST && input.starts_with(&V2_SIGNATURE[..FIRST]))
 }
 
+/// Whether `input`, the first bytes a client sent (however they were split into
+/// segments), starts a PROXY header: `Some(true)` it does ([`looks_like_header`]),
+/// `Some(false)` it does not, `None` too few bytes to tell (`input` is a strict prefix of
+/// a header's start: "PRO", say). A check that decided on the first segment alone would
+/// let "PRO" then "XY TCP4 ..." through.
+pub fn starts_header(input: &[u8]) -> Option<bool> {
+    if looks_like_header(input) {
+        return Some(true);
+    }
+    let undecided =
+        |start: &[u8]| !input.is_empty() && input.len() < start.len() && start.starts_with(input);
+    if undecided(b"PROXY ") || undecided(&V2_SIGNATURE[..FIRST]) {
+        None
+    } else {
+        Some(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapped_address_names_the_ipv4_client() {
+        let v1 = b"PROXY TCP6 ::ffff:192.0.2.7 ::ffff:198.51.100.1 50123 21\r\n";
+        let p = decode(v1).unwrap().0;
+        assert_eq!(p.source, Some("192.0.2.7:50123".parse().unwrap()));
+        assert_eq!(p.destination, Some("198.51.100.1:21".parse().unwrap()));
+        let mut v2 = V2_SIGNATURE.to_vec();
+        v2.extend_from_slice(&[0x21, 0x21, 0, 36]);
+        let mapped = |ip: [u8; 4]| {
+            [
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ip[0], ip[1], ip[2], ip[3],
+            ]
+        };
+        v2.extend_from_slice(&mapped([192, 0, 2, 7]));
+        v2.extend_from_slice(&mapped([198, 51, 100, 1]));
+        v2.extend_from_slice(&50123u16.to_be_bytes());
+        v2.extend_from_slice(&21u16.to_be_bytes());
+        let p = decode(&v2).unwrap().0;
+        assert_eq!(p.source, Some("192.0.2.7:50123".parse().unwrap()));
+        assert_eq!(p.destination, Some("198.51.100.1:21".parse().unwrap()));
+        // A real IPv6 client stays one.
+        let six = b"PROXY TCP6 2001:db8::7 2001:db8::1 50123 21\r\n";
+        assert_eq!(
+            decode(six).unwrap().0.source,
+            Some("[2001:db8::7]:50123".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_header_start_is_told_whatever_the_split() {
+        assert_eq!(starts_header(b"PRO"), None);
+        assert_eq!(starts_header(b"PROXY"), None);
+        assert_eq!(starts_header(b"PROXY "), Some(true));
+        assert_eq!(starts_header(b"PROXY TCP4 1.2.3.4"), Some(true));
+        assert_eq!(starts_header(b"PROT P\r\n"), Some(false));
+        assert_eq!(starts_header(b"PROXZ"), Some(false));
+        assert_eq!(starts_header(b"USER a\r\n"), Some(false));
+        assert_eq!(starts_header(&V2_SIGNATURE[..3]), None);
+        assert_eq!(starts_header(&V2_SIGNATURE[..FIRST]), Some(true));
+        assert_eq!(starts_header(b"\r\n\r\n\0x"), Some(false));
+        assert_eq!(starts_header(b""), Some(false));
+    }
 
     /// Feeds `bytes` as a reader would, in the sizes asked for.
     fn decode(bytes: &[u8]) -> Result<(Proxied, usize), ProxyError> {

@@ -34,6 +34,7 @@ pub struct ServerBuilder<R, S, A, T = Server<R, S, A>> {
     blocking_auth_checks: Option<usize>,
     hooks: Option<Arc<dyn Hooks>>,
     proxies: Option<TrustedProxies>,
+    storage_timeout: std::time::Duration,
     server: PhantomData<fn() -> (R, T)>,
 }
 
@@ -58,6 +59,7 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
             blocking_auth_checks: None,
             hooks: None,
             proxies: None,
+            storage_timeout: std::time::Duration::from_secs(120),
             server: PhantomData,
         }
     }
@@ -89,6 +91,17 @@ impl<R, S, A, T> ServerBuilder<R, S, A, T> {
     /// the client gets 421 and the session closes, and the login is not counted as failed.
     pub fn auth_timeout(mut self, limit: std::time::Duration) -> Self {
         self.auth_timeout = limit;
+        self
+    }
+
+    /// How long one storage call may take (default 120 s): past it the client gets 451
+    /// and the session goes on (the call's future is dropped: an async storage's request
+    /// is abandoned, a blocking storage's thread runs to its end on the pool). HASH is not
+    /// bounded by it (its time grows with the file; it has its own gates), nor are a
+    /// transfer's reads and writes (a transfer that stalls is aborted by the data-stall
+    /// timeout); an upload's commit is.
+    pub fn storage_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.storage_timeout = limit;
         self
     }
 
@@ -216,6 +229,7 @@ where
             warnings: Arc::default(),
             proxies: self.proxies.map(Arc::new),
             drain: Arc::default(),
+            storage_timeout: self.storage_timeout,
             lockout: self.lockout,
             transfer_buffers: Budget::new(self.transfer_buffers),
             login_gate: Arc::new(Gate::new(cores)),

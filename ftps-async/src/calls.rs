@@ -115,3 +115,11 @@ pub(crate) async fn execute<R: Runtime, S: Storage>(
         ),
     }
 }
+
+/// The error of a storage call that did not answer within `limit` (451 to the client).
+pub(crate) fn timed_out(limit: std::time::Duration) -> StorageError {
+    StorageError::Other(format!(
+        "the storage did not answer within {} s",
+        limit.as_secs()
+    ))
+}

@@ -56,6 +56,8 @@ pub(crate) struct DataContext<S: Storage> {
     pub(crate) kill: Kill,
     /// The balancers trusted to send a PROXY header first (see [`TrustedProxies`]).
     pub(crate) proxies: Option<Arc<TrustedProxies>>,
+    /// How long an upload's commit may take.
+    pub(crate) storage_timeout: Duration,
 }
 
 impl<S: Storage> DataContext<S> {
@@ -181,7 +183,22 @@ pub(crate) async fn bind<R: Runtime>(
     Err(last)
 }
 
-/// A passive data connection: accept (only from `accept_from`), then run.
+/// PROXY headers a passive listener reads at once, at most: past it, a new trusted
+/// connection closes the oldest still silent (review16a finding 7: read one at a time,
+/// two silent connections ahead of the client's own failed its transfer).
+const HEADER_READS: usize = 4;
+
+/// A passive listener's connections from trusted balancers whose headers are being read,
+/// each on a task of its own, and the first whose header names the session's client.
+struct Headers {
+    reading: Mutex<std::collections::VecDeque<(u64, Closer)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// A passive data connection: accept (only from `accept_from`), then run. A connection
+/// from a trusted balancer has its PROXY header read on a task of its own (at most
+/// [`HEADER_READS`] at once, the oldest closed past it); the first that names the
+/// session's client is taken, the listener then closed to wake the accept under way.
 pub(crate) async fn passive<R: Runtime, S: Storage>(
     ctx: DataContext<S>,
     listener: R::Listener,
@@ -192,13 +209,25 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
     enum Next<T, O> {
         Accepted(io::Result<(T, SocketAddr)>),
         Order(Option<O>),
+        Found,
     }
     let kill = ctx.kill.clone();
     let _held = kill.guard();
     kill.hold(R::listener_closer(&listener), true);
+    let found: Arc<Mutex<Option<(R::Tcp, SocketAddr)>>> = Arc::default();
+    // Told when a header read found the client: an async accept is not woken by the
+    // listener's shutdown on every runtime (the blocking one's is, and needs it).
+    let (found_tx, found_rx) = async_channel::bounded::<()>(1);
+    let headers = Arc::new(Headers {
+        reading: Mutex::default(),
+        next: std::sync::atomic::AtomicU64::new(0),
+    });
     let mut accepted: Option<(R::Tcp, SocketAddr)> = None;
     let mut open: Option<Job<S>> = None;
     while accepted.is_none() || open.is_none() {
+        if accepted.is_none() {
+            accepted = found.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
         let waiting = accepted.is_none();
         let accept = async {
             if waiting {
@@ -208,22 +237,30 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
             }
         };
         let order = async { Next::Order(cmds.recv().await.ok()) };
-        match or(accept, order).await {
-            Next::Accepted(Ok((mut stream, peer))) => {
+        let told = async {
+            match found_rx.recv().await {
+                Ok(()) => Next::Found,
+                Err(_) => pending().await,
+            }
+        };
+        match or(accept, or(order, told)).await {
+            Next::Found => {}
+            Next::Accepted(Ok((stream, peer))) => {
                 // Through a trusted balancer: the client is who its header names, and it
                 // must be the session's (as any data connection's peer must).
-                let peer = match &ctx.proxies {
-                    Some(trusted) if trusted.trusts(peer.ip()) => {
-                        match proxy::read_header::<R, _>(&mut stream, ctx.handshake_timeout).await {
-                            Ok(header) => header.source.unwrap_or(peer),
-                            Err(e) => {
-                                ctx.warnings.bad_proxy_header(peer, &e);
-                                continue;
-                            }
-                        }
-                    }
-                    _ => peer,
-                };
+                if ctx.proxies.as_ref().is_some_and(|t| t.trusts(peer.ip())) {
+                    let to = (&found, &found_tx);
+                    read_header_apart::<R>(
+                        &ctx,
+                        &headers,
+                        to,
+                        &listener,
+                        stream,
+                        peer,
+                        accept_from,
+                    );
+                    continue;
+                }
                 if accept_from.is_some_and(|ip| ip != peer.ip()) {
                     ctx.warnings.foreign_data_connection(peer);
                     continue;
@@ -231,15 +268,80 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
                 accepted = Some((stream, peer));
             }
             Next::Accepted(Err(_)) if ctx.kill.killed() || cmds.is_closed() => return,
+            // Closed by a header read that found the client: it is in `found`.
+            Next::Accepted(Err(_)) if found.lock().is_ok_and(|f| f.is_some()) => {}
             Next::Accepted(Err(e)) => tracing::debug!("accept failed: {e}"),
             Next::Order(Some(Order::Open(job))) => open = Some(job),
             Next::Order(_) => return,
         }
     }
     drop(listener);
+    // Header reads still under way have nothing to find any more.
+    for (_, close) in headers
+        .reading
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+    {
+        close();
+    }
     if let (Some((stream, peer)), Some(job)) = (accepted, open) {
         run::<R, S>(ctx, stream, peer, job, cmds).await;
     }
+}
+
+/// Reads a trusted connection's PROXY header on a task of its own (see [`passive`]).
+fn read_header_apart<R: Runtime>(
+    ctx: &DataContext<impl Storage>,
+    headers: &Arc<Headers>,
+    (found, told): (
+        &Arc<Mutex<Option<(R::Tcp, SocketAddr)>>>,
+        &async_channel::Sender<()>,
+    ),
+    listener: &R::Listener,
+    mut stream: R::Tcp,
+    balancer: SocketAddr,
+    accept_from: Option<IpAddr>,
+) {
+    let (Ok(close), Ok(wake)) = (R::closer(&stream), R::listener_closer(listener)) else {
+        return;
+    };
+    let id = headers.next.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut reading = headers.reading.lock().unwrap_or_else(|e| e.into_inner());
+        while reading.len() >= HEADER_READS {
+            if let Some((_, oldest)) = reading.pop_front() {
+                oldest();
+            }
+        }
+        reading.push_back((id, close));
+    }
+    let (headers, found, told) = (headers.clone(), found.clone(), told.clone());
+    let (warnings, limit) = (ctx.warnings.clone(), ctx.handshake_timeout);
+    R::spawn_detached(async move {
+        let read = proxy::read_header::<R, _>(&mut stream, limit).await;
+        headers
+            .reading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(i, _)| *i != id);
+        let peer = match read {
+            Ok(header) => header.source.unwrap_or(balancer),
+            Err(e) => return warnings.bad_proxy_header(balancer, &e),
+        };
+        if accept_from.is_some_and(|ip| ip != peer.ip()) {
+            return warnings.foreign_data_connection(peer);
+        }
+        let mut slot = found.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some((stream, peer));
+            drop(slot);
+            // The accept under way ends: told (async runtimes), and the listener shut
+            // down (the blocking runtime's accept holds its thread); its work is done.
+            let _ = told.try_send(());
+            wake();
+        }
+    });
 }
 
 /// An active data connection: connect to `addr`, then run.
@@ -408,7 +510,10 @@ async fn run<R: Runtime, S: Storage>(
         Some(up) => {
             // Answer the client's close_notify with ours before closing.
             let _ = timeout::<R, _>(Duration::from_secs(5), stream.close()).await;
-            ctx.storage.commit(up, commit).await
+            let limit = ctx.storage_timeout;
+            timeout::<R, _>(limit, ctx.storage.commit(up, commit))
+                .await
+                .unwrap_or_else(|_| Err(crate::calls::timed_out(limit)))
         }
         None => Ok(()),
     };

@@ -658,6 +658,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             handshake_timeout: self.shared.config.timeouts.tls_handshake,
             connect_timeout: self.shared.config.timeouts.data_connect,
             proxies: self.shared.proxies.clone(),
+            storage_timeout: self.shared.storage_timeout,
         }
     }
 
@@ -877,8 +878,18 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 };
                 let started = Instant::now();
                 let op = observe::storage_op(&request);
-                let (answer, file) =
-                    crate::calls::execute::<R, _>(&*shared.storage, &user, request).await;
+                // Every call but HASH within the storage timeout: a storage that does not
+                // answer must not hold the session (review16a finding 4).
+                let bounded = !matches!(request, StorageRequest::Hash { .. });
+                let call = crate::calls::execute::<R, _>(&*shared.storage, &user, request);
+                let (answer, file) = if bounded {
+                    let limit = shared.storage_timeout;
+                    timeout::<R, _>(limit, call)
+                        .await
+                        .unwrap_or_else(|_| (Err(crate::calls::timed_out(limit)), None))
+                } else {
+                    call.await
+                };
                 observe::storage(op, started.elapsed());
                 if let Err(e) = &answer {
                     self.shared.warnings.storage_failed(op, e);

@@ -34,6 +34,9 @@ pub(crate) struct ServerShared<S, A> {
     pub(crate) passive_listeners: Arc<ListenerCaps>,
     /// Warnings a peer can repeat at will, throttled server-wide.
     pub(crate) warnings: Arc<Warnings>,
+    /// How long one storage call may take (see
+    /// [`ServerBuilder::storage_timeout`](crate::ServerBuilder::storage_timeout)).
+    pub(crate) storage_timeout: Duration,
     /// The drain signals (see [`Server::drain`](crate::Server::drain)).
     pub(crate) drain: Arc<crate::drain::Drain>,
     /// The balancers trusted to send a PROXY header (none: no connection may send one).

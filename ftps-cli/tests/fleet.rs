@@ -164,10 +164,10 @@ fn transfers(ip: &str, port: u16, kind: &str) -> f64 {
 
 #[test]
 fn a_fleet_behind_haproxy() {
-    let needed = Path::new("/usr/sbin/haproxy").is_file() && have("curl");
+    let needed = Path::new("/usr/sbin/haproxy").is_file() && have("curl") && have("lftp");
     assert!(
         needed || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
-        "haproxy and curl are required"
+        "haproxy, curl and lftp are required"
     );
     if !needed {
         return;
@@ -259,6 +259,34 @@ fn a_fleet_behind_haproxy() {
         up_node, down_node,
         "one node served both: {ups:?} {downs:?}"
     );
+
+    // lftp from 127.0.0.3: a put and a get through the balancer (each a session of its
+    // own node, round robin), byte for byte.
+    let back = dir.join("lftp-back.bin");
+    let script = format!(
+        "set ssl:ca-file {}; set ftp:ssl-force true; set ftp:ssl-protect-data true; \
+         set net:socket-bind-ipv4 127.0.0.3; set net:max-retries 1; \
+         put {} -o lftp.bin; get lftp.bin -o {}; bye",
+        cert.display(),
+        local.display(),
+        back.display()
+    );
+    let lftp = Command::new("lftp")
+        .args(["-u", "alice,pw", "-e", &script])
+        .arg(format!("ftp://127.0.0.1:{control}"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        lftp.status.success(),
+        "lftp: {}",
+        String::from_utf8_lossy(&lftp.stderr)
+    );
+    assert!(
+        std::fs::read(&back).unwrap() == body,
+        "lftp's download differs"
+    );
+    assert!(garage.object("fleet/lftp.bin").is_some_and(|b| b == body));
 
     // Wrong passwords from 127.0.0.2, spread over the nodes: 127.0.0.2 locked out on all.
     for _ in 0..10 {

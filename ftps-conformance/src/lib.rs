@@ -138,6 +138,8 @@ pub struct ServerSetup {
     pub memory: Option<memory::MemoryStorage>,
     /// The balancers trusted to send a PROXY header (none if `None`).
     pub proxies: Option<ftps_async::TrustedProxies>,
+    /// How long one storage call may take (the builder's default if `None`).
+    pub storage_timeout: Option<std::time::Duration>,
 }
 
 /// A server of some runtime, serving explicit and implicit FTPS until dropped.

@@ -59,6 +59,9 @@ fn configure<R, S, T>(
     if let Some(trusted) = &setup.proxies {
         builder = builder.proxy_protocol(trusted.clone());
     }
+    if let Some(limit) = setup.storage_timeout {
+        builder = builder.storage_timeout(limit);
+    }
     builder
 }
 

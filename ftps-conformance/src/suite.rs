@@ -141,6 +141,7 @@ impl Fixture {
             hooks: None,
             memory: None,
             proxies: None,
+            storage_timeout: None,
         }
     }
 

@@ -9,10 +9,10 @@
 //! 1. connections awaiting a PROXY header were uncounted (fixed: `await_header`);
 //! 2. a split PROXY header passed the untrusted-header check (fixed: `starts_header`);
 //! 3. a failed in-place write keeps its quota reservation (ignored);
-//! 4. storage calls have no deadline (ignored);
+//! 4. storage calls have no deadline (fixed: `ServerBuilder::storage_timeout`);
 //! 5. DELE during an APPE leaves the append's bytes counted (ignored);
 //! 6. a mapped IPv6 data header was refused as foreign (fixed in the decoder);
-//! 7. passive listeners read trusted headers inline (ignored).
+//! 7. passive listeners read trusted headers inline (fixed: read apart, at most 4).
 //!
 //! The "balancer" is this test on 127.0.0.1; the clients it names are other loopback
 //! addresses; untrusted peers connect from 127.0.0.2-127.0.0.9.
@@ -451,7 +451,6 @@ fn a_mapped_data_header_names_the_same_client() {
 /// data-connect timeout, two silent connections from the trusted address ahead of the
 /// client's own (with its header) make the listing fail.
 #[test]
-#[ignore = "review16a finding 7: a passive listener waits for each trusted connection's PROXY header inline: silent ones ahead of the client's make its transfer fail"]
 fn silent_trusted_data_connections_do_not_starve_the_clients_own() {
     let failures = Mutex::new(Vec::new());
     each(
@@ -777,7 +776,6 @@ fn current() -> MemoryStorage {
 /// storage whose calls take 60 s, an idle timeout of 2 s and QUIT after MKD: nothing
 /// answers within 8 s.
 #[test]
-#[ignore = "review16a finding 4: storage calls have no deadline; a hung call holds the session (QUIT unanswered, idle timeout dead) and its slot"]
 fn a_hung_storage_call_does_not_hold_the_session_for_good() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     each_all(
@@ -785,6 +783,8 @@ fn a_hung_storage_call_does_not_hold_the_session_for_good() {
         |s| {
             on_memory(s, MemoryStorage::new().with_wait(Duration::from_secs(60)));
             s.config.timeouts.idle = Duration::from_secs(2);
+            // Fixed: storage calls have a deadline (120 s by default; 3 s here).
+            s.storage_timeout = Some(Duration::from_secs(3));
         },
         |f, r, tag| {
             let (user, password) = f.credentials();

@@ -183,6 +183,9 @@ pub(crate) async fn bind<R: Runtime>(
     Err(last)
 }
 
+/// Where a header read puts the connection whose header names the session's client.
+type Found<T> = Arc<Mutex<Option<(T, SocketAddr)>>>;
+
 /// PROXY headers a passive listener reads at once, at most: past it, a new trusted
 /// connection closes the oldest still silent (review16a finding 7: read one at a time,
 /// two silent connections ahead of the client's own failed its transfer).
@@ -214,7 +217,7 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
     let kill = ctx.kill.clone();
     let _held = kill.guard();
     kill.hold(R::listener_closer(&listener), true);
-    let found: Arc<Mutex<Option<(R::Tcp, SocketAddr)>>> = Arc::default();
+    let found: Found<R::Tcp> = Arc::default();
     // Told when a header read found the client: an async accept is not woken by the
     // listener's shutdown on every runtime (the blocking one's is, and needs it).
     let (found_tx, found_rx) = async_channel::bounded::<()>(1);
@@ -294,10 +297,7 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
 fn read_header_apart<R: Runtime>(
     ctx: &DataContext<impl Storage>,
     headers: &Arc<Headers>,
-    (found, told): (
-        &Arc<Mutex<Option<(R::Tcp, SocketAddr)>>>,
-        &async_channel::Sender<()>,
-    ),
+    (found, told): (&Found<R::Tcp>, &async_channel::Sender<()>),
     listener: &R::Listener,
     mut stream: R::Tcp,
     balancer: SocketAddr,

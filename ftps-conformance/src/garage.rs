@@ -162,25 +162,7 @@ impl Garage {
 
     /// Lays the node out, makes the bucket and the key.
     fn provision(&mut self, program: &Path, config: &Path, node: &str) {
-        let cli = |args: &[&str]| -> Result<String, String> {
-            let out = Command::new(program)
-                .arg("-c")
-                .arg(config)
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| e.to_string())?;
-            if out.status.success() {
-                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-            } else {
-                Err(format!(
-                    "garage {}: {}{}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ))
-            }
-        };
+        let cli = |args: &[&str]| garage_cli(program, config, args);
         let log = self.dir.join("garage.log");
         let step = |args: &[&str]| {
             cli(args).unwrap_or_else(|e| {

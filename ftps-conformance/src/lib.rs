@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod balancer;
 pub mod garage;
 pub mod hostile;
 pub mod memory;

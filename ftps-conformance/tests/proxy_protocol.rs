@@ -5,47 +5,13 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ftps_async::TrustedProxies;
-use ftps_conformance::ServerSetup;
+use ftps_conformance::balancer::{behind_balancer, epsv, through_balancer, v1, v2};
 use ftps_conformance::hostile::{each, plain_allowed, socket_from};
 use ftps_conformance::raw::Raw;
 use ftps_proto::proxy::V2_SIGNATURE;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-/// Trusts 127.0.0.1 (the balancer); plain FTP allowed, short timeouts.
-fn behind_balancer(s: &mut ServerSetup) {
-    plain_allowed(s);
-    s.proxies = Some(TrustedProxies::parse("127.0.0.1").unwrap());
-    s.config.timeouts.tls_handshake = Duration::from_secs(2);
-    s.config.timeouts.data_connect = Duration::from_secs(3);
-}
-
-fn v1(client: [u8; 4], port: u16) -> Vec<u8> {
-    let [a, b, c, d] = client;
-    format!("PROXY TCP4 {a}.{b}.{c}.{d} 127.0.0.1 40000 {port}\r\n").into_bytes()
-}
-
-fn v2(client: [u8; 4], port: u16) -> Vec<u8> {
-    let mut h = V2_SIGNATURE.to_vec();
-    h.extend_from_slice(&[0x21, 0x11, 0, 12]);
-    h.extend_from_slice(&client);
-    h.extend_from_slice(&[127, 0, 0, 1]);
-    h.extend_from_slice(&40000u16.to_be_bytes());
-    h.extend_from_slice(&port.to_be_bytes());
-    h
-}
-
-/// A connection from the balancer to `addr` that starts with `header`: the session, past
-/// its greeting.
-fn through_balancer(addr: SocketAddr, header: &[u8]) -> Raw {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.write_all(header).unwrap();
-    let (raw, greeting) = Raw::over(tcp).unwrap();
-    assert_eq!(greeting.code().get(), 220);
-    raw
-}
 
 /// Whether the server closes `tcp` within `wait` without sending a byte.
 fn closed_unanswered(mut tcp: TcpStream, wait: Duration) -> bool {
@@ -173,13 +139,6 @@ fn data_connections_through_the_balancer_name_the_same_client() {
         };
         assert_eq!(code, 425, "{tag}: a foreign data connection was used");
     });
-}
-
-fn epsv(c: &mut Raw) -> u16 {
-    c.send_bytes(b"EPSV\r\n").unwrap();
-    let reply = c.reply().unwrap();
-    assert_eq!(reply.code().get(), 229, "{}", reply.first_line());
-    ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap()
 }
 
 /// Every wrong header from the balancer closes the connection before the greeting: a

@@ -21,6 +21,7 @@
 
 use ftps_async::TrustedProxies;
 use ftps_backend::{Quota, User};
+use ftps_conformance::balancer::{behind_balancer, epsv, is_closed, through_balancer, v1, v2};
 use ftps_conformance::hostile::{
     connect, each, end_plain_upload, plain_allowed, socket_from, start_plain_upload, transfer,
 };
@@ -30,36 +31,13 @@ use ftps_conformance::{Fixture, RunningServer, ServerSetup};
 use ftps_proto::VirtualPath;
 use ftps_proto::proxy::V2_SIGNATURE;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Trusts 127.0.0.1 (the balancer); plain FTP allowed, short timeouts.
-fn behind_balancer(s: &mut ServerSetup) {
-    plain_allowed(s);
-    s.proxies = Some(TrustedProxies::parse("127.0.0.1").unwrap());
-    s.config.timeouts.tls_handshake = Duration::from_secs(2);
-    s.config.timeouts.data_connect = Duration::from_secs(3);
-}
-
-fn v1(client: [u8; 4], port: u16) -> Vec<u8> {
-    let [a, b, c, d] = client;
-    format!("PROXY TCP4 {a}.{b}.{c}.{d} 127.0.0.1 40000 {port}\r\n").into_bytes()
-}
-
-fn v2(client: [u8; 4], port: u16) -> Vec<u8> {
-    let mut h = V2_SIGNATURE.to_vec();
-    h.extend_from_slice(&[0x21, 0x11, 0, 12]);
-    h.extend_from_slice(&client);
-    h.extend_from_slice(&[127, 0, 0, 1]);
-    h.extend_from_slice(&40000u16.to_be_bytes());
-    h.extend_from_slice(&port.to_be_bytes());
-    h
-}
 
 /// A v2 header naming the client by its IPv4-mapped IPv6 form (`::ffff:a.b.c.d`), as a
 /// balancer listening on a dual-stack socket may send it.
@@ -78,48 +56,6 @@ fn v2_mapped(client: [u8; 4], port: u16) -> Vec<u8> {
     h.extend_from_slice(&40000u16.to_be_bytes());
     h.extend_from_slice(&port.to_be_bytes());
     h
-}
-
-/// A connection from the balancer to `addr` that starts with `header`: the session, past
-/// its greeting.
-fn through_balancer(addr: SocketAddr, header: &[u8]) -> Raw {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.write_all(header).unwrap();
-    let (raw, greeting) = Raw::over(tcp).unwrap();
-    assert_eq!(greeting.code().get(), 220);
-    raw
-}
-
-/// Whether the server has closed `tcp` (EOF or reset) — looked at for `wait`, whatever
-/// it sent first.
-fn is_closed(tcp: &mut TcpStream, wait: Duration) -> bool {
-    let deadline = Instant::now() + wait;
-    let mut buf = [0u8; 512];
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        tcp.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        match tcp.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return false;
-            }
-            Err(_) => return true,
-        }
-    }
-    false
-}
-
-fn epsv(c: &mut Raw) -> u16 {
-    c.send_bytes(b"EPSV\r\n").unwrap();
-    let reply = c.reply().unwrap();
-    assert_eq!(reply.code().get(), 229, "{}", reply.first_line());
-    ftps_proto::address::parse_epsv_reply(reply.first_line()).unwrap()
 }
 
 /// This process's threads (Linux).

@@ -6,7 +6,9 @@
 //! kept as guards. (Findings 1-3 are the binary's: `ftps-cli/tests/review16b.rs`.)
 //!
 //! 4. an upload whose commit outlives the storage deadline is answered 451 (failed),
-//!    yet the blocking storage's commit runs on and publishes it (ignored).
+//!    yet the blocking storage's commit runs on and publishes it (ignored);
+//! 5. a session mid-TLS-handshake holds the drain until the grace period's end (ignored);
+//! 6. a session flooded with pipelined commands never sees the drain (ignored).
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -168,4 +170,108 @@ fn a_commit_past_the_deadline_is_not_published_after_a_failure_reply() {
              the file: the commit ran on past the deadline and published it"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Drain
+// ---------------------------------------------------------------------------------------
+
+use ftps_conformance::hostile::{connect, each, plain_allowed};
+use ftps_conformance::{Fixture, RunningServer};
+
+fn login_plain(f: &Fixture, r: &dyn RunningServer) -> Raw {
+    let (user, password) = f.credentials();
+    let mut c = connect(r);
+    assert_eq!(c.cmd(&format!("USER {user}")).unwrap(), 331);
+    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230);
+    c
+}
+
+/// Drains `r` with `grace` on a thread of its own: how long it took and how many sessions
+/// it had to cut.
+fn timed_drain(r: &dyn RunningServer, grace: Duration) -> (Duration, usize) {
+    let start = Instant::now();
+    let cut = r.drain(grace);
+    (start.elapsed(), cut)
+}
+
+/// Finding 6. A client flooding NOOPs (pipelined, as fast as it can, reading its replies
+/// on another thread) keeps its session from ever seeing the drain: the session's wait
+/// polls the control input first, and input is always there, so the drain's signal is
+/// never looked at; the session answers NOOPs until the grace period ends and it is cut
+/// (8 s here, not the moment it is idle). Any client — one account, or none: the flood
+/// works before a login too — stretches every rolling restart of its node to the whole
+/// grace period.
+#[test]
+#[ignore = "review16b finding 6: a pipelined command flood keeps a session from seeing the drain"]
+fn a_noop_flood_does_not_hold_the_drain() {
+    each("r16b-drain-flood", plain_allowed, |f, r, tag| {
+        let c = login_plain(f, r);
+        let tcp = c.plain_socket().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut writer = c.plain_socket().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let flood = std::thread::spawn(move || {
+            let batch = b"NOOP\r\n".repeat(100);
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                if writer.write_all(&batch).is_err() {
+                    break;
+                }
+            }
+        });
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(tcp).lines();
+            loop {
+                match lines.next() {
+                    Some(Ok(l)) if l.starts_with("421") => return true,
+                    Some(Ok(_)) => {}
+                    _ => return false,
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let (took, cut) = timed_drain(r, Duration::from_secs(8));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let told = reader.join().unwrap();
+        let _ = flood.join();
+        assert_eq!(cut, 0, "{tag}: the flooding session was cut after {took:?}");
+        assert!(told, "{tag}: no 421");
+        assert!(
+            took < Duration::from_secs(4),
+            "{tag}: the drain took {took:?}"
+        );
+    });
+}
+
+/// Finding 5. A session in the middle of the control connection's TLS handshake (AUTH
+/// TLS answered 234, then the client sends nothing — or a slow ClientHello) holds the
+/// drain until the handshake timeout (15 s by default) or the grace period, whichever
+/// comes first: the session does not look at the drain while it handshakes, though
+/// nothing is under way that a drain should wait for (no transfer, no login; a 421
+/// cannot even be sent). Here a grace of 5 s and a handshake timeout of 15 s: the drain
+/// waits its whole grace and cuts the session, where it should close it at once. One
+/// client per node (or a balancer's health check doing AUTH TLS slowly) stretches every
+/// rolling restart to its grace.
+#[test]
+#[ignore = "review16b finding 5: a session mid-TLS-handshake holds the drain for its whole grace period"]
+fn a_stalled_tls_handshake_does_not_hold_the_drain() {
+    each(
+        "r16b-drain-handshake",
+        |s| s.config.timeouts.tls_handshake = Duration::from_secs(15),
+        |_f, r, tag| {
+            let mut c = connect(r);
+            assert_eq!(c.cmd("AUTH TLS").unwrap(), 234);
+            // An implicit-TLS connection that never says hello, too.
+            let implicit = std::net::TcpStream::connect(r.implicit()).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            let (took, cut) = timed_drain(r, Duration::from_secs(5));
+            drop(implicit);
+            assert!(
+                cut == 0 && took < Duration::from_secs(3),
+                "{tag}: a stalled TLS handshake held the drain {took:?} ({cut} sessions cut)"
+            );
+        },
+    );
 }

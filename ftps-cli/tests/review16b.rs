@@ -3,8 +3,9 @@
 //! fails on the code reviewed, ignored (with its number) until it is mended.
 //!
 //! Findings here:
-//! - 1: `put --retry` does not retry a transfer the server refused with 421 ("shutting down;
-//!   please reconnect", a drain) — the rolling restart `--retry` is for.
+//! - 1: `put --retry` did not retry a transfer the server refused with 421 ("shutting down;
+//!   please reconnect", a drain) — the rolling restart `--retry` is for (fixed: 421 is a
+//!   connection failure, exit 3, retried).
 //! - 2: a second SIGTERM (or Ctrl-C) did not end the grace period: the operator had to
 //!   wait it out or SIGKILL (fixed: a second signal ends it).
 //! - 3: `ftps serve --lockout-redis` does not start while Redis is down: the lockout is
@@ -158,8 +159,8 @@ fn a_drain_between_two_downloads_is_retried() {
 /// SIZE swallows the 421 and the next command meets a closed connection, which is
 /// retried; see above.) 421 is "service not available, closing control connection":
 /// always worth a retry; 425, 450 and 451 (the storage deadline's) are transient too.
+/// Fixed: a 421 is a connection failure (exit 3), retried.
 #[test]
-#[ignore = "review16b finding 1: put --retry gives up on the 421 a draining node sends between two files"]
 fn a_drain_between_two_uploads_is_retried() {
     let (dir, cert, key, _) = ftps_conformance::peers::workdir("r16b-retry-put");
     std::fs::create_dir_all(dir.join("root")).unwrap();

@@ -9,6 +9,8 @@
 //!    yet the blocking storage's commit runs on and publishes it (ignored);
 //! 5. a session mid-TLS-handshake held the drain until the grace period's end (fixed: a
 //!    drain ends a control handshake under way);
+//! 7. the auth timeout does not bound the lockout's calls: a hung `Lockout` hangs every
+//!    login for good (ignored).
 //! 6. a session flooded with pipelined commands never saw the drain (fixed: the
 //!    session's loop looks at the drain before each wait).
 
@@ -26,7 +28,7 @@ use ftps_tokio::{Server, StaticUsers};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// `LocalFs` whose commits take `wait` first (a slow disk flush, an object store's
+/// `LocalFs` whose commits and file removals take `wait` first (a slow disk flush, an object store's
 /// multipart completion): a blocking storage, as `ftps serve` runs.
 struct SlowCommit {
     fs: LocalFs,
@@ -56,6 +58,7 @@ impl BlockingStorage for SlowCommit {
         self.fs.remove_dir(user, path)
     }
     fn remove_file(&self, user: &User, path: &VirtualPath) -> Result<(), StorageError> {
+        std::thread::sleep(self.wait);
         self.fs.remove_file(user, path)
     }
     fn rename(
@@ -275,5 +278,107 @@ fn a_stalled_tls_handshake_does_not_hold_the_drain() {
                 "{tag}: a stalled TLS handshake held the drain {took:?} ({cut} sessions cut)"
             );
         },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Storage deadline, other calls; the lockout's deadline
+// ---------------------------------------------------------------------------------------
+
+/// Finding 4, on DELE: a delete whose storage call outlives the deadline (a blocking
+/// storage taking 1.5 s, a deadline of 0.5 s) is answered 451 — not deleted — and the
+/// file is gone a second later. The same holds for RNTO, MKD, RMD and MFMT: every call
+/// on a blocking storage runs to its end after the client was told it failed.
+#[test]
+#[ignore = "review16b finding 4: a DELE past storage_timeout is answered 451 yet done"]
+fn a_delete_past_the_deadline_is_not_done_after_a_failure_reply() {
+    let root = std::env::temp_dir().join(format!("ftps-r16b-dele-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("keep.bin"), b"still here?").unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let storage = SlowCommit {
+        fs: LocalFs::new(&root).unwrap(),
+        wait: Duration::from_millis(1500),
+    };
+    let addr = slow_server(&rt, storage, Duration::from_millis(500));
+    let (mut c, greeting) = Raw::over(socket_from([127, 0, 0, 1], addr.port()).unwrap()).unwrap();
+    assert_eq!(greeting.code().get(), 220);
+    assert_eq!(c.cmd("USER alice").unwrap(), 331);
+    assert_eq!(c.cmd("PASS pw").unwrap(), 230);
+    let code = c.cmd("DELE keep.bin").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let there = root.join("keep.bin").exists();
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(
+        code == 250 || there,
+        "DELE answered {code} (not deleted), yet the file is gone"
+    );
+}
+
+/// A lockout whose calls never answer (a lockout service behind a black-holed route,
+/// written without a deadline of its own).
+struct HungLockout;
+
+impl ftps_async::Lockout for HungLockout {
+    fn allows(&self, _ip: std::net::IpAddr) -> ftps_async::runtime::BoxFuture<'_, bool> {
+        Box::pin(std::future::pending())
+    }
+    fn failed(&self, _ip: std::net::IpAddr) -> ftps_async::runtime::BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// Finding 7. The login's deadline (`auth_timeout`: "how long a login check may take,
+/// whatever the authenticator waits on"; past it, 421) does not cover the lockout's
+/// calls: `check_login` awaits `Lockout::allows` before the timed check (and again after,
+/// and `failed`) with no deadline. The trait asks implementations to bound their own
+/// waits, but one that does not (an application's own lockout service) hangs every
+/// login for good: PASS is never answered, not even after the auth timeout, and a drain
+/// waits for the "login check under way" to its grace. Shown with a lockout that never
+/// answers and an auth timeout of 2 s: no reply to PASS within 6 s.
+#[test]
+#[ignore = "review16b finding 7: the auth timeout does not bound the lockout's calls; a hung lockout hangs logins for good"]
+fn a_hung_lockout_is_bounded_by_the_auth_timeout() {
+    let root = std::env::temp_dir().join(format!("ftps-r16b-lockout-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = ServerConfig::default()
+        .with_control_tls(ControlTlsPolicy::Allow)
+        .with_data_tls(DataTlsPolicy::Allow);
+    let server = Server::builder(
+        LocalFs::new(&root).unwrap(),
+        StaticUsers::new().with_password("alice", "pw"),
+    )
+    .config(config)
+    .auth_timeout(Duration::from_secs(2))
+    .lockout(HungLockout)
+    .build();
+    let addr = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { server.serve(listener, TlsMode::Explicit).await });
+        addr
+    });
+    let tcp = socket_from([127, 0, 0, 1], addr.port()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    let (mut c, greeting) = Raw::over(tcp).unwrap();
+    assert_eq!(greeting.code().get(), 220);
+    assert_eq!(c.cmd("USER alice").unwrap(), 331);
+    let start = Instant::now();
+    let answer = c.cmd("PASS pw");
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(
+        answer.is_ok(),
+        "PASS unanswered after {:?} with an auth timeout of 2 s: {answer:?}",
+        start.elapsed()
     );
 }

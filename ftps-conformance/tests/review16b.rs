@@ -9,10 +9,10 @@
 //!    yet the blocking storage's commit runs on and publishes it (ignored);
 //! 5. a session mid-TLS-handshake held the drain until the grace period's end (fixed: a
 //!    drain ends a control handshake under way);
+//! 6. a session flooded with pipelined commands never saw the drain (partly mended: the
+//!    session's loop looks at the drain before each wait; still 1 run in 12; ignored).
 //! 7. the auth timeout does not bound the lockout's calls: a hung `Lockout` hangs every
 //!    login for good (ignored).
-//! 6. a session flooded with pipelined commands never saw the drain (fixed: the
-//!    session's loop looks at the drain before each wait).
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -205,8 +205,13 @@ fn timed_drain(r: &dyn RunningServer, grace: Duration) -> (Duration, usize) {
 /// polls the control input first, and input is always there, so the drain's signal is
 /// never looked at; the session answers NOOPs until the grace period ends and it is cut
 /// (8 s here, not the moment it is idle). Any logged-in client stretches every rolling
-/// restart of its node to the whole grace period. Fixed: the session's loop looks at the drain before it waits.
+/// restart of its node to the whole grace period. Partly mended: the session's loop
+/// looks at the drain before it waits (before, it failed every run); still, about 1 run
+/// in 12 (seen on smol) the session is cut at the grace period's end — somewhere else a
+/// busy session does not come back to that check (not found yet: `settle`, or a reply
+/// write, are where to look).
 #[test]
+#[ignore = "review16b finding 6: a pipelined command flood can still keep a session from the drain (about 1 run in 12 since the partial fix)"]
 fn a_noop_flood_does_not_hold_the_drain() {
     each("r16b-drain-flood", plain_allowed, |f, r, tag| {
         let c = login_plain(f, r);

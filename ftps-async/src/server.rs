@@ -474,6 +474,21 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         if d.closing {
             break;
         }
+        // A drain is seen however much input waits: the wait below takes the control
+        // input first, so a client pipelining commands without a pause would never let
+        // it look (review16b, finding 6: a NOOP flood held the drain to its grace period).
+        if !d.session.is_shutting_down() && d.shared.drain.is_draining() {
+            d.session.shut_down(Instant::now());
+            // A control TLS handshake under way holds nothing a drain should wait for
+            // (and no 421 can be sent into it): it ends now, not at its own deadline
+            // (review16b, finding 5: a stalled handshake held the drain to its grace).
+            if d.handshake_deadline.take().is_some() {
+                let why = "the server is shutting down".to_owned();
+                d.session
+                    .handle_io(IoEvent::ControlTlsFailed(why), Instant::now());
+            }
+            continue;
+        }
         let dying = d.dying.iter().map(|(t, _)| *t).min();
         let deadline = [d.session.poll_timeout(), d.handshake_deadline, dying]
             .into_iter()
@@ -507,7 +522,8 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
             Woke::Event(Some(event)) => d.on_event_io(event),
             Woke::Event(None) => {}
             Woke::Timeout => d.on_timeout(),
-            Woke::Drain => d.session.shut_down(Instant::now()),
+            // Seen at the top of the loop.
+            Woke::Drain => {}
         }
     }
     drop(reader);

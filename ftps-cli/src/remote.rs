@@ -170,6 +170,11 @@ impl Failure {
             Error::Protocol(ClientError::Refused(r)) if !connecting && r.code().get() == 426 => {
                 exit::TRANSFER
             }
+            // 421: the server is closing the control connection (going away: a drain, a
+            // restart). Not a refusal of the operation: the server is not there for it,
+            // as when connecting, and a retry on a fresh connection is what the reply asks
+            // for (review16b, finding 1: `put --retry` gave up on a draining node).
+            Error::Protocol(ClientError::Refused(r)) if r.code().get() == 421 => exit::CONNECT,
             Error::Protocol(ClientError::Refused(_)) if !connecting => exit::REFUSED,
             Error::Protocol(
                 ClientError::Truncated { .. }

@@ -1390,7 +1390,21 @@ async fn serve_on<S: BlockingStorage>(
             "ftps: draining: no new sessions; transfers under way have {} s to finish",
             grace.as_secs()
         );
-        let cut = stopper.drain(grace).await;
+        // A second signal ends the grace period at once: the sessions left are closed
+        // (an unfinished upload discarded), as at its end (review16b, finding 2: it was
+        // ignored, and only SIGKILL, which skips that, cut the wait short).
+        let cut = tokio::select! {
+            cut = stopper.drain(grace) => cut,
+            _ = async {
+                tokio::select! {
+                    _ = terms.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            } => {
+                eprintln!("ftps: signalled again: closing the sessions left now");
+                stopper.drain(Duration::ZERO).await
+            }
+        };
         match cut {
             0 => eprintln!("ftps: drained"),
             n => eprintln!("ftps: drained; {n} sessions closed at the end of the grace period"),

@@ -123,3 +123,15 @@ pub(crate) fn timed_out(limit: std::time::Duration) -> StorageError {
         limit.as_secs()
     ))
 }
+
+/// Whether `request` changes the tree (so that, abandoned, it may still happen).
+pub(crate) fn changes(request: &StorageRequest) -> bool {
+    matches!(
+        request,
+        StorageRequest::MakeDir(_)
+            | StorageRequest::RemoveDir(_)
+            | StorageRequest::RemoveFile(_)
+            | StorageRequest::Rename { .. }
+            | StorageRequest::SetModified { .. }
+    )
+}

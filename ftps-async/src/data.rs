@@ -511,9 +511,18 @@ async fn run<R: Runtime, S: Storage>(
             // Answer the client's close_notify with ours before closing.
             let _ = timeout::<R, _>(Duration::from_secs(5), stream.close()).await;
             let limit = ctx.storage_timeout;
-            timeout::<R, _>(limit, ctx.storage.commit(up, commit))
-                .await
-                .unwrap_or_else(|_| Err(crate::calls::timed_out(limit)))
+            match timeout::<R, _>(limit, ctx.storage.commit(up, commit)).await {
+                Ok(done) => done,
+                Err(_) => {
+                    // Abandoned, the commit may still publish the file (a blocking
+                    // storage's thread runs on): no reply could be true, so the session
+                    // ends without one, as if the connection broke (review16b finding 4).
+                    let e = crate::calls::timed_out(limit);
+                    ctx.warnings.storage_failed("commit", &e);
+                    ctx.report(IoEvent::ControlClosed);
+                    return;
+                }
+            }
         }
         None => Ok(()),
     };

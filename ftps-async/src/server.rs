@@ -895,14 +895,31 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 let started = Instant::now();
                 let op = observe::storage_op(&request);
                 // Every call but HASH within the storage timeout: a storage that does not
-                // answer must not hold the session (review16a finding 4).
+                // answer must not hold the session (review16a finding 4). One that changes
+                // nothing is answered 451 past it; one that changes the tree (a delete, a
+                // rename, a directory, a time) may still happen once abandoned (a blocking
+                // storage's thread runs on), so no reply could be true: the session ends
+                // without one, as if the connection broke (review16b finding 4).
                 let bounded = !matches!(request, StorageRequest::Hash { .. });
+                let changes = crate::calls::changes(&request);
                 let call = crate::calls::execute::<R, _>(&*shared.storage, &user, request);
                 let (answer, file) = if bounded {
                     let limit = shared.storage_timeout;
-                    timeout::<R, _>(limit, call)
-                        .await
-                        .unwrap_or_else(|_| (Err(crate::calls::timed_out(limit)), None))
+                    match timeout::<R, _>(limit, call).await {
+                        Ok(done) => done,
+                        Err(_) if changes => {
+                            let e = crate::calls::timed_out(limit);
+                            self.shared.warnings.storage_failed(op, &e);
+                            tracing::warn!(
+                                op,
+                                "the storage did not answer; its outcome unknown, the session ends unanswered"
+                            );
+                            self.session
+                                .handle_io(IoEvent::ControlClosed, Instant::now());
+                            return;
+                        }
+                        Err(_) => (Err(crate::calls::timed_out(limit)), None),
+                    }
                 } else {
                     call.await
                 };

@@ -81,7 +81,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
     ) -> (LoginAnswer, Option<User>) {
         let ip = request.peer.ip();
         let key = client_key(ip);
-        if !self.lockout.allows(key).await {
+        if !self.allows::<R>(key).await {
             self.warnings.locked_out(ip);
             observe::login("locked_out");
             return (LoginAnswer::Rejected, None);
@@ -99,7 +99,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
         // (they are not one at a time): once the address is locked out, no check's answer
         // is given, whatever it is, or parallel sessions would each get a guess past the
         // lockout's bound.
-        if !self.lockout.allows(key).await {
+        if !self.allows::<R>(key).await {
             self.warnings.locked_out(ip);
             observe::login("locked_out");
             return (LoginAnswer::Rejected, None);
@@ -116,7 +116,13 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
         };
         let accepted = user.is_some();
         if !accepted {
-            self.lockout.failed(key).await;
+            // Bounded as the check is: a lockout that does not answer holds no login
+            // (review16b finding 7).
+            let failed = self.lockout.failed(key);
+            if R::timeout(self.auth_timeout, failed).await.is_err() {
+                self.warnings
+                    .login_unavailable(ip, "the lockout did not answer in time");
+            }
         }
         observe::login(if accepted { "accepted" } else { "rejected" });
         // One line per login checked: a session has a few failures before it is closed,
@@ -146,6 +152,21 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
         }
     }
 
+    /// Whether the lockout allows a login from `key`, within the authentication timeout:
+    /// one that does not answer in time allows it (fails open, as a lockout must: see
+    /// [`Lockout`](crate::Lockout)) and is warned of (review16b finding 7: a hung lockout
+    /// left PASS unanswered for good).
+    async fn allows<R: Runtime>(&self, key: std::net::IpAddr) -> bool {
+        match R::timeout(self.auth_timeout, self.lockout.allows(key)).await {
+            Ok(allowed) => allowed,
+            Err(_) => {
+                self.warnings
+                    .login_unavailable(key, "the lockout did not answer in time");
+                true
+            }
+        }
+    }
+
     /// Runs the authenticator's check where its kind belongs (see [`Check`]).
     async fn run_check<R: Runtime>(&self, request: &LoginRequest) -> Verdict {
         match self.auth.authenticate(request) {
@@ -169,7 +190,7 @@ impl<S: Send + Sync, A: Authenticator> ServerShared<S, A> {
                 // it until it ends, so no more than one a core ever run.
                 let permit = self.login_gate.clone().enter_owned().await;
                 // Locked out while it waited for its place: not worth a hash.
-                if !self.lockout.allows(client_key(request.peer.ip())).await {
+                if !self.allows::<R>(client_key(request.peer.ip())).await {
                     return Verdict::Rejected;
                 }
                 R::unblock_apart(move || {

@@ -173,6 +173,7 @@ async fn interruptible(
             Err(remote::Failure {
                 code: 130,
                 message: "interrupted".into(),
+                transient: false,
             })
         }
     }

@@ -141,6 +141,10 @@ const _: () = assert!(
 pub(crate) struct Failure {
     pub(crate) code: u8,
     pub(crate) message: String,
+    /// The server refused with a 4xx reply: "the error condition is temporary, and the
+    /// action may be requested again" (RFC 959 §4.2.1) — 421 from a draining node, 450,
+    /// 451. `--retry` retries it.
+    pub(crate) transient: bool,
 }
 
 impl Failure {
@@ -148,6 +152,7 @@ impl Failure {
         Failure {
             code: exit::LOCAL,
             message: e.to_string(),
+            transient: false,
         }
     }
 
@@ -190,7 +195,15 @@ impl Failure {
             }
             _ => e.to_string(),
         };
-        Failure { code, message }
+        let transient = matches!(
+            &e,
+            Error::Protocol(ClientError::Refused(r)) if r.code().get() / 100 == 4
+        );
+        Failure {
+            code,
+            message,
+            transient,
+        }
     }
 }
 
@@ -288,12 +301,14 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
             std::fs::read(p).map_err(|e| Failure {
                 code: 2,
                 message: format!("{}: {e}", p.display()),
+                transient: false,
             })
         };
         let identity =
             ClientIdentity::from_pem(&read(cert)?, &read(key)?).map_err(|e| Failure {
                 code: 2,
                 message: e.to_string(),
+                transient: false,
             })?;
         options.identity = Some(identity);
     }
@@ -327,6 +342,7 @@ fn parse(url: &str) -> Result<FtpUrl, Failure> {
     FtpUrl::parse(url).map_err(|e| Failure {
         code: exit::USAGE,
         message: format!("{}: {e}", redacted(url)),
+        transient: false,
     })
 }
 
@@ -367,6 +383,7 @@ fn same_server(urls: &[FtpUrl]) -> Result<(), Failure> {
         return Err(Failure {
             code: exit::USAGE,
             message: "all URLs of one command must name the same server and user".into(),
+            transient: false,
         });
     }
     Ok(())
@@ -477,6 +494,7 @@ fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
     Failure {
         code: f.code,
         message: format!("{what}: {}", f.message),
+        transient: f.transient,
     }
 }
 
@@ -595,6 +613,7 @@ async fn download(
         (Err(CopyError::Read(e)), _, _) => Err(Failure {
             code: exit::TRANSFER,
             message: format!("{remote}: {e}"),
+            transient: false,
         }),
         (Err(CopyError::Write(e)), _, _) | (Ok(_), Ok(_), Err(e)) => {
             Err(Failure::local(format!("{}: {e}", temp.display())))
@@ -632,6 +651,7 @@ fn checksum_needs_a_file(what: &str) -> Failure {
         message: format!(
             "{what}: --checksum needs a regular file (bytes written to a pipe or device cannot be taken back if they do not match)"
         ),
+        transient: false,
     }
 }
 
@@ -686,6 +706,7 @@ async fn verify(
                 "{remote}: checksum mismatch: the server's {algorithm} is {}, the downloaded bytes' is {}; the download is corrupt and was not kept",
                 theirs.hex, ours.hex
             ),
+            transient: false,
         });
     }
     Ok(())
@@ -722,6 +743,7 @@ async fn download_through<W: tokio::io::AsyncWrite + Unpin>(
             Err(Failure {
                 code: exit::TRANSFER,
                 message: format!("{remote}: {e}"),
+                transient: false,
             })
         }
     }
@@ -808,6 +830,7 @@ async fn upload(
             Err(Failure {
                 code: exit::TRANSFER,
                 message: format!("{remote}: {e}"),
+                transient: false,
             })
         }
     }
@@ -911,8 +934,9 @@ pub(crate) async fn get(
 
 /// Retries of failed transfers (`--retry N`): each on a fresh connection, after a pause
 /// that doubles from 1 s to 10 s. Only what may go better another time is retried: a
-/// connection that failed or a transfer that did not complete (exit 3 and 6), never a
-/// refused login or operation, a usage or local error.
+/// connection that failed, a transfer that did not complete (exit 3 and 6), a refusal
+/// the server says is temporary (4xx: a draining node's 421); never a refused login, a
+/// permanent refusal (5xx), a usage or local error.
 struct Retries {
     left: u32,
     pause: std::time::Duration,
@@ -928,7 +952,7 @@ impl Retries {
 
     /// Whether `f` may be retried, and a retry is left (counted).
     fn take(&mut self, f: &Failure) -> bool {
-        if self.left == 0 || !matches!(f.code, exit::CONNECT | exit::TRANSFER) {
+        if self.left == 0 || !(f.transient || matches!(f.code, exit::CONNECT | exit::TRANSFER)) {
             return false;
         }
         self.left -= 1;
@@ -1080,6 +1104,7 @@ mod tests {
         let f = |m: &str| super::Failure {
             code: 1,
             message: m.to_owned(),
+            transient: false,
         };
         assert_eq!(super::about("", f("refused")).message, "refused");
         assert_eq!(

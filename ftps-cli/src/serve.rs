@@ -1267,7 +1267,8 @@ async fn serve_on<S: BlockingStorage>(
         builder = builder.proxy_protocol(trusted);
     }
     if let Some(url) = s.lockout_redis.clone() {
-        // Connected (and asked) before the server starts: a wrong URL stops the start.
+        // A URL that is not one stops the start; a Redis that does not answer does not
+        // (the lockout counts locally and connects in the background).
         let lockout = tokio::task::spawn_blocking(move || {
             let (window, lock) = (Duration::from_secs(600), Duration::from_secs(300));
             ftps_fleet::RedisLockout::connect(&url, 10, window, lock)

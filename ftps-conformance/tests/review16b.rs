@@ -6,13 +6,15 @@
 //! kept as guards. (Findings 1-3 are the binary's: `ftps-cli/tests/review16b.rs`.)
 //!
 //! 4. an upload whose commit outlives the storage deadline is answered 451 (failed),
-//!    yet the blocking storage's commit runs on and publishes it (ignored);
+//!    yet the blocking storage's commit runs on and publishes it (mended: a commit or a
+//!    change of the tree past the deadline ends the session without a reply, as a broken
+//!    connection would; calls that change nothing are still answered 451);
 //! 5. a session mid-TLS-handshake held the drain until the grace period's end (fixed: a
 //!    drain ends a control handshake under way);
 //! 6. a session flooded with pipelined commands never saw the drain (partly mended: the
 //!    session's loop looks at the drain before each wait; still 1 run in 12; ignored).
 //! 7. the auth timeout does not bound the lockout's calls: a hung `Lockout` hangs every
-//!    login for good (ignored).
+//!    login for good (mended: each call bounded by it, failing open).
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -134,7 +136,6 @@ fn slow_server(
 /// is the one call whose outcome the client must hear), or a commit cut must be undone or
 /// reported as unknown (and the file never published after a 4xx).
 #[test]
-#[ignore = "review16b finding 4: a commit past storage_timeout is answered 451 yet published"]
 fn a_commit_past_the_deadline_is_not_published_after_a_failure_reply() {
     let root = std::env::temp_dir().join(format!("ftps-r16b-commit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
@@ -159,7 +160,13 @@ fn a_commit_past_the_deadline_is_not_published_after_a_failure_reply() {
     data.shutdown(std::net::Shutdown::Write).unwrap();
     drop(data);
     let start = Instant::now();
-    let code = c.reply().unwrap().code().get();
+    // Mended: past the deadline the session ends without a reply (the outcome unknown,
+    // as when a connection breaks): nothing false is claimed either way.
+    let Ok(reply) = c.reply() else {
+        let _ = std::fs::remove_dir_all(&root);
+        return;
+    };
+    let code = reply.code().get();
     let answered = start.elapsed();
     // Let a commit left running finish.
     std::thread::sleep(Duration::from_millis(2500));
@@ -295,7 +302,6 @@ fn a_stalled_tls_handshake_does_not_hold_the_drain() {
 /// file is gone a second later. The same holds for RNTO, MKD, RMD and MFMT: every call
 /// on a blocking storage runs to its end after the client was told it failed.
 #[test]
-#[ignore = "review16b finding 4: a DELE past storage_timeout is answered 451 yet done"]
 fn a_delete_past_the_deadline_is_not_done_after_a_failure_reply() {
     let root = std::env::temp_dir().join(format!("ftps-r16b-dele-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
@@ -315,7 +321,11 @@ fn a_delete_past_the_deadline_is_not_done_after_a_failure_reply() {
     assert_eq!(greeting.code().get(), 220);
     assert_eq!(c.cmd("USER alice").unwrap(), 331);
     assert_eq!(c.cmd("PASS pw").unwrap(), 230);
-    let code = c.cmd("DELE keep.bin").unwrap();
+    // Mended: past the deadline the session ends without a reply (the outcome unknown).
+    let Ok(code) = c.cmd("DELE keep.bin") else {
+        let _ = std::fs::remove_dir_all(&root);
+        return;
+    };
     std::thread::sleep(Duration::from_millis(2500));
     let there = root.join("keep.bin").exists();
     let _ = std::fs::remove_dir_all(&root);
@@ -347,7 +357,6 @@ impl ftps_async::Lockout for HungLockout {
 /// waits for the "login check under way" to its grace. Shown with a lockout that never
 /// answers and an auth timeout of 2 s: no reply to PASS within 6 s.
 #[test]
-#[ignore = "review16b finding 7: the auth timeout does not bound the lockout's calls; a hung lockout hangs logins for good"]
 fn a_hung_lockout_is_bounded_by_the_auth_timeout() {
     let root = std::env::temp_dir().join(format!("ftps-r16b-lockout-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();

@@ -28,7 +28,9 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 /// The calls run on a small runtime of the lockout's own, so it serves a server on any
 /// runtime.
 pub struct RedisLockout {
-    conn: ConnectionManager,
+    /// The connection, once made (a node starts while Redis is down: it connects in the
+    /// background meanwhile, counting locally).
+    conn: Arc<std::sync::RwLock<Option<ConnectionManager>>>,
     /// The lockout's own runtime (taken and shut down in the background when dropped: a
     /// runtime dropped inside another one's task would panic).
     runtime: Option<tokio::runtime::Runtime>,
@@ -55,7 +57,11 @@ impl std::fmt::Debug for RedisLockout {
 }
 
 impl RedisLockout {
-    /// Connects to Redis at `url` (`redis://127.0.0.1:6379/`), checking it answers.
+    /// Connects to Redis at `url` (`redis://127.0.0.1:6379/`). A URL that is not one is
+    /// an error; a Redis that does not answer is not (review16b finding 3: a node could
+    /// not start while Redis was down, so a rolling restart during an outage took the
+    /// fleet down): the lockout warns, counts on this node, and connects in the background
+    /// (every 2 s) until Redis answers.
     pub fn connect(
         url: &str,
         failures: u32,
@@ -69,18 +75,24 @@ impl RedisLockout {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let conn = runtime.block_on(async {
-            let connect = ConnectionManager::new(client);
-            let mut conn = tokio::time::timeout(Duration::from_secs(5), connect)
-                .await
-                .map_err(|_| format!("{url}: no answer"))?
-                .map_err(|e| format!("{url}: {e}"))?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            Ok::<_, String>(conn)
-        })?;
+        let first = runtime.block_on(open(client.clone()));
+        let conn = Arc::new(std::sync::RwLock::new(first.as_ref().ok().cloned()));
+        if let Err(e) = first {
+            tracing::warn!(
+                "login lockout: Redis at {url}: {e}; counting on this node, connecting in the background"
+            );
+            let slot = conn.clone();
+            runtime.spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    if let Ok(c) = open(client.clone()).await {
+                        *slot.write().unwrap_or_else(|e| e.into_inner()) = Some(c);
+                        tracing::info!("login lockout: connected to Redis");
+                        return;
+                    }
+                }
+            });
+        }
         Ok(RedisLockout {
             conn,
             handle: runtime.handle().clone(),
@@ -93,6 +105,11 @@ impl RedisLockout {
             warned: Arc::new(AtomicU64::new(0)),
             start: Instant::now(),
         })
+    }
+
+    /// The connection, if made.
+    fn current(&self) -> Option<ConnectionManager> {
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Keys start with `prefix` (default `ftps:`): fleets sharing one Redis keep apart.
@@ -121,6 +138,20 @@ impl RedisLockout {
     }
 }
 
+/// A connection to `client`, answering PING, within 5 s.
+async fn open(client: redis::Client) -> Result<ConnectionManager, String> {
+    let connect = async {
+        let mut conn = ConnectionManager::new(client).await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok::<_, redis::RedisError>(conn)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer".into()),
+    }
+}
+
 impl Drop for RedisLockout {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
@@ -131,7 +162,10 @@ impl Drop for RedisLockout {
 
 impl Lockout for RedisLockout {
     fn allows(&self, ip: IpAddr) -> BoxFuture<'_, bool> {
-        let mut conn = self.conn.clone();
+        let Some(mut conn) = self.current() else {
+            self.warn("is not connected");
+            return Box::pin(std::future::ready(self.local.allows_now(ip)));
+        };
         let key = self.key("lock", ip);
         let task = self.handle.spawn(async move {
             let mut exists = redis::cmd("EXISTS");
@@ -157,7 +191,10 @@ impl Lockout for RedisLockout {
 
     fn failed(&self, ip: IpAddr) -> BoxFuture<'_, ()> {
         self.local.failed_now(ip);
-        let mut conn = self.conn.clone();
+        let Some(mut conn) = self.current() else {
+            self.warn("is not connected");
+            return Box::pin(std::future::ready(()));
+        };
         let (fail, lock) = (self.key("fail", ip), self.key("lock", ip));
         let (window, lock_for, failures) = (
             self.window.as_secs().max(1),

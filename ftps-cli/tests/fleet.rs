@@ -357,7 +357,19 @@ fn a_fleet_behind_haproxy() {
                                 .count()
                         })
                         .sum::<usize>();
-                    outcomes.push((put.status.success(), get.status.success(), same, retried));
+                    let said = [&put, &get]
+                        .iter()
+                        .filter(|o| !o.status.success())
+                        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" / ");
+                    outcomes.push((
+                        put.status.success(),
+                        get.status.success(),
+                        same,
+                        retried,
+                        said,
+                    ));
                 }
             }
             outcomes
@@ -380,7 +392,7 @@ fn a_fleet_behind_haproxy() {
     });
     let failed = clients
         .iter()
-        .filter(|(p, g, same, _)| !(*p && *g && *same))
+        .filter(|(p, g, same, _, _)| !(*p && *g && *same))
         .count();
     let retries: usize = clients.iter().map(|c| c.3).sum();
     eprintln!(

@@ -104,6 +104,17 @@ impl Hasher {
     }
 }
 
+/// How many bytes to read next for a hash of `limit` bytes (or to the end) of which
+/// `done` are hashed: at most [`HASH_CHUNK`]; `None` once the limit is reached. Shared by
+/// [`hash_reader`] and the async storage's default hash.
+pub(crate) fn next_read(limit: Option<u64>, done: u64) -> Option<usize> {
+    match limit {
+        Some(l) if done >= l => None,
+        Some(l) => Some(usize::try_from(l - done).map_or(HASH_CHUNK, |n| n.min(HASH_CHUNK))),
+        None => Some(HASH_CHUNK),
+    }
+}
+
 /// Hashes what `reader` gives, in [`HASH_CHUNK`] reads: `limit` bytes exactly (a shorter
 /// file is [`StorageError::InvalidOffset`]: the range no longer lies within it), or to
 /// the end when `limit` is `None`.
@@ -115,12 +126,7 @@ pub fn hash_reader(
     let mut hasher = Hasher::new(algorithm);
     let mut buf = vec![0u8; HASH_CHUNK];
     let mut bytes = 0u64;
-    loop {
-        let want = match limit {
-            Some(l) if bytes >= l => break,
-            Some(l) => usize::try_from(l - bytes).map_or(HASH_CHUNK, |n| n.min(HASH_CHUNK)),
-            None => HASH_CHUNK,
-        };
+    while let Some(want) = next_read(limit, bytes) {
         let n = match reader.read(&mut buf[..want]) {
             Ok(0) if limit.is_some() => return Err(StorageError::InvalidOffset),
             Ok(0) => break,

@@ -166,12 +166,7 @@ pub trait Storage: Send + Sync + 'static {
             let mut hasher = Hasher::new(algorithm);
             let mut bytes = 0u64;
             let mut buf = Vec::with_capacity(HASH_CHUNK);
-            loop {
-                let want = match limit {
-                    Some(l) if bytes >= l => break,
-                    Some(l) => usize::try_from(l - bytes).map_or(HASH_CHUNK, |n| n.min(HASH_CHUNK)),
-                    None => HASH_CHUNK,
-                };
+            while let Some(want) = crate::hash::next_read(limit, bytes) {
                 buf.resize(want, 0);
                 let chunk = self.read(reader, buf).await;
                 (reader, buf) = (chunk.io, chunk.buf);

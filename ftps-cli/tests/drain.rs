@@ -5,43 +5,14 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 mod support;
-use support::{free_port, start};
+use support::{PlainControl, free_port, http_get, start};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 fn get(port: u16, path: &str) -> String {
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(tcp, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut all = String::new();
-    tcp.read_to_string(&mut all).unwrap();
-    all
-}
-
-/// A plain control connection, logged in.
-struct Control(BufReader<TcpStream>);
-
-impl Control {
-    fn login(port: u16) -> Control {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut c = Control(BufReader::new(tcp));
-        assert!(c.line().starts_with("220"));
-        assert!(c.cmd("USER alice").starts_with("331"));
-        assert!(c.cmd("PASS pw").starts_with("230"));
-        c
-    }
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.0.read_line(&mut l).unwrap();
-        l
-    }
-    fn cmd(&mut self, line: &str) -> String {
-        write!(self.0.get_mut(), "{line}\r\n").unwrap();
-        self.line()
-    }
+    http_get("127.0.0.1", port, path)
 }
 
 #[test]
@@ -70,8 +41,8 @@ fn sigterm_drains_then_exits_zero() {
         &[],
     );
     assert!(get(metrics, "/health").contains("200 OK"));
-    let mut idle = Control::login(port);
-    let mut up = Control::login(port);
+    let mut idle = PlainControl::login(port);
+    let mut up = PlainControl::login(port);
     let epsv = up.cmd("EPSV");
     let data_port: u16 = epsv
         .split("|||")

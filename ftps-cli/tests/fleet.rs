@@ -11,11 +11,11 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 mod support;
-use support::{free_port, have};
+use support::{free_port, have, wait_ready};
 
 use ftps_conformance::garage::Garage;
 use ftps_conformance::redis::Redis;
-use std::io::{BufRead, BufReader, Read, Write};
+
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -24,10 +24,7 @@ use std::time::{Duration, Instant};
 /// Ports `base..base + n` free on every address the fleet binds (below the ephemeral
 /// range, so that no outgoing connection takes one meanwhile).
 fn free_range(n: u16) -> u16 {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
+    let low = ftps_conformance::peers::ephemeral_start();
     let ips = ["127.0.0.1", "127.0.0.11", "127.0.0.12", "127.0.0.13"];
     let mut base = 20_000 + (std::process::id() % 97) as u16 * 100;
     while base + n < low {
@@ -95,16 +92,7 @@ fn node(f: &Fleet<'_>, n: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "node {n} did not start");
-        match lines.next() {
-            Some(Ok(l)) if l.contains("Ctrl-C") => break,
-            Some(_) => {}
-            None => panic!("node {n} exited"),
-        }
-    }
+    wait_ready(&mut child);
     child
 }
 
@@ -148,11 +136,7 @@ fn curl(from: &str, cert: &Path, control: u16, password: &str, args: &[&str], pa
 
 /// `ftps_transfers_total` by kind on a node's metrics listener.
 fn transfers(ip: &str, port: u16, kind: &str) -> f64 {
-    let mut tcp = TcpStream::connect((ip, port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(tcp, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut all = String::new();
-    tcp.read_to_string(&mut all).unwrap();
+    let all = support::http_get(ip, port, "/metrics");
     all.lines()
         .filter(|l| {
             l.starts_with("ftps_transfers_total{") && l.contains(&format!("kind=\"{kind}\""))

@@ -6,18 +6,13 @@
 mod support;
 use support::free_port;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `GET path` on `port`: the status line and the body.
 fn get(port: u16, path: &str) -> (String, String) {
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(tcp, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut all = String::new();
-    tcp.read_to_string(&mut all).unwrap();
+    let all = support::http_get("127.0.0.1", port, path);
     let (head, body) = all.split_once("\r\n\r\n").unwrap();
     (head.lines().next().unwrap().to_owned(), body.to_owned())
 }

@@ -16,9 +16,9 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 mod support;
-use support::{free_port, start};
+use support::{PlainControl, free_port, start};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -224,30 +224,6 @@ fn a_drain_between_two_uploads_is_retried() {
     assert!(stored == Some(b));
 }
 
-/// A plain control connection, logged in.
-struct Control(BufReader<TcpStream>);
-
-impl Control {
-    fn login(port: u16) -> Control {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut c = Control(BufReader::new(tcp));
-        assert!(c.line().starts_with("220"));
-        assert!(c.cmd("USER alice").starts_with("331"));
-        assert!(c.cmd("PASS pw").starts_with("230"));
-        c
-    }
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.0.read_line(&mut l).unwrap();
-        l
-    }
-    fn cmd(&mut self, line: &str) -> String {
-        write!(self.0.get_mut(), "{line}\r\n").unwrap();
-        self.line()
-    }
-}
-
 /// Finding 2. A node draining with `--drain-grace 60` holds an upload that does not move
 /// (a client that keeps its transfer open). The operator sends SIGTERM again, as one does
 /// (or presses Ctrl-C twice): nothing happens — the signal is taken by the drain's
@@ -274,7 +250,7 @@ fn a_second_sigterm_ends_the_grace_period() {
             "60",
         ],
     );
-    let mut up = Control::login(port);
+    let mut up = PlainControl::login(port);
     let epsv = up.cmd("EPSV");
     let data_port: u16 = epsv
         .split("|||")
@@ -353,7 +329,7 @@ fn a_node_starts_while_redis_is_down() {
         panic!("the node did not start while Redis is down: {e}");
     }
     // It serves: a login goes through (the lockout failing open).
-    let mut c = Control::login(port);
+    let mut c = PlainControl::login(port);
     assert!(c.cmd("QUIT").starts_with("221"));
     let _ = child.kill();
     let _ = child.wait();

@@ -349,10 +349,7 @@ fn garage_cli(program: &Path, config: &Path, args: &[&str]) -> Result<String, St
 /// Three distinct free ports below the kernel's ephemeral range (which outgoing
 /// connections draw from, so a port picked there can be taken before the node binds it).
 pub(crate) fn quiet_ports() -> (u16, u16, u16) {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
+    let low = crate::peers::ephemeral_start();
     let (from, to) = (10_000u16, low.max(10_100));
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

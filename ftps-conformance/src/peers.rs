@@ -212,6 +212,15 @@ impl Drop for Peer {
     }
 }
 
+/// The first port of the kernel's ephemeral range (outgoing connections draw from it, so
+/// a port picked below it is not taken by one between the pick and its bind).
+pub fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+}
+
 /// A free loopback port.
 ///
 /// The peers' passive ranges (vsftpd 31000-31999, ProFTPD 30000-30999, Pure-FTPd

@@ -13,6 +13,7 @@ pub struct Redis {
     dir: PathBuf,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    program: &'static str,
 }
 
 impl Redis {
@@ -40,34 +41,57 @@ impl Redis {
         std::fs::create_dir_all(&dir).expect("redis dir");
         for _ in 0..3 {
             let (port, _, _) = crate::garage::quiet_ports();
-            let child = Command::new(program)
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args([
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--protected-mode",
-                    "yes",
-                ])
-                .arg("--dir")
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server starts");
             let mut redis = Redis {
-                child: Some(child),
+                child: None,
                 dir: dir.clone(),
                 port,
+                program,
             };
-            if redis.wait_up() {
+            if redis.spawn() {
                 return Some(redis);
             }
             redis.stop();
         }
         panic!("redis-server did not start");
+    }
+
+    /// Starts the server on its port; whether it answers within 10 s.
+    fn spawn(&mut self) -> bool {
+        let child = Command::new(self.program)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        self.wait_up()
+    }
+
+    /// Stops it and starts it again on its port, empty (a Redis restarted).
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(self.spawn(), "redis-server did not start again");
+    }
+
+    /// Sends it `signal` (`-STOP`: a Redis that hangs, the connections open; `-CONT`).
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("redis-server runs");
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
     }
 
     /// Whether it answers PING within 10 s (false once it exited).

@@ -76,3 +76,44 @@ pub(crate) fn wait_ready(child: &mut Child) {
         }
     }
 }
+
+/// `GET path` on `ip:port` (the metrics listener): the whole response, head and body.
+pub(crate) fn http_get(ip: &str, port: u16, path: &str) -> String {
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect((ip, port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut all = String::new();
+    tcp.read_to_string(&mut all).unwrap();
+    all
+}
+
+/// A plain control connection to 127.0.0.1:`port`, logged in as alice (password `pw`),
+/// read a line at a time.
+pub(crate) struct PlainControl(BufReader<std::net::TcpStream>);
+
+impl PlainControl {
+    /// Connects and logs in.
+    pub(crate) fn login(port: u16) -> PlainControl {
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut c = PlainControl(BufReader::new(tcp));
+        assert!(c.line().starts_with("220"));
+        assert!(c.cmd("USER alice").starts_with("331"));
+        assert!(c.cmd("PASS pw").starts_with("230"));
+        c
+    }
+
+    /// The next line the server sends.
+    pub(crate) fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.0.read_line(&mut l).unwrap();
+        l
+    }
+
+    /// Sends `line`; the first line of the reply.
+    pub(crate) fn cmd(&mut self, line: &str) -> String {
+        write!(self.0.get_mut(), "{line}\r\n").unwrap();
+        self.line()
+    }
+}

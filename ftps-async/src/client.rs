@@ -435,9 +435,10 @@ impl<R: Runtime> Client<R> {
                 Action::ConnectData { id, addr, tls } => {
                     let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
                     let limit = self.options.session.data_timeout;
+                    let from = self.options.source_address;
                     let report = self.data_tx.clone();
                     let task = R::spawn(async move {
-                        let connected = connect_data::<R>(addr, connector, limit).await;
+                        let connected = connect_data::<R>(addr, from, connector, limit).await;
                         let _ = report.send((id, connected)).await;
                     });
                     self.data.insert(id, task);
@@ -962,12 +963,16 @@ fn transferred<R: Runtime>(output: Output) -> Result<u64, Error<R>> {
     Ok(output.into_bytes()?)
 }
 
+/// A passive-mode data connection to `addr`, from `from` if the session has a source
+/// address (a server checks that its data connections come from the control
+/// connection's client).
 async fn connect_data<R: Runtime>(
     addr: SocketAddr,
+    from: Option<std::net::IpAddr>,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     limit: Duration,
 ) -> io::Result<Stream<R>> {
-    let tcp = timeout::<R, _>(limit, R::connect(addr))
+    let tcp = timeout::<R, _>(limit, R::connect(addr, from))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection timed out"))??;
     secure_data::<R>(tcp, tls, limit).await
@@ -1167,7 +1172,8 @@ struct ControlLink<R: Runtime> {
 async fn open_control<R: Runtime>(options: &ClientOptions) -> Result<ControlLink<R>, Error<R>> {
     let store = SessionStore::new();
     let connector = options.tls_config(store.clone())?;
-    let connecting = R::connect_host(options.host.clone(), options.port);
+    let connecting =
+        crate::connect_named::<R>(options.host.clone(), options.port, options.source_address);
     let tcp = timeout::<R, _>(options.connect_timeout, connecting)
         .await
         .map_err(|_| Error::Protocol(client::ClientError::Timeout))??;

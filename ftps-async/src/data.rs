@@ -353,7 +353,7 @@ pub(crate) async fn active<R: Runtime, S: Storage>(
 ) {
     let kill = ctx.kill.clone();
     let _held = kill.guard();
-    match timeout::<R, _>(ctx.connect_timeout, R::connect(addr)).await {
+    match timeout::<R, _>(ctx.connect_timeout, R::connect(addr, None)).await {
         Ok(Ok(stream)) => run::<R, S>(ctx, stream, addr, job, cmds).await,
         Ok(Err(e)) => ctx.report(IoEvent::DataFailed {
             id: ctx.id,

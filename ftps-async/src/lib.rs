@@ -51,5 +51,6 @@ pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use lockout::{LocalLockout, Lockout};
 pub use on_pool::OnPool;
 pub use proxy::TrustedProxies;
-pub use runtime::{BoxFuture, Runtime};
+pub use runtime::{BoxFuture, Runtime, connect_named};
+pub use socket::bound_socket;
 pub use server::{ConnectionInfo, Server};

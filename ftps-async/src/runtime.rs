@@ -5,7 +5,7 @@
 use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -33,9 +33,15 @@ pub trait Runtime: Send + Sync + 'static {
     /// A local file.
     type File: AsyncRead + AsyncWrite + AsyncSeek + Unpin + Send + 'static;
 
-    /// Connects to `addr`.
-    fn connect(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Tcp>>;
-    /// Connects to `host:port` (resolving the name).
+    /// Connects to `addr`; from the local address `from` if given (bound before the
+    /// connect, port chosen by the system; see [`crate::bound_socket`]), else from
+    /// whichever the system's routes choose.
+    fn connect(
+        addr: SocketAddr,
+        from: Option<IpAddr>,
+    ) -> BoxFuture<'static, io::Result<Self::Tcp>>;
+    /// Connects to `host:port` (resolving the name), from whichever local address the
+    /// system's routes choose. [`connect_named`] adds a chosen one.
     fn connect_host(host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>>;
     /// Binds a listener.
     fn bind(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Listener>>;
@@ -134,4 +140,39 @@ pub async fn timeout<R: Runtime, T>(
     future: impl Future<Output = T> + Send,
 ) -> Result<T, Elapsed> {
     R::timeout(limit, future).await
+}
+
+/// Connects to `host:port` from the local address `from` if given: the name resolved (on
+/// the blocking pool), then its addresses of `from`'s family tried in order, the first
+/// that connects kept (an IPv4 source cannot reach an IPv6 address, nor the reverse); an
+/// IP address is connected to as it is.
+/// Without `from`, [`Runtime::connect_host`].
+pub async fn connect_named<R: Runtime>(
+    host: String,
+    port: u16,
+    from: Option<IpAddr>,
+) -> io::Result<R::Tcp> {
+    let Some(from) = from else {
+        return R::connect_host(host, port).await;
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return R::connect(SocketAddr::new(ip, port), Some(from)).await;
+    }
+    let name = host.clone();
+    let resolved =
+        R::unblock(move || (name.as_str(), port).to_socket_addrs().map(Vec::from_iter)).await?;
+    let mut last = io::Error::new(
+        io::ErrorKind::AddrNotAvailable,
+        format!(
+            "{host} has no {} address to reach from {from}",
+            if from.is_ipv4() { "IPv4" } else { "IPv6" }
+        ),
+    );
+    for addr in resolved.into_iter().filter(|a| a.is_ipv4() == from.is_ipv4()) {
+        match R::connect(addr, Some(from)).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }

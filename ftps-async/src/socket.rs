@@ -1,6 +1,7 @@
 //! A control connection's socket, as a server takes it: kernel buffers bounded.
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 
 /// The kernel send and receive buffers asked for on a control connection, in bytes
 /// (Linux doubles the figure for its bookkeeping, so about 32 KiB each).
@@ -28,4 +29,29 @@ pub(crate) fn control_socket(sock: socket2::SockRef<'_>) -> io::Result<()> {
 pub(crate) fn out_of_descriptors(e: &io::Error) -> bool {
     // EMFILE and ENFILE on Linux and the BSDs.
     matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+/// A TCP socket for a connection to `addr`, bound to `from` (port 0: the system's
+/// choice) and not yet connected: what each runtime's [`Runtime::connect`] with a source
+/// address starts from, before connecting it its own way. Fails with `InvalidInput` when
+/// the families differ (an IPv4 source cannot reach an IPv6 address), and as `bind(2)`
+/// fails when `from` is no address of this host (`AddrNotAvailable`).
+///
+/// [`Runtime::connect`]: crate::Runtime::connect
+pub fn bound_socket(addr: SocketAddr, from: IpAddr) -> io::Result<socket2::Socket> {
+    if addr.is_ipv4() != from.is_ipv4() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot reach {addr} from {from}: the address families differ"),
+        ));
+    }
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket
+        .bind(&SocketAddr::new(from, 0).into())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind to {from}: {e}")))?;
+    Ok(socket)
 }

@@ -10,6 +10,7 @@ use ftps_proto::tls::{
 };
 use ftps_proto::{ParseError, Password, Username};
 use rustls::pki_types::ServerName;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,13 @@ pub struct ClientOptions {
     /// Connect timeout (TCP; the control TLS handshake is bounded by
     /// [`ClientConfig::reply_timeout`]). Default 20 s.
     pub connect_timeout: Duration,
+    /// The local address every connection of the session starts from — the control
+    /// connection, each passive data connection, and the listener of an active one (as
+    /// curl's `--interface` with an address, lftp's `net:socket-bind-ipv4`, Python
+    /// ftplib's `source_address`); the port is the system's choice. Only the server's
+    /// addresses of its family are tried. `None` (the default): the system chooses, by
+    /// its routes.
+    pub source_address: Option<IpAddr>,
     /// The session's settings: TLS mode, user and password, PROT level, passive/EPSV,
     /// the virtual host, the reply and data timeouts, the input bounds.
     pub session: ClientConfig,
@@ -51,6 +59,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("port", &self.port)
             .field("pins", &self.pins.len())
             .field("connect_timeout", &self.connect_timeout)
+            .field("source_address", &self.source_address)
             .field("session", &self.session)
             .finish_non_exhaustive()
     }
@@ -80,6 +89,7 @@ impl ClientOptions {
             pins: Vec::new(),
             identity: None,
             connect_timeout: Duration::from_secs(20),
+            source_address: None,
             session,
         }
     }
@@ -109,6 +119,13 @@ impl ClientOptions {
     #[must_use]
     pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
         self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// Sets [`source_address`](Self::source_address).
+    #[must_use]
+    pub fn with_source_address(mut self, source_address: Option<IpAddr>) -> Self {
+        self.source_address = source_address;
         self
     }
 

@@ -15,7 +15,7 @@ use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
 use std::cell::Cell;
 use std::future::Future;
 use std::io::{self, Read, Seek, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
@@ -390,8 +390,21 @@ impl Runtime for Threads {
         }))
     }
 
-    fn connect(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Tcp>> {
-        Box::pin(async move { connect_any(std::iter::once(addr)) })
+    fn connect(
+        addr: SocketAddr,
+        from: Option<IpAddr>,
+    ) -> BoxFuture<'static, io::Result<Self::Tcp>> {
+        Box::pin(async move {
+            let Some(from) = from else {
+                return connect_any(std::iter::once(addr));
+            };
+            let socket = ftps_async::bound_socket(addr, from)?;
+            match time_left()? {
+                Some(left) => socket.connect_timeout(&addr.into(), left)?,
+                None => socket.connect(&addr.into())?,
+            }
+            Ok(Tcp::new(socket.into()))
+        })
     }
 
     fn connect_host(host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>> {

@@ -106,6 +106,12 @@ pub(crate) struct Connection {
     /// Active mode (PORT/EPRT) instead of passive.
     #[arg(long)]
     active: bool,
+    /// Start every connection (control and data, and an active-mode listener) from this
+    /// local IP address, as curl's `--interface` with an address: for a host with
+    /// several addresses, or a server that allows only some. Only the server's addresses
+    /// of its family (IPv4 or IPv6) are tried.
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_interface)]
+    interface: Option<std::net::IpAddr>,
     /// Data protection level.
     #[arg(long, value_enum)]
     prot: Option<ProtArg>,
@@ -114,6 +120,13 @@ pub(crate) struct Connection {
     /// and the command fails (exit 6); a hostile server cannot fill memory with one.
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
     max_listing: u64,
+}
+
+/// `--interface`: an IP address (an interface's name, which curl also takes, is not).
+fn parse_interface(s: &str) -> Result<std::net::IpAddr, String> {
+    s.parse().map_err(|_| {
+        format!("{s:?}: an IP address of this host (interface names are not supported)")
+    })
 }
 
 /// A byte count: digits, optionally followed by K, M or G (powers of 1024).
@@ -273,6 +286,7 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
         None => url.mode,
     };
     options.session.passive = !conn.active;
+    options.source_address = conn.interface;
     options.session.protection = match conn.prot {
         Some(ProtArg::C) => ProtectionLevel::Clear,
         _ => ProtectionLevel::Private,

@@ -1,12 +1,14 @@
 //! Issue 16: a fleet on loopback, for real — HAProxy (Debian's) on 127.0.0.1 balancing
 //! three `ftps serve` nodes on 127.0.0.11-13 (the control port round-robin, each node's
 //! passive range forwarded to it, both with `send-proxy-v2`), sharing one object store (a
-//! Garage node) and a Redis lockout. Clients come from 127.0.0.2 and 127.0.0.3 (curl
-//! `--interface`) and 127.0.0.1 (`ftps`): a file uploaded through one node is downloaded
-//! through another, byte for byte; wrong passwords from 127.0.0.2 lock 127.0.0.2 out on
-//! every node and leave 127.0.0.3 alone; a rolling restart (each node drained with
-//! SIGTERM and started again) while clients transfer with `--retry` loses nothing; nodes
-//! killed with SIGKILL mid-upload leave nothing of it in the store.
+//! Garage node) and a Redis lockout; HAProxy checks each node's `/health`. Clients come
+//! from 127.0.0.2 and 127.0.0.3 (curl and `ftps` with `--interface`, lftp with
+//! `net:socket-bind-ipv4`): a file uploaded through one node is downloaded through
+//! another, byte for byte; wrong passwords from 127.0.0.2 lock 127.0.0.2 out on every
+//! node and leave 127.0.0.3 alone; a draining node is taken out by HAProxy's check (503)
+//! while its upload finishes; a rolling restart (each node drained with SIGTERM and
+//! started again) while clients transfer with `--retry` loses nothing; nodes killed with
+//! SIGKILL mid-upload leave nothing of it in the store.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -96,17 +98,31 @@ fn node(f: &Fleet<'_>, n: u16) -> Child {
     child
 }
 
-/// HAProxy's configuration: the recipe the README gives.
-fn haproxy_config(control: u16, node_port: u16, pasv: &[u16; 3]) -> String {
-    let mut c = String::from(
-        "global\n  maxconn 2000\n\
-         defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n",
+/// HAProxy's configuration: the recipe the README gives, and a stats socket in `dir`.
+fn haproxy_config(
+    dir: &Path,
+    control: u16,
+    node_port: u16,
+    metrics: u16,
+    pasv: &[u16; 3],
+) -> String {
+    let mut c = format!(
+        "global\n  maxconn 2000\n  stats socket {}/haproxy.sock mode 600 level admin\n\
+         defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
+         timeout check 2s\n",
+        dir.display()
     );
     c += &format!("frontend control\n  bind 127.0.0.1:{control}\n  default_backend nodes\n");
-    // A node that is down (restarting) refuses the connection: the next one takes it.
-    c += "backend nodes\n  balance roundrobin\n  option redispatch\n  retries 2\n";
+    // Each node's /health asked every 200 ms: a draining node (503) is out after one
+    // answer, a restarted one back after one. A node that is down (restarting) between
+    // checks refuses the connection: the next one takes it.
+    c += "backend nodes\n  balance roundrobin\n  option redispatch\n  retries 2\n\
+          option httpchk GET /health\n  http-check expect status 200\n";
     for n in 1..=3 {
-        c += &format!("  server n{n} 127.0.0.1{n}:{node_port} send-proxy-v2 source 127.0.0.1\n");
+        c += &format!(
+            "  server n{n} 127.0.0.1{n}:{node_port} send-proxy-v2 source 127.0.0.1 \
+             check port {metrics} inter 200 fall 1 rise 1\n"
+        );
     }
     for (i, base) in pasv.iter().enumerate() {
         let n = i + 1;
@@ -132,6 +148,39 @@ fn curl(from: &str, cert: &Path, control: u16, password: &str, args: &[&str], pa
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// What HAProxy's stats socket says of node `n` in the control backend: its status
+/// (`UP`, `DOWN`, ...) and its last check's (`L7OK`, `L7STS` an unwanted HTTP status,
+/// `L4CON` refused, ...).
+fn node_state(dir: &Path, n: u16) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut sock = std::os::unix::net::UnixStream::connect(dir.join("haproxy.sock")).ok()?;
+    sock.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    sock.write_all(b"show stat\n").ok()?;
+    let mut csv = String::new();
+    sock.read_to_string(&mut csv).ok()?;
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (status, check) = (col("status")?, col("check_status")?);
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&"nodes") && f.get(1) == Some(&format!("n{n}").as_str()))
+        .map(|f| (f[status].to_owned(), f[check].to_owned()))
+}
+
+/// Waits (at most 15 s) until HAProxy's check of node `n` gives `status`; the last
+/// state seen.
+fn await_state(dir: &Path, n: u16, status: &str) -> Option<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = node_state(dir, n);
+        if state.as_ref().is_some_and(|(s, _)| s == status) || Instant::now() > deadline {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `ftps_transfers_total` by kind on a node's metrics listener.
@@ -177,7 +226,11 @@ fn a_fleet_behind_haproxy() {
     };
     let mut nodes = Killed((1..=3).map(|n| node(&fleet, n)).collect());
     let config = dir.join("haproxy.cfg");
-    std::fs::write(&config, haproxy_config(control, node_port, &fleet.pasv)).unwrap();
+    std::fs::write(
+        &config,
+        haproxy_config(&dir, control, node_port, metrics, &fleet.pasv),
+    )
+    .unwrap();
     let balancer = Command::new("/usr/sbin/haproxy")
         .arg("-f")
         .arg(&config)
@@ -192,6 +245,14 @@ fn a_fleet_behind_haproxy() {
     while TcpStream::connect(("127.0.0.1", control)).is_err() {
         assert!(Instant::now() < deadline, "haproxy did not listen");
         std::thread::sleep(Duration::from_millis(50));
+    }
+    for n in 1..=3 {
+        let state = await_state(&dir, n, "UP");
+        assert_eq!(
+            state.as_ref().map(|s| s.0.as_str()),
+            Some("UP"),
+            "node {n}: {state:?}"
+        );
     }
 
     // Uploaded from 127.0.0.2 through one node, downloaded from 127.0.0.3 through the
@@ -243,6 +304,28 @@ fn a_fleet_behind_haproxy() {
         up_node, down_node,
         "one node served both: {ups:?} {downs:?}"
     );
+
+    // Ours alike: put from 127.0.0.2, got back from 127.0.0.3 (`--interface`: the
+    // control and data connections both from it, or the node would refuse the data).
+    let ours = |from: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ftps"))
+            .current_dir(&dir)
+            .args(args)
+            .arg("--ca-cert")
+            .arg(&cert)
+            .args(["--user", "alice", "--interface", from])
+            .env("FTPS_PASSWORD", "pw")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ours_url = format!("ftp://127.0.0.1:{control}/ours.bin");
+    let put = ours("127.0.0.2", &["put", &up, &ours_url]);
+    assert!(put.status.success(), "ftps put: {}", String::from_utf8_lossy(&put.stderr));
+    let ours_back = dir.join("ours-back.bin").to_string_lossy().into_owned();
+    let get = ours("127.0.0.3", &["get", &ours_url, &ours_back]);
+    assert!(get.status.success(), "ftps get: {}", String::from_utf8_lossy(&get.stderr));
+    assert!(std::fs::read(&ours_back).unwrap() == body, "ours: the download differs");
 
     // lftp from 127.0.0.3: a put and a get through the balancer (each a session of its
     // own node, round robin), byte for byte.
@@ -296,6 +379,61 @@ fn a_fleet_behind_haproxy() {
         );
     }
 
+    // Health: node 1 drained (SIGTERM) while curl uploads to it slowly (from 127.0.0.3,
+    // straight to the node, no PROXY header: 127.0.0.3 is no balancer; its data
+    // connection comes through the balancer's range for node 1). HAProxy's check sees
+    // /health answer 503 and takes the node out while the upload finishes; the node
+    // then exits 0, the upload complete in the store; started again, it is back in.
+    let drained = dir.join("drained.bin");
+    std::fs::write(&drained, vec![3u8; 2 << 20]).unwrap();
+    let mut slow_up = Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "--limit-rate", "1M", "--interface", "127.0.0.3"])
+        .arg("--cacert")
+        .arg(&cert)
+        .args(["-u", "alice:pw", "-T"])
+        .arg(&drained)
+        // (the certificate names 127.0.0.1)
+        .arg("--connect-to")
+        .arg(format!("127.0.0.1:{node_port}:127.0.0.11:{node_port}"))
+        .arg(format!("ftp://127.0.0.1:{node_port}/drained.bin"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let term = Command::new("kill")
+        .args(["-TERM", &nodes.0[0].id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = await_state(&dir, 1, "DOWN");
+    if out.as_ref().is_some_and(|o| o.1 != "L7STS") {
+        let _ = slow_up.wait();
+        let mut said = String::new();
+        let _ = std::io::Read::read_to_string(&mut slow_up.stderr.take().unwrap(), &mut said);
+        eprintln!("curl to the draining node: {said}");
+    }
+    assert_eq!(
+        out,
+        Some(("DOWN".to_owned(), "L7STS".to_owned())),
+        "node 1 draining: HAProxy's check did not see /health say 503"
+    );
+    assert!(slow_up.wait().unwrap().success(), "the upload to the draining node failed");
+    let status = nodes.0[0].wait().unwrap();
+    assert!(status.success(), "node 1 drained with {status}");
+    assert_eq!(
+        garage.object("fleet/drained.bin").map(|b| b.len()),
+        Some(2 << 20),
+        "the upload finished during the drain is not in the store whole"
+    );
+    nodes.0[0] = node(&fleet, 1);
+    let back_in = await_state(&dir, 1, "UP");
+    assert_eq!(
+        back_in.as_ref().map(|s| s.0.as_str()),
+        Some("UP"),
+        "node 1 restarted: {back_in:?}"
+    );
+
     // A rolling restart while our client moves files through the balancer with --retry:
     // each node drained (SIGTERM: it must exit 0) and started again, in turn.
     let files: Vec<Vec<u8>> = (0..4u32)
@@ -314,7 +452,7 @@ fn a_fleet_behind_haproxy() {
             .args(args)
             .arg("--ca-cert")
             .arg(&cert)
-            .args(["--user", "alice", "--retry", "8"])
+            .args(["--user", "alice", "--retry", "8", "--interface", "127.0.0.3"])
             .env("FTPS_PASSWORD", "pw")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

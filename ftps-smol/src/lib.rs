@@ -29,7 +29,7 @@
 use ftps_async::runtime::{BoxFuture, Closer, Runtime};
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub use ftps_async::{ConnectionInfo, TrustedProxies};
@@ -93,8 +93,14 @@ impl Runtime for Smol {
         }))
     }
 
-    fn connect(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Tcp>> {
-        Box::pin(smol::net::TcpStream::connect(addr))
+    fn connect(
+        addr: SocketAddr,
+        from: Option<IpAddr>,
+    ) -> BoxFuture<'static, io::Result<Self::Tcp>> {
+        match from {
+            None => Box::pin(smol::net::TcpStream::connect(addr)),
+            Some(from) => Box::pin(connect_from(addr, from)),
+        }
     }
 
     fn connect_host(host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>> {
@@ -146,4 +152,39 @@ impl Runtime for Smol {
     fn file_from_std(file: std::fs::File) -> Self::File {
         smol::fs::File::from(file)
     }
+}
+
+/// Connects to `addr` from `from`: a bound socket, connected without blocking, then
+/// awaited until writable (the connect's outcome is then its pending error, if any).
+async fn connect_from(addr: SocketAddr, from: IpAddr) -> io::Result<smol::net::TcpStream> {
+    let socket = ftps_async::bound_socket(addr, from)?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock || in_progress(&e) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = smol::Async::new(std::net::TcpStream::from(socket))?;
+    stream.writable().await?;
+    if let Some(e) = stream.get_ref().take_error()? {
+        return Err(e);
+    }
+    // Writable without a pending error, yet not connected: refused and the error read
+    // already by someone else; `peer_addr` says so.
+    stream.get_ref().peer_addr()?;
+    Ok(smol::net::TcpStream::from(stream))
+}
+
+/// Whether a non-blocking connect's error only says it goes on (`EINPROGRESS`, which
+/// `std` does not yet name on stable).
+#[cfg(unix)]
+fn in_progress(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINPROGRESS)
+}
+
+/// Whether a non-blocking connect's error only says it goes on (Windows says
+/// `WSAEWOULDBLOCK`, which is `WouldBlock`).
+#[cfg(not(unix))]
+fn in_progress(_: &io::Error) -> bool {
+    false
 }

@@ -5,7 +5,7 @@
 use ftps_async::runtime::{BoxFuture, Closer, Runtime};
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -136,8 +136,22 @@ impl Runtime for Tokio {
         dup_closer(socket2::SockRef::from(listener))
     }
 
-    fn connect(addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::Tcp>> {
-        Box::pin(async move { Ok(Tcp(Arc::new(tokio::net::TcpStream::connect(addr).await?))) })
+    fn connect(
+        addr: SocketAddr,
+        from: Option<IpAddr>,
+    ) -> BoxFuture<'static, io::Result<Self::Tcp>> {
+        Box::pin(async move {
+            let tcp = match from {
+                None => tokio::net::TcpStream::connect(addr).await?,
+                Some(from) => {
+                    let socket = ftps_async::bound_socket(addr, from)?;
+                    socket.set_nonblocking(true)?;
+                    let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
+                    socket.connect(addr).await?
+                }
+            };
+            Ok(Tcp(Arc::new(tcp)))
+        })
     }
 
     fn connect_host(host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>> {

@@ -340,9 +340,6 @@ pub struct ConnectionInfo {
     pub local: SocketAddr,
     /// Explicit (AUTH TLS) or implicit (TLS from the first byte).
     pub mode: TlsMode,
-    /// Whether a trusted balancer named the client (a PROXY header): the client's own
-    /// first bytes are not checked for one.
-    pub proxied: bool,
 }
 
 impl ConnectionInfo {
@@ -352,7 +349,6 @@ impl ConnectionInfo {
             peer,
             local,
             mode,
-            proxied: false,
         }
     }
 
@@ -363,7 +359,6 @@ impl ConnectionInfo {
             peer: header.source.unwrap_or(balancer),
             local: header.destination.unwrap_or(balancer),
             mode,
-            proxied: true,
         }
     }
 }
@@ -401,9 +396,6 @@ struct Driver<R: Runtime, S: Storage, A> {
     slot: SessionSlot,
     /// Control input (clear text) the session has not taken yet.
     input: Vec<u8>,
-    /// The client's first bytes are still to be checked for a PROXY header it may not
-    /// send (only a trusted balancer may, before the session: see [`TrustedProxies`]).
-    first_input: bool,
     closing: bool,
     /// Counted among the open sessions while it lives.
     _counted: observe::SessionCount,
@@ -426,7 +418,6 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         peer,
         local: seen,
         mode,
-        proxied,
     } = info;
     R::set_nodelay(&tcp)?;
     let tls = match shared.tls.as_ref().map(SessionTls::new).transpose() {
@@ -460,7 +451,6 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         listener_slot: None,
         slot,
         input: Vec::new(),
-        first_input: !proxied,
         closing: false,
         _counted: observe::SessionCount::open(),
         session_id,
@@ -578,8 +568,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 progressed = true;
                 self.on_event(event).await;
             }
-            // Input still being checked for a PROXY header is not the session's yet.
-            if !self.input.is_empty() && !self.session.is_closed() && !self.first_input {
+            if !self.input.is_empty() && !self.session.is_closed() {
                 let used = self
                     .session
                     .handle_control_input(&self.input, Instant::now());
@@ -617,22 +606,6 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                     .handle_io(IoEvent::ControlTlsFailed(reason), now());
             }
             Taken::Failed => return self.session.handle_io(IoEvent::ControlClosed, now()),
-        }
-        if self.first_input && !self.input.is_empty() {
-            // A PROXY header from a client (or from a balancer not trusted to send one,
-            // or on a server that expects none): a protocol error, not a command. Told
-            // on the first bytes however they were split ("PRO", then "XY ..."): until
-            // there are enough to tell, the session is given none of them (review16a,
-            // finding 2).
-            match ftps_proto::proxy::starts_header(&self.input) {
-                Some(true) => {
-                    self.shared.warnings.untrusted_proxy_header(self.peer);
-                    self.input.clear();
-                    return self.session.handle_io(IoEvent::ControlClosed, now());
-                }
-                None => return,
-                Some(false) => self.first_input = false,
-            }
         }
         let used = self.session.handle_control_input(&self.input, now());
         self.input.drain(..used);
@@ -956,6 +929,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             }
             // Debug, not a warning: any peer can cause it once a connection, and warnings
             // a peer can repeat at will would flood the log (issue 13, finding 14's class).
+            Event::ProxyHeader => self.shared.warnings.untrusted_proxy_header(self.peer),
             Event::PlaintextDiscarded { bytes } => {
                 tracing::debug!(bytes, "plaintext after AUTH discarded")
             }

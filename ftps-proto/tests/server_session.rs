@@ -1417,6 +1417,40 @@ fn http_requests_on_the_control_connection_are_not_answered() {
 }
 
 #[test]
+fn a_proxy_header_from_the_client_closes_the_session_unanswered() {
+    // v1 and v2 as the first bytes, whole or split anywhere in their first bytes: the
+    // session takes nothing until it can tell, then closes without a reply.
+    let v2: &[u8] = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c";
+    let v1: &[u8] = b"PROXY TCP4 10.1.1.1 127.0.0.1 1111 21\r\nUSER a\r\n";
+    // (decided on "PROXY " and on v2's first 8 bytes)
+    for (header, decided) in [(v1, 6), (v2, 8)] {
+        for split in 1..decided {
+            let mut h = Harness::secure();
+            let before = h.replies.len();
+            assert_eq!(
+                h.session.handle_control_input(&header[..split], h.now),
+                0,
+                "{split}"
+            );
+            h.pump();
+            assert!(!h.closed, "decided on {split} bytes");
+            h.offer(header);
+            assert!(h.closed, "{header:?} split at {split}");
+            assert_eq!(h.replies.len(), before, "answered");
+            assert!(h.events.contains(&Event::ProxyHeader));
+        }
+    }
+    // Only the first bytes: later, "PROXY" is an unknown command like any other.
+    let mut h = Harness::new(allow_all(), TlsMode::Explicit);
+    assert_eq!(h.send("NOOP\nPROXY TCP4 1.2.3.4 127.0.0.1 1 21"), [200, 500]);
+    assert!(!h.closed);
+    // A first command that merely starts alike is a command.
+    let mut h = Harness::new(allow_all(), TlsMode::Explicit);
+    assert_eq!(h.send("PROT P"), [503]);
+    assert!(!h.closed);
+}
+
+#[test]
 fn telnet_floods_long_lines_and_stray_line_ends() {
     // 10k bytes of Telnet IAC IP / IAC DM, then a command: the command runs.
     let mut h = Harness::new(allow_all(), TlsMode::Explicit);

@@ -381,6 +381,12 @@ pub enum Event {
         /// such a session give way like one that has not logged in.
         anonymous: bool,
     },
+    /// The connection's first command bytes were a PROXY protocol header (v1 or v2):
+    /// only a balancer the server trusts may send one, and the adapter reads that before
+    /// the session starts; here it came from the client (or from a balancer not trusted,
+    /// or to a server that expects none) and would name any address it likes. The
+    /// session closed without a reply: a protocol error, not a command.
+    ProxyHeader,
     /// A logged-in session was reinitialized (REIN): it is not logged in any more.
     LoggedOut,
     /// Plaintext that followed `AUTH` in the same read was dropped unexecuted.

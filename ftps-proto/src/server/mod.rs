@@ -133,6 +133,9 @@ pub struct ServerSession {
     events: VecDeque<Event>,
     timers: TimerTable,
     closed: bool,
+    /// Whether the first command bytes were seen not to start a PROXY header
+    /// ([`Event::ProxyHeader`]).
+    first_checked: bool,
     /// The server is going away ([`shut_down`](Self::shut_down)): the session ends, with
     /// 421, as soon as nothing is under way.
     shutting_down: bool,
@@ -257,6 +260,7 @@ impl ServerSession {
             events: VecDeque::new(),
             timers: TimerTable::default(),
             closed: false,
+            first_checked: false,
             shutting_down: false,
             login: LoginState::default(),
             unsent: 0,
@@ -355,6 +359,23 @@ impl ServerSession {
         if self.security.control == ControlState::Handshaking {
             self.discard(input.len());
             return input.len();
+        }
+        if !self.first_checked {
+            // A PROXY header as the first input: refused, however the bytes were split
+            // ("PRO", then "XY ..."): until there are enough to tell, none is taken
+            // (review16a, finding 2). The login timeout bounds the wait.
+            if input.is_empty() {
+                return 0;
+            }
+            match crate::proxy::starts_header(input) {
+                None => return 0,
+                Some(true) => {
+                    self.events.push_back(Event::ProxyHeader);
+                    self.close();
+                    return input.len();
+                }
+                Some(false) => self.first_checked = true,
+            }
         }
         if self.security.control == ControlState::Cleared && !self.security.leftover_checked {
             match crate::framing::after_tls(input) {

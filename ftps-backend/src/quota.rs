@@ -11,7 +11,9 @@
 //! renamed away or replaced meanwhile), with the user's deletes, renames and other
 //! commits held off while it does; what the replaced file no longer covers must then fit,
 //! or the upload stops with 552. (An append or a resumed upload writes in place: what
-//! it wrote before the quota stopped it stays, as for any broken resumable upload.)
+//! it wrote before the quota stopped it stays, as for any broken resumable upload; once
+//! it ends, kept or not, the file is measured and counted as it is. While it writes, its
+//! file cannot be deleted or renamed over: 450.)
 //! Changes made to the home by other means than this server are not seen until the
 //! server restarts.
 
@@ -69,6 +71,11 @@ struct Ledger {
     /// measured and made, so that what one replaces or removes is what it found there:
     /// two of them at once would each give back the same file.
     names: async_lock::Mutex<()>,
+    /// The names in-place uploads (APPE, REST + STOR) are writing, each with how many:
+    /// a delete of one, or a rename over it, is refused (450) while they write, since the
+    /// bytes they go on writing would land in a file no name holds, counted for good
+    /// (review16a, finding 5).
+    writing: Mutex<HashMap<VirtualPath, usize>>,
 }
 
 impl Ledger {
@@ -76,6 +83,19 @@ impl Ledger {
         Ledger {
             usage: Mutex::new(usage),
             names: async_lock::Mutex::default(),
+            writing: Mutex::default(),
+        }
+    }
+
+    fn writing(&self) -> std::sync::MutexGuard<'_, HashMap<VirtualPath, usize>> {
+        self.writing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Refused with [`StorageError::Busy`] (450) if an in-place upload writes `path`.
+    fn not_written(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        match self.writing().contains_key(path) {
+            true => Err(StorageError::Busy),
+            false => Ok(()),
         }
     }
 
@@ -252,10 +272,12 @@ impl<S: Storage> Quoted<S> {
             }
         };
         let old_size = old.unwrap_or(0);
+        let writing = in_place.map(|_| Writing::new(ledger.clone(), path.clone()));
         Ok((
             QuotaUpload {
                 inner: Some(upload),
                 guard: Some(Guard {
+                    _writing: writing,
                     ledger,
                     max: user.quota.bytes,
                     reserved: 0,
@@ -275,6 +297,32 @@ impl<S: Storage> Quoted<S> {
     }
 }
 
+/// An in-place upload's name in its ledger's [`writing`](Ledger::writing), while the
+/// upload lives.
+struct Writing {
+    ledger: Arc<Ledger>,
+    path: VirtualPath,
+}
+
+impl Writing {
+    fn new(ledger: Arc<Ledger>, path: VirtualPath) -> Self {
+        *ledger.writing().entry(path.clone()).or_insert(0) += 1;
+        Writing { ledger, path }
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let mut writing = self.ledger.writing();
+        if let Some(n) = writing.get_mut(&self.path) {
+            *n -= 1;
+            if *n == 0 {
+                writing.remove(&self.path);
+            }
+        }
+    }
+}
+
 /// An upload under a quota: every byte reserved before it is written.
 pub struct QuotaUpload<U> {
     /// The storage's upload (taken out by the commit).
@@ -291,6 +339,8 @@ impl<U> std::fmt::Debug for QuotaUpload<U> {
 }
 
 struct Guard {
+    /// In place, the name written, held against deletes and renames over it.
+    _writing: Option<Writing>,
     ledger: Arc<Ledger>,
     max: Option<u64>,
     /// Bytes this upload added to the usage so far (past the old file's end).
@@ -326,7 +376,9 @@ impl<U> QuotaUpload<U> {
 impl Guard {
     /// The upload is over without being kept (or its commit failed): what it reserved goes
     /// back and so does its place as a new file, unless it wrote in place (what it wrote
-    /// stays in the file, and counts).
+    /// stays in the file, and counts: [`settle_in_place`](Self::settle_in_place) then
+    /// counts what the file holds, where the upload's end is known; dropped without a
+    /// commit, nothing can be measured, and its reservations stay).
     fn discard(self) {
         if self.in_place {
             return;
@@ -338,10 +390,12 @@ impl Guard {
         }
     }
 
-    /// An upload in place was kept, and `now` is the file under its name after the
-    /// commit: if it is the file written, its size is what counts (REST + STOR may cut
-    /// the file at the end of what it wrote, giving back the rest).
-    fn kept_in_place(self, now: Option<Metadata>) {
+    /// An upload in place is over, kept or not, and `now` is the file under its name
+    /// after its commit: if it is the file written, its size is what counts instead of
+    /// what the upload reserved — REST + STOR may cut the file at the end of what it
+    /// wrote, giving back the rest, and a write that failed (a full disk, an I/O error)
+    /// wrote less than it reserved (review16a, finding 3).
+    fn settle_in_place(self, now: Option<Metadata>) {
         let Some(now) = now else { return };
         if self.identity.is_none() || now.unique != self.identity {
             return; // Renamed away, or replaced: what it wrote is counted as it was.
@@ -353,7 +407,7 @@ impl Guard {
             .saturating_add(now.size);
     }
 
-    /// The upload was kept. In place, see [`kept_in_place`](Self::kept_in_place). A new file replaced
+    /// The upload was kept. In place, see [`settle_in_place`](Self::settle_in_place). A new file replaced
     /// `replaced` (the size of the file under its name when it committed, if any): that
     /// file's bytes and place go back, the upload's bytes (`position`) count instead of
     /// what it reserved.
@@ -414,6 +468,7 @@ impl<S: Storage> Storage for Quoted<S> {
                 return self.inner.remove_file(user, path).await;
             };
             let _names = ledger.names().await;
+            ledger.not_written(path)?;
             let size = self.file_size(user, path).await?;
             self.inner.remove_file(user, path).await?;
             if let Some(size) = size {
@@ -435,6 +490,7 @@ impl<S: Storage> Storage for Quoted<S> {
                 return self.inner.rename(user, from, to).await;
             };
             let _names = ledger.names().await;
+            ledger.not_written(to)?;
             // A rename over a file removes that file, unless it is the file renamed (the
             // same name, or another link to it: rename(2) then does nothing).
             let replaced = match self.inner.stat(user, to).await {
@@ -555,7 +611,7 @@ impl<S: Storage> Storage for Quoted<S> {
             let Some(g) = guard else {
                 return self.inner.commit(inner, keep).await;
             };
-            if !keep {
+            if !keep && !g.in_place {
                 let done = self.inner.commit(inner, keep).await;
                 g.discard();
                 return done;
@@ -565,14 +621,10 @@ impl<S: Storage> Storage for Quoted<S> {
             let names = g.ledger.clone();
             let _names = names.names().await;
             if g.in_place {
+                // Kept or not, what it wrote is in the file: counted as the file is.
                 let done = self.inner.commit(inner, keep).await;
-                match done {
-                    Ok(()) => {
-                        let now = self.file(&g.user, &g.target).await.unwrap_or(None);
-                        g.kept_in_place(now);
-                    }
-                    Err(_) => g.discard(),
-                }
+                let now = self.file(&g.user, &g.target).await.unwrap_or(None);
+                g.settle_in_place(now);
                 return done;
             }
             // A name that cannot be measured replaces nothing: its bytes stay counted.

@@ -567,8 +567,8 @@ fn a_second_in_place_writer_is_refused_and_the_count_stays_true() {
 /// refused uploads that fit. Here the simulated disk takes 50 000 bytes per upload: an
 /// APPE of 60 000 fails, the file keeps its 1000 bytes, it is deleted, and the empty
 /// home then refuses the second of two 50 000-byte uploads under a 100 000-byte quota.
+/// Mended: an in-place upload's end, kept or not, counts the file as it is.
 #[test]
-#[ignore = "review16a finding 3: a failed in-place (APPE) write keeps its quota reservation for good: the count drifts up"]
 fn a_failed_append_gives_its_reservation_back() {
     each_all(
         "r16a-appe-fails",
@@ -608,14 +608,16 @@ fn a_failed_append_gives_its_reservation_back() {
 /// `ftps-backend/tests/local_fs_writes.rs` holds that the commit then fails — so the fix
 /// belongs in `Quoted`: refuse, 450, a DELE or an RNTO over a name one of the ledger's
 /// in-place uploads is writing, or hand the file's accounting over to that upload.)
+/// Mended the first way: the DELE is refused with 450 while the append runs (as
+/// `LocalFs` refuses a second writer), and the file can be deleted once it ended.
 #[test]
-#[ignore = "review16a finding 5: DELE of a file during an APPE to it leaves the append's reservation counted for good (the APPE fails 451 and gives nothing back)"]
 fn a_delete_during_an_append_leaves_the_count_true() {
     each_all(
         "r16a-appe-dele",
         |s| {
             quota_user(s, 100_000);
             std::fs::write(s.root.join("q/f.bin"), [1u8; 1000]).unwrap();
+            std::fs::write(s.root.join("q/o.bin"), [9u8; 10]).unwrap();
         },
         |f, r, tag| {
             let home = f.root().join("q");
@@ -623,7 +625,16 @@ fn a_delete_during_an_append_leaves_the_count_true() {
             let mut b = login_as(r, "q", "pq");
             let da = start_plain_upload(&mut a, "APPE f.bin").unwrap();
             let deleted = b.cmd("DELE f.bin").unwrap();
+            assert_eq!(deleted, 450, "{tag}: DELE of a file being appended to");
+            // Nor may a rename replace it.
+            assert_eq!(b.cmd("RNFR o.bin").unwrap(), 350, "{tag}");
+            assert_eq!(b.cmd("RNTO f.bin").unwrap(), 450, "{tag}: RNTO over it");
             let appended = end_plain_upload(&mut a, da, &[3u8; 20_000]);
+            assert_eq!(appended, 226, "{tag}");
+            let size = std::fs::metadata(home.join("f.bin")).unwrap().len();
+            assert_eq!(size, 21_000, "{tag}");
+            assert_eq!(b.cmd("DELE f.bin").unwrap(), 250, "{tag}: once the append ended");
+            assert_eq!(b.cmd("DELE o.bin").unwrap(), 250, "{tag}");
             let left: Vec<_> = std::fs::read_dir(&home)
                 .unwrap()
                 .map(|e| e.unwrap().file_name())

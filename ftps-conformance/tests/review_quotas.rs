@@ -392,9 +392,10 @@ fn size_of(home: &Path, name: &str) -> Option<u64> {
 
 /// Finding 9: an APPE whose file is deleted while it runs fails (what arrived is lost),
 /// but the bytes it wrote after the DELE stay counted: the user loses that much room
-/// until the server restarts.
+/// until the server restarts. Mended (review16a finding 5, the same root): the DELE is
+/// refused with 450 while the append writes, and the append completes; deleted after,
+/// the file gives its bytes back.
 #[test]
-#[ignore = "review15q finding 9: an append to a file deleted under it stays counted"]
 fn append_to_a_deleted_file_gives_back() {
     each("rq-appe-dele", full_user, |f, r, tag| {
         let home = f.root().join("q");
@@ -404,9 +405,11 @@ fn append_to_a_deleted_file_gives_back() {
         let mut d = start_plain_upload(&mut c1, "APPE a.bin").unwrap();
         std::io::Write::write_all(&mut d, &[1u8; 100]).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(100));
-        assert_eq!(c2.cmd("DELE a.bin").unwrap(), 250, "{tag}"); // 0 held
+        assert_eq!(c2.cmd("DELE a.bin").unwrap(), 450, "{tag}");
         let code = end_plain_upload(&mut c1, d, &[1u8; 100]);
-        assert_ne!(code, 226, "{tag}");
+        assert_eq!(code, 226, "{tag}");
+        assert_eq!(held(&home), (1000, 1), "{tag}");
+        assert_eq!(c2.cmd("DELE a.bin").unwrap(), 250, "{tag}"); // 0 held
         assert_eq!(held(&home), (0, 0), "{tag}");
         assert_eq!(up(&mut c2, "STOR full.bin", 1000), 226, "{tag}");
     });

@@ -59,6 +59,8 @@ pub(crate) struct FileConfig {
     pub(crate) metrics: Option<SocketAddr>,
     /// `--drain-grace`, in seconds.
     pub(crate) drain_grace: Option<u64>,
+    /// `--storage-timeout`, in seconds.
+    pub(crate) storage_timeout: Option<u64>,
     /// Users, as a users file's lines would give them.
     #[serde(default)]
     pub(crate) users: Vec<Spanned<UserEntry>>,

@@ -168,6 +168,11 @@ pub(crate) struct ServeArgs {
     /// close the rest and exit 0 [default: 30].
     #[arg(long, value_name = "SECS", env = "FTPS_DRAIN_GRACE")]
     drain_grace: Option<u64>,
+    /// The longest one storage call may take (a file opened, a chunk read or written, a
+    /// listing's page, a commit; not HASH) before the client is told 451, or, for a
+    /// change to the tree or a commit, the session is closed [default: 120].
+    #[arg(long, value_name = "SECS", env = "FTPS_STORAGE_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..))]
+    storage_timeout: Option<u64>,
 }
 
 /// The settings in force: flags and variables, then the configuration file, then the
@@ -194,6 +199,7 @@ struct Settings {
     allow_ccc: bool,
     metrics: Option<SocketAddr>,
     drain_grace: Duration,
+    storage_timeout: Duration,
 }
 
 impl Settings {
@@ -340,6 +346,12 @@ impl Settings {
             allow_ccc: switch(args.allow_ccc, "FTPS_ALLOW_CCC", c.allow_ccc),
             metrics: args.metrics.or(c.metrics),
             drain_grace: Duration::from_secs(args.drain_grace.or(c.drain_grace).unwrap_or(30)),
+            storage_timeout: Duration::from_secs(
+                match args.storage_timeout.or(c.storage_timeout) {
+                    Some(0) => return Err("storage_timeout: at least 1 second".into()),
+                    t => t.unwrap_or(120),
+                },
+            ),
         })
     }
 }
@@ -1111,6 +1123,7 @@ impl Settings {
         differs("allow_ccc", self.allow_ccc == now.allow_ccc);
         differs("metrics", self.metrics == now.metrics);
         differs("drain_grace", self.drain_grace == now.drain_grace);
+        differs("storage_timeout", self.storage_timeout == now.storage_timeout);
         out
     }
 }
@@ -1248,7 +1261,8 @@ async fn serve_on<S: BlockingStorage>(
         .with_advertised_address(s.advertise);
     let mut builder = Server::builder(storage, live.clone())
         .config(config)
-        .tls(tls);
+        .tls(tls)
+        .storage_timeout(s.storage_timeout);
     // Sessions are bounded by the open files allowed as well as by the cap: each takes
     // about three descriptors (control, data, a file). Out of descriptors, accept fails
     // before any cap is reached, and no session would make room.

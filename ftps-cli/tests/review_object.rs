@@ -168,6 +168,11 @@ fn server_args(port: u16) -> Vec<String> {
 impl Served {
     /// `ftps serve --storage` on a fresh Garage; `None` (skipped) without garage/python.
     fn object(name: &str) -> Option<Served> {
+        Served::object_with(name, &[])
+    }
+
+    /// As [`object`](Self::object), `ftps serve` given `extra` arguments too.
+    fn object_with(name: &str, extra: &[&str]) -> Option<Served> {
         if !have(&python()) {
             return None;
         }
@@ -179,6 +184,7 @@ impl Served {
         let storage = garage.address("served");
         let mut args = vec!["--storage".to_owned(), storage];
         args.extend(server_args(port));
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = start(
             &dir,
@@ -912,6 +918,28 @@ fn a_stalled_service_fails_commands_in_bounded_time() {
     assert!(
         took < Duration::from_secs(45),
         "SIZE took {took:?} against a stalled service: {out:?}"
+    );
+}
+
+/// `--storage-timeout`: with 2 s, SIZE against a stalled service is answered 451 within
+/// a few seconds (the call abandoned at its deadline), and the session goes on.
+#[test]
+fn the_storage_timeout_flag_bounds_a_stalled_call() {
+    let Some(s) = Served::object_with("deadline", &["--storage-timeout", "2"]) else {
+        return;
+    };
+    assert_eq!(codes(&s.ops("alice", &["PUT f 10"])), [226]);
+    let pid = garage_pid(s.garage.as_ref().unwrap());
+    signal(pid, "-STOP");
+    let started = Instant::now();
+    let out = s.ops("alice", &["TIME SIZE f", "C NOOP"]);
+    let took = started.elapsed();
+    signal(pid, "-CONT");
+    let c = codes(&out);
+    assert_eq!(c, [451, 200], "{out:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "SIZE took {took:?} under a 2 s deadline: {out:?}"
     );
 }
 

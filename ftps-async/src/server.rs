@@ -467,16 +467,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         // A drain is seen however much input waits: the wait below takes the control
         // input first, so a client pipelining commands without a pause would never let
         // it look (review16b, finding 6: a NOOP flood held the drain to its grace period).
-        if !d.session.is_shutting_down() && d.shared.drain.is_draining() {
-            d.session.shut_down(Instant::now());
-            // A control TLS handshake under way holds nothing a drain should wait for
-            // (and no 421 can be sent into it): it ends now, not at its own deadline
-            // (review16b, finding 5: a stalled handshake held the drain to its grace).
-            if d.handshake_deadline.take().is_some() {
-                let why = "the server is shutting down".to_owned();
-                d.session
-                    .handle_io(IoEvent::ControlTlsFailed(why), Instant::now());
-            }
+        if d.notice_drain() {
             continue;
         }
         let dying = d.dying.iter().map(|(t, _)| *t).min();
@@ -553,13 +544,34 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
         self.session.handle_io(event, Instant::now())
     }
 
+    /// Tells the session the server drains, the first time it is seen: whether it was
+    /// told now.
+    fn notice_drain(&mut self) -> bool {
+        if self.session.is_shutting_down() || !self.shared.drain.is_draining() {
+            return false;
+        }
+        self.session.shut_down(Instant::now());
+        // A control TLS handshake under way holds nothing a drain should wait for (and
+        // no 421 can be sent into it): it ends now, not at its own deadline (review16b,
+        // finding 5: a stalled handshake held the drain to its grace).
+        if self.handshake_deadline.take().is_some() {
+            let why = "the server is shutting down".to_owned();
+            self.session
+                .handle_io(IoEvent::ControlTlsFailed(why), Instant::now());
+        }
+        true
+    }
+
     /// Executes actions and answers events until the session has nothing more to say.
     async fn settle(&mut self) {
         loop {
             // Timers fire while the session is busy too: a client that keeps it busy
             // (pipelined commands, replies drained slowly) must not outlive its login or
-            // idle timeout (issue 13's second review, finding E).
+            // idle timeout (issue 13's second review, finding E). A drain likewise: a
+            // session working through a backlog of pipelined commands ends at the next
+            // one (review16b, finding 6).
             let mut progressed = self.session.fire_due_timers(Instant::now());
+            progressed |= self.notice_drain();
             while let Some(action) = self.session.poll_action() {
                 progressed = true;
                 self.act(action).await;

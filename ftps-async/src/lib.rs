@@ -52,5 +52,5 @@ pub use lockout::{LocalLockout, Lockout};
 pub use on_pool::OnPool;
 pub use proxy::TrustedProxies;
 pub use runtime::{BoxFuture, Runtime, connect_named};
-pub use socket::bound_socket;
 pub use server::{ConnectionInfo, Server};
+pub use socket::bound_socket;

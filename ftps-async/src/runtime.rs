@@ -36,10 +36,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// Connects to `addr`; from the local address `from` if given (bound before the
     /// connect, port chosen by the system; see [`crate::bound_socket`]), else from
     /// whichever the system's routes choose.
-    fn connect(
-        addr: SocketAddr,
-        from: Option<IpAddr>,
-    ) -> BoxFuture<'static, io::Result<Self::Tcp>>;
+    fn connect(addr: SocketAddr, from: Option<IpAddr>)
+    -> BoxFuture<'static, io::Result<Self::Tcp>>;
     /// Connects to `host:port` (resolving the name), from whichever local address the
     /// system's routes choose. [`connect_named`] adds a chosen one.
     fn connect_host(host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>>;
@@ -168,7 +166,10 @@ pub async fn connect_named<R: Runtime>(
             if from.is_ipv4() { "IPv4" } else { "IPv6" }
         ),
     );
-    for addr in resolved.into_iter().filter(|a| a.is_ipv4() == from.is_ipv4()) {
+    for addr in resolved
+        .into_iter()
+        .filter(|a| a.is_ipv4() == from.is_ipv4())
+    {
         match R::connect(addr, Some(from)).await {
             Ok(tcp) => return Ok(tcp),
             Err(e) => last = e,

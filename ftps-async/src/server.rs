@@ -345,11 +345,7 @@ pub struct ConnectionInfo {
 impl ConnectionInfo {
     /// A connection from `peer` to `local`, served as `mode`.
     pub fn new(peer: SocketAddr, local: SocketAddr, mode: TlsMode) -> Self {
-        ConnectionInfo {
-            peer,
-            local,
-            mode,
-        }
+        ConnectionInfo { peer, local, mode }
     }
 
     /// A connection from a trusted balancer at `balancer`, for the client its `header`

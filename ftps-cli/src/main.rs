@@ -189,10 +189,18 @@ fn main() -> ExitCode {
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The server's sessions run on every core; a client command moves one transfer at a
+    // time, and on one thread its data's wake-ups cost no cross-thread hand-offs (a
+    // 1 GiB download: ~3,000 futex calls and more CPU than curl on two threads).
+    let built = match cli.command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match built {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

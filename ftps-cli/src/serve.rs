@@ -1123,7 +1123,10 @@ impl Settings {
         differs("allow_ccc", self.allow_ccc == now.allow_ccc);
         differs("metrics", self.metrics == now.metrics);
         differs("drain_grace", self.drain_grace == now.drain_grace);
-        differs("storage_timeout", self.storage_timeout == now.storage_timeout);
+        differs(
+            "storage_timeout",
+            self.storage_timeout == now.storage_timeout,
+        );
         out
     }
 }

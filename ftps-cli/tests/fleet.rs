@@ -321,11 +321,22 @@ fn a_fleet_behind_haproxy() {
     };
     let ours_url = format!("ftp://127.0.0.1:{control}/ours.bin");
     let put = ours("127.0.0.2", &["put", &up, &ours_url]);
-    assert!(put.status.success(), "ftps put: {}", String::from_utf8_lossy(&put.stderr));
+    assert!(
+        put.status.success(),
+        "ftps put: {}",
+        String::from_utf8_lossy(&put.stderr)
+    );
     let ours_back = dir.join("ours-back.bin").to_string_lossy().into_owned();
     let get = ours("127.0.0.3", &["get", &ours_url, &ours_back]);
-    assert!(get.status.success(), "ftps get: {}", String::from_utf8_lossy(&get.stderr));
-    assert!(std::fs::read(&ours_back).unwrap() == body, "ours: the download differs");
+    assert!(
+        get.status.success(),
+        "ftps get: {}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+    assert!(
+        std::fs::read(&ours_back).unwrap() == body,
+        "ours: the download differs"
+    );
 
     // lftp from 127.0.0.3: a put and a get through the balancer (each a session of its
     // own node, round robin), byte for byte.
@@ -387,7 +398,14 @@ fn a_fleet_behind_haproxy() {
     let drained = dir.join("drained.bin");
     std::fs::write(&drained, vec![3u8; 2 << 20]).unwrap();
     let mut slow_up = Command::new("curl")
-        .args(["-sS", "--ssl-reqd", "--limit-rate", "1M", "--interface", "127.0.0.3"])
+        .args([
+            "-sS",
+            "--ssl-reqd",
+            "--limit-rate",
+            "1M",
+            "--interface",
+            "127.0.0.3",
+        ])
         .arg("--cacert")
         .arg(&cert)
         .args(["-u", "alice:pw", "-T"])
@@ -418,7 +436,10 @@ fn a_fleet_behind_haproxy() {
         Some(("DOWN".to_owned(), "L7STS".to_owned())),
         "node 1 draining: HAProxy's check did not see /health say 503"
     );
-    assert!(slow_up.wait().unwrap().success(), "the upload to the draining node failed");
+    assert!(
+        slow_up.wait().unwrap().success(),
+        "the upload to the draining node failed"
+    );
     let status = nodes.0[0].wait().unwrap();
     assert!(status.success(), "node 1 drained with {status}");
     assert_eq!(
@@ -452,7 +473,14 @@ fn a_fleet_behind_haproxy() {
             .args(args)
             .arg("--ca-cert")
             .arg(&cert)
-            .args(["--user", "alice", "--retry", "8", "--interface", "127.0.0.3"])
+            .args([
+                "--user",
+                "alice",
+                "--retry",
+                "8",
+                "--interface",
+                "127.0.0.3",
+            ])
             .env("FTPS_PASSWORD", "pw")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

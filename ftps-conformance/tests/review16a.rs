@@ -633,7 +633,11 @@ fn a_delete_during_an_append_leaves_the_count_true() {
             assert_eq!(appended, 226, "{tag}");
             let size = std::fs::metadata(home.join("f.bin")).unwrap().len();
             assert_eq!(size, 21_000, "{tag}");
-            assert_eq!(b.cmd("DELE f.bin").unwrap(), 250, "{tag}: once the append ended");
+            assert_eq!(
+                b.cmd("DELE f.bin").unwrap(),
+                250,
+                "{tag}: once the append ended"
+            );
             assert_eq!(b.cmd("DELE o.bin").unwrap(), 250, "{tag}");
             let left: Vec<_> = std::fs::read_dir(&home)
                 .unwrap()

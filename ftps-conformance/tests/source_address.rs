@@ -10,8 +10,8 @@
 
 use ftps_backend::client::ClientOptions;
 use ftps_backend::{Actor, Hooks, Transferred};
-use ftps_conformance::runtimes::{Blocking, Smol, Tokio};
 use ftps_conformance::Fixture;
+use ftps_conformance::runtimes::{Blocking, Smol, Tokio};
 use ftps_conformance::{ClientRuntime, ServerRuntime};
 use ftps_proto::client::ConnectionMode;
 use std::net::IpAddr;
@@ -29,7 +29,10 @@ struct Peers(Mutex<Vec<(String, IpAddr)>>);
 
 impl Hooks for Peers {
     fn login(&self, actor: &Actor) {
-        self.0.lock().unwrap().push(("login".into(), actor.peer.ip()));
+        self.0
+            .lock()
+            .unwrap()
+            .push(("login".into(), actor.peer.ip()));
     }
     fn upload_finished(&self, actor: &Actor, upload: &Transferred) {
         let what = format!("upload {} {}", upload.path, upload.ok);
@@ -88,7 +91,9 @@ fn every_connection_starts_from_the_source_address() {
             let name = format!("{}-{way}.bin", client.name());
             s.store(&name, &data, 0, false)
                 .unwrap_or_else(|e| panic!("{tag}: {e}"));
-            let back = s.retrieve(&name, 0).unwrap_or_else(|e| panic!("{tag}: {e}"));
+            let back = s
+                .retrieve(&name, 0)
+                .unwrap_or_else(|e| panic!("{tag}: {e}"));
             assert!(back == data, "{tag}: the bytes came back changed");
             s.quit().unwrap();
             let seen = peers.take(3);
@@ -123,7 +128,11 @@ fn an_unusable_source_address_fails_at_once_and_says_why() {
                 Err(e) => e.to_string(),
             };
             assert!(failed.contains(says), "{tag}: {failed}");
-            assert!(started.elapsed() < Duration::from_secs(3), "{tag}: took {:?}", started.elapsed());
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "{tag}: took {:?}",
+                started.elapsed()
+            );
         }
     }
 }

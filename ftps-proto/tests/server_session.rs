@@ -1442,7 +1442,10 @@ fn a_proxy_header_from_the_client_closes_the_session_unanswered() {
     }
     // Only the first bytes: later, "PROXY" is an unknown command like any other.
     let mut h = Harness::new(allow_all(), TlsMode::Explicit);
-    assert_eq!(h.send("NOOP\nPROXY TCP4 1.2.3.4 127.0.0.1 1 21"), [200, 500]);
+    assert_eq!(
+        h.send("NOOP\nPROXY TCP4 1.2.3.4 127.0.0.1 1 21"),
+        [200, 500]
+    );
     assert!(!h.closed);
     // A first command that merely starts alike is a command.
     let mut h = Harness::new(allow_all(), TlsMode::Explicit);

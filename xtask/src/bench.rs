@@ -1,5 +1,6 @@
 //! `cargo xtask bench [--quick] [-- BENCH OPTIONS]`: ftps-bench, our servers and clients
-//! against vsftpd, Pure-FTPd, pyftpdlib and curl in one run (the peers installed as the
+//! (the `ftps` binary among them) against vsftpd, Pure-FTPd, pyftpdlib, curl and lftp in
+//! one run (the peers installed as the
 //! interop job installs them); `--quick` is CI's small variant. `cargo xtask bench
 //! --parsers [--quick]`: the criterion benchmarks of the parsers.
 
@@ -37,12 +38,21 @@ pub(crate) fn peers(quick: bool, extra: &[&String]) -> Result<(), String> {
         } else {
             "ftps-bench.json"
         });
-    let mut cmd = cargo();
-    cmd.args(["run", "-p", "ftps-conformance", "--bin", "ftps-bench"]);
+    // The bench and the `ftps` binary (measured as users run it, beside curl and lftp),
+    // built in one invocation: their dependencies' features unified, built once.
+    let mut build = cargo();
+    build.args(["build", "-p", "ftps-conformance", "--bin", "ftps-bench"]);
+    build.args(["-p", "ftps-cli", "--bin", "ftps"]);
     if !quick {
-        cmd.arg("--release");
+        build.arg("--release");
     }
-    cmd.arg("--");
+    status(&mut build)?;
+    let bin = crate::run::root()
+        .join("target")
+        .join(if quick { "debug" } else { "release" });
+    let mut cmd = std::process::Command::new(bin.join("ftps-bench"));
+    cmd.current_dir(crate::run::root())
+        .env("FTPS_CLI", bin.join("ftps"));
     if quick {
         cmd.arg("--quick");
     }

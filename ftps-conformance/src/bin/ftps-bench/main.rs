@@ -193,7 +193,11 @@ const DOWN_C: &str = "PROT C download";
 const SMALL: &str = "4 KiB files in one session";
 const LOGINS: &str = "logins";
 const IDLE: &str = "idle session memory (PSS)";
+const DOWN_P_CPU: &str = "PROT P download, client CPU";
+const UP_P_CPU: &str = "PROT P upload, client CPU";
 const CURL: &str = "curl";
+const FTPS_CLI: &str = "ftps (CLI)";
+const LFTP: &str = "lftp";
 const TOKIO_CLIENT: &str = "ours tokio";
 const BLOCKING_CLIENT: &str = "ours blocking";
 const SMOL_CLIENT: &str = "ours smol";
@@ -205,13 +209,48 @@ fn measure(r: &mut Results, o: &Options, kind: Kind, s: &Running, data: &Path) -
     // One untimed download first: the first transfer after a server starts ran at half
     // speed or less here, whichever server it was.
     let _ = curl(Curl::Download);
+    // The command-line clients as users run them, with their CPU per GiB, from our tokio
+    // server and from vsftpd: the `ftps` binary (FTPS_CLI, set by xtask), curl, lftp.
+    let tools = matches!(kind, Kind::Tokio | Kind::Vsftpd);
+    let mut others = Vec::new();
+    if tools {
+        if let Some(exe) = std::env::var_os("FTPS_CLI") {
+            others.push((work::Tool::Ftps(exe.into()), FTPS_CLI));
+        }
+        if command_exists("lftp") {
+            others.push((work::Tool::Lftp, LFTP));
+        }
+    }
+    let gib = o.size as f64 / f64::from(1u32 << 30);
+    let record = |r: &mut Results, case, client, took: Result<work::Took, Fail>| {
+        let cpu_case = match case {
+            DOWN_P => Some(DOWN_P_CPU),
+            UP_P => Some(UP_P_CPU),
+            _ => None,
+        };
+        if let (true, Some(cpu_case), Ok(t)) = (tools, cpu_case, &took) {
+            r.add(cpu_case, kind.name(), client, "s/GiB", t.cpu / gib);
+        }
+        r.attempt(
+            kind,
+            case,
+            client,
+            "MB/s",
+            took.map(|t| mbps(o.size, t.secs)),
+        )
+    };
     for _ in 0..o.runs {
         for (case, what) in [
             (DOWN_P, Curl::Download),
             (UP_P, Curl::Upload),
             (DOWN_C, Curl::DownloadClear),
         ] {
-            r.attempt(kind, case, CURL, "MB/s", curl(what))?;
+            record(r, case, CURL, work::curl_took(s, &ca, what, data))?;
+        }
+        for (tool, label) in &others {
+            for (case, what) in [(DOWN_P, Curl::Download), (UP_P, Curl::Upload)] {
+                record(r, case, label, work::tool(s, &ca, tool, what, data))?;
+            }
         }
         if matches!(kind, Kind::Tokio | Kind::Vsftpd) {
             for (client, label) in [
@@ -320,6 +359,20 @@ fn goals(r: &Results) -> Vec<Goal> {
             at_most: false,
         });
     }
+    for server in [ours, vsftpd] {
+        goals.push(Goal {
+            what: format!("{DOWN_P} from {server}: the ftps binary / curl"),
+            ratio: r.ratio((DOWN_P, server, FTPS_CLI), (DOWN_P, server, CURL)),
+            target: 1.2,
+            at_most: false,
+        });
+        goals.push(Goal {
+            what: format!("{DOWN_P_CPU} from {server}: the ftps binary / curl"),
+            ratio: r.ratio((DOWN_P_CPU, server, FTPS_CLI), (DOWN_P_CPU, server, CURL)),
+            target: 1.0,
+            at_most: true,
+        });
+    }
     for case in [SMALL, LOGINS] {
         goals.push(Goal {
             what: format!("{case}: ours tokio / vsftpd"),
@@ -397,7 +450,18 @@ fn report(r: &Results, o: &Options, machine: &serde_json::Value, goals: &[Goal])
         TOKIO_CLIENT,
         CURL,
     ));
-    t.push_str("\nGoals (issue 7):\n\n");
+    // The command-line clients as users run them: throughput, and the client's own CPU.
+    for case in [DOWN_P, UP_P, DOWN_P_CPU, UP_P_CPU] {
+        t.push('\n');
+        t.push_str(&r.client_table(
+            case,
+            &[Kind::Tokio.name(), Kind::Vsftpd.name()],
+            &[CURL, FTPS_CLI, LFTP],
+            FTPS_CLI,
+            CURL,
+        ));
+    }
+    t.push_str("\nGoals (issues 7, 17 and 18):\n\n");
     t.push_str(&Results::goals_text(goals));
     if !r.failures.is_empty() {
         t.push_str("\nPeer failures (not counted):\n\n");
@@ -529,4 +593,10 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Whether `name` is a command on the PATH.
+fn command_exists(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
 }

@@ -23,6 +23,16 @@ pub(crate) enum Curl {
 
 /// Runs curl once; returns the seconds the whole command took (connect, login, transfer).
 pub(crate) fn curl(server: &Running, ca: &Path, what: Curl, data: &Path) -> Result<f64, Fail> {
+    curl_took(server, ca, what, data).map(|t| t.secs)
+}
+
+/// [`curl`], with its CPU seconds.
+pub(crate) fn curl_took(
+    server: &Running,
+    ca: &Path,
+    what: Curl,
+    data: &Path,
+) -> Result<Took, Fail> {
     let port = server.port;
     let size = std::fs::metadata(data.join("big.bin"))?.len();
     let mut cmd = Command::new("curl");
@@ -50,17 +60,7 @@ pub(crate) fn curl(server: &Running, ca: &Path, what: Curl, data: &Path) -> Resu
             _ => {}
         }
     }
-    let start = Instant::now();
-    let out = cmd.output()?;
-    let secs = start.elapsed().as_secs_f64();
-    if !out.status.success() {
-        return Err(format!(
-            "curl {what:?}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
+    let (took, out) = timed(cmd, &format!("curl {what:?}"))?;
     let moved: u64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
     if moved != size {
         return Err(format!("curl {what:?} moved {moved} bytes, not {size}").into());
@@ -71,7 +71,125 @@ pub(crate) fn curl(server: &Running, ca: &Path, what: Curl, data: &Path) -> Resu
             return Err(format!("the server stored {stored} bytes, not {size}").into());
         }
     }
-    Ok(secs)
+    Ok(took)
+}
+
+/// A command-line client, as users run it.
+#[derive(Debug, Clone)]
+pub(crate) enum Tool {
+    /// The `ftps` binary (its path).
+    Ftps(std::path::PathBuf),
+    /// lftp.
+    Lftp,
+}
+
+/// What one run of a command-line client took: wall seconds and its CPU seconds (user
+/// and system).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Took {
+    pub(crate) secs: f64,
+    pub(crate) cpu: f64,
+}
+
+/// The CPU seconds (user + system) of this process's children that have been waited for
+/// (`/proc/self/stat`, cutime and cstime, in clock ticks of 1/100 s): the difference
+/// around one command is that command's CPU (the servers, never waited for while the
+/// bench runs, are not in it).
+pub(crate) fn children_cpu() -> Result<f64, Fail> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The fields after the command name's ")": state is field 3; cutime 16, cstime 17.
+    let after = stat.rsplit_once(')').ok_or("/proc/self/stat: no )")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| -> Result<f64, Fail> {
+        Ok(fields
+            .get(i - 3)
+            .ok_or("/proc/self/stat: short")?
+            .parse::<f64>()?
+            / 100.0)
+    };
+    Ok(tick(16)? + tick(17)?)
+}
+
+/// Runs `cmd` once, timed: wall and CPU seconds, failing with its stderr.
+fn timed(mut cmd: Command, what: &str) -> Result<(Took, std::process::Output), Fail> {
+    let cpu = children_cpu()?;
+    let start = Instant::now();
+    let out = cmd.output()?;
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = children_cpu()? - cpu;
+    if !out.status.success() {
+        return Err(format!(
+            "{what}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok((Took { secs, cpu }, out))
+}
+
+/// Runs a command-line client once: a PROT P download of big.bin into /dev/null, or an
+/// upload of it as up.bin (checked for its size on the server).
+pub(crate) fn tool(
+    server: &Running,
+    ca: &Path,
+    tool: &Tool,
+    what: Curl,
+    data: &Path,
+) -> Result<Took, Fail> {
+    let port = server.port;
+    let size = std::fs::metadata(data.join("big.bin"))?.len();
+    let big = data.join("big.bin");
+    let cmd = match tool {
+        Tool::Ftps(exe) => {
+            let mut cmd = Command::new(exe);
+            let url = |f: &str| format!("ftp://localhost:{port}/{f}");
+            match what {
+                Curl::Upload => cmd.arg("put").arg(&big).arg(url("up.bin")),
+                _ => cmd.arg("get").arg(url("big.bin")).arg("/dev/null"),
+            };
+            if let Curl::DownloadClear = what {
+                cmd.args(["--prot", "C"]);
+            }
+            cmd.arg("--ca-cert")
+                .arg(ca)
+                .args(["--user", &server.user.0])
+                .env("FTPS_PASSWORD", &server.user.1);
+            cmd
+        }
+        Tool::Lftp => {
+            let transfer = match what {
+                Curl::Upload => format!("put {} -o up.bin", big.display()),
+                _ => "get big.bin -o /dev/null".to_owned(),
+            };
+            let script = format!(
+                "set ssl:ca-file {}; set ftp:ssl-force true; set ftp:ssl-protect-data {}; \
+                 set dns:order inet; set net:max-retries 1; set xfer:clobber on; {transfer}; bye",
+                ca.display(),
+                !matches!(what, Curl::DownloadClear)
+            );
+            let mut cmd = Command::new("lftp");
+            cmd.arg("-u")
+                .arg(format!("{},{}", server.user.0, server.user.1))
+                .args(["-e", &script])
+                .arg(format!("ftp://localhost:{port}"));
+            cmd
+        }
+    };
+    if let Curl::Upload = what {
+        match std::fs::remove_file(server.home.join("up.bin")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    let (took, _) = timed(cmd, &format!("{tool:?} {what:?}"))?;
+    if let Curl::Upload = what {
+        let stored = std::fs::metadata(server.home.join("up.bin"))?.len();
+        if stored != size {
+            return Err(format!("the server stored {stored} bytes, not {size}").into());
+        }
+    }
+    Ok(took)
 }
 
 /// Client options for `server`, trusting its certificate, PROT P.

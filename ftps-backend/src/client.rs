@@ -241,8 +241,13 @@ pub struct FtpUrl {
     /// The mode the scheme implies: `ftps://` implicit, `ftpes://` explicit required,
     /// `ftp://` explicit required (use the options to go plain).
     pub mode: ConnectionMode,
-    /// The user name in the URL, if any (a password in a URL is refused).
+    /// The user name in the URL, if any.
     pub user: Option<String>,
+    /// The password in the URL, if any (`ftp://user:pass@host/`, percent-decoded), as
+    /// curl and lftp take it. A command line is visible to the machine's other users
+    /// (`ps`, `/proc`), so an application should warn, as `ftps` does. Never shown by
+    /// `Debug`.
+    pub password: Option<Password>,
     /// The path, percent-decoded, without the leading `/` (FTP paths in URLs are relative
     /// to the login directory, RFC 1738 §3.2.2); empty for the login directory.
     pub path: String,
@@ -259,11 +264,6 @@ impl FtpUrl {
             "ftp" => (ConnectionMode::ExplicitRequired, 21),
             _ => return Err(bad("scheme must be ftp, ftpes or ftps")),
         };
-        if url.password().is_some() {
-            return Err(bad(
-                "a password in the URL would be visible to other users; use the password options",
-            ));
-        }
         let host = match url.host() {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
             Some(h) => h.to_string(),
@@ -273,12 +273,19 @@ impl FtpUrl {
             .filter(|u| !u.is_empty())
             .map(percent_decode)
             .transpose()?;
+        let password = url
+            .password()
+            .map(percent_decode)
+            .transpose()?
+            .map(Password::new)
+            .transpose()?;
         let path = percent_decode(url.path().trim_start_matches('/'))?;
         Ok(FtpUrl {
             host,
             port: url.port().unwrap_or(default_port),
             mode,
             user,
+            password,
             path,
         })
     }
@@ -369,7 +376,11 @@ mod tests {
         );
         let u = FtpUrl::parse("ftpes://127.0.0.1/%E6%97%A5%E6%9C%AC%E8%AA%9E").unwrap();
         assert_eq!(u.path, "日本語");
-        assert!(FtpUrl::parse("ftp://alice:secret@example.com/").is_err());
+        // A password in the URL is taken (percent-decoded), and never shown by Debug.
+        let u = FtpUrl::parse("ftp://alice:s%40cret@example.com/").unwrap();
+        assert_eq!(u.password.as_ref().map(|p| p.expose()), Some("s@cret"));
+        assert!(!format!("{u:?}").contains("cret"));
+        assert!(FtpUrl::parse("ftp://alice:a%0Db@example.com/").is_err());
         assert!(FtpUrl::parse("http://example.com/").is_err());
         assert!(FtpUrl::parse("not a url").is_err());
         let (o, path) = ClientOptions::from_url("ftps://bob@example.com:2990/x", "pw").unwrap();

@@ -5,6 +5,7 @@
 
 mod config;
 mod metrics;
+mod netrc;
 mod remote;
 mod serve;
 
@@ -101,6 +102,10 @@ enum Command {
         /// complete uploads).
         #[arg(long, value_name = "N", default_value_t = 0)]
         retry: u32,
+        /// Make the remote directories the URL names that do not exist yet (MKD each, as
+        /// curl's --ftp-create-dirs).
+        #[arg(long)]
+        create_dirs: bool,
     },
     /// Delete files.
     Rm {
@@ -125,6 +130,19 @@ enum Command {
         url: String,
         /// The new path on the server.
         to: String,
+    },
+    /// Send commands as they are (as curl's -Q, lftp's quote) and print their replies:
+    /// URL COMMAND... (`ftps quote URL "SITE CHMOD 600 f" "MDTM f"`). Commands that need
+    /// a data connection or change the session's state are refused; the first reply
+    /// that is not a success stops with exit 5.
+    Quote {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// URL (its path, if any, is the directory the commands run in).
+        url: String,
+        /// Commands, each one argument.
+        #[arg(required = true, num_args = 1..)]
+        commands: Vec<String>,
     },
     /// Write a file to standard output.
     Cat {
@@ -250,13 +268,27 @@ fn main() -> ExitCode {
             args,
             resume,
             retry,
-        } => runtime.block_on(interruptible(remote::put(&conn, &args, resume, retry))),
+            create_dirs,
+        } => runtime.block_on(interruptible(remote::put(
+            &conn,
+            &args,
+            remote::PutOptions {
+                resume,
+                retry,
+                create_dirs,
+            },
+        ))),
         Command::Rm { conn, urls } => runtime.block_on(interruptible(remote::rm(&conn, &urls))),
         Command::Mkdir { conn, url } => runtime.block_on(interruptible(remote::mkdir(&conn, &url))),
         Command::Mv { conn, url, to } => {
             runtime.block_on(interruptible(remote::mv(&conn, &url, &to)))
         }
         Command::Cat { conn, url } => runtime.block_on(interruptible(remote::cat(&conn, &url))),
+        Command::Quote {
+            conn,
+            url,
+            commands,
+        } => runtime.block_on(interruptible(remote::quote(&conn, &url, &commands))),
     };
     // A blocking file operation (opening a FIFO nobody reads, say) must not keep the
     // process from ending.

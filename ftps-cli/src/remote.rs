@@ -75,10 +75,19 @@ pub(crate) struct Connection {
     /// User name (default: the URL's, else `anonymous`).
     #[arg(long)]
     user: Option<String>,
-    /// Read the password from the first line of this file (else from `FTPS_PASSWORD`, else
-    /// a prompt).
+    /// Read the password from the first line of this file (else from the URL, else
+    /// `FTPS_PASSWORD`, else `--netrc`, else a prompt).
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
+    /// Take the user and password for the host from ~/.netrc (as curl's -n).
+    #[arg(short = 'n', long)]
+    netrc: bool,
+    /// Take the user and password for the host from this .netrc file.
+    #[arg(long, value_name = "FILE", conflicts_with = "netrc")]
+    netrc_file: Option<PathBuf>,
+    /// The longest the TCP connection to the server may take, in seconds [default: 20].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    connect_timeout: Option<std::time::Duration>,
     /// Trust the certificates in this PEM file (a private CA, or the server's own
     /// self-signed certificate, even one `openssl req -x509` marked CA:TRUE).
     #[arg(long, value_name = "PEM")]
@@ -120,6 +129,15 @@ pub(crate) struct Connection {
     /// and the command fails (exit 6); a hostile server cannot fill memory with one.
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
     max_listing: u64,
+}
+
+/// A positive number of seconds (fractions allowed, as curl's).
+fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e9)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("{s:?}: a positive number of seconds"))
 }
 
 /// `--interface`: an IP address (an interface's name, which curl also takes, is not).
@@ -251,13 +269,58 @@ impl Connection {
     }
 }
 
-fn password(conn: &Connection, user: &str) -> Result<String, Failure> {
+/// The `.netrc` entry for `url`'s host (`--netrc`, `--netrc-file`), for `user` if one was
+/// given; `None` without those flags.
+fn netrc_entry(
+    conn: &Connection,
+    url: &FtpUrl,
+    user: Option<&str>,
+) -> Result<Option<crate::netrc::Entry>, Failure> {
+    let file = match (&conn.netrc_file, conn.netrc) {
+        (Some(file), _) => file.clone(),
+        (None, true) => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".netrc"),
+            None => return Err(Failure::local("--netrc: no HOME to find .netrc in")),
+        },
+        (None, false) => return Ok(None),
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| Failure::local(format!("{}: {e}", file.display())))?;
+    let entry = crate::netrc::lookup(&text, &url.host, user);
+    #[cfg(unix)]
+    if entry.as_ref().is_some_and(|e| e.password.is_some()) {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(&file).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            eprintln!(
+                "ftps: warning: {} holds a password and other users may read it (chmod 600 it)",
+                file.display()
+            );
+        }
+    }
+    Ok(entry)
+}
+
+fn password(
+    conn: &Connection,
+    url: &FtpUrl,
+    user: &str,
+    netrc: Option<&crate::netrc::Entry>,
+) -> Result<String, Failure> {
     if let Some(file) = &conn.password_file {
         let text = std::fs::read_to_string(file)
             .map_err(|e| Failure::local(format!("{}: {e}", file.display())))?;
         return Ok(text.lines().next().unwrap_or("").to_owned());
     }
+    if let Some(p) = &url.password {
+        eprintln!(
+            "ftps: warning: a password in the URL is visible to other users of this machine              (ps, /proc) and stays in the shell's history; prefer --password-file,              FTPS_PASSWORD or --netrc"
+        );
+        return Ok(p.expose().to_owned());
+    }
     if let Ok(p) = std::env::var("FTPS_PASSWORD") {
+        return Ok(p);
+    }
+    if let Some(p) = netrc.and_then(|e| e.password.clone()) {
         return Ok(p);
     }
     if user == "anonymous" || user == "ftp" {
@@ -270,12 +333,12 @@ fn password(conn: &Connection, user: &str) -> Result<String, Failure> {
 
 /// Connects and logs in for `url`.
 pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, Failure> {
-    let user = conn
-        .user
-        .clone()
-        .or_else(|| url.user.clone())
+    let given = conn.user.clone().or_else(|| url.user.clone());
+    let netrc = netrc_entry(conn, url, given.as_deref())?;
+    let user = given
+        .or_else(|| netrc.as_ref().and_then(|e| e.login.clone()))
         .unwrap_or_else(|| "anonymous".to_owned());
-    let password = password(conn, &user)?;
+    let password = password(conn, url, &user, netrc.as_ref())?;
     let mut options = ClientOptions::new(url.host.clone(), url.port, user, password)
         .map_err(|e| Failure::from_client(Error::Invalid(e), true))?;
     options.session.mode = match conn.tls {
@@ -287,6 +350,9 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
     };
     options.session.passive = !conn.active;
     options.source_address = conn.interface;
+    if let Some(limit) = conn.connect_timeout {
+        options.connect_timeout = limit;
+    }
     options.session.protection = match conn.prot {
         Some(ProtArg::C) => ProtectionLevel::Clear,
         _ => ProtectionLevel::Private,
@@ -1014,12 +1080,44 @@ impl Retries {
 
 /// `ftps put LOCAL... URL|URL/`. Every local file is opened (and must be a regular file)
 /// before anything is sent.
+/// How `ftps put` uploads.
+pub(crate) struct PutOptions {
+    /// `-C`: continue from the remote file's size.
+    pub(crate) resume: bool,
+    /// `--retry N`.
+    pub(crate) retry: u32,
+    /// `--create-dirs`.
+    pub(crate) create_dirs: bool,
+}
+
+/// Makes every directory of `dir` (a path relative to the login directory, `/`
+/// separated) that is missing: MKD of each prefix, whose refusal (it exists, mostly) is
+/// left for the upload to report if it matters.
+async fn create_dirs(c: &mut Client, dir: &str, made: &mut Vec<String>) {
+    let mut prefix = String::new();
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        if !prefix.is_empty() || dir.starts_with('/') {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        if made.contains(&prefix) {
+            continue;
+        }
+        let _ = c.mkdir(&prefix).await;
+        made.push(prefix.clone());
+    }
+}
+
 pub(crate) async fn put(
     conn: &Connection,
     args: &[String],
-    resume: bool,
-    retry: u32,
+    how: PutOptions,
 ) -> Result<(), Failure> {
+    let PutOptions {
+        resume,
+        retry,
+        create_dirs: make_dirs,
+    } = how;
     let Some((url, locals)) = args.split_last() else {
         return Err(Failure::local("nothing to upload"));
     };
@@ -1039,6 +1137,7 @@ pub(crate) async fn put(
     }
     let mut retries = Retries::new(retry);
     let mut c = retries.connect(conn, &url).await?;
+    let mut made = Vec::new();
     for (local, name, file) in files {
         let remote = if !into_dir {
             url.path.clone()
@@ -1047,6 +1146,9 @@ pub(crate) async fn put(
         } else {
             format!("{}/{name}", url.path)
         };
+        if make_dirs && let Some((dir, _)) = remote.rsplit_once('/') {
+            create_dirs(&mut c, dir, &mut made).await;
+        }
         loop {
             // Each attempt reads the file from its own handle (the last one moved on).
             let file = file.try_clone().map_err(Failure::local)?;
@@ -1089,6 +1191,94 @@ pub(crate) async fn mv(conn: &Connection, url: &str, to: &str) -> Result<(), Fai
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
     op(c.rename(&url.path, to).await).map_err(|f| about(&url.path, f))?;
+    let _ = c.quit().await;
+    Ok(())
+}
+
+/// Why `ftps quote` will not send `command`: it needs a data connection, or changes a
+/// state of the session (login, security, transfer parameters) that ftps keeps track of;
+/// `None` for a command it sends.
+fn not_quotable(command: &ftps_proto::Command) -> Option<&'static str> {
+    use ftps_proto::Command as C;
+    match command {
+        C::Port(_)
+        | C::Pasv
+        | C::Eprt(_)
+        | C::Epsv(_)
+        | C::Retr(_)
+        | C::Stor(_)
+        | C::Stou(_)
+        | C::Appe(_)
+        | C::List(_)
+        | C::Nlst(_)
+        | C::Mlsd(_)
+        | C::Rest(_)
+        | C::Abor => Some("needs a data connection: use get, put or ls"),
+        C::User(_) | C::Pass(_) | C::Acct(_) | C::Rein | C::Quit => {
+            Some("changes the login, which ftps manages")
+        }
+        C::Auth(_)
+        | C::Adat(_)
+        | C::Pbsz(_)
+        | C::Prot(_)
+        | C::Ccc
+        | C::Mic(_)
+        | C::Conf(_)
+        | C::Enc(_) => Some("changes the security of the session: use --tls and --prot"),
+        C::Type(_) | C::Mode(_) | C::Stru(_) | C::Opts { .. } | C::Host(_) | C::Rnfr(_) => {
+            Some("changes the session's state: use the commands that do it (mv for a rename)")
+        }
+        _ => None,
+    }
+}
+
+/// `ftps quote URL COMMAND...` (curl's -Q, lftp's quote): each command sent as it is on
+/// the control connection, its reply printed (server text made printable); the first
+/// reply that is not a success (4xx, 5xx) stops there with exit 5. Commands that need a
+/// data connection or change the session's state are refused (exit 2) before anything is
+/// sent.
+pub(crate) async fn quote(
+    conn: &Connection,
+    url: &str,
+    commands: &[String],
+) -> Result<(), Failure> {
+    let url = parse(url)?;
+    let mut parsed = Vec::new();
+    for line in commands {
+        let usage = |why: String| Failure {
+            code: exit::USAGE,
+            message: format!("quote {}: {why}", Printable(line)),
+            transient: false,
+        };
+        let command =
+            ftps_proto::Command::parse(line.as_bytes()).map_err(|e| usage(e.to_string()))?;
+        if let Some(why) = not_quotable(&command) {
+            return Err(usage(why.to_owned()));
+        }
+        parsed.push(command);
+    }
+    let mut c = connect(conn, &url).await?;
+    if !url.path.is_empty() {
+        op(c.cwd(url.path.trim_end_matches('/')).await).map_err(|f| about(&url.path, f))?;
+    }
+    for (line, command) in commands.iter().zip(parsed) {
+        let reply = op(c.raw(command).await).map_err(|f| about(line, f))?;
+        for text in reply.lines() {
+            println!("{} {}", reply.code().get(), Printable(text));
+        }
+        if reply.code().get() >= 400 {
+            let _ = c.quit().await;
+            return Err(Failure {
+                code: exit::REFUSED,
+                message: format!(
+                    "{}: the server answered {}",
+                    Printable(line),
+                    reply.code().get()
+                ),
+                transient: false,
+            });
+        }
+    }
     let _ = c.quit().await;
     Ok(())
 }

@@ -1,0 +1,342 @@
+//! Issue 17 (the client for daily use), through the binary as users run it, against our
+//! server: a password in the URL (taken, with a warning), `--netrc` / `-n` /
+//! `--netrc-file`, `--connect-timeout`, `put --create-dirs`, `ftps quote`, and
+//! `--interface`.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+mod support;
+use support::{free_port, start};
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "Daily-Pass-7";
+
+/// `ftps serve` with alice, on a fresh directory.
+struct Served {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Served {
+    fn start(name: &str) -> Served {
+        let dir = std::env::temp_dir().join(format!("ftps-daily-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("ftp-root")).unwrap();
+        std::fs::write(dir.join("ftp-root/hello.txt"), b"hello").unwrap();
+        let port = free_port();
+        let user = format!("alice:{PASSWORD}");
+        let explicit = format!("127.0.0.1:{port}");
+        let child = start(
+            &dir,
+            &[
+                "--no-implicit",
+                "--active",
+                "--user",
+                &user,
+                "--explicit",
+                &explicit,
+            ],
+            &[],
+        );
+        Served { child, dir, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ftp://127.0.0.1:{}/{path}", self.port)
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.join("ftp-root")
+    }
+
+    /// `ftps ARGS --ca-cert ...` with `env` (no password given otherwise), within 60 s.
+    fn ftps(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        ftps(&self.dir, args, Some(&self.dir.join(".ftps/cert.pem")), env)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `ftps ARGS` in `dir`, trusting `ca` if given, with no password from the environment
+/// but `env`'s, stdin closed, within 60 s.
+fn ftps(dir: &Path, args: &[&str], ca: Option<&Path>, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("60").arg(env!("CARGO_BIN_EXE_ftps")).args(args);
+    if let Some(ca) = ca {
+        cmd.arg("--ca-cert").arg(ca);
+    }
+    let out = cmd
+        .current_dir(dir)
+        .env_remove("FTPS_PASSWORD")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    eprintln!(
+        "ftps {args:?} -> {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_password_in_the_url_is_taken_with_a_warning() {
+    let s = Served::start("url-password");
+    let url = format!("ftp://alice:{PASSWORD}@127.0.0.1:{}/", s.port);
+    let out = s.ftps(&["ls", &url], &[]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("hello.txt"));
+    assert!(stderr(&out).contains("visible to other users"));
+    assert!(!stderr(&out).contains(PASSWORD));
+    // With -v too, the trace never shows it.
+    let out = s.ftps(&["-v", "ls", &url], &[]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("PASS"), "no trace: {}", stderr(&out));
+    assert!(!stderr(&out).contains(PASSWORD));
+    // A wrong one is a refused login.
+    let wrong = format!("ftp://alice:nope@127.0.0.1:{}/", s.port);
+    assert_eq!(s.ftps(&["ls", &wrong], &[]).status.code(), Some(4));
+}
+
+#[test]
+fn netrc_gives_the_user_and_password() {
+    let s = Served::start("netrc");
+    let netrc = s.dir.join("netrc");
+    std::fs::write(
+        &netrc,
+        format!(
+            "machine other.example login bob password x\n\
+             machine 127.0.0.1\n  login alice\n  password {PASSWORD}\n"
+        ),
+    )
+    .unwrap();
+    let file = netrc.to_str().unwrap();
+    let out = s.ftps(&["ls", "--netrc-file", file, &s.url("")], &[]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("hello.txt"));
+    // -n reads ~/.netrc; one given to others is warned about.
+    let home = s.dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::copy(&netrc, home.join(".netrc")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::Permissions::from_mode(0o644);
+    std::fs::set_permissions(home.join(".netrc"), mode).unwrap();
+    let home = home.to_str().unwrap();
+    let out = s.ftps(&["ls", "-n", &s.url("")], &[("HOME", home)]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+    // A user given picks that user's entry; there is none for mallory, whose password is
+    // then asked for (no terminal here: exit 1), never alice's sent for mallory.
+    let out = s.ftps(
+        &["ls", "--netrc-file", file, "--user", "mallory", &s.url("")],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // A wrong password in the file: the login is refused.
+    std::fs::write(&netrc, "machine 127.0.0.1 login alice password wrong\n").unwrap();
+    let out = s.ftps(&["ls", "--netrc-file", file, &s.url("")], &[]);
+    assert_eq!(out.status.code(), Some(4));
+}
+
+#[test]
+fn connect_timeout_bounds_a_connection_that_does_not_complete() {
+    // A listener whose accept queue is full: the kernel drops further SYNs, so a connect
+    // neither completes nor fails until the client gives up.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&addr.into());
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = std::env::temp_dir();
+    let url = format!("ftp://127.0.0.1:{}/", addr.port());
+    let started = Instant::now();
+    let out = ftps(
+        &dir,
+        &["ls", "--connect-timeout", "1.5", "--user", "a", &url],
+        None,
+        &[("FTPS_PASSWORD", "x")],
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(6),
+        "took {took:?}"
+    );
+    for bad in ["0", "-1", "soon"] {
+        let out = ftps(&dir, &["ls", "--connect-timeout", bad, &url], None, &[]);
+        assert_eq!(out.status.code(), Some(2), "--connect-timeout {bad}");
+    }
+}
+
+#[test]
+fn put_create_dirs_makes_the_missing_directories() {
+    let s = Served::start("create-dirs");
+    let local = s.dir.join("f.txt");
+    std::fs::write(&local, b"deep").unwrap();
+    let local = local.to_str().unwrap();
+    let env = [("FTPS_PASSWORD", PASSWORD)];
+    let deep = s.url("a/b c/d/f.txt");
+    // Without the flag: the directory is missing, the server refuses (exit 5).
+    let out = s.ftps(&["put", "--user", "alice", local, &deep], &env);
+    assert_eq!(out.status.code(), Some(5));
+    let out = s.ftps(
+        &["put", "--user", "alice", "--create-dirs", local, &deep],
+        &env,
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(s.root().join("a/b c/d/f.txt")).unwrap(),
+        b"deep"
+    );
+    // Again, the directories existing: fine; into a directory URL too.
+    let out = s.ftps(
+        &[
+            "put",
+            "--user",
+            "alice",
+            "--create-dirs",
+            local,
+            &s.url("a/b c/e/"),
+        ],
+        &env,
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(s.root().join("a/b c/e/f.txt")).unwrap(),
+        b"deep"
+    );
+}
+
+#[test]
+fn quote_sends_commands_and_prints_replies() {
+    let s = Served::start("quote");
+    let env = [("FTPS_PASSWORD", PASSWORD)];
+    let out = s.ftps(
+        &[
+            "quote",
+            "--user",
+            "alice",
+            &s.url(""),
+            "MKD made",
+            "SIZE hello.txt",
+        ],
+        &env,
+    );
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("257 "), "{text}");
+    assert!(text.contains("213 5"), "{text}");
+    assert!(s.root().join("made").is_dir());
+    // In the URL's directory.
+    std::fs::write(s.root().join("made/x.bin"), b"12345678").unwrap();
+    let out = s.ftps(
+        &["quote", "--user", "alice", &s.url("made/"), "SIZE x.bin"],
+        &env,
+    );
+    assert!(stdout(&out).contains("213 8"), "{}", stdout(&out));
+    // A refusal stops there: exit 5, the later command not sent.
+    let out = s.ftps(
+        &[
+            "quote",
+            "--user",
+            "alice",
+            &s.url(""),
+            "SIZE nothing",
+            "MKD never",
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(5));
+    assert!(stdout(&out).contains("550"), "{}", stdout(&out));
+    assert!(!s.root().join("never").exists());
+    // Commands ftps manages are refused before anything is sent.
+    for refused in [
+        "PASV",
+        "RETR hello.txt",
+        "PROT C",
+        "USER bob",
+        "AUTH TLS",
+        "NOSUCH x",
+    ] {
+        let out = s.ftps(&["quote", "--user", "alice", &s.url(""), refused], &env);
+        assert_eq!(out.status.code(), Some(2), "{refused}");
+    }
+}
+
+#[test]
+fn interface_starts_the_session_from_that_address() {
+    let s = Served::start("interface");
+    let env = [("FTPS_PASSWORD", PASSWORD)];
+    for mode in [&[][..], &["--active"][..]] {
+        let mut args = vec!["get", "--user", "alice", "--interface", "127.0.0.2"];
+        args.extend_from_slice(mode);
+        let got = s.dir.join("got.txt");
+        let url = s.url("hello.txt");
+        args.extend([url.as_str(), got.to_str().unwrap()]);
+        let out = s.ftps(&args, &env);
+        assert!(out.status.success(), "{mode:?}");
+        assert_eq!(std::fs::read(&got).unwrap(), b"hello");
+        std::fs::remove_file(&got).unwrap();
+    }
+    // The wrong family, an address this host lacks: exit 3, saying why; a name: exit 2.
+    let out = s.ftps(
+        &["ls", "--user", "alice", "--interface", "::1", &s.url("")],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("families differ"), "{}", stderr(&out));
+    let out = s.ftps(
+        &[
+            "ls",
+            "--user",
+            "alice",
+            "--interface",
+            "192.0.2.1",
+            &s.url(""),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("cannot bind"), "{}", stderr(&out));
+    let out = s.ftps(
+        &["ls", "--user", "alice", "--interface", "eth0", &s.url("")],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

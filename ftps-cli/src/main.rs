@@ -5,6 +5,7 @@
 
 mod config;
 mod metrics;
+mod mirror;
 mod netrc;
 mod remote;
 mod serve;
@@ -85,6 +86,8 @@ enum Command {
         /// starts over (a failed download never leaves a partial file then).
         #[arg(long, value_name = "N", default_value_t = 0)]
         retry: u32,
+        #[command(flatten)]
+        mirror: MirrorArgs,
     },
     /// Upload files: LOCAL... URL|URL/. Several files share one session.
     Put {
@@ -106,6 +109,8 @@ enum Command {
         /// curl's --ftp-create-dirs).
         #[arg(long)]
         create_dirs: bool,
+        #[command(flatten)]
+        mirror: MirrorArgs,
     },
     /// Delete files.
     Rm {
@@ -151,6 +156,45 @@ enum Command {
         /// URL.
         url: String,
     },
+}
+
+/// `-r`, `-j`, `--delete`: mirrors (lftp's `mirror`).
+#[derive(clap::Args, Clone, Copy)]
+struct MirrorArgs {
+    /// Recursive, as lftp's mirror: `get -r URL/ [DIR]` makes DIR (default: the remote
+    /// directory's name) hold the remote tree, `put -r DIR URL/` the reverse; only files
+    /// missing, of another size or older on the receiving side are moved.
+    #[arg(short = 'r', long = "recursive")]
+    recursive: bool,
+    /// With -r, move N files at once over N sessions.
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64), requires = "recursive")]
+    jobs: u16,
+    /// With -r, delete the files the source does not have.
+    #[arg(long, requires = "recursive")]
+    delete: bool,
+}
+
+impl MirrorArgs {
+    fn mirror(self) -> mirror::Mirror {
+        mirror::Mirror {
+            jobs: usize::from(self.jobs),
+            delete: self.delete,
+        }
+    }
+}
+
+/// A mirror's arguments: `[URL, DIR?]` for get, `[DIR, URL]` for put.
+fn mirror_args(args: &[String], get: bool) -> Result<(&str, Option<&str>), remote::Failure> {
+    match (args, get) {
+        ([url], true) => Ok((url, None)),
+        ([a, b], _) => Ok((a, Some(b))),
+        _ => Err(remote::Failure::usage(if get {
+            "get -r takes one URL and, optionally, a local directory"
+        } else {
+            "put -r takes one local directory and one URL"
+        })),
+    }
 }
 
 /// Runs a client command until it ends or the user interrupts it (Ctrl-C, SIGTERM, SIGHUP
@@ -210,10 +254,16 @@ fn main() -> ExitCode {
     // The server's sessions run on every core; a client command moves one transfer at a
     // time, and on one thread its data's wake-ups cost no cross-thread hand-offs (a
     // 1 GiB download: ~3,000 futex calls and more CPU than curl on two threads).
-    let built = match cli.command {
+    let built = match &cli.command {
         Command::Serve(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
+        // Several transfers at once share the cores.
+        Command::Get { mirror, .. } | Command::Put { mirror, .. } if mirror.jobs > 1 => {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+        }
         _ => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
@@ -255,20 +305,39 @@ fn main() -> ExitCode {
             runtime.block_on(interruptible(remote::ls(&conn, &url, long)))
         }
         Command::Get {
+            conn, args, mirror, ..
+        } if mirror.recursive => match mirror_args(&args, true) {
+            Ok((url, dir)) => {
+                runtime.block_on(interruptible(mirror::get(&conn, url, dir, mirror.mirror())))
+            }
+            Err(f) => Err(f),
+        },
+        Command::Get {
             conn,
             args,
             resume,
             checksum,
             retry,
+            ..
         } => runtime.block_on(interruptible(remote::get(
             &conn, &args, resume, checksum, retry,
         ))),
+        Command::Put {
+            conn, args, mirror, ..
+        } if mirror.recursive => match mirror_args(&args, false) {
+            Ok((dir, Some(url))) => {
+                runtime.block_on(interruptible(mirror::put(&conn, dir, url, mirror.mirror())))
+            }
+            Ok(_) => unreachable!("put -r's arguments are two"),
+            Err(f) => Err(f),
+        },
         Command::Put {
             conn,
             args,
             resume,
             retry,
             create_dirs,
+            ..
         } => runtime.block_on(interruptible(remote::put(
             &conn,
             &args,

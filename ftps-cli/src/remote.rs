@@ -179,7 +179,16 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    fn local(e: impl std::fmt::Display) -> Self {
+    /// A usage error (exit 2).
+    pub(crate) fn usage(e: impl std::fmt::Display) -> Self {
+        Failure {
+            code: exit::USAGE,
+            message: e.to_string(),
+            transient: false,
+        }
+    }
+
+    pub(crate) fn local(e: impl std::fmt::Display) -> Self {
         Failure {
             code: exit::LOCAL,
             message: e.to_string(),
@@ -261,7 +270,7 @@ impl From<Failure> for ExitCode {
 
 impl Connection {
     /// How long a transfer may go without moving a byte (the library's default).
-    fn data_timeout(&self) -> std::time::Duration {
+    pub(crate) fn data_timeout(&self) -> std::time::Duration {
         ClientOptions::new("", 0, "anonymous", "")
             .expect("a constant, valid user name and password")
             .session
@@ -418,7 +427,7 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
 
 /// Parses a command-line URL; a bad one is a usage error (exit 2), and the message never
 /// repeats a password the URL may hold.
-fn parse(url: &str) -> Result<FtpUrl, Failure> {
+pub(crate) fn parse(url: &str) -> Result<FtpUrl, Failure> {
     FtpUrl::parse(url).map_err(|e| Failure {
         code: exit::USAGE,
         message: format!("{}: {e}", redacted(url)),
@@ -469,7 +478,7 @@ fn same_server(urls: &[FtpUrl]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn op<T>(r: Result<T, Error>) -> Result<T, Failure> {
+pub(crate) fn op<T>(r: Result<T, Error>) -> Result<T, Failure> {
     r.map_err(|e| Failure::from_client(e, false))
 }
 
@@ -566,7 +575,7 @@ pub(crate) fn interrupted() {
 
 /// A failure that names `what` (a local or remote path) first; an empty path (a URL that
 /// names the login directory) is not named (it printed `ftps: : ...`).
-fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
+pub(crate) fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
     let what = what.to_string();
     if what.is_empty() {
         return f;
@@ -593,7 +602,7 @@ fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
 /// read back from the temporary file (or the whole `-C` part), have the hash the server
 /// gives for the remote file (HASH, draft-bryan-ftpext-hash-02); on a mismatch the
 /// temporary file (or the part) is removed and the target left as it was.
-async fn download(
+pub(crate) async fn download(
     c: &mut Client,
     remote: &str,
     local: &Path,
@@ -865,7 +874,7 @@ fn open_upload(local: &Path) -> Result<std::fs::File, Failure> {
 }
 
 /// Uploads `local` to `remote` (resuming from the remote size if asked) with a progress bar.
-async fn upload(
+pub(crate) async fn upload(
     c: &mut Client,
     file: std::fs::File,
     local: &Path,
@@ -1093,7 +1102,7 @@ pub(crate) struct PutOptions {
 /// Makes every directory of `dir` (a path relative to the login directory, `/`
 /// separated) that is missing: MKD of each prefix, whose refusal (it exists, mostly) is
 /// left for the upload to report if it matters.
-async fn create_dirs(c: &mut Client, dir: &str, made: &mut Vec<String>) {
+pub(crate) async fn create_dirs(c: &mut Client, dir: &str, made: &mut Vec<String>) {
     let mut prefix = String::new();
     for part in dir.split('/').filter(|p| !p.is_empty()) {
         if !prefix.is_empty() || dir.starts_with('/') {

@@ -63,12 +63,18 @@ enum Command {
         /// The server's long listing (LIST) instead of names (NLST).
         #[arg(short = 'l', long)]
         long: bool,
+        /// A JSON array for scripts: each entry's name, type (file, dir, link, other),
+        /// size in bytes and modified time (Unix seconds, where the server gives it to
+        /// the second: MLSD), null where unknown.
+        #[arg(long, conflicts_with = "long")]
+        json: bool,
     },
     /// Download files: URL... [LOCAL|DIR/]. Several URLs share one session.
     Get {
         #[command(flatten)]
         conn: remote::Connection,
-        /// URLs, then optionally a local file or directory.
+        /// URLs (the last path component may be a glob: `*.csv`), then optionally a
+        /// local file or directory (`-`: standard output).
         #[arg(required = true, num_args = 1..)]
         args: Vec<String>,
         /// Resume a partial local file.
@@ -93,7 +99,8 @@ enum Command {
     Put {
         #[command(flatten)]
         conn: remote::Connection,
-        /// Local files, then the URL (ending in / for a directory).
+        /// Local files (`-`: standard input, to the file the URL names), then the URL
+        /// (ending in / for a directory).
         #[arg(required = true, num_args = 2..)]
         args: Vec<String>,
         /// Resume from the remote file's size.
@@ -301,9 +308,12 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Ls { conn, url, long } => {
-            runtime.block_on(interruptible(remote::ls(&conn, &url, long)))
-        }
+        Command::Ls {
+            conn,
+            url,
+            long,
+            json,
+        } => runtime.block_on(interruptible(remote::ls(&conn, &url, long, json))),
         Command::Get {
             conn, args, mirror, ..
         } if mirror.recursive => match mirror_args(&args, true) {

@@ -81,38 +81,82 @@ fn local_time(meta: &std::fs::Metadata) -> Option<i64> {
     i64::try_from(since.as_secs()).ok()
 }
 
+/// An entry of a remote directory: its name, kind, size and time (Unix seconds; only
+/// from MLSD: LIST's are to the minute at best).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Listed {
+    pub(crate) name: String,
+    #[serde(rename = "type", serialize_with = "kind_name")]
+    pub(crate) kind: EntryKind,
+    pub(crate) size: Option<u64>,
+    pub(crate) modified: Option<i64>,
+}
+
+fn kind_name<S: serde::Serializer>(kind: &EntryKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match kind {
+        EntryKind::File => "file",
+        EntryKind::Directory => "dir",
+        EntryKind::Symlink => "link",
+        _ => "other",
+    })
+}
+
+/// The entries of the remote directory `path` (the login directory when empty): MLSD
+/// where the server has it, else LIST, parsed (`.` and `..` left out).
+pub(crate) async fn list_dir(c: &mut Client, path: &str) -> Result<Vec<Listed>, Failure> {
+    let at = (!path.is_empty()).then_some(path);
+    let listed: Vec<Listed> = if c.features().supports("MLST") {
+        remote::op(c.mlsd(at).await)
+            .map_err(|f| remote::about(path, f))?
+            .into_iter()
+            .filter(|e| !matches!(e.file_type(), Some(FileType::Cdir | FileType::Pdir)))
+            .map(|e| Listed {
+                kind: match e.file_type() {
+                    Some(FileType::File) => EntryKind::File,
+                    Some(FileType::Dir) => EntryKind::Directory,
+                    Some(FileType::Other(t)) if t.eq_ignore_ascii_case("OS.unix=symlink") => {
+                        EntryKind::Symlink
+                    }
+                    _ => EntryKind::Other,
+                },
+                size: e.size(),
+                modified: e.modified().map(|t| t.to_unix()),
+                name: e.pathname,
+            })
+            .collect()
+    } else {
+        remote::op(c.list(at).await)
+            .map_err(|f| remote::about(path, f))?
+            .into_iter()
+            .map(|e| Listed {
+                name: e.name,
+                kind: e.kind,
+                size: e.size,
+                modified: None,
+            })
+            .collect()
+    };
+    Ok(listed
+        .into_iter()
+        .filter(|e| e.name != "." && e.name != "..")
+        .collect())
+}
+
 /// The remote tree below `root` (the login directory when empty).
 async fn remote_tree(c: &mut Client, root: &str) -> Result<Tree, Failure> {
-    let mlsd = c.features().supports("MLST");
     let mut tree = Tree::default();
     let mut queue = VecDeque::from([(String::new(), 0usize)]);
     let mut entries = 0usize;
     while let Some((dir, depth)) = queue.pop_front() {
         let path = join(root, &dir);
-        let at = (!path.is_empty()).then_some(path.as_str());
-        let listed: Vec<(String, EntryKind, Option<u64>, Option<i64>)> = if mlsd {
-            remote::op(c.mlsd(at).await)
-                .map_err(|f| remote::about(&path, f))?
-                .into_iter()
-                .map(|e| {
-                    let kind = match e.file_type() {
-                        Some(FileType::File) => EntryKind::File,
-                        Some(FileType::Dir) => EntryKind::Directory,
-                        _ => EntryKind::Other,
-                    };
-                    let time = e.modified().map(|t| t.to_unix());
-                    (e.pathname.clone(), kind, e.size(), time)
-                })
-                .collect()
-        } else {
-            // LIST's times are to the minute at best: MDTM tells, where it matters.
-            remote::op(c.list(at).await)
-                .map_err(|f| remote::about(&path, f))?
-                .into_iter()
-                .map(|e| (e.name, e.kind, e.size, None))
-                .collect()
-        };
-        for (name, kind, size, modified) in listed {
+        let listed = list_dir(c, &path).await?;
+        for Listed {
+            name,
+            kind,
+            size,
+            modified,
+        } in listed
+        {
             entries += 1;
             if entries > MAX_ENTRIES {
                 return Err(Failure {

@@ -428,6 +428,19 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
 /// Parses a command-line URL; a bad one is a usage error (exit 2), and the message never
 /// repeats a password the URL may hold.
 pub(crate) fn parse(url: &str) -> Result<FtpUrl, Failure> {
+    // FTP URLs have no query: a `?` in the path is a name's (a glob's) character.
+    let escaped;
+    let url = match url.find("://").map(|i| i + 3) {
+        Some(start) => match url[start..].find('/') {
+            Some(slash) if url[start + slash..].contains('?') => {
+                let (head, path) = url.split_at(start + slash);
+                escaped = format!("{head}{}", path.replace('?', "%3F"));
+                escaped.as_str()
+            }
+            _ => url,
+        },
+        None => url,
+    };
     FtpUrl::parse(url).map_err(|e| Failure {
         code: exit::USAGE,
         message: format!("{}: {e}", redacted(url)),
@@ -933,11 +946,28 @@ fn file_name(path: &str) -> &str {
 
 /// `ftps ls URL [-l]`: names (NLST), or the server's `ls -l` lines (LIST), one a line,
 /// each shown through [`Printable`] (see the module documentation).
-pub(crate) async fn ls(conn: &Connection, url: &str, long: bool) -> Result<(), Failure> {
+pub(crate) async fn ls(
+    conn: &Connection,
+    url: &str,
+    long: bool,
+    json: bool,
+) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
     let path = Some(url.path.as_str()).filter(|p| !p.is_empty());
-    let printed = if long {
+    let printed = if json {
+        let entries = crate::mirror::list_dir(&mut c, &url.path).await?;
+        // JSON escapes every control character a name holds: written as it is.
+        let text = serde_json::to_string_pretty(&entries)
+            .map_err(|e| Failure::local(format!("JSON: {e}")))?;
+        use std::io::Write;
+        match writeln!(std::io::stdout().lock(), "{text}") {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(Failure::local(format!("standard output: {e}")))
+            }
+            _ => Ok(()),
+        }
+    } else if long {
         let raw = op(c.list_raw(path, ftps_proto::client::ListFormat::List).await)
             .map_err(|f| about(&url.path, f))?;
         let mut lines: Vec<&[u8]> = raw.split(|&b| b == b'\n').collect();
@@ -975,6 +1005,44 @@ fn print_lines<S: AsRef<str>>(mut lines: impl Iterator<Item = S>) -> Result<(), 
     }
 }
 
+/// Whether a URL's last path component is a glob (`*`, `?` or `[`).
+fn is_glob(name: &str) -> bool {
+    name.contains(['*', '?', '['])
+}
+
+/// The files of `pattern`'s directory whose names match its last component (a glob:
+/// `*`, `?`, `[a-z]`, `{a,b}`), as paths; none is an error (exit 5), as a missing file is.
+async fn expand_glob(c: &mut Client, pattern: &str) -> Result<Vec<String>, Failure> {
+    let (dir, glob) = match pattern.rsplit_once('/') {
+        Some((dir, glob)) => (dir, glob),
+        None => ("", pattern),
+    };
+    let matcher = globset::GlobBuilder::new(glob)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| Failure::usage(format!("{}: {e}", Printable(pattern))))?
+        .compile_matcher();
+    let mut found: Vec<String> = crate::mirror::list_dir(c, dir)
+        .await?
+        .into_iter()
+        .filter(|e| e.kind == ftps_proto::listing::EntryKind::File && matcher.is_match(&e.name))
+        .filter(|e| !e.name.contains(['/', '\\']))
+        .map(|e| match dir {
+            "" => e.name,
+            dir => format!("{dir}/{}", e.name),
+        })
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(Failure {
+            code: exit::REFUSED,
+            message: format!("{}: no file matches", Printable(pattern)),
+            transient: false,
+        });
+    }
+    Ok(found)
+}
+
 /// `ftps get URL... [LOCAL|DIR/]`; with `checksum`, each file is checked against the
 /// server's HASH before it takes its place (see [`download`]).
 pub(crate) async fn get(
@@ -992,12 +1060,30 @@ pub(crate) async fn get(
     };
     let urls: Vec<FtpUrl> = urls.iter().map(|u| parse(u)).collect::<Result<_, _>>()?;
     same_server(&urls)?;
-    let into_dir = dest.is_none_or(|d| d.ends_with('/') || Path::new(d).is_dir()) || urls.len() > 1;
-    if urls.len() > 1 && dest.is_some_and(|d| !Path::new(d).is_dir()) {
-        return Err(Failure::local("several files need a directory to go into"));
-    }
     let mut retries = Retries::new(retry);
     let mut c = retries.connect(conn, &urls[0]).await?;
+    // Remote globs (`*.csv`): each expanded to the files of its directory that match.
+    let globbed = urls.iter().any(|u| is_glob(file_name(&u.path)));
+    let mut expanded = Vec::new();
+    for url in urls {
+        if !is_glob(file_name(&url.path)) {
+            expanded.push(url);
+            continue;
+        }
+        for path in expand_glob(&mut c, &url.path).await? {
+            expanded.push(FtpUrl {
+                path,
+                ..url.clone()
+            });
+        }
+    }
+    let urls = expanded;
+    let many = urls.len() > 1 || globbed;
+    let into_dir = dest.is_none_or(|d| d.ends_with('/') || Path::new(d).is_dir()) || many;
+    if many && dest.is_some_and(|d| !Path::new(d).is_dir()) {
+        let _ = c.quit().await;
+        return Err(Failure::local("several files need a directory to go into"));
+    }
     let checksum = if checksum {
         checksum_algorithm(&c)
     } else {
@@ -1134,6 +1220,9 @@ pub(crate) async fn put(
         return Err(Failure::local("give the local files, then the URL"));
     }
     let url = parse(url)?;
+    if locals.iter().any(|l| l == "-") {
+        return put_stdin(conn, &url, locals, resume || retry > 0).await;
+    }
     let into_dir = url.path.is_empty() || url.path.ends_with('/') || locals.len() > 1;
     let mut files = Vec::new();
     for local in locals {
@@ -1167,6 +1256,34 @@ pub(crate) async fn put(
             }
         }
     }
+    let _ = c.quit().await;
+    Ok(())
+}
+
+/// `ftps put - URL`: standard input uploaded as the file the URL names (read as it
+/// comes, so it cannot be resumed or retried).
+async fn put_stdin(
+    conn: &Connection,
+    url: &FtpUrl,
+    locals: &[String],
+    again: bool,
+) -> Result<(), Failure> {
+    if locals.len() > 1 {
+        return Err(Failure::usage("-: standard input is uploaded alone"));
+    }
+    if url.path.is_empty() || url.path.ends_with('/') {
+        return Err(Failure::usage(
+            "-: standard input has no name: give the URL of the file to write",
+        ));
+    }
+    if again {
+        return Err(Failure::usage(
+            "-: standard input cannot be read twice (-C, --retry)",
+        ));
+    }
+    let mut c = connect(conn, url).await?;
+    let mut input = tokio::io::stdin();
+    op(c.store(&url.path, &mut input, 0, false).await).map_err(|f| about(&url.path, f))?;
     let _ = c.quit().await;
     Ok(())
 }

@@ -340,3 +340,116 @@ fn interface_starts_the_session_from_that_address() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn put_dash_uploads_standard_input() {
+    let s = Served::start("stdin");
+    let ca = s.dir.join(".ftps/cert.pem");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .args([
+            "put",
+            "--user",
+            "alice",
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "-",
+        ])
+        .arg(s.url("from-stdin.bin"))
+        .env("FTPS_PASSWORD", PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(s.root().join("from-stdin.bin")).unwrap() == body);
+    // Standard input has no name, and cannot be read twice.
+    let env = [("FTPS_PASSWORD", PASSWORD)];
+    let out = s.ftps(&["put", "--user", "alice", "-", &s.url("")], &env);
+    assert_eq!(out.status.code(), Some(2));
+    let out = s.ftps(
+        &["put", "--user", "alice", "--retry", "2", "-", &s.url("x")],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn get_expands_remote_globs() {
+    let s = Served::start("globs");
+    std::fs::create_dir_all(s.root().join("data/sub.csv")).unwrap();
+    for name in ["a.csv", "b.csv", "c.txt", "d?.csv"] {
+        std::fs::write(s.root().join("data").join(name), name.as_bytes()).unwrap();
+    }
+    let env = [("FTPS_PASSWORD", PASSWORD)];
+    let into = s.dir.join("into");
+    std::fs::create_dir_all(&into).unwrap();
+    let into_s = into.to_str().unwrap();
+    let out = s.ftps(
+        &["get", "--user", "alice", &s.url("data/*.csv"), into_s],
+        &env,
+    );
+    assert!(out.status.success());
+    let mut got: Vec<String> = std::fs::read_dir(&into)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    got.sort();
+    // Files only (not the directory sub.csv); `?` is a name's character, not a query.
+    assert_eq!(got, ["a.csv", "b.csv", "d?.csv"]);
+    assert_eq!(std::fs::read(into.join("b.csv")).unwrap(), b"b.csv");
+    let out = s.ftps(
+        &["get", "--user", "alice", &s.url("data/?.txt"), into_s],
+        &env,
+    );
+    assert!(out.status.success());
+    assert!(into.join("c.txt").is_file());
+    // Nothing matches: exit 5, as a missing file.
+    let out = s.ftps(
+        &["get", "--user", "alice", &s.url("data/*.zip"), into_s],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(5));
+    // Several matches into one file: refused.
+    let one = s.dir.join("one.csv");
+    let out = s.ftps(
+        &[
+            "get",
+            "--user",
+            "alice",
+            &s.url("data/*.csv"),
+            one.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!one.exists());
+}
+
+#[test]
+fn ls_json_lists_for_scripts() {
+    let s = Served::start("json");
+    std::fs::create_dir_all(s.root().join("dir")).unwrap();
+    std::fs::write(s.root().join("esc\u{1b}[31mape.txt"), b"12345").unwrap();
+    let env = [("FTPS_PASSWORD", PASSWORD)];
+    let out = s.ftps(&["ls", "--json", "--user", "alice", &s.url("")], &env);
+    assert!(out.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = listed.as_array().unwrap();
+    let find = |name: &str| {
+        entries
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {listed}"))
+    };
+    assert_eq!(find("hello.txt")["type"], "file");
+    assert_eq!(find("hello.txt")["size"], 5);
+    assert!(find("hello.txt")["modified"].as_i64().unwrap() > 1_700_000_000);
+    assert_eq!(find("dir")["type"], "dir");
+    // A name's control characters are JSON escapes, never raw bytes on the terminal.
+    assert_eq!(find("esc\u{1b}[31mape.txt")["size"], 5);
+    assert!(!out.stdout.contains(&0x1b));
+}

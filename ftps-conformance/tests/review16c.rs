@@ -5,7 +5,18 @@
 //! every server runtime (loopback only). Each test asserts what should happen; the ones
 //! that fail on the reviewed code are `#[ignore]`d with the finding they show
 //! ("review16c finding N"), so the suite stays green and `cargo test -- --ignored` shows
-//! them. The tests that are not ignored are attacks that held, kept as guards.
+//! them. The tests that are not ignored are attacks that held, kept as guards. Also
+//! the drain (a session held from it) and the client's source address.
+//!
+//! Findings (details on each test):
+//! 1. the appended file renamed away, then deleted: the append's bytes stay counted;
+//! 2. the same through a rename of the appended file's directory;
+//! 3. a failed APPE of a new name keeps its reservation (no identity to settle by);
+//! 4. ABOR, or the client gone, mid-append: the upload is dropped without a commit and
+//!    keeps bytes counted that the file does not hold (racy; blocking and smol);
+//! 5. a client that reads no replies holds a drain to its grace (blocking: past it);
+//! 6. (ftps-cli/tests/review16c.rs) `--retry` retries a wrong-family `--interface`;
+//! 7. a transfer waiting for its data connection holds a drain to its grace.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -770,6 +781,46 @@ fn a_client_that_reads_no_replies_does_not_hold_the_drain() {
             assert!(
                 took < Duration::from_secs(3),
                 "{tag}: a client reading no replies held the drain {took:?} ({cut} sessions cut)"
+            );
+        },
+    );
+}
+
+/// Finding 7 (a design question more than a bug): a transfer command whose data
+/// connection never comes (EPSV, then STOR, and the client connects nothing; the
+/// data-connect timeout 30 s here), then a drain with a 5 s grace: nothing is being
+/// transferred, yet the session holds the drain to its grace and is cut (every runtime:
+/// 5.02 s, 1 session cut). `ServerSession::shut_down` documents waiting for "the
+/// transfer in progress", and a STOR still waiting for its data connection counts as
+/// one; so any client (or a balancer's health check) that issues a transfer and never
+/// connects stretches a rolling restart to its grace (up to the data-connect timeout).
+/// Suggested: in the core's drain (`ServerSession::drain` with `shutting_down`), end a
+/// transfer whose data connection is not yet established with 425 then 421, as nothing
+/// of it was sent or received.
+#[test]
+#[ignore = "review16c finding 7: a STOR waiting for its data connection holds the drain to its grace"]
+fn a_transfer_waiting_for_its_connection_does_not_hold_the_drain() {
+    each_all(
+        "r16c-drain-epsv",
+        |s| {
+            plain_allowed(s);
+            s.config.timeouts.data_connect = Duration::from_secs(30);
+        },
+        |f, r, tag| {
+            let (user, password) = f.credentials();
+            let mut c = connect(r);
+            assert_eq!(send(&mut c, &format!("USER {user}")), 331);
+            assert_eq!(send(&mut c, &format!("PASS {password}")), 230);
+            assert_eq!(send(&mut c, "EPSV"), 229, "{tag}");
+            c.send_bytes(b"STOR never.bin\r\n").unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            let start = Instant::now();
+            let cut = r.drain(Duration::from_secs(5));
+            let took = start.elapsed();
+            assert!(
+                took < Duration::from_secs(3),
+                "{tag}: a STOR waiting for its data connection held the drain {took:?} \
+                 ({cut} sessions cut)"
             );
         },
     );

@@ -286,11 +286,16 @@ fn other_spellings_of_the_appended_name_are_refused_too() {
 /// upload — a chunk write possibly in flight — without a commit; the quota's
 /// `QuotaUpload::drop` → `Guard::discard` gives nothing back for an in-place upload
 /// ("what it wrote stays"), and nothing measures the file (`settle_in_place` runs only
-/// from `commit`). Here 7000 bytes were sent and the ABOR answered 426 + 226; f.bin still
-/// holds its 1000 bytes, yet the count holds more: 99 000 bytes more do not fit under a
-/// 100 000-byte quota. Failed on blocking in each of four runs, on smol in two of them,
-/// on tokio in none (a race: whether the last chunk was reserved and not yet written
-/// when the abort came). The name itself is freed (DELE 250 afterwards).
+/// from `commit`). Six rounds of: f.bin stored (1000 bytes), APPE of it, 7000 bytes sent,
+/// ABOR (answered 426 + 226), f.bin deleted (250: the name itself is freed; f.bin held
+/// 1000 bytes when the append was cut in the runs looked at). Then the emptied home
+/// refuses 100 000 bytes under its 100 000-byte quota. A race (whether the last chunk
+/// was reserved and not yet written when the abort came): smol drifted in two of the
+/// last three runs, blocking in earlier ones, tokio in none. Beside it, on blocking, a
+/// DELE right after the ABOR's 226 was sometimes refused 450 for about 20 ms (the
+/// upload, and its `writing` entry, are let go by the data task after the session has
+/// replied): not a lasting refusal, but the reply comes before the upload has ended.
+/// Passes in some runs: run it a few times.
 /// Fix: commit an aborted upload with keep = false instead of dropping it (as this change
 /// did for a failed storage write: `failed(idle)`), i.e. let the pumping future give its
 /// upload back when aborted (hold it outside the future, or make `receive` return it on
@@ -301,39 +306,58 @@ fn other_spellings_of_the_appended_name_are_refused_too() {
 fn abor_mid_append_leaves_the_count_true() {
     each_all(
         "r16c-appe-abor",
-        |s| {
-            quota_user(s, 100_000);
-            std::fs::write(s.root.join("q/f.bin"), [1u8; 1000]).unwrap();
-        },
+        |s| quota_user(s, 100_000),
         |f, r, tag| {
             let home = f.root().join("q");
             let mut a = login_as(r, "q", "pq");
-            let mut da = start_plain_upload(&mut a, "APPE f.bin").unwrap();
-            da.write_all(&[3u8; 7000]).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-            a.send_bytes(b"ABOR\r\n").unwrap();
-            // 426 then 226, or 226 alone: read until the ABOR's own 226/225.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let mut codes = Vec::new();
-            while Instant::now() < deadline {
-                let code = a.any_reply().unwrap().code().get();
-                codes.push(code);
-                if code == 225 || code == 226 {
-                    break;
+            let mut seen = Vec::new();
+            // Six rounds: whether a chunk is in flight when the ABOR comes is a race.
+            for round in 0..6 {
+                let (code, _) = transfer(&mut a, "STOR f.bin", Some(&[1u8; 1000]));
+                assert_eq!(code, 226, "{tag}");
+                let mut da = start_plain_upload(&mut a, "APPE f.bin").unwrap();
+                da.write_all(&[3u8; 7000]).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                a.send_bytes(b"ABOR\r\n").unwrap();
+                // 426 then 226, or 226 alone: read until the ABOR's own 226/225.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let mut codes = Vec::new();
+                while Instant::now() < deadline {
+                    let code = a.any_reply().unwrap().code().get();
+                    codes.push(code);
+                    if code == 225 || code == 226 {
+                        break;
+                    }
                 }
+                drop(da);
+                let size = std::fs::metadata(home.join("f.bin")).unwrap().len();
+                assert!(size >= 1000, "{tag}: {size}");
+                // The name is free again (not refused 450) — if not at once, how long
+                // it stays refused (10 s at most).
+                let refused = Instant::now();
+                let mut deletes = Vec::new();
+                loop {
+                    let code = send(&mut a, "DELE f.bin");
+                    deletes.push(code);
+                    if code != 450 || refused.elapsed() > Duration::from_secs(10) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let held = refused.elapsed();
+                assert_eq!(
+                    deletes,
+                    [250],
+                    "{tag}, round {round}: DELE after ABOR {codes:?}: {} refused 450 \
+                     for {held:?}, then {:?}",
+                    deletes.len() - 1,
+                    deletes.last()
+                );
+                seen.push((codes, size));
             }
-            drop(da);
-            let size = std::fs::metadata(home.join("f.bin")).unwrap().len();
-            assert!(size >= 1000, "{tag}: {size}");
-            count_is_true(&mut a, &home, 100_000, &format!("{tag} (ABOR: {codes:?})"));
-            for name in ["fill.bin", "more.bin"] {
-                let _ = send(&mut a, &format!("DELE {name}"));
-            }
-            assert_eq!(
-                send(&mut a, "DELE f.bin"),
-                250,
-                "{tag}: after ABOR {codes:?}"
-            );
+            // The home is empty: its count must be true.
+            let what = format!("{tag} (ABOR replies, f.bin's size after: {seen:?})");
+            count_is_true(&mut a, &home, 100_000, &what);
         },
     );
 }

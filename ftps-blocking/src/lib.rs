@@ -49,6 +49,9 @@ pub use ftps_backend::{
     Authenticator, BlockingAuthenticator, BlockingStorage, Check, LocalFs, Quota, StaticUsers,
     Storage, Unblocked, User, Verdict,
 };
+/// The protocol core (codec, sessions, TLS configurations: `proto::tls`), as this crate
+/// was built with it.
+pub use ftps_proto as proto;
 pub use server::{Server, ServerBuilder};
 /// A [`BlockingStorage`] as the server runs it: what [`Server::builder`] serves
 /// (`Server<OnPool<LocalFs>, StaticUsers>`); on threads, its calls run on the session's.

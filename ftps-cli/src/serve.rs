@@ -385,7 +385,7 @@ fn parse_ports(s: &str) -> Result<RangeInclusive<u16>, String> {
 fn random_password() -> Result<String, String> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut bytes = [0u8; 20];
-    rustls::crypto::ring::default_provider()
+    ftps_proto::tls::provider()
         .secure_random
         .fill(&mut bytes)
         .map_err(|_| "no OS random source".to_owned())?;

@@ -42,6 +42,9 @@ pub use ftps_backend::{
     Authenticator, BlockingAuthenticator, BlockingStorage, Check, LocalFs, Quota, StaticUsers,
     Storage, Unblocked, User, Verdict,
 };
+/// The protocol core (codec, sessions, TLS configurations: `proto::tls`), as this crate
+/// was built with it.
+pub use ftps_proto as proto;
 
 /// The smol runtime, for [`ftps_async`].
 #[derive(Debug, Clone, Copy)]

@@ -39,6 +39,9 @@ pub use ftps_backend::{
     Authenticator, BadHash, BlockingAuthenticator, BlockingStorage, Check, LocalFs, LocalUpload,
     Quota, StaticUsers, Storage, Unblocked, User, Verdict, hash_password,
 };
+/// The protocol core (codec, sessions, TLS configurations: `proto::tls`), as this crate
+/// was built with it.
+pub use ftps_proto as proto;
 pub use runtime::{Tcp, Tokio};
 
 /// The FTPS server on tokio: [`ftps_async::Server`] on the [`Tokio`] runtime. Sessions

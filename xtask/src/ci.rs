@@ -37,6 +37,9 @@ pub(crate) fn run() -> Result<(), String> {
     )?;
     status(cargo().args(["test", "--workspace", "--all-features", "--doc"]))?;
 
+    step("crypto providers as users meet them");
+    crate::downstream::run()?;
+
     step("load and faults");
     crate::load::run_with(crate::load::CI_SESSIONS, false)?;
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod ci;
+mod downstream;
 mod fuzz;
 mod garage;
 mod io_check;
@@ -27,6 +28,9 @@ tasks:
   fleet                   HAProxy, Redis, Garage and three ftps serve nodes on loopback:
                           transfers through the balancer, the shared lockout, a rolling
                           restart, nodes killed mid-upload (part of ci's tests)
+  downstream              an application with rustls' defaults beside ftps-tokio's (its own
+                          ClientConfig::builder() must not panic); ring-only and
+                          provider-less builds checked (part of ci)
   bench [--quick] [-- OPTIONS]
                           ftps-bench: our servers and clients against vsftpd, Pure-FTPd,
                           pyftpdlib and curl in one run; tables and JSON in target/bench
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Some("interop") => peers::interop(),
         Some("garage") => garage::run(),
         Some("fleet") => peers::fleet(),
+        Some("downstream") => downstream::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("load") => load::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {

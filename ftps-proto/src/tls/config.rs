@@ -1,5 +1,5 @@
-//! rustls configurations for FTPS, client and server: TLS 1.2 and 1.3 only, ring as the
-//! crypto provider, ALPN `ftp` (RFC 9110's registry entry for FTP, which ALPACA-style
+//! rustls configurations for FTPS, client and server: TLS 1.2 and 1.3 only, the crypto
+//! provider of [`provider`], ALPN `ftp` (RFC 9110's registry entry for FTP, which ALPACA-style
 //! cross-protocol attacks cannot answer).
 
 use super::trust::ServerTrust;
@@ -24,9 +24,50 @@ fn err(e: impl std::fmt::Display) -> TlsConfigError {
     TlsConfigError(e.to_string())
 }
 
-/// The crypto provider every configuration here uses.
+/// The crypto provider every configuration here uses: the process default, if the
+/// application installed one (`CryptoProvider::install_default`: a FIPS build of
+/// aws-lc-rs, say), else the one this crate was built with — aws-lc-rs with the
+/// `aws-lc-rs` feature (the runtime crates' default, as rustls' own), ring with `ring`.
+///
+/// # Panics
+///
+/// Built with neither feature and no process default installed: there is no provider to
+/// use (rustls' own `ClientConfig::builder()` panics the same way).
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    match rustls::crypto::CryptoProvider::get_default() {
+        Some(p) => p.clone(),
+        None => built_in(),
+    }
+}
+
+#[cfg(feature = "aws-lc-rs")]
+fn built_in() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+fn built_in() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+fn built_in() -> Arc<rustls::crypto::CryptoProvider> {
+    panic!(
+        "ftps-proto has no crypto provider: enable its `aws-lc-rs` or `ring` feature, or \
+         install a process default with rustls::crypto::CryptoProvider::install_default"
+    )
+}
+
+/// A ticketer for TLS 1.3 session tickets (and TLS 1.2's), from the provider this crate
+/// was built with; `None` built with neither (the configuration's own is kept).
+pub(crate) fn ticketer() -> Result<Option<Arc<dyn rustls::server::ProducesTickets>>, rustls::Error>
+{
+    #[cfg(feature = "aws-lc-rs")]
+    return rustls::crypto::aws_lc_rs::Ticketer::new().map(Some);
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    return rustls::crypto::ring::Ticketer::new().map(Some);
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+    return Ok(None);
 }
 
 /// TLS 1.3 and 1.2, the versions FTPS uses here.

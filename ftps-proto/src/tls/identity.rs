@@ -39,7 +39,7 @@ impl ClientIdentity {
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem)
             .map_err(|e| IdentityError(format!("private key PEM: {e}")))?;
-        let provider = rustls::crypto::ring::default_provider();
+        let provider = super::config::provider();
         let key = CertifiedKey::from_der(chain, key, &provider)
             .map_err(|e| IdentityError(e.to_string()))?;
         Ok(ClientIdentity { key: Arc::new(key) })

@@ -42,7 +42,9 @@ impl SessionTls {
         // cache's table is allocated up front, in every idle session (64 entries took
         // about 8 KiB each, measured with DHAT).
         control.session_storage = ServerSessionMemoryCache::new(4);
-        control.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        if let Some(ticketer) = super::config::ticketer()? {
+            control.ticketer = ticketer;
+        }
         if control.alpn_protocols.is_empty() {
             control.alpn_protocols = vec![ALPN_FTP.to_vec()];
         }

@@ -12,8 +12,10 @@
 //! commits held off while it does; what the replaced file no longer covers must then fit,
 //! or the upload stops with 552. (An append or a resumed upload writes in place: what
 //! it wrote before the quota stopped it stays, as for any broken resumable upload; once
-//! it ends, kept or not, the file is measured and counted as it is. While it writes, its
-//! file cannot be deleted or renamed over: 450.)
+//! it ends, kept or not, the file is measured and counted as it is — one that ends
+//! without its commit (an ABOR, a client gone) by the next change of the user's names.
+//! While it writes, its file (or a directory above it) cannot be deleted, renamed, or
+//! renamed over: 450.)
 //! Changes made to the home by other means than this server are not seen until the
 //! server restarts.
 
@@ -76,6 +78,20 @@ struct Ledger {
     /// bytes they go on writing would land in a file no name holds, counted for good
     /// (review16a, finding 5).
     writing: Mutex<HashMap<VirtualPath, usize>>,
+    /// In-place uploads that ended without a commit (an ABOR, a client gone): what they
+    /// left in their files is measured by the next change of the user's names, which
+    /// counts each file as it is then (review16c, finding 4).
+    unsettled: Mutex<Vec<Unsettled>>,
+}
+
+/// An in-place upload that ended without its commit, to be measured.
+#[derive(Debug)]
+struct Unsettled {
+    user: User,
+    target: VirtualPath,
+    identity: String,
+    /// The file's end as counted.
+    end: u64,
 }
 
 impl Ledger {
@@ -84,16 +100,31 @@ impl Ledger {
             usage: Mutex::new(usage),
             names: async_lock::Mutex::default(),
             writing: Mutex::default(),
+            unsettled: Mutex::default(),
         }
+    }
+
+    fn unsettled(&self) -> std::sync::MutexGuard<'_, Vec<Unsettled>> {
+        self.unsettled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn writing(&self) -> std::sync::MutexGuard<'_, HashMap<VirtualPath, usize>> {
         self.writing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Refused with [`StorageError::Busy`] (450) if an in-place upload writes `path`.
+    /// Refused with [`StorageError::Busy`] (450) if an in-place upload writes `path`, or
+    /// a file below it: a rename of the file, or of a directory it is in, would let a
+    /// delete of its new name give back bytes the upload goes on writing (review16c,
+    /// findings 1 and 2).
     fn not_written(&self, path: &VirtualPath) -> Result<(), StorageError> {
-        match self.writing().contains_key(path) {
+        let dir = format!("{}/", path.as_str().trim_end_matches('/'));
+        let busy = self
+            .writing()
+            .keys()
+            .any(|w| w == path || w.as_str().starts_with(&dir));
+        match busy {
             true => Err(StorageError::Busy),
             false => Ok(()),
         }
@@ -198,6 +229,22 @@ impl<S: Storage> Quoted<S> {
         Ok(self.file(user, path).await?.map(|m| m.size))
     }
 
+    /// Measures the files of in-place uploads that ended without a commit
+    /// ([`Ledger::unsettled`]) and counts each as it is, if it is still the file written.
+    /// Called with the names lock held, before a change of names is measured.
+    async fn settle(&self, ledger: &Ledger) {
+        let pending = std::mem::take(&mut *ledger.unsettled());
+        for u in pending {
+            let Ok(Some(now)) = self.file(&u.user, &u.target).await else {
+                continue; // Gone or renamed away: counted as it was.
+            };
+            if now.unique.as_deref() == Some(u.identity.as_str()) {
+                let mut usage = ledger.usage();
+                usage.bytes = usage.bytes.saturating_sub(u.end).saturating_add(now.size);
+            }
+        }
+    }
+
     /// The file at `path`, if there is one.
     async fn file(
         &self,
@@ -224,6 +271,10 @@ impl<S: Storage> Quoted<S> {
             let (upload, path) = open().await?;
             return Ok((QuotaUpload::free(upload), path));
         };
+        if !ledger.unsettled().is_empty() {
+            let _names = ledger.names().await;
+            self.settle(&ledger).await;
+        }
         // STOU names a directory: its upload is always a new file.
         let found = if unique {
             None
@@ -273,6 +324,18 @@ impl<S: Storage> Quoted<S> {
         };
         let old_size = old.unwrap_or(0);
         let writing = in_place.map(|_| Writing::new(ledger.clone(), path.clone()));
+        // In place, the file written is known by its identity, to be measured when the
+        // upload ends; a new name's file exists only now (review16c, finding 3).
+        let identity = match (in_place, found.and_then(|m| m.unique)) {
+            (None, _) => None,
+            (Some(_), Some(unique)) => Some(unique),
+            (Some(_), None) => self
+                .file(user, &path)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|m| m.unique),
+        };
         Ok((
             QuotaUpload {
                 inner: Some(upload),
@@ -287,7 +350,7 @@ impl<S: Storage> Quoted<S> {
                     end: old_size,
                     position: in_place.unwrap_or(0),
                     new_file,
-                    identity: found.and_then(|m| m.unique).filter(|_| in_place.is_some()),
+                    identity,
                     user: user.clone(),
                     target: path.clone(),
                 }),
@@ -381,6 +444,14 @@ impl Guard {
     /// commit, nothing can be measured, and its reservations stay).
     fn discard(self) {
         if self.in_place {
+            if let Some(identity) = self.identity.clone() {
+                self.ledger.unsettled().push(Unsettled {
+                    user: self.user.clone(),
+                    target: self.target.clone(),
+                    identity,
+                    end: self.end,
+                });
+            }
             return;
         }
         let mut usage = self.ledger.usage();
@@ -468,6 +539,7 @@ impl<S: Storage> Storage for Quoted<S> {
                 return self.inner.remove_file(user, path).await;
             };
             let _names = ledger.names().await;
+            self.settle(&ledger).await;
             ledger.not_written(path)?;
             let size = self.file_size(user, path).await?;
             self.inner.remove_file(user, path).await?;
@@ -490,7 +562,9 @@ impl<S: Storage> Storage for Quoted<S> {
                 return self.inner.rename(user, from, to).await;
             };
             let _names = ledger.names().await;
+            self.settle(&ledger).await;
             ledger.not_written(to)?;
+            ledger.not_written(from)?;
             // A rename over a file removes that file, unless it is the file renamed (the
             // same name, or another link to it: rename(2) then does nothing).
             let replaced = match self.inner.stat(user, to).await {
@@ -620,6 +694,7 @@ impl<S: Storage> Storage for Quoted<S> {
             // it commits, with the user's other changes of names held off meanwhile.
             let names = g.ledger.clone();
             let _names = names.names().await;
+            self.settle(&names).await;
             if g.in_place {
                 // Kept or not, what it wrote is in the file: counted as the file is.
                 let done = self.inner.commit(inner, keep).await;

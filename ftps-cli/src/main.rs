@@ -243,6 +243,7 @@ async fn interruptible(
                 code: 130,
                 message: "interrupted".into(),
                 transient: false,
+                permanent: false,
             })
         }
     }

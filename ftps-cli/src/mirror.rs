@@ -163,6 +163,7 @@ async fn remote_tree(c: &mut Client, root: &str) -> Result<Tree, Failure> {
                     code: exit::TRANSFER,
                     message: format!("{root}: more than {MAX_ENTRIES} entries: not mirrored"),
                     transient: false,
+                    permanent: false,
                 });
             }
             if matches!(kind, EntryKind::Other | EntryKind::Symlink) {

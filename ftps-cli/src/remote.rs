@@ -176,6 +176,9 @@ pub(crate) struct Failure {
     /// action may be requested again" (RFC 959 §4.2.1) — 421 from a draining node, 450,
     /// 451. `--retry` retries it.
     pub(crate) transient: bool,
+    /// A failure no retry can mend (a source address of the wrong family, or one this
+    /// host does not have): `--retry` gives up at once (review16c, finding 6).
+    pub(crate) permanent: bool,
 }
 
 impl Failure {
@@ -185,6 +188,7 @@ impl Failure {
             code: exit::USAGE,
             message: e.to_string(),
             transient: false,
+            permanent: false,
         }
     }
 
@@ -193,6 +197,7 @@ impl Failure {
             code: exit::LOCAL,
             message: e.to_string(),
             transient: false,
+            permanent: false,
         }
     }
 
@@ -239,10 +244,18 @@ impl Failure {
             &e,
             Error::Protocol(ClientError::Refused(r)) if r.code().get() / 100 == 4
         );
+        let permanent = matches!(
+            &e,
+            Error::Io(io) if matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::AddrNotAvailable
+            )
+        );
         Failure {
             code,
             message,
             transient,
+            permanent,
         }
     }
 }
@@ -391,6 +404,7 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
                 code: 2,
                 message: format!("{}: {e}", p.display()),
                 transient: false,
+                permanent: false,
             })
         };
         let identity =
@@ -398,6 +412,7 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
                 code: 2,
                 message: e.to_string(),
                 transient: false,
+                permanent: false,
             })?;
         options.identity = Some(identity);
     }
@@ -445,6 +460,7 @@ pub(crate) fn parse(url: &str) -> Result<FtpUrl, Failure> {
         code: exit::USAGE,
         message: format!("{}: {e}", redacted(url)),
         transient: false,
+        permanent: false,
     })
 }
 
@@ -486,6 +502,7 @@ fn same_server(urls: &[FtpUrl]) -> Result<(), Failure> {
             code: exit::USAGE,
             message: "all URLs of one command must name the same server and user".into(),
             transient: false,
+            permanent: false,
         });
     }
     Ok(())
@@ -597,6 +614,7 @@ pub(crate) fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
         code: f.code,
         message: format!("{what}: {}", f.message),
         transient: f.transient,
+        permanent: f.permanent,
     }
 }
 
@@ -716,6 +734,7 @@ pub(crate) async fn download(
             code: exit::TRANSFER,
             message: format!("{remote}: {e}"),
             transient: false,
+            permanent: false,
         }),
         (Err(CopyError::Write(e)), _, _) | (Ok(_), Ok(_), Err(e)) => {
             Err(Failure::local(format!("{}: {e}", temp.display())))
@@ -754,6 +773,7 @@ fn checksum_needs_a_file(what: &str) -> Failure {
             "{what}: --checksum needs a regular file (bytes written to a pipe or device cannot be taken back if they do not match)"
         ),
         transient: false,
+        permanent: false,
     }
 }
 
@@ -809,6 +829,7 @@ async fn verify(
                 theirs.hex, ours.hex
             ),
             transient: false,
+            permanent: false,
         });
     }
     Ok(())
@@ -846,6 +867,7 @@ async fn download_through<W: tokio::io::AsyncWrite + Unpin>(
                 code: exit::TRANSFER,
                 message: format!("{remote}: {e}"),
                 transient: false,
+                permanent: false,
             })
         }
     }
@@ -933,6 +955,7 @@ pub(crate) async fn upload(
                 code: exit::TRANSFER,
                 message: format!("{remote}: {e}"),
                 transient: false,
+                permanent: false,
             })
         }
     }
@@ -1038,6 +1061,7 @@ async fn expand_glob(c: &mut Client, pattern: &str) -> Result<Vec<String>, Failu
             code: exit::REFUSED,
             message: format!("{}: no file matches", Printable(pattern)),
             transient: false,
+            permanent: false,
         });
     }
     Ok(found)
@@ -1127,7 +1151,10 @@ impl Retries {
 
     /// Whether `f` may be retried, and a retry is left (counted).
     fn take(&mut self, f: &Failure) -> bool {
-        if self.left == 0 || !(f.transient || matches!(f.code, exit::CONNECT | exit::TRANSFER)) {
+        if self.left == 0
+            || f.permanent
+            || !(f.transient || matches!(f.code, exit::CONNECT | exit::TRANSFER))
+        {
             return false;
         }
         self.left -= 1;
@@ -1375,6 +1402,7 @@ pub(crate) async fn quote(
             code: exit::USAGE,
             message: format!("quote {}: {why}", Printable(line)),
             transient: false,
+            permanent: false,
         };
         let command =
             ftps_proto::Command::parse(line.as_bytes()).map_err(|e| usage(e.to_string()))?;
@@ -1402,6 +1430,7 @@ pub(crate) async fn quote(
                     reply.code().get()
                 ),
                 transient: false,
+                permanent: false,
             });
         }
     }
@@ -1435,6 +1464,7 @@ mod tests {
             code: 1,
             message: m.to_owned(),
             transient: false,
+            permanent: false,
         };
         assert_eq!(super::about("", f("refused")).message, "refused");
         assert_eq!(

@@ -102,7 +102,6 @@ fn an_unusable_source_fails_with_exit_3_and_says_why() {
 /// such local address; not run here) — is not transient: fail at once (or exit 2, as
 /// the usage error it is).
 #[test]
-#[ignore = "review16c finding 6: --retry retries an --interface of the wrong address family"]
 fn a_wrong_family_source_is_not_retried() {
     let url = format!("ftp://127.0.0.1:{}/f.bin", closed_port());
     let (code, err, took) = get(&["--retry", "3", "--interface", "::1"], &url);

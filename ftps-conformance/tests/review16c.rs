@@ -822,7 +822,6 @@ fn a_client_that_reads_no_replies_does_not_hold_the_drain() {
 /// transfer whose data connection is not yet established with 425 then 421, as nothing
 /// of it was sent or received.
 #[test]
-#[ignore = "review16c finding 7: a STOR waiting for its data connection holds the drain to its grace"]
 fn a_transfer_waiting_for_its_connection_does_not_hold_the_drain() {
     each_all(
         "r16c-drain-epsv",

@@ -419,13 +419,21 @@ impl ServerSession {
     /// ("Service not available, closing control connection", RFC 959 §4.2) as soon as
     /// nothing is under way — at once if idle; after the transfer, the login check or the
     /// storage request in progress otherwise (a transfer finishes with its own final reply
-    /// first, so nothing the client sent is lost). Commands that arrive meanwhile are not
-    /// run, but for ABOR, STAT and QUIT during a transfer.
+    /// first, so nothing the client sent is lost). A transfer whose data connection has not
+    /// come yet has moved nothing: it ends at once with 425 (review16c, finding 7: one
+    /// waiting for a client that never connects held the drain to its grace). Commands
+    /// that arrive meanwhile are not run, but for ABOR, STAT and QUIT during a transfer.
     pub fn shut_down(&mut self, now: Instant) {
         if self.closed {
             return;
         }
         self.shutting_down = true;
+        if self.transfer_connecting() {
+            self.fail_transfer(
+                transfer::cant_open("Can't open data connection: the server is shutting down."),
+                now,
+            );
+        }
         self.drain(now);
     }
 

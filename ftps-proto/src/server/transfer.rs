@@ -82,7 +82,7 @@ fn end_reply(kind: &TransferKind, tls: bool, end: DataEnd) -> (bool, Reply) {
     }
 }
 
-fn cant_open(text: &str) -> Reply {
+pub(super) fn cant_open(text: &str) -> Reply {
     reply(ReplyCode::CANT_OPEN_DATA_CONNECTION, text)
 }
 
@@ -480,6 +480,13 @@ impl ServerSession {
 
     /// Ends the running transfer, if any, with reply `r` (a timer or the data connection
     /// failed).
+    /// Whether a transfer waits for its data connection (nothing moved yet).
+    pub(super) fn transfer_connecting(&self) -> bool {
+        self.transfer
+            .as_ref()
+            .is_some_and(|t| matches!(t.phase, Phase::Connecting))
+    }
+
     pub(super) fn fail_transfer(&mut self, r: Reply, now: Instant) {
         if let Some(t) = self.transfer.take() {
             self.timers.stop(Timer::DataConnect);

@@ -254,6 +254,12 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
         flushed
     }
 
+    /// A write given up before its end (a drain that would not wait for it): the
+    /// connection is over, and nothing more is written to it.
+    pub(crate) fn abandon(&mut self) {
+        self.failed = true;
+    }
+
     /// Closes politely: close_notify under TLS, then FIN, within `limit`.
     pub(crate) async fn close<R: Runtime>(&mut self, limit: Duration) {
         if !self.failed {

@@ -359,6 +359,9 @@ impl ConnectionInfo {
     }
 }
 
+/// How long a reply may take to be written during a drain (see `Action::Send`).
+const DRAIN_REPLY_WRITE: Duration = Duration::from_secs(1);
+
 /// The per-session state of the driver (what the protocol core does not own: sockets,
 /// open files, data tasks).
 struct Driver<R: Runtime, S: Storage, A> {
@@ -543,7 +546,12 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
     /// Tells the session the server drains, the first time it is seen: whether it was
     /// told now.
     fn notice_drain(&mut self) -> bool {
-        if self.session.is_shutting_down() || !self.shared.drain.is_draining() {
+        // A closed session has nothing to be told (and telling it changes nothing: were
+        // that counted as progress, `settle` would spin).
+        if self.session.is_closed()
+            || self.session.is_shutting_down()
+            || !self.shared.drain.is_draining()
+        {
             return false;
         }
         self.session.shut_down(Instant::now());
@@ -665,9 +673,38 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             Action::Send(bytes) => {
                 observe::replies(&bytes);
                 // A peer that does not read must not hold the session: the write has a
-                // deadline, and missing it closes the session.
-                let limit = self.shared.config.timeouts.reply_write;
-                if self.control.send::<R>(&bytes, limit).await.is_err() {
+                // deadline, and missing it closes the session. During a drain the
+                // deadline is moments (DRAIN_REPLY_WRITE), and a write already blocked
+                // when the drain starts gets as long: a client that reads nothing must
+                // not hold the drain to its grace (review16c, finding 5). (On the
+                // blocking runtime a write under way cannot be raced: there only writes
+                // begun during the drain are shortened.)
+                let drain = self.shared.drain.clone();
+                let limit = match drain.is_draining() {
+                    true => self
+                        .shared
+                        .config
+                        .timeouts
+                        .reply_write
+                        .min(DRAIN_REPLY_WRITE),
+                    false => self.shared.config.timeouts.reply_write,
+                };
+                let send = self.control.send::<R>(&bytes, limit);
+                let cut = async move {
+                    drain.started().await;
+                    R::sleep_until(Instant::now() + DRAIN_REPLY_WRITE).await;
+                };
+                // (sent, cut)
+                let (sent, cut) =
+                    futures_lite::future::or(async { (send.await.is_ok(), false) }, async {
+                        cut.await;
+                        (false, true)
+                    })
+                    .await;
+                if cut {
+                    self.control.abandon();
+                }
+                if !sent {
                     self.session.handle_io(IoEvent::ControlClosed, now());
                 }
             }

@@ -772,9 +772,24 @@ fn an_undecided_first_input_does_not_hold_the_drain() {
 /// `on_control_bytes`' TLS writes): race the blocked write against the drain signal and,
 /// once draining, close the connection (`IoEvent::ControlClosed`) instead of waiting for
 /// the write's deadline, as the stalled TLS handshake now is (review16b finding 5).
+/// Mended on tokio and smol (a reply write is raced against the drain, and a write begun
+/// during it has a 1 s deadline); the first version of the mend made `settle` spin on a
+/// session closed before it noticed the drain (this test hung): `notice_drain` now
+/// leaves a closed session alone. On blocking a socket write under way cannot be raced:
+/// still open (the ignored test below).
 #[test]
-#[ignore = "review16c finding 5: a client that reads no replies holds the drain to its grace (blocking: past it)"]
 fn a_client_that_reads_no_replies_does_not_hold_the_drain() {
+    no_reader_holds_no_drain(false);
+}
+
+#[test]
+#[ignore = "review16c finding 5, blocking: a reply write under way when the drain starts cannot be raced there (7 s for a 5 s grace)"]
+fn a_client_that_reads_no_replies_does_not_hold_the_drain_on_blocking() {
+    no_reader_holds_no_drain(true);
+}
+
+/// Finding 5's case, on the blocking runtime alone (`blocking`) or on the others.
+fn no_reader_holds_no_drain(blocking: bool) {
     each_all(
         "r16c-drain-noread",
         |s| {
@@ -782,6 +797,9 @@ fn a_client_that_reads_no_replies_does_not_hold_the_drain() {
             s.config.timeouts.reply_write = Duration::from_secs(60);
         },
         |f, r, tag| {
+            if (tag == "blocking") != blocking {
+                return;
+            }
             let (user, password) = f.credentials();
             let mut c = connect(r);
             assert_eq!(send(&mut c, &format!("USER {user}")), 331);

@@ -335,7 +335,7 @@ fn password(
     }
     if let Some(p) = &url.password {
         eprintln!(
-            "ftps: warning: a password in the URL is visible to other users of this machine              (ps, /proc) and stays in the shell's history; prefer --password-file,              FTPS_PASSWORD or --netrc"
+            "ftps: warning: a password in the URL is visible to other users of this machine (ps, /proc) and stays in the shell's history; prefer --password-file, FTPS_PASSWORD or --netrc"
         );
         return Ok(p.expose().to_owned());
     }

@@ -183,6 +183,18 @@ fn await_state(dir: &Path, n: u16, status: &str) -> Option<(String, String)> {
     }
 }
 
+/// curl uploading `file` at 1 MB/s from 127.0.0.3, as alice, to the URL still to be
+/// added.
+fn slow_curl_upload(cert: &Path, file: &Path) -> Command {
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "--ssl-reqd", "--limit-rate", "1M"])
+        .args(["--interface", "127.0.0.3", "--cacert"])
+        .arg(cert)
+        .args(["-u", "alice:pw", "-T"])
+        .arg(file);
+    curl
+}
+
 /// `ftps_transfers_total` by kind on a node's metrics listener.
 fn transfers(ip: &str, port: u16, kind: &str) -> f64 {
     let all = support::http_get(ip, port, "/metrics");
@@ -397,19 +409,7 @@ fn a_fleet_behind_haproxy() {
     // then exits 0, the upload complete in the store; started again, it is back in.
     let drained = dir.join("drained.bin");
     std::fs::write(&drained, vec![3u8; 2 << 20]).unwrap();
-    let mut slow_up = Command::new("curl")
-        .args([
-            "-sS",
-            "--ssl-reqd",
-            "--limit-rate",
-            "1M",
-            "--interface",
-            "127.0.0.3",
-        ])
-        .arg("--cacert")
-        .arg(&cert)
-        .args(["-u", "alice:pw", "-T"])
-        .arg(&drained)
+    let mut slow_up = slow_curl_upload(&cert, &drained)
         // (the certificate names 127.0.0.1)
         .arg("--connect-to")
         .arg(format!("127.0.0.1:{node_port}:127.0.0.11:{node_port}"))
@@ -559,19 +559,7 @@ fn a_fleet_behind_haproxy() {
     // of the upload is visible in the store.
     let slow = dir.join("slow.bin");
     std::fs::write(&slow, vec![5u8; 8 << 20]).unwrap();
-    let slow_s = slow.to_string_lossy().into_owned();
-    let mut upload = Command::new("curl")
-        .args([
-            "-sS",
-            "--ssl-reqd",
-            "--limit-rate",
-            "1M",
-            "--interface",
-            "127.0.0.3",
-        ])
-        .arg("--cacert")
-        .arg(&cert)
-        .args(["-u", "alice:pw", "-T", &slow_s])
+    let mut upload = slow_curl_upload(&cert, &slow)
         .arg(url("killed.bin"))
         .stdin(Stdio::null())
         .stderr(Stdio::null())

@@ -305,3 +305,48 @@ pub fn stack_rss_kib() -> u64 {
     }
     total
 }
+
+/// [`each`], going on to the next runtime when a case fails, then failing with the
+/// runtimes that did (each one's panic printed above).
+pub fn each_all(
+    name: &str,
+    adjust: impl Fn(&mut ServerSetup),
+    case: impl Fn(&Fixture, &dyn RunningServer, &str),
+) {
+    let failed = std::sync::Mutex::new(Vec::new());
+    each(name, adjust, |f, r, tag| {
+        let run = std::panic::AssertUnwindSafe(|| case(f, r, tag));
+        if std::panic::catch_unwind(run).is_err() {
+            failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(tag.to_owned());
+        }
+    });
+    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        failed.is_empty(),
+        "failed on {failed:?} (each one's panic above)"
+    );
+}
+
+/// A clear-text session logged in as `name`.
+pub fn login_as(r: &dyn RunningServer, name: &str, password: &str) -> Raw {
+    let mut c = connect(r);
+    assert_eq!(c.cmd(&format!("USER {name}")).ok(), Some(331), "{name}");
+    assert_eq!(c.cmd(&format!("PASS {password}")).ok(), Some(230), "{name}");
+    c
+}
+
+/// Clear text allowed, and one user, `q` (password `pq`), in /q: at most `bytes` and 10
+/// files.
+pub fn quota_user(s: &mut ServerSetup, bytes: u64) {
+    plain_allowed(s);
+    std::fs::create_dir_all(s.root.join("q")).expect("the home");
+    s.users = vec![(
+        ftps_backend::User::new("q")
+            .with_home(ftps_proto::VirtualPath::root().resolve("/q"))
+            .with_quota(ftps_backend::Quota::new(Some(bytes), Some(10))),
+        "pq".into(),
+    )];
+}

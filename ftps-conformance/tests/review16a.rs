@@ -20,15 +20,14 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 use ftps_async::TrustedProxies;
-use ftps_backend::{Quota, User};
+use ftps_conformance::ServerSetup;
 use ftps_conformance::balancer::{behind_balancer, epsv, is_closed, through_balancer, v1, v2};
 use ftps_conformance::hostile::{
-    connect, each, end_plain_upload, plain_allowed, socket_from, start_plain_upload, transfer,
+    each, each_all, end_plain_upload, login_as, plain_allowed, quota_user, socket_from,
+    start_plain_upload, transfer,
 };
 use ftps_conformance::memory::MemoryStorage;
 use ftps_conformance::raw::Raw;
-use ftps_conformance::{Fixture, RunningServer, ServerSetup};
-use ftps_proto::VirtualPath;
 use ftps_proto::proxy::V2_SIGNATURE;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -68,35 +67,6 @@ fn threads() -> usize {
                 .and_then(|n| n.trim().parse().ok())
         })
         .unwrap_or(0)
-}
-
-/// [`each`], going on to the next runtime when a case fails (its panic is printed as it
-/// happens), then failing with the runtimes that did: a finding's test shows where it
-/// holds.
-fn each_all(
-    name: &str,
-    adjust: impl Fn(&mut ServerSetup),
-    case: impl Fn(&Fixture, &dyn RunningServer, &str),
-) {
-    let failed = Mutex::new(Vec::new());
-    each(name, adjust, |f, r, tag| {
-        let run = std::panic::AssertUnwindSafe(|| case(f, r, tag));
-        if std::panic::catch_unwind(run).is_err() {
-            failed.lock().unwrap().push(tag.to_owned());
-        }
-    });
-    let failed = failed.into_inner().unwrap();
-    assert!(
-        failed.is_empty(),
-        "failed on {failed:?} (each one's panic above)"
-    );
-}
-
-fn login_as(r: &dyn RunningServer, name: &str, password: &str) -> Raw {
-    let mut c = connect(r);
-    assert_eq!(c.cmd(&format!("USER {name}")).unwrap(), 331);
-    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230, "{name}");
-    c
 }
 
 // ---------------------------------------------------------------------------------------
@@ -513,18 +483,6 @@ fn a_second_header_from_the_client_behind_the_balancer_renames_nothing() {
 // ---------------------------------------------------------------------------------------
 // Async storage and quotas
 // ---------------------------------------------------------------------------------------
-
-/// User `q` in /q: at most `bytes` and 10 files.
-fn quota_user(s: &mut ServerSetup, bytes: u64) {
-    plain_allowed(s);
-    std::fs::create_dir_all(s.root.join("q")).unwrap();
-    s.users = vec![(
-        User::new("q")
-            .with_home(VirtualPath::root().resolve("/q"))
-            .with_quota(Quota::new(Some(bytes), Some(10))),
-        "pq".into(),
-    )];
-}
 
 /// Held: two appends to one file at once (two sessions of the user) — which
 /// `Quoted::kept_in_place` would count twice (each commits `usage - end + size_now` with

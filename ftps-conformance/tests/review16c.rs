@@ -20,60 +20,18 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ftps_backend::{Quota, User};
+use ftps_conformance::Fixture;
 use ftps_conformance::hostile::{
-    connect, each, end_plain_upload, plain_allowed, start_plain_upload, transfer,
+    connect, each_all, end_plain_upload, login_as, plain_allowed, quota_user, start_plain_upload,
+    transfer,
 };
 use ftps_conformance::raw::Raw;
-use ftps_conformance::{Fixture, RunningServer, ServerSetup};
-use ftps_proto::VirtualPath;
 use std::io::{Read, Write};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// [`each`], going on to the next runtime when a case fails, then failing with the
-/// runtimes that did.
-fn each_all(
-    name: &str,
-    adjust: impl Fn(&mut ServerSetup),
-    case: impl Fn(&Fixture, &dyn RunningServer, &str),
-) {
-    let failed = Mutex::new(Vec::new());
-    each(name, adjust, |f, r, tag| {
-        let run = std::panic::AssertUnwindSafe(|| case(f, r, tag));
-        if std::panic::catch_unwind(run).is_err() {
-            failed.lock().unwrap().push(tag.to_owned());
-        }
-    });
-    let failed = failed.into_inner().unwrap();
-    assert!(
-        failed.is_empty(),
-        "failed on {failed:?} (each one's panic above)"
-    );
-}
-
-fn login_as(r: &dyn RunningServer, name: &str, password: &str) -> Raw {
-    let mut c = connect(r);
-    assert_eq!(c.cmd(&format!("USER {name}")).unwrap(), 331);
-    assert_eq!(c.cmd(&format!("PASS {password}")).unwrap(), 230, "{name}");
-    c
-}
-
-/// User `q` in /q: at most `bytes` and 10 files.
-fn quota_user(s: &mut ServerSetup, bytes: u64) {
-    plain_allowed(s);
-    std::fs::create_dir_all(s.root.join("q")).unwrap();
-    s.users = vec![(
-        User::new("q")
-            .with_home(VirtualPath::root().resolve("/q"))
-            .with_quota(Quota::new(Some(bytes), Some(10))),
-        "pq".into(),
-    )];
-}
 
 /// What the home holds, in bytes (recursively).
 fn on_disk(dir: &std::path::Path) -> u64 {

@@ -161,6 +161,13 @@ impl<T: Timers, const N: usize> TimerTable<T, N> {
         self.deadlines[timer.index()] = Some(at);
     }
 
+    /// Brings `timer`, if set, forward to `at` if that is sooner.
+    pub(crate) fn shorten(&mut self, timer: T, at: Instant) {
+        if let Some(d) = self.deadlines[timer.index()].as_mut() {
+            *d = (*d).min(at);
+        }
+    }
+
     /// Stops `timer`.
     pub(crate) fn stop(&mut self, timer: T) {
         self.deadlines[timer.index()] = None;

@@ -84,7 +84,7 @@ use security::{ControlState, Security};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use timer::{Timer, TimerTable};
 use transfer::{Open, Transfer};
 
@@ -118,6 +118,10 @@ enum Pending {
     /// A transfer command's [`Event::Storage`] (see `transfer`).
     Open(Open),
 }
+
+/// How long a transfer still waiting for its data connection when the server starts to
+/// drain may wait for it ([`ServerSession::shut_down`]).
+pub const DRAIN_DATA_CONNECT: Duration = Duration::from_secs(1);
 
 /// One control connection's protocol state. See the [module documentation](self).
 #[derive(Debug)]
@@ -420,8 +424,9 @@ impl ServerSession {
     /// nothing is under way — at once if idle; after the transfer, the login check or the
     /// storage request in progress otherwise (a transfer finishes with its own final reply
     /// first, so nothing the client sent is lost). A transfer whose data connection has not
-    /// come yet has moved nothing: it ends at once with 425 (review16c, finding 7: one
-    /// waiting for a client that never connects held the drain to its grace). Commands
+    /// come yet gets [`DRAIN_DATA_CONNECT`] more for it, then ends with 425 (review16c,
+    /// finding 7: one waiting for a client that never connects held the drain to its
+    /// grace; ended at once, a connection made but not yet reported was cut). Commands
     /// that arrive meanwhile are not run, but for ABOR, STAT and QUIT during a transfer.
     pub fn shut_down(&mut self, now: Instant) {
         if self.closed {
@@ -429,10 +434,8 @@ impl ServerSession {
         }
         self.shutting_down = true;
         if self.transfer_connecting() {
-            self.fail_transfer(
-                transfer::cant_open("Can't open data connection: the server is shutting down."),
-                now,
-            );
+            self.timers
+                .shorten(Timer::DataConnect, now + DRAIN_DATA_CONNECT);
         }
         self.drain(now);
     }

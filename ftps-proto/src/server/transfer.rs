@@ -82,7 +82,7 @@ fn end_reply(kind: &TransferKind, tls: bool, end: DataEnd) -> (bool, Reply) {
     }
 }
 
-pub(super) fn cant_open(text: &str) -> Reply {
+fn cant_open(text: &str) -> Reply {
     reply(ReplyCode::CANT_OPEN_DATA_CONNECTION, text)
 }
 

@@ -108,6 +108,49 @@ impl Timestamp {
         .ok()
     }
 
+    /// The same instant as a [`SystemTime`](std::time::SystemTime) (to the nanosecond).
+    // A conversion: no clock is read (`SystemTime::now` stays disallowed in the core).
+    #[allow(clippy::disallowed_types)]
+    pub fn to_system_time(&self) -> std::time::SystemTime {
+        let epoch = std::time::UNIX_EPOCH;
+        let fraction = std::time::Duration::from_nanos(u64::from(self.nanosecond));
+        match u64::try_from(self.to_unix()) {
+            Ok(after) => epoch + std::time::Duration::from_secs(after) + fraction,
+            Err(_) => {
+                epoch - std::time::Duration::from_secs(self.to_unix().unsigned_abs()) + fraction
+            }
+        }
+    }
+
+    /// A [`SystemTime`](std::time::SystemTime) as a timestamp (UTC, to the nanosecond);
+    /// `None` outside years 0 to 9999.
+    #[allow(clippy::disallowed_types)]
+    pub fn from_system_time(time: std::time::SystemTime) -> Option<Self> {
+        let (seconds, nanosecond) = match time.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => (i64::try_from(d.as_secs()).ok()?, d.subsec_nanos()),
+            Err(e) => {
+                // Before 1970: whole seconds back, then the fraction forward.
+                let d = e.duration();
+                let back = i64::try_from(d.as_secs()).ok()?;
+                match d.subsec_nanos() {
+                    0 => (-back, 0),
+                    n => (-back - 1, 1_000_000_000 - n),
+                }
+            }
+        };
+        let whole = Self::from_unix(seconds)?;
+        Self::new(
+            whole.year,
+            whole.month,
+            whole.day,
+            whole.hour,
+            whole.minute,
+            whole.second,
+            nanosecond,
+        )
+        .ok()
+    }
+
     /// Seconds since the Unix epoch (UTC), ignoring the fraction.
     pub fn to_unix(&self) -> i64 {
         let days = days_from_civil(i64::from(self.year), self.month, self.day);
@@ -284,5 +327,53 @@ mod tests {
             Timestamp::parse("20261122024025").unwrap().to_unix(),
             1_795_315_225
         );
+    }
+}
+
+// Conversions: no clock is read (`SystemTime::now` stays disallowed in the core).
+#[allow(clippy::disallowed_types)]
+impl From<Timestamp> for std::time::SystemTime {
+    fn from(t: Timestamp) -> Self {
+        t.to_system_time()
+    }
+}
+
+#[allow(clippy::disallowed_types)]
+impl TryFrom<std::time::SystemTime> for Timestamp {
+    type Error = ParseError;
+
+    /// Fails outside years 0 to 9999.
+    fn try_from(time: std::time::SystemTime) -> Result<Self, ParseError> {
+        Timestamp::from_system_time(time)
+            .ok_or_else(|| ParseError::new(WHAT, "outside years 0 to 9999"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_types)]
+mod system_time {
+    use super::Timestamp;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn round_trips_through_system_time() {
+        for (text, unix) in [
+            ("19700101000000", 0i64),
+            ("20261130195959.123456789", 1_796_068_799),
+            ("19691231235959.5", -1),
+            ("00000101000000", -62_167_219_200),
+            ("99991231235959.999999999", 253_402_300_799),
+        ] {
+            let t = Timestamp::parse(text).unwrap();
+            let s = SystemTime::from(t);
+            let whole = match unix {
+                u if u >= 0 => UNIX_EPOCH + Duration::from_secs(u as u64),
+                u => UNIX_EPOCH - Duration::from_secs(u.unsigned_abs()),
+            };
+            assert!(s >= whole && s < whole + Duration::from_secs(1), "{text}");
+            assert_eq!(Timestamp::try_from(s).unwrap(), t, "{text}");
+        }
+        let too_late = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        assert!(Timestamp::try_from(too_late).is_err());
     }
 }

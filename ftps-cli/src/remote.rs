@@ -1348,43 +1348,6 @@ pub(crate) async fn mv(conn: &Connection, url: &str, to: &str) -> Result<(), Fai
     Ok(())
 }
 
-/// Why `ftps quote` will not send `command`: it needs a data connection, or changes a
-/// state of the session (login, security, transfer parameters) that ftps keeps track of;
-/// `None` for a command it sends.
-fn not_quotable(command: &ftps_proto::Command) -> Option<&'static str> {
-    use ftps_proto::Command as C;
-    match command {
-        C::Port(_)
-        | C::Pasv
-        | C::Eprt(_)
-        | C::Epsv(_)
-        | C::Retr(_)
-        | C::Stor(_)
-        | C::Stou(_)
-        | C::Appe(_)
-        | C::List(_)
-        | C::Nlst(_)
-        | C::Mlsd(_)
-        | C::Rest(_)
-        | C::Abor => Some("needs a data connection: use get, put or ls"),
-        C::User(_) | C::Pass(_) | C::Acct(_) | C::Rein | C::Quit => {
-            Some("changes the login, which ftps manages")
-        }
-        C::Auth(_)
-        | C::Adat(_)
-        | C::Pbsz(_)
-        | C::Prot(_)
-        | C::Ccc
-        | C::Mic(_)
-        | C::Conf(_)
-        | C::Enc(_) => Some("changes the security of the session: use --tls and --prot"),
-        C::Type(_) | C::Mode(_) | C::Stru(_) | C::Opts { .. } | C::Host(_) | C::Rnfr(_) => {
-            Some("changes the session's state: use the commands that do it (mv for a rename)")
-        }
-        _ => None,
-    }
-}
-
 /// `ftps quote URL COMMAND...` (curl's -Q, lftp's quote): each command sent as it is on
 /// the control connection, its reply printed (server text made printable); the first
 /// reply that is not a success (4xx, 5xx) stops there with exit 5. Commands that need a
@@ -1406,7 +1369,8 @@ pub(crate) async fn quote(
         };
         let command =
             ftps_proto::Command::parse(line.as_bytes()).map_err(|e| usage(e.to_string()))?;
-        if let Some(why) = not_quotable(&command) {
+        // Refused before connecting, for the reason the session would refuse it.
+        if let Some(why) = ftps_proto::client::raw_refusal(&command) {
             return Err(usage(why.to_owned()));
         }
         parsed.push(command);

@@ -533,6 +533,32 @@ fn explicit_required_logs_in_and_runs_every_operation() {
     );
     assert!(pair.client.features().supports("MLST"));
 
+    // A raw command the session runs itself is refused before it is sent; others go.
+    let before = pair.sent().len();
+    for refused in [
+        "PROT C",
+        "PASV",
+        "USER bob",
+        "RNFR hello.txt",
+        "TYPE A",
+        "CCC",
+    ] {
+        let command = ftps_proto::Command::parse(refused.as_bytes()).unwrap();
+        assert!(
+            matches!(
+                pair.submit(Operation::Raw(command)),
+                Err(ClientError::Unsupported(_))
+            ),
+            "{refused}"
+        );
+    }
+    assert_eq!(pair.sent().len(), before, "a refused raw command was sent");
+    let syst = ftps_proto::Command::parse(b"SYST").unwrap();
+    assert!(
+        matches!(pair.submit(Operation::Raw(syst)), Ok(Output::Reply(r)) if r.code().get() == 215)
+    );
+    assert!(pair.client.is_secure());
+
     assert!(matches!(pair.submit(Operation::Pwd), Ok(Output::Path(p)) if p == "/"));
     assert!(matches!(
         pair.submit(Operation::Size(p("hello.txt"))),

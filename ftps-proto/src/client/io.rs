@@ -116,7 +116,7 @@ pub enum Operation {
         range: Option<(u64, u64)>,
     },
     /// Any command without a data connection; the final reply is the result, whatever its
-    /// code.
+    /// code. Commands the session runs itself are refused ([`raw_refusal`]).
     Raw(Command),
     /// QUIT, then close.
     Quit,
@@ -232,6 +232,48 @@ impl Output {
             Output::Reply(r) | Output::Transferred { reply: r, .. } => Ok(r),
             _ => Self::mismatch(),
         }
+    }
+}
+
+/// Why [`Operation::Raw`] will not send `command`, if it will not: the command needs a
+/// data connection (the session opens those for its transfers and listings), or changes
+/// what the session keeps track of — the login (USER, PASS, ACCT, REIN, QUIT), the
+/// security (AUTH, ADAT, PBSZ, PROT, CCC, MIC, CONF, ENC: RFC 2228 and 4217's states),
+/// the transfer parameters (TYPE, MODE, STRU, REST, OPTS, HOST) or a rename (RNFR must be
+/// followed by RNTO, RFC 959 §4.1.3). Sent behind the session's back, any of these would
+/// leave it believing what is no longer true (PROT P after a raw `PROT C`, say).
+/// Refused with [`ClientError::Unsupported`] before anything is sent.
+pub fn raw_refusal(command: &Command) -> Option<&'static str> {
+    use Command as C;
+    match command {
+        C::Port(_)
+        | C::Pasv
+        | C::Eprt(_)
+        | C::Epsv(_)
+        | C::Retr(_)
+        | C::Stor(_)
+        | C::Stou(_)
+        | C::Appe(_)
+        | C::List(_)
+        | C::Nlst(_)
+        | C::Mlsd(_)
+        | C::Rest(_)
+        | C::Abor => Some("needs a data connection: use a transfer or listing operation"),
+        C::User(_) | C::Pass(_) | C::Acct(_) | C::Rein | C::Quit => {
+            Some("changes the login, which the session manages")
+        }
+        C::Auth(_)
+        | C::Adat(_)
+        | C::Pbsz(_)
+        | C::Prot(_)
+        | C::Ccc
+        | C::Mic(_)
+        | C::Conf(_)
+        | C::Enc(_) => Some("changes the security of the session, which it manages"),
+        C::Type(_) | C::Mode(_) | C::Stru(_) | C::Opts { .. } | C::Host(_) | C::Rnfr(_) => {
+            Some("changes the session's state: use the operation that does it")
+        }
+        _ => None,
     }
 }
 

@@ -26,6 +26,7 @@ mod timer;
 
 pub use io::{
     Action, ClientError, DataEnding, Event, IoEvent, ListFormat, OpId, Operation, Output,
+    raw_refusal,
 };
 
 use crate::address::{
@@ -883,6 +884,9 @@ impl ClientSession {
         let running = match operation {
             O::ClearControl if !self.secure => {
                 let why = "CCC needs a TLS control connection";
+                return self.op_done(op, Err(ClientError::Unsupported(why)), now);
+            }
+            O::Raw(ref command) if let Some(why) = raw_refusal(command) => {
                 return self.op_done(op, Err(ClientError::Unsupported(why)), now);
             }
             O::List { path, format } => {

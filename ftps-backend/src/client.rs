@@ -279,7 +279,18 @@ impl FtpUrl {
             .transpose()?
             .map(Password::new)
             .transpose()?;
-        let path = percent_decode(url.path().trim_start_matches('/'))?;
+        // FTP URLs have no query and no fragment (RFC 1738 §3.2): a `?` or `#` is a
+        // character of the name (a glob's `?`, a file called `a#1`), never dropped.
+        let mut raw_path = url.path().to_owned();
+        if let Some(q) = url.query() {
+            raw_path.push('?');
+            raw_path.push_str(q);
+        }
+        if let Some(f) = url.fragment() {
+            raw_path.push('#');
+            raw_path.push_str(f);
+        }
+        let path = percent_decode(raw_path.trim_start_matches('/'))?;
         Ok(FtpUrl {
             host,
             port: url.port().unwrap_or(default_port),
@@ -376,6 +387,11 @@ mod tests {
         );
         let u = FtpUrl::parse("ftpes://127.0.0.1/%E6%97%A5%E6%9C%AC%E8%AA%9E").unwrap();
         assert_eq!(u.path, "日本語");
+        // No query, no fragment: `?` and `#` are a name's.
+        let u = FtpUrl::parse("ftp://h/dir/f?.csv").unwrap();
+        assert_eq!(u.path, "dir/f?.csv");
+        let u = FtpUrl::parse("ftp://h/a#1?x#y").unwrap();
+        assert_eq!(u.path, "a#1?x#y");
         // A password in the URL is taken (percent-decoded), and never shown by Debug.
         let u = FtpUrl::parse("ftp://alice:s%40cret@example.com/").unwrap();
         assert_eq!(u.password.as_ref().map(|p| p.expose()), Some("s@cret"));

@@ -21,7 +21,7 @@ use ftps_tokio::{Client, FtpUrl};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 /// How a mirror runs.
 #[derive(Debug, Clone, Copy)]
@@ -413,7 +413,9 @@ pub(crate) async fn get(
 
 /// Gives the local file `path` the time `t` (Unix seconds).
 fn set_local_time(path: &Path, t: i64) -> Result<(), Failure> {
-    let time = UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0));
+    let Some(time) = Timestamp::from_unix(t).map(|t| t.to_system_time()) else {
+        return Ok(()); // Outside years 0-9999: left as written.
+    };
     std::fs::File::options()
         .write(true)
         .open(path)

@@ -443,19 +443,6 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
 /// Parses a command-line URL; a bad one is a usage error (exit 2), and the message never
 /// repeats a password the URL may hold.
 pub(crate) fn parse(url: &str) -> Result<FtpUrl, Failure> {
-    // FTP URLs have no query: a `?` in the path is a name's (a glob's) character.
-    let escaped;
-    let url = match url.find("://").map(|i| i + 3) {
-        Some(start) => match url[start..].find('/') {
-            Some(slash) if url[start + slash..].contains('?') => {
-                let (head, path) = url.split_at(start + slash);
-                escaped = format!("{head}{}", path.replace('?', "%3F"));
-                escaped.as_str()
-            }
-            _ => url,
-        },
-        None => url,
-    };
     FtpUrl::parse(url).map_err(|e| Failure {
         code: exit::USAGE,
         message: format!("{}: {e}", redacted(url)),

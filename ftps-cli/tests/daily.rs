@@ -314,6 +314,19 @@ fn interface_starts_the_session_from_that_address() {
         assert_eq!(std::fs::read(&got).unwrap(), b"hello");
         std::fs::remove_file(&got).unwrap();
     }
+    // The server saw both sessions come from 127.0.0.2 (it refuses a data connection from
+    // any other address than its control connection's, so the data came from there too).
+    std::thread::sleep(Duration::from_millis(300));
+    let log = std::fs::read_to_string(s.dir.join("serve.log")).unwrap();
+    let logins: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("result=\"accepted\""))
+        .collect();
+    assert_eq!(logins.len(), 2, "{log}");
+    assert!(
+        logins.iter().all(|l| l.contains("peer=127.0.0.2")),
+        "not from 127.0.0.2: {logins:?}"
+    );
     // The wrong family, an address this host lacks: exit 3, saying why; a name: exit 2.
     let out = s.ftps(
         &["ls", "--user", "alice", "--interface", "::1", &s.url("")],

@@ -47,15 +47,18 @@ pub(crate) fn have(program: &str) -> bool {
     found
 }
 
-/// `ftps serve` in `dir` with `args` and `env`, once it says it is ready.
+/// `ftps serve` in `dir` with `args` and `env`, once it says it is ready; its log
+/// (standard error) goes to `dir/serve.log`.
 pub(crate) fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ftps"))
         .current_dir(dir)
         .arg("serve")
         .args(args)
+        .env_remove("RUST_LOG")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     wait_ready(&mut child);

@@ -219,6 +219,48 @@ fn round_trip(t: &Target, source: &Path, work: &Path) -> Result<String, String> 
     if !again.status.success() || moved(&again) != Some(0) {
         return Err(format!("get -r again moved {:?}", moved(&again)));
     }
+    // The other client commands that list or quote, against the same server: ls --json,
+    // a remote glob, quote.
+    let listed = t.ftps(&["ls", "--json", &t.url("tree/d03/")]);
+    let entries: serde_json::Value =
+        serde_json::from_slice(&listed.stdout).map_err(|e| format!("ls --json: {e}"))?;
+    let spaced = entries
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["name"] == "a file with spaces.txt"))
+        .ok_or("ls --json: no 'a file with spaces.txt'")?;
+    let size = want["d03/a file with spaces.txt"].len();
+    if spaced["type"] != "file" || spaced["size"] != size {
+        return Err(format!("ls --json: {spaced}"));
+    }
+    let globbed = work.join(format!("glob-{}", t.name));
+    let _ = std::fs::remove_dir_all(&globbed);
+    std::fs::create_dir_all(&globbed).unwrap();
+    let glob = t.ftps(&[
+        "get",
+        &t.url("tree/d04/f1*.bin"),
+        &format!("{}/", globbed.display()),
+    ]);
+    let got = read_tree(&globbed);
+    let expected: BTreeMap<String, Vec<u8>> = want
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("d04/")?;
+            (name.starts_with("f1") && !name.contains('/')).then(|| (name.to_owned(), v.clone()))
+        })
+        .collect();
+    if !glob.status.success() || got != expected || expected.len() != 10 {
+        return Err(format!(
+            "get glob: {} files, {} wanted",
+            got.len(),
+            expected.len()
+        ));
+    }
+    let quoted = t.ftps(&["quote", &t.url("tree/d03/"), "MDTM f01.bin", "NOOP"]);
+    let said = String::from_utf8_lossy(&quoted.stdout).into_owned();
+    if !quoted.status.success() || !said.contains("213 ") || !said.contains("200") {
+        return Err(format!("quote: {said}"));
+    }
+
     // --delete: a file gone from the source goes from the server, then from the copy.
     let gone = source.join("d05").join("f07.bin");
     let kept = std::fs::read(&gone).unwrap();

@@ -227,9 +227,15 @@ pub(crate) async fn passive<R: Runtime, S: Storage>(
     });
     let mut accepted: Option<(R::Tcp, SocketAddr)> = None;
     let mut open: Option<Job<S>> = None;
-    while accepted.is_none() || open.is_none() {
+    loop {
         if accepted.is_none() {
             accepted = found.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        // Checked after the take: a client found by a header read after the transfer's
+        // order came has nothing more to wait for (waiting on here held the transfer to
+        // its data-connection timeout, then 425).
+        if accepted.is_some() && open.is_some() {
+            break;
         }
         let waiting = accepted.is_none();
         let accept = async {

@@ -121,6 +121,28 @@ fn data_connections_through_the_balancer_name_the_same_client() {
             .unwrap();
         data.read_to_end(&mut listing).unwrap();
         assert_eq!(c.reply().unwrap().code().get(), 226, "{tag}");
+        // The header after the transfer's command (the balancer was slow): the listing
+        // still comes, at once (a client found after the order came once waited for the
+        // data-connection timeout, then got 425).
+        let data_port = epsv(&mut c);
+        let mut data = TcpStream::connect(("127.0.0.1", data_port)).unwrap();
+        c.send_bytes(b"NLST\r\n").unwrap();
+        assert_eq!(c.any_reply().unwrap().code().get(), 150, "{tag}");
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        data.write_all(&v1([127, 0, 0, 2], data_port)).unwrap();
+        data.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut late = Vec::new();
+        data.read_to_end(&mut late).unwrap();
+        let end = c.reply().unwrap();
+        assert_eq!(end.code().get(), 226, "{tag}: {end:?}");
+        assert_eq!(late, listing, "{tag}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{tag}: {:?}",
+            started.elapsed()
+        );
         // Another client's header on this session's listener: closed, and the transfer
         // finds no connection.
         let data_port = epsv(&mut c);

@@ -359,8 +359,36 @@ impl ConnectionInfo {
     }
 }
 
-/// How long a reply may take to be written during a drain (see `Action::Send`).
+/// How long a control write (a reply, a TLS record, a close_notify) may take during a
+/// drain: see [`unless_drained`].
 const DRAIN_REPLY_WRITE: Duration = Duration::from_secs(1);
+
+/// `write` (a write to the control connection), unless a drain cuts it: a write under way
+/// when the drain starts gets [`DRAIN_REPLY_WRITE`] more, then `None` (the caller abandons
+/// the connection). A client that reads nothing must not hold a drain to its grace
+/// (review16c, finding 5), whichever write it blocks: a reply, the TLS records a handshake
+/// or a read answers, a close_notify. (On the blocking runtime a write under way cannot be
+/// raced: there only writes begun during the drain are shortened, by [`write_limit`].)
+async fn unless_drained<R: Runtime, T>(
+    drain: &crate::drain::Drain,
+    write: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let cut = async {
+        drain.started().await;
+        R::sleep_until(Instant::now() + DRAIN_REPLY_WRITE).await;
+        None
+    };
+    futures_lite::future::or(async { Some(write.await) }, cut).await
+}
+
+/// How long a control write begun now may take: `configured`, or [`DRAIN_REPLY_WRITE`]
+/// at most during a drain.
+fn write_limit(drain: &crate::drain::Drain, configured: Duration) -> Duration {
+    match drain.is_draining() {
+        true => configured.min(DRAIN_REPLY_WRITE),
+        false => configured,
+    }
+}
 
 /// The per-session state of the driver (what the protocol core does not own: sockets,
 /// open files, data tasks).
@@ -601,8 +629,14 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
 
     async fn on_control_bytes(&mut self, bytes: &[u8]) {
         let now = Instant::now;
-        let limit = self.shared.config.timeouts.reply_write;
-        match self.control.take::<R>(bytes, &mut self.input, limit).await {
+        let drain = self.shared.drain.clone();
+        let limit = write_limit(&drain, self.shared.config.timeouts.reply_write);
+        let taken = self.control.take::<R>(bytes, &mut self.input, limit);
+        let Some(taken) = unless_drained::<R, _>(&drain, taken).await else {
+            self.control.abandon();
+            return self.session.handle_io(IoEvent::ControlClosed, now());
+        };
+        match taken {
             Taken::Input => {}
             Taken::Established => {
                 self.handshake_deadline = None;
@@ -673,50 +707,36 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             Action::Send(bytes) => {
                 observe::replies(&bytes);
                 // A peer that does not read must not hold the session: the write has a
-                // deadline, and missing it closes the session. During a drain the
-                // deadline is moments (DRAIN_REPLY_WRITE), and a write already blocked
-                // when the drain starts gets as long: a client that reads nothing must
-                // not hold the drain to its grace (review16c, finding 5). (On the
-                // blocking runtime a write under way cannot be raced: there only writes
-                // begun during the drain are shortened.)
+                // deadline, and missing it closes the session; during a drain, moments.
                 let drain = self.shared.drain.clone();
-                let limit = match drain.is_draining() {
-                    true => self
-                        .shared
-                        .config
-                        .timeouts
-                        .reply_write
-                        .min(DRAIN_REPLY_WRITE),
-                    false => self.shared.config.timeouts.reply_write,
-                };
+                let limit = write_limit(&drain, self.shared.config.timeouts.reply_write);
                 let send = self.control.send::<R>(&bytes, limit);
-                let cut = async move {
-                    drain.started().await;
-                    R::sleep_until(Instant::now() + DRAIN_REPLY_WRITE).await;
-                };
-                // (sent, cut)
-                let (sent, cut) =
-                    futures_lite::future::or(async { (send.await.is_ok(), false) }, async {
-                        cut.await;
-                        (false, true)
-                    })
-                    .await;
-                if cut {
-                    self.control.abandon();
-                }
-                if !sent {
-                    self.session.handle_io(IoEvent::ControlClosed, now());
+                match unless_drained::<R, _>(&drain, send).await {
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => self.session.handle_io(IoEvent::ControlClosed, now()),
+                    None => {
+                        self.control.abandon();
+                        self.session.handle_io(IoEvent::ControlClosed, now());
+                    }
                 }
             }
             Action::StartControlTls => {
-                let limit = self.shared.config.timeouts.reply_write;
+                let drain = self.shared.drain.clone();
+                let limit = write_limit(&drain, self.shared.config.timeouts.reply_write);
                 let started = match &self.tls {
                     Some(t) => match rustls::ServerConnection::new(t.control.clone()) {
-                        Ok(c) => self
-                            .control
-                            .start_tls::<R>(rustls::Connection::Server(c), limit)
-                            .await
-                            .map_err(|e| e.to_string()),
+                        Ok(c) => {
+                            let start = self
+                                .control
+                                .start_tls::<R>(rustls::Connection::Server(c), limit);
+                            match unless_drained::<R, _>(&drain, start).await {
+                                Some(r) => r.map_err(|e| e.to_string()),
+                                None => {
+                                    self.control.abandon();
+                                    return self.session.handle_io(IoEvent::ControlClosed, now());
+                                }
+                            }
+                        }
                         Err(e) => Err(e.to_string()),
                     },
                     None => Err("no TLS".to_owned()),
@@ -730,10 +750,17 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 }
             }
             Action::StopControlTls => {
-                // The close_notify is a write like any reply: it has the same deadline.
-                let limit = self.shared.config.timeouts.reply_write;
-                if self.control.stop_tls::<R>(limit).await.is_err() {
-                    self.session.handle_io(IoEvent::ControlClosed, now());
+                // The close_notify is a write like any reply: it has the same deadlines.
+                let drain = self.shared.drain.clone();
+                let limit = write_limit(&drain, self.shared.config.timeouts.reply_write);
+                let stop = self.control.stop_tls::<R>(limit);
+                match unless_drained::<R, _>(&drain, stop).await {
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => self.session.handle_io(IoEvent::ControlClosed, now()),
+                    None => {
+                        self.control.abandon();
+                        self.session.handle_io(IoEvent::ControlClosed, now());
+                    }
                 }
             }
             Action::Listen {

@@ -5,26 +5,12 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_conformance::peers::have;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn have(program: &str) -> bool {
-    let found = Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
-        "{program} is required but not installed"
-    );
-    if !found {
-        eprintln!("{program} not installed: skipped");
-    }
-    found
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -28,6 +28,30 @@ pub fn required() -> bool {
     std::env::var_os("FTPS_REQUIRE_PEERS").is_some()
 }
 
+/// Whether `program` is installed: it runs and `program --version` succeeds.
+pub fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether `program` (a client the tests run: curl, lftp, ...) is installed; a missing
+/// one fails the test when peers are [`required`], else the test is skipped, saying so.
+pub fn have(program: &str) -> bool {
+    let found = installed(program);
+    assert!(
+        found || !required(),
+        "{program} is required but not installed"
+    );
+    if !found {
+        eprintln!("{program} not installed: skipped");
+    }
+    found
+}
+
 /// Whether this process runs as root (the servers log in system users).
 pub fn is_root() -> bool {
     Command::new("id")

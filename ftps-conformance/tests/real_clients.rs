@@ -5,21 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+use ftps_conformance::peers::have;
 use ftps_conformance::runtimes::{Blocking, Smol, Tokio};
 use ftps_conformance::{Fixture, ServerRuntime};
 use std::process::{Command, Output};
-
-fn have(program: &str) -> bool {
-    let found = Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
-        "{program} is required but not installed"
-    );
-    found
-}
 
 fn ok(out: &Output) -> String {
     assert!(

@@ -4,6 +4,8 @@
 #![allow(dead_code)] // Each test binary uses its own part of it.
 #![allow(clippy::unwrap_used)] // Test support: a broken step fails the test loudly.
 
+#[allow(unused_imports)] // not every test binary runs a peer
+pub(crate) use ftps_conformance::peers::have;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -31,20 +33,6 @@ pub(crate) fn hash(password: &str) -> String {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// Whether `program` is installed; with `FTPS_REQUIRE_PEERS` set (as `cargo xtask ci`
-/// sets it) a missing one fails the test instead of skipping it.
-pub(crate) fn have(program: &str) -> bool {
-    let found = Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
-        "{program} is required but not installed"
-    );
-    found
 }
 
 /// `ftps serve` in `dir` with `args` and `env`, once it says it is ready; its log

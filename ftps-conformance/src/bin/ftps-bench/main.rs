@@ -217,7 +217,7 @@ fn measure(r: &mut Results, o: &Options, kind: Kind, s: &Running, data: &Path) -
         if let Some(exe) = std::env::var_os("FTPS_CLI") {
             others.push((work::Tool::Ftps(exe.into()), FTPS_CLI));
         }
-        if command_exists("lftp") {
+        if ftps_conformance::peers::installed("lftp") {
             others.push((work::Tool::Lftp, LFTP));
         }
     }
@@ -593,10 +593,4 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Whether `name` is a command on the PATH.
-fn command_exists(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
 }

@@ -352,7 +352,7 @@ pub(crate) async fn get(
                 .unwrap_or("."),
         ),
     };
-    let stall = conn.data_timeout();
+    let pace = conn.pace();
     let mut c = remote::connect(conn, &url).await?;
     let tree = remote_tree(&mut c, &url.path).await?;
     for dir in std::iter::once("").chain(tree.dirs.iter().map(String::as_str)) {
@@ -397,7 +397,7 @@ pub(crate) async fn get(
         async move {
             let remote = join(&root, &f.rel);
             let local = local_path(&dest, &f.rel);
-            let mut done = remote::download(&mut c, &remote, &local, false, None, stall).await;
+            let mut done = remote::download(&mut c, &remote, &local, false, None, pace).await;
             if done.is_ok() {
                 // The remote file's time, so that the next run sees it unchanged.
                 if let Some(t) = remote_time(&mut c, &remote, f.modified).await {
@@ -439,7 +439,7 @@ pub(crate) async fn put(
     }
     let local = local_tree(&source)?;
     let url = remote::parse(url)?;
-    let stall = conn.data_timeout();
+    let pace = conn.pace();
     let mut c = remote::connect(conn, &url).await?;
     let root = url.path.clone();
     // The directory made first if it is not there (a MKD refused because it exists is
@@ -495,7 +495,7 @@ pub(crate) async fn put(
                     return (c, Err(Failure::local(format!("{}: {e}", local.display()))));
                 }
             };
-            let mut done = remote::upload(&mut c, file, &local, &remote, false, stall).await;
+            let mut done = remote::upload(&mut c, file, &local, &remote, false, pace).await;
             if done.is_ok() && settable {
                 // The local file's time, so that the next run sees it unchanged.
                 if let Some(t) = f.modified.and_then(Timestamp::from_unix) {

@@ -129,6 +129,10 @@ pub(crate) struct Connection {
     /// and the command fails (exit 6); a hostile server cannot fill memory with one.
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
     max_listing: u64,
+    /// Move each file's bytes at most this fast, in bytes a second, or with K, M or G
+    /// (as curl's; each transfer of `-j N` on its own).
+    #[arg(long, value_name = "SPEED", value_parser = parse_size)]
+    limit_rate: Option<u64>,
 }
 
 /// A positive number of seconds (fractions allowed, as curl's).
@@ -282,12 +286,17 @@ impl From<Failure> for ExitCode {
 }
 
 impl Connection {
-    /// How long a transfer may go without moving a byte (the library's default).
-    pub(crate) fn data_timeout(&self) -> std::time::Duration {
-        ClientOptions::new("", 0, "anonymous", "")
+    /// How transfers move: no longer without a byte than the library's data timeout, and
+    /// at most `--limit-rate`.
+    pub(crate) fn pace(&self) -> Pace {
+        let stall = ClientOptions::new("", 0, "anonymous", "")
             .expect("a constant, valid user name and password")
             .session
-            .data_timeout
+            .data_timeout;
+        Pace {
+            stall,
+            limit: self.limit_rate,
+        }
     }
 }
 
@@ -526,19 +535,28 @@ enum CopyError {
     Write(std::io::Error),
 }
 
-/// Copies `from` into `to`, moving the bar. Each read and each write must move a byte
-/// within `stall`.
+/// How a copy moves: how long it may go without moving a byte, and at most how fast.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pace {
+    /// Each read and each write must move a byte within this.
+    pub(crate) stall: std::time::Duration,
+    /// At most so many bytes a second (`--limit-rate`), averaged from the start.
+    pub(crate) limit: Option<u64>,
+}
+
+/// Copies `from` into `to`, moving the bar, at `pace`.
 async fn copy_with_progress<R, W>(
     from: &mut R,
     to: &mut W,
     bar: &indicatif::ProgressBar,
-    stall: std::time::Duration,
+    pace: Pace,
 ) -> Result<u64, CopyError>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stall = pace.stall;
     let stalled = || {
         std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -546,9 +564,15 @@ where
         )
     };
     let mut buf = vec![0u8; 256 * 1024];
+    // Under a rate limit, reads of a tenth of a second's bytes: the pauses stay short
+    // and the rate even (the sender is held back by TCP's window, as curl's is).
+    let chunk = pace.limit.map_or(buf.len(), |rate| {
+        usize::try_from(rate / 10).map_or(buf.len(), |c| c.clamp(1024, buf.len()))
+    });
+    let started = tokio::time::Instant::now();
     let mut total = 0u64;
     loop {
-        let n = match tokio::time::timeout(stall, from.read(&mut buf)).await {
+        let n = match tokio::time::timeout(stall, from.read(&mut buf[..chunk])).await {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(CopyError::Read(e)),
             Err(_) => return Err(CopyError::Read(stalled())),
@@ -563,6 +587,11 @@ where
         }
         total += n as u64;
         bar.inc(n as u64);
+        if let Some(rate) = pace.limit {
+            // Due when the bytes so far would have taken at `rate`.
+            let due = std::time::Duration::from_secs_f64(total as f64 / rate as f64);
+            tokio::time::sleep_until(started + due).await;
+        }
     }
     to.flush().await.map_err(CopyError::Write)?;
     Ok(total)
@@ -626,7 +655,7 @@ pub(crate) async fn download(
     local: &Path,
     resume: bool,
     checksum: Option<HashAlgorithm>,
-    stall: std::time::Duration,
+    pace: Pace,
 ) -> Result<(), Failure> {
     let size = c.size(remote).await.ok();
     if local == Path::new("-") {
@@ -636,7 +665,7 @@ pub(crate) async fn download(
         if checksum.is_some() {
             return Err(checksum_needs_a_file("-"));
         }
-        return download_through(c, remote, tokio::io::stdout(), size, stall).await;
+        return download_through(c, remote, tokio::io::stdout(), size, pace).await;
     }
     let (local, keep) = match Destination::of(local) {
         Destination::File { path, keep } => (path, keep),
@@ -655,7 +684,7 @@ pub(crate) async fn download(
                 .open(&path)
                 .await
                 .map_err(|e| Failure::local(format!("{}: {e}", path.display())))?;
-            return download_through(c, remote, file, size, stall).await;
+            return download_through(c, remote, file, size, pace).await;
         }
     };
     let local = local.as_path();
@@ -711,7 +740,7 @@ pub(crate) async fn download(
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let bar = progress(file_name(remote), size);
     bar.set_position(offset);
-    let copied = copy_with_progress(&mut stream, &mut file, &bar, stall).await;
+    let copied = copy_with_progress(&mut stream, &mut file, &bar, pace).await;
     let finished = stream.finish().await;
     bar.finish_and_clear();
     let flushed = tokio::io::AsyncWriteExt::flush(&mut file).await;
@@ -829,12 +858,12 @@ async fn download_through<W: tokio::io::AsyncWrite + Unpin>(
     remote: &str,
     out: W,
     size: Option<u64>,
-    stall: std::time::Duration,
+    pace: Pace,
 ) -> Result<(), Failure> {
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, out);
     let mut stream = op(c.retrieve_stream(remote, 0).await).map_err(|f| about(remote, f))?;
     let bar = progress(file_name(remote), size);
-    let copied = copy_with_progress(&mut stream, &mut out, &bar, stall).await;
+    let copied = copy_with_progress(&mut stream, &mut out, &bar, pace).await;
     bar.finish_and_clear();
     match copied {
         Ok(_) => op(stream.finish().await)
@@ -902,7 +931,7 @@ pub(crate) async fn upload(
     local: &Path,
     remote: &str,
     resume: bool,
-    stall: std::time::Duration,
+    pace: Pace,
 ) -> Result<(), Failure> {
     use tokio::io::AsyncSeekExt;
     let mut file = tokio::fs::File::from_std(file);
@@ -926,7 +955,7 @@ pub(crate) async fn upload(
     bar.set_position(offset);
     let mut stream =
         op(c.store_stream(remote, offset, false).await).map_err(|f| about(remote, f))?;
-    let copied = copy_with_progress(&mut file, &mut stream, &bar, stall).await;
+    let copied = copy_with_progress(&mut file, &mut stream, &bar, pace).await;
     bar.finish_and_clear();
     match copied {
         Ok(_) => op(stream.finish().await)
@@ -1107,8 +1136,7 @@ pub(crate) async fn get(
             None => PathBuf::from(file_name(&url.path)),
         };
         loop {
-            let stall = conn.data_timeout();
-            match download(&mut c, &url.path, &local, resume, checksum, stall).await {
+            match download(&mut c, &url.path, &local, resume, checksum, conn.pace()).await {
                 Ok(()) => break,
                 Err(f) => c = retries.after(f, &url.path, conn, url).await?,
             }
@@ -1264,7 +1292,7 @@ pub(crate) async fn put(
         loop {
             // Each attempt reads the file from its own handle (the last one moved on).
             let file = file.try_clone().map_err(Failure::local)?;
-            match upload(&mut c, file, local, &remote, resume, conn.data_timeout()).await {
+            match upload(&mut c, file, local, &remote, resume, conn.pace()).await {
                 Ok(()) => break,
                 Err(f) => c = retries.after(f, &remote, conn, &url).await?,
             }
@@ -1297,9 +1325,31 @@ async fn put_stdin(
     }
     let mut c = connect(conn, url).await?;
     let mut input = tokio::io::stdin();
-    op(c.store(&url.path, &mut input, 0, false).await).map_err(|f| about(&url.path, f))?;
+    let remote = url.path.as_str();
+    let mut stream = op(c.store_stream(remote, 0, false).await).map_err(|f| about(remote, f))?;
+    let bar = progress("-", None);
+    let copied = copy_with_progress(&mut input, &mut stream, &bar, conn.pace()).await;
+    bar.finish_and_clear();
+    let done = match copied {
+        Ok(_) => op(stream.finish().await)
+            .map(drop)
+            .map_err(|f| about(remote, f)),
+        Err(CopyError::Read(e)) => {
+            let _ = stream.abort().await;
+            Err(Failure::local(format!("-: {e}")))
+        }
+        Err(CopyError::Write(e)) => {
+            let _ = stream.abort().await;
+            Err(Failure {
+                code: exit::TRANSFER,
+                message: format!("{remote}: {e}"),
+                transient: false,
+                permanent: false,
+            })
+        }
+    };
     let _ = c.quit().await;
-    Ok(())
+    done
 }
 
 /// `ftps rm URL...`.
@@ -1395,14 +1445,7 @@ pub(crate) async fn cat(conn: &Connection, url: &str) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
     let size = None;
-    let done = download_through(
-        &mut c,
-        &url.path,
-        tokio::io::stdout(),
-        size,
-        conn.data_timeout(),
-    )
-    .await;
+    let done = download_through(&mut c, &url.path, tokio::io::stdout(), size, conn.pace()).await;
     let _ = c.quit().await;
     done
 }

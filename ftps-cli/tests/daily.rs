@@ -1,7 +1,7 @@
 //! Issue 17 (the client for daily use), through the binary as users run it, against our
 //! server: a password in the URL (taken, with a warning), `--netrc` / `-n` /
-//! `--netrc-file`, `--connect-timeout`, `put --create-dirs`, `ftps quote`, and
-//! `--interface`.
+//! `--netrc-file`, `--connect-timeout`, `put --create-dirs`, `ftps quote`,
+//! `--interface` and `--limit-rate`.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -465,4 +465,52 @@ fn ls_json_lists_for_scripts() {
     // A name's control characters are JSON escapes, never raw bytes on the terminal.
     assert_eq!(find("esc\u{1b}[31mape.txt")["size"], 5);
     assert!(!out.stdout.contains(&0x1b));
+}
+
+/// `--limit-rate` (as curl's): 600 KiB at 200 KiB/s take three seconds each way, on
+/// loopback where they would take milliseconds; the bytes arrive whole.
+#[test]
+fn limit_rate_holds_transfers_to_the_rate() {
+    let s = Served::start("rate");
+    let body: Vec<u8> = (0..600 * 1024u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(s.root().join("big.bin"), &body).unwrap();
+    let env = [("FTPS_PASSWORD", PASSWORD)];
+    let local = s.dir.join("big.bin");
+    let started = Instant::now();
+    let out = s.ftps(
+        &[
+            "get",
+            "--user",
+            "alice",
+            "--limit-rate",
+            "200K",
+            &s.url("big.bin"),
+            local.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(&local).unwrap() == body);
+    assert!(took >= Duration::from_millis(2800), "get took {took:?}");
+    let started = Instant::now();
+    let out = s.ftps(
+        &[
+            "put",
+            "--user",
+            "alice",
+            "--limit-rate",
+            "200k",
+            local.to_str().unwrap(),
+            &s.url("up.bin"),
+        ],
+        &env,
+    );
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(s.root().join("up.bin")).unwrap() == body);
+    assert!(took >= Duration::from_millis(2800), "put took {took:?}");
+    // A rate of nothing is a usage error.
+    let out = s.ftps(&["get", "--limit-rate", "0", &s.url("big.bin"), "-"], &env);
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -78,19 +78,19 @@ enum Command {
         #[arg(required = true, num_args = 1..)]
         args: Vec<String>,
         /// Resume a partial local file.
-        #[arg(short = 'C', long = "continue")]
+        #[arg(short = 'C', long = "continue", help_heading = "Transfer")]
         resume: bool,
         /// Check each download against the server's hash (HASH; SHA-256 if offered, else
         /// the strongest of SHA-512, SHA-1, MD5, CRC32): a file whose bytes do not match
         /// is not kept (exit 6); a server without HASH (vsftpd, Pure-FTPd) is said so and
         /// the download goes on unchecked.
-        #[arg(long)]
+        #[arg(long, help_heading = "Transfer")]
         checksum: bool,
         /// Retry a file whose transfer failed (the connection lost, the server gone or
         /// draining) up to N times, each on a fresh connection after a pause (1 s,
         /// doubling to 10 s); with -C a retry continues from the partial file, else it
         /// starts over (a failed download never leaves a partial file then).
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Transfer")]
         retry: u32,
         #[command(flatten)]
         mirror: MirrorArgs,
@@ -104,17 +104,17 @@ enum Command {
         #[arg(required = true, num_args = 2..)]
         args: Vec<String>,
         /// Resume from the remote file's size.
-        #[arg(short = 'C', long = "continue")]
+        #[arg(short = 'C', long = "continue", help_heading = "Transfer")]
         resume: bool,
         /// Retry a file whose upload failed up to N times, each on a fresh connection
         /// after a pause (1 s, doubling to 10 s); with -C a retry continues from the
         /// remote file's size, else it uploads the file again (the server publishes only
         /// complete uploads).
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Transfer")]
         retry: u32,
         /// Make the remote directories the URL names that do not exist yet (MKD each, as
         /// curl's --ftp-create-dirs).
-        #[arg(long)]
+        #[arg(long, help_heading = "Transfer")]
         create_dirs: bool,
         #[command(flatten)]
         mirror: MirrorArgs,
@@ -171,14 +171,14 @@ struct MirrorArgs {
     /// Recursive, as lftp's mirror: `get -r URL/ [DIR]` makes DIR (default: the remote
     /// directory's name) hold the remote tree, `put -r DIR URL/` the reverse; only files
     /// missing, of another size or older on the receiving side are moved.
-    #[arg(short = 'r', long = "recursive")]
+    #[arg(short = 'r', long = "recursive", help_heading = "Mirror")]
     recursive: bool,
     /// With -r, move N files at once over N sessions.
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..=64), requires = "recursive")]
+          value_parser = clap::value_parser!(u16).range(1..=64), requires = "recursive", help_heading = "Mirror")]
     jobs: u16,
     /// With -r, delete the files the source does not have.
-    #[arg(long, requires = "recursive")]
+    #[arg(long, requires = "recursive", help_heading = "Mirror")]
     delete: bool,
 }
 

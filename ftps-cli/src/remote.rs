@@ -73,65 +73,74 @@ pub(crate) enum ProtArg {
 #[derive(Args, Clone)]
 pub(crate) struct Connection {
     /// User name (default: the URL's, else `anonymous`).
-    #[arg(long)]
+    #[arg(long, help_heading = "Login")]
     user: Option<String>,
     /// Read the password from the first line of this file (else from the URL, else
     /// `FTPS_PASSWORD`, else `--netrc`, else a prompt).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Login")]
     password_file: Option<PathBuf>,
     /// Take the user and password for the host from ~/.netrc (as curl's -n).
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, help_heading = "Login")]
     netrc: bool,
     /// Take the user and password for the host from this .netrc file.
-    #[arg(long, value_name = "FILE", conflicts_with = "netrc")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "netrc",
+        help_heading = "Login"
+    )]
     netrc_file: Option<PathBuf>,
+    /// Send this account after the password when the server asks for one (ACCT, RFC 959
+    /// §4.1.1: reply 332; as curl's --ftp-account).
+    #[arg(long, value_name = "ACCOUNT", help_heading = "Login")]
+    account: Option<String>,
     /// The longest the TCP connection to the server may take, in seconds [default: 20].
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
     connect_timeout: Option<std::time::Duration>,
     /// Trust the certificates in this PEM file (a private CA, or the server's own
     /// self-signed certificate, even one `openssl req -x509` marked CA:TRUE).
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", help_heading = "TLS")]
     ca_cert: Option<PathBuf>,
     /// Trust the server's certificate only if its SHA-256 fingerprint is this one
     /// (`sha256:HEX`, colons allowed, as `openssl x509 -noout -fingerprint -sha256`
     /// prints it); may be given several times. No certificate authority is consulted.
-    #[arg(long, value_name = "sha256:HEX", conflicts_with_all = ["ca_cert", "insecure"])]
+    #[arg(long, value_name = "sha256:HEX", conflicts_with_all = ["ca_cert", "insecure"], help_heading = "TLS")]
     pin: Vec<Fingerprint>,
     /// Do not verify the server's certificate: anyone on the path could impersonate it.
-    #[arg(long, conflicts_with = "ca_cert")]
+    #[arg(long, conflicts_with = "ca_cert", help_heading = "TLS")]
     insecure: bool,
     /// The newest TLS version to use (1.2 or 1.3; the oldest is always 1.2).
-    #[arg(long, value_enum, value_name = "VERSION")]
+    #[arg(long, value_enum, value_name = "VERSION", help_heading = "TLS")]
     tls_max: Option<TlsVersion>,
     /// Present this client certificate chain (PEM) to servers that ask for one.
-    #[arg(long, value_name = "PEM", requires = "key")]
+    #[arg(long, value_name = "PEM", requires = "key", help_heading = "TLS")]
     cert: Option<PathBuf>,
     /// The private key (PEM) of `--cert`.
-    #[arg(long, value_name = "PEM", requires = "cert")]
+    #[arg(long, value_name = "PEM", requires = "cert", help_heading = "TLS")]
     key: Option<PathBuf>,
     /// TLS mode, overriding the URL's scheme (ftps:// implicit, ftp:// and ftpes:// explicit).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "TLS")]
     tls: Option<TlsArg>,
     /// Active mode (PORT/EPRT) instead of passive.
-    #[arg(long)]
+    #[arg(long, help_heading = "Connection")]
     active: bool,
     /// Start every connection (control and data, and an active-mode listener) from this
     /// local IP address, as curl's `--interface` with an address: for a host with
     /// several addresses, or a server that allows only some. Only the server's addresses
     /// of its family (IPv4 or IPv6) are tried.
-    #[arg(long, value_name = "ADDRESS", value_parser = parse_interface)]
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_interface, help_heading = "Connection")]
     interface: Option<std::net::IpAddr>,
     /// Data protection level.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "TLS")]
     prot: Option<ProtArg>,
     /// The most a listing (`ls`) may bring: bytes, or with K, M or G (KiB, MiB, GiB). The
     /// names parsed from it may hold as much memory. A listing past it is stopped (ABOR)
     /// and the command fails (exit 6); a hostile server cannot fill memory with one.
-    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size, help_heading = "Transfer")]
     max_listing: u64,
     /// Move each file's bytes at most this fast, in bytes a second, or with K, M or G
     /// (as curl's; each transfer of `-j N` on its own).
-    #[arg(long, value_name = "SPEED", value_parser = parse_size)]
+    #[arg(long, value_name = "SPEED", value_parser = parse_size, help_heading = "Transfer")]
     limit_rate: Option<u64>,
 }
 
@@ -380,6 +389,11 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
         None => url.mode,
     };
     options.session.passive = !conn.active;
+    if let Some(account) = &conn.account {
+        let account = ftps_proto::Text::new(account.as_str())
+            .map_err(|e| Failure::usage(format!("--account: {e}")))?;
+        options.session.account = Some(account);
+    }
     options.source_address = conn.interface;
     if let Some(limit) = conn.connect_timeout {
         options.connect_timeout = limit;

@@ -1,7 +1,7 @@
 //! Issue 17 (the client for daily use), through the binary as users run it, against our
 //! server: a password in the URL (taken, with a warning), `--netrc` / `-n` /
 //! `--netrc-file`, `--connect-timeout`, `put --create-dirs`, `ftps quote`,
-//! `--interface` and `--limit-rate`.
+//! `--interface`, `--limit-rate`, `--account` and `--help`'s groups.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -513,4 +513,140 @@ fn limit_rate_holds_transfers_to_the_rate() {
     // A rate of nothing is a usage error.
     let out = s.ftps(&["get", "--limit-rate", "0", &s.url("big.bin"), "-"], &env);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A plain-FTP server that asks for an account after the password (332, RFC 959 §4.1.1)
+/// and logs in only with `account`: the lines it got, once the client has quit.
+fn account_server(account: &'static str) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut out = tcp.try_clone().unwrap();
+        let mut lines = Vec::new();
+        out.write_all(b"220 ready\r\n").unwrap();
+        for line in BufReader::new(tcp).lines() {
+            let Ok(line) = line else { break };
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            let reply = match verb.as_str() {
+                "USER" => "331 password".to_owned(),
+                "PASS" => "332 account, please".to_owned(),
+                "ACCT" if line[5..] == *account => "230 in".to_owned(),
+                "ACCT" => "530 wrong account".to_owned(),
+                "PWD" => "257 \"/\"".to_owned(),
+                "FEAT" | "OPTS" | "HOST" => "502 no".to_owned(),
+                "QUIT" => "221 bye".to_owned(),
+                _ => "200 ok".to_owned(),
+            };
+            lines.push(line);
+            out.write_all(format!("{reply}\r\n").as_bytes()).unwrap();
+            if verb == "QUIT" {
+                break;
+            }
+        }
+        lines
+    });
+    (port, served)
+}
+
+/// `--account` answers a server's 332 with ACCT (curl's --ftp-account); `-v` shows the
+/// command with its argument hidden, as a password's.
+#[test]
+fn account_is_sent_when_the_server_asks() {
+    let dir = std::env::temp_dir().join(format!("ftps-daily-acct-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (port, served) = account_server("dept-42");
+    let url = format!("ftp://127.0.0.1:{port}/");
+    let env = [("FTPS_PASSWORD", "pw")];
+    let args = [
+        "-v",
+        "quote",
+        "--tls",
+        "none",
+        "--user",
+        "bob",
+        "--account",
+        "dept-42",
+        &url,
+        "NOOP",
+    ];
+    let out = ftps(&dir, &args, None, &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = served.join().unwrap();
+    assert!(lines.iter().any(|l| l == "ACCT dept-42"), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "NOOP"), "{lines:?}");
+    assert!(!stderr(&out).contains("dept-42"), "the account was traced");
+    assert!(stderr(&out).contains("ACCT ****"), "no ACCT in the trace");
+    // The wrong account: the login fails, and says so.
+    let (port, served) = account_server("dept-42");
+    let url = format!("ftp://127.0.0.1:{port}/");
+    let out = ftps(
+        &dir,
+        &[
+            "quote",
+            "--tls",
+            "none",
+            "--user",
+            "bob",
+            "--account",
+            "x",
+            &url,
+            "NOOP",
+        ],
+        None,
+        &env,
+    );
+    assert!(!out.status.success());
+    assert!(!served.join().unwrap().iter().any(|l| l == "NOOP"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--help` groups the options as curl's does: login, connection, TLS, transfer, mirror.
+#[test]
+fn help_groups_the_options() {
+    let dir = std::env::temp_dir();
+    for (command, headings) in [
+        (
+            "get",
+            &["Login:", "Connection:", "TLS:", "Transfer:", "Mirror:"][..],
+        ),
+        (
+            "put",
+            &["Login:", "Connection:", "TLS:", "Transfer:", "Mirror:"][..],
+        ),
+        ("ls", &["Login:", "Connection:", "TLS:", "Transfer:"][..]),
+    ] {
+        let out = ftps(&dir, &[command, "--help"], None, &[]);
+        assert!(out.status.success());
+        let help = stdout(&out);
+        let at: Vec<usize> = headings
+            .iter()
+            .map(|h| {
+                help.lines()
+                    .position(|l| l == *h)
+                    .unwrap_or_else(|| panic!("{command}: no {h}"))
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{command}: {at:?}");
+        let under = |flag: &str| {
+            let line = help
+                .lines()
+                .position(|l| l.trim_start().starts_with(flag) || l.contains(&format!(" {flag}")))
+                .unwrap_or_else(|| panic!("{command}: no {flag}"));
+            headings[..at.iter().filter(|&&h| h < line).count()]
+                .last()
+                .copied()
+                .unwrap_or("")
+        };
+        assert_eq!(under("--netrc-file"), "Login:", "{command}");
+        assert_eq!(under("--account"), "Login:", "{command}");
+        assert_eq!(under("--interface"), "Connection:", "{command}");
+        assert_eq!(under("--ca-cert"), "TLS:", "{command}");
+        assert_eq!(under("--limit-rate"), "Transfer:", "{command}");
+        if command != "ls" {
+            assert_eq!(under("--jobs"), "Mirror:", "{command}");
+        }
+    }
 }

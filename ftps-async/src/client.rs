@@ -36,7 +36,7 @@ pub type Error<R> = ftps_backend::client::Error<PlaintextOffer<R>>;
 /// A data connection.
 type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
 
-pub use ftps_backend::client::{ClientOptions, FtpUrl};
+pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::files::{
     client_config_from_pem_file, platform_client_config, platform_roots,
 };

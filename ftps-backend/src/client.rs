@@ -146,20 +146,32 @@ impl ClientOptions {
 }
 
 /// Why a client call failed; `P` is the runtime's offer to go on without TLS.
-#[derive(Debug)]
+///
+/// `Display` says what failed in a sentence; the cause, where there is one, is the
+/// [`source`](std::error::Error::source) (a TLS configuration's, a client identity's, an
+/// invalid reply's); [`reply`](Self::reply) is the server's reply where one made the error.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error<P> {
     /// The protocol failed: a refusal (with the server's reply), a bad reply, a timeout...
-    Protocol(ClientError),
+    #[error(transparent)]
+    Protocol(#[from] ClientError),
     /// A socket or file error.
-    Io(std::io::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
     /// The TLS configuration could not be built.
-    TlsConfig(String),
+    #[error("TLS configuration")]
+    TlsConfig(#[source] TlsConfigError),
+    /// The client certificate or its key could not be used.
+    #[error("client certificate")]
+    Identity(#[from] IdentityError),
     /// Explicit-if-available: the server has no TLS. The offer's `accept` logs in in
     /// clear text anyway.
+    #[error("the server does not offer TLS; accepting would send the password in clear text")]
     PlaintextOnly(P),
     /// A pathname or argument was not valid (it held CR, LF or NUL, say).
-    Invalid(ParseError),
+    #[error(transparent)]
+    Invalid(#[from] ParseError),
 }
 
 impl<P> Error<P> {
@@ -170,66 +182,39 @@ impl<P> Error<P> {
             Error::Protocol(e) => Error::Protocol(e),
             Error::Io(e) => Error::Io(e),
             Error::TlsConfig(e) => Error::TlsConfig(e),
+            Error::Identity(e) => Error::Identity(e),
             Error::PlaintextOnly(p) => Error::PlaintextOnly(f(p)),
             Error::Invalid(e) => Error::Invalid(e),
         }
     }
-}
 
-impl<P> From<ClientError> for Error<P> {
-    fn from(e: ClientError) -> Self {
-        Error::Protocol(e)
+    /// The server's reply that made this error, if a reply did.
+    pub fn reply(&self) -> Option<&ftps_proto::Reply> {
+        match self {
+            Error::Protocol(e) => e.reply(),
+            _ => None,
+        }
     }
 }
 
 impl<P> From<TlsConfigError> for Error<P> {
     fn from(e: TlsConfigError) -> Self {
-        Error::TlsConfig(e.0)
+        Error::TlsConfig(e)
     }
 }
 
-impl<P> From<IdentityError> for Error<P> {
-    fn from(e: IdentityError) -> Self {
-        Error::TlsConfig(e.to_string())
+/// `error` and its sources, each after a colon: what a user should read of an error chain
+/// (`the server sent an invalid reply: reply line too long`).
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
     }
+    text
 }
-
-impl<P> From<std::io::Error> for Error<P> {
-    fn from(e: std::io::Error) -> Self {
-        Error::Io(e)
-    }
-}
-
-impl<P> From<ParseError> for Error<P> {
-    fn from(e: ParseError) -> Self {
-        Error::Invalid(e)
-    }
-}
-
-impl<P> std::fmt::Display for Error<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use ClientError as C;
-        match self {
-            Error::Protocol(C::Refused(r)) => write!(f, "the server refused: {} {}", r.code(), r.text()),
-            Error::Protocol(C::Unexpected(r)) => write!(f, "unexpected reply: {} {}", r.code(), r.text()),
-            Error::Protocol(C::TlsUnavailable) => f.write_str("the server does not offer TLS (AUTH TLS and AUTH SSL refused); no credentials were sent"),
-            Error::Protocol(C::Truncated { bytes }) => write!(f, "the download ended without TLS close_notify after {bytes} bytes: it may be truncated"),
-            Error::Protocol(C::Tls(e)) => write!(f, "TLS handshake failed: {e}"),
-            Error::Protocol(C::BadReply(e)) => write!(f, "the server sent an invalid reply: {e}"),
-            Error::Protocol(C::Data(e)) => write!(f, "data connection failed: {e}"),
-            Error::Protocol(C::Timeout) => f.write_str("the server did not answer in time"),
-            Error::Protocol(C::Closed) => f.write_str("the connection closed"),
-            Error::Protocol(C::Aborted) => f.write_str("the transfer was aborted"),
-            Error::Protocol(e) => write!(f, "{e:?}"),
-            Error::Io(e) => write!(f, "{e}"),
-            Error::TlsConfig(e) => write!(f, "TLS configuration: {e}"),
-            Error::PlaintextOnly(_) => f.write_str("the server does not offer TLS; accepting would send the password in clear text"),
-            Error::Invalid(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl<P: std::fmt::Debug> std::error::Error for Error<P> {}
 
 /// A parsed FTP URL: where to connect and the path it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -368,6 +353,40 @@ impl ClientOptions {
 mod tests {
     use super::*;
     use ftps_proto::client::ConnectionMode;
+
+    #[test]
+    fn errors_say_what_failed_and_keep_their_cause_and_reply() {
+        use ftps_proto::reply::ReplyError;
+        use ftps_proto::{Reply, ReplyCode};
+        use std::error::Error as _;
+        type E = Error<()>;
+        let bad = E::from(ClientError::BadReply(ReplyError::LineTooLong));
+        assert_eq!(bad.to_string(), "the server sent an invalid reply");
+        assert_eq!(
+            bad.source().map(|s| s.to_string()).as_deref(),
+            Some("reply line too long")
+        );
+        assert_eq!(
+            report(&bad),
+            "the server sent an invalid reply: reply line too long"
+        );
+        assert!(bad.reply().is_none());
+        let refused = E::from(ClientError::Refused(Reply::new(
+            ReplyCode::FILE_UNAVAILABLE,
+            "No such file.",
+        )));
+        assert_eq!(refused.reply().map(|r| r.code().get()), Some(550));
+        assert_eq!(report(&refused), "the server refused: 550 No such file.");
+        let tls = E::from(TlsConfigError("no usable certificate".into()));
+        assert_eq!(report(&tls), "TLS configuration: no usable certificate");
+        let io = E::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "slow"));
+        assert_eq!(report(&io), "slow");
+        // An error an application boxes keeps its chain.
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(Error::<u8>::from(
+            ClientError::BadReply(ReplyError::TooManyLines),
+        ));
+        assert!(boxed.source().is_some());
+    }
 
     #[test]
     fn urls() {

@@ -40,7 +40,7 @@ pub mod threads;
 
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
 pub use ftps_async::{ConnectionInfo, TrustedProxies};
-pub use ftps_backend::client::{ClientOptions, FtpUrl};
+pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::download;
 /// Hashing local files the way the server hashes stored ones (checking a download
 /// against `Client::hash`).

@@ -216,7 +216,7 @@ impl Failure {
 
     fn from_client(e: Error, connecting: bool) -> Self {
         let code = match &e {
-            Error::Io(_) | Error::TlsConfig(_) | Error::PlaintextOnly(_) => {
+            Error::Io(_) | Error::TlsConfig(_) | Error::Identity(_) | Error::PlaintextOnly(_) => {
                 if connecting {
                     exit::CONNECT
                 } else {
@@ -251,7 +251,7 @@ impl Failure {
             Error::Protocol(ClientError::ListingTooLarge { limit }) => {
                 format!("the listing is larger than {limit} bytes (--max-listing): it was stopped")
             }
-            _ => e.to_string(),
+            _ => client::report(&e),
         };
         let transient = matches!(
             &e,

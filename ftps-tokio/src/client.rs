@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
-pub use ftps_backend::client::{ClientOptions, FtpUrl};
+pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::files::{
     client_config_from_pem_file, platform_client_config, platform_roots,
 };

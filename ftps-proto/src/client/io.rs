@@ -277,44 +277,72 @@ pub fn raw_refusal(command: &Command) -> Option<&'static str> {
     }
 }
 
-/// Why an operation or the session failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why an operation or the session failed. Its `Display` is a sentence for a user; an
+/// invalid reply's cause is its [`source`](std::error::Error::source); the server's reply,
+/// where there is one, is [`reply`](Self::reply).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// The server answered with a negative reply.
+    #[error("the server refused: {} {}", .0.code(), .0.text())]
     Refused(Reply),
     /// The server's bytes were not a valid reply.
-    BadReply(ReplyError),
+    #[error("the server sent an invalid reply")]
+    BadReply(#[source] ReplyError),
     /// A positive reply that cannot be understood (a 227 without an address, say).
+    #[error("unexpected reply: {} {}", .0.code(), .0.text())]
     Unexpected(Reply),
     /// TLS is required but the server refused AUTH TLS and AUTH SSL; no credentials were
     /// sent.
+    #[error(
+        "the server does not offer TLS (AUTH TLS and AUTH SSL refused); no credentials were sent"
+    )]
     TlsUnavailable,
     /// A TLS handshake failed.
+    #[error("TLS handshake failed: {0}")]
     Tls(String),
     /// The data connection failed.
+    #[error("data connection failed: {0}")]
     Data(String),
     /// A TLS download ended without close_notify: the data may be truncated.
+    #[error("the download ended without TLS close_notify after {bytes} bytes: it may be truncated")]
     Truncated {
         /// Bytes received.
         bytes: u64,
     },
     /// No reply, or no data progress, within the timeout.
+    #[error("the server did not answer in time")]
     Timeout,
     /// The control connection closed.
+    #[error("the connection closed")]
     Closed,
-    /// The operation needs a feature the server does not have (e.g. MLSD).
+    /// The operation needs a feature the server does not have (e.g. MLSD), or one the
+    /// session cannot run (the text says which).
+    #[error("not supported: {0}")]
     Unsupported(&'static str),
     /// The application aborted the transfer ([`ClientSession::abort`](super::ClientSession::abort)).
+    #[error("the transfer was aborted")]
     Aborted,
     /// A listing (LIST, NLST, MLSD) brought more than
     /// [`ClientConfig::max_listing`](super::ClientConfig::max_listing) bytes, or its
     /// parsed entries would hold more than that in memory. A listing still arriving is
     /// aborted (ABOR, RFC 959 §4.1.3) and its data connection closed; the session goes on.
+    #[error("the listing is larger than {limit} bytes: it was stopped")]
     ListingTooLarge {
         /// The bound, in bytes.
         limit: u64,
     },
+}
+
+impl ClientError {
+    /// The server's reply that made this error, if a reply did (a refusal, a reply that
+    /// could not be understood).
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            ClientError::Refused(r) | ClientError::Unexpected(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// What the adapter must do; execute in order.

@@ -40,6 +40,7 @@ pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::files::{
     client_config_from_pem_file, platform_client_config, platform_roots,
 };
+pub use ftps_proto::client::listing::Listing;
 pub use ftps_proto::tls::{
     BOTH, Fingerprint, ServerTrust, client_config, client_config_from_pem,
     client_config_with_trust, client_config_with_versions, insecure_client_config,
@@ -691,14 +692,17 @@ impl<R: Runtime> Client<R> {
         Ok(out)
     }
 
-    /// LIST, parsed (lines that do not parse are skipped), within the listing bound.
-    pub async fn list(&mut self, path: Option<&str>) -> Result<Vec<ListEntry>, Error<R>> {
+    /// LIST, parsed, within the listing bound: the entries, and the lines that parsed in
+    /// no known form as the server sent them ([`Listing::unparsed`]); the listing derefs
+    /// to its entries.
+    pub async fn list(&mut self, path: Option<&str>) -> Result<Listing<ListEntry>, Error<R>> {
         let raw = self.list_raw(path, ListFormat::List).await?;
         Ok(client::listing::parse_list(&raw, self.max_listing())?)
     }
 
-    /// MLSD, parsed, within the listing bound.
-    pub async fn mlsd(&mut self, path: Option<&str>) -> Result<Vec<MlsxEntry>, Error<R>> {
+    /// MLSD, parsed, within the listing bound: the entries, and the lines that did not
+    /// parse ([`Listing::unparsed`]); the listing derefs to its entries.
+    pub async fn mlsd(&mut self, path: Option<&str>) -> Result<Listing<MlsxEntry>, Error<R>> {
         let raw = self.list_raw(path, ListFormat::Mlsd).await?;
         Ok(client::listing::parse_mlsd(&raw, self.max_listing())?)
     }

@@ -22,10 +22,12 @@ macro_rules! client_calls {
             /// Lists a directory in the given format; returns the raw listing, within the
             /// listing bound.
             fn list_raw(path: Option<&str>, format: $crate::proto::client::ListFormat) -> Vec<u8>;
-            /// LIST, parsed (lines that do not parse are skipped), within the listing bound.
-            fn list(path: Option<&str>) -> Vec<$crate::proto::ListEntry>;
-            /// MLSD, parsed, within the listing bound.
-            fn mlsd(path: Option<&str>) -> Vec<$crate::proto::MlsxEntry>;
+            /// LIST, parsed, within the listing bound: the entries, and the lines that
+            /// parsed in no known form, as sent (`Listing::unparsed`).
+            fn list(path: Option<&str>) -> $crate::proto::client::listing::Listing<$crate::proto::ListEntry>;
+            /// MLSD, parsed, within the listing bound: the entries, and the lines that did
+            /// not parse, as sent (`Listing::unparsed`).
+            fn mlsd(path: Option<&str>) -> $crate::proto::client::listing::Listing<$crate::proto::MlsxEntry>;
             /// NLST: names, within the listing bound.
             fn nlst(path: Option<&str>) -> Vec<String>;
             /// Downloads to a local file; with `resume`, continues a partial file. A failed

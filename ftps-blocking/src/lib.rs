@@ -52,6 +52,7 @@ pub use ftps_backend::{
 /// The protocol core (codec, sessions, TLS configurations: `proto::tls`), as this crate
 /// was built with it.
 pub use ftps_proto as proto;
+pub use ftps_proto::client::listing::Listing;
 pub use server::{Server, ServerBuilder};
 /// A [`BlockingStorage`] as the server runs it: what [`Server::builder`] serves
 /// (`Server<OnPool<LocalFs>, StaticUsers>`); on threads, its calls run on the session's.

@@ -101,13 +101,27 @@ fn kind_name<S: serde::Serializer>(kind: &EntryKind, s: S) -> Result<S::Ok, S::E
     })
 }
 
+/// Says on stderr that a listing of `path` had lines in no known form (their files are
+/// not mirrored), showing the first, escaped.
+fn warn_unparsed(path: &str, unparsed: &[Vec<u8>]) {
+    if let Some(first) = unparsed.first() {
+        let first = String::from_utf8_lossy(first);
+        eprintln!(
+            "ftps: warning: /{path}: {} listing line(s) in no known form skipped, the first: {}",
+            unparsed.len(),
+            ftps_proto::Printable(&first)
+        );
+    }
+}
+
 /// The entries of the remote directory `path` (the login directory when empty): MLSD
 /// where the server has it, else LIST, parsed (`.` and `..` left out).
 pub(crate) async fn list_dir(c: &mut Client, path: &str) -> Result<Vec<Listed>, Failure> {
     let at = (!path.is_empty()).then_some(path);
     let listed: Vec<Listed> = if c.features().supports("MLST") {
-        remote::op(c.mlsd(at).await)
-            .map_err(|f| remote::about(path, f))?
+        let listing = remote::op(c.mlsd(at).await).map_err(|f| remote::about(path, f))?;
+        warn_unparsed(path, &listing.unparsed);
+        listing
             .into_iter()
             .filter(|e| !matches!(e.file_type(), Some(FileType::Cdir | FileType::Pdir)))
             .map(|e| Listed {
@@ -125,8 +139,9 @@ pub(crate) async fn list_dir(c: &mut Client, path: &str) -> Result<Vec<Listed>, 
             })
             .collect()
     } else {
-        remote::op(c.list(at).await)
-            .map_err(|f| remote::about(path, f))?
+        let listing = remote::op(c.list(at).await).map_err(|f| remote::about(path, f))?;
+        warn_unparsed(path, &listing.unparsed);
+        listing
             .into_iter()
             .map(|e| Listed {
                 name: e.name,

@@ -45,6 +45,7 @@ pub use ftps_backend::{
 /// The protocol core (codec, sessions, TLS configurations: `proto::tls`), as this crate
 /// was built with it.
 pub use ftps_proto as proto;
+pub use ftps_proto::client::listing::Listing;
 
 /// The smol runtime, for [`ftps_async`].
 #[derive(Debug, Clone, Copy)]

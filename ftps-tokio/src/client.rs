@@ -17,6 +17,7 @@ pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::files::{
     client_config_from_pem_file, platform_client_config, platform_roots,
 };
+pub use ftps_proto::client::listing::Listing;
 pub use ftps_proto::tls::{
     BOTH, Fingerprint, ServerTrust, client_config, client_config_from_pem,
     client_config_with_trust, client_config_with_versions, insecure_client_config,

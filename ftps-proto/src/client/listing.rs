@@ -12,9 +12,10 @@
 //! NLST names of 15 bytes; the raw listing itself may hold about a million lines.
 //!
 //! Lines are split at LF (a CR before it is dropped, RFC 959 §3.1.1.1 ends lines with
-//! CRLF); each is decoded on its own, lossily (RFC 2640 names are UTF-8). A line longer
-//! than [`MAX_LINE`] is no file name any server keeps and is skipped, as lines in no
-//! known form are.
+//! CRLF); each is decoded on its own, lossily (RFC 2640 names are UTF-8). LIST and MLSD
+//! lines that parse in no known form, and lines longer than [`MAX_LINE`] (no file name any
+//! server keeps), are not dropped: a [`Listing`] returns them as they came, in
+//! [`Listing::unparsed`], charged to the same bound.
 //!
 //! [`ClientConfig::max_listing`]: super::ClientConfig::max_listing
 
@@ -23,14 +24,94 @@ use crate::facts::{Fact, FileType, MlsxEntry};
 use crate::listing::ListEntry;
 use std::mem::size_of;
 
-/// The longest listing line parsed (64 KiB); longer ones are skipped.
+/// The longest listing line parsed (64 KiB); longer ones are returned unparsed (LIST,
+/// MLSD) or skipped (NLST).
 pub const MAX_LINE: usize = 64 << 10;
 
-/// The lines of `raw`, CR LF or LF ended, without their endings; over-long ones left out.
+/// The lines of `raw`, CR LF or LF ended, without their endings.
 fn lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
     raw.split(|&b| b == b'\n')
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .filter(|line| line.len() <= MAX_LINE)
+}
+
+/// A parsed listing: its entries, and the lines that parsed in no known form, as the
+/// server sent them (without their line ends), in order. Blank lines and `ls`'s `total N`
+/// are neither. It derefs to the entries: `listing.iter()`, `listing.len()`, `for e in
+/// &listing` see the entries only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listing<T> {
+    /// The entries that parsed.
+    pub entries: Vec<T>,
+    /// The lines that did not, byte for byte (a server's own format, a line too long).
+    pub unparsed: Vec<Vec<u8>>,
+}
+
+impl<T> Listing<T> {
+    /// The entries, without the unparsed lines.
+    pub fn into_entries(self) -> Vec<T> {
+        self.entries
+    }
+}
+
+impl<T> std::ops::Deref for Listing<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        &self.entries
+    }
+}
+
+impl<T> IntoIterator for Listing<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Listing<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter()
+    }
+}
+
+/// Parses each line of `raw` with `parse` (`None`: a line that is no entry, as a blank
+/// one) into a [`Listing`], within `limit` bytes of memory: entries charged by `size`,
+/// unparsed lines by their bytes.
+fn parse_lines<T, E>(
+    raw: &[u8],
+    limit: u64,
+    parse: impl Fn(&str) -> Option<Result<T, E>>,
+    size: impl Fn(&T) -> usize,
+) -> Result<Listing<T>, ClientError> {
+    let mut budget = Budget::new(limit);
+    let mut listing = Listing {
+        entries: Vec::new(),
+        unparsed: Vec::new(),
+    };
+    for line in lines(raw) {
+        // None: no entry (a blank line); Some(None): a line that did not parse.
+        let parsed = match line.len() <= MAX_LINE {
+            true => parse(&String::from_utf8_lossy(line)).map(Result::ok),
+            false => Some(None),
+        };
+        match parsed {
+            None => {}
+            Some(Some(entry)) => {
+                budget.charge(size(&entry))?;
+                listing.entries.push(entry);
+            }
+            Some(None) => {
+                budget.charge(size_of::<Vec<u8>>() + line.len())?;
+                listing.unparsed.push(line.to_vec());
+            }
+        }
+    }
+    Ok(listing)
 }
 
 /// Adds up what entries hold, against a limit.
@@ -86,43 +167,28 @@ pub fn mlsx_entry_size(e: &MlsxEntry) -> usize {
 }
 
 /// A LIST listing (RFC 959 §4.1.3), parsed as [`crate::listing::parse_listing`] does
-/// (lines in no known form, blank lines and `total N` skipped), its entries holding at
-/// most `limit` bytes ([`list_entry_size`]).
-pub fn parse_list(raw: &[u8], limit: u64) -> Result<Vec<ListEntry>, ClientError> {
-    let mut budget = Budget::new(limit);
-    let mut entries = Vec::new();
-    for line in lines(raw) {
-        let text = String::from_utf8_lossy(line);
-        for entry in crate::listing::parse_listing(&text).filter_map(Result::ok) {
-            budget.charge(list_entry_size(&entry))?;
-            entries.push(entry);
-        }
-    }
-    Ok(entries)
+/// (blank lines and `total N` skipped; lines in no known form kept in
+/// [`Listing::unparsed`]), holding at most `limit` bytes ([`list_entry_size`]).
+pub fn parse_list(raw: &[u8], limit: u64) -> Result<Listing<ListEntry>, ClientError> {
+    let parse = |line: &str| crate::listing::parse_listing(line).next();
+    parse_lines(raw, limit, parse, list_entry_size)
 }
 
-/// An MLSD listing (RFC 3659 §7), parsed as [`crate::facts::parse_mlsd`] does (entries
-/// that do not parse skipped), its entries holding at most `limit` bytes
-/// ([`mlsx_entry_size`]).
-pub fn parse_mlsd(raw: &[u8], limit: u64) -> Result<Vec<MlsxEntry>, ClientError> {
-    let mut budget = Budget::new(limit);
-    let mut entries = Vec::new();
-    for line in lines(raw) {
-        let text = String::from_utf8_lossy(line);
-        for entry in crate::facts::parse_mlsd(&text).filter_map(Result::ok) {
-            budget.charge(mlsx_entry_size(&entry))?;
-            entries.push(entry);
-        }
-    }
-    Ok(entries)
+/// An MLSD listing (RFC 3659 §7), parsed as [`crate::facts::parse_mlsd`] does (blank
+/// lines skipped; entries that do not parse kept in [`Listing::unparsed`]), holding at
+/// most `limit` bytes ([`mlsx_entry_size`]).
+pub fn parse_mlsd(raw: &[u8], limit: u64) -> Result<Listing<MlsxEntry>, ClientError> {
+    let parse = |line: &str| crate::facts::parse_mlsd(line).next();
+    parse_lines(raw, limit, parse, mlsx_entry_size)
 }
 
-/// An NLST listing (RFC 959 §4.1.3): one name per line, blank lines skipped, the names
+/// An NLST listing (RFC 959 §4.1.3): one name per line, blank lines and lines longer
+/// than [`MAX_LINE`] skipped, the names
 /// holding at most `limit` bytes (each `String` and its bytes).
 pub fn parse_nlst(raw: &[u8], limit: u64) -> Result<Vec<String>, ClientError> {
     let mut budget = Budget::new(limit);
     let mut names = Vec::new();
-    for line in lines(raw).filter(|l| !l.is_empty()) {
+    for line in lines(raw).filter(|l| !l.is_empty() && l.len() <= MAX_LINE) {
         let name = String::from_utf8_lossy(line).into_owned();
         budget.charge(size_of::<String>() + name.len())?;
         names.push(name);
@@ -143,15 +209,17 @@ mod tests {
         let want: Vec<ListEntry> = crate::listing::parse_listing(&raw)
             .filter_map(Result::ok)
             .collect();
-        assert_eq!(got, want);
+        assert_eq!(got.entries, want);
         assert_eq!(got.len(), 2);
+        assert!(got.unparsed.is_empty());
 
         let mlsd = "type=file;size=5; a b\r\ntype=dir; docs\r\nnot an entry\r\n";
         let got = parse_mlsd(mlsd.as_bytes(), u64::MAX).unwrap();
         let want: Vec<MlsxEntry> = crate::facts::parse_mlsd(mlsd)
             .filter_map(Result::ok)
             .collect();
-        assert_eq!(got, want);
+        assert_eq!(got.entries, want);
+        assert_eq!(got.unparsed, [b"not an entry".to_vec()]);
 
         let nlst = b"a\r\n\r\nb c\nlast";
         assert_eq!(parse_nlst(nlst, u64::MAX).unwrap(), ["a", "b c", "last"]);
@@ -183,6 +251,27 @@ mod tests {
         let one = mlsx_entry_size(&MlsxEntry::parse("type=file;size=5;unique=abc; name").unwrap());
         assert!(parse_mlsd(mlsd.as_bytes(), 10 * one as u64).is_ok());
         assert!(parse_mlsd(mlsd.as_bytes(), 10 * one as u64 - 1).is_err());
+    }
+
+    #[test]
+    fn lines_in_no_known_form_are_returned_as_sent() {
+        // A server's own format (not UNIX, DOS or EPLF), with a byte that is not UTF-8.
+        let odd = b"VOL001 3390 2024/03/15 1 5 FB 80 3120 PS DATA.\xffSET".to_vec();
+        let mut raw = UNIX.as_bytes().to_vec();
+        raw.extend_from_slice(&odd);
+        raw.extend_from_slice(b"\r\n\r\ntotal 8\r\n");
+        raw.extend_from_slice(&vec![b'z'; MAX_LINE + 1]);
+        raw.extend_from_slice(b"\n");
+        let got = parse_list(&raw, u64::MAX).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got.unparsed, [odd.clone(), vec![b'z'; MAX_LINE + 1]]);
+        // Unparsed lines count against the bound as entries do.
+        let small = (size_of::<Vec<u8>>() + odd.len()) as u64;
+        assert!(parse_list(&odd, small).is_ok());
+        assert_eq!(
+            parse_list(&odd, small - 1),
+            Err(ClientError::ListingTooLarge { limit: small - 1 })
+        );
     }
 
     #[test]

@@ -1043,7 +1043,7 @@ async fn pump<R: Runtime>(
         ending,
         ascii,
     } = how;
-    let mut buf = vec![0u8; crate::data::BUFFER];
+    let mut buf = vec![0u8; crate::stream::BUFFER];
     let mut converted = Vec::new();
     let mut total = 0u64;
     if upload {

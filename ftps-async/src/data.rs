@@ -26,9 +26,7 @@ use std::time::Duration;
 
 type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
 
-/// Bytes per read of a data connection (the server's uploads, the client's downloads):
-/// large, so syscalls are few.
-pub(crate) const BUFFER: usize = 256 * 1024;
+pub(crate) use crate::stream::BUFFER;
 
 /// An upload's buffers when the server-wide budget has no room for [`BUFFER`]-sized ones.
 const BUFFER_SMALL: usize = 64 * 1024;

@@ -2,6 +2,7 @@
 //! the peer sends on (the server's uploads, the client's downloads), and the storage
 //! errors of a file read or written.
 
+#[cfg(feature = "server")]
 use ftps_backend::{ListingCut, ListingFailed};
 use ftps_proto::boundary::DataEnd;
 use ftps_proto::server::StorageError;
@@ -22,6 +23,7 @@ pub(crate) fn read_end(e: &io::Error, tls: bool) -> DataEnd {
 
 /// The storage error for a failed read of what a download sends (a file, or a listing
 /// cut at the session's bound: [`ListingCut`]).
+#[cfg(feature = "server")]
 pub(crate) fn read_error(e: &io::Error) -> StorageError {
     let inner = e.get_ref();
     if let Some(cut) = inner.and_then(|i| i.downcast_ref::<ListingCut>()) {
@@ -34,6 +36,7 @@ pub(crate) fn read_error(e: &io::Error) -> StorageError {
 }
 
 /// The storage error for a failed write of an upload.
+#[cfg(feature = "server")]
 pub(crate) fn write_error(e: &io::Error) -> StorageError {
     match e.kind() {
         io::ErrorKind::StorageFull => StorageError::InsufficientStorage,

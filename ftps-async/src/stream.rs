@@ -6,6 +6,10 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+/// Bytes per read of a data connection (the server's uploads, the client's downloads):
+/// large, so syscalls are few.
+pub(crate) const BUFFER: usize = 256 * 1024;
+
 /// Plain TCP, or TLS over TCP.
 pub(crate) enum Stream<T> {
     Plain(T),

@@ -25,30 +25,53 @@
 //! awaited, blocking, or CPU-bound), so that logins waiting on a network service are not
 //! throttled like password hashes. One implementation serves every runtime.
 
+//!
+//! Features: `server` (on by default) builds the server's part (storage, users, hooks,
+//! quotas: Argon2 and `cap-std` with it); without it only what a client needs is built
+//! ([`client`], [`download`], [`files`], [`hash`]), which also builds where
+//! `std::os::unix` does not exist (the Unix-only steps, as `O_NOFOLLOW` and keeping a
+//! replaced file's owner, are left out there).
+
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "server")]
 mod auth;
+#[cfg(feature = "server")]
 mod blocking_storage;
 pub mod client;
 pub mod download;
 pub mod files;
 pub mod hash;
+#[cfg(feature = "server")]
 mod hooks;
+#[cfg(feature = "server")]
 mod listing;
+#[cfg(feature = "server")]
 mod local_fs;
+#[cfg(feature = "server")]
 mod quota;
+#[cfg(feature = "server")]
 mod storage;
+#[cfg(feature = "server")]
 mod user;
 
+#[cfg(feature = "server")]
 pub use auth::{
     Authenticator, BadHash, BlockingAuthenticator, BoxFuture, Check, StaticUsers, Unblocked,
     Verdict, hash_password,
 };
+#[cfg(feature = "server")]
 pub use blocking_storage::{BlockingStorage, fill, write_all};
+#[cfg(feature = "server")]
 pub use hooks::{Actor, HOOK_QUEUE, Hooks, Transferred};
+#[cfg(feature = "server")]
 pub use listing::{Entries, ListingCut, ListingFailed, ListingReader};
+#[cfg(feature = "server")]
 pub use local_fs::{LocalFs, LocalUpload};
+#[cfg(feature = "server")]
 pub use quota::{Quota, QuotaUpload, Quoted, Usage};
+#[cfg(feature = "server")]
 pub use storage::{Chunk, Opened, OpenedFile, STAT_ENTRIES, Storage, StorageFuture, now_utc};
+#[cfg(feature = "server")]
 pub use user::User;

@@ -31,20 +31,32 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! Features: `client` and `server` (both on by default) build each half; a client-only
+//! build (`default-features = false, features = ["client", "aws-lc-rs"]`) compiles no
+//! server code and no Argon2, and builds where `std::os::unix` does not exist (the server
+//! is Unix-only). `aws-lc-rs` (default) or `ring` choose the crypto provider used when
+//! the process installed none.
+
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "server")]
 mod server;
 pub mod threads;
 
+#[cfg(feature = "client")]
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
+#[cfg(feature = "server")]
 pub use ftps_async::{ConnectionInfo, TrustedProxies};
 pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::download;
 /// Hashing local files the way the server hashes stored ones (checking a download
 /// against `Client::hash`).
 pub use ftps_backend::hash;
+#[cfg(feature = "server")]
 pub use ftps_backend::{
     Authenticator, BlockingAuthenticator, BlockingStorage, Check, LocalFs, Quota, StaticUsers,
     Storage, Unblocked, User, Verdict,
@@ -53,7 +65,9 @@ pub use ftps_backend::{
 /// was built with it.
 pub use ftps_proto as proto;
 pub use ftps_proto::client::listing::Listing;
+#[cfg(feature = "server")]
 pub use server::{Server, ServerBuilder};
+#[cfg(feature = "server")]
 /// A [`BlockingStorage`] as the server runs it: what [`Server::builder`] serves
 /// (`Server<OnPool<LocalFs>, StaticUsers>`); on threads, its calls run on the session's.
 pub type OnPool<S> = ftps_async::OnPool<threads::Threads, S>;

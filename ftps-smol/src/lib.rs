@@ -23,6 +23,13 @@
 //! # }
 //! ```
 
+//!
+//! Features: `client` and `server` (both on by default) build each half; a client-only
+//! build (`default-features = false, features = ["client", "aws-lc-rs"]`) compiles no
+//! server code and no Argon2, and builds where `std::os::unix` does not exist (the server
+//! is Unix-only). `aws-lc-rs` (default) or `ring` choose the crypto provider used when
+//! the process installed none.
+
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -32,12 +39,14 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+#[cfg(feature = "server")]
 pub use ftps_async::{ConnectionInfo, TrustedProxies};
 pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::download;
 /// Hashing local files the way the server hashes stored ones (checking a download
 /// against `Client::hash`).
 pub use ftps_backend::hash;
+#[cfg(feature = "server")]
 pub use ftps_backend::{
     Authenticator, BlockingAuthenticator, BlockingStorage, Check, LocalFs, Quota, StaticUsers,
     Storage, Unblocked, User, Verdict,
@@ -51,20 +60,28 @@ pub use ftps_proto::client::listing::Listing;
 #[derive(Debug, Clone, Copy)]
 pub struct Smol;
 
+#[cfg(feature = "client")]
 /// The FTPS client on smol.
 pub type Client = ftps_async::Client<Smol>;
+#[cfg(feature = "client")]
 /// A download's data stream.
 pub type DataReader<'c> = ftps_async::DataReader<'c, Smol>;
+#[cfg(feature = "client")]
 /// An upload's data stream.
 pub type DataWriter<'c> = ftps_async::DataWriter<'c, Smol>;
+#[cfg(feature = "client")]
 /// Explicit-if-available found no TLS.
 pub type PlaintextOffer = ftps_async::PlaintextOffer<Smol>;
+#[cfg(feature = "client")]
 /// Why a client call failed.
 pub type Error = ftps_async::client::Error<Smol>;
+#[cfg(feature = "server")]
 /// The FTPS server on smol.
 pub type Server<S, A> = ftps_async::Server<Smol, S, A>;
+#[cfg(feature = "server")]
 /// Builds a [`Server`].
 pub type ServerBuilder<S, A> = ftps_async::ServerBuilder<Smol, S, A>;
+#[cfg(feature = "server")]
 /// A [`BlockingStorage`] run on smol's blocking pool: what [`Server::builder`] serves
 /// (`Server<OnPool<LocalFs>, StaticUsers>`).
 pub type OnPool<S> = ftps_async::OnPool<Smol, S>;

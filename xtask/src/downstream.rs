@@ -8,8 +8,14 @@
 //! - The runtime crates and the CLI on ring alone (`--no-default-features --features
 //!   ring`), and with no provider at all (the process default then), so that neither
 //!   rots.
+//! - Client-only and server-only builds of the runtime crates (`--features client` or
+//!   `server`); a client-only build's normal dependencies (`cargo tree -e normal`) must
+//!   hold none of the server's: no Argon2, no `cap-std`, no metrics.
 
-use crate::run::{cargo, root, status};
+use crate::run::{cargo, output, root, status};
+
+/// Crates only the server needs: a client-only build that pulls one has a leak.
+const SERVER_ONLY: [&str; 4] = ["argon2", "password-hash", "cap-std", "metrics"];
 
 pub(crate) fn run() -> Result<(), String> {
     let dir = root().join("downstream");
@@ -21,7 +27,7 @@ pub(crate) fn run() -> Result<(), String> {
             .args(["run", "--quiet"])
             .env("CARGO_TARGET_DIR", root().join("target")),
     )?;
-    for package in ["ftps-tokio", "ftps-blocking", "ftps-smol", "ftps-cli"] {
+    let check = |package: &str, features: &str| {
         status(cargo().args([
             "check",
             "--quiet",
@@ -29,11 +35,38 @@ pub(crate) fn run() -> Result<(), String> {
             package,
             "--no-default-features",
             "--features",
-            "ring",
-        ]))?;
-    }
+            features,
+        ]))
+    };
+    check("ftps-cli", "ring")?;
     for package in ["ftps-tokio", "ftps-blocking", "ftps-smol"] {
-        status(cargo().args(["check", "--quiet", "-p", package, "--no-default-features"]))?;
+        check(package, "ring,client,server")?;
+        check(package, "client,server")?;
+        check(package, "server,aws-lc-rs")?;
+        check(package, "client,aws-lc-rs")?;
+        let tree = output(cargo().args([
+            "tree",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            package,
+            "--no-default-features",
+            "--features",
+            "client,aws-lc-rs",
+        ]))?;
+        let leaked: Vec<&str> = tree
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|name| SERVER_ONLY.contains(name))
+            .collect();
+        if !leaked.is_empty() {
+            return Err(format!(
+                "{package} built for the client alone depends on {leaked:?}"
+            ));
+        }
+        println!("{package}, client only: none of {SERVER_ONLY:?} among its dependencies");
     }
     Ok(())
 }

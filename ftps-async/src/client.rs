@@ -91,11 +91,36 @@ enum Setup {
     PlaintextOffered,
 }
 
+/// Where a client's TCP connection is to go, for a [`Dialer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Target {
+    /// The host: the options' host as given (a name is not resolved here, so that a proxy
+    /// may resolve it) for the control connection and for a data connection to the same
+    /// server; the address a PASV reply named, when the options trust it.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// A data connection (passive mode), not the control connection.
+    pub data: bool,
+}
+
+/// Opens the client's TCP connections in place of a direct connect: through a SOCKS5 or
+/// HTTP CONNECT proxy, say (`ftps-tokio`'s `examples/socks5.rs`). Called for the
+/// control connection and for each passive data connection; TLS runs over what it
+/// returns, as over a direct connection. Active mode (the server connecting back) does
+/// not go through it and is refused with one. The options' `source_address` is not
+/// applied: the dialer decides where its connections start.
+pub type Dialer<R> =
+    Arc<dyn Fn(Target) -> crate::BoxFuture<'static, io::Result<<R as Runtime>::Tcp>> + Send + Sync>;
+
 /// A connected, logged-in FTP(S) client.
 pub struct Client<R: Runtime> {
     session: ClientSession,
     /// How the session was opened (to open it again, see [`Client::session_renewals`]).
     options: ClientOptions,
+    /// Opens the TCP connections, if the application gave one ([`Client::connect_via`]).
+    dialer: Option<Dialer<R>>,
     /// The TLS sessions data connections may resume.
     store: Arc<SessionStore>,
     /// Whether the control connection runs TLS 1.3.
@@ -154,8 +179,31 @@ impl<R: Runtime> std::fmt::Debug for Client<R> {
 impl<R: Runtime> Client<R> {
     /// Connects, secures and logs in as the options say.
     pub async fn connect(options: ClientOptions) -> Result<Client<R>, Error<R>> {
+        Self::open(options, None).await
+    }
+
+    /// As [`connect`](Self::connect), its TCP connections (control, passive data) opened
+    /// by `dialer` (a proxy's, say). Active mode is refused (`InvalidInput`): the server
+    /// could not connect back through the dialer.
+    pub async fn connect_via(
+        options: ClientOptions,
+        dialer: Dialer<R>,
+    ) -> Result<Client<R>, Error<R>> {
+        if !options.session.passive {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "active mode cannot go through a dialer: use passive mode",
+            )));
+        }
+        Self::open(options, Some(dialer)).await
+    }
+
+    async fn open(
+        options: ClientOptions,
+        dialer: Option<Dialer<R>>,
+    ) -> Result<Client<R>, Error<R>> {
         let server_name = options.server_name()?;
-        let link = open_control::<R>(&options).await?;
+        let link = open_control::<R>(&options, dialer.as_ref()).await?;
         let peer = link.peer;
         let (data_tx, data_rx) = async_channel::unbounded();
         let config = options.session.clone();
@@ -163,6 +211,7 @@ impl<R: Runtime> Client<R> {
         let mut client = Client {
             session,
             options,
+            dialer,
             store: link.store,
             tls13: false,
             ascii: false,
@@ -437,9 +486,29 @@ impl<R: Runtime> Client<R> {
                     let connector = tls.then(|| (self.connector.clone(), self.server_name.clone()));
                     let limit = self.options.session.data_timeout;
                     let from = self.options.source_address;
+                    // Through a dialer: the server's host as the options name it when the
+                    // address is the control connection's peer's (the dialer's end, not
+                    // the server, when it is a proxy).
+                    let dial = self.dialer.clone().map(|dialer| {
+                        let host = match addr.ip() == self.peer.ip() {
+                            true => self.options.host.clone(),
+                            false => addr.ip().to_string(),
+                        };
+                        let target = Target {
+                            host,
+                            port: addr.port(),
+                            data: true,
+                        };
+                        (dialer, target)
+                    });
                     let report = self.data_tx.clone();
                     let task = R::spawn(async move {
-                        let connected = connect_data::<R>(addr, from, connector, limit).await;
+                        let connected = match dial {
+                            Some((dialer, target)) => {
+                                dial_data::<R>(&dialer, target, connector, limit).await
+                            }
+                            None => connect_data::<R>(addr, from, connector, limit).await,
+                        };
                         let _ = report.send((id, connected)).await;
                     });
                     self.data.insert(id, task);
@@ -541,7 +610,7 @@ impl<R: Runtime> Client<R> {
         tracing::info!("TLS 1.3 tickets used up: opening the control connection again");
         self.control.close::<R>(Duration::from_secs(2)).await;
         (self.close)();
-        let link = open_control::<R>(&self.options).await?;
+        let link = open_control::<R>(&self.options, self.dialer.as_ref()).await?;
         self._reader = link.reader;
         self.control_rx = link.control_rx;
         self.control = Control::new(link.write);
@@ -982,6 +1051,19 @@ async fn connect_data<R: Runtime>(
     secure_data::<R>(tcp, tls, limit).await
 }
 
+/// A passive-mode data connection opened by the application's dialer.
+async fn dial_data<R: Runtime>(
+    dialer: &Dialer<R>,
+    target: Target,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    limit: Duration,
+) -> io::Result<Stream<R>> {
+    let tcp = timeout::<R, _>(limit, dialer(target))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection timed out"))??;
+    secure_data::<R>(tcp, tls, limit).await
+}
+
 async fn secure_data<R: Runtime>(
     tcp: R::Tcp,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
@@ -1173,11 +1255,24 @@ struct ControlLink<R: Runtime> {
 
 /// Connects to the server the options name, within their connect timeout, and starts the
 /// control connection's reader.
-async fn open_control<R: Runtime>(options: &ClientOptions) -> Result<ControlLink<R>, Error<R>> {
+async fn open_control<R: Runtime>(
+    options: &ClientOptions,
+    dialer: Option<&Dialer<R>>,
+) -> Result<ControlLink<R>, Error<R>> {
     let store = SessionStore::new();
     let connector = options.tls_config(store.clone())?;
-    let connecting =
-        crate::connect_named::<R>(options.host.clone(), options.port, options.source_address);
+    let connecting = match dialer {
+        Some(dial) => dial(Target {
+            host: options.host.clone(),
+            port: options.port,
+            data: false,
+        }),
+        None => Box::pin(crate::connect_named::<R>(
+            options.host.clone(),
+            options.port,
+            options.source_address,
+        )),
+    };
     let tcp = timeout::<R, _>(options.connect_timeout, connecting)
         .await
         .map_err(|_| Error::Protocol(client::ClientError::Timeout))??;

@@ -76,7 +76,7 @@ pub use ftps_proto as proto;
 #[cfg(feature = "server")]
 pub use builder::ServerBuilder;
 #[cfg(feature = "client")]
-pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
+pub use client::{Client, DataReader, DataWriter, Dialer, PlaintextOffer, Target};
 #[cfg(feature = "server")]
 pub use lockout::{LocalLockout, Lockout};
 #[cfg(feature = "server")]

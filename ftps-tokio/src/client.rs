@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
+pub use ftps_async::Target;
 pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::files::{
     client_config_from_pem_file, platform_client_config, platform_roots,
@@ -49,6 +50,23 @@ impl Client {
     /// Connects, secures and logs in as the options say.
     pub async fn connect(options: ClientOptions) -> Result<Client, Error> {
         Inner::connect(options).await.map(Client)
+    }
+
+    /// As [`connect`](Self::connect), each TCP connection (control, passive data) opened
+    /// by `dial` instead of directly: through a SOCKS5 or HTTP CONNECT proxy, say
+    /// (`examples/socks5.rs`). `dial` gets each [`Target`] (the server's host as the
+    /// options name it, unresolved, and the port) and returns the connected stream; TLS
+    /// runs over it. Active mode is refused: the server could not connect back through it.
+    pub async fn connect_via<F, Fut>(options: ClientOptions, dial: F) -> Result<Client, Error>
+    where
+        F: Fn(Target) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = io::Result<tokio::net::TcpStream>> + Send + 'static,
+    {
+        let dialer: ftps_async::Dialer<Tokio> = std::sync::Arc::new(move |target| {
+            let dialing = dial(target);
+            Box::pin(async move { dialing.await.map(crate::Tcp::from) })
+        });
+        Inner::connect_via(options, dialer).await.map(Client)
     }
 
     /// After [`Error::PlaintextOnly`]: logs in without TLS.

@@ -38,7 +38,7 @@ mod runtime;
 pub mod tls;
 
 #[cfg(feature = "client")]
-pub use client::{Client, ClientOptions, DataReader, DataWriter, FtpUrl, PlaintextOffer};
+pub use client::{Client, ClientOptions, DataReader, DataWriter, FtpUrl, PlaintextOffer, Target};
 #[cfg(feature = "server")]
 pub use ftps_async::{ConnectionInfo, TrustedProxies};
 pub use ftps_backend::download;

@@ -3,9 +3,14 @@
 use crate::run::status;
 use std::process::Command;
 
-/// The real clients the server is tested with: (program, Debian package).
-pub(crate) const CLIENTS: &[(&str, &str)] =
-    &[("curl", "curl"), ("lftp", "lftp"), ("python3", "python3")];
+/// The real clients the server is tested with: (program, Debian package); and the SOCKS5
+/// proxy our client is tested through (`Client::connect_via`).
+pub(crate) const CLIENTS: &[(&str, &str)] = &[
+    ("curl", "curl"),
+    ("lftp", "lftp"),
+    ("python3", "python3"),
+    ("/usr/bin/microsocks", "microsocks"),
+];
 
 /// The real servers the client is tested against, installed as Debian packages:
 /// (program, package). ProFTPD and Pure-FTPd conflict with vsftpd as packages, so they are

@@ -1,0 +1,153 @@
+//! `Client::connect_via` through a real SOCKS5 proxy (microsocks, from Debian's packages;
+//! `cargo xtask ci` installs it): the example's dialer (`examples/socks5.rs`) opens the
+//! control connection and every passive data connection through the proxy, TLS runs over
+//! them (PROT P, the server requiring resumed data sessions), and with the proxy gone no
+//! data connection can be made. Active mode is refused with a dialer.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+#[allow(dead_code)] // Its `main` is the example's.
+#[path = "../examples/socks5.rs"]
+mod socks5;
+
+use ftps_proto::server::{ServerConfig, TlsMode};
+use ftps_tokio::client::{self, Client, ClientOptions, Error};
+use ftps_tokio::{LocalFs, Server, StaticUsers, Target, tls};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// microsocks on 127.0.0.1, once it accepts connections; killed on drop.
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Proxy {
+    fn start() -> Option<Proxy> {
+        let found = Command::new("microsocks")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        assert!(
+            found || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
+            "microsocks is required but not installed"
+        );
+        if !found {
+            eprintln!("microsocks not installed: skipped");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("microsocks")
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "microsocks did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Proxy { child, addr })
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_goes_through_the_proxy() {
+    let Some(mut proxy) = Proxy::start() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("ftps-socks5-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("root/data.bin"), &body).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let users = StaticUsers::new().with_password("alice", "wonderland");
+    let server = Server::builder(LocalFs::new(dir.join("root")).unwrap(), users)
+        .config(ServerConfig::default())
+        .tls(
+            tls::server_config_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
+                .unwrap(),
+        )
+        .build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { server.serve(listener, TlsMode::Explicit).await });
+
+    let options = || {
+        let mut o = ClientOptions::new("localhost", port, "alice", "wonderland").unwrap();
+        o.tls = Some(Arc::new(
+            client::client_config_from_pem(cert.pem().as_bytes(), client::BOTH).unwrap(),
+        ));
+        o
+    };
+    let dialed: Arc<Mutex<Vec<Target>>> = Arc::default();
+    let seen = dialed.clone();
+    let at = proxy.addr;
+    let mut c = Client::connect_via(options(), move |target: Target| {
+        seen.lock().unwrap().push(target.clone());
+        socks5::socks5_connect(at, target)
+    })
+    .await
+    .unwrap();
+    let names: Vec<String> = c
+        .list(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    assert_eq!(names, ["data.bin"]);
+    let mut got = Vec::new();
+    c.retrieve("data.bin", 0, &mut got).await.unwrap();
+    assert!(got == body);
+    c.store("up.bin", &mut &body[..], 0, false).await.unwrap();
+    assert!(std::fs::read(dir.join("root/up.bin")).unwrap() == body);
+    {
+        let dialed = dialed.lock().unwrap();
+        // The control connection, then a data connection for each transfer, each to the
+        // server's name as the options give it (the proxy resolves it).
+        assert_eq!(dialed.len(), 4, "{dialed:?}");
+        assert!(
+            !dialed[0].data && dialed[1..].iter().all(|t| t.data),
+            "{dialed:?}"
+        );
+        assert!(dialed.iter().all(|t| t.host == "localhost"), "{dialed:?}");
+        assert_eq!(dialed[0].port, port);
+    }
+    // The proxy gone: the next data connection cannot be made.
+    let _ = proxy.child.kill();
+    let _ = proxy.child.wait();
+    assert!(c.list(None).await.is_err(), "a listing without the proxy");
+    drop(c);
+
+    // Active mode cannot go through a dialer: refused before connecting.
+    let active = options().map_session(|s| s.with_passive(false));
+    match Client::connect_via(active, move |target| socks5::socks5_connect(at, target)).await {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput),
+        other => panic!("active mode through a dialer: {:?}", other.map(|_| ())),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -701,6 +701,22 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
         }
     }
 
+    /// After a control write ([`unless_drained`]): a failed one closes the session, one
+    /// cut by a drain abandons the connection too.
+    fn after_write(&mut self, written: Option<io::Result<()>>) {
+        match written {
+            Some(Ok(())) => {}
+            Some(Err(_)) => self
+                .session
+                .handle_io(IoEvent::ControlClosed, Instant::now()),
+            None => {
+                self.control.abandon();
+                self.session
+                    .handle_io(IoEvent::ControlClosed, Instant::now());
+            }
+        }
+    }
+
     async fn act(&mut self, action: Action) {
         let now = Instant::now;
         match action {
@@ -711,14 +727,8 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 let drain = self.shared.drain.clone();
                 let limit = write_limit(&drain, self.shared.config.timeouts.reply_write);
                 let send = self.control.send::<R>(&bytes, limit);
-                match unless_drained::<R, _>(&drain, send).await {
-                    Some(Ok(())) => {}
-                    Some(Err(_)) => self.session.handle_io(IoEvent::ControlClosed, now()),
-                    None => {
-                        self.control.abandon();
-                        self.session.handle_io(IoEvent::ControlClosed, now());
-                    }
-                }
+                let sent = unless_drained::<R, _>(&drain, send).await;
+                self.after_write(sent);
             }
             Action::StartControlTls => {
                 let drain = self.shared.drain.clone();
@@ -754,14 +764,8 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 let drain = self.shared.drain.clone();
                 let limit = write_limit(&drain, self.shared.config.timeouts.reply_write);
                 let stop = self.control.stop_tls::<R>(limit);
-                match unless_drained::<R, _>(&drain, stop).await {
-                    Some(Ok(())) => {}
-                    Some(Err(_)) => self.session.handle_io(IoEvent::ControlClosed, now()),
-                    None => {
-                        self.control.abandon();
-                        self.session.handle_io(IoEvent::ControlClosed, now());
-                    }
-                }
+                let stopped = unless_drained::<R, _>(&drain, stop).await;
+                self.after_write(stopped);
             }
             Action::Listen {
                 id,

@@ -971,13 +971,24 @@ pub(crate) async fn upload(
         op(c.store_stream(remote, offset, false).await).map_err(|f| about(remote, f))?;
     let copied = copy_with_progress(&mut file, &mut stream, &bar, pace).await;
     bar.finish_and_clear();
+    end_upload(stream, copied, remote, &local.display().to_string()).await
+}
+
+/// Ends an upload's data stream after its copy: its final reply when the copy went
+/// through, else ABOR and the failure (of reading `local`, or of sending to `remote`).
+async fn end_upload(
+    stream: ftps_tokio::DataWriter<'_>,
+    copied: Result<u64, CopyError>,
+    remote: &str,
+    local: &str,
+) -> Result<(), Failure> {
     match copied {
         Ok(_) => op(stream.finish().await)
             .map(drop)
             .map_err(|f| about(remote, f)),
         Err(CopyError::Read(e)) => {
             let _ = stream.abort().await;
-            Err(Failure::local(format!("{}: {e}", local.display())))
+            Err(Failure::local(format!("{local}: {e}")))
         }
         Err(CopyError::Write(e)) => {
             let _ = stream.abort().await;
@@ -1344,24 +1355,7 @@ async fn put_stdin(
     let bar = progress("-", None);
     let copied = copy_with_progress(&mut input, &mut stream, &bar, conn.pace()).await;
     bar.finish_and_clear();
-    let done = match copied {
-        Ok(_) => op(stream.finish().await)
-            .map(drop)
-            .map_err(|f| about(remote, f)),
-        Err(CopyError::Read(e)) => {
-            let _ = stream.abort().await;
-            Err(Failure::local(format!("-: {e}")))
-        }
-        Err(CopyError::Write(e)) => {
-            let _ = stream.abort().await;
-            Err(Failure {
-                code: exit::TRANSFER,
-                message: format!("{remote}: {e}"),
-                transient: false,
-                permanent: false,
-            })
-        }
-    };
+    let done = end_upload(stream, copied, remote, "-").await;
     let _ = c.quit().await;
     done
 }

@@ -38,7 +38,8 @@ type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
 
 pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::files::{
-    client_config_from_pem_file, platform_client_config, platform_roots,
+    TrustSource, client_config_from_pem_file, platform_client_config, platform_roots,
+    platform_trust,
 };
 pub use ftps_proto::client::listing::Listing;
 pub use ftps_proto::tls::{

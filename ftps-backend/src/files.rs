@@ -31,9 +31,42 @@ pub fn identity_from_pem_files(
         .map_err(|e| TlsConfigError(e.to_string()))
 }
 
-/// A client configuration trusting the platform's root certificates.
+/// Where a client's default trust comes from (see [`platform_trust`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrustSource {
+    /// The operating system's verifier and roots (`rustls-platform-verifier`).
+    Platform,
+    /// The Mozilla roots compiled into ftps (`webpki-roots`): the system had none (a
+    /// minimal container image, say).
+    Bundled,
+}
+
+/// The default trust of a client: the operating system's verifier
+/// (`rustls-platform-verifier`: the system's roots, and revocation where the OS checks
+/// it: Windows, macOS), or, where the system has no roots at all, the Mozilla roots
+/// compiled in (`webpki-roots`), said on the log. Dates, the name and, on refusal, the
+/// certificate's fingerprint as with every [`tls::ServerTrust`].
+pub fn platform_trust() -> (tls::ServerTrust, TrustSource) {
+    match rustls_platform_verifier::Verifier::new(tls::provider()) {
+        Ok(verifier) => (
+            tls::ServerTrust::delegated(std::sync::Arc::new(verifier)),
+            TrustSource::Platform,
+        ),
+        Err(e) => {
+            tracing::warn!(
+                "no platform trust ({e}): verifying against the Mozilla roots compiled in"
+            );
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            (tls::ServerTrust::roots(roots), TrustSource::Bundled)
+        }
+    }
+}
+
+/// A client configuration with the [`platform_trust`].
 pub fn platform_client_config() -> Result<rustls::ClientConfig, TlsConfigError> {
-    tls::client_config(platform_roots()?)
+    tls::client_config_with_trust(platform_trust().0, tls::BOTH)
 }
 
 /// The platform's root certificates (an error if there are none).

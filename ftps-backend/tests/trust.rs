@@ -2,7 +2,8 @@
 //! handshakes in memory: a self-signed certificate marked CA:TRUE (as `openssl req -x509`
 //! makes them) is trusted when the user gave exactly it, and still refused when expired,
 //! not yet valid, for another name, or merely similar; pins accept only their certificate,
-//! within its dates and for its name; every refusal names the server's fingerprint.
+//! within its dates and for its name; every refusal names the server's fingerprint. The
+//! default trust is the platform's verifier, else (no system roots) the bundled roots.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -347,4 +348,84 @@ fn a_certificate_from_a_ca_given_as_itself_is_trusted_without_its_ca() {
     };
     let e = handshake(from_pem(&old.pem), &old, "localhost").unwrap_err();
     assert!(e.contains("certificate expired"), "{e}");
+}
+
+/// The default trust (`files::platform_trust`), in a child process of this test binary
+/// whose `SSL_CERT_FILE` and `SSL_CERT_DIR` (which the system's trust store is read from
+/// on Linux) hold a private CA, then nothing: the CA's server is trusted through the
+/// platform's verifier; with no system roots the bundled Mozilla roots are used, which
+/// refuse it and name its fingerprint.
+#[test]
+fn the_default_trust_is_the_platform_else_the_bundled_roots() {
+    let dir = std::env::temp_dir().join(format!("ftps-platform-trust-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("none.pem"), "").unwrap();
+    std::fs::write(dir.join("leaf.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("leaf.key"), leaf_key.serialize_pem()).unwrap();
+    for (file, case) in [("ca.pem", "platform"), ("none.pem", "bundled")] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "default_trust_in_a_child"])
+            .env("SSL_CERT_FILE", dir.join(file))
+            .env("SSL_CERT_DIR", dir.join("empty"))
+            .env("FTPS_TRUST_CASE", case)
+            .env("FTPS_TRUST_DIR", &dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{case}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "run by the_default_trust_is_the_platform_else_the_bundled_roots, in a child"]
+fn default_trust_in_a_child() {
+    use ftps_backend::files::{TrustSource, platform_trust};
+    use rustls::pki_types::pem::PemObject;
+    let (Ok(case), Ok(dir)) = (
+        std::env::var("FTPS_TRUST_CASE"),
+        std::env::var("FTPS_TRUST_DIR"),
+    ) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let pem = std::fs::read_to_string(dir.join("leaf.pem")).unwrap();
+    let server = Made {
+        der: CertificateDer::from_pem_slice(pem.as_bytes()).unwrap(),
+        pem,
+        key: PrivateKeyDer::from_pem_file(dir.join("leaf.key")).unwrap(),
+    };
+    let (trust, source) = platform_trust();
+    let shook = handshake(
+        client_config_with_trust(trust, BOTH).unwrap(),
+        &server,
+        "localhost",
+    );
+    match case.as_str() {
+        "platform" => {
+            assert_eq!(source, TrustSource::Platform);
+            shook.unwrap();
+        }
+        _ => {
+            assert_eq!(source, TrustSource::Bundled);
+            let refused = shook.unwrap_err();
+            assert!(refused.contains("fingerprint is sha256:"), "{refused}");
+        }
+    }
 }

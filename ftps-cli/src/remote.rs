@@ -418,8 +418,7 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
             std::fs::read(ca).map_err(|e| Failure::local(format!("{}: {e}", ca.display())))?;
         client::client_config_from_pem(&pem, versions)
     } else {
-        client::platform_roots()
-            .and_then(|roots| client::client_config_with_trust(ServerTrust::roots(roots), versions))
+        client::client_config_with_trust(client::platform_trust().0, versions)
     };
     if let (Some(cert), Some(key)) = (&conn.cert, &conn.key) {
         let read = |p: &PathBuf| {

@@ -123,15 +123,30 @@ pub struct ServerTrust {
     /// Certificates the user gave: each trusted as itself, byte for byte.
     given: Vec<CertificateDer<'static>>,
     pins: Vec<Fingerprint>,
+    /// A verifier the chain check is left to (the platform's), instead of `roots`.
+    delegate: Option<Arc<dyn ServerCertVerifier>>,
 }
 
 impl ServerTrust {
+    /// Certificates `verifier` accepts: the operating system's verifier, say
+    /// (`rustls-platform-verifier`: its roots, and revocation where the OS checks it). A
+    /// refusal still names the certificate's fingerprint.
+    pub fn delegated(verifier: Arc<dyn ServerCertVerifier>) -> Self {
+        ServerTrust {
+            roots: Arc::new(rustls::RootCertStore::empty()),
+            given: Vec::new(),
+            pins: Vec::new(),
+            delegate: Some(verifier),
+        }
+    }
+
     /// Certificates that chain to `roots`.
     pub fn roots(roots: rustls::RootCertStore) -> Self {
         ServerTrust {
             roots: Arc::new(roots),
             given: Vec::new(),
             pins: Vec::new(),
+            delegate: None,
         }
     }
 
@@ -155,6 +170,7 @@ impl ServerTrust {
             roots: Arc::new(roots),
             given,
             pins: Vec::new(),
+            delegate: None,
         })
     }
 
@@ -164,6 +180,7 @@ impl ServerTrust {
             roots: Arc::new(rustls::RootCertStore::empty()),
             given: Vec::new(),
             pins,
+            delegate: None,
         }
     }
 
@@ -391,18 +408,28 @@ impl ServerCertVerifier for Verifier {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        _ocsp: &[u8],
+        ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let fingerprint = Fingerprint::of(&self.provider, end_entity).ok();
-        let checked = ParsedCertificate::try_from(end_entity).and_then(|cert| {
-            let trusted = if self.trust.pins.is_empty() {
-                self.chained(&cert, end_entity, intermediates, now)?
-            } else {
-                self.pinned(&cert, fingerprint, now)?;
-                Trusted::Itself
-            };
-            Self::named(&cert, end_entity, server_name, trusted)
+        let delegated = match (&self.trust.delegate, self.trust.pins.is_empty()) {
+            (Some(delegate), true) => Some(
+                delegate
+                    .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                    .map(drop),
+            ),
+            _ => None,
+        };
+        let checked = delegated.unwrap_or_else(|| {
+            ParsedCertificate::try_from(end_entity).and_then(|cert| {
+                let trusted = if self.trust.pins.is_empty() {
+                    self.chained(&cert, end_entity, intermediates, now)?
+                } else {
+                    self.pinned(&cert, fingerprint, now)?;
+                    Trusted::Itself
+                };
+                Self::named(&cert, end_entity, server_name, trusted)
+            })
         });
         match checked {
             Ok(()) => Ok(ServerCertVerified::assertion()),

@@ -66,9 +66,9 @@ impl std::fmt::Debug for ClientOptions {
 }
 
 impl ClientOptions {
-    /// Explicit TLS required, PROT P, passive, platform roots: [`ClientConfig::new`]'s
-    /// defaults with these credentials. Fails if the user name or password holds CR, LF
-    /// or NUL.
+    /// Explicit TLS required, PROT P, passive, the platform's trust
+    /// (`files::platform_trust`): [`ClientConfig::new`]'s defaults with these credentials.
+    /// Fails if the user name or password holds CR, LF or NUL.
     pub fn new(
         host: impl Into<String>,
         port: u16,
@@ -311,7 +311,7 @@ impl ClientOptions {
 }
 
 impl ClientOptions {
-    /// The rustls configuration of one session: the given one (or the platform's roots),
+    /// The rustls configuration of one session: the given one (or the platform's trust),
     /// with ALPN `ftp` (which tells servers this client reads data connections to their
     /// end, so they may hand it fresh TLS 1.3 tickets after uploads too), the session's
     /// own resumption `store`, and the client certificate if any.

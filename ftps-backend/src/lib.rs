@@ -13,7 +13,8 @@
 //!   permissions and policies;
 //! - [`Hooks`]: what an application is told after the fact (logins, uploads and downloads
 //!   finished, deletes, renames), to start its own work;
-//! - [`files`]: certificates and keys read from PEM files, and the platform's roots;
+//! - [`files`]: certificates and keys read from PEM files, and the platform's trust (the
+//!   OS's verifier, else the Mozilla roots compiled in);
 //! - [`client`]: how a client connects (`ClientOptions`, `FtpUrl`), for every runtime;
 //! - [`download`]: where a download's bytes go locally, so that a failed one never
 //!   destroys the file it was to replace.

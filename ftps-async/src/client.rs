@@ -504,12 +504,11 @@ impl<R: Runtime> Client<R> {
                     });
                     let report = self.data_tx.clone();
                     let task = R::spawn(async move {
-                        let connected = match dial {
-                            Some((dialer, target)) => {
-                                dial_data::<R>(&dialer, target, connector, limit).await
-                            }
-                            None => connect_data::<R>(addr, from, connector, limit).await,
+                        let connecting = match dial {
+                            Some((dialer, target)) => dialer(target),
+                            None => R::connect(addr, from),
                         };
+                        let connected = connect_data::<R>(connecting, connector, limit).await;
                         let _ = report.send((id, connected)).await;
                     });
                     self.data.insert(id, task);
@@ -1037,29 +1036,15 @@ fn transferred<R: Runtime>(output: Output) -> Result<u64, Error<R>> {
     Ok(output.into_bytes()?)
 }
 
-/// A passive-mode data connection to `addr`, from `from` if the session has a source
-/// address (a server checks that its data connections come from the control
-/// connection's client).
+/// A passive-mode data connection: `connecting` (a direct connect, from the session's
+/// source address if it has one, or the application's dialer) within `limit`, then
+/// secured.
 async fn connect_data<R: Runtime>(
-    addr: SocketAddr,
-    from: Option<std::net::IpAddr>,
+    connecting: crate::BoxFuture<'static, io::Result<R::Tcp>>,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     limit: Duration,
 ) -> io::Result<Stream<R>> {
-    let tcp = timeout::<R, _>(limit, R::connect(addr, from))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection timed out"))??;
-    secure_data::<R>(tcp, tls, limit).await
-}
-
-/// A passive-mode data connection opened by the application's dialer.
-async fn dial_data<R: Runtime>(
-    dialer: &Dialer<R>,
-    target: Target,
-    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-    limit: Duration,
-) -> io::Result<Stream<R>> {
-    let tcp = timeout::<R, _>(limit, dialer(target))
+    let tcp = timeout::<R, _>(limit, connecting)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection timed out"))??;
     secure_data::<R>(tcp, tls, limit).await

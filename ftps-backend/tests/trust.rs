@@ -41,6 +41,27 @@ fn self_signed(name: &str, ca: bool, years: (i32, i32)) -> Made {
 
 const VALID: (i32, i32) = (2020, 2090);
 
+/// A private CA (its PEM) and a certificate it signed for `localhost` (with its key's
+/// PEM).
+fn private_ca_and_leaf() -> (String, Made, String) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let made = Made {
+        pem: leaf.pem(),
+        der: leaf.der().clone(),
+        key: PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+    };
+    (ca.pem(), made, leaf_key.serialize_pem())
+}
+
 /// Runs a handshake in memory; the client's error, if any.
 fn handshake(client: rustls::ClientConfig, server: &Made, name: &str) -> Result<(), String> {
     let server_cfg = server_config(vec![server.der.clone()], server.key.clone_key()).unwrap();
@@ -130,23 +151,9 @@ fn a_given_ca_true_certificate_is_still_checked_for_dates_name_and_identity() {
 
 #[test]
 fn a_private_ca_still_works_and_its_leaf_must_name_the_host() {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let server = Made {
-        pem: leaf.pem(),
-        der: leaf.der().clone(),
-        key: PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
-    };
-    handshake(from_pem(&ca.pem()), &server, "localhost").unwrap();
-    assert!(handshake(from_pem(&ca.pem()), &server, "other.example").is_err());
+    let (ca, server, _) = private_ca_and_leaf();
+    handshake(from_pem(&ca), &server, "localhost").unwrap();
+    assert!(handshake(from_pem(&ca), &server, "other.example").is_err());
     // A pinned leaf from a CA: no chain needed.
     handshake(pinned(vec![fingerprint(&server)]), &server, "localhost").unwrap();
 }
@@ -360,20 +367,11 @@ fn the_default_trust_is_the_platform_else_the_bundled_roots() {
     let dir = std::env::temp_dir().join(format!("ftps-platform-trust-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("empty")).unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let (ca, leaf, leaf_key) = private_ca_and_leaf();
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
     std::fs::write(dir.join("none.pem"), "").unwrap();
-    std::fs::write(dir.join("leaf.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("leaf.key"), leaf_key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("leaf.pem"), leaf.pem).unwrap();
+    std::fs::write(dir.join("leaf.key"), leaf_key).unwrap();
     for (file, case) in [("ca.pem", "platform"), ("none.pem", "bundled")] {
         let out = Command::new(std::env::current_exe().unwrap())
             .args(["--ignored", "--exact", "default_trust_in_a_child"])

@@ -476,40 +476,31 @@ fn limit_rate_holds_transfers_to_the_rate() {
     std::fs::write(s.root().join("big.bin"), &body).unwrap();
     let env = [("FTPS_PASSWORD", PASSWORD)];
     let local = s.dir.join("big.bin");
-    let started = Instant::now();
-    let out = s.ftps(
-        &[
-            "get",
+    let (local, remote, uploaded) = (local.to_str().unwrap(), s.url("big.bin"), s.url("up.bin"));
+    for (args, arrived) in [
+        (["get", &remote, local], s.dir.join("big.bin")),
+        (["put", local, &uploaded], s.root().join("up.bin")),
+    ] {
+        let started = Instant::now();
+        let all = [
+            args[0],
             "--user",
             "alice",
             "--limit-rate",
             "200K",
-            &s.url("big.bin"),
-            local.to_str().unwrap(),
-        ],
-        &env,
-    );
-    let took = started.elapsed();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(std::fs::read(&local).unwrap() == body);
-    assert!(took >= Duration::from_millis(2800), "get took {took:?}");
-    let started = Instant::now();
-    let out = s.ftps(
-        &[
-            "put",
-            "--user",
-            "alice",
-            "--limit-rate",
-            "200k",
-            local.to_str().unwrap(),
-            &s.url("up.bin"),
-        ],
-        &env,
-    );
-    let took = started.elapsed();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(std::fs::read(s.root().join("up.bin")).unwrap() == body);
-    assert!(took >= Duration::from_millis(2800), "put took {took:?}");
+            args[1],
+            args[2],
+        ];
+        let out = s.ftps(&all, &env);
+        let took = started.elapsed();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(std::fs::read(arrived).unwrap() == body);
+        assert!(
+            took >= Duration::from_millis(2800),
+            "{} took {took:?}",
+            args[0]
+        );
+    }
     // A rate of nothing is a usage error.
     let out = s.ftps(&["get", "--limit-rate", "0", &s.url("big.bin"), "-"], &env);
     assert_eq!(out.status.code(), Some(2));

@@ -388,11 +388,11 @@ impl<R: Runtime> Client<R> {
     /// [`DataReader::finish`], which waits for the server's final reply.
     pub async fn retrieve_stream(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         offset: u64,
     ) -> Result<DataReader<'_, R>, Error<R>> {
         let op = Operation::Retrieve {
-            path: Pathname::new(path)?,
+            path: Pathname::from_bytes(path.as_ref())?,
             offset,
             ascii: self.ascii,
         };
@@ -418,12 +418,12 @@ impl<R: Runtime> Client<R> {
     /// the server's final reply.
     pub async fn store_stream(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         offset: u64,
         append: bool,
     ) -> Result<DataWriter<'_, R>, Error<R>> {
         let op = Operation::Store {
-            path: Pathname::new(path)?,
+            path: Pathname::from_bytes(path.as_ref())?,
             offset,
             append,
             ascii: self.ascii,
@@ -777,7 +777,7 @@ impl<R: Runtime> Client<R> {
     }
 
     /// NLST: names, within the listing bound.
-    pub async fn nlst(&mut self, path: Option<&str>) -> Result<Vec<String>, Error<R>> {
+    pub async fn nlst(&mut self, path: Option<&str>) -> Result<Vec<Pathname>, Error<R>> {
         let raw = self.list_raw(path, ListFormat::Nlst).await?;
         Ok(client::listing::parse_nlst(&raw, self.max_listing())?)
     }
@@ -785,12 +785,12 @@ impl<R: Runtime> Client<R> {
     /// Downloads `path` from `offset` into `out`; returns the bytes received.
     pub async fn retrieve<W: AsyncWrite + Unpin + Send>(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         offset: u64,
         out: &mut W,
     ) -> Result<u64, Error<R>> {
         let op = Operation::Retrieve {
-            path: Pathname::new(path)?,
+            path: Pathname::from_bytes(path.as_ref())?,
             offset,
             ascii: self.ascii,
         };
@@ -801,13 +801,13 @@ impl<R: Runtime> Client<R> {
     /// sent.
     pub async fn store<I: AsyncRead + Unpin + Send>(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         input: &mut I,
         offset: u64,
         append: bool,
     ) -> Result<u64, Error<R>> {
         let op = Operation::Store {
-            path: Pathname::new(path)?,
+            path: Pathname::from_bytes(path.as_ref())?,
             offset,
             append,
             ascii: self.ascii,
@@ -824,7 +824,7 @@ impl<R: Runtime> Client<R> {
     /// written through. With `resume`, `local` is continued in place.
     pub async fn get_file(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         local: &Path,
         resume: bool,
     ) -> Result<u64, Error<R>> {
@@ -860,12 +860,12 @@ impl<R: Runtime> Client<R> {
     pub async fn put_file(
         &mut self,
         local: &Path,
-        path: &str,
+        path: impl AsRef<[u8]>,
         resume: bool,
     ) -> Result<u64, Error<R>> {
         let mut file = R::open_file(local.to_path_buf(), false, false).await?;
         let offset = if resume {
-            self.size(path).await.unwrap_or(0)
+            self.size(path.as_ref()).await.unwrap_or(0)
         } else {
             0
         };
@@ -876,9 +876,12 @@ impl<R: Runtime> Client<R> {
     }
 
     /// SIZE.
-    pub async fn size(&mut self, path: &str) -> Result<u64, Error<R>> {
+    pub async fn size(&mut self, path: impl AsRef<[u8]>) -> Result<u64, Error<R>> {
         Ok(self
-            .run(Operation::Size(Pathname::new(path)?), &mut Sink::None)
+            .run(
+                Operation::Size(Pathname::from_bytes(path.as_ref())?),
+                &mut Sink::None,
+            )
             .await?
             .into_size()?)
     }
@@ -891,12 +894,12 @@ impl<R: Runtime> Client<R> {
     /// [`ftps_proto::hash::preferred`] to choose an algorithm the server offers).
     pub async fn hash(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         algorithm: HashAlgorithm,
         range: Option<(u64, u64)>,
     ) -> Result<HashReply, Error<R>> {
         let op = Operation::Hash {
-            path: Pathname::new(path)?,
+            path: Pathname::from_bytes(path.as_ref())?,
             algorithm,
             range,
         };
@@ -904,9 +907,12 @@ impl<R: Runtime> Client<R> {
     }
 
     /// MDTM.
-    pub async fn modified(&mut self, path: &str) -> Result<Timestamp, Error<R>> {
+    pub async fn modified(&mut self, path: impl AsRef<[u8]>) -> Result<Timestamp, Error<R>> {
         Ok(self
-            .run(Operation::Modified(Pathname::new(path)?), &mut Sink::None)
+            .run(
+                Operation::Modified(Pathname::from_bytes(path.as_ref())?),
+                &mut Sink::None,
+            )
             .await?
             .into_modified()?)
     }
@@ -920,36 +926,44 @@ impl<R: Runtime> Client<R> {
     }
 
     /// CWD.
-    pub async fn cwd(&mut self, path: &str) -> Result<(), Error<R>> {
+    pub async fn cwd(&mut self, path: impl AsRef<[u8]>) -> Result<(), Error<R>> {
         self.on_path(Operation::Cwd, path).await
     }
 
     /// MKD.
-    pub async fn mkdir(&mut self, path: &str) -> Result<(), Error<R>> {
+    pub async fn mkdir(&mut self, path: impl AsRef<[u8]>) -> Result<(), Error<R>> {
         self.on_path(Operation::Mkd, path).await
     }
 
     /// RMD.
-    pub async fn rmdir(&mut self, path: &str) -> Result<(), Error<R>> {
+    pub async fn rmdir(&mut self, path: impl AsRef<[u8]>) -> Result<(), Error<R>> {
         self.on_path(Operation::Rmd, path).await
     }
 
     /// DELE.
-    pub async fn delete(&mut self, path: &str) -> Result<(), Error<R>> {
+    pub async fn delete(&mut self, path: impl AsRef<[u8]>) -> Result<(), Error<R>> {
         self.on_path(Operation::Dele, path).await
     }
 
     /// Runs the operation `op` makes of `path`, with no output but its success.
-    async fn on_path(&mut self, op: fn(Pathname) -> Operation, path: &str) -> Result<(), Error<R>> {
-        let op = op(Pathname::new(path)?);
+    async fn on_path(
+        &mut self,
+        op: fn(Pathname) -> Operation,
+        path: impl AsRef<[u8]>,
+    ) -> Result<(), Error<R>> {
+        let op = op(Pathname::from_bytes(path.as_ref())?);
         self.run(op, &mut Sink::None).await.map(drop)
     }
 
     /// RNFR + RNTO.
-    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), Error<R>> {
+    pub async fn rename(
+        &mut self,
+        from: impl AsRef<[u8]>,
+        to: impl AsRef<[u8]>,
+    ) -> Result<(), Error<R>> {
         let op = Operation::Rename {
-            from: Pathname::new(from)?,
-            to: Pathname::new(to)?,
+            from: Pathname::from_bytes(from.as_ref())?,
+            to: Pathname::from_bytes(to.as_ref())?,
         };
         self.run(op, &mut Sink::None).await.map(drop)
     }
@@ -969,9 +983,13 @@ impl<R: Runtime> Client<R> {
     }
 
     /// MFMT: sets a file's modification time.
-    pub async fn set_modified(&mut self, path: &str, time: Timestamp) -> Result<(), Error<R>> {
+    pub async fn set_modified(
+        &mut self,
+        path: impl AsRef<[u8]>,
+        time: Timestamp,
+    ) -> Result<(), Error<R>> {
         let op = Operation::SetModified {
-            path: Pathname::new(path)?,
+            path: Pathname::from_bytes(path.as_ref())?,
             time,
         };
         self.run(op, &mut Sink::None).await.map(drop)

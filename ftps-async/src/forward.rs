@@ -29,39 +29,39 @@ macro_rules! client_calls {
             /// not parse, as sent (`Listing::unparsed`).
             fn mlsd(path: Option<&str>) -> $crate::proto::client::listing::Listing<$crate::proto::MlsxEntry>;
             /// NLST: names, within the listing bound.
-            fn nlst(path: Option<&str>) -> Vec<String>;
+            fn nlst(path: Option<&str>) -> Vec<$crate::proto::Pathname>;
             /// Downloads to a local file; with `resume`, continues a partial file. A failed
             /// download never destroys the file it was to replace (see
             /// [`ftps_async::Client::get_file`]).
-            fn get_file(path: &str, local: &std::path::Path, resume: bool) -> u64;
+            fn get_file(path: impl AsRef<[u8]>, local: &std::path::Path, resume: bool) -> u64;
             /// Uploads a local file; with `resume`, continues from the remote file's size.
-            fn put_file(local: &std::path::Path, path: &str, resume: bool) -> u64;
+            fn put_file(local: &std::path::Path, path: impl AsRef<[u8]>, resume: bool) -> u64;
             /// SIZE.
-            fn size(path: &str) -> u64;
+            fn size(path: impl AsRef<[u8]>) -> u64;
             /// HASH (draft-bryan-ftpext-hash-02): the server's hash of a file, or of the
             /// bytes `start..=end` of it; a server whose FEAT does not offer HASH, the
             /// algorithm, or RANG for a range is `Unsupported`, nothing sent.
-            fn hash(path: &str, algorithm: $crate::proto::hash::HashAlgorithm, range: Option<(u64, u64)>) -> $crate::proto::hash::HashReply;
+            fn hash(path: impl AsRef<[u8]>, algorithm: $crate::proto::hash::HashAlgorithm, range: Option<(u64, u64)>) -> $crate::proto::hash::HashReply;
             /// MDTM.
-            fn modified(path: &str) -> $crate::proto::Timestamp;
+            fn modified(path: impl AsRef<[u8]>) -> $crate::proto::Timestamp;
             /// MFMT: sets a file's modification time.
-            fn set_modified(path: &str, time: $crate::proto::Timestamp) -> ();
+            fn set_modified(path: impl AsRef<[u8]>, time: $crate::proto::Timestamp) -> ();
             /// MLST (RFC 3659 §7): the facts of one file or directory.
             fn mlst(path: Option<&str>) -> $crate::proto::MlsxEntry;
             /// PWD.
             fn pwd() -> String;
             /// CWD.
-            fn cwd(path: &str) -> ();
+            fn cwd(path: impl AsRef<[u8]>) -> ();
             /// CDUP.
             fn cdup() -> ();
             /// MKD.
-            fn mkdir(path: &str) -> ();
+            fn mkdir(path: impl AsRef<[u8]>) -> ();
             /// RMD.
-            fn rmdir(path: &str) -> ();
+            fn rmdir(path: impl AsRef<[u8]>) -> ();
             /// DELE.
-            fn delete(path: &str) -> ();
+            fn delete(path: impl AsRef<[u8]>) -> ();
             /// RNFR + RNTO.
-            fn rename(from: &str, to: &str) -> ();
+            fn rename(from: impl AsRef<[u8]>, to: impl AsRef<[u8]>) -> ();
             /// SITE: a server-specific command; returns the reply.
             fn site(command: &str) -> $crate::proto::Reply;
             /// STAT over the control connection: the server's status, or a listing of `path`.

@@ -52,7 +52,11 @@ impl Client {
 
     /// Starts a download and returns its data stream: read it to the end, then call
     /// [`DataReader::finish`], which waits for the server's final reply.
-    pub fn retrieve_stream(&mut self, path: &str, offset: u64) -> Result<DataReader<'_>, Error> {
+    pub fn retrieve_stream(
+        &mut self,
+        path: impl AsRef<[u8]>,
+        offset: u64,
+    ) -> Result<DataReader<'_>, Error> {
         sync(block_on(self.0.retrieve_stream(path, offset))).map(DataReader)
     }
 
@@ -60,7 +64,7 @@ impl Client {
     /// it, then call [`DataWriter::finish`].
     pub fn store_stream(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         offset: u64,
         append: bool,
     ) -> Result<DataWriter<'_>, Error> {
@@ -70,7 +74,7 @@ impl Client {
     /// Downloads `path` from `offset` into `out`; returns the bytes received.
     pub fn retrieve(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         offset: u64,
         out: &mut (dyn Write + Send),
     ) -> Result<u64, Error> {
@@ -81,7 +85,7 @@ impl Client {
     /// sent.
     pub fn store(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         input: &mut (dyn Read + Send),
         offset: u64,
         append: bool,

@@ -114,15 +114,32 @@ fn warn_unparsed(path: &str, unparsed: &[Vec<u8>]) {
     }
 }
 
+/// Says on stderr that a listing of `path` had names that are not UTF-8, which the
+/// command line cannot name (its paths are text), showing the first, lossily.
+fn warn_not_utf8(path: &str, names: &[String]) {
+    if let Some(first) = names.first() {
+        eprintln!(
+            "ftps: warning: /{path}: {} name(s) that are not UTF-8 skipped, the first: {}",
+            names.len(),
+            ftps_proto::Printable(first)
+        );
+    }
+}
+
 /// The entries of the remote directory `path` (the login directory when empty): MLSD
-/// where the server has it, else LIST, parsed (`.` and `..` left out).
+/// where the server has it, else LIST, parsed (`.` and `..` left out, and names that are
+/// not UTF-8, with a warning: the library reaches them by their bytes, the command line
+/// by text only).
 pub(crate) async fn list_dir(c: &mut Client, path: &str) -> Result<Vec<Listed>, Failure> {
     let at = (!path.is_empty()).then_some(path);
+    let mut not_utf8 = Vec::new();
     let listed: Vec<Listed> = if c.features().supports("MLST") {
         let listing = remote::op(c.mlsd(at).await).map_err(|f| remote::about(path, f))?;
         warn_unparsed(path, &listing.unparsed);
-        listing
-            .into_iter()
+        let (text, bytes): (Vec<_>, Vec<_>) =
+            listing.into_iter().partition(|e| e.raw_pathname.is_none());
+        not_utf8.extend(bytes.into_iter().map(|e| e.pathname));
+        text.into_iter()
             .filter(|e| !matches!(e.file_type(), Some(FileType::Cdir | FileType::Pdir)))
             .map(|e| Listed {
                 kind: match e.file_type() {
@@ -141,8 +158,10 @@ pub(crate) async fn list_dir(c: &mut Client, path: &str) -> Result<Vec<Listed>, 
     } else {
         let listing = remote::op(c.list(at).await).map_err(|f| remote::about(path, f))?;
         warn_unparsed(path, &listing.unparsed);
-        listing
-            .into_iter()
+        let (text, bytes): (Vec<_>, Vec<_>) =
+            listing.into_iter().partition(|e| e.raw_name.is_none());
+        not_utf8.extend(bytes.into_iter().map(|e| e.name));
+        text.into_iter()
             .map(|e| Listed {
                 name: e.name,
                 kind: e.kind,
@@ -151,6 +170,7 @@ pub(crate) async fn list_dir(c: &mut Client, path: &str) -> Result<Vec<Listed>, 
             })
             .collect()
     };
+    warn_not_utf8(path, &not_utf8);
     Ok(listed
         .into_iter()
         .filter(|e| e.name != "." && e.name != "..")

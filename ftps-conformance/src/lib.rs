@@ -57,7 +57,7 @@ pub trait Session {
     /// Starts a download, reads `first` bytes, aborts (ABOR).
     fn abort_download(&mut self, path: &str, first: usize) -> Result<(), Failure>;
     /// NLST names.
-    fn nlst(&mut self) -> Result<Vec<String>, Failure>;
+    fn nlst(&mut self) -> Result<Vec<ftps_proto::Pathname>, Failure>;
     /// LIST, parsed: the names.
     fn list(&mut self) -> Result<Vec<String>, Failure>;
     /// MLSD, parsed: (name, size).

@@ -5,6 +5,7 @@ use crate::quota::QuotaFs;
 use crate::{ClientRuntime, Failure, RunningServer, ServerRuntime, ServerSetup, Session};
 use ftps_backend::LocalFs;
 use ftps_backend::client::ClientOptions;
+use ftps_proto::Pathname;
 use ftps_proto::server::TlsMode;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -223,7 +224,7 @@ impl Session for TokioSession {
             reader.abort().await.map_err(fail)
         })
     }
-    fn nlst(&mut self) -> Result<Vec<String>, Failure> {
+    fn nlst(&mut self) -> Result<Vec<Pathname>, Failure> {
         self.rt.block_on(self.client.nlst(None)).map_err(fail)
     }
     fn list(&mut self) -> Result<Vec<String>, Failure> {
@@ -393,7 +394,7 @@ impl Session for BlockingSession {
         reader.read_exact(&mut buf).map_err(fail)?;
         reader.abort().map_err(fail)
     }
-    fn nlst(&mut self) -> Result<Vec<String>, Failure> {
+    fn nlst(&mut self) -> Result<Vec<Pathname>, Failure> {
         self.0.nlst(None).map_err(fail)
     }
     fn list(&mut self) -> Result<Vec<String>, Failure> {
@@ -615,7 +616,7 @@ impl<E: Executor> Session for SmolSession<E> {
             reader.abort().await.map_err(fail)
         })
     }
-    fn nlst(&mut self) -> Result<Vec<String>, Failure> {
+    fn nlst(&mut self) -> Result<Vec<Pathname>, Failure> {
         E::block_on(self.client.nlst(None)).map_err(fail)
     }
     fn list(&mut self) -> Result<Vec<String>, Failure> {

@@ -265,7 +265,7 @@ fn one_case(mut s: Box<dyn Session>, tag: &str) -> Result<(), Failure> {
             }
             _ => {
                 let names = s.nlst()?;
-                check(names.iter().any(|n| n.ends_with("f0.bin")), || {
+                check(names.iter().any(|n| n.as_str().ends_with("f0.bin")), || {
                     format!("NLST {names:?}")
                 })?;
             }
@@ -343,9 +343,10 @@ fn one_case(mut s: Box<dyn Session>, tag: &str) -> Result<(), Failure> {
     // Names.
     s.rename("r.bin", "moved.bin")?;
     s.delete("moved.bin")?;
-    check(!s.nlst()?.iter().any(|n| n.ends_with("moved.bin")), || {
-        "DELE".into()
-    })?;
+    check(
+        !s.nlst()?.iter().any(|n| n.as_str().ends_with("moved.bin")),
+        || "DELE".into(),
+    )?;
     s.mkdir("sub")?;
     s.rmdir("sub")?;
 

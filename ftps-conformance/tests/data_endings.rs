@@ -157,7 +157,13 @@ fn perform(session: &mut dyn Session, op: Op) -> Result<Got, String> {
     match op {
         Op::Retrieve => session.retrieve(FILE, 0).map(Got::Bytes),
         Op::RetrieveStreamed => session.retrieve_streamed(FILE).map(Got::Bytes),
-        Op::Nlst => session.nlst().map(Got::Names),
+        Op::Nlst => session.nlst().map(|n| {
+            Got::Names(
+                n.into_iter()
+                    .map(ftps_proto::Pathname::into_inner)
+                    .collect(),
+            )
+        }),
         Op::List => session.list().map(Got::Names),
         Op::Store => session
             .store("up-store.bin", &data, 0, false)

@@ -70,7 +70,7 @@ async fn exercise(
                         .await
                         .unwrap_or_else(|e| panic!("{tag} {i}: {e}"));
                     assert!(
-                        names.iter().any(|n| n.ends_with("hello.txt")),
+                        names.iter().any(|n| n.as_str().ends_with("hello.txt")),
                         "{tag} {i}: {names:?}"
                     );
                 }
@@ -186,7 +186,7 @@ async fn exercise(
                 .await
                 .unwrap()
                 .iter()
-                .any(|n| n.ends_with("clear.bin")),
+                .any(|n| n.as_str().ends_with("clear.bin")),
             "{tag} PROT C"
         );
         c.quit().await.unwrap();
@@ -196,6 +196,64 @@ async fn exercise(
 const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
 const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
 const BOTH: &[&[&rustls::SupportedProtocolVersion]] = &[TLS13, TLS12];
+
+/// Names that are not UTF-8 (RFC 2640 came after these file systems): a Latin-1 name put
+/// on disk beside the server is listed with its bytes (LIST, NLST, and MLSD where the
+/// server has it), fetched back by them, and a file uploaded by bytes lands under exactly
+/// those bytes, reachable by SIZE and DELE.
+async fn names_as_bytes(p: &Peer, name: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    let on_disk: &[u8] = b"caf\xe9 \xe0 la carte.txt";
+    let content = b"latin-1 named\n";
+    let local = p.home.join(std::ffi::OsStr::from_bytes(on_disk));
+    std::fs::write(&local, content).unwrap();
+    let mut c = Client::connect(options(p, TLS13)).await.unwrap();
+
+    let listing = c.list(None).await.unwrap();
+    let entry = listing
+        .iter()
+        .find(|e| e.name_bytes() == on_disk)
+        .unwrap_or_else(|| panic!("{name}: LIST: {listing:?}"));
+    assert_eq!(entry.name, "caf\u{fffd} \u{fffd} la carte.txt", "{name}");
+    let mut back = Vec::new();
+    c.retrieve(entry.name_bytes(), 0, &mut back).await.unwrap();
+    assert_eq!(back, content, "{name}: RETR by the listed bytes");
+
+    let names = c.nlst(None).await.unwrap();
+    let listed = names
+        .iter()
+        .find(|n| n.as_bytes().ends_with(on_disk))
+        .unwrap_or_else(|| panic!("{name}: NLST: {names:?}"));
+    assert_eq!(
+        c.size(listed).await.unwrap(),
+        content.len() as u64,
+        "{name}"
+    );
+
+    if c.features().supports("MLST") {
+        let facts = c.mlsd(None).await.unwrap();
+        let entry = facts
+            .iter()
+            .find(|e| e.pathname_bytes() == on_disk)
+            .unwrap_or_else(|| panic!("{name}: MLSD: {facts:?}"));
+        assert_eq!(entry.size(), Some(content.len() as u64), "{name}");
+    }
+
+    let uploaded: &[u8] = b"t\xe9l\xe9charg\xe9.bin";
+    c.store(uploaded, &mut &content[..], 0, false)
+        .await
+        .unwrap();
+    let there = p.home.join(std::ffi::OsStr::from_bytes(uploaded));
+    assert_eq!(
+        std::fs::read(&there).unwrap(),
+        content,
+        "{name}: STOR by bytes"
+    );
+    c.delete(uploaded).await.unwrap();
+    assert!(!there.exists(), "{name}: DELE by bytes");
+    c.quit().await.unwrap();
+    std::fs::remove_file(local).unwrap();
+}
 
 /// Implicit FTPS: transfers and a listing on TLS 1.3 and 1.2.
 async fn implicit(p: &Peer, name: &str) {
@@ -259,7 +317,10 @@ fn runtime_against(p: &Peer, client: &dyn ClientRuntime, name: &str) {
                 }
                 _ => {
                     let names = s.nlst().unwrap_or_else(|e| panic!("{tag} {i}: {e}"));
-                    assert!(names.iter().any(|n| n.ends_with("hello.txt")), "{tag}");
+                    assert!(
+                        names.iter().any(|n| n.as_str().ends_with("hello.txt")),
+                        "{tag}"
+                    );
                 }
             }
         }
@@ -273,6 +334,7 @@ fn runtime_against(p: &Peer, client: &dyn ClientRuntime, name: &str) {
 async fn client_against_vsftpd_proftpd_and_pure_ftpd() {
     if let Some(p) = vsftpd(false) {
         exercise(&p, "vsftpd", BOTH).await;
+        names_as_bytes(&p, "vsftpd").await;
         tokio::task::block_in_place(|| runtime_against(&p, &Blocking, "vsftpd"));
         tokio::task::block_in_place(|| runtime_against(&p, &Smol::new(), "vsftpd"));
     }
@@ -346,6 +408,7 @@ async fn client_against_vsftpd_proftpd_and_pure_ftpd() {
         // On TLS 1.3, ProFTPD 1.3.8 hands out no ticket on upload data connections, so the
         // client renews its control connection when the tickets run out.
         exercise(&p, "proftpd", BOTH).await;
+        names_as_bytes(&p, "proftpd").await;
         // CCC: this ProFTPD requires TLS on the control connection, so it refuses (534);
         // the refusal is typed and the session stays protected and usable.
         let mut c = Client::connect(options(&p, TLS13)).await.unwrap();
@@ -366,5 +429,6 @@ async fn client_against_vsftpd_proftpd_and_pure_ftpd() {
     }
     if let Some(p) = pure_ftpd() {
         exercise(&p, "pure-ftpd", BOTH).await;
+        names_as_bytes(&p, "pure-ftpd").await;
     }
 }

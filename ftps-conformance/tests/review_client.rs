@@ -74,7 +74,7 @@ trait Lister {
     fn list_raw(&mut self, format: ListFormat) -> Res<Vec<u8>>;
     /// LIST, parsed: the names.
     fn list(&mut self) -> Res<Vec<String>>;
-    fn nlst(&mut self) -> Res<Vec<String>>;
+    fn nlst(&mut self) -> Res<Vec<ftps_proto::Pathname>>;
     fn noop(&mut self) -> Res<()>;
     fn pwd(&mut self) -> Res<String>;
     fn quit(self: Box<Self>) -> Res<()>;
@@ -100,7 +100,7 @@ impl Lister for TokioLister {
         let entries = self.rt.block_on(self.client.list(None)).map_err(failed)?;
         Ok(entries.into_iter().map(|e| e.name).collect())
     }
-    fn nlst(&mut self) -> Res<Vec<String>> {
+    fn nlst(&mut self) -> Res<Vec<ftps_proto::Pathname>> {
         self.rt.block_on(self.client.nlst(None)).map_err(failed)
     }
     fn noop(&mut self) -> Res<()> {
@@ -131,7 +131,7 @@ impl Lister for SmolLister {
         let entries = smol::block_on(self.0.list(None)).map_err(failed)?;
         Ok(entries.into_iter().map(|e| e.name).collect())
     }
-    fn nlst(&mut self) -> Res<Vec<String>> {
+    fn nlst(&mut self) -> Res<Vec<ftps_proto::Pathname>> {
         smol::block_on(self.0.nlst(None)).map_err(failed)
     }
     fn noop(&mut self) -> Res<()> {
@@ -161,7 +161,7 @@ impl Lister for BlockingLister {
         let entries = self.0.list(None).map_err(failed)?;
         Ok(entries.into_iter().map(|e| e.name).collect())
     }
-    fn nlst(&mut self) -> Res<Vec<String>> {
+    fn nlst(&mut self) -> Res<Vec<ftps_proto::Pathname>> {
         self.0.nlst(None).map_err(failed)
     }
     fn noop(&mut self) -> Res<()> {

@@ -799,12 +799,51 @@ impl Command {
         Ok(())
     }
 
-    /// Appends the command line, CRLF included, to `out`.
+    /// The pathname argument, for the commands that take one.
+    pub fn pathname(&self) -> Option<&Pathname> {
+        use Command as C;
+        match self {
+            C::Cwd(p)
+            | C::Smnt(p)
+            | C::Retr(p)
+            | C::Stor(p)
+            | C::Appe(p)
+            | C::Rnfr(p)
+            | C::Rnto(p)
+            | C::Dele(p)
+            | C::Rmd(p)
+            | C::Mkd(p)
+            | C::Size(p)
+            | C::Mdtm(p)
+            | C::Hash(p)
+            | C::Mfmt { path: p, .. } => Some(p),
+            C::Stou(p) | C::List(p) | C::Nlst(p) | C::Stat(p) | C::Mlst(p) | C::Mlsd(p) => {
+                p.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// Appends the command line, CRLF included, to `out`. A pathname that is not UTF-8
+    /// ([`Pathname::from_bytes`]) goes out as its bytes.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut line = String::new();
-        // Writing to a String cannot fail.
-        let _ = self.write_line(&mut line, false);
-        out.extend_from_slice(line.as_bytes());
+        match (self.pathname(), self) {
+            (Some(path), _) if !path.is_utf8() => {
+                line.push_str(self.verb());
+                line.push(' ');
+                if let Command::Mfmt { modified, .. } = self {
+                    line.push_str(&format!("{modified} "));
+                }
+                out.extend_from_slice(line.as_bytes());
+                out.extend_from_slice(path.as_bytes());
+            }
+            _ => {
+                // Writing to a String cannot fail.
+                let _ = self.write_line(&mut line, false);
+                out.extend_from_slice(line.as_bytes());
+            }
+        }
         out.extend_from_slice(b"\r\n");
     }
 

@@ -142,6 +142,10 @@ pub struct MlsxEntry {
     pub facts: Vec<Fact>,
     /// The pathname: a name in MLSD, usually a full path in MLST.
     pub pathname: String,
+    /// The pathname's bytes as the server sent them, when they are not UTF-8 (`pathname`
+    /// then holds them decoded lossily): what fetches the file back. Set by the client's
+    /// listing parser ([`crate::client::listing::parse_mlsd`]), which sees the bytes.
+    pub raw_pathname: Option<Vec<u8>>,
 }
 
 impl MlsxEntry {
@@ -174,6 +178,7 @@ impl MlsxEntry {
         Ok(Self {
             facts: parsed,
             pathname: pathname.to_owned(),
+            raw_pathname: None,
         })
     }
 
@@ -181,6 +186,14 @@ impl MlsxEntry {
     /// one space.
     pub fn parse_mlst_line(line: &str) -> Result<Self, ParseError> {
         Self::parse(line.strip_prefix(' ').unwrap_or(line))
+    }
+
+    /// The pathname as the server sent it: [`raw_pathname`](Self::raw_pathname) if set,
+    /// else `pathname`. Give it to the client's calls to reach the entry.
+    pub fn pathname_bytes(&self) -> &[u8] {
+        self.raw_pathname
+            .as_deref()
+            .unwrap_or(self.pathname.as_bytes())
     }
 
     /// The `type` fact.
@@ -288,6 +301,7 @@ impl<'a> arbitrary::Arbitrary<'a> for MlsxEntry {
         Ok(Self {
             facts,
             pathname: name,
+            raw_pathname: None,
         })
     }
 }

@@ -100,6 +100,10 @@ pub struct ListEntry {
     pub group: Option<String>,
     /// The target of a symbolic link, when listed.
     pub link_target: Option<String>,
+    /// The name's bytes as the server sent them, when they are not UTF-8 (`name` then
+    /// holds them decoded lossily): what fetches the file back. Set by the client's
+    /// listing parser ([`crate::client::listing::parse_list`]), which sees the bytes.
+    pub raw_name: Option<Vec<u8>>,
 }
 
 impl ListEntry {
@@ -113,7 +117,14 @@ impl ListEntry {
             owner: None,
             group: None,
             link_target: None,
+            raw_name: None,
         }
+    }
+
+    /// The name as the server sent it: [`raw_name`](Self::raw_name) if set, else `name`.
+    /// Give it to the client's calls to reach the entry.
+    pub fn name_bytes(&self) -> &[u8] {
+        self.raw_name.as_deref().unwrap_or(self.name.as_bytes())
     }
 
     /// Parses one LIST line (without its line ending) in any of the supported forms.

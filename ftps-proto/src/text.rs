@@ -83,14 +83,122 @@ macro_rules! validated_string {
     };
 }
 
-validated_string!(
-    /// A pathname argument (RFC 959 §4.1.3 `<pathname>`): non-empty UTF-8 (RFC 2640) with
-    /// no CR, LF or NUL. Any other character, leading and trailing spaces included, is kept
-    /// as it is: file names may contain them.
-    Pathname,
-    "pathname",
-    |s| check_text("pathname", s, false).map(|()| s.to_owned())
-);
+/// A pathname argument (RFC 959 §4.1.3 `<pathname>`): non-empty, with no CR, LF or NUL.
+/// Any other character, leading and trailing spaces included, is kept as it is: file names
+/// may contain them.
+///
+/// Pathnames are UTF-8 (RFC 2640 §2.2) when made from text ([`Pathname::new`]); a server
+/// parses only those. A client may also need one that is not: servers that predate RFC
+/// 2640 list names in whatever bytes their file system holds (vsftpd, for one, passes
+/// Latin-1 names through), and such a file can only be fetched back by the same bytes.
+/// [`Pathname::from_bytes`] keeps them: they go on the wire unchanged, while
+/// [`as_str`](Self::as_str) and `Display` show them decoded lossily (U+FFFD for each byte
+/// that is not UTF-8).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pathname {
+    /// The text: the pathname itself, or its lossy decoding when `bytes` is set.
+    text: String,
+    /// The bytes, only when they are not UTF-8.
+    bytes: Option<Box<[u8]>>,
+}
+
+impl Pathname {
+    /// Validates `value`: non-empty, no CR, LF or NUL.
+    pub fn new(value: impl Into<String>) -> Result<Self, ParseError> {
+        let text = value.into();
+        check_text("pathname", &text, false)?;
+        Ok(Self { text, bytes: None })
+    }
+
+    /// A pathname from bytes, UTF-8 or not (see the type's documentation): non-empty, no
+    /// CR, LF or NUL.
+    pub fn from_bytes(value: impl Into<Vec<u8>>) -> Result<Self, ParseError> {
+        match String::from_utf8(value.into()) {
+            Ok(text) => Self::new(text),
+            Err(e) => {
+                let bytes = e.into_bytes();
+                if bytes.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+                    return Err(ParseError::new("pathname", "contains CR, LF or NUL"));
+                }
+                Ok(Self {
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                    bytes: Some(bytes.into_boxed_slice()),
+                })
+            }
+        }
+    }
+
+    /// The pathname as text: lossily decoded if it is not UTF-8 (see
+    /// [`is_utf8`](Self::is_utf8)).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The bytes sent on the wire.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.as_deref().unwrap_or(self.text.as_bytes())
+    }
+
+    /// Whether the pathname is UTF-8 (so [`as_str`](Self::as_str) is exact).
+    pub fn is_utf8(&self) -> bool {
+        self.bytes.is_none()
+    }
+
+    /// Gives the text back (lossily decoded if the pathname is not UTF-8).
+    pub fn into_inner(self) -> String {
+        self.text
+    }
+}
+
+/// Equal when the bytes are.
+impl PartialEq<str> for Pathname {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+/// Equal when the bytes are.
+impl PartialEq<&str> for Pathname {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl AsRef<str> for Pathname {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl AsRef<[u8]> for Pathname {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl TryFrom<&str> for Pathname {
+    type Error = ParseError;
+    fn try_from(value: &str) -> Result<Self, ParseError> {
+        Self::new(value)
+    }
+}
+
+impl TryFrom<String> for Pathname {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, ParseError> {
+        Self::new(value)
+    }
+}
+
+/// Text pathnames only: what a server parses (commands round-trip through it).
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Pathname {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let raw: String = u.arbitrary()?;
+        Self::new(raw.replace(['\r', '\n', '\0'], ""))
+            .map_err(|_| arbitrary::Error::IncorrectFormat)
+    }
+}
 
 validated_string!(
     /// A free-text argument (RFC 959 `<string>`), as taken by SITE, HELP, ACCT, ADAT, MIC,
@@ -126,7 +234,10 @@ validated_string!(
 
 impl fmt::Debug for Pathname {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Pathname({:?})", self.0)
+        match &self.bytes {
+            None => write!(f, "Pathname({:?})", self.text),
+            Some(bytes) => write!(f, "Pathname({:?})", bytes.escape_ascii().to_string()),
+        }
     }
 }
 
@@ -150,7 +261,7 @@ impl fmt::Debug for Token {
 
 impl fmt::Display for Pathname {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -202,6 +313,21 @@ mod tests {
             Pathname::new(" spaced name ").unwrap().as_str(),
             " spaced name "
         );
+    }
+
+    #[test]
+    fn pathname_keeps_bytes_that_are_not_utf8() {
+        let latin1 = Pathname::from_bytes(&b"caf\xe9 menu.txt"[..]).unwrap();
+        assert_eq!(latin1.as_bytes(), b"caf\xe9 menu.txt");
+        assert_eq!(latin1.as_str(), "caf\u{fffd} menu.txt");
+        assert!(!latin1.is_utf8());
+        assert_ne!(latin1, Pathname::new("caf\u{fffd} menu.txt").unwrap());
+        let utf8 = Pathname::from_bytes("café".as_bytes()).unwrap();
+        assert_eq!(utf8, Pathname::new("café").unwrap());
+        assert!(utf8.is_utf8());
+        assert!(Pathname::from_bytes(&b"\xe9\r\nDELE x"[..]).is_err());
+        assert!(Pathname::from_bytes(&b"\xe9\0"[..]).is_err());
+        assert!(Pathname::from_bytes(Vec::new()).is_err());
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl Client {
     /// Downloads `path` from `offset` into `out`; returns the bytes received.
     pub async fn retrieve(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         offset: u64,
         out: &mut (impl AsyncWrite + Unpin + Send),
     ) -> Result<u64, Error> {
@@ -92,7 +92,7 @@ impl Client {
     /// returns the bytes sent.
     pub async fn store(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         input: &mut (impl AsyncRead + Unpin + Send),
         offset: u64,
         append: bool,
@@ -115,7 +115,7 @@ impl Client {
     /// [`DataReader::finish`], which waits for the server's final reply.
     pub async fn retrieve_stream(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         offset: u64,
     ) -> Result<DataReader<'_>, Error> {
         self.0.retrieve_stream(path, offset).await.map(DataReader)
@@ -125,7 +125,7 @@ impl Client {
     /// it, then call [`DataWriter::finish`].
     pub async fn store_stream(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         offset: u64,
         append: bool,
     ) -> Result<DataWriter<'_>, Error> {

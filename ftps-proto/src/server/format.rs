@@ -242,6 +242,7 @@ pub(crate) fn mlsx_entry(
     MlsxEntry {
         facts,
         pathname: pathname.to_owned(),
+        raw_pathname: None,
     }
 }
 

@@ -56,6 +56,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve::main(&args[1..]),
         Some("fetch") => fetch(&args[1..]),
+        Some("hold") => hold(&args[1..]),
         _ => options(&args).and_then(|o| bench(&o)),
     };
     if let Err(e) = result {
@@ -106,6 +107,44 @@ fn options(args: &[String]) -> Result<Options, Fail> {
         }
     }
     Ok(o)
+}
+
+/// `ftps-bench hold KIND [--size-mib N]`: starts one server as the bench does (same files,
+/// same configuration), prints how to reach it and keeps it until standard input closes:
+/// for profiling by hand (`perf record -p`, `perf stat`, a client in a loop).
+fn hold(args: &[String]) -> Result<(), Fail> {
+    let (key, rest) = args.split_first().ok_or("hold KIND [--size-mib N]")?;
+    let kind = Kind::ALL
+        .into_iter()
+        .find(|k| k.key() == key)
+        .ok_or_else(|| format!("no server {key}"))?;
+    let o = options(rest)?;
+    let data = std::env::temp_dir().join(format!("ftps-bench-{}", std::process::id()));
+    let _cleanup = Cleanup(data.clone());
+    prepare(&data, &o)?;
+    let exe = std::env::current_exe()?;
+    let python = std::env::var("FTPS_PYTHON").ok();
+    let start = Start {
+        exe: &exe,
+        data: &data,
+        python: python.as_deref(),
+    };
+    let server = start.start(kind)?;
+    let ca = data.join("ca.pem");
+    std::fs::write(&ca, &server.ca)?;
+    println!(
+        "{} on 127.0.0.1:{}, user {} password {}, CA {}, home {}, pids {:?}",
+        kind.name(),
+        server.port,
+        server.user.0,
+        server.user.1,
+        ca.display(),
+        server.home.display(),
+        server.pids()
+    );
+    println!("until standard input closes");
+    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+    Ok(())
 }
 
 fn bench(o: &Options) -> Result<(), Fail> {

@@ -26,6 +26,16 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// Every server, in the bench's order.
+    pub(crate) const ALL: [Kind; 6] = [
+        Kind::Tokio,
+        Kind::Blocking,
+        Kind::Smol,
+        Kind::Vsftpd,
+        Kind::PureFtpd,
+        Kind::Pyftpdlib,
+    ];
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Tokio => "ours tokio",

@@ -11,6 +11,10 @@
 //! - Client-only and server-only builds of the runtime crates (`--features client` or
 //!   `server`); a client-only build's normal dependencies (`cargo tree -e normal`) must
 //!   hold none of the server's: no Argon2, no `cap-std`, no metrics.
+//! - Client-only builds of the runtime crates for Windows (`x86_64-pc-windows-gnu`, on
+//!   ring and on aws-lc-rs; `cargo check`, the C parts compiled by MinGW): the client
+//!   uses nothing of `std::os::unix`. The target and MinGW are installed here when
+//!   missing (rustup, apt). The server is Unix-only.
 
 use crate::run::{cargo, output, root, status};
 
@@ -67,6 +71,32 @@ pub(crate) fn run() -> Result<(), String> {
             ));
         }
         println!("{package}, client only: none of {SERVER_ONLY:?} among its dependencies");
+    }
+    windows()
+}
+
+/// The Windows target checked (see the module's documentation).
+const WINDOWS: &str = "x86_64-pc-windows-gnu";
+
+/// Client-only builds of the runtime crates, checked for Windows.
+fn windows() -> Result<(), String> {
+    crate::peers::ensure(&[("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64")])?;
+    status(std::process::Command::new("rustup").args(["target", "add", WINDOWS]))?;
+    for package in ["ftps-tokio", "ftps-blocking", "ftps-smol"] {
+        for provider in ["ring", "aws-lc-rs"] {
+            status(cargo().args([
+                "check",
+                "--quiet",
+                "--target",
+                WINDOWS,
+                "-p",
+                package,
+                "--no-default-features",
+                "--features",
+                &format!("client,{provider}"),
+            ]))?;
+        }
+        println!("{package}, client only: builds for {WINDOWS}");
     }
     Ok(())
 }

@@ -175,31 +175,13 @@ fn bench(o: &Options) -> Result<(), Fail> {
         let secs = probe::file_write(&data.join("big.bin"), &data.join("probe.bin"))?;
         r.add("loopback", "file write", "-", "MB/s", mbps(o.size, secs));
     }
-    for kind in [
-        Kind::Tokio,
-        Kind::Blocking,
-        Kind::Smol,
-        Kind::Vsftpd,
-        Kind::PureFtpd,
-    ] {
+    for kind in Kind::ALL {
         if !o.wants(kind) {
             continue;
         }
         println!("{}", kind.name());
         let server = start.start(kind)?;
         measure(&mut r, o, kind, &server, &data)?;
-    }
-    if o.wants(Kind::Pyftpdlib) {
-        println!("{}", Kind::Pyftpdlib.name());
-        let py = start.start(Kind::Pyftpdlib)?;
-        let kib = work::idle_sessions(&py, o.peer_idle)?;
-        r.add(
-            IDLE,
-            Kind::Pyftpdlib.name(),
-            TOKIO_CLIENT,
-            "KiB/session",
-            kib,
-        );
     }
 
     let goals = goals(&r);
@@ -234,6 +216,9 @@ const LOGINS: &str = "logins";
 const IDLE: &str = "idle session memory (PSS)";
 const DOWN_P_CPU: &str = "PROT P download, client CPU";
 const UP_P_CPU: &str = "PROT P upload, client CPU";
+const DOWN_P_SERVER: &str = "PROT P download, server CPU";
+const UP_P_SERVER: &str = "PROT P upload, server CPU";
+const DOWN_C_SERVER: &str = "PROT C download, server CPU";
 const CURL: &str = "curl";
 const FTPS_CLI: &str = "ftps (CLI)";
 const LFTP: &str = "lftp";
@@ -261,14 +246,24 @@ fn measure(r: &mut Results, o: &Options, kind: Kind, s: &Running, data: &Path) -
         }
     }
     let gib = o.size as f64 / f64::from(1u32 << 30);
+    // A transfer's MB/s, and its CPU per GiB: the server's always, the client's for the
+    // command-line clients.
     let record = |r: &mut Results, case, client, took: Result<work::Took, Fail>| {
-        let cpu_case = match case {
-            DOWN_P => Some(DOWN_P_CPU),
-            UP_P => Some(UP_P_CPU),
-            _ => None,
-        };
-        if let (true, Some(cpu_case), Ok(t)) = (tools, cpu_case, &took) {
-            r.add(cpu_case, kind.name(), client, "s/GiB", t.cpu / gib);
+        if let Ok(t) = &took {
+            let client_cpu = match case {
+                DOWN_P => Some(DOWN_P_CPU),
+                UP_P => Some(UP_P_CPU),
+                _ => None,
+            };
+            if let (true, Some(cpu_case)) = (tools, client_cpu) {
+                r.add(cpu_case, kind.name(), client, "s/GiB", t.cpu / gib);
+            }
+            let server_cpu = match case {
+                DOWN_P => DOWN_P_SERVER,
+                UP_P => UP_P_SERVER,
+                _ => DOWN_C_SERVER,
+            };
+            r.add(server_cpu, kind.name(), client, "s/GiB", t.server / gib);
         }
         r.attempt(
             kind,
@@ -291,18 +286,16 @@ fn measure(r: &mut Results, o: &Options, kind: Kind, s: &Running, data: &Path) -
                 record(r, case, label, work::tool(s, &ca, tool, what, data))?;
             }
         }
-        if matches!(kind, Kind::Tokio | Kind::Vsftpd) {
-            for (client, label) in [
-                (Ours::Tokio, TOKIO_CLIENT),
-                (Ours::Blocking, BLOCKING_CLIENT),
-                (Ours::Smol, SMOL_CLIENT),
-            ] {
-                let rate = work::download(s, client, o.size).map(|secs| mbps(o.size, secs));
-                r.attempt(kind, DOWN_P, label, "MB/s", rate)?;
-            }
+        // The same client for every server: ours.
+        for (client, label) in [
+            (Ours::Tokio, TOKIO_CLIENT),
+            (Ours::Blocking, BLOCKING_CLIENT),
+            (Ours::Smol, SMOL_CLIENT),
+        ] {
+            record(r, DOWN_P, label, work::download(s, client, o.size))?;
         }
     }
-    if matches!(kind, Kind::Tokio | Kind::Vsftpd | Kind::PureFtpd) {
+    if kind != Kind::Pyftpdlib {
         for _ in 0..o.runs {
             let rate = work::small_files(s, o.small, SMALL_SIZE);
             r.attempt(kind, SMALL, TOKIO_CLIENT, "files/s", rate)?;
@@ -349,13 +342,28 @@ fn fetch(args: &[String]) -> Result<(), Fail> {
         return Ok(());
     }
     let size: u64 = size.parse()?;
-    let secs = work::download_with(o, client, size)?;
-    println!("{:.0} MB/s", mbps(size, secs));
+    let took = work::download_with(o, client, size)?;
+    println!(
+        "{:.0} MB/s; CPU: client {:.2} s, machine less client {:.2} s",
+        mbps(size, took.secs),
+        took.cpu,
+        took.server
+    );
     Ok(())
 }
 
 fn mbps(size: u64, secs: f64) -> f64 {
     size as f64 / secs / MB
+}
+
+/// A goal: `ratio` against `target` (at least, or at most).
+fn goal(what: String, ratio: Option<f64>, target: f64, at_most: bool) -> Goal {
+    Goal {
+        what,
+        ratio,
+        target,
+        at_most,
+    }
 }
 
 fn goals(r: &Results) -> Vec<Goal> {
@@ -370,62 +378,110 @@ fn goals(r: &Results) -> Vec<Goal> {
     let over = |case: &str, reference: Option<f64>| Some(r.median(case, ours, CURL)? / reference?);
     let tcp = r.median("loopback", "TCP", "-");
     let mut goals = Vec::new();
+    // Issue 7's, with curl as the client.
     for case in [DOWN_P, UP_P] {
-        goals.push(Goal {
-            what: format!("{case}: ours tokio / fastest peer server (curl)"),
-            ratio: over(case, best_peer(case)),
-            target: 1.5,
-            at_most: false,
-        });
-        goals.push(Goal {
-            what: format!("{case}: ours tokio / plain TCP loopback"),
-            ratio: over(case, tcp),
-            target: 0.8,
-            at_most: false,
-        });
+        goals.push(goal(
+            format!("(7) {case}: ours tokio / fastest peer server (curl)"),
+            over(case, best_peer(case)),
+            1.5,
+            false,
+        ));
+        goals.push(goal(
+            format!("(7) {case}: ours tokio / plain TCP loopback"),
+            over(case, tcp),
+            0.8,
+            false,
+        ));
     }
-    goals.push(Goal {
-        what: format!("{DOWN_C}: ours tokio / vsftpd (curl)"),
-        ratio: over(DOWN_C, r.median(DOWN_C, vsftpd, CURL)),
-        target: 1.0,
-        at_most: false,
-    });
+    goals.push(goal(
+        format!("(7, 18) {DOWN_C}: ours tokio / vsftpd (curl)"),
+        over(DOWN_C, r.median(DOWN_C, vsftpd, CURL)),
+        1.0,
+        false,
+    ));
+    // Issue 17's: our clients against curl.
     for server in [ours, vsftpd] {
-        goals.push(Goal {
-            what: format!("{DOWN_P} from {server}: our tokio client / curl"),
-            ratio: r.ratio((DOWN_P, server, TOKIO_CLIENT), (DOWN_P, server, CURL)),
-            target: 1.2,
-            at_most: false,
-        });
+        goals.push(goal(
+            format!("(17) {DOWN_P} from {server}: our tokio client / curl"),
+            r.ratio((DOWN_P, server, TOKIO_CLIENT), (DOWN_P, server, CURL)),
+            1.2,
+            false,
+        ));
+        goals.push(goal(
+            format!("(17) {DOWN_P} from {server}: the ftps binary / curl"),
+            r.ratio((DOWN_P, server, FTPS_CLI), (DOWN_P, server, CURL)),
+            1.2,
+            false,
+        ));
+        goals.push(goal(
+            format!("(17) {DOWN_P_CPU} from {server}: the ftps binary / curl"),
+            r.ratio((DOWN_P_CPU, server, FTPS_CLI), (DOWN_P_CPU, server, CURL)),
+            1.0,
+            true,
+        ));
     }
-    for server in [ours, vsftpd] {
-        goals.push(Goal {
-            what: format!("{DOWN_P} from {server}: the ftps binary / curl"),
-            ratio: r.ratio((DOWN_P, server, FTPS_CLI), (DOWN_P, server, CURL)),
-            target: 1.2,
-            at_most: false,
-        });
-        goals.push(Goal {
-            what: format!("{DOWN_P_CPU} from {server}: the ftps binary / curl"),
-            ratio: r.ratio((DOWN_P_CPU, server, FTPS_CLI), (DOWN_P_CPU, server, CURL)),
-            target: 1.0,
-            at_most: true,
-        });
+    // Issue 18's: the server's CPU, the same client for every server, our runtimes alike.
+    for case in [DOWN_P_SERVER, UP_P_SERVER] {
+        for runtime in [Kind::Tokio, Kind::Blocking, Kind::Smol] {
+            goals.push(goal(
+                format!("(18) {case}, s/GiB (curl): {} / Pure-FTPd", runtime.name()),
+                r.ratio((case, runtime.name(), CURL), (case, pure, CURL)),
+                0.65,
+                true,
+            ));
+        }
     }
-    for case in [SMALL, LOGINS] {
-        goals.push(Goal {
-            what: format!("{case}: ours tokio / vsftpd"),
-            ratio: r.ratio((case, ours, TOKIO_CLIENT), (case, vsftpd, TOKIO_CLIENT)),
-            target: 2.0,
-            at_most: false,
-        });
+    goals.push(goal(
+        format!("(18) {DOWN_P} with our tokio client: from ours tokio / from Pure-FTPd"),
+        r.ratio((DOWN_P, ours, TOKIO_CLIENT), (DOWN_P, pure, TOKIO_CLIENT)),
+        1.3,
+        false,
+    ));
+    goals.push(goal(
+        format!("(18) {DOWN_P}, our tokio client from ours tokio / the rustls loopback probe"),
+        r.ratio((DOWN_P, ours, TOKIO_CLIENT), ("loopback", "rustls", "-")),
+        0.8,
+        false,
+    ));
+    for (peer, target) in [(vsftpd, 2.0), (pure, 1.5)] {
+        goals.push(goal(
+            format!("(18) {SMALL}: ours tokio / {peer}"),
+            r.ratio((SMALL, ours, TOKIO_CLIENT), (SMALL, peer, TOKIO_CLIENT)),
+            target,
+            false,
+        ));
     }
-    goals.push(Goal {
-        what: format!("{IDLE}: ours tokio, KiB per session"),
-        ratio: r.median(IDLE, ours, TOKIO_CLIENT),
-        target: 16.0,
-        at_most: true,
-    });
+    goals.push(goal(
+        format!("(18) {LOGINS}: ours tokio / vsftpd"),
+        r.ratio((LOGINS, ours, TOKIO_CLIENT), (LOGINS, vsftpd, TOKIO_CLIENT)),
+        3.0,
+        false,
+    ));
+    for (case, client) in [
+        (DOWN_P, CURL),
+        (UP_P, CURL),
+        (DOWN_C, CURL),
+        (DOWN_P, TOKIO_CLIENT),
+        (SMALL, TOKIO_CLIENT),
+        (LOGINS, TOKIO_CLIENT),
+    ] {
+        let best = [Kind::Blocking, Kind::Smol]
+            .iter()
+            .filter_map(|k| r.median(case, k.name(), client))
+            .reduce(f64::max);
+        goals.push(goal(
+            format!("(18) {case} ({client}): ours tokio / the faster of ours blocking and smol"),
+            best.and_then(|b| Some(r.median(case, ours, client)? / b)),
+            0.9,
+            false,
+        ));
+    }
+    goals.push(goal(
+        format!("(18) {IDLE}: ours tokio, KiB per session"),
+        r.median(IDLE, ours, TOKIO_CLIENT),
+        10.0,
+        true,
+    ));
     goals
 }
 
@@ -468,11 +524,18 @@ fn report(r: &Results, o: &Options, machine: &serde_json::Value, goals: &[Goal])
         tls = fmt(r.median("loopback", "rustls", "-")),
         write = fmt(r.median("loopback", "file write", "-")),
     );
+    // Every server with the same client per row: curl, then ours; the server's CPU per
+    // GiB (the machine's less the client's) under each transfer.
     t.push_str(&r.server_table(
         &[
             (DOWN_P, CURL),
+            (DOWN_P_SERVER, CURL),
             (UP_P, CURL),
+            (UP_P_SERVER, CURL),
             (DOWN_C, CURL),
+            (DOWN_C_SERVER, CURL),
+            (DOWN_P, TOKIO_CLIENT),
+            (DOWN_P_SERVER, TOKIO_CLIENT),
             (SMALL, TOKIO_CLIENT),
             (LOGINS, TOKIO_CLIENT),
             (IDLE, TOKIO_CLIENT),
@@ -484,7 +547,7 @@ fn report(r: &Results, o: &Options, machine: &serde_json::Value, goals: &[Goal])
     t.push('\n');
     t.push_str(&r.client_table(
         DOWN_P,
-        &[Kind::Tokio.name(), Kind::Vsftpd.name()],
+        &servers[..5],
         &[CURL, TOKIO_CLIENT, BLOCKING_CLIENT, SMOL_CLIENT],
         TOKIO_CLIENT,
         CURL,

@@ -21,7 +21,7 @@ pub(crate) struct Results {
     pub(crate) failures: Vec<String>,
 }
 
-/// A goal of issue 7: `ratio` (ours over the reference) against `target`.
+/// A goal (issues 7, 17, 18): `ratio` (ours over the reference) against `target`.
 pub(crate) struct Goal {
     pub(crate) what: String,
     pub(crate) ratio: Option<f64>,
@@ -132,7 +132,7 @@ impl Results {
         );
         for (case, client) in rows {
             let unit = self.unit(case);
-            let lower_better = unit.contains("KiB");
+            let lower_better = matches!(unit, "KiB/session" | "s/GiB");
             let cells: Vec<String> = columns
                 .iter()
                 .map(|s| cell(self.median(case, s, client)))
@@ -142,7 +142,7 @@ impl Results {
                 .filter_map(|p| self.median(case, p, client))
                 .reduce(|a, b| if lower_better { a.min(b) } else { a.max(b) });
             let ratio = match (self.median(case, ours, client), best_peer) {
-                (Some(o), Some(p)) if lower_better => format!("{:.2}x less", p / o),
+                (Some(o), Some(p)) if unit == "KiB/session" => format!("{:.2}x less", p / o),
                 (Some(o), Some(p)) => format!("{:.2}x", o / p),
                 _ => "—".into(),
             };
@@ -246,7 +246,8 @@ impl Results {
 fn cell(v: Option<f64>) -> String {
     match v {
         Some(v) if v >= 100.0 => format!("{v:.0}"),
-        Some(v) => format!("{v:.1}"),
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
         None => "—".into(),
     }
 }

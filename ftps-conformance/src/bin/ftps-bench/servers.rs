@@ -215,6 +215,7 @@ impl Start<'_> {
         let home = self.data.join("home-pyftpdlib");
         let _ = std::fs::remove_dir_all(&home);
         std::fs::create_dir_all(&home)?;
+        link_files(self.data, &home)?;
         let mut child = Command::new(python)
             .args(["-c", PYFTPDLIB])
             .arg(&home)

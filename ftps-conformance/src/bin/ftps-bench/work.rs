@@ -83,12 +83,83 @@ pub(crate) enum Tool {
     Lftp,
 }
 
-/// What one run of a command-line client took: wall seconds and its CPU seconds (user
-/// and system).
+/// What one run of a client took: wall seconds, its CPU seconds (user and system), and
+/// the server's: the machine's busy CPU seconds over the run less the client's (the
+/// bench runs nothing else meanwhile; the kernel's network work on either side is in it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Took {
     pub(crate) secs: f64,
     pub(crate) cpu: f64,
+    pub(crate) server: f64,
+}
+
+/// The machine's busy CPU seconds since boot: `/proc/stat`'s first line, user, nice,
+/// system, irq and softirq (idle, iowait and steal left out), in ticks of 1/100 s.
+pub(crate) fn machine_cpu() -> Result<f64, Fail> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().ok_or("/proc/stat: empty")?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    // user nice system idle iowait irq softirq steal ...
+    let busy = [0, 1, 2, 5, 6]
+        .iter()
+        .map(|&i| ticks.get(i).copied().ok_or("/proc/stat: short"))
+        .sum::<Result<f64, _>>()?;
+    Ok(busy / 100.0)
+}
+
+/// This process's own CPU seconds (user + system, `/proc/self/stat` utime and stime).
+pub(crate) fn own_cpu() -> Result<f64, Fail> {
+    let fields = self_stat()?;
+    Ok(stat_ticks(&fields, 14)? + stat_ticks(&fields, 15)?)
+}
+
+/// The fields of `/proc/self/stat` after the command name's `)` (state is field 3).
+fn self_stat() -> Result<Vec<String>, Fail> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after = stat.rsplit_once(')').ok_or("/proc/self/stat: no )")?.1;
+    Ok(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Field `i` (numbered as in proc(5)) of [`self_stat`]'s, as seconds.
+fn stat_ticks(fields: &[String], i: usize) -> Result<f64, Fail> {
+    Ok(fields
+        .get(i - 3)
+        .ok_or("/proc/self/stat: short")?
+        .parse::<f64>()?
+        / 100.0)
+}
+
+/// CPU counters around a run in this process: the bench's own and the machine's.
+struct Meter {
+    own: f64,
+    machine: f64,
+    start: Instant,
+}
+
+impl Meter {
+    fn start() -> Result<Self, Fail> {
+        Ok(Meter {
+            own: own_cpu()?,
+            machine: machine_cpu()?,
+            start: Instant::now(),
+        })
+    }
+
+    /// What the run took, the client being this process.
+    fn took(self) -> Result<Took, Fail> {
+        let secs = self.start.elapsed().as_secs_f64();
+        let cpu = own_cpu()? - self.own;
+        let machine = machine_cpu()? - self.machine;
+        Ok(Took {
+            secs,
+            cpu,
+            server: (machine - cpu).max(0.0),
+        })
+    }
 }
 
 /// The CPU seconds (user + system) of this process's children that have been waited for
@@ -96,27 +167,20 @@ pub(crate) struct Took {
 /// around one command is that command's CPU (the servers, never waited for while the
 /// bench runs, are not in it).
 pub(crate) fn children_cpu() -> Result<f64, Fail> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // The fields after the command name's ")": state is field 3; cutime 16, cstime 17.
-    let after = stat.rsplit_once(')').ok_or("/proc/self/stat: no )")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| -> Result<f64, Fail> {
-        Ok(fields
-            .get(i - 3)
-            .ok_or("/proc/self/stat: short")?
-            .parse::<f64>()?
-            / 100.0)
-    };
-    Ok(tick(16)? + tick(17)?)
+    let fields = self_stat()?;
+    Ok(stat_ticks(&fields, 16)? + stat_ticks(&fields, 17)?)
 }
 
-/// Runs `cmd` once, timed: wall and CPU seconds, failing with its stderr.
+/// Runs `cmd` once, timed: wall and CPU seconds (the command's and the server's), failing
+/// with its stderr.
 fn timed(mut cmd: Command, what: &str) -> Result<(Took, std::process::Output), Fail> {
     let cpu = children_cpu()?;
+    let machine = machine_cpu()?;
     let start = Instant::now();
     let out = cmd.output()?;
     let secs = start.elapsed().as_secs_f64();
     let cpu = children_cpu()? - cpu;
+    let server = (machine_cpu()? - machine - cpu).max(0.0);
     if !out.status.success() {
         return Err(format!(
             "{what}: {}: {}",
@@ -125,7 +189,7 @@ fn timed(mut cmd: Command, what: &str) -> Result<(Took, std::process::Output), F
         )
         .into());
     }
-    Ok((Took { secs, cpu }, out))
+    Ok((Took { secs, cpu, server }, out))
 }
 
 /// Runs a command-line client once: a PROT P download of big.bin into /dev/null, or an
@@ -221,7 +285,7 @@ pub(crate) enum Ours {
 
 /// Downloads big.bin with one of our clients (connect, log in, RETR into nothing, QUIT);
 /// returns the seconds.
-pub(crate) fn download(server: &Running, client: Ours, size: u64) -> Result<f64, Fail> {
+pub(crate) fn download(server: &Running, client: Ours, size: u64) -> Result<Took, Fail> {
     download_with(options(server)?, client, size)
 }
 
@@ -230,8 +294,8 @@ pub(crate) fn download_with(
     o: ftps_backend::client::ClientOptions,
     client: Ours,
     size: u64,
-) -> Result<f64, Fail> {
-    let start = Instant::now();
+) -> Result<Took, Fail> {
+    let meter = Meter::start()?;
     let got = match client {
         Ours::Tokio => {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -257,11 +321,11 @@ pub(crate) fn download_with(
             Ok::<u64, Fail>(n)
         })?,
     };
-    let secs = start.elapsed().as_secs_f64();
+    let took = meter.took()?;
     if got != size {
         return Err(format!("{client:?} client got {got} bytes, not {size}").into());
     }
-    Ok(secs)
+    Ok(took)
 }
 
 /// Downloads the first `count` small files in one session with the tokio client (a data

@@ -10,6 +10,12 @@
 //! `FTPS_PEERS_ROOT` (ProFTPD and Pure-FTPd extracted by xtask) and `FTPS_PYTHON` (a Python
 //! with pyftpdlib).
 
+/// The allocator the `ftps` binary runs on (see ftps-cli's `main.rs`), so our servers and
+/// clients here are measured as `ftps serve` and `ftps get` run.
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod probe;
 mod report;
 mod serve;

@@ -26,6 +26,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 
 /// The peer bench. Quick runs reuse the test build (dev profile); full runs are release.
 pub(crate) fn peers(quick: bool, extra: &[&String]) -> Result<(), String> {
+    peers::ensure(peers::BUILD)?;
     peers::ensure(peers::CLIENTS)?;
     peers::ensure(peers::SERVERS)?;
     let python = peers::python_servers()?;

@@ -4,6 +4,7 @@ use crate::run::{cargo, status, step};
 use crate::{fuzz, io_check, peers};
 
 pub(crate) fn run() -> Result<(), String> {
+    peers::ensure(peers::BUILD)?;
     step("format");
     status(cargo().args(["fmt", "--all", "--check"]))?;
 

@@ -3,6 +3,10 @@
 use crate::run::status;
 use std::process::Command;
 
+/// What the build itself needs beyond a C compiler: `make` runs jemalloc's build (the
+/// binaries' allocator, `tikv-jemalloc-sys`).
+pub(crate) const BUILD: &[(&str, &str)] = &[("make", "make")];
+
 /// The real clients the server is tested with: (program, Debian package); and the SOCKS5
 /// proxy our client is tested through (`Client::connect_via`).
 pub(crate) const CLIENTS: &[(&str, &str)] = &[

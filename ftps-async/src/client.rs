@@ -776,8 +776,10 @@ impl<R: Runtime> Client<R> {
         Ok(client::listing::parse_mlsd(&raw, self.max_listing())?)
     }
 
-    /// NLST: names, within the listing bound.
-    pub async fn nlst(&mut self, path: Option<&str>) -> Result<Vec<Pathname>, Error<R>> {
+    /// NLST, within the listing bound: the names, each a [`Pathname`] that reaches its file
+    /// (bytes where they are not UTF-8), and the lines no pathname can be (CR or NUL in
+    /// them), as sent (`Listing::unparsed`).
+    pub async fn nlst(&mut self, path: Option<&str>) -> Result<Listing<Pathname>, Error<R>> {
         let raw = self.list_raw(path, ListFormat::Nlst).await?;
         Ok(client::listing::parse_nlst(&raw, self.max_listing())?)
     }

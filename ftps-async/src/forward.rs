@@ -28,8 +28,9 @@ macro_rules! client_calls {
             /// MLSD, parsed, within the listing bound: the entries, and the lines that did
             /// not parse, as sent (`Listing::unparsed`).
             fn mlsd(path: Option<&str>) -> $crate::proto::client::listing::Listing<$crate::proto::MlsxEntry>;
-            /// NLST: names, within the listing bound.
-            fn nlst(path: Option<&str>) -> Vec<$crate::proto::Pathname>;
+            /// NLST, within the listing bound: the names, each a `Pathname` that reaches
+            /// its file, and the lines no pathname can be, as sent (`Listing::unparsed`).
+            fn nlst(path: Option<&str>) -> $crate::proto::client::listing::Listing<$crate::proto::Pathname>;
             /// Downloads to a local file; with `resume`, continues a partial file. A failed
             /// download never destroys the file it was to replace (see
             /// [`ftps_async::Client::get_file`]).

@@ -1042,10 +1042,14 @@ pub(crate) async fn ls(
             String::from_utf8_lossy(line)
         }))
     } else {
+        // Names, then the lines no pathname can be (a CR in a name), all shown escaped.
+        let names = op(c.nlst(path).await).map_err(|f| about(&url.path, f))?;
         print_lines(
-            op(c.nlst(path).await)
-                .map_err(|f| about(&url.path, f))?
-                .into_iter(),
+            names
+                .entries
+                .iter()
+                .map(|n| std::borrow::Cow::Borrowed(n.as_str()))
+                .chain(names.unparsed.iter().map(|l| String::from_utf8_lossy(l))),
         )
     };
     let _ = c.quit().await;

@@ -6,6 +6,7 @@ use crate::{ClientRuntime, Failure, RunningServer, ServerRuntime, ServerSetup, S
 use ftps_backend::LocalFs;
 use ftps_backend::client::ClientOptions;
 use ftps_proto::Pathname;
+use ftps_proto::client::listing::Listing;
 use ftps_proto::server::TlsMode;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -225,7 +226,10 @@ impl Session for TokioSession {
         })
     }
     fn nlst(&mut self) -> Result<Vec<Pathname>, Failure> {
-        self.rt.block_on(self.client.nlst(None)).map_err(fail)
+        self.rt
+            .block_on(self.client.nlst(None))
+            .map(Listing::into_entries)
+            .map_err(fail)
     }
     fn list(&mut self) -> Result<Vec<String>, Failure> {
         let entries = self.rt.block_on(self.client.list(None)).map_err(fail)?;
@@ -395,7 +399,7 @@ impl Session for BlockingSession {
         reader.abort().map_err(fail)
     }
     fn nlst(&mut self) -> Result<Vec<Pathname>, Failure> {
-        self.0.nlst(None).map_err(fail)
+        self.0.nlst(None).map(Listing::into_entries).map_err(fail)
     }
     fn list(&mut self) -> Result<Vec<String>, Failure> {
         let entries = self.0.list(None).map_err(fail)?;
@@ -617,7 +621,9 @@ impl<E: Executor> Session for SmolSession<E> {
         })
     }
     fn nlst(&mut self) -> Result<Vec<Pathname>, Failure> {
-        E::block_on(self.client.nlst(None)).map_err(fail)
+        E::block_on(self.client.nlst(None))
+            .map(Listing::into_entries)
+            .map_err(fail)
     }
     fn list(&mut self) -> Result<Vec<String>, Failure> {
         let entries = E::block_on(self.client.list(None)).map_err(fail)?;

@@ -101,7 +101,10 @@ impl Lister for TokioLister {
         Ok(entries.into_iter().map(|e| e.name).collect())
     }
     fn nlst(&mut self) -> Res<Vec<ftps_proto::Pathname>> {
-        self.rt.block_on(self.client.nlst(None)).map_err(failed)
+        self.rt
+            .block_on(self.client.nlst(None))
+            .map(|l| l.entries)
+            .map_err(failed)
     }
     fn noop(&mut self) -> Res<()> {
         self.rt.block_on(self.client.noop()).map_err(failed)
@@ -132,7 +135,9 @@ impl Lister for SmolLister {
         Ok(entries.into_iter().map(|e| e.name).collect())
     }
     fn nlst(&mut self) -> Res<Vec<ftps_proto::Pathname>> {
-        smol::block_on(self.0.nlst(None)).map_err(failed)
+        smol::block_on(self.0.nlst(None))
+            .map(|l| l.entries)
+            .map_err(failed)
     }
     fn noop(&mut self) -> Res<()> {
         smol::block_on(self.0.noop()).map_err(failed)
@@ -162,7 +167,7 @@ impl Lister for BlockingLister {
         Ok(entries.into_iter().map(|e| e.name).collect())
     }
     fn nlst(&mut self) -> Res<Vec<ftps_proto::Pathname>> {
-        self.0.nlst(None).map_err(failed)
+        self.0.nlst(None).map(|l| l.entries).map_err(failed)
     }
     fn noop(&mut self) -> Res<()> {
         self.0.noop().map_err(failed)

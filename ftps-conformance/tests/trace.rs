@@ -51,7 +51,7 @@ fn client_log(level: tracing::Level) -> (String, &'static str) {
                 ClientOptions::new("localhost", server.explicit().port(), user, password).unwrap();
             o.tls = Some(f.client_tls());
             let mut c = ftps_tokio::Client::connect(o).await.unwrap();
-            assert_eq!(c.nlst(None).await.unwrap(), ["a.txt"]);
+            assert_eq!(*c.nlst(None).await.unwrap(), ["a.txt"]);
             c.quit().await.unwrap();
         });
     });

@@ -156,7 +156,7 @@ async fn a_227_naming_another_host_is_not_followed() {
         .await
         .expect("no hang")
         .unwrap();
-    assert_eq!(names, ["a.txt"]);
+    assert_eq!(*names, ["a.txt"]);
     c.quit().await.unwrap();
     let seen = server.await.unwrap();
     assert!(seen.iter().any(|l| l == "data from 127.0.0.1"), "{seen:?}");

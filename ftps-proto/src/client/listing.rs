@@ -45,12 +45,21 @@ fn lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// server sent them (without their line ends), in order. Blank lines and `ls`'s `total N`
 /// are neither. It derefs to the entries: `listing.iter()`, `listing.len()`, `for e in
 /// &listing` see the entries only.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing<T> {
     /// The entries that parsed.
     pub entries: Vec<T>,
     /// The lines that did not, byte for byte (a server's own format, a line too long).
     pub unparsed: Vec<Vec<u8>>,
+}
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            unparsed: Vec::new(),
+        }
+    }
 }
 
 impl<T> Listing<T> {
@@ -185,10 +194,7 @@ fn parse_lines<T, E>(
     size: impl Fn(&T) -> usize,
 ) -> Result<Listing<T>, ClientError> {
     let mut budget = Budget::new(limit);
-    let mut listing = Listing {
-        entries: Vec::new(),
-        unparsed: Vec::new(),
-    };
+    let mut listing = Listing::default();
     for line in lines(raw) {
         // None: no entry (a blank line); Some(None): a line that did not parse.
         let parsed = match (line.len() <= MAX_LINE).then(|| decode(line)) {
@@ -288,20 +294,28 @@ pub fn parse_mlsd(raw: &[u8], limit: u64) -> Result<Listing<MlsxEntry>, ClientEr
 }
 
 /// An NLST listing (RFC 959 §4.1.3): one name per line, each a [`Pathname`] as sent
-/// (bytes kept where they are not UTF-8); blank lines, lines longer than [`MAX_LINE`] and
-/// lines holding NUL (no pathname) skipped; the names holding at most `limit` bytes (each
-/// `Pathname` and its bytes).
-pub fn parse_nlst(raw: &[u8], limit: u64) -> Result<Vec<Pathname>, ClientError> {
+/// (bytes kept where they are not UTF-8); blank lines skipped; a line no pathname can be
+/// (one holding CR or NUL, which no command could name, or longer than [`MAX_LINE`]) kept
+/// in [`Listing::unparsed`]; at most `limit` bytes (each `Pathname` and its bytes).
+pub fn parse_nlst(raw: &[u8], limit: u64) -> Result<Listing<Pathname>, ClientError> {
     let mut budget = Budget::new(limit);
-    let mut names = Vec::new();
-    for line in lines(raw).filter(|l| l.len() <= MAX_LINE) {
-        let Ok(name) = Pathname::from_bytes(line) else {
-            continue;
-        };
-        budget.charge(size_of::<Pathname>() + name.as_str().len() + line.len())?;
-        names.push(name);
+    let mut listing = Listing::default();
+    for line in lines(raw).filter(|l| !l.is_empty()) {
+        match Pathname::from_bytes(line)
+            .ok()
+            .filter(|_| line.len() <= MAX_LINE)
+        {
+            Some(name) => {
+                budget.charge(size_of::<Pathname>() + name.as_str().len() + line.len())?;
+                listing.entries.push(name);
+            }
+            None => {
+                budget.charge(size_of::<Vec<u8>>() + line.len())?;
+                listing.unparsed.push(line.to_vec());
+            }
+        }
     }
-    Ok(names)
+    Ok(listing)
 }
 
 #[cfg(test)]
@@ -330,7 +344,7 @@ mod tests {
         assert_eq!(got.unparsed, [b"not an entry".to_vec()]);
 
         let nlst = b"a\r\n\r\nb c\nlast";
-        assert_eq!(parse_nlst(nlst, u64::MAX).unwrap(), ["a", "b c", "last"]);
+        assert_eq!(*parse_nlst(nlst, u64::MAX).unwrap(), ["a", "b c", "last"]);
         let names: Vec<String> = parse_nlst(nlst, u64::MAX)
             .unwrap()
             .into_iter()
@@ -387,11 +401,20 @@ mod tests {
     #[test]
     fn over_long_and_non_utf8_lines() {
         let mut raw = vec![b'y'; MAX_LINE + 1];
-        raw.extend_from_slice(b"\r\nkept\xff\r\nnul\0\r\n");
+        raw.extend_from_slice(b"\r\nkept\xff\r\nnul\0\r\ncarriage\rreturn\r\n");
         let names = parse_nlst(&raw, u64::MAX).unwrap();
         assert_eq!(names.len(), 1);
         assert_eq!(names[0].as_bytes(), b"kept\xff");
         assert_eq!(names[0].as_str(), "kept\u{fffd}");
+        // No command could name these: returned as they came, not dropped.
+        assert_eq!(
+            names.unparsed,
+            [
+                vec![b'y'; MAX_LINE + 1],
+                b"nul\0".to_vec(),
+                b"carriage\rreturn".to_vec()
+            ]
+        );
     }
 
     #[test]

@@ -698,6 +698,12 @@ impl Command {
             TextFormat::Telnet => "T",
             TextFormat::CarriageControl => "C",
         };
+        if let Some(path) = self.pathname() {
+            if let C::Mfmt { modified, .. } = self {
+                write!(f, "{modified} ")?;
+            }
+            return f.write_str(path.as_str());
+        }
         match self {
             C::User(u) => f.write_str(u.as_str()),
             C::Pass(p) if redact => f.write_str(if p.expose().is_empty() { "" } else { "****" }),
@@ -709,22 +715,27 @@ impl Command {
             | C::Conf(t)
             | C::Enc(t)
             | C::Host(t) => f.write_str(t.as_str()),
-            C::Cwd(p)
-            | C::Smnt(p)
-            | C::Retr(p)
-            | C::Stor(p)
-            | C::Appe(p)
-            | C::Rnfr(p)
-            | C::Rnto(p)
-            | C::Dele(p)
-            | C::Rmd(p)
-            | C::Mkd(p)
-            | C::Size(p)
-            | C::Mdtm(p)
-            | C::Hash(p) => f.write_str(p.as_str()),
-            C::Stou(p) | C::List(p) | C::Nlst(p) | C::Stat(p) | C::Mlst(p) | C::Mlsd(p) => {
-                p.as_ref().map_or(Ok(()), |p| f.write_str(p.as_str()))
-            }
+            // Written above when there is a pathname.
+            C::Cwd(_)
+            | C::Smnt(_)
+            | C::Retr(_)
+            | C::Stor(_)
+            | C::Appe(_)
+            | C::Rnfr(_)
+            | C::Rnto(_)
+            | C::Dele(_)
+            | C::Rmd(_)
+            | C::Mkd(_)
+            | C::Size(_)
+            | C::Mdtm(_)
+            | C::Hash(_)
+            | C::Mfmt { .. }
+            | C::Stou(_)
+            | C::List(_)
+            | C::Nlst(_)
+            | C::Stat(_)
+            | C::Mlst(_)
+            | C::Mlsd(_) => Ok(()),
             C::Help(t) | C::Lang(t) => t.as_ref().map_or(Ok(()), |t| f.write_str(t.as_str())),
             C::Port(addr) => f.write_str(&address::format_port_argument(*addr)),
             C::Eprt(addr) => f.write_str(&address::format_eprt_argument(*addr)),
@@ -773,7 +784,6 @@ impl Command {
             C::Epsv(EpsvMode::Ipv4) => f.write_str("1"),
             C::Epsv(EpsvMode::Ipv6) => f.write_str("2"),
             C::Epsv(EpsvMode::All) => f.write_str("ALL"),
-            C::Mfmt { modified, path } => write!(f, "{modified} {}", path.as_str()),
             C::Cdup
             | C::Rein
             | C::Quit

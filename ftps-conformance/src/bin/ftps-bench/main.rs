@@ -125,17 +125,9 @@ fn hold(args: &[String]) -> Result<(), Fail> {
         .find(|k| k.key() == key)
         .ok_or_else(|| format!("no server {key}"))?;
     let o = options(rest)?;
-    let data = std::env::temp_dir().join(format!("ftps-bench-{}", std::process::id()));
-    let _cleanup = Cleanup(data.clone());
-    prepare(&data, &o)?;
-    let exe = std::env::current_exe()?;
-    let python = std::env::var("FTPS_PYTHON").ok();
-    let start = Start {
-        exe: &exe,
-        data: &data,
-        python: python.as_deref(),
-    };
-    let server = start.start(kind)?;
+    let files = Files::prepare(&o)?;
+    let data = &files.data;
+    let server = files.start().start(kind)?;
     let ca = data.join("ca.pem");
     std::fs::write(&ca, &server.ca)?;
     println!(
@@ -153,17 +145,41 @@ fn hold(args: &[String]) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The bench's files (removed when dropped) and what starts servers on them.
+struct Files {
+    data: PathBuf,
+    exe: PathBuf,
+    python: Option<String>,
+    _cleanup: Cleanup,
+}
+
+impl Files {
+    /// Writes the files `o` asks for into a new directory under `TMPDIR`.
+    fn prepare(o: &Options) -> Result<Self, Fail> {
+        let data = std::env::temp_dir().join(format!("ftps-bench-{}", std::process::id()));
+        let cleanup = Cleanup(data.clone());
+        prepare(&data, o)?;
+        Ok(Files {
+            data,
+            exe: std::env::current_exe()?,
+            python: std::env::var("FTPS_PYTHON").ok(),
+            _cleanup: cleanup,
+        })
+    }
+
+    fn start(&self) -> Start<'_> {
+        Start {
+            exe: &self.exe,
+            data: &self.data,
+            python: self.python.as_deref(),
+        }
+    }
+}
+
 fn bench(o: &Options) -> Result<(), Fail> {
-    let data = std::env::temp_dir().join(format!("ftps-bench-{}", std::process::id()));
-    let _cleanup = Cleanup(data.clone());
-    prepare(&data, o)?;
-    let exe = std::env::current_exe()?;
-    let python = std::env::var("FTPS_PYTHON").ok();
-    let start = Start {
-        exe: &exe,
-        data: &data,
-        python: python.as_deref(),
-    };
+    let files = Files::prepare(o)?;
+    let data = files.data.clone();
+    let start = files.start();
     let mut r = Results::default();
     let cert = std::fs::read(data.join("cert.pem"))?;
     let key = std::fs::read(data.join("key.pem"))?;

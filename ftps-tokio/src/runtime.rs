@@ -66,7 +66,7 @@ impl futures_io::AsyncWrite for Tcp {
     /// `send` per 16 KiB record, as the blocking and smol runtimes do. Measured on the
     /// tokio server, 1 GiB PROT P downloads by curl, 12 interleaved runs each (the
     /// server process's own CPU): median 0.93 s/GiB with `writev`, 1.12 without, and
-    /// ~945 against ~835 MB/s. (An earlier measurement, before the one driver's later
+    /// median 932 against 838 MB/s. (An earlier measurement, before the one driver's later
     /// changes, had found the opposite; it no longer holds.)
     fn poll_write_vectored(
         self: Pin<&mut Self>,

@@ -9,6 +9,7 @@ mod mirror;
 mod netrc;
 mod remote;
 mod serve;
+mod sink;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -7,6 +7,7 @@
 //! Progress-bar labels and every error message go the same way. `ftps cat` alone writes
 //! the server's bytes as they are: they are the file asked for.
 
+use crate::sink::Sink;
 use clap::{Args, ValueEnum};
 use ftps_proto::client::{ClientError, ConnectionMode, DEFAULT_MAX_LISTING};
 use ftps_proto::hash::HashAlgorithm;
@@ -557,6 +558,33 @@ pub(crate) struct Pace {
     pub(crate) limit: Option<u64>,
 }
 
+impl Pace {
+    /// A read or write that moved nothing for [`stall`](Self::stall).
+    fn stalled(self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no data moved for {} s", self.stall.as_secs()),
+        )
+    }
+
+    /// How many bytes one read may ask for, at most `most`: under a rate limit, a tenth
+    /// of a second's bytes, so the pauses stay short and the rate even (the sender is
+    /// held back by TCP's window, as curl's is).
+    fn chunk(self, most: usize) -> usize {
+        self.limit.map_or(most, |rate| {
+            usize::try_from(rate / 10).map_or(most, |c| c.clamp(1024, most))
+        })
+    }
+
+    /// Under a rate limit, waits until `total` bytes since `started` keep to it.
+    async fn keep(self, started: tokio::time::Instant, total: u64) {
+        if let Some(rate) = self.limit {
+            let due = std::time::Duration::from_secs_f64(total as f64 / rate as f64);
+            tokio::time::sleep_until(started + due).await;
+        }
+    }
+}
+
 /// Copies `from` into `to`, moving the bar, at `pace`.
 async fn copy_with_progress<R, W>(
     from: &mut R,
@@ -570,25 +598,15 @@ where
 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stall = pace.stall;
-    let stalled = || {
-        std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no data moved for {} s", stall.as_secs()),
-        )
-    };
     let mut buf = vec![0u8; 256 * 1024];
-    // Under a rate limit, reads of a tenth of a second's bytes: the pauses stay short
-    // and the rate even (the sender is held back by TCP's window, as curl's is).
-    let chunk = pace.limit.map_or(buf.len(), |rate| {
-        usize::try_from(rate / 10).map_or(buf.len(), |c| c.clamp(1024, buf.len()))
-    });
+    let chunk = pace.chunk(buf.len());
     let started = tokio::time::Instant::now();
     let mut total = 0u64;
     loop {
         let n = match tokio::time::timeout(stall, from.read(&mut buf[..chunk])).await {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(CopyError::Read(e)),
-            Err(_) => return Err(CopyError::Read(stalled())),
+            Err(_) => return Err(CopyError::Read(pace.stalled())),
         };
         if n == 0 {
             break;
@@ -596,18 +614,55 @@ where
         match tokio::time::timeout(stall, to.write_all(&buf[..n])).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(CopyError::Write(e)),
-            Err(_) => return Err(CopyError::Write(stalled())),
+            Err(_) => return Err(CopyError::Write(pace.stalled())),
         }
         total += n as u64;
         bar.inc(n as u64);
-        if let Some(rate) = pace.limit {
-            // Due when the bytes so far would have taken at `rate`.
-            let due = std::time::Duration::from_secs_f64(total as f64 / rate as f64);
-            tokio::time::sleep_until(started + due).await;
-        }
+        pace.keep(started, total).await;
     }
     to.flush().await.map_err(CopyError::Write)?;
     Ok(total)
+}
+
+/// Receives `from` into `to` until its end, moving the bar, at `pace`; `to` is finished
+/// (every byte written and flushed) before this returns.
+async fn receive_with_progress<R>(
+    from: &mut R,
+    to: &mut Sink,
+    bar: &indicatif::ProgressBar,
+    pace: Pace,
+) -> Result<u64, CopyError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let stall = pace.stall;
+    let chunk = pace.chunk(crate::sink::BATCH);
+    let started = tokio::time::Instant::now();
+    let mut total = 0u64;
+    // A read that fails still leaves what came before it written (a `-C` part keeps it).
+    let read = loop {
+        let n = match tokio::time::timeout(stall, from.read(to.room(chunk))).await {
+            Ok(Ok(0)) => break Ok(total),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => break Err(CopyError::Read(e)),
+            Err(_) => break Err(CopyError::Read(pace.stalled())),
+        };
+        match tokio::time::timeout(stall, to.received(n)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(CopyError::Write(e)),
+            Err(_) => return Err(CopyError::Write(pace.stalled())),
+        }
+        total += n as u64;
+        bar.inc(n as u64);
+        pace.keep(started, total).await;
+    };
+    let written = match tokio::time::timeout(stall, to.finish()).await {
+        Ok(Ok(())) => Ok(total),
+        Ok(Err(e)) => Err(CopyError::Write(e)),
+        Err(_) => Err(CopyError::Write(pace.stalled())),
+    };
+    read.and(written)
 }
 
 /// The temporary file of the download in progress, removed if the user interrupts
@@ -678,7 +733,7 @@ pub(crate) async fn download(
         if checksum.is_some() {
             return Err(checksum_needs_a_file("-"));
         }
-        return download_through(c, remote, tokio::io::stdout(), size, pace).await;
+        return download_through(c, remote, std::io::stdout(), size, pace).await;
     }
     let (local, keep) = match Destination::of(local) {
         Destination::File { path, keep } => (path, keep),
@@ -696,7 +751,9 @@ pub(crate) async fn download(
                 .write(true)
                 .open(&path)
                 .await
-                .map_err(|e| Failure::local(format!("{}: {e}", path.display())))?;
+                .map_err(|e| Failure::local(format!("{}: {e}", path.display())))?
+                .into_std()
+                .await;
             return download_through(c, remote, file, size, pace).await;
         }
     };
@@ -744,32 +801,27 @@ pub(crate) async fn download(
             return Err(Failure::local(format!("{}: {e}", local.display())));
         }
     };
-    let file = tokio::fs::File::from_std(file);
     let temp = partial.as_ref().map_or(part, |p| p.temp().to_path_buf());
     if partial.is_some() {
         in_progress(Some(temp.clone()));
     }
-    // One write per MiB, not per TLS record: each write is a trip to the blocking pool.
-    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    let mut file = Sink::new(file);
     let bar = progress(file_name(remote), size);
     bar.set_position(offset);
-    let copied = copy_with_progress(&mut stream, &mut file, &bar, pace).await;
+    let copied = receive_with_progress(&mut stream, &mut file, &bar, pace).await;
     let finished = stream.finish().await;
     bar.finish_and_clear();
-    let flushed = tokio::io::AsyncWriteExt::flush(&mut file).await;
     drop(file);
-    let outcome = match (copied, finished, flushed) {
-        (Err(CopyError::Read(e)), _, _) => Err(Failure {
+    let outcome = match (copied, finished) {
+        (Err(CopyError::Read(e)), _) => Err(Failure {
             code: exit::TRANSFER,
             message: format!("{remote}: {e}"),
             transient: false,
             permanent: false,
         }),
-        (Err(CopyError::Write(e)), _, _) | (Ok(_), Ok(_), Err(e)) => {
-            Err(Failure::local(format!("{}: {e}", temp.display())))
-        }
-        (Ok(_), Err(e), _) => Err(about(remote, Failure::from_client(e, false))),
-        (Ok(_), Ok(_), Ok(())) => match checksum {
+        (Err(CopyError::Write(e)), _) => Err(Failure::local(format!("{}: {e}", temp.display()))),
+        (Ok(_), Err(e)) => Err(about(remote, Failure::from_client(e, false))),
+        (Ok(_), Ok(_)) => match checksum {
             Some(algorithm) => verify(c, remote, &temp, algorithm).await,
             None => Ok(()),
         }
@@ -866,17 +918,17 @@ async fn verify(
 
 /// Downloads `remote` straight into `out` (a device, a FIFO, standard output). A reader
 /// of a pipe that went away (`| head`) ends the download quietly.
-async fn download_through<W: tokio::io::AsyncWrite + Unpin>(
+async fn download_through(
     c: &mut Client,
     remote: &str,
-    out: W,
+    out: impl std::io::Write + Send + 'static,
     size: Option<u64>,
     pace: Pace,
 ) -> Result<(), Failure> {
-    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, out);
+    let mut out = Sink::new(out);
     let mut stream = op(c.retrieve_stream(remote, 0).await).map_err(|f| about(remote, f))?;
     let bar = progress(file_name(remote), size);
-    let copied = copy_with_progress(&mut stream, &mut out, &bar, pace).await;
+    let copied = receive_with_progress(&mut stream, &mut out, &bar, pace).await;
     bar.finish_and_clear();
     match copied {
         Ok(_) => op(stream.finish().await)
@@ -1456,7 +1508,7 @@ pub(crate) async fn cat(conn: &Connection, url: &str) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
     let size = None;
-    let done = download_through(&mut c, &url.path, tokio::io::stdout(), size, conn.pace()).await;
+    let done = download_through(&mut c, &url.path, std::io::stdout(), size, conn.pace()).await;
     let _ = c.quit().await;
     done
 }

@@ -6,7 +6,8 @@
 //! each server; the same download by curl and by our three clients from our tokio server
 //! and from vsftpd; many 4 KiB files in one session; logins per second; the memory of
 //! idle logged-in sessions. A plain loopback TCP and a rustls loopback probe give the
-//! ceiling of the moment. The peers log in system users, so the bench runs as root, with
+//! ceiling of the moment. All servers run for the whole bench and every run goes through
+//! all of them in turn, so ratios are of medians of interleaved runs. The peers log in system users, so the bench runs as root, with
 //! `FTPS_PEERS_ROOT` (ProFTPD and Pure-FTPd extracted by xtask) and `FTPS_PYTHON` (a Python
 //! with pyftpdlib).
 
@@ -82,7 +83,7 @@ impl Options {
 fn options(args: &[String]) -> Result<Options, Fail> {
     let mut o = Options {
         size: 1 << 30,
-        runs: 3,
+        runs: 5,
         small: 1000,
         login_secs: 5,
         login_workers: 8,
@@ -183,8 +184,20 @@ fn bench(o: &Options) -> Result<(), Fail> {
     let mut r = Results::default();
     let cert = std::fs::read(data.join("cert.pem"))?;
     let key = std::fs::read(data.join("key.pem"))?;
-    println!("probes");
-    for _ in 0..o.runs {
+    // Every server runs for the whole bench, and each run goes through all of them in
+    // turn (the probes first): a machine whose speed drifts over minutes drifts for every
+    // server alike, and the ratios are of medians of interleaved runs.
+    let mut benched = Vec::new();
+    for kind in Kind::ALL {
+        if !o.wants(kind) {
+            continue;
+        }
+        println!("starting {}", kind.name());
+        let server = start.start(kind)?;
+        benched.push(Benched::new(kind, server, &data)?);
+    }
+    for run in 1..=o.runs {
+        println!("run {run} of {}: probes", o.runs);
         r.add(
             "loopback",
             "TCP",
@@ -196,15 +209,25 @@ fn bench(o: &Options) -> Result<(), Fail> {
         r.add("loopback", "rustls", "-", "MB/s", mbps(o.size, secs));
         let secs = probe::file_write(&data.join("big.bin"), &data.join("probe.bin"))?;
         r.add("loopback", "file write", "-", "MB/s", mbps(o.size, secs));
-    }
-    for kind in Kind::ALL {
-        if !o.wants(kind) {
-            continue;
+        for b in &benched {
+            println!("run {run} of {}: {}", o.runs, b.kind.name());
+            b.transfers(&mut r, o, &data)?;
         }
-        println!("{}", kind.name());
-        let server = start.start(kind)?;
-        measure(&mut r, o, kind, &server, &data)?;
     }
+    for run in 1..=o.runs {
+        for b in &benched {
+            println!(
+                "run {run} of {}: {}, small files and logins",
+                o.runs,
+                b.kind.name()
+            );
+            b.small_and_logins(&mut r, o)?;
+        }
+    }
+    for b in &benched {
+        b.idle(&mut r, o)?;
+    }
+    drop(benched);
 
     let goals = goals(&r);
     let machine = machine();
@@ -248,36 +271,91 @@ const TOKIO_CLIENT: &str = "ours tokio";
 const BLOCKING_CLIENT: &str = "ours blocking";
 const SMOL_CLIENT: &str = "ours smol";
 
-fn measure(r: &mut Results, o: &Options, kind: Kind, s: &Running, data: &Path) -> Result<(), Fail> {
-    let ca = data.join(format!("ca-{}.pem", kind.key()));
-    std::fs::write(&ca, &s.ca)?;
-    let curl = |what| work::curl(s, &ca, what, data).map(|secs| mbps(o.size, secs));
-    // One untimed download first: the first transfer after a server starts ran at half
-    // speed or less here, whichever server it was.
-    let _ = curl(Curl::Download);
-    // The command-line clients as users run them, with their CPU per GiB, from our tokio
-    // server and from vsftpd: the `ftps` binary (FTPS_CLI, set by xtask), curl, lftp.
-    let tools = matches!(kind, Kind::Tokio | Kind::Vsftpd);
-    let mut others = Vec::new();
-    if tools {
-        if let Some(exe) = std::env::var_os("FTPS_CLI") {
-            others.push((work::Tool::Ftps(exe.into()), FTPS_CLI));
+/// A server under the bench, with what its runs need.
+struct Benched {
+    kind: Kind,
+    server: Running,
+    /// Its CA certificate, as a file for curl and the others.
+    ca: PathBuf,
+    /// Whether the command-line clients (their CPU too) are measured against it.
+    tools: bool,
+    /// The command-line clients besides curl: the `ftps` binary (FTPS_CLI, set by xtask)
+    /// and lftp, against our tokio server and vsftpd.
+    others: Vec<(work::Tool, &'static str)>,
+}
+
+impl Benched {
+    /// Ready to measure: its CA written, one untimed download made (the first transfer
+    /// after a server starts ran at half speed or less here, whichever server it was).
+    fn new(kind: Kind, server: Running, data: &Path) -> Result<Self, Fail> {
+        let ca = data.join(format!("ca-{}.pem", kind.key()));
+        std::fs::write(&ca, &server.ca)?;
+        let _ = work::curl(&server, &ca, Curl::Download, data);
+        let tools = matches!(kind, Kind::Tokio | Kind::Vsftpd);
+        let mut others = Vec::new();
+        if tools {
+            if let Some(exe) = std::env::var_os("FTPS_CLI") {
+                others.push((work::Tool::Ftps(exe.into()), FTPS_CLI));
+            }
+            if ftps_conformance::peers::installed("lftp") {
+                others.push((work::Tool::Lftp, LFTP));
+            }
         }
-        if ftps_conformance::peers::installed("lftp") {
-            others.push((work::Tool::Lftp, LFTP));
-        }
+        Ok(Self {
+            kind,
+            server,
+            ca,
+            tools,
+            others,
+        })
     }
-    let gib = o.size as f64 / f64::from(1u32 << 30);
-    // A transfer's MB/s, and its CPU per GiB: the server's always, the client's for the
-    // command-line clients.
-    let record = |r: &mut Results, case, client, took: Result<work::Took, Fail>| {
+
+    /// One run of the big-file transfers: curl's three cases, the other command-line
+    /// clients', and a download by each of our clients (the same client for every
+    /// server).
+    fn transfers(&self, r: &mut Results, o: &Options, data: &Path) -> Result<(), Fail> {
+        let (s, ca) = (&self.server, &self.ca);
+        for (case, what) in [
+            (DOWN_P, Curl::Download),
+            (UP_P, Curl::Upload),
+            (DOWN_C, Curl::DownloadClear),
+        ] {
+            self.record(r, o, case, CURL, work::curl_took(s, ca, what, data))?;
+        }
+        for (tool, label) in &self.others {
+            for (case, what) in [(DOWN_P, Curl::Download), (UP_P, Curl::Upload)] {
+                self.record(r, o, case, label, work::tool(s, ca, tool, what, data))?;
+            }
+        }
+        for (client, label) in [
+            (Ours::Tokio, TOKIO_CLIENT),
+            (Ours::Blocking, BLOCKING_CLIENT),
+            (Ours::Smol, SMOL_CLIENT),
+        ] {
+            self.record(r, o, DOWN_P, label, work::download(s, client, o.size))?;
+        }
+        Ok(())
+    }
+
+    /// A transfer's MB/s, and its CPU per GiB: the server's always, the client's for
+    /// the command-line clients.
+    fn record(
+        &self,
+        r: &mut Results,
+        o: &Options,
+        case: &'static str,
+        client: &'static str,
+        took: Result<work::Took, Fail>,
+    ) -> Result<(), Fail> {
+        let kind = self.kind;
+        let gib = o.size as f64 / f64::from(1u32 << 30);
         if let Ok(t) = &took {
             let client_cpu = match case {
                 DOWN_P => Some(DOWN_P_CPU),
                 UP_P => Some(UP_P_CPU),
                 _ => None,
             };
-            if let (true, Some(cpu_case)) = (tools, client_cpu) {
+            if let (true, Some(cpu_case)) = (self.tools, client_cpu) {
                 r.add(cpu_case, kind.name(), client, "s/GiB", t.cpu / gib);
             }
             let server_cpu = match case {
@@ -294,48 +372,33 @@ fn measure(r: &mut Results, o: &Options, kind: Kind, s: &Running, data: &Path) -
             "MB/s",
             took.map(|t| mbps(o.size, t.secs)),
         )
-    };
-    for _ in 0..o.runs {
-        for (case, what) in [
-            (DOWN_P, Curl::Download),
-            (UP_P, Curl::Upload),
-            (DOWN_C, Curl::DownloadClear),
-        ] {
-            record(r, case, CURL, work::curl_took(s, &ca, what, data))?;
-        }
-        for (tool, label) in &others {
-            for (case, what) in [(DOWN_P, Curl::Download), (UP_P, Curl::Upload)] {
-                record(r, case, label, work::tool(s, &ca, tool, what, data))?;
-            }
-        }
-        // The same client for every server: ours.
-        for (client, label) in [
-            (Ours::Tokio, TOKIO_CLIENT),
-            (Ours::Blocking, BLOCKING_CLIENT),
-            (Ours::Smol, SMOL_CLIENT),
-        ] {
-            record(r, DOWN_P, label, work::download(s, client, o.size))?;
-        }
     }
-    if kind != Kind::Pyftpdlib {
-        for _ in 0..o.runs {
-            let rate = work::small_files(s, o.small, SMALL_SIZE);
-            r.attempt(kind, SMALL, TOKIO_CLIENT, "files/s", rate)?;
-            let time = Duration::from_secs(o.login_secs);
-            let rate = work::logins(s, o.login_workers, time);
-            r.attempt(kind, LOGINS, TOKIO_CLIENT, "logins/s", rate)?;
+
+    /// One run of the small files and the logins (not against pyftpdlib, whose rates
+    /// mean little).
+    fn small_and_logins(&self, r: &mut Results, o: &Options) -> Result<(), Fail> {
+        if self.kind == Kind::Pyftpdlib {
+            return Ok(());
         }
+        let s = &self.server;
+        let rate = work::small_files(s, o.small, SMALL_SIZE);
+        r.attempt(self.kind, SMALL, TOKIO_CLIENT, "files/s", rate)?;
+        let time = Duration::from_secs(o.login_secs);
+        let rate = work::logins(s, o.login_workers, time);
+        r.attempt(self.kind, LOGINS, TOKIO_CLIENT, "logins/s", rate)
     }
-    let idle = match kind {
-        Kind::Tokio => Some(o.idle),
-        Kind::Vsftpd | Kind::Pyftpdlib => Some(o.peer_idle),
-        _ => None,
-    };
-    if let Some(n) = idle {
-        let kib = work::idle_sessions(s, n);
-        r.attempt(kind, IDLE, TOKIO_CLIENT, "KiB/session", kib)?;
+
+    /// The memory of idle sessions, against our tokio server, vsftpd and pyftpdlib.
+    fn idle(&self, r: &mut Results, o: &Options) -> Result<(), Fail> {
+        let n = match self.kind {
+            Kind::Tokio => o.idle,
+            Kind::Vsftpd | Kind::Pyftpdlib => o.peer_idle,
+            _ => return Ok(()),
+        };
+        println!("{}: {n} idle sessions", self.kind.name());
+        let kib = work::idle_sessions(&self.server, n);
+        r.attempt(self.kind, IDLE, TOKIO_CLIENT, "KiB/session", kib)
     }
-    Ok(())
 }
 
 /// `ftps-bench fetch CLIENT PORT CA USER PASSWORD SIZE|small:N`: one download of big.bin

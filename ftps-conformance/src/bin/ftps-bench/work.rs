@@ -70,6 +70,8 @@ pub(crate) fn curl_took(
         if stored != size {
             return Err(format!("the server stored {stored} bytes, not {size}").into());
         }
+        // Every server runs all along: one uploaded GiB at a time in memory, not six.
+        std::fs::remove_file(server.home.join("up.bin"))?;
     }
     Ok(took)
 }
@@ -252,6 +254,8 @@ pub(crate) fn tool(
         if stored != size {
             return Err(format!("the server stored {stored} bytes, not {size}").into());
         }
+        // Every server runs all along: one uploaded GiB at a time in memory, not six.
+        std::fs::remove_file(server.home.join("up.bin"))?;
     }
     Ok(took)
 }

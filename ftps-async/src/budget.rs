@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes that sessions take from and give back to, server-wide. A transfer's buffers
-/// are large (a download's grow to 1 MiB, an upload's are 256 KiB) only with bytes from
+/// are large (a download's grow to 1 MiB, an upload's are 1 MiB) only with bytes from
 /// the budget: a thousand stalled downloads held 2 GB with 1 MiB buffers each, 950 stalled
 /// uploads 465 MB (issue 13's fourth and fifth reviews); with the budget the large buffers
 /// of all of them together stay within it, and the rest keep to 64 KiB ones (slower only

@@ -567,6 +567,16 @@ impl Pace {
         )
     }
 
+    /// `io`, unless it moves nothing for [`stall`](Self::stall).
+    async fn within<T>(
+        self,
+        io: impl std::future::Future<Output = std::io::Result<T>>,
+    ) -> std::io::Result<T> {
+        tokio::time::timeout(self.stall, io)
+            .await
+            .unwrap_or_else(|_| Err(self.stalled()))
+    }
+
     /// How many bytes one read may ask for, at most `most`: under a rate limit, a tenth
     /// of a second's bytes, so the pauses stay short and the rate even (the sender is
     /// held back by TCP's window, as curl's is).
@@ -597,25 +607,21 @@ where
     W: tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stall = pace.stall;
     let mut buf = vec![0u8; 256 * 1024];
     let chunk = pace.chunk(buf.len());
     let started = tokio::time::Instant::now();
     let mut total = 0u64;
     loop {
-        let n = match tokio::time::timeout(stall, from.read(&mut buf[..chunk])).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(CopyError::Read(e)),
-            Err(_) => return Err(CopyError::Read(pace.stalled())),
-        };
+        let n = pace
+            .within(from.read(&mut buf[..chunk]))
+            .await
+            .map_err(CopyError::Read)?;
         if n == 0 {
             break;
         }
-        match tokio::time::timeout(stall, to.write_all(&buf[..n])).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(CopyError::Write(e)),
-            Err(_) => return Err(CopyError::Write(pace.stalled())),
-        }
+        pace.within(to.write_all(&buf[..n]))
+            .await
+            .map_err(CopyError::Write)?;
         total += n as u64;
         bar.inc(n as u64);
         pace.keep(started, total).await;
@@ -636,33 +642,25 @@ where
     R: tokio::io::AsyncRead + Unpin,
 {
     use tokio::io::AsyncReadExt;
-    let stall = pace.stall;
     let chunk = pace.chunk(crate::sink::BATCH);
     let started = tokio::time::Instant::now();
     let mut total = 0u64;
     // A read that fails still leaves what came before it written (a `-C` part keeps it).
     let read = loop {
-        let n = match tokio::time::timeout(stall, from.read(to.room(chunk))).await {
-            Ok(Ok(0)) => break Ok(total),
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => break Err(CopyError::Read(e)),
-            Err(_) => break Err(CopyError::Read(pace.stalled())),
+        let n = match pace.within(from.read(to.room(chunk))).await {
+            Ok(0) => break Ok(total),
+            Ok(n) => n,
+            Err(e) => break Err(CopyError::Read(e)),
         };
-        match tokio::time::timeout(stall, to.received(n)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(CopyError::Write(e)),
-            Err(_) => return Err(CopyError::Write(pace.stalled())),
-        }
+        pace.within(to.received(n))
+            .await
+            .map_err(CopyError::Write)?;
         total += n as u64;
         bar.inc(n as u64);
         pace.keep(started, total).await;
     };
-    let written = match tokio::time::timeout(stall, to.finish()).await {
-        Ok(Ok(())) => Ok(total),
-        Ok(Err(e)) => Err(CopyError::Write(e)),
-        Err(_) => Err(CopyError::Write(pace.stalled())),
-    };
-    read.and(written)
+    let written = pace.within(to.finish()).await.map_err(CopyError::Write);
+    read.and_then(|total| written.map(|()| total))
 }
 
 /// The temporary file of the download in progress, removed if the user interrupts

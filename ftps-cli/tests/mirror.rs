@@ -116,7 +116,7 @@ impl Target {
 }
 
 /// The source tree: 1,000 files in 50 directories (some nested), sizes from 0 to about
-/// 1 MB, one name with spaces, one non-ASCII.
+/// 1 MB and one of 3 MiB + 12,345 bytes, one name with spaces, one non-ASCII.
 fn make_tree(root: &Path) {
     let _ = std::fs::remove_dir_all(root);
     let mut n = 0u32;
@@ -136,6 +136,8 @@ fn make_tree(root: &Path) {
             };
             let size = match n % 50 {
                 0 => 0,
+                // d00/f01.bin spans several of the downloader's 1 MiB batches.
+                1 if n == 1 => (3 << 20) + 12_345,
                 1 => 1_000_000 + n as usize,
                 k => (k as usize * 997 + n as usize * 13) % 40_000,
             };
@@ -210,6 +212,15 @@ fn round_trip(t: &Target, source: &Path, work: &Path) -> Result<String, String> 
     }
     if read_tree(&back) != want {
         return Err("the downloaded tree differs".into());
+    }
+    // The same bytes through standard output, across batch boundaries.
+    let piped = t.ftps(&["get", &t.url("tree/d00/f01.bin"), "-"]);
+    if !piped.status.success() || piped.stdout != want["d00/f01.bin"] {
+        return Err(format!(
+            "get to - exit {:?}, {} bytes",
+            piped.status.code(),
+            piped.stdout.len()
+        ));
     }
     let again = t.ftps(&["put", "-r", "-j", "4", src, &url]);
     if !again.status.success() || moved(&again) != Some(0) {

@@ -18,6 +18,7 @@ use ftps_proto::client::{self, Action, DataEnding, Event, IoEvent, ListFormat, O
 use ftps_proto::hash::{HashAlgorithm, HashReply};
 use ftps_proto::tls::SessionStore;
 use ftps_proto::{ClientSession, ListEntry, MlsxEntry, Pathname, Reply, Timestamp};
+use ftps_proto::{TransportError, TransportErrorKind};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use rustls::pki_types::ServerName;
@@ -467,8 +468,8 @@ impl<R: Runtime> Client<R> {
                             .control
                             .start_tls::<R>(rustls::Connection::Client(c), limit)
                             .await
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
+                            .map_err(TransportError::from),
+                        Err(e) => Err(TransportError::from_rustls(e)),
                     };
                     match started {
                         Ok(()) => self.handshake_deadline = Some(now() + limit),
@@ -536,7 +537,7 @@ impl<R: Runtime> Client<R> {
                     Err(e) => self.session.handle_io(
                         IoEvent::DataFailed {
                             id,
-                            reason: e.to_string(),
+                            reason: e.into(),
                         },
                         now(),
                     ),
@@ -661,7 +662,7 @@ impl<R: Runtime> Client<R> {
                         Err(e) => self.session.handle_io(
                             IoEvent::DataFailed {
                                 id,
-                                reason: e.to_string(),
+                                reason: e.into(),
                             },
                             now,
                         ),
@@ -709,7 +710,7 @@ impl<R: Runtime> Client<R> {
                 self.handshake_deadline = None;
                 return self
                     .session
-                    .handle_io(IoEvent::ControlTlsFailed(e.to_string()), now());
+                    .handle_io(IoEvent::ControlTlsFailed(e.into()), now());
             }
             Taken::Failed => return self.session.handle_io(IoEvent::ControlClosed, now()),
         }
@@ -721,7 +722,8 @@ impl<R: Runtime> Client<R> {
         let now = Instant::now();
         if self.handshake_deadline.is_some_and(|t| t <= now) {
             self.handshake_deadline = None;
-            let reason = "the TLS handshake timed out".into();
+            let reason =
+                TransportError::new(TransportErrorKind::TimedOut, "the TLS handshake timed out");
             self.session
                 .handle_io(IoEvent::ControlTlsFailed(reason), now);
         }
@@ -1162,7 +1164,7 @@ async fn pump<R: Runtime>(
                         let end = DataEnd::Failed("the data connection took no bytes".into());
                         return Ok(Pumped::Ended(total, end));
                     }
-                    Ok(Err(e)) => return Ok(Pumped::Ended(total, DataEnd::Failed(e.to_string()))),
+                    Ok(Err(e)) => return Ok(Pumped::Ended(total, DataEnd::Failed(e.into()))),
                     Ok(Ok(k)) => {
                         rest = &rest[k..];
                         wire += k as u64;
@@ -1526,8 +1528,15 @@ async fn end_upload<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) -> D
     // same bound as the download's close.
     match timeout::<R, _>(ending.close, stream.close()).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return DataEnd::Failed(format!("closing the data connection: {e}")),
-        Err(_) => return DataEnd::Failed("closing the data connection timed out".into()),
+        Ok(Err(e)) => {
+            return DataEnd::Failed(TransportError::from(e).context("closing the data connection"));
+        }
+        Err(_) => {
+            return DataEnd::Failed(TransportError::new(
+                TransportErrorKind::TimedOut,
+                "closing the data connection timed out",
+            ));
+        }
     }
     let mut buf = vec![0u8; 16 * 1024];
     let _ = timeout::<R, _>(ending.upload_drain, async {

@@ -16,6 +16,7 @@ use ftps_backend::Storage;
 use ftps_proto::ascii::{FromNetwork, ToNetwork};
 use ftps_proto::boundary::{DataEnd, DataId};
 use ftps_proto::server::{IoEvent, StorageError};
+use ftps_proto::{TransportError, TransportErrorKind};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -367,11 +368,11 @@ pub(crate) async fn active<R: Runtime, S: Storage>(
         Ok(Ok(stream)) => run::<R, S>(ctx, stream, addr, job, cmds).await,
         Ok(Err(e)) => ctx.report(IoEvent::DataFailed {
             id: ctx.id,
-            reason: e.to_string(),
+            reason: TransportError::from(e).context(format!("connecting to {addr}")),
         }),
         Err(_) => ctx.report(IoEvent::DataFailed {
             id: ctx.id,
-            reason: "connect timed out".into(),
+            reason: TransportError::new(TransportErrorKind::TimedOut, "connect timed out"),
         }),
     }
 }
@@ -404,14 +405,17 @@ async fn run<R: Runtime, S: Storage>(
             Ok(Err(e)) => {
                 ctx.report(IoEvent::DataFailed {
                     id: ctx.id,
-                    reason: format!("TLS: {e}"),
+                    reason: TransportError::from(e).context("the data connection's TLS handshake"),
                 });
                 return;
             }
             Err(_) => {
                 ctx.report(IoEvent::DataFailed {
                     id: ctx.id,
-                    reason: "TLS handshake timed out".into(),
+                    reason: TransportError::new(
+                        TransportErrorKind::TimedOut,
+                        "TLS handshake timed out",
+                    ),
                 });
                 return;
             }
@@ -664,7 +668,7 @@ async fn send<'c, R: Runtime, S: Storage, F: Send + 'static>(
         Ok(()) => (meter.total(), DataEnd::Complete { close_notify: true }),
         Err(e) => match e.get_ref().and_then(|i| i.downcast_ref::<StorageFailure>()) {
             Some(failure) => (meter.total(), DataEnd::Storage(read_error(&failure.0))),
-            None => (meter.total(), DataEnd::Failed(e.to_string())),
+            None => (meter.total(), DataEnd::Failed(e.into())),
         },
     }
 }
@@ -742,7 +746,7 @@ async fn receive<R: Runtime, S: Storage>(
         };
     let end = loop {
         if let Err(e) = ctx.kill.check() {
-            return (None, meter.total(), DataEnd::Failed(e.to_string()));
+            return (None, meter.total(), DataEnd::Failed(e.into()));
         }
         match stream.read(&mut buf[filled..]).await {
             Ok(0) => break DataEnd::Complete { close_notify: true },

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "server")]
 use ftps_backend::{ListingCut, ListingFailed};
+use ftps_proto::TransportError;
 use ftps_proto::boundary::DataEnd;
 use ftps_proto::server::StorageError;
 use std::io;
@@ -17,7 +18,13 @@ pub(crate) fn read_end(e: &io::Error, tls: bool) -> DataEnd {
             close_notify: false,
         }
     } else {
-        DataEnd::Failed(e.to_string())
+        // The stream keeps its error; the core gets its cause, typed where it is TLS's.
+        DataEnd::Failed(
+            match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                Some(tls) => TransportError::from_rustls(tls.clone()),
+                None => TransportError::from_io(io::Error::new(e.kind(), e.to_string())),
+            },
+        )
     }
 }
 

@@ -55,6 +55,7 @@ mod on_pool;
 mod order;
 #[cfg(feature = "server")]
 pub mod proxy;
+mod records;
 pub mod runtime;
 #[cfg(feature = "server")]
 pub mod server;

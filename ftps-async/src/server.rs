@@ -22,6 +22,7 @@ use ftps_proto::server::{
 };
 use ftps_proto::tls::{DataTls, SessionTls};
 use ftps_proto::{Printable, Reply, ReplyCode, ServerSession};
+use ftps_proto::{TransportError, TransportErrorKind};
 use futures_lite::io::AsyncWriteExt;
 use std::collections::HashMap;
 use std::io;
@@ -587,7 +588,8 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
         // no 421 can be sent into it): it ends now, not at its own deadline (review16b,
         // finding 5: a stalled handshake held the drain to its grace).
         if self.handshake_deadline.take().is_some() {
-            let why = "the server is shutting down".to_owned();
+            let why =
+                TransportError::new(TransportErrorKind::Closed, "the server is shutting down");
             self.session
                 .handle_io(IoEvent::ControlTlsFailed(why), Instant::now());
         }
@@ -650,7 +652,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             }
             Taken::HandshakeFailed(e) => {
                 self.handshake_deadline = None;
-                let reason = e.to_string();
+                let reason = e.into();
                 return self
                     .session
                     .handle_io(IoEvent::ControlTlsFailed(reason), now());
@@ -740,16 +742,16 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                                 .control
                                 .start_tls::<R>(rustls::Connection::Server(c), limit);
                             match unless_drained::<R, _>(&drain, start).await {
-                                Some(r) => r.map_err(|e| e.to_string()),
+                                Some(r) => r.map_err(TransportError::from),
                                 None => {
                                     self.control.abandon();
                                     return self.session.handle_io(IoEvent::ControlClosed, now());
                                 }
                             }
                         }
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(TransportError::from_rustls(e)),
                     },
-                    None => Err("no TLS".to_owned()),
+                    None => Err(TransportError::from("no TLS")),
                 };
                 match started {
                     Ok(()) => {

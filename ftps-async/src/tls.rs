@@ -11,6 +11,16 @@
 //! Reads from the socket go through a buffer of [`READ_BUFFER`] bytes: rustls takes
 //! records 4 KiB at a time, and a protected upload then costs a syscall per 64 KiB, not
 //! per 4 KiB.
+//!
+//! One exception to "nothing on speculation", after the handshake only: when the bytes
+//! read end exactly where a record longer than [`WITHHOLD_ABOVE`] ends, the last byte is
+//! kept back until the socket brings more (or ends). rustls (0.23) shrinks its receive
+//! buffer to 4 KiB whenever it has taken every byte, then grows it back 4 KiB per read:
+//! a peer that writes each 16 KiB record on its own (OpenSSL does: vsftpd, curl) met by a
+//! reader faster than it would cost four reallocations and five passes per record. A
+//! byte kept back keeps rustls' buffer from emptying. The record it ends waits for the
+//! next bytes; on an FTP data connection something always follows the data (the
+//! sender's close_notify, or its FIN), so the wait ends with the transfer's own end.
 
 use futures_io::{AsyncRead, AsyncWrite};
 use rustls::pki_types::ServerName;
@@ -22,8 +32,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use crate::records::Records;
+
+#[cfg(test)]
+mod tests;
+
 /// Bytes read from the socket at a time, at most.
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
+
+/// A record whose body is longer than this, read to its last byte, has that byte kept
+/// back from rustls until more comes (see the module's doc): rustls would take it in
+/// several 4 KiB reads.
+pub(crate) const WITHHOLD_ABOVE: usize = 4096;
 
 /// A TLS connection (client or server side) over `T`.
 pub(crate) struct TlsStream<T> {
@@ -33,6 +53,10 @@ pub(crate) struct TlsStream<T> {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
+    /// Record boundaries in everything read from `io`.
+    records: Records,
+    /// `buf[end - 1]` is kept from rustls until `io` brings more or ends.
+    withheld: bool,
     /// `io` ended (rustls has been told).
     eof: bool,
     /// Our close_notify is queued.
@@ -48,7 +72,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
     ) -> io::Result<Self> {
         let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
         let buf = vec![0u8; READ_BUFFER].into_boxed_slice();
-        let mut stream = Self::new(io, conn.into(), buf, 0..0);
+        let mut stream = Self::new(io, conn.into(), buf, 0..0, Records::default());
         stream.handshake().await?;
         Ok(stream)
     }
@@ -63,6 +87,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         // One buffer: what follows the ClientHello stays in it for the handshake.
         let mut buf = vec![0u8; READ_BUFFER].into_boxed_slice();
         let (mut start, mut end) = (0, 0);
+        let mut records = Records::default();
         let accepted = loop {
             if end == buf.len() {
                 // rustls took nothing from a full buffer: no ClientHello is this long.
@@ -82,6 +107,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
                     "the connection closed before its ClientHello",
                 ));
             }
+            records.scan(&buf[end..end + n]);
             end += n;
             let mut rest = &buf[start..end];
             while !rest.is_empty() && acceptor.read_tls(&mut rest)? > 0 {}
@@ -95,7 +121,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         let config = choose(&accepted.client_hello());
         match accepted.into_connection(config) {
             Ok(conn) => {
-                let mut stream = Self::new(io, conn.into(), buf, start..end);
+                let mut stream = Self::new(io, conn.into(), buf, start..end, records);
                 stream.handshake().await?;
                 Ok(stream)
             }
@@ -103,14 +129,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         }
     }
 
-    /// A stream over `io` whose first socket bytes, `buf[held]`, were read already.
-    fn new(io: T, conn: Connection, buf: Box<[u8]>, held: std::ops::Range<usize>) -> Self {
+    /// A stream over `io` whose first socket bytes, `buf[held]`, were read already
+    /// (`records` has seen all that was read).
+    fn new(
+        io: T,
+        conn: Connection,
+        buf: Box<[u8]>,
+        held: std::ops::Range<usize>,
+        records: Records,
+    ) -> Self {
         TlsStream {
             io,
             conn,
             buf,
             start: held.start,
             end: held.end,
+            records,
+            withheld: false,
             eof: false,
             closing: false,
         }
@@ -153,32 +188,51 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         }
     }
 
-    /// Gives rustls more bytes from the socket (reading it if none are held). False
+    /// Gives rustls more bytes from the socket (reading it if none can be given). False
     /// once the socket has ended (rustls is told so).
     fn poll_feed(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         if self.eof {
             return Poll::Ready(Ok(false));
         }
-        if self.start == self.end {
-            let n = ready!(Pin::new(&mut self.io).poll_read(cx, &mut self.buf))?;
+        if self.start == self.end - usize::from(self.withheld) {
+            // Nothing to give: read after what is kept back (moved to the front).
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+            let n = ready!(Pin::new(&mut self.io).poll_read(cx, &mut self.buf[self.end..]))?;
             if n == 0 {
+                if self.withheld {
+                    self.withheld = false;
+                    self.give()?;
+                }
                 self.eof = true;
                 // An empty read tells rustls the transport ended.
                 self.conn.read_tls(&mut io::empty())?;
                 self.process()?;
                 return Poll::Ready(Ok(false));
             }
-            self.start = 0;
-            self.end = n;
+            self.records.scan(&self.buf[self.end..self.end + n]);
+            self.end += n;
+            self.withheld = !self.conn.is_handshaking()
+                && self.end - self.start > 1
+                && self
+                    .records
+                    .ended_record()
+                    .is_some_and(|len| len > WITHHOLD_ABOVE);
         }
-        let mut held = &self.buf[self.start..self.end];
+        self.give()?;
+        Poll::Ready(Ok(true))
+    }
+
+    /// Gives rustls what it takes of the held bytes (all but a withheld one), and
+    /// processes it.
+    fn give(&mut self) -> io::Result<()> {
+        let mut held = &self.buf[self.start..self.end - usize::from(self.withheld)];
         let taken = self.conn.read_tls(&mut held)?;
         if taken == 0 {
-            return Poll::Ready(Err(io::Error::other("TLS: no room for more input")));
+            return Err(io::Error::other("TLS: no room for more input"));
         }
         self.start += taken;
-        self.process()?;
-        Poll::Ready(Ok(true))
+        self.process()
     }
 
     /// Processes what rustls took; a TLS error queues its alert, sent with what follows.

@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use ftps_proto::client::{ClientError, ConnectionMode, DEFAULT_MAX_LISTING};
 use ftps_proto::hash::HashAlgorithm;
 use ftps_proto::tls::{ClientIdentity, Fingerprint, ServerTrust};
-use ftps_proto::{Printable, ProtectionLevel};
+use ftps_proto::{Printable, ProtectionLevel, TransportErrorKind};
 use ftps_tokio::client::{self, Error};
 use ftps_tokio::download::{Destination, Partial, open_part};
 use ftps_tokio::{Client, ClientOptions, FtpUrl};
@@ -248,23 +248,35 @@ impl Failure {
             Error::Protocol(_) => exit::CONNECT,
             _ => exit::CONNECT,
         };
+        // The server's certificate not accepted: no retry changes that; the trust does.
+        let certificate = matches!(
+            &e,
+            Error::Protocol(ClientError::Tls(t) | ClientError::Data(t))
+                if t.kind() == TransportErrorKind::Certificate
+        );
         let message = match &e {
             Error::Protocol(ClientError::ListingTooLarge { limit }) => {
                 format!("the listing is larger than {limit} bytes (--max-listing): it was stopped")
             }
+            _ if certificate => format!(
+                "{} (the server's certificate is not trusted: give its CA with --ca-cert, \
+                 or pin it with --pin)",
+                client::report(&e)
+            ),
             _ => client::report(&e),
         };
         let transient = matches!(
             &e,
             Error::Protocol(ClientError::Refused(r)) if r.code().get() / 100 == 4
         );
-        let permanent = matches!(
-            &e,
-            Error::Io(io) if matches!(
-                io.kind(),
-                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::AddrNotAvailable
-            )
-        );
+        let permanent = certificate
+            || matches!(
+                &e,
+                Error::Io(io) if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::AddrNotAvailable
+                )
+            );
         Failure {
             code,
             message,
@@ -1228,7 +1240,7 @@ pub(crate) async fn get(
 /// that doubles from 1 s to 10 s. Only what may go better another time is retried: a
 /// connection that failed, a transfer that did not complete (exit 3 and 6), a refusal
 /// the server says is temporary (4xx: a draining node's 421); never a refused login, a
-/// permanent refusal (5xx), a usage or local error.
+/// permanent refusal (5xx), a server certificate not trusted, a usage or local error.
 struct Retries {
     left: u32,
     pause: std::time::Duration,

@@ -83,3 +83,56 @@ fn a_server_back_after_a_restart_gets_the_retried_transfers() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 17, typed errors: a server whose certificate is not trusted is a permanent
+/// failure. `--retry` does not retry it, and the message says what to do.
+#[test]
+fn an_untrusted_certificate_is_not_retried() {
+    let (dir, cert, key, _) = ftps_conformance::peers::workdir("retry-cert");
+    let (other, other_cert, _, _) = ftps_conformance::peers::workdir("retry-cert-other");
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    std::fs::write(dir.join("root/file.bin"), b"hello").unwrap();
+    let port = free_port();
+    let mut server = start(
+        &dir,
+        &[
+            "--root",
+            dir.join("root").to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--user",
+            "alice:pw",
+            "--no-implicit",
+            "--explicit",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[],
+    );
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(&dir)
+        .args(["get", "--retry", "5"])
+        .arg(format!("ftp://127.0.0.1:{port}/file.bin"))
+        .arg("got.bin")
+        .arg("--ca-cert")
+        .arg(&other_cert)
+        .args(["--user", "alice"])
+        .env("FTPS_PASSWORD", "pw")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!err.contains("retrying"), "a certificate failure was retried: {err}");
+    assert!(err.contains("not trusted") && err.contains("--ca-cert"), "{err}");
+    // Five retries would have paused 1 + 2 + 4 + 8 + 10 s.
+    assert!(took < Duration::from_secs(20), "took {took:?}: {err}");
+    assert!(!dir.join("got.bin").exists());
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other);
+}

@@ -4,6 +4,7 @@
 //! ([`DataId`]) and how its stream ended ([`DataEnd`], with [`StorageError`] for the file
 //! side), and the cores' timer table.
 
+use crate::transport::TransportError;
 use std::marker::PhantomData;
 use std::time::Instant;
 
@@ -82,7 +83,7 @@ pub enum DataEnd {
         close_notify: bool,
     },
     /// The connection failed (reset, TLS error, timeout in the adapter).
-    Failed(String),
+    Failed(TransportError),
     /// Reading or writing the file failed (the server's; the client's streams are the
     /// application's, whose failures are the client adapter's IO errors).
     Storage(StorageError),

@@ -70,6 +70,7 @@ pub mod reply;
 pub mod server;
 mod text;
 pub mod time;
+pub mod transport;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
@@ -85,3 +86,4 @@ pub use reply::{Reply, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
 pub use server::ServerSession;
 pub use text::{Password, Pathname, Printable, Text, Token, Username};
 pub use time::Timestamp;
+pub use transport::{TransportError, TransportErrorKind};

@@ -295,7 +295,12 @@ async fn certificate_for_another_name_is_refused() {
     let f = start("cert", ServerConfig::default(), true).await;
     let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
     o.host = "127.0.0.1".into(); // the certificate names only localhost
-    assert!(Client::connect(o).await.is_err());
+    match Client::connect(o).await {
+        Err(Error::Protocol(ftps_proto::client::ClientError::Tls(why))) => {
+            assert_eq!(why.kind(), ftps_proto::TransportErrorKind::Certificate, "{why:?}");
+        }
+        other => panic!("not refused for the certificate: {:?}", other.err()),
+    }
     // Platform roots do not know the self-signed certificate either.
     let mut o = f.options(ConnectionMode::Implicit, BOTH);
     o.tls = client::platform_client_config().ok().map(Arc::new);
@@ -326,7 +331,7 @@ async fn pinned_fingerprints_decide_trust_and_a_refusal_names_the_certificate() 
     }
     let mut o = f.options(ConnectionMode::ExplicitRequired, BOTH);
     o.pins = vec![wrong];
-    let e = Client::connect(o).await.unwrap_err().to_string();
+    let e = client::report(&Client::connect(o).await.unwrap_err());
     assert!(e.contains(&right.to_string()), "{e}");
 }
 
@@ -510,6 +515,22 @@ async fn an_expired_certificate_is_refused() {
     let mut o = ClientOptions::new("localhost", port, "alice", "wonderland").unwrap();
     o.tls = Some(Arc::new(client::client_config(roots).unwrap()));
     let err = Client::connect(o).await.unwrap_err();
-    assert!(err.to_string().contains("certificate expired"), "{err}");
+    // Typed: the control TLS handshake failed because of the certificate, and the cause
+    // is rustls' own error; the report reads the whole chain.
+    let Error::Protocol(ftps_proto::client::ClientError::Tls(why)) = &err else {
+        panic!("not a TLS failure: {err:?}");
+    };
+    assert_eq!(why.kind(), ftps_proto::TransportErrorKind::Certificate);
+    assert!(
+        matches!(
+            why.cause().and_then(|c| c.downcast_ref::<rustls::Error>()),
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. }
+            ))
+        ),
+        "{why:?}"
+    );
+    let text = client::report(&err);
+    assert!(text.contains("certificate expired"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

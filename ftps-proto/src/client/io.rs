@@ -9,6 +9,7 @@ use crate::hash::{HashAlgorithm, HashReply};
 use crate::reply::{Reply, ReplyError};
 use crate::text::{Pathname, Text};
 use crate::time::Timestamp;
+use crate::transport::TransportError;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -298,12 +299,15 @@ pub enum ClientError {
         "the server does not offer TLS (AUTH TLS and AUTH SSL refused); no credentials were sent"
     )]
     TlsUnavailable,
-    /// A TLS handshake failed.
-    #[error("TLS handshake failed: {0}")]
-    Tls(String),
-    /// The data connection failed.
-    #[error("data connection failed: {0}")]
-    Data(String),
+    /// The control connection's TLS handshake failed; why is the
+    /// [`source`](std::error::Error::source) (its [`kind`](TransportError::kind) says
+    /// whether the server's certificate was the reason).
+    #[error("TLS handshake failed")]
+    Tls(#[source] TransportError),
+    /// The data connection failed: connecting, accepting, its TLS handshake, or the
+    /// stream once running; why is the [`source`](std::error::Error::source).
+    #[error("data connection failed")]
+    Data(#[source] TransportError),
     /// A TLS download ended without close_notify: the data may be truncated.
     #[error("the download ended without TLS close_notify after {bytes} bytes: it may be truncated")]
     Truncated {
@@ -433,7 +437,7 @@ pub enum IoEvent {
     /// The control TLS handshake completed, with what it settled.
     ControlTlsEstablished(TlsInfo),
     /// The control TLS handshake failed.
-    ControlTlsFailed(String),
+    ControlTlsFailed(TransportError),
     /// An active-mode listener is up.
     DataListening {
         /// The data connection.
@@ -451,7 +455,7 @@ pub enum IoEvent {
         /// The data connection.
         id: DataId,
         /// Why.
-        reason: String,
+        reason: TransportError,
     },
     /// The data stream ended.
     DataEnded {

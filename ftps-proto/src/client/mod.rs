@@ -40,6 +40,7 @@ use crate::framing::AfterTls;
 use crate::reply::{Reply, ReplyClass, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
 use crate::text::{Password, Pathname, Text, Token, Username};
 use crate::time::Timestamp;
+use crate::transport::{TransportError, TransportErrorKind};
 use renewal::Renewal;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -659,6 +660,7 @@ impl ClientSession {
             t.moved
         );
         let id = t.id;
+        let reason = TransportError::new(TransportErrorKind::TimedOut, reason);
         self.handle_io(IoEvent::DataFailed { id, reason }, now);
     }
 

@@ -265,7 +265,10 @@ fn the_stall_message_says_how_far_the_data_came() {
     assert!(!s.session.is_moving(id));
     // The server answers 226 although the data never came whole: the failure stands.
     s.reply("226 done");
-    let expected = "no data moved for 5 s (after 4096 bytes)".to_string();
+    let expected = crate::TransportError::new(
+        crate::TransportErrorKind::TimedOut,
+        "no data moved for 5 s (after 4096 bytes)",
+    );
     assert_eq!(done(&s, op), Some(&Err(ClientError::Data(expected))));
 }
 

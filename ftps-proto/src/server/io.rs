@@ -2,6 +2,7 @@
 //! application: actions out, IO events in, requests out and their answers in. What the
 //! client shares (data ids, data ends, storage errors) is in [`crate::boundary`].
 
+use crate::transport::TransportError;
 use crate::boundary::{DataEnd, DataId, StorageError, TlsInfo};
 use crate::hash::HashAlgorithm;
 use crate::listing::EntryKind;
@@ -100,7 +101,7 @@ pub enum IoEvent {
     /// The control TLS handshake completed.
     ControlTlsEstablished(TlsInfo),
     /// The control TLS handshake failed; the session closes.
-    ControlTlsFailed(String),
+    ControlTlsFailed(TransportError),
     /// A passive listener is up at this local address.
     DataListening {
         /// The data connection.
@@ -127,7 +128,7 @@ pub enum IoEvent {
         /// The data connection.
         id: DataId,
         /// Why, for the log.
-        reason: String,
+        reason: TransportError,
     },
     /// Bytes moved; resets the stall timer.
     DataProgress {

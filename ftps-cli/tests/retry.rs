@@ -126,8 +126,14 @@ fn an_untrusted_certificate_is_not_retried() {
     let took = started.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(!err.contains("retrying"), "a certificate failure was retried: {err}");
-    assert!(err.contains("not trusted") && err.contains("--ca-cert"), "{err}");
+    assert!(
+        !err.contains("retrying"),
+        "a certificate failure was retried: {err}"
+    );
+    assert!(
+        err.contains("not trusted") && err.contains("--ca-cert"),
+        "{err}"
+    );
     // Five retries would have paused 1 + 2 + 4 + 8 + 10 s.
     assert!(took < Duration::from_secs(20), "took {took:?}: {err}");
     assert!(!dir.join("got.bin").exists());

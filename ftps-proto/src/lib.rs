@@ -70,9 +70,9 @@ pub mod reply;
 pub mod server;
 mod text;
 pub mod time;
-pub mod transport;
 #[cfg(feature = "rustls")]
 pub mod tls;
+pub mod transport;
 
 pub use client::ClientSession;
 pub use command::{Command, CommandError, CommandErrorKind, ProtectionLevel, RepresentationType};

@@ -93,7 +93,10 @@ impl TransportError {
     /// [`Tls`](TransportErrorKind::Tls).
     pub fn from_io(e: std::io::Error) -> Self {
         #[cfg(feature = "rustls")]
-        if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        if let Some(tls) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
             return Self::from_rustls(tls.clone());
         }
         let kind = match e.kind() {

@@ -297,7 +297,11 @@ async fn certificate_for_another_name_is_refused() {
     o.host = "127.0.0.1".into(); // the certificate names only localhost
     match Client::connect(o).await {
         Err(Error::Protocol(ftps_proto::client::ClientError::Tls(why))) => {
-            assert_eq!(why.kind(), ftps_proto::TransportErrorKind::Certificate, "{why:?}");
+            assert_eq!(
+                why.kind(),
+                ftps_proto::TransportErrorKind::Certificate,
+                "{why:?}"
+            );
         }
         other => panic!("not refused for the certificate: {:?}", other.err()),
     }

@@ -2,7 +2,6 @@
 //! application: actions out, IO events in, requests out and their answers in. What the
 //! client shares (data ids, data ends, storage errors) is in [`crate::boundary`].
 
-use crate::transport::TransportError;
 use crate::boundary::{DataEnd, DataId, StorageError, TlsInfo};
 use crate::hash::HashAlgorithm;
 use crate::listing::EntryKind;
@@ -12,6 +11,7 @@ use crate::server::config::{ControlTlsPolicy, DataTlsPolicy};
 use crate::server::permissions::Grants;
 use crate::text::Password;
 use crate::time::Timestamp;
+use crate::transport::TransportError;
 use std::net::{IpAddr, SocketAddr};
 
 /// Names one request to the application; answer it exactly once.

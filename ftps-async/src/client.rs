@@ -37,6 +37,7 @@ pub type Error<R> = ftps_backend::client::Error<PlaintextOffer<R>>;
 /// A data connection.
 type Stream<R> = stream::Stream<<R as Runtime>::Tcp>;
 
+pub use crate::list_target::ListTarget;
 pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::files::{
     TrustSource, client_config_from_pem_file, platform_client_config, platform_roots,
@@ -753,10 +754,10 @@ impl<R: Runtime> Client<R> {
     /// [`client::ClientError::ListingTooLarge`]).
     pub async fn list_raw(
         &mut self,
-        path: Option<&str>,
+        path: impl ListTarget,
         format: ListFormat,
     ) -> Result<Vec<u8>, Error<R>> {
-        let path = path.map(Pathname::new).transpose()?;
+        let path = crate::list_target::pathname(&path)?;
         let mut out = Vec::new();
         self.run(Operation::List { path, format }, &mut Sink::Write(&mut out))
             .await?;
@@ -766,14 +767,14 @@ impl<R: Runtime> Client<R> {
     /// LIST, parsed, within the listing bound: the entries, and the lines that parsed in
     /// no known form as the server sent them ([`Listing::unparsed`]); the listing derefs
     /// to its entries.
-    pub async fn list(&mut self, path: Option<&str>) -> Result<Listing<ListEntry>, Error<R>> {
+    pub async fn list(&mut self, path: impl ListTarget) -> Result<Listing<ListEntry>, Error<R>> {
         let raw = self.list_raw(path, ListFormat::List).await?;
         Ok(client::listing::parse_list(&raw, self.max_listing())?)
     }
 
     /// MLSD, parsed, within the listing bound: the entries, and the lines that did not
     /// parse ([`Listing::unparsed`]); the listing derefs to its entries.
-    pub async fn mlsd(&mut self, path: Option<&str>) -> Result<Listing<MlsxEntry>, Error<R>> {
+    pub async fn mlsd(&mut self, path: impl ListTarget) -> Result<Listing<MlsxEntry>, Error<R>> {
         let raw = self.list_raw(path, ListFormat::Mlsd).await?;
         Ok(client::listing::parse_mlsd(&raw, self.max_listing())?)
     }
@@ -781,7 +782,7 @@ impl<R: Runtime> Client<R> {
     /// NLST, within the listing bound: the names, each a [`Pathname`] that reaches its file
     /// (bytes where they are not UTF-8), and the lines no pathname can be (CR or NUL in
     /// them), as sent (`Listing::unparsed`).
-    pub async fn nlst(&mut self, path: Option<&str>) -> Result<Listing<Pathname>, Error<R>> {
+    pub async fn nlst(&mut self, path: impl ListTarget) -> Result<Listing<Pathname>, Error<R>> {
         let raw = self.list_raw(path, ListFormat::Nlst).await?;
         Ok(client::listing::parse_nlst(&raw, self.max_listing())?)
     }
@@ -978,8 +979,8 @@ impl<R: Runtime> Client<R> {
     }
 
     /// MLST (RFC 3659 §7): the facts of one file or directory.
-    pub async fn mlst(&mut self, path: Option<&str>) -> Result<MlsxEntry, Error<R>> {
-        let path = path.map(Pathname::new).transpose()?;
+    pub async fn mlst(&mut self, path: impl ListTarget) -> Result<MlsxEntry, Error<R>> {
+        let path = crate::list_target::pathname(&path)?;
         Ok(self
             .run(Operation::Mlst(path), &mut Sink::None)
             .await?
@@ -1006,8 +1007,8 @@ impl<R: Runtime> Client<R> {
     }
 
     /// STAT over the control connection: the server's status, or a listing of `path`.
-    pub async fn stat(&mut self, path: Option<&str>) -> Result<Reply, Error<R>> {
-        let path = path.map(Pathname::new).transpose()?;
+    pub async fn stat(&mut self, path: impl ListTarget) -> Result<Reply, Error<R>> {
+        let path = crate::list_target::pathname(&path)?;
         Ok(self
             .run(Operation::Stat(path), &mut Sink::None)
             .await?

@@ -21,16 +21,16 @@ macro_rules! client_calls {
         $crate::client_calls!(@each $how
             /// Lists a directory in the given format; returns the raw listing, within the
             /// listing bound.
-            fn list_raw(path: Option<&str>, format: $crate::proto::client::ListFormat) -> Vec<u8>;
+            fn list_raw(path: impl $crate::client::ListTarget, format: $crate::proto::client::ListFormat) -> Vec<u8>;
             /// LIST, parsed, within the listing bound: the entries, and the lines that
             /// parsed in no known form, as sent (`Listing::unparsed`).
-            fn list(path: Option<&str>) -> $crate::proto::client::listing::Listing<$crate::proto::ListEntry>;
+            fn list(path: impl $crate::client::ListTarget) -> $crate::proto::client::listing::Listing<$crate::proto::ListEntry>;
             /// MLSD, parsed, within the listing bound: the entries, and the lines that did
             /// not parse, as sent (`Listing::unparsed`).
-            fn mlsd(path: Option<&str>) -> $crate::proto::client::listing::Listing<$crate::proto::MlsxEntry>;
+            fn mlsd(path: impl $crate::client::ListTarget) -> $crate::proto::client::listing::Listing<$crate::proto::MlsxEntry>;
             /// NLST, within the listing bound: the names, each a `Pathname` that reaches
             /// its file, and the lines no pathname can be, as sent (`Listing::unparsed`).
-            fn nlst(path: Option<&str>) -> $crate::proto::client::listing::Listing<$crate::proto::Pathname>;
+            fn nlst(path: impl $crate::client::ListTarget) -> $crate::proto::client::listing::Listing<$crate::proto::Pathname>;
             /// Downloads to a local file; with `resume`, continues a partial file. A failed
             /// download never destroys the file it was to replace (see
             /// [`ftps_async::Client::get_file`]).
@@ -48,7 +48,7 @@ macro_rules! client_calls {
             /// MFMT: sets a file's modification time.
             fn set_modified(path: impl AsRef<[u8]>, time: $crate::proto::Timestamp) -> ();
             /// MLST (RFC 3659 §7): the facts of one file or directory.
-            fn mlst(path: Option<&str>) -> $crate::proto::MlsxEntry;
+            fn mlst(path: impl $crate::client::ListTarget) -> $crate::proto::MlsxEntry;
             /// PWD.
             fn pwd() -> String;
             /// CWD.
@@ -66,7 +66,7 @@ macro_rules! client_calls {
             /// SITE: a server-specific command; returns the reply.
             fn site(command: &str) -> $crate::proto::Reply;
             /// STAT over the control connection: the server's status, or a listing of `path`.
-            fn stat(path: Option<&str>) -> $crate::proto::Reply;
+            fn stat(path: impl $crate::client::ListTarget) -> $crate::proto::Reply;
             /// CCC (RFC 4217 §6): ends TLS on the control connection; data connections keep
             /// their protection level. Opt-in.
             fn clear_control_channel() -> ();

@@ -43,6 +43,8 @@ mod gate;
 mod hooks;
 #[cfg(feature = "server")]
 mod limits;
+#[cfg(feature = "client")]
+mod list_target;
 #[cfg(feature = "server")]
 pub mod lockout;
 #[cfg(feature = "server")]

@@ -259,8 +259,7 @@ impl Failure {
                 format!("the listing is larger than {limit} bytes (--max-listing): it was stopped")
             }
             _ if certificate => format!(
-                "{} (the server's certificate is not trusted: give its CA with --ca-cert, \
-                 or pin it with --pin)",
+                "{}; to trust it, give its CA with --ca-cert or pin it with --pin",
                 client::report(&e)
             ),
             _ => client::report(&e),

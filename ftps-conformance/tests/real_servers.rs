@@ -239,6 +239,30 @@ async fn names_as_bytes(p: &Peer, name: &str) {
         assert_eq!(entry.size(), Some(content.len() as u64), "{name}");
     }
 
+    // A directory whose name is not UTF-8 is listed by its bytes (LIST, NLST, MLSD).
+    let dir: &[u8] = b"r\xe9pertoire";
+    let local_dir = p.home.join(std::ffi::OsStr::from_bytes(dir));
+    std::fs::create_dir(&local_dir).unwrap();
+    std::fs::write(local_dir.join("inside.txt"), content).unwrap();
+    let names = c.nlst(dir).await.unwrap();
+    assert!(
+        names.iter().any(|n| n.as_bytes().ends_with(b"inside.txt")),
+        "{name}: NLST of a Latin-1 directory: {names:?}"
+    );
+    let listing = c.list(dir).await.unwrap();
+    assert!(
+        listing.iter().any(|e| e.name == "inside.txt"),
+        "{name}: LIST of a Latin-1 directory: {listing:?}"
+    );
+    if c.features().supports("MLST") {
+        let facts = c.mlsd(dir).await.unwrap();
+        assert!(
+            facts.iter().any(|e| e.pathname_bytes() == b"inside.txt"),
+            "{name}: MLSD of a Latin-1 directory: {facts:?}"
+        );
+    }
+    std::fs::remove_dir_all(&local_dir).unwrap();
+
     let uploaded: &[u8] = b"t\xe9l\xe9charg\xe9.bin";
     c.store(uploaded, &mut &content[..], 0, false)
         .await

@@ -234,8 +234,14 @@ pub struct FtpUrl {
     /// `Debug`.
     pub password: Option<Password>,
     /// The path, percent-decoded, without the leading `/` (FTP paths in URLs are relative
-    /// to the login directory, RFC 1738 §3.2.2); empty for the login directory.
+    /// to the login directory, RFC 1738 §3.2.2); empty for the login directory. Where the
+    /// decoded bytes are not UTF-8 (`%E9` for a Latin-1 `é`), this text has U+FFFD in
+    /// their place: send [`path_bytes`](Self::path_bytes).
     pub path: String,
+    /// The path's bytes, percent-decoded: what names the file on the server, UTF-8 or
+    /// not (RFC 959 pathnames are bytes; RFC 2640 made UTF-8 the usual, not the only,
+    /// encoding). Equal to `path`'s bytes when they are UTF-8.
+    pub path_bytes: Vec<u8>,
 }
 
 impl FtpUrl {
@@ -275,14 +281,16 @@ impl FtpUrl {
             raw_path.push('#');
             raw_path.push_str(f);
         }
-        let path = percent_decode(raw_path.trim_start_matches('/'))?;
+        let path_bytes: Vec<u8> =
+            percent_encoding::percent_decode_str(raw_path.trim_start_matches('/')).collect();
         Ok(FtpUrl {
             host,
             port: url.port().unwrap_or(default_port),
             mode,
             user,
             password,
-            path,
+            path: String::from_utf8_lossy(&path_bytes).into_owned(),
+            path_bytes,
         })
     }
 }
@@ -291,13 +299,14 @@ fn percent_decode(s: &str) -> Result<String, ParseError> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
         .map(|c| c.into_owned())
-        .map_err(|_| ParseError::new_static("URL", "path is not UTF-8"))
+        .map_err(|_| ParseError::new_static("URL", "user name or password is not UTF-8"))
 }
 
 impl ClientOptions {
     /// Options for a URL (`ftps://` implicit, `ftpes://` and `ftp://` explicit required);
-    /// the user is the URL's, else `anonymous`. Returns the options and the URL's path.
-    /// Fails if the URL does not parse, or the user name or password holds CR, LF or NUL.
+    /// the user is the URL's, else `anonymous`. Returns the options and the URL's path as
+    /// text (where its bytes are not UTF-8, U+FFFD stands for them: take
+    /// [`FtpUrl::parse`]'s [`path_bytes`](FtpUrl::path_bytes) to reach such a name). Fails if the URL does not parse, or the user name or password holds CR, LF or NUL.
     pub fn from_url(
         url: &str,
         password: impl Into<String>,
@@ -406,6 +415,11 @@ mod tests {
         );
         let u = FtpUrl::parse("ftpes://127.0.0.1/%E6%97%A5%E6%9C%AC%E8%AA%9E").unwrap();
         assert_eq!(u.path, "日本語");
+        assert_eq!(u.path_bytes, "日本語".as_bytes());
+        // A name that is not UTF-8 (Latin-1 `é`): its bytes to send, U+FFFD to show.
+        let u = FtpUrl::parse("ftp://h/pub/caf%E9.txt").unwrap();
+        assert_eq!(u.path_bytes, b"pub/caf\xe9.txt");
+        assert_eq!(u.path, "pub/caf\u{fffd}.txt");
         // No query, no fragment: `?` and `#` are a name's.
         let u = FtpUrl::parse("ftp://h/dir/f?.csv").unwrap();
         assert_eq!(u.path, "dir/f?.csv");

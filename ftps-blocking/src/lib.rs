@@ -49,6 +49,9 @@ pub mod threads;
 
 #[cfg(feature = "client")]
 pub use client::{Client, DataReader, DataWriter, PlaintextOffer};
+/// What a listing or STAT names: text, bytes, a `Pathname`, or `None`.
+#[cfg(feature = "client")]
+pub use ftps_async::client::ListTarget;
 #[cfg(feature = "server")]
 pub use ftps_async::{ConnectionInfo, TrustedProxies};
 pub use ftps_backend::client::{ClientOptions, FtpUrl, report};

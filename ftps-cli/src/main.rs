@@ -3,11 +3,28 @@
 
 #![forbid(unsafe_code)]
 
+/// `eprintln!` as one `write` of the whole line: a message put together from many pieces
+/// (server text escaped character by character) reaches standard error whole, not a
+/// byte per write, and a standard error that is closed or full does not panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::say_line(::std::format!($($arg)*))
+    };
+}
+
+/// Writes `line` and a newline to standard error in one call (see [`say!`]).
+fn say_line(mut line: String) {
+    use std::io::Write;
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 mod config;
 mod metrics;
 mod mirror;
 mod netrc;
 mod remote;
+mod remote_path;
 mod serve;
 mod sink;
 
@@ -291,7 +308,7 @@ fn main() -> ExitCode {
     let runtime = match built {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            say!("error: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -300,7 +317,7 @@ fn main() -> ExitCode {
             return match serve::hash_password() {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say!("error: {e}");
                     ExitCode::FAILURE
                 }
             };
@@ -309,14 +326,14 @@ fn main() -> ExitCode {
             let prepared = match serve::prepare(args) {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say!("error: {e}");
                     return ExitCode::from(2);
                 }
             };
             return match runtime.block_on(serve::run(prepared)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say!("error: {e}");
                     ExitCode::FAILURE
                 }
             };
@@ -392,7 +409,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             ExitCode::FAILURE
         }
     }

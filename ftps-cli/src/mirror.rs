@@ -106,7 +106,7 @@ fn kind_name<S: serde::Serializer>(kind: &EntryKind, s: S) -> Result<S::Ok, S::E
 fn warn_unparsed(path: &str, unparsed: &[Vec<u8>]) {
     if let Some(first) = unparsed.first() {
         let first = String::from_utf8_lossy(first);
-        eprintln!(
+        say!(
             "ftps: warning: /{path}: {} listing line(s) in no known form skipped, the first: {}",
             unparsed.len(),
             ftps_proto::Printable(&first)
@@ -118,7 +118,7 @@ fn warn_unparsed(path: &str, unparsed: &[Vec<u8>]) {
 /// command line cannot name (its paths are text), showing the first, lossily.
 fn warn_not_utf8(path: &str, names: &[String]) {
     if let Some(first) = names.first() {
-        eprintln!(
+        say!(
             "ftps: warning: /{path}: {} name(s) that are not UTF-8 skipped, the first: {}",
             names.len(),
             ftps_proto::Printable(first)
@@ -205,7 +205,7 @@ async fn remote_tree(c: &mut Client, root: &str) -> Result<Tree, Failure> {
                 continue;
             }
             if !plain_name(&name) {
-                eprintln!(
+                say!(
                     "ftps: warning: {}: skipped a listed name that is not a plain name: {}",
                     Printable(&path),
                     Printable(&name)
@@ -218,7 +218,7 @@ async fn remote_tree(c: &mut Client, root: &str) -> Result<Tree, Failure> {
                     tree.dirs.push(rel.clone());
                     queue.push_back((rel, depth + 1));
                 }
-                EntryKind::Directory => eprintln!(
+                EntryKind::Directory => say!(
                     "ftps: warning: {}: deeper than {MAX_DEPTH} directories: not mirrored",
                     Printable(&rel)
                 ),
@@ -252,7 +252,7 @@ fn local_tree(root: &Path) -> Result<Tree, Failure> {
         for item in read {
             let item = item.map_err(|e| Failure::local(format!("{}: {e}", path.display())))?;
             let Some(name) = item.file_name().to_str().map(str::to_owned) else {
-                eprintln!(
+                say!(
                     "ftps: warning: {}: a name that is not UTF-8: not mirrored",
                     item.path().display()
                 );
@@ -324,7 +324,7 @@ where
                 Ok(c) => c,
                 Err(f) => {
                     // Fewer sessions: the others take the work.
-                    eprintln!("ftps: warning: another session: {}", f.message);
+                    say!("ftps: warning: another session: {}", f.message);
                     continue;
                 }
             },
@@ -354,13 +354,13 @@ where
 
 /// The end of a mirror: a summary on stderr; the first failure, if any, as the result.
 fn finish(what: &str, o: Outcome, unchanged: usize, deleted: usize) -> Result<(), Failure> {
-    eprintln!(
+    say!(
         "ftps: {what}: {} moved, {unchanged} unchanged, {deleted} deleted, {} failed",
         o.moved,
         o.failed.len()
     );
     for (rel, f) in &o.failed {
-        eprintln!("ftps: {}: {}", Printable(rel), f.message);
+        say!("ftps: {}: {}", Printable(rel), f.message);
     }
     match o.failed.into_iter().next() {
         Some((_, f)) => Err(f),
@@ -432,7 +432,8 @@ pub(crate) async fn get(
         async move {
             let remote = join(&root, &f.rel);
             let local = local_path(&dest, &f.rel);
-            let mut done = remote::download(&mut c, &remote, &local, false, None, pace).await;
+            let mut done =
+                remote::download(&mut c, remote.as_str().into(), &local, false, None, pace).await;
             if done.is_ok() {
                 // The remote file's time, so that the next run sees it unchanged.
                 if let Some(t) = remote_time(&mut c, &remote, f.modified).await {

@@ -7,6 +7,7 @@
 //! Progress-bar labels and every error message go the same way. `ftps cat` alone writes
 //! the server's bytes as they are: they are the file asked for.
 
+use crate::remote_path::RemotePath;
 use crate::sink::Sink;
 use clap::{Args, ValueEnum};
 use ftps_proto::client::{ClientError, ConnectionMode, DEFAULT_MAX_LISTING};
@@ -290,15 +291,15 @@ impl From<Failure> for ExitCode {
         // Messages quote the server's replies: control characters escaped, and the lines
         // of a multi-line reply indented, so none can pass for a line of ours.
         let mut lines = f.message.split('\n');
-        eprintln!("ftps: {}", Printable(lines.next().unwrap_or_default()));
+        say!("ftps: {}", Printable(lines.next().unwrap_or_default()));
         for line in lines {
-            eprintln!("  {}", Printable(line));
+            say!("  {}", Printable(line));
         }
         let names_or_dates = ["not valid for name", "expired", "not valid yet"]
             .iter()
             .any(|m| f.message.contains(m));
         if f.message.contains("its fingerprint is sha256:") && !names_or_dates {
-            eprintln!(
+            say!(
                 "ftps: if that fingerprint is the server's (ask its administrator, or read it on the server with `openssl x509 -noout -fingerprint -sha256 -in CERT`), trust it with --pin, or give its certificate with --ca-cert"
             );
         }
@@ -343,7 +344,7 @@ fn netrc_entry(
     if entry.as_ref().is_some_and(|e| e.password.is_some()) {
         use std::os::unix::fs::PermissionsExt;
         if std::fs::metadata(&file).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-            eprintln!(
+            say!(
                 "ftps: warning: {} holds a password and other users may read it (chmod 600 it)",
                 file.display()
             );
@@ -364,7 +365,7 @@ fn password(
         return Ok(text.lines().next().unwrap_or("").to_owned());
     }
     if let Some(p) = &url.password {
-        eprintln!(
+        say!(
             "ftps: warning: a password in the URL is visible to other users of this machine (ps, /proc) and stays in the shell's history; prefer --password-file, FTPS_PASSWORD or --netrc"
         );
         return Ok(p.expose().to_owned());
@@ -419,7 +420,7 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
         Some(TlsVersion::V1_3) | None => client::BOTH,
     };
     let tls = if conn.insecure {
-        eprintln!(
+        say!(
             "ftps: WARNING: --insecure: the server's certificate is not checked; anyone on the path can impersonate it"
         );
         client::insecure_client_config_with_versions(versions)
@@ -455,12 +456,12 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
             tls.map_err(|e| Failure::from_client(Error::from(e), true))?,
         ));
     } else {
-        eprintln!("ftps: WARNING: --tls none: the password and all data travel in clear text");
+        say!("ftps: WARNING: --tls none: the password and all data travel in clear text");
     }
     let mut client = match Client::connect(options).await {
         Ok(c) => c,
         Err(Error::PlaintextOnly(offer)) => {
-            eprintln!(
+            say!(
                 "ftps: WARNING: {} offers no TLS; continuing in clear text as --tls if-available allows",
                 Printable(&url.host)
             );
@@ -728,7 +729,7 @@ pub(crate) fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
 /// temporary file (or the part) is removed and the target left as it was.
 pub(crate) async fn download(
     c: &mut Client,
-    remote: &str,
+    remote: RemotePath<'_>,
     local: &Path,
     resume: bool,
     checksum: Option<HashAlgorithm>,
@@ -742,7 +743,7 @@ pub(crate) async fn download(
         if checksum.is_some() {
             return Err(checksum_needs_a_file("-"));
         }
-        return download_through(c, remote, std::io::stdout(), size, pace).await;
+        return download_through(c, remote, standard_output()?, size, pace).await;
     }
     let (local, keep) = match Destination::of(local) {
         Destination::File { path, keep } => (path, keep),
@@ -815,7 +816,7 @@ pub(crate) async fn download(
         in_progress(Some(temp.clone()));
     }
     let mut file = Sink::new(file);
-    let bar = progress(file_name(remote), size);
+    let bar = progress(&remote.file_name().to_string(), size);
     bar.set_position(offset);
     let copied = receive_with_progress(&mut stream, &mut file, &bar, pace).await;
     let finished = stream.finish().await;
@@ -875,7 +876,7 @@ fn checksum_algorithm(c: &Client) -> Option<HashAlgorithm> {
     let offered = ftps_proto::hash::offered(c.features());
     let chosen = offered.and_then(|(algorithms, _)| ftps_proto::hash::preferred(&algorithms));
     if chosen.is_none() {
-        eprintln!(
+        say!(
             "ftps: warning: --checksum: the server does not offer HASH (no HASH line in its \
              FEAT reply; vsftpd and Pure-FTPd have none): the download is not checked"
         );
@@ -887,7 +888,7 @@ fn checksum_algorithm(c: &Client) -> Option<HashAlgorithm> {
 /// file `local`. A mismatch is [`exit::TRANSFER`].
 async fn verify(
     c: &mut Client,
-    remote: &str,
+    remote: RemotePath<'_>,
     local: &Path,
     algorithm: HashAlgorithm,
 ) -> Result<(), Failure> {
@@ -929,14 +930,14 @@ async fn verify(
 /// of a pipe that went away (`| head`) ends the download quietly.
 async fn download_through(
     c: &mut Client,
-    remote: &str,
+    remote: RemotePath<'_>,
     out: impl std::io::Write + Send + 'static,
     size: Option<u64>,
     pace: Pace,
 ) -> Result<(), Failure> {
     let mut out = Sink::new(out);
     let mut stream = op(c.retrieve_stream(remote, 0).await).map_err(|f| about(remote, f))?;
-    let bar = progress(file_name(remote), size);
+    let bar = progress(&remote.file_name().to_string(), size);
     let copied = receive_with_progress(&mut stream, &mut out, &bar, pace).await;
     bar.finish_and_clear();
     match copied {
@@ -960,6 +961,27 @@ async fn download_through(
                 permanent: false,
             })
         }
+    }
+}
+
+/// Standard output, to write a download or a listing to. On Unix it is a file of its own
+/// (a duplicate of descriptor 1), written straight, without `Stdout`'s line buffering,
+/// and a write that fails says so (`Stdout` drops bytes written to a closed descriptor).
+/// A descriptor 1 closed before `ftps` started (`>&-`) cannot be told from `>/dev/null`:
+/// Rust's runtime opens `/dev/null` in its place before `main`.
+fn standard_output() -> Result<Box<dyn std::io::Write + Send>, Failure> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(|fd| Box::new(std::fs::File::from(fd)) as Box<dyn std::io::Write + Send>)
+            .map_err(|e| Failure::local(format!("standard output: {e}")))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(Box::new(std::io::stdout()))
     }
 }
 
@@ -1078,14 +1100,14 @@ pub(crate) async fn ls(
 ) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
-    let path = Some(url.path.as_str()).filter(|p| !p.is_empty());
+    let path = RemotePath::from(url.path_bytes.as_slice());
     let printed = if json {
         let entries = crate::mirror::list_dir(&mut c, &url.path).await?;
         // JSON escapes every control character a name holds: written as it is.
         let text = serde_json::to_string_pretty(&entries)
             .map_err(|e| Failure::local(format!("JSON: {e}")))?;
         use std::io::Write;
-        match writeln!(std::io::stdout().lock(), "{text}") {
+        match writeln!(standard_output()?, "{text}") {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                 Err(Failure::local(format!("standard output: {e}")))
             }
@@ -1121,7 +1143,7 @@ pub(crate) async fn ls(
 /// that went away (`ftps ls | head`) ends the output quietly.
 fn print_lines<S: AsRef<str>>(mut lines: impl Iterator<Item = S>) -> Result<(), Failure> {
     use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(standard_output()?);
     let written = lines
         .try_for_each(|line| writeln!(out, "{}", Printable(line.as_ref())))
         .and_then(|()| out.flush());
@@ -1201,6 +1223,7 @@ pub(crate) async fn get(
         }
         for path in expand_glob(&mut c, &url.path).await? {
             expanded.push(FtpUrl {
+                path_bytes: path.as_bytes().to_vec(),
                 path,
                 ..url.clone()
             });
@@ -1219,13 +1242,14 @@ pub(crate) async fn get(
         None
     };
     for url in &urls {
+        let remote = RemotePath::from(url.path_bytes.as_slice());
         let local = match dest {
             Some(d) if !into_dir => PathBuf::from(d),
-            Some(d) => Path::new(d).join(file_name(&url.path)),
-            None => PathBuf::from(file_name(&url.path)),
+            Some(d) => Path::new(d).join(remote.file_name().local()),
+            None => remote.file_name().local(),
         };
         loop {
-            match download(&mut c, &url.path, &local, resume, checksum, conn.pace()).await {
+            match download(&mut c, remote, &local, resume, checksum, conn.pace()).await {
                 Ok(()) => break,
                 Err(f) => c = retries.after(f, &url.path, conn, url).await?,
             }
@@ -1276,7 +1300,7 @@ impl Retries {
             match connect(conn, url).await {
                 Ok(c) => return Ok(c),
                 Err(f) if self.take(&f) => {
-                    eprintln!("ftps: {}; retrying ({} left)", f.message, self.left);
+                    say!("ftps: {}; retrying ({} left)", f.message, self.left);
                     self.wait().await;
                 }
                 Err(f) => return Err(f),
@@ -1295,9 +1319,10 @@ impl Retries {
         if !self.take(&f) {
             return Err(f);
         }
-        eprintln!(
+        say!(
             "ftps: {what}: {}; retrying on a fresh connection ({} left)",
-            f.message, self.left
+            f.message,
+            self.left
         );
         self.wait().await;
         self.connect(conn, url).await
@@ -1433,7 +1458,7 @@ pub(crate) async fn rm(conn: &Connection, urls: &[String]) -> Result<(), Failure
     };
     let mut c = connect(conn, first).await?;
     for url in &urls {
-        op(c.delete(&url.path).await).map_err(|f| about(&url.path, f))?;
+        op(c.delete(&url.path_bytes).await).map_err(|f| about(&url.path, f))?;
     }
     let _ = c.quit().await;
     Ok(())
@@ -1443,16 +1468,25 @@ pub(crate) async fn rm(conn: &Connection, urls: &[String]) -> Result<(), Failure
 pub(crate) async fn mkdir(conn: &Connection, url: &str) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
-    op(c.mkdir(url.path.trim_end_matches('/')).await).map_err(|f| about(&url.path, f))?;
+    op(c.mkdir(without_trailing_slashes(&url.path_bytes)).await)
+        .map_err(|f| about(&url.path, f))?;
     let _ = c.quit().await;
     Ok(())
+}
+
+/// `path` without the `/`s it ends with (`dir/` names `dir`).
+fn without_trailing_slashes(mut path: &[u8]) -> &[u8] {
+    while let Some(rest) = path.strip_suffix(b"/") {
+        path = rest;
+    }
+    path
 }
 
 /// `ftps mv URL NEWPATH`.
 pub(crate) async fn mv(conn: &Connection, url: &str, to: &str) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
-    op(c.rename(&url.path, to).await).map_err(|f| about(&url.path, f))?;
+    op(c.rename(&url.path_bytes, to).await).map_err(|f| about(&url.path, f))?;
     let _ = c.quit().await;
     Ok(())
 }
@@ -1486,7 +1520,8 @@ pub(crate) async fn quote(
     }
     let mut c = connect(conn, &url).await?;
     if !url.path.is_empty() {
-        op(c.cwd(url.path.trim_end_matches('/')).await).map_err(|f| about(&url.path, f))?;
+        op(c.cwd(without_trailing_slashes(&url.path_bytes)).await)
+            .map_err(|f| about(&url.path, f))?;
     }
     for (line, command) in commands.iter().zip(parsed) {
         let reply = op(c.raw(command).await).map_err(|f| about(line, f))?;
@@ -1515,9 +1550,17 @@ pub(crate) async fn quote(
 /// `| head`, ends it quietly).
 pub(crate) async fn cat(conn: &Connection, url: &str) -> Result<(), Failure> {
     let url = parse(url)?;
+    if url.path_bytes.is_empty() || url.path_bytes.ends_with(b"/") {
+        return Err(Failure::usage(format!(
+            "/{}: names a directory; cat writes a file (ftps ls lists a directory)",
+            Printable(&url.path)
+        )));
+    }
+    // Looked at before connecting: nothing is fetched for an output that cannot be had.
+    let out = standard_output()?;
     let mut c = connect(conn, &url).await?;
-    let size = None;
-    let done = download_through(&mut c, &url.path, std::io::stdout(), size, conn.pace()).await;
+    let remote = RemotePath::from(url.path_bytes.as_slice());
+    let done = download_through(&mut c, remote, out, None, conn.pace()).await;
     let _ = c.quit().await;
     done
 }

@@ -848,7 +848,7 @@ fn finish_user(
                 .unwrap_or(Path::new(""))
                 .join(dir.components().collect::<PathBuf>());
             if !on_disk.is_dir() {
-                eprintln!(
+                say!(
                     "ftps: warning: user {name:?}: the rule for {dir} names no directory in \
                      the home ({}); rules are paths within the home",
                     on_disk.display()
@@ -969,7 +969,7 @@ pub(crate) fn warn_if_readable(path: &Path, flag: &str) {
     };
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        eprintln!(
+        say!(
             "warning: {flag} {} can be read by other users (mode {mode:04o}), who could \
              attack its hashes offline; chmod 600 {}",
             path.display(),
@@ -1211,7 +1211,7 @@ async fn serve_on<S: BlockingStorage>(
     let root_dir = root.as_deref();
 
     if !args.users.is_empty() {
-        eprintln!(
+        say!(
             "warning: --user puts a password on the command line, where other users of this \
              machine can read it (ps, /proc/PID/cmdline); use --users-file FILE or \
              {USERS_ENV} with NAME:HASH lines ({HASH_HINT})"
@@ -1271,7 +1271,7 @@ async fn serve_on<S: BlockingStorage>(
     // before any cap is reached, and no session would make room.
     let sessions = sessions_for(raise_open_files());
     if sessions < DEFAULT_SESSIONS {
-        eprintln!(
+        say!(
             "ftps: warning: the open-file limit allows about {sessions} sessions; raise it \
              (ulimit -n, LimitNOFILE=) for more"
         );
@@ -1388,9 +1388,9 @@ async fn serve_on<S: BlockingStorage>(
         while hangups.recv().await.is_some() {
             let reload = reload.clone();
             match tokio::task::spawn_blocking(move || reload.run()).await {
-                Ok(Ok(what)) => eprintln!("ftps: reloaded: {what}"),
-                Ok(Err(e)) => eprintln!("ftps: reload failed, nothing changed: {e}"),
-                Err(e) => eprintln!("ftps: reload failed, nothing changed: {e}"),
+                Ok(Ok(what)) => say!("ftps: reloaded: {what}"),
+                Ok(Err(e)) => say!("ftps: reload failed, nothing changed: {e}"),
+                Err(e) => say!("ftps: reload failed, nothing changed: {e}"),
             }
         }
     });
@@ -1404,7 +1404,7 @@ async fn serve_on<S: BlockingStorage>(
             _ = terms.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-        eprintln!(
+        say!(
             "ftps: draining: no new sessions; transfers under way have {} s to finish",
             grace.as_secs()
         );
@@ -1419,13 +1419,13 @@ async fn serve_on<S: BlockingStorage>(
                     _ = tokio::signal::ctrl_c() => {}
                 }
             } => {
-                eprintln!("ftps: signalled again: closing the sessions left now");
+                say!("ftps: signalled again: closing the sessions left now");
                 stopper.drain(Duration::ZERO).await
             }
         };
         match cut {
-            0 => eprintln!("ftps: drained"),
-            n => eprintln!("ftps: drained; {n} sessions closed at the end of the grace period"),
+            0 => say!("ftps: drained"),
+            n => say!("ftps: drained; {n} sessions closed at the end of the grace period"),
         }
     });
     let (a, b) = tokio::join!(

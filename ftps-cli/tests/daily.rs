@@ -1,7 +1,8 @@
 //! Issue 17 (the client for daily use), through the binary as users run it, against our
 //! server: a password in the URL (taken, with a warning), `--netrc` / `-n` /
 //! `--netrc-file`, `--connect-timeout`, `put --create-dirs`, `ftps quote`,
-//! `--interface`, `--limit-rate`, `--account` and `--help`'s groups.
+//! `--interface`, `--limit-rate`, `--account` and `--help`'s groups; `cat` of a directory
+//! (a usage error), and an error message written to standard error in one piece.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -640,4 +641,66 @@ fn help_groups_the_options() {
             assert_eq!(under("--jobs"), "Mirror:", "{command}");
         }
     }
+}
+
+/// `ftps cat` writes a file: a URL that names a directory is a usage error (exit 2),
+/// said before connecting.
+#[test]
+fn cat_needs_a_file() {
+    let s = Served::start("cat");
+    let env = [("FTPS_PASSWORD", PASSWORD)];
+    let out = s.ftps(&["cat", "--user", "alice", &s.url("hello.txt")], &env);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"hello");
+    for dir in ["", "sub/"] {
+        let out = s.ftps(&["cat", "--user", "alice", &s.url(dir)], &env);
+        assert_eq!(out.status.code(), Some(2), "cat /{dir}");
+        assert!(
+            stderr(&out).contains("names a directory"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// A message on standard error reaches it in one `write`, whole (it used to go a byte per
+/// write, through the escaping of server text): read off `strace`. strace is installed by
+/// `cargo xtask ci`; without it (and without `FTPS_REQUIRE_PEERS`) this is skipped.
+#[test]
+fn an_error_is_written_in_one_piece() {
+    let have = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
+            "strace is not installed"
+        );
+        eprintln!("strace is not installed: skipped");
+        return;
+    }
+    let s = Served::start("one-write");
+    let ca = s.dir.join(".ftps/cert.pem");
+    let trace = s.dir.join("trace");
+    let out = Command::new("timeout")
+        .arg("60")
+        .args(["strace", "-f", "-s", "4096", "-e", "trace=write", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_ftps"))
+        .args(["cat", "--user", "alice", "--ca-cert", ca.to_str().unwrap()])
+        .arg(s.url("no-such-file.txt"))
+        .env("FTPS_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let to_stderr: Vec<&str> = trace.lines().filter(|l| l.contains("write(2, ")).collect();
+    assert_eq!(to_stderr.len(), 1, "{trace}");
+    assert!(
+        to_stderr[0].contains("no-such-file.txt") && to_stderr[0].contains("550"),
+        "{}",
+        to_stderr[0]
+    );
 }

@@ -39,6 +39,9 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+/// What a listing or STAT names: text, bytes, a `Pathname`, or `None`.
+#[cfg(feature = "client")]
+pub use ftps_async::client::ListTarget;
 #[cfg(feature = "server")]
 pub use ftps_async::{ConnectionInfo, TrustedProxies};
 pub use ftps_backend::client::{ClientOptions, FtpUrl, report};

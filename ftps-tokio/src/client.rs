@@ -14,6 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 pub use ftps_async::Target;
+/// What a listing or STAT names: text, bytes, a `Pathname`, or `None`.
+pub use ftps_async::client::ListTarget;
 pub use ftps_backend::client::{ClientOptions, FtpUrl, report};
 pub use ftps_backend::files::{
     TrustSource, client_config_from_pem_file, platform_client_config, platform_roots,

@@ -7,13 +7,16 @@ use std::process::Command;
 /// binaries' allocator, `tikv-jemalloc-sys`).
 pub(crate) const BUILD: &[(&str, &str)] = &[("make", "make")];
 
-/// The real clients the server is tested with: (program, Debian package); and the SOCKS5
-/// proxy our client is tested through (`Client::connect_via`).
+/// The real clients the server is tested with: (program, Debian package); the SOCKS5
+/// proxy our client is tested through (`Client::connect_via`); strace.
 pub(crate) const CLIENTS: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("lftp", "lftp"),
     ("python3", "python3"),
     ("/usr/bin/microsocks", "microsocks"),
+    // How the `ftps` binary writes (one write per message on standard error) is read
+    // off strace.
+    ("strace", "strace"),
 ];
 
 /// The real servers the client is tested against, installed as Debian packages:

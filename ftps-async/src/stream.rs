@@ -26,6 +26,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream<T> {
     pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
+
+    /// The protocol TLS's ALPN settled on; None without TLS or without ALPN.
+    #[cfg(feature = "client")]
+    pub(crate) fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => s.alpn(),
+        }
+    }
+
+    /// Under TLS, sends our close_notify and keeps the TCP stream open (see
+    /// [`TlsStream::poll_close_notify`]); without TLS, nothing.
+    #[cfg(feature = "client")]
+    pub(crate) async fn close_notify(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(_) => Ok(()),
+            Stream::Tls(s) => std::future::poll_fn(|cx| s.poll_close_notify(cx)).await,
+        }
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<T> {

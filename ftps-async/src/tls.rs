@@ -160,6 +160,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         }
     }
 
+    /// The protocol ALPN settled on, if any.
+    #[cfg(feature = "client")]
+    pub(crate) fn alpn(&self) -> Option<&[u8]> {
+        self.conn.alpn_protocol()
+    }
+
+    /// Sends our close_notify (RFC 8446 §6.1) and leaves the TCP stream open: a half
+    /// close in TLS alone, after which the peer's bytes are still read. A later
+    /// `poll_close` sends no second close_notify, only the FIN.
+    #[cfg(feature = "client")]
+    pub(crate) fn poll_close_notify(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.closing {
+            self.closing = true;
+            self.conn.send_close_notify();
+        }
+        ready!(self.poll_write_tls(cx))?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
     /// Runs the handshake to its end.
     async fn handshake(&mut self) -> io::Result<()> {
         poll_fn(|cx| self.poll_handshake(cx)).await

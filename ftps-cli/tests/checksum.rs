@@ -11,22 +11,9 @@
 use ftps_conformance::peers::{self, PASSWORD};
 use ftps_conformance::scripted::{Ending, FILE, HashAnswers, ScriptedServer, file_content};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn run(dir: &Path, args: &[&str], password: &str) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
-        .current_dir(dir)
-        .args(args)
-        .env("FTPS_PASSWORD", password)
-        .output()
-        .unwrap();
-    eprintln!(
-        "ftps {args:?} -> {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod support;
+use support::ftps_with_password as run;
 
 fn names(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir)

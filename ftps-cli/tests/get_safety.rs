@@ -9,6 +9,8 @@
 
 use ftps_conformance::scripted::{Ending, FILE, ScriptedServer, file_content};
 use std::path::Path;
+
+mod support;
 use std::process::{Command, Output};
 
 fn get(dir: &Path, server: &ScriptedServer, extra: &[&str], local: &str) -> Output {
@@ -85,18 +87,7 @@ fn a_truncated_download_keeps_the_old_file_and_resume_keeps_the_part() {
 }
 
 fn ftps(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
-        .current_dir(dir)
-        .args(args)
-        .env("FTPS_PASSWORD", "anything")
-        .output()
-        .unwrap();
-    eprintln!(
-        "ftps {args:?} -> {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    support::ftps_with_password(dir, args, "anything")
 }
 
 fn fresh_dir(name: &str) -> std::path::PathBuf {

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -411,18 +413,7 @@ fn the_printed_commands_work_in_both_modes() {
 fn client_commands_against_our_server() {
     let s = Served::start("client-cmds", &[]);
     let ftps = |args: &[&str], password: &str| -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
-            .current_dir(&s.dir)
-            .args(args)
-            .env("FTPS_PASSWORD", password)
-            .output()
-            .unwrap();
-        eprintln!(
-            "ftps {args:?} -> {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        support::ftps_with_password(&s.dir, args, password)
     };
     let ca = s.ca();
     let base = format!("ftp://127.0.0.1:{}", s.explicit);

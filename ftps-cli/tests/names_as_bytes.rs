@@ -14,10 +14,9 @@ use ftps_conformance::peers::{self, PASSWORD};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Output};
 
-const FTPS: &str = env!("CARGO_BIN_EXE_ftps");
+mod support;
 
 /// Names the commands work on, as bytes and in URLs.
 struct Names {
@@ -56,22 +55,6 @@ fn name(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
 }
 
-fn run(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(FTPS)
-        .current_dir(dir)
-        .args(args)
-        .env("FTPS_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "ftps {args:?} -> {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn fresh(label: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ftps-bytes-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -94,41 +77,12 @@ fn serve() -> (Ours, u16, PathBuf, PathBuf) {
     let (dir, cert, key, _) = peers::workdir("ftps-bytes-serve");
     let home = dir.join("root");
     std::fs::create_dir_all(&home).unwrap();
-    let port = peers::free_port();
-    let child = Command::new(FTPS)
-        .current_dir(&dir)
-        .arg("serve")
-        .arg("--root")
-        .arg(&home)
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .args([
-            "--explicit",
-            &format!("127.0.0.1:{port}"),
-            "--user",
-            &format!("alice:{PASSWORD}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut ours = Ours(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline && ours.0.try_wait().unwrap().is_none(),
-            "ftps serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (ours, port, home, cert)
+    let port = support::free_port();
+    let user = format!("alice:{PASSWORD}");
+    let child = support::serve_explicit(&dir, &home, &cert, &key, &user, port);
+    (Ours(child), port, home, cert)
 }
 
-/// Runs every command against one server whose login directory is `home`; `chown`
-/// gives what the test put there to the server's user.
 /// The server a test runs the commands against.
 struct Server<'a> {
     label: &'a str,
@@ -147,7 +101,7 @@ impl Server<'_> {
         let cert = self.cert.display().to_string();
         let mut all = vec![args[0], "--ca-cert", cert.as_str(), "--user", self.user];
         all.extend_from_slice(&args[1..]);
-        run(local, &all)
+        support::ftps_with_password(local, &all, PASSWORD)
     }
 }
 

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 mod support;
-use support::{free_port, start};
+use support::{free_port, serve_explicit};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,23 +46,7 @@ fn a_server_back_after_a_restart_gets_the_retried_transfers() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let mut server = start(
-        &dir,
-        &[
-            "--root",
-            dir.join("root").to_str().unwrap(),
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--user",
-            "alice:pw",
-            "--no-implicit",
-            "--explicit",
-            &format!("127.0.0.1:{port}"),
-        ],
-        &[],
-    );
+    let mut server = serve_explicit(&dir, &dir.join("root"), &cert, &key, "alice:pw", port);
     let deadline = Instant::now() + Duration::from_secs(60);
     for (what, mut child) in [("get", get), ("put", put)] {
         let status = loop {
@@ -93,23 +77,7 @@ fn an_untrusted_certificate_is_not_retried() {
     std::fs::create_dir_all(dir.join("root")).unwrap();
     std::fs::write(dir.join("root/file.bin"), b"hello").unwrap();
     let port = free_port();
-    let mut server = start(
-        &dir,
-        &[
-            "--root",
-            dir.join("root").to_str().unwrap(),
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--user",
-            "alice:pw",
-            "--no-implicit",
-            "--explicit",
-            &format!("127.0.0.1:{port}"),
-        ],
-        &[],
-    );
+    let mut server = serve_explicit(&dir, &dir.join("root"), &cert, &key, "alice:pw", port);
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
         .current_dir(&dir)

@@ -74,6 +74,37 @@ impl Drop for Proxy {
     }
 }
 
+/// Our server (explicit TLS, alice, a certificate for `localhost`) on `root`: its port and
+/// its certificate (PEM).
+async fn serve(root: &std::path::Path) -> (u16, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let users = StaticUsers::new().with_password("alice", "wonderland");
+    let server = Server::builder(LocalFs::new(root).unwrap(), users)
+        .config(ServerConfig::default())
+        .tls(
+            tls::server_config_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
+                .unwrap(),
+        )
+        .build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { server.serve(listener, TlsMode::Explicit).await });
+    (port, cert.pem())
+}
+
+/// alice's options for the server on `port`, trusting `cert`.
+fn alice(port: u16, cert: &str) -> ClientOptions {
+    let mut o = ClientOptions::new("localhost", port, "alice", "wonderland").unwrap();
+    o.tls = Some(Arc::new(
+        client::client_config_from_pem(cert.as_bytes(), client::BOTH).unwrap(),
+    ));
+    o
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_connection_goes_through_the_proxy() {
     let Some(mut proxy) = Proxy::start() else {
@@ -84,30 +115,9 @@ async fn every_connection_goes_through_the_proxy() {
     std::fs::create_dir_all(dir.join("root")).unwrap();
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(dir.join("root/data.bin"), &body).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let users = StaticUsers::new().with_password("alice", "wonderland");
-    let server = Server::builder(LocalFs::new(dir.join("root")).unwrap(), users)
-        .config(ServerConfig::default())
-        .tls(
-            tls::server_config_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
-                .unwrap(),
-        )
-        .build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { server.serve(listener, TlsMode::Explicit).await });
+    let (port, cert) = serve(&dir.join("root")).await;
 
-    let options = || {
-        let mut o = ClientOptions::new("localhost", port, "alice", "wonderland").unwrap();
-        o.tls = Some(Arc::new(
-            client::client_config_from_pem(cert.pem().as_bytes(), client::BOTH).unwrap(),
-        ));
-        o
-    };
+    let options = || alice(port, &cert);
     let dialed: Arc<Mutex<Vec<Target>>> = Arc::default();
     let seen = dialed.clone();
     let at = proxy.addr;
@@ -168,26 +178,8 @@ async fn uploads_through_the_proxy_arrive_whole() {
     let dir = std::env::temp_dir().join(format!("ftps-socks5-up-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("root")).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let users = StaticUsers::new().with_password("alice", "wonderland");
-    let server = Server::builder(LocalFs::new(dir.join("root")).unwrap(), users)
-        .config(ServerConfig::default())
-        .tls(
-            tls::server_config_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
-                .unwrap(),
-        )
-        .build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { server.serve(listener, TlsMode::Explicit).await });
-    let mut options = ClientOptions::new("localhost", port, "alice", "wonderland").unwrap();
-    options.tls = Some(Arc::new(
-        client::client_config_from_pem(cert.pem().as_bytes(), client::BOTH).unwrap(),
-    ));
+    let (port, cert) = serve(&dir.join("root")).await;
+    let options = alice(port, &cert);
     let at = proxy.addr;
     let mut c = Client::connect_via(options, move |target| socks5::socks5_connect(at, target))
         .await

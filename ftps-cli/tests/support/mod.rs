@@ -9,7 +9,7 @@ pub(crate) use ftps_conformance::peers::have;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A port free on 127.0.0.1 a moment ago.
@@ -33,6 +33,53 @@ pub(crate) fn hash(password: &str) -> String {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `ftps ARGS` in `dir` with `password` as `FTPS_PASSWORD`, standard input closed; what
+/// it did is printed for the test's log.
+pub(crate) fn ftps_with_password(dir: &Path, args: &[&str], password: &str) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(dir)
+        .args(args)
+        .env("FTPS_PASSWORD", password)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    eprintln!(
+        "ftps {args:?} -> {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `ftps serve` with the files of a peer's work directory (`peers::workdir`): explicit
+/// TLS only on `port`, `user:password`, its files under `root`.
+pub(crate) fn serve_explicit(
+    dir: &Path,
+    root: &Path,
+    cert: &Path,
+    key: &Path,
+    user: &str,
+    port: u16,
+) -> Child {
+    start(
+        dir,
+        &[
+            "--root",
+            root.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--user",
+            user,
+            "--no-implicit",
+            "--explicit",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[],
+    )
 }
 
 /// `ftps serve` in `dir` with `args` and `env`, once it says it is ready; its log

@@ -2,10 +2,11 @@
 //! at debug level under the target `ftps::client` (`ftps -v`, `RUST_LOG=ftps=debug`).
 //!
 //! The argument of `PASS` and `ACCT` is never traced, at any level: it is written as
-//! `****`. Reply text comes from the server and is escaped ([`Printable`]). Nothing is
+//! `****`. Reply text comes from the server and is escaped ([`PrintableBytes`]: a byte that
+//! is not UTF-8 shows as `\xNN`, in commands too). Nothing is
 //! formatted, split or buffered while the level is off (one cached check per call).
 
-use ftps_proto::Printable;
+use ftps_proto::PrintableBytes;
 
 /// The longest reply line traced; the rest of a longer line is left out (the session
 /// bounds what it takes anyway).
@@ -22,21 +23,22 @@ pub(crate) fn sent(bytes: &[u8]) {
         return;
     }
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
-        tracing::debug!(target: "ftps::client", "> {}", Printable(&redacted(&line)));
+        let line = redacted(line.strip_suffix(b"\r").unwrap_or(line));
+        tracing::debug!(target: "ftps::client", "> {}", PrintableBytes(&line));
     }
 }
 
 /// `line` with the argument of `PASS` or `ACCT` replaced by `****`.
-fn redacted(line: &str) -> std::borrow::Cow<'_, str> {
-    let start = line.len() - line.trim_start().len();
+fn redacted(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let start = line.len() - line.trim_ascii_start().len();
     let verb_end = line[start..]
-        .find(|c: char| c.is_ascii_whitespace())
+        .iter()
+        .position(u8::is_ascii_whitespace)
         .map_or(line.len(), |i| start + i);
     let verb = &line[start..verb_end];
-    let secret = verb.eq_ignore_ascii_case("PASS") || verb.eq_ignore_ascii_case("ACCT");
+    let secret = verb.eq_ignore_ascii_case(b"PASS") || verb.eq_ignore_ascii_case(b"ACCT");
     if secret && verb_end < line.len() {
-        format!("{} ****", &line[..verb_end]).into()
+        [&line[..verb_end], b" ****"].concat().into()
     } else {
         line.into()
     }
@@ -61,11 +63,7 @@ impl ReplyTrace {
             self.keep(&rest[..end]);
             let line = std::mem::take(&mut self.partial);
             let line = line.strip_suffix(b"\r").unwrap_or(&line);
-            tracing::debug!(
-                target: "ftps::client",
-                "< {}",
-                Printable(&String::from_utf8_lossy(line))
-            );
+            tracing::debug!(target: "ftps::client", "< {}", PrintableBytes(line));
             rest = &rest[end + 1..];
         }
         self.keep(rest);
@@ -86,7 +84,10 @@ impl ReplyTrace {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted;
+
+    fn redacted(line: &str) -> String {
+        String::from_utf8(super::redacted(line.as_bytes()).into_owned()).unwrap()
+    }
 
     #[test]
     fn passwords_and_accounts_are_redacted() {

@@ -375,7 +375,7 @@ pub(crate) async fn get(
     dest: Option<&str>,
     how: Mirror,
 ) -> Result<(), Failure> {
-    let url = remote::parse(url)?;
+    let url = remote::parse_text(url, "get -r")?;
     let dest = match dest {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(
@@ -474,7 +474,7 @@ pub(crate) async fn put(
         )));
     }
     let local = local_tree(&source)?;
-    let url = remote::parse(url)?;
+    let url = remote::parse_text(url, "put -r")?;
     let pace = conn.pace();
     let mut c = remote::connect(conn, &url).await?;
     let root = url.path.clone();

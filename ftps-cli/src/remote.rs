@@ -486,6 +486,27 @@ pub(crate) fn parse(url: &str) -> Result<FtpUrl, Failure> {
     })
 }
 
+/// [`parse`], for the commands that take the URL's path as text (`put`, `put -`, a glob,
+/// `ls --json`, `get -r`, `put -r`): a path whose bytes are not UTF-8 (`%E9`) is refused
+/// (exit 2), not sent with U+FFFD in their place. `get`, `cat`, `ls`, `ls -l`, `mkdir`,
+/// `mv` and `rm` send any bytes.
+pub(crate) fn parse_text(url: &str, command: &str) -> Result<FtpUrl, Failure> {
+    let parsed = parse(url)?;
+    require_text(&parsed, command)?;
+    Ok(parsed)
+}
+
+/// Refuses `url` for `command` if its path is not UTF-8 (see [`parse_text`]).
+fn require_text(url: &FtpUrl, command: &str) -> Result<(), Failure> {
+    if url.path.as_bytes() == url.path_bytes.as_slice() {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "{}: the path is not UTF-8 (a percent-encoded byte such as %E9); {command} takes          UTF-8 paths only (get, cat, ls, mkdir, mv and rm take any bytes)",
+        Printable(&url.path)
+    )))
+}
+
 /// `url` with the password of its user part, if any, replaced by `***`, whatever the
 /// URL's shape (no scheme, one slash, a password holding `/` or `@`): everything between
 /// the first `:` of the user part and the last `@` goes.
@@ -1099,6 +1120,9 @@ pub(crate) async fn ls(
     json: bool,
 ) -> Result<(), Failure> {
     let url = parse(url)?;
+    if json {
+        require_text(&url, "ls --json")?;
+    }
     let mut c = connect(conn, &url).await?;
     let path = RemotePath::from(url.path_bytes.as_slice());
     let printed = if json {
@@ -1221,6 +1245,7 @@ pub(crate) async fn get(
             expanded.push(url);
             continue;
         }
+        require_text(&url, "a glob")?;
         for path in expand_glob(&mut c, &url.path).await? {
             expanded.push(FtpUrl {
                 path_bytes: path.as_bytes().to_vec(),
@@ -1375,7 +1400,7 @@ pub(crate) async fn put(
     if locals.is_empty() {
         return Err(Failure::local("give the local files, then the URL"));
     }
-    let url = parse(url)?;
+    let url = parse_text(url, "put")?;
     if locals.iter().any(|l| l == "-") {
         return put_stdin(conn, &url, locals, resume || retry > 0).await;
     }

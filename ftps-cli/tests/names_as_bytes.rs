@@ -6,7 +6,8 @@
 //! Against vsftpd, ProFTPD and Pure-FTPd (root and the peers, as `real_servers.rs`; a
 //! missing peer is skipped unless `FTPS_REQUIRE_PEERS` is set), and against our own
 //! `ftps serve`, which takes UTF-8 pathnames only: there the same commands run on UTF-8
-//! names, and a Latin-1 one is refused clearly (501, exit 5).
+//! names, and a Latin-1 one is refused clearly (501, exit 5). The commands that still
+//! take the path as text refuse such a URL (exit 2) instead of sending other bytes.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -188,7 +189,7 @@ fn names_against_our_server() {
     let local = fresh("ours-latin1");
     let out = server.ftps(
         &local,
-        &["get", &format!("ftp://127.0.0.1:{port}/caf%E9.txt")],
+        &["get", "-v", &format!("ftp://127.0.0.1:{port}/caf%E9.txt")],
     );
     assert_eq!(out.status.code(), Some(5));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -196,6 +197,8 @@ fn names_against_our_server() {
         stderr.contains("501") && stderr.contains("not UTF-8"),
         "{stderr}"
     );
+    // The trace (-v) shows the byte that went out as `\xE9`, not as U+FFFD.
+    assert!(stderr.contains("> RETR caf\\xE9.txt"), "{stderr}");
     assert_eq!(
         std::fs::read_dir(&local).unwrap().count(),
         0,
@@ -227,4 +230,62 @@ fn latin1_names_against_real_servers() {
         };
         exercise(&server, &LATIN1);
     }
+}
+
+/// The commands that take the URL's path as text (`put`, `put -`, a glob, `ls --json`,
+/// `get -r`, `put -r`) refuse a path that is not UTF-8 (exit 2) and send nothing in its
+/// place: before, `put` stored the file under U+FFFD's bytes and said it succeeded.
+#[test]
+fn text_only_commands_refuse_names_that_are_not_utf8() {
+    let (_ours, port, home, cert) = serve();
+    let server = Server {
+        label: "ours",
+        port,
+        user: "alice",
+        home: &home,
+        cert: &cert,
+        chown: &|| {},
+    };
+    let local = fresh("text-only");
+    std::fs::write(local.join("up.txt"), b"upload").unwrap();
+    std::fs::create_dir(local.join("tree")).unwrap();
+    std::fs::write(local.join("tree/f.txt"), b"f").unwrap();
+    let base = format!("ftp://127.0.0.1:{port}");
+    let cases: [Vec<String>; 6] = [
+        vec!["put".into(), "up.txt".into(), format!("{base}/new%E9.txt")],
+        vec!["put".into(), "up.txt".into(), format!("{base}/d%E9/")],
+        vec!["ls".into(), "--json".into(), format!("{base}/d%E9/")],
+        vec!["get".into(), format!("{base}/d%E9/*.txt"), "into/".into()],
+        vec![
+            "get".into(),
+            "-r".into(),
+            format!("{base}/d%E9/"),
+            "mirror".into(),
+        ],
+        vec![
+            "put".into(),
+            "-r".into(),
+            "tree".into(),
+            format!("{base}/d%E9/"),
+        ],
+    ];
+    std::fs::create_dir(local.join("into")).unwrap();
+    for args in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = server.ftps(&local, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not UTF-8"), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&home).unwrap().count(),
+        0,
+        "nothing made on the server"
+    );
+    assert!(!local.join("mirror").exists());
+    assert_eq!(std::fs::read_dir(local.join("into")).unwrap().count(), 0);
+    // `put -` too (standard input is closed here: refused before it is read).
+    let out = server.ftps(&local, &["put", "-", &format!("{base}/std%E9.txt")]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&local);
 }

@@ -84,6 +84,6 @@ pub use listing::{EntryKind, ListEntry};
 pub use path::VirtualPath;
 pub use reply::{Reply, ReplyCode, ReplyDecoder, ReplyError, ReplyLimits};
 pub use server::ServerSession;
-pub use text::{Password, Pathname, Printable, Text, Token, Username};
+pub use text::{Password, Pathname, Printable, PrintableBytes, Text, Token, Username};
 pub use time::Timestamp;
 pub use transport::{TransportError, TransportErrorKind};

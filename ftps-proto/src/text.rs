@@ -371,6 +371,26 @@ impl fmt::Display for Printable<'_> {
     }
 }
 
+/// Bytes from a peer or for one (a command line, a reply line, a pathname), shown as
+/// [`Printable`] text where they are UTF-8; a byte that is not part of valid UTF-8 is
+/// written `\xNN`, so a Latin-1 `é` (0xE9) shows as `\xE9`, not as U+FFFD, and cannot be
+/// taken for the bytes of U+FFFD itself (a backslash in the text is `\\`, so the escape
+/// cannot be forged).
+#[derive(Debug, Clone, Copy)]
+pub struct PrintableBytes<'a>(pub &'a [u8]);
+
+impl fmt::Display for PrintableBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.0.utf8_chunks() {
+            fmt::Display::fmt(&Printable(chunk.valid()), f)?;
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02X}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The Unicode bidirectional formatting characters (UAX #9): marks, embeddings,
 /// overrides and isolates.
 fn is_bidi_control(c: char) -> bool {
@@ -379,7 +399,16 @@ fn is_bidi_control(c: char) -> bool {
 
 #[cfg(test)]
 mod printable_tests {
-    use super::Printable;
+    use super::{Printable, PrintableBytes};
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_escaped() {
+        let show = |b: &[u8]| PrintableBytes(b).to_string();
+        assert_eq!(show(b"RETR caf\xe9.txt"), "RETR caf\\xE9.txt");
+        assert_eq!(show("RETR café".as_bytes()), "RETR café");
+        assert_eq!(show("\u{fffd}".as_bytes()), "\u{fffd}");
+        assert_eq!(show(b"a\\xE9\x1b"), "a\\\\xE9\\u{1b}");
+    }
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {

@@ -478,12 +478,24 @@ pub(crate) async fn connect(conn: &Connection, url: &FtpUrl) -> Result<Client, F
 /// Parses a command-line URL; a bad one is a usage error (exit 2), and the message never
 /// repeats a password the URL may hold.
 pub(crate) fn parse(url: &str) -> Result<FtpUrl, Failure> {
-    FtpUrl::parse(url).map_err(|e| Failure {
+    let parsed = FtpUrl::parse(url).map_err(|e| Failure {
         code: exit::USAGE,
         message: format!("{}: {e}", redacted(url)),
         transient: false,
         permanent: false,
-    })
+    })?;
+    // A command line ends at CR LF: no pathname holds CR, LF or NUL (RFC 959 §4.1.3).
+    if parsed
+        .path_bytes
+        .iter()
+        .any(|b| matches!(b, b'\r' | b'\n' | 0))
+    {
+        return Err(Failure::usage(format!(
+            "{}: the path holds %0D, %0A or %00 (CR, LF, NUL), which no FTP pathname can",
+            redacted(url)
+        )));
+    }
+    Ok(parsed)
 }
 
 /// [`parse`], for the commands that take the URL's path as text (`put`, `put -`, a glob,
@@ -1271,6 +1283,8 @@ pub(crate) async fn get(
         let local = match dest {
             Some(d) if !into_dir => PathBuf::from(d),
             Some(d) => Path::new(d).join(remote.file_name().local()),
+            // A remote file named `-` goes to `./-`, not to standard output.
+            None if remote.file_name().as_ref() == b"-" => PathBuf::from("./-"),
             None => remote.file_name().local(),
         };
         loop {

@@ -289,3 +289,34 @@ fn text_only_commands_refuse_names_that_are_not_utf8() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&local);
 }
+
+/// A URL whose path holds CR, LF or NUL is a usage error (exit 2) before anything is sent;
+/// a remote file named `-` is saved as `./-`, not written to standard output.
+#[test]
+fn control_bytes_are_refused_and_a_dash_is_a_file() {
+    let (_ours, port, home, cert) = serve();
+    let server = Server {
+        label: "ours",
+        port,
+        user: "alice",
+        home: &home,
+        cert: &cert,
+        chown: &|| {},
+    };
+    let local = fresh("dash");
+    let base = format!("ftp://127.0.0.1:{port}");
+    std::fs::write(home.join("a.txt"), b"keep me").unwrap();
+    for bad in ["a%0D%0ADELE%20a.txt", "a%0A", "a%00.txt"] {
+        for command in ["get", "cat", "rm"] {
+            let out = server.ftps(&local, &[command, &format!("{base}/{bad}")]);
+            assert_eq!(out.status.code(), Some(2), "{command} {bad}");
+        }
+    }
+    assert_eq!(std::fs::read(home.join("a.txt")).unwrap(), b"keep me");
+    std::fs::write(home.join("-"), b"dash").unwrap();
+    let out = server.ftps(&local, &["get", &format!("{base}/-")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "nothing on standard output");
+    assert_eq!(std::fs::read(local.join("-")).unwrap(), b"dash");
+    let _ = std::fs::remove_dir_all(&local);
+}

@@ -96,7 +96,19 @@ struct Server<'a> {
     chown: &'a dyn Fn(),
 }
 
-impl Server<'_> {
+impl<'a> Server<'a> {
+    /// Our server (see [`serve`]) as alice; what the test puts in its home is its own.
+    fn ours(port: u16, home: &'a Path, cert: &'a Path) -> Server<'a> {
+        Server {
+            label: "ours",
+            port,
+            user: "alice",
+            home,
+            cert,
+            chown: &|| {},
+        }
+    }
+
     /// Runs `ftps ARGS[0] --ca-cert ... --user ... ARGS[1..]` in `local`.
     fn ftps(&self, local: &Path, args: &[&str]) -> Output {
         let cert = self.cert.display().to_string();
@@ -177,14 +189,7 @@ fn exercise(server: &Server<'_>, n: &Names) {
 #[test]
 fn names_against_our_server() {
     let (_ours, port, home, cert) = serve();
-    let server = Server {
-        label: "ours",
-        port,
-        user: "alice",
-        home: &home,
-        cert: &cert,
-        chown: &|| {},
-    };
+    let server = Server::ours(port, &home, &cert);
     exercise(&server, &UTF8);
     let local = fresh("ours-latin1");
     let out = server.ftps(
@@ -238,14 +243,7 @@ fn latin1_names_against_real_servers() {
 #[test]
 fn text_only_commands_refuse_names_that_are_not_utf8() {
     let (_ours, port, home, cert) = serve();
-    let server = Server {
-        label: "ours",
-        port,
-        user: "alice",
-        home: &home,
-        cert: &cert,
-        chown: &|| {},
-    };
+    let server = Server::ours(port, &home, &cert);
     let local = fresh("text-only");
     std::fs::write(local.join("up.txt"), b"upload").unwrap();
     std::fs::create_dir(local.join("tree")).unwrap();
@@ -295,14 +293,7 @@ fn text_only_commands_refuse_names_that_are_not_utf8() {
 #[test]
 fn control_bytes_are_refused_and_a_dash_is_a_file() {
     let (_ours, port, home, cert) = serve();
-    let server = Server {
-        label: "ours",
-        port,
-        user: "alice",
-        home: &home,
-        cert: &cert,
-        chown: &|| {},
-    };
+    let server = Server::ours(port, &home, &cert);
     let local = fresh("dash");
     let base = format!("ftp://127.0.0.1:{port}");
     std::fs::write(home.join("a.txt"), b"keep me").unwrap();

@@ -514,7 +514,8 @@ fn require_text(url: &FtpUrl, command: &str) -> Result<(), Failure> {
         return Ok(());
     }
     Err(Failure::usage(format!(
-        "{}: the path is not UTF-8 (a percent-encoded byte such as %E9); {command} takes          UTF-8 paths only (get, cat, ls, mkdir, mv and rm take any bytes)",
+        "{}: the path is not UTF-8 (a percent-encoded byte such as %E9); {command} takes \
+         UTF-8 paths only (get, cat, ls, mkdir, mv and rm take any bytes)",
         Printable(&url.path)
     )))
 }

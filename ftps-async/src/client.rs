@@ -1527,7 +1527,7 @@ async fn end_download<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) {
 ///
 /// With a server that settled on ALPN `ftp` (ours, which ends an upload at our
 /// close_notify and answers it with its own), the FIN waits for the server's end, for at
-/// most [`HALF_CLOSE_GRACE`]. A connection through a proxy without half-close
+/// most `ending.half_close` (`ClientConfig::upload_half_close_wait`). A connection through a proxy without half-close
 /// (microsocks) is closed whole at our FIN, and where the server's bytes (its ticket) are
 /// still unread by the proxy then, its kernel resets the server's side, which throws
 /// away what of the upload the server had not read yet (`ftps-tokio/tests/socks5.rs`:
@@ -1556,7 +1556,7 @@ async fn end_upload<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) -> D
     let mut buf = vec![0u8; 16 * 1024];
     let mut drain_for = ending.upload_drain;
     if half_close {
-        let grace = HALF_CLOSE_GRACE.min(drain_for);
+        let grace = ending.half_close.min(drain_for);
         let ended = timeout::<R, _>(grace, read_to_end::<R>(stream, &mut buf))
             .await
             .is_ok();
@@ -1573,11 +1573,6 @@ async fn end_upload<R: Runtime>(stream: &mut Stream<R>, ending: DataEnding) -> D
     }
     DataEnd::Complete { close_notify: true }
 }
-
-/// How long an upload's FIN waits for the server's end where the server settled on ALPN
-/// `ftp` (see [`end_upload`]): long enough for its answer to cross a slow network, short
-/// enough that a server waiting for the FIN too is not held long.
-const HALF_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Reads and drops what `stream` brings until its end (or an error).
 async fn read_to_end<R: Runtime>(stream: &mut Stream<R>, buf: &mut [u8]) {

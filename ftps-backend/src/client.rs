@@ -245,6 +245,12 @@ pub struct FtpUrl {
 }
 
 impl FtpUrl {
+    /// Whether the path's bytes are UTF-8, so that [`path`](Self::path) names the same
+    /// file as [`path_bytes`](Self::path_bytes).
+    pub fn path_is_text(&self) -> bool {
+        self.path.as_bytes() == self.path_bytes.as_slice()
+    }
+
     /// Parses `ftp://`, `ftpes://` or `ftps://` URLs.
     pub fn parse(input: &str) -> Result<FtpUrl, ParseError> {
         let bad = |why: &'static str| ParseError::new_static("URL", why);
@@ -304,14 +310,21 @@ fn percent_decode(s: &str) -> Result<String, ParseError> {
 
 impl ClientOptions {
     /// Options for a URL (`ftps://` implicit, `ftpes://` and `ftp://` explicit required);
-    /// the user is the URL's, else `anonymous`. Returns the options and the URL's path as
-    /// text (where its bytes are not UTF-8, U+FFFD stands for them: take
-    /// [`FtpUrl::parse`]'s [`path_bytes`](FtpUrl::path_bytes) to reach such a name). Fails if the URL does not parse, or the user name or password holds CR, LF or NUL.
+    /// the user is the URL's, else `anonymous`. Returns the options and the URL's path.
+    /// Fails if the URL does not parse, the user name or password holds CR, LF or NUL, or
+    /// the path's bytes are not UTF-8 (`%E9`): text cannot name such a file, so take
+    /// [`FtpUrl::parse`]'s [`path_bytes`](FtpUrl::path_bytes) to reach it.
     pub fn from_url(
         url: &str,
         password: impl Into<String>,
     ) -> Result<(ClientOptions, String), ParseError> {
         let url = FtpUrl::parse(url)?;
+        if !url.path_is_text() {
+            return Err(ParseError::new_static(
+                "URL",
+                "path is not UTF-8 (FtpUrl::parse gives its bytes: path_bytes)",
+            ));
+        }
         let user = url.user.clone().unwrap_or_else(|| "anonymous".to_owned());
         let mut options = ClientOptions::new(url.host, url.port, user, password)?;
         options.session.mode = url.mode;
@@ -432,6 +445,8 @@ mod tests {
         assert!(FtpUrl::parse("ftp://alice:a%0Db@example.com/").is_err());
         assert!(FtpUrl::parse("http://example.com/").is_err());
         assert!(FtpUrl::parse("not a url").is_err());
+        // Text cannot name a file whose name is not UTF-8: refused, not sent as U+FFFD.
+        assert!(ClientOptions::from_url("ftp://h/caf%E9.txt", "pw").is_err());
         let (o, path) = ClientOptions::from_url("ftps://bob@example.com:2990/x", "pw").unwrap();
         assert_eq!(
             (

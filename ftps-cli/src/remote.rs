@@ -510,7 +510,7 @@ pub(crate) fn parse_text(url: &str, command: &str) -> Result<FtpUrl, Failure> {
 
 /// Refuses `url` for `command` if its path is not UTF-8 (see [`parse_text`]).
 fn require_text(url: &FtpUrl, command: &str) -> Result<(), Failure> {
-    if url.path.as_bytes() == url.path_bytes.as_slice() {
+    if url.path_is_text() {
         return Ok(());
     }
     Err(Failure::usage(format!(
@@ -1118,12 +1118,6 @@ async fn end_upload(
     }
 }
 
-fn file_name(path: &str) -> &str {
-    path.rsplit('/')
-        .find(|s| !s.is_empty())
-        .unwrap_or("download")
-}
-
 /// `ftps ls URL [-l]`: names (NLST), or the server's `ls -l` lines (LIST), one a line,
 /// each shown through [`Printable`] (see the module documentation).
 pub(crate) async fn ls(
@@ -1193,8 +1187,12 @@ fn print_lines<S: AsRef<str>>(mut lines: impl Iterator<Item = S>) -> Result<(), 
 }
 
 /// Whether a URL's last path component is a glob (`*`, `?` or `[`).
-fn is_glob(name: &str) -> bool {
-    name.contains(['*', '?', '['])
+fn is_glob(url: &FtpUrl) -> bool {
+    RemotePath::from(url.path_bytes.as_slice())
+        .file_name()
+        .as_ref()
+        .iter()
+        .any(|b| matches!(b, b'*' | b'?' | b'['))
 }
 
 /// The files of `pattern`'s directory whose names match its last component (a glob:
@@ -1251,10 +1249,10 @@ pub(crate) async fn get(
     let mut retries = Retries::new(retry);
     let mut c = retries.connect(conn, &urls[0]).await?;
     // Remote globs (`*.csv`): each expanded to the files of its directory that match.
-    let globbed = urls.iter().any(|u| is_glob(file_name(&u.path)));
+    let globbed = urls.iter().any(is_glob);
     let mut expanded = Vec::new();
     for url in urls {
-        if !is_glob(file_name(&url.path)) {
+        if !is_glob(&url) {
             expanded.push(url);
             continue;
         }

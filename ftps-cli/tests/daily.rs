@@ -668,16 +668,7 @@ fn cat_needs_a_file() {
 /// `cargo xtask ci`; without it (and without `FTPS_REQUIRE_PEERS`) this is skipped.
 #[test]
 fn an_error_is_written_in_one_piece() {
-    let have = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
-            "strace is not installed"
-        );
-        eprintln!("strace is not installed: skipped");
+    if !support::have("strace") {
         return;
     }
     let s = Served::start("one-write");

@@ -32,15 +32,7 @@ fn sample(text: &str, series: &str) -> f64 {
 
 #[test]
 fn counters_move_during_a_transfer() {
-    let found = Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("FTPS_REQUIRE_PEERS").is_none(),
-        "curl is required"
-    );
-    if !found {
+    if !support::have("curl") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("ftps-metrics-{}", std::process::id()));

@@ -421,13 +421,18 @@ pub enum Action {
 
 /// How long the adapter may take to end a data connection, as the session decided
 /// ([`ClientConfig::data_close_timeout`](super::ClientConfig::data_close_timeout),
-/// [`ClientConfig::upload_end_wait`](super::ClientConfig::upload_end_wait)).
+/// [`ClientConfig::upload_end_wait`](super::ClientConfig::upload_end_wait),
+/// [`ClientConfig::upload_half_close_wait`](super::ClientConfig::upload_half_close_wait)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DataEnding {
     /// Closing our end: close_notify (TLS) and FIN, after a download or an upload.
     pub close: Duration,
     /// After an upload's close: reading on to the server's end of the connection.
     pub upload_drain: Duration,
+    /// After an upload's close_notify to a server on ALPN `ftp`: how long the FIN waits
+    /// for the server's end (part of `upload_drain`; see
+    /// [`ClientConfig::upload_half_close_wait`](super::ClientConfig::upload_half_close_wait)).
+    pub half_close: Duration,
 }
 
 /// What happened, reported by the adapter.

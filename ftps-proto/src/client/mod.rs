@@ -128,6 +128,17 @@ pub struct ClientConfig {
     /// data connection, which may bring the TLS 1.3 ticket the next transfer resumes
     /// with. Default 10 s. Passed on in [`Action::StartTransfer`].
     pub upload_end_wait: Duration,
+    /// After an upload's close_notify, where the server settled on ALPN `ftp` (which
+    /// tells a server that ends an upload at the client's close_notify and answers it
+    /// with its own): how long the client's FIN waits for the server's end. A proxy
+    /// without half-close (microsocks) closes both sides at the client's FIN, and where
+    /// the server's bytes are still unread there, the reset that follows can cut the
+    /// upload before the server has read it. (RFC 8446 §6.1: a close_notify closes only
+    /// the sender's write side, so the peer may still send after it; when the TCP FIN
+    /// follows is the application's choice.) A server that waits for the FIN as well gets
+    /// it after this. Default 1 s, within [`upload_end_wait`](Self::upload_end_wait).
+    /// Passed on in [`Action::StartTransfer`].
+    pub upload_half_close_wait: Duration,
 }
 
 impl ClientConfig {
@@ -150,6 +161,7 @@ impl ClientConfig {
             max_control_input: DEFAULT_MAX_CONTROL_INPUT,
             data_close_timeout: Duration::from_secs(2),
             upload_end_wait: Duration::from_secs(10),
+            upload_half_close_wait: Duration::from_secs(1),
         }
     }
 }
@@ -171,6 +183,7 @@ with_fields!(ClientConfig {
     with_max_control_input: max_control_input: usize,
     with_data_close_timeout: data_close_timeout: Duration,
     with_upload_end_wait: upload_end_wait: Duration,
+    with_upload_half_close_wait: upload_half_close_wait: Duration,
 });
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1317,6 +1330,7 @@ impl ClientSession {
                 ending: DataEnding {
                     close: self.config.data_close_timeout,
                     upload_drain: self.config.upload_end_wait,
+                    half_close: self.config.upload_half_close_wait,
                 },
             });
         }

@@ -191,6 +191,7 @@ fn the_session_bounds_the_end_of_a_transfer() {
     let config = ClientConfig {
         data_close_timeout: Duration::from_millis(300),
         upload_end_wait: Duration::from_secs(4),
+        upload_half_close_wait: Duration::from_millis(700),
         ..Script::config()
     };
     let mut s = Script::ready(config);
@@ -204,11 +205,13 @@ fn the_session_bounds_the_end_of_a_transfer() {
         Some(DataEnding {
             close: Duration::from_millis(300),
             upload_drain: Duration::from_secs(4),
+            half_close: Duration::from_millis(700),
         })
     );
     let defaults = Script::config();
     assert_eq!(defaults.data_close_timeout, Duration::from_secs(2));
     assert_eq!(defaults.upload_end_wait, Duration::from_secs(10));
+    assert_eq!(defaults.upload_half_close_wait, Duration::from_secs(1));
 }
 
 fn stall_config() -> ClientConfig {

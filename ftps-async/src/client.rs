@@ -697,7 +697,7 @@ impl<R: Runtime> Client<R> {
                             _ => None,
                         };
                         let info = ftps_proto::tls::client_handshake_info(conn, sni);
-                        tracing::debug!(version = ?info.version, resumed = info.resumed, "control TLS established");
+                        crate::trace::handshake("control", conn);
                         self.tls13 = info.version == TlsVersion::Tls13;
                         IoEvent::ControlTlsEstablished(info)
                     }

@@ -74,6 +74,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         let buf = vec![0u8; READ_BUFFER].into_boxed_slice();
         let mut stream = Self::new(io, conn.into(), buf, 0..0, Records::default());
         stream.handshake().await?;
+        // A client's TLS connections made here are its data connections (the control
+        // connection's handshake goes through the core).
+        #[cfg(feature = "client")]
+        if let Connection::Client(c) = &stream.conn {
+            crate::trace::handshake("data", c);
+        }
         Ok(stream)
     }
 

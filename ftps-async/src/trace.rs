@@ -28,6 +28,33 @@ pub(crate) fn sent(bytes: &[u8]) {
     }
 }
 
+/// Traces what a finished client handshake settled, as `curl -v` does: `* control: TLS
+/// 1.3, TLS13_AES_128_GCM_SHA256, ALPN ftp` (`what` is `control` or `data`).
+pub(crate) fn handshake(what: &str, conn: &rustls::ClientConnection) {
+    if !on() {
+        return;
+    }
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2",
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3",
+        _ => "TLS",
+    };
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!(", {:?}", s.suite()))
+        .unwrap_or_default();
+    let alpn = conn
+        .alpn_protocol()
+        .map(|p| format!(", ALPN {}", PrintableBytes(p)))
+        .unwrap_or_default();
+    let resumed = if conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+        ", resumed"
+    } else {
+        ""
+    };
+    tracing::debug!(target: "ftps::client", "* {what}: {version}{suite}{alpn}{resumed}");
+}
+
 /// `line` with the argument of `PASS` or `ACCT` replaced by `****`.
 fn redacted(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let start = line.len() - line.trim_ascii_start().len();

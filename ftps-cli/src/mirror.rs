@@ -324,7 +324,10 @@ where
                 Ok(c) => c,
                 Err(f) => {
                     // Fewer sessions: the others take the work.
-                    say!("ftps: warning: another session: {}", f.message);
+                    say!(
+                        "ftps: warning: another session: {}",
+                        remote::Shown(&f.message)
+                    );
                     continue;
                 }
             },
@@ -360,7 +363,7 @@ fn finish(what: &str, o: Outcome, unchanged: usize, deleted: usize) -> Result<()
         o.failed.len()
     );
     for (rel, f) in &o.failed {
-        say!("ftps: {}: {}", Printable(rel), f.message);
+        say!("ftps: {}: {}", Printable(rel), remote::Shown(&f.message));
     }
     match o.failed.into_iter().next() {
         Some((_, f)) => Err(f),

@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use ftps_proto::client::{ClientError, ConnectionMode, DEFAULT_MAX_LISTING};
 use ftps_proto::hash::HashAlgorithm;
 use ftps_proto::tls::{ClientIdentity, Fingerprint, ServerTrust};
-use ftps_proto::{Printable, ProtectionLevel, TransportErrorKind};
+use ftps_proto::{Printable, PrintableBytes, ProtectionLevel, TransportErrorKind};
 use ftps_tokio::client::{self, Error};
 use ftps_tokio::download::{Destination, Partial, open_part};
 use ftps_tokio::{Client, ClientOptions, FtpUrl};
@@ -286,14 +286,32 @@ impl Failure {
     }
 }
 
+/// A line of a message as shown on standard error: [`Printable`]'s escapes of control and
+/// bidirectional characters, which a server's reply quoted in it may hold, but a backslash
+/// as it is: the remote paths in messages come escaped already ([`RemotePath`]'s
+/// `\xNN` for a byte that is not UTF-8), and escaping them again showed `\\xE9`.
+pub(crate) struct Shown<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, part) in self.0.split('\\').enumerate() {
+            if i > 0 {
+                f.write_str("\\")?;
+            }
+            std::fmt::Display::fmt(&Printable(part), f)?;
+        }
+        Ok(())
+    }
+}
+
 impl From<Failure> for ExitCode {
     fn from(f: Failure) -> Self {
         // Messages quote the server's replies: control characters escaped, and the lines
         // of a multi-line reply indented, so none can pass for a line of ours.
         let mut lines = f.message.split('\n');
-        say!("ftps: {}", Printable(lines.next().unwrap_or_default()));
+        say!("ftps: {}", Shown(lines.next().unwrap_or_default()));
         for line in lines {
-            say!("  {}", Printable(line));
+            say!("  {}", Shown(line));
         }
         let names_or_dates = ["not valid for name", "expired", "not valid yet"]
             .iter()
@@ -516,7 +534,7 @@ fn require_text(url: &FtpUrl, command: &str) -> Result<(), Failure> {
     Err(Failure::usage(format!(
         "{}: the path is not UTF-8 (a percent-encoded byte such as %E9); {command} takes \
          UTF-8 paths only (get, cat, ls, mkdir, mv and rm take any bytes)",
-        Printable(&url.path)
+        PrintableBytes(&url.path_bytes)
     )))
 }
 
@@ -1146,7 +1164,7 @@ pub(crate) async fn ls(
         }
     } else if long {
         let raw = op(c.list_raw(path, ftps_proto::client::ListFormat::List).await)
-            .map_err(|f| about(&url.path, f))?;
+            .map_err(|f| about(PrintableBytes(&url.path_bytes), f))?;
         let mut lines: Vec<&[u8]> = raw.split(|&b| b == b'\n').collect();
         if lines.last().is_some_and(|l| l.is_empty()) {
             lines.pop(); // After the last line's end.
@@ -1157,7 +1175,8 @@ pub(crate) async fn ls(
         }))
     } else {
         // Names, then the lines no pathname can be (a CR in a name), all shown escaped.
-        let names = op(c.nlst(path).await).map_err(|f| about(&url.path, f))?;
+        let names =
+            op(c.nlst(path).await).map_err(|f| about(PrintableBytes(&url.path_bytes), f))?;
         print_lines(
             names
                 .entries
@@ -1338,7 +1357,7 @@ impl Retries {
             match connect(conn, url).await {
                 Ok(c) => return Ok(c),
                 Err(f) if self.take(&f) => {
-                    say!("ftps: {}; retrying ({} left)", f.message, self.left);
+                    say!("ftps: {}; retrying ({} left)", Shown(&f.message), self.left);
                     self.wait().await;
                 }
                 Err(f) => return Err(f),
@@ -1496,7 +1515,8 @@ pub(crate) async fn rm(conn: &Connection, urls: &[String]) -> Result<(), Failure
     };
     let mut c = connect(conn, first).await?;
     for url in &urls {
-        op(c.delete(&url.path_bytes).await).map_err(|f| about(&url.path, f))?;
+        op(c.delete(&url.path_bytes).await)
+            .map_err(|f| about(PrintableBytes(&url.path_bytes), f))?;
     }
     let _ = c.quit().await;
     Ok(())
@@ -1507,7 +1527,7 @@ pub(crate) async fn mkdir(conn: &Connection, url: &str) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
     op(c.mkdir(without_trailing_slashes(&url.path_bytes)).await)
-        .map_err(|f| about(&url.path, f))?;
+        .map_err(|f| about(PrintableBytes(&url.path_bytes), f))?;
     let _ = c.quit().await;
     Ok(())
 }
@@ -1524,7 +1544,8 @@ fn without_trailing_slashes(mut path: &[u8]) -> &[u8] {
 pub(crate) async fn mv(conn: &Connection, url: &str, to: &str) -> Result<(), Failure> {
     let url = parse(url)?;
     let mut c = connect(conn, &url).await?;
-    op(c.rename(&url.path_bytes, to).await).map_err(|f| about(&url.path, f))?;
+    op(c.rename(&url.path_bytes, to).await)
+        .map_err(|f| about(PrintableBytes(&url.path_bytes), f))?;
     let _ = c.quit().await;
     Ok(())
 }
@@ -1559,7 +1580,7 @@ pub(crate) async fn quote(
     let mut c = connect(conn, &url).await?;
     if !url.path.is_empty() {
         op(c.cwd(without_trailing_slashes(&url.path_bytes)).await)
-            .map_err(|f| about(&url.path, f))?;
+            .map_err(|f| about(PrintableBytes(&url.path_bytes), f))?;
     }
     for (line, command) in commands.iter().zip(parsed) {
         let reply = op(c.raw(command).await).map_err(|f| about(line, f))?;
@@ -1591,7 +1612,7 @@ pub(crate) async fn cat(conn: &Connection, url: &str) -> Result<(), Failure> {
     if url.path_bytes.is_empty() || url.path_bytes.ends_with(b"/") {
         return Err(Failure::usage(format!(
             "/{}: names a directory; cat writes a file (ftps ls lists a directory)",
-            Printable(&url.path)
+            PrintableBytes(&url.path_bytes)
         )));
     }
     // Looked at before connecting: nothing is fetched for an output that cannot be had.
@@ -1618,6 +1639,18 @@ mod tests {
             super::about("a.txt", f("refused")).message,
             "a.txt: refused"
         );
+    }
+
+    #[test]
+    fn messages_escape_control_characters_once_and_keep_a_remote_path_s_escapes() {
+        use super::{RemotePath, Shown};
+        let path = RemotePath::from(&b"caf\xe9\x1b[2J.txt"[..]);
+        let message = format!("{path}: refused: 550 no\x1b]0;title\x07 such file");
+        assert_eq!(
+            Shown(&message).to_string(),
+            "caf\\xE9\\u{1b}[2J.txt: refused: 550 no\\u{1b}]0;title\\u{7} such file"
+        );
+        assert_eq!(Shown("a\\b").to_string(), "a\\b");
     }
 
     use super::redacted;

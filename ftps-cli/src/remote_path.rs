@@ -43,9 +43,11 @@ impl AsRef<[u8]> for RemotePath<'_> {
     }
 }
 
+/// For messages: control characters escaped and bytes that are not UTF-8 shown as `\xNN`
+/// (the bytes to type back in a URL as `%NN`), never as U+FFFD.
 impl fmt::Display for RemotePath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(self.0))
+        fmt::Display::fmt(&ftps_proto::PrintableBytes(self.0), f)
     }
 }
 
@@ -76,7 +78,7 @@ mod tests {
     fn names_keep_their_bytes_and_show_as_text() {
         let p = RemotePath::from(&b"pub/caf\xe9.txt"[..]);
         assert_eq!(p.file_name().as_ref(), b"caf\xe9.txt");
-        assert_eq!(p.to_string(), "pub/caf\u{fffd}.txt");
+        assert_eq!(p.to_string(), "pub/caf\\xE9.txt");
         assert_eq!(RemotePath::from("dir/").file_name().as_ref(), b"dir");
         assert_eq!(RemotePath::from("").file_name().as_ref(), b"download");
         #[cfg(unix)]

@@ -204,6 +204,14 @@ fn names_against_our_server() {
     );
     // The trace (-v) shows the byte that went out as `\xE9`, not as U+FFFD.
     assert!(stderr.contains("> RETR caf\\xE9.txt"), "{stderr}");
+    // So does the error message (it printed `caf\u{FFFD}.txt`, a name no URL can give).
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("ftps: caf\\xE9.txt: ")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{FFFD}'), "{stderr}");
     assert_eq!(
         std::fs::read_dir(&local).unwrap().count(),
         0,

@@ -137,6 +137,9 @@ fn verbose_shows_commands_and_replies_never_the_password() {
             "< 230 ",
             "> NLST",
             "< 226 ",
+            // What each handshake settled: AES-128-GCM, which our client offers first.
+            "* control: TLS 1.3, TLS13_AES_128_GCM_SHA256, ALPN ftp\n",
+            "* data: TLS 1.3, TLS13_AES_128_GCM_SHA256, ALPN ftp, resumed\n",
         ] {
             assert!(err.contains(shown), "{args:?}: no {shown:?} in:\n{err}");
         }
@@ -208,4 +211,41 @@ fn serve_logs_logins_and_transfers() {
     let log = s.log();
     let logged: Vec<&str> = log.lines().filter(|l| !l.contains("warning")).collect();
     assert!(logged.is_empty(), "{log}");
+}
+
+/// Our client offers AES-128-GCM first (`ftps_proto::tls::aes_128_gcm_first`: as fast as
+/// anything here and as strong as the key exchange); servers that follow the client's
+/// order, as OpenSSL's do by default, pick it, and `-v` names the suite of every
+/// handshake. Against vsftpd and Pure-FTPd (skipped where not installed, unless
+/// `FTPS_REQUIRE_PEERS` is set).
+#[test]
+fn real_servers_pick_the_suite_our_client_offers_first() {
+    use ftps_conformance::peers::{self, PASSWORD};
+    type Start = fn() -> Option<peers::Peer>;
+    let servers: [(&str, Start); 2] = [
+        ("vsftpd", || peers::vsftpd(false)),
+        ("pure-ftpd", peers::pure_ftpd),
+    ];
+    let dir = std::env::temp_dir().join(format!("ftps-verbose-suites-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (label, start) in servers {
+        let Some(p) = start() else {
+            eprintln!("{label}: not installed, skipped");
+            continue;
+        };
+        let url = format!("ftp://127.0.0.1:{}/", p.port);
+        let cert = p.cert.display().to_string();
+        let args = ["ls", "-v", "--ca-cert", &cert, "--user", &p.user, &url];
+        let out = support::ftps_with_password(&dir, &args, PASSWORD);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{label}: {err}");
+        for what in ["control", "data"] {
+            let line = err
+                .lines()
+                .find(|l| l.contains(&format!("* {what}: TLS")))
+                .unwrap_or_else(|| panic!("{label}: no {what} handshake in:\n{err}"));
+            assert!(line.contains("_AES_128_GCM_SHA256"), "{label}: {line}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

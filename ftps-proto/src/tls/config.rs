@@ -40,6 +40,41 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     }
 }
 
+/// The provider of the client configurations built here: the process default as the
+/// application installed it (its suites and their order untouched), else the built-in
+/// provider with [`aes_128_gcm_first`].
+fn client_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    match rustls::crypto::CryptoProvider::get_default() {
+        Some(p) => p.clone(),
+        None => Arc::new(aes_128_gcm_first(built_in().as_ref().clone())),
+    }
+}
+
+/// `provider` with its AES-128-GCM suites (TLS 1.3's `TLS_AES_128_GCM_SHA256`, TLS 1.2's
+/// ECDHE ones) moved first, the others after them in their order; no suite added or
+/// removed.
+///
+/// rustls' providers list AES-256-GCM first. For bulk data AES-128-GCM is the better
+/// default: it is the suite every TLS 1.3 implementation must have (RFC 8446 §9.1), its
+/// 128-bit strength matches the X25519 key exchange that protects its key (RFC 7748 §1),
+/// it is what browsers and Go offer first, and with AES-NI it encrypts 1.25-1.3× as fast
+/// here (`openssl speed -evp`: 2.7 against 2.1 GB/s on one core). A client's order is
+/// what a TLS 1.3 server follows unless it imposes its own (rustls, OpenSSL by default).
+pub fn aes_128_gcm_first(
+    mut provider: rustls::crypto::CryptoProvider,
+) -> rustls::crypto::CryptoProvider {
+    use rustls::CipherSuite as C;
+    provider.cipher_suites.sort_by_key(|suite| {
+        !matches!(
+            suite.suite(),
+            C::TLS13_AES_128_GCM_SHA256
+                | C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    provider
+}
+
 #[cfg(feature = "aws-lc-rs")]
 fn built_in() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -205,7 +240,7 @@ pub fn client_config_with_trust(
     trust: ServerTrust,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<rustls::ClientConfig, TlsConfigError> {
-    let provider = provider();
+    let provider = client_provider();
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(err)?
@@ -240,7 +275,7 @@ pub fn insecure_client_config() -> Result<rustls::ClientConfig, TlsConfigError> 
 pub fn insecure_client_config_with_versions(
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<rustls::ClientConfig, TlsConfigError> {
-    let provider = provider();
+    let provider = client_provider();
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(err)?
@@ -289,5 +324,39 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+    fn aes_128_gcm_comes_first_and_no_suite_is_added_or_lost() {
+        let original = built_in();
+        let reordered = aes_128_gcm_first(original.as_ref().clone());
+        let names = |p: &rustls::crypto::CryptoProvider| {
+            p.cipher_suites
+                .iter()
+                .map(|s| s.suite())
+                .collect::<Vec<_>>()
+        };
+        let (before, after) = (names(&original), names(&reordered));
+        assert_eq!(
+            after.first(),
+            Some(&rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+        );
+        assert_ne!(before, after, "the built-in order puts AES-256 first");
+        let (mut b, mut a) = (before.clone(), after.clone());
+        b.sort_by_key(|s| u16::from(*s));
+        a.sort_by_key(|s| u16::from(*s));
+        assert_eq!(a, b);
+        // The configurations built here use it (no process default in this test binary).
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let config =
+                client_config(rustls::RootCertStore::empty()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(names(config.crypto_provider()), after);
+        }
     }
 }

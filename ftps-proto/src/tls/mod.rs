@@ -14,7 +14,7 @@ mod session_store;
 mod trust;
 
 pub use config::{
-    BOTH, ReloadableCert, TlsConfigError, client_config, client_config_from_pem,
+    BOTH, ReloadableCert, TlsConfigError, aes_128_gcm_first, client_config, client_config_from_pem,
     client_config_with_trust, client_config_with_versions, insecure_client_config,
     insecure_client_config_with_versions, provider, roots_from_pem, server_config,
     server_config_from_pem, server_config_with_resolver,

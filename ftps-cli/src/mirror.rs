@@ -105,23 +105,24 @@ fn kind_name<S: serde::Serializer>(kind: &EntryKind, s: S) -> Result<S::Ok, S::E
 /// not mirrored), showing the first, escaped.
 fn warn_unparsed(path: &str, unparsed: &[Vec<u8>]) {
     if let Some(first) = unparsed.first() {
-        let first = String::from_utf8_lossy(first);
         say!(
-            "ftps: warning: /{path}: {} listing line(s) in no known form skipped, the first: {}",
+            "ftps: warning: /{}: {} listing line(s) in no known form skipped, the first: {}",
+            Printable(path),
             unparsed.len(),
-            ftps_proto::Printable(&first)
+            ftps_proto::PrintableBytes(first)
         );
     }
 }
 
-/// Says on stderr that a listing of `path` had names that are not UTF-8, which the
-/// command line cannot name (its paths are text), showing the first, lossily.
-fn warn_not_utf8(path: &str, names: &[String]) {
+/// Says on stderr that a listing of `path` had names that are not UTF-8, which a mirror
+/// does not take (its paths are text), showing the first with its bytes as `\xNN`.
+fn warn_not_utf8(path: &str, names: &[Vec<u8>]) {
     if let Some(first) = names.first() {
         say!(
-            "ftps: warning: /{path}: {} name(s) that are not UTF-8 skipped, the first: {}",
+            "ftps: warning: /{}: {} name(s) that are not UTF-8 skipped, the first: {}",
+            Printable(path),
             names.len(),
-            ftps_proto::Printable(first)
+            ftps_proto::PrintableBytes(first)
         );
     }
 }
@@ -134,11 +135,12 @@ pub(crate) async fn list_dir(c: &mut Client, path: &str) -> Result<Vec<Listed>, 
     let at = (!path.is_empty()).then_some(path);
     let mut not_utf8 = Vec::new();
     let listed: Vec<Listed> = if c.features().supports("MLST") {
-        let listing = remote::op(c.mlsd(at).await).map_err(|f| remote::about(path, f))?;
+        let listing =
+            remote::op(c.mlsd(at).await).map_err(|f| remote::about(Printable(path), f))?;
         warn_unparsed(path, &listing.unparsed);
         let (text, bytes): (Vec<_>, Vec<_>) =
             listing.into_iter().partition(|e| e.raw_pathname.is_none());
-        not_utf8.extend(bytes.into_iter().map(|e| e.pathname));
+        not_utf8.extend(bytes.into_iter().filter_map(|e| e.raw_pathname));
         text.into_iter()
             .filter(|e| !matches!(e.file_type(), Some(FileType::Cdir | FileType::Pdir)))
             .map(|e| Listed {
@@ -156,11 +158,12 @@ pub(crate) async fn list_dir(c: &mut Client, path: &str) -> Result<Vec<Listed>, 
             })
             .collect()
     } else {
-        let listing = remote::op(c.list(at).await).map_err(|f| remote::about(path, f))?;
+        let listing =
+            remote::op(c.list(at).await).map_err(|f| remote::about(Printable(path), f))?;
         warn_unparsed(path, &listing.unparsed);
         let (text, bytes): (Vec<_>, Vec<_>) =
             listing.into_iter().partition(|e| e.raw_name.is_none());
-        not_utf8.extend(bytes.into_iter().map(|e| e.name));
+        not_utf8.extend(bytes.into_iter().filter_map(|e| e.raw_name));
         text.into_iter()
             .map(|e| Listed {
                 name: e.name,
@@ -362,8 +365,9 @@ fn finish(what: &str, o: Outcome, unchanged: usize, deleted: usize) -> Result<()
         o.moved,
         o.failed.len()
     );
-    for (rel, f) in &o.failed {
-        say!("ftps: {}: {}", Printable(rel), remote::Shown(&f.message));
+    // Each message names its file (the remote path, or the local one for a local failure).
+    for (_, f) in &o.failed {
+        say!("ftps: {}", remote::Shown(&f.message));
     }
     match o.failed.into_iter().next() {
         Some((_, f)) => Err(f),
@@ -443,7 +447,7 @@ pub(crate) async fn get(
                     done = set_local_time(&local, t);
                 }
             }
-            (c, done.map_err(|e| remote::about(&remote, e)))
+            (c, done.map_err(|e| remote::about(Printable(&remote), e)))
         }
     })
     .await;
@@ -489,7 +493,7 @@ pub(crate) async fn put(
     for dir in &local.dirs {
         if !there.contains(dir.as_str()) {
             let path = join(&root, dir);
-            remote::op(c.mkdir(&path).await).map_err(|f| remote::about(&path, f))?;
+            remote::op(c.mkdir(&path).await).map_err(|f| remote::about(Printable(&path), f))?;
         }
     }
     let remote_files: HashMap<&str, &Entry> =
@@ -517,7 +521,8 @@ pub(crate) async fn put(
         for f in &tree.files {
             if !wanted.contains(f.rel.as_str()) {
                 let path = join(&root, &f.rel);
-                remote::op(c.delete(&path).await).map_err(|e| remote::about(&path, e))?;
+                remote::op(c.delete(&path).await)
+                    .map_err(|e| remote::about(Printable(&path), e))?;
                 deleted += 1;
             }
         }
@@ -541,7 +546,7 @@ pub(crate) async fn put(
                     done = remote::op(c.set_modified(&remote, t).await);
                 }
             }
-            (c, done.map_err(|e| remote::about(&remote, e)))
+            (c, done.map_err(|e| remote::about(Printable(&remote), e)))
         }
     })
     .await;

@@ -261,9 +261,12 @@ impl Failure {
             }
             _ if certificate => format!(
                 "{}; to trust it, give its CA with --ca-cert or pin it with --pin",
-                client::report(&e)
+                escaped_lines(&client::report(&e))
             ),
-            _ => client::report(&e),
+            // The report quotes the server (its reply, its certificate's names): escaped
+            // here, once, backslashes too, so that the server's own `\xE9` cannot pass
+            // for an escape of ours (see [`Shown`]).
+            _ => escaped_lines(&client::report(&e)),
         };
         let transient = matches!(
             &e,
@@ -286,10 +289,21 @@ impl Failure {
     }
 }
 
+/// `text`'s lines, each through [`Printable`] (a multi-line reply stays several lines, each
+/// shown indented under the first).
+fn escaped_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| Printable(line).to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A line of a message as shown on standard error: [`Printable`]'s escapes of control and
-/// bidirectional characters, which a server's reply quoted in it may hold, but a backslash
-/// as it is: the remote paths in messages come escaped already ([`RemotePath`]'s
-/// `\xNN` for a byte that is not UTF-8), and escaping them again showed `\\xE9`.
+/// bidirectional characters, but a backslash as it is. What a message quotes from
+/// elsewhere comes escaped already, backslashes doubled: a server's reply
+/// ([`Failure::from_client`]), a remote path ([`RemotePath`]'s `\xNN` for a byte that is
+/// not UTF-8); escaping it again showed `\\xE9`. The control characters escaped here are
+/// a second guard, for text that reached a message some other way.
 pub(crate) struct Shown<'a>(pub(crate) &'a str);
 
 impl std::fmt::Display for Shown<'_> {
@@ -587,7 +601,9 @@ pub(crate) fn op<T>(r: Result<T, Error>) -> Result<T, Failure> {
 }
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise (scripts, CI).
-fn progress(name: &str, total: Option<u64>) -> indicatif::ProgressBar {
+/// `name` is shown as its `Display` writes it: a [`RemotePath`] escapes itself; a local
+/// name is passed through [`Printable`] by the caller.
+fn progress(name: impl std::fmt::Display, total: Option<u64>) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
@@ -601,7 +617,7 @@ fn progress(name: &str, total: Option<u64>) -> indicatif::ProgressBar {
     )
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
-    bar.set_message(Printable(name).to_string());
+    bar.set_message(name.to_string());
     bar
 }
 
@@ -753,7 +769,12 @@ pub(crate) fn interrupted() {
 /// names the login directory) is not named (it printed `ftps: : ...`).
 pub(crate) fn about(what: impl std::fmt::Display, f: Failure) -> Failure {
     let what = what.to_string();
-    if what.is_empty() {
+    // Named once: a failure from a step that named the file already keeps its message.
+    if what.is_empty()
+        || f.message
+            .strip_prefix(what.as_str())
+            .is_some_and(|m| m.starts_with(": "))
+    {
         return f;
     }
     Failure {
@@ -868,7 +889,7 @@ pub(crate) async fn download(
         in_progress(Some(temp.clone()));
     }
     let mut file = Sink::new(file);
-    let bar = progress(&remote.file_name().to_string(), size);
+    let bar = progress(remote.file_name(), size);
     bar.set_position(offset);
     let copied = receive_with_progress(&mut stream, &mut file, &bar, pace).await;
     let finished = stream.finish().await;
@@ -989,7 +1010,7 @@ async fn download_through(
 ) -> Result<(), Failure> {
     let mut out = Sink::new(out);
     let mut stream = op(c.retrieve_stream(remote, 0).await).map_err(|f| about(remote, f))?;
-    let bar = progress(&remote.file_name().to_string(), size);
+    let bar = progress(remote.file_name(), size);
     let copied = receive_with_progress(&mut stream, &mut out, &bar, pace).await;
     bar.finish_and_clear();
     match copied {
@@ -1099,7 +1120,7 @@ pub(crate) async fn upload(
     file.seek(std::io::SeekFrom::Start(offset))
         .await
         .map_err(Failure::local)?;
-    let bar = progress(&local.display().to_string(), Some(size));
+    let bar = progress(Printable(&local.display().to_string()), Some(size));
     bar.set_position(offset);
     let mut stream =
         op(c.store_stream(remote, offset, false).await).map_err(|f| about(remote, f))?;
@@ -1308,7 +1329,7 @@ pub(crate) async fn get(
         loop {
             match download(&mut c, remote, &local, resume, checksum, conn.pace()).await {
                 Ok(()) => break,
-                Err(f) => c = retries.after(f, &url.path, conn, url).await?,
+                Err(f) => c = retries.after(f, conn, url).await?,
             }
         }
     }
@@ -1365,11 +1386,11 @@ impl Retries {
         }
     }
 
-    /// After `what` failed with `f`: a fresh connection to retry on, or the failure.
+    /// After a transfer failed with `f` (whose message names the file): a fresh
+    /// connection to retry on, or the failure.
     async fn after(
         &mut self,
         f: Failure,
-        what: &str,
         conn: &Connection,
         url: &FtpUrl,
     ) -> Result<Client, Failure> {
@@ -1377,8 +1398,8 @@ impl Retries {
             return Err(f);
         }
         say!(
-            "ftps: {what}: {}; retrying on a fresh connection ({} left)",
-            f.message,
+            "ftps: {}; retrying on a fresh connection ({} left)",
+            Shown(&f.message),
             self.left
         );
         self.wait().await;
@@ -1465,7 +1486,7 @@ pub(crate) async fn put(
             let file = file.try_clone().map_err(Failure::local)?;
             match upload(&mut c, file, local, &remote, resume, conn.pace()).await {
                 Ok(()) => break,
-                Err(f) => c = retries.after(f, &remote, conn, &url).await?,
+                Err(f) => c = retries.after(f, conn, &url).await?,
             }
         }
     }

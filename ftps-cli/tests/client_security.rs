@@ -203,6 +203,51 @@ fn finding_20_server_text_is_printed_with_control_characters_escaped() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A transient refusal under `--retry`: the retry line and the final error escape the
+/// server's text (an outside review found the retry line printing it raw: ESC, BEL, and a
+/// line of the server's reading `ftps: ...` on its own), show the server's literal `\xE9`
+/// with its backslash doubled (so it cannot pass for our escape of a byte), and name the
+/// file once.
+#[test]
+fn a_retried_refusal_is_printed_escaped_and_cannot_forge_a_line() {
+    let server = ScriptedServer::start(Ending::CloseThenReply).unwrap();
+    server.set_listing(Listing::HostileBusy);
+    let dir = workdir("client-security-retry", &server);
+    let (out, _) = run(
+        ftps(
+            &dir,
+            &[
+                "get",
+                "--retry",
+                "1",
+                &url(&server, "busy.bin"),
+                "local.bin",
+            ],
+        ),
+        true,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "ftps get --retry 1 busy.bin -> {}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert_eq!(out.status.code(), Some(5), "refused: {stderr}");
+    let raw = control_characters(&out.stderr);
+    assert!(raw.is_empty(), "printed raw: {raw:?}");
+    assert!(
+        stderr.contains("retrying on a fresh connection (0 left)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("ftps: forged")),
+        "a line of the server's passed for ours: {stderr}"
+    );
+    assert!(stderr.contains("try \\\\xE9 later"), "{stderr}");
+    assert!(!stderr.contains("busy.bin: busy.bin"), "{stderr}");
+    assert!(!dir.join("local.bin").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn finding_18_ls_stops_a_listing_that_never_ends() {
     let server = ScriptedServer::start(Ending::CloseThenReply).unwrap();

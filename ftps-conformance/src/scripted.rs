@@ -113,6 +113,11 @@ pub enum Listing {
     /// characters; and RETR and SIZE of anything but [`FILE`] are refused with
     /// [`HOSTILE_REFUSAL`].
     Hostile,
+    /// [`Listing::Fixed`]'s listings; RETR and SIZE of anything but [`FILE`] answered
+    /// with [`HOSTILE_BUSY`], a transient refusal (a client may retry it) whose text holds
+    /// escape sequences, a line that imitates a client's own message, and a literal
+    /// backslash escape.
+    HostileBusy,
 }
 
 /// Whether the server offers HASH (draft-bryan-ftpext-hash-02), and how it answers.
@@ -144,6 +149,13 @@ pub const HOSTILE_NAMES: [&str; 8] = [
 /// The refusal of [`Listing::Hostile`]: a 550 whose text sets the terminal's title and
 /// its colour.
 pub const HOSTILE_REFUSAL: &str = "550 \x1b]0;owned\x07no such \x1b[31mfile\x1b[0m";
+
+/// The refusal of [`Listing::HostileBusy`]: a multi-line 450 whose text sets the
+/// terminal's title, whose middle line reads as the `ftps` client's own message, and whose
+/// last line holds the four characters `\xE9` (which must not pass for an escape of the
+/// byte 0xE9).
+pub const HOSTILE_BUSY: &str =
+    "450-\x1b]0;owned\x07busy\nftps: forged: a line of the server's\n450 try \\xE9 later";
 
 /// How long a data connection may take to come, and a transfer may go without a byte.
 const DATA_WAIT: Duration = Duration::from_secs(10);
@@ -689,8 +701,8 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
                 let long = verb == "LIST";
                 let listing = *lock(&shared.listing);
                 let body = match listing {
-                    Listing::Fixed if long => listing_long(),
-                    Listing::Fixed => listing_names(),
+                    Listing::Fixed | Listing::HostileBusy if long => listing_long(),
+                    Listing::Fixed | Listing::HostileBusy => listing_names(),
                     Listing::Hostile if long => hostile_long(),
                     Listing::Hostile => hostile_names(),
                     Listing::Endless { cap } => {
@@ -724,6 +736,7 @@ fn strip(path: &str) -> &str {
 fn refusal(shared: &Shared) -> &'static str {
     match *lock(&shared.listing) {
         Listing::Hostile => HOSTILE_REFUSAL,
+        Listing::HostileBusy => HOSTILE_BUSY,
         _ => "550 no such file",
     }
 }

@@ -118,7 +118,8 @@ enum Command {
         /// Retry a file whose transfer failed (the connection lost, the server gone or
         /// draining) up to N times, each on a fresh connection after a pause (1 s,
         /// doubling to 10 s); with -C a retry continues from the partial file, else it
-        /// starts over (a failed download never leaves a partial file then).
+        /// starts over (a failed download never leaves a partial file then). With -r,
+        /// each file of the tree.
         #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Transfer")]
         retry: u32,
         #[command(flatten)]
@@ -138,7 +139,7 @@ enum Command {
         /// Retry a file whose upload failed up to N times, each on a fresh connection
         /// after a pause (1 s, doubling to 10 s); with -C a retry continues from the
         /// remote file's size, else it uploads the file again (the server publishes only
-        /// complete uploads).
+        /// complete uploads). With -r, each file of the tree.
         #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Transfer")]
         retry: u32,
         /// Make the remote directories the URL names that do not exist yet (MKD each, as
@@ -212,10 +213,11 @@ struct MirrorArgs {
 }
 
 impl MirrorArgs {
-    fn mirror(self) -> mirror::Mirror {
+    fn mirror(self, retry: u32) -> mirror::Mirror {
         mirror::Mirror {
             jobs: usize::from(self.jobs),
             delete: self.delete,
+            retry,
         }
     }
 }
@@ -345,11 +347,18 @@ fn main() -> ExitCode {
             json,
         } => runtime.block_on(interruptible(remote::ls(&conn, &url, long, json))),
         Command::Get {
-            conn, args, mirror, ..
+            conn,
+            args,
+            mirror,
+            retry,
+            ..
         } if mirror.recursive => match mirror_args(&args, true) {
-            Ok((url, dir)) => {
-                runtime.block_on(interruptible(mirror::get(&conn, url, dir, mirror.mirror())))
-            }
+            Ok((url, dir)) => runtime.block_on(interruptible(mirror::get(
+                &conn,
+                url,
+                dir,
+                mirror.mirror(retry),
+            ))),
             Err(f) => Err(f),
         },
         Command::Get {
@@ -363,11 +372,18 @@ fn main() -> ExitCode {
             &conn, &args, resume, checksum, retry,
         ))),
         Command::Put {
-            conn, args, mirror, ..
+            conn,
+            args,
+            mirror,
+            retry,
+            ..
         } if mirror.recursive => match mirror_args(&args, false) {
-            Ok((dir, Some(url))) => {
-                runtime.block_on(interruptible(mirror::put(&conn, dir, url, mirror.mirror())))
-            }
+            Ok((dir, Some(url))) => runtime.block_on(interruptible(mirror::put(
+                &conn,
+                dir,
+                url,
+                mirror.mirror(retry),
+            ))),
             Ok(_) => unreachable!("put -r's arguments are two"),
             Err(f) => Err(f),
         },

@@ -30,6 +30,9 @@ pub(crate) struct Mirror {
     pub(crate) jobs: usize,
     /// Remove what the source does not have.
     pub(crate) delete: bool,
+    /// `--retry N`: a file whose transfer fails in a way worth retrying (see
+    /// `remote::Retries`) is tried again up to N times, each on a fresh connection.
+    pub(crate) retry: u32,
 }
 
 /// The deepest directory a remote tree is walked to.
@@ -304,7 +307,7 @@ async fn run_jobs<F, Fut>(
     first: Client,
     conn: &Connection,
     url: &FtpUrl,
-    jobs: usize,
+    how: &Mirror,
     todo: Vec<Entry>,
     work: F,
 ) -> Outcome
@@ -315,7 +318,8 @@ where
     let queue = Arc::new(Mutex::new(VecDeque::from(todo)));
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let work = Arc::new(work);
-    let sessions = jobs
+    let sessions = how
+        .jobs
         .min(queue.lock().unwrap_or_else(|e| e.into_inner()).len())
         .max(1);
     let mut tasks = tokio::task::JoinSet::new();
@@ -336,14 +340,27 @@ where
             },
         };
         let (queue, outcome, work) = (queue.clone(), outcome.clone(), work.clone());
+        let (conn, url, retry) = (conn.clone(), url.clone(), how.retry);
         tasks.spawn(async move {
             let mut client = client;
             loop {
                 let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                 let Some(entry) = next else { break };
                 let rel = entry.rel.clone();
-                let (c, done) = work(client, entry).await;
-                client = c;
+                let mut retries = remote::Retries::new(retry);
+                let done = loop {
+                    let (c, done) = work(client, entry.clone()).await;
+                    client = c;
+                    match done {
+                        Ok(()) => break Ok(()),
+                        Err(f) => match retries.after(f, &conn, &url).await {
+                            // The session that failed is dropped, not asked to QUIT: it
+                            // may be the part that is broken.
+                            Ok(fresh) => client = fresh,
+                            Err(f) => break Err(f),
+                        },
+                    }
+                };
                 let mut o = outcome.lock().unwrap_or_else(|e| e.into_inner());
                 match done {
                     Ok(()) => o.moved += 1,
@@ -366,7 +383,8 @@ fn finish(what: &str, o: Outcome, unchanged: usize, deleted: usize) -> Result<()
         o.failed.len()
     );
     // Each message names its file (the remote path, or the local one for a local failure).
-    for (_, f) in &o.failed {
+    // The first is the command's result, printed as every command's failure is: not here.
+    for (_, f) in o.failed.iter().skip(1) {
         say!("ftps: {}", remote::Shown(&f.message));
     }
     match o.failed.into_iter().next() {
@@ -434,7 +452,7 @@ pub(crate) async fn get(
         }
     }
     let root = url.path.clone();
-    let outcome = run_jobs(c, conn, &url, how.jobs, todo, move |mut c, f| {
+    let outcome = run_jobs(c, conn, &url, &how, todo, move |mut c, f| {
         let (root, dest) = (root.clone(), dest.clone());
         async move {
             let remote = join(&root, &f.rel);
@@ -528,7 +546,7 @@ pub(crate) async fn put(
         }
     }
     let settable = c.features().supports("MFMT");
-    let outcome = run_jobs(c, conn, &url, how.jobs, todo, move |mut c, f| {
+    let outcome = run_jobs(c, conn, &url, &how, todo, move |mut c, f| {
         let (root, source) = (root.clone(), source.clone());
         async move {
             let remote = join(&root, &f.rel);

@@ -1342,13 +1342,13 @@ pub(crate) async fn get(
 /// connection that failed, a transfer that did not complete (exit 3 and 6), a refusal
 /// the server says is temporary (4xx: a draining node's 421); never a refused login, a
 /// permanent refusal (5xx), a server certificate not trusted, a usage or local error.
-struct Retries {
+pub(crate) struct Retries {
     left: u32,
     pause: std::time::Duration,
 }
 
 impl Retries {
-    fn new(times: u32) -> Self {
+    pub(crate) fn new(times: u32) -> Self {
         Retries {
             left: times,
             pause: std::time::Duration::from_secs(1),
@@ -1388,7 +1388,7 @@ impl Retries {
 
     /// After a transfer failed with `f` (whose message names the file): a fresh
     /// connection to retry on, or the failure.
-    async fn after(
+    pub(crate) async fn after(
         &mut self,
         f: Failure,
         conn: &Connection,

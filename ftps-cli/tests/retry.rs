@@ -110,3 +110,47 @@ fn an_untrusted_certificate_is_not_retried() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&other);
 }
+
+/// `get -r --retry N`: a file the server refuses for now (450) is tried again on a fresh
+/// connection, N times, as a single `get` is. An outside review found `--retry` taken
+/// and silently ignored with `-r`.
+#[test]
+fn a_mirror_retries_each_file_as_get_does() {
+    use ftps_conformance::scripted::{Ending, Listing, ScriptedServer};
+    let server = ScriptedServer::start(Ending::CloseThenReply).unwrap();
+    server.set_listing(Listing::BusyFile);
+    let dir = std::env::temp_dir().join(format!("ftps-retry-mirror-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), server.cert_pem()).unwrap();
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_ftps"))
+        .current_dir(&dir)
+        .args(["get", "-r", "--retry", "2"])
+        .arg(format!("ftp://127.0.0.1:{}/", server.addr().port()))
+        .arg("tree")
+        .args(["--ca-cert", "ca.pem", "--user", "anyone"])
+        .env("FTPS_PASSWORD", "anything")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("ftps get -r --retry 2 -> {}\nstderr:\n{err}", out.status);
+    assert!(
+        err.contains("retrying on a fresh connection (1 left)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("retrying on a fresh connection (0 left)"),
+        "{err}"
+    );
+    assert!(!err.contains("(2 left)"), "{err}");
+    assert!(err.contains("1 failed"), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "still refused in the end: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -118,6 +118,9 @@ pub enum Listing {
     /// escape sequences, a line that imitates a client's own message, and a literal
     /// backslash escape.
     HostileBusy,
+    /// Listings of [`FILE`] alone; its RETR answered `450` (busy, try later), a transient
+    /// refusal, every time.
+    BusyFile,
 }
 
 /// Whether the server offers HASH (draft-bryan-ftpext-hash-02), and how it answers.
@@ -195,6 +198,14 @@ fn listing_long() -> String {
         out.push_str(&line);
     }
     out
+}
+
+/// The `LIST` line of [`FILE`] alone.
+fn file_line() -> String {
+    format!(
+        "-rw-r--r--    1 1000     1000       {:>7} Jan 01 12:00 {FILE}\r\n",
+        file_content().len()
+    )
 }
 
 fn listing_names() -> String {
@@ -688,6 +699,9 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
                 }
                 Err(_) => c.reply(shared, "501 bad offset")?,
             },
+            "RETR" if strip(&arg) == FILE && *lock(&shared.listing) == Listing::BusyFile => {
+                c.reply(shared, "450 the file is busy, try later")?
+            }
             "RETR" if strip(&arg) == FILE => {
                 let content = file_content();
                 let from = std::mem::take(&mut s.rest);
@@ -703,6 +717,8 @@ fn serve(tcp: TcpStream, shared: &Shared) -> io::Result<()> {
                 let body = match listing {
                     Listing::Fixed | Listing::HostileBusy if long => listing_long(),
                     Listing::Fixed | Listing::HostileBusy => listing_names(),
+                    Listing::BusyFile if long => file_line(),
+                    Listing::BusyFile => format!("{FILE}\r\n"),
                     Listing::Hostile if long => hostile_long(),
                     Listing::Hostile => hostile_names(),
                     Listing::Endless { cap } => {

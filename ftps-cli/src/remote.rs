@@ -1286,6 +1286,17 @@ pub(crate) async fn get(
     };
     let urls: Vec<FtpUrl> = urls.iter().map(|u| parse(u)).collect::<Result<_, _>>()?;
     same_server(&urls)?;
+    // Refused before connecting, as `cat` does (an empty path, `dir/..` among them, went
+    // out as an empty RETR and came back as "invalid pathname: is empty", exit 1).
+    if let Some(dir) = urls
+        .iter()
+        .find(|u| u.path_bytes.is_empty() || u.path_bytes.ends_with(b"/"))
+    {
+        return Err(Failure::usage(format!(
+            "/{}: names a directory; get fetches files (get -r copies a directory)",
+            PrintableBytes(&dir.path_bytes)
+        )));
+    }
     let mut retries = Retries::new(retry);
     let mut c = retries.connect(conn, &urls[0]).await?;
     // Remote globs (`*.csv`): each expanded to the files of its directory that match.

@@ -643,8 +643,8 @@ fn help_groups_the_options() {
     }
 }
 
-/// `ftps cat` writes a file: a URL that names a directory is a usage error (exit 2),
-/// said before connecting.
+/// `ftps cat` and `ftps get` take files: a URL that names a directory is a usage error
+/// (exit 2), said before connecting.
 #[test]
 fn cat_needs_a_file() {
     let s = Served::start("cat");
@@ -660,6 +660,17 @@ fn cat_needs_a_file() {
             "{}",
             stderr(&out)
         );
+    }
+    // So does get (`sub/..` is the login directory: it went out as an empty RETR, exit 1).
+    for dir in ["", "sub/", "sub/.."] {
+        let out = s.ftps(&["get", "--user", "alice", &s.url(dir), "got"], &env);
+        assert_eq!(out.status.code(), Some(2), "get /{dir}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("names a directory; get fetches files"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!s.dir.join("got").exists());
     }
 }
 

@@ -540,6 +540,19 @@ pub(crate) fn parse_text(url: &str, command: &str) -> Result<FtpUrl, Failure> {
     Ok(parsed)
 }
 
+/// Refuses `url` (a usage error, before connecting) if its path names a directory: empty
+/// (the login directory, `dir/..` too once the URL is normalised) or ending in `/`; `why`
+/// says what the command takes instead.
+fn require_file(url: &FtpUrl, why: &str) -> Result<(), Failure> {
+    if url.path_bytes.is_empty() || url.path_bytes.ends_with(b"/") {
+        return Err(Failure::usage(format!(
+            "/{}: names a directory; {why}",
+            PrintableBytes(&url.path_bytes)
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses `url` for `command` if its path is not UTF-8 (see [`parse_text`]).
 fn require_text(url: &FtpUrl, command: &str) -> Result<(), Failure> {
     if url.path_is_text() {
@@ -1288,14 +1301,8 @@ pub(crate) async fn get(
     same_server(&urls)?;
     // Refused before connecting, as `cat` does (an empty path, `dir/..` among them, went
     // out as an empty RETR and came back as "invalid pathname: is empty", exit 1).
-    if let Some(dir) = urls
-        .iter()
-        .find(|u| u.path_bytes.is_empty() || u.path_bytes.ends_with(b"/"))
-    {
-        return Err(Failure::usage(format!(
-            "/{}: names a directory; get fetches files (get -r copies a directory)",
-            PrintableBytes(&dir.path_bytes)
-        )));
+    for url in &urls {
+        require_file(url, "get fetches files (get -r copies a directory)")?;
     }
     let mut retries = Retries::new(retry);
     let mut c = retries.connect(conn, &urls[0]).await?;
@@ -1641,12 +1648,7 @@ pub(crate) async fn quote(
 /// `| head`, ends it quietly).
 pub(crate) async fn cat(conn: &Connection, url: &str) -> Result<(), Failure> {
     let url = parse(url)?;
-    if url.path_bytes.is_empty() || url.path_bytes.ends_with(b"/") {
-        return Err(Failure::usage(format!(
-            "/{}: names a directory; cat writes a file (ftps ls lists a directory)",
-            PrintableBytes(&url.path_bytes)
-        )));
-    }
+    require_file(&url, "cat writes a file (ftps ls lists a directory)")?;
     // Looked at before connecting: nothing is fetched for an output that cannot be had.
     let out = standard_output()?;
     let mut c = connect(conn, &url).await?;

@@ -6,6 +6,7 @@
 //! store, and the client certificate. Reading PEM files and the platform's roots is IO and
 //! lives in `ftps-backend`.
 
+mod bound_tickets;
 mod config;
 mod handshake;
 mod identity;

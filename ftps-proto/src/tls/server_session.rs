@@ -1,15 +1,19 @@
 //! The server's per-session TLS configurations, which bind data connections to their
 //! control connection (RFC 4217 §10.2).
 
+use super::bound_tickets::BoundTickets;
 use crate::boundary::ALPN_FTP;
 use rustls::server::{ClientHello, ServerSessionMemoryCache};
 use std::sync::Arc;
 
 /// The configurations for one control connection and for its data connections.
 ///
-/// All share a session cache and a ticket key made for this control connection alone, so
-/// a data connection can resume only a session of this control connection (TLS 1.2 session
-/// IDs or tickets, TLS 1.3 tickets).
+/// All share a session cache made for this control connection alone, and a ticketer that
+/// accepts only tickets it issued for this control connection (a tag sealed in each, under
+/// the server's ticket key: [`BoundTickets`]), so a data connection can resume only a
+/// session of this control connection (TLS 1.2 session IDs or tickets, TLS 1.3 tickets).
+/// A ticketer in the server's configuration (keys shared by a fleet's nodes, say) is used
+/// as that key; without one, one made for the process.
 ///
 /// TLS 1.3 clients that use each ticket once (OpenSSL, rustls) need a fresh ticket from
 /// every data connection for the next one, so data connections issue one, except uploads
@@ -44,8 +48,16 @@ impl SessionTls {
         // cache's table is allocated up front, in every idle session (64 entries took
         // about 8 KiB each, measured with DHAT).
         control.session_storage = ServerSessionMemoryCache::new(4);
-        if let Some(ticketer) = super::config::ticketer()? {
-            control.ticketer = ticketer;
+        // TLS 1.3 (and TLS 1.2 ticket) resumption: the server's ticketer if its
+        // configuration has one, else the process's, with this session's tag sealed in.
+        let shared = if base.ticketer.enabled() {
+            Some(base.ticketer.clone())
+        } else {
+            super::bound_tickets::process_ticketer()?
+        };
+        if let Some(shared) = shared {
+            let random = base.crypto_provider().secure_random;
+            control.ticketer = Arc::new(BoundTickets::new(shared, random)?);
         }
         if control.alpn_protocols.is_empty() {
             control.alpn_protocols = vec![ALPN_FTP.to_vec()];

@@ -12,9 +12,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// A [`BlockingStorage`] whose calls run on runtime `R`'s blocking pool, one hop each
-/// (a download's chunk is one file read there, an upload's one write). Reads and writes
-/// start when they are called, so the next chunk is read (or the last one written) while
-/// the session's task moves the bytes of the one before. `Server::builder` wraps the
+/// (an upload's chunk is one write there), except a download's reads that the storage can
+/// make at once ([`BlockingStorage::read_now`]: a file in the page cache), made on the
+/// session's task. Reads and writes start when they are called, so the next chunk is read
+/// (or the last one written) while the session's task moves the bytes of the one before. `Server::builder` wraps the
 /// storage it is given in one.
 pub struct OnPool<R, S> {
     inner: Arc<S>,
@@ -106,8 +107,15 @@ impl<R: Runtime, S: BlockingStorage> Storage for OnPool<R, S> {
     ) -> StorageFuture<'a, (S::Reader, u64)> {
         self.run(user, path, move |s, u, p| s.open_read(u, p, offset))
     }
+    /// At once what the storage can read without waiting
+    /// ([`read_now`](BlockingStorage::read_now)), the rest on the pool.
     fn read(&self, reader: S::Reader, buf: Vec<u8>) -> BoxFuture<'_, Chunk<S::Reader>> {
-        R::unblock(move || ftps_backend::fill(reader, buf))
+        match self.inner.read_now(reader, buf) {
+            Ok(chunk) => Box::pin(std::future::ready(chunk)),
+            Err(later) => {
+                R::unblock(move || ftps_backend::fill_from(later.reader, later.buf, later.filled))
+            }
+        }
     }
     fn open_write<'a>(
         &'a self,

@@ -38,6 +38,28 @@ pub trait BlockingStorage: Send + Sync + 'static {
     fn capabilities(&self) -> StorageCapabilities {
         StorageCapabilities::all()
     }
+
+    /// Reads `reader`'s next chunk into `buf`, as [`fill`] does, on the caller's thread,
+    /// if it can be done without waiting for a device: the server calls this on the
+    /// session's task before it sends a chunk to the pool, so a file already in memory is
+    /// read where its bytes are then encrypted and sent (on the tokio server, reading on
+    /// the pool put every chunk in another core's cache: the copy into rustls and the
+    /// context switches cost more than the read). `Err` gives back the reader and the
+    /// buffer with what was read so far (bytes `..filled`): the pool reads the rest.
+    ///
+    /// The default reads nothing here. [`LocalFs`](crate::LocalFs) reads what Linux has in
+    /// its page cache (`preadv2` with `RWF_NOWAIT`).
+    fn read_now(
+        &self,
+        reader: Self::Reader,
+        buf: Vec<u8>,
+    ) -> Result<Chunk<Self::Reader>, ReadLater<Self::Reader>> {
+        Err(ReadLater {
+            reader,
+            buf,
+            filled: 0,
+        })
+    }
     /// Facts about a path.
     fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError>;
     /// A directory's entries, or the one entry of a file (STAT over the control
@@ -157,11 +179,37 @@ pub trait BlockingStorage: Send + Sync + 'static {
 /// capacity, at least one byte) is full or the reader ends: a result shorter than `buf`
 /// means the end was reached, so a small file takes one call, not two. A read that fails
 /// after some bytes gives those bytes, and the error in [`Chunk::then`].
-pub fn fill<R: Read>(mut reader: R, mut buf: Vec<u8>) -> Chunk<R> {
+pub fn fill<R: Read>(reader: R, buf: Vec<u8>) -> Chunk<R> {
+    fill_from(reader, buf, 0)
+}
+
+/// What [`BlockingStorage::read_now`] could not read at once: the reader, its buffer, and
+/// how much of it is filled (`buf[..filled]`); [`fill_from`] reads the rest.
+#[derive(Debug)]
+pub struct ReadLater<R> {
+    /// The file.
+    pub reader: R,
+    /// The chunk's buffer.
+    pub buf: Vec<u8>,
+    /// Bytes of `buf` read already.
+    pub filled: usize,
+}
+
+/// [`fill`], with the first `filled` bytes of `buf` read already (they count in the
+/// result).
+pub fn fill_from<R: Read>(mut reader: R, mut buf: Vec<u8>, filled: usize) -> Chunk<R> {
     if buf.is_empty() {
         buf.resize(buf.capacity().max(1), 0);
     }
-    let mut filled = 0;
+    let mut filled = filled.min(buf.len());
+    if filled == buf.len() {
+        return Chunk {
+            io: reader,
+            buf,
+            result: Ok(filled),
+            then: None,
+        };
+    }
     let mut then = None;
     let result = loop {
         match reader.read(&mut buf[filled..]) {

@@ -40,6 +40,8 @@
 mod auth;
 #[cfg(feature = "server")]
 mod blocking_storage;
+#[cfg(feature = "server")]
+mod cached_read;
 pub mod client;
 pub mod download;
 pub mod files;
@@ -63,7 +65,7 @@ pub use auth::{
     Verdict, hash_password,
 };
 #[cfg(feature = "server")]
-pub use blocking_storage::{BlockingStorage, fill, write_all};
+pub use blocking_storage::{BlockingStorage, ReadLater, fill, fill_from, write_all};
 #[cfg(feature = "server")]
 pub use hooks::{Actor, HOOK_QUEUE, Hooks, Transferred};
 #[cfg(feature = "server")]

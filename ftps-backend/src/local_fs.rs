@@ -440,6 +440,16 @@ impl BlockingStorage for LocalFs {
     type Reader = fs::File;
     type Upload = LocalUpload;
 
+    /// What the page cache holds is read at once (`preadv2` with `RWF_NOWAIT`, on Linux),
+    /// the rest on the pool.
+    fn read_now(
+        &self,
+        reader: fs::File,
+        buf: Vec<u8>,
+    ) -> Result<crate::Chunk<fs::File>, crate::ReadLater<fs::File>> {
+        crate::cached_read::fill_cached(reader, buf)
+    }
+
     fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError> {
         let home = self.home(user)?;
         let m = home.metadata(relative(path)).map_err(io_err)?;

@@ -3,8 +3,7 @@
 //!
 //! Linux's `preadv2` with `RWF_NOWAIT` (Linux 4.14) reads what the page cache holds and
 //! fails with `EAGAIN` rather than wait for the disk; whatever it cannot read at once, the
-//! blocking pool reads. A file on tmpfs or ramfs (which refuse `RWF_NOWAIT`) is in memory:
-//! it is read at once with plain reads. Elsewhere every read goes to the pool.
+//! blocking pool reads. Elsewhere every read goes to the pool.
 
 use crate::blocking_storage::ReadLater;
 use crate::storage::Chunk;
@@ -52,42 +51,8 @@ pub(crate) fn fill_cached(file: File, buf: Vec<u8>) -> Result<Chunk<File>, ReadL
                 }
             }
             Err(Errno::INTR) => {}
-            Err(Errno::OPNOTSUPP) if in_memory(&later.reader) => return fill_in_memory(later),
             // EAGAIN (not in memory), EOPNOTSUPP (a file system without RWF_NOWAIT), or a
             // failure, which the pool's read meets again and reports.
-            Err(_) => return Err(later),
-        }
-    }
-}
-
-/// tmpfs (`/dev/shm`, `/tmp` on many systems) and ramfs: file systems in memory, which
-/// answer `RWF_NOWAIT` with `EOPNOTSUPP`.
-#[cfg(target_os = "linux")]
-const IN_MEMORY: [i64; 2] = [0x0102_1994, 0x8584_58f6];
-
-/// The file is on a file system in memory ([`IN_MEMORY`]): a plain read of it waits for no
-/// device (unless tmpfs swapped the pages out, the one case it does).
-#[cfg(target_os = "linux")]
-#[allow(clippy::useless_conversion)] // `f_type` is an i64 on x86_64, 32 bits elsewhere.
-fn in_memory(file: &File) -> bool {
-    rustix::fs::fstatfs(file).is_ok_and(|fs| IN_MEMORY.contains(&i64::from(fs.f_type)))
-}
-
-/// Fills the rest of `later`'s buffer with plain reads (a file in memory).
-#[cfg(target_os = "linux")]
-fn fill_in_memory(mut later: ReadLater<File>) -> Result<Chunk<File>, ReadLater<File>> {
-    use std::io::Read;
-    loop {
-        match later.reader.read(&mut later.buf[later.filled..]) {
-            Ok(0) => return Ok(full(later)),
-            Ok(n) => {
-                later.filled += n;
-                if later.filled == later.buf.len() {
-                    return Ok(full(later));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            // The pool's read meets it again and reports it.
             Err(_) => return Err(later),
         }
     }
@@ -131,20 +96,16 @@ mod tests {
     use std::io::{Seek, SeekFrom, Write};
 
     fn file_of(len: usize) -> (File, Vec<u8>) {
-        file_in(&std::env::temp_dir(), len)
-    }
-
-    fn file_in(dir: &std::path::Path, len: usize) -> (File, Vec<u8>) {
         let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-        let mut file = unnamed_in(dir);
+        let mut file = tempfile_in_tmp();
         file.write_all(&bytes).unwrap();
         file.seek(SeekFrom::Start(0)).unwrap();
         (file, bytes)
     }
 
-    /// An unnamed file in `dir` (removed at once: the handle keeps it).
-    fn unnamed_in(dir: &std::path::Path) -> File {
-        let path = dir.join(format!(
+    /// An unnamed file in the temporary directory (removed at once: the handle keeps it).
+    fn tempfile_in_tmp() -> File {
+        let path = std::env::temp_dir().join(format!(
             "ftps-cached-read-{}-{:?}",
             std::process::id(),
             std::thread::current().id()
@@ -192,18 +153,6 @@ mod tests {
             let chunks = len / size + 1;
             assert!(now == chunks || now == 0, "{now} of {chunks} read at once");
         }
-    }
-
-    #[test]
-    fn a_file_on_tmpfs_is_read_at_once() {
-        let shm = std::path::Path::new("/dev/shm");
-        if !shm.is_dir() || !in_memory(&unnamed_in(shm)) {
-            return; // No tmpfs here to try.
-        }
-        let (file, bytes) = file_in(shm, 200_000);
-        let (got, now) = read_all(file, 65_536);
-        assert_eq!(got, bytes);
-        assert_eq!(now, 4, "every chunk read at once");
     }
 
     #[test]

@@ -14,9 +14,9 @@ use std::sync::Arc;
 /// A [`BlockingStorage`] whose calls run on runtime `R`'s blocking pool, one hop each
 /// (an upload's chunk is one write there), except a download's reads that the storage can
 /// make at once ([`BlockingStorage::read_now`]: a file in the page cache), made on the
-/// session's task. Reads and writes start when they are called, so the next chunk is read
-/// (or the last one written) while the session's task moves the bytes of the one before. `Server::builder` wraps the
-/// storage it is given in one.
+/// session's task. Pool calls start when they are called, so the next chunk is read (or
+/// the last one written) while the session's task moves the bytes of the one before.
+/// `Server::builder` wraps the storage it is given in one.
 pub struct OnPool<R, S> {
     inner: Arc<S>,
     runtime: PhantomData<fn() -> R>,

@@ -156,6 +156,24 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_finishes_a_chunk_begun_at_once() {
+        use std::io::Read;
+        let (mut file, bytes) = file_of(10_000);
+        // What `read_now` hands over when the cache held only the first 3000 bytes.
+        let mut buf = vec![0; 8192];
+        file.read_exact(&mut buf[..3000]).unwrap();
+        let chunk = crate::fill_from(file, buf, 3000);
+        assert_eq!(chunk.result.unwrap(), 8192);
+        assert_eq!(chunk.buf, &bytes[..8192]);
+        // The last chunk: begun, then the end.
+        let (mut file, mut buf) = (chunk.io, vec![0; 8192]);
+        file.read_exact(&mut buf[..1000]).unwrap();
+        let chunk = crate::fill_from(file, buf, 1000);
+        assert_eq!(chunk.result.unwrap(), 10_000 - 8192, "short: the end");
+        assert_eq!(&chunk.buf[..10_000 - 8192], &bytes[8192..]);
+    }
+
+    #[test]
     fn a_read_continues_from_its_position() {
         let (mut file, bytes) = file_of(10_000);
         file.seek(SeekFrom::Start(9_000)).unwrap();

@@ -486,6 +486,38 @@ fn data_tls_must_resume_this_control_session() {
     );
 }
 
+// 7b. Someone who wins the race to A's data port with a full handshake gets 522, and no
+// TLS session of A's to resume on the next race: the full handshake issues no ticket (TLS
+// 1.3 or 1.2) and stores no session ID (TLS 1.2). Only a data connection that resumed
+// passes a session on.
+#[test]
+fn a_refused_data_handshake_gets_nothing_to_resume() {
+    each(
+        "reuse-race",
+        |_| {},
+        |f, r, tag| {
+            std::fs::write(f.root().join("s.bin"), b"secret bytes").unwrap();
+            let pem = std::fs::read(f.ca_file()).unwrap();
+            for versions in [ftps_proto::tls::BOTH, &[&rustls::version::TLS12]] {
+                let (mut a, tls_a) = logged_in_with(f, r);
+                let roots = ftps_proto::tls::roots_from_pem(&pem).unwrap();
+                let racer = std::sync::Arc::new(
+                    ftps_proto::tls::client_config_with_versions(roots, versions).unwrap(),
+                );
+                for attempt in ["first race", "second race"] {
+                    let (code, got) = retrieve_with(&mut a, racer.clone(), "s.bin");
+                    assert_eq!((code, got.len()), (522, 0), "{tag} {versions:?}: {attempt}");
+                }
+                // A's own session still works, twice (each resumption passes one on).
+                for _ in 0..2 {
+                    let (code, got) = retrieve_with(&mut a, tls_a.clone(), "s.bin");
+                    assert_eq!((code, got.as_slice()), (226, &b"secret bytes"[..]), "{tag}");
+                }
+            }
+        },
+    );
+}
+
 // 8. ALPN `h2` or `http/1.1`: the handshake is refused (ALPACA).
 #[test]
 fn alpn_other_than_ftp_fails_the_handshake() {

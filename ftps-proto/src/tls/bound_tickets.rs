@@ -14,7 +14,13 @@
 //!
 //! The key outlives the session: it lives as rustls rotates it (the aws-lc-rs and ring
 //! ticketers make a new key every 6 hours and keep the previous one as long), as any TLS
-//! server's ticket key does; a ticket is worth nothing without it.
+//! server's ticket key does. What that costs: a TLS 1.2 ticket travels in the clear and
+//! holds the session's master secret, so whoever later takes the key from the process's
+//! memory within those hours can decrypt recorded TLS 1.2 sessions that received tickets
+//! (TLS 1.3 resumption keeps forward secrecy: rustls resumes with a fresh key exchange).
+//!
+//! The shared ticketer must be authenticated encryption (rustls' own are): the tag binds
+//! only because a ticket cannot be altered without failing to open.
 
 use rustls::server::ProducesTickets;
 use std::sync::{Arc, OnceLock};
@@ -24,10 +30,18 @@ const TAG: usize = 16;
 
 /// A ticketer that seals its session's tag into every ticket and accepts only tickets
 /// carrying it (see the module's documentation).
-#[derive(Debug)]
 pub(crate) struct BoundTickets {
     shared: Arc<dyn ProducesTickets>,
     tag: [u8; TAG],
+}
+
+/// Without the tag: a configuration printed for a log does not carry it.
+impl std::fmt::Debug for BoundTickets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundTickets")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BoundTickets {

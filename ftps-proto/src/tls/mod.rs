@@ -10,6 +10,7 @@ mod bound_tickets;
 mod config;
 mod handshake;
 mod identity;
+mod resumed_only;
 mod server_session;
 mod session_store;
 mod trust;

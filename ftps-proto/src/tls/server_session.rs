@@ -13,7 +13,9 @@ use std::sync::Arc;
 /// the server's ticket key: [`BoundTickets`]), so a data connection can resume only a
 /// session of this control connection (TLS 1.2 session IDs or tickets, TLS 1.3 tickets).
 /// A ticketer in the server's configuration (keys shared by a fleet's nodes, say) is used
-/// as that key; without one, one made for the process.
+/// as that key, and must be authenticated encryption (rustls' are) for the tag to bind;
+/// without one, one made for the process. A data connection passes a session on (a new
+/// ticket, a stored session ID) only if it resumed one itself (`resumed_only`).
 ///
 /// TLS 1.3 clients that use each ticket once (OpenSSL, rustls) need a fresh ticket from
 /// every data connection for the next one, so data connections issue one, except uploads
@@ -83,6 +85,9 @@ impl DataTls {
             .is_some_and(|mut protocols| protocols.any(|p| p == ALPN_FTP));
         let mut config = (*self.control).clone();
         config.send_tls13_tickets = if upload && !reads_to_end { 0 } else { 1 };
+        // A full handshake here is refused (522) but completes first: it must not carry
+        // a session of this control connection away.
+        super::resumed_only::resumed_only(&mut config);
         Arc::new(config)
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 ///
 /// All share a session cache made for this control connection alone, and a ticketer that
 /// accepts only tickets it issued for this control connection (a tag sealed in each, under
-/// the server's ticket key: [`BoundTickets`]), so a data connection can resume only a
+/// the server's ticket key: `BoundTickets`), so a data connection can resume only a
 /// session of this control connection (TLS 1.2 session IDs or tickets, TLS 1.3 tickets).
 /// A ticketer in the server's configuration (keys shared by a fleet's nodes, say) is used
 /// as that key, and must be authenticated encryption (rustls' are) for the tag to bind;

@@ -1,23 +1,87 @@
 //! A download's file read where the session runs, when the bytes are in memory already:
-//! [`LocalFs`](crate::LocalFs)'s [`read_now`](crate::BlockingStorage::read_now).
+//! [`LocalFs`](crate::LocalFs)'s [`read_now`](crate::BlockingStorage::read_now) of a
+//! [`LocalFile`].
 //!
-//! Linux's `preadv2` with `RWF_NOWAIT` (Linux 4.14) reads what the page cache holds and
-//! fails with `EAGAIN` rather than wait for the disk; whatever it cannot read at once, the
-//! blocking pool reads. Elsewhere every read goes to the pool.
+//! How a file can be read without waiting is decided once, when it is opened (on the
+//! blocking pool, where a slow `fstatfs` on NFS or FUSE does no harm):
+//!
+//! - On tmpfs and ramfs (`/dev/shm`, `/tmp` on many systems) the file is in memory: plain
+//!   reads, at once (unless tmpfs swapped the pages out, the one case they wait).
+//! - Elsewhere on Linux, `preadv2` with `RWF_NOWAIT` (Linux 4.14) reads what the page cache
+//!   holds and fails with `EAGAIN` rather than wait for the disk; the blocking pool reads
+//!   the rest. A file system that refuses `RWF_NOWAIT` (`EOPNOTSUPP`) is not asked again
+//!   for this file.
+//! - Elsewhere every read goes to the pool.
 
 use crate::blocking_storage::ReadLater;
 use crate::storage::Chunk;
 use std::fs::File;
 
-/// Fills `buf` from `file` at its position, as far as the page cache allows (see the
+/// A file opened for a download by [`LocalFs`](crate::LocalFs): the file, and how a chunk
+/// of it is read without waiting (see the module's documentation).
+#[derive(Debug)]
+pub struct LocalFile {
+    file: File,
+    now: ReadNow,
+}
+
+/// How [`LocalFile`]'s chunks are read where the session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadNow {
+    /// A file system in memory: plain reads.
+    InMemory,
+    /// What the page cache holds (`RWF_NOWAIT`), the rest on the pool.
+    Cached,
+    /// Every read on the pool.
+    Never,
+}
+
+impl LocalFile {
+    /// `file`, for reads that wait for nothing where its file system allows. Calls
+    /// `fstatfs`, which can wait (a network file system): call it on the blocking pool.
+    pub(crate) fn new(file: File) -> Self {
+        let now = if in_memory(&file) {
+            ReadNow::InMemory
+        } else if cfg!(target_os = "linux") {
+            ReadNow::Cached
+        } else {
+            ReadNow::Never
+        };
+        LocalFile { file, now }
+    }
+}
+
+impl std::io::Read for LocalFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+/// tmpfs and ramfs: file systems in memory.
+#[cfg(target_os = "linux")]
+const IN_MEMORY: [i64; 2] = [0x0102_1994, 0x8584_58f6];
+
+/// `file` is on a file system in memory ([`IN_MEMORY`]).
+#[cfg(target_os = "linux")]
+#[allow(clippy::useless_conversion)] // `f_type` is an i64 on x86_64, 32 bits elsewhere.
+fn in_memory(file: &File) -> bool {
+    rustix::fs::fstatfs(file).is_ok_and(|fs| IN_MEMORY.contains(&i64::from(fs.f_type)))
+}
+
+/// Not known elsewhere: no file is read on the session's task.
+#[cfg(not(target_os = "linux"))]
+fn in_memory(_: &File) -> bool {
+    false
+}
+
+/// Fills `buf` from `file` at its position, as far as it can without waiting (see the
 /// module's documentation): the chunk if it is full or the file ended, else what is left
 /// for the pool.
-#[cfg(target_os = "linux")]
-pub(crate) fn fill_cached(file: File, buf: Vec<u8>) -> Result<Chunk<File>, ReadLater<File>> {
-    use rustix::io::{Errno, ReadWriteFlags, preadv2};
-    use std::io::IoSliceMut;
-
-    let mut later = ReadLater {
+pub(crate) fn read_now(
+    file: LocalFile,
+    buf: Vec<u8>,
+) -> Result<Chunk<LocalFile>, ReadLater<LocalFile>> {
+    let later = ReadLater {
         reader: file,
         buf,
         filled: 0,
@@ -25,11 +89,44 @@ pub(crate) fn fill_cached(file: File, buf: Vec<u8>) -> Result<Chunk<File>, ReadL
     if later.buf.is_empty() {
         return Err(later);
     }
+    match later.reader.now {
+        ReadNow::InMemory => fill_in_memory(later),
+        ReadNow::Cached => fill_cached(later),
+        ReadNow::Never => Err(later),
+    }
+}
+
+/// Fills the rest of `later`'s buffer with plain reads (a file in memory).
+fn fill_in_memory(
+    mut later: ReadLater<LocalFile>,
+) -> Result<Chunk<LocalFile>, ReadLater<LocalFile>> {
+    use std::io::Read;
+    loop {
+        match later.reader.file.read(&mut later.buf[later.filled..]) {
+            Ok(0) => return Ok(full(later)),
+            Ok(n) => {
+                later.filled += n;
+                if later.filled == later.buf.len() {
+                    return Ok(full(later));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // The pool's read meets it again and reports it.
+            Err(_) => return Err(later),
+        }
+    }
+}
+
+/// Fills the rest of `later`'s buffer from the page cache (`RWF_NOWAIT`).
+#[cfg(target_os = "linux")]
+fn fill_cached(mut later: ReadLater<LocalFile>) -> Result<Chunk<LocalFile>, ReadLater<LocalFile>> {
+    use rustix::io::{Errno, ReadWriteFlags, preadv2};
+    use std::io::IoSliceMut;
     loop {
         let rest = &mut later.buf[later.filled..];
         // u64::MAX: at the file's position, which the read advances.
         match preadv2(
-            &later.reader,
+            &later.reader.file,
             &mut [IoSliceMut::new(rest)],
             u64::MAX,
             ReadWriteFlags::NOWAIT,
@@ -38,7 +135,7 @@ pub(crate) fn fill_cached(file: File, buf: Vec<u8>) -> Result<Chunk<File>, ReadL
                 // The end, unless a kernel answers 0 for "not cached" (RWF_NOWAIT has had
                 // such bugs): the pool's plain read decides when the position is short of
                 // the size.
-                return if at_end(&later.reader) {
+                return if at_end(&later.reader.file) {
                     Ok(full(later))
                 } else {
                     Err(later)
@@ -51,26 +148,26 @@ pub(crate) fn fill_cached(file: File, buf: Vec<u8>) -> Result<Chunk<File>, ReadL
                 }
             }
             Err(Errno::INTR) => {}
-            // EAGAIN (not in memory), EOPNOTSUPP (a file system without RWF_NOWAIT), or a
-            // failure, which the pool's read meets again and reports.
+            Err(Errno::OPNOTSUPP) => {
+                // This file system has no RWF_NOWAIT: the pool reads this file from now on.
+                later.reader.now = ReadNow::Never;
+                return Err(later);
+            }
+            // EAGAIN (not in memory) or a failure, which the pool's read meets again and
+            // reports.
             Err(_) => return Err(later),
         }
     }
 }
 
-/// Every read goes to the pool where `RWF_NOWAIT` is not known.
+/// Never chosen elsewhere ([`LocalFile::new`]).
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn fill_cached(file: File, buf: Vec<u8>) -> Result<Chunk<File>, ReadLater<File>> {
-    Err(ReadLater {
-        reader: file,
-        buf,
-        filled: 0,
-    })
+fn fill_cached(later: ReadLater<LocalFile>) -> Result<Chunk<LocalFile>, ReadLater<LocalFile>> {
+    Err(later)
 }
 
 /// `later`'s read as a finished chunk.
-#[cfg(target_os = "linux")]
-fn full(later: ReadLater<File>) -> Chunk<File> {
+fn full(later: ReadLater<LocalFile>) -> Chunk<LocalFile> {
     Chunk {
         io: later.reader,
         result: Ok(later.filled),
@@ -96,16 +193,20 @@ mod tests {
     use std::io::{Seek, SeekFrom, Write};
 
     fn file_of(len: usize) -> (File, Vec<u8>) {
+        file_in(&std::env::temp_dir(), len)
+    }
+
+    fn file_in(dir: &std::path::Path, len: usize) -> (File, Vec<u8>) {
         let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-        let mut file = tempfile_in_tmp();
+        let mut file = unnamed_in(dir);
         file.write_all(&bytes).unwrap();
         file.seek(SeekFrom::Start(0)).unwrap();
         (file, bytes)
     }
 
-    /// An unnamed file in the temporary directory (removed at once: the handle keeps it).
-    fn tempfile_in_tmp() -> File {
-        let path = std::env::temp_dir().join(format!(
+    /// An unnamed file in `dir` (removed at once: the handle keeps it).
+    fn unnamed_in(dir: &std::path::Path) -> File {
+        let path = dir.join(format!(
             "ftps-cached-read-{}-{:?}",
             std::process::id(),
             std::thread::current().id()
@@ -120,12 +221,19 @@ mod tests {
         file
     }
 
+    /// tmpfs, if this machine has it at `/dev/shm`.
+    fn tmpfs() -> Option<&'static std::path::Path> {
+        let shm = std::path::Path::new("/dev/shm");
+        (shm.is_dir() && in_memory(&unnamed_in(shm))).then_some(shm)
+    }
+
     /// Reads the whole file in chunks of `size`, at once where the cache allows and with
     /// `fill_from` where not; gives the bytes and how many chunks were read at once.
-    fn read_all(mut file: File, size: usize) -> (Vec<u8>, usize) {
+    fn read_all(file: File, size: usize) -> (Vec<u8>, usize) {
         let (mut out, mut now) = (Vec::new(), 0);
+        let mut file = LocalFile::new(file);
         loop {
-            let chunk = match fill_cached(file, vec![0; size]) {
+            let chunk = match read_now(file, vec![0; size]) {
                 Ok(chunk) => {
                     now += 1;
                     chunk
@@ -171,6 +279,40 @@ mod tests {
         let chunk = crate::fill_from(file, buf, 1000);
         assert_eq!(chunk.result.unwrap(), 10_000 - 8192, "short: the end");
         assert_eq!(&chunk.buf[..10_000 - 8192], &bytes[8192..]);
+    }
+
+    #[test]
+    fn a_file_on_tmpfs_is_read_at_once() {
+        let Some(shm) = tmpfs() else {
+            return; // No tmpfs here to try.
+        };
+        for (len, size) in [(0, 4096), (4096, 4096), (200_000, 65_536)] {
+            let (file, bytes) = file_in(shm, len);
+            let (got, now) = read_all(file, size);
+            assert_eq!(got, bytes, "{len} bytes in chunks of {size}");
+            assert_eq!(now, len / size + 1, "every chunk read at once");
+        }
+    }
+
+    #[test]
+    fn a_file_system_that_refuses_nowait_is_not_asked_again() {
+        let Some(shm) = tmpfs() else {
+            return;
+        };
+        let (file, bytes) = file_in(shm, 10_000);
+        // Read as a disk file would be: tmpfs refuses RWF_NOWAIT (Linux before 6.x).
+        let file = LocalFile {
+            file,
+            now: ReadNow::Cached,
+        };
+        match read_now(file, vec![0; 4096]) {
+            Ok(_) => {} // This kernel's tmpfs takes RWF_NOWAIT: nothing to learn.
+            Err(later) => {
+                assert_eq!(later.reader.now, ReadNow::Never, "learnt on the first try");
+                let chunk = crate::fill_from(later.reader, later.buf, later.filled);
+                assert_eq!(chunk.buf, &bytes[..4096]);
+            }
+        }
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub use auth::{
 #[cfg(feature = "server")]
 pub use blocking_storage::{BlockingStorage, ReadLater, fill, fill_from, write_all};
 #[cfg(feature = "server")]
+pub use cached_read::LocalFile;
+#[cfg(feature = "server")]
 pub use hooks::{Actor, HOOK_QUEUE, Hooks, Transferred};
 #[cfg(feature = "server")]
 pub use listing::{Entries, ListingCut, ListingFailed, ListingReader};

@@ -44,6 +44,7 @@
 //! the upload and left by a crash: what this design avoids.
 
 use crate::blocking_storage::BlockingStorage;
+use crate::cached_read::LocalFile;
 use crate::listing::Entries;
 use crate::storage::{STAT_ENTRIES, timestamp};
 use crate::user::User;
@@ -437,17 +438,18 @@ fn busy(dir: &Dir, name: &OsStr) -> Result<(), StorageError> {
 }
 
 impl BlockingStorage for LocalFs {
-    type Reader = fs::File;
+    type Reader = LocalFile;
     type Upload = LocalUpload;
 
-    /// What the page cache holds is read at once (`preadv2` with `RWF_NOWAIT`, on Linux),
-    /// the rest on the pool.
+    /// A file on tmpfs or ramfs, and on Linux what the page cache holds of others
+    /// (`preadv2` with `RWF_NOWAIT`), is read at once; the rest on the pool (see
+    /// [`LocalFile`]).
     fn read_now(
         &self,
-        reader: fs::File,
+        reader: LocalFile,
         buf: Vec<u8>,
-    ) -> Result<crate::Chunk<fs::File>, crate::ReadLater<fs::File>> {
-        crate::cached_read::fill_cached(reader, buf)
+    ) -> Result<crate::Chunk<LocalFile>, crate::ReadLater<LocalFile>> {
+        crate::cached_read::read_now(reader, buf)
     }
 
     fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError> {
@@ -573,14 +575,14 @@ impl BlockingStorage for LocalFs {
         user: &User,
         path: &VirtualPath,
         offset: u64,
-    ) -> Result<(fs::File, u64), StorageError> {
+    ) -> Result<(LocalFile, u64), StorageError> {
         let home = self.home(user)?;
         let (mut file, m) =
             Self::open_regular(&home, &relative(path), OpenOptions::new().read(true))?;
         if offset > 0 && offset <= m.len() {
             file.seek(io::SeekFrom::Start(offset)).map_err(io_err)?;
         }
-        Ok((file, m.len()))
+        Ok((LocalFile::new(file), m.len()))
     }
 
     fn open_write(

@@ -56,7 +56,7 @@ impl Write for QuotaUpload {
 }
 
 impl BlockingStorage for QuotaFs {
-    type Reader = std::fs::File;
+    type Reader = ftps_backend::LocalFile;
     type Upload = QuotaUpload;
 
     fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError> {
@@ -115,7 +115,7 @@ impl BlockingStorage for QuotaFs {
         user: &User,
         path: &VirtualPath,
         offset: u64,
-    ) -> Result<(std::fs::File, u64), StorageError> {
+    ) -> Result<(ftps_backend::LocalFile, u64), StorageError> {
         self.inner.open_read(user, path, offset)
     }
     fn open_write(

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 /// A [`BlockingStorage`] whose calls run on runtime `R`'s blocking pool, one hop each
 /// (an upload's chunk is one write there), except a download's reads that the storage can
-/// make at once ([`BlockingStorage::read_now`]: a file in the page cache), made on the
-/// session's task. Pool calls start when they are called, so the next chunk is read (or
+/// make at once ([`BlockingStorage::read_now`]: a file in the page cache or on tmpfs),
+/// made on the session's task, which then yields once to the runtime. Pool calls start when they are called, so the next chunk is read (or
 /// the last one written) while the session's task moves the bytes of the one before.
 /// `Server::builder` wraps the storage it is given in one.
 pub struct OnPool<R, S> {
@@ -108,10 +108,17 @@ impl<R: Runtime, S: BlockingStorage> Storage for OnPool<R, S> {
         self.run(user, path, move |s, u, p| s.open_read(u, p, offset))
     }
     /// At once what the storage can read without waiting
-    /// ([`read_now`](BlockingStorage::read_now)), the rest on the pool.
+    /// ([`read_now`](BlockingStorage::read_now)), the rest on the pool. A chunk read at
+    /// once is handed over after one yield to the runtime: a download whose reads and
+    /// socket writes never wait would otherwise never give its thread back (smol's
+    /// executor runs every session on one thread, and async-io has no budget that forces
+    /// a pause, as tokio's has), and every other session would stall until it ended.
     fn read(&self, reader: S::Reader, buf: Vec<u8>) -> BoxFuture<'_, Chunk<S::Reader>> {
         match self.inner.read_now(reader, buf) {
-            Ok(chunk) => Box::pin(std::future::ready(chunk)),
+            Ok(chunk) => Box::pin(async move {
+                futures_lite::future::yield_now().await;
+                chunk
+            }),
             Err(later) => {
                 R::unblock(move || ftps_backend::fill_from(later.reader, later.buf, later.filled))
             }

@@ -48,7 +48,10 @@ pub trait BlockingStorage: Send + Sync + 'static {
     /// buffer with what was read so far (bytes `..filled`): the pool reads the rest.
     ///
     /// The default reads nothing here. [`LocalFs`](crate::LocalFs) reads what Linux has in
-    /// its page cache (`preadv2` with `RWF_NOWAIT`).
+    /// its page cache (`preadv2` with `RWF_NOWAIT`) and files on tmpfs or ramfs, which are
+    /// in memory unless swapped out (see [`LocalFile`](crate::LocalFile)). The server yields
+    /// to the runtime after each chunk read here, so a download whose socket never fills
+    /// does not hold a runtime thread to itself.
     fn read_now(
         &self,
         reader: Self::Reader,

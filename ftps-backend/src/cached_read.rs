@@ -9,8 +9,8 @@
 //!   reads, at once (unless tmpfs swapped the pages out, the one case they wait).
 //! - Elsewhere on Linux, `preadv2` with `RWF_NOWAIT` (Linux 4.14) reads what the page cache
 //!   holds and fails with `EAGAIN` rather than wait for the disk; the blocking pool reads
-//!   the rest. A file system that refuses `RWF_NOWAIT` (`EOPNOTSUPP`) is not asked again
-//!   for this file.
+//!   the rest. A file system that refuses `RWF_NOWAIT` (`EOPNOTSUPP`; a kernel without
+//!   it, `ENOSYS`; any other failure) is not asked again for this file.
 //! - Elsewhere every read goes to the pool.
 
 use crate::blocking_storage::ReadLater;
@@ -37,9 +37,10 @@ enum ReadNow {
 }
 
 impl LocalFile {
-    /// `file`, for reads that wait for nothing where its file system allows. Calls
+    /// `file`, for reads that wait for nothing where its file system allows (for a storage
+    /// of one's own that reads local files as [`LocalFs`](crate::LocalFs) does). Calls
     /// `fstatfs`, which can wait (a network file system): call it on the blocking pool.
-    pub(crate) fn new(file: File) -> Self {
+    pub fn new(file: File) -> Self {
         let now = if in_memory(&file) {
             ReadNow::InMemory
         } else if cfg!(target_os = "linux") {
@@ -49,6 +50,11 @@ impl LocalFile {
         };
         LocalFile { file, now }
     }
+
+    /// The file, at the position the reads reached.
+    pub fn into_file(self) -> File {
+        self.file
+    }
 }
 
 impl std::io::Read for LocalFile {
@@ -57,15 +63,17 @@ impl std::io::Read for LocalFile {
     }
 }
 
-/// tmpfs and ramfs: file systems in memory.
+/// tmpfs and ramfs: file systems in memory (`statfs`'s magic numbers, 32 bits).
 #[cfg(target_os = "linux")]
-const IN_MEMORY: [i64; 2] = [0x0102_1994, 0x8584_58f6];
+const IN_MEMORY: [u32; 2] = [0x0102_1994, 0x8584_58f6];
 
 /// `file` is on a file system in memory ([`IN_MEMORY`]).
 #[cfg(target_os = "linux")]
-#[allow(clippy::useless_conversion)] // `f_type` is an i64 on x86_64, 32 bits elsewhere.
+// `f_type` is 64 bits on 64-bit targets, a signed 32 on some 32-bit ones (where ramfs's
+// magic is negative): its low 32 bits are the magic number either way.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn in_memory(file: &File) -> bool {
-    rustix::fs::fstatfs(file).is_ok_and(|fs| IN_MEMORY.contains(&i64::from(fs.f_type)))
+    rustix::fs::fstatfs(file).is_ok_and(|fs| IN_MEMORY.contains(&(fs.f_type as u32)))
 }
 
 /// Not known elsewhere: no file is read on the session's task.
@@ -148,14 +156,14 @@ fn fill_cached(mut later: ReadLater<LocalFile>) -> Result<Chunk<LocalFile>, Read
                 }
             }
             Err(Errno::INTR) => {}
-            Err(Errno::OPNOTSUPP) => {
-                // This file system has no RWF_NOWAIT: the pool reads this file from now on.
+            // Not in the page cache: this part goes to the pool.
+            Err(Errno::AGAIN) => return Err(later),
+            Err(_) => {
+                // No RWF_NOWAIT here (EOPNOTSUPP, ENOSYS), or a failure, which the pool's
+                // read meets again and reports: the pool reads this file from now on.
                 later.reader.now = ReadNow::Never;
                 return Err(later);
             }
-            // EAGAIN (not in memory) or a failure, which the pool's read meets again and
-            // reports.
-            Err(_) => return Err(later),
         }
     }
 }
@@ -300,7 +308,7 @@ mod tests {
             return;
         };
         let (file, bytes) = file_in(shm, 10_000);
-        // Read as a disk file would be: tmpfs refuses RWF_NOWAIT (Linux before 6.x).
+        // Read as a disk file would be: some kernels' tmpfs refuses RWF_NOWAIT.
         let file = LocalFile {
             file,
             now: ReadNow::Cached,

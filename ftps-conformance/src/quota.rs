@@ -59,6 +59,17 @@ impl BlockingStorage for QuotaFs {
     type Reader = ftps_backend::LocalFile;
     type Upload = QuotaUpload;
 
+    fn read_now(
+        &self,
+        reader: ftps_backend::LocalFile,
+        buf: Vec<u8>,
+    ) -> Result<
+        ftps_backend::Chunk<ftps_backend::LocalFile>,
+        ftps_backend::ReadLater<ftps_backend::LocalFile>,
+    > {
+        self.inner.read_now(reader, buf)
+    }
+
     fn stat(&self, user: &User, path: &VirtualPath) -> Result<Metadata, StorageError> {
         self.inner.stat(user, path)
     }

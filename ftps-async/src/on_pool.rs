@@ -109,14 +109,14 @@ impl<R: Runtime, S: BlockingStorage> Storage for OnPool<R, S> {
     }
     /// At once what the storage can read without waiting
     /// ([`read_now`](BlockingStorage::read_now)), the rest on the pool. A chunk read at
-    /// once is handed over after one yield to the runtime: a download whose reads and
-    /// socket writes never wait would otherwise never give its thread back (smol's
-    /// executor runs every session on one thread, and async-io has no budget that forces
-    /// a pause, as tokio's has), and every other session would stall until it ended.
+    /// once is handed over after a [`Runtime::pause`]: a download whose reads and socket
+    /// writes never wait would otherwise never give its thread back (smol's executor runs
+    /// every session on one thread, and async-io has no budget that forces a pause, as
+    /// tokio's has), and every other session would stall until it ended.
     fn read(&self, reader: S::Reader, buf: Vec<u8>) -> BoxFuture<'_, Chunk<S::Reader>> {
         match self.inner.read_now(reader, buf) {
             Ok(chunk) => Box::pin(async move {
-                futures_lite::future::yield_now().await;
+                R::pause().await;
                 chunk
             }),
             Err(later) => {

@@ -468,6 +468,11 @@ impl Runtime for Threads {
         Box::pin(spawn_thread(async move { f() }))
     }
 
+    /// Nothing to let run: every session has its own threads.
+    fn pause() -> impl std::future::Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
     // A file read costs no handoff here: reads of 256 KiB, which stay in the cache
     // between the read and the encryption (1 MiB ones cost ~0.05 s/GiB more CPU on a
     // PROT P download; a pool of threads to read ahead cost ~0.1 more; measured).

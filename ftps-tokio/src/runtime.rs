@@ -133,6 +133,12 @@ impl Runtime for Tokio {
     type WriteHalf = Tcp;
     type File = Compat<tokio::fs::File>;
 
+    /// Yields only once the task's cooperative budget is spent (tokio's sockets spend it
+    /// too), so a download stays on the core that holds the chunk it just read.
+    fn pause() -> impl Future<Output = ()> + Send {
+        tokio::task::coop::consume_budget()
+    }
+
     fn split(tcp: Self::Tcp) -> io::Result<(Self::ReadHalf, Self::WriteHalf)> {
         Ok((tcp.clone(), tcp))
     }

@@ -14,8 +14,9 @@ use std::sync::Arc;
 /// A [`BlockingStorage`] whose calls run on runtime `R`'s blocking pool, one hop each
 /// (an upload's chunk is one write there), except a download's reads that the storage can
 /// make at once ([`BlockingStorage::read_now`]: a file in the page cache or on tmpfs),
-/// made on the session's task, which then yields once to the runtime. Pool calls start when they are called, so the next chunk is read (or
-/// the last one written) while the session's task moves the bytes of the one before.
+/// made on the session's task, which then pauses as its runtime wants
+/// ([`Runtime::pause`]). Pool calls start when they are called, so the next chunk is read
+/// (or the last one written) while the session's task moves the bytes of the one before.
 /// `Server::builder` wraps the storage it is given in one.
 pub struct OnPool<R, S> {
     inner: Arc<S>,

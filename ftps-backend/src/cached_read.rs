@@ -98,30 +98,10 @@ pub(crate) fn read_now(
         return Err(later);
     }
     match later.reader.now {
-        ReadNow::InMemory => fill_in_memory(later),
+        // In memory: the pool's plain reads, here.
+        ReadNow::InMemory => Ok(crate::fill_from(later.reader, later.buf, 0)),
         ReadNow::Cached => fill_cached(later),
         ReadNow::Never => Err(later),
-    }
-}
-
-/// Fills the rest of `later`'s buffer with plain reads (a file in memory).
-fn fill_in_memory(
-    mut later: ReadLater<LocalFile>,
-) -> Result<Chunk<LocalFile>, ReadLater<LocalFile>> {
-    use std::io::Read;
-    loop {
-        match later.reader.file.read(&mut later.buf[later.filled..]) {
-            Ok(0) => return Ok(full(later)),
-            Ok(n) => {
-                later.filled += n;
-                if later.filled == later.buf.len() {
-                    return Ok(full(later));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            // The pool's read meets it again and reports it.
-            Err(_) => return Err(later),
-        }
     }
 }
 

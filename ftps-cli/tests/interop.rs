@@ -32,7 +32,12 @@ struct Served {
 impl Served {
     /// Starts `ftps serve` in a fresh directory with user alice:wonderland and `flags`.
     fn start(name: &str, flags: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("ftps-interop-{name}-{}", std::process::id()));
+        Self::start_in(&std::env::temp_dir(), name, flags)
+    }
+
+    /// [`start`](Self::start), its directory (and so the served root) under `base`.
+    fn start_in(base: &Path, name: &str, flags: &[&str]) -> Self {
+        let dir = base.join(format!("ftps-interop-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("ftp-root")).unwrap();
         let (explicit, implicit) = (free_port(), free_port());
@@ -328,6 +333,48 @@ fn curl_with_the_printed_commands_and_past_4_gib() {
         )),
         "hello\n"
     );
+}
+
+/// Files on tmpfs are read on the session's task (`LocalFile`'s plain reads, decided when
+/// the file is opened): what users run, `ftps serve` with its root on `/dev/shm`, serves
+/// them whole to curl, with PROT P and PROT C, from the start and from a REST offset
+/// inside a chunk.
+#[test]
+fn curl_gets_files_served_from_tmpfs_whole() {
+    let shm = Path::new("/dev/shm");
+    if !have("curl") || !shm.is_dir() {
+        return;
+    }
+    let s = Served::start_in(shm, "tmpfs", &["--data-tls", "allow"]);
+    let sizes = [0usize, 1, 65_536, 5 * 1_048_576 + 7];
+    for size in sizes {
+        let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        std::fs::write(s.root().join(format!("f{size}.bin")), &bytes).unwrap();
+    }
+    let (out, ca) = (s.dir.join("out.bin"), s.ca());
+    for size in sizes {
+        let url = format!("ftp://127.0.0.1:{}/f{size}.bin", s.explicit);
+        let want: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        for (tls, from) in [
+            ("--ssl-reqd", 0),
+            ("--ftp-ssl-control", 0),
+            ("--ssl-reqd", size / 3),
+        ] {
+            let _ = std::fs::remove_file(&out);
+            let from_arg = from.to_string();
+            let mut args = vec!["-sS", tls, "--cacert", &ca, "-u", "alice:wonderland"];
+            if from > 0 {
+                args.extend(["-C", &from_arg]);
+            }
+            args.extend(["-o", out.to_str().unwrap(), &url]);
+            ok(&s.run("curl", &args));
+            assert_eq!(
+                std::fs::read(&out).unwrap(),
+                &want[from..],
+                "{size} bytes, {tls}, from {from}"
+            );
+        }
+    }
 }
 
 #[test]

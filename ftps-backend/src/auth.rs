@@ -1,9 +1,10 @@
 //! Authentication: the trait the server checks logins with ([`Authenticator`], answered
 //! by a [`Check`] the server runs where that kind of work belongs), and [`StaticUsers`],
-//! a fixed list of users whose passwords are kept as Argon2 hashes.
+//! a fixed list of users whose passwords are kept as hashes (Argon2, or SHA-crypt brought
+//! from another server: [`crate::password`]).
 
+use crate::password::{BadHash, DUMMY_HASH, Stored, hash_password};
 use crate::user::User;
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use ftps_proto::server::LoginRequest;
 use std::collections::HashMap;
 use std::future::Future;
@@ -92,12 +93,23 @@ impl<A: BlockingAuthenticator> Authenticator for Unblocked<A> {
     }
 }
 
-/// A fixed set of users with Argon2id password hashes (PHC strings), and optionally
-/// anonymous access (the core allows it only when its configuration does too).
+/// A fixed set of users with password hashes (Argon2id PHC strings as [`hash_password`]
+/// makes, or SHA-crypt strings brought from another server), and optionally anonymous
+/// access (the core allows it only when its configuration does too).
+///
+/// A login as a name nobody has costs what a real user's does: its password is checked
+/// against the hash of a user picked by a keyed hash of the name (the same user for the
+/// same name, a random key per process), and refused whatever the result; so the time a
+/// refusal takes does not tell which names exist, even when users' hashes differ in
+/// kind or cost.
 #[derive(Debug, Clone, Default)]
 pub struct StaticUsers {
-    /// Each user's PHC hash and what the user is once logged in.
-    users: Arc<HashMap<String, (String, User)>>,
+    /// Each user's hash and what the user is once logged in.
+    users: Arc<HashMap<String, (Stored, User)>>,
+    /// Every user's hash, in the order added: unknown names are checked against one.
+    decoys: Arc<Vec<Stored>>,
+    /// The key that picks an unknown name's decoy.
+    decoy_key: std::collections::hash_map::RandomState,
     anonymous: bool,
     /// The anonymous user's home.
     anonymous_home: ftps_proto::VirtualPath,
@@ -108,27 +120,6 @@ pub struct StaticUsers {
     memory: Arc<std::sync::Mutex<Vec<Vec<argon2::Block>>>>,
 }
 
-/// A PHC string that is not an Argon2 hash.
-#[derive(Debug)]
-pub struct BadHash;
-
-impl std::fmt::Display for BadHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("not a valid Argon2 PHC hash string")
-    }
-}
-
-impl std::error::Error for BadHash {}
-
-/// Hashes a password with Argon2id and a random salt, as a PHC string.
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .unwrap_or_default()
-}
-
 impl StaticUsers {
     /// No users.
     pub fn new() -> Self {
@@ -137,27 +128,23 @@ impl StaticUsers {
 
     /// Adds a user with a plain password, hashed now.
     pub fn with_password(self, user: &str, password: &str) -> Self {
-        let hash = hash_password(password);
+        let hash = Stored::parse(&hash_password(password)).unwrap_or_else(|_| dummy());
         self.insert(User::new(user), hash)
     }
 
-    /// Adds a user with an Argon2 PHC hash string (as [`hash_password`] makes). A PHC
-    /// string of another algorithm, or without salt, hash or valid parameters, is refused:
-    /// no password could ever match it.
-    pub fn with_hash(self, user: &str, phc: &str) -> Result<Self, BadHash> {
-        self.with_user(User::new(user), phc)
+    /// Adds a user with a password hash: an Argon2 PHC string (as [`hash_password`]
+    /// makes), or a SHA-crypt string (`$6$...` or `$5$...`, as in `/etc/shadow`, made by
+    /// `openssl passwd -6` or `mkpasswd -m sha-512`). A PHC string of another algorithm or
+    /// without salt, hash or valid parameters, a SHA-crypt string crypt(3) could not have
+    /// written, and the weak crypt kinds (DES, MD5 `$1$`) are refused.
+    pub fn with_hash(self, user: &str, hash: &str) -> Result<Self, BadHash> {
+        self.with_user(User::new(user), hash)
     }
 
-    /// Adds `user` (its home, permissions and policies as given) with an Argon2 PHC hash
-    /// string, checked as [`with_hash`](Self::with_hash) does.
-    pub fn with_user(self, user: User, phc: &str) -> Result<Self, BadHash> {
-        let hash = PasswordHash::new(phc).map_err(|_| BadHash)?;
-        argon2::Algorithm::try_from(hash.algorithm).map_err(|_| BadHash)?;
-        argon2::Params::try_from(&hash).map_err(|_| BadHash)?;
-        if hash.hash.is_none() || hash.salt.is_none() {
-            return Err(BadHash);
-        }
-        Ok(self.insert(user, phc.to_owned()))
+    /// Adds `user` (its home, permissions and policies as given) with a password hash,
+    /// taken as [`with_hash`](Self::with_hash) takes it.
+    pub fn with_user(self, user: User, hash: &str) -> Result<Self, BadHash> {
+        Ok(self.insert(user, Stored::parse(hash)?))
     }
 
     /// The anonymous user (`anonymous` and `ftp`): at home in `home`. The protocol core
@@ -175,27 +162,56 @@ impl StaticUsers {
         self
     }
 
-    fn insert(self, user: User, hash: String) -> Self {
+    fn insert(self, user: User, hash: Stored) -> Self {
         let mut users = (*self.users).clone();
+        let mut decoys = (*self.decoys).clone();
+        decoys.push(hash.clone());
         users.insert(user.name.clone(), (hash, user));
         Self {
             users: Arc::new(users),
+            decoys: Arc::new(decoys),
             ..self
         }
     }
 
-    /// The check of a password (blocking: Argon2).
+    /// The hash an unknown name's password is checked against: a user's, picked by the
+    /// keyed hash of the name (the fixed dummy when there are no users).
+    fn decoy(&self, name: &str) -> std::borrow::Cow<'_, Stored> {
+        use std::hash::BuildHasher;
+        let count = self.decoys.len() as u64;
+        if count == 0 {
+            return std::borrow::Cow::Owned(dummy());
+        }
+        let pick = self.decoy_key.hash_one(name) % count;
+        let index = usize::try_from(pick).unwrap_or_default();
+        self.decoys.get(index).map_or_else(
+            || std::borrow::Cow::Owned(dummy()),
+            std::borrow::Cow::Borrowed,
+        )
+    }
+
+    /// The check of a password (blocking: a password hash).
     fn check(&self, name: &str, password: &[u8]) -> Verdict {
-        // Unknown users are checked against a fixed hash so both paths cost the same.
+        // Unknown users are checked against a user's hash so both paths cost the same.
         let known = self.users.get(name);
-        let phc = known.map_or(DUMMY_HASH, |(hash, _)| hash.as_str());
+        let hash = match known {
+            Some((hash, _)) => std::borrow::Cow::Borrowed(hash),
+            None => self.decoy(name),
+        };
+        if !hash.is_argon2() {
+            let ok = hash.verify(password, &mut Vec::new());
+            return match known {
+                Some((_, user)) if ok => Verdict::Accepted(user.clone()),
+                _ => Verdict::Rejected,
+            };
+        }
         let mut memory = self
             .memory
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop()
             .unwrap_or_default();
-        let ok = verify(phc, password, &mut memory);
+        let ok = hash.verify(password, &mut memory);
         let mut pool = self
             .memory
             .lock()
@@ -234,80 +250,82 @@ impl Authenticator for StaticUsers {
 /// as it has cores).
 const MAX_POOLED: usize = 8;
 
-/// Checks `password` against an Argon2 PHC string, in `memory` (grown as needed and kept
-/// for the next check), comparing in constant time.
-fn verify(phc: &str, password: &[u8], memory: &mut Vec<argon2::Block>) -> bool {
-    let Ok(hash) = PasswordHash::new(phc) else {
-        return false;
-    };
-    let (Some(expected), Some(salt)) = (hash.hash, hash.salt) else {
-        return false;
-    };
-    let Ok(algorithm) = argon2::Algorithm::try_from(hash.algorithm) else {
-        return false;
-    };
-    let version = match hash.version.map(argon2::Version::try_from) {
-        None => argon2::Version::default(),
-        Some(Ok(v)) => v,
-        Some(Err(_)) => return false,
-    };
-    let Ok(params) = argon2::Params::try_from(&hash) else {
-        return false;
-    };
-    let mut salt_buf = [0u8; 64];
-    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
-        return false;
-    };
-    memory.resize(params.block_count(), argon2::Block::default());
-    let mut out = vec![0u8; expected.len()];
-    let argon = argon2::Argon2::new(algorithm, version, params);
-    if argon
-        .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..])
-        .is_err()
-    {
-        return false;
-    }
-    // Constant time: every byte is compared whatever the first difference.
-    out.iter()
-        .zip(expected.as_bytes())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+/// The fixed dummy hash, parsed.
+fn dummy() -> Stored {
+    Stored::Argon2(DUMMY_HASH.to_owned())
 }
 
-/// The Argon2id hash of a random string nobody knows.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$yQp5dsXlHhTX8iaTMUFt3Fq3Wj4Tq3ShxbNwU2Y1Gqk";
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 mod tests {
     use super::*;
 
+    /// `openssl passwd -6 -salt saltstring 'Hello world!'` (5000 rounds).
+    const SHA512: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+
     #[test]
-    fn verify_accepts_the_password_and_nothing_else() {
-        let phc = hash_password("correct horse");
-        let mut memory = Vec::new();
-        assert!(verify(&phc, b"correct horse", &mut memory));
-        assert!(!verify(&phc, b"correct horsf", &mut memory));
-        assert!(!verify(&phc, b"", &mut memory));
-        assert!(!verify("not a hash", b"correct horse", &mut memory));
-        // The dummy hash matches no password anyone would type.
-        assert!(!verify(DUMMY_HASH, b"password", &mut memory));
-        // The same working memory serves again.
-        assert!(verify(&phc, b"correct horse", &mut memory));
+    fn users_log_in_with_either_kind_of_hash() {
+        let users = StaticUsers::new()
+            .with_hash("shadow", SHA512)
+            .unwrap()
+            .with_password("argon", "correct horse");
+        assert!(
+            matches!(users.check("shadow", b"Hello world!"), Verdict::Accepted(u) if u.name == "shadow")
+        );
+        assert!(
+            matches!(users.check("argon", b"correct horse"), Verdict::Accepted(u) if u.name == "argon")
+        );
+        assert!(matches!(
+            users.check("shadow", b"correct horse"),
+            Verdict::Rejected
+        ));
+        assert!(matches!(
+            users.check("argon", b"Hello world!"),
+            Verdict::Rejected
+        ));
+        // A name nobody has is refused even with a user's password (it may be checked
+        // against that user's hash, and the result is thrown away).
+        for name in ["nobody", "shadow ", "SHADOW", "x", ""] {
+            assert!(
+                matches!(users.check(name, b"Hello world!"), Verdict::Rejected),
+                "{name}"
+            );
+            assert!(
+                matches!(users.check(name, b"correct horse"), Verdict::Rejected),
+                "{name}"
+            );
+        }
     }
 
     #[test]
-    fn with_hash_takes_argon2_phc_strings_only() {
-        let phc = hash_password("correct horse");
-        assert!(StaticUsers::new().with_hash("a", &phc).is_ok());
-        assert!(StaticUsers::new().with_hash("a", DUMMY_HASH).is_ok());
-        for bad in [
-            "",
-            "correct horse",
-            "$argon2id$v=19$m=19456,t=2,p=1",
-            "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$yQp5dsXlHhTX8iaTMUFt3Fq3Wj4Tq3ShxbNwU2Y1Gqk",
-        ] {
-            assert!(StaticUsers::new().with_hash("a", bad).is_err(), "{bad}");
+    fn an_unknown_name_costs_a_users_hash() {
+        // Only SHA-crypt users: an unknown name must not cost an Argon2 check (which takes
+        // ten times as long and would tell the names apart).
+        let users = StaticUsers::new()
+            .with_hash("a", SHA512)
+            .unwrap()
+            .with_hash("b", SHA512)
+            .unwrap();
+        for name in ["nobody", "root", "admin", "c"] {
+            assert!(!users.decoy(name).is_argon2(), "{name}");
         }
+        // The same name gets the same user's hash each time; with both kinds, unknown
+        // names spread over both.
+        let mixed = StaticUsers::new()
+            .with_hash("a", SHA512)
+            .unwrap()
+            .with_password("b", "pw");
+        let kinds: Vec<bool> = (0..64)
+            .map(|i| mixed.decoy(&format!("user{i}")).is_argon2())
+            .collect();
+        assert!(
+            kinds.iter().any(|&k| k) && kinds.iter().any(|&k| !k),
+            "{kinds:?}"
+        );
+        for (i, kind) in kinds.iter().enumerate() {
+            assert_eq!(mixed.decoy(&format!("user{i}")).is_argon2(), *kind);
+        }
+        // No users: the fixed dummy.
+        assert!(StaticUsers::new().decoy("anyone").is_argon2());
     }
 }

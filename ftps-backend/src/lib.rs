@@ -53,6 +53,8 @@ mod listing;
 #[cfg(feature = "server")]
 mod local_fs;
 #[cfg(feature = "server")]
+pub mod password;
+#[cfg(feature = "server")]
 mod quota;
 #[cfg(feature = "server")]
 mod storage;
@@ -61,8 +63,7 @@ mod user;
 
 #[cfg(feature = "server")]
 pub use auth::{
-    Authenticator, BadHash, BlockingAuthenticator, BoxFuture, Check, StaticUsers, Unblocked,
-    Verdict, hash_password,
+    Authenticator, BlockingAuthenticator, BoxFuture, Check, StaticUsers, Unblocked, Verdict,
 };
 #[cfg(feature = "server")]
 pub use blocking_storage::{BlockingStorage, ReadLater, fill, fill_from, write_all};
@@ -74,6 +75,8 @@ pub use hooks::{Actor, HOOK_QUEUE, Hooks, Transferred};
 pub use listing::{Entries, ListingCut, ListingFailed, ListingReader};
 #[cfg(feature = "server")]
 pub use local_fs::{LocalFs, LocalUpload};
+#[cfg(feature = "server")]
+pub use password::{BadHash, hash_password};
 #[cfg(feature = "server")]
 pub use quota::{Quota, QuotaUpload, Quoted, Usage};
 #[cfg(feature = "server")]

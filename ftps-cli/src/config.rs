@@ -76,7 +76,8 @@ pub(crate) enum Listen {
     At(SocketAddr),
 }
 
-/// One user of the file: `[[users]]` with `name`, `hash` (an Argon2id PHC string),
+/// One user of the file: `[[users]]` with `name`, `hash` (an Argon2id PHC string or a
+/// crypt(3) hash brought from another server: yescrypt, SHA-crypt),
 /// optional `home`, `permissions`, `rules` (`{ "/dir" = "list,upload" }`) and `quota`
 /// (`"10G,1000"`), as the users file's fields.
 #[derive(Debug, Deserialize)]

@@ -102,8 +102,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DIR", env = "FTPS_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// Users from FILE: one `NAME:HASH[:HOME[:PERMISSIONS[:QUOTA]]]` per line, HASH an
-    /// Argon2id PHC string (`ftps hash-password` prints one), HOME the user's `/` within
-    /// --root (an existing directory; default: --root itself), PERMISSIONS a
+    /// Argon2id PHC string (`ftps hash-password` prints one) or a crypt(3) hash brought
+    /// from another server (yescrypt `$y$...`, SHA-crypt `$6$...` or `$5$...`, as in
+    /// /etc/shadow), HOME the user's `/` within --root (an existing directory; default: --root itself), PERMISSIONS a
     /// comma-separated list of list, download, upload, overwrite, delete, rename, mkdir,
     /// rmdir, settime (or all, none; default: all), then per-directory rules
     /// `;/DIR=PERMISSIONS` (the deepest rule holding a path decides), QUOTA what the home
@@ -480,12 +481,12 @@ fn parse_users(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        // A PHC string holds no ':', so the fields split on it.
+        // No PHC or crypt(3) string holds a ':', so the fields split on it.
         let mut fields = line.split(':').map(str::trim);
         let (Some(name), Some(hash)) = (fields.next(), fields.next()) else {
             return Err(format!(
                 "{at}: expected NAME:HASH[:HOME[:PERMISSIONS[:QUOTA[:TLS]]]], HASH an Argon2id \
-                 PHC string ({HASH_HINT})"
+                 PHC string ({HASH_HINT}) or a crypt(3) hash ($y$, $6$, $5$)"
             ));
         };
         let home = fields.next().filter(|h| !h.is_empty());
@@ -863,9 +864,12 @@ fn finish_user(
     user = user
         .with_control_tls(given.control_tls.map(control_policy))
         .with_data_tls(given.data_tls.map(data_policy));
-    let users = users
-        .with_user(user, given.hash)
-        .map_err(|_| format!("the hash of {name:?} is not an Argon2 PHC string ({HASH_HINT})"))?;
+    let users = users.with_user(user, given.hash).map_err(|_| {
+        format!(
+            "the hash of {name:?} is neither an Argon2 PHC string ({HASH_HINT}) nor a \
+             crypt(3) hash ($y$, $6$, $5$)"
+        )
+    })?;
     names.push(name.to_owned());
     Ok(users)
 }

@@ -335,6 +335,75 @@ fn curl_with_the_printed_commands_and_past_4_gib() {
     );
 }
 
+/// Users brought over from another server keep their passwords: `ftps serve --users-file`
+/// takes the crypt(3) hashes of `/etc/shadow`, ProFTPD and Pure-FTPd (yescrypt as chpasswd
+/// wrote it on this Debian; SHA-crypt `$6$` and `$5$` as `openssl passwd` makes them, and
+/// with `rounds=`), beside Argon2id, and curl logs in with each; a wrong password or an
+/// unknown name is refused.
+#[test]
+fn curl_logs_in_with_sha_crypt_hashes_brought_over() {
+    if !have("curl") {
+        return;
+    }
+    let openssl_hash = |kind: &str, password: &str| {
+        let out = Command::new("openssl")
+            .args(["passwd", kind, password])
+            .output()
+            .unwrap();
+        let hash = ok(&out).trim().to_owned();
+        assert!(hash.starts_with(&format!("${}$", &kind[1..])), "{hash}");
+        hash
+    };
+    let users_dir =
+        std::env::temp_dir().join(format!("ftps-interop-shadow-users-{}", std::process::id()));
+    std::fs::create_dir_all(&users_dir).unwrap();
+    let users = users_dir.join("users");
+    std::fs::write(
+        &users,
+        format!(
+            "sam:{}\ntom:{}\n# glibc crypt(3), rounds=10000\nrose:{}\n# chpasswd (pam_unix yescrypt)\nyves:{}\n",
+            openssl_hash("-6", "sam's pass"),
+            openssl_hash("-5", "tom:pass"),
+            "$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZeHBy/YTBmSK6H9qs/y3RnOaw5v.",
+            "$y$j9T$c6skqkbmGLiFgLTy67qWR.$uzJ0Xm/y5c366jZbbsr/JiDHWfhirPyo/428pJ5YNE0",
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let s = Served::start("shadow", &["--users-file", users.to_str().unwrap()]);
+    std::fs::write(s.root().join("hello.txt"), b"hello\n").unwrap();
+    let ca = s.ca();
+    let url = format!("ftp://127.0.0.1:{}/hello.txt", s.explicit);
+    let login = |user: &str| {
+        s.run(
+            "curl",
+            &["-sS", "--ssl-reqd", "--cacert", &ca, "-u", user, &url],
+        )
+    };
+    for user in [
+        "sam:sam's pass",
+        "tom:tom:pass",
+        "rose:Hello world!",
+        "yves:abc",
+        "alice:wonderland",
+    ] {
+        assert_eq!(ok(&login(user)), "hello\n", "{user}");
+    }
+    for user in [
+        "sam:sam's pasS",
+        "tom:tom",
+        "rose:Hello world",
+        "yves:abd",
+        "sam:tom:pass",
+        "nobody:sam's pass",
+    ] {
+        // curl: 67, the login was refused.
+        assert_eq!(login(user).status.code(), Some(67), "{user}");
+    }
+    drop(s);
+    let _ = std::fs::remove_dir_all(&users_dir);
+}
+
 /// Files on tmpfs are read on the session's task (`LocalFile`'s plain reads, decided when
 /// the file is opened): what users run, `ftps serve` with its root on `/dev/shm`, serves
 /// them whole to curl, with PROT P and PROT C, from the start and from a REST offset

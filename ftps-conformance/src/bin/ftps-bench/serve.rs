@@ -9,6 +9,10 @@ use std::time::Duration;
 
 type Fail = Box<dyn std::error::Error>;
 
+/// The variable that gives the user a password hash of its own (a crypt(3) string, as the
+/// peers' users have) instead of the Argon2id hash of PASSWORD.
+pub(crate) const HASH_ENV: &str = "FTPS_BENCH_HASH";
+
 pub(crate) fn main(args: &[String]) -> Result<(), Fail> {
     let [runtime, root, cert, key, user, password] = args else {
         return Err("serve RUNTIME ROOT CERT KEY USER PASSWORD".into());
@@ -19,7 +23,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), Fail> {
         .with_data_tls(DataTlsPolicy::Allow)
         .with_timeouts(Timeouts::default().with_idle(Duration::from_secs(3600)));
     let storage = ftps_backend::LocalFs::new(root)?;
-    let users = ftps_backend::StaticUsers::new().with_password(user, password);
+    let users = match std::env::var(HASH_ENV) {
+        Ok(hash) => ftps_backend::StaticUsers::new().with_hash(user, &hash)?,
+        Err(_) => ftps_backend::StaticUsers::new().with_password(user, password),
+    };
     // Enough for the idle case's sessions, all from one address.
     let cap = 20_000;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -1,6 +1,7 @@
 //! The servers under test: ours (a child process per runtime, `ftps-bench serve`) and the
 //! real peers (vsftpd, Pure-FTPd, pyftpdlib), each serving the same files.
 
+use crate::serve;
 use ftps_conformance::peers::{self, Peer};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -80,6 +81,9 @@ pub(crate) struct Running {
     pub(crate) ca: Vec<u8>,
     /// The directory it serves (uploads land here).
     pub(crate) home: PathBuf,
+    /// The hash its user's password is checked against, where the bench can read it: a
+    /// peer's system user's entry in /etc/shadow (written by chpasswd).
+    pub(crate) shadow: Option<String>,
 }
 
 impl Drop for Running {
@@ -172,6 +176,7 @@ impl Start<'_> {
                     user: (peer.user.clone(), peers::PASSWORD.into()),
                     ca: peer.ca.clone(),
                     home: peer.home.clone(),
+                    shadow: shadow_hash(&peer.user),
                     process: Process::Peer(peer),
                 })
             }
@@ -180,17 +185,42 @@ impl Start<'_> {
     }
 
     fn ours(&self, kind: Kind) -> Result<Running, Fail> {
-        let home = self.data.join(format!("home-{}", kind.key()));
+        self.ours_as(kind, "", PASSWORD, None)
+    }
+
+    /// One of our servers whose user's password is checked against `hash` (a crypt(3)
+    /// string, as the peers' users have) instead of an Argon2id hash; `password` matches it.
+    pub(crate) fn ours_with_hash(
+        &self,
+        kind: Kind,
+        password: &str,
+        hash: &str,
+    ) -> Result<Running, Fail> {
+        self.ours_as(kind, "-crypt", password, Some(hash))
+    }
+
+    fn ours_as(
+        &self,
+        kind: Kind,
+        suffix: &str,
+        password: &str,
+        hash: Option<&str>,
+    ) -> Result<Running, Fail> {
+        let home = self.data.join(format!("home-{}{suffix}", kind.key()));
         let _ = std::fs::remove_dir_all(&home);
         std::fs::create_dir_all(&home)?;
         link_files(self.data, &home)?;
-        let mut child = Command::new(self.exe)
+        let mut command = Command::new(self.exe);
+        if let Some(hash) = hash {
+            command.env(serve::HASH_ENV, hash);
+        }
+        let mut child = command
             .arg("serve")
             .arg(kind.key())
             .arg(&home)
             .arg(self.data.join("cert.pem"))
             .arg(self.data.join("key.pem"))
-            .args([USER, PASSWORD])
+            .args([USER, password])
             // smol's executor runs one thread unless told; the others use both cores.
             .env("SMOL_THREADS", "2")
             .stdin(Stdio::piped())
@@ -204,9 +234,10 @@ impl Start<'_> {
                 _stdin: stdin,
             },
             port,
-            user: (USER.into(), PASSWORD.into()),
+            user: (USER.into(), password.into()),
             ca: std::fs::read(self.data.join("cert.pem"))?,
             home,
+            shadow: None,
         })
     }
 
@@ -233,6 +264,7 @@ impl Start<'_> {
             user: (USER.into(), PASSWORD.into()),
             ca: std::fs::read(self.data.join("cert.pem"))?,
             home,
+            shadow: None,
         })
     }
 }
@@ -256,6 +288,17 @@ server.max_cons_per_ip = 0
 print("ready", server.address[1], flush=True)
 server.serve_forever()
 "#;
+
+/// `user`'s password hash in /etc/shadow (readable by root, as the peers run).
+fn shadow_hash(user: &str) -> Option<String> {
+    let shadow = std::fs::read_to_string("/etc/shadow").ok()?;
+    shadow.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some(user))
+            .then(|| fields.next().map(str::to_owned))
+            .flatten()
+    })
+}
 
 /// Reads `ready PORT` from the child's output.
 fn ready_port(child: &mut Child) -> Result<u16, Fail> {

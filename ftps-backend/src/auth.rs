@@ -3,7 +3,7 @@
 //! a fixed list of users whose passwords are kept as hashes (Argon2, or SHA-crypt brought
 //! from another server: [`crate::password`]).
 
-use crate::password::{BadHash, DUMMY_HASH, Stored, hash_password};
+use crate::password::{BadHash, Stored, hash_password};
 use crate::user::User;
 use ftps_proto::server::LoginRequest;
 use std::collections::HashMap;
@@ -94,22 +94,31 @@ impl<A: BlockingAuthenticator> Authenticator for Unblocked<A> {
 }
 
 /// A fixed set of users with password hashes (Argon2id PHC strings as [`hash_password`]
-/// makes, or SHA-crypt strings brought from another server), and optionally anonymous
-/// access (the core allows it only when its configuration does too).
+/// makes, or crypt(3) strings brought from another server: [`crate::password`]), and
+/// optionally anonymous access (the core allows it only when its configuration does too).
 ///
 /// A login as a name nobody has costs what a real user's does: its password is checked
-/// against the hash of a user picked by a keyed hash of the name (the same user for the
-/// same name, a random key per process), and refused whatever the result; so the time a
-/// refusal takes does not tell which names exist, even when users' hashes differ in
-/// kind or cost.
+/// against the hash of a user picked by a keyed hash of the name, and refused whatever the
+/// result; so the time a refusal takes does not tell which names exist, even when users'
+/// hashes differ in kind or cost. The key is made of the users' hashes themselves (secret
+/// as they are), so the same name costs the same after a restart and on every node that
+/// has the same users.
+///
+/// Bounded: a password longer than [`PASSWORD_MAX`](crate::password::PASSWORD_MAX) is
+/// refused at once, whatever the name; a hash is refused when added if one check would
+/// cost more than the bounds of [`crate::password`]; the checks running at once take no
+/// more than [`MEMORY_IN_FLIGHT`](crate::password::MEMORY_IN_FLIGHT) together (a check
+/// waits its turn beyond it).
 #[derive(Debug, Clone, Default)]
 pub struct StaticUsers {
     /// Each user's hash and what the user is once logged in.
     users: Arc<HashMap<String, (Stored, User)>>,
-    /// Every user's hash, in the order added: unknown names are checked against one.
+    /// Every user's hash, ordered by its text (the same order on every node): unknown
+    /// names are checked against one.
     decoys: Arc<Vec<Stored>>,
-    /// The key that picks an unknown name's decoy.
-    decoy_key: std::collections::hash_map::RandomState,
+    /// The key that picks an unknown name's decoy: the XOR of the SHA-256 of every user's
+    /// hash (as secret as they are, the same whatever the order users were added in).
+    decoy_key: [u8; 32],
     anonymous: bool,
     /// The anonymous user's home.
     anonymous_home: ftps_proto::VirtualPath,
@@ -118,6 +127,8 @@ pub struct StaticUsers {
     /// raise its mmap threshold and keep the freed blocks (measured: 1.8 GiB resident
     /// after 100 logins; 30 MiB with the threshold pinned).
     memory: Arc<std::sync::Mutex<Vec<Vec<argon2::Block>>>>,
+    /// The bytes of memory the checks running now take together.
+    in_flight: Arc<(std::sync::Mutex<u64>, std::sync::Condvar)>,
 }
 
 impl StaticUsers {
@@ -163,13 +174,32 @@ impl StaticUsers {
     }
 
     fn insert(self, user: User, hash: Stored) -> Self {
+        use sha2::Digest;
         let mut users = (*self.users).clone();
         let mut decoys = (*self.decoys).clone();
-        decoys.push(hash.clone());
-        users.insert(user.name.clone(), (hash, user));
+        let mut decoy_key = self.decoy_key;
+        // A user added again replaces its hash: its old one leaves the decoys and the key.
+        let replaced = users.insert(user.name.clone(), (hash.clone(), user));
+        for (old, sign) in replaced
+            .map(|(old, _)| (old, false))
+            .into_iter()
+            .chain([(hash, true)])
+        {
+            let digest = sha2::Sha256::digest(old.text().as_bytes());
+            decoy_key.iter_mut().zip(digest).for_each(|(k, d)| *k ^= d);
+            let at = decoys.binary_search_by(|d| d.text().cmp(old.text()));
+            match (at, sign) {
+                (Ok(i), false) => {
+                    decoys.remove(i);
+                }
+                (Ok(i) | Err(i), true) => decoys.insert(i, old),
+                (Err(_), false) => {}
+            }
+        }
         Self {
             users: Arc::new(users),
             decoys: Arc::new(decoys),
+            decoy_key,
             ..self
         }
     }
@@ -177,12 +207,18 @@ impl StaticUsers {
     /// The hash an unknown name's password is checked against: a user's, picked by the
     /// keyed hash of the name (the fixed dummy when there are no users).
     fn decoy(&self, name: &str) -> std::borrow::Cow<'_, Stored> {
-        use std::hash::BuildHasher;
+        use sha2::Digest;
         let count = self.decoys.len() as u64;
         if count == 0 {
             return std::borrow::Cow::Owned(dummy());
         }
-        let pick = self.decoy_key.hash_one(name) % count;
+        let digest = sha2::Sha256::new()
+            .chain_update(self.decoy_key)
+            .chain_update(name.as_bytes())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        let pick = u64::from_le_bytes(first) % count;
         let index = usize::try_from(pick).unwrap_or_default();
         self.decoys.get(index).map_or_else(
             || std::borrow::Cow::Owned(dummy()),
@@ -192,11 +228,18 @@ impl StaticUsers {
 
     /// The check of a password (blocking: a password hash).
     fn check(&self, name: &str, password: &[u8]) -> Verdict {
+        // Refused before the name is looked at: the refusal tells nothing about it.
+        if password.len() > crate::password::PASSWORD_MAX {
+            return Verdict::Rejected;
+        }
         // Unknown users are checked against a user's hash so both paths cost the same.
         let known = self.users.get(name);
         let hash = match known {
             Some((hash, _)) => std::borrow::Cow::Borrowed(hash),
             None => self.decoy(name),
+        };
+        let Some(_turn) = self.memory_turn(hash.memory()) else {
+            return Verdict::Unavailable;
         };
         if !hash.is_argon2() {
             let ok = hash.verify(password, &mut Vec::new());
@@ -216,7 +259,10 @@ impl StaticUsers {
             .memory
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pool.len() < MAX_POOLED {
+        // Only memories of about the default's size are kept: a few users with costly
+        // hashes must not leave hundreds of MiB behind.
+        let kept = (memory.len() * std::mem::size_of::<argon2::Block>()) as u64;
+        if pool.len() < MAX_POOLED && kept <= POOLED_MEMORY_MAX {
             pool.push(memory);
         }
         match known {
@@ -250,9 +296,59 @@ impl Authenticator for StaticUsers {
 /// as it has cores).
 const MAX_POOLED: usize = 8;
 
-/// The fixed dummy hash, parsed.
+/// The largest working memory kept between checks: 32 MiB (the default's 19 fit).
+const POOLED_MEMORY_MAX: u64 = 32 << 20;
+
+/// How long a check waits for its turn at the memory bound before it answers
+/// [`Verdict::Unavailable`] (the server has given up on it long before, at its
+/// authentication timeout).
+const MEMORY_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A check's share of [`MEMORY_IN_FLIGHT`](crate::password::MEMORY_IN_FLIGHT), given back
+/// when dropped.
+struct MemoryTurn<'a> {
+    in_flight: &'a (std::sync::Mutex<u64>, std::sync::Condvar),
+    bytes: u64,
+}
+
+impl Drop for MemoryTurn<'_> {
+    fn drop(&mut self) {
+        let (used, freed) = self.in_flight;
+        let mut used = used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *used = used.saturating_sub(self.bytes);
+        freed.notify_all();
+    }
+}
+
+impl StaticUsers {
+    /// Waits (at most [`MEMORY_TURN_WAIT`]) until `bytes` more fit within the memory bound
+    /// of the checks running at once; `None` past the wait.
+    fn memory_turn(&self, bytes: u64) -> Option<MemoryTurn<'_>> {
+        let (used, freed) = &*self.in_flight;
+        let deadline = std::time::Instant::now() + MEMORY_TURN_WAIT;
+        let mut now_used = used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *now_used + bytes > crate::password::MEMORY_IN_FLIGHT {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            now_used = freed
+                .wait_timeout(now_used, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        *now_used += bytes;
+        Some(MemoryTurn {
+            in_flight: &self.in_flight,
+            bytes,
+        })
+    }
+}
+
+/// The fixed dummy hash.
 fn dummy() -> Stored {
-    Stored::Argon2(DUMMY_HASH.to_owned())
+    Stored::dummy()
 }
 
 #[cfg(test)]
@@ -295,6 +391,86 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_name_costs_the_same_after_a_restart_and_on_every_node() {
+        let a = StaticUsers::new()
+            .with_hash("a", SHA512)
+            .unwrap()
+            .with_password("b", "pw")
+            .with_password("c", "pw");
+        // Another process (node) reading the same users in another order.
+        let (b_hash, c_hash) = (a.users["b"].0.text(), a.users["c"].0.text());
+        let other = StaticUsers::new()
+            .with_hash("c", c_hash)
+            .unwrap()
+            .with_hash("b", b_hash)
+            .unwrap()
+            .with_hash("a", SHA512)
+            .unwrap();
+        for i in 0..200 {
+            let name = format!("user{i}");
+            assert_eq!(a.decoy(&name).text(), other.decoy(&name).text(), "{name}");
+        }
+        // A user whose hash is replaced leaves no trace of the old one.
+        let replaced = a
+            .clone()
+            .with_hash("a", b_hash)
+            .unwrap()
+            .with_hash("a", SHA512)
+            .unwrap();
+        assert_eq!(replaced.decoy_key, a.decoy_key);
+        assert_eq!(replaced.decoys.len(), 3);
+    }
+
+    #[test]
+    fn an_overlong_password_is_refused_at_once_whatever_the_name() {
+        let long = "x".repeat(crate::password::PASSWORD_MAX + 1);
+        let users = StaticUsers::new()
+            .with_hash("shadow", SHA512)
+            .unwrap()
+            .with_password(&long[..10], &long);
+        for name in ["shadow", "nobody", &long[..10]] {
+            let started = std::time::Instant::now();
+            assert!(matches!(
+                users.check(name, long.as_bytes()),
+                Verdict::Rejected
+            ));
+            assert!(
+                started.elapsed() < std::time::Duration::from_millis(5),
+                "{name}"
+            );
+        }
+        // The longest allowed still logs in.
+        let most = "y".repeat(crate::password::PASSWORD_MAX);
+        let users = users.with_password("most", &most);
+        assert!(matches!(
+            users.check("most", most.as_bytes()),
+            Verdict::Accepted(_)
+        ));
+    }
+
+    #[test]
+    fn checks_wait_their_turn_beyond_the_memory_bound() {
+        let users = StaticUsers::new();
+        let all = users
+            .memory_turn(crate::password::MEMORY_IN_FLIGHT)
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let turn = users.memory_turn(16 << 20);
+                tx.send(turn.is_some()).unwrap();
+            });
+            assert!(
+                rx.recv_timeout(std::time::Duration::from_millis(200))
+                    .is_err()
+            );
+            drop(all);
+            assert!(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap());
+        });
+        assert_eq!(*users.in_flight.0.lock().unwrap(), 0);
     }
 
     #[test]

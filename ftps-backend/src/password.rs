@@ -5,17 +5,27 @@
 //! Pure-FTPd's `pure-pw`). Each is parsed once when a user is added and checked in
 //! constant time. The crypt kinds are checked, never made: they let an operator bring
 //! users over from another server without resetting their passwords; new hashes are
-//! Argon2id.
+//! Argon2id. Not taken: scrypt (`$7$`), gost-yescrypt (`$gy$`), bcrypt, MD5 and DES crypt.
+//! Passwords are UTF-8 (the protocol core refuses a PASS that is not), so a user brought
+//! over whose password was, say, Latin-1 bytes cannot log in until it is set again.
+//!
+//! Every check is bounded when its hash is read, not when a login comes: memory
+//! ([`MEMORY_PER_CHECK_MAX`]), Argon2 passes, yescrypt's extra time (none taken),
+//! SHA-crypt rounds, and the password's length ([`PASSWORD_MAX`]).
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 
-/// A hash string that is neither a valid Argon2 PHC string nor a SHA-crypt one.
+/// A hash string that is not a valid Argon2 PHC string, yescrypt or SHA-crypt one, or
+/// whose check would cost more than a login may (the bounds of this module).
 #[derive(Debug)]
 pub struct BadHash;
 
 impl std::fmt::Display for BadHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("not a valid Argon2 PHC string, yescrypt ($y$) or SHA-crypt ($6$, $5$) hash")
+        f.write_str(
+            "not a valid Argon2 PHC string, yescrypt ($y$) or SHA-crypt ($6$, $5$) hash, \
+             or one that costs more than a login may",
+        )
     }
 }
 
@@ -31,34 +41,77 @@ pub fn hash_password(password: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A stored hash, checked when a user is added.
-#[derive(Debug, Clone)]
-pub(crate) enum Stored {
-    /// An Argon2 PHC string (parsed again at each check: `PasswordHash` borrows it).
-    Argon2(String),
+/// The most memory one check may take: 256 MiB (Argon2's `m`, yescrypt's `128 * r * N *
+/// p`), 13 times Argon2id's default here and 16 times libxcrypt's yescrypt default (`j9T`).
+/// A hash asking for more is refused when read: one login must not be able to take the
+/// machine's memory (checks run one per core at once, and [`MEMORY_IN_FLIGHT`] bounds
+/// them together).
+pub const MEMORY_PER_CHECK_MAX: u64 = 256 << 20;
+
+/// The most memory the checks running at once may take together (each waits its turn
+/// beyond it): 1 GiB.
+pub const MEMORY_IN_FLIGHT: u64 = 1 << 30;
+
+/// The most work one Argon2 check may take: `m * t`, in bytes: 1 GiB, 27 times the
+/// default (19 MiB, 2 passes), about half a second here.
+const ARGON2_WORK_MAX: u64 = 1 << 30;
+
+/// The most rounds a SHA-crypt hash may ask for: 1,000,000 (passlib's default is 656,000,
+/// crypt's 5000), about 0.2 s for a short password here; crypt itself allows 999,999,999,
+/// about 200 s a check, which would let one user's hash hold a core for minutes at every
+/// wrong password.
+const SHA_CRYPT_ROUNDS_MAX: usize = 1_000_000;
+
+/// The longest password checked (longer ones are refused at once, whatever the name):
+/// SHA-crypt's work grows with the password's length (CVE-2016-20013: 88 ms for 4 KiB at
+/// 5000 rounds here), and no one types more.
+pub const PASSWORD_MAX: usize = 1024;
+
+/// A stored hash, checked when a user is added: its text and what it is.
+#[derive(Clone)]
+pub(crate) struct Stored {
+    /// The string as given (what the decoy order and key are made of).
+    text: String,
+    kind: Kind,
+}
+
+/// The kinds of hash, with what checking them needs.
+#[derive(Clone)]
+enum Kind {
+    /// An Argon2 PHC string (parsed again at each check: `PasswordHash` borrows it), and
+    /// the bytes of working memory it takes.
+    Argon2 { memory: u64 },
     /// A SHA-crypt hash.
     ShaCrypt(ShaCrypt),
-    /// A yescrypt hash (its parameters checked when parsed).
-    Yescrypt(String),
+    /// A yescrypt hash (its parameters checked when parsed), and the memory it takes.
+    Yescrypt { memory: u64 },
+}
+
+/// The hash stays out of logs and panics.
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.kind {
+            Kind::Argon2 { .. } => "Stored(Argon2, ..)",
+            Kind::ShaCrypt(_) => "Stored(SHA-crypt, ..)",
+            Kind::Yescrypt { .. } => "Stored(yescrypt, ..)",
+        })
+    }
 }
 
 /// The parts of a SHA-crypt string, `$6$[rounds=N$]SALT$HASH` (SHA-512) or `$5$...`
 /// (SHA-256), as Ulrich Drepper's "Unix crypt using SHA-256 and SHA-512" and crypt(3)
 /// define them: a salt of at most 16 characters, 5000 rounds unless said, from 1000 to
 /// 999,999,999 (crypt clamps the rounds it is asked for into that range and writes the
-/// rounds it used, so a string outside it was not made by crypt), the hash in crypt's
-/// base64 alphabet, 86 characters for SHA-512 and 43 for SHA-256.
-#[derive(Debug, Clone)]
-pub(crate) struct ShaCrypt {
+/// rounds it used, so a string outside it was not made by crypt; this crate takes no more
+/// than [`SHA_CRYPT_ROUNDS_MAX`]), the hash in crypt's base64 alphabet, 86 characters for
+/// SHA-512 and 43 for SHA-256.
+#[derive(Clone)]
+struct ShaCrypt {
     sha512: bool,
     rounds: usize,
     salt: String,
     hash: String,
 }
-
-/// The most memory a yescrypt hash may ask for (`128 * r * N * p` bytes): 1 GiB, 64 times
-/// the 16 MiB of libxcrypt's default (`j9T`); a larger one is refused when read.
-const YESCRYPT_MEMORY_MAX: u64 = 1 << 30;
 
 /// The rounds of a SHA-crypt string that does not say.
 const SHA_CRYPT_DEFAULT_ROUNDS: usize = 5_000;
@@ -66,34 +119,37 @@ const SHA_CRYPT_DEFAULT_ROUNDS: usize = 5_000;
 const SHA_CRYPT_SALT_MAX: usize = 16;
 
 impl Stored {
-    /// Parses `text` (an Argon2 PHC string or a SHA-crypt string).
+    /// Parses `text` (an Argon2 PHC string, a yescrypt or a SHA-crypt string), refusing
+    /// one whose check would cost more than the bounds above.
     pub(crate) fn parse(text: &str) -> Result<Self, BadHash> {
-        if text.starts_with("$5$") || text.starts_with("$6$") {
-            return ShaCrypt::parse(text).map(Stored::ShaCrypt);
-        }
-        if text.starts_with("$y$") {
-            return parse_yescrypt(text).map(|()| Stored::Yescrypt(text.to_owned()));
-        }
-        let hash = PasswordHash::new(text).map_err(|_| BadHash)?;
-        argon2::Algorithm::try_from(hash.algorithm).map_err(|_| BadHash)?;
-        argon2::Params::try_from(&hash).map_err(|_| BadHash)?;
-        if hash.hash.is_none() || hash.salt.is_none() {
-            return Err(BadHash);
-        }
-        Ok(Stored::Argon2(text.to_owned()))
+        let kind = if text.starts_with("$5$") || text.starts_with("$6$") {
+            Kind::ShaCrypt(ShaCrypt::parse(text)?)
+        } else if text.starts_with("$y$") {
+            Kind::Yescrypt {
+                memory: parse_yescrypt(text)?,
+            }
+        } else {
+            Kind::Argon2 {
+                memory: parse_argon2(text)?,
+            }
+        };
+        Ok(Stored {
+            text: text.to_owned(),
+            kind,
+        })
     }
 
     /// Whether `password` matches, comparing in constant time. `memory` is Argon2's
     /// working memory, grown as needed and kept for the next check.
     pub(crate) fn verify(&self, password: &[u8], memory: &mut Vec<argon2::Block>) -> bool {
-        match self {
-            Stored::Argon2(phc) => verify_argon2(phc, password, memory),
-            Stored::ShaCrypt(sha) => sha.verify(password),
-            Stored::Yescrypt(text) => {
+        match &self.kind {
+            Kind::Argon2 { .. } => verify_argon2(&self.text, password, memory),
+            Kind::ShaCrypt(sha) => sha.verify(password),
+            Kind::Yescrypt { .. } => {
                 use yescrypt::PasswordVerifier;
                 // The crate compares in constant time (ctutils).
                 yescrypt::Yescrypt::default()
-                    .verify_password(password, text.as_str())
+                    .verify_password(password, self.text.as_str())
                     .is_ok()
             }
         }
@@ -101,14 +157,60 @@ impl Stored {
 
     /// Whether checking it needs Argon2's working memory.
     pub(crate) fn is_argon2(&self) -> bool {
-        matches!(self, Stored::Argon2(_))
+        matches!(self.kind, Kind::Argon2 { .. })
+    }
+
+    /// The bytes of memory a check takes (SHA-crypt's few hundred count as none).
+    pub(crate) fn memory(&self) -> u64 {
+        match self.kind {
+            Kind::Argon2 { memory } | Kind::Yescrypt { memory } => memory,
+            Kind::ShaCrypt(_) => 0,
+        }
+    }
+
+    /// The string as given.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// [`DUMMY_HASH`].
+    pub(crate) fn dummy() -> Self {
+        Stored {
+            text: DUMMY_HASH.to_owned(),
+            kind: Kind::Argon2 {
+                memory: 19456 * 1024,
+            },
+        }
     }
 }
 
-/// Checks a yescrypt string, `$y$PARAMS$SALT$HASH` (libxcrypt's crypt(5)): parameters
-/// the crate takes, memory within [`YESCRYPT_MEMORY_MAX`], a salt and a hash in crypt's
-/// base64, nothing after.
-fn parse_yescrypt(text: &str) -> Result<(), BadHash> {
+/// Checks an Argon2 PHC string: a known variant and version, parameters the crate takes,
+/// a salt and a hash, memory within [`MEMORY_PER_CHECK_MAX`] and work within
+/// [`ARGON2_WORK_MAX`]; returns the memory it takes.
+fn parse_argon2(text: &str) -> Result<u64, BadHash> {
+    let hash = PasswordHash::new(text).map_err(|_| BadHash)?;
+    argon2::Algorithm::try_from(hash.algorithm).map_err(|_| BadHash)?;
+    if let Some(version) = hash.version {
+        argon2::Version::try_from(version).map_err(|_| BadHash)?;
+    }
+    let params = argon2::Params::try_from(&hash).map_err(|_| BadHash)?;
+    if hash.hash.is_none() || hash.salt.is_none() {
+        return Err(BadHash);
+    }
+    let memory = u64::from(params.m_cost()) * 1024;
+    let work = memory.saturating_mul(u64::from(params.t_cost()));
+    if memory > MEMORY_PER_CHECK_MAX || work > ARGON2_WORK_MAX {
+        return Err(BadHash);
+    }
+    Ok(memory)
+}
+
+/// Checks a yescrypt string, `$y$PARAMS$SALT$HASH` (libxcrypt's crypt(5)): parameters the
+/// crate takes, with no extra time (`t`) or ROM, as libxcrypt's `crypt_gensalt` writes
+/// them; memory within [`MEMORY_PER_CHECK_MAX`]; a salt that decodes and a hash of 43
+/// characters (32 bytes: a shorter one would match more passwords), nothing after.
+/// Returns the memory a check takes.
+fn parse_yescrypt(text: &str) -> Result<u64, BadHash> {
     let mut parts = text.split('$');
     let (Some(""), Some("y"), Some(params), Some(salt), Some(hash), None) = (
         parts.next(),
@@ -121,19 +223,26 @@ fn parse_yescrypt(text: &str) -> Result<(), BadHash> {
         return Err(BadHash);
     };
     let params: yescrypt::Params = params.parse().map_err(|_| BadHash)?;
+    let plain = [
+        yescrypt::Mode::Rw,
+        yescrypt::Mode::Worm,
+        yescrypt::Mode::Classic,
+    ]
+    .into_iter()
+    .any(|mode| {
+        yescrypt::Params::new(mode, params.n(), params.r(), params.p()).is_ok_and(|p| p == params)
+    });
     let memory = 128u64
         .checked_mul(u64::from(params.r()))
         .and_then(|m| m.checked_mul(params.n()))
         .and_then(|m| m.checked_mul(u64::from(params.p().max(1))));
-    if memory.is_none_or(|m| m > YESCRYPT_MEMORY_MAX)
-        || salt.is_empty()
-        || hash.is_empty()
-        || !crypt64(salt)
-        || !crypt64(hash)
-    {
-        return Err(BadHash);
+    let decodes = |field: &str| mcf::Base64::Crypt.decode_vec(field).ok();
+    let salt_ok = !salt.is_empty() && decodes(salt).is_some();
+    let hash_ok = hash.len() == 43 && decodes(hash).is_some_and(|h| h.len() == 32);
+    match memory {
+        Some(memory) if plain && salt_ok && hash_ok && memory <= MEMORY_PER_CHECK_MAX => Ok(memory),
+        _ => Err(BadHash),
     }
-    Ok(())
 }
 
 /// Whether `s` holds only crypt's base64 characters (`./0-9A-Za-z`).
@@ -161,7 +270,7 @@ impl ShaCrypt {
             }
             None => SHA_CRYPT_DEFAULT_ROUNDS,
         };
-        if !(1_000..=999_999_999).contains(&rounds) {
+        if !(1_000..=SHA_CRYPT_ROUNDS_MAX).contains(&rounds) {
             return Err(BadHash);
         }
         let salt = next;
@@ -238,7 +347,7 @@ fn verify_argon2(phc: &str, password: &[u8], memory: &mut Vec<argon2::Block>) ->
 
 /// The Argon2id hash of a random string nobody knows: what an unknown user's password is
 /// checked against when there are no users at all.
-pub(crate) const DUMMY_HASH: &str =
+const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$yQp5dsXlHhTX8iaTMUFt3Fq3Wj4Tq3ShxbNwU2Y1Gqk";
 
 #[cfg(test)]
@@ -318,11 +427,52 @@ mod tests {
             "$y$j9T$$uzJ0Xm/y5c366jZbbsr/JiDHWfhirPyo/428pJ5YNE0".into(),
             "$y$$c6skqkbmGLiFgLTy67qWR.$uzJ0Xm/y5c366jZbbsr/JiDHWfhirPyo/428pJ5YNE0".into(),
             "$y$zzz$c6skqkbmGLiFgLTy67qWR.$uzJ0Xm/y5c366jZbbsr/JiDHWfhirPyo/428pJ5YNE0".into(),
-            // N = 2^30 with r = 32: 4 TiB, refused when read rather than at a login.
+            // N = 2^33 with r = 32: 32 TiB, refused when read rather than at a login; and
+            // 512 MiB (jET), past the bound of one check.
             "$y$jUT$c6skqkbmGLiFgLTy67qWR.$uzJ0Xm/y5c366jZbbsr/JiDHWfhirPyo/428pJ5YNE0".into(),
+            "$y$jET$c6skqkbmGLiFgLTy67qWR.$uzJ0Xm/y5c366jZbbsr/JiDHWfhirPyo/428pJ5YNE0".into(),
+            // Extra time (t = 1,091,060,272: months a check), never written by libxcrypt.
+            "$y$j9T/zzzzzz$c6skqkbmGLiFgLTy67qWR.$uzJ0Xm/y5c366jZbbsr/JiDHWfhirPyo/428pJ5YNE0"
+                .into(),
+            // A hash cut short would match one wrong password in 256 (the crate compares
+            // what the field holds); a salt that does not decode can match nothing.
+            "$y$j9T$c6skqkbmGLiFgLTy67qWR.$..".into(),
+            format!("{head}${}", &hash[..42]),
+            format!("$y$j9T$a${hash}"),
         ] {
             assert!(Stored::parse(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_hash_costs_no_more_than_a_login_may() {
+        let good = "svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+        assert!(Stored::parse(&format!("$6$rounds=1000000$salt${good}")).is_ok());
+        // libxcrypt's yescrypt cost 9 (jDT): 256 MiB, the most one check may take.
+        let jdt = "$y$jDT$c6skqkbmGLiFgLTy67qWR.$uzJ0Xm/y5c366jZbbsr/JiDHWfhirPyo/428pJ5YNE0";
+        assert_eq!(Stored::parse(jdt).unwrap().memory(), 256 << 20);
+        assert_eq!(Stored::parse(SHADOW_YESCRYPT).unwrap().memory(), 16 << 20);
+        assert_eq!(
+            Stored::parse(DUMMY_HASH).unwrap().memory(),
+            Stored::dummy().memory()
+        );
+        let argon = |params: &str| {
+            format!(
+                "$argon2id$v=19${params}$c2FsdHNhbHRzYWx0$yQp5dsXlHhTX8iaTMUFt3Fq3Wj4Tq3ShxbNwU2Y1Gqk"
+            )
+        };
+        assert!(Stored::parse(&argon("m=262144,t=4,p=1")).is_ok());
+        for params in [
+            "m=262145,t=1,p=1",
+            "m=4294967295,t=1,p=1",
+            "m=19456,t=100,p=1",
+            "m=262144,t=5,p=1",
+        ] {
+            assert!(Stored::parse(&argon(params)).is_err(), "{params}");
+        }
+        // The hash is never shown.
+        let shown = format!("{:?}", Stored::parse(DUMMY_HASH).unwrap());
+        assert!(!shown.contains("c2FsdHNh"), "{shown}");
     }
 
     #[test]
@@ -342,6 +492,8 @@ mod tests {
             // with a character outside crypt's alphabet, trailing parts.
             format!("$6$rounds=999$salt${good}"),
             format!("$6$rounds=1000000000$salt${good}"),
+            // More rounds than a login may cost (200 s a check at crypt's maximum).
+            format!("$6$rounds=1000001$salt${good}"),
             format!("$6$rounds=+5000$salt${good}"),
             format!("$6$rounds=$salt${good}"),
             format!("$6$saltstringsaltstr${good}"),

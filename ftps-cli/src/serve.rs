@@ -867,7 +867,7 @@ fn finish_user(
     let users = users.with_user(user, given.hash).map_err(|_| {
         format!(
             "the hash of {name:?} is neither an Argon2 PHC string ({HASH_HINT}) nor a \
-             crypt(3) hash ($y$, $6$, $5$)"
+             crypt(3) hash ($y$, $6$, $5$) within the cost a login may take"
         )
     })?;
     names.push(name.to_owned());

@@ -401,6 +401,31 @@ fn curl_logs_in_with_sha_crypt_hashes_brought_over() {
         assert_eq!(login(user).status.code(), Some(67), "{user}");
     }
     drop(s);
+    // A hash whose check would cost more than a login may (crypt writes up to 999,999,999
+    // rounds, 200 s a check; yescrypt with extra time; a yescrypt hash cut short, which
+    // would match 1 wrong password in 256) stops the server at start, naming its line.
+    let good =
+        "svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+    for bad in [
+        format!("$6$rounds=999999999$saltstring${good}"),
+        "$y$j9T/zzzzzz$c6skqkbmGLiFgLTy67qWR.$uzJ0Xm/y5c366jZbbsr/JiDHWfhirPyo/428pJ5YNE0".into(),
+        "$y$j9T$c6skqkbmGLiFgLTy67qWR.$..".into(),
+    ] {
+        std::fs::write(&users, format!("# costly\nsam:{bad}\n")).unwrap();
+        let out = Command::new("timeout")
+            .args(["30", env!("CARGO_BIN_EXE_ftps"), "serve", "--users-file"])
+            .arg(&users)
+            .args(["--explicit", "127.0.0.1:0", "--no-implicit"])
+            .current_dir(&users_dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+        assert!(
+            err.contains("line 2") && err.contains("crypt(3)"),
+            "{bad}: {err}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&users_dir);
 }
 

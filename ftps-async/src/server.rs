@@ -221,8 +221,12 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                         match header {
                             Ok(header) => {
                                 let info = ConnectionInfo::proxied(peer, header, mode);
+                                // A task of its own, as a direct connection's: awaited
+                                // here, the session would be held beside this task's
+                                // header state for its whole life (7.2 KiB a session
+                                // instead of 3.5 with the tokio server, idle or not).
                                 if let Some(session) = server.admit(tcp, info) {
-                                    session.await;
+                                    R::spawn_detached(session);
                                 }
                             }
                             Err(e) => server.shared.warnings.bad_proxy_header(peer, &e),

@@ -241,34 +241,34 @@ impl StaticUsers {
         let Some(_turn) = self.memory_turn(hash.memory()) else {
             return Verdict::Unavailable;
         };
-        if !hash.is_argon2() {
-            let ok = hash.verify(password, &mut Vec::new());
-            return match known {
-                Some((_, user)) if ok => Verdict::Accepted(user.clone()),
-                _ => Verdict::Rejected,
-            };
-        }
-        let mut memory = self
-            .memory
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
-            .unwrap_or_default();
-        let ok = hash.verify(password, &mut memory);
-        let mut pool = self
-            .memory
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Only memories of about the default's size are kept: a few users with costly
-        // hashes must not leave hundreds of MiB behind.
-        let kept = (memory.len() * std::mem::size_of::<argon2::Block>()) as u64;
-        if pool.len() < MAX_POOLED && kept <= POOLED_MEMORY_MAX {
-            pool.push(memory);
-        }
+        let ok = self.verify(&hash, password);
         match known {
             Some((_, user)) if ok => Verdict::Accepted(user.clone()),
             _ => Verdict::Rejected,
         }
+    }
+
+    /// Checks `password` against `hash`, an Argon2 one in a working memory from the pool
+    /// (given back if it is of about the default's size).
+    fn verify(&self, hash: &Stored, password: &[u8]) -> bool {
+        if !hash.is_argon2() {
+            return hash.verify(password, &mut Vec::new());
+        }
+        let lock = || {
+            self.memory
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let mut memory = lock().pop().unwrap_or_default();
+        let ok = hash.verify(password, &mut memory);
+        // Only memories of about the default's size are kept: a few users with costly
+        // hashes must not leave hundreds of MiB behind.
+        let kept = (memory.len() * std::mem::size_of::<argon2::Block>()) as u64;
+        let mut pool = lock();
+        if pool.len() < MAX_POOLED && kept <= POOLED_MEMORY_MAX {
+            pool.push(memory);
+        }
+        ok
     }
 }
 

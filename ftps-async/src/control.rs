@@ -110,6 +110,13 @@ pub(crate) async fn next<R: Runtime, E>(
     or(read, or(event, or(timer, drained))).await
 }
 
+/// A server's control handshake before its ClientHello (see [`Control::accept_tls`]).
+#[cfg(feature = "server")]
+struct Accepting {
+    acceptor: rustls::server::Acceptor,
+    session: ftps_proto::tls::SessionTls,
+}
+
 /// What a chunk of control bytes did (see [`Control::take`]).
 pub(crate) enum Taken {
     /// Clear text (if any) was added to the input.
@@ -126,6 +133,10 @@ pub(crate) enum Taken {
 pub(crate) struct Control<W> {
     write: W,
     tls: Option<rustls::Connection>,
+    /// A server's handshake waiting for its ClientHello, which picks the configuration
+    /// (see [`Control::accept_tls`]); `tls` is None meanwhile.
+    #[cfg(feature = "server")]
+    accepting: Option<Box<Accepting>>,
     /// A write failed or missed its deadline: the connection is over.
     failed: bool,
 }
@@ -136,6 +147,8 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
         Control {
             write,
             tls: None,
+            #[cfg(feature = "server")]
+            accepting: None,
             failed: false,
         }
     }
@@ -147,7 +160,24 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
 
     /// Whether a TLS handshake is under way.
     pub(crate) fn handshaking(&self) -> bool {
+        #[cfg(feature = "server")]
+        if self.accepting.is_some() {
+            return true;
+        }
         self.tls.as_ref().is_some_and(|c| c.is_handshaking())
+    }
+
+    /// Switches to TLS as a server: the client's ClientHello, when it has come, picks the
+    /// configuration from `session` ([`SessionTls::control_for`]).
+    ///
+    /// [`SessionTls::control_for`]: ftps_proto::tls::SessionTls::control_for
+    #[cfg(feature = "server")]
+    pub(crate) fn accept_tls(&mut self, session: ftps_proto::tls::SessionTls) {
+        self.tls = None;
+        self.accepting = Some(Box::new(Accepting {
+            acceptor: rustls::server::Acceptor::default(),
+            session,
+        }));
     }
 
     /// Switches to TLS; a client's first flight goes out now (within `limit`).
@@ -192,7 +222,15 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
         plain: &mut Vec<u8>,
         limit: Duration,
     ) -> io::Result<()> {
+        #[cfg(feature = "server")]
+        if self.accepting.is_some() {
+            self.hello::<R>(&mut bytes, limit).await?;
+        }
         let Some(conn) = self.tls.as_mut() else {
+            #[cfg(feature = "server")]
+            if self.accepting.is_some() {
+                return Ok(());
+            }
             plain.extend_from_slice(bytes);
             return Ok(());
         };
@@ -224,6 +262,39 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
         self.flush::<R>(limit).await
     }
 
+    /// Feeds `bytes` to the server's acceptor; once the ClientHello is in, the connection
+    /// it chose takes over (its answer goes out within `limit`), `bytes` left with what
+    /// the acceptor did not take.
+    #[cfg(feature = "server")]
+    async fn hello<R: Runtime>(&mut self, bytes: &mut &[u8], limit: Duration) -> io::Result<()> {
+        let Some(accepting) = self.accepting.as_mut() else {
+            return Ok(());
+        };
+        while !bytes.is_empty() && accepting.acceptor.read_tls(bytes)? > 0 {}
+        let refused = match accepting.acceptor.accept() {
+            Ok(None) => return Ok(()),
+            Ok(Some(accepted)) => {
+                let config = accepting.session.control_for(&accepted.client_hello());
+                match accepted.into_connection(config) {
+                    Ok(conn) => {
+                        self.accepting = None;
+                        self.tls = Some(conn.into());
+                        return Ok(());
+                    }
+                    Err(refused) => refused,
+                }
+            }
+            Err(refused) => refused,
+        };
+        self.accepting = None;
+        let (e, mut alert) = refused;
+        let mut out = Vec::new();
+        let _ = alert.write_all(&mut out);
+        let sent = timeout::<R, _>(limit, self.write.write_all(&out)).await;
+        let _ = self.failed_unless(sent);
+        Err(io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
     /// Takes a chunk from the reader: its clear text goes to `input`; what TLS answers
     /// goes out within `limit`.
     pub(crate) async fn take<R: Runtime>(
@@ -246,6 +317,10 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
 
     /// Ends TLS (close_notify, within `limit`) and goes on in clear text (CCC, REIN).
     pub(crate) async fn stop_tls<R: Runtime>(&mut self, limit: Duration) -> io::Result<()> {
+        #[cfg(feature = "server")]
+        {
+            self.accepting = None;
+        }
         if let Some(conn) = self.tls.as_mut() {
             conn.send_close_notify();
         }

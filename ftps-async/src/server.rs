@@ -737,24 +737,13 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 self.after_write(sent);
             }
             Action::StartControlTls => {
-                let drain = self.shared.drain.clone();
-                let limit = write_limit(&drain, self.shared.config.timeouts.reply_write);
+                // The ClientHello picks the configuration (the order of cipher suites:
+                // `ftps_proto::tls::SessionTls::control_for`); a server speaks second.
                 let started = match &self.tls {
-                    Some(t) => match rustls::ServerConnection::new(t.control.clone()) {
-                        Ok(c) => {
-                            let start = self
-                                .control
-                                .start_tls::<R>(rustls::Connection::Server(c), limit);
-                            match unless_drained::<R, _>(&drain, start).await {
-                                Some(r) => r.map_err(TransportError::from),
-                                None => {
-                                    self.control.abandon();
-                                    return self.session.handle_io(IoEvent::ControlClosed, now());
-                                }
-                            }
-                        }
-                        Err(e) => Err(TransportError::from_rustls(e)),
-                    },
+                    Some(t) => {
+                        self.control.accept_tls(t.clone());
+                        Ok(())
+                    }
                     None => Err(TransportError::from("no TLS")),
                 };
                 match started {

@@ -55,6 +55,8 @@ pub(crate) struct FileConfig {
     pub(crate) active: Option<bool>,
     /// `--allow-ccc`.
     pub(crate) allow_ccc: Option<bool>,
+    /// `--client-cipher-order`.
+    pub(crate) client_cipher_order: Option<bool>,
     /// `--metrics`.
     pub(crate) metrics: Option<SocketAddr>,
     /// `--drain-grace`, in seconds.
@@ -165,6 +167,7 @@ mod tests {
             session_reuse_check = false
             active = true
             allow_ccc = true
+            client_cipher_order = true
             metrics = "127.0.0.1:9100"
 
             [[users]]
@@ -180,6 +183,7 @@ mod tests {
         assert!(matches!(c.explicit, Some(Listen::At(a)) if a.port() == 21));
         assert!(matches!(c.implicit, Some(Listen::Off(false))));
         assert!(matches!(c.control_tls, Some(ControlTls::Credentials)));
+        assert_eq!(c.client_cipher_order, Some(true));
         assert_eq!(c.users.len(), 1);
         assert_eq!(c.users[0].get_ref().rules["/alice/in"], "upload");
     }

@@ -253,3 +253,82 @@ fn real_servers_pick_the_suite_our_client_offers_first() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `ftps serve` picks the cipher suite (RFC 8446 §4.1.1 leaves it to the server): curl,
+/// like every OpenSSL client, lists AES-256-GCM first, and gets AES-128-GCM, the cheaper
+/// of two suites as strong as the key exchange; a client offering only AES-256-GCM still
+/// gets it, one listing ChaCha20 first (no AES instructions) gets ChaCha20, on TLS 1.3
+/// and 1.2. The data connection settles on the control connection's suite, or it could
+/// not resume its session and the listing would be refused (425/522).
+/// `--client-cipher-order` follows the client's order instead.
+#[test]
+fn serve_picks_aes_128_gcm_unless_the_client_needs_otherwise() {
+    if !have("curl") {
+        return;
+    }
+    /// The suites curl names for the control and the data connection of a listing.
+    fn suites(s: &Served, options: &[&str]) -> Vec<String> {
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg("curl")
+            .args([
+                "-sS",
+                "-v",
+                "--ssl-reqd",
+                "--cacert",
+                s.ca().to_str().unwrap(),
+            ])
+            .args(["-u", &format!("alice:{PASSWORD}")])
+            .args(options)
+            .arg(s.url(""))
+            .output()
+            .unwrap();
+        let (listing, err) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "curl {options:?}: {err}");
+        assert!(listing.contains("hello.txt"), "curl {options:?}: {listing}");
+        let used: Vec<String> = err
+            .lines()
+            .filter_map(|l| l.split_once("SSL connection using ").map(|(_, u)| u.into()))
+            .collect();
+        assert_eq!(used.len(), 2, "curl {options:?}: {err}");
+        used
+    }
+    let chacha_first = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256";
+    let chacha_first_12 = "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:\
+                           ECDHE-ECDSA-AES128-GCM-SHA256";
+    let cases: [(&[&str], &str); 5] = [
+        (&[], "TLSv1.3 / TLS_AES_128_GCM_SHA256"),
+        (
+            &["--tls13-ciphers", "TLS_AES_256_GCM_SHA384"],
+            "TLSv1.3 / TLS_AES_256_GCM_SHA384",
+        ),
+        (
+            &["--tls13-ciphers", chacha_first],
+            "TLSv1.3 / TLS_CHACHA20_POLY1305_SHA256",
+        ),
+        (
+            &["--tls-max", "1.2"],
+            "TLSv1.2 / ECDHE-ECDSA-AES128-GCM-SHA256",
+        ),
+        (
+            &["--tls-max", "1.2", "--ciphers", chacha_first_12],
+            "TLSv1.2 / ECDHE-ECDSA-CHACHA20-POLY1305",
+        ),
+    ];
+    let s = Served::start("suites", &[]);
+    for (options, want) in cases {
+        let got = suites(&s, options);
+        assert!(
+            got.iter().all(|u| u.starts_with(want)),
+            "{options:?}: {got:?}"
+        );
+    }
+    drop(s);
+    let s = Served::start("suites-client", &[("FTPS_CLIENT_CIPHER_ORDER", "true")]);
+    let got = suites(&s, &[]);
+    let want = "TLSv1.3 / TLS_AES_256_GCM_SHA384";
+    assert!(got.iter().all(|u| u.starts_with(want)), "{got:?}");
+}

@@ -13,6 +13,7 @@ mod identity;
 mod resumed_only;
 mod server_session;
 mod session_store;
+mod suite_choice;
 mod trust;
 
 pub use config::{

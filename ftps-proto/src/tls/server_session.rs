@@ -76,6 +76,15 @@ impl SessionTls {
     }
 }
 
+impl SessionTls {
+    /// The configuration for the control connection whose ClientHello is `hello`: the
+    /// server's order of cipher suites, unless the client puts ChaCha20 first (see
+    /// `suite_choice`; rustls' `Acceptor` gives the ClientHello).
+    pub fn control_for(&self, hello: &ClientHello<'_>) -> Arc<rustls::ServerConfig> {
+        super::suite_choice::for_hello(&self.control, hello)
+    }
+}
+
 impl DataTls {
     /// The configuration for a data connection whose ClientHello is `hello` (see
     /// [`SessionTls`]).
@@ -84,6 +93,8 @@ impl DataTls {
             .alpn()
             .is_some_and(|mut protocols| protocols.any(|p| p == ALPN_FTP));
         let mut config = (*self.control).clone();
+        // The same suite as the control connection's (see `SessionTls::control_for`).
+        config.ignore_client_order &= !super::suite_choice::prefers_chacha20(hello);
         config.send_tls13_tickets = if upload && !reads_to_end { 0 } else { 1 };
         // A full handshake here is refused (522) but completes first: it must not carry
         // a session of this control connection away.

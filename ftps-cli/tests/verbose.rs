@@ -318,7 +318,7 @@ fn serve_picks_aes_128_gcm_unless_the_client_needs_otherwise() {
             "TLSv1.2 / ECDHE-ECDSA-CHACHA20-POLY1305",
         ),
     ];
-    let s = Served::start("suites", &[]);
+    let s = Served::start("cipher-order", &[]);
     for (options, want) in cases {
         let got = suites(&s, options);
         assert!(
@@ -327,7 +327,7 @@ fn serve_picks_aes_128_gcm_unless_the_client_needs_otherwise() {
         );
     }
     drop(s);
-    let s = Served::start("suites-client", &[("FTPS_CLIENT_CIPHER_ORDER", "true")]);
+    let s = Served::start("cipher-order-client", &[("FTPS_CLIENT_CIPHER_ORDER", "true")]);
     let got = suites(&s, &[]);
     let want = "TLSv1.3 / TLS_AES_256_GCM_SHA384";
     assert!(got.iter().all(|u| u.starts_with(want)), "{got:?}");

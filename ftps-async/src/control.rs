@@ -115,7 +115,14 @@ pub(crate) async fn next<R: Runtime, E>(
 struct Accepting {
     acceptor: rustls::server::Acceptor,
     session: ftps_proto::tls::SessionTls,
+    /// Replies sent meanwhile, for the connection (see [`Control::send`]).
+    held: Vec<u8>,
 }
+
+/// Reply bytes held during a server's handshake, at most: rustls' own bound on plaintext
+/// written before a handshake's end (`ConnectionCommon::set_buffer_limit`'s default).
+#[cfg(feature = "server")]
+const HELD_MAX: usize = 64 * 1024;
 
 /// What a chunk of control bytes did (see [`Control::take`]).
 pub(crate) enum Taken {
@@ -177,6 +184,7 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
         self.accepting = Some(Box::new(Accepting {
             acceptor: rustls::server::Acceptor::default(),
             session,
+            held: Vec::new(),
         }));
     }
 
@@ -201,6 +209,16 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
         if self.failed {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
+        #[cfg(feature = "server")]
+        if let Some(accepting) = self.accepting.as_mut() {
+            // Replies before the handshake's end wait for it, as rustls holds them in a
+            // connection under way: never in clear text after AUTH TLS (a timer's 421).
+            if accepting.held.len() + bytes.len() > HELD_MAX {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            accepting.held.extend_from_slice(bytes);
+            return Ok(());
+        }
         match self.tls.as_mut() {
             Some(conn) => {
                 conn.writer().write_all(bytes)?;
@@ -222,10 +240,15 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
         plain: &mut Vec<u8>,
         limit: Duration,
     ) -> io::Result<()> {
+        // A connection the ClientHello just made holds what came with the hello, to be
+        // processed now even if nothing follows in `bytes`.
         #[cfg(feature = "server")]
-        if self.accepting.is_some() {
-            self.hello::<R>(&mut bytes, limit).await?;
-        }
+        let mut fresh = match self.accepting.is_some() {
+            true => self.hello::<R>(&mut bytes, limit).await?,
+            false => false,
+        };
+        #[cfg(not(feature = "server"))]
+        let mut fresh = false;
         let Some(conn) = self.tls.as_mut() else {
             #[cfg(feature = "server")]
             if self.accepting.is_some() {
@@ -234,11 +257,11 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
             plain.extend_from_slice(bytes);
             return Ok(());
         };
-        while !bytes.is_empty() {
+        while !bytes.is_empty() || std::mem::take(&mut fresh) {
             // rustls takes nothing more once the peer's close_notify is in: what follows
             // it ends the connection (a loop waiting for it to be taken would never end:
             // issue 14's review, F1).
-            if conn.read_tls(&mut bytes)? == 0 {
+            if !bytes.is_empty() && conn.read_tls(&mut bytes)? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "bytes after the peer's close_notify",
@@ -263,23 +286,26 @@ impl<W: AsyncWrite + Unpin + Send> Control<W> {
     }
 
     /// Feeds `bytes` to the server's acceptor; once the ClientHello is in, the connection
-    /// it chose takes over (its answer goes out within `limit`), `bytes` left with what
-    /// the acceptor did not take.
+    /// it chose takes over, with the replies held meanwhile, and `true` comes back: what
+    /// the acceptor took after the hello is in the connection, to be processed. `bytes` is
+    /// left with what the acceptor did not take.
     #[cfg(feature = "server")]
-    async fn hello<R: Runtime>(&mut self, bytes: &mut &[u8], limit: Duration) -> io::Result<()> {
+    async fn hello<R: Runtime>(&mut self, bytes: &mut &[u8], limit: Duration) -> io::Result<bool> {
         let Some(accepting) = self.accepting.as_mut() else {
-            return Ok(());
+            return Ok(false);
         };
         while !bytes.is_empty() && accepting.acceptor.read_tls(bytes)? > 0 {}
         let refused = match accepting.acceptor.accept() {
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(false),
             Ok(Some(accepted)) => {
                 let config = accepting.session.control_for(&accepted.client_hello());
                 match accepted.into_connection(config) {
                     Ok(conn) => {
+                        let mut conn = rustls::Connection::from(conn);
+                        conn.writer().write_all(&accepting.held)?;
                         self.accepting = None;
-                        self.tls = Some(conn.into());
-                        return Ok(());
+                        self.tls = Some(conn);
+                        return Ok(true);
                     }
                     Err(refused) => refused,
                 }

@@ -327,7 +327,10 @@ fn serve_picks_aes_128_gcm_unless_the_client_needs_otherwise() {
         );
     }
     drop(s);
-    let s = Served::start("cipher-order-client", &[("FTPS_CLIENT_CIPHER_ORDER", "true")]);
+    let s = Served::start(
+        "cipher-order-client",
+        &[("FTPS_CLIENT_CIPHER_ORDER", "true")],
+    );
     let got = suites(&s, &[]);
     let want = "TLSv1.3 / TLS_AES_256_GCM_SHA384";
     assert!(got.iter().all(|u| u.starts_with(want)), "{got:?}");

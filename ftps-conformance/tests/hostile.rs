@@ -9,6 +9,8 @@ use ftps_conformance::hostile::{
     connect, each, logged_in, logged_in_with, plain_allowed, retrieve_with, socket_from,
     start_upload, stray_files,
 };
+use ftps_conformance::raw::Raw;
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -553,6 +555,89 @@ fn rest_past_the_end_is_554() {
             assert_eq!(c.cmd("REST 1000").unwrap(), 350);
             let (code, got) = retrieve_with(&mut c, tls, "five.bin");
             assert_eq!((code, got.len()), (554, 0), "{tag}");
+        },
+    );
+}
+
+/// Everything the server sends on `c`'s socket until it closes it, within `wait`; None if
+/// it was still open then.
+fn bytes_until_closed(c: &Raw, wait: Duration) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut tcp = c.plain_socket().unwrap();
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        tcp.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match tcp.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return None;
+            }
+            Err(_) => return Some(got),
+        }
+    }
+    None
+}
+
+// The server's control handshake waits for the ClientHello (rustls' Acceptor: the hello
+// picks the cipher order). A reply due meanwhile (the login timer's 421) is never sent in
+// clear text after AUTH TLS; the session closes.
+#[test]
+fn nothing_goes_out_in_clear_while_the_hello_is_awaited() {
+    each(
+        "hello-awaited",
+        |s| {
+            s.config.timeouts.login = Duration::from_secs(2);
+            s.config.timeouts.tls_handshake = Duration::from_secs(30);
+        },
+        |_, r, tag| {
+            let mut c = connect(r);
+            assert_eq!(c.cmd("AUTH TLS").unwrap(), 234, "{tag}");
+            // Half a record header: the hello has begun.
+            c.send_bytes(&[0x16, 0x03]).unwrap();
+            let start = Instant::now();
+            let sent = bytes_until_closed(&c, Duration::from_secs(15))
+                .unwrap_or_else(|| panic!("{tag}: still open after 15 s"));
+            assert!(start.elapsed() < Duration::from_secs(10), "{tag}");
+            assert!(
+                !sent.windows(3).any(|w| w == b"421"),
+                "{tag}: a reply in clear text during the handshake: {:?}",
+                String::from_utf8_lossy(&sent)
+            );
+        },
+    );
+}
+
+// Bytes that come in the same segment as the ClientHello are processed at once: a fatal
+// alert right behind the hello ends the connection now, not at the handshake timeout.
+#[test]
+fn an_alert_behind_the_hello_ends_the_handshake_at_once() {
+    each(
+        "hello-alert",
+        |s| s.config.timeouts.tls_handshake = Duration::from_secs(30),
+        |f, r, tag| {
+            let mut c = connect(r);
+            assert_eq!(c.cmd("AUTH TLS").unwrap(), 234, "{tag}");
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut client = rustls::ClientConnection::new(f.client_tls(), name).unwrap();
+            let mut flight = Vec::new();
+            client.write_tls(&mut flight).unwrap();
+            // An alert record: fatal (2), handshake_failure (40).
+            flight.extend_from_slice(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+            c.send_bytes(&flight).unwrap();
+            let start = Instant::now();
+            assert!(
+                bytes_until_closed(&c, Duration::from_secs(20)).is_some(),
+                "{tag}: still open after 20 s"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{tag}: closed only after {:?}",
+                start.elapsed()
+            );
         },
     );
 }

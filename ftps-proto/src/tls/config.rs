@@ -200,7 +200,7 @@ pub fn server_config_with_resolver(
 /// A server configuration from DER certificates and key.
 ///
 /// Without a process default provider, the server picks the cipher suite in its own
-/// order, AES-128-GCM first (see [`server_provider`]); `ignore_client_order = false` on
+/// order, AES-128-GCM first (see [`aes_128_gcm_first`]); `ignore_client_order = false` on
 /// the result follows the client's order instead.
 pub fn server_config(
     certs: Vec<CertificateDer<'static>>,

@@ -43,6 +43,11 @@ pub struct DataTls {
 
 impl SessionTls {
     /// Fresh configurations for one control connection, from the server's `base`.
+    ///
+    /// A `base` that picks suites in its own order (`ignore_client_order`, as the
+    /// configurations of `tls::server_config` do) follows the client's order for a
+    /// client that lists ChaCha20-Poly1305 before every AES-GCM suite, on the control
+    /// connection and its data connections alike ([`SessionTls::control_for`]).
     pub fn new(base: &rustls::ServerConfig) -> Result<SessionTls, rustls::Error> {
         let mut control = base.clone();
         // Only this session's data connections resume from it (TLS 1.3 tickets come from

@@ -128,6 +128,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
         match accepted.into_connection(config) {
             Ok(conn) => {
                 let mut stream = Self::new(io, conn.into(), buf, start..end, records);
+                // What came with the hello is in the connection already (an alert, say):
+                // processed now, not with the socket's next bytes.
+                if let Err(e) = stream.process() {
+                    let _ = poll_fn(|cx| stream.poll_write_tls(cx)).await;
+                    return Err(e);
+                }
                 stream.handshake().await?;
                 Ok(stream)
             }

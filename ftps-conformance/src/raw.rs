@@ -118,30 +118,20 @@ impl Raw {
     /// Whether the server closed the connection's socket (EOF or a reset) within
     /// `wait`, whatever bytes (TLS records included) came before.
     pub fn socket_closed_within(&mut self, wait: Duration) -> bool {
-        let tcp = match &mut self.conn {
-            Conn::Plain(t) => t,
-            Conn::Tls(s) => &mut s.sock,
-            Conn::Gone => return true,
-        };
-        let deadline = Instant::now() + wait;
-        let mut buf = [0u8; 4096];
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let _ = tcp.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-            match tcp.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return false;
-                }
-                Err(_) => return true,
-            }
+        match &mut self.conn {
+            Conn::Plain(t) => read_until_closed(t, wait).is_some(),
+            Conn::Tls(s) => read_until_closed(&mut s.sock, wait).is_some(),
+            Conn::Gone => true,
         }
-        false
+    }
+
+    /// Everything the server sends on a plain connection's socket until it closes it
+    /// (EOF or a reset), within `wait` (see [`read_until_closed`]).
+    pub fn bytes_until_closed(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        match &mut self.conn {
+            Conn::Plain(t) => read_until_closed(t, wait),
+            _ => None,
+        }
     }
 
     /// Whether the server closed the connection (EOF, or a reset) within the wait.
@@ -180,4 +170,29 @@ impl Raw {
         }
         self.start_tls(config)
     }
+}
+
+/// Everything read from `tcp` until the peer closes it (EOF or a reset) within `wait`;
+/// None if it was still open then.
+pub fn read_until_closed(tcp: &mut TcpStream, wait: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let _ = tcp.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        match tcp.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None;
+            }
+            Err(_) => return Some(got),
+        }
+    }
+    None
 }

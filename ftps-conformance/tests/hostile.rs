@@ -9,8 +9,7 @@ use ftps_conformance::hostile::{
     connect, each, logged_in, logged_in_with, plain_allowed, retrieve_with, socket_from,
     start_upload, stray_files,
 };
-use ftps_conformance::raw::Raw;
-use std::io::ErrorKind;
+use ftps_conformance::raw::read_until_closed;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -559,29 +558,6 @@ fn rest_past_the_end_is_554() {
     );
 }
 
-/// Everything the server sends on `c`'s socket until it closes it, within `wait`; None if
-/// it was still open then.
-fn bytes_until_closed(c: &Raw, wait: Duration) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let mut tcp = c.plain_socket().unwrap();
-    let deadline = Instant::now() + wait;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        tcp.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        match tcp.read(&mut buf) {
-            Ok(0) => return Some(got),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return None;
-            }
-            Err(_) => return Some(got),
-        }
-    }
-    None
-}
-
 // The server's control handshake waits for the ClientHello (rustls' Acceptor: the hello
 // picks the cipher order). A reply due meanwhile (the login timer's 421) is never sent in
 // clear text after AUTH TLS; the session closes.
@@ -599,7 +575,8 @@ fn nothing_goes_out_in_clear_while_the_hello_is_awaited() {
             // Half a record header: the hello has begun.
             c.send_bytes(&[0x16, 0x03]).unwrap();
             let start = Instant::now();
-            let sent = bytes_until_closed(&c, Duration::from_secs(15))
+            let sent = c
+                .bytes_until_closed(Duration::from_secs(15))
                 .unwrap_or_else(|| panic!("{tag}: still open after 15 s"));
             assert!(start.elapsed() < Duration::from_secs(10), "{tag}");
             assert!(
@@ -630,7 +607,7 @@ fn an_alert_behind_the_hello_ends_the_handshake_at_once() {
             c.send_bytes(&flight).unwrap();
             let start = Instant::now();
             assert!(
-                bytes_until_closed(&c, Duration::from_secs(20)).is_some(),
+                c.bytes_until_closed(Duration::from_secs(20)).is_some(),
                 "{tag}: still open after 20 s"
             );
             assert!(
@@ -638,6 +615,44 @@ fn an_alert_behind_the_hello_ends_the_handshake_at_once() {
                 "{tag}: closed only after {:?}",
                 start.elapsed()
             );
+        },
+    );
+}
+
+// The same on a data connection: an alert right behind the ClientHello ends the data
+// handshake at once (the data socket closes, the transfer fails), not at its timeout.
+#[test]
+fn an_alert_behind_a_data_hello_ends_that_handshake_at_once() {
+    each(
+        "data-hello-alert",
+        |s| s.config.timeouts.tls_handshake = Duration::from_secs(30),
+        |f, r, tag| {
+            std::fs::write(f.root().join("s.bin"), b"secret bytes").unwrap();
+            let (mut c, tls) = logged_in_with(f, r);
+            c.send_bytes(b"EPSV\r\n").unwrap();
+            let port =
+                ftps_proto::address::parse_epsv_reply(c.reply().unwrap().first_line()).unwrap();
+            let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.send_bytes(b"RETR s.bin\r\n").unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut client = rustls::ClientConnection::new(tls, name).unwrap();
+            let mut flight = Vec::new();
+            client.write_tls(&mut flight).unwrap();
+            flight.extend_from_slice(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+            std::io::Write::write_all(&mut data, &flight).unwrap();
+            let start = Instant::now();
+            assert!(
+                read_until_closed(&mut data, Duration::from_secs(20)).is_some(),
+                "{tag}: data connection still open after 20 s"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{tag}: data connection closed only after {:?}",
+                start.elapsed()
+            );
+            let code = c.reply().unwrap().code().get();
+            assert!((400..600).contains(&code), "{tag}: RETR answered {code}");
+            assert_eq!(c.cmd("NOOP").unwrap(), 200, "{tag}: the session goes on");
         },
     );
 }

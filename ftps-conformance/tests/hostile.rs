@@ -588,6 +588,18 @@ fn nothing_goes_out_in_clear_while_the_hello_is_awaited() {
     );
 }
 
+/// A client's ClientHello under `tls` and, in the same segment, a fatal alert
+/// (handshake_failure).
+fn hello_then_alert(tls: std::sync::Arc<rustls::ClientConfig>) -> Vec<u8> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut client = rustls::ClientConnection::new(tls, name).unwrap();
+    let mut flight = Vec::new();
+    client.write_tls(&mut flight).unwrap();
+    // An alert record: fatal (2), handshake_failure (40).
+    flight.extend_from_slice(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+    flight
+}
+
 // Bytes that come in the same segment as the ClientHello are processed at once: a fatal
 // alert right behind the hello ends the connection now, not at the handshake timeout.
 #[test]
@@ -598,13 +610,7 @@ fn an_alert_behind_the_hello_ends_the_handshake_at_once() {
         |f, r, tag| {
             let mut c = connect(r);
             assert_eq!(c.cmd("AUTH TLS").unwrap(), 234, "{tag}");
-            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-            let mut client = rustls::ClientConnection::new(f.client_tls(), name).unwrap();
-            let mut flight = Vec::new();
-            client.write_tls(&mut flight).unwrap();
-            // An alert record: fatal (2), handshake_failure (40).
-            flight.extend_from_slice(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
-            c.send_bytes(&flight).unwrap();
+            c.send_bytes(&hello_then_alert(f.client_tls())).unwrap();
             let start = Instant::now();
             assert!(
                 c.bytes_until_closed(Duration::from_secs(20)).is_some(),
@@ -634,12 +640,7 @@ fn an_alert_behind_a_data_hello_ends_that_handshake_at_once() {
                 ftps_proto::address::parse_epsv_reply(c.reply().unwrap().first_line()).unwrap();
             let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
             c.send_bytes(b"RETR s.bin\r\n").unwrap();
-            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-            let mut client = rustls::ClientConnection::new(tls, name).unwrap();
-            let mut flight = Vec::new();
-            client.write_tls(&mut flight).unwrap();
-            flight.extend_from_slice(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
-            std::io::Write::write_all(&mut data, &flight).unwrap();
+            std::io::Write::write_all(&mut data, &hello_then_alert(tls)).unwrap();
             let start = Instant::now();
             assert!(
                 read_until_closed(&mut data, Duration::from_secs(20)).is_some(),

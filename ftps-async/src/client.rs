@@ -133,7 +133,7 @@ pub struct Client<R: Runtime> {
     /// Writes to the control connection, and its TLS.
     control: Control<R::WriteHalf>,
     /// What the control connection's reader task passes on (see [`crate::control`]).
-    control_rx: async_channel::Receiver<Vec<u8>>,
+    control_rx: crate::control::Inbox,
     /// The reader task (dropping it cancels it where the runtime can).
     _reader: R::Task<()>,
     /// Ends the control connection whole, its reader included.
@@ -643,8 +643,8 @@ impl<R: Runtime> Client<R> {
         let waiting = self.input.len();
         let reading =
             !self.control_ended && (waiting == 0 || waiting < self.session.max_control_input());
-        let data = &self.data_rx;
-        let woke = control::next::<R, _>(&self.control_rx, reading, data, deadline, None).await;
+        let data = Some(&self.data_rx);
+        let woke = control::next::<R, _>(&mut self.control_rx, reading, data, deadline, None).await;
         let now = Instant::now();
         match woke {
             Woke::Control(Some(bytes)) if !bytes.is_empty() => self.on_control_bytes(&bytes).await,
@@ -1258,7 +1258,7 @@ struct ControlLink<R: Runtime> {
     peer: SocketAddr,
     close: Closer,
     write: R::WriteHalf,
-    control_rx: async_channel::Receiver<Vec<u8>>,
+    control_rx: crate::control::Inbox,
     reader: R::Task<()>,
 }
 
@@ -1289,7 +1289,7 @@ async fn open_control<R: Runtime>(
     let (local, peer) = R::addrs(&tcp)?;
     let close = R::closer(&tcp)?;
     let (read, write) = R::split(tcp)?;
-    let (control_tx, control_rx) = async_channel::bounded(crate::control::INBOX);
+    let (control_tx, control_rx) = crate::control::inbox();
     let reader = crate::control::spawn_reader::<R>(read, control_tx);
     Ok(ControlLink {
         store,

@@ -63,6 +63,7 @@ pub mod runtime;
 pub mod server;
 #[cfg(feature = "server")]
 mod shared;
+mod signal;
 mod socket;
 mod stall;
 mod stream;

@@ -13,6 +13,7 @@ use crate::order::Order;
 use crate::proxy;
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::shared::ServerShared;
+use crate::signal::Signal;
 use crate::socket::{control_socket, out_of_descriptors};
 use ftps_backend::{Actor, Authenticator, BlockingStorage, Quoted, Storage, Transferred, User};
 use ftps_proto::boundary::{DataId, MAX_CONTROL_INPUT};
@@ -265,10 +266,10 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
         info: ConnectionInfo,
     ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let ConnectionInfo { peer, mode, .. } = info;
-        // Evicting a session (to make room before it logs in) closes this channel,
-        // which its driver watches, and shuts its socket down: a write or read under
+        // Evicting a session (to make room before it logs in) sets this signal, which
+        // its driver watches, and shuts its socket down: a write or read under
         // way fails at once (on the blocking runtime the driver is in it).
-        let (evict_tx, evicted) = async_channel::bounded::<()>(1);
+        let evicted = Arc::new(Signal::default());
         let close = match R::closer(&tcp) {
             Ok(c) => c,
             Err(e) => {
@@ -280,9 +281,12 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             }
         };
         let closing = close.clone();
-        let evict: Evict = Arc::new(move || {
-            evict_tx.close();
-            closing();
+        let evict: Evict = Arc::new({
+            let evicted = evicted.clone();
+            move || {
+                evicted.set();
+                closing();
+            }
         });
         let Some(slot) = self.shared.limits.admit(peer.ip(), evict) else {
             R::spawn_detached(async move {
@@ -314,7 +318,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 let drain = shared_drain.clone();
                 let evicted = async move {
                     let evicted = async {
-                        let _ = evicted.recv().await;
+                        evicted.wait().await;
                         tracing::debug!("evicted to make room");
                     };
                     let forced = async {
@@ -406,7 +410,12 @@ struct Driver<R: Runtime, S: Storage, A> {
     tls: Option<SessionTls>,
     /// When a control handshake in progress must be done by.
     handshake_deadline: Option<Instant>,
-    events_tx: async_channel::Sender<IoEvent>,
+    /// The channel the data tasks report on; made for the first data task, dropped once
+    /// none is left (see [`Driver::release_events`]).
+    events: Option<(
+        async_channel::Sender<IoEvent>,
+        async_channel::Receiver<IoEvent>,
+    )>,
     desk: DataDesk<S>,
     /// The sockets of the data tasks under way, to shut down when one is aborted.
     kills: HashMap<DataId, Kill>,
@@ -460,10 +469,9 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         }
     };
     let (read, write) = R::split(tcp)?;
-    let (control_tx, control_rx) = async_channel::bounded(control::INBOX);
+    let (control_tx, mut control_rx) = control::inbox();
     let reader = control::spawn_reader::<R>(read, control_tx);
     let session = ServerSession::new(shared.config.clone(), mode, peer, seen, Instant::now());
-    let (events_tx, events_rx) = async_channel::unbounded();
     let mut d = Driver::<R, S, A> {
         shared,
         session,
@@ -471,7 +479,7 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         close,
         tls,
         handshake_deadline: None,
-        events_tx,
+        events: None,
         desk: DataDesk::default(),
         kills: HashMap::new(),
         dying: Vec::new(),
@@ -516,14 +524,16 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         // Input the session cannot take yet stays in the channel, then in the kernel:
         // a client that pipelines without reading its replies is slowed, not buffered.
         let can_read = control_open && d.input.len() < MAX_CONTROL_INPUT;
+        d.release_events();
         // Until the session is told the server drains: then it ends as soon as idle.
         let drain = (!d.session.is_shutting_down()).then_some(&*d.shared.drain);
-        match control::next::<R, _>(&control_rx, can_read, &events_rx, deadline, drain).await {
+        let events = d.events.as_ref().map(|(_, rx)| rx);
+        match control::next::<R, _>(&mut control_rx, can_read, events, deadline, drain).await {
             Woke::Control(Some(bytes)) if !bytes.is_empty() => {
                 // What the data tasks reported already goes first: a download that ended
                 // before the client's ABOR came is whole, not aborted (issue 14's third
                 // review, m1: 426 for a complete download, most times on tokio).
-                while let Ok(event) = events_rx.try_recv() {
+                while let Some(event) = d.events.as_ref().and_then(|(_, rx)| rx.try_recv().ok()) {
                     d.on_event_io(event);
                 }
                 Box::pin(d.on_control_bytes(&bytes)).await
@@ -687,6 +697,19 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
         self.session.handle_timeout(now);
     }
 
+    /// Drops the data tasks' channel once no task holds it and nothing waits in it: an
+    /// idle session does not keep one (768 bytes, measured with heaptrack, issue 18). Only
+    /// the driver hands out senders, so none can appear meanwhile.
+    fn release_events(&mut self) {
+        if self
+            .events
+            .as_ref()
+            .is_some_and(|(tx, rx)| tx.sender_count() == 1 && rx.is_empty())
+        {
+            self.events = None;
+        }
+    }
+
     fn data_tls(&self) -> Option<DataTls> {
         self.tls.as_ref().map(|t| t.data.clone())
     }
@@ -696,7 +719,11 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
         DataContext {
             kill,
             id,
-            events: self.events_tx.clone(),
+            events: self
+                .events
+                .get_or_insert_with(async_channel::unbounded)
+                .0
+                .clone(),
             storage: self.shared.storage.clone(),
             warnings: self.shared.warnings.clone(),
             transfer_buffers: self.shared.transfer_buffers.clone(),

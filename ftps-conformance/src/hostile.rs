@@ -52,7 +52,15 @@ pub fn logged_in_with(
     f: &Fixture,
     r: &dyn RunningServer,
 ) -> (Raw, std::sync::Arc<rustls::ClientConfig>) {
-    let tls = f.client_tls();
+    logged_in_using(f, r, f.client_tls())
+}
+
+/// [`logged_in_with`] a TLS configuration of the caller's.
+pub fn logged_in_using(
+    f: &Fixture,
+    r: &dyn RunningServer,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> (Raw, std::sync::Arc<rustls::ClientConfig>) {
     let mut c = connect(r);
     c.auth_tls(tls.clone()).unwrap();
     let (user, password) = f.credentials();

@@ -6,8 +6,8 @@
 
 use ftps_conformance::ServerSetup;
 use ftps_conformance::hostile::{
-    connect, each, logged_in, logged_in_with, plain_allowed, retrieve_with, socket_from,
-    start_upload, stray_files,
+    connect, each, logged_in, logged_in_using, logged_in_with, plain_allowed, retrieve_with,
+    socket_from, start_upload, stray_files,
 };
 use ftps_conformance::raw::read_until_closed;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -515,6 +515,43 @@ fn a_refused_data_handshake_gets_nothing_to_resume() {
                     assert_eq!((code, got.as_slice()), (226, &b"secret bytes"[..]), "{tag}");
                 }
             }
+        },
+    );
+}
+
+// 7c. A TLS 1.2 client that resumes by session ID only (no tickets: the server stores
+// the session) resumes its control connection's session on every data connection, more
+// of them than the session's store keeps; another client's sessions are not there.
+#[test]
+fn tls12_session_ids_resume_every_data_connection() {
+    each(
+        "session-ids",
+        |_| {},
+        |f, r, tag| {
+            std::fs::write(f.root().join("s.bin"), b"secret bytes").unwrap();
+            let pem = std::fs::read(f.ca_file()).unwrap();
+            let by_id_only = || {
+                let roots = ftps_proto::tls::roots_from_pem(&pem).unwrap();
+                let mut config =
+                    ftps_proto::tls::client_config_with_versions(roots, &[&rustls::version::TLS12])
+                        .unwrap();
+                config.resumption = rustls::client::Resumption::in_memory_sessions(8)
+                    .tls12_resumption(rustls::client::Tls12Resumption::SessionIdOnly);
+                std::sync::Arc::new(config)
+            };
+            let (mut a, tls_a) = logged_in_using(f, r, by_id_only());
+            for transfer in 0..6 {
+                let (code, got) = retrieve_with(&mut a, tls_a.clone(), "s.bin");
+                assert_eq!(
+                    (code, got.as_slice()),
+                    (226, &b"secret bytes"[..]),
+                    "{tag}: transfer {transfer}"
+                );
+            }
+            // B's sessions are B's own: A's data connection cannot resume them.
+            let (_b, tls_b) = logged_in_using(f, r, by_id_only());
+            let (code, got) = retrieve_with(&mut a, tls_b, "s.bin");
+            assert_eq!((code, got.len()), (522, 0), "{tag}: another session's ID");
         },
     );
 }

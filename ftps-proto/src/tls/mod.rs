@@ -12,6 +12,7 @@ mod handshake;
 mod identity;
 mod resumed_only;
 mod server_session;
+mod session_ids;
 mod session_store;
 mod suite_choice;
 mod trust;

@@ -2,8 +2,9 @@
 //! control connection (RFC 4217 §10.2).
 
 use super::bound_tickets::BoundTickets;
+use super::session_ids::SessionIds;
 use crate::boundary::ALPN_FTP;
-use rustls::server::{ClientHello, ServerSessionMemoryCache};
+use rustls::server::ClientHello;
 use std::sync::Arc;
 
 /// The configurations for one control connection and for its data connections.
@@ -51,10 +52,9 @@ impl SessionTls {
     pub fn new(base: &rustls::ServerConfig) -> Result<SessionTls, rustls::Error> {
         let mut control = base.clone();
         // Only this session's data connections resume from it (TLS 1.3 tickets come from
-        // the ticketer, so this holds TLS 1.2 session IDs): a few entries suffice, and the
-        // cache's table is allocated up front, in every idle session (64 entries took
-        // about 8 KiB each, measured with DHAT).
-        control.session_storage = ServerSessionMemoryCache::new(4);
+        // the ticketer, so this holds TLS 1.2 session IDs): a few entries, allocated with
+        // the first (rustls' cache allocates its table up front, in every idle session).
+        control.session_storage = Arc::new(SessionIds::default());
         // TLS 1.3 (and TLS 1.2 ticket) resumption: the server's ticketer if its
         // configuration has one, else the process's, with this session's tag sealed in.
         let shared = if base.ticketer.enabled() {

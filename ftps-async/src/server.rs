@@ -309,31 +309,36 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             ?mode,
             user = tracing::field::Empty
         );
-        Some(
-            async move {
-                // An eviction ends the session wherever it waits (a TLS handshake, a
-                // login check, a write): the whole session is dropped, its socket and
-                // slot freed at once.
-                let run = run_session::<R, Quoted<S>, A>(shared, tcp, close, info, slot, id);
-                let drain = shared_drain.clone();
-                let evicted = async move {
-                    let evicted = async {
-                        evicted.wait().await;
-                        tracing::debug!("evicted to make room");
-                    };
-                    let forced = async {
-                        drain.forced().await;
-                        tracing::debug!("closed: the drain's grace period is over");
-                    };
-                    futures_lite::future::or(evicted, forced).await;
-                    Ok(())
-                };
-                if let Err(e) = futures_lite::future::or(run, evicted).await {
-                    tracing::debug!("session ended: {e}");
-                }
+        let started =
+            span.in_scope(|| start_session::<R, Quoted<S>, A>(shared, tcp, close, info, slot, id));
+        let (d, control_rx, reader) = match started {
+            Ok(Some(started)) => started,
+            Ok(None) => return None,
+            Err(e) => {
+                span.in_scope(|| tracing::debug!("session ended: {e}"));
+                return None;
             }
-            .instrument(span),
-        )
+        };
+        // An eviction ends the session wherever it waits (a TLS handshake, a login
+        // check, a write): the whole session is dropped, its socket and slot freed at
+        // once.
+        let ended = async move {
+            let evicted = async {
+                evicted.wait().await;
+                tracing::debug!("evicted to make room");
+            };
+            let forced = async {
+                shared_drain.forced().await;
+                tracing::debug!("closed: the drain's grace period is over");
+            };
+            futures_lite::future::or(evicted, forced).await;
+        };
+        // The driver is built here, not in the session's future, and that future works
+        // on it in place: an idle session's task holds it once (an async fn keeps room
+        // for its arguments beside the locals they are moved into; issue 18).
+        let mut d = d;
+        let run = async move { d.drive(control_rx, reader).await };
+        Some(futures_lite::future::or(run, ended).instrument(span))
     }
 }
 
@@ -444,14 +449,19 @@ struct Driver<R: Runtime, S: Storage, A> {
     session_id: u64,
 }
 
-async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
+/// A session's driver, its control inbox and the reader task that fills it.
+type Started<R, S, A> = (Driver<R, S, A>, control::Inbox, <R as Runtime>::Task<()>);
+
+/// Sets an admitted connection's session up (see [`Driver::drive`]); `None` when the
+/// TLS setup failed (logged).
+fn start_session<R: Runtime, S: Storage, A: Authenticator>(
     shared: Arc<Shared<S, A>>,
     tcp: R::Tcp,
     close: Closer,
     info: ConnectionInfo,
     slot: SessionSlot,
     session_id: u64,
-) -> io::Result<()> {
+) -> io::Result<Option<Started<R, S, A>>> {
     // Passive listeners bind where this connection arrived (this node), whatever address
     // the client sees.
     let (local, _) = R::addrs(&tcp)?;
@@ -465,14 +475,14 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         Ok(t) => t,
         Err(e) => {
             tracing::error!("TLS setup: {e}");
-            return Ok(());
+            return Ok(None);
         }
     };
     let (read, write) = R::split(tcp)?;
-    let (control_tx, mut control_rx) = control::inbox();
+    let (control_tx, control_rx) = control::inbox();
     let reader = control::spawn_reader::<R>(read, control_tx);
     let session = ServerSession::new(shared.config.clone(), mode, peer, seen, Instant::now());
-    let mut d = Driver::<R, S, A> {
+    let d = Driver::<R, S, A> {
         shared,
         session,
         control: Control::new(write),
@@ -495,62 +505,79 @@ async fn run_session<R: Runtime, S: Storage, A: Authenticator>(
         _counted: observe::SessionCount::open(),
         session_id,
     };
-    let mut control_open = true;
-    loop {
-        // Boxed: settling (TLS upgrades, logins, data setup) needs a large future for a
-        // moment; held inline, every idle session's task would carry its size (about 4 KiB,
-        // measured with DHAT).
-        Box::pin(d.settle()).await;
-        if d.closing {
-            break;
-        }
-        // A drain is seen however much input waits: the wait below takes the control
-        // input first, so a client pipelining commands without a pause would never let
-        // it look (review16b, finding 6: a NOOP flood held the drain to its grace period).
-        if d.notice_drain() {
-            continue;
-        }
-        let dying = d.dying.iter().map(|(t, _)| *t).min();
-        let deadline = [d.session.poll_timeout(), d.handshake_deadline, dying]
-            .into_iter()
-            .flatten()
-            .min();
-        // A deadline already passed fires now, however much input waits (a busy session
-        // must still reach its timeouts).
-        if deadline.is_some_and(|t| t <= Instant::now()) {
-            d.on_timeout();
-            continue;
-        }
-        // Input the session cannot take yet stays in the channel, then in the kernel:
-        // a client that pipelines without reading its replies is slowed, not buffered.
-        let can_read = control_open && d.input.len() < MAX_CONTROL_INPUT;
-        d.release_events();
-        // Until the session is told the server drains: then it ends as soon as idle.
-        let drain = (!d.session.is_shutting_down()).then_some(&*d.shared.drain);
-        let events = d.events.as_ref().map(|(_, rx)| rx);
-        match control::next::<R, _>(&mut control_rx, can_read, events, deadline, drain).await {
-            Woke::Control(Some(bytes)) if !bytes.is_empty() => {
-                // What the data tasks reported already goes first: a download that ended
-                // before the client's ABOR came is whole, not aborted (issue 14's third
-                // review, m1: 426 for a complete download, most times on tokio).
-                while let Some(event) = d.events.as_ref().and_then(|(_, rx)| rx.try_recv().ok()) {
-                    d.on_event_io(event);
-                }
-                Box::pin(d.on_control_bytes(&bytes)).await
+    Ok(Some((d, control_rx, reader)))
+}
+
+impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
+    /// Runs the session to its end: settles what the core asks, then waits for control
+    /// input, the data tasks' reports or the next deadline.
+    async fn drive(&mut self, mut control_rx: control::Inbox, reader: R::Task<()>) {
+        let d = self;
+        let mut control_open = true;
+        loop {
+            // Boxed: settling (TLS upgrades, logins, data setup) needs a large future for a
+            // moment; held inline, every idle session's task would carry its size (about 4 KiB,
+            // measured with DHAT).
+            Box::pin(d.settle()).await;
+            if d.closing {
+                break;
             }
-            Woke::Control(_) => {
-                control_open = false;
-                d.session.handle_io(IoEvent::ControlClosed, Instant::now());
+            // A drain is seen however much input waits: the wait below takes the control
+            // input first, so a client pipelining commands without a pause would never let
+            // it look (review16b, finding 6: a NOOP flood held the drain to its grace period).
+            if d.notice_drain() {
+                continue;
             }
-            Woke::Event(Some(event)) => d.on_event_io(event),
-            Woke::Event(None) => {}
-            Woke::Timeout => d.on_timeout(),
-            // Seen at the top of the loop.
-            Woke::Drain => {}
+            let dying = d.dying.iter().map(|(t, _)| *t).min();
+            let deadline = [d.session.poll_timeout(), d.handshake_deadline, dying]
+                .into_iter()
+                .flatten()
+                .min();
+            // A deadline already passed fires now, however much input waits (a busy session
+            // must still reach its timeouts).
+            if deadline.is_some_and(|t| t <= Instant::now()) {
+                d.on_timeout();
+                continue;
+            }
+            // Input the session cannot take yet stays in the channel, then in the kernel:
+            // a client that pipelines without reading its replies is slowed, not buffered.
+            let can_read = control_open && d.input.len() < MAX_CONTROL_INPUT;
+            d.release_events();
+            // Until the session is told the server drains: then it ends as soon as idle.
+            let drain = (!d.session.is_shutting_down()).then_some(&*d.shared.drain);
+            let events = d.events.as_ref().map(|(_, rx)| rx);
+            // Only the bytes wait across the await below, not the whole `Woke`.
+            let bytes =
+                match control::next::<R, _>(&mut control_rx, can_read, events, deadline, drain)
+                    .await
+                {
+                    Woke::Control(Some(bytes)) if !bytes.is_empty() => bytes,
+                    Woke::Control(_) => {
+                        control_open = false;
+                        d.session.handle_io(IoEvent::ControlClosed, Instant::now());
+                        continue;
+                    }
+                    Woke::Event(Some(event)) => {
+                        d.on_event_io(event);
+                        continue;
+                    }
+                    Woke::Timeout => {
+                        d.on_timeout();
+                        continue;
+                    }
+                    // A drain is seen at the top of the loop.
+                    Woke::Event(None) | Woke::Drain => continue,
+                };
+            // What the data tasks reported already goes first: a download that ended before
+            // the client's ABOR came is whole, not aborted (issue 14's third review, m1: 426
+            // for a complete download, most times on tokio).
+            while let Some(event) = d.events.as_ref().and_then(|(_, rx)| rx.try_recv().ok()) {
+                d.on_event_io(event);
+            }
+            Box::pin(d.on_control_bytes(&bytes)).await
         }
+        drop(reader);
     }
-    drop(reader);
-    Ok(())
 }
 
 impl<R: Runtime, S: Storage, A> Drop for Driver<R, S, A> {

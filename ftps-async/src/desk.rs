@@ -3,6 +3,7 @@
 //! the core's data actions.
 
 use crate::order::{Job, Order, Work};
+use crate::release::ReleaseEmpty;
 use ftps_backend::{OpenedFile, Storage};
 use ftps_proto::boundary::DataId;
 use ftps_proto::server::StorageRequest;
@@ -99,6 +100,13 @@ impl<S: Storage> DataDesk<S> {
     fn forget(&mut self, id: DataId) {
         self.tasks.remove(&id);
         self.uploads.remove(&id);
+    }
+
+    /// Gives back the allocations of its empty tables (see [`ReleaseEmpty`]).
+    pub(crate) fn release_if_empty(&mut self) {
+        self.files.release_if_empty();
+        self.tasks.release_if_empty();
+        self.uploads.release_if_empty();
     }
 
     /// Forgets every connection (the session is closing).

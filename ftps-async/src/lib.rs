@@ -58,6 +58,8 @@ mod order;
 #[cfg(feature = "server")]
 pub mod proxy;
 mod records;
+#[cfg(feature = "server")]
+mod release;
 pub mod runtime;
 #[cfg(feature = "server")]
 pub mod server;

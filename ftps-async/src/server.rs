@@ -11,6 +11,7 @@ use crate::observe;
 use crate::on_pool::OnPool;
 use crate::order::Order;
 use crate::proxy;
+use crate::release::ReleaseEmpty;
 use crate::runtime::{Closer, Runtime, timeout};
 use crate::shared::ServerShared;
 use crate::signal::Signal;
@@ -46,9 +47,8 @@ type Shared<S, A> = ServerShared<S, A>;
 pub struct Server<R, S, A> {
     /// The storage with every user's quota enforced ([`Quoted`]), whatever it is.
     shared: Arc<Shared<Quoted<S>, A>>,
-    /// Closed by [`Server::shutdown`]; every `serve` loop waits on it.
-    stop: async_channel::Sender<()>,
-    stopped: async_channel::Receiver<()>,
+    /// Set by [`Server::shutdown`]; every `serve` loop waits on it.
+    stop: Arc<Signal>,
     /// The listeners `serve` loops accept on, shut down by [`Server::shutdown`] (an
     /// accept under way must end, and on the blocking runtime nothing else ends it).
     listeners: Arc<std::sync::Mutex<Vec<Closer>>>,
@@ -60,7 +60,6 @@ impl<R, S, A> Clone for Server<R, S, A> {
         Self {
             shared: self.shared.clone(),
             stop: self.stop.clone(),
-            stopped: self.stopped.clone(),
             listeners: self.listeners.clone(),
             runtime: PhantomData,
         }
@@ -70,11 +69,9 @@ impl<R, S, A> Clone for Server<R, S, A> {
 impl<R, S, A> Server<R, S, A> {
     /// A server of sessions that share `shared`.
     pub(crate) fn new(shared: Arc<ServerShared<Quoted<S>, A>>) -> Self {
-        let (stop, stopped) = async_channel::bounded(1);
         Server {
             shared,
-            stop,
-            stopped,
+            stop: Arc::default(),
             listeners: Arc::default(),
             runtime: PhantomData,
         }
@@ -105,7 +102,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
     /// Stops every `serve` loop from accepting (their listeners are shut down); sessions
     /// in progress run to their end.
     pub fn shutdown(&self) {
-        self.stop.close();
+        self.stop.set();
         let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         for close in listeners.iter() {
             close();
@@ -164,13 +161,13 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
             .unwrap_or_else(|e| e.into_inner())
             .push(close);
         loop {
-            if self.stop.is_closed() {
+            if self.stop.is_set() {
                 return Ok(());
             }
             let next = futures_lite::future::or(
                 async { Next::Accepted(R::accept(&listener).await) },
                 async {
-                    let _ = self.stopped.recv().await;
+                    self.stop.wait().await;
                     Next::Stop
                 },
             )
@@ -179,7 +176,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Server<R, S, A> {
                 Next::Stop => return Ok(()),
                 Next::Accepted(Ok(x)) => x,
                 // Shut down by `shutdown` (the blocking runtime's accept ends so).
-                Next::Accepted(Err(_)) if self.stop.is_closed() => return Ok(()),
+                Next::Accepted(Err(_)) if self.stop.is_set() => return Ok(()),
                 Next::Accepted(Err(e)) => {
                     // Out of descriptors: a session waiting to log in gives way.
                     if out_of_descriptors(&e) {
@@ -542,7 +539,7 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
             // Input the session cannot take yet stays in the channel, then in the kernel:
             // a client that pipelines without reading its replies is slowed, not buffered.
             let can_read = control_open && d.input.len() < MAX_CONTROL_INPUT;
-            d.release_events();
+            d.release_idle();
             // Until the session is told the server drains: then it ends as soon as idle.
             let drain = (!d.session.is_shutting_down()).then_some(&*d.shared.drain);
             let events = d.events.as_ref().map(|(_, rx)| rx);
@@ -702,10 +699,6 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
         }
         let used = self.session.handle_control_input(&self.input, now());
         self.input.drain(..used);
-        if self.input.is_empty() {
-            // Freed: an idle session holds no buffer.
-            self.input = Vec::new();
-        }
     }
 
     fn on_timeout(&mut self) {
@@ -722,6 +715,16 @@ impl<R: Runtime, S: Storage, A: Authenticator> Driver<R, S, A> {
                 .handle_io(IoEvent::ControlTlsFailed("handshake timed out".into()), now);
         }
         self.session.handle_timeout(now);
+    }
+
+    /// Before the driver waits: what the last command or transfer left in the session's
+    /// collections is given back (see [`ReleaseEmpty`]), the input buffer included.
+    fn release_idle(&mut self) {
+        self.release_events();
+        self.input.release_if_empty();
+        self.kills.release_if_empty();
+        self.dying.release_if_empty();
+        self.desk.release_if_empty();
     }
 
     /// Drops the data tasks' channel once no task holds it and nothing waits in it: an

@@ -195,6 +195,9 @@ fn lftp_mirror_both_ways_tls13_and_tls12() {
         ("", true),
         ("set ssl:priority NORMAL:-VERS-TLS1.3", true),
         ("", false),
+        // TLS 1.2 without tickets: every data connection resumes the control
+        // connection's session by its ID, from the session's own store.
+        ("set ssl:priority NORMAL:-VERS-TLS1.3:%NO_TICKETS", true),
     ]
     .iter()
     .enumerate()

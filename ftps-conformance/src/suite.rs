@@ -111,6 +111,15 @@ impl Fixture {
         Arc::new(ftps_proto::tls::client_config(roots).expect("TLS"))
     }
 
+    /// [`client_tls`](Self::client_tls) limited to `versions`, for the caller to adjust.
+    pub fn client_tls_for(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> rustls::ClientConfig {
+        let roots = ftps_proto::tls::roots_from_pem(self.cert_pem.as_bytes()).expect("roots");
+        ftps_proto::tls::client_config_with_versions(roots, versions).expect("TLS")
+    }
+
     /// The server setup of this fixture (to adjust, then start with the runtime).
     pub fn setup(&self) -> ServerSetup {
         ServerSetup {
@@ -146,13 +155,12 @@ impl Fixture {
     }
 
     fn options(&self, server: &dyn RunningServer, case: Case) -> ClientOptions {
-        let roots = ftps_proto::tls::roots_from_pem(self.cert_pem.as_bytes()).expect("roots");
         let versions: &[&'static rustls::SupportedProtocolVersion] = if case.tls12 {
             &[&rustls::version::TLS12]
         } else {
             &[&rustls::version::TLS13]
         };
-        let tls = ftps_proto::tls::client_config_with_versions(roots, versions).expect("TLS");
+        let tls = self.client_tls_for(versions);
         let addr = if case.implicit {
             server.implicit()
         } else {

@@ -498,13 +498,9 @@ fn a_refused_data_handshake_gets_nothing_to_resume() {
         |_| {},
         |f, r, tag| {
             std::fs::write(f.root().join("s.bin"), b"secret bytes").unwrap();
-            let pem = std::fs::read(f.ca_file()).unwrap();
             for versions in [ftps_proto::tls::BOTH, &[&rustls::version::TLS12]] {
                 let (mut a, tls_a) = logged_in_with(f, r);
-                let roots = ftps_proto::tls::roots_from_pem(&pem).unwrap();
-                let racer = std::sync::Arc::new(
-                    ftps_proto::tls::client_config_with_versions(roots, versions).unwrap(),
-                );
+                let racer = std::sync::Arc::new(f.client_tls_for(versions));
                 for attempt in ["first race", "second race"] {
                     let (code, got) = retrieve_with(&mut a, racer.clone(), "s.bin");
                     assert_eq!((code, got.len()), (522, 0), "{tag} {versions:?}: {attempt}");
@@ -520,8 +516,9 @@ fn a_refused_data_handshake_gets_nothing_to_resume() {
 }
 
 // 7c. A TLS 1.2 client that resumes by session ID only (no tickets: the server stores
-// the session) resumes its control connection's session on every data connection, more
-// of them than the session's store keeps; another client's sessions are not there.
+// the session, in a store of this FTP session's own) resumes its control connection's
+// session on every data connection, the same ID each time; another session's ID is not
+// in this session's store.
 #[test]
 fn tls12_session_ids_resume_every_data_connection() {
     each(
@@ -529,12 +526,8 @@ fn tls12_session_ids_resume_every_data_connection() {
         |_| {},
         |f, r, tag| {
             std::fs::write(f.root().join("s.bin"), b"secret bytes").unwrap();
-            let pem = std::fs::read(f.ca_file()).unwrap();
             let by_id_only = || {
-                let roots = ftps_proto::tls::roots_from_pem(&pem).unwrap();
-                let mut config =
-                    ftps_proto::tls::client_config_with_versions(roots, &[&rustls::version::TLS12])
-                        .unwrap();
+                let mut config = f.client_tls_for(&[&rustls::version::TLS12]);
                 config.resumption = rustls::client::Resumption::in_memory_sessions(8)
                     .tls12_resumption(rustls::client::Tls12Resumption::SessionIdOnly);
                 std::sync::Arc::new(config)

@@ -177,9 +177,9 @@ pub struct ServerSession {
 }
 
 /// Gives a drained queue's allocation back: a session spends most of its life idle with
-/// both queues empty, and their capacity (four events of ~200 bytes after a login) would
-/// stay with each idle session otherwise (measured with heaptrack, issue 18). A busy
-/// session allocates again, a few hundred bytes per command.
+/// its queues empty, and their capacity (four events of ~200 bytes after a login, the
+/// lines a client pipelined) would stay with each idle session otherwise (measured with
+/// heaptrack, issue 18). A busy session allocates again, a few hundred bytes a command.
 fn release_if_empty<T>(queue: &mut VecDeque<T>) {
     if queue.is_empty() && queue.capacity() > 0 {
         *queue = VecDeque::new();
@@ -638,6 +638,12 @@ impl ServerSession {
     /// Executes queued lines while nothing blocks; during a transfer only ABOR, STAT and
     /// QUIT run.
     fn drain(&mut self, now: Instant) {
+        self.run_queued(now);
+        release_if_empty(&mut self.queue);
+    }
+
+    /// [`drain`](Self::drain)'s loop.
+    fn run_queued(&mut self, now: Instant) {
         while !self.closed && self.security.control != ControlState::Handshaking {
             if self.pending.is_none() && self.login.delayed.is_none() && self.transfer.is_some() {
                 // Once an upload's commit is ordered, ABOR and QUIT wait for its end: the
@@ -805,5 +811,46 @@ impl ServerSession {
             ReplyCode::NOT_IMPLEMENTED,
             "Command not implemented.",
         ));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+mod idle_memory_tests {
+    use super::*;
+
+    #[test]
+    fn a_session_that_went_idle_keeps_no_queue_capacity() {
+        #[allow(clippy::disallowed_methods)] // The test's clock starts at a real instant.
+        let now = Instant::now();
+        let config = ServerConfig::default().with_control_tls(ControlTlsPolicy::Allow);
+        let (peer, local) = (
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:21".parse().unwrap(),
+        );
+        let mut s = ServerSession::new(Arc::new(config), TlsMode::Explicit, peer, local, now);
+        // A pipelined burst (lines queued at once, replies) and a login (an event).
+        let mut burst = b"NOOP\r\n".repeat(8);
+        burst.extend_from_slice(b"USER alice\r\nPASS secret\r\n");
+        assert_eq!(s.handle_control_input(&burst, now), burst.len());
+        let mut replies = 0;
+        while let Some(action) = s.poll_action() {
+            replies += usize::from(matches!(action, Action::Send(_)));
+        }
+        let mut logins = 0;
+        while let Some(event) = s.poll_event() {
+            logins += usize::from(matches!(event, Event::Login(_)));
+        }
+        assert_eq!(
+            (replies, logins),
+            (10, 1),
+            "greeting, 8 NOOPs, USER; then PASS"
+        );
+        let capacities = (
+            s.queue.capacity(),
+            s.actions.capacity(),
+            s.events.capacity(),
+        );
+        assert_eq!(capacities, (0, 0, 0));
     }
 }
